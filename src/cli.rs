@@ -1,0 +1,112 @@
+//! Command-line interface. Doc comments here are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Open up GPT-2 and see what happens inside: tokens, embeddings, attention, next-token
+/// probabilities. Numbers match Hugging Face transformers' GPT2LMHeadModel.
+#[derive(Debug, Parser)]
+#[command(name = "gpt2-inspect", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Model: a Hugging Face id (gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2, or any
+    /// GPT-2 repository) fetched into the Hugging Face cache, or a local directory with
+    /// config.json, model.safetensors and tokenizer.json (or vocab.json + merges.txt)
+    #[arg(long, global = true, default_value = "gpt2", value_name = "ID|DIR")]
+    pub model: String,
+
+    /// Revision (branch, tag or commit) of a hub model
+    #[arg(long, global = true)]
+    pub revision: Option<String>,
+
+    /// Data type the weights are computed in
+    #[arg(long, global = true, value_enum, default_value_t = DTypeArg::F32)]
+    pub dtype: DTypeArg,
+
+    /// Where to compute (cuda and metal need a build with the feature of that name)
+    #[arg(long, global = true, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
+
+    /// Machine-readable JSON on stdout instead of tables
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DTypeArg {
+    F32,
+    F16,
+    Bf16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+/// Where the text comes from.
+#[derive(Debug, Args)]
+pub struct TextArgs {
+    /// The text; `-` reads standard input. Omitted: standard input when it is not a
+    /// terminal, else a sample sentence. One trailing newline of standard input or a file
+    /// is dropped.
+    #[arg(value_name = "TEXT")]
+    pub text: Option<String>,
+
+    /// Read the text from a file
+    #[arg(long, value_name = "PATH", conflicts_with = "text")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Split text into GPT-2 tokens: ids, BPE symbols, decoded text, byte offsets
+    Tokenize(TokenizeArgs),
+    /// The most likely next tokens after the text, with probabilities
+    Next(NextArgs),
+    /// Attention probabilities of a head, a layer or every layer
+    Attention(AttentionArgs),
+    /// The model's configuration, parameter count and every weight tensor
+    Info,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenizeArgs {
+    #[command(flatten)]
+    pub input: TextArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct NextArgs {
+    #[command(flatten)]
+    pub input: TextArgs,
+
+    /// How many candidates to show
+    #[arg(long, short = 'k', default_value_t = 5, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub top_k: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct AttentionArgs {
+    #[command(flatten)]
+    pub input: TextArgs,
+
+    /// Layer (0-based); omitted: every layer
+    #[arg(long, short = 'l', allow_negative_numbers = true)]
+    pub layer: Option<usize>,
+
+    /// Head (0-based); omitted: every head of the layer(s)
+    #[arg(long, allow_negative_numbers = true)]
+    pub head: Option<usize>,
+}

@@ -1,0 +1,46 @@
+//! `info`: configuration, parameter count and the tensors of the checkpoint, read from the
+//! safetensors header without loading the weights.
+
+use std::io::Write;
+
+use anyhow::Result;
+
+use super::{emit, Session};
+use crate::model::load::{Checkpoint, KeyLayout};
+use crate::render::table;
+use crate::report::{InfoReport, TensorRow};
+
+pub fn run(session: &Session, out: &mut dyn Write) -> Result<()> {
+    let (_, raw_config) = session.config()?;
+    let path = session.source.file("model.safetensors")?;
+    let ckpt = session.checkpoint()?;
+    let tensors: Vec<TensorRow> = ckpt
+        .tensors()
+        .iter()
+        .map(|t| TensorRow {
+            name: t.name.clone(),
+            shape: t.shape.clone(),
+            dtype: t.dtype.clone(),
+            buffer: Checkpoint::is_buffer(&t.name),
+        })
+        .collect();
+    // An lm_head.weight stored next to wte is the same matrix (tied), not more parameters.
+    let parameters = tensors
+        .iter()
+        .filter(|t| !t.buffer && !t.name.ends_with("lm_head.weight"))
+        .map(|t| t.shape.iter().product::<usize>())
+        .sum();
+    let report = InfoReport {
+        header: session.header(None),
+        config: raw_config,
+        parameters,
+        layout: match ckpt.layout() {
+            KeyLayout::Prefixed => "transformer.* keys (save_pretrained)".into(),
+            KeyLayout::Bare => "bare keys (original GPT-2 repositories)".into(),
+        },
+        checkpoint: path.display().to_string(),
+        checkpoint_bytes: std::fs::metadata(&path)?.len(),
+        tensors,
+    };
+    emit(session, out, &report, table::info)
+}

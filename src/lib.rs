@@ -1,0 +1,11 @@
+//! gpt2-inspect: GPT-2 opened up. The model computes ([`model`]), commands turn requests
+//! into reports ([`commands`], [`report`]), renderers write reports ([`render`]).
+
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod input;
+pub mod model;
+pub mod render;
+pub mod report;
+pub mod tokenizer;

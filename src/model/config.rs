@@ -1,0 +1,103 @@
+//! `config.json` of a GPT-2 checkpoint, as Hugging Face's `GPT2Config` reads it.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+/// The fields of `config.json` the forward pass depends on. Names and defaults follow
+/// `transformers.GPT2Config`, so a config written by `save_pretrained` reads as is.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    pub vocab_size: usize,
+    pub n_positions: usize,
+    pub n_embd: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    #[serde(default)]
+    pub n_inner: Option<usize>,
+    #[serde(default = "default_activation")]
+    pub activation_function: Activation,
+    #[serde(default = "default_eps")]
+    pub layer_norm_epsilon: f64,
+    #[serde(default = "default_true")]
+    pub scale_attn_weights: bool,
+    #[serde(default)]
+    pub scale_attn_by_inverse_layer_idx: bool,
+    #[serde(default)]
+    pub add_cross_attention: bool,
+    #[serde(default)]
+    pub model_type: Option<String>,
+    #[serde(default)]
+    pub eos_token_id: Option<u32>,
+}
+
+/// `activation_function` values of `transformers.activations.ACT2FN` that GPT-2 checkpoints use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Activation {
+    /// tanh approximation, HF's `NewGELUActivation`.
+    #[serde(alias = "gelu_new", alias = "gelu_pytorch_tanh", alias = "gelu_fast")]
+    GeluTanh,
+    /// exact erf form, HF's `"gelu"`.
+    #[serde(rename = "gelu")]
+    GeluErf,
+    #[serde(rename = "relu")]
+    Relu,
+    #[serde(alias = "silu", alias = "swish")]
+    Silu,
+}
+
+fn default_activation() -> Activation {
+    Activation::GeluTanh
+}
+fn default_eps() -> f64 {
+    1e-5
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Config {
+    /// Reads `config.json`; returns the typed config and the raw JSON (shown by `info`).
+    pub fn from_file(path: &Path) -> Result<(Self, serde_json::Value)> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let raw: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not valid JSON", path.display()))?;
+        let cfg: Config = serde_json::from_value(raw.clone())
+            .with_context(|| format!("{} is not a GPT-2 config", path.display()))?;
+        cfg.validate()
+            .with_context(|| format!("unsupported config in {}", path.display()))?;
+        Ok((cfg, raw))
+    }
+
+    fn validate(&self) -> Result<()> {
+        if let Some(t) = &self.model_type {
+            if t != "gpt2" {
+                bail!("model_type is {t:?}; gpt2-inspect runs GPT-2 models (model_type \"gpt2\") only");
+            }
+        }
+        if self.n_head == 0 || !self.n_embd.is_multiple_of(self.n_head) {
+            bail!(
+                "n_embd {} is not divisible by n_head {}",
+                self.n_embd,
+                self.n_head
+            );
+        }
+        if self.n_layer == 0 || self.vocab_size == 0 || self.n_positions == 0 {
+            bail!("n_layer, vocab_size and n_positions must be positive");
+        }
+        if self.add_cross_attention {
+            bail!("add_cross_attention is set: encoder-decoder GPT-2 variants are not supported");
+        }
+        Ok(())
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.n_embd / self.n_head
+    }
+
+    pub fn n_inner(&self) -> usize {
+        self.n_inner.unwrap_or(4 * self.n_embd)
+    }
+}

@@ -1,0 +1,248 @@
+//! One naming scheme for every activation: TransformerLens's hook names.
+//!
+//! Names are derived from [`Hook`], never typed by hand elsewhere, so `hooks`, `dump` and
+//! every command agree on them. A [`CaptureSpec`] says what a forward pass records; the
+//! recorded tensors come back in [`Activations`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use anyhow::Result;
+use candle_core::Tensor;
+
+use super::config::Config;
+
+/// A point in a block where an activation can be recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BlockHook {
+    ResidPre,
+    Ln1Normalized,
+    Q,
+    K,
+    V,
+    AttnScores,
+    Pattern,
+    Z,
+    AttnOut,
+    ResidMid,
+    Ln2Normalized,
+    MlpPre,
+    MlpPost,
+    MlpOut,
+    ResidPost,
+}
+
+impl BlockHook {
+    /// In data-flow order.
+    pub const ALL: [BlockHook; 15] = [
+        BlockHook::ResidPre,
+        BlockHook::Ln1Normalized,
+        BlockHook::Q,
+        BlockHook::K,
+        BlockHook::V,
+        BlockHook::AttnScores,
+        BlockHook::Pattern,
+        BlockHook::Z,
+        BlockHook::AttnOut,
+        BlockHook::ResidMid,
+        BlockHook::Ln2Normalized,
+        BlockHook::MlpPre,
+        BlockHook::MlpPost,
+        BlockHook::MlpOut,
+        BlockHook::ResidPost,
+    ];
+
+    fn suffix(self) -> &'static str {
+        match self {
+            BlockHook::ResidPre => "hook_resid_pre",
+            BlockHook::Ln1Normalized => "ln1.hook_normalized",
+            BlockHook::Q => "attn.hook_q",
+            BlockHook::K => "attn.hook_k",
+            BlockHook::V => "attn.hook_v",
+            BlockHook::AttnScores => "attn.hook_attn_scores",
+            BlockHook::Pattern => "attn.hook_pattern",
+            BlockHook::Z => "attn.hook_z",
+            BlockHook::AttnOut => "hook_attn_out",
+            BlockHook::ResidMid => "hook_resid_mid",
+            BlockHook::Ln2Normalized => "ln2.hook_normalized",
+            BlockHook::MlpPre => "mlp.hook_pre",
+            BlockHook::MlpPost => "mlp.hook_post",
+            BlockHook::MlpOut => "hook_mlp_out",
+            BlockHook::ResidPost => "hook_resid_post",
+        }
+    }
+
+    /// Hooks whose tensors have a head axis, which a [`CaptureSpec`] may narrow to some heads.
+    pub fn is_per_head(self) -> bool {
+        matches!(
+            self,
+            BlockHook::Q
+                | BlockHook::K
+                | BlockHook::V
+                | BlockHook::AttnScores
+                | BlockHook::Pattern
+                | BlockHook::Z
+        )
+    }
+}
+
+/// Every activation the model can record, named as in TransformerLens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Hook {
+    Embed,
+    PosEmbed,
+    Block(usize, BlockHook),
+    LnFinal,
+    Logits,
+}
+
+impl fmt::Display for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Hook::Embed => f.write_str("hook_embed"),
+            Hook::PosEmbed => f.write_str("hook_pos_embed"),
+            Hook::Block(l, h) => write!(f, "blocks.{l}.{}", h.suffix()),
+            Hook::LnFinal => f.write_str("ln_final.hook_normalized"),
+            Hook::Logits => f.write_str("logits"),
+        }
+    }
+}
+
+impl Hook {
+    /// All hooks of a model, in data-flow order.
+    pub fn all(cfg: &Config) -> Vec<Hook> {
+        let blocks = (0..cfg.n_layer).flat_map(|l| BlockHook::ALL.map(|h| Hook::Block(l, h)));
+        [Hook::Embed, Hook::PosEmbed]
+            .into_iter()
+            .chain(blocks)
+            .chain([Hook::LnFinal, Hook::Logits])
+            .collect()
+    }
+
+    /// The shape this hook records for a batch of `b` sequences of `t` tokens, as in
+    /// TransformerLens (`[B, T, H, d_head]` for q/k/v/z, `[B, H, T, T]` for scores and pattern).
+    pub fn shape(&self, cfg: &Config, b: usize, t: usize) -> Vec<usize> {
+        let (d, nh, hs) = (cfg.n_embd, cfg.n_head, cfg.head_dim());
+        match self {
+            Hook::Embed | Hook::PosEmbed | Hook::LnFinal => vec![b, t, d],
+            Hook::Logits => vec![b, t, cfg.vocab_size],
+            Hook::Block(_, h) => match h {
+                BlockHook::Q | BlockHook::K | BlockHook::V | BlockHook::Z => vec![b, t, nh, hs],
+                BlockHook::AttnScores | BlockHook::Pattern => vec![b, nh, t, t],
+                BlockHook::MlpPre | BlockHook::MlpPost => vec![b, t, cfg.n_inner()],
+                _ => vec![b, t, d],
+            },
+        }
+    }
+
+    /// How many blocks must run before this hook can be recorded.
+    fn needs_blocks(&self, n_layer: usize) -> usize {
+        match self {
+            Hook::Embed | Hook::PosEmbed => 0,
+            Hook::Block(l, _) => l + 1,
+            Hook::LnFinal | Hook::Logits => n_layer,
+        }
+    }
+}
+
+/// What a forward pass records.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureSpec {
+    hooks: BTreeSet<Hook>,
+    /// Narrows per-head hooks (q, k, v, scores, pattern, z) to these heads; `None`: all heads.
+    heads: Option<Vec<usize>>,
+}
+
+impl CaptureSpec {
+    pub fn new(hooks: impl IntoIterator<Item = Hook>) -> Self {
+        CaptureSpec {
+            hooks: hooks.into_iter().collect(),
+            heads: None,
+        }
+    }
+
+    pub fn with_heads(mut self, heads: Option<Vec<usize>>) -> Self {
+        self.heads = heads;
+        self
+    }
+
+    pub fn wants(&self, hook: Hook) -> bool {
+        self.hooks.contains(&hook)
+    }
+
+    pub fn wants_any_in_block(&self, layer: usize) -> bool {
+        self.hooks
+            .range(
+                Hook::Block(layer, BlockHook::ResidPre)..=Hook::Block(layer, BlockHook::ResidPost),
+            )
+            .next()
+            .is_some()
+    }
+
+    pub fn heads(&self) -> Option<&[usize]> {
+        self.heads.as_deref()
+    }
+
+    /// How many blocks must run to record everything asked for.
+    pub fn blocks_needed(&self, n_layer: usize) -> usize {
+        self.hooks
+            .iter()
+            .map(|h| h.needs_blocks(n_layer))
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// Tensors recorded by a forward pass, keyed by hook.
+#[derive(Debug, Default)]
+pub struct Activations(BTreeMap<Hook, Tensor>);
+
+impl Activations {
+    pub(crate) fn insert(&mut self, hook: Hook, t: Tensor) {
+        self.0.insert(hook, t);
+    }
+
+    pub fn get(&self, hook: Hook) -> Result<&Tensor> {
+        self.0
+            .get(&hook)
+            .ok_or_else(|| anyhow::anyhow!("activation {hook} was not recorded"))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Hook, &Tensor)> {
+        self.0.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Config {
+        serde_json::from_str(
+            r#"{"vocab_size":50257,"n_positions":1024,"n_embd":768,"n_layer":12,"n_head":12}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn names_follow_transformer_lens() {
+        let names: Vec<String> = Hook::all(&cfg()).iter().map(|h| h.to_string()).collect();
+        assert_eq!(names.len(), 2 + 12 * 15 + 2);
+        assert_eq!(names[0], "hook_embed");
+        assert_eq!(names[2], "blocks.0.hook_resid_pre");
+        assert_eq!(names[8], "blocks.0.attn.hook_pattern");
+        assert_eq!(names[names.len() - 2], "ln_final.hook_normalized");
+        assert!(names.contains(&"blocks.11.mlp.hook_post".to_string()));
+    }
+
+    #[test]
+    fn blocks_needed_stops_early() {
+        let c = cfg();
+        let spec = CaptureSpec::new([Hook::Block(0, BlockHook::Pattern)]);
+        assert_eq!(spec.blocks_needed(c.n_layer), 1);
+        assert!(spec.wants_any_in_block(0));
+        assert!(!spec.wants_any_in_block(1));
+        assert_eq!(CaptureSpec::new([Hook::Embed]).blocks_needed(12), 0);
+        assert_eq!(CaptureSpec::new([Hook::LnFinal]).blocks_needed(12), 12);
+    }
+}

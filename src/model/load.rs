@@ -1,0 +1,337 @@
+//! Where a model's files come from (the Hugging Face hub cache or a local directory) and
+//! how its safetensors checkpoint is read: both key layouts, shape checks against
+//! config.json, and only the tensors a command needs.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use candle_core::safetensors::Load;
+use candle_core::{DType, Device, Tensor};
+use safetensors::SafeTensors;
+
+use super::config::Config;
+
+/// Short names for the GPT-2 repositories, mapped to where they live now.
+pub const ALIASES: [(&str, &str); 5] = [
+    ("gpt2", "openai-community/gpt2"),
+    ("gpt2-medium", "openai-community/gpt2-medium"),
+    ("gpt2-large", "openai-community/gpt2-large"),
+    ("gpt2-xl", "openai-community/gpt2-xl"),
+    ("distilgpt2", "distilbert/distilgpt2"),
+];
+
+/// A model given with `--model`: a local directory or a hub repository.
+#[derive(Debug, Clone)]
+pub enum ModelSource {
+    Local(PathBuf),
+    Hub { repo_id: String, revision: String },
+}
+
+impl ModelSource {
+    /// An existing directory is local; anything that looks like a path must exist;
+    /// everything else is a hub id (after alias lookup).
+    pub fn resolve(spec: &str, revision: Option<&str>) -> Result<Self> {
+        let path = Path::new(spec);
+        if path.is_dir() {
+            return Ok(ModelSource::Local(path.to_path_buf()));
+        }
+        if path.exists() {
+            bail!("--model {spec}: is a file; give the directory that holds config.json and model.safetensors");
+        }
+        let looks_like_path = spec.starts_with(['.', '/', '~'])
+            || spec.matches('/').count() > 1
+            || spec.contains('\\');
+        if looks_like_path {
+            bail!("--model {spec}: no such directory");
+        }
+        let repo_id = ALIASES
+            .iter()
+            .find(|(alias, _)| *alias == spec)
+            .map_or(spec, |(_, repo)| repo)
+            .to_string();
+        Ok(ModelSource::Hub {
+            repo_id,
+            revision: revision.unwrap_or("main").to_string(),
+        })
+    }
+
+    /// Path of `name` in the model, fetching it into the hub cache when needed.
+    pub fn file(&self, name: &str) -> Result<PathBuf> {
+        match self {
+            ModelSource::Local(dir) => {
+                let p = dir.join(name);
+                if p.is_file() {
+                    Ok(p)
+                } else {
+                    bail!("{} has no {name}", dir.display())
+                }
+            }
+            ModelSource::Hub { repo_id, revision } => hub::fetch(repo_id, revision, name),
+        }
+    }
+
+    /// Whether `name` is present without fetching anything (local directories only).
+    pub fn has_local(&self, name: &str) -> bool {
+        matches!(self, ModelSource::Local(dir) if dir.join(name).is_file())
+    }
+}
+
+mod hub {
+    //! The hub cache shared with Python's `huggingface_hub`: `HF_HUB_CACHE`, else
+    //! `HF_HOME/hub`, else `~/.cache/huggingface/hub`; `HF_TOKEN` or the cached token;
+    //! `HF_HUB_OFFLINE=1` never touches the network.
+
+    use super::*;
+    use hf_hub::api::sync::ApiBuilder;
+    use hf_hub::{Cache, Repo, RepoType};
+
+    fn cache_dir() -> PathBuf {
+        if let Some(dir) = std::env::var_os("HF_HUB_CACHE").filter(|v| !v.is_empty()) {
+            return PathBuf::from(dir);
+        }
+        Cache::from_env().path().clone()
+    }
+
+    fn offline() -> bool {
+        std::env::var("HF_HUB_OFFLINE")
+            .map(|v| {
+                matches!(
+                    v.trim().to_ascii_lowercase().as_str(),
+                    "1" | "true" | "yes" | "on"
+                )
+            })
+            .unwrap_or(false)
+    }
+
+    fn token(cache: &Cache) -> Option<String> {
+        std::env::var("HF_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .or_else(|| cache.token())
+    }
+
+    fn how_to_fix(repo_id: &str, dir: &Path) -> String {
+        format!(
+            "looked in the Hugging Face cache at {}; download it where you have network \
+             (e.g. `huggingface-cli download {repo_id}`), or point --model at a local directory \
+             holding config.json, model.safetensors and tokenizer.json",
+            dir.display()
+        )
+    }
+
+    pub(super) fn fetch(repo_id: &str, revision: &str, name: &str) -> Result<PathBuf> {
+        let dir = cache_dir();
+        let cache = Cache::new(dir.clone());
+        let repo = Repo::with_revision(repo_id.to_string(), RepoType::Model, revision.to_string());
+        if let Some(p) = cache.repo(repo.clone()).get(name) {
+            return Ok(p);
+        }
+        if offline() {
+            bail!(
+                "{name} of model {repo_id} (revision {revision}) is not in the cache and HF_HUB_OFFLINE is set; {}",
+                how_to_fix(repo_id, &dir)
+            );
+        }
+        let api = ApiBuilder::from_cache(cache.clone())
+            .with_token(token(&cache))
+            .with_progress(true)
+            .build()
+            .context("cannot set up the Hugging Face hub client")?;
+        api.repo(repo).download(name).map_err(|e| {
+            anyhow!(
+                "cannot download {name} of model {repo_id} (revision {revision}): {e}; {}",
+                how_to_fix(repo_id, &dir)
+            )
+        })
+    }
+}
+
+/// How a checkpoint names its tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyLayout {
+    /// `transformer.h.0.attn.c_attn.weight`, as `save_pretrained` writes.
+    Prefixed,
+    /// `h.0.attn.c_attn.weight`, as the original GPT-2 repositories ship.
+    Bare,
+}
+
+impl KeyLayout {
+    fn full_key(self, key: &str) -> String {
+        match self {
+            KeyLayout::Prefixed => format!("transformer.{key}"),
+            KeyLayout::Bare => key.to_string(),
+        }
+    }
+}
+
+/// One tensor as listed in a checkpoint's header.
+#[derive(Debug, Clone)]
+pub struct TensorInfo {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub dtype: String,
+}
+
+/// A memory-mapped `model.safetensors`. Opening it reads only the header.
+pub struct Checkpoint {
+    path: PathBuf,
+    mmap: memmap2::Mmap,
+    layout: KeyLayout,
+    infos: Vec<TensorInfo>,
+}
+
+impl Checkpoint {
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        // SAFETY: the file is mapped read-only and gpt2-inspect never writes to it. As with
+        // every mmap-based safetensors loader, another process truncating or rewriting the
+        // file while we read it is outside what we can guard against.
+        let mmap = unsafe { memmap2::Mmap::map(&file) }
+            .with_context(|| format!("cannot map {}", path.display()))?;
+        let st = SafeTensors::deserialize(&mmap).map_err(|e| {
+            anyhow!(
+                "{} is not a valid safetensors file (truncated or corrupt?): {e}",
+                path.display()
+            )
+        })?;
+        let mut infos: Vec<TensorInfo> = st
+            .iter()
+            .map(|(name, view)| TensorInfo {
+                name: name.to_string(),
+                shape: view.shape().to_vec(),
+                dtype: format!("{:?}", view.dtype()),
+            })
+            .collect();
+        infos.sort_by_key(|t| natural_key(&t.name));
+        let layout = if infos.iter().any(|t| t.name.starts_with("transformer.")) {
+            KeyLayout::Prefixed
+        } else {
+            KeyLayout::Bare
+        };
+        drop(st);
+        Ok(Checkpoint {
+            path: path.to_path_buf(),
+            mmap,
+            layout,
+            infos,
+        })
+    }
+
+    pub fn layout(&self) -> KeyLayout {
+        self.layout
+    }
+
+    pub fn tensors(&self) -> &[TensorInfo] {
+        &self.infos
+    }
+
+    /// Whether a tensor is a stored buffer rather than a weight: the causal-mask
+    /// `attn.bias` / `attn.masked_bias` of the original checkpoints.
+    pub fn is_buffer(name: &str) -> bool {
+        name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias")
+    }
+
+    /// Checks every weight the model needs against the shapes config.json implies, naming
+    /// the tensor and both shapes on a mismatch.
+    pub fn check_shapes(&self, cfg: &Config) -> Result<()> {
+        let have: HashMap<&str, &TensorInfo> =
+            self.infos.iter().map(|t| (t.name.as_str(), t)).collect();
+        for (key, want) in expected_shapes(cfg) {
+            let full = self.layout.full_key(&key);
+            let Some(info) = have.get(full.as_str()) else {
+                bail!("{} has no tensor {full}", self.path.display());
+            };
+            if info.shape != want {
+                bail!(
+                    "tensor {full} in {} has shape {:?}, but config.json (n_embd {}, n_head {}, \
+                     n_layer {}, vocab_size {}, n_positions {}) implies {:?}",
+                    self.path.display(),
+                    info.shape,
+                    cfg.n_embd,
+                    cfg.n_head,
+                    cfg.n_layer,
+                    cfg.vocab_size,
+                    cfg.n_positions,
+                    want
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// A reader over the mapped tensors; `key` is the bare name (`h.0.ln_1.weight`).
+    pub fn reader(&self, device: &Device, dtype: DType) -> Result<Reader<'_>> {
+        let st = SafeTensors::deserialize(&self.mmap)
+            .with_context(|| format!("cannot read {}", self.path.display()))?;
+        Ok(Reader {
+            st,
+            layout: self.layout,
+            device: device.clone(),
+            dtype,
+        })
+    }
+}
+
+pub struct Reader<'a> {
+    st: SafeTensors<'a>,
+    layout: KeyLayout,
+    device: Device,
+    dtype: DType,
+}
+
+impl Reader<'_> {
+    pub fn get(&self, key: &str) -> Result<Tensor> {
+        let full = self.layout.full_key(key);
+        let view = self
+            .st
+            .tensor(&full)
+            .with_context(|| format!("no tensor {full}"))?;
+        let t = view
+            .load(&self.device)
+            .with_context(|| format!("cannot load tensor {full}"))?;
+        Ok(t.to_dtype(self.dtype)?)
+    }
+}
+
+/// Bare key → shape for every weight of a GPT-2 with this config.
+fn expected_shapes(cfg: &Config) -> Vec<(String, Vec<usize>)> {
+    let (d, inner) = (cfg.n_embd, cfg.n_inner());
+    let mut v = vec![
+        ("wte.weight".to_string(), vec![cfg.vocab_size, d]),
+        ("wpe.weight".to_string(), vec![cfg.n_positions, d]),
+    ];
+    for l in 0..cfg.n_layer {
+        // Conv1D weights are stored (in, out).
+        for (k, s) in [
+            ("ln_1.weight", vec![d]),
+            ("ln_1.bias", vec![d]),
+            ("attn.c_attn.weight", vec![d, 3 * d]),
+            ("attn.c_attn.bias", vec![3 * d]),
+            ("attn.c_proj.weight", vec![d, d]),
+            ("attn.c_proj.bias", vec![d]),
+            ("ln_2.weight", vec![d]),
+            ("ln_2.bias", vec![d]),
+            ("mlp.c_fc.weight", vec![d, inner]),
+            ("mlp.c_fc.bias", vec![inner]),
+            ("mlp.c_proj.weight", vec![inner, d]),
+            ("mlp.c_proj.bias", vec![d]),
+        ] {
+            v.push((format!("h.{l}.{k}"), s));
+        }
+    }
+    v.push(("ln_f.weight".to_string(), vec![d]));
+    v.push(("ln_f.bias".to_string(), vec![d]));
+    v
+}
+
+/// Sorts `h.10` after `h.9`.
+fn natural_key(name: &str) -> Vec<(String, usize)> {
+    name.split('.')
+        .map(|part| match part.parse::<usize>() {
+            Ok(n) => (String::new(), n),
+            Err(_) => (part.to_string(), 0),
+        })
+        .collect()
+}

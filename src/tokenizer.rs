@@ -1,0 +1,170 @@
+//! GPT-2's byte-level BPE: text → tokens with ids, BPE symbols, decoded text and byte offsets.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use anyhow::{anyhow, bail, Context, Result};
+use tokenizers::decoders::byte_level::ByteLevel;
+use tokenizers::models::bpe::BPE;
+use tokenizers::AddedToken;
+
+use crate::model::load::ModelSource;
+
+pub const ENDOFTEXT: &str = "<|endoftext|>";
+
+/// One token of an encoded text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub id: u32,
+    /// The BPE symbol as the vocabulary spells it (`Ġhow`).
+    pub symbol: String,
+    /// The token decoded on its own (`" how"`); a token holding part of a multi-byte
+    /// character decodes to U+FFFD.
+    pub text: String,
+    /// Byte offsets into the UTF-8 input; consecutive tokens tile it exactly.
+    pub start: usize,
+    pub end: usize,
+}
+
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+}
+
+impl Tokenizer {
+    /// `tokenizer.json`, or the same byte-level BPE built from `vocab.json` + `merges.txt`.
+    pub fn load(source: &ModelSource) -> Result<Self> {
+        let has_json = source.has_local("tokenizer.json");
+        let has_pair = source.has_local("vocab.json") && source.has_local("merges.txt");
+        if let (ModelSource::Local(dir), false, true) = (source, has_json, has_pair) {
+            return Self::from_vocab_merges(&dir.join("vocab.json"), &dir.join("merges.txt"));
+        }
+        let path = source.file("tokenizer.json")?;
+        Self::from_file(&path)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let inner = tokenizers::Tokenizer::from_file(path)
+            .map_err(|e| anyhow!("cannot read tokenizer {}: {e}", path.display()))?;
+        Ok(Tokenizer { inner })
+    }
+
+    /// Builds what Hugging Face's GPT-2 `tokenizer.json` describes: byte-level pre-tokenizer
+    /// (no prefix space), BPE, byte-level decoder, and `<|endoftext|>` as a special token.
+    pub fn from_vocab_merges(vocab: &Path, merges: &Path) -> Result<Self> {
+        fn utf8(p: &Path) -> Result<&str> {
+            p.to_str()
+                .ok_or_else(|| anyhow!("path {} is not UTF-8", p.display()))
+        }
+        let bpe = BPE::from_file(utf8(vocab)?, utf8(merges)?)
+            .build()
+            .map_err(|e| {
+                anyhow!(
+                    "cannot build a tokenizer from {} and {}: {e}",
+                    vocab.display(),
+                    merges.display()
+                )
+            })?;
+        let mut inner = tokenizers::Tokenizer::new(bpe);
+        inner
+            .with_pre_tokenizer(Some(ByteLevel::new(false, true, true)))
+            .with_post_processor(Some(ByteLevel::new(true, false, true)))
+            .with_decoder(Some(ByteLevel::default()));
+        inner.add_special_tokens(&[AddedToken::from(ENDOFTEXT, true)]);
+        Ok(Tokenizer { inner })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    pub fn token_to_id(&self, symbol: &str) -> Option<u32> {
+        self.inner.token_to_id(symbol)
+    }
+
+    pub fn encode(&self, text: &str) -> Result<Vec<Token>> {
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| anyhow!("cannot tokenize the text: {e}"))?;
+        let specials = self.inner.get_added_tokens_decoder();
+        let mut tokens = Vec::with_capacity(enc.len());
+        let mut pos = 0;
+        for (&id, symbol) in enc.get_ids().iter().zip(enc.get_tokens()) {
+            // Byte offsets from the symbols themselves: the tokenizer's own offsets give a
+            // split multi-byte character's whole span to each of its tokens.
+            let len = if specials.contains_key(&id) {
+                symbol.len()
+            } else {
+                symbol_bytes(symbol)?.len()
+            };
+            tokens.push(Token {
+                id,
+                symbol: symbol.clone(),
+                text: self.decode(&[id])?,
+                start: pos,
+                end: pos + len,
+            });
+            pos += len;
+        }
+        if pos != text.len() {
+            bail!(
+                "this tokenizer changes the text before splitting it ({} bytes in, {pos} bytes in tokens); \
+                 gpt2-inspect expects GPT-2's byte-level BPE without normalization",
+                text.len()
+            );
+        }
+        Ok(tokens)
+    }
+
+    /// Decodes ids to text, keeping special tokens.
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner
+            .decode(ids, false)
+            .map_err(|e| anyhow!("cannot decode ids {ids:?}: {e}"))
+    }
+}
+
+/// The bytes a byte-level BPE symbol stands for (`Ġ` → b' ').
+fn symbol_bytes(symbol: &str) -> Result<Vec<u8>> {
+    let table = char_to_byte();
+    symbol
+        .chars()
+        .map(|c| table.get(&c).copied())
+        .collect::<Option<Vec<u8>>>()
+        .with_context(|| format!("token {symbol:?} is not a byte-level BPE symbol"))
+}
+
+/// Inverse of GPT-2's `bytes_to_unicode`: printable bytes stand for themselves, the other
+/// bytes for the code points from U+0100 on, in byte order.
+fn char_to_byte() -> &'static HashMap<char, u8> {
+    static TABLE: OnceLock<HashMap<char, u8>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+        let mut next = 256u32;
+        (0..=255u8)
+            .map(|b| {
+                let c = if printable(b) {
+                    char::from(b)
+                } else {
+                    next += 1;
+                    char::from_u32(next - 1).expect("U+0100..U+0143 are chars")
+                };
+                (c, b)
+            })
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_table_matches_gpt2() {
+        assert_eq!(symbol_bytes("Ġhow").unwrap(), b" how");
+        assert_eq!(symbol_bytes("Ċ").unwrap(), b"\n");
+        assert_eq!(symbol_bytes("ĉ").unwrap(), b"\t");
+        assert_eq!(char_to_byte().len(), 256);
+    }
+}

@@ -1,0 +1,341 @@
+//! The binary as a user runs it, on the fixture model; numbers checked against HF's outputs.
+
+mod common;
+
+use assert_cmd::Command;
+use candle_core::Tensor;
+use common::{flat, max_abs_diff, model_dir, Reference, TOL};
+use serde_json::Value;
+
+fn cmd() -> Command {
+    let mut c = Command::cargo_bin("gpt2-inspect").unwrap();
+    c.arg("--model").arg(model_dir());
+    c
+}
+
+fn json(args: &[&str]) -> Value {
+    let out = cmd().args(args).arg("--json").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn assert_header(v: &Value, text: Option<&str>) {
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["model"], model_dir().to_str().unwrap());
+    match text {
+        Some(t) => assert_eq!(v["text"], t),
+        None => assert!(v["text"].is_null()),
+    }
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    match v {
+        Value::Array(a) => a.iter().flat_map(floats).collect(),
+        Value::Number(n) => vec![n.as_f64().unwrap() as f32],
+        other => panic!("not a number: {other}"),
+    }
+}
+
+#[test]
+fn tokenize_table_and_json() {
+    let text = "Hello, how are you?";
+    let out = cmd().args(["tokenize", text]).output().unwrap();
+    assert!(out.status.success());
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.contains("Ġhow") && table.contains("\" how\""),
+        "{table}"
+    );
+    assert!(
+        table.contains("[15496, 11, 703, 389, 345, 30]  shape (1, 6)"),
+        "{table}"
+    );
+
+    let v = json(&["tokenize", text]);
+    assert_header(&v, Some(text));
+    assert_eq!(
+        v["input_ids"],
+        serde_json::json!([15496, 11, 703, 389, 345, 30])
+    );
+    assert_eq!(v["attention_mask"], serde_json::json!([1, 1, 1, 1, 1, 1]));
+    assert_eq!(v["shape"], serde_json::json!([1, 6]));
+    assert_eq!(
+        v["tokens"][2],
+        serde_json::json!({"id": 703, "token": "Ġhow", "text": " how", "start": 6, "end": 10})
+    );
+}
+
+#[test]
+fn next_matches_softmax_of_hf_logits() {
+    let reference = Reference::load();
+    for (i, prompt) in reference.prompts.iter().enumerate() {
+        let v = json(&["next", prompt, "--top-k", "5"]);
+        assert_header(&v, Some(prompt));
+        let hf = flat(reference.get(&format!("p{i}.logits_last")));
+        let max = hf.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let log_z = max + hf.iter().map(|&l| (l as f64 - max).exp()).sum::<f64>().ln();
+        let mut order: Vec<usize> = (0..hf.len()).collect();
+        order.sort_by(|&a, &b| hf[b].total_cmp(&hf[a]));
+        let preds = v["predictions"].as_array().unwrap();
+        assert_eq!(preds.len(), 5);
+        for (rank, p) in preds.iter().enumerate() {
+            let id = order[rank];
+            assert_eq!(p["rank"], rank + 1);
+            assert_eq!(p["id"], id, "prompt {i} rank {}", rank + 1);
+            let hf_logprob = hf[id] as f64 - log_z;
+            assert!((p["logit"].as_f64().unwrap() - hf[id] as f64).abs() < TOL as f64);
+            assert!((p["logprob"].as_f64().unwrap() - hf_logprob).abs() < TOL as f64);
+            assert!((p["prob"].as_f64().unwrap() - hf_logprob.exp()).abs() < TOL as f64);
+            assert!(p["token"].is_string());
+        }
+        assert_eq!(
+            v["input_ids"].as_array().unwrap().len(),
+            reference.ids(i).len()
+        );
+    }
+}
+
+#[test]
+fn next_prints_the_shape_of_every_stage() {
+    let out = cmd()
+        .args(["next", "The quick brown fox", "--top-k", "3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let s = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "(1, 4)",
+        "(1, 4, 32)",
+        "(1, 4, 50257)",
+        "rank",
+        "prob",
+        "logprob",
+        "logit",
+    ] {
+        assert!(s.contains(want), "missing {want} in\n{s}");
+    }
+    let v = json(&["next", "The quick brown fox"]);
+    let shapes: Vec<Value> = v["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["shape"].clone())
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            serde_json::json!([1, 4]),
+            serde_json::json!([1, 4, 32]),
+            serde_json::json!([1, 4, 32]),
+            serde_json::json!([1, 4, 50257])
+        ]
+    );
+    assert_eq!(
+        v["predictions"].as_array().unwrap().len(),
+        5,
+        "default top-k is 5"
+    );
+}
+
+#[test]
+fn attention_one_head_one_layer_all_layers_match_hf() {
+    let reference = Reference::load();
+    let prompt = &reference.prompts[2];
+    let hf = reference.get("p2.attentions"); // (L, H, T, T)
+    let (l, h, t, _) = hf.dims4().unwrap();
+
+    let check = |args: &[&str], want: &Tensor, shape: &[usize], layer: Value, head: Value| {
+        let mut full = vec!["attention", prompt.as_str()];
+        full.extend_from_slice(args);
+        let v = json(&full);
+        assert_header(&v, Some(prompt));
+        assert_eq!(v["shape"], serde_json::json!(shape), "{args:?}");
+        assert_eq!(v["layer"], layer);
+        assert_eq!(v["head"], head);
+        assert_eq!(v["tokens"].as_array().unwrap().len(), t);
+        let d = max_abs_diff(&floats(&v["weights"]), &flat(want));
+        assert!(d <= TOL, "{args:?}: max diff {d}");
+    };
+    let at = |layer: usize| hf.get(layer).unwrap();
+    check(
+        &["--layer", "1", "--head", "2"],
+        &at(1).get(2).unwrap(),
+        &[t, t],
+        1.into(),
+        2.into(),
+    );
+    check(&["--layer", "2"], &at(2), &[h, t, t], 2.into(), Value::Null);
+    check(&[], hf, &[l, h, t, t], Value::Null, Value::Null);
+    let head3 = hf.narrow(1, 3, 1).unwrap();
+    check(
+        &["--head", "3"],
+        &head3,
+        &[l, 1, t, t],
+        Value::Null,
+        3.into(),
+    );
+}
+
+#[test]
+fn attention_table_labels_tokens_and_masks_the_future() {
+    let out = cmd()
+        .args(["attention", "The cat sat", "--layer", "0", "--head", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(s.contains("layer 0 head 1"), "{s}");
+    assert!(s.contains("\" cat\"") && s.contains("\" sat\""), "{s}");
+    let first_row = s.lines().find(|l| l.starts_with("0 \"The\"")).unwrap();
+    assert!(
+        first_row.contains("1.000") && first_row.matches('-').count() == 2,
+        "{first_row}"
+    );
+}
+
+#[test]
+fn info_reads_the_header() {
+    let reference = Reference::load();
+    let v = json(&["info"]);
+    assert_header(&v, None);
+    assert_eq!(v["config"]["vocab_size"], 50257);
+    assert_eq!(v["config"]["n_embd"], 32);
+    assert_eq!(v["config"]["n_layer"], 3);
+    assert_eq!(v["parameters"], reference.num_parameters);
+    let tensors = v["tensors"].as_array().unwrap();
+    let wte = tensors
+        .iter()
+        .find(|t| t["name"] == "transformer.wte.weight")
+        .unwrap();
+    assert_eq!(wte["shape"], serde_json::json!([50257, 32]));
+    assert_eq!(wte["dtype"], "F32");
+    let wpe = tensors
+        .iter()
+        .find(|t| t["name"] == "transformer.wpe.weight")
+        .unwrap();
+    assert_eq!(wpe["shape"], serde_json::json!([1024, 32]));
+    assert_eq!(tensors.len(), 2 + 3 * 12 + 2);
+}
+
+#[test]
+fn text_from_stdin_dash_and_file() {
+    let want = json(&["tokenize", "The cat sat on the mat"]);
+    let piped = cmd()
+        .args(["tokenize", "--json"])
+        .write_stdin("The cat sat on the mat\n")
+        .output()
+        .unwrap();
+    assert!(piped.status.success(), "{}", stderr_of(&piped));
+    let piped: Value = serde_json::from_slice(&piped.stdout).unwrap();
+    assert_eq!(piped["input_ids"], want["input_ids"]);
+
+    let dash = cmd()
+        .args(["tokenize", "-", "--json"])
+        .write_stdin("The cat sat on the mat")
+        .output()
+        .unwrap();
+    let dash: Value = serde_json::from_slice(&dash.stdout).unwrap();
+    assert_eq!(dash["input_ids"], want["input_ids"]);
+
+    let path = std::env::temp_dir().join(format!("gpt2-inspect-cli-{}.txt", std::process::id()));
+    std::fs::write(&path, "The cat sat on the mat\n").unwrap();
+    let file = cmd()
+        .args(["tokenize", "--json", "--file"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let file: Value = serde_json::from_slice(&file.stdout).unwrap();
+    assert_eq!(file["input_ids"], want["input_ids"]);
+}
+
+#[test]
+fn empty_stdin_is_an_error() {
+    let out = cmd().args(["next"]).write_stdin("").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("standard input is empty"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn global_options_go_before_or_after_the_subcommand() {
+    let after = json(&["tokenize", "Hi there"]);
+    let out = Command::cargo_bin("gpt2-inspect")
+        .unwrap()
+        .arg("--json")
+        .arg("--model")
+        .arg(model_dir())
+        .args(["tokenize", "Hi there"])
+        .output()
+        .unwrap();
+    let before: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn out_of_range_and_invalid_values_are_misuse() {
+    for (args, needle) in [
+        (
+            vec!["attention", "hi", "--layer", "3"],
+            "--layer 3 is out of range",
+        ),
+        (
+            vec!["attention", "hi", "--layer", "0", "--head", "4"],
+            "--head 4 is out of range",
+        ),
+        (vec!["next", "hi", "--top-k", "0"], "--top-k"),
+        (
+            vec!["next", "hi", "--top-k", "50258"],
+            "--top-k 50258 is out of range",
+        ),
+        (vec!["attention", "hi", "--layer", "-1"], "--layer"),
+        (vec!["attention", "hi", "--layer", "x"], "--layer"),
+        (vec!["next", "hi", "--dtype", "f64"], "--dtype"),
+    ] {
+        let out = cmd().args(&args).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    let out = cmd()
+        .args(["attention", "hi", "--layer", "3"])
+        .output()
+        .unwrap();
+    assert!(
+        stderr_of(&out).contains("layers 0..=2"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn uncached_hub_model_offline_fails_fast_and_says_what_to_do() {
+    let cache =
+        std::env::temp_dir().join(format!("gpt2-inspect-empty-cache-{}", std::process::id()));
+    let started = std::time::Instant::now();
+    let out = Command::cargo_bin("gpt2-inspect")
+        .unwrap()
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HUB_CACHE", &cache)
+        .args(["next", "hi"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert!(err.contains("openai-community/gpt2"), "{err}");
+    assert!(err.contains(cache.to_str().unwrap()), "{err}");
+    assert!(err.contains("--model"), "{err}");
+    assert!(started.elapsed().as_secs() < 10);
+}

@@ -1,0 +1,97 @@
+//! Shared by the integration tests: fixture paths, HF reference outputs, comparisons.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use candle_core::{DType, Device, Tensor};
+
+/// HF's outputs may differ from ours by float rounding only.
+pub const TOL: f32 = 1e-4;
+
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+pub fn model_dir() -> PathBuf {
+    fixtures().join("tiny-gpt2")
+}
+
+pub struct Reference {
+    pub tensors: HashMap<String, Tensor>,
+    pub prompts: Vec<String>,
+    pub batch: Vec<String>,
+    pub generate_new_tokens: usize,
+    /// HF's `model.num_parameters()`.
+    pub num_parameters: usize,
+}
+
+impl Reference {
+    pub fn load() -> Self {
+        let path = fixtures().join("reference.safetensors");
+        let bytes = std::fs::read(&path).expect("reference.safetensors");
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let meta = meta.metadata().clone().expect("reference metadata");
+        let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap();
+        Reference {
+            tensors,
+            prompts: serde_json::from_str(&meta["prompts"]).unwrap(),
+            batch: serde_json::from_str(&meta["batch"]).unwrap(),
+            generate_new_tokens: meta["generate_new_tokens"].parse().unwrap(),
+            num_parameters: meta["num_parameters"].parse().unwrap(),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> &Tensor {
+        self.tensors
+            .get(name)
+            .unwrap_or_else(|| panic!("reference has no {name}"))
+    }
+
+    pub fn ids(&self, prompt: usize) -> Vec<u32> {
+        self.get(&format!("p{prompt}.input_ids"))
+            .to_dtype(DType::I64)
+            .unwrap()
+            .to_vec1::<i64>()
+            .unwrap()
+            .into_iter()
+            .map(|i| i as u32)
+            .collect()
+    }
+}
+
+/// Largest |got - want|; matching infinities (masked scores) count as equal.
+pub fn max_abs_diff(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len(), "length differs");
+    got.iter()
+        .zip(want)
+        .map(|(&g, &w)| {
+            if g.is_infinite() || w.is_infinite() {
+                if g == w {
+                    0.0
+                } else {
+                    f32::INFINITY
+                }
+            } else {
+                (g - w).abs()
+            }
+        })
+        .fold(0.0, f32::max)
+}
+
+pub fn flat(t: &Tensor) -> Vec<f32> {
+    t.to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+/// Asserts equal shape and values within TOL; returns the largest difference.
+pub fn assert_close(what: &str, got: &Tensor, want: &Tensor) -> f32 {
+    assert_eq!(got.dims(), want.dims(), "{what}: shape");
+    let d = max_abs_diff(&flat(got), &flat(want));
+    assert!(d <= TOL, "{what}: max |ours - HF| = {d} > {TOL}");
+    d
+}

@@ -1,0 +1,105 @@
+//! Tokenization against Hugging Face's GPT-2 tokenizer on tricky strings
+//! (tests/fixtures/tokenizer_cases.json, written by scripts/make_fixtures.py).
+
+mod common;
+
+use common::{fixtures, model_dir};
+use gpt2_inspect::tokenizer::Tokenizer;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Case {
+    text: String,
+    ids: Vec<u32>,
+    tokens: Vec<String>,
+    decoded: Vec<String>,
+    byte_offsets: Vec<[usize; 2]>,
+    roundtrip: String,
+}
+
+fn cases() -> Vec<Case> {
+    let text = std::fs::read_to_string(fixtures().join("tokenizer_cases.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn check(tok: &Tokenizer, case: &Case) {
+    let got = tok.encode(&case.text).unwrap();
+    let what = format!("{:?}", case.text);
+    assert_eq!(
+        got.iter().map(|t| t.id).collect::<Vec<_>>(),
+        case.ids,
+        "ids of {what}"
+    );
+    assert_eq!(
+        got.iter().map(|t| t.symbol.clone()).collect::<Vec<_>>(),
+        case.tokens,
+        "symbols of {what}"
+    );
+    assert_eq!(
+        got.iter().map(|t| t.text.clone()).collect::<Vec<_>>(),
+        case.decoded,
+        "decoded tokens of {what}"
+    );
+    assert_eq!(
+        tok.decode(&case.ids).unwrap(),
+        case.roundtrip,
+        "decode of {what}"
+    );
+
+    // Byte offsets tile the input.
+    let mut pos = 0;
+    for t in &got {
+        assert_eq!(
+            t.start, pos,
+            "{what}: token {:?} starts at {}",
+            t.symbol, t.start
+        );
+        pos = t.end;
+    }
+    assert_eq!(pos, case.text.len(), "{what}: offsets end at {pos}");
+
+    // HF reports character offsets, which cannot express a token boundary inside a
+    // multi-byte character; every other token has exactly HF's span.
+    for (i, (t, hf)) in got.iter().zip(&case.byte_offsets).enumerate() {
+        if case.text.is_char_boundary(t.start) && case.text.is_char_boundary(t.end) {
+            assert_eq!(
+                [t.start, t.end],
+                *hf,
+                "{what}: offsets of token {i} {:?}",
+                t.symbol
+            );
+        }
+    }
+}
+
+#[test]
+fn tokenizer_json_matches_hf() {
+    let tok = Tokenizer::from_file(&model_dir().join("tokenizer.json")).unwrap();
+    let cases = cases();
+    assert!(cases.len() >= 20);
+    for case in &cases {
+        check(&tok, case);
+    }
+}
+
+#[test]
+fn vocab_and_merges_build_the_same_tokenizer() {
+    let dir = model_dir();
+    let tok =
+        Tokenizer::from_vocab_merges(&dir.join("vocab.json"), &dir.join("merges.txt")).unwrap();
+    for case in &cases() {
+        check(&tok, case);
+    }
+}
+
+#[test]
+fn the_ids_every_gpt2_user_knows() {
+    let tok = Tokenizer::from_file(&model_dir().join("tokenizer.json")).unwrap();
+    let ids: Vec<u32> = tok
+        .encode("Hello, how are you?")
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(ids, [15496, 11, 703, 389, 345, 30]);
+}
