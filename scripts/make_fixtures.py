@@ -56,6 +56,7 @@ TOKENIZER_CASES = PROMPTS + [
 ]
 
 GENERATE_PROMPTS = [0, 2]  # indices into PROMPTS: greedy continuations
+LENS_PROMPTS = {0: [-1], 2: [1, -1]}  # prompt index -> positions for the logit lens
 GENERATE_NEW_TOKENS = 20
 
 
@@ -270,6 +271,16 @@ def main():
             for name, t in acts.items():
                 if name != "logits":
                     ref[p + name] = t
+        if i in LENS_PROMPTS:
+            # The logit lens: ln_f and the LM head on each hidden state but the last, which
+            # HF already returns after ln_f. (L+1, V) per position.
+            with torch.no_grad():
+                hs = out.hidden_states
+                for pos in LENS_PROMPTS[i]:
+                    lens = [model.lm_head(model.transformer.ln_f(h[0, pos])) for h in hs[:-1]]
+                    lens.append(model.lm_head(hs[-1][0, pos]))
+                    name = "last" if pos == -1 else f"pos{pos}"
+                    ref[p + f"lens_logits_{name}"] = torch.stack(lens)
         if i in GENERATE_PROMPTS:
             with torch.no_grad():
                 gen = model.generate(

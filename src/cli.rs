@@ -68,6 +68,14 @@ pub struct TextArgs {
     pub file: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+pub struct TopKArgs {
+    /// How many candidate tokens to show
+    #[arg(long, short = 'k', default_value_t = 5, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub top_k: u32,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Split text into GPT-2 tokens: ids, BPE symbols, decoded text, byte offsets
@@ -78,6 +86,85 @@ pub enum Command {
     Attention(AttentionArgs),
     /// The model's configuration, parameter count and every weight tensor
     Info,
+    /// The whole data flow, text to next token: every stage's name, shape and dtype
+    Trace(TraceArgs),
+    /// Token and position embeddings of each token, and their sum (the input of block 0)
+    Embed(EmbedArgs),
+    /// The hidden state HF returns as hidden_states[I], or per-token norms at every layer
+    Hidden(HiddenArgs),
+    /// The logit lens: what the residual stream predicts after each layer
+    Lens(LensArgs),
+    /// Every activation name (TransformerLens scheme) with its shape
+    Hooks(HooksArgs),
+    /// Write activations to a safetensors file (for numpy or torch)
+    Dump(DumpArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    #[command(flatten)]
+    pub input: TextArgs,
+
+    #[command(flatten)]
+    pub top_k: TopKArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    #[command(flatten)]
+    pub input: TextArgs,
+
+    /// Also list the N vocabulary tokens whose wte rows are closest (cosine) to each token's
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub nearest: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct HiddenArgs {
+    #[command(flatten)]
+    pub input: TextArgs,
+
+    /// Which hidden state: 0 is the embeddings, n_layer is after ln_f (as HF's
+    /// hidden_states[I]); omitted: per-token norms at every layer
+    #[arg(long, short = 'l', allow_negative_numbers = true)]
+    pub layer: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct LensArgs {
+    #[command(flatten)]
+    pub input: TextArgs,
+
+    #[command(flatten)]
+    pub top_k: TopKArgs,
+
+    /// Token position to read (0-based); omitted: the last
+    #[arg(long, allow_negative_numbers = true)]
+    pub position: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct HooksArgs {
+    /// Sequence length to put in the shapes; omitted: shapes say T
+    #[arg(long, value_name = "T", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub seq_len: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    #[command(flatten)]
+    pub input: TextArgs,
+
+    /// Output file (.safetensors); replaced atomically if it exists
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+
+    /// Activations to write, as glob patterns over the names `hooks` lists
+    /// (`blocks.*.attn.hook_pattern`); repeatable; omitted: all
+    #[arg(long = "hook", value_name = "PATTERN")]
+    pub hooks: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -91,10 +178,8 @@ pub struct NextArgs {
     #[command(flatten)]
     pub input: TextArgs,
 
-    /// How many candidates to show
-    #[arg(long, short = 'k', default_value_t = 5, allow_negative_numbers = true,
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub top_k: u32,
+    #[command(flatten)]
+    pub top_k: TopKArgs,
 }
 
 #[derive(Debug, Args)]
@@ -109,4 +194,23 @@ pub struct AttentionArgs {
     /// Head (0-based); omitted: every head of the layer(s)
     #[arg(long, allow_negative_numbers = true)]
     pub head: Option<usize>,
+
+    /// Also show the scaled pre-softmax scores QKᵀ/√d_head (masked positions blank / null)
+    #[arg(long)]
+    pub scores: bool,
+
+    /// Also show the head's query, key and value vectors
+    #[arg(long)]
+    pub qkv: bool,
+
+    /// Output layout: `table`, or `bertviz` for {"tokens", "all": [L][H][T][T]} JSON as
+    /// BertViz's head_view loaders take it
+    #[arg(long, value_enum, default_value_t = AttentionFormat::Table)]
+    pub format: AttentionFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AttentionFormat {
+    Table,
+    Bertviz,
 }

@@ -77,16 +77,71 @@ pub struct NextReport {
     pub predictions: Vec<Prediction>,
 }
 
-/// Attention probabilities, nested as deep as the request was wide.
+/// A `[T][T]` (or `[T][d_head]`) matrix of one head.
+pub type Matrix = Vec<Vec<f32>>;
+/// Scores with masked positions as `None` (`null` in JSON).
+pub type MaskedMatrix = Vec<Vec<Option<f32>>>;
+
+/// Per-head matrices, nested as deep as the request was wide.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
-pub enum AttentionWeights {
-    /// One head: `[T][T]`.
-    Head(Vec<Vec<f32>>),
-    /// One layer: `[H][T][T]`.
-    Layer(Vec<Vec<Vec<f32>>>),
-    /// Every layer: `[L][H][T][T]` (H = 1 when one head was asked for).
-    All(Vec<Vec<Vec<Vec<f32>>>>),
+pub enum PerHead<M> {
+    /// One head: `M`.
+    Head(M),
+    /// One layer: `[H]M`.
+    Layer(Vec<M>),
+    /// Every layer: `[L][H]M` (H = 1 when one head was asked for).
+    All(Vec<Vec<M>>),
+}
+
+/// One head's matrix with the layer and head it belongs to.
+pub struct HeadMap<'a, M> {
+    pub layer: usize,
+    pub head: usize,
+    pub matrix: &'a M,
+}
+
+impl<M> PerHead<M> {
+    /// Nests `[layer][head]` matrices the way the request (`layer`, `head` given or not) reads.
+    pub fn nest(mut per_layer: Vec<Vec<M>>, layer: Option<usize>, head: Option<usize>) -> Self {
+        match (layer, head) {
+            (Some(_), Some(_)) => PerHead::Head(per_layer.remove(0).remove(0)),
+            (Some(_), None) => PerHead::Layer(per_layer.remove(0)),
+            (None, _) => PerHead::All(per_layer),
+        }
+    }
+
+    /// Every matrix, in layer-then-head order, labelled with the `layer` and `head` asked for.
+    pub fn maps(&self, layer: Option<usize>, head: Option<usize>) -> Vec<HeadMap<'_, M>> {
+        let (l0, h0) = (layer.unwrap_or(0), head.unwrap_or(0));
+        match self {
+            PerHead::Head(m) => vec![HeadMap {
+                layer: l0,
+                head: h0,
+                matrix: m,
+            }],
+            PerHead::Layer(hs) => hs
+                .iter()
+                .enumerate()
+                .map(|(h, m)| HeadMap {
+                    layer: l0,
+                    head: head.unwrap_or(h),
+                    matrix: m,
+                })
+                .collect(),
+            PerHead::All(ls) => ls
+                .iter()
+                .enumerate()
+                .flat_map(|(l, hs)| {
+                    hs.iter().enumerate().map(move |(h, m)| HeadMap {
+                        layer: l,
+                        head: head.unwrap_or(h),
+                        matrix: m,
+                    })
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -97,50 +152,136 @@ pub struct AttentionReport {
     pub tokens: Vec<String>,
     pub layer: Option<usize>,
     pub head: Option<usize>,
+    /// Shape of `weights`: `[T, T]`, `[H, T, T]` or `[L, H, T, T]`.
     pub shape: Vec<usize>,
-    pub weights: AttentionWeights,
+    pub weights: PerHead<Matrix>,
+    /// Scaled pre-softmax scores, masked future positions `null` (with `--scores`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scores: Option<PerHead<MaskedMatrix>>,
+    /// `[T][d_head]` per head (with `--qkv`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub q: Option<PerHead<Matrix>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k: Option<PerHead<Matrix>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub v: Option<PerHead<Matrix>>,
 }
 
-/// One `[T][T]` map with the layer and head it belongs to.
-pub struct HeadMap<'a> {
+/// What BertViz's `head_view` loaders take.
+#[derive(Debug, Clone, Serialize)]
+pub struct BertvizReport {
+    pub tokens: Vec<String>,
+    /// `[L][H][T][T]`.
+    pub all: Vec<Vec<Matrix>>,
+}
+
+/// Every stage of the data flow, text to next token.
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceReport {
+    #[serde(flatten)]
+    pub header: Header,
+    pub input_ids: Vec<u32>,
+    pub tokens: Vec<String>,
+    pub stages: Vec<Stage>,
+    pub predictions: Vec<Prediction>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Neighbour {
+    pub id: u32,
+    pub token: String,
+    pub cosine: f32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EmbedToken {
+    pub position: usize,
+    pub id: u32,
+    pub token: String,
+    pub token_norm: f32,
+    pub position_norm: f32,
+    pub embedding_norm: f32,
+    /// wte rows closest to this token's by cosine similarity, itself excluded (`--nearest`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nearest: Option<Vec<Neighbour>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EmbedReport {
+    #[serde(flatten)]
+    pub header: Header,
+    pub wte_shape: Vec<usize>,
+    pub wpe_shape: Vec<usize>,
+    pub tokens: Vec<EmbedToken>,
+    /// `wte[id]`, `[T][d]`.
+    pub token_embeddings: Matrix,
+    /// `wpe[position]`, `[T][d]`.
+    pub position_embeddings: Matrix,
+    /// Their sum, the input of block 0, `[T][d]`.
+    pub embeddings: Matrix,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HiddenReport {
+    #[serde(flatten)]
+    pub header: Header,
+    pub tokens: Vec<String>,
+    /// HF's hidden_states index; `None`: every layer.
+    pub layer: Option<usize>,
+    pub n_layer: usize,
+    /// `[1, T, d]` for one layer, `[n_layer + 1, 1, T, d]` for all.
+    pub shape: Vec<usize>,
+    /// Euclidean norm per token: `[T]` rows, one per layer shown.
+    pub norms: Matrix,
+    /// `[T][d]` (with `--layer`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub values: Option<Matrix>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LensRow {
+    /// Blocks the residual stream has been through (0: the embeddings).
     pub layer: usize,
-    pub head: usize,
-    pub weights: &'a [Vec<f32>],
+    pub predictions: Vec<Prediction>,
+    /// Probability this layer gives the model's final top token.
+    pub final_token_prob: f32,
 }
 
-impl AttentionReport {
-    /// Every map in the report, in layer-then-head order.
-    pub fn maps(&self) -> Vec<HeadMap<'_>> {
-        let layer0 = self.layer.unwrap_or(0);
-        let head0 = self.head.unwrap_or(0);
-        match &self.weights {
-            AttentionWeights::Head(w) => vec![HeadMap {
-                layer: layer0,
-                head: head0,
-                weights: w,
-            }],
-            AttentionWeights::Layer(hs) => hs
-                .iter()
-                .enumerate()
-                .map(|(h, w)| HeadMap {
-                    layer: layer0,
-                    head: h,
-                    weights: w,
-                })
-                .collect(),
-            AttentionWeights::All(ls) => ls
-                .iter()
-                .enumerate()
-                .flat_map(|(l, hs)| {
-                    hs.iter().enumerate().map(move |(h, w)| HeadMap {
-                        layer: l,
-                        head: self.head.unwrap_or(h),
-                        weights: w,
-                    })
-                })
-                .collect(),
-        }
-    }
+#[derive(Debug, Clone, Serialize)]
+pub struct LensReport {
+    #[serde(flatten)]
+    pub header: Header,
+    pub tokens: Vec<String>,
+    pub position: usize,
+    /// The model's own top token at `position` (the last row's first prediction).
+    pub final_id: u32,
+    pub final_token: String,
+    pub layers: Vec<LensRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HookRow {
+    pub name: String,
+    /// Numbers, and `"T"` for the sequence length when none was given.
+    pub shape: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HooksReport {
+    #[serde(flatten)]
+    pub header: Header,
+    pub seq_len: Option<usize>,
+    pub hooks: Vec<HookRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DumpReport {
+    #[serde(flatten)]
+    pub header: Header,
+    pub output: String,
+    pub bytes: u64,
+    pub input_ids: Vec<u32>,
+    pub hooks: Vec<HookRow>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -52,6 +52,7 @@ fn every_activation_matches_hf() {
         };
         let out = model.forward(&input(&ids), &req).unwrap();
         for (hook, got) in out.activations.iter() {
+            assert_eq!(got.dims(), hook.shape(&cfg, 1, ids.len()), "{hook}: shape");
             let key = format!("p{i}.{hook}");
             if let Some(want) = reference.tensors.get(&key) {
                 worst = worst.max(assert_close(&key, got, want));
@@ -111,10 +112,10 @@ fn every_activation_matches_hf() {
             reference.get(&format!("p{i}.attentions")),
         ));
     }
-    // Every hook but `logits` (returned apart, compared above) of every prompt.
+    // Every hook of every prompt; the reference holds full logits for prompt 0 only.
     assert_eq!(
         compared,
-        reference.prompts.len() * (Hook::all(&cfg).len() - 1)
+        reference.prompts.len() * (Hook::all(&cfg).len() - 1) + 1
     );
     eprintln!("largest difference from HF over all activations: {worst:e}");
 }
@@ -257,4 +258,47 @@ fn tempdir() -> std::path::PathBuf {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The residual stream is a sum: resid_mid = resid_pre + attn_out and
+/// resid_post = resid_mid + mlp_out, and each block's output is the next one's input.
+#[test]
+fn residual_stream_algebra() {
+    let reference = Reference::load();
+    let cfg = config();
+    let model = load(cfg.n_layer);
+    let ids = reference.ids(3);
+    let req = Request {
+        capture: CaptureSpec::new(Hook::all(&cfg)),
+        logits: Logits::None,
+    };
+    let acts = model.forward(&input(&ids), &req).unwrap().activations;
+    let get = |l, h| acts.get(Hook::Block(l, h)).unwrap().clone();
+    for l in 0..cfg.n_layer {
+        let mid = (get(l, BlockHook::ResidPre) + get(l, BlockHook::AttnOut)).unwrap();
+        assert_close(
+            &format!("blocks.{l} resid_mid"),
+            &get(l, BlockHook::ResidMid),
+            &mid,
+        );
+        let post = (get(l, BlockHook::ResidMid) + get(l, BlockHook::MlpOut)).unwrap();
+        assert_close(
+            &format!("blocks.{l} resid_post"),
+            &get(l, BlockHook::ResidPost),
+            &post,
+        );
+        if l + 1 < cfg.n_layer {
+            assert_close(
+                &format!("blocks.{l} → {}", l + 1),
+                &get(l + 1, BlockHook::ResidPre),
+                &get(l, BlockHook::ResidPost),
+            );
+        }
+    }
+    let emb = (acts
+        .get(Hook::Embed)
+        .unwrap()
+        .broadcast_add(acts.get(Hook::PosEmbed).unwrap()))
+    .unwrap();
+    assert_close("embed + pos_embed", &get(0, BlockHook::ResidPre), &emb);
 }

@@ -1,76 +1,139 @@
-//! `attention`: the T×T attention probabilities of one head, one layer, or all layers.
+//! `attention`: the T×T attention probabilities of one head, one layer, or all layers;
+//! optionally the pre-softmax scores and the q, k, v vectors.
 
 use std::io::Write;
 
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 
-use super::{check_index, emit, encode_for_model, Session};
-use crate::cli::AttentionArgs;
-use crate::input::read_text;
-use crate::model::{BlockHook, CaptureSpec, Hook, Logits, Request};
-use crate::render::table;
-use crate::report::{AttentionReport, AttentionWeights};
+use super::{check_index, decoded, emit, input_ids, Prepared, Session};
+use crate::cli::{AttentionArgs, AttentionFormat};
+use crate::error::usage;
+use crate::model::{Activations, BlockHook, CaptureSpec, Hook, Logits, Request};
+use crate::render::{json, table};
+use crate::report::{AttentionReport, BertvizReport, PerHead};
 
 pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Result<()> {
-    let text = read_text(&args.input)?;
-    let (cfg, _) = session.config()?;
+    let Prepared {
+        text,
+        cfg,
+        tokenizer,
+        ids,
+    } = session.prepare(&args.input)?;
     if let Some(l) = args.layer {
         check_index("layer", l, cfg.n_layer, "layers", &session.model_name)?;
     }
     if let Some(h) = args.head {
         check_index("head", h, cfg.n_head, "heads", &session.model_name)?;
     }
-    let tokenizer = session.tokenizer()?;
-    let ids = encode_for_model(&tokenizer, &cfg, &text)?;
+    let bertviz = args.format == AttentionFormat::Bertviz;
+    if bertviz && (args.layer.is_some() || args.head.is_some() || args.scores || args.qkv) {
+        return Err(usage(
+            "--format bertviz writes every layer and head's probabilities; drop --layer, --head, --scores and --qkv",
+        ));
+    }
     let layers: Vec<usize> = match args.layer {
         Some(l) => vec![l],
         None => (0..cfg.n_layer).collect(),
     };
+    let mut kinds = vec![BlockHook::Pattern];
+    if args.scores {
+        kinds.push(BlockHook::AttnScores);
+    }
+    if args.qkv {
+        kinds.extend([BlockHook::Q, BlockHook::K, BlockHook::V]);
+    }
     let model = session.model(&cfg, layers.last().map_or(0, |l| l + 1))?;
-
-    let input = Tensor::new(ids.as_slice(), model.device())?.unsqueeze(0)?; // (1, T)
     let req = Request {
-        capture: CaptureSpec::new(layers.iter().map(|&l| Hook::Block(l, BlockHook::Pattern)))
-            .with_heads(args.head.map(|h| vec![h])),
+        capture: CaptureSpec::new(
+            layers
+                .iter()
+                .flat_map(|&l| kinds.iter().map(move |&k| Hook::Block(l, k))),
+        )
+        .with_heads(args.head.map(|h| vec![h])),
         logits: Logits::None,
     };
-    let output = model.forward(&input, &req)?;
-    let mut per_layer = Vec::with_capacity(layers.len());
-    for &l in &layers {
-        let pattern = output.activations.get(Hook::Block(l, BlockHook::Pattern))?; // (1, nh', T, T)
-        per_layer.push(pattern.squeeze(0)?.to_dtype(DType::F32)?.to_vec3::<f32>()?);
-        // [nh'][T][T]
+    let acts = model
+        .forward(&input_ids(&ids, model.device())?, &req)?
+        .activations;
+    let tokens = decoded(&tokenizer, &ids)?;
+
+    if bertviz {
+        let report = BertvizReport {
+            tokens,
+            all: per_layer(&acts, &layers, BlockHook::Pattern)?,
+        };
+        json::write(out, &report)?;
+        return Ok(());
     }
 
     let t = ids.len();
-    let (weights, shape) = match (args.layer, args.head) {
-        (Some(_), Some(_)) => (
-            AttentionWeights::Head(per_layer.remove(0).remove(0)),
-            vec![t, t],
-        ),
-        (Some(_), None) => (
-            AttentionWeights::Layer(per_layer.remove(0)),
-            vec![cfg.n_head, t, t],
-        ),
-        // One head in every layer keeps the [L][H][T][T] nesting, with H = 1.
-        (None, Some(_)) => (AttentionWeights::All(per_layer), vec![cfg.n_layer, 1, t, t]),
-        (None, None) => (
-            AttentionWeights::All(per_layer),
-            vec![cfg.n_layer, cfg.n_head, t, t],
-        ),
+    let shape = match (args.layer, args.head) {
+        (Some(_), Some(_)) => vec![t, t],
+        (Some(_), None) => vec![cfg.n_head, t, t],
+        (None, h) => vec![cfg.n_layer, if h.is_some() { 1 } else { cfg.n_head }, t, t],
     };
-    let tokens = ids
-        .iter()
-        .map(|&id| tokenizer.decode(&[id]))
-        .collect::<Result<Vec<_>>>()?;
+    let nest = |m| PerHead::nest(m, args.layer, args.head);
+    let scores = if args.scores {
+        let raw = per_layer(&acts, &layers, BlockHook::AttnScores)?;
+        let masked = raw
+            .into_iter()
+            .map(|heads| {
+                heads
+                    .into_iter()
+                    .map(|m| {
+                        m.into_iter()
+                            .map(|row| {
+                                row.into_iter()
+                                    .map(|s| s.is_finite().then_some(s))
+                                    .collect()
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        Some(PerHead::nest(masked, args.layer, args.head))
+    } else {
+        None
+    };
+    let qkv = |k| -> Result<_> {
+        Ok(match args.qkv {
+            true => Some(nest(per_layer(&acts, &layers, k)?)),
+            false => None,
+        })
+    };
     let report = AttentionReport {
         header: session.header(Some(&text)),
         tokens,
         layer: args.layer,
         head: args.head,
         shape,
-        weights,
+        weights: nest(per_layer(&acts, &layers, BlockHook::Pattern)?),
+        scores,
+        q: qkv(BlockHook::Q)?,
+        k: qkv(BlockHook::K)?,
+        v: qkv(BlockHook::V)?,
     };
     emit(session, out, &report, table::attention)
+}
+
+/// `[layer][head]` matrices of a per-head hook: `[T][T]` maps, or `[T][d_head]` for q/k/v.
+fn per_layer(
+    acts: &Activations,
+    layers: &[usize],
+    kind: BlockHook,
+) -> Result<Vec<Vec<Vec<Vec<f32>>>>> {
+    layers
+        .iter()
+        .map(|&l| {
+            let t: &Tensor = acts.get(Hook::Block(l, kind))?;
+            // q/k/v are (1, T, nh, hs); scores and pattern are (1, nh, T, T).
+            let t = match kind {
+                BlockHook::Q | BlockHook::K | BlockHook::V => t.transpose(1, 2)?, // (1, nh, T, hs)
+                _ => t.clone(),
+            };
+            Ok(t.squeeze(0)?.to_dtype(DType::F32)?.to_vec3::<f32>()?)
+        })
+        .collect()
 }

@@ -1,17 +1,24 @@
 //! One module per subcommand: arguments → request → report → renderer.
 
 mod attention;
+mod dump;
+mod embed;
+mod hidden;
+mod hooks;
 mod info;
+mod lens;
 mod next;
 mod tokenize;
+mod trace;
 
 use std::io::{self, Write};
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 
-use crate::cli::{Cli, Command, DTypeArg, DeviceArg, GlobalArgs};
+use crate::cli::{Cli, Command, DTypeArg, DeviceArg, GlobalArgs, TextArgs, TopKArgs};
 use crate::error::usage;
+use crate::input::read_text;
 use crate::model::load::{Checkpoint, ModelSource};
 use crate::model::{Config, Gpt2};
 use crate::render;
@@ -27,6 +34,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Next(a) => next::run(&session, a, &mut out)?,
         Command::Attention(a) => attention::run(&session, a, &mut out)?,
         Command::Info => info::run(&session, &mut out)?,
+        Command::Trace(a) => trace::run(&session, a, &mut out)?,
+        Command::Embed(a) => embed::run(&session, a, &mut out)?,
+        Command::Hidden(a) => hidden::run(&session, a, &mut out)?,
+        Command::Lens(a) => lens::run(&session, a, &mut out)?,
+        Command::Hooks(a) => hooks::run(&session, a, &mut out)?,
+        Command::Dump(a) => dump::run(&session, a, &mut out)?,
     }
     out.flush()?;
     Ok(())
@@ -130,6 +143,56 @@ fn check_index(flag: &str, value: usize, count: usize, what: &str, model: &str) 
         )));
     }
     Ok(())
+}
+
+/// `(1, T)` u32 input for the model.
+fn input_ids(ids: &[u32], device: &Device) -> Result<Tensor> {
+    Ok(Tensor::new(ids, device)?.unsqueeze(0)?)
+}
+
+/// Each id decoded on its own: the labels of rows and columns.
+fn decoded(tokenizer: &Tokenizer, ids: &[u32]) -> Result<Vec<String>> {
+    ids.iter().map(|&id| tokenizer.decode(&[id])).collect()
+}
+
+/// A `(T, d)` tensor as rows of f32.
+fn rows(t: &Tensor) -> Result<Vec<Vec<f32>>> {
+    Ok(t.to_dtype(DType::F32)?.to_vec2::<f32>()?)
+}
+
+/// A text ready for the model: the text, the config, the tokenizer and the token ids.
+struct Prepared {
+    text: String,
+    cfg: Config,
+    tokenizer: Tokenizer,
+    ids: Vec<u32>,
+}
+
+impl Session {
+    fn prepare(&self, input: &TextArgs) -> Result<Prepared> {
+        let text = read_text(input)?;
+        let (cfg, _) = self.config()?;
+        let tokenizer = self.tokenizer()?;
+        let ids = encode_for_model(&tokenizer, &cfg, &text)?;
+        Ok(Prepared {
+            text,
+            cfg,
+            tokenizer,
+            ids,
+        })
+    }
+}
+
+/// `--top-k` may not exceed the vocabulary.
+fn check_top_k(top_k: &TopKArgs, cfg: &Config, model: &str) -> Result<usize> {
+    let k = top_k.top_k as usize;
+    if k > cfg.vocab_size {
+        return Err(usage(format!(
+            "--top-k {k} is out of range: {model} has {} tokens, so 1..={}",
+            cfg.vocab_size, cfg.vocab_size
+        )));
+    }
+    Ok(k)
 }
 
 /// Token ids for the model, refusing texts longer than its context.

@@ -5,29 +5,23 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::Tensor;
 
-use super::{emit, encode_for_model, predictions, Session};
+use super::{check_top_k, emit, input_ids, predictions, Prepared, Session};
 use crate::cli::NextArgs;
-use crate::error::usage;
-use crate::input::read_text;
 use crate::model::{BlockHook, CaptureSpec, Hook, Logits, Request};
 use crate::render::table;
 use crate::report::{NextReport, Stage};
 
 pub fn run(session: &Session, args: &NextArgs, out: &mut dyn Write) -> Result<()> {
-    let text = read_text(&args.input)?;
-    let (cfg, _) = session.config()?;
-    let top_k = args.top_k as usize;
-    if top_k > cfg.vocab_size {
-        return Err(usage(format!(
-            "--top-k {top_k} is out of range: {} has {} tokens, so 1..={}",
-            session.model_name, cfg.vocab_size, cfg.vocab_size
-        )));
-    }
-    let tokenizer = session.tokenizer()?;
-    let ids = encode_for_model(&tokenizer, &cfg, &text)?;
+    let Prepared {
+        text,
+        cfg,
+        tokenizer,
+        ids,
+    } = session.prepare(&args.input)?;
+    let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
     let model = session.model(&cfg, cfg.n_layer)?;
 
-    let input = Tensor::new(ids.as_slice(), model.device())?.unsqueeze(0)?; // (1, T)
+    let input = input_ids(&ids, model.device())?; // (1, T)
     let req = Request {
         capture: CaptureSpec::new([Hook::Block(0, BlockHook::ResidPre), Hook::LnFinal]),
         logits: Logits::Last,

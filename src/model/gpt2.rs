@@ -115,7 +115,14 @@ impl Attention {
         })
     }
 
-    fn forward(&self, x: &Tensor, mask: &Tensor, rec: &mut Recorder) -> Result<Tensor> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        mask: &Tensor,
+        layer: usize,
+        rec: &mut Recorder,
+    ) -> Result<Tensor> {
+        let hook = |h| Hook::Block(layer, h);
         let (b, t, c) = x.dims3()?;
         let (nh, hs) = (self.n_head, c / self.n_head);
         let qkv = self.c_attn.forward(x)?; // (B, T, 3C)
@@ -123,9 +130,9 @@ impl Attention {
             Ok(qkv.narrow(2, i * c, c)?.reshape((b, t, nh, hs))?) // (B, T, nh, hs)
         };
         let (q, k, v) = (split(0)?, split(1)?, split(2)?);
-        rec.heads(BlockHook::Q, &q, 2)?;
-        rec.heads(BlockHook::K, &k, 2)?;
-        rec.heads(BlockHook::V, &v, 2)?;
+        rec.heads(hook(BlockHook::Q), &q, 2)?;
+        rec.heads(hook(BlockHook::K), &k, 2)?;
+        rec.heads(hook(BlockHook::V), &v, 2)?;
         let q = q.transpose(1, 2)?.contiguous()?; // (B, nh, T, hs)
         let k = k.transpose(1, 2)?.contiguous()?; // (B, nh, T, hs)
         let v = v.transpose(1, 2)?.contiguous()?; // (B, nh, T, hs)
@@ -133,12 +140,12 @@ impl Attention {
         let scores = (q.matmul(&k.t()?)? * self.scale)?; // (B, nh, T, T)
                                                          // mask: 0 where a query may look, -inf at future keys (and padding).
         let scores = scores.broadcast_add(mask)?; // (B, nh, T, T)
-        rec.heads(BlockHook::AttnScores, &scores, 1)?;
+        rec.heads(hook(BlockHook::AttnScores), &scores, 1)?;
         let pattern = candle_nn::ops::softmax_last_dim(&scores)?; // (B, nh, T, T), rows sum to 1
-        rec.heads(BlockHook::Pattern, &pattern, 1)?;
+        rec.heads(hook(BlockHook::Pattern), &pattern, 1)?;
 
         let z = pattern.matmul(&v)?.transpose(1, 2)?; // (B, T, nh, hs)
-        rec.heads(BlockHook::Z, &z, 2)?;
+        rec.heads(hook(BlockHook::Z), &z, 2)?;
         let z = z.reshape((b, t, c))?; // (B, T, C), heads concatenated
         self.c_proj.forward(&z) // (B, T, C)
     }
@@ -159,21 +166,22 @@ impl Mlp {
         })
     }
 
-    fn forward(&self, x: &Tensor, rec: &mut Recorder) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, layer: usize, rec: &mut Recorder) -> Result<Tensor> {
         let pre = self.c_fc.forward(x)?; // (B, T, 4C)
-        rec.record(BlockHook::MlpPre, &pre);
+        rec.record(Hook::Block(layer, BlockHook::MlpPre), &pre)?;
         let post = match self.act {
             Activation::GeluTanh => pre.gelu()?,
             Activation::GeluErf => pre.gelu_erf()?,
             Activation::Relu => pre.relu()?,
             Activation::Silu => pre.silu()?,
         }; // (B, T, 4C)
-        rec.record(BlockHook::MlpPost, &post);
+        rec.record(Hook::Block(layer, BlockHook::MlpPost), &post)?;
         self.c_proj.forward(&post) // (B, T, C)
     }
 }
 
 struct Block {
+    layer: usize,
     ln_1: LayerNorm,
     attn: Attention,
     ln_2: LayerNorm,
@@ -184,6 +192,7 @@ impl Block {
     fn load(r: &Reader, layer: usize, cfg: &Config) -> Result<Self> {
         let p = format!("h.{layer}");
         Ok(Block {
+            layer,
             ln_1: LayerNorm::load(r, &format!("{p}.ln_1"), cfg)?,
             attn: Attention::load(r, &format!("{p}.attn"), cfg, layer)?,
             ln_2: LayerNorm::load(r, &format!("{p}.ln_2"), cfg)?,
@@ -191,44 +200,44 @@ impl Block {
         })
     }
 
-    /// Pre-LN: x + attn(ln_1(x)), then + mlp(ln_2(.)).
+    /// Pre-LN: x + attn(ln_1(x)), then + mlp(ln_2(.)). The input (hook_resid_pre) is
+    /// recorded by the caller.
     fn forward(&self, x: &Tensor, mask: &Tensor, rec: &mut Recorder) -> Result<Tensor> {
-        rec.record(BlockHook::ResidPre, x);
+        let l = self.layer;
+        let hook = |h| Hook::Block(l, h);
         let h = self.ln_1.forward(x)?; // (B, T, C)
-        rec.record(BlockHook::Ln1Normalized, &h);
-        let attn_out = self.attn.forward(&h, mask, rec)?; // (B, T, C)
-        rec.record(BlockHook::AttnOut, &attn_out);
+        rec.record(hook(BlockHook::Ln1Normalized), &h)?;
+        let attn_out = self.attn.forward(&h, mask, l, rec)?; // (B, T, C)
+        rec.record(hook(BlockHook::AttnOut), &attn_out)?;
         let x = (x + attn_out)?; // (B, T, C)
-        rec.record(BlockHook::ResidMid, &x);
+        rec.record(hook(BlockHook::ResidMid), &x)?;
         let h = self.ln_2.forward(&x)?; // (B, T, C)
-        rec.record(BlockHook::Ln2Normalized, &h);
-        let mlp_out = self.mlp.forward(&h, rec)?; // (B, T, C)
-        rec.record(BlockHook::MlpOut, &mlp_out);
+        rec.record(hook(BlockHook::Ln2Normalized), &h)?;
+        let mlp_out = self.mlp.forward(&h, l, rec)?; // (B, T, C)
+        rec.record(hook(BlockHook::MlpOut), &mlp_out)?;
         let x = (x + mlp_out)?; // (B, T, C)
-        rec.record(BlockHook::ResidPost, &x);
+        rec.record(hook(BlockHook::ResidPost), &x)?;
         Ok(x)
     }
 }
 
-/// Records the activations of one block that the spec asks for.
+/// Passes the activations the spec asks for to the caller's sink, as they are computed.
 struct Recorder<'a> {
     spec: &'a CaptureSpec,
-    layer: usize,
-    out: &'a mut Activations,
+    sink: &'a mut dyn FnMut(Hook, Tensor) -> Result<()>,
 }
 
 impl Recorder<'_> {
-    fn record(&mut self, hook: BlockHook, t: &Tensor) {
-        let h = Hook::Block(self.layer, hook);
-        if self.spec.wants(h) {
-            self.out.insert(h, t.clone());
+    fn record(&mut self, hook: Hook, t: &Tensor) -> Result<()> {
+        if self.spec.wants(hook) {
+            (self.sink)(hook, t.clone())?;
         }
+        Ok(())
     }
 
     /// Like `record`, narrowed to the spec's heads along `head_dim`.
-    fn heads(&mut self, hook: BlockHook, t: &Tensor, head_dim: usize) -> Result<()> {
-        let h = Hook::Block(self.layer, hook);
-        if !self.spec.wants(h) {
+    fn heads(&mut self, hook: Hook, t: &Tensor, head_dim: usize) -> Result<()> {
+        if !self.spec.wants(hook) {
             return Ok(());
         }
         let t = match self.spec.heads() {
@@ -241,8 +250,7 @@ impl Recorder<'_> {
             }
             None => t.clone(),
         };
-        self.out.insert(h, t);
-        Ok(())
+        (self.sink)(hook, t)
     }
 }
 
@@ -303,8 +311,33 @@ impl Gpt2 {
         &self.wte
     }
 
-    /// Runs the model on `input_ids` `(B, T)` (u32), recording what `req` asks for.
+    /// The position embedding matrix, `(n_positions, C)`.
+    pub fn wpe(&self) -> &Tensor {
+        &self.wpe
+    }
+
+    /// Runs the model on `input_ids` `(B, T)` (u32), returning what `req` asks for.
     pub fn forward(&self, input_ids: &Tensor, req: &Request) -> Result<Output> {
+        let mut activations = Activations::default();
+        let logits = self.forward_with(input_ids, req, &mut |hook, t| {
+            activations.insert(hook, t);
+            Ok(())
+        })?;
+        Ok(Output {
+            activations,
+            logits,
+        })
+    }
+
+    /// Runs the model, handing each recorded activation to `sink` as soon as it is computed
+    /// (in data-flow order), so a caller can write it out instead of holding every layer.
+    /// Returns the logits `req` asks for.
+    pub fn forward_with(
+        &self,
+        input_ids: &Tensor,
+        req: &Request,
+        sink: &mut dyn FnMut(Hook, Tensor) -> Result<()>,
+    ) -> Result<Option<Tensor>> {
         let (b, t) = input_ids.dims2()?;
         if t == 0 {
             bail!("no tokens to run the model on");
@@ -322,38 +355,31 @@ impl Gpt2 {
                 self.h.len()
             );
         }
-        let spec = &req.capture;
-        let mut acts = Activations::default();
+        let mut rec = Recorder {
+            spec: &req.capture,
+            sink,
+        };
 
         let c = self.cfg.n_embd;
         let tok_emb = self
             .wte
             .embedding(&input_ids.flatten_all()?)?
             .reshape((b, t, c))?; // (B, T, C)
+        rec.record(Hook::Embed, &tok_emb)?;
         let positions = Tensor::arange(0u32, t as u32, &self.device)?;
         let pos_emb = self.wpe.embedding(&positions)?.unsqueeze(0)?; // (1, T, C)
-        if spec.wants(Hook::Embed) {
-            acts.insert(Hook::Embed, tok_emb.clone());
-        }
-        if spec.wants(Hook::PosEmbed) {
-            acts.insert(Hook::PosEmbed, pos_emb.clone());
-        }
+        rec.record(Hook::PosEmbed, &pos_emb)?;
         let mut x = tok_emb.broadcast_add(&pos_emb)?; // (B, T, C)
 
         let mask = self.causal_mask(t)?; // (T, T)
-        for (layer, block) in self.h.iter().take(n_blocks).enumerate() {
-            let mut rec = Recorder {
-                spec,
-                layer,
-                out: &mut acts,
-            };
+        for block in self.h.iter().take(n_blocks) {
+            rec.record(Hook::Block(block.layer, BlockHook::ResidPre), &x)?;
             x = block.forward(&x, &mask, &mut rec)?; // (B, T, C)
         }
         if n_blocks < self.cfg.n_layer {
-            return Ok(Output {
-                activations: acts,
-                logits: None,
-            });
+            // The input of the first block not run is the output of the last one run.
+            rec.record(Hook::Block(n_blocks, BlockHook::ResidPre), &x)?;
+            return Ok(None);
         }
 
         let ln_f = self
@@ -361,18 +387,16 @@ impl Gpt2 {
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("ln_f was not loaded"))?;
         let x = ln_f.forward(&x)?; // (B, T, C)
-        if spec.wants(Hook::LnFinal) {
-            acts.insert(Hook::LnFinal, x.clone());
-        }
+        rec.record(Hook::LnFinal, &x)?;
         let logits = match req.logits {
             Logits::None => None,
             Logits::Last => Some(self.unembed(&x.narrow(1, t - 1, 1)?)?), // (B, 1, V)
             Logits::All => Some(self.unembed(&x)?),                       // (B, T, V)
         };
-        Ok(Output {
-            activations: acts,
-            logits,
-        })
+        if let Some(l) = &logits {
+            rec.record(Hook::Logits, l)?;
+        }
+        Ok(logits)
     }
 
     /// The tied LM head: `x @ wteᵀ`, for `x` `(B, T, C)` already through ln_f.

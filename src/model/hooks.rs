@@ -119,30 +119,57 @@ impl Hook {
             .collect()
     }
 
-    /// The shape this hook records for a batch of `b` sequences of `t` tokens, as in
-    /// TransformerLens (`[B, T, H, d_head]` for q/k/v/z, `[B, H, T, T]` for scores and pattern).
-    pub fn shape(&self, cfg: &Config, b: usize, t: usize) -> Vec<usize> {
+    /// The shape this hook records, as in TransformerLens (`[B, T, H, d_head]` for
+    /// q/k/v/z, `[B, H, T, T]` for scores and pattern).
+    pub fn dims(&self, cfg: &Config) -> Vec<Dim> {
+        use Dim::{Batch, Fixed, Seq};
         let (d, nh, hs) = (cfg.n_embd, cfg.n_head, cfg.head_dim());
         match self {
-            Hook::Embed | Hook::PosEmbed | Hook::LnFinal => vec![b, t, d],
-            Hook::Logits => vec![b, t, cfg.vocab_size],
+            Hook::Embed | Hook::PosEmbed | Hook::LnFinal => vec![Batch, Seq, Fixed(d)],
+            Hook::Logits => vec![Batch, Seq, Fixed(cfg.vocab_size)],
             Hook::Block(_, h) => match h {
-                BlockHook::Q | BlockHook::K | BlockHook::V | BlockHook::Z => vec![b, t, nh, hs],
-                BlockHook::AttnScores | BlockHook::Pattern => vec![b, nh, t, t],
-                BlockHook::MlpPre | BlockHook::MlpPost => vec![b, t, cfg.n_inner()],
-                _ => vec![b, t, d],
+                BlockHook::Q | BlockHook::K | BlockHook::V | BlockHook::Z => {
+                    vec![Batch, Seq, Fixed(nh), Fixed(hs)]
+                }
+                BlockHook::AttnScores | BlockHook::Pattern => vec![Batch, Fixed(nh), Seq, Seq],
+                BlockHook::MlpPre | BlockHook::MlpPost => vec![Batch, Seq, Fixed(cfg.n_inner())],
+                _ => vec![Batch, Seq, Fixed(d)],
             },
         }
+    }
+
+    /// [`Hook::dims`] for a batch of `b` sequences of `t` tokens. `hook_pos_embed` is
+    /// shared by the batch, so its first dimension is 1.
+    pub fn shape(&self, cfg: &Config, b: usize, t: usize) -> Vec<usize> {
+        let b = if *self == Hook::PosEmbed { 1 } else { b };
+        self.dims(cfg)
+            .into_iter()
+            .map(|d| match d {
+                Dim::Batch => b,
+                Dim::Seq => t,
+                Dim::Fixed(n) => n,
+            })
+            .collect()
     }
 
     /// How many blocks must run before this hook can be recorded.
     fn needs_blocks(&self, n_layer: usize) -> usize {
         match self {
             Hook::Embed | Hook::PosEmbed => 0,
+            // The input of block l is the output of block l - 1.
+            Hook::Block(l, BlockHook::ResidPre) => *l,
             Hook::Block(l, _) => l + 1,
             Hook::LnFinal | Hook::Logits => n_layer,
         }
     }
+}
+
+/// One dimension of an activation: the batch, the sequence, or a size fixed by the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dim {
+    Batch,
+    Seq,
+    Fixed(usize),
 }
 
 /// What a forward pass records.

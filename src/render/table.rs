@@ -2,7 +2,11 @@
 
 use std::io::{self, Write};
 
-use crate::report::{AttentionReport, InfoReport, NextReport, TokenizeReport};
+use crate::report::HeadMap;
+use crate::report::{
+    AttentionReport, DumpReport, EmbedReport, HiddenReport, HookRow, HooksReport, InfoReport,
+    LensReport, NextReport, Prediction, Stage, TokenizeReport, TraceReport,
+};
 
 #[derive(Clone, Copy)]
 enum Align {
@@ -103,10 +107,9 @@ pub fn tokenize(out: &mut dyn Write, r: &TokenizeReport) -> io::Result<()> {
     )
 }
 
-pub fn next(out: &mut dyn Write, r: &NextReport) -> io::Result<()> {
+fn stages(out: &mut dyn Write, stages: &[Stage]) -> io::Result<()> {
     use Align::*;
-    let stages: Vec<Vec<String>> = r
-        .stages
+    let rows: Vec<Vec<String>> = stages
         .iter()
         .map(|s| {
             vec![
@@ -121,11 +124,13 @@ pub fn next(out: &mut dyn Write, r: &NextReport) -> io::Result<()> {
         out,
         &["stage", "shape", "dtype", "what it is"],
         &[Left, Left, Left, Left],
-        &stages,
-    )?;
-    writeln!(out)?;
-    let preds: Vec<Vec<String>> = r
-        .predictions
+        &rows,
+    )
+}
+
+fn predictions(out: &mut dyn Write, preds: &[Prediction]) -> io::Result<()> {
+    use Align::*;
+    let rows: Vec<Vec<String>> = preds
         .iter()
         .map(|p| {
             vec![
@@ -142,46 +147,307 @@ pub fn next(out: &mut dyn Write, r: &NextReport) -> io::Result<()> {
         out,
         &["rank", "id", "token", "prob", "logprob", "logit"],
         &[Right, Right, Left, Right, Right, Right],
-        &preds,
+        &rows,
     )
 }
 
-pub fn attention(out: &mut dyn Write, r: &AttentionReport) -> io::Result<()> {
+pub fn next(out: &mut dyn Write, r: &NextReport) -> io::Result<()> {
+    stages(out, &r.stages)?;
+    writeln!(out)?;
+    predictions(out, &r.predictions)
+}
+
+pub fn trace(out: &mut dyn Write, r: &TraceReport) -> io::Result<()> {
+    let tokens: Vec<String> = r.tokens.iter().map(|t| quoted(t)).collect();
+    writeln!(
+        out,
+        "text    {}",
+        quoted(r.header.text.as_deref().unwrap_or_default())
+    )?;
+    writeln!(out, "tokens  [{}]", tokens.join(", "))?;
+    writeln!(out)?;
+    stages(out, &r.stages)?;
+    writeln!(out)?;
+    writeln!(out, "next token")?;
+    predictions(out, &r.predictions)
+}
+
+/// Shown in tables; `--json` has every component.
+const SHOWN: usize = 6;
+
+/// One T×T map per head, rows = queries, columns = keys; `cell(query, key, value)`.
+fn head_maps<C>(
+    out: &mut dyn Write,
+    tokens: &[String],
+    what: &str,
+    maps: &[HeadMap<'_, Vec<Vec<C>>>],
+    cell: impl Fn(usize, usize, &C) -> String,
+) -> io::Result<()> {
     use Align::*;
-    let t = r.tokens.len();
+    let t = tokens.len();
     let mut header: Vec<String> = vec!["query \\ key".to_string()];
     header.extend((0..t).map(|j| j.to_string()));
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     let mut align = vec![Left];
     align.extend(std::iter::repeat_n(Right, t));
-    for (n, map) in r.maps().iter().enumerate() {
-        if n > 0 {
-            writeln!(out)?;
-        }
-        writeln!(
-            out,
-            "layer {} head {}  (rows: queries, columns: keys, - : future position, weight 0)",
-            map.layer, map.head
-        )?;
+    for map in maps {
+        writeln!(out, "layer {} head {}  {what}", map.layer, map.head)?;
         let rows: Vec<Vec<String>> = map
-            .weights
+            .matrix
             .iter()
             .enumerate()
             .map(|(i, row)| {
-                let mut cells = vec![format!("{i} {}", quoted(&r.tokens[i]))];
-                cells.extend(row.iter().enumerate().map(|(j, w)| {
-                    if j > i {
-                        "-".to_string()
-                    } else {
-                        format!("{w:.3}")
-                    }
-                }));
+                let mut cells = vec![format!("{i} {}", quoted(&tokens[i]))];
+                cells.extend(row.iter().enumerate().map(|(j, c)| cell(i, j, c)));
                 cells
             })
             .collect();
         grid(out, &header, &align, &rows)?;
+        writeln!(out)?;
     }
     Ok(())
+}
+
+/// One row per token: the vector's norm (when the report has it) and first components.
+fn vectors(
+    out: &mut dyn Write,
+    tokens: &[String],
+    values: &[Vec<f32>],
+    norms: Option<&[f32]>,
+) -> io::Result<()> {
+    use Align::*;
+    let d = values.first().map_or(0, Vec::len);
+    let shown = d.min(SHOWN);
+    let mut header = vec!["token".to_string()];
+    if norms.is_some() {
+        header.push("norm".to_string());
+    }
+    header.extend((0..shown).map(|c| format!("[{c}]")));
+    if d > shown {
+        header.push("…".into());
+    }
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let mut align = vec![Left];
+    align.extend(std::iter::repeat_n(Right, header.len() - 1));
+    let rows: Vec<Vec<String>> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let mut cells = vec![format!("{i} {}", quoted(&tokens[i]))];
+            cells.extend(norms.map(|n| format!("{:.4}", n[i])));
+            cells.extend(v.iter().take(shown).map(|x| format!("{x:.4}")));
+            if d > shown {
+                cells.push(format!("({d} in all)"));
+            }
+            cells
+        })
+        .collect();
+    grid(out, &header, &align, &rows)
+}
+
+pub fn attention(out: &mut dyn Write, r: &AttentionReport) -> io::Result<()> {
+    head_maps(
+        out,
+        &r.tokens,
+        "probabilities (rows: queries, columns: keys; - : future position, weight exactly 0)",
+        &r.weights.maps(r.layer, r.head),
+        |i, j, w| if j > i { "-".into() } else { format!("{w:.3}") },
+    )?;
+    if let Some(scores) = &r.scores {
+        head_maps(
+            out,
+            &r.tokens,
+            "scores QKᵀ/√d_head before softmax (blank: masked)",
+            &scores.maps(r.layer, r.head),
+            |_, _, s| s.map(|s| format!("{s:.3}")).unwrap_or_default(),
+        )?;
+    }
+    for (name, per_head) in [("q", &r.q), ("k", &r.k), ("v", &r.v)] {
+        if let Some(per_head) = per_head {
+            for map in per_head.maps(r.layer, r.head) {
+                writeln!(
+                    out,
+                    "layer {} head {}  {name} vectors (first components; --json for all)",
+                    map.layer, map.head
+                )?;
+                vectors(out, &r.tokens, map.matrix, None)?;
+                writeln!(out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn embed(out: &mut dyn Write, r: &EmbedReport) -> io::Result<()> {
+    writeln!(
+        out,
+        "wte {}  token embeddings, one row per vocabulary entry",
+        shape(&r.wte_shape)
+    )?;
+    writeln!(
+        out,
+        "wpe {}  position embeddings, one row per position",
+        shape(&r.wpe_shape)
+    )?;
+    writeln!(out)?;
+    let tokens: Vec<String> = r.tokens.iter().map(|t| t.token.clone()).collect();
+    let norms =
+        |f: fn(&crate::report::EmbedToken) -> f32| r.tokens.iter().map(f).collect::<Vec<f32>>();
+    for (what, values, norms) in [
+        (
+            "token embedding wte[id]",
+            &r.token_embeddings,
+            norms(|t| t.token_norm),
+        ),
+        (
+            "position embedding wpe[position]",
+            &r.position_embeddings,
+            norms(|t| t.position_norm),
+        ),
+        (
+            "embedding = token + position, the input of block 0",
+            &r.embeddings,
+            norms(|t| t.embedding_norm),
+        ),
+    ] {
+        writeln!(out, "{what}")?;
+        vectors(out, &tokens, values, Some(&norms))?;
+        writeln!(out)?;
+    }
+    for t in &r.tokens {
+        if let Some(nearest) = &t.nearest {
+            let list: Vec<String> = nearest
+                .iter()
+                .map(|n| format!("{} {:.3}", quoted(&n.token), n.cosine))
+                .collect();
+            writeln!(
+                out,
+                "nearest to {} {}: {}",
+                t.position,
+                quoted(&t.token),
+                list.join(", ")
+            )?;
+        }
+    }
+    Ok(())
+}
+
+pub fn hidden(out: &mut dyn Write, r: &HiddenReport) -> io::Result<()> {
+    use Align::*;
+    let depth = |i: usize| match i {
+        0 => "0 (embeddings)".to_string(),
+        i if i == r.n_layer => format!("{i} (after ln_f)"),
+        i => format!("{i} (after block {})", i - 1),
+    };
+    match (&r.values, r.layer) {
+        (Some(values), Some(layer)) => {
+            writeln!(out, "hidden_states[{}] {}", depth(layer), shape(&r.shape))?;
+            vectors(out, &r.tokens, values, r.norms.first().map(Vec::as_slice))
+        }
+        _ => {
+            writeln!(
+                out,
+                "norm of each token's hidden state, by depth (HF's hidden_states index)"
+            )?;
+            let mut header = vec!["depth".to_string()];
+            header.extend(
+                r.tokens
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| format!("{i} {}", quoted(t))),
+            );
+            let header: Vec<&str> = header.iter().map(String::as_str).collect();
+            let mut align = vec![Left];
+            align.extend(std::iter::repeat_n(Right, r.tokens.len()));
+            let rows: Vec<Vec<String>> = r
+                .norms
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let mut cells = vec![depth(i)];
+                    cells.extend(n.iter().map(|x| format!("{x:.3}")));
+                    cells
+                })
+                .collect();
+            grid(out, &header, &align, &rows)
+        }
+    }
+}
+
+pub fn lens(out: &mut dyn Write, r: &LensReport) -> io::Result<()> {
+    use Align::*;
+    writeln!(
+        out,
+        "logit lens at position {} {}: ln_f and the unembedding applied after each block",
+        r.position,
+        quoted(&r.tokens[r.position])
+    )?;
+    writeln!(
+        out,
+        "final prediction: {} (id {})",
+        quoted(&r.final_token),
+        r.final_id
+    )?;
+    writeln!(out)?;
+    let k = r.layers.first().map_or(0, |l| l.predictions.len());
+    let mut header = vec![
+        "after block".to_string(),
+        format!("p({})", quoted(&r.final_token)),
+    ];
+    header.extend((1..=k).map(|i| format!("top {i}")));
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let mut align = vec![Left, Right];
+    align.extend(std::iter::repeat_n(Left, k));
+    let rows: Vec<Vec<String>> = r
+        .layers
+        .iter()
+        .map(|row| {
+            let label = if row.layer == 0 {
+                "- (embeddings)".to_string()
+            } else {
+                (row.layer - 1).to_string()
+            };
+            let mut cells = vec![label, format!("{:.4}", row.final_token_prob)];
+            cells.extend(
+                row.predictions
+                    .iter()
+                    .map(|p| format!("{} {:.3}", quoted(&p.token), p.prob)),
+            );
+            cells
+        })
+        .collect();
+    grid(out, &header, &align, &rows)
+}
+
+fn hook_rows(out: &mut dyn Write, hooks: &[HookRow]) -> io::Result<()> {
+    use Align::*;
+    let rows: Vec<Vec<String>> = hooks
+        .iter()
+        .map(|h| {
+            let dims: Vec<String> = h
+                .shape
+                .iter()
+                .map(|d| d.as_str().map_or_else(|| d.to_string(), str::to_string))
+                .collect();
+            vec![h.name.clone(), format!("[{}]", dims.join(", "))]
+        })
+        .collect();
+    grid(out, &["name", "shape"], &[Left, Left], &rows)
+}
+
+pub fn hooks(out: &mut dyn Write, r: &HooksReport) -> io::Result<()> {
+    hook_rows(out, &r.hooks)
+}
+
+pub fn dump(out: &mut dyn Write, r: &DumpReport) -> io::Result<()> {
+    writeln!(
+        out,
+        "wrote {} activations ({} bytes) to {}",
+        r.hooks.len(),
+        r.bytes,
+        r.output
+    )?;
+    hook_rows(out, &r.hooks)
 }
 
 pub fn info(out: &mut dyn Write, r: &InfoReport) -> io::Result<()> {

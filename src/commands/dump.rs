@@ -1,0 +1,163 @@
+//! `dump`: activations into a safetensors file, under their hook names, with the text and
+//! token ids in its metadata. The header is laid out from the hook shapes before the
+//! forward pass, and each tensor is written as soon as it is computed, so memory holds one
+//! layer's activations, not all of them.
+
+use std::collections::HashMap;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+
+use anyhow::{bail, Context, Result};
+use candle_core::Tensor;
+
+use super::hooks::hook_row;
+use super::{emit, input_ids, Prepared, Session};
+use crate::atomic::AtomicFile;
+use crate::cli::DumpArgs;
+use crate::error::usage;
+use crate::model::{CaptureSpec, Hook, Logits, Request};
+use crate::render::table;
+use crate::report::DumpReport;
+
+pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()> {
+    let Prepared { text, cfg, ids, .. } = session.prepare(&args.input)?;
+    let all = Hook::all(&cfg);
+    let hooks: Vec<Hook> = if args.hooks.is_empty() {
+        all
+    } else {
+        for p in &args.hooks {
+            if !all.iter().any(|h| glob(p, &h.to_string())) {
+                return Err(usage(format!(
+                    "--hook {p} matches no activation; `gpt2-inspect hooks` lists the names"
+                )));
+            }
+        }
+        all.into_iter()
+            .filter(|h| args.hooks.iter().any(|p| glob(p, &h.to_string())))
+            .collect()
+    };
+    let t = ids.len();
+    let req = Request {
+        capture: CaptureSpec::new(hooks.iter().copied()),
+        logits: if hooks.contains(&Hook::Logits) {
+            Logits::All
+        } else {
+            Logits::None
+        },
+    };
+    let model = session.model(&cfg, req.blocks_needed(&cfg))?;
+    let dtype = session.dtype;
+    let st_dtype = match dtype {
+        candle_core::DType::F16 => "F16",
+        candle_core::DType::BF16 => "BF16",
+        _ => "F32",
+    };
+
+    // Header: every tensor's place in the data section, in data-flow order.
+    let mut header = serde_json::Map::new();
+    let metadata = serde_json::json!({
+        "format": "pt",
+        "model": session.model_name,
+        "text": text,
+        "input_ids": serde_json::to_string(&ids)?,
+    });
+    header.insert("__metadata__".into(), metadata);
+    let mut slots: HashMap<Hook, (u64, Vec<usize>)> = HashMap::new();
+    let mut offset = 0u64;
+    for &h in &hooks {
+        let shape = h.shape(&cfg, 1, t);
+        let bytes = (shape.iter().product::<usize>() * dtype.size_in_bytes()) as u64;
+        header.insert(
+            h.to_string(),
+            serde_json::json!({"dtype": st_dtype, "shape": shape, "data_offsets": [offset, offset + bytes]}),
+        );
+        slots.insert(h, (offset, shape));
+        offset += bytes;
+    }
+    let mut header = serde_json::to_vec(&serde_json::Value::Object(header))?;
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let data_start = 8 + header.len() as u64;
+
+    let mut file = AtomicFile::create(&args.output, "-o")?;
+    let write_err = || format!("cannot write {}", args.output.display());
+    file.file()
+        .write_all(&(header.len() as u64).to_le_bytes())
+        .with_context(write_err)?;
+    file.file().write_all(&header).with_context(write_err)?;
+    let mut written = 0;
+    model.forward_with(
+        &input_ids(&ids, model.device())?,
+        &req,
+        &mut |hook: Hook, tensor: Tensor| {
+            let (at, shape) = &slots[&hook];
+            if tensor.dims() != shape.as_slice() {
+                bail!("{hook} has shape {:?}, expected {shape:?}", tensor.dims());
+            }
+            let f = file.file();
+            f.seek(SeekFrom::Start(data_start + at))
+                .with_context(write_err)?;
+            let mut w = BufWriter::new(f);
+            tensor.write_bytes(&mut w)?;
+            w.flush().with_context(write_err)?;
+            written += 1;
+            Ok(())
+        },
+    )?;
+    if written != hooks.len() {
+        bail!(
+            "only {written} of {} activations were computed",
+            hooks.len()
+        );
+    }
+    file.commit()?;
+
+    let report = DumpReport {
+        header: session.header(Some(&text)),
+        output: args.output.display().to_string(),
+        bytes: data_start + offset,
+        input_ids: ids,
+        hooks: hooks.iter().map(|&h| hook_row(h, &cfg, Some(t))).collect(),
+    };
+    emit(session, out, &report, table::dump)
+}
+
+/// Shell-style glob: `*` matches any run of characters (dots included), `?` one character.
+fn glob(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    // Classic two-pointer match with backtracking to the last `*`.
+    let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
+    while j < n.len() {
+        if i < p.len() && (p[i] == '?' || p[i] == n[j]) {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == '*' {
+            star = Some(i);
+            mark = j;
+            i += 1;
+        } else if let Some(s) = star {
+            i = s + 1;
+            mark += 1;
+            j = mark;
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn globs() {
+        assert!(glob(
+            "blocks.*.attn.hook_pattern",
+            "blocks.11.attn.hook_pattern"
+        ));
+        assert!(!glob("blocks.*.attn.hook_pattern", "blocks.1.attn.hook_z"));
+        assert!(glob("*", "logits"));
+        assert!(glob("blocks.?.hook_resid_*", "blocks.3.hook_resid_mid"));
+        assert!(!glob("blocks.?.hook_resid_*", "blocks.10.hook_resid_mid"));
+        assert!(glob("hook_embed", "hook_embed") && !glob("hook_embed", "hook_embed2"));
+    }
+}

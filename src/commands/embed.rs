@@ -1,0 +1,104 @@
+//! `embed`: each token's token embedding, position embedding and their sum (the input of
+//! block 0), and optionally its nearest neighbours in wte by cosine similarity.
+
+use std::io::Write;
+
+use anyhow::Result;
+use candle_core::{DType, Tensor, D};
+
+use super::{decoded, emit, input_ids, rows, Prepared, Session};
+use crate::cli::EmbedArgs;
+use crate::model::{BlockHook, CaptureSpec, Gpt2, Hook, Logits, Request};
+use crate::render::table;
+use crate::report::{EmbedReport, EmbedToken, Neighbour};
+use crate::tokenizer::Tokenizer;
+
+pub fn run(session: &Session, args: &EmbedArgs, out: &mut dyn Write) -> Result<()> {
+    let Prepared {
+        text,
+        cfg,
+        tokenizer,
+        ids,
+    } = session.prepare(&args.input)?;
+    let model = session.model(&cfg, 0)?;
+    let sum = Hook::Block(0, BlockHook::ResidPre);
+    let req = Request {
+        capture: CaptureSpec::new([Hook::Embed, Hook::PosEmbed, sum]),
+        logits: Logits::None,
+    };
+    let acts = model
+        .forward(&input_ids(&ids, model.device())?, &req)?
+        .activations;
+    let tok = acts.get(Hook::Embed)?.squeeze(0)?; // (T, C)
+    let pos = acts.get(Hook::PosEmbed)?.squeeze(0)?; // (T, C)
+    let emb = acts.get(sum)?.squeeze(0)?; // (T, C)
+    let norms = |t: &Tensor| -> Result<Vec<f32>> {
+        Ok(t.to_dtype(DType::F32)?
+            .sqr()?
+            .sum(D::Minus1)?
+            .sqrt()?
+            .to_vec1()?)
+    };
+    let (tok_n, pos_n, emb_n) = (norms(&tok)?, norms(&pos)?, norms(&emb)?);
+    let mut nearest = match args.nearest {
+        Some(n) => Some(nearest(&model, &tokenizer, &tok, &ids, n as usize)?),
+        None => None,
+    };
+    let texts = decoded(&tokenizer, &ids)?;
+    let tokens = (0..ids.len())
+        .map(|i| EmbedToken {
+            position: i,
+            id: ids[i],
+            token: texts[i].clone(),
+            token_norm: tok_n[i],
+            position_norm: pos_n[i],
+            embedding_norm: emb_n[i],
+            nearest: nearest.as_mut().map(|n| std::mem::take(&mut n[i])),
+        })
+        .collect();
+    let report = EmbedReport {
+        header: session.header(Some(&text)),
+        wte_shape: model.wte().dims().to_vec(),
+        wpe_shape: model.wpe().dims().to_vec(),
+        tokens,
+        token_embeddings: rows(&tok)?,
+        position_embeddings: rows(&pos)?,
+        embeddings: rows(&emb)?,
+    };
+    emit(session, out, &report, table::embed)
+}
+
+/// For each token, the `n` wte rows closest to its own by cosine similarity, itself excluded.
+fn nearest(
+    model: &Gpt2,
+    tokenizer: &Tokenizer,
+    tok: &Tensor,
+    ids: &[u32],
+    n: usize,
+) -> Result<Vec<Vec<Neighbour>>> {
+    let unit = |t: &Tensor| -> Result<Tensor> {
+        let t = t.to_dtype(DType::F32)?;
+        Ok(t.broadcast_div(&t.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?)?)
+    };
+    let wte = unit(model.wte())?; // (V, C)
+    let cos = unit(tok)?.matmul(&wte.t()?)?; // (T, V)
+    let cos: Vec<Vec<f32>> = cos.to_vec2()?;
+    cos.iter()
+        .zip(ids)
+        .map(|(row, &own)| {
+            let mut order: Vec<usize> = (0..row.len()).filter(|&j| j != own as usize).collect();
+            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+            order
+                .into_iter()
+                .take(n)
+                .map(|j| {
+                    Ok(Neighbour {
+                        id: j as u32,
+                        token: tokenizer.decode(&[j as u32])?,
+                        cosine: row[j],
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}

@@ -1,0 +1,82 @@
+//! `hidden`: the hidden state HF returns as `hidden_states[I]` (0: the embeddings, the
+//! input of block I; n_layer: after ln_f), or per-token norms at every depth.
+
+use std::io::Write;
+
+use anyhow::Result;
+use candle_core::{DType, Tensor, D};
+
+use super::{check_index, decoded, emit, input_ids, rows, Prepared, Session};
+use crate::cli::HiddenArgs;
+use crate::model::{BlockHook, CaptureSpec, Config, Hook, Logits, Request};
+use crate::render::table;
+use crate::report::HiddenReport;
+
+/// The hook holding HF's `hidden_states[i]`.
+fn hidden_hook(i: usize, cfg: &Config) -> Hook {
+    if i == cfg.n_layer {
+        Hook::LnFinal
+    } else {
+        Hook::Block(i, BlockHook::ResidPre)
+    }
+}
+
+pub fn run(session: &Session, args: &HiddenArgs, out: &mut dyn Write) -> Result<()> {
+    let Prepared {
+        text,
+        cfg,
+        tokenizer,
+        ids,
+    } = session.prepare(&args.input)?;
+    if let Some(l) = args.layer {
+        check_index(
+            "layer",
+            l,
+            cfg.n_layer + 1,
+            "hidden states",
+            &session.model_name,
+        )?;
+    }
+    let depths: Vec<usize> = match args.layer {
+        Some(l) => vec![l],
+        None => (0..=cfg.n_layer).collect(),
+    };
+    let capture = CaptureSpec::new(depths.iter().map(|&i| hidden_hook(i, &cfg)));
+    let model = session.model(&cfg, capture.blocks_needed(cfg.n_layer))?;
+    let req = Request {
+        capture,
+        logits: Logits::None,
+    };
+    let acts = model
+        .forward(&input_ids(&ids, model.device())?, &req)?
+        .activations;
+    let states: Vec<Tensor> = depths
+        .iter()
+        .map(|&i| Ok(acts.get(hidden_hook(i, &cfg))?.squeeze(0)?)) // (T, C)
+        .collect::<Result<_>>()?;
+    let norms = states
+        .iter()
+        .map(|s| {
+            Ok(s.to_dtype(DType::F32)?
+                .sqr()?
+                .sum(D::Minus1)?
+                .sqrt()?
+                .to_vec1()?)
+        })
+        .collect::<Result<Vec<Vec<f32>>>>()?;
+    let t = ids.len();
+    let (shape, values) = match args.layer {
+        Some(_) => (vec![1, t, cfg.n_embd], Some(rows(&states[0])?)),
+        None => (vec![cfg.n_layer + 1, 1, t, cfg.n_embd], None),
+    };
+    let report = HiddenReport {
+        header: session.header(Some(&text)),
+        tokens: decoded(&tokenizer, &ids)?,
+        layer: args.layer,
+        n_layer: cfg.n_layer,
+        shape,
+        norms,
+        values,
+    };
+    emit(session, out, &report, table::hidden)
+}

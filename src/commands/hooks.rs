@@ -1,0 +1,45 @@
+//! `hooks`: every activation name with its shape, for this model's config.
+
+use std::io::Write;
+
+use anyhow::Result;
+
+use super::{emit, Session};
+use crate::cli::HooksArgs;
+use crate::model::hooks::Dim;
+use crate::model::{Config, Hook};
+use crate::render::table;
+use crate::report::{HookRow, HooksReport};
+
+/// A hook's name and shape, with `"T"` for the sequence length when `t` is `None`.
+pub fn hook_row(hook: Hook, cfg: &Config, t: Option<usize>) -> HookRow {
+    let shape = hook
+        .dims(cfg)
+        .into_iter()
+        .map(|d| match (d, t) {
+            // The batch is one text; hook_pos_embed is shared across a batch anyway.
+            (Dim::Batch, _) => 1.into(),
+            (Dim::Seq, Some(t)) => t.into(),
+            (Dim::Seq, None) => "T".into(),
+            (Dim::Fixed(n), _) => n.into(),
+        })
+        .collect();
+    HookRow {
+        name: hook.to_string(),
+        shape,
+    }
+}
+
+pub fn run(session: &Session, args: &HooksArgs, out: &mut dyn Write) -> Result<()> {
+    let (cfg, _) = session.config()?;
+    let t = args.seq_len.map(|t| t as usize);
+    let report = HooksReport {
+        header: session.header(None),
+        seq_len: t,
+        hooks: Hook::all(&cfg)
+            .into_iter()
+            .map(|h| hook_row(h, &cfg, t))
+            .collect(),
+    };
+    emit(session, out, &report, table::hooks)
+}

@@ -1,0 +1,83 @@
+//! `lens`: the logit lens. At each depth, ln_f and the tied unembedding turn the residual
+//! stream at one position into next-token predictions. ln_f is applied exactly once: the
+//! last row reads HF's final hidden state, which already went through it, and equals `next`.
+
+use std::io::Write;
+
+use anyhow::Result;
+use candle_core::{DType, Tensor};
+
+use super::{check_index, check_top_k, decoded, emit, input_ids, predictions, Prepared, Session};
+use crate::cli::LensArgs;
+use crate::model::{BlockHook, CaptureSpec, Hook, Logits, Request};
+use crate::render::table;
+use crate::report::{LensReport, LensRow};
+
+pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()> {
+    let Prepared {
+        text,
+        cfg,
+        tokenizer,
+        ids,
+    } = session.prepare(&args.input)?;
+    let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
+    let position = args.position.unwrap_or(ids.len() - 1);
+    check_index(
+        "position",
+        position,
+        ids.len(),
+        "token positions",
+        "the text",
+    )?;
+    let model = session.model(&cfg, cfg.n_layer)?;
+    let req = Request {
+        capture: CaptureSpec::new(
+            (0..cfg.n_layer)
+                .map(|l| Hook::Block(l, BlockHook::ResidPre))
+                .chain([Hook::LnFinal]),
+        ),
+        logits: Logits::None,
+    };
+    let acts = model
+        .forward(&input_ids(&ids, model.device())?, &req)?
+        .activations;
+
+    // (L + 1) residual streams at `position`, each (1, 1, C), the last already normalized.
+    let at = |t: &Tensor| t.narrow(1, position, 1);
+    let mut logits = Vec::with_capacity(cfg.n_layer + 1);
+    for l in 0..cfg.n_layer {
+        let x = model.final_norm(&at(acts.get(Hook::Block(l, BlockHook::ResidPre))?)?)?;
+        logits.push(model.unembed(&x)?.flatten_all()?); // (V,)
+    }
+    logits.push(
+        model
+            .unembed(&at(acts.get(Hook::LnFinal)?)?)?
+            .flatten_all()?,
+    );
+
+    let final_preds = predictions(&tokenizer, &logits[cfg.n_layer], 1)?;
+    let final_id = final_preds[0].id;
+    let layers = logits
+        .iter()
+        .enumerate()
+        .map(|(layer, l)| {
+            let probs: Vec<f32> = candle_nn::ops::softmax_last_dim(&l.to_dtype(DType::F64)?)?
+                .to_dtype(DType::F32)?
+                .to_vec1()?;
+            Ok(LensRow {
+                layer,
+                predictions: predictions(&tokenizer, l, top_k)?,
+                final_token_prob: probs[final_id as usize],
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let report = LensReport {
+        header: session.header(Some(&text)),
+        tokens: decoded(&tokenizer, &ids)?,
+        position,
+        final_id,
+        final_token: final_preds[0].token.clone(),
+        layers,
+    };
+    emit(session, out, &report, table::lens)
+}

@@ -1,0 +1,104 @@
+//! `trace`: the whole data flow as one report, text → tokens → embeddings → blocks →
+//! ln_f → logits → next token, with every stage's name, shape and dtype.
+
+use std::io::Write;
+
+use anyhow::Result;
+
+use super::{check_top_k, decoded, emit, input_ids, predictions, Prepared, Session};
+use crate::cli::TraceArgs;
+use crate::model::{BlockHook, CaptureSpec, Hook, Logits, Request};
+use crate::render::table;
+use crate::report::{Stage, TraceReport};
+
+pub fn run(session: &Session, args: &TraceArgs, out: &mut dyn Write) -> Result<()> {
+    let Prepared {
+        text,
+        cfg,
+        tokenizer,
+        ids,
+    } = session.prepare(&args.input)?;
+    let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
+    let model = session.model(&cfg, cfg.n_layer)?;
+    let input = input_ids(&ids, model.device())?; // (1, T)
+    let req = Request {
+        capture: CaptureSpec::default(),
+        logits: Logits::Last,
+    };
+    let logits = model
+        .forward(&input, &req)?
+        .logits
+        .expect("Logits::Last yields logits"); // (1, 1, V)
+
+    // Activation shapes come from the hook table, which the parity tests hold to the
+    // tensors the forward pass records; nothing is kept just to be measured.
+    let t = ids.len();
+    let dtype = logits.dtype().as_str().to_string();
+    let stage = |name: String, shape: Vec<usize>, dtype: &str, note: &str| Stage {
+        name,
+        shape,
+        dtype: dtype.to_string(),
+        note: note.to_string(),
+    };
+    let hook = |h: Hook, note: &str| stage(h.to_string(), h.shape(&cfg, 1, t), &dtype, note);
+    let mut stages = vec![
+        stage(
+            "input_ids".into(),
+            input.dims().to_vec(),
+            input.dtype().as_str(),
+            "token ids from the byte-level BPE tokenizer",
+        ),
+        stage(
+            "wte".into(),
+            model.wte().dims().to_vec(),
+            &dtype,
+            "token embedding matrix, one row per vocabulary entry",
+        ),
+        stage(
+            "wpe".into(),
+            model.wpe().dims().to_vec(),
+            &dtype,
+            "position embedding matrix, one row per position",
+        ),
+        hook(Hook::Embed, "token embeddings wte[input_ids]"),
+        hook(Hook::PosEmbed, "position embeddings wpe[0..T]"),
+        stage(
+            "embeddings".into(),
+            vec![1, t, cfg.n_embd],
+            &dtype,
+            "hook_embed + hook_pos_embed = hidden_states[0], the input of block 0",
+        ),
+    ];
+    for l in 0..cfg.n_layer {
+        stages.push(hook(
+            Hook::Block(l, BlockHook::Pattern),
+            "attentions: one T×T map per head, rows sum to 1",
+        ));
+        stages.push(hook(
+            Hook::Block(l, BlockHook::ResidPost),
+            "hidden state after the block: residual + attention + MLP",
+        ));
+    }
+    stages.push(hook(
+        Hook::LnFinal,
+        "final layer norm = hidden_states[n_layer]",
+    ));
+    stages.push(hook(
+        Hook::Logits,
+        "hidden · wteᵀ; only the last position is computed",
+    ));
+    stages.push(stage(
+        "probabilities".into(),
+        vec![1, cfg.vocab_size],
+        "f32",
+        "softmax of the last position's logits: the next-token distribution",
+    ));
+    let report = TraceReport {
+        header: session.header(Some(&text)),
+        tokens: decoded(&tokenizer, &ids)?,
+        input_ids: ids,
+        stages,
+        predictions: predictions(&tokenizer, &logits.flatten_all()?, top_k)?,
+    };
+    emit(session, out, &report, table::trace)
+}

@@ -1,0 +1,350 @@
+//! The data-flow commands (trace, embed, hidden, attention --scores/--qkv/--format bertviz,
+//! lens, hooks, dump) against Hugging Face's outputs for the fixture.
+
+mod common;
+
+use assert_cmd::Command;
+use candle_core::{DType, Device, Tensor};
+use common::{assert_close, flat, max_abs_diff, model_dir, Reference, TOL};
+use serde_json::{json, Value};
+
+fn cmd() -> Command {
+    let mut c = Command::cargo_bin("gpt2-inspect").unwrap();
+    c.arg("--model").arg(model_dir());
+    c
+}
+
+fn run_json(args: &[&str]) -> Value {
+    let out = cmd().args(args).arg("--json").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+/// Nested JSON numbers, flattened; `null` (a masked score) reads as -inf.
+fn floats(v: &Value) -> Vec<f32> {
+    match v {
+        Value::Array(a) => a.iter().flat_map(floats).collect(),
+        Value::Number(n) => vec![n.as_f64().unwrap() as f32],
+        Value::Null => vec![f32::NEG_INFINITY],
+        other => panic!("not a number: {other}"),
+    }
+}
+
+fn assert_json_close(what: &str, got: &Value, want: &Tensor) {
+    let d = max_abs_diff(&floats(got), &flat(want));
+    assert!(d <= TOL, "{what}: max |ours - HF| = {d}");
+}
+
+fn softmax_f64(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let z: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+    logits.iter().map(|&l| (l as f64 - max).exp() / z).collect()
+}
+
+#[test]
+fn trace_lists_every_stage_with_its_shape() {
+    let v = run_json(&["trace", "The quick brown fox"]);
+    let stages = v["stages"].as_array().unwrap();
+    let shape_of = |name: &str| {
+        stages
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("{name}"))["shape"]
+            .clone()
+    };
+    assert_eq!(shape_of("input_ids"), json!([1, 4]));
+    assert_eq!(shape_of("wte"), json!([50257, 32]));
+    assert_eq!(shape_of("wpe"), json!([1024, 32]));
+    assert_eq!(shape_of("embeddings"), json!([1, 4, 32]));
+    for l in 0..3 {
+        assert_eq!(
+            shape_of(&format!("blocks.{l}.attn.hook_pattern")),
+            json!([1, 4, 4, 4])
+        );
+    }
+    assert_eq!(shape_of("logits"), json!([1, 4, 50257]));
+    assert!(stages.iter().all(|s| s["dtype"].is_string()));
+    let next = run_json(&["next", "The quick brown fox"]);
+    assert_eq!(v["predictions"], next["predictions"]);
+}
+
+#[test]
+fn embed_matches_hf_and_nearest_is_cosine_over_wte() {
+    let reference = Reference::load();
+    let prompt = &reference.prompts[2];
+    let v = run_json(&["embed", prompt, "--nearest", "3"]);
+    assert_eq!(v["wte_shape"], json!([50257, 32]));
+    assert_eq!(v["wpe_shape"], json!([1024, 32]));
+    assert_json_close(
+        "token_embeddings",
+        &v["token_embeddings"],
+        reference.get("p2.hook_embed"),
+    );
+    assert_json_close(
+        "position_embeddings",
+        &v["position_embeddings"],
+        reference.get("p2.hook_pos_embed"),
+    );
+    let h0 = reference.get("p2.hidden_states").get(0).unwrap();
+    assert_json_close("embeddings", &v["embeddings"], &h0);
+
+    // Cosine similarity against every wte row, computed here in f64 from the checkpoint.
+    let weights =
+        candle_core::safetensors::load(model_dir().join("model.safetensors"), &Device::Cpu)
+            .unwrap();
+    let wte: Vec<Vec<f32>> = weights["transformer.wte.weight"].to_vec2().unwrap();
+    let norm = |r: &[f32]| r.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    for (i, tok) in v["tokens"].as_array().unwrap().iter().enumerate() {
+        let id = reference.ids(2)[i] as usize;
+        let mut cos: Vec<(usize, f64)> = wte
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != id)
+            .map(|(j, r)| {
+                (
+                    j,
+                    r.iter()
+                        .zip(&wte[id])
+                        .map(|(&a, &b)| a as f64 * b as f64)
+                        .sum::<f64>()
+                        / (norm(r) * norm(&wte[id])),
+                )
+            })
+            .collect();
+        cos.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let got = tok["nearest"].as_array().unwrap();
+        assert_eq!(got.len(), 3);
+        for (n, (j, c)) in got.iter().zip(&cos) {
+            assert_eq!(n["id"], *j);
+            assert!((n["cosine"].as_f64().unwrap() - c).abs() < 1e-4);
+        }
+    }
+}
+
+#[test]
+fn hidden_is_hf_hidden_states() {
+    let reference = Reference::load();
+    let prompt = &reference.prompts[3];
+    let hs = reference.get("p3.hidden_states"); // (L+1, T, d)
+    for i in 0..=3 {
+        let v = run_json(&["hidden", prompt, "--layer", &i.to_string()]);
+        assert_eq!(v["layer"], i);
+        assert_json_close(
+            &format!("hidden_states[{i}]"),
+            &v["values"],
+            &hs.get(i).unwrap(),
+        );
+    }
+    let v = run_json(&["hidden", prompt]);
+    assert!(v["layer"].is_null() && v.get("values").is_none());
+    let want = hs
+        .to_dtype(DType::F64)
+        .unwrap()
+        .sqr()
+        .unwrap()
+        .sum(2)
+        .unwrap()
+        .sqrt()
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap();
+    assert_json_close("norms", &v["norms"], &want);
+}
+
+#[test]
+fn attention_scores_and_qkv_match_hf() {
+    let reference = Reference::load();
+    let prompt = &reference.prompts[1];
+    let v = run_json(&[
+        "attention",
+        prompt,
+        "--layer",
+        "1",
+        "--head",
+        "3",
+        "--scores",
+        "--qkv",
+    ]);
+    let head = |name: &str, per_head_dim: usize| {
+        reference
+            .get(&format!("p1.blocks.1.{name}"))
+            .squeeze(0)
+            .unwrap()
+            .narrow(per_head_dim, 3, 1)
+            .unwrap()
+    };
+    assert_json_close("scores", &v["scores"], &head("attn.hook_attn_scores", 0));
+    assert!(v["scores"][0][1].is_null(), "masked scores are null");
+    assert_json_close("weights", &v["weights"], &head("attn.hook_pattern", 0));
+    for k in ["q", "k", "v"] {
+        assert_json_close(k, &v[k], &head(&format!("attn.hook_{k}"), 1));
+    }
+    let table = cmd()
+        .args([
+            "attention",
+            prompt,
+            "--layer",
+            "1",
+            "--head",
+            "3",
+            "--scores",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8(table.stdout)
+        .unwrap()
+        .contains("scores QKᵀ/√d_head"));
+}
+
+#[test]
+fn bertviz_layout_holds_every_layer_and_head() {
+    let reference = Reference::load();
+    let v = run_json(&["attention", &reference.prompts[0], "--format", "bertviz"]);
+    assert_eq!(v.as_object().unwrap().len(), 2);
+    assert_eq!(v["tokens"].as_array().unwrap().len(), 4);
+    assert_json_close("all", &v["all"], reference.get("p0.attentions"));
+}
+
+#[test]
+fn lens_matches_hf_and_its_last_row_is_next() {
+    let reference = Reference::load();
+    for (prompt, pos, name) in [(0, None, "last"), (2, Some(1), "pos1"), (2, None, "last")] {
+        let text = &reference.prompts[prompt];
+        let mut args = vec!["lens", text.as_str(), "--top-k", "4"];
+        let pos_s = pos.map(|p: usize| p.to_string());
+        if let Some(p) = &pos_s {
+            args.extend(["--position", p.as_str()]);
+        }
+        let v = run_json(&args);
+        let hf = reference.get(&format!("p{prompt}.lens_logits_{name}")); // (L+1, V)
+        let rows = v["layers"].as_array().unwrap();
+        assert_eq!(rows.len(), 4);
+        let final_logits = flat(&hf.get(3).unwrap());
+        let final_id = (0..final_logits.len())
+            .max_by(|&a, &b| final_logits[a].total_cmp(&final_logits[b]))
+            .unwrap();
+        assert_eq!(v["final_id"], final_id);
+        for (l, row) in rows.iter().enumerate() {
+            let logits = flat(&hf.get(l).unwrap());
+            let probs = softmax_f64(&logits);
+            let mut order: Vec<usize> = (0..logits.len()).collect();
+            order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+            for (r, p) in row["predictions"].as_array().unwrap().iter().enumerate() {
+                assert_eq!(p["id"], order[r], "{name} layer {l} rank {r}");
+                assert!(
+                    (p["logit"].as_f64().unwrap() - logits[order[r]] as f64).abs() < TOL as f64
+                );
+            }
+            assert!(
+                (row["final_token_prob"].as_f64().unwrap() - probs[final_id]).abs() < TOL as f64
+            );
+        }
+        if pos.is_none() {
+            let next = run_json(&["next", text, "--top-k", "4"]);
+            assert_eq!(
+                rows[3]["predictions"], next["predictions"],
+                "last lens row equals next"
+            );
+        }
+    }
+}
+
+#[test]
+fn hooks_lists_transformer_lens_names() {
+    let v = run_json(&["hooks"]);
+    let hooks = v["hooks"].as_array().unwrap();
+    assert_eq!(hooks.len(), 2 + 3 * 15 + 2);
+    let find = |n: &str| {
+        hooks
+            .iter()
+            .find(|h| h["name"] == n)
+            .unwrap_or_else(|| panic!("{n}"))["shape"]
+            .clone()
+    };
+    assert_eq!(find("blocks.0.attn.hook_q"), json!([1, "T", 4, 8]));
+    assert_eq!(find("blocks.2.mlp.hook_post"), json!([1, "T", 128]));
+    assert_eq!(
+        find("blocks.1.attn.hook_attn_scores"),
+        json!([1, 4, "T", "T"])
+    );
+    assert_eq!(find("ln_final.hook_normalized"), json!([1, "T", 32]));
+    let v = run_json(&["hooks", "--seq-len", "7"]);
+    assert_eq!(v["hooks"][0]["shape"], json!([1, 7, 32]));
+}
+
+#[test]
+fn dump_writes_every_activation_as_hf_computes_it() {
+    let reference = Reference::load();
+    let dir = std::env::temp_dir().join(format!("gpt2-inspect-dump-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for prompt in [0, 3] {
+        let path = dir.join(format!("p{prompt}.safetensors"));
+        std::fs::write(&path, b"an older file to be replaced").unwrap();
+        let v = run_json(&[
+            "dump",
+            &reference.prompts[prompt],
+            "-o",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(v["hooks"].as_array().unwrap().len(), 49);
+        let bytes = std::fs::read(&path).unwrap();
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let meta = meta.metadata().clone().unwrap();
+        assert_eq!(meta["text"], reference.prompts[prompt]);
+        let ids: Vec<u32> = serde_json::from_str(&meta["input_ids"]).unwrap();
+        assert_eq!(ids, reference.ids(prompt));
+        let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap();
+        assert_eq!(tensors.len(), 49);
+        let mut compared = 0;
+        for (name, t) in &tensors {
+            if let Some(want) = reference.tensors.get(&format!("p{prompt}.{name}")) {
+                assert_close(name, t, want);
+                compared += 1;
+            }
+        }
+        // Prompt 0's reference has full logits; the other prompts' do not.
+        assert_eq!(compared, if prompt == 0 { 49 } else { 48 });
+    }
+    let path = dir.join("patterns.safetensors");
+    let v = run_json(&[
+        "dump",
+        "The cat",
+        "-o",
+        path.to_str().unwrap(),
+        "--hook",
+        "blocks.*.attn.hook_pattern",
+    ]);
+    assert_eq!(v["hooks"].as_array().unwrap().len(), 3);
+    let tensors = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
+    assert_eq!(tensors["blocks.2.attn.hook_pattern"].dims(), [1, 4, 2, 2]);
+    // Nothing but the outputs is left behind.
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn dump_refuses_a_missing_directory_and_unknown_hooks() {
+    let out = cmd()
+        .args(["dump", "hi", "-o", "/nonexistent-dir/x.safetensors"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    let out = cmd()
+        .args([
+            "dump",
+            "hi",
+            "-o",
+            "/tmp/x.safetensors",
+            "--hook",
+            "blocks.*.nothing",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("matches no activation"));
+}
