@@ -262,6 +262,10 @@ def main():
         actual = logits[:-1].gather(1, nxt[:, None])
         ref[p + "next_logprobs"] = logprobs[:-1].gather(1, nxt[:, None])[:, 0]
         ref[p + "next_ranks"] = (logits[:-1] > actual).sum(dim=1)
+        # A rank is a count over floats: logits within the parity tolerance (1e-4) of the
+        # actual one may fall either way. These bound the ranks consistent with HF's logits.
+        ref[p + "next_ranks_min"] = (logits[:-1] > actual + 1e-4).sum(dim=1)
+        ref[p + "next_ranks_max"] = (logits[:-1] >= actual - 1e-4).sum(dim=1) - 1
         ref[p + "next_top1"] = logits[:-1].argmax(dim=1)
         if i == 0:
             ref[p + "logits"] = logits

@@ -98,6 +98,14 @@ pub enum Command {
     Hooks(HooksArgs),
     /// Write activations to a safetensors file (for numpy or torch)
     Dump(DumpArgs),
+    /// How surprised the model is by each token: log-probability, rank, perplexity
+    Score(ScoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    pub input: TextArgs,
 }
 
 #[derive(Debug, Args)]

@@ -307,3 +307,39 @@ pub struct InfoReport {
     pub checkpoint_bytes: u64,
     pub tensors: Vec<TensorRow>,
 }
+
+/// The model's top guess where it was scored.
+#[derive(Debug, Clone, Serialize)]
+pub struct Guess {
+    pub id: u32,
+    pub token: String,
+    pub prob: f32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoredToken {
+    /// Position in the text (1 for the first scored token).
+    pub position: usize,
+    pub id: u32,
+    pub token: String,
+    /// log p(token | the tokens before it), natural log.
+    pub logprob: f32,
+    /// 1 = the model's top choice.
+    pub rank: usize,
+    pub top: Guess,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoreReport {
+    #[serde(flatten)]
+    pub header: Header,
+    pub input_ids: Vec<u32>,
+    /// Every token after the first.
+    pub tokens: Vec<ScoredToken>,
+    /// Sum of `logprob`.
+    pub total_logprob: f64,
+    /// Mean of -log2 p.
+    pub mean_surprisal_bits: f64,
+    /// exp(mean of -logprob).
+    pub perplexity: f64,
+}

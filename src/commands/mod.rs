@@ -8,6 +8,7 @@ mod hooks;
 mod info;
 mod lens;
 mod next;
+mod score;
 mod tokenize;
 mod trace;
 
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Lens(a) => lens::run(&session, a, &mut out)?,
         Command::Hooks(a) => hooks::run(&session, a, &mut out)?,
         Command::Dump(a) => dump::run(&session, a, &mut out)?,
+        Command::Score(a) => score::run(&session, a, &mut out)?,
     }
     out.flush()?;
     Ok(())

@@ -2,11 +2,11 @@
 
 use std::io::{self, Write};
 
-use crate::report::HeadMap;
 use crate::report::{
     AttentionReport, DumpReport, EmbedReport, HiddenReport, HookRow, HooksReport, InfoReport,
     LensReport, NextReport, Prediction, Stage, TokenizeReport, TraceReport,
 };
+use crate::report::{HeadMap, ScoreReport};
 
 #[derive(Clone, Copy)]
 enum Align {
@@ -491,4 +491,40 @@ pub fn info(out: &mut dyn Write, r: &InfoReport) -> io::Result<()> {
         &[Left, Left, Left, Left],
         &rows,
     )
+}
+
+pub fn score(out: &mut dyn Write, r: &ScoreReport) -> io::Result<()> {
+    use Align::*;
+    let rows: Vec<Vec<String>> = r
+        .tokens
+        .iter()
+        .map(|s| {
+            vec![
+                s.position.to_string(),
+                quoted(&s.token),
+                format!("{:.4}", s.logprob),
+                s.rank.to_string(),
+                format!("{} {:.3}", quoted(&s.top.token), s.top.prob),
+            ]
+        })
+        .collect();
+    grid(
+        out,
+        &["position", "token", "logprob", "rank", "model's top guess"],
+        &[Right, Left, Right, Right, Left],
+        &rows,
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "total log-likelihood  {:.4} (natural log, {} tokens scored)",
+        r.total_logprob,
+        r.tokens.len()
+    )?;
+    writeln!(
+        out,
+        "mean surprisal        {:.4} bits per token",
+        r.mean_surprisal_bits
+    )?;
+    writeln!(out, "perplexity            {:.4}", r.perplexity)
 }

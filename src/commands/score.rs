@@ -1,0 +1,80 @@
+//! `score`: for each token after the first, its log-probability given the tokens before it,
+//! its rank in the vocabulary and the model's top guess; then perplexity.
+
+use std::io::Write;
+
+use anyhow::{bail, Result};
+use candle_core::DType;
+
+use super::{emit, input_ids, Prepared, Session};
+use crate::cli::ScoreArgs;
+use crate::model::{CaptureSpec, Logits, Request};
+use crate::render::table;
+use crate::report::{Guess, ScoreReport, ScoredToken};
+
+pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<()> {
+    let Prepared {
+        text,
+        cfg,
+        tokenizer,
+        ids,
+    } = session.prepare(&args.input)?;
+    if ids.len() < 2 {
+        bail!(
+            "score needs at least two tokens: the first is only context; the text has {}",
+            ids.len()
+        );
+    }
+    let model = session.model(&cfg, cfg.n_layer)?;
+    let req = Request {
+        capture: CaptureSpec::default(),
+        logits: Logits::All,
+    };
+    let logits = model
+        .forward(&input_ids(&ids, model.device())?, &req)?
+        .logits
+        .expect("Logits::All yields logits"); // (1, T, V)
+    let t = ids.len();
+    // Row i predicts token i + 1; the last row predicts past the text and is not needed.
+    let rows: Vec<Vec<f32>> = logits
+        .squeeze(0)?
+        .narrow(0, 0, t - 1)?
+        .to_dtype(DType::F32)?
+        .to_vec2()?; // (T-1, V)
+
+    let mut tokens = Vec::with_capacity(t - 1);
+    for (i, row) in rows.iter().enumerate() {
+        let actual = ids[i + 1] as usize;
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let log_z = max
+            + row
+                .iter()
+                .map(|&l| (l as f64 - max).exp())
+                .sum::<f64>()
+                .ln();
+        let top = (0..row.len()).fold(0, |best, j| if row[j] > row[best] { j } else { best });
+        tokens.push(ScoredToken {
+            position: i + 1,
+            id: actual as u32,
+            token: tokenizer.decode(&[actual as u32])?,
+            logprob: (row[actual] as f64 - log_z) as f32,
+            rank: 1 + row.iter().filter(|&&l| l > row[actual]).count(),
+            top: Guess {
+                id: top as u32,
+                token: tokenizer.decode(&[top as u32])?,
+                prob: (row[top] as f64 - log_z).exp() as f32,
+            },
+        });
+    }
+    let total: f64 = tokens.iter().map(|s| s.logprob as f64).sum();
+    let mean_nll = -total / tokens.len() as f64;
+    let report = ScoreReport {
+        header: session.header(Some(&text)),
+        input_ids: ids,
+        tokens,
+        total_logprob: total,
+        mean_surprisal_bits: mean_nll / std::f64::consts::LN_2,
+        perplexity: mean_nll.exp(),
+    };
+    emit(session, out, &report, table::score)
+}
