@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::{DType, Tensor, D};
 
-use super::{decoded, emit, input_ids, rows, Prepared, Session};
+use super::{decoded, emit, input_ids, row_norms, rows, Prepared, Session};
 use crate::cli::EmbedArgs;
 use crate::model::{BlockHook, CaptureSpec, Gpt2, Hook, Logits, Request};
 use crate::render::table;
@@ -32,14 +32,7 @@ pub fn run(session: &Session, args: &EmbedArgs, out: &mut dyn Write) -> Result<(
     let tok = acts.get(Hook::Embed)?.squeeze(0)?; // (T, C)
     let pos = acts.get(Hook::PosEmbed)?.squeeze(0)?; // (T, C)
     let emb = acts.get(sum)?.squeeze(0)?; // (T, C)
-    let norms = |t: &Tensor| -> Result<Vec<f32>> {
-        Ok(t.to_dtype(DType::F32)?
-            .sqr()?
-            .sum(D::Minus1)?
-            .sqrt()?
-            .to_vec1()?)
-    };
-    let (tok_n, pos_n, emb_n) = (norms(&tok)?, norms(&pos)?, norms(&emb)?);
+    let (tok_n, pos_n, emb_n) = (row_norms(&tok)?, row_norms(&pos)?, row_norms(&emb)?);
     let mut nearest = match args.nearest {
         Some(n) => Some(nearest(&model, &tokenizer, &tok, &ids, n as usize)?),
         None => None,

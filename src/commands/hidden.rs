@@ -4,9 +4,9 @@
 use std::io::Write;
 
 use anyhow::Result;
-use candle_core::{DType, Tensor, D};
+use candle_core::Tensor;
 
-use super::{check_index, decoded, emit, input_ids, rows, Prepared, Session};
+use super::{check_index, decoded, emit, input_ids, row_norms, rows, Prepared, Session};
 use crate::cli::HiddenArgs;
 use crate::model::{BlockHook, CaptureSpec, Config, Hook, Logits, Request};
 use crate::render::table;
@@ -54,16 +54,7 @@ pub fn run(session: &Session, args: &HiddenArgs, out: &mut dyn Write) -> Result<
         .iter()
         .map(|&i| Ok(acts.get(hidden_hook(i, &cfg))?.squeeze(0)?)) // (T, C)
         .collect::<Result<_>>()?;
-    let norms = states
-        .iter()
-        .map(|s| {
-            Ok(s.to_dtype(DType::F32)?
-                .sqr()?
-                .sum(D::Minus1)?
-                .sqrt()?
-                .to_vec1()?)
-        })
-        .collect::<Result<Vec<Vec<f32>>>>()?;
+    let norms = states.iter().map(row_norms).collect::<Result<Vec<_>>>()?;
     let t = ids.len();
     let (shape, values) = match args.layer {
         Some(_) => (vec![1, t, cfg.n_embd], Some(rows(&states[0])?)),

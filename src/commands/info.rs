@@ -12,8 +12,8 @@ use crate::report::{InfoReport, TensorRow};
 
 pub fn run(session: &Session, out: &mut dyn Write) -> Result<()> {
     let (_, raw_config) = session.config()?;
-    let path = session.source.file("model.safetensors")?;
     let ckpt = session.checkpoint()?;
+    let path = ckpt.path();
     let tensors: Vec<TensorRow> = ckpt
         .tensors()
         .iter()
@@ -39,7 +39,7 @@ pub fn run(session: &Session, out: &mut dyn Write) -> Result<()> {
             KeyLayout::Bare => "bare keys (original GPT-2 repositories)".into(),
         },
         checkpoint: path.display().to_string(),
-        checkpoint_bytes: std::fs::metadata(&path)?.len(),
+        checkpoint_bytes: std::fs::metadata(path)?.len(),
         tensors,
     };
     emit(session, out, &report, table::info)

@@ -7,7 +7,10 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 
-use super::{check_index, check_top_k, decoded, emit, input_ids, predictions, Prepared, Session};
+use super::{
+    check_index, check_top_k, decoded, emit, input_ids, log_normalizer, predictions, Prepared,
+    Session,
+};
 use crate::cli::LensArgs;
 use crate::model::{BlockHook, CaptureSpec, Hook, Logits, Request};
 use crate::render::table;
@@ -61,13 +64,12 @@ pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()
         .iter()
         .enumerate()
         .map(|(layer, l)| {
-            let probs: Vec<f32> = candle_nn::ops::softmax_last_dim(&l.to_dtype(DType::F64)?)?
-                .to_dtype(DType::F32)?
-                .to_vec1()?;
+            let row: Vec<f32> = l.to_dtype(DType::F32)?.to_vec1()?;
             Ok(LensRow {
                 layer,
                 predictions: predictions(&tokenizer, l, top_k)?,
-                final_token_prob: probs[final_id as usize],
+                final_token_prob: (row[final_id as usize] as f64 - log_normalizer(&row)).exp()
+                    as f32,
             })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -216,17 +216,30 @@ fn encode_for_model(tokenizer: &Tokenizer, cfg: &Config, text: &str) -> Result<V
     Ok(ids)
 }
 
+/// log Σ exp(logits), in f64 from the f32 logits: `logit - log_z` is the log-probability.
+fn log_normalizer(logits: &[f32]) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    max + logits
+        .iter()
+        .map(|&l| (l as f64 - max).exp())
+        .sum::<f64>()
+        .ln()
+}
+
+/// Euclidean norm of each row of a `(T, d)` tensor.
+fn row_norms(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.to_dtype(DType::F32)?
+        .sqr()?
+        .sum(candle_core::D::Minus1)?
+        .sqrt()?
+        .to_vec1()?)
+}
+
 /// The `k` highest logits of `logits` `(V,)`, with softmax probabilities and log-probabilities
 /// computed in f64 from the f32 logits.
 fn predictions(tokenizer: &Tokenizer, logits: &Tensor, k: usize) -> Result<Vec<Prediction>> {
     let logits: Vec<f32> = logits.to_dtype(DType::F32)?.to_vec1()?;
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let log_z = max
-        + logits
-            .iter()
-            .map(|&l| (l as f64 - max).exp())
-            .sum::<f64>()
-            .ln();
+    let log_z = log_normalizer(&logits);
     let mut order: Vec<usize> = (0..logits.len()).collect();
     order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
     order

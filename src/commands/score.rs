@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::{bail, Result};
 use candle_core::DType;
 
-use super::{emit, input_ids, Prepared, Session};
+use super::{emit, input_ids, log_normalizer, Prepared, Session};
 use crate::cli::ScoreArgs;
 use crate::model::{CaptureSpec, Logits, Request};
 use crate::render::table;
@@ -45,13 +45,7 @@ pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<(
     let mut tokens = Vec::with_capacity(t - 1);
     for (i, row) in rows.iter().enumerate() {
         let actual = ids[i + 1] as usize;
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-        let log_z = max
-            + row
-                .iter()
-                .map(|&l| (l as f64 - max).exp())
-                .sum::<f64>()
-                .ln();
+        let log_z = log_normalizer(row);
         let top = (0..row.len()).fold(0, |best, j| if row[j] > row[best] { j } else { best });
         tokens.push(ScoredToken {
             position: i + 1,

@@ -219,6 +219,10 @@ impl Checkpoint {
         })
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn layout(&self) -> KeyLayout {
         self.layout
     }
