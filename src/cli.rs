@@ -100,6 +100,73 @@ pub enum Command {
     Dump(DumpArgs),
     /// How surprised the model is by each token: log-probability, rank, perplexity
     Score(ScoreArgs),
+    /// Continue the text token by token (greedy, or sampled), using a key/value cache
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub input: TextArgs,
+
+    /// Generate at most N tokens
+    #[arg(long, short = 'n', value_name = "N", default_value_t = 20, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_new_tokens: u32,
+
+    /// Sample at this temperature; omitted or 0: greedy (the most likely token every step)
+    /// unless --top-k or --top-p asks for sampling (then 1)
+    #[arg(long, value_name = "T", allow_negative_numbers = true)]
+    pub temperature: Option<f64>,
+
+    /// Sample among the K most likely tokens only
+    #[arg(long, value_name = "K", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub top_k: Option<u32>,
+
+    /// Nucleus sampling: among the most likely tokens whose probabilities add up to P (0 < P ≤ 1)
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    pub top_p: Option<f64>,
+
+    /// Seed of the sampler: the same seed gives the same text
+    #[arg(long, default_value_t = 299_792_458)]
+    pub seed: u64,
+
+    /// Keep generating after <|endoftext|>
+    #[arg(long)]
+    pub ignore_eos: bool,
+
+    /// One line per token: its probability and the most likely alternatives
+    #[arg(long)]
+    pub show_probs: bool,
+
+    /// How many alternatives --show-probs and --json list per step
+    #[arg(long, value_name = "N", default_value_t = 5, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub alternatives: u32,
+
+    /// Record, for each generated token, where this layer's head (--attention-head) attended
+    #[arg(
+        long,
+        value_name = "L",
+        requires = "attention_head",
+        allow_negative_numbers = true
+    )]
+    pub attention_layer: Option<usize>,
+
+    /// The head for --attention-layer
+    #[arg(
+        long,
+        value_name = "H",
+        requires = "attention_layer",
+        allow_negative_numbers = true
+    )]
+    pub attention_head: Option<usize>,
+
+    /// Run the whole sequence again for every token instead of using the key/value cache
+    /// (slower; the same tokens, for comparison)
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(Debug, Args)]

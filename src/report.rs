@@ -343,3 +343,47 @@ pub struct ScoreReport {
     /// exp(mean of -logprob).
     pub perplexity: f64,
 }
+
+/// One generated token.
+#[derive(Debug, Clone, Serialize)]
+pub struct GeneratedToken {
+    pub id: u32,
+    /// Decoded token.
+    pub token: String,
+    /// Its probability under the model (softmax of the raw logits, before temperature,
+    /// top-k or top-p).
+    pub prob: f32,
+    pub logprob: f32,
+    /// The model's most likely tokens at this step.
+    pub top: Vec<Prediction>,
+    /// With --attention-layer/--attention-head: the weights over positions 0..=p of the
+    /// query at position p, the one whose output chose this token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attention: Option<Vec<f32>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GenerateReport {
+    #[serde(flatten)]
+    pub header: Header,
+    pub input_ids: Vec<u32>,
+    /// `greedy`, or the sampler with its settings.
+    pub sampling: String,
+    /// `[layer, head]` recorded in each step's `attention`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attention_head: Option<[usize; 2]>,
+    pub generated_ids: Vec<u32>,
+    pub generated_text: String,
+    /// `max_new_tokens`, `eos` or `n_positions`.
+    pub stop_reason: String,
+    pub steps: Vec<GeneratedToken>,
+}
+
+/// A step of `generate` as it is streamed: the token and the text it completes.
+#[derive(Debug, Clone, Copy)]
+pub struct Step<'a> {
+    pub index: usize,
+    pub token: &'a GeneratedToken,
+    /// Newly decodable text (empty while a multi-byte character is still incomplete).
+    pub text: &'a str,
+}

@@ -4,24 +4,8 @@ mod common;
 
 use assert_cmd::Command;
 use candle_core::Tensor;
-use common::{flat, max_abs_diff, model_dir, Reference, TOL};
+use common::{cmd, flat, floats, json, max_abs_diff, model_dir, Reference, TOL};
 use serde_json::Value;
-
-fn cmd() -> Command {
-    let mut c = Command::cargo_bin("gpt2-inspect").unwrap();
-    c.arg("--model").arg(model_dir());
-    c
-}
-
-fn json(args: &[&str]) -> Value {
-    let out = cmd().args(args).arg("--json").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
-}
 
 fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -33,14 +17,6 @@ fn assert_header(v: &Value, text: Option<&str>) {
     match text {
         Some(t) => assert_eq!(v["text"], t),
         None => assert!(v["text"].is_null()),
-    }
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    match v {
-        Value::Array(a) => a.iter().flat_map(floats).collect(),
-        Value::Number(n) => vec![n.as_f64().unwrap() as f32],
-        other => panic!("not a number: {other}"),
     }
 }
 

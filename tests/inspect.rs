@@ -3,36 +3,11 @@
 
 mod common;
 
-use assert_cmd::Command;
 use candle_core::{DType, Device, Tensor};
-use common::{assert_close, flat, max_abs_diff, model_dir, Reference, TOL};
+use common::{
+    assert_close, cmd, flat, floats, json as run_json, max_abs_diff, model_dir, Reference, TOL,
+};
 use serde_json::{json, Value};
-
-fn cmd() -> Command {
-    let mut c = Command::cargo_bin("gpt2-inspect").unwrap();
-    c.arg("--model").arg(model_dir());
-    c
-}
-
-fn run_json(args: &[&str]) -> Value {
-    let out = cmd().args(args).arg("--json").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object")
-}
-
-/// Nested JSON numbers, flattened; `null` (a masked score) reads as -inf.
-fn floats(v: &Value) -> Vec<f32> {
-    match v {
-        Value::Array(a) => a.iter().flat_map(floats).collect(),
-        Value::Number(n) => vec![n.as_f64().unwrap() as f32],
-        Value::Null => vec![f32::NEG_INFINITY],
-        other => panic!("not a number: {other}"),
-    }
-}
 
 fn assert_json_close(what: &str, got: &Value, want: &Tensor) {
     let d = max_abs_diff(&floats(got), &flat(want));

@@ -86,6 +86,7 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
     let mut written = 0;
     model.forward_with(
         &input_ids(&ids, model.device())?,
+        None,
         &req,
         &mut |hook: Hook, tensor: Tensor| {
             let (at, shape) = &slots[&hook];

@@ -3,6 +3,7 @@
 mod attention;
 mod dump;
 mod embed;
+mod generate;
 mod hidden;
 mod hooks;
 mod info;
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Hooks(a) => hooks::run(&session, a, &mut out)?,
         Command::Dump(a) => dump::run(&session, a, &mut out)?,
         Command::Score(a) => score::run(&session, a, &mut out)?,
+        Command::Generate(a) => generate::run(&session, a, &mut out)?,
     }
     out.flush()?;
     Ok(())

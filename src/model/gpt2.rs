@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
 
 use super::config::{Activation, Config};
-use super::hooks::{Activations, BlockHook, CaptureSpec, Hook};
+use super::hooks::{Activations, BlockHook, CaptureSpec, Dim, Hook};
 use super::load::{Checkpoint, Reader};
 
 /// Which positions get logits. Computing them costs a (C × V) matmul per position.
@@ -41,6 +41,80 @@ impl Request {
 pub struct Output {
     pub activations: Activations,
     pub logits: Option<Tensor>,
+}
+
+impl Output {
+    /// Sequence `i` of a batch cut to its first `len` tokens, shaped as if it had run alone
+    /// (`B = 1`, `T = len`). Attention maps lose their padding rows and columns.
+    pub fn row(&self, i: usize, len: usize, cfg: &Config) -> Result<Output> {
+        let mut activations = Activations::default();
+        for (&hook, t) in self.activations.iter() {
+            let mut t = t.clone();
+            for (axis, dim) in hook.dims(cfg).into_iter().enumerate() {
+                t = match dim {
+                    // hook_pos_embed is (1, T, C), shared by the batch.
+                    Dim::Batch if t.dim(axis)? > 1 => t.narrow(axis, i, 1)?,
+                    Dim::Seq if t.dim(axis)? > 1 => t.narrow(axis, 0, len)?,
+                    _ => t,
+                };
+            }
+            activations.insert(hook, t);
+        }
+        let logits = match &self.logits {
+            Some(l) => {
+                let l = l.narrow(0, i, 1)?; // (1, T or 1, V)
+                Some(match l.dim(1)? {
+                    1 => l,
+                    _ => l.narrow(1, 0, len)?,
+                })
+            }
+            None => None,
+        };
+        Ok(Output {
+            activations,
+            logits,
+        })
+    }
+}
+
+/// Keys and values of the positions already run, per block, each `(B, nh, T_past, hs)`:
+/// the state [`Gpt2::forward_cached`] reads and extends, so generating a token runs the model
+/// on that one position instead of the whole prefix.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<(Tensor, Tensor)>,
+    len: usize,
+}
+
+impl KvCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Positions cached so far: the position of the next token.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// What a forward pass is run over besides its tokens.
+struct Context<'a> {
+    /// Real tokens per sequence, right padding after them; `None`: every position is real.
+    lengths: Option<&'a [usize]>,
+    cache: Option<&'a mut KvCache>,
+}
+
+impl Context<'_> {
+    fn plain() -> Self {
+        Context {
+            lengths: None,
+            cache: None,
+        }
+    }
 }
 
 /// HF's `Conv1D`: y = x W + b with W stored (in, out), so no transpose is needed.
@@ -115,13 +189,16 @@ impl Attention {
         })
     }
 
+    /// Returns the output and this call's keys and values, preceded by `past`'s:
+    /// `(B, nh, T_past + T, hs)` each.
     fn forward(
         &self,
         x: &Tensor,
         mask: &Tensor,
+        past: Option<&(Tensor, Tensor)>,
         layer: usize,
         rec: &mut Recorder,
-    ) -> Result<Tensor> {
+    ) -> Result<(Tensor, (Tensor, Tensor))> {
         let hook = |h| Hook::Block(layer, h);
         let (b, t, c) = x.dims3()?;
         let (nh, hs) = (self.n_head, c / self.n_head);
@@ -136,18 +213,22 @@ impl Attention {
         let q = q.transpose(1, 2)?.contiguous()?; // (B, nh, T, hs)
         let k = k.transpose(1, 2)?.contiguous()?; // (B, nh, T, hs)
         let v = v.transpose(1, 2)?.contiguous()?; // (B, nh, T, hs)
+        let (k, v) = match past {
+            Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?), // (B, nh, Tk, hs)
+            None => (k, v),
+        };
 
-        let scores = (q.matmul(&k.t()?)? * self.scale)?; // (B, nh, T, T)
-                                                         // mask: 0 where a query may look, -inf at future keys (and padding).
-        let scores = scores.broadcast_add(mask)?; // (B, nh, T, T)
+        let scores = (q.matmul(&k.t()?)? * self.scale)?; // (B, nh, T, Tk)
+                                                         // mask: 0 where a query may look, -inf at future keys and padding.
+        let scores = scores.broadcast_add(mask)?; // (B, nh, T, Tk)
         rec.heads(hook(BlockHook::AttnScores), &scores, 1)?;
-        let pattern = candle_nn::ops::softmax_last_dim(&scores)?; // (B, nh, T, T), rows sum to 1
+        let pattern = candle_nn::ops::softmax_last_dim(&scores)?; // (B, nh, T, Tk), rows sum to 1
         rec.heads(hook(BlockHook::Pattern), &pattern, 1)?;
 
         let z = pattern.matmul(&v)?.transpose(1, 2)?; // (B, T, nh, hs)
         rec.heads(hook(BlockHook::Z), &z, 2)?;
         let z = z.reshape((b, t, c))?; // (B, T, C), heads concatenated
-        self.c_proj.forward(&z) // (B, T, C)
+        Ok((self.c_proj.forward(&z)?, (k, v))) // (B, T, C)
     }
 }
 
@@ -202,12 +283,19 @@ impl Block {
 
     /// Pre-LN: x + attn(ln_1(x)), then + mlp(ln_2(.)). The input (hook_resid_pre) is
     /// recorded by the caller.
-    fn forward(&self, x: &Tensor, mask: &Tensor, rec: &mut Recorder) -> Result<Tensor> {
+    /// Also returns the block's keys and values (see [`Attention::forward`]).
+    fn forward(
+        &self,
+        x: &Tensor,
+        mask: &Tensor,
+        past: Option<&(Tensor, Tensor)>,
+        rec: &mut Recorder,
+    ) -> Result<(Tensor, (Tensor, Tensor))> {
         let l = self.layer;
         let hook = |h| Hook::Block(l, h);
         let h = self.ln_1.forward(x)?; // (B, T, C)
         rec.record(hook(BlockHook::Ln1Normalized), &h)?;
-        let attn_out = self.attn.forward(&h, mask, l, rec)?; // (B, T, C)
+        let (attn_out, kv) = self.attn.forward(&h, mask, past, l, rec)?; // (B, T, C)
         rec.record(hook(BlockHook::AttnOut), &attn_out)?;
         let x = (x + attn_out)?; // (B, T, C)
         rec.record(hook(BlockHook::ResidMid), &x)?;
@@ -217,7 +305,7 @@ impl Block {
         rec.record(hook(BlockHook::MlpOut), &mlp_out)?;
         let x = (x + mlp_out)?; // (B, T, C)
         rec.record(hook(BlockHook::ResidPost), &x)?;
-        Ok(x)
+        Ok((x, kv))
     }
 }
 
@@ -316,10 +404,45 @@ impl Gpt2 {
         &self.wpe
     }
 
-    /// Runs the model on `input_ids` `(B, T)` (u32), returning what `req` asks for.
+    /// Runs the model on `input_ids` `(B, T)` (u32), every position a real token.
     pub fn forward(&self, input_ids: &Tensor, req: &Request) -> Result<Output> {
+        self.collect(input_ids, Context::plain(), req)
+    }
+
+    /// Runs a right-padded batch: sequence `i` has `lengths[i]` real tokens, then padding
+    /// that no real token attends to. `Logits::Last` gives each sequence's last real token.
+    pub fn forward_padded(
+        &self,
+        input_ids: &Tensor,
+        lengths: &[usize],
+        req: &Request,
+    ) -> Result<Output> {
+        let ctx = Context {
+            lengths: Some(lengths),
+            cache: None,
+        };
+        self.collect(input_ids, ctx, req)
+    }
+
+    /// Runs `input_ids` `(B, T)` as the positions following those in `cache`, attending to
+    /// the cached keys and values, and appends this call's keys and values to `cache`.
+    /// Attention hooks record `(B, nh, T, T_past + T)`.
+    pub fn forward_cached(
+        &self,
+        input_ids: &Tensor,
+        cache: &mut KvCache,
+        req: &Request,
+    ) -> Result<Output> {
+        let ctx = Context {
+            lengths: None,
+            cache: Some(cache),
+        };
+        self.collect(input_ids, ctx, req)
+    }
+
+    fn collect(&self, input_ids: &Tensor, ctx: Context, req: &Request) -> Result<Output> {
         let mut activations = Activations::default();
-        let logits = self.forward_with(input_ids, req, &mut |hook, t| {
+        let logits = self.run(input_ids, ctx, req, &mut |hook, t| {
             activations.insert(hook, t);
             Ok(())
         })?;
@@ -331,22 +454,44 @@ impl Gpt2 {
 
     /// Runs the model, handing each recorded activation to `sink` as soon as it is computed
     /// (in data-flow order), so a caller can write it out instead of holding every layer.
-    /// Returns the logits `req` asks for.
+    /// `lengths` as in [`Gpt2::forward_padded`]. Returns the logits `req` asks for.
     pub fn forward_with(
         &self,
         input_ids: &Tensor,
+        lengths: Option<&[usize]>,
+        req: &Request,
+        sink: &mut dyn FnMut(Hook, Tensor) -> Result<()>,
+    ) -> Result<Option<Tensor>> {
+        let ctx = Context {
+            lengths,
+            cache: None,
+        };
+        self.run(input_ids, ctx, req, sink)
+    }
+
+    fn run(
+        &self,
+        input_ids: &Tensor,
+        mut ctx: Context,
         req: &Request,
         sink: &mut dyn FnMut(Hook, Tensor) -> Result<()>,
     ) -> Result<Option<Tensor>> {
         let (b, t) = input_ids.dims2()?;
+        let past = ctx.cache.as_ref().map_or(0, |c| c.len);
         if t == 0 {
             bail!("no tokens to run the model on");
         }
-        if t > self.cfg.n_positions {
+        if past + t > self.cfg.n_positions {
             bail!(
-                "{t} tokens exceed the model's {} positions",
+                "{} tokens exceed the model's {} positions",
+                past + t,
                 self.cfg.n_positions
             );
+        }
+        if let Some(lengths) = ctx.lengths {
+            if lengths.len() != b || lengths.iter().any(|&n| n == 0 || n > t) {
+                bail!("lengths {lengths:?} do not fit a batch of {b} sequences of {t} tokens");
+            }
         }
         let n_blocks = req.blocks_needed(&self.cfg);
         if n_blocks > self.h.len() {
@@ -354,6 +499,9 @@ impl Gpt2 {
                 "this request needs {n_blocks} blocks but only {} were loaded",
                 self.h.len()
             );
+        }
+        if ctx.cache.is_some() && n_blocks < self.cfg.n_layer {
+            bail!("a cached forward pass must run every block to keep the cache whole");
         }
         let mut rec = Recorder {
             spec: &req.capture,
@@ -366,15 +514,29 @@ impl Gpt2 {
             .embedding(&input_ids.flatten_all()?)?
             .reshape((b, t, c))?; // (B, T, C)
         rec.record(Hook::Embed, &tok_emb)?;
-        let positions = Tensor::arange(0u32, t as u32, &self.device)?;
+        // Right padding leaves every real token at its own index, so positions past..past+T
+        // count real tokens only; padding positions are never attended to.
+        let positions = Tensor::arange(past as u32, (past + t) as u32, &self.device)?;
         let pos_emb = self.wpe.embedding(&positions)?.unsqueeze(0)?; // (1, T, C)
         rec.record(Hook::PosEmbed, &pos_emb)?;
         let mut x = tok_emb.broadcast_add(&pos_emb)?; // (B, T, C)
 
-        let mask = self.causal_mask(t)?; // (T, T)
+        let mask = self.mask(t, past, ctx.lengths)?; // (B or 1, 1, T, Tk)
         for block in self.h.iter().take(n_blocks) {
-            rec.record(Hook::Block(block.layer, BlockHook::ResidPre), &x)?;
-            x = block.forward(&x, &mask, &mut rec)?; // (B, T, C)
+            let l = block.layer;
+            rec.record(Hook::Block(l, BlockHook::ResidPre), &x)?;
+            let cached = ctx.cache.as_ref().and_then(|c| c.layers.get(l));
+            let (y, kv) = block.forward(&x, &mask, cached, &mut rec)?; // (B, T, C)
+            x = y;
+            if let Some(cache) = ctx.cache.as_mut() {
+                match cache.layers.get_mut(l) {
+                    Some(slot) => *slot = kv,
+                    None => cache.layers.push(kv),
+                }
+            }
+        }
+        if let Some(cache) = ctx.cache.as_mut() {
+            cache.len += t;
         }
         if n_blocks < self.cfg.n_layer {
             // The input of the first block not run is the output of the last one run.
@@ -390,8 +552,19 @@ impl Gpt2 {
         rec.record(Hook::LnFinal, &x)?;
         let logits = match req.logits {
             Logits::None => None,
-            Logits::Last => Some(self.unembed(&x.narrow(1, t - 1, 1)?)?), // (B, 1, V)
-            Logits::All => Some(self.unembed(&x)?),                       // (B, T, V)
+            Logits::Last => {
+                let last = match ctx.lengths {
+                    Some(lengths) => {
+                        let rows = (0..b)
+                            .map(|i| x.narrow(0, i, 1)?.narrow(1, lengths[i] - 1, 1))
+                            .collect::<candle_core::Result<Vec<_>>>()?;
+                        Tensor::cat(&rows, 0)? // (B, 1, C)
+                    }
+                    None => x.narrow(1, t - 1, 1)?, // (B, 1, C)
+                };
+                Some(self.unembed(&last)?) // (B, 1, V)
+            }
+            Logits::All => Some(self.unembed(&x)?), // (B, T, V)
         };
         if let Some(l) = &logits {
             rec.record(Hook::Logits, l)?;
@@ -415,11 +588,28 @@ impl Gpt2 {
         }
     }
 
-    /// 0 where key ≤ query, -inf above the diagonal: future positions get exactly 0 weight.
-    fn causal_mask(&self, t: usize) -> Result<Tensor> {
-        let mask: Vec<f32> = (0..t)
-            .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+    /// Additive attention mask `(B or 1, 1, T, T_past + T)`: 0 where query i (at position
+    /// past + i) may look, -inf at future keys and at padding, so they get exactly 0 weight.
+    fn mask(&self, t: usize, past: usize, lengths: Option<&[usize]>) -> Result<Tensor> {
+        let tk = past + t;
+        let rows: Vec<usize> = match lengths {
+            Some(lengths) => lengths.to_vec(),
+            None => vec![tk],
+        };
+        let mask: Vec<f32> = rows
+            .iter()
+            .flat_map(|&real| {
+                (0..t).flat_map(move |i| {
+                    (0..tk).map(move |j| {
+                        if j > past + i || j >= real {
+                            f32::NEG_INFINITY
+                        } else {
+                            0.0
+                        }
+                    })
+                })
+            })
             .collect();
-        Ok(Tensor::from_vec(mask, (t, t), &self.device)?.to_dtype(self.dtype)?)
+        Ok(Tensor::from_vec(mask, (rows.len(), 1, t, tk), &self.device)?.to_dtype(self.dtype)?)
     }
 }

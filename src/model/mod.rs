@@ -6,5 +6,5 @@ pub mod hooks;
 pub mod load;
 
 pub use config::Config;
-pub use gpt2::{Gpt2, Logits, Output, Request};
+pub use gpt2::{Gpt2, KvCache, Logits, Output, Request};
 pub use hooks::{Activations, BlockHook, CaptureSpec, Hook};

@@ -6,7 +6,7 @@ use crate::report::{
     AttentionReport, DumpReport, EmbedReport, HiddenReport, HookRow, HooksReport, InfoReport,
     LensReport, NextReport, Prediction, Stage, TokenizeReport, TraceReport,
 };
-use crate::report::{HeadMap, ScoreReport};
+use crate::report::{GenerateReport, HeadMap, ScoreReport, Step};
 
 #[derive(Clone, Copy)]
 enum Align {
@@ -527,4 +527,103 @@ pub fn score(out: &mut dyn Write, r: &ScoreReport) -> io::Result<()> {
         r.mean_surprisal_bits
     )?;
     writeln!(out, "perplexity            {:.4}", r.perplexity)
+}
+
+/// Streams `generate` while it runs: the text as it grows, or with --show-probs (or a
+/// watched head) one line per token.
+pub struct GenerateStream {
+    lines: bool,
+    watch: Option<[usize; 2]>,
+    /// Labels of the positions so far, for naming where a token attended.
+    labels: Vec<String>,
+}
+
+impl GenerateStream {
+    pub fn new(show_probs: bool, watch: Option<[usize; 2]>) -> Self {
+        GenerateStream {
+            lines: show_probs || watch.is_some(),
+            watch,
+            labels: Vec::new(),
+        }
+    }
+
+    pub fn start(
+        &mut self,
+        out: &mut dyn Write,
+        prompt: &str,
+        tokens: &[String],
+    ) -> io::Result<()> {
+        self.labels = tokens.to_vec();
+        if !self.lines {
+            write!(out, "{prompt}")?;
+            return out.flush();
+        }
+        let attends = match self.watch {
+            Some([l, h]) => format!("  layer {l} head {h} attends to (top 3)"),
+            None => String::new(),
+        };
+        writeln!(
+            out,
+            "{:>4}  {:>6}  {:<16}  {:>6}  alternatives (prob){attends}",
+            "step", "id", "token", "prob"
+        )?;
+        out.flush()
+    }
+
+    pub fn step(&mut self, out: &mut dyn Write, step: Step) -> io::Result<()> {
+        let t = step.token;
+        if self.lines {
+            let alternatives: Vec<String> = t
+                .top
+                .iter()
+                .map(|p| format!("{} {:.3}", quoted(&p.token), p.prob))
+                .collect();
+            let mut line = format!(
+                "{:>4}  {:>6}  {:<16}  {:>6.4}  {}",
+                step.index,
+                t.id,
+                quoted(&t.token),
+                t.prob,
+                alternatives.join(", ")
+            );
+            if let Some(weights) = &t.attention {
+                let mut order: Vec<usize> = (0..weights.len()).collect();
+                order.sort_by(|&a, &b| weights[b].total_cmp(&weights[a]).then(a.cmp(&b)));
+                let top: Vec<String> = order
+                    .iter()
+                    .take(3)
+                    .map(|&p| {
+                        let label = self.labels.get(p).map_or(String::new(), |l| quoted(l));
+                        format!("{p}:{label} {:.3}", weights[p])
+                    })
+                    .collect();
+                line.push_str(&format!("  | {}", top.join(", ")));
+            }
+            writeln!(out, "{line}")?;
+        } else {
+            write!(out, "{}", step.text)?;
+        }
+        self.labels.push(t.token.clone());
+        out.flush()
+    }
+
+    pub fn finish(&mut self, out: &mut dyn Write, r: &GenerateReport) -> io::Result<()> {
+        if !self.lines {
+            return writeln!(out);
+        }
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{} tokens ({}), stopped at {}",
+            r.generated_ids.len(),
+            r.sampling,
+            r.stop_reason
+        )?;
+        let whole = format!(
+            "{}{}",
+            r.header.text.as_deref().unwrap_or(""),
+            r.generated_text
+        );
+        writeln!(out, "text  {}", quoted(&whole))
+    }
 }

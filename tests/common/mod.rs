@@ -95,3 +95,39 @@ pub fn assert_close(what: &str, got: &Tensor, want: &Tensor) -> f32 {
     assert!(d <= TOL, "{what}: max |ours - HF| = {d} > {TOL}");
     d
 }
+
+/// The binary on the fixture model.
+pub fn cmd() -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin("gpt2-inspect").unwrap();
+    c.arg("--model").arg(model_dir());
+    c
+}
+
+/// Runs `args` with `--json`, asserting success; the parsed stdout.
+pub fn json(args: &[&str]) -> serde_json::Value {
+    let out = cmd().args(args).arg("--json").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
+}
+
+/// A JSON array of numbers (nested or not), flattened; `null` (a masked score) reads as -inf.
+pub fn floats(v: &serde_json::Value) -> Vec<f32> {
+    match v {
+        serde_json::Value::Array(a) => a.iter().flat_map(floats).collect(),
+        serde_json::Value::Number(n) => vec![n.as_f64().unwrap() as f32],
+        serde_json::Value::Null => vec![f32::NEG_INFINITY],
+        other => panic!("not a number: {other}"),
+    }
+}
+
+pub fn ids_of(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .expect("an array of ids")
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
