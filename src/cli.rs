@@ -54,18 +54,41 @@ pub enum DeviceArg {
     Metal,
 }
 
-/// Where the text comes from.
+/// Where the text comes from, and what to do with texts longer than the model's context.
 #[derive(Debug, Args)]
 pub struct TextArgs {
-    /// The text; `-` reads standard input. Omitted: standard input when it is not a
-    /// terminal, else a sample sentence. One trailing newline of standard input or a file
-    /// is dropped.
+    /// The text; several texts run as one right-padded batch, each reported as if run
+    /// alone. `-` reads standard input. Omitted: standard input when it is not a terminal,
+    /// else a sample sentence. One trailing newline of standard input or a file is dropped.
     #[arg(value_name = "TEXT")]
-    pub text: Option<String>,
+    pub texts: Vec<String>,
 
     /// Read the text from a file
-    #[arg(long, value_name = "PATH", conflicts_with = "text")]
+    #[arg(long, value_name = "PATH", conflicts_with = "texts")]
     pub file: Option<PathBuf>,
+
+    /// With --file: one text per line, run as a batch (empty lines are skipped)
+    #[arg(long, requires = "file")]
+    pub lines: bool,
+
+    /// A text longer than the limit (n_positions, or --max-length) keeps its last tokens
+    /// (`left`: cut from the start; the choice for next-token prediction) or its first
+    /// (`right`). Without it such a text is an error. What is cut is reported on stderr.
+    #[arg(long, value_enum, value_name = "SIDE")]
+    pub truncate: Option<Truncate>,
+
+    /// Lower the limit on tokens per text below the model's n_positions
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_length: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Truncate {
+    /// Keep the last tokens
+    Left,
+    /// Keep the first tokens
+    Right,
 }
 
 #[derive(Debug, Args)]

@@ -10,21 +10,60 @@ use crate::cli::TextArgs;
 
 pub const SAMPLE: &str = "The cat sat on the mat";
 
-pub fn read_text(args: &TextArgs) -> Result<String> {
-    let text = match (&args.text, &args.file) {
-        (_, Some(path)) => read_file(path)?,
-        (Some(t), None) if t == "-" => read_stdin()?,
-        (Some(t), None) => t.clone(),
-        (None, None) if std::io::stdin().is_terminal() => {
-            eprintln!("no TEXT given: using the sample sentence {SAMPLE:?}");
-            SAMPLE.to_string()
+/// The texts to run: the TEXT arguments, standard input, or a file (one text, or one per
+/// line with --lines). Empty texts are refused.
+pub fn read_texts(args: &TextArgs) -> Result<Vec<String>> {
+    let texts = match (args.texts.as_slice(), &args.file) {
+        (_, Some(path)) => {
+            let text = read_file(path)?;
+            if args.lines {
+                let lines: Vec<String> = text
+                    .split('\n')
+                    .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                if lines.is_empty() {
+                    bail!("--file {} has no non-empty lines", path.display());
+                }
+                lines
+            } else {
+                vec![text]
+            }
         }
-        (None, None) => read_stdin()?,
+        ([], None) if std::io::stdin().is_terminal() => {
+            eprintln!("no TEXT given: using the sample sentence {SAMPLE:?}");
+            vec![SAMPLE.to_string()]
+        }
+        ([], None) => vec![read_stdin()?],
+        (texts, None) => {
+            if texts.iter().filter(|t| *t == "-").count() > 1 {
+                bail!("`-` (standard input) can be given once");
+            }
+            texts
+                .iter()
+                .map(|t| {
+                    if t == "-" {
+                        read_stdin()
+                    } else {
+                        Ok(t.clone())
+                    }
+                })
+                .collect::<Result<_>>()?
+        }
     };
-    if text.is_empty() {
-        bail!("the text is empty: give TEXT, `-` with text on standard input, or --file PATH");
+    if let Some(i) = texts.iter().position(|t| t.is_empty()) {
+        let which = which_text(i, texts.len());
+        bail!("{which} is empty: give TEXT, `-` with text on standard input, or --file PATH");
     }
-    Ok(text)
+    Ok(texts)
+}
+
+/// How messages name text `i` of `n`: "the text" when it is the only one.
+pub fn which_text(i: usize, n: usize) -> String {
+    match n {
+        1 => "the text".to_string(),
+        _ => format!("text {} of {n}", i + 1),
+    }
 }
 
 fn read_stdin() -> Result<String> {

@@ -25,6 +25,26 @@ impl Header {
     }
 }
 
+/// A batch as the model gets it: right-padded ids and the attention mask (1 = real token,
+/// 0 = padding), as Hugging Face's `tokenizer(texts, padding=True)` returns them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Padding {
+    pub input_ids: Vec<Vec<u32>>,
+    pub attention_mask: Vec<Vec<u32>>,
+    /// `[B, T]`.
+    pub shape: [usize; 2],
+}
+
+/// Several texts: one report per text, each in its single-text schema, and the padded batch.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchReport<R> {
+    pub schema: u32,
+    pub model: String,
+    pub batch: Vec<R>,
+    #[serde(flatten)]
+    pub padding: Padding,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenRow {
     pub id: u32,

@@ -6,20 +6,17 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 
-use super::{check_index, decoded, emit, input_ids, Prepared, Session};
+use super::{check_index, decoded, Prepared, Row, Session};
 use crate::cli::{AttentionArgs, AttentionFormat};
 use crate::error::usage;
-use crate::model::{Activations, BlockHook, CaptureSpec, Hook, Logits, Request};
+use crate::model::{Activations, BlockHook, CaptureSpec, Config, Hook, Logits, Request};
 use crate::render::{json, table};
 use crate::report::{AttentionReport, BertvizReport, PerHead};
+use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Result<()> {
-    let Prepared {
-        text,
-        cfg,
-        tokenizer,
-        ids,
-    } = session.prepare(&args.input)?;
+    let prepared = session.prepare(&args.input)?;
+    let Prepared { cfg, tokenizer, .. } = &prepared;
     if let Some(l) = args.layer {
         check_index("layer", l, cfg.n_layer, "layers", &session.model_name)?;
     }
@@ -43,7 +40,7 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
     if args.qkv {
         kinds.extend([BlockHook::Q, BlockHook::K, BlockHook::V]);
     }
-    let model = session.model(&cfg, layers.last().map_or(0, |l| l + 1))?;
+    let model = session.model(cfg, layers.last().map_or(0, |l| l + 1))?;
     let req = Request {
         capture: CaptureSpec::new(
             layers
@@ -53,21 +50,41 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
         .with_heads(args.head.map(|h| vec![h])),
         logits: Logits::None,
     };
-    let acts = model
-        .forward(&input_ids(&ids, model.device())?, &req)?
-        .activations;
-    let tokens = decoded(&tokenizer, &ids)?;
-
+    let rows = prepared.forward(&model, &req)?;
     if bertviz {
-        let report = BertvizReport {
-            tokens,
-            all: per_layer(&acts, &layers, BlockHook::Pattern)?,
-        };
-        json::write(out, &report)?;
+        let reports = rows
+            .iter()
+            .map(|row| {
+                Ok(BertvizReport {
+                    tokens: decoded(tokenizer, row.ids)?,
+                    all: per_layer(&row.output.activations, &layers, BlockHook::Pattern)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // BertViz reads one object per text: a batch is a JSON array of them.
+        match reports.as_slice() {
+            [one] => json::write(out, one)?,
+            _ => json::write(out, &reports)?,
+        }
         return Ok(());
     }
+    let reports = rows
+        .iter()
+        .map(|row| report(session, cfg, tokenizer, args, &layers, row))
+        .collect::<Result<Vec<_>>>()?;
+    prepared.emit(session, out, reports, table::attention)
+}
 
-    let t = ids.len();
+fn report(
+    session: &Session,
+    cfg: &Config,
+    tokenizer: &Tokenizer,
+    args: &AttentionArgs,
+    layers: &[usize],
+    row: &Row,
+) -> Result<AttentionReport> {
+    let acts = &row.output.activations;
+    let t = row.ids.len();
     let shape = match (args.layer, args.head) {
         (Some(_), Some(_)) => vec![t, t],
         (Some(_), None) => vec![cfg.n_head, t, t],
@@ -75,7 +92,7 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
     };
     let nest = |m| PerHead::nest(m, args.layer, args.head);
     let scores = if args.scores {
-        let raw = per_layer(&acts, &layers, BlockHook::AttnScores)?;
+        let raw = per_layer(acts, layers, BlockHook::AttnScores)?;
         let masked = raw
             .into_iter()
             .map(|heads| {
@@ -99,23 +116,22 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
     };
     let qkv = |k| -> Result<_> {
         Ok(match args.qkv {
-            true => Some(nest(per_layer(&acts, &layers, k)?)),
+            true => Some(nest(per_layer(acts, layers, k)?)),
             false => None,
         })
     };
-    let report = AttentionReport {
-        header: session.header(Some(&text)),
-        tokens,
+    Ok(AttentionReport {
+        header: session.header(Some(row.text)),
+        tokens: decoded(tokenizer, row.ids)?,
         layer: args.layer,
         head: args.head,
         shape,
-        weights: nest(per_layer(&acts, &layers, BlockHook::Pattern)?),
+        weights: nest(per_layer(acts, layers, BlockHook::Pattern)?),
         scores,
         q: qkv(BlockHook::Q)?,
         k: qkv(BlockHook::K)?,
         v: qkv(BlockHook::V)?,
-    };
-    emit(session, out, &report, table::attention)
+    })
 }
 
 /// `[layer][head]` matrices of a per-head hook: `[T][T]` maps, or `[T][d_head]` for q/k/v.

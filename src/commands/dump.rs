@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 
 use super::hooks::hook_row;
-use super::{emit, input_ids, Prepared, Session};
+use super::{padded, Prepared, Session};
 use crate::atomic::AtomicFile;
 use crate::cli::DumpArgs;
 use crate::error::usage;
@@ -19,8 +19,11 @@ use crate::render::table;
 use crate::report::DumpReport;
 
 pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()> {
-    let Prepared { text, cfg, ids, .. } = session.prepare(&args.input)?;
-    let all = Hook::all(&cfg);
+    let prepared = session.prepare(&args.input)?;
+    let Prepared {
+        texts, cfg, ids, ..
+    } = &prepared;
+    let all = Hook::all(cfg);
     let hooks: Vec<Hook> = if args.hooks.is_empty() {
         all
     } else {
@@ -35,7 +38,8 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
             .filter(|h| args.hooks.iter().any(|p| glob(p, &h.to_string())))
             .collect()
     };
-    let t = ids.len();
+    let batch = padded(ids);
+    let [b, t] = batch.shape;
     let req = Request {
         capture: CaptureSpec::new(hooks.iter().copied()),
         logits: if hooks.contains(&Hook::Logits) {
@@ -44,7 +48,7 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
             Logits::None
         },
     };
-    let model = session.model(&cfg, req.blocks_needed(&cfg))?;
+    let model = session.model(cfg, req.blocks_needed(cfg))?;
     let dtype = session.dtype;
     let st_dtype = match dtype {
         candle_core::DType::F16 => "F16",
@@ -54,17 +58,27 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
 
     // Header: every tensor's place in the data section, in data-flow order.
     let mut header = serde_json::Map::new();
-    let metadata = serde_json::json!({
-        "format": "pt",
-        "model": session.model_name,
-        "text": text,
-        "input_ids": serde_json::to_string(&ids)?,
-    });
+    // One text keeps its plain values; a batch stores lists, and the attention mask.
+    let metadata = match texts.as_slice() {
+        [text] => serde_json::json!({
+            "format": "pt",
+            "model": session.model_name,
+            "text": text,
+            "input_ids": serde_json::to_string(&ids[0])?,
+        }),
+        _ => serde_json::json!({
+            "format": "pt",
+            "model": session.model_name,
+            "text": serde_json::to_string(texts)?,
+            "input_ids": serde_json::to_string(&batch.input_ids)?,
+            "attention_mask": serde_json::to_string(&batch.attention_mask)?,
+        }),
+    };
     header.insert("__metadata__".into(), metadata);
     let mut slots: HashMap<Hook, (u64, Vec<usize>)> = HashMap::new();
     let mut offset = 0u64;
     for &h in &hooks {
-        let shape = h.shape(&cfg, 1, t);
+        let shape = h.shape(cfg, b, t);
         let bytes = (shape.iter().product::<usize>() * dtype.size_in_bytes()) as u64;
         header.insert(
             h.to_string(),
@@ -85,8 +99,8 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
     file.file().write_all(&header).with_context(write_err)?;
     let mut written = 0;
     model.forward_with(
-        &input_ids(&ids, model.device())?,
-        None,
+        &prepared.input(model.device())?,
+        prepared.lengths().as_deref(),
         &req,
         &mut |hook: Hook, tensor: Tensor| {
             let (at, shape) = &slots[&hook];
@@ -111,14 +125,22 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
     }
     file.commit()?;
 
-    let report = DumpReport {
-        header: session.header(Some(&text)),
-        output: args.output.display().to_string(),
-        bytes: data_start + offset,
-        input_ids: ids,
-        hooks: hooks.iter().map(|&h| hook_row(h, &cfg, Some(t))).collect(),
-    };
-    emit(session, out, &report, table::dump)
+    let hook_rows: Vec<_> = hooks
+        .iter()
+        .map(|&h| hook_row(h, cfg, b, Some(t)))
+        .collect();
+    let reports = texts
+        .iter()
+        .zip(ids)
+        .map(|(text, ids)| DumpReport {
+            header: session.header(Some(text)),
+            output: args.output.display().to_string(),
+            bytes: data_start + offset,
+            input_ids: ids.clone(),
+            hooks: hook_rows.clone(),
+        })
+        .collect();
+    prepared.emit(session, out, reports, table::dump)
 }
 
 /// Shell-style glob: `*` matches any run of characters (dots included), `?` one character.

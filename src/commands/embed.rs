@@ -6,38 +6,49 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::{DType, Tensor, D};
 
-use super::{decoded, emit, input_ids, row_norms, rows, Prepared, Session};
+use super::{decoded, row_norms, rows, Prepared, Row, Session};
 use crate::cli::EmbedArgs;
-use crate::model::{BlockHook, CaptureSpec, Gpt2, Hook, Logits, Request};
+use crate::model::{Activations, BlockHook, CaptureSpec, Gpt2, Hook, Logits, Request};
 use crate::render::table;
 use crate::report::{EmbedReport, EmbedToken, Neighbour};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &EmbedArgs, out: &mut dyn Write) -> Result<()> {
-    let Prepared {
-        text,
-        cfg,
-        tokenizer,
-        ids,
-    } = session.prepare(&args.input)?;
-    let model = session.model(&cfg, 0)?;
+    let prepared = session.prepare(&args.input)?;
+    let Prepared { cfg, tokenizer, .. } = &prepared;
+    let model = session.model(cfg, 0)?;
     let sum = Hook::Block(0, BlockHook::ResidPre);
     let req = Request {
         capture: CaptureSpec::new([Hook::Embed, Hook::PosEmbed, sum]),
         logits: Logits::None,
     };
-    let acts = model
-        .forward(&input_ids(&ids, model.device())?, &req)?
-        .activations;
+    let mut reports = Vec::new();
+    for Row { text, ids, output } in prepared.forward(&model, &req)? {
+        let acts = output.activations;
+        reports.push(report(session, &model, tokenizer, args, text, ids, &acts)?);
+    }
+    prepared.emit(session, out, reports, table::embed)
+}
+
+fn report(
+    session: &Session,
+    model: &Gpt2,
+    tokenizer: &Tokenizer,
+    args: &EmbedArgs,
+    text: &str,
+    ids: &[u32],
+    acts: &Activations,
+) -> Result<EmbedReport> {
+    let sum = Hook::Block(0, BlockHook::ResidPre);
     let tok = acts.get(Hook::Embed)?.squeeze(0)?; // (T, C)
     let pos = acts.get(Hook::PosEmbed)?.squeeze(0)?; // (T, C)
     let emb = acts.get(sum)?.squeeze(0)?; // (T, C)
     let (tok_n, pos_n, emb_n) = (row_norms(&tok)?, row_norms(&pos)?, row_norms(&emb)?);
     let mut nearest = match args.nearest {
-        Some(n) => Some(nearest(&model, &tokenizer, &tok, &ids, n as usize)?),
+        Some(n) => Some(nearest(model, tokenizer, &tok, ids, n as usize)?),
         None => None,
     };
-    let texts = decoded(&tokenizer, &ids)?;
+    let texts = decoded(tokenizer, ids)?;
     let tokens = (0..ids.len())
         .map(|i| EmbedToken {
             position: i,
@@ -49,16 +60,15 @@ pub fn run(session: &Session, args: &EmbedArgs, out: &mut dyn Write) -> Result<(
             nearest: nearest.as_mut().map(|n| std::mem::take(&mut n[i])),
         })
         .collect();
-    let report = EmbedReport {
-        header: session.header(Some(&text)),
+    Ok(EmbedReport {
+        header: session.header(Some(text)),
         wte_shape: model.wte().dims().to_vec(),
         wpe_shape: model.wpe().dims().to_vec(),
         tokens,
         token_embeddings: rows(&tok)?,
         position_embeddings: rows(&pos)?,
         embeddings: rows(&emb)?,
-    };
-    emit(session, out, &report, table::embed)
+    })
 }
 
 /// For each token, the `n` wte rows closest to its own by cosine similarity, itself excluded.

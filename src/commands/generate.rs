@@ -7,11 +7,11 @@ use anyhow::Result;
 use candle_core::{DType, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 
-use super::{check_index, emit, input_ids, log_normalizer, predictions, Prepared, Session};
+use super::{check_index, decoded, input_ids, log_normalizer, predictions, Prepared, Session};
 use crate::cli::GenerateArgs;
 use crate::error::usage;
 use crate::model::{BlockHook, CaptureSpec, Gpt2, Hook, KvCache, Logits, Request};
-use crate::render::table::GenerateStream;
+use crate::render::table::{self, GenerateStream};
 use crate::report::{GenerateReport, GeneratedToken, Step};
 use crate::tokenizer::Tokenizer;
 
@@ -19,12 +19,13 @@ use crate::tokenizer::Tokenizer;
 const EOS: u32 = 50256;
 
 pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Result<()> {
+    let prepared = session.prepare(&args.input)?;
     let Prepared {
-        text,
+        texts,
         cfg,
         tokenizer,
         ids,
-    } = session.prepare(&args.input)?;
+    } = &prepared;
     let sampling = sampling(args)?;
     let watch = match (args.attention_layer, args.attention_head) {
         (Some(l), Some(h)) => {
@@ -46,7 +47,7 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
         }
         _ => None,
     };
-    let model = session.model(&cfg, cfg.n_layer)?;
+    let model = session.model(cfg, cfg.n_layer)?;
     let settings = Settings {
         max_new_tokens: args.max_new_tokens as usize,
         eos: (!args.ignore_eos).then_some(cfg.eos_token_id.unwrap_or(EOS)),
@@ -55,37 +56,52 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
         cache: !args.no_cache,
     };
 
-    // Tables stream as tokens come; JSON is one object at the end.
-    let mut stream = (!session.json).then(|| GenerateStream::new(args.show_probs, watch));
-    if let Some(s) = stream.as_mut() {
-        s.start(out, &text, &super::decoded(&tokenizer, &ids)?)?;
+    // Several texts are generated one after another, each as if alone (same seed).
+    let mut reports = Vec::new();
+    for (i, (text, ids)) in texts.iter().zip(ids).enumerate() {
+        // Tables stream as tokens come; JSON is one object at the end.
+        let mut stream = (!session.json).then(|| GenerateStream::new(args.show_probs, watch));
+        if let Some(s) = stream.as_mut() {
+            if texts.len() > 1 {
+                if i > 0 {
+                    writeln!(out)?;
+                }
+                table::batch_heading(out, i, texts.len(), text)?;
+            }
+            s.start(out, text, &decoded(tokenizer, ids)?)?;
+        }
+        let mut processor = LogitsProcessor::from_sampling(args.seed, sampling.clone());
+        let generation =
+            generate(
+                &model,
+                tokenizer,
+                ids,
+                &settings,
+                &mut processor,
+                |step| match stream.as_mut() {
+                    Some(s) => Ok(s.step(out, step)?),
+                    None => Ok(()),
+                },
+            )?;
+        let report = GenerateReport {
+            header: session.header(Some(text)),
+            input_ids: ids.clone(),
+            sampling: describe(&sampling),
+            attention_head: watch,
+            generated_text: tokenizer.decode(&generation.ids)?,
+            generated_ids: generation.ids,
+            stop_reason: generation.stop_reason.to_string(),
+            steps: generation.steps,
+        };
+        if let Some(s) = stream.as_mut() {
+            s.finish(out, &report)?;
+        }
+        reports.push(report);
     }
-    let mut processor = LogitsProcessor::from_sampling(args.seed, sampling.clone());
-    let generation = generate(
-        &model,
-        &tokenizer,
-        &ids,
-        &settings,
-        &mut processor,
-        |step| match stream.as_mut() {
-            Some(s) => Ok(s.step(out, step)?),
-            None => Ok(()),
-        },
-    )?;
-    let report = GenerateReport {
-        header: session.header(Some(&text)),
-        input_ids: ids,
-        sampling: describe(&sampling),
-        attention_head: watch,
-        generated_text: tokenizer.decode(&generation.ids)?,
-        generated_ids: generation.ids,
-        stop_reason: generation.stop_reason.to_string(),
-        steps: generation.steps,
-    };
-    match stream.as_mut() {
-        Some(s) => Ok(s.finish(out, &report)?),
-        None => emit(session, out, &report, |_, _| Ok(())),
+    if session.json {
+        prepared.emit(session, out, reports, |_, _| Ok(()))?;
     }
+    Ok(())
 }
 
 /// How `generate` runs, apart from how it picks tokens.

@@ -6,11 +6,12 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::Tensor;
 
-use super::{check_index, decoded, emit, input_ids, row_norms, rows, Prepared, Session};
+use super::{check_index, decoded, row_norms, rows, Prepared, Row, Session};
 use crate::cli::HiddenArgs;
 use crate::model::{BlockHook, CaptureSpec, Config, Hook, Logits, Request};
 use crate::render::table;
 use crate::report::HiddenReport;
+use crate::tokenizer::Tokenizer;
 
 /// The hook holding HF's `hidden_states[i]`.
 fn hidden_hook(i: usize, cfg: &Config) -> Hook {
@@ -22,12 +23,8 @@ fn hidden_hook(i: usize, cfg: &Config) -> Hook {
 }
 
 pub fn run(session: &Session, args: &HiddenArgs, out: &mut dyn Write) -> Result<()> {
-    let Prepared {
-        text,
-        cfg,
-        tokenizer,
-        ids,
-    } = session.prepare(&args.input)?;
+    let prepared = session.prepare(&args.input)?;
+    let Prepared { cfg, tokenizer, .. } = &prepared;
     if let Some(l) = args.layer {
         check_index(
             "layer",
@@ -41,33 +38,46 @@ pub fn run(session: &Session, args: &HiddenArgs, out: &mut dyn Write) -> Result<
         Some(l) => vec![l],
         None => (0..=cfg.n_layer).collect(),
     };
-    let capture = CaptureSpec::new(depths.iter().map(|&i| hidden_hook(i, &cfg)));
-    let model = session.model(&cfg, capture.blocks_needed(cfg.n_layer))?;
+    let capture = CaptureSpec::new(depths.iter().map(|&i| hidden_hook(i, cfg)));
+    let model = session.model(cfg, capture.blocks_needed(cfg.n_layer))?;
     let req = Request {
         capture,
         logits: Logits::None,
     };
-    let acts = model
-        .forward(&input_ids(&ids, model.device())?, &req)?
-        .activations;
-    let states: Vec<Tensor> = depths
-        .iter()
-        .map(|&i| Ok(acts.get(hidden_hook(i, &cfg))?.squeeze(0)?)) // (T, C)
-        .collect::<Result<_>>()?;
+    let mut reports = Vec::new();
+    for Row { text, ids, output } in prepared.forward(&model, &req)? {
+        let acts = output.activations;
+        let states: Vec<Tensor> = depths
+            .iter()
+            .map(|&i| Ok(acts.get(hidden_hook(i, cfg))?.squeeze(0)?)) // (T, C)
+            .collect::<Result<_>>()?;
+        reports.push(report(session, cfg, tokenizer, args, text, ids, &states)?);
+    }
+    prepared.emit(session, out, reports, table::hidden)
+}
+
+fn report(
+    session: &Session,
+    cfg: &Config,
+    tokenizer: &Tokenizer,
+    args: &HiddenArgs,
+    text: &str,
+    ids: &[u32],
+    states: &[Tensor],
+) -> Result<HiddenReport> {
     let norms = states.iter().map(row_norms).collect::<Result<Vec<_>>>()?;
     let t = ids.len();
     let (shape, values) = match args.layer {
         Some(_) => (vec![1, t, cfg.n_embd], Some(rows(&states[0])?)),
         None => (vec![cfg.n_layer + 1, 1, t, cfg.n_embd], None),
     };
-    let report = HiddenReport {
-        header: session.header(Some(&text)),
-        tokens: decoded(&tokenizer, &ids)?,
+    Ok(HiddenReport {
+        header: session.header(Some(text)),
+        tokens: decoded(tokenizer, ids)?,
         layer: args.layer,
         n_layer: cfg.n_layer,
         shape,
         norms,
         values,
-    };
-    emit(session, out, &report, table::hidden)
+    })
 }

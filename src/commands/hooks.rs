@@ -12,13 +12,15 @@ use crate::render::table;
 use crate::report::{HookRow, HooksReport};
 
 /// A hook's name and shape, with `"T"` for the sequence length when `t` is `None`.
-pub fn hook_row(hook: Hook, cfg: &Config, t: Option<usize>) -> HookRow {
+/// The hook's name and shape for a batch of `b` texts of `t` tokens (`"T"` when unknown).
+pub fn hook_row(hook: Hook, cfg: &Config, b: usize, t: Option<usize>) -> HookRow {
     let shape = hook
         .dims(cfg)
         .into_iter()
         .map(|d| match (d, t) {
-            // The batch is one text; hook_pos_embed is shared across a batch anyway.
-            (Dim::Batch, _) => 1.into(),
+            // hook_pos_embed is shared across a batch.
+            (Dim::Batch, _) if hook == Hook::PosEmbed => 1.into(),
+            (Dim::Batch, _) => b.into(),
             (Dim::Seq, Some(t)) => t.into(),
             (Dim::Seq, None) => "T".into(),
             (Dim::Fixed(n), _) => n.into(),
@@ -38,7 +40,7 @@ pub fn run(session: &Session, args: &HooksArgs, out: &mut dyn Write) -> Result<(
         seq_len: t,
         hooks: Hook::all(&cfg)
             .into_iter()
-            .map(|h| hook_row(h, &cfg, t))
+            .map(|h| hook_row(h, &cfg, 1, t))
             .collect(),
     };
     emit(session, out, &report, table::hooks)

@@ -8,31 +8,26 @@ use anyhow::Result;
 use candle_core::{DType, Tensor};
 
 use super::{
-    check_index, check_top_k, decoded, emit, input_ids, log_normalizer, predictions, Prepared,
-    Session,
+    check_index, check_top_k, decoded, log_normalizer, predictions, Prepared, Row, Session,
 };
 use crate::cli::LensArgs;
-use crate::model::{BlockHook, CaptureSpec, Hook, Logits, Request};
+use crate::input::which_text;
+use crate::model::{Activations, BlockHook, CaptureSpec, Gpt2, Hook, Logits, Request};
 use crate::render::table;
 use crate::report::{LensReport, LensRow};
+use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()> {
-    let Prepared {
-        text,
-        cfg,
-        tokenizer,
-        ids,
-    } = session.prepare(&args.input)?;
-    let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
-    let position = args.position.unwrap_or(ids.len() - 1);
-    check_index(
-        "position",
-        position,
-        ids.len(),
-        "token positions",
-        "the text",
-    )?;
-    let model = session.model(&cfg, cfg.n_layer)?;
+    let prepared = session.prepare(&args.input)?;
+    let Prepared { cfg, tokenizer, .. } = &prepared;
+    let top_k = check_top_k(&args.top_k, cfg, &session.model_name)?;
+    for (i, ids) in prepared.ids.iter().enumerate() {
+        if let Some(p) = args.position {
+            let which = which_text(i, prepared.ids.len());
+            check_index("position", p, ids.len(), "token positions", &which)?;
+        }
+    }
+    let model = session.model(cfg, cfg.n_layer)?;
     let req = Request {
         capture: CaptureSpec::new(
             (0..cfg.n_layer)
@@ -41,9 +36,32 @@ pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()
         ),
         logits: Logits::None,
     };
-    let acts = model
-        .forward(&input_ids(&ids, model.device())?, &req)?
-        .activations;
+    let mut reports = Vec::new();
+    for Row { text, ids, output } in prepared.forward(&model, &req)? {
+        let position = args.position.unwrap_or(ids.len() - 1);
+        reports.push(report(
+            session,
+            &model,
+            tokenizer,
+            (text, ids),
+            &output.activations,
+            position,
+            top_k,
+        )?);
+    }
+    prepared.emit(session, out, reports, table::lens)
+}
+
+fn report(
+    session: &Session,
+    model: &Gpt2,
+    tokenizer: &Tokenizer,
+    (text, ids): (&str, &[u32]),
+    acts: &Activations,
+    position: usize,
+    top_k: usize,
+) -> Result<LensReport> {
+    let cfg = model.config();
 
     // (L + 1) residual streams at `position`, each (1, 1, C), the last already normalized.
     let at = |t: &Tensor| t.narrow(1, position, 1);
@@ -58,7 +76,7 @@ pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()
             .flatten_all()?,
     );
 
-    let final_preds = predictions(&tokenizer, &logits[cfg.n_layer], 1)?;
+    let final_preds = predictions(tokenizer, &logits[cfg.n_layer], 1)?;
     let final_id = final_preds[0].id;
     let layers = logits
         .iter()
@@ -67,19 +85,18 @@ pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()
             let row: Vec<f32> = l.to_dtype(DType::F32)?.to_vec1()?;
             Ok(LensRow {
                 layer,
-                predictions: predictions(&tokenizer, l, top_k)?,
+                predictions: predictions(tokenizer, l, top_k)?,
                 final_token_prob: (row[final_id as usize] as f64 - log_normalizer(&row)).exp()
                     as f32,
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let report = LensReport {
-        header: session.header(Some(&text)),
-        tokens: decoded(&tokenizer, &ids)?,
+    Ok(LensReport {
+        header: session.header(Some(text)),
+        tokens: decoded(tokenizer, ids)?,
         position,
         final_id,
         final_token: final_preds[0].token.clone(),
         layers,
-    };
-    emit(session, out, &report, table::lens)
+    })
 }

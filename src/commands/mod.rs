@@ -18,14 +18,15 @@ use std::io::{self, Write};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 
-use crate::cli::{Cli, Command, DTypeArg, DeviceArg, GlobalArgs, TextArgs, TopKArgs};
+use crate::cli::{Cli, Command, DTypeArg, DeviceArg, GlobalArgs, TextArgs, TopKArgs, Truncate};
 use crate::error::usage;
-use crate::input::read_text;
+use crate::input::read_texts;
+use crate::input::which_text;
 use crate::model::load::{Checkpoint, ModelSource};
-use crate::model::{Config, Gpt2};
+use crate::model::{Config, Gpt2, Output, Request};
 use crate::render;
-use crate::report::{Header, Prediction};
-use crate::tokenizer::Tokenizer;
+use crate::report::{BatchReport, Header, Padding, Prediction, SCHEMA};
+use crate::tokenizer::{Token, Tokenizer};
 
 pub fn run(cli: Cli) -> Result<()> {
     let session = Session::new(&cli.global)?;
@@ -164,27 +165,197 @@ fn rows(t: &Tensor) -> Result<Vec<Vec<f32>>> {
     Ok(t.to_dtype(DType::F32)?.to_vec2::<f32>()?)
 }
 
-/// A text ready for the model: the text, the config, the tokenizer and the token ids.
+/// Texts ready for the model: the texts, the config, the tokenizer and each text's token
+/// ids, cut to the limit as the user asked.
 struct Prepared {
-    text: String,
+    texts: Vec<String>,
     cfg: Config,
     tokenizer: Tokenizer,
-    ids: Vec<u32>,
+    ids: Vec<Vec<u32>>,
+}
+
+/// One text of a batch, with what the model computed for it alone.
+struct Row<'a> {
+    text: &'a str,
+    ids: &'a [u32],
+    output: Output,
 }
 
 impl Session {
     fn prepare(&self, input: &TextArgs) -> Result<Prepared> {
-        let text = read_text(input)?;
+        let texts = read_texts(input)?;
         let (cfg, _) = self.config()?;
         let tokenizer = self.tokenizer()?;
-        let ids = encode_for_model(&tokenizer, &cfg, &text)?;
+        let limit = Some(token_limit(input, &cfg)?);
+        let ids: Vec<Vec<u32>> = encode_all(&tokenizer, &texts, limit, input.truncate)?
+            .into_iter()
+            .map(|tokens| tokens.iter().map(|t| t.id).collect())
+            .collect();
+        if let Some(&bad) = ids
+            .iter()
+            .flatten()
+            .find(|&&id| id as usize >= cfg.vocab_size)
+        {
+            bail!(
+                "token id {bad} is outside the model's vocabulary of {} (tokenizer and config disagree)",
+                cfg.vocab_size
+            );
+        }
         Ok(Prepared {
-            text,
+            texts,
             cfg,
             tokenizer,
             ids,
         })
     }
+
+    /// Writes one report as is, several in the batch envelope (JSON) or one after another
+    /// under a heading (tables).
+    fn emit_batch<R: serde::Serialize>(
+        &self,
+        out: &mut dyn Write,
+        texts: &[String],
+        ids: &[Vec<u32>],
+        reports: Vec<R>,
+        table: impl Fn(&mut dyn Write, &R) -> io::Result<()>,
+    ) -> Result<()> {
+        if let [report] = reports.as_slice() {
+            return emit(self, out, report, table);
+        }
+        if self.json {
+            let report = BatchReport {
+                schema: SCHEMA,
+                model: self.model_name.clone(),
+                batch: reports,
+                padding: padded(ids),
+            };
+            render::json::write(out, &report)?;
+            return Ok(());
+        }
+        for (i, (text, report)) in texts.iter().zip(&reports).enumerate() {
+            if i > 0 {
+                writeln!(out)?;
+            }
+            render::table::batch_heading(out, i, texts.len(), text)?;
+            table(out, report)?;
+        }
+        Ok(())
+    }
+}
+
+impl Prepared {
+    /// Runs every text, as one right-padded batch when there are several, and cuts out each
+    /// text's share: the same numbers (within float rounding) as running it alone.
+    fn forward(&self, model: &Gpt2, req: &Request) -> Result<Vec<Row<'_>>> {
+        let input = self.input(model.device())?; // (B, T)
+        let output = match self.lengths() {
+            Some(lengths) => model.forward_padded(&input, &lengths, req)?,
+            None => model.forward(&input, req)?,
+        };
+        self.texts
+            .iter()
+            .zip(&self.ids)
+            .enumerate()
+            .map(|(i, (text, ids))| {
+                Ok(Row {
+                    text,
+                    ids,
+                    output: output.row(i, ids.len(), &self.cfg)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The padded batch as the model's input, `(B, T)` u32.
+    fn input(&self, device: &Device) -> Result<Tensor> {
+        let batch = padded(&self.ids);
+        let [b, t] = batch.shape;
+        Ok(Tensor::from_vec(batch.input_ids.concat(), (b, t), device)?)
+    }
+
+    /// Real tokens per text when there are several (the rest of each row is padding).
+    fn lengths(&self) -> Option<Vec<usize>> {
+        (self.ids.len() > 1).then(|| self.ids.iter().map(Vec::len).collect())
+    }
+
+    /// Writes one report per text (see [`Session::emit_batch`]).
+    fn emit<R: serde::Serialize>(
+        &self,
+        session: &Session,
+        out: &mut dyn Write,
+        reports: Vec<R>,
+        table: impl Fn(&mut dyn Write, &R) -> io::Result<()>,
+    ) -> Result<()> {
+        session.emit_batch(out, &self.texts, &self.ids, reports, table)
+    }
+}
+
+/// GPT-2's `<|endoftext|>`, the pad token of a batch (as `tokenizer.pad_token = eos_token`).
+pub const PAD_ID: u32 = 50256;
+
+/// Right padding with [`PAD_ID`], as Hugging Face's `tokenizer(texts, padding=True)`.
+fn padded(ids: &[Vec<u32>]) -> Padding {
+    let t = ids.iter().map(Vec::len).max().unwrap_or(0);
+    let pad = |mut row: Vec<u32>, fill: u32| {
+        row.resize(t, fill);
+        row
+    };
+    Padding {
+        input_ids: ids.iter().map(|r| pad(r.clone(), PAD_ID)).collect(),
+        attention_mask: ids.iter().map(|r| pad(vec![1; r.len()], 0)).collect(),
+        shape: [ids.len(), t],
+    }
+}
+
+/// The most tokens a text may have: n_positions, or --max-length below it.
+fn token_limit(input: &TextArgs, cfg: &Config) -> Result<usize> {
+    match input.max_length.map(|n| n as usize) {
+        Some(n) if n > cfg.n_positions => Err(usage(format!(
+            "--max-length {n} is out of range: the model sees at most {} tokens (n_positions)",
+            cfg.n_positions
+        ))),
+        Some(n) => Ok(n),
+        None => Ok(cfg.n_positions),
+    }
+}
+
+/// Each text's tokens; a text over `limit` is cut as `truncate` says (reported on stderr),
+/// or refused.
+fn encode_all(
+    tokenizer: &Tokenizer,
+    texts: &[String],
+    limit: Option<usize>,
+    truncate: Option<Truncate>,
+) -> Result<Vec<Vec<Token>>> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let mut ids = tokenizer.encode(text)?;
+            let Some(limit) = limit.filter(|&l| ids.len() > l) else {
+                return Ok(ids);
+            };
+            let which = which_text(i, texts.len());
+            let cut = ids.len() - limit;
+            match truncate {
+                None => bail!(
+                    "{which} is {} tokens long; the model sees at most {limit}. Add --truncate left \
+                     to keep the last {limit} tokens (for next-token prediction), --truncate right \
+                     to keep the first {limit}, or --max-length N for a lower limit",
+                    ids.len()
+                ),
+                Some(Truncate::Left) => {
+                    ids.drain(..cut);
+                    eprintln!("{which}: cut the first {cut} tokens (--truncate left); {limit} remain");
+                }
+                Some(Truncate::Right) => {
+                    ids.truncate(limit);
+                    eprintln!("{which}: cut the last {cut} tokens (--truncate right); {limit} remain");
+                }
+            }
+            Ok(ids)
+        })
+        .collect()
 }
 
 /// `--top-k` may not exceed the vocabulary.
@@ -197,25 +368,6 @@ fn check_top_k(top_k: &TopKArgs, cfg: &Config, model: &str) -> Result<usize> {
         )));
     }
     Ok(k)
-}
-
-/// Token ids for the model, refusing texts longer than its context.
-fn encode_for_model(tokenizer: &Tokenizer, cfg: &Config, text: &str) -> Result<Vec<u32>> {
-    let ids: Vec<u32> = tokenizer.encode(text)?.iter().map(|t| t.id).collect();
-    if ids.len() > cfg.n_positions {
-        bail!(
-            "the text is {} tokens long; the model sees at most {} (n_positions)",
-            ids.len(),
-            cfg.n_positions
-        );
-    }
-    if let Some(&bad) = ids.iter().find(|&&id| id as usize >= cfg.vocab_size) {
-        bail!(
-            "token id {bad} is outside the model's vocabulary of {} (tokenizer and config disagree)",
-            cfg.vocab_size
-        );
-    }
-    Ok(ids)
 }
 
 /// log Σ exp(logits), in f64 from the f32 logits: `logit - log_z` is the log-probability.

@@ -3,30 +3,40 @@
 use std::io::Write;
 
 use anyhow::Result;
-use candle_core::Tensor;
+use candle_core::DType;
 
-use super::{check_top_k, emit, input_ids, predictions, Prepared, Session};
+use super::{check_top_k, predictions, Prepared, Row, Session};
 use crate::cli::NextArgs;
-use crate::model::{BlockHook, CaptureSpec, Hook, Logits, Request};
+use crate::model::{BlockHook, CaptureSpec, Config, Hook, Logits, Request};
 use crate::render::table;
 use crate::report::{NextReport, Stage};
+use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &NextArgs, out: &mut dyn Write) -> Result<()> {
-    let Prepared {
-        text,
-        cfg,
-        tokenizer,
-        ids,
-    } = session.prepare(&args.input)?;
-    let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
-    let model = session.model(&cfg, cfg.n_layer)?;
-
-    let input = input_ids(&ids, model.device())?; // (1, T)
+    let prepared = session.prepare(&args.input)?;
+    let Prepared { cfg, tokenizer, .. } = &prepared;
+    let top_k = check_top_k(&args.top_k, cfg, &session.model_name)?;
+    let model = session.model(cfg, cfg.n_layer)?;
     let req = Request {
         capture: CaptureSpec::new([Hook::Block(0, BlockHook::ResidPre), Hook::LnFinal]),
         logits: Logits::Last,
     };
-    let output = model.forward(&input, &req)?;
+    let reports = prepared
+        .forward(&model, &req)?
+        .into_iter()
+        .map(|row| report(session, cfg, tokenizer, row, top_k))
+        .collect::<Result<Vec<_>>>()?;
+    prepared.emit(session, out, reports, table::next)
+}
+
+fn report(
+    session: &Session,
+    cfg: &Config,
+    tokenizer: &Tokenizer,
+    row: Row,
+    top_k: usize,
+) -> Result<NextReport> {
+    let Row { text, ids, output } = row;
     let logits = output.logits.expect("Logits::Last yields logits"); // (1, 1, V)
     let embeddings = output
         .activations
@@ -35,46 +45,40 @@ pub fn run(session: &Session, args: &NextArgs, out: &mut dyn Write) -> Result<()
 
     let t = ids.len();
     let v = cfg.vocab_size;
-    let stage = |name: &str, shape: Vec<usize>, t: &Tensor, note: String| Stage {
+    let stage = |name: &str, shape: Vec<usize>, dtype: DType, note: String| Stage {
         name: name.to_string(),
         shape,
-        dtype: t.dtype().as_str().to_string(),
+        dtype: dtype.as_str().to_string(),
         note,
     };
     let stages = vec![
-        stage(
-            "input_ids",
-            input.dims().to_vec(),
-            &input,
-            "token ids".into(),
-        ),
+        stage("input_ids", vec![1, t], DType::U32, "token ids".into()),
         stage(
             "embeddings",
             embeddings.dims().to_vec(),
-            embeddings,
+            embeddings.dtype(),
             "wte[id] + wpe[position], the input of block 0".into(),
         ),
         stage(
             "hidden states",
             hidden.dims().to_vec(),
-            hidden,
+            hidden.dtype(),
             format!("after {} blocks and ln_f", cfg.n_layer),
         ),
         stage(
             "logits",
             vec![1, t, v],
-            &logits,
+            logits.dtype(),
             format!(
                 "hidden · wteᵀ; only the last position is computed ({} values)",
                 logits.elem_count()
             ),
         ),
     ];
-    let report = NextReport {
-        header: session.header(Some(&text)),
-        input_ids: ids,
+    Ok(NextReport {
+        header: session.header(Some(text)),
+        input_ids: ids.to_vec(),
         stages,
-        predictions: predictions(&tokenizer, &logits.flatten_all()?, top_k)?,
-    };
-    emit(session, out, &report, table::next)
+        predictions: predictions(tokenizer, &logits.flatten_all()?, top_k)?,
+    })
 }

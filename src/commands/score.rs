@@ -4,36 +4,48 @@
 use std::io::Write;
 
 use anyhow::{bail, Result};
-use candle_core::DType;
+use candle_core::{DType, Tensor};
 
-use super::{emit, input_ids, log_normalizer, Prepared, Session};
+use super::{log_normalizer, Prepared, Row, Session};
 use crate::cli::ScoreArgs;
+use crate::input::which_text;
 use crate::model::{CaptureSpec, Logits, Request};
 use crate::render::table;
 use crate::report::{Guess, ScoreReport, ScoredToken};
+use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<()> {
-    let Prepared {
-        text,
-        cfg,
-        tokenizer,
-        ids,
-    } = session.prepare(&args.input)?;
-    if ids.len() < 2 {
-        bail!(
-            "score needs at least two tokens: the first is only context; the text has {}",
-            ids.len()
-        );
+    let prepared = session.prepare(&args.input)?;
+    let Prepared { cfg, tokenizer, .. } = &prepared;
+    for (i, ids) in prepared.ids.iter().enumerate() {
+        if ids.len() < 2 {
+            let which = which_text(i, prepared.ids.len());
+            bail!(
+                "score needs at least two tokens: the first is only context; {which} has {}",
+                ids.len()
+            );
+        }
     }
-    let model = session.model(&cfg, cfg.n_layer)?;
+    let model = session.model(cfg, cfg.n_layer)?;
     let req = Request {
         capture: CaptureSpec::default(),
         logits: Logits::All,
     };
-    let logits = model
-        .forward(&input_ids(&ids, model.device())?, &req)?
-        .logits
-        .expect("Logits::All yields logits"); // (1, T, V)
+    let mut reports = Vec::new();
+    for Row { text, ids, output } in prepared.forward(&model, &req)? {
+        let logits = output.logits.expect("Logits::All yields logits"); // (1, T, V)
+        reports.push(report(session, tokenizer, text, ids, &logits)?);
+    }
+    prepared.emit(session, out, reports, table::score)
+}
+
+fn report(
+    session: &Session,
+    tokenizer: &Tokenizer,
+    text: &str,
+    ids: &[u32],
+    logits: &Tensor,
+) -> Result<ScoreReport> {
     let t = ids.len();
     // Row i predicts token i + 1; the last row predicts past the text and is not needed.
     let rows: Vec<Vec<f32>> = logits
@@ -62,13 +74,12 @@ pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<(
     }
     let total: f64 = tokens.iter().map(|s| s.logprob as f64).sum();
     let mean_nll = -total / tokens.len() as f64;
-    let report = ScoreReport {
-        header: session.header(Some(&text)),
-        input_ids: ids,
+    Ok(ScoreReport {
+        header: session.header(Some(text)),
+        input_ids: ids.to_vec(),
         tokens,
         total_logprob: total,
         mean_surprisal_bits: mean_nll / std::f64::consts::LN_2,
         perplexity: mean_nll.exp(),
-    };
-    emit(session, out, &report, table::score)
+    })
 }

@@ -4,23 +4,42 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::{emit, Session};
+use super::{encode_all, padded, token_limit, Session};
 use crate::cli::TokenizeArgs;
-use crate::input::read_text;
+use crate::input::read_texts;
 use crate::render::table;
 use crate::report::{TokenRow, TokenizeReport};
-use crate::tokenizer::Tokenizer;
+use crate::tokenizer::Token;
 
 pub fn run(session: &Session, args: &TokenizeArgs, out: &mut dyn Write) -> Result<()> {
-    let text = read_text(&args.input)?;
+    let input = &args.input;
+    let texts = read_texts(input)?;
     let tokenizer = session.tokenizer()?;
-    let report = report(session, &tokenizer, &text)?;
-    emit(session, out, &report, table::tokenize)
+    // Tokenizing needs no limit; the model's applies only when the user asks to cut.
+    let limit = match (input.truncate, input.max_length) {
+        (None, None) => None,
+        _ => Some(token_limit(input, &session.config()?.0)?),
+    };
+    let tokens = encode_all(&tokenizer, &texts, limit, input.truncate)?;
+    let ids: Vec<Vec<u32>> = tokens
+        .iter()
+        .map(|t| t.iter().map(|t| t.id).collect())
+        .collect();
+    let reports = texts
+        .iter()
+        .zip(tokens)
+        .map(|(text, tokens)| report(session, text, tokens))
+        .collect();
+    session.emit_batch(out, &texts, &ids, reports, table::tokenize)?;
+    if texts.len() > 1 && !session.json {
+        writeln!(out)?;
+        table::padding(out, &padded(&ids))?;
+    }
+    Ok(())
 }
 
-pub fn report(session: &Session, tokenizer: &Tokenizer, text: &str) -> Result<TokenizeReport> {
-    let tokens = tokenizer.encode(text)?;
-    Ok(TokenizeReport {
+fn report(session: &Session, text: &str, tokens: Vec<Token>) -> TokenizeReport {
+    TokenizeReport {
         header: session.header(Some(text)),
         input_ids: tokens.iter().map(|t| t.id).collect(),
         attention_mask: vec![1; tokens.len()],
@@ -35,5 +54,5 @@ pub fn report(session: &Session, tokenizer: &Tokenizer, text: &str) -> Result<To
                 end: t.end,
             })
             .collect(),
-    })
+    }
 }

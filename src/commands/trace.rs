@@ -4,32 +4,45 @@
 use std::io::Write;
 
 use anyhow::Result;
+use candle_core::{DType, Tensor};
 
-use super::{check_top_k, decoded, emit, input_ids, predictions, Prepared, Session};
+use super::{check_top_k, decoded, predictions, Prepared, Row, Session};
 use crate::cli::TraceArgs;
-use crate::model::{BlockHook, CaptureSpec, Hook, Logits, Request};
+use crate::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, Logits, Request};
 use crate::render::table;
 use crate::report::{Stage, TraceReport};
+use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &TraceArgs, out: &mut dyn Write) -> Result<()> {
-    let Prepared {
-        text,
-        cfg,
-        tokenizer,
-        ids,
-    } = session.prepare(&args.input)?;
-    let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
-    let model = session.model(&cfg, cfg.n_layer)?;
-    let input = input_ids(&ids, model.device())?; // (1, T)
+    let prepared = session.prepare(&args.input)?;
+    let Prepared { cfg, tokenizer, .. } = &prepared;
+    let top_k = check_top_k(&args.top_k, cfg, &session.model_name)?;
+    let model = session.model(cfg, cfg.n_layer)?;
     let req = Request {
         capture: CaptureSpec::default(),
         logits: Logits::Last,
     };
-    let logits = model
-        .forward(&input, &req)?
-        .logits
-        .expect("Logits::Last yields logits"); // (1, 1, V)
+    let mut reports = Vec::new();
+    for Row { text, ids, output } in prepared.forward(&model, &req)? {
+        let logits = output.logits.expect("Logits::Last yields logits"); // (1, 1, V)
+        reports.push(report(
+            session, cfg, tokenizer, &model, text, ids, &logits, top_k,
+        )?);
+    }
+    prepared.emit(session, out, reports, table::trace)
+}
 
+#[allow(clippy::too_many_arguments)]
+fn report(
+    session: &Session,
+    cfg: &Config,
+    tokenizer: &Tokenizer,
+    model: &Gpt2,
+    text: &str,
+    ids: &[u32],
+    logits: &Tensor,
+    top_k: usize,
+) -> Result<TraceReport> {
     // Activation shapes come from the hook table, which the parity tests hold to the
     // tensors the forward pass records; nothing is kept just to be measured.
     let t = ids.len();
@@ -40,12 +53,12 @@ pub fn run(session: &Session, args: &TraceArgs, out: &mut dyn Write) -> Result<(
         dtype: dtype.to_string(),
         note: note.to_string(),
     };
-    let hook = |h: Hook, note: &str| stage(h.to_string(), h.shape(&cfg, 1, t), &dtype, note);
+    let hook = |h: Hook, note: &str| stage(h.to_string(), h.shape(cfg, 1, t), &dtype, note);
     let mut stages = vec![
         stage(
             "input_ids".into(),
-            input.dims().to_vec(),
-            input.dtype().as_str(),
+            vec![1, t],
+            DType::U32.as_str(),
             "token ids from the byte-level BPE tokenizer",
         ),
         stage(
@@ -93,12 +106,11 @@ pub fn run(session: &Session, args: &TraceArgs, out: &mut dyn Write) -> Result<(
         "f32",
         "softmax of the last position's logits: the next-token distribution",
     ));
-    let report = TraceReport {
-        header: session.header(Some(&text)),
-        tokens: decoded(&tokenizer, &ids)?,
-        input_ids: ids,
+    Ok(TraceReport {
+        header: session.header(Some(text)),
+        tokens: decoded(tokenizer, ids)?,
+        input_ids: ids.to_vec(),
         stages,
-        predictions: predictions(&tokenizer, &logits.flatten_all()?, top_k)?,
-    };
-    emit(session, out, &report, table::trace)
+        predictions: predictions(tokenizer, &logits.flatten_all()?, top_k)?,
+    })
 }

@@ -6,7 +6,7 @@ use crate::report::{
     AttentionReport, DumpReport, EmbedReport, HiddenReport, HookRow, HooksReport, InfoReport,
     LensReport, NextReport, Prediction, Stage, TokenizeReport, TraceReport,
 };
-use crate::report::{GenerateReport, HeadMap, ScoreReport, Step};
+use crate::report::{GenerateReport, HeadMap, Padding, ScoreReport, Step};
 
 #[derive(Clone, Copy)]
 enum Align {
@@ -49,6 +49,11 @@ fn grid(
         line(out, row)?;
     }
     Ok(())
+}
+
+/// The line above each text's tables when several texts run as a batch.
+pub fn batch_heading(out: &mut dyn Write, i: usize, n: usize, text: &str) -> io::Result<()> {
+    writeln!(out, "== text {} of {n}: {}", i + 1, quoted(text))
 }
 
 /// A token's text as a quoted literal, so spaces and newlines are visible.
@@ -104,6 +109,27 @@ pub fn tokenize(out: &mut dyn Write, r: &TokenizeReport) -> io::Result<()> {
         "attention_mask  {}  shape {}",
         list(&r.attention_mask),
         shape(&r.shape)
+    )
+}
+
+/// A batch's padded `input_ids` and `attention_mask`, one row per text.
+pub fn padding(out: &mut dyn Write, p: &Padding) -> io::Result<()> {
+    let matrix = |out: &mut dyn Write, name: &str, m: &[Vec<u32>]| -> io::Result<()> {
+        writeln!(out, "{name}  shape {}", shape(&p.shape))?;
+        let rows: Vec<Vec<String>> = m
+            .iter()
+            .map(|r| r.iter().map(|v| v.to_string()).collect())
+            .collect();
+        let header: Vec<String> = (0..p.shape[1]).map(|i| i.to_string()).collect();
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        grid(out, &header, &vec![Align::Right; p.shape[1]], &rows)
+    };
+    matrix(out, "input_ids", &p.input_ids)?;
+    writeln!(out)?;
+    matrix(
+        out,
+        "attention_mask (1 = real token, 0 = padding)",
+        &p.attention_mask,
     )
 }
 

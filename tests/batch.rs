@@ -1,0 +1,254 @@
+//! Several texts as one right-padded batch, against Hugging Face's padded batch and against
+//! each text run alone; long inputs and truncation.
+
+mod common;
+
+use candle_core::{DType, Device, Tensor};
+use common::{cmd, flat, floats, ids_of, json, max_abs_diff, model_dir, Reference, TOL};
+use gpt2_inspect::model::load::Checkpoint;
+use gpt2_inspect::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, Logits, Request};
+use serde_json::Value;
+
+/// A batch result may differ from the text run alone by float rounding only.
+const SAME: f32 = 1e-5;
+
+fn rows_u32(t: &Tensor) -> Vec<Vec<u32>> {
+    t.to_dtype(DType::I64)
+        .unwrap()
+        .to_vec2::<i64>()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.into_iter().map(|x| x as u32).collect())
+        .collect()
+}
+
+fn batch_args<'a>(reference: &'a Reference, args: &[&'a str]) -> Vec<&'a str> {
+    let mut v: Vec<&str> = args.to_vec();
+    v.extend(reference.batch.iter().map(String::as_str));
+    v
+}
+
+#[test]
+fn tokenize_pads_like_hf_tokenizer() {
+    let reference = Reference::load();
+    let v = json(&batch_args(&reference, &["tokenize"]));
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["model"], model_dir().to_str().unwrap());
+    let want_ids = rows_u32(reference.get("batch.input_ids"));
+    let want_mask = rows_u32(reference.get("batch.attention_mask"));
+    let got = |k: &str| -> Vec<Vec<u32>> { v[k].as_array().unwrap().iter().map(ids_of).collect() };
+    assert_eq!(got("input_ids"), want_ids);
+    assert_eq!(got("attention_mask"), want_mask);
+    assert_eq!(
+        v["shape"],
+        serde_json::json!([want_ids.len(), want_ids[0].len()])
+    );
+    let batch = v["batch"].as_array().unwrap();
+    assert_eq!(batch.len(), reference.batch.len());
+    for (entry, text) in batch.iter().zip(&reference.batch) {
+        // Each entry is the single-text object.
+        assert_eq!(*entry, json(&["tokenize", text]));
+    }
+
+    let out = cmd()
+        .args(batch_args(&reference, &["tokenize"]))
+        .output()
+        .unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.contains("== text 2 of 3: \"Hello, how are you?\""),
+        "{table}"
+    );
+    assert!(table.contains("input_ids  shape (3, 9)"), "{table}");
+    assert!(table.contains("1  1  1  1  1  1  0  0  0"), "{table}");
+}
+
+/// The padded forward pass against HF's, logits at each last real token and every
+/// attention map (padding rows included: HF masks padding keys too).
+#[test]
+fn padded_forward_matches_hf_batch() {
+    let reference = Reference::load();
+    let (cfg, _) = Config::from_file(&model_dir().join("config.json")).unwrap();
+    let ckpt = Checkpoint::open(&model_dir().join("model.safetensors")).unwrap();
+    let model = Gpt2::load(&ckpt, &cfg, cfg.n_layer, &Device::Cpu, DType::F32).unwrap();
+    let ids = reference
+        .get("batch.input_ids")
+        .to_dtype(DType::U32)
+        .unwrap();
+    let lengths: Vec<usize> = rows_u32(reference.get("batch.attention_mask"))
+        .iter()
+        .map(|m| m.iter().sum::<u32>() as usize)
+        .collect();
+    let patterns: Vec<Hook> = (0..cfg.n_layer)
+        .map(|l| Hook::Block(l, BlockHook::Pattern))
+        .collect();
+    let req = Request {
+        capture: CaptureSpec::new(patterns.iter().copied()),
+        logits: Logits::Last,
+    };
+    let out = model.forward_padded(&ids, &lengths, &req).unwrap();
+    let logits = out.logits.as_ref().unwrap().squeeze(1).unwrap(); // (B, V)
+    let d = max_abs_diff(
+        &flat(&logits),
+        &flat(reference.get("batch.logits_last_real")),
+    );
+    assert!(d <= TOL, "logits at the last real tokens: {d}");
+    let ours: Vec<Tensor> = patterns
+        .iter()
+        .map(|&h| out.activations.get(h).unwrap().clone())
+        .collect();
+    let ours = Tensor::stack(&ours, 1).unwrap(); // (B, L, nh, T, T)
+    let d = max_abs_diff(&flat(&ours), &flat(reference.get("batch.attentions")));
+    assert!(d <= TOL, "attentions: {d}");
+}
+
+fn assert_same(what: &str, got: &Value, alone: &Value) {
+    let d = max_abs_diff(&floats(got), &floats(alone));
+    assert!(d <= SAME, "{what}: batch vs alone differ by {d}");
+}
+
+#[test]
+fn each_text_of_a_batch_is_as_if_run_alone() {
+    let reference = Reference::load();
+    let next = json(&batch_args(&reference, &["next", "-k", "10"]));
+    let attention = json(&batch_args(&reference, &["attention", "--scores"]));
+    // score needs two tokens per text; "Hello" has one.
+    let scored: Vec<&str> = reference.batch[1..].iter().map(String::as_str).collect();
+    let score = json(&[&["score"], scored.as_slice()].concat());
+    let lens = json(&batch_args(&reference, &["lens", "-k", "3"]));
+    for (i, text) in reference.batch.iter().enumerate() {
+        let alone = json(&["next", text, "-k", "10"]);
+        let got = &next["batch"][i];
+        assert_eq!(got["input_ids"], alone["input_ids"]);
+        let ids = |v: &Value| -> Vec<u64> {
+            v["predictions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["id"].as_u64().unwrap())
+                .collect()
+        };
+        assert_eq!(ids(got), ids(&alone), "{text}: top-10 ids");
+        for key in ["prob", "logprob", "logit"] {
+            let col = |v: &Value| -> Value {
+                v["predictions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p[key].clone())
+                    .collect()
+            };
+            assert_same(&format!("{text}: {key}"), &col(got), &col(&alone));
+        }
+
+        // Attention cropped to the text's own tokens: T_i × T_i, no padding.
+        let alone_att = json(&["attention", text, "--scores"]);
+        let got_att = &attention["batch"][i];
+        assert_eq!(got_att["shape"], alone_att["shape"], "{text}");
+        assert_same(
+            &format!("{text}: weights"),
+            &got_att["weights"],
+            &alone_att["weights"],
+        );
+        assert_same(
+            &format!("{text}: scores"),
+            &got_att["scores"],
+            &alone_att["scores"],
+        );
+
+        let alone_lens = json(&["lens", text, "-k", "3"]);
+        assert_eq!(lens["batch"][i]["final_id"], alone_lens["final_id"]);
+        assert_eq!(lens["batch"][i]["position"], alone_lens["position"]);
+
+        if i > 0 {
+            let alone_score = json(&["score", text]);
+            let lp = |v: &Value| -> Value {
+                v["tokens"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["logprob"].clone())
+                    .collect()
+            };
+            assert_same(
+                &format!("{text}: score"),
+                &lp(&score["batch"][i - 1]),
+                &lp(&alone_score),
+            );
+        }
+    }
+}
+
+#[test]
+fn file_lines_is_a_batch() {
+    let dir = std::env::temp_dir().join(format!("gpt2-inspect-lines-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("texts.txt");
+    std::fs::write(&path, "Hello\n\nHello, how are you?\r\n").unwrap();
+    let v = json(&["tokenize", "--file", path.to_str().unwrap(), "--lines"]);
+    assert_eq!(v["shape"], serde_json::json!([2, 6]));
+    assert_eq!(v["batch"][1]["text"], "Hello, how are you?");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn long_inputs_error_unless_truncated() {
+    // 600 repetitions stay under 1024 tokens and run as they are.
+    let short = "Hello ".repeat(600);
+    let v = json(&["tokenize", &short]);
+    let n_short = v["input_ids"].as_array().unwrap().len();
+    assert!(n_short > 600 && n_short <= 1024, "{n_short}");
+    json(&["next", &short]);
+
+    let long = "Hello ".repeat(1500);
+    let full = ids_of(&json(&["tokenize", &long])["input_ids"]);
+    let n = full.len();
+    assert!(n > 1024);
+    let out = cmd().args(["next", &long]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("{n} tokens long; the model sees at most 1024"))
+            && err.contains("--truncate left")
+            && err.contains("--max-length"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+
+    let out = cmd()
+        .args(["tokenize", &long, "--truncate", "left", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cut the first {} tokens", n - 1024)),
+        "{err}"
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(ids_of(&v["input_ids"]), full[full.len() - 1024..]);
+
+    let right = json(&["tokenize", &long, "--truncate", "right"]);
+    assert_eq!(ids_of(&right["input_ids"]), full[..1024]);
+
+    let v = json(&["next", &long, "--truncate", "left"]);
+    assert_eq!(v["input_ids"].as_array().unwrap().len(), 1024);
+
+    // --max-length lowers the limit: an error without --truncate, the last N tokens with it.
+    let text = "The quick brown fox jumps";
+    let all = ids_of(&json(&["tokenize", text])["input_ids"]);
+    let out = cmd()
+        .args(["next", text, "--max-length", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&["next", text, "--truncate", "left", "--max-length", "2"]);
+    assert_eq!(ids_of(&v["input_ids"]), all[all.len() - 2..]);
+    let out = cmd()
+        .args(["next", text, "--max-length", "2000"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--max-length 2000"), "{err}");
+}
