@@ -68,7 +68,7 @@ pub struct TextArgs {
     pub file: Option<PathBuf>,
 
     /// With --file: one text per line, run as a batch (empty lines are skipped)
-    #[arg(long, requires = "file")]
+    #[arg(long)]
     pub lines: bool,
 
     /// A text longer than the limit (n_positions, or --max-length) keeps its last tokens

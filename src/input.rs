@@ -7,12 +7,18 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::TextArgs;
+use crate::error::usage;
 
 pub const SAMPLE: &str = "The cat sat on the mat";
 
 /// The texts to run: the TEXT arguments, standard input, or a file (one text, or one per
 /// line with --lines). Empty texts are refused.
 pub fn read_texts(args: &TextArgs) -> Result<Vec<String>> {
+    if args.lines && args.file.is_none() {
+        return Err(usage(
+            "--lines reads one text per line of --file PATH; give --file",
+        ));
+    }
     let texts = match (args.texts.as_slice(), &args.file) {
         (_, Some(path)) => {
             let text = read_file(path)?;
@@ -74,7 +80,7 @@ fn read_stdin() -> Result<String> {
     if bytes.is_empty() {
         bail!("standard input is empty: pipe some text in, or give TEXT");
     }
-    decode(bytes, "standard input")
+    text_from_bytes(bytes, "standard input")
 }
 
 fn read_file(path: &Path) -> Result<String> {
@@ -83,11 +89,12 @@ fn read_file(path: &Path) -> Result<String> {
     }
     let bytes =
         std::fs::read(path).with_context(|| format!("--file {}: cannot read", path.display()))?;
-    decode(bytes, &format!("--file {}", path.display()))
+    text_from_bytes(bytes, &format!("--file {}", path.display()))
 }
 
-/// UTF-8 with the position of the first bad byte; one trailing newline dropped.
-fn decode(bytes: Vec<u8>, what: &str) -> Result<String> {
+/// Text read from `what` (a file, standard input): UTF-8, else an error with the offset of
+/// the first bad byte; one trailing newline dropped.
+pub fn text_from_bytes(bytes: Vec<u8>, what: &str) -> Result<String> {
     let mut text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         anyhow::anyhow!("{what} is not valid UTF-8: bad byte at offset {at}")

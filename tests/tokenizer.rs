@@ -103,3 +103,54 @@ fn the_ids_every_gpt2_user_knows() {
         .collect();
     assert_eq!(ids, [15496, 11, 703, 389, 345, 30]);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    fn tokenizer() -> &'static Tokenizer {
+        static TOK: OnceLock<Tokenizer> = OnceLock::new();
+        TOK.get_or_init(|| Tokenizer::from_file(&model_dir().join("tokenizer.json")).unwrap())
+    }
+
+    /// Any Unicode text: decode(encode(s)) == s, and the tokens' byte spans tile s exactly.
+    fn holds(s: &str) -> Result<(), TestCaseError> {
+        let tokens = tokenizer().encode(s).unwrap();
+        let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
+        prop_assert_eq!(tokenizer().decode(&ids).unwrap(), s);
+        let mut at = 0;
+        for t in &tokens {
+            prop_assert_eq!(t.start, at, "tokens must be contiguous");
+            prop_assert!(t.end > t.start, "no empty token");
+            at = t.end;
+        }
+        prop_assert_eq!(at, s.len());
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn roundtrip_and_offsets_tile_any_string(s in any::<String>()) {
+            holds(&s)?;
+        }
+
+        /// Text shaped like GPT-2's hard cases: whitespace runs, contractions, digits,
+        /// emoji with modifiers and joiners, combining marks, the special token.
+        #[test]
+        fn roundtrip_and_offsets_tile_tricky_pieces(
+            parts in prop::collection::vec(
+                prop::sample::select(vec![
+                    " ", "  ", "\n", "\t", "'s", "'ll", "n't", "123", "4.5", "Hello", " world",
+                    "👋", "\u{1f3fd}", "\u{200d}", "👩", "\u{301}", "é", "東京", "<|endoftext|>",
+                    "\r\n", "\0", "ﬁ", "İ",
+                ]),
+                0..24,
+            )
+        ) {
+            holds(&parts.concat())?;
+        }
+    }
+}

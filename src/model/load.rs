@@ -65,7 +65,11 @@ impl ModelSource {
                 if p.is_file() {
                     Ok(p)
                 } else {
-                    bail!("{} has no {name}", dir.display())
+                    bail!(
+                        "--model {0}: {0} has no {name}; a model directory holds config.json, \
+                         model.safetensors and tokenizer.json (or vocab.json + merges.txt)",
+                        dir.display()
+                    )
                 }
             }
             ModelSource::Hub { repo_id, revision } => hub::fetch(repo_id, revision, name),
@@ -121,6 +125,38 @@ mod hub {
         )
     }
 
+    /// hf-hub sets no network timeout, so a network that drops packets would hang the
+    /// download for minutes; a TCP connection to the hub, with a timeout, fails first.
+    fn reachable(endpoint: &str) -> Result<()> {
+        use std::net::{TcpStream, ToSocketAddrs};
+        use std::time::Duration;
+        let (default_port, rest) = match endpoint.split_once("://") {
+            Some(("http", rest)) => (80, rest),
+            Some((_, rest)) => (443, rest),
+            None => (443, endpoint),
+        };
+        let host = rest.split('/').next().unwrap_or(rest);
+        let addr = match host.rsplit_once(':') {
+            Some((_, port)) if port.parse::<u16>().is_ok() => host.to_string(),
+            _ => format!("{host}:{default_port}"),
+        };
+        let addrs: Vec<_> = addr
+            .to_socket_addrs()
+            .with_context(|| format!("cannot resolve {host} (no network?)"))?
+            .collect();
+        let mut last = None;
+        for a in addrs {
+            match TcpStream::connect_timeout(&a, Duration::from_secs(10)) {
+                Ok(_) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        match last {
+            Some(e) => bail!("cannot connect to {addr} (no network?): {e}"),
+            None => bail!("{host} resolves to no address"),
+        }
+    }
+
     pub(super) fn fetch(repo_id: &str, revision: &str, name: &str) -> Result<PathBuf> {
         let dir = cache_dir();
         let cache = Cache::new(dir.clone());
@@ -134,7 +170,18 @@ mod hub {
                 how_to_fix(repo_id, &dir)
             );
         }
+        let endpoint = std::env::var("HF_ENDPOINT")
+            .ok()
+            .filter(|e| !e.trim().is_empty())
+            .unwrap_or_else(|| "https://huggingface.co".to_string());
+        reachable(&endpoint).map_err(|e| {
+            anyhow!(
+                "cannot download {name} of model {repo_id}: {e}; {}",
+                how_to_fix(repo_id, &dir)
+            )
+        })?;
         let api = ApiBuilder::from_cache(cache.clone())
+            .with_endpoint(endpoint)
             .with_token(token(&cache))
             .with_progress(true)
             .build()
