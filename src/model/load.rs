@@ -4,12 +4,11 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use candle_core::safetensors::Load;
 use candle_core::{DType, Device, Tensor};
-use safetensors::SafeTensors;
 
 use super::config::Config;
 
@@ -222,33 +221,87 @@ pub struct TensorInfo {
 }
 
 /// A memory-mapped `model.safetensors`. Opening it reads only the header.
+/// A safetensors checkpoint whose header has been read and checked. Tensors are read from
+/// the file when asked for, in large sequential reads straight into the tensors' own memory:
+/// no mmap, so the page cache never counts toward the process's memory, and a tensor a
+/// command does not need is never read.
 pub struct Checkpoint {
     path: PathBuf,
-    mmap: memmap2::Mmap,
+    /// Where the data section starts: 8 + header length.
+    data_start: u64,
+    /// Name → (dtype, shape, byte range in the data section).
+    entries: HashMap<String, Entry>,
     layout: KeyLayout,
     infos: Vec<TensorInfo>,
 }
 
+#[derive(Debug, Clone, serde::Deserialize)]
+struct Entry {
+    dtype: String,
+    shape: Vec<usize>,
+    data_offsets: (u64, u64),
+}
+
+/// Headers beyond this are not GPT-2 checkpoints (safetensors itself allows 100 MB).
+const MAX_HEADER: u64 = 100_000_000;
+
 impl Checkpoint {
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        // SAFETY: the file is mapped read-only and gpt2-inspect never writes to it. As with
-        // every mmap-based safetensors loader, another process truncating or rewriting the
-        // file while we read it is outside what we can guard against.
-        let mmap = unsafe { memmap2::Mmap::map(&file) }
-            .with_context(|| format!("cannot map {}", path.display()))?;
-        let st = SafeTensors::deserialize(&mmap).map_err(|e| {
+        let invalid = |why: String| {
             anyhow!(
-                "{} is not a valid safetensors file (truncated or corrupt?): {e}",
+                "{} is not a valid safetensors file (truncated or corrupt?): {why}",
                 path.display()
             )
-        })?;
-        let mut infos: Vec<TensorInfo> = st
+        };
+        let mut file =
+            File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let file_len = file
+            .metadata()
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .len();
+        let mut n = [0u8; 8];
+        file.read_exact(&mut n)
+            .map_err(|_| invalid("shorter than its 8-byte header length".into()))?;
+        let n = u64::from_le_bytes(n);
+        if n > MAX_HEADER || 8 + n > file_len {
+            return Err(invalid(format!(
+                "header length {n} does not fit a file of {file_len} bytes"
+            )));
+        }
+        let mut header = vec![0u8; n as usize];
+        file.read_exact(&mut header)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let mut raw: HashMap<String, serde_json::Value> = serde_json::from_slice(&header)
+            .map_err(|e| invalid(format!("invalid JSON in header: {e}")))?;
+        raw.remove("__metadata__");
+        let data_len = file_len - 8 - n;
+        let mut entries = HashMap::with_capacity(raw.len());
+        let mut end = 0;
+        for (name, v) in raw {
+            let e: Entry =
+                serde_json::from_value(v).map_err(|e| invalid(format!("tensor {name}: {e}")))?;
+            let bytes = element_size(&e.dtype).map(|s| s * e.shape.iter().product::<usize>());
+            let (lo, hi) = e.data_offsets;
+            if lo > hi || hi > data_len || bytes.is_some_and(|b| b as u64 != hi - lo) {
+                return Err(invalid(format!(
+                    "tensor {name} ({} {:?}) claims bytes {lo}..{hi} of a {data_len}-byte data section",
+                    e.dtype, e.shape
+                )));
+            }
+            end = end.max(hi);
+            entries.insert(name, e);
+        }
+        if end != data_len {
+            return Err(invalid(format!(
+                "the header describes {end} bytes of data, the file holds {data_len}"
+            )));
+        }
+        let mut infos: Vec<TensorInfo> = entries
             .iter()
-            .map(|(name, view)| TensorInfo {
-                name: name.to_string(),
-                shape: view.shape().to_vec(),
-                dtype: format!("{:?}", view.dtype()),
+            .map(|(name, e)| TensorInfo {
+                name: name.clone(),
+                shape: e.shape.clone(),
+                dtype: e.dtype.clone(),
             })
             .collect();
         infos.sort_by_key(|t| natural_key(&t.name));
@@ -257,10 +310,10 @@ impl Checkpoint {
         } else {
             KeyLayout::Bare
         };
-        drop(st);
         Ok(Checkpoint {
             path: path.to_path_buf(),
-            mmap,
+            data_start: 8 + n,
+            entries,
             layout,
             infos,
         })
@@ -312,36 +365,76 @@ impl Checkpoint {
         Ok(())
     }
 
-    /// A reader over the mapped tensors; `key` is the bare name (`h.0.ln_1.weight`).
+    /// A reader of the checkpoint's tensors; `key` is the bare name (`h.0.ln_1.weight`).
     pub fn reader(&self, device: &Device, dtype: DType) -> Result<Reader<'_>> {
-        let st = SafeTensors::deserialize(&self.mmap)
-            .with_context(|| format!("cannot read {}", self.path.display()))?;
         Ok(Reader {
-            st,
-            layout: self.layout,
+            ckpt: self,
             device: device.clone(),
             dtype,
         })
     }
 }
 
+/// Bytes per element of a safetensors dtype, for the dtypes a checkpoint may hold.
+fn element_size(dtype: &str) -> Option<usize> {
+    match dtype {
+        "F64" | "I64" | "U64" => Some(8),
+        "F32" | "I32" | "U32" => Some(4),
+        "F16" | "BF16" | "I16" | "U16" => Some(2),
+        "U8" | "I8" | "BOOL" | "F8_E4M3" | "F8_E5M2" => Some(1),
+        _ => None,
+    }
+}
+
 pub struct Reader<'a> {
-    st: SafeTensors<'a>,
-    layout: KeyLayout,
+    ckpt: &'a Checkpoint,
     device: Device,
     dtype: DType,
 }
 
 impl Reader<'_> {
     pub fn get(&self, key: &str) -> Result<Tensor> {
-        let full = self.layout.full_key(key);
-        let view = self
-            .st
-            .tensor(&full)
-            .with_context(|| format!("no tensor {full}"))?;
-        let t = view
-            .load(&self.device)
-            .with_context(|| format!("cannot load tensor {full}"))?;
+        let ckpt = self.ckpt;
+        let full = ckpt.layout.full_key(key);
+        let e = ckpt
+            .entries
+            .get(&full)
+            .with_context(|| format!("no tensor {full} in {}", ckpt.path.display()))?;
+        let read_err = || format!("cannot read tensor {full} from {}", ckpt.path.display());
+        let mut file = File::open(&ckpt.path).with_context(read_err)?;
+        file.seek(SeekFrom::Start(ckpt.data_start + e.data_offsets.0))
+            .with_context(read_err)?;
+        let len = (e.data_offsets.1 - e.data_offsets.0) as usize;
+        let t = match e.dtype.as_str() {
+            // The common case: read through a small buffer straight into the tensor's own
+            // memory, so each weight byte lands in fresh memory once.
+            "F32" => {
+                let mut values: Vec<f32> = Vec::with_capacity(len / 4);
+                let mut chunk = vec![0u8; (4 << 20).min(len)];
+                let mut left = len;
+                while left > 0 {
+                    let buf = &mut chunk[..left.min(4 << 20)];
+                    file.read_exact(buf).with_context(read_err)?;
+                    values.extend(
+                        buf.chunks_exact(4)
+                            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                    );
+                    left -= buf.len();
+                }
+                Tensor::from_vec(values, e.shape.as_slice(), &self.device)?
+            }
+            other => {
+                let dtype = match other {
+                    "F16" => DType::F16,
+                    "BF16" => DType::BF16,
+                    "F64" => DType::F64,
+                    _ => bail!("tensor {full} has dtype {other}; gpt2-inspect reads F32, F16, BF16 and F64 weights"),
+                };
+                let mut bytes = vec![0u8; len];
+                file.read_exact(&mut bytes).with_context(read_err)?;
+                Tensor::from_raw_buffer(&bytes, dtype, &e.shape, &self.device)?
+            }
+        };
         Ok(t.to_dtype(self.dtype)?)
     }
 }
