@@ -12,15 +12,7 @@ use gpt2_inspect::tokenizer::Tokenizer;
 const GENERATE_PROMPTS: [usize; 2] = [0, 2];
 
 fn hf_generated(reference: &Reference, prompt: usize) -> Vec<u32> {
-    reference
-        .get(&format!("p{prompt}.generated_ids"))
-        .to_dtype(DType::I64)
-        .unwrap()
-        .to_vec1::<i64>()
-        .unwrap()
-        .into_iter()
-        .map(|i| i as u32)
-        .collect()
+    reference.u32s(&format!("p{prompt}.generated_ids"))
 }
 
 #[test]

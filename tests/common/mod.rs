@@ -49,7 +49,12 @@ impl Reference {
     }
 
     pub fn ids(&self, prompt: usize) -> Vec<u32> {
-        self.get(&format!("p{prompt}.input_ids"))
+        self.u32s(&format!("p{prompt}.input_ids"))
+    }
+
+    /// A 1-D integer reference tensor (token ids), as u32.
+    pub fn u32s(&self, name: &str) -> Vec<u32> {
+        self.get(name)
             .to_dtype(DType::I64)
             .unwrap()
             .to_vec1::<i64>()

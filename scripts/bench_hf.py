@@ -1,0 +1,60 @@
+"""The benchmark's work done by Hugging Face transformers (GPT2LMHeadModel, eager attention),
+for scripts/bench.sh --with-hf. One-shot modes do what one gpt2-inspect command does, in a
+new process; `inproc` prints `key<TAB>seconds` lines with the keys bench_forward prints."""
+
+import statistics
+import sys
+import time
+
+import torch
+from transformers import GPT2LMHeadModel, GPT2TokenizerFast
+
+
+def load(d):
+    return GPT2LMHeadModel.from_pretrained(d, attn_implementation="eager").eval()
+
+
+def main():
+    mode, d = sys.argv[1], sys.argv[2]
+    torch.set_grad_enabled(False)
+    if mode == "tokenize":
+        tok = GPT2TokenizerFast.from_pretrained(d)
+        print(tok(sys.argv[3])["input_ids"])
+    elif mode == "next":
+        tok, model = GPT2TokenizerFast.from_pretrained(d), load(d)
+        ids = tok(sys.argv[3], return_tensors="pt")["input_ids"]
+        out = model(ids, output_attentions=True)
+        probs = out.logits[0, -1].softmax(-1)
+        print(probs.topk(5))
+    elif mode == "attention":
+        tok, model = GPT2TokenizerFast.from_pretrained(d), load(d)
+        text = open(sys.argv[3]).read()
+        ids = tok(text, return_tensors="pt")["input_ids"]
+        print(model(ids, output_attentions=True).attentions[0][0, 0].shape)
+    elif mode == "inproc":
+        start = time.perf_counter()
+        model = load(d)
+        print(f"load\t{time.perf_counter() - start:.6f}")
+        for t in [1, 8, 32, 128, 512, 1024]:
+            ids = (torch.arange(t) * 7919 % 50000).unsqueeze(0)
+            runs = 3 if t >= 512 else 10
+            f = lambda: model(ids, output_attentions=(t == 8), logits_to_keep=1)
+            f()
+            times = []
+            for _ in range(runs):
+                s = time.perf_counter()
+                f()
+                times.append(time.perf_counter() - s)
+            print(f"forward_{t}\t{statistics.median(times):.6f}")
+        ids = (torch.arange(8) * 7919 % 50000).unsqueeze(0)
+        for key, cache in [("generate_cache", True), ("generate_nocache", False)]:
+            s = time.perf_counter()
+            model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=64,
+                           min_new_tokens=64, do_sample=False, use_cache=cache, pad_token_id=50256)
+            print(f"{key}\t{time.perf_counter() - s:.6f}")
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+
+
+if __name__ == "__main__":
+    main()
