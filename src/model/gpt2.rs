@@ -367,16 +367,25 @@ impl Gpt2 {
         ckpt.check_shapes(cfg)?;
         let n_blocks = n_blocks.min(cfg.n_layer);
         let r = ckpt.reader(device, dtype)?;
-        let h = (0..n_blocks)
-            .map(|l| Block::load(&r, l, cfg))
-            .collect::<Result<Vec<_>>>()?;
+        // Reading weights is bound by the kernel handing out fresh pages, which scales with
+        // cores: the token embedding and the blocks are read on parallel threads.
+        let (wte, h) = std::thread::scope(|s| -> Result<_> {
+            let wte = s.spawn(|| r.get("wte.weight"));
+            let h = (0..n_blocks)
+                .map(|l| Block::load(&r, l, cfg))
+                .collect::<Result<Vec<_>>>();
+            let wte = wte
+                .join()
+                .map_err(|_| anyhow::anyhow!("the thread reading wte.weight panicked"))?;
+            Ok((wte?, h?))
+        })?;
         let ln_f = if n_blocks == cfg.n_layer {
             Some(LayerNorm::load(&r, "ln_f", cfg)?)
         } else {
             None
         };
         Ok(Gpt2 {
-            wte: r.get("wte.weight")?,
+            wte,
             wpe: r.get("wpe.weight")?,
             h,
             ln_f,
