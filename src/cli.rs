@@ -38,6 +38,18 @@ pub struct GlobalArgs {
     /// Machine-readable JSON on stdout instead of tables
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// Colour (heatmaps): `auto` in a terminal unless NO_COLOR is set, `always`, `never`
+    /// (plain numbers). Truecolor when COLORTERM says so, else 256 colours
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -125,6 +137,22 @@ pub enum Command {
     Score(ScoreArgs),
     /// Continue the text token by token (greedy, or sampled), using a key/value cache
     Generate(GenerateArgs),
+    /// One self-contained HTML page to explore: tokens, every head's attention, logit lens,
+    /// next tokens. Opens from disk and works offline
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub input: TextArgs,
+
+    /// Output file (.html); replaced atomically if it exists
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+
+    #[command(flatten)]
+    pub top_k: TopKArgs,
 }
 
 #[derive(Debug, Args)]
@@ -301,10 +329,53 @@ pub struct AttentionArgs {
     #[arg(long)]
     pub qkv: bool,
 
-    /// Output layout: `table`, or `bertviz` for {"tokens", "all": [L][H][T][T]} JSON as
-    /// BertViz's head_view loaders take it
+    /// Output layout: `table` (a heatmap in a colour terminal), or `bertviz` for
+    /// {"tokens", "all": [L][H][T][T]} JSON as BertViz's head_view loaders take it
     #[arg(long, value_enum, default_value_t = AttentionFormat::Table)]
     pub format: AttentionFormat,
+
+    /// Every head of the layer (or of every layer) as a grid of small maps
+    #[arg(long, conflicts_with = "head")]
+    pub all_heads: bool,
+
+    /// Write each probability in its heatmap cell (terminal and --svg)
+    #[arg(long)]
+    pub annot: bool,
+
+    /// Show positions START..END only (0-based, END excluded, on both axes; either may be
+    /// left out: `10:`, `:20`). Probabilities stay those of the whole text
+    #[arg(long, value_name = "START:END", value_parser = parse_window)]
+    pub window: Option<Window>,
+
+    /// Also write the heatmap (a grid for several heads) as a standalone SVG figure
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+}
+
+/// `--window START:END`, either end open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start: Option<usize>,
+    pub end: Option<usize>,
+}
+
+fn parse_window(s: &str) -> Result<Window, String> {
+    let (a, b) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}` is not START:END (for example 0:16, 10: or :20)"))?;
+    let num = |x: &str| -> Result<Option<usize>, String> {
+        match x.trim() {
+            "" => Ok(None),
+            x => x
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("`{x}` is not a position (a number from 0)")),
+        }
+    };
+    Ok(Window {
+        start: num(a)?,
+        end: num(b)?,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -131,6 +131,15 @@ impl<M> PerHead<M> {
         }
     }
 
+    /// Heads in each layer of the request: 1 for one head.
+    pub fn heads_per_layer(&self) -> usize {
+        match self {
+            PerHead::Head(_) => 1,
+            PerHead::Layer(hs) => hs.len(),
+            PerHead::All(ls) => ls.first().map_or(1, Vec::len),
+        }
+    }
+
     /// Every matrix, in layer-then-head order, labelled with the `layer` and `head` asked for.
     pub fn maps(&self, layer: Option<usize>, head: Option<usize>) -> Vec<HeadMap<'_, M>> {
         let (l0, h0) = (layer.unwrap_or(0), head.unwrap_or(0));
@@ -172,6 +181,10 @@ pub struct AttentionReport {
     pub tokens: Vec<String>,
     pub layer: Option<usize>,
     pub head: Option<usize>,
+    /// `[start, end)` of the positions shown (`--window`); `tokens` and every matrix hold
+    /// just those rows and columns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<[usize; 2]>,
     /// Shape of `weights`: `[T, T]`, `[H, T, T]` or `[L, H, T, T]`.
     pub shape: Vec<usize>,
     pub weights: PerHead<Matrix>,
@@ -406,4 +419,29 @@ pub struct Step<'a> {
     pub token: &'a GeneratedToken,
     /// Newly decodable text (empty while a multi-byte character is still incomplete).
     pub text: &'a str,
+}
+
+/// `report`: everything the HTML page shows, for one text.
+#[derive(Debug, Clone, Serialize)]
+pub struct PageReport {
+    #[serde(flatten)]
+    pub header: Header,
+    pub tokens: Vec<TokenRow>,
+    pub n_layer: usize,
+    pub n_head: usize,
+    /// `[L][H][T][T]` attention probabilities.
+    pub attention: Vec<Vec<Matrix>>,
+    /// The logit lens at the last position; its last row is the model's own prediction.
+    pub lens: LensReport,
+}
+
+/// A file a command wrote, for stdout.
+#[derive(Debug, Clone, Serialize)]
+pub struct WrittenReport {
+    #[serde(flatten)]
+    pub header: Header,
+    pub path: String,
+    pub bytes: u64,
+    /// What is in it, in a few words.
+    pub contents: String,
 }

@@ -3,14 +3,16 @@
 
 use std::io::Write;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use candle_core::{DType, Tensor};
 
 use super::{check_index, decoded, Prepared, Row, Session};
-use crate::cli::{AttentionArgs, AttentionFormat};
+use crate::atomic::AtomicFile;
+use crate::cli::{AttentionArgs, AttentionFormat, Window};
 use crate::error::usage;
+use crate::input::which_text;
 use crate::model::{Activations, BlockHook, CaptureSpec, Config, Hook, Logits, Request};
-use crate::render::{json, table};
+use crate::render::{heatmap, json, svg, table};
 use crate::report::{AttentionReport, BertvizReport, PerHead};
 use crate::tokenizer::Tokenizer;
 
@@ -24,11 +26,29 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
         check_index("head", h, cfg.n_head, "heads", &session.model_name)?;
     }
     let bertviz = args.format == AttentionFormat::Bertviz;
-    if bertviz && (args.layer.is_some() || args.head.is_some() || args.scores || args.qkv) {
+    if bertviz
+        && (args.layer.is_some()
+            || args.head.is_some()
+            || args.scores
+            || args.qkv
+            || args.window.is_some()
+            || args.svg.is_some())
+    {
         return Err(usage(
-            "--format bertviz writes every layer and head's probabilities; drop --layer, --head, --scores and --qkv",
+            "--format bertviz writes every layer and head's probabilities; drop --layer, --head, --scores, --qkv, --window and --svg",
         ));
     }
+    if args.svg.is_some() && prepared.texts.len() > 1 {
+        return Err(usage(
+            "--svg draws the attention of one text; give one TEXT (or run once per text)",
+        ));
+    }
+    let windows = prepared
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(i, ids)| window(args.window, ids.len(), &which_text(i, prepared.ids.len())))
+        .collect::<Result<Vec<_>>>()?;
     let layers: Vec<usize> = match args.layer {
         Some(l) => vec![l],
         None => (0..cfg.n_layer).collect(),
@@ -57,7 +77,7 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
             .map(|row| {
                 Ok(BertvizReport {
                     tokens: decoded(tokenizer, row.ids)?,
-                    all: per_layer(&row.output.activations, &layers, BlockHook::Pattern)?,
+                    all: per_layer(&row.output.activations, &layers, BlockHook::Pattern, None)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -70,9 +90,44 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
     }
     let reports = rows
         .iter()
-        .map(|row| report(session, cfg, tokenizer, args, &layers, row))
+        .zip(windows)
+        .map(|(row, window)| report(session, cfg, tokenizer, args, &layers, row, window))
         .collect::<Result<Vec<_>>>()?;
-    prepared.emit(session, out, reports, table::attention)
+    if let (Some(path), [report]) = (&args.svg, reports.as_slice()) {
+        let mut file = AtomicFile::create(path, "--svg")?;
+        let mut w = std::io::BufWriter::new(file.file());
+        svg::attention(&mut w, report, args.annot)
+            .and_then(|()| w.flush())
+            .with_context(|| format!("--svg {}: cannot write", path.display()))?;
+        drop(w);
+        file.commit()?;
+        eprintln!("wrote {}", path.display());
+    }
+    let style = session.palette.map(|palette| heatmap::Style {
+        palette,
+        width: session.width,
+        annot: args.annot,
+        grid: args.all_heads,
+    });
+    prepared.emit(session, out, reports, |out, r| match &style {
+        Some(style) => heatmap::attention(out, r, style),
+        None => table::attention(out, r),
+    })
+}
+
+/// `--window` for a text of `t` tokens as `[start, end)`; `None` when not asked for.
+fn window(w: Option<Window>, t: usize, which: &str) -> Result<Option<[usize; 2]>> {
+    let Some(w) = w else { return Ok(None) };
+    let (start, end) = (w.start.unwrap_or(0), w.end.unwrap_or(t));
+    if start >= end || end > t {
+        return Err(usage(format!(
+            "--window {}:{} is out of range: {which} has {t} tokens, positions 0 to {}; give START < END <= {t}",
+            w.start.map_or(String::new(), |s| s.to_string()),
+            w.end.map_or(String::new(), |e| e.to_string()),
+            t - 1
+        )));
+    }
+    Ok(Some([start, end]))
 }
 
 fn report(
@@ -82,9 +137,11 @@ fn report(
     args: &AttentionArgs,
     layers: &[usize],
     row: &Row,
+    window: Option<[usize; 2]>,
 ) -> Result<AttentionReport> {
     let acts = &row.output.activations;
-    let t = row.ids.len();
+    let [start, end] = window.unwrap_or([0, row.ids.len()]);
+    let t = end - start;
     let shape = match (args.layer, args.head) {
         (Some(_), Some(_)) => vec![t, t],
         (Some(_), None) => vec![cfg.n_head, t, t],
@@ -92,7 +149,7 @@ fn report(
     };
     let nest = |m| PerHead::nest(m, args.layer, args.head);
     let scores = if args.scores {
-        let raw = per_layer(acts, layers, BlockHook::AttnScores)?;
+        let raw = per_layer(acts, layers, BlockHook::AttnScores, window)?;
         let masked = raw
             .into_iter()
             .map(|heads| {
@@ -116,17 +173,18 @@ fn report(
     };
     let qkv = |k| -> Result<_> {
         Ok(match args.qkv {
-            true => Some(nest(per_layer(acts, layers, k)?)),
+            true => Some(nest(per_layer(acts, layers, k, window)?)),
             false => None,
         })
     };
     Ok(AttentionReport {
         header: session.header(Some(row.text)),
-        tokens: decoded(tokenizer, row.ids)?,
+        tokens: decoded(tokenizer, &row.ids[start..end])?,
         layer: args.layer,
         head: args.head,
+        window,
         shape,
-        weights: nest(per_layer(acts, layers, BlockHook::Pattern)?),
+        weights: nest(per_layer(acts, layers, BlockHook::Pattern, window)?),
         scores,
         q: qkv(BlockHook::Q)?,
         k: qkv(BlockHook::K)?,
@@ -134,21 +192,29 @@ fn report(
     })
 }
 
-/// `[layer][head]` matrices of a per-head hook: `[T][T]` maps, or `[T][d_head]` for q/k/v.
+/// `[layer][head]` matrices of a per-head hook: `[T][T]` maps, or `[T][d_head]` for q/k/v;
+/// with a window `[start, end)`, just those positions (rows, and columns of maps).
 fn per_layer(
     acts: &Activations,
     layers: &[usize],
     kind: BlockHook,
+    window: Option<[usize; 2]>,
 ) -> Result<Vec<Vec<Vec<Vec<f32>>>>> {
     layers
         .iter()
         .map(|&l| {
             let t: &Tensor = acts.get(Hook::Block(l, kind))?;
             // q/k/v are (1, T, nh, hs); scores and pattern are (1, nh, T, T).
-            let t = match kind {
+            let mut t = match kind {
                 BlockHook::Q | BlockHook::K | BlockHook::V => t.transpose(1, 2)?, // (1, nh, T, hs)
                 _ => t.clone(),
             };
+            if let Some([start, end]) = window {
+                t = t.narrow(2, start, end - start)?; // (1, nh, t, ·)
+                if !matches!(kind, BlockHook::Q | BlockHook::K | BlockHook::V) {
+                    t = t.narrow(3, start, end - start)?; // (1, nh, t, t)
+                }
+            }
             Ok(t.squeeze(0)?.to_dtype(DType::F32)?.to_vec3::<f32>()?)
         })
         .collect()

@@ -25,6 +25,7 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
         cfg,
         tokenizer,
         ids,
+        ..
     } = &prepared;
     let sampling = sampling(args)?;
     let watch = match (args.attention_layer, args.attention_head) {

@@ -52,7 +52,7 @@ pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()
     prepared.emit(session, out, reports, table::lens)
 }
 
-fn report(
+pub(super) fn report(
     session: &Session,
     model: &Gpt2,
     tokenizer: &Tokenizer,

@@ -9,22 +9,25 @@ mod hooks;
 mod info;
 mod lens;
 mod next;
+mod report;
 mod score;
 mod tokenize;
 mod trace;
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 
-use crate::cli::{Cli, Command, DTypeArg, DeviceArg, GlobalArgs, TextArgs, TopKArgs, Truncate};
+use crate::cli::{
+    Cli, ColorChoice, Command, DTypeArg, DeviceArg, GlobalArgs, TextArgs, TopKArgs, Truncate,
+};
 use crate::error::usage;
 use crate::input::read_texts;
 use crate::input::which_text;
 use crate::model::load::{Checkpoint, ModelSource};
 use crate::model::{Config, Gpt2, Output, Request};
-use crate::render;
+use crate::render::{self, Palette};
 use crate::report::{BatchReport, Header, Padding, Prediction, SCHEMA};
 use crate::tokenizer::{Token, Tokenizer};
 
@@ -45,6 +48,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Dump(a) => dump::run(&session, a, &mut out)?,
         Command::Score(a) => score::run(&session, a, &mut out)?,
         Command::Generate(a) => generate::run(&session, a, &mut out)?,
+        Command::Report(a) => report::run(&session, a, &mut out)?,
     }
     out.flush()?;
     Ok(())
@@ -58,6 +62,10 @@ pub struct Session {
     pub device: Device,
     pub dtype: DType,
     pub json: bool,
+    /// Colours of heatmaps on stdout; `None`: plain text.
+    pub palette: Option<Palette>,
+    /// Width of the terminal on stdout (or COLUMNS); `None`: not a terminal.
+    pub width: Option<usize>,
 }
 
 impl Session {
@@ -88,6 +96,10 @@ impl Session {
             device,
             dtype,
             json: g.json,
+            palette: palette(g.color, io::stdout().is_terminal(), |k| {
+                std::env::var(k).ok()
+            }),
+            width: terminal_width(),
         })
     }
 
@@ -122,6 +134,37 @@ impl Session {
         let ckpt = self.checkpoint()?;
         Gpt2::load(&ckpt, cfg, n_blocks, &self.device, self.dtype)
     }
+}
+
+/// What `--color` means here: `auto` colours a terminal unless NO_COLOR is set (non-empty)
+/// or TERM is `dumb`; `always` colours even a pipe. Truecolor when COLORTERM says so.
+fn palette(
+    choice: ColorChoice,
+    is_terminal: bool,
+    env: impl Fn(&str) -> Option<String>,
+) -> Option<Palette> {
+    let set = |k: &str| env(k).is_some_and(|v| !v.is_empty());
+    let colour = match choice {
+        ColorChoice::Never => false,
+        ColorChoice::Always => true,
+        ColorChoice::Auto => {
+            is_terminal && !set("NO_COLOR") && env("TERM").as_deref() != Some("dumb")
+        }
+    };
+    let truecolor = matches!(env("COLORTERM").as_deref(), Some("truecolor" | "24bit"));
+    colour.then_some(if truecolor {
+        Palette::Truecolor
+    } else {
+        Palette::Ansi256
+    })
+}
+
+/// Columns of the terminal on stdout, else COLUMNS, else unknown.
+fn terminal_width() -> Option<usize> {
+    terminal_size::terminal_size_of(io::stdout())
+        .map(|(w, _)| w.0 as usize)
+        .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
+        .filter(|&w| w > 0)
 }
 
 /// Writes a report as JSON or as its table.
@@ -165,12 +208,13 @@ fn rows(t: &Tensor) -> Result<Vec<Vec<f32>>> {
     Ok(t.to_dtype(DType::F32)?.to_vec2::<f32>()?)
 }
 
-/// Texts ready for the model: the texts, the config, the tokenizer and each text's token
-/// ids, cut to the limit as the user asked.
+/// Texts ready for the model: the texts, the config, the tokenizer and each text's tokens
+/// and their ids, cut to the limit as the user asked.
 struct Prepared {
     texts: Vec<String>,
     cfg: Config,
     tokenizer: Tokenizer,
+    tokens: Vec<Vec<Token>>,
     ids: Vec<Vec<u32>>,
 }
 
@@ -187,8 +231,9 @@ impl Session {
         let (cfg, _) = self.config()?;
         let tokenizer = self.tokenizer()?;
         let limit = Some(token_limit(input, &cfg)?);
-        let ids: Vec<Vec<u32>> = encode_all(&tokenizer, &texts, limit, input.truncate)?
-            .into_iter()
+        let tokens = encode_all(&tokenizer, &texts, limit, input.truncate)?;
+        let ids: Vec<Vec<u32>> = tokens
+            .iter()
             .map(|tokens| tokens.iter().map(|t| t.id).collect())
             .collect();
         if let Some(&bad) = ids
@@ -205,6 +250,7 @@ impl Session {
             texts,
             cfg,
             tokenizer,
+            tokens,
             ids,
         })
     }
@@ -412,4 +458,41 @@ fn predictions(tokenizer: &Tokenizer, logits: &Tensor, k: usize) -> Result<Vec<P
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn color_follows_flag_terminal_and_no_color() {
+        use ColorChoice::*;
+        let none = env(&[]);
+        assert_eq!(palette(Auto, true, &none), Some(Palette::Ansi256));
+        assert_eq!(palette(Auto, false, &none), None);
+        assert_eq!(palette(Never, true, &none), None);
+        assert_eq!(palette(Always, false, &none), Some(Palette::Ansi256));
+        assert_eq!(palette(Auto, true, env(&[("NO_COLOR", "1")])), None);
+        assert_eq!(
+            palette(Auto, true, env(&[("NO_COLOR", "")])),
+            Some(Palette::Ansi256)
+        );
+        assert_eq!(palette(Auto, true, env(&[("TERM", "dumb")])), None);
+        assert_eq!(
+            palette(
+                Always,
+                false,
+                env(&[("NO_COLOR", "1"), ("COLORTERM", "truecolor")])
+            ),
+            Some(Palette::Truecolor)
+        );
+    }
 }

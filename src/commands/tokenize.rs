@@ -38,7 +38,7 @@ pub fn run(session: &Session, args: &TokenizeArgs, out: &mut dyn Write) -> Resul
     Ok(())
 }
 
-fn report(session: &Session, text: &str, tokens: Vec<Token>) -> TokenizeReport {
+pub(super) fn report(session: &Session, text: &str, tokens: Vec<Token>) -> TokenizeReport {
     TokenizeReport {
         header: session.header(Some(text)),
         input_ids: tokens.iter().map(|t| t.id).collect(),

@@ -1,4 +1,92 @@
 //! Renderers: each writes a report to any `io::Write` and computes no model values.
 
+pub mod color;
+pub mod heatmap;
+pub mod html;
 pub mod json;
+pub mod svg;
 pub mod table;
+
+use crate::report::AttentionReport;
+
+/// Colours a terminal can show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Palette {
+    /// 24-bit colour (`COLORTERM=truecolor` or `24bit`).
+    Truecolor,
+    /// The xterm 256-colour palette.
+    Ansi256,
+}
+
+/// A token as a one-line label: whitespace and control characters become visible symbols
+/// (space `␣`, newline `↵`, tab `⇥`, other controls their Control Pictures), so every token
+/// has a width and no label can break a line, a terminal or an XML document (U+FFFE and
+/// U+FFFF, not allowed in XML, become `�`).
+pub fn label(token: &str) -> String {
+    token
+        .chars()
+        .map(|c| match c {
+            ' ' => '␣',
+            '\n' => '↵',
+            '\t' => '⇥',
+            '\u{7f}' => '␡',
+            c if (c as u32) < 0x20 => char::from_u32(0x2400 + c as u32).unwrap_or('�'),
+            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => '�',
+            c => c,
+        })
+        .collect()
+}
+
+/// With `--window`: which span is shown and what that leaves out.
+pub fn window_note(r: &AttentionReport) -> Option<String> {
+    r.window.map(|[a, b]| {
+        format!(
+            "positions {a} to {} of the text (--window {a}:{b}): keys before {a} are not shown, so a row may sum to less than 1",
+            b - 1
+        )
+    })
+}
+
+/// Text or an attribute value for XML (SVG) and HTML. Characters XML 1.0 forbids (controls
+/// other than tab, newline and carriage return; U+FFFE, U+FFFF) become U+FFFD, so the file
+/// stays well-formed whatever the input.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{escape, label};
+
+    #[test]
+    fn labels_show_whitespace_and_controls() {
+        assert_eq!(label(" cat\n"), "␣cat↵");
+        assert_eq!(label("\0\t\u{1b}\u{7f}\u{85}"), "␀⇥␛␡�");
+        assert_eq!(label("é🙂"), "é🙂");
+    }
+
+    #[test]
+    fn escape_leaves_no_markup_and_no_forbidden_characters() {
+        assert_eq!(
+            escape("<script>alert('1')</script> & \"x\""),
+            "&lt;script&gt;alert(&#39;1&#39;)&lt;/script&gt; &amp; &quot;x&quot;"
+        );
+        assert_eq!(
+            escape("a\0b\u{1b}c\td\ne\u{ffff}"),
+            "a\u{fffd}b\u{fffd}c\td\ne\u{fffd}"
+        );
+    }
+}

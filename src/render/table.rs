@@ -2,11 +2,12 @@
 
 use std::io::{self, Write};
 
+use super::window_note;
 use crate::report::{
     AttentionReport, DumpReport, EmbedReport, HiddenReport, HookRow, HooksReport, InfoReport,
     LensReport, NextReport, Prediction, Stage, TokenizeReport, TraceReport,
 };
-use crate::report::{GenerateReport, HeadMap, Padding, ScoreReport, Step};
+use crate::report::{GenerateReport, HeadMap, Padding, ScoreReport, Step, WrittenReport};
 
 #[derive(Clone, Copy)]
 enum Align {
@@ -205,6 +206,7 @@ const SHOWN: usize = 6;
 fn head_maps<C>(
     out: &mut dyn Write,
     tokens: &[String],
+    start: usize,
     what: &str,
     maps: &[HeadMap<'_, Vec<Vec<C>>>],
     cell: impl Fn(usize, usize, &C) -> String,
@@ -212,7 +214,7 @@ fn head_maps<C>(
     use Align::*;
     let t = tokens.len();
     let mut header: Vec<String> = vec!["query \\ key".to_string()];
-    header.extend((0..t).map(|j| j.to_string()));
+    header.extend((start..start + t).map(|j| j.to_string()));
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     let mut align = vec![Left];
     align.extend(std::iter::repeat_n(Right, t));
@@ -223,7 +225,7 @@ fn head_maps<C>(
             .iter()
             .enumerate()
             .map(|(i, row)| {
-                let mut cells = vec![format!("{i} {}", quoted(&tokens[i]))];
+                let mut cells = vec![format!("{} {}", start + i, quoted(&tokens[i]))];
                 cells.extend(row.iter().enumerate().map(|(j, c)| cell(i, j, c)));
                 cells
             })
@@ -272,9 +274,14 @@ fn vectors(
 }
 
 pub fn attention(out: &mut dyn Write, r: &AttentionReport) -> io::Result<()> {
+    let start = r.window.map_or(0, |w| w[0]);
+    if let Some(note) = window_note(r) {
+        writeln!(out, "{note}\n")?;
+    }
     head_maps(
         out,
         &r.tokens,
+        start,
         "probabilities (rows: queries, columns: keys; - : future position, weight exactly 0)",
         &r.weights.maps(r.layer, r.head),
         |i, j, w| if j > i { "-".into() } else { format!("{w:.3}") },
@@ -283,11 +290,17 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport) -> io::Result<()> {
         head_maps(
             out,
             &r.tokens,
+            start,
             "scores QKᵀ/√d_head before softmax (blank: masked)",
             &scores.maps(r.layer, r.head),
             |_, _, s| s.map(|s| format!("{s:.3}")).unwrap_or_default(),
         )?;
     }
+    qkv(out, r)
+}
+
+/// The q, k and v vectors of an attention report (with `--qkv`).
+pub fn qkv(out: &mut dyn Write, r: &AttentionReport) -> io::Result<()> {
     for (name, per_head) in [("q", &r.q), ("k", &r.k), ("v", &r.v)] {
         if let Some(per_head) = per_head {
             for map in per_head.maps(r.layer, r.head) {
@@ -652,4 +665,8 @@ impl GenerateStream {
         );
         writeln!(out, "text  {}", quoted(&whole))
     }
+}
+
+pub fn written(out: &mut dyn Write, r: &WrittenReport) -> io::Result<()> {
+    writeln!(out, "wrote {} ({} bytes): {}", r.path, r.bytes, r.contents)
 }

@@ -136,3 +136,48 @@ pub fn ids_of(v: &serde_json::Value) -> Vec<u32> {
         .map(|x| x.as_u64().unwrap() as u32)
         .collect()
 }
+
+/// Runs the binary with `args` and asserts the exit code, that stderr names the problem
+/// (every needle) and that nothing panicked.
+pub fn fails(c: &mut assert_cmd::Command, code: i32, needles: &[&str]) -> String {
+    let out = c.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{c:?}: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{c:?}: stderr lacks {n:?}: {err}");
+    }
+    assert!(!err.contains("panicked"), "{c:?}: {err}");
+    // clap's own parse errors add a usage hint; every other error is one line.
+    if !err.contains("try '--help'") {
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    }
+    err
+}
+
+/// A scratch directory removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("gpt2-inspect-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    /// A model directory holding copies of the named fixture files.
+    pub fn model(&self, name: &str, files: &[&str]) -> PathBuf {
+        let dir = self.0.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in files {
+            std::fs::copy(model_dir().join(f), dir.join(f)).unwrap();
+        }
+        dir
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,105 @@
+//! `report`: one self-contained HTML page with the tokens, every head's attention, the logit
+//! lens and the next tokens of one text, from a single forward pass.
+
+use std::io::{BufWriter, Write};
+
+use anyhow::{Context, Result};
+
+use super::{check_top_k, emit, lens, tokenize, Prepared, Session};
+use crate::atomic::AtomicFile;
+use crate::cli::ReportArgs;
+use crate::error::usage;
+use crate::model::{BlockHook, CaptureSpec, Hook, Logits, Request};
+use crate::render::{html, table};
+use crate::report::{PageReport, WrittenReport};
+
+/// Tokens a page holds at most: gpt2's 144 heads at 256 tokens are 4.7 M numbers, up to
+/// 35 MB of HTML, which browsers still open quickly.
+const MAX_TOKENS: usize = 256;
+
+pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<()> {
+    let prepared = session.prepare(&args.input)?;
+    let Prepared {
+        texts,
+        cfg,
+        tokenizer,
+        tokens,
+        ids,
+    } = &prepared;
+    if texts.len() > 1 {
+        return Err(usage(
+            "report shows one text; give one TEXT (or run once per text)",
+        ));
+    }
+    let t = ids[0].len();
+    if t > MAX_TOKENS {
+        return Err(usage(format!(
+            "report draws every head of every layer: at {t} tokens the page would hold {} \
+             attention probabilities. Give at most {MAX_TOKENS} tokens, e.g. add \
+             --max-length {MAX_TOKENS} --truncate left",
+            cfg.n_layer * cfg.n_head * t * (t + 1) / 2
+        )));
+    }
+    let top_k = check_top_k(&args.top_k, cfg, &session.model_name)?;
+    let model = session.model(cfg, cfg.n_layer)?;
+    let pattern = |l| Hook::Block(l, BlockHook::Pattern);
+    let resid = |l| Hook::Block(l, BlockHook::ResidPre);
+    let req = Request {
+        capture: CaptureSpec::new(
+            (0..cfg.n_layer)
+                .flat_map(|l| [resid(l), pattern(l)])
+                .chain([Hook::LnFinal]),
+        ),
+        logits: Logits::None,
+    };
+    let row = prepared.forward(&model, &req)?.remove(0);
+    let acts = &row.output.activations;
+    let attention = (0..cfg.n_layer)
+        .map(|l| -> Result<_> {
+            let p = acts.get(pattern(l))?; // (1, nh, T, T)
+            Ok(p.squeeze(0)?
+                .to_dtype(candle_core::DType::F32)?
+                .to_vec3::<f32>()?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let last = t - 1;
+    let page = PageReport {
+        header: session.header(Some(&texts[0])),
+        tokens: tokenize::report(session, &texts[0], tokens[0].clone()).tokens,
+        n_layer: cfg.n_layer,
+        n_head: cfg.n_head,
+        attention,
+        lens: lens::report(
+            session,
+            &model,
+            tokenizer,
+            (&texts[0], &ids[0]),
+            acts,
+            last,
+            top_k,
+        )?,
+    };
+
+    let path = &args.output;
+    let mut file = AtomicFile::create(path, "-o")?;
+    let mut w = BufWriter::new(file.file());
+    html::report(&mut w, &page)
+        .and_then(|()| w.flush())
+        .with_context(|| format!("-o {}: cannot write", path.display()))?;
+    drop(w);
+    file.commit()?;
+    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let written = WrittenReport {
+        header: page.header.clone(),
+        path: path.display().to_string(),
+        bytes,
+        contents: format!(
+            "{} tokens, {} layers × {} heads, logit lens, top {top_k} next tokens; probabilities rounded to {} decimals",
+            t,
+            cfg.n_layer,
+            cfg.n_head,
+            html::DECIMALS
+        ),
+    };
+    emit(session, out, &written, table::written)
+}

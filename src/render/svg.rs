@@ -1,0 +1,323 @@
+//! `attention --svg`: a standalone SVG figure in the manner of
+//! `sns.heatmap(attn, annot=True, cmap="Blues")`: Query rows, Key columns, token labels,
+//! a colour bar, a title with model, layer and head; several heads as a grid of panels.
+//! Masked (future) cells are hatched. Every piece of text is escaped.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use super::color::{blues, hex, needs_light_text, BLUES};
+use super::{escape, label, window_note};
+use crate::report::{AttentionReport, HeadMap, Matrix};
+
+const FONT: &str = "DejaVu Sans, Helvetica, Arial, sans-serif";
+/// Rough advance of a 12 px sans-serif character, for laying out labels.
+const CHAR_PX: f64 = 7.0;
+/// Characters of a token label at most.
+const LABEL_CHARS: usize = 16;
+/// Characters of the quoted text under the title at most.
+const SUBTITLE_CHARS: usize = 90;
+/// Tokens up to which every cell carries a tooltip; beyond, the file would grow by
+/// megabytes for hovers nobody makes.
+const TOOLTIP_TOKENS: usize = 64;
+/// Panels per row of a grid at most.
+const GRID_COLUMNS: usize = 6;
+
+/// A token as an escaped label of at most [`LABEL_CHARS`] characters.
+fn token_label(token: &str) -> String {
+    let l = label(token);
+    let short: String = if l.chars().count() > LABEL_CHARS {
+        l.chars().take(LABEL_CHARS - 1).chain(['…']).collect()
+    } else {
+        l
+    };
+    escape(&short)
+}
+
+/// One panel: a map's cells, placed at (x, y) with square cells of `cell` px.
+struct Panel<'a> {
+    map: HeadMap<'a, Matrix>,
+    x: f64,
+    y: f64,
+    cell: f64,
+    /// Position of the first row and column in the text (`--window`).
+    start: usize,
+}
+
+pub fn attention(out: &mut dyn Write, r: &AttentionReport, annot: bool) -> io::Result<()> {
+    let maps = r.weights.maps(r.layer, r.head);
+    let t = r.tokens.len();
+    let start = r.window.map_or(0, |w| w[0]);
+    let labels: Vec<String> = r.tokens.iter().map(|s| token_label(s)).collect();
+    let label_px = labels.iter().map(|l| l.chars().count()).max().unwrap_or(1) as f64 * CHAR_PX;
+    let text = r.header.text.as_deref().unwrap_or_default();
+    // Spaces stay spaces in a sentence; newlines and controls still show.
+    let subtitle = {
+        let l = text.split(' ').map(label).collect::<Vec<_>>().join(" ");
+        let cut: String = l.chars().take(SUBTITLE_CHARS).collect();
+        let more = if cut.len() < l.len() { "…" } else { "" };
+        format!("“{cut}{more}”")
+    };
+
+    let note = window_note(r);
+    let mut body = String::new();
+    let single = maps.len() == 1;
+    let (cell, per_row) = if single {
+        ((480.0 / t as f64).clamp(6.0, 44.0).floor(), 1)
+    } else {
+        (
+            (160.0 / t as f64).clamp(2.0, 16.0).floor(),
+            r.weights.heads_per_layer().min(GRID_COLUMNS),
+        )
+    };
+    let size = cell * t as f64;
+    let show_labels = cell >= 8.0;
+    let label_space = if show_labels { label_px + 10.0 } else { 0.0 };
+    let (margin_left, margin_top) = (30.0 + label_space, 64.0);
+    let gap = if single { 0.0 } else { 28.0 };
+    let rows = maps.len().div_ceil(per_row);
+    let grid_w = per_row as f64 * size + (per_row - 1) as f64 * gap;
+    let title_h = if single { 0.0 } else { 16.0 };
+    let grid_h = rows as f64 * (size + title_h) + (rows - 1) as f64 * gap;
+    let bar_x = margin_left + grid_w + 24.0;
+    let height = margin_top + grid_h + label_space + 40.0;
+
+    let title = match (r.layer, r.head, single) {
+        (_, _, true) => format!(
+            "{} · layer {} · head {} · attention",
+            r.header.model, maps[0].layer, maps[0].head
+        ),
+        (Some(l), _, false) => format!("{} · layer {l} · every head · attention", r.header.model),
+        (None, _, false) => format!("{} · every layer · attention", r.header.model),
+    };
+    // The title (16 px bold, about 10 px a character) or the subtitle may be wider than the maps.
+    let width = (bar_x + 80.0)
+        .max(margin_left + title.chars().count() as f64 * 10.0 + 20.0)
+        .max(margin_left + subtitle.chars().count() as f64 * CHAR_PX + 20.0)
+        .max(margin_left + note.as_ref().map_or(0, |n| n.chars().count()) as f64 * 6.5 + 20.0)
+        .ceil();
+    let _ = writeln!(
+        body,
+        r#"<text x="{margin_left}" y="22" font-size="16" font-weight="bold">{}</text>"#,
+        escape(&title)
+    );
+    let _ = writeln!(
+        body,
+        r##"<text x="{margin_left}" y="42" font-size="12" fill="#444">{}</text>"##,
+        escape(&subtitle)
+    );
+
+    let panels: Vec<Panel> = maps
+        .into_iter()
+        .enumerate()
+        .map(|(k, map)| {
+            let (row, col) = (k / per_row, k % per_row);
+            Panel {
+                map,
+                x: margin_left + col as f64 * (size + gap),
+                y: margin_top + title_h + row as f64 * (size + gap + title_h),
+                cell,
+                start,
+            }
+        })
+        .collect();
+    let last_row_start = (rows - 1) * per_row;
+    for (k, p) in panels.iter().enumerate() {
+        if !single {
+            let _ = writeln!(
+                body,
+                r#"<text x="{}" y="{}" font-size="11">L{} H{}</text>"#,
+                p.x,
+                p.y - 4.0,
+                p.map.layer,
+                p.map.head
+            );
+        }
+        cells(&mut body, p, &labels, annot && single);
+        if show_labels {
+            if k % per_row == 0 {
+                row_labels(&mut body, p, &labels);
+            }
+            if k >= last_row_start {
+                column_labels(&mut body, p, &labels);
+            }
+        }
+    }
+
+    // Axis titles and position range.
+    let mid_y = margin_top + grid_h / 2.0;
+    let _ = writeln!(
+        body,
+        r#"<text x="14" y="{mid_y}" font-size="13" text-anchor="middle" transform="rotate(-90 14 {mid_y})">Query</text>"#
+    );
+    let _ = writeln!(
+        body,
+        r#"<text x="{}" y="{}" font-size="13" text-anchor="middle">Key</text>"#,
+        margin_left + grid_w / 2.0,
+        margin_top + grid_h + label_space + 24.0
+    );
+    if let Some(note) = &note {
+        let _ = writeln!(
+            body,
+            r##"<text x="{margin_left}" y="56" font-size="11" fill="#444">{}</text>"##,
+            escape(note)
+        );
+    }
+    colour_bar(&mut body, bar_x, margin_top, (size).clamp(120.0, 400.0));
+
+    writeln!(
+        out,
+        r##"<?xml version="1.0" encoding="UTF-8"?>
+<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="{FONT}">
+<defs>
+<pattern id="masked" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">
+<rect width="6" height="6" fill="#f2f2f2"/><line x1="0" y1="0" x2="0" y2="6" stroke="#b0b0b0" stroke-width="2"/>
+</pattern>
+<linearGradient id="scale" x1="0" y1="1" x2="0" y2="0">
+{}</linearGradient>
+</defs>
+<rect width="100%" height="100%" fill="white"/>
+{body}</svg>"##,
+        BLUES
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!(
+                "<stop offset=\"{}\" stop-color=\"{}\"/>\n",
+                i as f64 / (BLUES.len() - 1) as f64,
+                hex(*c)
+            ))
+            .collect::<String>()
+    )
+}
+
+/// The cells of one panel: a rect per visible cell (with a tooltip on small maps), the masked
+/// upper triangle as one hatched path, values written when asked.
+fn cells(body: &mut String, p: &Panel, labels: &[String], annot: bool) {
+    let c = p.cell;
+    let t = p.map.matrix.len();
+    let tooltips = t <= TOOLTIP_TOKENS;
+    let _ = writeln!(body, r#"<g class="map" shape-rendering="crispEdges">"#);
+    for (i, row) in p.map.matrix.iter().enumerate() {
+        for (j, &w) in row.iter().enumerate().take(i + 1) {
+            let (x, y) = (p.x + j as f64 * c, p.y + i as f64 * c);
+            let fill = hex(blues(w));
+            if tooltips {
+                let _ = writeln!(
+                    body,
+                    r#"<rect x="{x}" y="{y}" width="{c}" height="{c}" fill="{fill}"><title>query {} {} → key {} {}: {w:.4}</title></rect>"#,
+                    p.start + i,
+                    labels[i],
+                    p.start + j,
+                    labels[j]
+                );
+            } else {
+                let _ = writeln!(
+                    body,
+                    r#"<rect x="{x}" y="{y}" width="{c}" height="{c}" fill="{fill}"/>"#
+                );
+            }
+        }
+    }
+    // Row i is masked from key i + 1 to the end: one rectangle per row, one path in all.
+    let mut d = String::new();
+    for i in 0..t.saturating_sub(1) {
+        let _ = write!(
+            d,
+            "M{} {}h{}v{c}h-{}z",
+            p.x + (i + 1) as f64 * c,
+            p.y + i as f64 * c,
+            (t - i - 1) as f64 * c,
+            (t - i - 1) as f64 * c
+        );
+    }
+    if !d.is_empty() {
+        let _ = writeln!(
+            body,
+            r#"<path class="masked" d="{d}" fill="url(#masked)"><title>masked: a query never sees later keys</title></path>"#
+        );
+    }
+    let _ = writeln!(body, "</g>");
+    if annot && c >= 18.0 {
+        let size = (c * 0.3).clamp(6.0, 12.0);
+        let _ = writeln!(
+            body,
+            r#"<g class="annot" font-size="{size}" text-anchor="middle">"#
+        );
+        for (i, row) in p.map.matrix.iter().enumerate() {
+            for (j, &w) in row.iter().enumerate().take(i + 1) {
+                let ink = if needs_light_text(blues(w)) {
+                    "white"
+                } else {
+                    "black"
+                };
+                let _ = writeln!(
+                    body,
+                    r#"<text x="{}" y="{}" fill="{ink}" dominant-baseline="central">{w:.2}</text>"#,
+                    p.x + (j as f64 + 0.5) * c,
+                    p.y + (i as f64 + 0.5) * c
+                );
+            }
+        }
+        let _ = writeln!(body, "</g>");
+    }
+}
+
+fn row_labels(body: &mut String, p: &Panel, labels: &[String]) {
+    let size = (p.cell * 0.8).min(12.0);
+    let _ = writeln!(
+        body,
+        r#"<g class="query-labels" font-size="{size}" text-anchor="end">"#
+    );
+    for (i, l) in labels.iter().enumerate() {
+        let _ = writeln!(
+            body,
+            r#"<text x="{}" y="{}" dominant-baseline="central">{l}</text>"#,
+            p.x - 5.0,
+            p.y + (i as f64 + 0.5) * p.cell
+        );
+    }
+    let _ = writeln!(body, "</g>");
+}
+
+fn column_labels(body: &mut String, p: &Panel, labels: &[String]) {
+    let size = (p.cell * 0.8).min(12.0);
+    let y = p.y + p.map.matrix.len() as f64 * p.cell + 5.0;
+    let _ = writeln!(
+        body,
+        r#"<g class="key-labels" font-size="{size}" text-anchor="end">"#
+    );
+    for (j, l) in labels.iter().enumerate() {
+        let x = p.x + (j as f64 + 0.5) * p.cell;
+        let _ = writeln!(
+            body,
+            r#"<text x="{x}" y="{y}" dominant-baseline="central" transform="rotate(-90 {x} {y})">{l}</text>"#
+        );
+    }
+    let _ = writeln!(body, "</g>");
+}
+
+/// Vertical colour bar 0..1 with ticks, and the key to the hatching.
+fn colour_bar(body: &mut String, x: f64, y: f64, h: f64) {
+    let _ = writeln!(
+        body,
+        r##"<g class="colour-bar"><rect x="{x}" y="{y}" width="14" height="{h}" fill="url(#scale)" stroke="#888" stroke-width="0.5"/>"##
+    );
+    for k in 0..=5 {
+        let v = k as f64 / 5.0;
+        let ty = y + h * (1.0 - v);
+        let _ = writeln!(
+            body,
+            r##"<line x1="{}" y1="{ty}" x2="{}" y2="{ty}" stroke="#444"/><text x="{}" y="{ty}" font-size="11" dominant-baseline="central">{v:.1}</text>"##,
+            x + 14.0,
+            x + 18.0,
+            x + 21.0
+        );
+    }
+    let _ = writeln!(
+        body,
+        r##"<rect x="{x}" y="{}" width="14" height="14" fill="url(#masked)" stroke="#888" stroke-width="0.5"/><text x="{}" y="{}" font-size="11" dominant-baseline="central">masked</text></g>"##,
+        y + h + 12.0,
+        x + 20.0,
+        y + h + 19.0
+    );
+}

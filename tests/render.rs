@@ -1,0 +1,612 @@
+//! What people look at: the terminal heatmap (snapshots of plain and coloured output), the
+//! SVG figure and the HTML report (well-formed, escaped, self-contained, and the numbers they
+//! carry checked against Hugging Face's attention probabilities).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{fails, flat, Reference, Scratch, TOL};
+use serde_json::Value;
+use unicode_width::UnicodeWidthStr;
+
+const CAT: &str = "The cat sat on the mat";
+const INJECTION: &str = "<script>alert(1)</script><img src=x onerror=alert(2)>";
+/// Variables that decide colour and width; every test sets the ones it wants.
+const TERMINAL_ENV: [&str; 5] = ["NO_COLOR", "COLORTERM", "TERM", "COLUMNS", "CLICOLOR_FORCE"];
+
+/// The binary in the repository root on the fixture, named by a relative path so that the
+/// model name in titles is the same on every machine.
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = assert_cmd::Command::cargo_bin("gpt2-inspect").unwrap();
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["--model", "tests/fixtures/tiny-gpt2"])
+        .args(args);
+    for k in TERMINAL_ENV {
+        c.env_remove(k);
+    }
+    c.envs(env.iter().copied());
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(args: &[&str], env: &[(&str, &str)]) -> String {
+    String::from_utf8(run(args, env).stdout).unwrap()
+}
+
+/// Escape characters shown as `␛` so that snapshots read as text.
+fn visible(s: &str) -> String {
+    s.replace('\x1b', "␛")
+}
+
+/// Text without its SGR colour sequences.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// HF's attention probabilities of "The cat sat on the mat" (prompt 2) for one head, (T, T).
+fn hf_attention(layer: usize, head: usize) -> Vec<Vec<f32>> {
+    let reference = Reference::load();
+    assert_eq!(reference.prompts[2], CAT);
+    let a = reference.get("p2.attentions"); // (L, H, T, T)
+    let head = a.get(layer).unwrap().get(head).unwrap();
+    let t = head.dim(0).unwrap();
+    flat(&head).chunks(t).map(<[f32]>::to_vec).collect()
+}
+
+const TRUECOLOR: [(&str, &str); 2] = [("COLORTERM", "truecolor"), ("COLUMNS", "100")];
+
+#[test]
+fn plain_output_without_colour() {
+    let plain = stdout(
+        &[
+            "--color",
+            "never",
+            "attention",
+            CAT,
+            "--layer",
+            "0",
+            "--head",
+            "1",
+        ],
+        &TRUECOLOR,
+    );
+    assert!(!plain.contains('\x1b'));
+    insta::assert_snapshot!("plain_layer0_head1", plain);
+    // Not a terminal, NO_COLOR, TERM=dumb: the same plain table under `auto`.
+    for env in [vec![], vec![("NO_COLOR", "1")], vec![("TERM", "dumb")]] {
+        let auto = stdout(&["attention", CAT, "--layer", "0", "--head", "1"], &env);
+        assert_eq!(auto, plain, "{env:?}");
+    }
+    // An explicit --color always wins over NO_COLOR.
+    let forced = stdout(
+        &[
+            "--color",
+            "always",
+            "attention",
+            CAT,
+            "--layer",
+            "0",
+            "--head",
+            "1",
+        ],
+        &[("NO_COLOR", "1")],
+    );
+    assert!(forced.contains("\x1b["));
+}
+
+#[test]
+fn truecolor_heatmap_with_values() {
+    let out = stdout(
+        &[
+            "--color",
+            "always",
+            "attention",
+            CAT,
+            "--layer",
+            "0",
+            "--head",
+            "1",
+            "--annot",
+        ],
+        &TRUECOLOR,
+    );
+    assert!(out.contains("\x1b[48;2;") && !out.contains("\x1b[48;5;"));
+    insta::assert_snapshot!("truecolor_annot_layer0_head1", visible(&out));
+}
+
+#[test]
+fn ansi256_heatmap_without_truecolor() {
+    let out = stdout(
+        &[
+            "--color",
+            "always",
+            "attention",
+            CAT,
+            "--layer",
+            "0",
+            "--head",
+            "1",
+        ],
+        &[("COLUMNS", "100")],
+    );
+    assert!(out.contains("\x1b[48;5;") && !out.contains("\x1b[48;2;"));
+    insta::assert_snapshot!("ansi256_layer0_head1", visible(&out));
+}
+
+#[test]
+fn all_heads_as_a_grid() {
+    let out = stdout(
+        &[
+            "--color",
+            "always",
+            "attention",
+            CAT,
+            "--layer",
+            "1",
+            "--all-heads",
+        ],
+        &[("COLORTERM", "truecolor"), ("COLUMNS", "80")],
+    );
+    let text = strip_ansi(&out);
+    for h in 0..4 {
+        assert!(text.contains(&format!("L1 H{h}")), "{text}");
+    }
+    insta::assert_snapshot!("grid_layer1", visible(&out));
+}
+
+#[test]
+fn narrow_terminals_cut_keys_with_a_note() {
+    let long = "In 1905, Albert Einstein published four papers that changed physics";
+    let out = stdout(
+        &[
+            "--color",
+            "always",
+            "attention",
+            long,
+            "--layer",
+            "0",
+            "--head",
+            "0",
+        ],
+        &[("COLORTERM", "truecolor"), ("COLUMNS", "30")],
+    );
+    let text = strip_ansi(&out);
+    assert!(text.contains("keys 7 to 10 not shown"), "{text}");
+    // The map (key labels and rows) fits; prose lines may wrap.
+    let map = text.lines().skip(1).take_while(|l| !l.starts_with("scale"));
+    assert!(
+        map.clone().all(|l| l.width() <= 30),
+        "a map line is wider than 30 columns:\n{text}"
+    );
+    assert_eq!(map.count(), 8 + 11, "key label lines and one row per token");
+    insta::assert_snapshot!("narrow_30_columns", visible(&out));
+}
+
+#[test]
+fn annotated_values_are_hf_probabilities() {
+    let out = stdout(
+        &[
+            "--color",
+            "always",
+            "attention",
+            CAT,
+            "--layer",
+            "0",
+            "--head",
+            "1",
+            "--annot",
+        ],
+        &TRUECOLOR,
+    );
+    let hf = hf_attention(0, 1);
+    // Masked cells are drawn as `╱╱`, touching the values.
+    let text = strip_ansi(&out).replace('╱', " ");
+    let mut rows = 0;
+    for (i, line) in text
+        .lines()
+        .filter(|l| l.starts_with(char::is_numeric))
+        .enumerate()
+    {
+        let values: Vec<f32> = line
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .skip(1) // the position
+            .collect();
+        assert_eq!(values.len(), i + 1, "row {i}: {line}");
+        for (j, v) in values.iter().enumerate() {
+            assert!(
+                (v - hf[i][j]).abs() <= 0.005 + TOL,
+                "row {i} key {j}: shown {v}, HF {}",
+                hf[i][j]
+            );
+        }
+        rows += 1;
+    }
+    assert_eq!(rows, hf.len());
+}
+
+#[test]
+fn window_picks_a_span() {
+    let v: Value = serde_json::from_slice(
+        &run(
+            &[
+                "attention",
+                CAT,
+                "--layer",
+                "0",
+                "--head",
+                "1",
+                "--window",
+                "2:5",
+                "--json",
+            ],
+            &[],
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(v["window"], serde_json::json!([2, 5]));
+    assert_eq!(v["tokens"], serde_json::json!([" sat", " on", " the"]));
+    let hf = hf_attention(0, 1);
+    for i in 0..3 {
+        for j in 0..3 {
+            let got = v["weights"][i][j].as_f64().unwrap() as f32;
+            assert!((got - hf[2 + i][2 + j]).abs() <= TOL, "({i}, {j})");
+        }
+    }
+    let out = stdout(
+        &[
+            "--color",
+            "always",
+            "attention",
+            CAT,
+            "--layer",
+            "0",
+            "--head",
+            "1",
+            "--window",
+            "2:5",
+            "--annot",
+        ],
+        &TRUECOLOR,
+    );
+    insta::assert_snapshot!("window_2_5", visible(&out));
+    // Open ends: `3:` is positions 3..T, `:2` is 0..2.
+    let tail = stdout(
+        &["attention", CAT, "--layer", "0", "--window", "3:", "--json"],
+        &[],
+    );
+    assert!(tail.contains(r#""window":[3,6]"#), "{tail}");
+    let head = stdout(
+        &["attention", CAT, "--layer", "0", "--window", ":2", "--json"],
+        &[],
+    );
+    assert!(head.contains(r#""window":[0,2]"#), "{head}");
+}
+
+#[test]
+fn misused_figure_flags_are_usage_errors() {
+    let c = |args: &[&str]| {
+        let mut c = common::cmd();
+        c.args(args);
+        c
+    };
+    fails(
+        &mut c(&["attention", CAT, "--window", "4:2"]),
+        2,
+        &["--window"],
+    );
+    fails(
+        &mut c(&["attention", CAT, "--window", "0:99"]),
+        2,
+        &["--window", "6 tokens"],
+    );
+    fails(
+        &mut c(&["attention", CAT, "--window", "x"]),
+        2,
+        &["--window"],
+    );
+    fails(
+        &mut c(&["attention", CAT, "--head", "1", "--all-heads"]),
+        2,
+        &["--all-heads"],
+    );
+    fails(
+        &mut c(&["attention", CAT, "cat", "--svg", "/tmp/never.svg"]),
+        2,
+        &["--svg"],
+    );
+    fails(
+        &mut c(&[
+            "attention",
+            CAT,
+            "--format",
+            "bertviz",
+            "--svg",
+            "/tmp/never.svg",
+        ]),
+        2,
+        &["--svg"],
+    );
+    fails(
+        &mut c(&["attention", CAT, "--svg", "/no/such/dir/a.svg"]),
+        1,
+        &["--svg", "/no/such/dir"],
+    );
+    fails(
+        &mut c(&["report", CAT, "cat", "-o", "/tmp/never.html"]),
+        2,
+        &["one TEXT"],
+    );
+    fails(
+        &mut c(&["report", CAT, "-o", "/no/such/dir/r.html"]),
+        1,
+        &["-o", "/no/such/dir"],
+    );
+    let long = "word ".repeat(300);
+    fails(
+        &mut c(&["report", &long, "-o", "/tmp/never.html"]),
+        2,
+        &["at most 256 tokens", "--max-length"],
+    );
+}
+
+/// Runs `attention ... --svg` into a scratch file; the file's text.
+fn svg(scratch: &Scratch, name: &str, args: &[&str]) -> String {
+    let path = scratch.0.join(name);
+    let mut all = vec!["attention"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--svg", path.to_str().unwrap()]);
+    let out = run(&all, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("wrote") && err.contains(name), "{err}");
+    std::fs::read_to_string(&path).unwrap()
+}
+
+fn texts<'a>(doc: &'a roxmltree::Document) -> Vec<&'a str> {
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .collect()
+}
+
+/// Nothing that could run: no script, no foreign content, no event handler, no link.
+fn assert_inert(doc: &roxmltree::Document) {
+    for n in doc.descendants().filter(|n| n.is_element()) {
+        let tag = n.tag_name().name();
+        assert!(
+            !["script", "foreignObject", "a", "image", "use"].contains(&tag),
+            "<{tag}>"
+        );
+        for a in n.attributes() {
+            assert!(!a.name().starts_with("on"), "{tag} has {}", a.name());
+            assert!(a.name() != "href", "{tag} links to {}", a.value());
+        }
+    }
+}
+
+#[test]
+fn svg_figure_is_valid_labelled_and_holds_hf_values() {
+    let scratch = Scratch::new("svg-one");
+    let file = svg(
+        &scratch,
+        "one.svg",
+        &[CAT, "--layer", "0", "--head", "1", "--annot"],
+    );
+    let doc = roxmltree::Document::parse(&file).expect("well-formed XML");
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "svg");
+    assert_eq!(
+        root.tag_name().namespace(),
+        Some("http://www.w3.org/2000/svg")
+    );
+    assert!(root.attribute("viewBox").is_some() && root.attribute("width").is_some());
+    assert_inert(&doc);
+    let t = texts(&doc);
+    assert!(
+        t.contains(&"tests/fixtures/tiny-gpt2 · layer 0 · head 1 · attention"),
+        "{t:?}"
+    );
+    for needed in ["Query", "Key", "“The cat sat on the mat”", "␣cat", "masked"] {
+        assert!(t.contains(&needed), "no text {needed:?} in {t:?}");
+    }
+    assert!(doc
+        .descendants()
+        .any(|n| n.has_tag_name("linearGradient") && n.attribute("id") == Some("scale")));
+
+    // Every visible cell: a rect whose tooltip gives the probability to 4 decimals.
+    let hf = hf_attention(0, 1);
+    let mut cells = 0;
+    for title in doc.descendants().filter(|n| n.has_tag_name("title")) {
+        let tip = title.text().unwrap();
+        let Some(rest) = tip.strip_prefix("query ") else {
+            continue;
+        };
+        let (i, rest) = rest.split_once(' ').unwrap();
+        let (_, rest) = rest.split_once("→ key ").unwrap();
+        let (j, rest) = rest.split_once(' ').unwrap();
+        let v: f32 = rest.rsplit_once(": ").unwrap().1.parse().unwrap();
+        let (i, j): (usize, usize) = (i.parse().unwrap(), j.parse().unwrap());
+        assert!(j <= i, "a masked cell has a value: {tip}");
+        assert!(
+            (v - hf[i][j]).abs() <= 0.00005 + TOL,
+            "{tip}: HF {}",
+            hf[i][j]
+        );
+        cells += 1;
+    }
+    assert_eq!(cells, 6 * 7 / 2);
+    // --annot: the values printed in the cells, to 2 decimals.
+    let annot: Vec<f32> = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("annot"))
+        .flat_map(|g| g.children().filter(|c| c.is_element()))
+        .filter_map(|c| c.text())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let lower: Vec<f32> = (0..6).flat_map(|i| hf[i][..=i].to_vec()).collect();
+    assert_eq!(annot.len(), lower.len());
+    for (a, h) in annot.iter().zip(&lower) {
+        assert!((a - h).abs() <= 0.005 + TOL, "annot {a}, HF {h}");
+    }
+}
+
+#[test]
+fn svg_grid_has_a_panel_per_head() {
+    let scratch = Scratch::new("svg-grid");
+    let file = svg(&scratch, "grid.svg", &[CAT, "--layer", "1", "--all-heads"]);
+    let doc = roxmltree::Document::parse(&file).expect("well-formed XML");
+    let panels = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("map"))
+        .count();
+    assert_eq!(panels, 4);
+    let t = texts(&doc);
+    for h in 0..4 {
+        assert!(t.contains(&format!("L1 H{h}").as_str()), "{t:?}");
+    }
+    let every = svg(&scratch, "every.svg", &[CAT]);
+    let doc = roxmltree::Document::parse(&every).expect("well-formed XML");
+    let panels = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("map"))
+        .count();
+    assert_eq!(panels, 3 * 4);
+}
+
+#[test]
+fn svg_shows_hostile_text_as_text() {
+    let scratch = Scratch::new("svg-injection");
+    let hostile = format!("{INJECTION}\u{1b}[31m\u{7} & \"quotes\" 'too'");
+    let file = svg(
+        &scratch,
+        "evil.svg",
+        &[&hostile, "--layer", "0", "--head", "0"],
+    );
+    assert!(!file.contains("<script") && !file.contains("<img"));
+    let doc = roxmltree::Document::parse(&file).expect("well-formed XML");
+    assert_inert(&doc);
+    let t = texts(&doc);
+    assert!(
+        t.iter().any(|s| s.contains(INJECTION)),
+        "the text should be shown as it is: {t:?}"
+    );
+}
+
+/// Runs `report` into a scratch file; stdout and the page.
+fn report(scratch: &Scratch, text: &str) -> (String, String) {
+    let path: PathBuf = scratch.0.join("report.html");
+    let out = stdout(&["report", text, "-o", path.to_str().unwrap()], &[]);
+    (out, std::fs::read_to_string(&path).unwrap())
+}
+
+/// The page's embedded JSON data.
+fn page_data(html: &str) -> Value {
+    let open = r#"<script type="application/json" id="page-data">"#;
+    let start = html.find(open).expect("page data") + open.len();
+    let len = html[start..].find("</script>").unwrap();
+    serde_json::from_str(&html[start..start + len]).expect("page data is JSON")
+}
+
+#[test]
+fn report_page_is_self_contained_and_holds_hf_values() {
+    let scratch = Scratch::new("report");
+    let (out, html) = report(&scratch, CAT);
+    assert!(
+        out.contains("wrote") && out.contains("report.html"),
+        "{out}"
+    );
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    // Nothing is fetched: a CSP that allows no source, no src/href, no CSS import or url().
+    assert!(html.contains("default-src 'none'"));
+    for outward in [" src=", " href=", "@import", "url(", "<link", "<iframe"] {
+        assert!(!html.contains(outward), "the page contains {outward:?}");
+    }
+    assert!(html.contains("rounded to 4 decimals"));
+
+    let data = page_data(&html);
+    let reference = Reference::load();
+    let ids: Vec<u32> = data["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(ids, reference.ids(2));
+    assert_eq!(data["labels"][1], "␣cat");
+    assert_eq!(
+        (data["layers"].as_u64(), data["heads"].as_u64()),
+        (Some(3), Some(4))
+    );
+    let mut worst = 0.0f32;
+    for l in 0..3 {
+        for h in 0..4 {
+            let hf = hf_attention(l, h);
+            for (i, row) in hf.iter().enumerate() {
+                let page = data["attn"][l][h][i].as_array().unwrap();
+                assert_eq!(page.len(), i + 1, "lower triangle only");
+                for (j, v) in page.iter().enumerate() {
+                    let d = (v.as_f64().unwrap() as f32 - row[j]).abs();
+                    worst = worst.max(d);
+                }
+            }
+        }
+    }
+    // Rounding to 4 decimals moves a value by at most 5e-5.
+    assert!(worst <= 0.00005 + 1e-6, "page vs HF: {worst}");
+    // Every token chip shows its id.
+    for id in reference.ids(2) {
+        assert!(html.contains(&format!(r#"<span class="id">{id}</span>"#)));
+    }
+}
+
+#[test]
+fn report_shows_hostile_text_as_text() {
+    let scratch = Scratch::new("report-injection");
+    let (_, html) = report(&scratch, INJECTION);
+    // Our two scripts (data and code) and no other element from the text.
+    assert_eq!(html.matches("<script").count(), 2, "{html}");
+    assert!(!html.contains("<img"));
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;")
+    );
+    let data = page_data(&html);
+    let labels: String = data["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(labels.replace('␣', " "), INJECTION);
+}
+
+#[test]
+fn report_replaces_its_file_only_when_done() {
+    let scratch = Scratch::new("report-atomic");
+    let path: &Path = &scratch.0.join("keep.html");
+    std::fs::write(path, "old").unwrap();
+    let mut c = common::cmd();
+    c.args(["report", CAT, "--top-k", "0", "-o", path.to_str().unwrap()]);
+    fails(&mut c, 2, &["--top-k"]);
+    assert_eq!(std::fs::read_to_string(path).unwrap(), "old");
+}
