@@ -62,18 +62,42 @@
     return e;
   }
 
-  function drawHeadView() {
-    const rowH = 24, width = 480, leftX = 170, rightX = width - 170;
+  // The head view's labels are made once; hovering redraws only the lines, so the element
+  // under the pointer is never replaced (which would fire mouseleave and flicker).
+  const rowH = 24, width = 480, leftX = 170, rightX = width - 170;
+  const rowY = (i) => 40 + i * rowH;
+  const title = el("text", { x: 4, y: 12, "font-size": 11, fill: "#555" });
+  const lines = el("g", { class: "lines" });
+  const tokenTexts = [];
+
+  function buildHeadView() {
     headView.setAttribute("width", width);
-    headView.setAttribute("height", T * rowH + 30);
-    headView.setAttribute("viewBox", "0 0 " + width + " " + (T * rowH + 30));
+    headView.setAttribute("height", T * rowH + 40);
+    headView.setAttribute("viewBox", "0 0 " + width + " " + (T * rowH + 40));
+    headView.appendChild(title);
+    headView.appendChild(lines);
+    for (let i = 0; i < T; i++) {
+      for (const side of ["q", "k"]) {
+        const t = el("text", {
+          x: side === "q" ? leftX : rightX, y: rowY(i),
+          "text-anchor": side === "q" ? "end" : "start",
+        });
+        t.textContent = data.labels[i];
+        t.dataset.side = side;
+        t.dataset.i = i;
+        t.addEventListener("mouseenter", () => hover({ side, i }));
+        t.addEventListener("mouseleave", () => hover(null));
+        headView.appendChild(t);
+        tokenTexts.push(t);
+      }
+    }
+  }
+
+  function drawHeadView() {
     headView.dataset.layer = state.layer;
     headView.dataset.head = state.head;
-    while (headView.firstChild) headView.removeChild(headView.firstChild);
-    const y = (i) => 24 + i * rowH;
-    const title = el("text", { x: 4, y: 12, "font-size": 11, fill: "#555" });
     title.textContent = "layer " + state.layer + " · head " + state.head + " · queries → keys";
-    headView.appendChild(title);
+    while (lines.firstChild) lines.removeChild(lines.firstChild);
     const hv = state.hover;
     for (let i = 0; i < T; i++) {
       for (let j = 0; j <= i; j++) {
@@ -81,28 +105,16 @@
         const w = weight(state.layer, state.head, i, j);
         if (w < 0.005) continue;
         const line = el("line", {
-          x1: leftX + 6, y1: y(i) - 4, x2: rightX - 6, y2: y(j) - 4,
+          x1: leftX + 6, y1: rowY(i) - 4, x2: rightX - 6, y2: rowY(j) - 4,
           stroke: "#2171b5", "stroke-width": 2, "stroke-opacity": Math.max(w, 0.04).toFixed(3),
         });
         line.dataset.q = i;
         line.dataset.k = j;
-        headView.appendChild(line);
+        lines.appendChild(line);
       }
     }
-    for (let i = 0; i < T; i++) {
-      for (const side of ["q", "k"]) {
-        const t = el("text", {
-          x: side === "q" ? leftX : rightX, y: y(i),
-          "text-anchor": side === "q" ? "end" : "start",
-        });
-        t.textContent = data.labels[i];
-        t.dataset.side = side;
-        t.dataset.i = i;
-        if (hv && hv.side === side && hv.i === i) t.classList.add("active");
-        t.addEventListener("mouseenter", () => hover({ side, i }));
-        t.addEventListener("mouseleave", () => hover(null));
-        headView.appendChild(t);
-      }
+    for (const t of tokenTexts) {
+      t.classList.toggle("active", !!hv && hv.side === t.dataset.side && hv.i === +t.dataset.i);
     }
   }
 
@@ -192,6 +204,7 @@
   }
 
   buildControls();
+  buildHeadView();
   buildModelView();
   select(0, 0);
   document.body.dataset.ready = "true";
