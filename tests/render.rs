@@ -40,6 +40,13 @@ fn stdout(args: &[&str], env: &[(&str, &str)]) -> String {
     String::from_utf8(run(args, env).stdout).unwrap()
 }
 
+/// `attention TEXT FLAGS...`, the flags split at spaces; stdout.
+fn attention(text: &str, flags: &str, env: &[(&str, &str)]) -> String {
+    let mut args = vec!["attention", text];
+    args.extend(flags.split_whitespace());
+    stdout(&args, env)
+}
+
 /// Escape characters shown as `␛` so that snapshots read as text.
 fn visible(s: &str) -> String {
     s.replace('\x1b', "␛")
@@ -77,38 +84,18 @@ const TRUECOLOR: [(&str, &str); 2] = [("COLORTERM", "truecolor"), ("COLUMNS", "1
 
 #[test]
 fn plain_output_without_colour() {
-    let plain = stdout(
-        &[
-            "--color",
-            "never",
-            "attention",
-            CAT,
-            "--layer",
-            "0",
-            "--head",
-            "1",
-        ],
-        &TRUECOLOR,
-    );
+    let plain = attention(CAT, "--color never --layer 0 --head 1", &TRUECOLOR);
     assert!(!plain.contains('\x1b'));
     insta::assert_snapshot!("plain_layer0_head1", plain);
     // Not a terminal, NO_COLOR, TERM=dumb: the same plain table under `auto`.
     for env in [vec![], vec![("NO_COLOR", "1")], vec![("TERM", "dumb")]] {
-        let auto = stdout(&["attention", CAT, "--layer", "0", "--head", "1"], &env);
+        let auto = attention(CAT, "--layer 0 --head 1", &env);
         assert_eq!(auto, plain, "{env:?}");
     }
     // An explicit --color always wins over NO_COLOR.
-    let forced = stdout(
-        &[
-            "--color",
-            "always",
-            "attention",
-            CAT,
-            "--layer",
-            "0",
-            "--head",
-            "1",
-        ],
+    let forced = attention(
+        CAT,
+        "--color always --layer 0 --head 1",
         &[("NO_COLOR", "1")],
     );
     assert!(forced.contains("\x1b["));
@@ -116,37 +103,16 @@ fn plain_output_without_colour() {
 
 #[test]
 fn truecolor_heatmap_with_values() {
-    let out = stdout(
-        &[
-            "--color",
-            "always",
-            "attention",
-            CAT,
-            "--layer",
-            "0",
-            "--head",
-            "1",
-            "--annot",
-        ],
-        &TRUECOLOR,
-    );
+    let out = attention(CAT, "--color always --layer 0 --head 1 --annot", &TRUECOLOR);
     assert!(out.contains("\x1b[48;2;") && !out.contains("\x1b[48;5;"));
     insta::assert_snapshot!("truecolor_annot_layer0_head1", visible(&out));
 }
 
 #[test]
 fn ansi256_heatmap_without_truecolor() {
-    let out = stdout(
-        &[
-            "--color",
-            "always",
-            "attention",
-            CAT,
-            "--layer",
-            "0",
-            "--head",
-            "1",
-        ],
+    let out = attention(
+        CAT,
+        "--color always --layer 0 --head 1",
         &[("COLUMNS", "100")],
     );
     assert!(out.contains("\x1b[48;5;") && !out.contains("\x1b[48;2;"));
@@ -155,16 +121,9 @@ fn ansi256_heatmap_without_truecolor() {
 
 #[test]
 fn all_heads_as_a_grid() {
-    let out = stdout(
-        &[
-            "--color",
-            "always",
-            "attention",
-            CAT,
-            "--layer",
-            "1",
-            "--all-heads",
-        ],
+    let out = attention(
+        CAT,
+        "--color always --layer 1 --all-heads",
         &[("COLORTERM", "truecolor"), ("COLUMNS", "80")],
     );
     let text = strip_ansi(&out);
@@ -177,17 +136,9 @@ fn all_heads_as_a_grid() {
 #[test]
 fn narrow_terminals_cut_keys_with_a_note() {
     let long = "In 1905, Albert Einstein published four papers that changed physics";
-    let out = stdout(
-        &[
-            "--color",
-            "always",
-            "attention",
-            long,
-            "--layer",
-            "0",
-            "--head",
-            "0",
-        ],
+    let out = attention(
+        long,
+        "--color always --layer 0 --head 0",
         &[("COLORTERM", "truecolor"), ("COLUMNS", "30")],
     );
     let text = strip_ansi(&out);
@@ -204,20 +155,7 @@ fn narrow_terminals_cut_keys_with_a_note() {
 
 #[test]
 fn annotated_values_are_hf_probabilities() {
-    let out = stdout(
-        &[
-            "--color",
-            "always",
-            "attention",
-            CAT,
-            "--layer",
-            "0",
-            "--head",
-            "1",
-            "--annot",
-        ],
-        &TRUECOLOR,
-    );
+    let out = attention(CAT, "--color always --layer 0 --head 1 --annot", &TRUECOLOR);
     let hf = hf_attention(0, 1);
     // Masked cells are drawn as `╱╱`, touching the values.
     let text = strip_ansi(&out).replace('╱', " ");
@@ -247,23 +185,11 @@ fn annotated_values_are_hf_probabilities() {
 
 #[test]
 fn window_picks_a_span() {
-    let v: Value = serde_json::from_slice(
-        &run(
-            &[
-                "attention",
-                CAT,
-                "--layer",
-                "0",
-                "--head",
-                "1",
-                "--window",
-                "2:5",
-                "--json",
-            ],
-            &[],
-        )
-        .stdout,
-    )
+    let v: Value = serde_json::from_str(&attention(
+        CAT,
+        "--layer 0 --head 1 --window 2:5 --json",
+        &[],
+    ))
     .unwrap();
     assert_eq!(v["window"], serde_json::json!([2, 5]));
     assert_eq!(v["tokens"], serde_json::json!([" sat", " on", " the"]));
@@ -274,33 +200,16 @@ fn window_picks_a_span() {
             assert!((got - hf[2 + i][2 + j]).abs() <= TOL, "({i}, {j})");
         }
     }
-    let out = stdout(
-        &[
-            "--color",
-            "always",
-            "attention",
-            CAT,
-            "--layer",
-            "0",
-            "--head",
-            "1",
-            "--window",
-            "2:5",
-            "--annot",
-        ],
+    let out = attention(
+        CAT,
+        "--color always --layer 0 --head 1 --window 2:5 --annot",
         &TRUECOLOR,
     );
     insta::assert_snapshot!("window_2_5", visible(&out));
     // Open ends: `3:` is positions 3..T, `:2` is 0..2.
-    let tail = stdout(
-        &["attention", CAT, "--layer", "0", "--window", "3:", "--json"],
-        &[],
-    );
+    let tail = attention(CAT, "--layer 0 --window 3: --json", &[]);
     assert!(tail.contains(r#""window":[3,6]"#), "{tail}");
-    let head = stdout(
-        &["attention", CAT, "--layer", "0", "--window", ":2", "--json"],
-        &[],
-    );
+    let head = attention(CAT, "--layer 0 --window :2 --json", &[]);
     assert!(head.contains(r#""window":[0,2]"#), "{head}");
 }
 

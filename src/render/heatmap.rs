@@ -229,6 +229,8 @@ fn full(
     writeln!(out, "{}", m.title())?;
     let columns: Vec<Vec<String>> = tokens[..shown].iter().map(|t| glyphs(t)).collect();
     let height = columns.iter().map(Vec::len).max().unwrap_or(0);
+    // Centred over its cell (cells wider than 2 hold a value).
+    let pad = (cw - 1) / 2;
     for r in 0..height {
         let mut line = " ".repeat(left);
         for g in &columns {
@@ -236,8 +238,9 @@ fn full(
             let cell = r
                 .checked_sub(height - g.len())
                 .map_or(" ", |k| g[k].as_str());
+            line.push_str(&" ".repeat(pad));
             line.push_str(cell);
-            line.push_str(&" ".repeat(cw.saturating_sub(width(cell))));
+            line.push_str(&" ".repeat(cw.saturating_sub(pad + width(cell))));
         }
         writeln!(out, "{}", line.trim_end())?;
     }
