@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Remakes the README's pictures in docs/ from the tool's real output on the fixture model
+# (random weights: the patterns are noise, the pictures are what users get).
+# Needs: Debian's chromium and aha (apt-get install chromium aha), and
+# npm ci --prefix tests/browser.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --release --quiet
+bin=target/release/gpt2-inspect
+model=(--model tests/fixtures/tiny-gpt2)
+text="The cat sat on the mat"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# The HTML report, as a browser shows it.
+"$bin" "${model[@]}" report "$text" -o "$work/report.html" >/dev/null
+
+# The SVG figure: one head with values, and every head of a layer.
+"$bin" "${model[@]}" attention "$text" --layer 0 --head 1 --annot --svg "$work/attention.svg" >/dev/null 2>&1
+"$bin" "${model[@]}" attention "$text" --layer 1 --all-heads --svg "$work/attention-grid.svg" >/dev/null 2>&1
+
+# The terminal heatmap, as a truecolor terminal 100 columns wide shows it.
+{
+    printf '$ gpt2-inspect attention "%s" --layer 0 --head 1 --annot\n' "$text"
+    COLORTERM=truecolor COLUMNS=100 "$bin" "${model[@]}" --color always attention "$text" --layer 0 --head 1 --annot
+    printf '\n$ gpt2-inspect attention "%s" --layer 1 --all-heads\n' "$text"
+    COLORTERM=truecolor COLUMNS=100 "$bin" "${model[@]}" --color always attention "$text" --layer 1 --all-heads
+} | aha --black --title "gpt2-inspect attention" |
+    sed "s/<pre>/<pre style=\"display:inline-block;margin:0;padding:12px 16px\">/" > "$work/terminal.html"
+
+node scripts/screenshot.mjs \
+    "$work/report.html=docs/report.png" \
+    "$work/attention.svg=docs/attention.png@svg" \
+    "$work/attention-grid.svg=docs/attention-grid.png@svg" \
+    "$work/terminal.html=docs/terminal.png@pre"
