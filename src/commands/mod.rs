@@ -129,7 +129,7 @@ impl Session {
         Checkpoint::open(&path)
     }
 
-    /// Loads the config, the tokenizer and the first `n_blocks` blocks of the model.
+    /// Loads the embeddings and the first `n_blocks` blocks (see [`Gpt2::load`]).
     pub fn model(&self, cfg: &Config, n_blocks: usize) -> Result<Gpt2> {
         let ckpt = self.checkpoint()?;
         Gpt2::load(&ckpt, cfg, n_blocks, &self.device, self.dtype)

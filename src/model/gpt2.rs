@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use super::config::{Activation, Config};
 use super::hooks::{Activations, BlockHook, CaptureSpec, Dim, Hook};
 use super::load::{Checkpoint, Reader};
+use super::softmax::masked_softmax;
 
 /// Which positions get logits. Computing them costs a (C × V) matmul per position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,11 +219,16 @@ impl Attention {
             None => (k, v),
         };
 
-        let scores = (q.matmul(&k.t()?)? * self.scale)?; // (B, nh, T, Tk)
-                                                         // mask: 0 where a query may look, -inf at future keys and padding.
-        let scores = scores.broadcast_add(mask)?; // (B, nh, T, Tk)
-        rec.heads(hook(BlockHook::AttnScores), &scores, 1)?;
-        let pattern = candle_nn::ops::softmax_last_dim(&scores)?; // (B, nh, T, Tk), rows sum to 1
+        // Scaling q (T·C values) rather than the scores (T·Tk per head) does the same sum;
+        // for GPT-2's 1/√64 = 1/8 it is exact.
+        let scores = (q * self.scale)?.matmul(&k.t()?)?; // (B, nh, T, Tk)
+                                                         // mask: 0 where a query may look, -inf at future keys and padding. The softmax adds
+                                                         // it itself; the masked scores are only made when someone records them.
+        if rec.wants(hook(BlockHook::AttnScores)) {
+            let masked = scores.broadcast_add(mask)?; // (B, nh, T, Tk)
+            rec.heads(hook(BlockHook::AttnScores), &masked, 1)?;
+        }
+        let pattern = masked_softmax(&scores, mask)?; // (B, nh, T, Tk), rows sum to 1
         rec.heads(hook(BlockHook::Pattern), &pattern, 1)?;
 
         let z = pattern.matmul(&v)?.transpose(1, 2)?; // (B, T, nh, hs)
@@ -316,6 +322,10 @@ struct Recorder<'a> {
 }
 
 impl Recorder<'_> {
+    fn wants(&self, hook: Hook) -> bool {
+        self.spec.wants(hook)
+    }
+
     fn record(&mut self, hook: Hook, t: &Tensor) -> Result<()> {
         if self.spec.wants(hook) {
             (self.sink)(hook, t.clone())?;

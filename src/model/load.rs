@@ -392,6 +392,9 @@ pub struct Reader<'a> {
     dtype: DType,
 }
 
+#[cfg(not(target_endian = "little"))]
+compile_error!("checkpoints are read as little-endian f32 in place");
+
 impl Reader<'_> {
     pub fn get(&self, key: &str) -> Result<Tensor> {
         let ckpt = self.ckpt;
@@ -406,21 +409,14 @@ impl Reader<'_> {
             .with_context(read_err)?;
         let len = (e.data_offsets.1 - e.data_offsets.0) as usize;
         let t = match e.dtype.as_str() {
-            // The common case: read through a small buffer straight into the tensor's own
-            // memory, so each weight byte lands in fresh memory once.
+            // The common case: one read() straight into the tensor's own memory, so each
+            // weight byte is copied once. safetensors is little-endian, like every target
+            // this builds for (checked at compile time below). The zeroed Vec comes from
+            // calloc: fresh pages, first touched by the read itself.
             "F32" => {
-                let mut values: Vec<f32> = Vec::with_capacity(len / 4);
-                let mut chunk = vec![0u8; (4 << 20).min(len)];
-                let mut left = len;
-                while left > 0 {
-                    let buf = &mut chunk[..left.min(4 << 20)];
-                    file.read_exact(buf).with_context(read_err)?;
-                    values.extend(
-                        buf.chunks_exact(4)
-                            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-                    );
-                    left -= buf.len();
-                }
+                let mut values = vec![0f32; len / 4];
+                file.read_exact(bytemuck::cast_slice_mut(&mut values))
+                    .with_context(read_err)?;
                 Tensor::from_vec(values, e.shape.as_slice(), &self.device)?
             }
             other => {

@@ -4,6 +4,7 @@ pub mod config;
 pub mod gpt2;
 pub mod hooks;
 pub mod load;
+mod softmax;
 
 pub use config::Config;
 pub use gpt2::{Gpt2, KvCache, Logits, Output, Request};
