@@ -17,8 +17,7 @@ use crate::report::{AttentionReport, BertvizReport, PerHead};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Result<()> {
-    let prepared = session.prepare(&args.input)?;
-    let Prepared { cfg, tokenizer, .. } = &prepared;
+    let (cfg, _) = session.config()?;
     if let Some(l) = args.layer {
         check_index("layer", l, cfg.n_layer, "layers", &session.model_name)?;
     }
@@ -38,6 +37,13 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
             "--format bertviz writes every layer and head's probabilities; drop --layer, --head, --scores, --qkv, --window and --svg",
         ));
     }
+    let layers: Vec<usize> = match args.layer {
+        Some(l) => vec![l],
+        None => (0..cfg.n_layer).collect(),
+    };
+    let (prepared, model) =
+        session.prepare_and_load(&args.input, layers.last().map_or(0, |l| l + 1))?;
+    let Prepared { cfg, tokenizer, .. } = &prepared;
     if args.svg.is_some() && prepared.texts.len() > 1 {
         return Err(usage(
             "--svg draws the attention of one text; give one TEXT (or run once per text)",
@@ -49,10 +55,6 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
         .enumerate()
         .map(|(i, ids)| window(args.window, ids.len(), &which_text(i, prepared.ids.len())))
         .collect::<Result<Vec<_>>>()?;
-    let layers: Vec<usize> = match args.layer {
-        Some(l) => vec![l],
-        None => (0..cfg.n_layer).collect(),
-    };
     let mut kinds = vec![BlockHook::Pattern];
     if args.scores {
         kinds.push(BlockHook::AttnScores);
@@ -60,7 +62,6 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
     if args.qkv {
         kinds.extend([BlockHook::Q, BlockHook::K, BlockHook::V]);
     }
-    let model = session.model(cfg, layers.last().map_or(0, |l| l + 1))?;
     let req = Request {
         capture: CaptureSpec::new(
             layers

@@ -14,9 +14,8 @@ use crate::report::{EmbedReport, EmbedToken, Neighbour};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &EmbedArgs, out: &mut dyn Write) -> Result<()> {
-    let prepared = session.prepare(&args.input)?;
-    let Prepared { cfg, tokenizer, .. } = &prepared;
-    let model = session.model(cfg, 0)?;
+    let (prepared, model) = session.prepare_and_load(&args.input, 0)?;
+    let Prepared { tokenizer, .. } = &prepared;
     let sum = Hook::Block(0, BlockHook::ResidPre);
     let req = Request {
         capture: CaptureSpec::new([Hook::Embed, Hook::PosEmbed, sum]),

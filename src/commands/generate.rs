@@ -19,14 +19,7 @@ use crate::tokenizer::Tokenizer;
 const EOS: u32 = 50256;
 
 pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Result<()> {
-    let prepared = session.prepare(&args.input)?;
-    let Prepared {
-        texts,
-        cfg,
-        tokenizer,
-        ids,
-        ..
-    } = &prepared;
+    let (cfg, _) = session.config()?;
     let sampling = sampling(args)?;
     let watch = match (args.attention_layer, args.attention_head) {
         (Some(l), Some(h)) => {
@@ -48,7 +41,13 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
         }
         _ => None,
     };
-    let model = session.model(cfg, cfg.n_layer)?;
+    let (prepared, model) = session.prepare_and_load(&args.input, cfg.n_layer)?;
+    let Prepared {
+        texts,
+        tokenizer,
+        ids,
+        ..
+    } = &prepared;
     let settings = Settings {
         max_new_tokens: args.max_new_tokens as usize,
         eos: (!args.ignore_eos).then_some(cfg.eos_token_id.unwrap_or(EOS)),

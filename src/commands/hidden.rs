@@ -23,8 +23,7 @@ fn hidden_hook(i: usize, cfg: &Config) -> Hook {
 }
 
 pub fn run(session: &Session, args: &HiddenArgs, out: &mut dyn Write) -> Result<()> {
-    let prepared = session.prepare(&args.input)?;
-    let Prepared { cfg, tokenizer, .. } = &prepared;
+    let (cfg, _) = session.config()?;
     if let Some(l) = args.layer {
         check_index(
             "layer",
@@ -38,8 +37,10 @@ pub fn run(session: &Session, args: &HiddenArgs, out: &mut dyn Write) -> Result<
         Some(l) => vec![l],
         None => (0..=cfg.n_layer).collect(),
     };
-    let capture = CaptureSpec::new(depths.iter().map(|&i| hidden_hook(i, cfg)));
-    let model = session.model(cfg, capture.blocks_needed(cfg.n_layer))?;
+    let capture = CaptureSpec::new(depths.iter().map(|&i| hidden_hook(i, &cfg)));
+    let (prepared, model) =
+        session.prepare_and_load(&args.input, capture.blocks_needed(cfg.n_layer))?;
+    let Prepared { cfg, tokenizer, .. } = &prepared;
     let req = Request {
         capture,
         logits: Logits::None,

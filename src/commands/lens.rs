@@ -18,16 +18,16 @@ use crate::report::{LensReport, LensRow};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()> {
-    let prepared = session.prepare(&args.input)?;
-    let Prepared { cfg, tokenizer, .. } = &prepared;
-    let top_k = check_top_k(&args.top_k, cfg, &session.model_name)?;
+    let (cfg, _) = session.config()?;
+    let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
+    let (prepared, model) = session.prepare_and_load(&args.input, cfg.n_layer)?;
+    let Prepared { tokenizer, .. } = &prepared;
     for (i, ids) in prepared.ids.iter().enumerate() {
         if let Some(p) = args.position {
             let which = which_text(i, prepared.ids.len());
             check_index("position", p, ids.len(), "token positions", &which)?;
         }
     }
-    let model = session.model(cfg, cfg.n_layer)?;
     let req = Request {
         capture: CaptureSpec::new(
             (0..cfg.n_layer)

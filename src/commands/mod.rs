@@ -255,6 +255,22 @@ impl Session {
         })
     }
 
+    /// [`prepare`](Self::prepare) and [`model`](Self::model) at once: building GPT-2's
+    /// tokenizer (about 0.1 s, its 50k merges parsed from JSON) overlaps loading the
+    /// weights. Check the arguments first (with [`config`](Self::config)); a problem with
+    /// the text is reported before one with the weights.
+    fn prepare_and_load(&self, input: &TextArgs, n_blocks: usize) -> Result<(Prepared, Gpt2)> {
+        let (cfg, _) = self.config()?;
+        std::thread::scope(|s| {
+            let text = s.spawn(|| self.prepare(input));
+            let model = self.model(&cfg, n_blocks);
+            let prepared = text
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            Ok((prepared, model?))
+        })
+    }
+
     /// Writes one report as is, several in the batch envelope (JSON) or one after another
     /// under a heading (tables).
     fn emit_batch<R: serde::Serialize>(

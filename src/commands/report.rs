@@ -18,7 +18,9 @@ use crate::report::{PageReport, WrittenReport};
 const MAX_TOKENS: usize = 256;
 
 pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<()> {
-    let prepared = session.prepare(&args.input)?;
+    let (cfg, _) = session.config()?;
+    let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
+    let (prepared, model) = session.prepare_and_load(&args.input, cfg.n_layer)?;
     let Prepared {
         texts,
         cfg,
@@ -40,8 +42,6 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
             cfg.n_layer * cfg.n_head * t * (t + 1) / 2
         )));
     }
-    let top_k = check_top_k(&args.top_k, cfg, &session.model_name)?;
-    let model = session.model(cfg, cfg.n_layer)?;
     let pattern = |l| Hook::Block(l, BlockHook::Pattern);
     let resid = |l| Hook::Block(l, BlockHook::ResidPre);
     let req = Request {

@@ -15,8 +15,9 @@ use crate::report::{Guess, ScoreReport, ScoredToken};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<()> {
-    let prepared = session.prepare(&args.input)?;
-    let Prepared { cfg, tokenizer, .. } = &prepared;
+    let (cfg, _) = session.config()?;
+    let (prepared, model) = session.prepare_and_load(&args.input, cfg.n_layer)?;
+    let Prepared { tokenizer, .. } = &prepared;
     for (i, ids) in prepared.ids.iter().enumerate() {
         if ids.len() < 2 {
             let which = which_text(i, prepared.ids.len());
@@ -26,7 +27,6 @@ pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<(
             );
         }
     }
-    let model = session.model(cfg, cfg.n_layer)?;
     let req = Request {
         capture: CaptureSpec::default(),
         logits: Logits::All,

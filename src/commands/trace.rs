@@ -14,10 +14,10 @@ use crate::report::{Stage, TraceReport};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &TraceArgs, out: &mut dyn Write) -> Result<()> {
-    let prepared = session.prepare(&args.input)?;
+    let (cfg, _) = session.config()?;
+    let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
+    let (prepared, model) = session.prepare_and_load(&args.input, cfg.n_layer)?;
     let Prepared { cfg, tokenizer, .. } = &prepared;
-    let top_k = check_top_k(&args.top_k, cfg, &session.model_name)?;
-    let model = session.model(cfg, cfg.n_layer)?;
     let req = Request {
         capture: CaptureSpec::default(),
         logits: Logits::Last,
