@@ -322,6 +322,8 @@ fn every_subcommand_gives_valid_json_for_odd_text() {
     let s = Scratch::new("json");
     let dump = s.0.join("d.safetensors");
     let dump = dump.to_str().unwrap();
+    let (page, figure) = (s.0.join("r.html"), s.0.join("f.svg"));
+    let (page, figure) = (page.to_str().unwrap(), figure.to_str().unwrap());
     for text in [
         "nul\0byte, \u{7} bell, \u{1b}[31m escape, \"quotes\" and \\backslash\\",
         "\u{301}\u{308} lone combining marks",
@@ -379,12 +381,18 @@ fn every_subcommand_gives_valid_json_for_odd_text() {
                 "0",
             ],
             vec!["score", text],
+            vec!["report", text, "-o", page],
+            vec!["attention", text, "--layer", "0", "--svg", figure],
         ];
         for args in runs {
             if args[0] == "score" && !two_tokens {
                 continue;
             }
             let v = run(&args);
+            if args.contains(&"--svg") {
+                let svg = std::fs::read_to_string(figure).unwrap();
+                roxmltree::Document::parse(&svg).expect("a well-formed SVG");
+            }
             if args.contains(&"bertviz") {
                 assert!(v["tokens"].is_array());
             } else {
