@@ -2,6 +2,7 @@
 //! target, then renamed over it. Dropped without `commit`, the temporary file is removed.
 
 use std::fs::File;
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -67,6 +68,22 @@ impl AtomicFile {
         std::fs::rename(&self.tmp, &self.path)
             .with_context(|| format!("cannot replace {}", self.path.display()))
     }
+}
+
+/// Writes `path` whole or not at all, through a buffer, with what `render` writes; `flag`
+/// names the option the path came from (`-o`, `--svg`).
+pub fn write(
+    path: &Path,
+    flag: &str,
+    render: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<()> {
+    let mut file = AtomicFile::create(path, flag)?;
+    let mut w = BufWriter::new(file.file());
+    render(&mut w)
+        .and_then(|()| w.flush())
+        .with_context(|| format!("{flag} {}: cannot write", path.display()))?;
+    drop(w);
+    file.commit()
 }
 
 impl Drop for AtomicFile {

@@ -3,11 +3,11 @@
 
 use std::io::Write;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::{DType, Tensor};
 
 use super::{check_index, decoded, Prepared, Row, Session};
-use crate::atomic::AtomicFile;
+use crate::atomic;
 use crate::cli::{AttentionArgs, AttentionFormat, Window};
 use crate::error::usage;
 use crate::input::which_text;
@@ -42,7 +42,7 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
         None => (0..cfg.n_layer).collect(),
     };
     let (prepared, model) =
-        session.prepare_and_load(&args.input, layers.last().map_or(0, |l| l + 1))?;
+        session.prepare_and_load(&args.input, &cfg, layers.last().map_or(0, |l| l + 1))?;
     let Prepared { cfg, tokenizer, .. } = &prepared;
     if args.svg.is_some() && prepared.texts.len() > 1 {
         return Err(usage(
@@ -95,13 +95,7 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
         .map(|(row, window)| report(session, cfg, tokenizer, args, &layers, row, window))
         .collect::<Result<Vec<_>>>()?;
     if let (Some(path), [report]) = (&args.svg, reports.as_slice()) {
-        let mut file = AtomicFile::create(path, "--svg")?;
-        let mut w = std::io::BufWriter::new(file.file());
-        svg::attention(&mut w, report, args.annot)
-            .and_then(|()| w.flush())
-            .with_context(|| format!("--svg {}: cannot write", path.display()))?;
-        drop(w);
-        file.commit()?;
+        atomic::write(path, "--svg", |w| svg::attention(w, report, args.annot))?;
         eprintln!("wrote {}", path.display());
     }
     let style = session.palette.map(|palette| heatmap::Style {
@@ -195,7 +189,7 @@ fn report(
 
 /// `[layer][head]` matrices of a per-head hook: `[T][T]` maps, or `[T][d_head]` for q/k/v;
 /// with a window `[start, end)`, just those positions (rows, and columns of maps).
-fn per_layer(
+pub(super) fn per_layer(
     acts: &Activations,
     layers: &[usize],
     kind: BlockHook,

@@ -19,7 +19,8 @@ use crate::render::table;
 use crate::report::DumpReport;
 
 pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()> {
-    let prepared = session.prepare(&args.input)?;
+    let (cfg, _) = session.config()?;
+    let prepared = session.prepare(&args.input, &cfg)?;
     let Prepared {
         texts, cfg, ids, ..
     } = &prepared;

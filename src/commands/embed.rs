@@ -14,7 +14,8 @@ use crate::report::{EmbedReport, EmbedToken, Neighbour};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &EmbedArgs, out: &mut dyn Write) -> Result<()> {
-    let (prepared, model) = session.prepare_and_load(&args.input, 0)?;
+    let (cfg, _) = session.config()?;
+    let (prepared, model) = session.prepare_and_load(&args.input, &cfg, 0)?;
     let Prepared { tokenizer, .. } = &prepared;
     let sum = Hook::Block(0, BlockHook::ResidPre);
     let req = Request {

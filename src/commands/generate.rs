@@ -41,7 +41,7 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
         }
         _ => None,
     };
-    let (prepared, model) = session.prepare_and_load(&args.input, cfg.n_layer)?;
+    let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
     let Prepared {
         texts,
         tokenizer,

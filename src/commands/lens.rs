@@ -20,7 +20,7 @@ use crate::tokenizer::Tokenizer;
 pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
-    let (prepared, model) = session.prepare_and_load(&args.input, cfg.n_layer)?;
+    let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
     let Prepared { tokenizer, .. } = &prepared;
     for (i, ids) in prepared.ids.iter().enumerate() {
         if let Some(p) = args.position {

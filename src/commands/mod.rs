@@ -226,11 +226,10 @@ struct Row<'a> {
 }
 
 impl Session {
-    fn prepare(&self, input: &TextArgs) -> Result<Prepared> {
+    fn prepare(&self, input: &TextArgs, cfg: &Config) -> Result<Prepared> {
         let texts = read_texts(input)?;
-        let (cfg, _) = self.config()?;
         let tokenizer = self.tokenizer()?;
-        let limit = Some(token_limit(input, &cfg)?);
+        let limit = Some(token_limit(input, cfg)?);
         let tokens = encode_all(&tokenizer, &texts, limit, input.truncate)?;
         let ids: Vec<Vec<u32>> = tokens
             .iter()
@@ -248,7 +247,7 @@ impl Session {
         }
         Ok(Prepared {
             texts,
-            cfg,
+            cfg: cfg.clone(),
             tokenizer,
             tokens,
             ids,
@@ -257,13 +256,17 @@ impl Session {
 
     /// [`prepare`](Self::prepare) and [`model`](Self::model) at once: building GPT-2's
     /// tokenizer (about 0.1 s, its 50k merges parsed from JSON) overlaps loading the
-    /// weights. Check the arguments first (with [`config`](Self::config)); a problem with
-    /// the text is reported before one with the weights.
-    fn prepare_and_load(&self, input: &TextArgs, n_blocks: usize) -> Result<(Prepared, Gpt2)> {
-        let (cfg, _) = self.config()?;
+    /// weights. `cfg` is the [`config`](Self::config) the caller checked its arguments
+    /// against; a problem with the text is reported before one with the weights.
+    fn prepare_and_load(
+        &self,
+        input: &TextArgs,
+        cfg: &Config,
+        n_blocks: usize,
+    ) -> Result<(Prepared, Gpt2)> {
         std::thread::scope(|s| {
-            let text = s.spawn(|| self.prepare(input));
-            let model = self.model(&cfg, n_blocks);
+            let text = s.spawn(|| self.prepare(input, cfg));
+            let model = self.model(cfg, n_blocks);
             let prepared = text
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;

@@ -1,12 +1,13 @@
 //! `report`: one self-contained HTML page with the tokens, every head's attention, the logit
 //! lens and the next tokens of one text, from a single forward pass.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
+use super::attention::per_layer;
 use super::{check_top_k, emit, lens, tokenize, Prepared, Session};
-use crate::atomic::AtomicFile;
+use crate::atomic;
 use crate::cli::ReportArgs;
 use crate::error::usage;
 use crate::model::{BlockHook, CaptureSpec, Hook, Logits, Request};
@@ -20,7 +21,7 @@ const MAX_TOKENS: usize = 256;
 pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
-    let (prepared, model) = session.prepare_and_load(&args.input, cfg.n_layer)?;
+    let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
     let Prepared {
         texts,
         cfg,
@@ -54,14 +55,8 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
     };
     let row = prepared.forward(&model, &req)?.remove(0);
     let acts = &row.output.activations;
-    let attention = (0..cfg.n_layer)
-        .map(|l| -> Result<_> {
-            let p = acts.get(pattern(l))?; // (1, nh, T, T)
-            Ok(p.squeeze(0)?
-                .to_dtype(candle_core::DType::F32)?
-                .to_vec3::<f32>()?)
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let layers: Vec<usize> = (0..cfg.n_layer).collect();
+    let attention = per_layer(acts, &layers, BlockHook::Pattern, None)?;
     let last = t - 1;
     let page = PageReport {
         header: session.header(Some(&texts[0])),
@@ -81,13 +76,7 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
     };
 
     let path = &args.output;
-    let mut file = AtomicFile::create(path, "-o")?;
-    let mut w = BufWriter::new(file.file());
-    html::report(&mut w, &page)
-        .and_then(|()| w.flush())
-        .with_context(|| format!("-o {}: cannot write", path.display()))?;
-    drop(w);
-    file.commit()?;
+    atomic::write(path, "-o", |w| html::report(w, &page))?;
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let written = WrittenReport {
         header: page.header.clone(),

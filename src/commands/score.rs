@@ -16,7 +16,7 @@ use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
-    let (prepared, model) = session.prepare_and_load(&args.input, cfg.n_layer)?;
+    let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
     let Prepared { tokenizer, .. } = &prepared;
     for (i, ids) in prepared.ids.iter().enumerate() {
         if ids.len() < 2 {
