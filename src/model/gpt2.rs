@@ -220,10 +220,10 @@ impl Attention {
         };
 
         // Scaling q (T·C values) rather than the scores (T·Tk per head) does the same sum;
-        // for GPT-2's 1/√64 = 1/8 it is exact.
+        // for GPT-2's 1/√64 = 1/8 it is exact. mask: 0 where a query may look, -inf at future
+        // keys and padding; the softmax adds it itself, so the masked scores are only made
+        // when someone records them.
         let scores = (q * self.scale)?.matmul(&k.t()?)?; // (B, nh, T, Tk)
-                                                         // mask: 0 where a query may look, -inf at future keys and padding. The softmax adds
-                                                         // it itself; the masked scores are only made when someone records them.
         if rec.wants(hook(BlockHook::AttnScores)) {
             let masked = scores.broadcast_add(mask)?; // (B, nh, T, Tk)
             rec.heads(hook(BlockHook::AttnScores), &masked, 1)?;
@@ -327,7 +327,7 @@ impl Recorder<'_> {
     }
 
     fn record(&mut self, hook: Hook, t: &Tensor) -> Result<()> {
-        if self.spec.wants(hook) {
+        if self.wants(hook) {
             (self.sink)(hook, t.clone())?;
         }
         Ok(())
@@ -335,7 +335,7 @@ impl Recorder<'_> {
 
     /// Like `record`, narrowed to the spec's heads along `head_dim`.
     fn heads(&mut self, hook: Hook, t: &Tensor, head_dim: usize) -> Result<()> {
-        if !self.spec.wants(hook) {
+        if !self.wants(hook) {
             return Ok(());
         }
         let t = match self.spec.heads() {

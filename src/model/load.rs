@@ -411,7 +411,7 @@ impl Reader<'_> {
         let t = match e.dtype.as_str() {
             // The common case: one read() straight into the tensor's own memory, so each
             // weight byte is copied once. safetensors is little-endian, like every target
-            // this builds for (checked at compile time below). The zeroed Vec comes from
+            // this builds for (the compile_error! above Reader checks it). The zeroed Vec comes from
             // calloc: fresh pages, first touched by the read itself.
             "F32" => {
                 let mut values = vec![0f32; len / 4];

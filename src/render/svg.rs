@@ -15,23 +15,26 @@ const FONT: &str = "DejaVu Sans, Helvetica, Arial, sans-serif";
 const CHAR_PX: f64 = 7.0;
 /// Characters of a token label at most.
 const LABEL_CHARS: usize = 16;
-/// Characters of the quoted text under the title at most.
-const SUBTITLE_CHARS: usize = 90;
+/// Characters of the quoted text under the title at most (with the `…` of a cut).
+const SUBTITLE_CHARS: usize = 91;
 /// Tokens up to which every cell carries a tooltip; beyond, the file would grow by
 /// megabytes for hovers nobody makes.
 const TOOLTIP_TOKENS: usize = 64;
 /// Panels per row of a grid at most.
 const GRID_COLUMNS: usize = 6;
 
+/// `s` in at most `max` characters, the last one `…` when it was cut.
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() > max {
+        s.chars().take(max - 1).chain(['…']).collect()
+    } else {
+        s.to_string()
+    }
+}
+
 /// A token as an escaped label of at most [`LABEL_CHARS`] characters.
 fn token_label(token: &str) -> String {
-    let l = label(token);
-    let short: String = if l.chars().count() > LABEL_CHARS {
-        l.chars().take(LABEL_CHARS - 1).chain(['…']).collect()
-    } else {
-        l
-    };
-    escape(&short)
+    escape(&shorten(&label(token), LABEL_CHARS))
 }
 
 /// One panel: a map's cells, placed at (x, y) with square cells of `cell` px.
@@ -54,9 +57,7 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, annot: bool) -> io::R
     // Spaces stay spaces in a sentence; newlines and controls still show.
     let subtitle = {
         let l = text.split(' ').map(label).collect::<Vec<_>>().join(" ");
-        let cut: String = l.chars().take(SUBTITLE_CHARS).collect();
-        let more = if cut.len() < l.len() { "…" } else { "" };
-        format!("“{cut}{more}”")
+        format!("“{}”", shorten(&l, SUBTITLE_CHARS))
     };
 
     let note = window_note(r);
