@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
-use gpt2_inspect::model::load::Checkpoint;
+use gpt2_inspect::model::checkpoint::Checkpoint;
 use gpt2_inspect::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, KvCache, Logits, Request};
 
 /// The allocator of the binary (see src/main.rs), so that these timings are the command's.

@@ -1,73 +1,159 @@
-//! Output files that appear whole or not at all: written to a temporary file beside the
-//! target, then renamed over it. Dropped without `commit`, the temporary file is removed.
+//! Output files (`-o`, `--svg`) that appear whole or not at all, and never clobber what is
+//! not a regular file.
+//!
+//! - A regular file (or a new name) is written to a temporary file beside it, created
+//!   exclusively under an unpredictable name, then renamed over it; a replaced file keeps
+//!   its permissions. Dropped without [`Output::commit`], or interrupted by SIGINT/SIGTERM
+//!   ([`crate::signals`]), the temporary file is removed.
+//! - A character or block device, a FIFO, a socket or `/dev/stdout` is written to as it
+//!   is: no temporary file, no rename.
+//! - A symlink is written through: the file it points to is replaced as above, the link
+//!   stays. A symlink to nothing is refused.
 
-use std::fs::File;
+use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-pub struct AtomicFile {
-    file: Option<File>,
-    tmp: PathBuf,
-    path: PathBuf,
+use crate::signals::{Registered, TempFiles};
+
+/// An output file being written.
+pub struct Output {
+    target: Target,
+    /// The path as given, for messages.
+    shown: PathBuf,
+    flag: String,
 }
 
-impl AtomicFile {
+enum Target {
+    Direct(File),
+    Atomic {
+        tmp: tempfile::NamedTempFile,
+        path: PathBuf,
+        /// Dropped after `tmp` is renamed or removed.
+        _registered: Registered,
+    },
+}
+
+impl Output {
     /// `flag` names the option the path came from, for error messages (`-o`).
-    pub fn create(path: &Path, flag: &str) -> Result<Self> {
-        if path.is_dir() {
-            bail!(
-                "{flag} {}: is a directory; give a file name",
-                path.display()
-            );
-        }
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
+    pub fn create(path: &Path, flag: &str, temps: &TempFiles) -> Result<Self> {
+        let shown = path.to_path_buf();
+        let named = |what: String| format!("{flag} {}: {what}", path.display());
+        let target = match fs::metadata(path) {
+            Ok(m) if m.is_dir() => bail!(named("is a directory; give a file name".into())),
+            Ok(m) if !m.is_file() => {
+                // A device, FIFO or socket (also through /dev/stdout): write to it.
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .with_context(|| named("cannot open for writing".into()))?;
+                Target::Direct(file)
+            }
+            Ok(m) => {
+                // An existing regular file, maybe behind symlinks: replace the file itself.
+                let real = fs::canonicalize(path)
+                    .with_context(|| named("cannot resolve the path".into()))?;
+                let tmp = temp_beside(&real, flag, path)?;
+                tmp.as_file()
+                    .set_permissions(m.permissions())
+                    .with_context(|| named("cannot set the permissions".into()))?;
+                Target::Atomic {
+                    path: real,
+                    _registered: temps.add(tmp.path()),
+                    tmp,
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Ok(link) = fs::read_link(path) {
+                    bail!(named(format!(
+                        "is a symlink to {}, which does not exist; give a regular file",
+                        link.display()
+                    )));
+                }
+                let tmp = temp_beside(path, flag, path)?;
+                Target::Atomic {
+                    path: path.to_path_buf(),
+                    _registered: temps.add(tmp.path()),
+                    tmp,
+                }
+            }
+            Err(e) => return Err(e).with_context(|| named("cannot write".into())),
         };
-        if !dir.is_dir() {
-            bail!(
-                "{flag} {}: directory {} does not exist",
-                path.display(),
-                dir.display()
-            );
-        }
-        let name = path
-            .file_name()
-            .with_context(|| format!("{flag} {}: not a file name", path.display()))?;
-        let tmp = dir.join(format!(
-            ".{}.{}.tmp",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        let file = File::create(&tmp).with_context(|| {
-            format!(
-                "{flag} {}: cannot write in {}",
-                path.display(),
-                dir.display()
-            )
-        })?;
-        Ok(AtomicFile {
-            file: Some(file),
-            tmp,
-            path: path.to_path_buf(),
+        Ok(Output {
+            target,
+            shown,
+            flag: flag.to_string(),
         })
     }
 
     pub fn file(&mut self) -> &mut File {
-        self.file.as_mut().expect("file is open until commit")
+        match &mut self.target {
+            Target::Direct(f) => f,
+            Target::Atomic { tmp, .. } => tmp.as_file_mut(),
+        }
+    }
+
+    /// Whether the output can seek (a regular file; a device or FIFO cannot).
+    pub fn is_regular(&self) -> bool {
+        matches!(self.target, Target::Atomic { .. })
+    }
+
+    /// `-o FILE: cannot write`, for errors while writing.
+    pub fn what(&self) -> String {
+        format!("{} {}: cannot write", self.flag, self.shown.display())
     }
 
     /// Flushes to disk and renames the temporary file over the target.
-    pub fn commit(mut self) -> Result<()> {
-        let file = self.file.take().expect("commit once");
-        file.sync_all()
-            .with_context(|| format!("cannot write {}", self.path.display()))?;
-        drop(file);
-        std::fs::rename(&self.tmp, &self.path)
-            .with_context(|| format!("cannot replace {}", self.path.display()))
+    pub fn commit(self) -> Result<()> {
+        let what = self.what();
+        match self.target {
+            Target::Direct(mut f) => f.flush().context(what),
+            Target::Atomic {
+                tmp,
+                path,
+                _registered,
+            } => {
+                tmp.as_file().sync_all().context(what.clone())?;
+                tmp.persist(&path)
+                    .map_err(|e| e.error)
+                    .with_context(|| format!("cannot replace {}", path.display()))?;
+                Ok(())
+            }
+        }
     }
+}
+
+/// A new, empty file beside `path` with an unpredictable name, created exclusively
+/// (O_EXCL: a planted symlink or a file of another process is never opened), readable as
+/// a new file would be (0666 less the umask).
+fn temp_beside(path: &Path, flag: &str, shown: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "{flag} {}: directory {} does not exist",
+            shown.display(),
+            dir.display()
+        );
+    }
+    if path.file_name().is_none() {
+        bail!("{flag} {}: not a file name", shown.display());
+    }
+    let mut b = tempfile::Builder::new();
+    b.prefix(".gpt2-inspect-").suffix(".tmp");
+    #[cfg(unix)]
+    b.permissions(<Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o666));
+    b.tempfile_in(dir).with_context(|| {
+        format!(
+            "{flag} {}: cannot write in {}",
+            shown.display(),
+            dir.display()
+        )
+    })
 }
 
 /// Writes `path` whole or not at all, through a buffer, with what `render` writes; `flag`
@@ -75,21 +161,13 @@ impl AtomicFile {
 pub fn write(
     path: &Path,
     flag: &str,
+    temps: &TempFiles,
     render: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<()> {
-    let mut file = AtomicFile::create(path, flag)?;
+    let mut file = Output::create(path, flag, temps)?;
+    let what = file.what();
     let mut w = BufWriter::new(file.file());
-    render(&mut w)
-        .and_then(|()| w.flush())
-        .with_context(|| format!("{flag} {}: cannot write", path.display()))?;
+    render(&mut w).and_then(|()| w.flush()).context(what)?;
     drop(w);
     file.commit()
-}
-
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        if self.file.is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
-    }
 }

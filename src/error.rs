@@ -31,7 +31,11 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     if broken_pipe {
         return ExitCode::SUCCESS;
     }
-    eprintln!("error: {err:#}");
+    if std::env::var_os("GPT2_INSPECT_BACKTRACE").is_some() {
+        eprintln!("error: {err:?}");
+    } else {
+        eprintln!("error: {err:#}");
+    }
     if err.chain().any(|e| e.is::<UsageError>()) {
         ExitCode::from(2)
     } else {

@@ -11,6 +11,11 @@ use crate::error::usage;
 
 pub const SAMPLE: &str = "The cat sat on the mat";
 
+/// The most bytes read from standard input or a file: far more than any prompt (the model
+/// sees at most 1024 tokens, a few KB of text), little enough that tokenizing it cannot
+/// exhaust memory. `/dev/zero` is refused, not read forever.
+pub const MAX_INPUT: u64 = 16 << 20;
+
 /// The texts to run: the TEXT arguments, standard input, or a file (one text, or one per
 /// line with --lines). Empty texts are refused.
 pub fn read_texts(args: &TextArgs) -> Result<Vec<String>> {
@@ -73,10 +78,7 @@ pub fn which_text(i: usize, n: usize) -> String {
 }
 
 fn read_stdin() -> Result<String> {
-    let mut bytes = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut bytes)
-        .context("cannot read standard input")?;
+    let bytes = read_bounded(std::io::stdin().lock(), "standard input")?;
     if bytes.is_empty() {
         bail!("standard input is empty: pipe some text in, or give TEXT");
     }
@@ -87,9 +89,26 @@ fn read_file(path: &Path) -> Result<String> {
     if path.is_dir() {
         bail!("--file {}: is a directory", path.display());
     }
-    let bytes =
-        std::fs::read(path).with_context(|| format!("--file {}: cannot read", path.display()))?;
-    text_from_bytes(bytes, &format!("--file {}", path.display()))
+    let what = format!("--file {}", path.display());
+    let file = std::fs::File::open(path).with_context(|| format!("{what}: cannot read"))?;
+    let bytes = read_bounded(file, &what)?;
+    text_from_bytes(bytes, &what)
+}
+
+/// Everything `r` holds, up to [`MAX_INPUT`] bytes; more is an error.
+fn read_bounded(r: impl Read, what: &str) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    r.take(MAX_INPUT + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("{what}: cannot read"))?;
+    if bytes.len() as u64 > MAX_INPUT {
+        bail!(
+            "{what} holds more than {} MiB, the most gpt2-inspect reads (the model sees at most \
+             1024 tokens, a few KB of text); give the part you need",
+            MAX_INPUT >> 20
+        );
+    }
+    Ok(bytes)
 }
 
 /// Text read from `what` (a file, standard input): UTF-8, else an error with the offset of

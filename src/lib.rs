@@ -9,4 +9,5 @@ pub mod input;
 pub mod model;
 pub mod render;
 pub mod report;
+pub mod signals;
 pub mod tokenizer;

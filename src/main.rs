@@ -9,8 +9,19 @@ use gpt2_inspect::cli::Cli;
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
+    // Errors are one line: no library backtraces (candle appends them to its errors when
+    // RUST_BACKTRACE is set) unless GPT2_INSPECT_BACKTRACE asks. Set before any thread.
+    if std::env::var_os("GPT2_INSPECT_BACKTRACE").is_some() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "1");
+    } else {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     let cli = Cli::parse();
-    match gpt2_inspect::commands::run(cli) {
+    let temps = match gpt2_inspect::signals::TempFiles::on_signals() {
+        Ok(t) => t,
+        Err(err) => return gpt2_inspect::error::report(&err),
+    };
+    match gpt2_inspect::commands::run(cli, temps) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => gpt2_inspect::error::report(&err),
     }

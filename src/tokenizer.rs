@@ -9,7 +9,7 @@ use tokenizers::decoders::byte_level::ByteLevel;
 use tokenizers::models::bpe::BPE;
 use tokenizers::AddedToken;
 
-use crate::model::load::ModelSource;
+use crate::model::source::ModelSource;
 
 pub const ENDOFTEXT: &str = "<|endoftext|>";
 
@@ -74,18 +74,55 @@ impl Tokenizer {
         Ok(Tokenizer { inner })
     }
 
-    pub fn vocab_size(&self) -> usize {
-        self.inner.get_vocab_size(true)
-    }
-
-    pub fn token_to_id(&self, symbol: &str) -> Option<u32> {
-        self.inner.token_to_id(symbol)
+    /// The id of `<|endoftext|>`, if this vocabulary has it.
+    pub fn endoftext(&self) -> Option<u32> {
+        self.inner.token_to_id(ENDOFTEXT)
     }
 
     pub fn encode(&self, text: &str) -> Result<Vec<Token>> {
+        let mut tokens = Vec::new();
+        self.encode_pieces(text, |piece| {
+            tokens.extend(piece);
+            Ok(())
+        })?;
+        Ok(tokens)
+    }
+
+    /// Encodes `text` a piece at a time, handing each piece's tokens to `each` in order:
+    /// a long text is never held as one tokenizer encoding (tens of bytes per input byte).
+    /// Pieces end where GPT-2's pre-tokenizer always splits, so the tokens are those of the
+    /// whole text.
+    pub fn encode_pieces(
+        &self,
+        text: &str,
+        mut each: impl FnMut(Vec<Token>) -> Result<()>,
+    ) -> Result<()> {
+        // An added token with a space in it could straddle a cut: no cuts then.
+        let cuttable = !self
+            .inner
+            .get_added_tokens_decoder()
+            .values()
+            .any(|t| t.content.contains(' '));
+        let mut start = 0;
+        while start < text.len() || start == 0 {
+            let end = match cuttable {
+                true => piece_end(text, start),
+                false => text.len(),
+            };
+            each(self.encode_piece(&text[start..end], start)?)?;
+            start = end;
+            if end == text.len() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Tokens of `piece`, which starts at byte `offset` of the text.
+    fn encode_piece(&self, piece: &str, offset: usize) -> Result<Vec<Token>> {
         let enc = self
             .inner
-            .encode(text, false)
+            .encode(piece, false)
             .map_err(|e| anyhow!("cannot tokenize the text: {e}"))?;
         let specials = self.inner.get_added_tokens_decoder();
         let mut tokens = Vec::with_capacity(enc.len());
@@ -102,16 +139,16 @@ impl Tokenizer {
                 id,
                 symbol: symbol.clone(),
                 text: self.decode(&[id])?,
-                start: pos,
-                end: pos + len,
+                start: offset + pos,
+                end: offset + pos + len,
             });
             pos += len;
         }
-        if pos != text.len() {
+        if pos != piece.len() {
             bail!(
                 "this tokenizer changes the text before splitting it ({} bytes in, {pos} bytes in tokens); \
                  gpt2-inspect expects GPT-2's byte-level BPE without normalization",
-                text.len()
+                piece.len()
             );
         }
         Ok(tokens)
@@ -123,6 +160,27 @@ impl Tokenizer {
             .decode(ids, false)
             .map_err(|e| anyhow!("cannot decode ids {ids:?}: {e}"))
     }
+}
+
+/// Pieces of a long text are about this long.
+const PIECE: usize = 64 << 10;
+
+/// Where the piece from `start` ends: at a space between two ASCII letters at least
+/// [`PIECE`] bytes on (or the end of the text). GPT-2's pre-tokenizer
+/// (`'s|'t|… | ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`) always ends a match
+/// before such a space (no alternative holds both a letter and a space after it) and
+/// starts the next one there with ` ?\p{L}+`, as it would on the text alone; BPE then
+/// works within matches. So the pieces' tokens are the whole text's.
+fn piece_end(text: &str, start: usize) -> usize {
+    let b = text.as_bytes();
+    let mut i = start + PIECE;
+    while i + 1 < b.len() {
+        if b[i] == b' ' && b[i - 1].is_ascii_alphabetic() && b[i + 1].is_ascii_alphabetic() {
+            return i;
+        }
+        i += 1;
+    }
+    text.len()
 }
 
 /// The bytes a byte-level BPE symbol stands for (`Ġ` → b' ').
@@ -159,6 +217,16 @@ fn char_to_byte() -> &'static HashMap<char, u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pieces_end_between_words() {
+        let text = "ab ".repeat(PIECE);
+        let end = piece_end(&text, 0);
+        assert!((PIECE..PIECE + 3).contains(&end));
+        assert_eq!(&text[end - 1..end + 2], "b a");
+        assert_eq!(piece_end("short text", 0), 10);
+        assert_eq!(piece_end(&"x".repeat(3 * PIECE), 0), 3 * PIECE);
+    }
 
     #[test]
     fn byte_table_matches_gpt2() {

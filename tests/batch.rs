@@ -5,7 +5,7 @@ mod common;
 
 use candle_core::{DType, Device, Tensor};
 use common::{cmd, flat, floats, ids_of, json, max_abs_diff, model_dir, Reference, TOL};
-use gpt2_inspect::model::load::Checkpoint;
+use gpt2_inspect::model::checkpoint::Checkpoint;
 use gpt2_inspect::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, Logits, Request};
 use serde_json::Value;
 

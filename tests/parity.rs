@@ -5,7 +5,7 @@ mod common;
 
 use candle_core::{DType, Device, Tensor};
 use common::{assert_close, model_dir, Reference};
-use gpt2_inspect::model::load::{Checkpoint, KeyLayout};
+use gpt2_inspect::model::checkpoint::{Checkpoint, KeyLayout};
 use gpt2_inspect::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, Logits, Request};
 use gpt2_inspect::tokenizer::Tokenizer;
 

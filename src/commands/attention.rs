@@ -95,7 +95,9 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
         .map(|(row, window)| report(session, cfg, tokenizer, args, &layers, row, window))
         .collect::<Result<Vec<_>>>()?;
     if let (Some(path), [report]) = (&args.svg, reports.as_slice()) {
-        atomic::write(path, "--svg", |w| svg::attention(w, report, args.annot))?;
+        atomic::write(path, "--svg", &session.temps, |w| {
+            svg::attention(w, report, args.annot)
+        })?;
         eprintln!("wrote {}", path.display());
     }
     let style = session.palette.map(|palette| heatmap::Style {

@@ -4,14 +4,14 @@
 //! layer's activations, not all of them.
 
 use std::collections::HashMap;
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Write};
 
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 
 use super::hooks::hook_row;
 use super::{padded, Prepared, Session};
-use crate::atomic::AtomicFile;
+use crate::atomic::Output;
 use crate::cli::DumpArgs;
 use crate::error::usage;
 use crate::model::{CaptureSpec, Hook, Logits, Request};
@@ -22,8 +22,23 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
     let (cfg, _) = session.config()?;
     let prepared = session.prepare(&args.input, &cfg)?;
     let Prepared {
-        texts, cfg, ids, ..
+        texts,
+        cfg,
+        ids,
+        tokens,
+        ..
     } = &prepared;
+    // What the model ran on: a text cut by --truncate is stored cut.
+    let computed: Vec<String> = texts
+        .iter()
+        .zip(tokens)
+        .map(|(text, tokens)| match (tokens.first(), tokens.last()) {
+            (Some(a), Some(b)) => {
+                String::from_utf8_lossy(&text.as_bytes()[a.start..b.end]).into_owned()
+            }
+            _ => String::new(),
+        })
+        .collect();
     let all = Hook::all(cfg);
     let hooks: Vec<Hook> = if args.hooks.is_empty() {
         all
@@ -39,7 +54,7 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
             .filter(|h| args.hooks.iter().any(|p| glob(p, &h.to_string())))
             .collect()
     };
-    let batch = padded(ids);
+    let batch = padded(ids, prepared.pad);
     let [b, t] = batch.shape;
     let req = Request {
         capture: CaptureSpec::new(hooks.iter().copied()),
@@ -60,7 +75,7 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
     // Header: every tensor's place in the data section, in data-flow order.
     let mut header = serde_json::Map::new();
     // One text keeps its plain values; a batch stores lists, and the attention mask.
-    let metadata = match texts.as_slice() {
+    let metadata = match computed.as_slice() {
         [text] => serde_json::json!({
             "format": "pt",
             "model": session.model_name,
@@ -70,7 +85,7 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
         _ => serde_json::json!({
             "format": "pt",
             "model": session.model_name,
-            "text": serde_json::to_string(texts)?,
+            "text": serde_json::to_string(&computed)?,
             "input_ids": serde_json::to_string(&batch.input_ids)?,
             "attention_mask": serde_json::to_string(&batch.attention_mask)?,
         }),
@@ -90,34 +105,44 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
     }
     let mut header = serde_json::to_vec(&serde_json::Value::Object(header))?;
     header.resize(header.len().next_multiple_of(8), b' ');
+    if header.len() > MAX_HEADER {
+        bail!(
+            "the file's header would be {} bytes, over safetensors' limit of {MAX_HEADER}: dump fewer texts at once",
+            header.len()
+        );
+    }
     let data_start = 8 + header.len() as u64;
 
-    let mut file = AtomicFile::create(&args.output, "-o")?;
-    let write_err = || format!("cannot write {}", args.output.display());
-    file.file()
-        .write_all(&(header.len() as u64).to_le_bytes())
-        .with_context(write_err)?;
-    file.file().write_all(&header).with_context(write_err)?;
+    let mut file = Output::create(&args.output, "-o", &session.temps)?;
+    let what = file.what();
+    let mut w = BufWriter::with_capacity(1 << 20, file.file());
+    w.write_all(&(header.len() as u64).to_le_bytes())
+        .context(what.clone())?;
+    w.write_all(&header).context(what.clone())?;
+    // Activations arrive in data-flow order, the order of the header: written one after
+    // another, so a FIFO or a device works as well as a file.
+    let mut at = 0u64;
     let mut written = 0;
     model.forward_with(
         &prepared.input(model.device())?,
         prepared.lengths().as_deref(),
         &req,
         &mut |hook: Hook, tensor: Tensor| {
-            let (at, shape) = &slots[&hook];
+            let (offset, shape) = &slots[&hook];
             if tensor.dims() != shape.as_slice() {
                 bail!("{hook} has shape {:?}, expected {shape:?}", tensor.dims());
             }
-            let f = file.file();
-            f.seek(SeekFrom::Start(data_start + at))
-                .with_context(write_err)?;
-            let mut w = BufWriter::new(f);
-            tensor.write_bytes(&mut w)?;
-            w.flush().with_context(write_err)?;
+            if *offset != at {
+                bail!("{hook} was computed out of data-flow order");
+            }
+            tensor.write_bytes(&mut w).context(what.clone())?;
+            at += (tensor.elem_count() * tensor.dtype().size_in_bytes()) as u64;
             written += 1;
             Ok(())
         },
     )?;
+    w.flush().context(what)?;
+    drop(w);
     if written != hooks.len() {
         bail!(
             "only {written} of {} activations were computed",
@@ -143,6 +168,9 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
         .collect();
     prepared.emit(session, out, reports, table::dump)
 }
+
+/// safetensors readers refuse headers longer than this.
+const MAX_HEADER: usize = 100_000_000;
 
 /// Shell-style glob: `*` matches any run of characters (dots included), `?` one character.
 fn glob(pattern: &str, name: &str) -> bool {

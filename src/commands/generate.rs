@@ -15,9 +15,6 @@ use crate::render::table::{self, GenerateStream};
 use crate::report::{GenerateReport, GeneratedToken, Step};
 use crate::tokenizer::Tokenizer;
 
-/// GPT-2's `<|endoftext|>`, when config.json names no eos_token_id.
-const EOS: u32 = 50256;
-
 pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let sampling = sampling(args)?;
@@ -50,7 +47,11 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
     } = &prepared;
     let settings = Settings {
         max_new_tokens: args.max_new_tokens as usize,
-        eos: (!args.ignore_eos).then_some(cfg.eos_token_id.unwrap_or(EOS)),
+        // config.json's eos_token_id, else the vocabulary's `<|endoftext|>`.
+        eos: cfg
+            .eos_token_id
+            .or(tokenizer.endoftext())
+            .filter(|_| !args.ignore_eos),
         alternatives: args.alternatives as usize,
         watch,
         cache: !args.no_cache,
@@ -60,7 +61,8 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
     let mut reports = Vec::new();
     for (i, (text, ids)) in texts.iter().zip(ids).enumerate() {
         // Tables stream as tokens come; JSON is one object at the end.
-        let mut stream = (!session.json).then(|| GenerateStream::new(args.show_probs, watch));
+        let mut stream =
+            (!session.json).then(|| GenerateStream::new(args.show_probs, watch, session.terminal));
         if let Some(s) = stream.as_mut() {
             if texts.len() > 1 {
                 if i > 0 {
@@ -166,8 +168,8 @@ pub fn generate(
             .logits
             .expect("Logits::Last yields logits")
             .flatten_all()?; // (V,)
-        let id = processor.sample(&logits.to_dtype(DType::F32)?)?;
         let row: Vec<f32> = logits.to_dtype(DType::F32)?.to_vec1()?;
+        let id = sample(processor, &row, generated.len())?;
         let logprob = row[id as usize] as f64 - log_normalizer(&row);
         let attention = match settings.watch {
             Some([l, _]) => Some(last_query_row(
@@ -207,6 +209,24 @@ pub fn generate(
         steps,
         stop_reason,
     })
+}
+
+/// Picks the next id from `logits` `(V,)`. The logits are shifted so the largest is 0
+/// first: softmax is unchanged, and dividing by a tiny temperature can no longer overflow
+/// to infinities (which would make every probability NaN). Logits that are not finite
+/// numbers (a broken checkpoint) are an error, not a token.
+fn sample(processor: &mut LogitsProcessor, logits: &[f32], step: usize) -> Result<u32> {
+    if let Some(bad) = logits.iter().find(|v| !v.is_finite()) {
+        anyhow::bail!(
+            "the model's logits for generated token {} include {bad}: the checkpoint computes \
+             no numbers to choose from (are its weights finite?)",
+            step + 1
+        );
+    }
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let shifted: Vec<f32> = logits.iter().map(|&l| l - max).collect();
+    let n = shifted.len();
+    Ok(processor.sample(&Tensor::from_vec(shifted, n, &candle_core::Device::Cpu)?)?)
 }
 
 /// The weights of the last query over all keys: `(1, 1, Tq, Tk)` → `Tk` values.

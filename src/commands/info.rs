@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::{emit, Session};
-use crate::model::load::{Checkpoint, KeyLayout};
+use crate::model::checkpoint::{Checkpoint, KeyLayout};
 use crate::render::table;
 use crate::report::{InfoReport, TensorRow};
 

@@ -25,16 +25,19 @@ use crate::cli::{
 use crate::error::usage;
 use crate::input::read_texts;
 use crate::input::which_text;
-use crate::model::load::{Checkpoint, ModelSource};
+use crate::model::checkpoint::Checkpoint;
+use crate::model::hub::Hub;
+use crate::model::source::ModelSource;
 use crate::model::{Config, Gpt2, Output, Request};
 use crate::render::{self, Palette};
 use crate::report::{BatchReport, Header, Padding, Prediction, SCHEMA};
+use crate::signals::TempFiles;
 use crate::tokenizer::{Token, Tokenizer};
 
-pub fn run(cli: Cli) -> Result<()> {
-    let session = Session::new(&cli.global)?;
+pub fn run(cli: Cli, temps: TempFiles) -> Result<()> {
+    let session = Session::new(&cli.global, temps)?;
     let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
+    let mut out = io::BufWriter::new(Stdout(stdout.lock()));
     match &cli.command {
         Command::Tokenize(a) => tokenize::run(&session, a, &mut out)?,
         Command::Next(a) => next::run(&session, a, &mut out)?,
@@ -54,6 +57,24 @@ pub fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+/// Standard output whose write errors say that they are about standard output (a full
+/// disk behind a redirection); the error kind is kept, so a closed pipe is still quiet.
+struct Stdout<W>(W);
+
+impl<W: Write> Write for Stdout<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf).map_err(on_stdout)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush().map_err(on_stdout)
+    }
+}
+
+fn on_stdout(e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("cannot write to standard output: {e}"))
+}
+
 /// The model the user named, and how to compute with it. Files are fetched lazily, so
 /// `tokenize` never touches the weights.
 pub struct Session {
@@ -66,10 +87,14 @@ pub struct Session {
     pub palette: Option<Palette>,
     /// Width of the terminal on stdout (or COLUMNS); `None`: not a terminal.
     pub width: Option<usize>,
+    /// Whether stdout is a terminal: text shown there gets its control characters escaped.
+    pub terminal: bool,
+    /// Output files being written, removed on SIGINT/SIGTERM.
+    pub temps: TempFiles,
 }
 
 impl Session {
-    pub fn new(g: &GlobalArgs) -> Result<Self> {
+    pub fn new(g: &GlobalArgs, temps: TempFiles) -> Result<Self> {
         let device = match g.device {
             DeviceArg::Cpu => Device::Cpu,
             DeviceArg::Cuda if cfg!(feature = "cuda") => {
@@ -92,7 +117,8 @@ impl Session {
         };
         Ok(Session {
             model_name: g.model.clone(),
-            source: ModelSource::resolve(&g.model, g.revision.as_deref())?,
+            source: ModelSource::resolve(&g.model, g.revision.as_deref(), Hub::from_env())
+                .map_err(|e| anyhow::anyhow!("--model {e:#}"))?,
             device,
             dtype,
             json: g.json,
@@ -100,6 +126,8 @@ impl Session {
                 std::env::var(k).ok()
             }),
             width: terminal_width(),
+            terminal: io::stdout().is_terminal(),
+            temps,
         })
     }
 
@@ -216,6 +244,8 @@ struct Prepared {
     tokenizer: Tokenizer,
     tokens: Vec<Vec<Token>>,
     ids: Vec<Vec<u32>>,
+    /// The id padding a batch.
+    pad: u32,
 }
 
 /// One text of a batch, with what the model computed for it alone.
@@ -248,6 +278,7 @@ impl Session {
         Ok(Prepared {
             texts,
             cfg: cfg.clone(),
+            pad: pad_id(&tokenizer, Some(cfg.vocab_size)),
             tokenizer,
             tokens,
             ids,
@@ -281,6 +312,7 @@ impl Session {
         out: &mut dyn Write,
         texts: &[String],
         ids: &[Vec<u32>],
+        pad: u32,
         reports: Vec<R>,
         table: impl Fn(&mut dyn Write, &R) -> io::Result<()>,
     ) -> Result<()> {
@@ -292,7 +324,7 @@ impl Session {
                 schema: SCHEMA,
                 model: self.model_name.clone(),
                 batch: reports,
-                padding: padded(ids),
+                padding: padded(ids, pad),
             };
             render::json::write(out, &report)?;
             return Ok(());
@@ -333,7 +365,7 @@ impl Prepared {
 
     /// The padded batch as the model's input, `(B, T)` u32.
     fn input(&self, device: &Device) -> Result<Tensor> {
-        let batch = padded(&self.ids);
+        let batch = padded(&self.ids, self.pad);
         let [b, t] = batch.shape;
         Ok(Tensor::from_vec(batch.input_ids.concat(), (b, t), device)?)
     }
@@ -351,23 +383,30 @@ impl Prepared {
         reports: Vec<R>,
         table: impl Fn(&mut dyn Write, &R) -> io::Result<()>,
     ) -> Result<()> {
-        session.emit_batch(out, &self.texts, &self.ids, reports, table)
+        session.emit_batch(out, &self.texts, &self.ids, self.pad, reports, table)
     }
 }
 
-/// GPT-2's `<|endoftext|>`, the pad token of a batch (as `tokenizer.pad_token = eos_token`).
-pub const PAD_ID: u32 = 50256;
+/// The pad token of a batch: `<|endoftext|>` (as `tokenizer.pad_token = eos_token`), or 0
+/// where the vocabulary (or the model's) has no such id. Padding is masked, so its id
+/// changes no number; it only has to be a valid row of wte.
+fn pad_id(tokenizer: &Tokenizer, vocab_size: Option<usize>) -> u32 {
+    tokenizer
+        .endoftext()
+        .filter(|&id| vocab_size.is_none_or(|v| (id as usize) < v))
+        .unwrap_or(0)
+}
 
-/// Right padding with [`PAD_ID`], as Hugging Face's `tokenizer(texts, padding=True)`.
-fn padded(ids: &[Vec<u32>]) -> Padding {
+/// Right padding with `pad`, as Hugging Face's `tokenizer(texts, padding=True)`.
+fn padded(ids: &[Vec<u32>], pad: u32) -> Padding {
     let t = ids.iter().map(Vec::len).max().unwrap_or(0);
-    let pad = |mut row: Vec<u32>, fill: u32| {
-        row.resize(t, fill);
+    let fill = |mut row: Vec<u32>, with: u32| {
+        row.resize(t, with);
         row
     };
     Padding {
-        input_ids: ids.iter().map(|r| pad(r.clone(), PAD_ID)).collect(),
-        attention_mask: ids.iter().map(|r| pad(vec![1; r.len()], 0)).collect(),
+        input_ids: ids.iter().map(|r| fill(r.clone(), pad)).collect(),
+        attention_mask: ids.iter().map(|r| fill(vec![1; r.len()], 0)).collect(),
         shape: [ids.len(), t],
     }
 }
@@ -385,7 +424,8 @@ fn token_limit(input: &TextArgs, cfg: &Config) -> Result<usize> {
 }
 
 /// Each text's tokens; a text over `limit` is cut as `truncate` says (reported on stderr),
-/// or refused.
+/// or refused. A long text is tokenized a piece at a time, keeping only the tokens that
+/// stay, so memory follows the limit, not the text.
 fn encode_all(
     tokenizer: &Tokenizer,
     texts: &[String],
@@ -396,29 +436,45 @@ fn encode_all(
         .iter()
         .enumerate()
         .map(|(i, text)| {
-            let mut ids = tokenizer.encode(text)?;
-            let Some(limit) = limit.filter(|&l| ids.len() > l) else {
-                return Ok(ids);
+            let mut kept: Vec<Token> = Vec::new();
+            let mut total = 0;
+            tokenizer.encode_pieces(text, |piece| {
+                total += piece.len();
+                match (limit, truncate) {
+                    (None, _) => kept.extend(piece),
+                    (Some(l), Some(Truncate::Left)) => {
+                        kept.extend(piece);
+                        let over = kept.len().saturating_sub(l);
+                        kept.drain(..over);
+                    }
+                    // The first `limit` tokens, and one more to tell that there are more.
+                    (Some(l), _) => {
+                        let room = (l + 1).saturating_sub(kept.len());
+                        kept.extend(piece.into_iter().take(room));
+                    }
+                }
+                Ok(())
+            })?;
+            let Some(limit) = limit.filter(|&l| total > l) else {
+                return Ok(kept);
             };
             let which = which_text(i, texts.len());
-            let cut = ids.len() - limit;
+            let cut = total - limit;
             match truncate {
                 None => bail!(
-                    "{which} is {} tokens long; the model sees at most {limit}. Add --truncate left \
+                    "{which} is {total} tokens long; the model sees at most {limit}. Add --truncate left \
                      to keep the last {limit} tokens (for next-token prediction), --truncate right \
-                     to keep the first {limit}, or --max-length N for a lower limit",
-                    ids.len()
+                     to keep the first {limit}, or --max-length N for a lower limit"
                 ),
                 Some(Truncate::Left) => {
-                    ids.drain(..cut);
                     eprintln!("{which}: cut the first {cut} tokens (--truncate left); {limit} remain");
                 }
                 Some(Truncate::Right) => {
-                    ids.truncate(limit);
+                    kept.truncate(limit);
                     eprintln!("{which}: cut the last {cut} tokens (--truncate right); {limit} remain");
                 }
             }
-            Ok(ids)
+            Ok(kept)
         })
         .collect()
 }

@@ -28,6 +28,7 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
         tokenizer,
         tokens,
         ids,
+        ..
     } = &prepared;
     if texts.len() > 1 {
         return Err(usage(
@@ -76,7 +77,7 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
     };
 
     let path = &args.output;
-    atomic::write(path, "-o", |w| html::report(w, &page))?;
+    atomic::write(path, "-o", &session.temps, |w| html::report(w, &page))?;
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let written = WrittenReport {
         header: page.header.clone(),

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::{encode_all, padded, token_limit, Session};
+use super::{encode_all, pad_id, padded, token_limit, Session};
 use crate::cli::TokenizeArgs;
 use crate::input::read_texts;
 use crate::render::table;
@@ -30,10 +30,11 @@ pub fn run(session: &Session, args: &TokenizeArgs, out: &mut dyn Write) -> Resul
         .zip(tokens)
         .map(|(text, tokens)| report(session, text, tokens))
         .collect();
-    session.emit_batch(out, &texts, &ids, reports, table::tokenize)?;
+    let pad = pad_id(&tokenizer, None);
+    session.emit_batch(out, &texts, &ids, pad, reports, table::tokenize)?;
     if texts.len() > 1 && !session.json {
         writeln!(out)?;
-        table::padding(out, &padded(&ids))?;
+        table::padding(out, &padded(&ids, pad))?;
     }
     Ok(())
 }

@@ -47,6 +47,12 @@ pub enum Activation {
     Silu,
 }
 
+const MAX_LAYERS: usize = 1024;
+const MAX_HEADS: usize = 1024;
+const MAX_EMBD: usize = 1 << 16;
+const MAX_VOCAB: usize = 1 << 24;
+const MAX_POSITIONS: usize = 1 << 20;
+
 fn default_activation() -> Activation {
     Activation::GeluTanh
 }
@@ -87,6 +93,21 @@ impl Config {
         if self.n_layer == 0 || self.vocab_size == 0 || self.n_positions == 0 {
             bail!("n_layer, vocab_size and n_positions must be positive");
         }
+        // Far beyond any GPT-2 (gpt2-xl: 48 layers, 25 heads, n_embd 1600, 50257 tokens,
+        // 1024 positions), small enough that no size computed from them can overflow or
+        // ask for absurd memory before the checkpoint's own shapes are compared.
+        for (name, value, max) in [
+            ("n_layer", self.n_layer, MAX_LAYERS),
+            ("n_head", self.n_head, MAX_HEADS),
+            ("n_embd", self.n_embd, MAX_EMBD),
+            ("n_inner", self.n_inner(), 4 * MAX_EMBD),
+            ("vocab_size", self.vocab_size, MAX_VOCAB),
+            ("n_positions", self.n_positions, MAX_POSITIONS),
+        ] {
+            if value > max {
+                bail!("{name} is {value}; gpt2-inspect runs models with {name} up to {max}");
+            }
+        }
         if self.add_cross_attention {
             bail!("add_cross_attention is set: encoder-decoder GPT-2 variants are not supported");
         }
@@ -98,6 +119,6 @@ impl Config {
     }
 
     pub fn n_inner(&self) -> usize {
-        self.n_inner.unwrap_or(4 * self.n_embd)
+        self.n_inner.unwrap_or(self.n_embd.saturating_mul(4))
     }
 }

@@ -6,9 +6,9 @@
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
 
+use super::checkpoint::{Checkpoint, Reader};
 use super::config::{Activation, Config};
 use super::hooks::{Activations, BlockHook, CaptureSpec, Dim, Hook};
-use super::load::{Checkpoint, Reader};
 use super::softmax::masked_softmax;
 
 /// Which positions get logits. Computing them costs a (C × V) matmul per position.

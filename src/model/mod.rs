@@ -1,10 +1,13 @@
-//! GPT-2 itself: configuration, checkpoint loading, the forward pass, activation hooks.
+//! GPT-2 itself: where its files come from, configuration, checkpoint reading, the forward
+//! pass, activation hooks.
 
+pub mod checkpoint;
 pub mod config;
 pub mod gpt2;
 pub mod hooks;
-pub mod load;
+pub mod hub;
 mod softmax;
+pub mod source;
 
 pub use config::Config;
 pub use gpt2::{Gpt2, KvCache, Logits, Output, Request};

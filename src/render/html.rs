@@ -161,13 +161,26 @@ fn next(r: &PageReport) -> String {
     s
 }
 
-/// `0.1200` → `0.12`, `0.0000` → `0`: the shortest text of a rounded probability.
+/// `0.1200` → `0.12`, `0.0000` → `0`: the shortest text of a rounded probability. JSON
+/// has no NaN or infinity: those become the strings `"NaN"`, `"Infinity"`, `"-Infinity"`,
+/// which the page shows as not a number.
 fn number(v: f32) -> String {
+    if !v.is_finite() {
+        return format!("\"{}\"", non_finite(v));
+    }
     let s = format!("{v:.DECIMALS$}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     match s {
         "" | "-0" => "0".into(),
         s => s.into(),
+    }
+}
+
+fn non_finite(v: f32) -> &'static str {
+    match v {
+        v if v.is_nan() => "NaN",
+        v if v > 0.0 => "Infinity",
+        _ => "-Infinity",
     }
 }
 
@@ -220,6 +233,8 @@ mod tests {
         assert_eq!(number(1.0), "1");
         assert_eq!(number(0.123456), "0.1235");
         assert_eq!(number(0.00001), "0");
+        assert_eq!(number(f32::NAN), "\"NaN\"");
+        assert_eq!(number(f32::NEG_INFINITY), "\"-Infinity\"");
     }
 
     #[test]

@@ -37,6 +37,23 @@ pub fn label(token: &str) -> String {
         .collect()
 }
 
+/// Text for a terminal, as it is except for characters that would steer the terminal
+/// instead of showing (controls such as ESC, and bidirectional overrides), which become
+/// visible escapes (`\u{1b}`). `keep_lines` keeps newlines and tabs (running text);
+/// without it they are escaped too (a table cell).
+pub fn terminal_text(s: &str, keep_lines: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if (c.is_control() && !(keep_lines && matches!(c, '\n' | '\t'))) || bidi {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// With `--window`: which span is shown and what that leaves out.
 pub fn window_note(r: &AttentionReport) -> Option<String> {
     r.window.map(|[a, b]| {
@@ -69,7 +86,20 @@ pub fn escape(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{escape, label};
+    use super::{escape, label, terminal_text};
+
+    #[test]
+    fn terminal_text_cannot_steer_the_terminal() {
+        let hostile = "a\u{1b}]0;title\u{7}b\u{9b}2J\u{202e}c\nd\te";
+        let shown = terminal_text(hostile, true);
+        assert!(!shown
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t'));
+        assert!(shown.contains("\\u{1b}") && shown.contains("\\u{202e}"));
+        assert!(shown.contains("c\nd\te"));
+        assert_eq!(terminal_text("a\nb", false), "a\\u{a}b");
+        assert_eq!(terminal_text("Ġhow", false), "Ġhow");
+    }
 
     #[test]
     fn labels_show_whitespace_and_controls() {

@@ -85,7 +85,7 @@ pub fn tokenize(out: &mut dyn Write, r: &TokenizeReport) -> io::Result<()> {
             vec![
                 i.to_string(),
                 t.id.to_string(),
-                t.token.clone(),
+                super::terminal_text(&t.token, false),
                 quoted(&t.text),
                 format!("{}..{}", t.start, t.end),
             ]
@@ -572,15 +572,18 @@ pub fn score(out: &mut dyn Write, r: &ScoreReport) -> io::Result<()> {
 /// watched head) one line per token.
 pub struct GenerateStream {
     lines: bool,
+    /// Escape control characters of the running text (stdout is a terminal).
+    escape: bool,
     watch: Option<[usize; 2]>,
     /// Labels of the positions so far, for naming where a token attended.
     labels: Vec<String>,
 }
 
 impl GenerateStream {
-    pub fn new(show_probs: bool, watch: Option<[usize; 2]>) -> Self {
+    pub fn new(show_probs: bool, watch: Option<[usize; 2]>, escape: bool) -> Self {
         GenerateStream {
             lines: show_probs || watch.is_some(),
+            escape,
             watch,
             labels: Vec::new(),
         }
@@ -594,7 +597,7 @@ impl GenerateStream {
     ) -> io::Result<()> {
         self.labels = tokens.to_vec();
         if !self.lines {
-            write!(out, "{prompt}")?;
+            write!(out, "{}", self.running(prompt))?;
             return out.flush();
         }
         let attends = match self.watch {
@@ -640,10 +643,17 @@ impl GenerateStream {
             }
             writeln!(out, "{line}")?;
         } else {
-            write!(out, "{}", step.text)?;
+            write!(out, "{}", self.running(step.text))?;
         }
         self.labels.push(t.token.clone());
         out.flush()
+    }
+
+    fn running<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        match self.escape {
+            true => super::terminal_text(text, true).into(),
+            false => text.into(),
+        }
     }
 
     pub fn finish(&mut self, out: &mut dyn Write, r: &GenerateReport) -> io::Result<()> {

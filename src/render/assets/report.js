@@ -21,9 +21,12 @@
     const c = [0, 1, 2].map((k) => Math.round(stops[i][k] + (stops[i + 1][k] - stops[i][k]) * f));
     return "rgb(" + c.join(",") + ")";
   }
-  // Probability of query i attending to key j; null where the key is in the future.
+  // Probability of query i attending to key j; null where the key is in the future; NaN
+  // where the model computed no number (the data holds "NaN" or "Infinity" strings there).
   function weight(l, h, i, j) {
-    return j <= i ? data.attn[l][h][i][j] : null;
+    if (j > i) return null;
+    const w = data.attn[l][h][i][j];
+    return typeof w === "number" ? w : NaN;
   }
 
   function hatch(ctx, x, y, s) {
@@ -48,6 +51,9 @@
         const w = weight(l, h, i, j);
         if (w === null) {
           hatch(ctx, j * s, i * s, s);
+        } else if (Number.isNaN(w)) {
+          ctx.fillStyle = "#d62728";
+          ctx.fillRect(j * s, i * s, Math.ceil(s), Math.ceil(s));
         } else {
           ctx.fillStyle = colour(w);
           ctx.fillRect(j * s, i * s, Math.ceil(s), Math.ceil(s));
@@ -103,7 +109,7 @@
       for (let j = 0; j <= i; j++) {
         if (hv && ((hv.side === "q" && hv.i !== i) || (hv.side === "k" && hv.i !== j))) continue;
         const w = weight(state.layer, state.head, i, j);
-        if (w < 0.005) continue;
+        if (!(w >= 0.005)) continue;
         const line = el("line", {
           x1: leftX + 6, y1: rowY(i) - 4, x2: rightX - 6, y2: rowY(j) - 4,
           stroke: "#2171b5", "stroke-width": 2, "stroke-opacity": Math.max(w, 0.04).toFixed(3),
@@ -154,7 +160,7 @@
     if (i < 0 || j < 0 || i >= T || j >= T) return;
     const w = weight(state.layer, state.head, i, j);
     info.textContent = "query " + i + " " + data.labels[i] + " → key " + j + " " + data.labels[j] +
-      ": " + (w === null ? "masked (future)" : w.toFixed(4));
+      ": " + (w === null ? "masked (future)" : Number.isNaN(w) ? "not a number" : w.toFixed(4));
   }
 
   function buildControls() {

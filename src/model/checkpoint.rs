@@ -1,5 +1,4 @@
-//! Where a model's files come from (the Hugging Face hub cache or a local directory) and
-//! how its safetensors checkpoint is read: both key layouts, shape checks against
+//! How a safetensors checkpoint is read: both key layouts, shape checks against
 //! config.json, and only the tensors a command needs.
 
 use std::collections::HashMap;
@@ -11,188 +10,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 
 use super::config::Config;
-
-/// Short names for the GPT-2 repositories, mapped to where they live now.
-pub const ALIASES: [(&str, &str); 5] = [
-    ("gpt2", "openai-community/gpt2"),
-    ("gpt2-medium", "openai-community/gpt2-medium"),
-    ("gpt2-large", "openai-community/gpt2-large"),
-    ("gpt2-xl", "openai-community/gpt2-xl"),
-    ("distilgpt2", "distilbert/distilgpt2"),
-];
-
-/// A model given with `--model`: a local directory or a hub repository.
-#[derive(Debug, Clone)]
-pub enum ModelSource {
-    Local(PathBuf),
-    Hub { repo_id: String, revision: String },
-}
-
-impl ModelSource {
-    /// An existing directory is local; anything that looks like a path must exist;
-    /// everything else is a hub id (after alias lookup).
-    pub fn resolve(spec: &str, revision: Option<&str>) -> Result<Self> {
-        let path = Path::new(spec);
-        if path.is_dir() {
-            return Ok(ModelSource::Local(path.to_path_buf()));
-        }
-        if path.exists() {
-            bail!("--model {spec}: is a file; give the directory that holds config.json and model.safetensors");
-        }
-        let looks_like_path = spec.starts_with(['.', '/', '~'])
-            || spec.matches('/').count() > 1
-            || spec.contains('\\');
-        if looks_like_path {
-            bail!("--model {spec}: no such directory");
-        }
-        let repo_id = ALIASES
-            .iter()
-            .find(|(alias, _)| *alias == spec)
-            .map_or(spec, |(_, repo)| repo)
-            .to_string();
-        Ok(ModelSource::Hub {
-            repo_id,
-            revision: revision.unwrap_or("main").to_string(),
-        })
-    }
-
-    /// Path of `name` in the model, fetching it into the hub cache when needed.
-    pub fn file(&self, name: &str) -> Result<PathBuf> {
-        match self {
-            ModelSource::Local(dir) => {
-                let p = dir.join(name);
-                if p.is_file() {
-                    Ok(p)
-                } else {
-                    bail!(
-                        "--model {0}: {0} has no {name}; a model directory holds config.json, \
-                         model.safetensors and tokenizer.json (or vocab.json + merges.txt)",
-                        dir.display()
-                    )
-                }
-            }
-            ModelSource::Hub { repo_id, revision } => hub::fetch(repo_id, revision, name),
-        }
-    }
-
-    /// Whether `name` is present without fetching anything (local directories only).
-    pub fn has_local(&self, name: &str) -> bool {
-        matches!(self, ModelSource::Local(dir) if dir.join(name).is_file())
-    }
-}
-
-mod hub {
-    //! The hub cache shared with Python's `huggingface_hub`: `HF_HUB_CACHE`, else
-    //! `HF_HOME/hub`, else `~/.cache/huggingface/hub`; `HF_TOKEN` or the cached token;
-    //! `HF_HUB_OFFLINE=1` never touches the network.
-
-    use super::*;
-    use hf_hub::api::sync::ApiBuilder;
-    use hf_hub::{Cache, Repo, RepoType};
-
-    fn cache_dir() -> PathBuf {
-        if let Some(dir) = std::env::var_os("HF_HUB_CACHE").filter(|v| !v.is_empty()) {
-            return PathBuf::from(dir);
-        }
-        Cache::from_env().path().clone()
-    }
-
-    fn offline() -> bool {
-        std::env::var("HF_HUB_OFFLINE")
-            .map(|v| {
-                matches!(
-                    v.trim().to_ascii_lowercase().as_str(),
-                    "1" | "true" | "yes" | "on"
-                )
-            })
-            .unwrap_or(false)
-    }
-
-    fn token(cache: &Cache) -> Option<String> {
-        std::env::var("HF_TOKEN")
-            .ok()
-            .filter(|t| !t.trim().is_empty())
-            .or_else(|| cache.token())
-    }
-
-    fn how_to_fix(repo_id: &str, dir: &Path) -> String {
-        format!(
-            "looked in the Hugging Face cache at {}; download it where you have network \
-             (e.g. `huggingface-cli download {repo_id}`), or point --model at a local directory \
-             holding config.json, model.safetensors and tokenizer.json",
-            dir.display()
-        )
-    }
-
-    /// hf-hub sets no network timeout, so a network that drops packets would hang the
-    /// download for minutes; a TCP connection to the hub, with a timeout, fails first.
-    fn reachable(endpoint: &str) -> Result<()> {
-        use std::net::{TcpStream, ToSocketAddrs};
-        use std::time::Duration;
-        let (default_port, rest) = match endpoint.split_once("://") {
-            Some(("http", rest)) => (80, rest),
-            Some((_, rest)) => (443, rest),
-            None => (443, endpoint),
-        };
-        let host = rest.split('/').next().unwrap_or(rest);
-        let addr = match host.rsplit_once(':') {
-            Some((_, port)) if port.parse::<u16>().is_ok() => host.to_string(),
-            _ => format!("{host}:{default_port}"),
-        };
-        let addrs: Vec<_> = addr
-            .to_socket_addrs()
-            .with_context(|| format!("cannot resolve {host} (no network?)"))?
-            .collect();
-        let mut last = None;
-        for a in addrs {
-            match TcpStream::connect_timeout(&a, Duration::from_secs(10)) {
-                Ok(_) => return Ok(()),
-                Err(e) => last = Some(e),
-            }
-        }
-        match last {
-            Some(e) => bail!("cannot connect to {addr} (no network?): {e}"),
-            None => bail!("{host} resolves to no address"),
-        }
-    }
-
-    pub(super) fn fetch(repo_id: &str, revision: &str, name: &str) -> Result<PathBuf> {
-        let dir = cache_dir();
-        let cache = Cache::new(dir.clone());
-        let repo = Repo::with_revision(repo_id.to_string(), RepoType::Model, revision.to_string());
-        if let Some(p) = cache.repo(repo.clone()).get(name) {
-            return Ok(p);
-        }
-        if offline() {
-            bail!(
-                "{name} of model {repo_id} (revision {revision}) is not in the cache and HF_HUB_OFFLINE is set; {}",
-                how_to_fix(repo_id, &dir)
-            );
-        }
-        let endpoint = std::env::var("HF_ENDPOINT")
-            .ok()
-            .filter(|e| !e.trim().is_empty())
-            .unwrap_or_else(|| "https://huggingface.co".to_string());
-        reachable(&endpoint).map_err(|e| {
-            anyhow!(
-                "cannot download {name} of model {repo_id}: {e}; {}",
-                how_to_fix(repo_id, &dir)
-            )
-        })?;
-        let api = ApiBuilder::from_cache(cache.clone())
-            .with_endpoint(endpoint)
-            .with_token(token(&cache))
-            .with_progress(true)
-            .build()
-            .context("cannot set up the Hugging Face hub client")?;
-        api.repo(repo).download(name).map_err(|e| {
-            anyhow!(
-                "cannot download {name} of model {repo_id} (revision {revision}): {e}; {}",
-                how_to_fix(repo_id, &dir)
-            )
-        })
-    }
-}
 
 /// How a checkpoint names its tensors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,7 +37,6 @@ pub struct TensorInfo {
     pub dtype: String,
 }
 
-/// A memory-mapped `model.safetensors`. Opening it reads only the header.
 /// A safetensors checkpoint whose header has been read and checked. Tensors are read from
 /// the file when asked for, in large sequential reads straight into the tensors' own memory:
 /// no mmap, so the page cache never counts toward the process's memory, and a tensor a
@@ -280,9 +96,14 @@ impl Checkpoint {
         for (name, v) in raw {
             let e: Entry =
                 serde_json::from_value(v).map_err(|e| invalid(format!("tensor {name}: {e}")))?;
-            let bytes = element_size(&e.dtype).map(|s| s * e.shape.iter().product::<usize>());
+            // Checked: a shape like [2^62, 24] must not wrap around to the bytes it claims.
+            let bytes = element_size(&e.dtype).map(|s| {
+                e.shape
+                    .iter()
+                    .try_fold(s as u64, |acc, &d| acc.checked_mul(d as u64))
+            });
             let (lo, hi) = e.data_offsets;
-            if lo > hi || hi > data_len || bytes.is_some_and(|b| b as u64 != hi - lo) {
+            if lo > hi || hi > data_len || bytes.is_some_and(|b| b != Some(hi - lo)) {
                 return Err(invalid(format!(
                     "tensor {name} ({} {:?}) claims bytes {lo}..{hi} of a {data_len}-byte data section",
                     e.dtype, e.shape

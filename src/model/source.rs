@@ -1,0 +1,88 @@
+//! Where a model's files come from: a local directory, or a hub repository through the
+//! shared Hugging Face cache ([`super::hub`]).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+use super::hub::Hub;
+
+/// Short names for the GPT-2 repositories, mapped to where they live now.
+pub const ALIASES: [(&str, &str); 5] = [
+    ("gpt2", "openai-community/gpt2"),
+    ("gpt2-medium", "openai-community/gpt2-medium"),
+    ("gpt2-large", "openai-community/gpt2-large"),
+    ("gpt2-xl", "openai-community/gpt2-xl"),
+    ("distilgpt2", "distilbert/distilgpt2"),
+];
+
+/// A model: a local directory or a hub repository.
+#[derive(Debug, Clone)]
+pub enum ModelSource {
+    Local(PathBuf),
+    Hub {
+        repo_id: String,
+        revision: String,
+        hub: Hub,
+    },
+}
+
+impl ModelSource {
+    /// An existing directory is local; anything that looks like a path must exist;
+    /// everything else is a hub id (after alias lookup).
+    pub fn resolve(spec: &str, revision: Option<&str>, hub: Hub) -> Result<Self> {
+        let path = Path::new(spec);
+        if path.is_dir() {
+            return Ok(ModelSource::Local(path.to_path_buf()));
+        }
+        if path.exists() {
+            bail!(
+                "{spec} is a file; give the directory that holds config.json and model.safetensors"
+            );
+        }
+        let looks_like_path = spec.starts_with(['.', '/', '~'])
+            || spec.matches('/').count() > 1
+            || spec.contains('\\');
+        if looks_like_path {
+            bail!("{spec}: no such directory");
+        }
+        let repo_id = ALIASES
+            .iter()
+            .find(|(alias, _)| *alias == spec)
+            .map_or(spec, |(_, repo)| repo)
+            .to_string();
+        Ok(ModelSource::Hub {
+            repo_id,
+            revision: revision.unwrap_or("main").to_string(),
+            hub,
+        })
+    }
+
+    /// Path of `name` in the model, fetching it into the hub cache when needed.
+    pub fn file(&self, name: &str) -> Result<PathBuf> {
+        match self {
+            ModelSource::Local(dir) => {
+                let p = dir.join(name);
+                if p.is_file() {
+                    Ok(p)
+                } else {
+                    bail!(
+                        "{} has no {name}; a model directory holds config.json, \
+                         model.safetensors and tokenizer.json (or vocab.json + merges.txt)",
+                        dir.display()
+                    )
+                }
+            }
+            ModelSource::Hub {
+                repo_id,
+                revision,
+                hub,
+            } => hub.file(repo_id, revision, name),
+        }
+    }
+
+    /// Whether `name` is present without fetching anything (local directories only).
+    pub fn has_local(&self, name: &str) -> bool {
+        matches!(self, ModelSource::Local(dir) if dir.join(name).is_file())
+    }
+}
