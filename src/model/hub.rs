@@ -345,27 +345,36 @@ impl Hub {
         // Never more than announced, however long the server goes on.
         let mut body = resp.into_body().into_reader().take(want);
         let mut out = io::BufWriter::with_capacity(1 << 20, &mut file);
-        let copied = io::copy(&mut body, &mut out).map_err(|e| {
-            if e.kind() == io::ErrorKind::TimedOut || e.to_string().contains("timeout") {
-                anyhow!(
-                    "the server sent nothing for {} s (HF_HUB_DOWNLOAD_TIMEOUT); run the command again to resume",
-                    self.download_timeout.as_secs_f64()
-                )
-            } else {
-                anyhow!("the transfer failed: {e}; run the command again to resume")
+        let mut buf = vec![0u8; 1 << 16];
+        let mut copied = 0u64;
+        let broke = loop {
+            match body.read(&mut buf) {
+                Ok(0) => break None,
+                Ok(n) => {
+                    out.write_all(&buf[..n])
+                        .with_context(|| format!("cannot write {}", part.display()))?;
+                    copied += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Some(e),
             }
-        })?;
+        };
         out.flush()
             .with_context(|| format!("cannot write {}", part.display()))?;
         drop(out);
         file.sync_all()
             .with_context(|| format!("cannot write {}", part.display()))?;
-        if copied < want {
-            bail!(
-                "the connection closed after {} of {} bytes; run the command again to resume",
-                start + copied,
-                meta.size
-            );
+        let got = format!("{} of {} bytes", start + copied, meta.size);
+        match broke {
+            Some(e) if e.kind() == io::ErrorKind::TimedOut || e.to_string().contains("timeout") => bail!(
+                "the server sent nothing for {} s (HF_HUB_DOWNLOAD_TIMEOUT) after {got}; run the command again to resume",
+                self.download_timeout.as_secs_f64()
+            ),
+            Some(e) => bail!("the transfer broke off after {got} ({e}); run the command again to resume"),
+            None if copied < want => {
+                bail!("the transfer broke off after {got}; run the command again to resume")
+            }
+            None => {}
         }
         eprintln!("downloaded {name}");
         Ok(start > 0)

@@ -1,5 +1,8 @@
-//! Shared by the integration tests: fixture paths, HF reference outputs, comparisons.
+//! Shared by the integration tests: fixture paths, HF reference outputs, comparisons, a
+//! local hub.
 #![allow(dead_code)]
+
+pub mod hub_server;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -1,0 +1,404 @@
+//! Downloads from a hub on 127.0.0.1 ([`common::hub_server`]) into an empty cache: the
+//! first run downloads, the second is served from the cache without a request, offline
+//! works afterwards, revisions resolve, and Python's `huggingface_hub` shares the cache.
+//! Then every way a server can misbehave: one clear line (exit 1), nothing half-made in
+//! the cache or outside it, and the next run against a good server succeeds.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command as Std, Output};
+use std::time::{Duration, Instant};
+
+use common::hub_server::{Fault, HubServer, COMMIT_MAIN, COMMIT_V1, REPO};
+use common::{model_dir, Scratch};
+
+const TEXT: &str = "The cat sat on the mat";
+
+/// The binary against `endpoint` with the cache under `home`; timeouts of 1 s.
+fn run(endpoint: &str, home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = assert_cmd::Command::cargo_bin("gpt2-inspect").unwrap();
+    c.env_remove("HF_HUB_CACHE")
+        .env_remove("HF_TOKEN")
+        .env_remove("HF_HUB_OFFLINE")
+        .env("HF_HOME", home)
+        .env("HF_ENDPOINT", endpoint)
+        .env("HF_HUB_ETAG_TIMEOUT", "1")
+        .env("HF_HUB_DOWNLOAD_TIMEOUT", "1")
+        .timeout(Duration::from_secs(60))
+        .args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ok(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", stderr(o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// Exit 1 with one `error:` line that holds every needle, no panic.
+fn failed(o: &Output, needles: &[&str]) -> String {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "one error line: {err}");
+    for n in needles {
+        assert!(errors[0].contains(n), "error lacks {n:?}: {err}");
+    }
+    err
+}
+
+fn repo_dir(home: &Path) -> PathBuf {
+    home.join("hub")
+        .join(format!("models--{}", REPO.replace('/', "--")))
+}
+
+/// What `next` prints for the fixture read from its directory: the reference for runs
+/// that read it from the cache.
+fn local_next() -> serde_json::Value {
+    common::json(&["next", TEXT])
+}
+
+fn same_numbers(a: &serde_json::Value, b: &serde_json::Value) {
+    assert_eq!(a["predictions"], b["predictions"]);
+    assert_eq!(a["input_ids"], b["input_ids"]);
+}
+
+/// Every file below `dir`, as paths relative to it.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() && !p.is_symlink() {
+                stack.push(p.clone());
+            }
+            out.push(p.strip_prefix(dir).unwrap().display().to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn download_then_cache_then_offline() {
+    let server = HubServer::start(&model_dir(), Fault::None);
+    let home = Scratch::new("hub-home");
+    let args = ["--json", "next", TEXT];
+    let first = run(&server.endpoint, &home.0, &args, &[]);
+    same_numbers(&ok(&first), &local_next());
+    assert!(stderr(&first).contains("downloading model.safetensors"));
+
+    // The layout Python's huggingface_hub keeps.
+    let repo = repo_dir(&home.0);
+    let commit = std::fs::read_to_string(repo.join("refs/main")).unwrap();
+    assert_eq!(commit, COMMIT_MAIN);
+    let etag = HubServer::etag(&model_dir(), "model.safetensors");
+    let link = repo
+        .join("snapshots")
+        .join(COMMIT_MAIN)
+        .join("model.safetensors");
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        Path::new("../../blobs").join(&etag)
+    );
+    assert_eq!(
+        std::fs::read(&link).unwrap(),
+        std::fs::read(model_dir().join("model.safetensors")).unwrap()
+    );
+    let leftovers: Vec<String> = tree(&repo)
+        .into_iter()
+        .filter(|p| p.ends_with(".incomplete") || p.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // From the cache: no request at all.
+    let asked = server.requests();
+    let second = run(&server.endpoint, &home.0, &args, &[]);
+    same_numbers(&ok(&second), &local_next());
+    assert_eq!(server.requests(), asked, "{:?}", server.log());
+    assert!(!stderr(&second).contains("downloading"));
+
+    // Offline, with the hub gone.
+    drop(server);
+    let offline = run(
+        "http://127.0.0.1:9",
+        &home.0,
+        &args,
+        &[("HF_HUB_OFFLINE", "1")],
+    );
+    same_numbers(&ok(&offline), &local_next());
+    // A commit hash as the revision names its snapshot directly.
+    let pinned = run(
+        "http://127.0.0.1:9",
+        &home.0,
+        &["--revision", COMMIT_MAIN, "--json", "next", TEXT],
+        &[("HF_HUB_OFFLINE", "1")],
+    );
+    same_numbers(&ok(&pinned), &local_next());
+}
+
+#[test]
+fn revisions_resolve_to_their_commit() {
+    let server = HubServer::start(&model_dir(), Fault::None);
+    let home = Scratch::new("hub-revision");
+    let o = run(
+        &server.endpoint,
+        &home.0,
+        &["--revision", "v1", "--json", "next", TEXT],
+        &[],
+    );
+    same_numbers(&ok(&o), &local_next());
+    let repo = repo_dir(&home.0);
+    assert_eq!(
+        std::fs::read_to_string(repo.join("refs/v1")).unwrap(),
+        COMMIT_V1
+    );
+    assert!(repo
+        .join("snapshots")
+        .join(COMMIT_V1)
+        .join("config.json")
+        .is_file());
+    // The blob is shared: the second revision downloads no weights again.
+    let o = run(&server.endpoint, &home.0, &["--json", "next", TEXT], &[]);
+    ok(&o);
+    assert!(
+        !stderr(&o).contains("downloading model.safetensors"),
+        "{}",
+        stderr(&o)
+    );
+    // A revision the hub does not know, and one that would climb out of the cache.
+    let o = run(
+        &server.endpoint,
+        &home.0,
+        &["--revision", "nope", "next", TEXT],
+        &[],
+    );
+    failed(&o, &["no such revision", "--revision"]);
+    let o = run(
+        &server.endpoint,
+        &home.0,
+        &["--revision", "../../x", "next", TEXT],
+        &[],
+    );
+    failed(&o, &["not a branch, tag or commit"]);
+}
+
+/// `huggingface_hub` from PyPI, when it is installed (.ci/run installs it and sets
+/// GPT2_INSPECT_REQUIRE_PYTHON_HUB=1, so there the test cannot skip).
+fn python_hub() -> Option<PathBuf> {
+    let python = std::env::var("GPT2_INSPECT_PYTHON").unwrap_or("python3".into());
+    let works = Std::new(&python)
+        .args(["-c", "import huggingface_hub"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if works {
+        return Some(PathBuf::from(python));
+    }
+    assert!(
+        std::env::var_os("GPT2_INSPECT_REQUIRE_PYTHON_HUB").is_none(),
+        "huggingface_hub is required here but {python} cannot import it"
+    );
+    eprintln!("skipped: {python} has no huggingface_hub (pip install huggingface_hub)");
+    None
+}
+
+#[test]
+fn python_huggingface_hub_shares_the_cache() {
+    let Some(python) = python_hub() else { return };
+    let server = HubServer::start(&model_dir(), Fault::None);
+
+    // We download; Python finds every file without the network.
+    let ours = Scratch::new("hub-ours");
+    ok(&run(
+        &server.endpoint,
+        &ours.0,
+        &["--json", "next", TEXT],
+        &[],
+    ));
+    let script = format!(
+        "from huggingface_hub import try_to_load_from_cache as t\n\
+         for f in ['config.json', 'tokenizer.json', 'model.safetensors']:\n\
+         \x20   p = t('{REPO}', f)\n\
+         \x20   assert isinstance(p, str), (f, p)\n\
+         \x20   print(p)\n"
+    );
+    let o = Std::new(&python)
+        .args(["-c", &script])
+        .env("HF_HOME", &ours.0)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 3);
+
+    // Python downloads from the same server; we run offline on what it cached.
+    let theirs = Scratch::new("hub-theirs");
+    let script = format!(
+        "from huggingface_hub import hf_hub_download as d\n\
+         for f in ['config.json', 'tokenizer.json', 'model.safetensors']:\n\
+         \x20   d('{REPO}', f)\n"
+    );
+    let o = Std::new(&python)
+        .args(["-c", &script])
+        .env("HF_HOME", &theirs.0)
+        .env("HF_ENDPOINT", &server.endpoint)
+        .env_remove("HF_HUB_OFFLINE")
+        .env("HF_HUB_DISABLE_XET", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(
+        "http://127.0.0.1:9",
+        &theirs.0,
+        &["--json", "next", TEXT],
+        &[("HF_HUB_OFFLINE", "1")],
+    );
+    same_numbers(&ok(&o), &local_next());
+}
+
+/// A faulty server: the run fails in bounded time with one line, no blob or snapshot is
+/// made, nothing appears outside the cache, and a good server then succeeds.
+fn fault_case(fault: Fault, needles: &[&str]) -> (Scratch, String) {
+    let home = Scratch::new(&format!("hub-fault-{fault:?}").replace([' ', '(', ')', ',', '"'], ""));
+    let server = HubServer::start(&model_dir(), fault);
+    let started = Instant::now();
+    let o = run(&server.endpoint, &home.0, &["--json", "next", TEXT], &[]);
+    let err = failed(&o, needles);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{fault:?} took {:?}",
+        started.elapsed()
+    );
+    drop(server);
+    let repo = repo_dir(&home.0);
+    let stored: Vec<String> = tree(&repo)
+        .into_iter()
+        .filter(|p| p.starts_with("snapshots/") && p.ends_with("model.safetensors"))
+        .collect();
+    assert!(stored.is_empty(), "{fault:?} stored {stored:?}");
+    for evil in [
+        "/tmp/gpt2-inspect-evil-commit",
+        "/tmp/gpt2-inspect-evil-etag",
+    ] {
+        assert!(!Path::new(evil).exists(), "{fault:?} wrote {evil}");
+    }
+    let good = HubServer::start(&model_dir(), Fault::None);
+    let o = run(&good.endpoint, &home.0, &["--json", "next", TEXT], &[]);
+    same_numbers(&ok(&o), &local_next());
+    (home, err)
+}
+
+#[test]
+fn a_server_that_never_answers_times_out() {
+    fault_case(Fault::Hang, &["no answer from", "within 1 s"]);
+}
+
+#[test]
+fn a_body_that_stalls_times_out_and_resumes() {
+    let (home, _) = fault_case(
+        Fault::StallBody,
+        &["sent nothing for 1 s", "run the command again"],
+    );
+    drop(home);
+}
+
+#[test]
+fn a_body_that_never_ends_stops_at_the_announced_size() {
+    // Zeros past the size: what arrived is cut at the size, fails its sha256, is discarded.
+    fault_case(
+        Fault::Endless,
+        &["model.safetensors was discarded", "content hash"],
+    );
+}
+
+#[test]
+fn a_truncated_body_is_resumed_not_stored() {
+    fault_case(
+        Fault::Truncated,
+        &["broke off after", "run the command again"],
+    );
+}
+
+#[test]
+fn a_garbage_partial_file_is_discarded() {
+    let server = HubServer::start(&model_dir(), Fault::None);
+    let home = Scratch::new("hub-garbage");
+    // config.json first, so the blobs directory exists; then plant the garbage.
+    ok(&run(
+        &server.endpoint,
+        &home.0,
+        &["--json", "tokenize", TEXT],
+        &[],
+    ));
+    let etag = HubServer::etag(&model_dir(), "model.safetensors");
+    let blobs = repo_dir(&home.0).join("blobs");
+    std::fs::write(blobs.join(format!("{etag}.incomplete")), vec![7u8; 1000]).unwrap();
+    let o = run(&server.endpoint, &home.0, &["--json", "next", TEXT], &[]);
+    same_numbers(&ok(&o), &local_next());
+    assert!(stderr(&o).contains("did not verify"), "{}", stderr(&o));
+    assert!(!blobs.join(format!("{etag}.incomplete")).exists());
+}
+
+#[test]
+fn redirects_without_location_and_hostile_hashes_are_refused() {
+    fault_case(Fault::NoLocation, &["without a Location header"]);
+    fault_case(
+        Fault::EvilCommit,
+        &["commit hash that is not 40 hex digits"],
+    );
+    fault_case(Fault::EvilEtag, &["etag that is not a content hash"]);
+}
+
+#[test]
+fn http_errors_say_what_to_do() {
+    for (fault, needles) in [
+        (
+            Fault::Status(401, "RepoNotFound"),
+            vec!["no such repository", "HF_TOKEN"],
+        ),
+        (Fault::Status(403, "GatedRepo"), vec!["gated", "HF_TOKEN"]),
+        (
+            Fault::Status(404, "EntryNotFound"),
+            vec!["has no file config.json"],
+        ),
+        (Fault::Status(503, ""), vec!["HTTP 503", "try again later"]),
+    ] {
+        let server = HubServer::start(&model_dir(), fault);
+        let home = Scratch::new("hub-status");
+        let o = run(&server.endpoint, &home.0, &["next", TEXT], &[]);
+        failed(&o, &needles);
+    }
+}
+
+#[test]
+fn no_home_directory_asks_for_hf_home() {
+    // A uid without a passwd entry and no HOME, as `docker run --user 12345`.
+    let setpriv = Path::new("/usr/bin/setpriv");
+    let root = Std::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n");
+    if !root || !setpriv.exists() {
+        eprintln!("skipped: needs root and setpriv to run as a uid without a passwd entry");
+        return;
+    }
+    let bin = assert_cmd::cargo::cargo_bin("gpt2-inspect");
+    let o = Std::new(setpriv)
+        .args(["--reuid", "54321", "--regid", "54321", "--clear-groups"])
+        .arg(&bin)
+        .args(["next", "hi"])
+        .env_clear()
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    failed(&o, &["HF_HOME"]);
+}
