@@ -6,7 +6,9 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use common::{assert_close, model_dir, Reference};
 use gpt2_inspect::model::checkpoint::{Checkpoint, KeyLayout};
-use gpt2_inspect::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, Logits, Request};
+use gpt2_inspect::model::{
+    BlockHook, CaptureSpec, Config, Gpt2, Hook, Inputs, Logits, Request, Tap,
+};
 use gpt2_inspect::tokenizer::Tokenizer;
 
 fn config() -> Config {
@@ -301,4 +303,73 @@ fn residual_stream_algebra() {
         .broadcast_add(acts.get(Hook::PosEmbed).unwrap()))
     .unwrap();
     assert_close("embed + pos_embed", &get(0, BlockHook::ResidPre), &emb);
+}
+
+/// Replaces the activation at one hook with a tensor given in advance.
+struct Replace(Hook, Tensor);
+
+impl Tap for Replace {
+    fn wants(&self, hook: Hook) -> bool {
+        hook == self.0
+    }
+
+    fn tap(&mut self, hook: Hook, x: Tensor) -> anyhow::Result<Tensor> {
+        Ok(if hook == self.0 { self.1.clone() } else { x })
+    }
+}
+
+/// Every hook replaced by a copy of itself (a new tensor, same values).
+struct CopyAll;
+
+impl Tap for CopyAll {
+    fn wants(&self, _: Hook) -> bool {
+        true
+    }
+
+    fn tap(&mut self, _: Hook, x: Tensor) -> anyhow::Result<Tensor> {
+        Ok(x.copy()?)
+    }
+}
+
+#[test]
+fn taps_replace_activations_on_the_recording_path() {
+    // Prompts 1 and 2 have 6 tokens each. Running prompt 2 with an activation replaced by
+    // HF's value for prompt 1 from that point on must give HF's logits for prompt 1: the
+    // rest of the pass depends on nothing else (resid_pre at every position carries it all).
+    let reference = Reference::load();
+    let cfg = config();
+    let model = load(cfg.n_layer);
+    let (a, b) = (1, 2);
+    assert_eq!(reference.ids(a).len(), reference.ids(b).len());
+    let req = Request {
+        capture: CaptureSpec::default(),
+        logits: Logits::Last,
+    };
+    let ids = input(&reference.ids(b));
+    let last = |p: usize| {
+        let want = reference.get(&format!("p{p}.logits_last"));
+        move |what: &str, got: &Tensor| {
+            let got = got.flatten_all().unwrap();
+            assert_close(what, &got, &want.flatten_all().unwrap())
+        }
+    };
+    for hook in [
+        Hook::Embed,
+        Hook::Block(1, BlockHook::ResidPre),
+        Hook::Block(2, BlockHook::ResidMid),
+    ] {
+        let theirs = reference.get(&format!("p{a}.{hook}")).clone();
+        let mut tap = Replace(hook, theirs);
+        let logits = model
+            .run(Inputs::new(&ids), &req, &mut tap)
+            .unwrap()
+            .unwrap();
+        last(a)(&format!("p{b} with p{a}'s {hook}"), &logits);
+    }
+    // Unpatched, prompt 2 is prompt 2 (the test can tell them apart).
+    let plain = model
+        .run(Inputs::new(&ids), &req, &mut CopyAll)
+        .unwrap()
+        .unwrap();
+    last(b)("p2 with every hook copied", &plain);
 }

@@ -14,7 +14,8 @@ use super::{padded, Prepared, Session};
 use crate::atomic::Output;
 use crate::cli::DumpArgs;
 use crate::error::usage;
-use crate::model::{CaptureSpec, Hook, Logits, Request};
+use crate::model::tap::Recorder;
+use crate::model::{CaptureSpec, Hook, Inputs, Logits, Request};
 use crate::render::table;
 use crate::report::DumpReport;
 
@@ -123,24 +124,26 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
     // another, so a FIFO or a device works as well as a file.
     let mut at = 0u64;
     let mut written = 0;
-    model.forward_with(
-        &prepared.input(model.device())?,
-        prepared.lengths().as_deref(),
-        &req,
-        &mut |hook: Hook, tensor: Tensor| {
-            let (offset, shape) = &slots[&hook];
-            if tensor.dims() != shape.as_slice() {
-                bail!("{hook} has shape {:?}, expected {shape:?}", tensor.dims());
-            }
-            if *offset != at {
-                bail!("{hook} was computed out of data-flow order");
-            }
-            tensor.write_bytes(&mut w).context(what.clone())?;
-            at += (tensor.elem_count() * tensor.dtype().size_in_bytes()) as u64;
-            written += 1;
-            Ok(())
-        },
-    )?;
+    let input = prepared.input(model.device())?;
+    let lengths = prepared.lengths();
+    let inputs = Inputs {
+        lengths: lengths.as_deref(),
+        ..Inputs::new(&input)
+    };
+    let mut recorder = Recorder::new(&req.capture, |hook: Hook, tensor: Tensor| {
+        let (offset, shape) = &slots[&hook];
+        if tensor.dims() != shape.as_slice() {
+            bail!("{hook} has shape {:?}, expected {shape:?}", tensor.dims());
+        }
+        if *offset != at {
+            bail!("{hook} was computed out of data-flow order");
+        }
+        tensor.write_bytes(&mut w).context(what.clone())?;
+        at += (tensor.elem_count() * tensor.dtype().size_in_bytes()) as u64;
+        written += 1;
+        Ok(())
+    });
+    model.run(inputs, &req, &mut recorder)?;
     w.flush().context(what)?;
     drop(w);
     if written != hooks.len() {

@@ -192,6 +192,7 @@ impl Checkpoint {
             ckpt: self,
             device: device.clone(),
             dtype,
+            prefix: String::new(),
         })
     }
 }
@@ -207,19 +208,36 @@ fn element_size(dtype: &str) -> Option<usize> {
     }
 }
 
+/// Reads tensors under a prefix, as candle's `VarBuilder`: `r.pp("h.0").pp("ln_1").get("weight")`
+/// reads `h.0.ln_1.weight` (with `transformer.` before it in the prefixed layout).
+#[derive(Clone)]
 pub struct Reader<'a> {
     ckpt: &'a Checkpoint,
     device: Device,
     dtype: DType,
+    prefix: String,
 }
 
 #[cfg(not(target_endian = "little"))]
 compile_error!("checkpoints are read as little-endian f32 in place");
 
 impl Reader<'_> {
-    pub fn get(&self, key: &str) -> Result<Tensor> {
+    /// This reader one level down: `name` joins the prefix.
+    pub fn pp(&self, name: impl std::fmt::Display) -> Self {
+        let prefix = match self.prefix.as_str() {
+            "" => name.to_string(),
+            p => format!("{p}.{name}"),
+        };
+        Reader {
+            prefix,
+            ..self.clone()
+        }
+    }
+
+    /// The tensor `name` under this reader's prefix.
+    pub fn get(&self, name: &str) -> Result<Tensor> {
         let ckpt = self.ckpt;
-        let full = ckpt.layout.full_key(key);
+        let full = ckpt.layout.full_key(&self.pp(name).prefix);
         let e = ckpt
             .entries
             .get(&full)

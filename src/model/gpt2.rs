@@ -1,5 +1,6 @@
 //! GPT-2 as Hugging Face's `GPT2LMHeadModel` computes it (eager attention), with every
-//! intermediate activation recordable under its TransformerLens name.
+//! intermediate activation passing through a tap under its TransformerLens name, to be
+//! recorded or replaced.
 //!
 //! Shapes: B batch, T tokens, C = n_embd, nh heads, hs = C / nh, V vocabulary.
 
@@ -10,6 +11,7 @@ use super::checkpoint::{Checkpoint, Reader};
 use super::config::{Activation, Config};
 use super::hooks::{Activations, BlockHook, CaptureSpec, Dim, Hook};
 use super::softmax::masked_softmax;
+use super::tap::{collect, Tap};
 
 /// Which positions get logits. Computing them costs a (C × V) matmul per position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,22 +104,6 @@ impl KvCache {
     }
 }
 
-/// What a forward pass is run over besides its tokens.
-struct Context<'a> {
-    /// Real tokens per sequence, right padding after them; `None`: every position is real.
-    lengths: Option<&'a [usize]>,
-    cache: Option<&'a mut KvCache>,
-}
-
-impl Context<'_> {
-    fn plain() -> Self {
-        Context {
-            lengths: None,
-            cache: None,
-        }
-    }
-}
-
 /// HF's `Conv1D`: y = x W + b with W stored (in, out), so no transpose is needed.
 struct Conv1D {
     weight: Tensor, // (in, out)
@@ -125,10 +111,10 @@ struct Conv1D {
 }
 
 impl Conv1D {
-    fn load(r: &Reader, prefix: &str) -> Result<Self> {
+    fn load(r: &Reader) -> Result<Self> {
         Ok(Conv1D {
-            weight: r.get(&format!("{prefix}.weight"))?,
-            bias: r.get(&format!("{prefix}.bias"))?,
+            weight: r.get("weight")?,
+            bias: r.get("bias")?,
         })
     }
 
@@ -148,10 +134,10 @@ struct LayerNorm {
 }
 
 impl LayerNorm {
-    fn load(r: &Reader, prefix: &str, cfg: &Config) -> Result<Self> {
+    fn load(r: &Reader, cfg: &Config) -> Result<Self> {
         Ok(LayerNorm {
-            weight: r.get(&format!("{prefix}.weight"))?,
-            bias: r.get(&format!("{prefix}.bias"))?,
+            weight: r.get("weight")?,
+            bias: r.get("bias")?,
             eps: cfg.layer_norm_epsilon as f32,
         })
     }
@@ -174,7 +160,7 @@ struct Attention {
 }
 
 impl Attention {
-    fn load(r: &Reader, prefix: &str, cfg: &Config, layer: usize) -> Result<Self> {
+    fn load(r: &Reader, cfg: &Config, layer: usize) -> Result<Self> {
         let mut scale = 1.0;
         if cfg.scale_attn_weights {
             scale /= (cfg.head_dim() as f64).sqrt();
@@ -183,8 +169,8 @@ impl Attention {
             scale /= (layer + 1) as f64;
         }
         Ok(Attention {
-            c_attn: Conv1D::load(r, &format!("{prefix}.c_attn"))?,
-            c_proj: Conv1D::load(r, &format!("{prefix}.c_proj"))?,
+            c_attn: Conv1D::load(&r.pp("c_attn"))?,
+            c_proj: Conv1D::load(&r.pp("c_proj"))?,
             n_head: cfg.n_head,
             scale,
         })
@@ -198,22 +184,27 @@ impl Attention {
         mask: &Tensor,
         past: Option<&(Tensor, Tensor)>,
         layer: usize,
-        rec: &mut Recorder,
+        tap: &mut dyn Tap,
     ) -> Result<(Tensor, (Tensor, Tensor))> {
-        let hook = |h| Hook::Block(layer, h);
+        let at = |h| Hook::Block(layer, h);
         let (b, t, c) = x.dims3()?;
         let (nh, hs) = (self.n_head, c / self.n_head);
         let qkv = self.c_attn.forward(x)?; // (B, T, 3C)
         let split = |i: usize| -> Result<Tensor> {
             Ok(qkv.narrow(2, i * c, c)?.reshape((b, t, nh, hs))?) // (B, T, nh, hs)
         };
-        let (q, k, v) = (split(0)?, split(1)?, split(2)?);
-        rec.heads(hook(BlockHook::Q), &q, 2)?;
-        rec.heads(hook(BlockHook::K), &k, 2)?;
-        rec.heads(hook(BlockHook::V), &v, 2)?;
-        let q = q.transpose(1, 2)?.contiguous()?; // (B, nh, T, hs)
-        let k = k.transpose(1, 2)?.contiguous()?; // (B, nh, T, hs)
-        let v = v.transpose(1, 2)?.contiguous()?; // (B, nh, T, hs)
+        let q = tap
+            .tap(at(BlockHook::Q), split(0)?)?
+            .transpose(1, 2)?
+            .contiguous()?; // (B, nh, T, hs)
+        let k = tap
+            .tap(at(BlockHook::K), split(1)?)?
+            .transpose(1, 2)?
+            .contiguous()?; // (B, nh, T, hs)
+        let v = tap
+            .tap(at(BlockHook::V), split(2)?)?
+            .transpose(1, 2)?
+            .contiguous()?; // (B, nh, T, hs)
         let (k, v) = match past {
             Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?), // (B, nh, Tk, hs)
             None => (k, v),
@@ -221,19 +212,24 @@ impl Attention {
 
         // Scaling q (T·C values) rather than the scores (T·Tk per head) does the same sum;
         // for GPT-2's 1/√64 = 1/8 it is exact. mask: 0 where a query may look, -inf at future
-        // keys and padding; the softmax adds it itself, so the masked scores are only made
-        // when someone records them.
+        // keys and padding; the fused softmax adds it itself, so the masked scores are only
+        // made when a tap wants them, and used only if it replaced them.
         let scores = (q * self.scale)?.matmul(&k.t()?)?; // (B, nh, T, Tk)
-        if rec.wants(hook(BlockHook::AttnScores)) {
+        let pattern = if tap.wants(at(BlockHook::AttnScores)) {
             let masked = scores.broadcast_add(mask)?; // (B, nh, T, Tk)
-            rec.heads(hook(BlockHook::AttnScores), &masked, 1)?;
-        }
-        let pattern = masked_softmax(&scores, mask)?; // (B, nh, T, Tk), rows sum to 1
-        rec.heads(hook(BlockHook::Pattern), &pattern, 1)?;
+            let id = masked.id();
+            let tapped = tap.tap(at(BlockHook::AttnScores), masked)?;
+            match tapped.id() == id {
+                true => masked_softmax(&scores, mask)?,
+                false => candle_nn::ops::softmax_last_dim(&tapped)?,
+            }
+        } else {
+            masked_softmax(&scores, mask)?
+        }; // (B, nh, T, Tk), rows sum to 1
+        let pattern = tap.tap(at(BlockHook::Pattern), pattern)?;
 
         let z = pattern.matmul(&v)?.transpose(1, 2)?; // (B, T, nh, hs)
-        rec.heads(hook(BlockHook::Z), &z, 2)?;
-        let z = z.reshape((b, t, c))?; // (B, T, C), heads concatenated
+        let z = tap.tap(at(BlockHook::Z), z)?.reshape((b, t, c))?; // (B, T, C), heads concatenated
         Ok((self.c_proj.forward(&z)?, (k, v))) // (B, T, C)
     }
 }
@@ -245,24 +241,24 @@ struct Mlp {
 }
 
 impl Mlp {
-    fn load(r: &Reader, prefix: &str, cfg: &Config) -> Result<Self> {
+    fn load(r: &Reader, cfg: &Config) -> Result<Self> {
         Ok(Mlp {
-            c_fc: Conv1D::load(r, &format!("{prefix}.c_fc"))?,
-            c_proj: Conv1D::load(r, &format!("{prefix}.c_proj"))?,
+            c_fc: Conv1D::load(&r.pp("c_fc"))?,
+            c_proj: Conv1D::load(&r.pp("c_proj"))?,
             act: cfg.activation_function,
         })
     }
 
-    fn forward(&self, x: &Tensor, layer: usize, rec: &mut Recorder) -> Result<Tensor> {
-        let pre = self.c_fc.forward(x)?; // (B, T, 4C)
-        rec.record(Hook::Block(layer, BlockHook::MlpPre), &pre)?;
+    fn forward(&self, x: &Tensor, layer: usize, tap: &mut dyn Tap) -> Result<Tensor> {
+        let at = |h| Hook::Block(layer, h);
+        let pre = tap.tap(at(BlockHook::MlpPre), self.c_fc.forward(x)?)?; // (B, T, 4C)
         let post = match self.act {
             Activation::GeluTanh => pre.gelu()?,
             Activation::GeluErf => pre.gelu_erf()?,
             Activation::Relu => pre.relu()?,
             Activation::Silu => pre.silu()?,
         }; // (B, T, 4C)
-        rec.record(Hook::Block(layer, BlockHook::MlpPost), &post)?;
+        let post = tap.tap(at(BlockHook::MlpPost), post)?;
         self.c_proj.forward(&post) // (B, T, C)
     }
 }
@@ -277,78 +273,59 @@ struct Block {
 
 impl Block {
     fn load(r: &Reader, layer: usize, cfg: &Config) -> Result<Self> {
-        let p = format!("h.{layer}");
         Ok(Block {
             layer,
-            ln_1: LayerNorm::load(r, &format!("{p}.ln_1"), cfg)?,
-            attn: Attention::load(r, &format!("{p}.attn"), cfg, layer)?,
-            ln_2: LayerNorm::load(r, &format!("{p}.ln_2"), cfg)?,
-            mlp: Mlp::load(r, &format!("{p}.mlp"), cfg)?,
+            ln_1: LayerNorm::load(&r.pp("ln_1"), cfg)?,
+            attn: Attention::load(&r.pp("attn"), cfg, layer)?,
+            ln_2: LayerNorm::load(&r.pp("ln_2"), cfg)?,
+            mlp: Mlp::load(&r.pp("mlp"), cfg)?,
         })
     }
 
-    /// Pre-LN: x + attn(ln_1(x)), then + mlp(ln_2(.)). The input (hook_resid_pre) is
-    /// recorded by the caller.
-    /// Also returns the block's keys and values (see [`Attention::forward`]).
+    /// Pre-LN: `x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))`, every step through its hook.
+    /// `x` is the block's input after hook_resid_pre. Also returns the block's keys and
+    /// values (see [`Attention::forward`]).
     fn forward(
         &self,
         x: &Tensor,
         mask: &Tensor,
         past: Option<&(Tensor, Tensor)>,
-        rec: &mut Recorder,
+        tap: &mut dyn Tap,
     ) -> Result<(Tensor, (Tensor, Tensor))> {
         let l = self.layer;
-        let hook = |h| Hook::Block(l, h);
-        let h = self.ln_1.forward(x)?; // (B, T, C)
-        rec.record(hook(BlockHook::Ln1Normalized), &h)?;
-        let (attn_out, kv) = self.attn.forward(&h, mask, past, l, rec)?; // (B, T, C)
-        rec.record(hook(BlockHook::AttnOut), &attn_out)?;
-        let x = (x + attn_out)?; // (B, T, C)
-        rec.record(hook(BlockHook::ResidMid), &x)?;
-        let h = self.ln_2.forward(&x)?; // (B, T, C)
-        rec.record(hook(BlockHook::Ln2Normalized), &h)?;
-        let mlp_out = self.mlp.forward(&h, l, rec)?; // (B, T, C)
-        rec.record(hook(BlockHook::MlpOut), &mlp_out)?;
-        let x = (x + mlp_out)?; // (B, T, C)
-        rec.record(hook(BlockHook::ResidPost), &x)?;
+        let at = |h| Hook::Block(l, h);
+        let h = tap.tap(at(BlockHook::Ln1Normalized), self.ln_1.forward(x)?)?; // (B, T, C)
+        let (attn_out, kv) = self.attn.forward(&h, mask, past, l, tap)?;
+        let attn_out = tap.tap(at(BlockHook::AttnOut), attn_out)?;
+        let x = tap.tap(at(BlockHook::ResidMid), (x + attn_out)?)?; // (B, T, C)
+
+        let h = tap.tap(at(BlockHook::Ln2Normalized), self.ln_2.forward(&x)?)?;
+        let mlp_out = self.mlp.forward(&h, l, tap)?;
+        let mlp_out = tap.tap(at(BlockHook::MlpOut), mlp_out)?;
+        let x = tap.tap(at(BlockHook::ResidPost), (x + mlp_out)?)?; // (B, T, C)
         Ok((x, kv))
     }
 }
 
-/// Passes the activations the spec asks for to the caller's sink, as they are computed.
-struct Recorder<'a> {
-    spec: &'a CaptureSpec,
-    sink: &'a mut dyn FnMut(Hook, Tensor) -> Result<()>,
+/// What a forward pass runs over: token ids `(B, T)` (u32) and how they relate to what
+/// came before.
+pub struct Inputs<'a> {
+    pub ids: &'a Tensor,
+    /// Real tokens per sequence of a right-padded batch (padding after them, attended to by
+    /// no real token); `None`: every position is real.
+    pub lengths: Option<&'a [usize]>,
+    /// Keys and values of earlier positions: `ids` continue them, and this call's keys and
+    /// values are appended.
+    pub cache: Option<&'a mut KvCache>,
 }
 
-impl Recorder<'_> {
-    fn wants(&self, hook: Hook) -> bool {
-        self.spec.wants(hook)
-    }
-
-    fn record(&mut self, hook: Hook, t: &Tensor) -> Result<()> {
-        if self.wants(hook) {
-            (self.sink)(hook, t.clone())?;
+impl<'a> Inputs<'a> {
+    pub fn new(ids: &'a Tensor) -> Self {
+        Inputs {
+            ids,
+            lengths: None,
+            cache: None,
         }
-        Ok(())
-    }
-
-    /// Like `record`, narrowed to the spec's heads along `head_dim`.
-    fn heads(&mut self, hook: Hook, t: &Tensor, head_dim: usize) -> Result<()> {
-        if !self.wants(hook) {
-            return Ok(());
-        }
-        let t = match self.spec.heads() {
-            Some(heads) => {
-                let idx = Tensor::new(
-                    heads.iter().map(|&i| i as u32).collect::<Vec<_>>(),
-                    t.device(),
-                )?;
-                t.index_select(&idx, head_dim)?
-            }
-            None => t.clone(),
-        };
-        (self.sink)(hook, t)
     }
 }
 
@@ -380,9 +357,9 @@ impl Gpt2 {
         // Reading weights is bound by the kernel handing out fresh pages, which scales with
         // cores: the token embedding and the blocks are read on parallel threads.
         let (wte, h) = std::thread::scope(|s| -> Result<_> {
-            let wte = s.spawn(|| r.get("wte.weight"));
+            let wte = s.spawn(|| r.pp("wte").get("weight"));
             let h = (0..n_blocks)
-                .map(|l| Block::load(&r, l, cfg))
+                .map(|l| Block::load(&r.pp("h").pp(l), l, cfg))
                 .collect::<Result<Vec<_>>>();
             let wte = wte
                 .join()
@@ -390,13 +367,13 @@ impl Gpt2 {
             Ok((wte?, h?))
         })?;
         let ln_f = if n_blocks == cfg.n_layer {
-            Some(LayerNorm::load(&r, "ln_f", cfg)?)
+            Some(LayerNorm::load(&r.pp("ln_f"), cfg)?)
         } else {
             None
         };
         Ok(Gpt2 {
             wte,
-            wpe: r.get("wpe.weight")?,
+            wpe: r.pp("wpe").get("weight")?,
             h,
             ln_f,
             cfg: cfg.clone(),
@@ -423,80 +400,136 @@ impl Gpt2 {
         &self.wpe
     }
 
-    /// Runs the model on `input_ids` `(B, T)` (u32), every position a real token.
+    /// Runs the model on `input_ids` `(B, T)` (u32), every position a real token, and
+    /// returns what `req` asks for.
     pub fn forward(&self, input_ids: &Tensor, req: &Request) -> Result<Output> {
-        self.collect(input_ids, Context::plain(), req)
+        self.collect(Inputs::new(input_ids), req)
     }
 
-    /// Runs a right-padded batch: sequence `i` has `lengths[i]` real tokens, then padding
-    /// that no real token attends to. `Logits::Last` gives each sequence's last real token.
+    /// [`forward`](Self::forward) over a right-padded batch: sequence `i` has `lengths[i]`
+    /// real tokens. `Logits::Last` gives each sequence's last real token.
     pub fn forward_padded(
         &self,
         input_ids: &Tensor,
         lengths: &[usize],
         req: &Request,
     ) -> Result<Output> {
-        let ctx = Context {
+        let inputs = Inputs {
             lengths: Some(lengths),
-            cache: None,
+            ..Inputs::new(input_ids)
         };
-        self.collect(input_ids, ctx, req)
+        self.collect(inputs, req)
     }
 
-    /// Runs `input_ids` `(B, T)` as the positions following those in `cache`, attending to
-    /// the cached keys and values, and appends this call's keys and values to `cache`.
-    /// Attention hooks record `(B, nh, T, T_past + T)`.
+    /// [`forward`](Self::forward) of the positions after those in `cache`, attending to
+    /// the cached keys and values, and appending this call's to `cache`. Attention hooks
+    /// record `(B, nh, T, T_past + T)`.
     pub fn forward_cached(
         &self,
         input_ids: &Tensor,
         cache: &mut KvCache,
         req: &Request,
     ) -> Result<Output> {
-        let ctx = Context {
-            lengths: None,
+        let inputs = Inputs {
             cache: Some(cache),
+            ..Inputs::new(input_ids)
         };
-        self.collect(input_ids, ctx, req)
+        self.collect(inputs, req)
     }
 
-    fn collect(&self, input_ids: &Tensor, ctx: Context, req: &Request) -> Result<Output> {
+    fn collect(&self, inputs: Inputs, req: &Request) -> Result<Output> {
         let mut activations = Activations::default();
-        let logits = self.run(input_ids, ctx, req, &mut |hook, t| {
-            activations.insert(hook, t);
-            Ok(())
-        })?;
+        let logits = self.run(inputs, req, &mut collect(&req.capture, &mut activations))?;
         Ok(Output {
             activations,
             logits,
         })
     }
 
-    /// Runs the model, handing each recorded activation to `sink` as soon as it is computed
-    /// (in data-flow order), so a caller can write it out instead of holding every layer.
-    /// `lengths` as in [`Gpt2::forward_padded`]. Returns the logits `req` asks for.
-    pub fn forward_with(
-        &self,
-        input_ids: &Tensor,
-        lengths: Option<&[usize]>,
-        req: &Request,
-        sink: &mut dyn FnMut(Hook, Tensor) -> Result<()>,
-    ) -> Result<Option<Tensor>> {
-        let ctx = Context {
+    /// The forward pass itself: every activation flows through `tap` as it is computed (in
+    /// data-flow order), which may record it or replace it. `req` says how many blocks run
+    /// and which logits are made; what is recorded is the tap's business. Returns the
+    /// logits.
+    pub fn run(&self, inputs: Inputs, req: &Request, tap: &mut dyn Tap) -> Result<Option<Tensor>> {
+        let Inputs {
+            ids: input_ids,
             lengths,
-            cache: None,
+            mut cache,
+        } = inputs;
+        let (b, t) = input_ids.dims2()?;
+        let past = cache.as_ref().map_or(0, |c| c.len);
+        let n_blocks = self.check_run(b, t, past, lengths, req, cache.is_some())?;
+
+        let c = self.cfg.n_embd;
+        let tok_emb = self
+            .wte
+            .embedding(&input_ids.flatten_all()?)?
+            .reshape((b, t, c))?; // (B, T, C)
+        let tok_emb = tap.tap(Hook::Embed, tok_emb)?;
+        // Right padding leaves every real token at its own index, so positions past..past+T
+        // count real tokens only; padding positions are never attended to.
+        let positions = Tensor::arange(past as u32, (past + t) as u32, &self.device)?;
+        let pos_emb = self.wpe.embedding(&positions)?.unsqueeze(0)?; // (1, T, C)
+        let pos_emb = tap.tap(Hook::PosEmbed, pos_emb)?;
+        let mut x = tok_emb.broadcast_add(&pos_emb)?; // (B, T, C)
+
+        let mask = self.mask(t, past, lengths)?; // (B or 1, 1, T, Tk)
+        for block in self.h.iter().take(n_blocks) {
+            let l = block.layer;
+            x = tap.tap(Hook::Block(l, BlockHook::ResidPre), x)?;
+            let cached = cache.as_ref().and_then(|c| c.layers.get(l));
+            let (y, kv) = block.forward(&x, &mask, cached, tap)?; // (B, T, C)
+            x = y;
+            if let Some(cache) = cache.as_mut() {
+                match cache.layers.get_mut(l) {
+                    Some(slot) => *slot = kv,
+                    None => cache.layers.push(kv),
+                }
+            }
+        }
+        if let Some(cache) = cache.as_mut() {
+            cache.len += t;
+        }
+        if n_blocks < self.cfg.n_layer {
+            // The input of the first block not run is the output of the last one run.
+            tap.tap(Hook::Block(n_blocks, BlockHook::ResidPre), x)?;
+            return Ok(None);
+        }
+
+        let ln_f = self
+            .ln_f
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("ln_f was not loaded"))?;
+        let x = tap.tap(Hook::LnFinal, ln_f.forward(&x)?)?; // (B, T, C)
+        let logits = match req.logits {
+            Logits::None => return Ok(None),
+            Logits::Last => {
+                let last = match lengths {
+                    Some(lengths) => {
+                        let rows = (0..b)
+                            .map(|i| x.narrow(0, i, 1)?.narrow(1, lengths[i] - 1, 1))
+                            .collect::<candle_core::Result<Vec<_>>>()?;
+                        Tensor::cat(&rows, 0)? // (B, 1, C)
+                    }
+                    None => x.narrow(1, t - 1, 1)?, // (B, 1, C)
+                };
+                self.unembed(&last)? // (B, 1, V)
+            }
+            Logits::All => self.unembed(&x)?, // (B, T, V)
         };
-        self.run(input_ids, ctx, req, sink)
+        Ok(Some(tap.tap(Hook::Logits, logits)?))
     }
 
-    fn run(
+    /// Checks a run's sizes against the model; returns how many blocks it runs.
+    fn check_run(
         &self,
-        input_ids: &Tensor,
-        mut ctx: Context,
+        b: usize,
+        t: usize,
+        past: usize,
+        lengths: Option<&[usize]>,
         req: &Request,
-        sink: &mut dyn FnMut(Hook, Tensor) -> Result<()>,
-    ) -> Result<Option<Tensor>> {
-        let (b, t) = input_ids.dims2()?;
-        let past = ctx.cache.as_ref().map_or(0, |c| c.len);
+        cached: bool,
+    ) -> Result<usize> {
         if t == 0 {
             bail!("no tokens to run the model on");
         }
@@ -507,7 +540,7 @@ impl Gpt2 {
                 self.cfg.n_positions
             );
         }
-        if let Some(lengths) = ctx.lengths {
+        if let Some(lengths) = lengths {
             if lengths.len() != b || lengths.iter().any(|&n| n == 0 || n > t) {
                 bail!("lengths {lengths:?} do not fit a batch of {b} sequences of {t} tokens");
             }
@@ -519,76 +552,10 @@ impl Gpt2 {
                 self.h.len()
             );
         }
-        if ctx.cache.is_some() && n_blocks < self.cfg.n_layer {
+        if cached && n_blocks < self.cfg.n_layer {
             bail!("a cached forward pass must run every block to keep the cache whole");
         }
-        let mut rec = Recorder {
-            spec: &req.capture,
-            sink,
-        };
-
-        let c = self.cfg.n_embd;
-        let tok_emb = self
-            .wte
-            .embedding(&input_ids.flatten_all()?)?
-            .reshape((b, t, c))?; // (B, T, C)
-        rec.record(Hook::Embed, &tok_emb)?;
-        // Right padding leaves every real token at its own index, so positions past..past+T
-        // count real tokens only; padding positions are never attended to.
-        let positions = Tensor::arange(past as u32, (past + t) as u32, &self.device)?;
-        let pos_emb = self.wpe.embedding(&positions)?.unsqueeze(0)?; // (1, T, C)
-        rec.record(Hook::PosEmbed, &pos_emb)?;
-        let mut x = tok_emb.broadcast_add(&pos_emb)?; // (B, T, C)
-
-        let mask = self.mask(t, past, ctx.lengths)?; // (B or 1, 1, T, Tk)
-        for block in self.h.iter().take(n_blocks) {
-            let l = block.layer;
-            rec.record(Hook::Block(l, BlockHook::ResidPre), &x)?;
-            let cached = ctx.cache.as_ref().and_then(|c| c.layers.get(l));
-            let (y, kv) = block.forward(&x, &mask, cached, &mut rec)?; // (B, T, C)
-            x = y;
-            if let Some(cache) = ctx.cache.as_mut() {
-                match cache.layers.get_mut(l) {
-                    Some(slot) => *slot = kv,
-                    None => cache.layers.push(kv),
-                }
-            }
-        }
-        if let Some(cache) = ctx.cache.as_mut() {
-            cache.len += t;
-        }
-        if n_blocks < self.cfg.n_layer {
-            // The input of the first block not run is the output of the last one run.
-            rec.record(Hook::Block(n_blocks, BlockHook::ResidPre), &x)?;
-            return Ok(None);
-        }
-
-        let ln_f = self
-            .ln_f
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("ln_f was not loaded"))?;
-        let x = ln_f.forward(&x)?; // (B, T, C)
-        rec.record(Hook::LnFinal, &x)?;
-        let logits = match req.logits {
-            Logits::None => None,
-            Logits::Last => {
-                let last = match ctx.lengths {
-                    Some(lengths) => {
-                        let rows = (0..b)
-                            .map(|i| x.narrow(0, i, 1)?.narrow(1, lengths[i] - 1, 1))
-                            .collect::<candle_core::Result<Vec<_>>>()?;
-                        Tensor::cat(&rows, 0)? // (B, 1, C)
-                    }
-                    None => x.narrow(1, t - 1, 1)?, // (B, 1, C)
-                };
-                Some(self.unembed(&last)?) // (B, 1, V)
-            }
-            Logits::All => Some(self.unembed(&x)?), // (B, T, V)
-        };
-        if let Some(l) = &logits {
-            rec.record(Hook::Logits, l)?;
-        }
-        Ok(logits)
+        Ok(n_blocks)
     }
 
     /// The tied LM head: `x @ wteᵀ`, for `x` `(B, T, C)` already through ln_f.

@@ -72,17 +72,14 @@ impl BlockHook {
         }
     }
 
-    /// Hooks whose tensors have a head axis, which a [`CaptureSpec`] may narrow to some heads.
-    pub fn is_per_head(self) -> bool {
-        matches!(
-            self,
-            BlockHook::Q
-                | BlockHook::K
-                | BlockHook::V
-                | BlockHook::AttnScores
-                | BlockHook::Pattern
-                | BlockHook::Z
-        )
+    /// The head axis of this hook's tensor, which a [`CaptureSpec`] may narrow to some heads:
+    /// 2 in `[B, T, H, d_head]` (q, k, v, z), 1 in `[B, H, T, T]` (scores, pattern).
+    pub fn head_axis(self) -> Option<usize> {
+        match self {
+            BlockHook::Q | BlockHook::K | BlockHook::V | BlockHook::Z => Some(2),
+            BlockHook::AttnScores | BlockHook::Pattern => Some(1),
+            _ => None,
+        }
     }
 }
 
@@ -197,17 +194,24 @@ impl CaptureSpec {
         self.hooks.contains(&hook)
     }
 
-    pub fn wants_any_in_block(&self, layer: usize) -> bool {
-        self.hooks
-            .range(
-                Hook::Block(layer, BlockHook::ResidPre)..=Hook::Block(layer, BlockHook::ResidPost),
-            )
-            .next()
-            .is_some()
-    }
-
     pub fn heads(&self) -> Option<&[usize]> {
         self.heads.as_deref()
+    }
+
+    /// `x` as recorded at `hook`: narrowed to the spec's heads on a per-head hook.
+    pub fn narrow_heads(&self, hook: Hook, x: &Tensor) -> Result<Tensor> {
+        let axis = match hook {
+            Hook::Block(_, h) => h.head_axis(),
+            _ => None,
+        };
+        match (axis, &self.heads) {
+            (Some(axis), Some(heads)) => {
+                let idx: Vec<u32> = heads.iter().map(|&h| h as u32).collect();
+                let idx = Tensor::new(idx, x.device())?;
+                Ok(x.index_select(&idx, axis)?)
+            }
+            _ => Ok(x.clone()),
+        }
     }
 
     /// How many blocks must run to record everything asked for.
@@ -267,8 +271,6 @@ mod tests {
         let c = cfg();
         let spec = CaptureSpec::new([Hook::Block(0, BlockHook::Pattern)]);
         assert_eq!(spec.blocks_needed(c.n_layer), 1);
-        assert!(spec.wants_any_in_block(0));
-        assert!(!spec.wants_any_in_block(1));
         assert_eq!(CaptureSpec::new([Hook::Embed]).blocks_needed(12), 0);
         assert_eq!(CaptureSpec::new([Hook::LnFinal]).blocks_needed(12), 12);
     }

@@ -8,7 +8,9 @@ pub mod hooks;
 pub mod hub;
 mod softmax;
 pub mod source;
+pub mod tap;
 
 pub use config::Config;
-pub use gpt2::{Gpt2, KvCache, Logits, Output, Request};
+pub use gpt2::{Gpt2, Inputs, KvCache, Logits, Output, Request};
 pub use hooks::{Activations, BlockHook, CaptureSpec, Hook};
+pub use tap::Tap;
