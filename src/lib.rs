@@ -4,6 +4,7 @@
 pub mod atomic;
 pub mod cli;
 pub mod commands;
+pub mod dist;
 pub mod error;
 pub mod input;
 pub mod model;

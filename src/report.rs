@@ -393,6 +393,9 @@ pub struct GeneratedToken {
     /// query at position p, the one whose output chose this token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attention: Option<Vec<f32>>,
+    /// The 3 positions `attention` weighs most, most first (for the table).
+    #[serde(skip)]
+    pub attention_top: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -249,3 +249,44 @@ fn bad_generation_options_are_usage_errors() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// The library's generation loop itself, as a program using the crate calls it.
+#[test]
+fn library_generation_equals_hf_greedy() {
+    use candle_transformers::generation::{LogitsProcessor, Sampling};
+    use gpt2_inspect::model::generate::{generate, Settings, Stop};
+    let reference = Reference::load();
+    let (model, _) = model();
+    for p in GENERATE_PROMPTS {
+        for cache in [true, false] {
+            let settings = Settings {
+                max_new_tokens: reference.generate_new_tokens,
+                eos: None,
+                alternatives: 3,
+                watch: Some([1, 2]),
+                cache,
+            };
+            let mut processor = LogitsProcessor::from_sampling(0, Sampling::ArgMax);
+            let mut seen = 0;
+            let g = generate(&model, &reference.ids(p), &settings, &mut processor, |_| {
+                seen += 1;
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(
+                g.ids(),
+                hf_generated(&reference, p),
+                "prompt {p}, cache {cache}"
+            );
+            assert_eq!(g.stop, Stop::MaxNewTokens);
+            assert_eq!(seen, g.steps.len());
+            for (i, s) in g.steps.iter().enumerate() {
+                assert_eq!(s.top[0].0, s.id, "greedy picks the top token");
+                assert_eq!(
+                    s.attention.as_ref().unwrap().len(),
+                    reference.ids(p).len() + i
+                );
+            }
+        }
+    }
+}

@@ -6,8 +6,9 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::{DType, Tensor, D};
 
-use super::{decoded, row_norms, rows, Prepared, Row, Session};
+use super::{decoded, rows, Prepared, Row, Session};
 use crate::cli::EmbedArgs;
+use crate::dist;
 use crate::model::{Activations, BlockHook, CaptureSpec, Gpt2, Hook, Logits, Request};
 use crate::render::table;
 use crate::report::{EmbedReport, EmbedToken, Neighbour};
@@ -43,7 +44,11 @@ fn report(
     let tok = acts.get(Hook::Embed)?.squeeze(0)?; // (T, C)
     let pos = acts.get(Hook::PosEmbed)?.squeeze(0)?; // (T, C)
     let emb = acts.get(sum)?.squeeze(0)?; // (T, C)
-    let (tok_n, pos_n, emb_n) = (row_norms(&tok)?, row_norms(&pos)?, row_norms(&emb)?);
+    let (tok_n, pos_n, emb_n) = (
+        dist::row_norms(&tok)?,
+        dist::row_norms(&pos)?,
+        dist::row_norms(&emb)?,
+    );
     let mut nearest = match args.nearest {
         Some(n) => Some(nearest(model, tokenizer, &tok, ids, n as usize)?),
         None => None,
@@ -89,10 +94,10 @@ fn nearest(
     cos.iter()
         .zip(ids)
         .map(|(row, &own)| {
-            let mut order: Vec<usize> = (0..row.len()).filter(|&j| j != own as usize).collect();
-            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
-            order
+            // One more than asked, less the token itself.
+            dist::top_k(row, n + 1)
                 .into_iter()
+                .filter(|&j| j != own as usize)
                 .take(n)
                 .map(|j| {
                     Ok(Neighbour {

@@ -6,8 +6,9 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::Tensor;
 
-use super::{check_index, decoded, row_norms, rows, Prepared, Row, Session};
+use super::{check_index, decoded, rows, Prepared, Row, Session};
 use crate::cli::HiddenArgs;
+use crate::dist;
 use crate::model::{BlockHook, CaptureSpec, Config, Hook, Logits, Request};
 use crate::render::table;
 use crate::report::HiddenReport;
@@ -66,7 +67,10 @@ fn report(
     ids: &[u32],
     states: &[Tensor],
 ) -> Result<HiddenReport> {
-    let norms = states.iter().map(row_norms).collect::<Result<Vec<_>>>()?;
+    let norms = states
+        .iter()
+        .map(dist::row_norms)
+        .collect::<Result<Vec<_>>>()?;
     let t = ids.len();
     let (shape, values) = match args.layer {
         Some(_) => (vec![1, t, cfg.n_embd], Some(rows(&states[0])?)),

@@ -7,10 +7,9 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 
-use super::{
-    check_index, check_top_k, decoded, log_normalizer, predictions, Prepared, Row, Session,
-};
+use super::{check_index, check_top_k, decoded, predictions, Prepared, Row, Session};
 use crate::cli::LensArgs;
+use crate::dist;
 use crate::input::which_text;
 use crate::model::{Activations, BlockHook, CaptureSpec, Gpt2, Hook, Logits, Request};
 use crate::render::table;
@@ -86,8 +85,7 @@ pub(super) fn report(
             Ok(LensRow {
                 layer,
                 predictions: predictions(tokenizer, l, top_k)?,
-                final_token_prob: (row[final_id as usize] as f64 - log_normalizer(&row)).exp()
-                    as f32,
+                final_token_prob: dist::log_prob(&row, final_id as usize).exp() as f32,
             })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -22,6 +22,7 @@ use candle_core::{DType, Device, Tensor};
 use crate::cli::{
     Cli, ColorChoice, Command, DTypeArg, DeviceArg, GlobalArgs, TextArgs, TopKArgs, Truncate,
 };
+use crate::dist;
 use crate::error::usage;
 use crate::input::read_texts;
 use crate::input::which_text;
@@ -219,11 +220,6 @@ fn check_index(flag: &str, value: usize, count: usize, what: &str, model: &str) 
         )));
     }
     Ok(())
-}
-
-/// `(1, T)` u32 input for the model.
-fn input_ids(ids: &[u32], device: &Device) -> Result<Tensor> {
-    Ok(Tensor::new(ids, device)?.unsqueeze(0)?)
 }
 
 /// Each id decoded on its own: the labels of rows and columns.
@@ -491,35 +487,13 @@ fn check_top_k(top_k: &TopKArgs, cfg: &Config, model: &str) -> Result<usize> {
     Ok(k)
 }
 
-/// log Σ exp(logits), in f64 from the f32 logits: `logit - log_z` is the log-probability.
-fn log_normalizer(logits: &[f32]) -> f64 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    max + logits
-        .iter()
-        .map(|&l| (l as f64 - max).exp())
-        .sum::<f64>()
-        .ln()
-}
-
-/// Euclidean norm of each row of a `(T, d)` tensor.
-fn row_norms(t: &Tensor) -> Result<Vec<f32>> {
-    Ok(t.to_dtype(DType::F32)?
-        .sqr()?
-        .sum(candle_core::D::Minus1)?
-        .sqrt()?
-        .to_vec1()?)
-}
-
 /// The `k` highest logits of `logits` `(V,)`, with softmax probabilities and log-probabilities
 /// computed in f64 from the f32 logits.
 fn predictions(tokenizer: &Tokenizer, logits: &Tensor, k: usize) -> Result<Vec<Prediction>> {
     let logits: Vec<f32> = logits.to_dtype(DType::F32)?.to_vec1()?;
-    let log_z = log_normalizer(&logits);
-    let mut order: Vec<usize> = (0..logits.len()).collect();
-    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
-    order
+    let log_z = dist::log_normalizer(&logits);
+    dist::top_k(&logits, k)
         .into_iter()
-        .take(k)
         .enumerate()
         .map(|(rank, id)| {
             let logprob = logits[id] as f64 - log_z;

@@ -6,8 +6,9 @@ use std::io::Write;
 use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 
-use super::{log_normalizer, Prepared, Row, Session};
+use super::{Prepared, Row, Session};
 use crate::cli::ScoreArgs;
+use crate::dist;
 use crate::input::which_text;
 use crate::model::{CaptureSpec, Logits, Request};
 use crate::render::table;
@@ -57,14 +58,14 @@ fn report(
     let mut tokens = Vec::with_capacity(t - 1);
     for (i, row) in rows.iter().enumerate() {
         let actual = ids[i + 1] as usize;
-        let log_z = log_normalizer(row);
-        let top = (0..row.len()).fold(0, |best, j| if row[j] > row[best] { j } else { best });
+        let log_z = dist::log_normalizer(row);
+        let top = dist::top_k(row, 1)[0];
         tokens.push(ScoredToken {
             position: i + 1,
             id: actual as u32,
             token: tokenizer.decode(&[actual as u32])?,
             logprob: (row[actual] as f64 - log_z) as f32,
-            rank: 1 + row.iter().filter(|&&l| l > row[actual]).count(),
+            rank: dist::rank(row, actual),
             top: Guess {
                 id: top as u32,
                 token: tokenizer.decode(&[top as u32])?,

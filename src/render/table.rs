@@ -629,11 +629,9 @@ impl GenerateStream {
                 alternatives.join(", ")
             );
             if let Some(weights) = &t.attention {
-                let mut order: Vec<usize> = (0..weights.len()).collect();
-                order.sort_by(|&a, &b| weights[b].total_cmp(&weights[a]).then(a.cmp(&b)));
-                let top: Vec<String> = order
+                let top: Vec<String> = t
+                    .attention_top
                     .iter()
-                    .take(3)
                     .map(|&p| {
                         let label = self.labels.get(p).map_or(String::new(), |l| quoted(l));
                         format!("{p}:{label} {:.3}", weights[p])

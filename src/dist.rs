@@ -1,0 +1,98 @@
+//! Next-token distributions from logits, and orderings of scores: the one home of the
+//! maths every command shares. Probabilities are computed in f64 from the f32 logits.
+//!
+//! One order everywhere: higher values first, equal values by lower index first, NaN
+//! last (a broken checkpoint's NaN is never anyone's top token). [`top_k`] lists in that
+//! order and [`rank`] counts in it, so a token's rank is its place in the list.
+
+use std::cmp::Ordering;
+
+use anyhow::Result;
+use candle_core::{DType, Tensor};
+
+/// log Σ exp(logits): `logit - log_normalizer` is the log-probability.
+pub fn log_normalizer(logits: &[f32]) -> f64 {
+    let max = logits
+        .iter()
+        .copied()
+        .filter(|v| !v.is_nan())
+        .fold(f32::NEG_INFINITY, f32::max) as f64;
+    max + logits
+        .iter()
+        .map(|&l| (l as f64 - max).exp())
+        .sum::<f64>()
+        .ln()
+}
+
+/// log softmax(logits)[id].
+pub fn log_prob(logits: &[f32], id: usize) -> f64 {
+    logits[id] as f64 - log_normalizer(logits)
+}
+
+/// The order of two indices of `values` (see the module doc).
+fn order(values: &[f32], a: usize, b: usize) -> Ordering {
+    let key = |i: usize| match values[i] {
+        v if v.is_nan() => f32::NEG_INFINITY,
+        v => v,
+    };
+    let nan = |i: usize| values[i].is_nan();
+    nan(a)
+        .cmp(&nan(b))
+        .then(key(b).total_cmp(&key(a)))
+        .then(a.cmp(&b))
+}
+
+/// Indices of the `k` highest values, highest first.
+pub fn top_k(values: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..values.len()).collect();
+    let k = k.min(idx.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    // Partial selection, then the k sorted: V log k rather than V log V for a vocabulary.
+    idx.select_nth_unstable_by(k - 1, |&a, &b| order(values, a, b));
+    idx.truncate(k);
+    idx.sort_by(|&a, &b| order(values, a, b));
+    idx
+}
+
+/// 1-based place of `id` in the order: 1 + how many indices come before it.
+pub fn rank(values: &[f32], id: usize) -> usize {
+    1 + (0..values.len())
+        .filter(|&j| order(values, j, id) == Ordering::Less)
+        .count()
+}
+
+/// Euclidean norm of each row of a `(T, d)` tensor.
+pub fn row_norms(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.to_dtype(DType::F32)?
+        .sqr()?
+        .sum(candle_core::D::Minus1)?
+        .sqrt()?
+        .to_vec1()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_order_for_lists_and_ranks() {
+        let v = [1.0, 3.0, f32::NAN, 3.0, -1.0];
+        assert_eq!(top_k(&v, 5), [1, 3, 0, 4, 2]);
+        assert_eq!(top_k(&v, 2), [1, 3]);
+        for (place, &i) in top_k(&v, 5).iter().enumerate() {
+            assert_eq!(rank(&v, i), place + 1);
+        }
+        assert_eq!(top_k(&v, 0), Vec::<usize>::new());
+        assert_eq!(top_k(&v, 9).len(), 5);
+    }
+
+    #[test]
+    fn log_probs_sum_to_one() {
+        let v = [0.5f32, -2.0, 3.0, 1000.0];
+        let total: f64 = (0..v.len()).map(|i| log_prob(&v, i).exp()).sum();
+        assert!((total - 1.0).abs() < 1e-12);
+        assert!(log_prob(&v, 3).abs() < 1e-12);
+    }
+}
