@@ -120,7 +120,7 @@ pub enum Command {
     /// Attention probabilities of a head, a layer or every layer
     Attention(AttentionArgs),
     /// The model's configuration, parameter count and every weight tensor
-    Info,
+    Info(InfoArgs),
     /// The whole data flow, text to next token: every stage's name, shape and dtype
     Trace(TraceArgs),
     /// Token and position embeddings of each token, and their sum (the input of block 0)
@@ -141,6 +141,10 @@ pub enum Command {
     /// next tokens. Opens from disk and works offline
     Report(ReportArgs),
 }
+
+/// `info` takes no options of its own.
+#[derive(Debug, Args)]
+pub struct InfoArgs {}
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {

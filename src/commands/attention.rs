@@ -6,7 +6,8 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 
-use super::{check_index, decoded, Prepared, Row, Session};
+use super::batch::{Prepared, Row};
+use super::{check_index, decoded, Session};
 use crate::atomic;
 use crate::cli::{AttentionArgs, AttentionFormat, Window};
 use crate::error::usage;

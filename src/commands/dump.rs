@@ -10,7 +10,8 @@ use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 
 use super::hooks::hook_row;
-use super::{padded, Prepared, Session};
+use super::batch::{padded, Prepared};
+use super::{Session};
 use crate::atomic::Output;
 use crate::cli::DumpArgs;
 use crate::error::usage;

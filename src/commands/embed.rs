@@ -6,7 +6,8 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::{DType, Tensor, D};
 
-use super::{decoded, rows, Prepared, Row, Session};
+use super::batch::{Prepared, Row};
+use super::{decoded, rows, Session};
 use crate::cli::EmbedArgs;
 use crate::dist;
 use crate::model::{Activations, BlockHook, CaptureSpec, Gpt2, Hook, Logits, Request};

@@ -6,7 +6,8 @@ use std::io::Write;
 use anyhow::Result;
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 
-use super::{check_index, decoded, Prepared, Session};
+use super::batch::{Prepared};
+use super::{check_index, decoded, Session};
 use crate::cli::GenerateArgs;
 use crate::dist;
 use crate::error::usage;

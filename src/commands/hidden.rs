@@ -6,7 +6,8 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::Tensor;
 
-use super::{check_index, decoded, rows, Prepared, Row, Session};
+use super::batch::{Prepared, Row};
+use super::{check_index, decoded, rows, Session};
 use crate::cli::HiddenArgs;
 use crate::dist;
 use crate::model::{BlockHook, CaptureSpec, Config, Hook, Logits, Request};

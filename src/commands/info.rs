@@ -6,11 +6,12 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::{emit, Session};
+use crate::cli::InfoArgs;
 use crate::model::checkpoint::{Checkpoint, KeyLayout};
 use crate::render::table;
 use crate::report::{InfoReport, TensorRow};
 
-pub fn run(session: &Session, out: &mut dyn Write) -> Result<()> {
+pub fn run(session: &Session, _: &InfoArgs, out: &mut dyn Write) -> Result<()> {
     let (_, raw_config) = session.config()?;
     let ckpt = session.checkpoint()?;
     let path = ckpt.path();

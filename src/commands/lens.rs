@@ -7,7 +7,8 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 
-use super::{check_index, check_top_k, decoded, predictions, Prepared, Row, Session};
+use super::batch::{Prepared, Row};
+use super::{check_index, check_top_k, decoded, predictions, Session};
 use crate::cli::LensArgs;
 use crate::dist;
 use crate::input::which_text;

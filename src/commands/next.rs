@@ -5,7 +5,8 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::DType;
 
-use super::{check_top_k, predictions, Prepared, Row, Session};
+use super::batch::{Prepared, Row};
+use super::{check_top_k, predictions, Session};
 use crate::cli::NextArgs;
 use crate::model::{BlockHook, CaptureSpec, Config, Hook, Logits, Request};
 use crate::render::table;

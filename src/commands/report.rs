@@ -6,7 +6,8 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::attention::per_layer;
-use super::{check_top_k, emit, lens, tokenize, Prepared, Session};
+use super::batch::{Prepared};
+use super::{check_top_k, emit, lens, tokenize, Session};
 use crate::atomic;
 use crate::cli::ReportArgs;
 use crate::error::usage;

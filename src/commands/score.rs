@@ -6,7 +6,8 @@ use std::io::Write;
 use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 
-use super::{Prepared, Row, Session};
+use super::batch::{Prepared, Row};
+use super::{Session};
 use crate::cli::ScoreArgs;
 use crate::dist;
 use crate::input::which_text;

@@ -4,7 +4,8 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::{encode_all, pad_id, padded, token_limit, Session};
+use super::batch::{emit_texts, encode_all, pad_id, padded, token_limit};
+use super::{Session};
 use crate::cli::TokenizeArgs;
 use crate::input::read_texts;
 use crate::render::table;
@@ -31,7 +32,7 @@ pub fn run(session: &Session, args: &TokenizeArgs, out: &mut dyn Write) -> Resul
         .map(|(text, tokens)| report(session, text, tokens))
         .collect();
     let pad = pad_id(&tokenizer, None);
-    session.emit_batch(out, &texts, &ids, pad, reports, table::tokenize)?;
+    emit_texts(session, out, &texts, &ids, pad, reports, table::tokenize)?;
     if texts.len() > 1 && !session.json {
         writeln!(out)?;
         table::padding(out, &padded(&ids, pad))?;

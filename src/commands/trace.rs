@@ -6,7 +6,8 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 
-use super::{check_top_k, decoded, predictions, Prepared, Row, Session};
+use super::batch::{Prepared, Row};
+use super::{check_top_k, decoded, predictions, Session};
 use crate::cli::TraceArgs;
 use crate::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, Logits, Request};
 use crate::render::table;

@@ -1,0 +1,227 @@
+//! The session: the model the user named, how to compute with it, and how stdout is shown.
+
+use std::io::{self, IsTerminal};
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device};
+
+use super::batch::{encode_all, pad_id, token_limit, Prepared};
+use crate::cli::{ColorChoice, DTypeArg, DeviceArg, GlobalArgs, TextArgs};
+use crate::error::usage;
+use crate::input::read_texts;
+use crate::model::checkpoint::Checkpoint;
+use crate::model::hub::Hub;
+use crate::model::source::ModelSource;
+use crate::model::{Config, Gpt2};
+use crate::render::Palette;
+use crate::report::Header;
+use crate::signals::TempFiles;
+use crate::tokenizer::Tokenizer;
+
+/// The model the user named, and how to compute with it. Files are fetched lazily, so
+/// `tokenize` never touches the weights.
+pub struct Session {
+    pub model_name: String,
+    pub source: ModelSource,
+    pub device: Device,
+    pub dtype: DType,
+    pub json: bool,
+    /// Colours of heatmaps on stdout; `None`: plain text.
+    pub palette: Option<Palette>,
+    /// Width of the terminal on stdout (or COLUMNS); `None`: not a terminal.
+    pub width: Option<usize>,
+    /// Whether stdout is a terminal: text shown there gets its control characters escaped.
+    pub terminal: bool,
+    /// Output files being written, removed on SIGINT/SIGTERM.
+    pub temps: TempFiles,
+}
+
+impl Session {
+    pub fn new(g: &GlobalArgs, temps: TempFiles) -> Result<Self> {
+        let device = match g.device {
+            DeviceArg::Cpu => Device::Cpu,
+            DeviceArg::Cuda if cfg!(feature = "cuda") => {
+                Device::new_cuda(0).context("cannot open CUDA device 0")?
+            }
+            DeviceArg::Metal if cfg!(feature = "metal") => {
+                Device::new_metal(0).context("cannot open Metal device 0")?
+            }
+            DeviceArg::Cuda | DeviceArg::Metal => {
+                let name = format!("{:?}", g.device).to_lowercase();
+                return Err(usage(format!(
+                    "--device {name}: this build has no {name} support; rebuild with `cargo build --release --features {name}`, or use --device cpu"
+                )));
+            }
+        };
+        let dtype = match g.dtype {
+            DTypeArg::F32 => DType::F32,
+            DTypeArg::F16 => DType::F16,
+            DTypeArg::Bf16 => DType::BF16,
+        };
+        Ok(Session {
+            model_name: g.model.clone(),
+            source: ModelSource::resolve(&g.model, g.revision.as_deref(), Hub::from_env())
+                .map_err(|e| anyhow::anyhow!("--model {e:#}"))?,
+            device,
+            dtype,
+            json: g.json,
+            palette: palette(g.color, io::stdout().is_terminal(), |k| {
+                std::env::var(k).ok()
+            }),
+            width: terminal_width(),
+            terminal: io::stdout().is_terminal(),
+            temps,
+        })
+    }
+
+    pub fn header(&self, text: Option<&str>) -> Header {
+        Header::new(&self.model_name, text)
+    }
+
+    pub fn tokenizer(&self) -> Result<Tokenizer> {
+        Tokenizer::load(&self.source).with_context(|| format!("model {}", self.model_name))
+    }
+
+    pub fn config(&self) -> Result<(Config, serde_json::Value)> {
+        let path = self.source.file("config.json")?;
+        Config::from_file(&path)
+    }
+
+    pub fn checkpoint(&self) -> Result<Checkpoint> {
+        if self.source.has_local("pytorch_model.bin") && !self.source.has_local("model.safetensors")
+        {
+            bail!(
+                "--model {}: has only pytorch_model.bin; gpt2-inspect reads model.safetensors. Convert it with \
+                 `python -c \"from transformers import GPT2LMHeadModel as M; M.from_pretrained('{0}').save_pretrained('{0}')\"`",
+                self.model_name
+            );
+        }
+        let path = self.source.file("model.safetensors")?;
+        Checkpoint::open(&path)
+    }
+
+    /// Loads the embeddings and the first `n_blocks` blocks (see [`Gpt2::load`]).
+    pub fn model(&self, cfg: &Config, n_blocks: usize) -> Result<Gpt2> {
+        let ckpt = self.checkpoint()?;
+        Gpt2::load(&ckpt, cfg, n_blocks, &self.device, self.dtype)
+    }
+}
+
+impl Session {
+    pub(super) fn prepare(&self, input: &TextArgs, cfg: &Config) -> Result<Prepared> {
+        let texts = read_texts(input)?;
+        let tokenizer = self.tokenizer()?;
+        let limit = Some(token_limit(input, cfg)?);
+        let tokens = encode_all(&tokenizer, &texts, limit, input.truncate)?;
+        let ids: Vec<Vec<u32>> = tokens
+            .iter()
+            .map(|tokens| tokens.iter().map(|t| t.id).collect())
+            .collect();
+        if let Some(&bad) = ids
+            .iter()
+            .flatten()
+            .find(|&&id| id as usize >= cfg.vocab_size)
+        {
+            bail!(
+                "token id {bad} is outside the model's vocabulary of {} (tokenizer and config disagree)",
+                cfg.vocab_size
+            );
+        }
+        Ok(Prepared {
+            texts,
+            cfg: cfg.clone(),
+            pad: pad_id(&tokenizer, Some(cfg.vocab_size)),
+            tokenizer,
+            tokens,
+            ids,
+        })
+    }
+
+    /// [`prepare`](Self::prepare) and [`model`](Self::model) at once: building GPT-2's
+    /// tokenizer (about 0.1 s, its 50k merges parsed from JSON) overlaps loading the
+    /// weights. `cfg` is the [`config`](Self::config) the caller checked its arguments
+    /// against; a problem with the text is reported before one with the weights.
+    pub(super) fn prepare_and_load(
+        &self,
+        input: &TextArgs,
+        cfg: &Config,
+        n_blocks: usize,
+    ) -> Result<(Prepared, Gpt2)> {
+        std::thread::scope(|s| {
+            let text = s.spawn(|| self.prepare(input, cfg));
+            let model = self.model(cfg, n_blocks);
+            let prepared = text
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            Ok((prepared, model?))
+        })
+    }
+}
+
+/// What `--color` means here: `auto` colours a terminal unless NO_COLOR is set (non-empty)
+/// or TERM is `dumb`; `always` colours even a pipe. Truecolor when COLORTERM says so.
+fn palette(
+    choice: ColorChoice,
+    is_terminal: bool,
+    env: impl Fn(&str) -> Option<String>,
+) -> Option<Palette> {
+    let set = |k: &str| env(k).is_some_and(|v| !v.is_empty());
+    let colour = match choice {
+        ColorChoice::Never => false,
+        ColorChoice::Always => true,
+        ColorChoice::Auto => {
+            is_terminal && !set("NO_COLOR") && env("TERM").as_deref() != Some("dumb")
+        }
+    };
+    let truecolor = matches!(env("COLORTERM").as_deref(), Some("truecolor" | "24bit"));
+    colour.then_some(if truecolor {
+        Palette::Truecolor
+    } else {
+        Palette::Ansi256
+    })
+}
+
+/// Columns of the terminal on stdout, else COLUMNS, else unknown.
+fn terminal_width() -> Option<usize> {
+    terminal_size::terminal_size_of(io::stdout())
+        .map(|(w, _)| w.0 as usize)
+        .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
+        .filter(|&w| w > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn color_follows_flag_terminal_and_no_color() {
+        use ColorChoice::*;
+        let none = env(&[]);
+        assert_eq!(palette(Auto, true, &none), Some(Palette::Ansi256));
+        assert_eq!(palette(Auto, false, &none), None);
+        assert_eq!(palette(Never, true, &none), None);
+        assert_eq!(palette(Always, false, &none), Some(Palette::Ansi256));
+        assert_eq!(palette(Auto, true, env(&[("NO_COLOR", "1")])), None);
+        assert_eq!(
+            palette(Auto, true, env(&[("NO_COLOR", "")])),
+            Some(Palette::Ansi256)
+        );
+        assert_eq!(palette(Auto, true, env(&[("TERM", "dumb")])), None);
+        assert_eq!(
+            palette(
+                Always,
+                false,
+                env(&[("NO_COLOR", "1"), ("COLORTERM", "truecolor")])
+            ),
+            Some(Palette::Truecolor)
+        );
+    }
+}
