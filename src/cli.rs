@@ -7,7 +7,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Open up GPT-2 and see what happens inside: tokens, embeddings, attention, next-token
 /// probabilities. Numbers match Hugging Face transformers' GPT2LMHeadModel.
 #[derive(Debug, Parser)]
-#[command(name = "gpt2-inspect", version, propagate_version = true)]
+// Negative numbers are values, so `--layer -1` is refused by the value's own range check,
+// naming the flag, instead of being taken for an unknown flag.
+#[command(
+    name = "gpt2-inspect",
+    version,
+    propagate_version = true,
+    mut_subcommands = |c: clap::Command| c.mut_args(|a| a.allow_negative_numbers(true))
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -80,7 +87,7 @@ pub struct TextArgs {
     pub file: Option<PathBuf>,
 
     /// With --file: one text per line, run as a batch (empty lines are skipped)
-    #[arg(long)]
+    #[arg(long, requires = "file", conflicts_with = "texts")]
     pub lines: bool,
 
     /// A text longer than the limit (n_positions, or --max-length) keeps its last tokens
@@ -90,7 +97,7 @@ pub struct TextArgs {
     pub truncate: Option<Truncate>,
 
     /// Lower the limit on tokens per text below the model's n_positions
-    #[arg(long, value_name = "N", allow_negative_numbers = true,
+    #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_length: Option<u32>,
 }
@@ -106,7 +113,7 @@ pub enum Truncate {
 #[derive(Debug, Args)]
 pub struct TopKArgs {
     /// How many candidate tokens to show
-    #[arg(long, short = 'k', default_value_t = 5, allow_negative_numbers = true,
+    #[arg(long, short = 'k', default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub top_k: u32,
 }
@@ -165,22 +172,22 @@ pub struct GenerateArgs {
     pub input: TextArgs,
 
     /// Generate at most N tokens
-    #[arg(long, short = 'n', value_name = "N", default_value_t = 20, allow_negative_numbers = true,
+    #[arg(long, short = 'n', value_name = "N", default_value_t = 20,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_new_tokens: u32,
 
     /// Sample at this temperature; omitted or 0: greedy (the most likely token every step)
     /// unless --top-k or --top-p asks for sampling (then 1)
-    #[arg(long, value_name = "T", allow_negative_numbers = true)]
+    #[arg(long, value_name = "T")]
     pub temperature: Option<f64>,
 
     /// Sample among the K most likely tokens only
-    #[arg(long, value_name = "K", allow_negative_numbers = true,
+    #[arg(long, value_name = "K",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub top_k: Option<u32>,
 
     /// Nucleus sampling: among the most likely tokens whose probabilities add up to P (0 < P ≤ 1)
-    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    #[arg(long, value_name = "P")]
     pub top_p: Option<f64>,
 
     /// Seed of the sampler: the same seed gives the same text
@@ -196,26 +203,16 @@ pub struct GenerateArgs {
     pub show_probs: bool,
 
     /// How many alternatives --show-probs and --json list per step
-    #[arg(long, value_name = "N", default_value_t = 5, allow_negative_numbers = true,
+    #[arg(long, value_name = "N", default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub alternatives: u32,
 
     /// Record, for each generated token, where this layer's head (--attention-head) attended
-    #[arg(
-        long,
-        value_name = "L",
-        requires = "attention_head",
-        allow_negative_numbers = true
-    )]
+    #[arg(long, value_name = "L", requires = "attention_head")]
     pub attention_layer: Option<usize>,
 
     /// The head for --attention-layer
-    #[arg(
-        long,
-        value_name = "H",
-        requires = "attention_layer",
-        allow_negative_numbers = true
-    )]
+    #[arg(long, value_name = "H", requires = "attention_layer")]
     pub attention_head: Option<usize>,
 
     /// Run the whole sequence again for every token instead of using the key/value cache
@@ -245,7 +242,7 @@ pub struct EmbedArgs {
     pub input: TextArgs,
 
     /// Also list the N vocabulary tokens whose wte rows are closest (cosine) to each token's
-    #[arg(long, value_name = "N", allow_negative_numbers = true,
+    #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub nearest: Option<u32>,
 }
@@ -257,7 +254,7 @@ pub struct HiddenArgs {
 
     /// Which hidden state: 0 is the embeddings, n_layer is after ln_f (as HF's
     /// hidden_states[I]); omitted: per-token norms at every layer
-    #[arg(long, short = 'l', allow_negative_numbers = true)]
+    #[arg(long, short = 'l')]
     pub layer: Option<usize>,
 }
 
@@ -270,14 +267,14 @@ pub struct LensArgs {
     pub top_k: TopKArgs,
 
     /// Token position to read (0-based); omitted: the last
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long)]
     pub position: Option<usize>,
 }
 
 #[derive(Debug, Args)]
 pub struct HooksArgs {
     /// Sequence length to put in the shapes; omitted: shapes say T
-    #[arg(long, value_name = "T", allow_negative_numbers = true,
+    #[arg(long, value_name = "T",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub seq_len: Option<u32>,
 }
@@ -318,11 +315,11 @@ pub struct AttentionArgs {
     pub input: TextArgs,
 
     /// Layer (0-based); omitted: every layer
-    #[arg(long, short = 'l', allow_negative_numbers = true)]
+    #[arg(long, short = 'l')]
     pub layer: Option<usize>,
 
     /// Head (0-based); omitted: every head of the layer(s)
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long)]
     pub head: Option<usize>,
 
     /// Also show the scaled pre-softmax scores QKᵀ/√d_head (masked positions blank / null)

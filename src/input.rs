@@ -7,7 +7,6 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::TextArgs;
-use crate::error::usage;
 
 pub const SAMPLE: &str = "The cat sat on the mat";
 
@@ -19,11 +18,6 @@ pub const MAX_INPUT: u64 = 16 << 20;
 /// The texts to run: the TEXT arguments, standard input, or a file (one text, or one per
 /// line with --lines). Empty texts are refused.
 pub fn read_texts(args: &TextArgs) -> Result<Vec<String>> {
-    if args.lines && args.file.is_none() {
-        return Err(usage(
-            "--lines reads one text per line of --file PATH; give --file",
-        ));
-    }
     let texts = match (args.texts.as_slice(), &args.file) {
         (_, Some(path)) => {
             let text = read_file(path)?;

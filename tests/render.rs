@@ -519,3 +519,24 @@ fn report_replaces_its_file_only_when_done() {
     fails(&mut c, 2, &["--top-k"]);
     assert_eq!(std::fs::read_to_string(path).unwrap(), "old");
 }
+
+/// Wide characters take two columns: the plain table aligns by display width.
+#[test]
+fn plain_tables_align_wide_characters() {
+    let out = common::cmd()
+        .args(["--color", "never", "tokenize", "人 の 一 ok"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = table.lines().take_while(|l| !l.is_empty()).collect();
+    assert!(rows.len() > 3, "{table}");
+    // Where the last column (`bytes`) starts, in terminal columns.
+    let starts: Vec<usize> = rows
+        .iter()
+        .map(|l| unicode_width::UnicodeWidthStr::width(&l[..l.rfind("  ").unwrap() + 2]))
+        .collect();
+    assert!(
+        starts.iter().all(|&s| s == starts[0]),
+        "{starts:?}\n{table}"
+    );
+}

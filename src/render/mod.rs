@@ -54,6 +54,12 @@ pub fn terminal_text(s: &str, keep_lines: bool) -> String {
     out
 }
 
+/// Columns `s` takes in a terminal (or a monospace figure): East Asian wide characters
+/// take two, combining marks none.
+pub fn display_width(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
+}
+
 /// With `--window`: which span is shown and what that leaves out.
 pub fn window_note(r: &AttentionReport) -> Option<String> {
     r.window.map(|[a, b]| {

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use super::color::{blues, hex, needs_light_text, BLUES};
-use super::{escape, label, window_note};
+use super::{display_width, escape, label, window_note};
 use crate::report::{AttentionReport, HeadMap, Matrix};
 
 const FONT: &str = "DejaVu Sans, Helvetica, Arial, sans-serif";
@@ -32,9 +32,9 @@ fn shorten(s: &str, max: usize) -> String {
     }
 }
 
-/// A token as an escaped label of at most [`LABEL_CHARS`] characters.
+/// A token as a label of at most [`LABEL_CHARS`] characters (not yet escaped).
 fn token_label(token: &str) -> String {
-    escape(&shorten(&label(token), LABEL_CHARS))
+    shorten(&label(token), LABEL_CHARS)
 }
 
 /// One panel: a map's cells, placed at (x, y) with square cells of `cell` px.
@@ -51,8 +51,10 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, annot: bool) -> io::R
     let maps = r.weights.maps(r.layer, r.head);
     let t = r.tokens.len();
     let start = r.window.map_or(0, |w| w[0]);
-    let labels: Vec<String> = r.tokens.iter().map(|s| token_label(s)).collect();
-    let label_px = labels.iter().map(|l| l.chars().count()).max().unwrap_or(1) as f64 * CHAR_PX;
+    let shown: Vec<String> = r.tokens.iter().map(|s| token_label(s)).collect();
+    // Measured as shown, before escaping (`&amp;` is one character on screen).
+    let label_px = shown.iter().map(|l| display_width(l)).max().unwrap_or(1) as f64 * CHAR_PX;
+    let labels: Vec<String> = shown.iter().map(|l| escape(l)).collect();
     let text = r.header.text.as_deref().unwrap_or_default();
     // Spaces stay spaces in a sentence; newlines and controls still show.
     let subtitle = {
@@ -93,9 +95,9 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, annot: bool) -> io::R
     };
     // The title (16 px bold, about 10 px a character) or the subtitle may be wider than the maps.
     let width = (bar_x + 80.0)
-        .max(margin_left + title.chars().count() as f64 * 10.0 + 20.0)
-        .max(margin_left + subtitle.chars().count() as f64 * CHAR_PX + 20.0)
-        .max(margin_left + note.as_ref().map_or(0, |n| n.chars().count()) as f64 * 6.5 + 20.0)
+        .max(margin_left + display_width(&title) as f64 * 10.0 + 20.0)
+        .max(margin_left + display_width(&subtitle) as f64 * CHAR_PX + 20.0)
+        .max(margin_left + note.as_ref().map_or(0, |n| display_width(n)) as f64 * 6.5 + 20.0)
         .ceil();
     let _ = writeln!(
         body,

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use super::window_note;
+use super::{display_width, window_note};
 use crate::report::{
     AttentionReport, DumpReport, EmbedReport, HiddenReport, HookRow, HooksReport, InfoReport,
     LensReport, NextReport, Prediction, Stage, TokenizeReport, TraceReport,
@@ -22,16 +22,16 @@ fn grid(
     align: &[Align],
     rows: &[Vec<String>],
 ) -> io::Result<()> {
-    let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    let mut width: Vec<usize> = header.iter().map(|h| display_width(h)).collect();
     for row in rows {
         for (w, cell) in width.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(display_width(cell));
         }
     }
     let line = |out: &mut dyn Write, cells: &[String]| -> io::Result<()> {
         let mut s = String::new();
         for (i, cell) in cells.iter().enumerate() {
-            let pad = " ".repeat(width[i] - cell.chars().count());
+            let pad = " ".repeat(width[i].saturating_sub(display_width(cell)));
             match align[i] {
                 Align::Left => s.push_str(&format!("{cell}{pad}")),
                 Align::Right => s.push_str(&format!("{pad}{cell}")),
