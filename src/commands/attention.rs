@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 
-use super::batch::{Prepared, Row};
+use super::batch::{Batch, Computed};
 use super::{check_index, decoded, Session};
 use crate::atomic;
 use crate::cli::{AttentionArgs, AttentionFormat, Window};
@@ -44,7 +44,7 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
     };
     let (prepared, model) =
         session.prepare_and_load(&args.input, &cfg, layers.last().map_or(0, |l| l + 1))?;
-    let Prepared { cfg, tokenizer, .. } = &prepared;
+    let Batch { cfg, tokenizer, .. } = &prepared;
     if args.svg.is_some() && prepared.texts.len() > 1 {
         return Err(usage(
             "--svg draws the attention of one text; give one TEXT (or run once per text)",
@@ -134,7 +134,7 @@ fn report(
     tokenizer: &Tokenizer,
     args: &AttentionArgs,
     layers: &[usize],
-    row: &Row,
+    row: &Computed,
     window: Option<[usize; 2]>,
 ) -> Result<AttentionReport> {
     let acts = &row.output.activations;

@@ -18,7 +18,7 @@ use crate::tokenizer::{Token, Tokenizer};
 
 /// Texts ready for the model: the texts, the config, the tokenizer and each text's tokens
 /// and their ids, cut to the limit as the user asked.
-pub(super) struct Prepared {
+pub(super) struct Batch {
     pub(super) texts: Vec<String>,
     pub(super) cfg: Config,
     pub(super) tokenizer: Tokenizer,
@@ -29,7 +29,7 @@ pub(super) struct Prepared {
 }
 
 /// One text of a batch, with what the model computed for it alone.
-pub(super) struct Row<'a> {
+pub(super) struct Computed<'a> {
     pub(super) text: &'a str,
     pub(super) ids: &'a [u32],
     pub(super) output: Output,
@@ -69,10 +69,10 @@ pub(super) fn emit_texts<R: serde::Serialize>(
     Ok(())
 }
 
-impl Prepared {
+impl Batch {
     /// Runs every text, as one right-padded batch when there are several, and cuts out each
     /// text's share: the same numbers (within float rounding) as running it alone.
-    pub(super) fn forward(&self, model: &Gpt2, req: &Request) -> Result<Vec<Row<'_>>> {
+    pub(super) fn forward(&self, model: &Gpt2, req: &Request) -> Result<Vec<Computed<'_>>> {
         let input = self.input(model.device())?; // (B, T)
         let output = match self.lengths() {
             Some(lengths) => model.forward_padded(&input, &lengths, req)?,
@@ -83,10 +83,10 @@ impl Prepared {
             .zip(&self.ids)
             .enumerate()
             .map(|(i, (text, ids))| {
-                Ok(Row {
+                Ok(Computed {
                     text,
                     ids,
-                    output: output.row(i, ids.len(), &self.cfg)?,
+                    output: output.sequence(i, ids.len(), &self.cfg)?,
                 })
             })
             .collect()

@@ -6,8 +6,8 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::{DType, Tensor, D};
 
-use super::batch::{Prepared, Row};
-use super::{decoded, rows, Session};
+use super::batch::{Batch, Computed};
+use super::{decoded, matrix, Session};
 use crate::cli::EmbedArgs;
 use crate::dist;
 use crate::model::{Activations, BlockHook, CaptureSpec, Gpt2, Hook, Logits, Request};
@@ -18,14 +18,14 @@ use crate::tokenizer::Tokenizer;
 pub fn run(session: &Session, args: &EmbedArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let (prepared, model) = session.prepare_and_load(&args.input, &cfg, 0)?;
-    let Prepared { tokenizer, .. } = &prepared;
+    let Batch { tokenizer, .. } = &prepared;
     let sum = Hook::Block(0, BlockHook::ResidPre);
     let req = Request {
         capture: CaptureSpec::new([Hook::Embed, Hook::PosEmbed, sum]),
         logits: Logits::None,
     };
     let mut reports = Vec::new();
-    for Row { text, ids, output } in prepared.forward(&model, &req)? {
+    for Computed { text, ids, output } in prepared.forward(&model, &req)? {
         let acts = output.activations;
         reports.push(report(session, &model, tokenizer, args, text, ids, &acts)?);
     }
@@ -71,9 +71,9 @@ fn report(
         wte_shape: model.wte().dims().to_vec(),
         wpe_shape: model.wpe().dims().to_vec(),
         tokens,
-        token_embeddings: rows(&tok)?,
-        position_embeddings: rows(&pos)?,
-        embeddings: rows(&emb)?,
+        token_embeddings: matrix(&tok)?,
+        position_embeddings: matrix(&pos)?,
+        embeddings: matrix(&emb)?,
     })
 }
 

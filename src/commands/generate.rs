@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Result;
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 
-use super::batch::{Prepared};
+use super::batch::{Batch};
 use super::{check_index, decoded, Session};
 use crate::cli::GenerateArgs;
 use crate::dist;
@@ -40,7 +40,7 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
         _ => None,
     };
     let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
-    let Prepared {
+    let Batch {
         texts,
         tokenizer,
         ids,

@@ -6,8 +6,8 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::Tensor;
 
-use super::batch::{Prepared, Row};
-use super::{check_index, decoded, rows, Session};
+use super::batch::{Batch, Computed};
+use super::{check_index, decoded, matrix, Session};
 use crate::cli::HiddenArgs;
 use crate::dist;
 use crate::model::{BlockHook, CaptureSpec, Config, Hook, Logits, Request};
@@ -42,13 +42,13 @@ pub fn run(session: &Session, args: &HiddenArgs, out: &mut dyn Write) -> Result<
     let capture = CaptureSpec::new(depths.iter().map(|&i| hidden_hook(i, &cfg)));
     let (prepared, model) =
         session.prepare_and_load(&args.input, &cfg, capture.blocks_needed(cfg.n_layer))?;
-    let Prepared { cfg, tokenizer, .. } = &prepared;
+    let Batch { cfg, tokenizer, .. } = &prepared;
     let req = Request {
         capture,
         logits: Logits::None,
     };
     let mut reports = Vec::new();
-    for Row { text, ids, output } in prepared.forward(&model, &req)? {
+    for Computed { text, ids, output } in prepared.forward(&model, &req)? {
         let acts = output.activations;
         let states: Vec<Tensor> = depths
             .iter()
@@ -74,7 +74,7 @@ fn report(
         .collect::<Result<Vec<_>>>()?;
     let t = ids.len();
     let (shape, values) = match args.layer {
-        Some(_) => (vec![1, t, cfg.n_embd], Some(rows(&states[0])?)),
+        Some(_) => (vec![1, t, cfg.n_embd], Some(matrix(&states[0])?)),
         None => (vec![cfg.n_layer + 1, 1, t, cfg.n_embd], None),
     };
     Ok(HiddenReport {

@@ -11,7 +11,6 @@ use crate::model::{Config, Hook};
 use crate::render::table;
 use crate::report::{HookRow, HooksReport};
 
-/// A hook's name and shape, with `"T"` for the sequence length when `t` is `None`.
 /// The hook's name and shape for a batch of `b` texts of `t` tokens (`"T"` when unknown).
 pub fn hook_row(hook: Hook, cfg: &Config, b: usize, t: Option<usize>) -> HookRow {
     let shape = hook

@@ -110,7 +110,7 @@ fn decoded(tokenizer: &Tokenizer, ids: &[u32]) -> Result<Vec<String>> {
 }
 
 /// A `(T, d)` tensor as rows of f32.
-fn rows(t: &Tensor) -> Result<Vec<Vec<f32>>> {
+fn matrix(t: &Tensor) -> Result<Vec<Vec<f32>>> {
     Ok(t.to_dtype(DType::F32)?.to_vec2::<f32>()?)
 }
 

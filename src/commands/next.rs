@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::DType;
 
-use super::batch::{Prepared, Row};
+use super::batch::{Batch, Computed};
 use super::{check_top_k, predictions, Session};
 use crate::cli::NextArgs;
 use crate::model::{BlockHook, CaptureSpec, Config, Hook, Logits, Request};
@@ -17,7 +17,7 @@ pub fn run(session: &Session, args: &NextArgs, out: &mut dyn Write) -> Result<()
     let (cfg, _) = session.config()?;
     let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
     let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
-    let Prepared { cfg, tokenizer, .. } = &prepared;
+    let Batch { cfg, tokenizer, .. } = &prepared;
     let req = Request {
         capture: CaptureSpec::new([Hook::Block(0, BlockHook::ResidPre), Hook::LnFinal]),
         logits: Logits::Last,
@@ -34,10 +34,10 @@ fn report(
     session: &Session,
     cfg: &Config,
     tokenizer: &Tokenizer,
-    row: Row,
+    row: Computed,
     top_k: usize,
 ) -> Result<NextReport> {
-    let Row { text, ids, output } = row;
+    let Computed { text, ids, output } = row;
     let logits = output.logits.expect("Logits::Last yields logits"); // (1, 1, V)
     let embeddings = output
         .activations

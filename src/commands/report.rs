@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::attention::per_layer;
-use super::batch::{Prepared};
+use super::batch::{Batch};
 use super::{check_top_k, emit, lens, tokenize, Session};
 use crate::atomic;
 use crate::cli::ReportArgs;
@@ -23,7 +23,7 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
     let (cfg, _) = session.config()?;
     let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
     let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
-    let Prepared {
+    let Batch {
         texts,
         cfg,
         tokenizer,

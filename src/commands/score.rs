@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 
-use super::batch::{Prepared, Row};
+use super::batch::{Batch, Computed};
 use super::{Session};
 use crate::cli::ScoreArgs;
 use crate::dist;
@@ -19,7 +19,7 @@ use crate::tokenizer::Tokenizer;
 pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
-    let Prepared { tokenizer, .. } = &prepared;
+    let Batch { tokenizer, .. } = &prepared;
     for (i, ids) in prepared.ids.iter().enumerate() {
         if ids.len() < 2 {
             let which = which_text(i, prepared.ids.len());
@@ -34,7 +34,7 @@ pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<(
         logits: Logits::All,
     };
     let mut reports = Vec::new();
-    for Row { text, ids, output } in prepared.forward(&model, &req)? {
+    for Computed { text, ids, output } in prepared.forward(&model, &req)? {
         let logits = output.logits.expect("Logits::All yields logits"); // (1, T, V)
         reports.push(report(session, tokenizer, text, ids, &logits)?);
     }
@@ -49,7 +49,7 @@ fn report(
     logits: &Tensor,
 ) -> Result<ScoreReport> {
     let t = ids.len();
-    // Row i predicts token i + 1; the last row predicts past the text and is not needed.
+    // Computed i predicts token i + 1; the last row predicts past the text and is not needed.
     let rows: Vec<Vec<f32>> = logits
         .squeeze(0)?
         .narrow(0, 0, t - 1)?

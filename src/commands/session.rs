@@ -5,7 +5,7 @@ use std::io::{self, IsTerminal};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 
-use super::batch::{encode_all, pad_id, token_limit, Prepared};
+use super::batch::{encode_all, pad_id, token_limit, Batch};
 use crate::cli::{ColorChoice, DTypeArg, DeviceArg, GlobalArgs, TextArgs};
 use crate::error::usage;
 use crate::input::read_texts;
@@ -79,11 +79,18 @@ impl Session {
     }
 
     pub fn tokenizer(&self) -> Result<Tokenizer> {
-        Tokenizer::load(&self.source).with_context(|| format!("model {}", self.model_name))
+        Tokenizer::load(&self.source).with_context(|| format!("--model {}", self.model_name))
+    }
+
+    /// A file of the model, named after the flag that chose it when it cannot be had.
+    fn file(&self, name: &str) -> Result<std::path::PathBuf> {
+        self.source
+            .file(name)
+            .with_context(|| format!("--model {}", self.model_name))
     }
 
     pub fn config(&self) -> Result<(Config, serde_json::Value)> {
-        let path = self.source.file("config.json")?;
+        let path = self.file("config.json")?;
         Config::from_file(&path)
     }
 
@@ -96,7 +103,7 @@ impl Session {
                 self.model_name
             );
         }
-        let path = self.source.file("model.safetensors")?;
+        let path = self.file("model.safetensors")?;
         Checkpoint::open(&path)
     }
 
@@ -108,7 +115,7 @@ impl Session {
 }
 
 impl Session {
-    pub(super) fn prepare(&self, input: &TextArgs, cfg: &Config) -> Result<Prepared> {
+    pub(super) fn prepare(&self, input: &TextArgs, cfg: &Config) -> Result<Batch> {
         let texts = read_texts(input)?;
         let tokenizer = self.tokenizer()?;
         let limit = Some(token_limit(input, cfg)?);
@@ -127,7 +134,7 @@ impl Session {
                 cfg.vocab_size
             );
         }
-        Ok(Prepared {
+        Ok(Batch {
             texts,
             cfg: cfg.clone(),
             pad: pad_id(&tokenizer, Some(cfg.vocab_size)),
@@ -146,7 +153,7 @@ impl Session {
         input: &TextArgs,
         cfg: &Config,
         n_blocks: usize,
-    ) -> Result<(Prepared, Gpt2)> {
+    ) -> Result<(Batch, Gpt2)> {
         std::thread::scope(|s| {
             let text = s.spawn(|| self.prepare(input, cfg));
             let model = self.model(cfg, n_blocks);

@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 
-use super::batch::{Prepared, Row};
+use super::batch::{Batch, Computed};
 use super::{check_top_k, decoded, predictions, Session};
 use crate::cli::TraceArgs;
 use crate::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, Logits, Request};
@@ -18,13 +18,13 @@ pub fn run(session: &Session, args: &TraceArgs, out: &mut dyn Write) -> Result<(
     let (cfg, _) = session.config()?;
     let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
     let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
-    let Prepared { cfg, tokenizer, .. } = &prepared;
+    let Batch { cfg, tokenizer, .. } = &prepared;
     let req = Request {
         capture: CaptureSpec::default(),
         logits: Logits::Last,
     };
     let mut reports = Vec::new();
-    for Row { text, ids, output } in prepared.forward(&model, &req)? {
+    for Computed { text, ids, output } in prepared.forward(&model, &req)? {
         let logits = output.logits.expect("Logits::Last yields logits"); // (1, 1, V)
         reports.push(report(
             session, cfg, tokenizer, &model, text, ids, &logits, top_k,

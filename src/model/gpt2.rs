@@ -49,7 +49,7 @@ pub struct Output {
 impl Output {
     /// Sequence `i` of a batch cut to its first `len` tokens, shaped as if it had run alone
     /// (`B = 1`, `T = len`). Attention maps lose their padding rows and columns.
-    pub fn row(&self, i: usize, len: usize, cfg: &Config) -> Result<Output> {
+    pub fn sequence(&self, i: usize, len: usize, cfg: &Config) -> Result<Output> {
         let mut activations = Activations::default();
         for (&hook, t) in self.activations.iter() {
             let mut t = t.clone();
@@ -566,7 +566,7 @@ impl Gpt2 {
         Ok(logits.reshape((b, t, v))?) // (B, T, V)
     }
 
-    /// ln_f alone, for the logit lens. `None` when the model was loaded partially.
+    /// ln_f alone, for the logit lens; an error when the model was loaded partially.
     pub fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
         match &self.ln_f {
             Some(ln) => ln.forward(x),

@@ -581,7 +581,7 @@ fn status_error(status: u16, code: Option<&str>, name: &str) -> anyhow::Error {
 fn how_to_fix(repo_id: &str, dir: &Path) -> String {
     format!(
         "looked in the Hugging Face cache at {}; download it where you have network \
-         (e.g. `huggingface-cli download {repo_id}`), or point --model at a local directory \
+         (e.g. `huggingface-cli download {repo_id}`), or use a local model directory \
          holding config.json, model.safetensors and tokenizer.json",
         dir.display()
     )

@@ -97,7 +97,7 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, style: &Style) -> io:
         maps.extend(scores.maps(r.layer, r.head).into_iter().map(scores_map));
     }
     if style.grid {
-        grid(
+        thumbnails(
             out,
             &r.tokens,
             start,
@@ -294,7 +294,7 @@ fn legend(out: &mut dyn Write, m: &Map, p: Palette) -> io::Result<()> {
 }
 
 /// Small maps side by side: one column per key, two query rows per line.
-fn grid(
+fn thumbnails(
     out: &mut dyn Write,
     tokens: &[String],
     start: usize,

@@ -221,7 +221,7 @@ fn cells(body: &mut String, p: &Panel, labels: &[String], annot: bool) {
             }
         }
     }
-    // Row i is masked from key i + 1 to the end: one rectangle per row, one path in all.
+    // Computed i is masked from key i + 1 to the end: one rectangle per row, one path in all.
     let mut d = String::new();
     for i in 0..t.saturating_sub(1) {
         let _ = write!(

@@ -16,7 +16,7 @@ enum Align {
 }
 
 /// Columns padded to their widest cell (counted in chars), two spaces apart.
-fn grid(
+fn columns(
     out: &mut dyn Write,
     header: &[&str],
     align: &[Align],
@@ -92,7 +92,7 @@ pub fn tokenize(out: &mut dyn Write, r: &TokenizeReport) -> io::Result<()> {
         })
         .collect();
     use Align::*;
-    grid(
+    columns(
         out,
         &["index", "id", "token", "text", "bytes"],
         &[Right, Right, Left, Left, Left],
@@ -123,7 +123,7 @@ pub fn padding(out: &mut dyn Write, p: &Padding) -> io::Result<()> {
             .collect();
         let header: Vec<String> = (0..p.shape[1]).map(|i| i.to_string()).collect();
         let header: Vec<&str> = header.iter().map(String::as_str).collect();
-        grid(out, &header, &vec![Align::Right; p.shape[1]], &rows)
+        columns(out, &header, &vec![Align::Right; p.shape[1]], &rows)
     };
     matrix(out, "input_ids", &p.input_ids)?;
     writeln!(out)?;
@@ -147,7 +147,7 @@ fn stages(out: &mut dyn Write, stages: &[Stage]) -> io::Result<()> {
             ]
         })
         .collect();
-    grid(
+    columns(
         out,
         &["stage", "shape", "dtype", "what it is"],
         &[Left, Left, Left, Left],
@@ -170,7 +170,7 @@ fn predictions(out: &mut dyn Write, preds: &[Prediction]) -> io::Result<()> {
             ]
         })
         .collect();
-    grid(
+    columns(
         out,
         &["rank", "id", "token", "prob", "logprob", "logit"],
         &[Right, Right, Left, Right, Right, Right],
@@ -199,8 +199,8 @@ pub fn trace(out: &mut dyn Write, r: &TraceReport) -> io::Result<()> {
     predictions(out, &r.predictions)
 }
 
-/// Shown in tables; `--json` has every component.
-const SHOWN: usize = 6;
+/// Components of a vector shown in tables; `--json` has every one.
+const COMPONENTS_SHOWN: usize = 6;
 
 /// One T×T map per head, rows = queries, columns = keys; `cell(query, key, value)`.
 fn head_maps<C>(
@@ -230,7 +230,7 @@ fn head_maps<C>(
                 cells
             })
             .collect();
-        grid(out, &header, &align, &rows)?;
+        columns(out, &header, &align, &rows)?;
         writeln!(out)?;
     }
     Ok(())
@@ -245,7 +245,7 @@ fn vectors(
 ) -> io::Result<()> {
     use Align::*;
     let d = values.first().map_or(0, Vec::len);
-    let shown = d.min(SHOWN);
+    let shown = d.min(COMPONENTS_SHOWN);
     let mut header = vec!["token".to_string()];
     if norms.is_some() {
         header.push("norm".to_string());
@@ -270,7 +270,7 @@ fn vectors(
             cells
         })
         .collect();
-    grid(out, &header, &align, &rows)
+    columns(out, &header, &align, &rows)
 }
 
 pub fn attention(out: &mut dyn Write, r: &AttentionReport) -> io::Result<()> {
@@ -408,7 +408,7 @@ pub fn hidden(out: &mut dyn Write, r: &HiddenReport) -> io::Result<()> {
                     cells
                 })
                 .collect();
-            grid(out, &header, &align, &rows)
+            columns(out, &header, &align, &rows)
         }
     }
 }
@@ -455,7 +455,7 @@ pub fn lens(out: &mut dyn Write, r: &LensReport) -> io::Result<()> {
             cells
         })
         .collect();
-    grid(out, &header, &align, &rows)
+    columns(out, &header, &align, &rows)
 }
 
 fn hook_rows(out: &mut dyn Write, hooks: &[HookRow]) -> io::Result<()> {
@@ -471,7 +471,7 @@ fn hook_rows(out: &mut dyn Write, hooks: &[HookRow]) -> io::Result<()> {
             vec![h.name.clone(), format!("[{}]", dims.join(", "))]
         })
         .collect();
-    grid(out, &["name", "shape"], &[Left, Left], &rows)
+    columns(out, &["name", "shape"], &[Left, Left], &rows)
 }
 
 pub fn hooks(out: &mut dyn Write, r: &HooksReport) -> io::Result<()> {
@@ -505,7 +505,7 @@ pub fn info(out: &mut dyn Write, r: &InfoReport) -> io::Result<()> {
             .iter()
             .map(|(k, v)| vec![format!("  {k}"), v.to_string()])
             .collect();
-        grid(out, &["  field", "value"], &[Left, Left], &rows)?;
+        columns(out, &["  field", "value"], &[Left, Left], &rows)?;
     }
     writeln!(out)?;
     let rows: Vec<Vec<String>> = r
@@ -524,7 +524,7 @@ pub fn info(out: &mut dyn Write, r: &InfoReport) -> io::Result<()> {
             ]
         })
         .collect();
-    grid(
+    columns(
         out,
         &["tensor", "shape", "dtype", ""],
         &[Left, Left, Left, Left],
@@ -547,7 +547,7 @@ pub fn score(out: &mut dyn Write, r: &ScoreReport) -> io::Result<()> {
             ]
         })
         .collect();
-    grid(
+    columns(
         out,
         &["position", "token", "logprob", "rank", "model's top guess"],
         &[Right, Left, Right, Right, Left],
