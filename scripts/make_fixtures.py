@@ -55,6 +55,33 @@ TOKENIZER_CASES = PROMPTS + [
     "https://example.com/path?q=1&r=two#frag",
 ]
 
+# Activation patching: (clean, corrupt, answer, wrong); each pair has one token count.
+PATCH_PAIRS = [
+    ("The cat sat on the mat", "The dog sat on the mat", " and", " with"),
+    (
+        "When Mary and John went to the store, John gave a drink to",
+        "When Mary and John went to the store, Mary gave a drink to",
+        " Mary",
+        " John",
+    ),
+]
+# Ablation: text, heads as (layer, head), MLP layers, mode.
+ABLATE_TEXT = "The cat sat on the mat"
+ABLATE_CASES = [
+    ([(1, 2)], [], "zero"),
+    ([(1, 2)], [], "mean"),
+    ([], [1], "zero"),
+    ([(0, 1), (2, 3)], [0], "mean"),
+]
+# Direct logit attribution: text, answer, wrong (None: the answer's logit alone), position.
+ATTRIBUTE_CASES = [
+    ("The cat sat on the mat", " and", None, -1),
+    ("When Mary and John went to the store, John gave a drink to", " Mary", " John", -1),
+    ("The cat sat on the mat", " on", " the", 2),
+]
+# Head detection: s repeated twice.
+HEADS_TEXT = "The cat sat on the mat"
+
 GENERATE_PROMPTS = [0, 2]  # indices into PROMPTS: greedy continuations
 LENS_PROMPTS = {0: [-1], 2: [1, -1]}  # prompt index -> positions for the logit lens
 GENERATE_NEW_TOKENS = 20
@@ -183,12 +210,26 @@ def capture(model, input_ids, attention_mask=None):
     def heads(x):  # (B, T, d) -> (B, T, nh, dh)
         return x.view(*x.shape[:-1], nh, dh)
 
+    def ln_hooks(mod, prefix):
+        # TransformerLens's hook_scale and hook_normalized, from the module's own input and
+        # eps: scale = sqrt(var + eps), normalized = (x - mean) / scale, before w and b.
+        # hook_out is HF's module output (normalized * w + b).
+        def pre(_m, args, kwargs):
+            x = (args[0] if args else kwargs["input"]).detach().clone()
+            c = x - x.mean(-1, keepdim=True)
+            scale = (c.pow(2).mean(-1, keepdim=True) + mod.eps).sqrt()
+            acts[prefix + "hook_scale"] = scale
+            acts[prefix + "hook_normalized"] = c / scale
+
+        handles.append(mod.register_forward_pre_hook(pre, with_kwargs=True))
+        handles.append(mod.register_forward_hook(out_hook(prefix + "hook_out")))
+
     handles.append(tr.wte.register_forward_hook(out_hook("hook_embed")))
     handles.append(tr.wpe.register_forward_hook(out_hook("hook_pos_embed")))
     for l, blk in enumerate(tr.h):
         p = f"blocks.{l}."
         handles.append(blk.register_forward_pre_hook(in_hook(p + "hook_resid_pre"), with_kwargs=True))
-        handles.append(blk.ln_1.register_forward_hook(out_hook(p + "ln1.hook_normalized")))
+        ln_hooks(blk.ln_1, p + "ln1.")
 
         def qkv_hook(_m, _i, out, p=p):
             q, k, v = out.detach().clone().split(cfg.n_embd, dim=2)
@@ -196,14 +237,22 @@ def capture(model, input_ids, attention_mask=None):
 
         handles.append(blk.attn.c_attn.register_forward_hook(qkv_hook))
         handles.append(blk.attn.c_proj.register_forward_pre_hook(in_hook(p + "attn.hook_z", heads), with_kwargs=True))
+
+        def result_hook(_m, args, kwargs, p=p, proj=blk.attn.c_proj):
+            # Each head's z times its rows of W_O (Conv1D weight is (in, out)), no bias.
+            z = heads((args[0] if args else kwargs["x"]).detach().clone())  # (B, T, nh, dh)
+            w_o = proj.weight.detach().view(nh, dh, -1)  # (nh, dh, C)
+            acts[p + "attn.hook_result"] = torch.einsum("bthd,hdc->bthc", z, w_o)
+
+        handles.append(blk.attn.c_proj.register_forward_pre_hook(result_hook, with_kwargs=True))
         handles.append(blk.attn.c_proj.register_forward_hook(out_hook(p + "hook_attn_out")))
         handles.append(blk.ln_2.register_forward_pre_hook(in_hook(p + "hook_resid_mid"), with_kwargs=True))
-        handles.append(blk.ln_2.register_forward_hook(out_hook(p + "ln2.hook_normalized")))
+        ln_hooks(blk.ln_2, p + "ln2.")
         handles.append(blk.mlp.c_fc.register_forward_hook(out_hook(p + "mlp.hook_pre")))
         handles.append(blk.mlp.act.register_forward_hook(out_hook(p + "mlp.hook_post")))
         handles.append(blk.mlp.c_proj.register_forward_hook(out_hook(p + "hook_mlp_out")))
         handles.append(blk.register_forward_hook(out_hook(p + "hook_resid_post")))
-    handles.append(tr.ln_f.register_forward_hook(out_hook("ln_final.hook_normalized")))
+    ln_hooks(tr.ln_f, "ln_final.")
 
     with torch.no_grad():
         out = model(
@@ -228,6 +277,169 @@ def capture(model, input_ids, attention_mask=None):
         acts[p + "attn.hook_attn_scores"] = scores.masked_fill(future, float("-inf"))
     acts["logits"] = out.logits.detach().clone()
     return acts, out
+
+
+def last_logits(model, ids, hooks=()):
+    """Last-position logits of HF's forward with `hooks` [(module, kind, fn)] attached."""
+    handles = []
+    for module, kind, fn in hooks:
+        if kind == "pre":
+            handles.append(module.register_forward_pre_hook(fn, with_kwargs=True))
+        else:
+            handles.append(module.register_forward_hook(fn))
+    try:
+        with torch.no_grad():
+            return model(input_ids=ids).logits[0, -1].detach().clone()
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def replace_input(fn):
+    """A pre-hook that replaces a module's first input by fn(input)."""
+
+    def hook(_m, args, kwargs):
+        if args:
+            return (fn(args[0].clone()),) + tuple(args[1:]), kwargs
+        key = next(iter(kwargs))
+        kwargs = dict(kwargs)
+        kwargs[key] = fn(kwargs[key].clone())
+        return args, kwargs
+
+    return hook
+
+
+def replace_output(fn):
+    def hook(_m, _inputs, output):
+        if isinstance(output, tuple):
+            return (fn(output[0].clone()),) + tuple(output[1:])
+        return fn(output.clone())
+
+    return hook
+
+
+def circuits(model, hf_tok, ref):
+    """References for patch, ablate, attribute and heads: HF's modules with torch hooks."""
+    cfg = model.config
+    nh, dh, L = cfg.n_head, cfg.n_embd // cfg.n_head, cfg.n_layer
+    tr = model.transformer
+    tok = lambda t: torch.tensor([hf_tok(t)["input_ids"]])
+    one = lambda t: hf_tok(t)["input_ids"][0]
+
+    for k, (clean, corrupt, answer, wrong) in enumerate(PATCH_PAIRS):
+        c_ids, x_ids = tok(clean), tok(corrupt)
+        assert c_ids.shape == x_ids.shape, (clean, corrupt)
+        a, w = one(answer), one(wrong)
+        assert len(hf_tok(answer)["input_ids"]) == 1 and len(hf_tok(wrong)["input_ids"]) == 1
+        acts, _ = capture(model, c_ids)
+        diff = lambda logits: float(logits[a] - logits[w])
+        T = c_ids.shape[1]
+        p = f"circuits.patch{k}."
+        ref[p + "clean_logit_diff"] = torch.tensor(diff(last_logits(model, c_ids)))
+        ref[p + "corrupt_logit_diff"] = torch.tensor(diff(last_logits(model, x_ids)))
+        for site in ["resid_pre", "attn_out", "mlp_out"]:
+            values = torch.zeros(L, T)
+            for l in range(L):
+                blk = tr.h[l]
+                clean_act = acts[f"blocks.{l}.hook_{site}"][0]  # (T, C)
+                for pos in range(T):
+
+                    def put(x, pos=pos, clean_act=clean_act):
+                        x[0, pos] = clean_act[pos]
+                        return x
+
+                    if site == "resid_pre":
+                        hook = (blk, "pre", replace_input(put))
+                    elif site == "attn_out":
+                        hook = (blk.attn.c_proj, "out", replace_output(put))
+                    else:
+                        hook = (blk.mlp, "out", replace_output(put))
+                    values[l, pos] = diff(last_logits(model, x_ids, [hook]))
+            ref[p + site] = values
+        values = torch.zeros(L, nh)
+        for l in range(L):
+            z_clean = acts[f"blocks.{l}.attn.hook_z"][0]  # (T, nh, dh)
+            for h in range(nh):
+
+                def put_z(x, h=h, z_clean=z_clean):
+                    x[0, :, h * dh : (h + 1) * dh] = z_clean[:, h]
+                    return x
+
+                hook = (tr.h[l].attn.c_proj, "pre", replace_input(put_z))
+                values[l, h] = diff(last_logits(model, x_ids, [hook]))
+        ref[p + "head"] = values
+
+    ids = tok(ABLATE_TEXT)
+    acts, _ = capture(model, ids)
+    before = last_logits(model, ids)
+    ref["circuits.ablate.before"] = before
+    for k, (heads, mlps, mode) in enumerate(ABLATE_CASES):
+        hooks = []
+        for l, h in heads:
+            z = acts[f"blocks.{l}.attn.hook_z"][0, :, h]  # (T, dh)
+            fill = torch.zeros_like(z) if mode == "zero" else z.mean(0, keepdim=True).expand_as(z)
+
+            def put_z(x, h=h, fill=fill):
+                x[0, :, h * dh : (h + 1) * dh] = fill
+                return x
+
+            hooks.append((tr.h[l].attn.c_proj, "pre", replace_input(put_z)))
+        for l in mlps:
+            out = acts[f"blocks.{l}.hook_mlp_out"][0]  # (T, C)
+            fill = torch.zeros_like(out) if mode == "zero" else out.mean(0, keepdim=True).expand_as(out)
+
+            def put(x, fill=fill):
+                x[0] = fill
+                return x
+
+            hooks.append((tr.h[l].mlp, "out", replace_output(put)))
+        ref[f"circuits.ablate{k}.after"] = last_logits(model, ids, hooks)
+    # The sweep: every head zero-ablated alone; the change in log-prob of the top token.
+    answer = int(before.argmax())
+    lp = lambda logits: float(torch.log_softmax(logits, -1)[answer])
+    sweep = torch.zeros(L, nh)
+    for l in range(L):
+        for h in range(nh):
+
+            def zero_z(x, h=h):
+                x[0, :, h * dh : (h + 1) * dh] = 0
+                return x
+
+            after = last_logits(model, ids, [(tr.h[l].attn.c_proj, "pre", replace_input(zero_z))])
+            sweep[l, h] = lp(after) - lp(before)
+    ref["circuits.ablate.sweep"] = sweep
+
+    w_u = model.lm_head.weight.detach()  # (V, C), tied to wte
+    w_lnf, b_lnf = tr.ln_f.weight.detach(), tr.ln_f.bias.detach()
+    for k, (text, answer, wrong, pos) in enumerate(ATTRIBUTE_CASES):
+        ids = tok(text)
+        acts, out = capture(model, ids)
+        direction = w_u[one(answer)] - (w_u[one(wrong)] if wrong else 0)  # (C,)
+        scale = acts["ln_final.hook_scale"][0, pos]  # (1,)
+        comps = [acts["hook_embed"][0, pos], acts["hook_pos_embed"][0, pos]]
+        for l in range(L):
+            for h in range(nh):
+                comps.append(acts[f"blocks.{l}.attn.hook_result"][0, pos, h])
+            comps.append(tr.h[l].attn.c_proj.bias.detach())
+            comps.append(acts[f"blocks.{l}.hook_mlp_out"][0, pos])
+        values = torch.stack([((c - c.mean()) / scale * w_lnf) @ direction for c in comps])
+        p = f"circuits.attribute{k}."
+        ref[p + "components"] = values
+        ref[p + "constant"] = (b_lnf @ direction).reshape(())
+        logits = out.logits[0, pos].detach()
+        ref[p + "logit"] = (logits[one(answer)] - (logits[one(wrong)] if wrong else 0)).reshape(())
+
+    ids = tok(HEADS_TEXT)[0]
+    n = len(ids)
+    x = torch.cat([ids, ids])[None]
+    _, out = capture(model, x)
+    att = torch.stack([a[0] for a in out.attentions])  # (L, nh, 2n, 2n)
+    idx = torch.arange(2 * n)
+    ref["circuits.heads.previous_token"] = att[:, :, idx[1:], idx[1:] - 1].mean(-1)
+    ref["circuits.heads.first_token"] = att[:, :, :, 0].mean(-1)
+    second = idx[n:]
+    ref["circuits.heads.induction"] = att[:, :, second, second - n + 1].mean(-1)
+    ref["circuits.heads.duplicate_token"] = att[:, :, second, second - n].mean(-1)
 
 
 def main():
@@ -304,11 +516,18 @@ def main():
     ref["batch.logits_last_real"] = out.logits[torch.arange(len(BATCH)), last_real]
     ref["batch.attentions"] = torch.stack(out.attentions, dim=1)  # (B, L, nh, T, T)
 
+    circuits(model, hf_tok, ref)
+
     ref = {k: v.contiguous() for k, v in ref.items()}
     metadata = {
         "prompts": json.dumps(PROMPTS, ensure_ascii=False),
         "batch": json.dumps(BATCH),
         "generate_new_tokens": str(GENERATE_NEW_TOKENS),
+        "patch_pairs": json.dumps(PATCH_PAIRS),
+        "ablate_text": ABLATE_TEXT,
+        "ablate_cases": json.dumps(ABLATE_CASES),
+        "attribute_cases": json.dumps(ATTRIBUTE_CASES),
+        "heads_text": HEADS_TEXT,
         "num_parameters": str(model.num_parameters()),
         "torch": torch.__version__,
         "transformers": __import__("transformers").__version__,

@@ -232,7 +232,7 @@ fn lens_matches_hf_and_its_last_row_is_next() {
 fn hooks_lists_transformer_lens_names() {
     let v = run_json(&["hooks"]);
     let hooks = v["hooks"].as_array().unwrap();
-    assert_eq!(hooks.len(), 2 + 3 * 15 + 2);
+    assert_eq!(hooks.len(), 2 + 3 * 20 + 4);
     let find = |n: &str| {
         hooks
             .iter()
@@ -265,7 +265,7 @@ fn dump_writes_every_activation_as_hf_computes_it() {
             "-o",
             path.to_str().unwrap(),
         ]);
-        assert_eq!(v["hooks"].as_array().unwrap().len(), 49);
+        assert_eq!(v["hooks"].as_array().unwrap().len(), 66);
         let bytes = std::fs::read(&path).unwrap();
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
         let meta = meta.metadata().clone().unwrap();
@@ -273,7 +273,7 @@ fn dump_writes_every_activation_as_hf_computes_it() {
         let ids: Vec<u32> = serde_json::from_str(&meta["input_ids"]).unwrap();
         assert_eq!(ids, reference.ids(prompt));
         let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap();
-        assert_eq!(tensors.len(), 49);
+        assert_eq!(tensors.len(), 66);
         let mut compared = 0;
         for (name, t) in &tensors {
             if let Some(want) = reference.tensors.get(&format!("p{prompt}.{name}")) {
@@ -282,7 +282,7 @@ fn dump_writes_every_activation_as_hf_computes_it() {
             }
         }
         // Prompt 0's reference has full logits; the other prompts' do not.
-        assert_eq!(compared, if prompt == 0 { 49 } else { 48 });
+        assert_eq!(compared, if prompt == 0 { 66 } else { 65 });
     }
     let path = dir.join("patterns.safetensors");
     let v = run_json(&[

@@ -85,7 +85,7 @@ fn every_activation_matches_hf() {
             .collect();
         hidden.push(
             out.activations
-                .get(Hook::LnFinal)
+                .get(Hook::LnFinalOut)
                 .unwrap()
                 .squeeze(0)
                 .unwrap(),

@@ -18,7 +18,7 @@ use crate::tokenizer::Tokenizer;
 /// The hook holding HF's `hidden_states[i]`.
 fn hidden_hook(i: usize, cfg: &Config) -> Hook {
     if i == cfg.n_layer {
-        Hook::LnFinal
+        Hook::LnFinalOut
     } else {
         Hook::Block(i, BlockHook::ResidPre)
     }

@@ -32,7 +32,7 @@ pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()
         capture: CaptureSpec::new(
             (0..cfg.n_layer)
                 .map(|l| Hook::Block(l, BlockHook::ResidPre))
-                .chain([Hook::LnFinal]),
+                .chain([Hook::LnFinalOut]),
         ),
         logits: Logits::None,
     };
@@ -72,7 +72,7 @@ pub(super) fn report(
     }
     logits.push(
         model
-            .unembed(&at(acts.get(Hook::LnFinal)?)?)?
+            .unembed(&at(acts.get(Hook::LnFinalOut)?)?)?
             .flatten_all()?,
     );
 

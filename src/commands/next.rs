@@ -19,7 +19,7 @@ pub fn run(session: &Session, args: &NextArgs, out: &mut dyn Write) -> Result<()
     let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
     let Batch { cfg, tokenizer, .. } = &prepared;
     let req = Request {
-        capture: CaptureSpec::new([Hook::Block(0, BlockHook::ResidPre), Hook::LnFinal]),
+        capture: CaptureSpec::new([Hook::Block(0, BlockHook::ResidPre), Hook::LnFinalOut]),
         logits: Logits::Last,
     };
     let reports = prepared
@@ -42,7 +42,7 @@ fn report(
     let embeddings = output
         .activations
         .get(Hook::Block(0, BlockHook::ResidPre))?; // (1, T, C)
-    let hidden = output.activations.get(Hook::LnFinal)?; // (1, T, C)
+    let hidden = output.activations.get(Hook::LnFinalOut)?; // (1, T, C)
 
     let t = ids.len();
     let v = cfg.vocab_size;

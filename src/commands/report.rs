@@ -51,7 +51,7 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
         capture: CaptureSpec::new(
             (0..cfg.n_layer)
                 .flat_map(|l| [resid(l), pattern(l)])
-                .chain([Hook::LnFinal]),
+                .chain([Hook::LnFinalOut]),
         ),
         logits: Logits::None,
     };

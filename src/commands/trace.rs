@@ -94,7 +94,7 @@ fn report(
         ));
     }
     stages.push(hook(
-        Hook::LnFinal,
+        Hook::LnFinalOut,
         "final layer norm = hidden_states[n_layer]",
     ));
     stages.push(hook(

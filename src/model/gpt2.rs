@@ -5,7 +5,7 @@
 //! Shapes: B batch, T tokens, C = n_embd, nh heads, hs = C / nh, V vocabulary.
 
 use anyhow::{bail, Result};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, D};
 
 use super::checkpoint::{Checkpoint, Reader};
 use super::config::{Activation, Config};
@@ -142,7 +142,36 @@ impl LayerNorm {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// `ln(x)` through its hooks `[scale, normalized, out]`: TransformerLens's
+    /// `hook_scale` = sqrt(var(x) + eps) `(B, T, 1)` and `hook_normalized` = (x - mean) /
+    /// scale, taken apart only when a tap wants them, then the output `normalized * w + b`.
+    /// Unless a tap replaced a part, the output is the fused kernel's.
+    fn forward(&self, x: &Tensor, hooks: [Hook; 3], tap: &mut dyn Tap) -> Result<Tensor> {
+        let [scale_hook, normalized_hook, out_hook] = hooks;
+        let fused = candle_nn::ops::layer_norm(x, &self.weight, &self.bias, self.eps)?;
+        let y = if tap.wants(scale_hook) || tap.wants(normalized_hook) {
+            let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?; // (B, T, C)
+            let scale = (centred.sqr()?.mean_keepdim(D::Minus1)? + self.eps as f64)?.sqrt()?; // (B, T, 1)
+            let scale_id = scale.id();
+            let scale = tap.tap(scale_hook, scale)?;
+            let normalized = centred.broadcast_div(&scale)?; // (B, T, C)
+            let normalized_id = normalized.id();
+            let normalized = tap.tap(normalized_hook, normalized)?;
+            if scale.id() == scale_id && normalized.id() == normalized_id {
+                fused
+            } else {
+                normalized
+                    .broadcast_mul(&self.weight)?
+                    .broadcast_add(&self.bias)?
+            }
+        } else {
+            fused
+        };
+        tap.tap(out_hook, y)
+    }
+
+    /// ln_f as a plain function (the logit lens applies it to every layer).
+    fn apply(&self, x: &Tensor) -> Result<Tensor> {
         Ok(candle_nn::ops::layer_norm(
             x,
             &self.weight,
@@ -229,8 +258,26 @@ impl Attention {
         let pattern = tap.tap(at(BlockHook::Pattern), pattern)?;
 
         let z = pattern.matmul(&v)?.transpose(1, 2)?; // (B, T, nh, hs)
-        let z = tap.tap(at(BlockHook::Z), z)?.reshape((b, t, c))?; // (B, T, C), heads concatenated
-        Ok((self.c_proj.forward(&z)?, (k, v))) // (B, T, C)
+        let z = tap.tap(at(BlockHook::Z), z)?;
+        let out = self.c_proj.forward(&z.reshape((b, t, c))?)?; // (B, T, C), heads concatenated
+        if !tap.wants(at(BlockHook::AttnResult)) {
+            return Ok((out, (k, v)));
+        }
+        // Each head's share of c_proj: W_O[h] is rows h·hs..(h+1)·hs of its (C, C) weight.
+        let w_o = self.c_proj.weight.reshape((nh, hs, c))?.unsqueeze(0)?; // (1, nh, hs, C)
+        let result = z
+            .transpose(1, 2)?
+            .contiguous()?
+            .broadcast_matmul(&w_o)? // (B, nh, T, C)
+            .transpose(1, 2)?
+            .contiguous()?; // (B, T, nh, C)
+        let id = result.id();
+        let result = tap.tap(at(BlockHook::AttnResult), result)?;
+        let out = match result.id() == id {
+            true => out,
+            false => result.sum(2)?.broadcast_add(&self.c_proj.bias)?, // (B, T, C)
+        };
+        Ok((out, (k, v)))
     }
 }
 
@@ -294,12 +341,14 @@ impl Block {
     ) -> Result<(Tensor, (Tensor, Tensor))> {
         let l = self.layer;
         let at = |h| Hook::Block(l, h);
-        let h = tap.tap(at(BlockHook::Ln1Normalized), self.ln_1.forward(x)?)?; // (B, T, C)
+        let ln1 = [BlockHook::Ln1Scale, BlockHook::Ln1Normalized, BlockHook::Ln1Out].map(at);
+        let h = self.ln_1.forward(x, ln1, tap)?; // (B, T, C)
         let (attn_out, kv) = self.attn.forward(&h, mask, past, l, tap)?;
         let attn_out = tap.tap(at(BlockHook::AttnOut), attn_out)?;
         let x = tap.tap(at(BlockHook::ResidMid), (x + attn_out)?)?; // (B, T, C)
 
-        let h = tap.tap(at(BlockHook::Ln2Normalized), self.ln_2.forward(&x)?)?;
+        let ln2 = [BlockHook::Ln2Scale, BlockHook::Ln2Normalized, BlockHook::Ln2Out].map(at);
+        let h = self.ln_2.forward(&x, ln2, tap)?;
         let mlp_out = self.mlp.forward(&h, l, tap)?;
         let mlp_out = tap.tap(at(BlockHook::MlpOut), mlp_out)?;
         let x = tap.tap(at(BlockHook::ResidPost), (x + mlp_out)?)?; // (B, T, C)
@@ -500,7 +549,8 @@ impl Gpt2 {
             .ln_f
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("ln_f was not loaded"))?;
-        let x = tap.tap(Hook::LnFinal, ln_f.forward(&x)?)?; // (B, T, C)
+        let ln_final = [Hook::LnFinalScale, Hook::LnFinalNormalized, Hook::LnFinalOut];
+        let x = ln_f.forward(&x, ln_final, tap)?; // (B, T, C)
         let logits = match req.logits {
             Logits::None => return Ok(None),
             Logits::Last => {
@@ -569,7 +619,7 @@ impl Gpt2 {
     /// ln_f alone, for the logit lens; an error when the model was loaded partially.
     pub fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
         match &self.ln_f {
-            Some(ln) => ln.forward(x),
+            Some(ln) => ln.apply(x),
             None => bail!("ln_f was not loaded"),
         }
     }

@@ -16,16 +16,26 @@ use super::config::Config;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum BlockHook {
     ResidPre,
+    /// `sqrt(var(x) + eps)` of ln_1's input, `[B, T, 1]`.
+    Ln1Scale,
+    /// `(x - mean(x)) / scale`, before ln_1's weight and bias (as TransformerLens).
     Ln1Normalized,
+    /// ln_1's output, `normalized * w + b` (Hugging Face's module output).
+    Ln1Out,
     Q,
     K,
     V,
     AttnScores,
     Pattern,
     Z,
+    /// Each head's output `z_h · W_O[h]`, before the sum over heads and without `b_O`:
+    /// `[B, T, H, C]`.
+    AttnResult,
     AttnOut,
     ResidMid,
+    Ln2Scale,
     Ln2Normalized,
+    Ln2Out,
     MlpPre,
     MlpPost,
     MlpOut,
@@ -34,18 +44,23 @@ pub enum BlockHook {
 
 impl BlockHook {
     /// In data-flow order.
-    pub const ALL: [BlockHook; 15] = [
+    pub const ALL: [BlockHook; 20] = [
         BlockHook::ResidPre,
+        BlockHook::Ln1Scale,
         BlockHook::Ln1Normalized,
+        BlockHook::Ln1Out,
         BlockHook::Q,
         BlockHook::K,
         BlockHook::V,
         BlockHook::AttnScores,
         BlockHook::Pattern,
         BlockHook::Z,
+        BlockHook::AttnResult,
         BlockHook::AttnOut,
         BlockHook::ResidMid,
+        BlockHook::Ln2Scale,
         BlockHook::Ln2Normalized,
+        BlockHook::Ln2Out,
         BlockHook::MlpPre,
         BlockHook::MlpPost,
         BlockHook::MlpOut,
@@ -55,16 +70,21 @@ impl BlockHook {
     fn suffix(self) -> &'static str {
         match self {
             BlockHook::ResidPre => "hook_resid_pre",
+            BlockHook::Ln1Scale => "ln1.hook_scale",
             BlockHook::Ln1Normalized => "ln1.hook_normalized",
+            BlockHook::Ln1Out => "ln1.hook_out",
             BlockHook::Q => "attn.hook_q",
             BlockHook::K => "attn.hook_k",
             BlockHook::V => "attn.hook_v",
             BlockHook::AttnScores => "attn.hook_attn_scores",
             BlockHook::Pattern => "attn.hook_pattern",
             BlockHook::Z => "attn.hook_z",
+            BlockHook::AttnResult => "attn.hook_result",
             BlockHook::AttnOut => "hook_attn_out",
             BlockHook::ResidMid => "hook_resid_mid",
+            BlockHook::Ln2Scale => "ln2.hook_scale",
             BlockHook::Ln2Normalized => "ln2.hook_normalized",
+            BlockHook::Ln2Out => "ln2.hook_out",
             BlockHook::MlpPre => "mlp.hook_pre",
             BlockHook::MlpPost => "mlp.hook_post",
             BlockHook::MlpOut => "hook_mlp_out",
@@ -76,7 +96,9 @@ impl BlockHook {
     /// 2 in `[B, T, H, d_head]` (q, k, v, z), 1 in `[B, H, T, T]` (scores, pattern).
     pub fn head_axis(self) -> Option<usize> {
         match self {
-            BlockHook::Q | BlockHook::K | BlockHook::V | BlockHook::Z => Some(2),
+            BlockHook::Q | BlockHook::K | BlockHook::V | BlockHook::Z | BlockHook::AttnResult => {
+                Some(2)
+            }
             BlockHook::AttnScores | BlockHook::Pattern => Some(1),
             _ => None,
         }
@@ -89,7 +111,11 @@ pub enum Hook {
     Embed,
     PosEmbed,
     Block(usize, BlockHook),
-    LnFinal,
+    LnFinalScale,
+    /// ln_f's input centred and divided by its scale (TransformerLens's).
+    LnFinalNormalized,
+    /// ln_f's output: Hugging Face's last hidden state, the input of the unembedding.
+    LnFinalOut,
     Logits,
 }
 
@@ -99,7 +125,9 @@ impl fmt::Display for Hook {
             Hook::Embed => f.write_str("hook_embed"),
             Hook::PosEmbed => f.write_str("hook_pos_embed"),
             Hook::Block(l, h) => write!(f, "blocks.{l}.{}", h.suffix()),
-            Hook::LnFinal => f.write_str("ln_final.hook_normalized"),
+            Hook::LnFinalScale => f.write_str("ln_final.hook_scale"),
+            Hook::LnFinalNormalized => f.write_str("ln_final.hook_normalized"),
+            Hook::LnFinalOut => f.write_str("ln_final.hook_out"),
             Hook::Logits => f.write_str("logits"),
         }
     }
@@ -112,7 +140,12 @@ impl Hook {
         [Hook::Embed, Hook::PosEmbed]
             .into_iter()
             .chain(blocks)
-            .chain([Hook::LnFinal, Hook::Logits])
+            .chain([
+                Hook::LnFinalScale,
+                Hook::LnFinalNormalized,
+                Hook::LnFinalOut,
+                Hook::Logits,
+            ])
             .collect()
     }
 
@@ -122,12 +155,17 @@ impl Hook {
         use Dim::{Batch, Fixed, Seq};
         let (d, nh, hs) = (cfg.n_embd, cfg.n_head, cfg.head_dim());
         match self {
-            Hook::Embed | Hook::PosEmbed | Hook::LnFinal => vec![Batch, Seq, Fixed(d)],
+            Hook::Embed | Hook::PosEmbed | Hook::LnFinalNormalized | Hook::LnFinalOut => {
+                vec![Batch, Seq, Fixed(d)]
+            }
+            Hook::LnFinalScale => vec![Batch, Seq, Fixed(1)],
             Hook::Logits => vec![Batch, Seq, Fixed(cfg.vocab_size)],
             Hook::Block(_, h) => match h {
                 BlockHook::Q | BlockHook::K | BlockHook::V | BlockHook::Z => {
                     vec![Batch, Seq, Fixed(nh), Fixed(hs)]
                 }
+                BlockHook::AttnResult => vec![Batch, Seq, Fixed(nh), Fixed(d)],
+                BlockHook::Ln1Scale | BlockHook::Ln2Scale => vec![Batch, Seq, Fixed(1)],
                 BlockHook::AttnScores | BlockHook::Pattern => vec![Batch, Fixed(nh), Seq, Seq],
                 BlockHook::MlpPre | BlockHook::MlpPost => vec![Batch, Seq, Fixed(cfg.n_inner())],
                 _ => vec![Batch, Seq, Fixed(d)],
@@ -156,7 +194,9 @@ impl Hook {
             // The input of block l is the output of block l - 1.
             Hook::Block(l, BlockHook::ResidPre) => *l,
             Hook::Block(l, _) => l + 1,
-            Hook::LnFinal | Hook::Logits => n_layer,
+            Hook::LnFinalScale | Hook::LnFinalNormalized | Hook::LnFinalOut | Hook::Logits => {
+                n_layer
+            }
         }
     }
 }
@@ -258,11 +298,13 @@ mod tests {
     #[test]
     fn names_follow_transformer_lens() {
         let names: Vec<String> = Hook::all(&cfg()).iter().map(|h| h.to_string()).collect();
-        assert_eq!(names.len(), 2 + 12 * 15 + 2);
+        assert_eq!(names.len(), 2 + 12 * 20 + 4);
         assert_eq!(names[0], "hook_embed");
         assert_eq!(names[2], "blocks.0.hook_resid_pre");
-        assert_eq!(names[8], "blocks.0.attn.hook_pattern");
-        assert_eq!(names[names.len() - 2], "ln_final.hook_normalized");
+        assert_eq!(names[3], "blocks.0.ln1.hook_scale");
+        assert_eq!(names[10], "blocks.0.attn.hook_pattern");
+        assert_eq!(names[12], "blocks.0.attn.hook_result");
+        assert_eq!(names[names.len() - 3], "ln_final.hook_normalized");
         assert!(names.contains(&"blocks.11.mlp.hook_post".to_string()));
     }
 
@@ -272,6 +314,6 @@ mod tests {
         let spec = CaptureSpec::new([Hook::Block(0, BlockHook::Pattern)]);
         assert_eq!(spec.blocks_needed(c.n_layer), 1);
         assert_eq!(CaptureSpec::new([Hook::Embed]).blocks_needed(12), 0);
-        assert_eq!(CaptureSpec::new([Hook::LnFinal]).blocks_needed(12), 12);
+        assert_eq!(CaptureSpec::new([Hook::LnFinalOut]).blocks_needed(12), 12);
     }
 }
