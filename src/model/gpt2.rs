@@ -341,13 +341,23 @@ impl Block {
     ) -> Result<(Tensor, (Tensor, Tensor))> {
         let l = self.layer;
         let at = |h| Hook::Block(l, h);
-        let ln1 = [BlockHook::Ln1Scale, BlockHook::Ln1Normalized, BlockHook::Ln1Out].map(at);
+        let ln1 = [
+            BlockHook::Ln1Scale,
+            BlockHook::Ln1Normalized,
+            BlockHook::Ln1Out,
+        ]
+        .map(at);
         let h = self.ln_1.forward(x, ln1, tap)?; // (B, T, C)
         let (attn_out, kv) = self.attn.forward(&h, mask, past, l, tap)?;
         let attn_out = tap.tap(at(BlockHook::AttnOut), attn_out)?;
         let x = tap.tap(at(BlockHook::ResidMid), (x + attn_out)?)?; // (B, T, C)
 
-        let ln2 = [BlockHook::Ln2Scale, BlockHook::Ln2Normalized, BlockHook::Ln2Out].map(at);
+        let ln2 = [
+            BlockHook::Ln2Scale,
+            BlockHook::Ln2Normalized,
+            BlockHook::Ln2Out,
+        ]
+        .map(at);
         let h = self.ln_2.forward(&x, ln2, tap)?;
         let mlp_out = self.mlp.forward(&h, l, tap)?;
         let mlp_out = tap.tap(at(BlockHook::MlpOut), mlp_out)?;
@@ -442,6 +452,27 @@ impl Gpt2 {
     /// The token embedding matrix, `(V, C)`.
     pub fn wte(&self) -> &Tensor {
         &self.wte
+    }
+
+    /// The dtype the model computes in.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// ln_f's weight and bias, `(C,)` each.
+    pub fn final_norm_params(&self) -> Result<(&Tensor, &Tensor)> {
+        match &self.ln_f {
+            Some(ln) => Ok((&ln.weight, &ln.bias)),
+            None => bail!("ln_f was not loaded"),
+        }
+    }
+
+    /// The bias `b_O` added to the heads' summed output in layer `l`, `(C,)`.
+    pub fn attn_out_bias(&self, l: usize) -> Result<&Tensor> {
+        match self.h.get(l) {
+            Some(b) => Ok(&b.attn.c_proj.bias),
+            None => bail!("block {l} was not loaded"),
+        }
     }
 
     /// The position embedding matrix, `(n_positions, C)`.
@@ -549,7 +580,11 @@ impl Gpt2 {
             .ln_f
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("ln_f was not loaded"))?;
-        let ln_final = [Hook::LnFinalScale, Hook::LnFinalNormalized, Hook::LnFinalOut];
+        let ln_final = [
+            Hook::LnFinalScale,
+            Hook::LnFinalNormalized,
+            Hook::LnFinalOut,
+        ];
         let x = ln_f.forward(&x, ln_final, tap)?; // (B, T, C)
         let logits = match req.logits {
             Logits::None => return Ok(None),

@@ -2,6 +2,7 @@
 //! pass, activation hooks.
 
 pub mod checkpoint;
+pub mod circuits;
 pub mod config;
 pub mod generate;
 pub mod gpt2;

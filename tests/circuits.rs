@@ -1,0 +1,205 @@
+//! Patching, ablation, attribution and head detection against Hugging Face's modules with
+//! torch hooks (scripts/make_fixtures.py, `circuits.*` in the reference), within 1e-4.
+
+mod common;
+
+use candle_core::{DType, Device, Tensor};
+use common::{assert_close, flat, max_abs_diff, model_dir, Reference, TOL};
+use gpt2_inspect::model::checkpoint::Checkpoint;
+use gpt2_inspect::model::circuits::{
+    ablate, attribute, head_scores, kl, patch, zero_each_head, Ablation, Component, LogitDiff, Site,
+};
+use gpt2_inspect::model::{Config, Gpt2};
+use gpt2_inspect::tokenizer::Tokenizer;
+
+struct Setup {
+    model: Gpt2,
+    tok: Tokenizer,
+    reference: Reference,
+    meta: std::collections::HashMap<String, String>,
+}
+
+fn setup() -> Setup {
+    let (cfg, _) = Config::from_file(&model_dir().join("config.json")).unwrap();
+    let ckpt = Checkpoint::open(&model_dir().join("model.safetensors")).unwrap();
+    let model = Gpt2::load(&ckpt, &cfg, cfg.n_layer, &Device::Cpu, DType::F32).unwrap();
+    let tok = Tokenizer::from_file(&model_dir().join("tokenizer.json")).unwrap();
+    let bytes = std::fs::read(common::fixtures().join("reference.safetensors")).unwrap();
+    let (_, m) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    Setup {
+        model,
+        tok,
+        reference: Reference::load(),
+        meta: m.metadata().clone().unwrap(),
+    }
+}
+
+impl Setup {
+    fn ids(&self, text: &str) -> Vec<u32> {
+        self.tok
+            .encode(text)
+            .unwrap()
+            .iter()
+            .map(|t| t.id)
+            .collect()
+    }
+
+    fn input(&self, text: &str) -> Tensor {
+        Tensor::new(self.ids(text), &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap()
+    }
+
+    fn one(&self, text: &str) -> u32 {
+        let ids = self.ids(text);
+        assert_eq!(ids.len(), 1, "{text:?}");
+        ids[0]
+    }
+
+    fn scalar(&self, name: &str) -> f32 {
+        flat(self.reference.get(name))[0]
+    }
+}
+
+fn grid(rows: &[Vec<f32>]) -> Tensor {
+    let (r, c) = (rows.len(), rows[0].len());
+    Tensor::from_vec(rows.concat(), (r, c), &Device::Cpu).unwrap()
+}
+
+#[test]
+fn patching_matches_hf_at_every_site() {
+    let s = setup();
+    let pairs: Vec<(String, String, String, String)> =
+        serde_json::from_str(&s.meta["patch_pairs"]).unwrap();
+    let mut worst = 0f32;
+    for (k, (clean, corrupt, answer, wrong)) in pairs.iter().enumerate() {
+        let metric = LogitDiff {
+            answer: s.one(answer),
+            wrong: s.one(wrong),
+        };
+        for site in [Site::ResidPre, Site::AttnOut, Site::MlpOut, Site::Head] {
+            let p = patch(&s.model, &s.input(clean), &s.input(corrupt), metric, site).unwrap();
+            let pre = format!("circuits.patch{k}.");
+            let d = (p.clean - s.scalar(&(pre.clone() + "clean_logit_diff"))).abs();
+            assert!(d <= TOL, "pair {k}: clean logit diff off by {d}");
+            let d = (p.corrupt - s.scalar(&(pre.clone() + "corrupt_logit_diff"))).abs();
+            assert!(d <= TOL, "pair {k}: corrupt logit diff off by {d}");
+            let what = format!("pair {k} {}", site.as_str());
+            worst = worst.max(assert_close(
+                &what,
+                &grid(&p.values),
+                s.reference.get(&(pre + site.as_str())),
+            ));
+        }
+    }
+    eprintln!("patching: max |ours - HF| = {worst}");
+}
+
+#[test]
+fn ablation_matches_hf_in_both_modes() {
+    let s = setup();
+    let text = &s.meta["ablate_text"];
+    let cases: Vec<(Vec<(usize, usize)>, Vec<usize>, String)> =
+        serde_json::from_str(&s.meta["ablate_cases"]).unwrap();
+    let ids = s.input(text);
+    for (k, (heads, mlps, mode)) in cases.iter().enumerate() {
+        let components: Vec<Component> = heads
+            .iter()
+            .map(|&(l, h)| Component::Head(l, h))
+            .chain(mlps.iter().map(|&l| Component::Mlp(l)))
+            .collect();
+        let mode = match mode.as_str() {
+            "zero" => Ablation::Zero,
+            _ => Ablation::Mean,
+        };
+        let (before, after) = ablate(&s.model, &ids, &components, mode).unwrap();
+        assert_close("before", &before, s.reference.get("circuits.ablate.before"));
+        assert_close(
+            &format!("ablation {k}"),
+            &after,
+            s.reference.get(&format!("circuits.ablate{k}.after")),
+        );
+        // KL from HF's logits, as a number the command prints.
+        let want = kl(
+            &flat(s.reference.get("circuits.ablate.before")),
+            &flat(s.reference.get(&format!("circuits.ablate{k}.after"))),
+        );
+        let got = kl(&flat(&before), &flat(&after));
+        assert!((got - want).abs() <= 1e-4, "KL {got} vs {want}");
+    }
+    // The sweep: every head alone, the change in log-prob of the unablated top token.
+    let before = flat(s.reference.get("circuits.ablate.before"));
+    let top = gpt2_inspect::dist::top_k(&before, 1)[0];
+    let rows: Vec<Vec<f32>> = zero_each_head(&s.model, &ids).unwrap().to_vec2().unwrap();
+    let cfg = s.model.config();
+    let sweep: Vec<f32> = rows
+        .iter()
+        .map(|r| {
+            (gpt2_inspect::dist::log_prob(r, top) - gpt2_inspect::dist::log_prob(&before, top))
+                as f32
+        })
+        .collect();
+    let want = flat(s.reference.get("circuits.ablate.sweep"));
+    assert_eq!(sweep.len(), cfg.n_layer * cfg.n_head);
+    let d = max_abs_diff(&sweep, &want);
+    assert!(d <= TOL, "sweep off by {d}");
+}
+
+#[test]
+fn attribution_matches_hf_and_sums_to_the_logit() {
+    let s = setup();
+    let cases: Vec<(String, String, Option<String>, i64)> =
+        serde_json::from_str(&s.meta["attribute_cases"]).unwrap();
+    for (k, (text, answer, wrong, pos)) in cases.iter().enumerate() {
+        let ids = s.input(text);
+        let t = ids.dim(1).unwrap();
+        let position = if *pos < 0 { t - 1 } else { *pos as usize };
+        let a = attribute(
+            &s.model,
+            &ids,
+            position,
+            s.one(answer),
+            wrong.as_deref().map(|w| s.one(w)),
+        )
+        .unwrap();
+        let got: Vec<f32> = a.components.iter().map(|c| c.3 as f32).collect();
+        let pre = format!("circuits.attribute{k}.");
+        let d = max_abs_diff(&got, &flat(s.reference.get(&(pre.clone() + "components"))));
+        assert!(d <= TOL, "case {k}: components off by {d}");
+        let d = (a.constant as f32 - s.scalar(&(pre.clone() + "constant"))).abs();
+        assert!(d <= TOL, "case {k}: constant off by {d}");
+        let d = (a.logit as f32 - s.scalar(&(pre + "logit"))).abs();
+        assert!(d <= TOL, "case {k}: logit off by {d}");
+        let total: f64 = a.components.iter().map(|c| c.3).sum::<f64>() + a.constant;
+        assert!(
+            (total - a.logit).abs() <= 1e-4,
+            "case {k}: {total} vs {}",
+            a.logit
+        );
+    }
+}
+
+#[test]
+fn head_scores_match_hf() {
+    let s = setup();
+    let ids = s.ids(&s.meta["heads_text"]);
+    let n = ids.len();
+    let x = Tensor::new([ids.clone(), ids].concat(), &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let scores = head_scores(&s.model, &x, n).unwrap();
+    for (name, got) in [
+        ("previous_token", &scores.previous_token),
+        ("first_token", &scores.first_token),
+        ("induction", &scores.induction),
+        ("duplicate_token", &scores.duplicate_token),
+    ] {
+        assert_close(
+            name,
+            &grid(got),
+            s.reference.get(&format!("circuits.heads.{name}")),
+        );
+    }
+}
