@@ -147,6 +147,17 @@ pub enum Command {
     /// One self-contained HTML page to explore: tokens, every head's attention, logit lens,
     /// next tokens. Opens from disk and works offline
     Report(ReportArgs),
+    /// Activation patching: which layer and position (or head) of the clean run restores
+    /// its answer when put into the corrupt run
+    Patch(PatchArgs),
+    /// Remove heads or MLPs (zero or mean) and see the next-token prediction change
+    Ablate(AblateArgs),
+    /// Direct logit attribution: how much each head, MLP and embedding writes toward the
+    /// answer at one position
+    Attribute(AttributeArgs),
+    /// Score every head as previous-token, first-token, induction or duplicate-token head on a
+    /// sequence repeated twice
+    Heads(HeadsArgs),
 }
 
 /// `info` takes no options of its own.
@@ -383,4 +394,97 @@ fn parse_window(s: &str) -> Result<Window, String> {
 pub enum AttentionFormat {
     Table,
     Bertviz,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PatchSite {
+    /// The residual stream entering each block, one position at a time
+    #[value(name = "resid_pre")]
+    ResidPre,
+    /// Each block's attention output, one position at a time
+    #[value(name = "attn_out")]
+    AttnOut,
+    /// Each block's MLP output, one position at a time
+    #[value(name = "mlp_out")]
+    MlpOut,
+    /// Each head's z at every position
+    Head,
+}
+
+#[derive(Debug, Args)]
+pub struct PatchArgs {
+    /// The text whose answer is right
+    #[arg(long, value_name = "TEXT")]
+    pub clean: String,
+    /// The same number of tokens, changed so the answer changes
+    #[arg(long, value_name = "TEXT")]
+    pub corrupt: String,
+    /// The clean run's answer: a text of exactly one token (mind the leading space)
+    #[arg(long, value_name = "TOKEN")]
+    pub answer: String,
+    /// The corrupt run's answer: one token
+    #[arg(long, value_name = "TOKEN")]
+    pub wrong: String,
+    /// Which activations to patch
+    #[arg(long, value_enum, default_value_t = PatchSite::ResidPre)]
+    pub site: PatchSite,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AblateMode {
+    /// Set to 0
+    Zero,
+    /// Replace by its mean over the text's positions
+    Mean,
+}
+
+#[derive(Debug, Args)]
+pub struct AblateArgs {
+    #[command(flatten)]
+    pub input: TextArgs,
+    /// A head to remove, as LAYER.HEAD (repeatable)
+    #[arg(long = "head", value_name = "L.H")]
+    pub heads: Vec<String>,
+    /// An MLP to remove, by layer (repeatable)
+    #[arg(long = "mlp", value_name = "L")]
+    pub mlps: Vec<usize>,
+    #[arg(long, value_enum, default_value_t = AblateMode::Zero)]
+    pub mode: AblateMode,
+    /// The token whose log-probability to follow (one token); default: the unablated top token
+    #[arg(long, value_name = "TOKEN")]
+    pub answer: Option<String>,
+    /// Ablate every head in turn (zero) instead: the change in the answer's log-probability
+    #[arg(long, conflicts_with_all = ["heads", "mlps"])]
+    pub sweep: bool,
+    #[command(flatten)]
+    pub top_k: TopKArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AttributeArgs {
+    #[command(flatten)]
+    pub input: TextArgs,
+    /// The token whose logit to explain (one token)
+    #[arg(long, value_name = "TOKEN")]
+    pub answer: String,
+    /// Explain logit[answer] − logit[wrong] instead (one token)
+    #[arg(long, value_name = "TOKEN")]
+    pub wrong: Option<String>,
+    /// Position to explain (default: the last)
+    #[arg(long, value_name = "P")]
+    pub position: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct HeadsArgs {
+    /// The sequence s to repeat (x = s + s); without it, N random token ids
+    #[arg(value_name = "TEXT")]
+    pub text: Option<String>,
+    /// Length of the random sequence
+    #[arg(long, value_name = "N", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(2..=512))]
+    pub seq_len: u32,
+    /// Seed of the random sequence
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }

@@ -448,3 +448,105 @@ pub struct WrittenReport {
     /// What is in it, in a few words.
     pub contents: String,
 }
+
+/// A token named on the command line: its id and how it decodes.
+#[derive(Debug, Clone, Serialize)]
+pub struct NamedToken {
+    pub id: u32,
+    pub token: String,
+}
+
+/// `patch`: the metric of every patched run.
+#[derive(Debug, Clone, Serialize)]
+pub struct PatchReport {
+    #[serde(flatten)]
+    pub header: Header,
+    pub clean: String,
+    pub corrupt: String,
+    /// The clean text's tokens.
+    pub tokens: Vec<String>,
+    pub answer: NamedToken,
+    pub wrong: NamedToken,
+    pub site: String,
+    pub clean_logit_diff: f32,
+    pub corrupt_logit_diff: f32,
+    /// `[L][T]` (positions) or `[L][H]` (heads): logit[answer] − logit[wrong] of each run.
+    pub values: Vec<Vec<f32>>,
+    pub shape: [usize; 2],
+}
+
+/// `ablate`: predictions before and after removing components.
+#[derive(Debug, Clone, Serialize)]
+pub struct AblateReport {
+    #[serde(flatten)]
+    pub header: Header,
+    pub input_ids: Vec<u32>,
+    pub answer: NamedToken,
+    /// What was removed: `L1H2`, `L0.mlp`.
+    pub ablated: Vec<String>,
+    pub mode: String,
+    pub logprob_before: f64,
+    pub logprob_after: f64,
+    /// KL(before ‖ after) of the next-token distributions, in nats.
+    pub kl: f64,
+    pub before: Vec<Prediction>,
+    pub after: Vec<Prediction>,
+}
+
+/// `ablate --sweep`: every head zero-ablated alone.
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepReport {
+    #[serde(flatten)]
+    pub header: Header,
+    pub input_ids: Vec<u32>,
+    pub answer: NamedToken,
+    pub mode: String,
+    pub logprob_before: f64,
+    /// `[L][H]`: logprob_after − logprob_before of the answer.
+    pub values: Vec<Vec<f64>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentValue {
+    pub name: String,
+    pub layer: Option<usize>,
+    pub head: Option<usize>,
+    pub value: f64,
+}
+
+/// `attribute`: direct logit attribution at one position.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttributeReport {
+    #[serde(flatten)]
+    pub header: Header,
+    pub input_ids: Vec<u32>,
+    pub position: usize,
+    pub answer: NamedToken,
+    pub wrong: Option<NamedToken>,
+    pub components: Vec<ComponentValue>,
+    /// `b_lnf · W_U[:, answer]` (minus the same for wrong).
+    pub constant: f64,
+    /// Sum of the components and the constant.
+    pub total: f64,
+    /// The model's own logit (or logit difference).
+    pub logit: f64,
+}
+
+/// `heads`: each head's score of each kind, `[L][H]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeadsReport {
+    #[serde(flatten)]
+    pub header: Header,
+    /// All of x = s + s.
+    pub input_ids: Vec<u32>,
+    pub n: usize,
+    pub scores: HeadScoresReport,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HeadScoresReport {
+    pub previous_token: Vec<Vec<f32>>,
+    pub first_token: Vec<Vec<f32>>,
+    pub induction: Vec<Vec<f32>>,
+    pub duplicate_token: Vec<Vec<f32>>,
+}

@@ -62,6 +62,9 @@ impl Setup {
     }
 }
 
+/// Heads as (layer, head), MLP layers, mode.
+type AblateCase = (Vec<(usize, usize)>, Vec<usize>, String);
+
 fn grid(rows: &[Vec<f32>]) -> Tensor {
     let (r, c) = (rows.len(), rows[0].len());
     Tensor::from_vec(rows.concat(), (r, c), &Device::Cpu).unwrap()
@@ -100,8 +103,7 @@ fn patching_matches_hf_at_every_site() {
 fn ablation_matches_hf_in_both_modes() {
     let s = setup();
     let text = &s.meta["ablate_text"];
-    let cases: Vec<(Vec<(usize, usize)>, Vec<usize>, String)> =
-        serde_json::from_str(&s.meta["ablate_cases"]).unwrap();
+    let cases: Vec<AblateCase> = serde_json::from_str(&s.meta["ablate_cases"]).unwrap();
     let ids = s.input(text);
     for (k, (heads, mlps, mode)) in cases.iter().enumerate() {
         let components: Vec<Component> = heads
@@ -202,4 +204,129 @@ fn head_scores_match_hf() {
             s.reference.get(&format!("circuits.heads.{name}")),
         );
     }
+}
+
+/// The commands print what the library computes: their JSON against the same references.
+#[test]
+fn commands_print_the_references() {
+    let s = setup();
+    let pairs: Vec<(String, String, String, String)> =
+        serde_json::from_str(&s.meta["patch_pairs"]).unwrap();
+    let (clean, corrupt, answer, wrong) = &pairs[1];
+    for site in ["resid_pre", "head"] {
+        let v = common::json(&[
+            "patch",
+            "--clean",
+            clean,
+            "--corrupt",
+            corrupt,
+            "--answer",
+            answer,
+            "--wrong",
+            wrong,
+            "--site",
+            site,
+        ]);
+        assert_eq!(v["site"], site);
+        assert_eq!(v["answer"]["id"], s.one(answer));
+        let got = common::floats(&v["values"]);
+        let d = max_abs_diff(
+            &got,
+            &flat(s.reference.get(&format!("circuits.patch1.{site}"))),
+        );
+        assert!(d <= TOL, "patch {site}: {d}");
+        let d = (v["clean_logit_diff"].as_f64().unwrap() as f32
+            - s.scalar("circuits.patch1.clean_logit_diff"))
+        .abs();
+        assert!(d <= TOL);
+    }
+
+    let text = &s.meta["ablate_text"];
+    let v = common::json(&["ablate", text, "--head", "1.2", "--mode", "mean"]);
+    let before = flat(s.reference.get("circuits.ablate.before"));
+    let after = flat(s.reference.get("circuits.ablate1.after"));
+    let top = gpt2_inspect::dist::top_k(&before, 1)[0];
+    assert_eq!(v["answer"]["id"], top);
+    let want = gpt2_inspect::dist::log_prob(&after, top);
+    assert!((v["logprob_after"].as_f64().unwrap() - want).abs() <= 1e-4);
+    assert!((v["kl"].as_f64().unwrap() - kl(&before, &after)).abs() <= 1e-4);
+    let v = common::json(&["ablate", text, "--sweep"]);
+    let d = max_abs_diff(
+        &common::floats(&v["values"]),
+        &flat(s.reference.get("circuits.ablate.sweep")),
+    );
+    assert!(d <= TOL, "sweep: {d}");
+
+    let v = common::json(&["attribute", text, "--answer", " and"]);
+    let got: Vec<f32> = v["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["value"].as_f64().unwrap() as f32)
+        .collect();
+    let d = max_abs_diff(
+        &got,
+        &flat(s.reference.get("circuits.attribute0.components")),
+    );
+    assert!(d <= TOL, "attribute: {d}");
+    assert_eq!(v["components"][2]["name"], "L0H0");
+    let (total, logit) = (v["total"].as_f64().unwrap(), v["logit"].as_f64().unwrap());
+    assert!((total - logit).abs() <= 1e-4);
+
+    let v = common::json(&["heads", &s.meta["heads_text"]]);
+    let d = max_abs_diff(
+        &common::floats(&v["scores"]["induction"]),
+        &flat(s.reference.get("circuits.heads.induction")),
+    );
+    assert!(d <= TOL, "heads: {d}");
+    // Random sequences: the same ids for the same seed.
+    let a = common::json(&["heads", "--seq-len", "20", "--seed", "3"]);
+    let b = common::json(&["heads", "--seq-len", "20", "--seed", "3"]);
+    assert_eq!(a["input_ids"], b["input_ids"]);
+    assert_eq!(a["input_ids"].as_array().unwrap().len(), 40);
+}
+
+#[test]
+fn circuit_misuse_is_named() {
+    common::fails(
+        common::cmd().args([
+            "patch",
+            "--clean",
+            "The cat",
+            "--corrupt",
+            "A dog sat",
+            "--answer",
+            " and",
+            "--wrong",
+            " with",
+        ]),
+        2,
+        &["--clean is 2 tokens", "--corrupt 3"],
+    );
+    common::fails(
+        common::cmd().args([
+            "patch",
+            "--clean",
+            "The cat",
+            "--corrupt",
+            "A dog",
+            "--answer",
+            " andy",
+            "--wrong",
+            " with",
+        ]),
+        2,
+        &["--answer", "2 tokens", "give one token"],
+    );
+    common::fails(
+        common::cmd().args(["ablate", "The cat", "--head", "3.0"]),
+        2,
+        &["--head 3 is out of range"],
+    );
+    common::fails(
+        common::cmd().args(["ablate", "The cat", "--head", "x"]),
+        2,
+        &["LAYER.HEAD"],
+    );
+    common::fails(common::cmd().args(["ablate", "The cat"]), 2, &["--sweep"]);
 }

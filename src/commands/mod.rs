@@ -16,7 +16,7 @@ use crate::dist;
 use crate::error::usage;
 use crate::model::Config;
 use crate::render;
-use crate::report::Prediction;
+use crate::report::{NamedToken, Prediction};
 use crate::signals::TempFiles;
 use crate::tokenizer::Tokenizer;
 
@@ -49,6 +49,10 @@ commands! {
     Score => score,
     Generate => generate,
     Report => report,
+    Patch => patch,
+    Ablate => ablate,
+    Attribute => attribute,
+    Heads => heads,
 }
 
 pub fn run(cli: Cli, temps: TempFiles) -> Result<()> {
@@ -102,6 +106,28 @@ fn check_index(flag: &str, value: usize, count: usize, what: &str, model: &str) 
         )));
     }
     Ok(())
+}
+
+/// `--flag TEXT` as the one token it must be.
+fn one_token(tokenizer: &Tokenizer, flag: &str, text: &str) -> Result<NamedToken> {
+    let ids: Vec<u32> = tokenizer.encode(text)?.iter().map(|t| t.id).collect();
+    match ids.as_slice() {
+        [id] => Ok(NamedToken {
+            id: *id,
+            token: tokenizer.decode(&[*id])?,
+        }),
+        _ => {
+            let pieces = ids
+                .iter()
+                .map(|&id| tokenizer.decode(&[id]).map(|t| format!("{t:?}")))
+                .collect::<Result<Vec<_>>>()?;
+            Err(usage(format!(
+                "--{flag} {text:?} is {} tokens ({}); give one token",
+                ids.len(),
+                pieces.join(", ")
+            )))
+        }
+    }
 }
 
 /// Each id decoded on its own: the labels of rows and columns.

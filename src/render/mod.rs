@@ -1,5 +1,6 @@
 //! Renderers: each writes a report to any `io::Write` and computes no model values.
 
+pub mod circuits;
 pub mod color;
 pub mod heatmap;
 pub mod html;

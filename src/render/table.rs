@@ -10,13 +10,13 @@ use crate::report::{
 use crate::report::{GenerateReport, HeadMap, Padding, ScoreReport, Step, WrittenReport};
 
 #[derive(Clone, Copy)]
-enum Align {
+pub(crate) enum Align {
     Left,
     Right,
 }
 
 /// Columns padded to their widest cell (counted in chars), two spaces apart.
-fn columns(
+pub(crate) fn columns(
     out: &mut dyn Write,
     header: &[&str],
     align: &[Align],
@@ -58,7 +58,7 @@ pub fn batch_heading(out: &mut dyn Write, i: usize, n: usize, text: &str) -> io:
 }
 
 /// A token's text as a quoted literal, so spaces and newlines are visible.
-fn quoted(s: &str) -> String {
+pub(crate) fn quoted(s: &str) -> String {
     format!("{s:?}")
 }
 
@@ -155,7 +155,7 @@ fn stages(out: &mut dyn Write, stages: &[Stage]) -> io::Result<()> {
     )
 }
 
-fn predictions(out: &mut dyn Write, preds: &[Prediction]) -> io::Result<()> {
+pub(crate) fn predictions(out: &mut dyn Write, preds: &[Prediction]) -> io::Result<()> {
     use Align::*;
     let rows: Vec<Vec<String>> = preds
         .iter()

@@ -1,0 +1,126 @@
+//! `ablate`: remove heads (their `hook_z`) or MLPs (`hook_mlp_out`), by zero or by their
+//! mean over the text, and compare the next-token prediction before and after; `--sweep`
+//! removes every head in turn.
+
+use std::io::Write;
+
+use anyhow::Result;
+use candle_core::{DType, Tensor};
+
+use super::batch::{Batch, Computed};
+use super::{check_index, check_top_k, emit, one_token, predictions, Session};
+use crate::cli::{AblateArgs, AblateMode};
+use crate::dist;
+use crate::error::usage;
+use crate::model::circuits::{ablate, kl, zero_each_head, Ablation, Component};
+use crate::model::{CaptureSpec, Config, Logits, Request};
+use crate::render::circuits as printer;
+use crate::report::{AblateReport, NamedToken, SweepReport};
+
+pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<()> {
+    let (cfg, _) = session.config()?;
+    let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
+    let components = components(args, &cfg, &session.model_name)?;
+    if components.is_empty() && !args.sweep {
+        return Err(usage(
+            "name what to remove: --head L.H or --mlp L (repeatable), or --sweep for every head",
+        ));
+    }
+    let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
+    if prepared.texts.len() > 1 {
+        return Err(usage("ablate runs one text; give one TEXT"));
+    }
+    let Batch { tokenizer, .. } = &prepared;
+    let req = Request {
+        capture: CaptureSpec::default(),
+        logits: Logits::Last,
+    };
+    let Computed { text, ids, .. } = prepared.forward(&model, &req)?.remove(0);
+    let input = Tensor::new(ids, model.device())?.unsqueeze(0)?;
+    let mode = match args.mode {
+        AblateMode::Zero => Ablation::Zero,
+        AblateMode::Mean => Ablation::Mean,
+    };
+    let (before, after) = ablate(&model, &input, &components, mode)?;
+    let before_v: Vec<f32> = before.to_dtype(DType::F32)?.to_vec1()?;
+    let answer = match &args.answer {
+        Some(a) => one_token(tokenizer, "answer", a)?,
+        None => {
+            let id = dist::top_k(&before_v, 1)[0] as u32;
+            NamedToken {
+                id,
+                token: tokenizer.decode(&[id])?,
+            }
+        }
+    };
+    let logprob_before = dist::log_prob(&before_v, answer.id as usize);
+    if args.sweep {
+        let rows: Vec<Vec<f32>> = zero_each_head(&model, &input)?
+            .to_dtype(DType::F32)?
+            .to_vec2()?;
+        let values = rows
+            .chunks(cfg.n_head)
+            .map(|layer| {
+                layer
+                    .iter()
+                    .map(|r| dist::log_prob(r, answer.id as usize) - logprob_before)
+                    .collect()
+            })
+            .collect();
+        let report = SweepReport {
+            header: session.header(Some(text)),
+            input_ids: ids.to_vec(),
+            answer,
+            mode: "zero".into(),
+            logprob_before,
+            values,
+        };
+        return emit(session, out, &report, printer::sweep);
+    }
+    let after_v: Vec<f32> = after.to_dtype(DType::F32)?.to_vec1()?;
+    let report = AblateReport {
+        header: session.header(Some(text)),
+        input_ids: ids.to_vec(),
+        logprob_before,
+        logprob_after: dist::log_prob(&after_v, answer.id as usize),
+        answer,
+        ablated: components
+            .iter()
+            .map(|c| match c {
+                Component::Head(l, h) => format!("L{l}H{h}"),
+                Component::Mlp(l) => format!("L{l}.mlp"),
+            })
+            .collect(),
+        mode: match mode {
+            Ablation::Zero => "zero".into(),
+            Ablation::Mean => "mean".into(),
+        },
+        kl: kl(&before_v, &after_v),
+        before: predictions(tokenizer, &before, top_k)?,
+        after: predictions(tokenizer, &after, top_k)?,
+    };
+    emit(session, out, &report, printer::ablate)
+}
+
+/// `--head L.H` and `--mlp L`, checked against the model.
+fn components(args: &AblateArgs, cfg: &Config, model: &str) -> Result<Vec<Component>> {
+    let mut out = Vec::new();
+    for spec in &args.heads {
+        let parsed = spec
+            .split_once('.')
+            .and_then(|(l, h)| Some((l.parse::<usize>().ok()?, h.parse::<usize>().ok()?)));
+        let Some((l, h)) = parsed else {
+            return Err(usage(format!(
+                "--head {spec}: give LAYER.HEAD, such as 1.2"
+            )));
+        };
+        check_index("head", l, cfg.n_layer, "layers", model)?;
+        check_index("head", h, cfg.n_head, "heads per layer", model)?;
+        out.push(Component::Head(l, h));
+    }
+    for &l in &args.mlps {
+        check_index("mlp", l, cfg.n_layer, "layers", model)?;
+        out.push(Component::Mlp(l));
+    }
+    Ok(out)
+}

@@ -1,0 +1,63 @@
+//! `heads`: score every head on a sequence repeated twice, as TransformerLens's head
+//! detectors do: previous-token, first-token, induction and duplicate-token attention.
+
+use std::io::Write;
+
+use anyhow::Result;
+use candle_core::Tensor;
+
+use super::{emit, Session};
+use crate::cli::HeadsArgs;
+use crate::error::usage;
+use crate::model::circuits::head_scores;
+use crate::render::circuits as printer;
+use crate::report::{HeadScoresReport, HeadsReport};
+
+pub fn run(session: &Session, args: &HeadsArgs, out: &mut dyn Write) -> Result<()> {
+    let (cfg, _) = session.config()?;
+    let s: Vec<u32> = match &args.text {
+        Some(text) => {
+            let tokenizer = session.tokenizer()?;
+            tokenizer.encode(text)?.iter().map(|t| t.id).collect()
+        }
+        None => random_ids(args.seq_len as usize, args.seed, cfg.vocab_size),
+    };
+    if s.len() < 2 || 2 * s.len() > cfg.n_positions {
+        return Err(usage(format!(
+            "the sequence is {} tokens; repeated twice it must fit the model's {} positions, \
+             and it needs at least 2",
+            s.len(),
+            cfg.n_positions
+        )));
+    }
+    let model = session.model(&cfg, cfg.n_layer)?;
+    let x: Vec<u32> = [s.clone(), s.clone()].concat();
+    let input = Tensor::new(x.as_slice(), model.device())?.unsqueeze(0)?;
+    let scores = head_scores(&model, &input, s.len())?;
+    let report = HeadsReport {
+        header: session.header(args.text.as_deref()),
+        input_ids: x,
+        n: s.len(),
+        scores: HeadScoresReport {
+            previous_token: scores.previous_token,
+            first_token: scores.first_token,
+            induction: scores.induction,
+            duplicate_token: scores.duplicate_token,
+        },
+    };
+    emit(session, out, &report, printer::heads)
+}
+
+/// `n` token ids from a seed (splitmix64): the same on every machine.
+fn random_ids(n: usize, seed: u64, vocab: usize) -> Vec<u32> {
+    let mut state = seed;
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) % vocab as u64) as u32
+        })
+        .collect()
+}

@@ -1,0 +1,70 @@
+//! `patch`: activation patching. Each run is the corrupt text with one activation (a layer
+//! and position, or a head) taken from the clean run; the metric is the logit difference
+//! of the two answers at the last position.
+
+use std::io::Write;
+
+use anyhow::Result;
+use candle_core::Tensor;
+
+use super::{decoded, emit, one_token, Session};
+use crate::cli::{PatchArgs, PatchSite};
+use crate::error::usage;
+use crate::model::circuits::{patch, LogitDiff, Site};
+use crate::render::circuits as printer;
+use crate::report::PatchReport;
+
+pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<()> {
+    let (cfg, _) = session.config()?;
+    let tokenizer = session.tokenizer()?;
+    let encode = |text: &str| -> Result<Vec<u32>> {
+        Ok(tokenizer.encode(text)?.iter().map(|t| t.id).collect())
+    };
+    let (clean, corrupt) = (encode(&args.clean)?, encode(&args.corrupt)?);
+    if clean.len() != corrupt.len() {
+        return Err(usage(format!(
+            "--clean is {} tokens ({}), --corrupt {} ({}); patching needs the same number",
+            clean.len(),
+            decoded(&tokenizer, &clean)?.join("|"),
+            corrupt.len(),
+            decoded(&tokenizer, &corrupt)?.join("|"),
+        )));
+    }
+    if clean.is_empty() || clean.len() > cfg.n_positions {
+        return Err(usage(format!(
+            "--clean has {} tokens; patching needs 1 to {}",
+            clean.len(),
+            cfg.n_positions
+        )));
+    }
+    let answer = one_token(&tokenizer, "answer", &args.answer)?;
+    let wrong = one_token(&tokenizer, "wrong", &args.wrong)?;
+    let site = match args.site {
+        PatchSite::ResidPre => Site::ResidPre,
+        PatchSite::AttnOut => Site::AttnOut,
+        PatchSite::MlpOut => Site::MlpOut,
+        PatchSite::Head => Site::Head,
+    };
+    let model = session.model(&cfg, cfg.n_layer)?;
+    let row = |ids: &[u32]| -> Result<Tensor> { Ok(Tensor::new(ids, model.device())?.unsqueeze(0)?) };
+    let metric = LogitDiff {
+        answer: answer.id,
+        wrong: wrong.id,
+    };
+    let p = patch(&model, &row(&clean)?, &row(&corrupt)?, metric, site)?;
+    let shape = [p.values.len(), p.values[0].len()];
+    let report = PatchReport {
+        header: session.header(Some(&args.clean)),
+        clean: args.clean.clone(),
+        corrupt: args.corrupt.clone(),
+        tokens: decoded(&tokenizer, &clean)?,
+        answer,
+        wrong,
+        site: site.as_str().to_string(),
+        clean_logit_diff: p.clean,
+        corrupt_logit_diff: p.corrupt,
+        values: p.values,
+        shape,
+    };
+    emit(session, out, &report, printer::patch)
+}
