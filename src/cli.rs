@@ -46,6 +46,11 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Put <|endoftext|> before every text, as TransformerLens does by default
+    /// (`prepend_bos=True`). Off: Hugging Face's tokenization, the text alone
+    #[arg(long, global = true)]
+    pub prepend_bos: bool,
+
     /// Colour (heatmaps): `auto` in a terminal unless NO_COLOR is set, `always`, `never`
     /// (plain numbers). Truecolor when COLORTERM says so, else 256 colours
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]

@@ -330,3 +330,18 @@ fn circuit_misuse_is_named() {
     );
     common::fails(common::cmd().args(["ablate", "The cat"]), 2, &["--sweep"]);
 }
+
+/// `--prepend-bos` puts <|endoftext|> first (TransformerLens's default), never cut.
+#[test]
+fn prepend_bos_puts_endoftext_first() {
+    let v = common::json(&["--prepend-bos", "tokenize", "The cat"]);
+    assert_eq!(common::ids_of(&v["input_ids"]), [50256, 464, 3797]);
+    let with_flag = common::json(&["--prepend-bos", "next", "The cat"]);
+    let in_text = common::json(&["next", "<|endoftext|>The cat"]);
+    assert_eq!(with_flag["predictions"], in_text["predictions"]);
+    let long = "the cat ".repeat(700);
+    let v = common::json(&["--prepend-bos", "next", &long, "--truncate", "left"]);
+    let ids = common::ids_of(&v["input_ids"]);
+    assert_eq!((ids.len(), ids[0]), (1024, 50256));
+    assert_ne!(ids[1], 50256);
+}

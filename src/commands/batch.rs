@@ -160,10 +160,41 @@ pub(super) fn token_limit(input: &TextArgs, cfg: &Config) -> Result<usize> {
     }
 }
 
-/// Each text's tokens; a text over `limit` is cut as `truncate` says (reported on stderr),
-/// or refused. A long text is tokenized a piece at a time, keeping only the tokens that
-/// stay, so memory follows the limit, not the text.
+/// Each text's tokens, after `bos` when given (`--prepend-bos`: it counts toward the limit
+/// and is never cut); a text over `limit` is cut as `truncate` says (reported on stderr), or
+/// refused.
 pub(super) fn encode_all(
+    tokenizer: &Tokenizer,
+    texts: &[String],
+    limit: Option<usize>,
+    truncate: Option<Truncate>,
+    bos: Option<u32>,
+) -> Result<Vec<Vec<Token>>> {
+    let limit = match bos {
+        Some(_) => limit.map(|l| l.saturating_sub(1)),
+        None => limit,
+    };
+    let mut all = encode_texts(tokenizer, texts, limit, truncate)?;
+    if let Some(id) = bos {
+        let symbol = tokenizer.decode(&[id])?;
+        for tokens in &mut all {
+            // Not part of the text: an empty byte span at its start.
+            let bos = Token {
+                id,
+                symbol: symbol.clone(),
+                text: symbol.clone(),
+                start: 0,
+                end: 0,
+            };
+            tokens.insert(0, bos);
+        }
+    }
+    Ok(all)
+}
+
+/// [`encode_all`] without the BOS. A long text is tokenized a piece at a time, keeping only
+/// the tokens that stay, so memory follows the limit, not the text.
+fn encode_texts(
     tokenizer: &Tokenizer,
     texts: &[String],
     limit: Option<usize>,

@@ -18,7 +18,7 @@ pub fn run(session: &Session, args: &HeadsArgs, out: &mut dyn Write) -> Result<(
     let s: Vec<u32> = match &args.text {
         Some(text) => {
             let tokenizer = session.tokenizer()?;
-            tokenizer.encode(text)?.iter().map(|t| t.id).collect()
+            session.ids(&tokenizer, text)?
         }
         None => random_ids(args.seq_len as usize, args.seed, cfg.vocab_size),
     };

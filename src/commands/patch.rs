@@ -17,9 +17,7 @@ use crate::report::PatchReport;
 pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let tokenizer = session.tokenizer()?;
-    let encode = |text: &str| -> Result<Vec<u32>> {
-        Ok(tokenizer.encode(text)?.iter().map(|t| t.id).collect())
-    };
+    let encode = |text: &str| session.ids(&tokenizer, text);
     let (clean, corrupt) = (encode(&args.clean)?, encode(&args.corrupt)?);
     if clean.len() != corrupt.len() {
         return Err(usage(format!(

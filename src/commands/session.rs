@@ -34,6 +34,8 @@ pub struct Session {
     pub terminal: bool,
     /// Output files being written, removed on SIGINT/SIGTERM.
     pub temps: TempFiles,
+    /// `--prepend-bos`: `<|endoftext|>` before every text, as TransformerLens does.
+    pub prepend_bos: bool,
 }
 
 impl Session {
@@ -71,6 +73,7 @@ impl Session {
             width: terminal_width(),
             terminal: io::stdout().is_terminal(),
             temps,
+            prepend_bos: g.prepend_bos,
         })
     }
 
@@ -80,6 +83,26 @@ impl Session {
 
     pub fn tokenizer(&self) -> Result<Tokenizer> {
         Tokenizer::load(&self.source).with_context(|| format!("--model {}", self.model_name))
+    }
+
+    /// The id to put before every text with `--prepend-bos`: `<|endoftext|>`.
+    pub fn bos(&self, tokenizer: &Tokenizer) -> Result<Option<u32>> {
+        if !self.prepend_bos {
+            return Ok(None);
+        }
+        match tokenizer.endoftext() {
+            Some(id) => Ok(Some(id)),
+            None => Err(usage(
+                "--prepend-bos: this vocabulary has no <|endoftext|> to put first",
+            )),
+        }
+    }
+
+    /// `text`'s ids as the model sees them (after the BOS with `--prepend-bos`), uncut.
+    pub fn ids(&self, tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>> {
+        let bos = self.bos(tokenizer)?;
+        let ids = tokenizer.encode(text)?.into_iter().map(|t| t.id);
+        Ok(bos.into_iter().chain(ids).collect())
     }
 
     /// A file of the model, named after the flag that chose it when it cannot be had.
@@ -119,7 +142,13 @@ impl Session {
         let texts = read_texts(input)?;
         let tokenizer = self.tokenizer()?;
         let limit = Some(token_limit(input, cfg)?);
-        let tokens = encode_all(&tokenizer, &texts, limit, input.truncate)?;
+        let tokens = encode_all(
+            &tokenizer,
+            &texts,
+            limit,
+            input.truncate,
+            self.bos(&tokenizer)?,
+        )?;
         let ids: Vec<Vec<u32>> = tokens
             .iter()
             .map(|tokens| tokens.iter().map(|t| t.id).collect())

@@ -21,7 +21,8 @@ pub fn run(session: &Session, args: &TokenizeArgs, out: &mut dyn Write) -> Resul
         (None, None) => None,
         _ => Some(token_limit(input, &session.config()?.0)?),
     };
-    let tokens = encode_all(&tokenizer, &texts, limit, input.truncate)?;
+    let bos = session.bos(&tokenizer)?;
+    let tokens = encode_all(&tokenizer, &texts, limit, input.truncate, bos)?;
     let ids: Vec<Vec<u32>> = tokens
         .iter()
         .map(|t| t.iter().map(|t| t.id).collect())
