@@ -433,6 +433,9 @@ pub struct PatchArgs {
     /// Which activations to patch
     #[arg(long, value_enum, default_value_t = PatchSite::ResidPre)]
     pub site: PatchSite,
+    /// Also draw the grid as an SVG figure (written atomically)
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -461,6 +464,9 @@ pub struct AblateArgs {
     /// Ablate every head in turn (zero) instead: the change in the answer's log-probability
     #[arg(long, conflicts_with_all = ["heads", "mlps"])]
     pub sweep: bool,
+    /// With --sweep: also draw the layer × head grid as an SVG figure
+    #[arg(long, value_name = "FILE", requires = "sweep")]
+    pub svg: Option<PathBuf>,
     #[command(flatten)]
     pub top_k: TopKArgs,
 }
@@ -478,6 +484,9 @@ pub struct AttributeArgs {
     /// Position to explain (default: the last)
     #[arg(long, value_name = "P")]
     pub position: Option<usize>,
+    /// Also draw the grid as an SVG figure (written atomically)
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -492,4 +501,7 @@ pub struct HeadsArgs {
     /// Seed of the random sequence
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Also draw the grid as an SVG figure (written atomically)
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
 }

@@ -345,3 +345,107 @@ fn prepend_bos_puts_endoftext_first() {
     assert_eq!((ids.len(), ids[0]), (1024, 50256));
     assert_ne!(ids[1], 50256);
 }
+
+/// Every `<rect>` tooltip value of an SVG figure, in document order.
+fn svg_values(path: &std::path::Path) -> Vec<f32> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("the SVG parses");
+    doc.descendants()
+        .filter(|n| n.has_tag_name("title") && n.parent().is_some_and(|p| p.has_tag_name("rect")))
+        .map(|n| {
+            let t = n.text().unwrap();
+            t.rsplit(": ").next().unwrap().parse::<f32>().unwrap()
+        })
+        .collect()
+}
+
+/// The pictures hold the references' numbers (to the 4 decimals they show).
+#[test]
+fn svg_figures_hold_the_references() {
+    let s = setup();
+    let dir = common::Scratch::new("circuit-svg");
+    let pairs: Vec<(String, String, String, String)> =
+        serde_json::from_str(&s.meta["patch_pairs"]).unwrap();
+    let (clean, corrupt, answer, wrong) = &pairs[1];
+    let path = dir.0.join("patch.svg");
+    common::cmd()
+        .args([
+            "patch",
+            "--clean",
+            clean,
+            "--corrupt",
+            corrupt,
+            "--answer",
+            answer,
+            "--wrong",
+            wrong,
+            "--svg",
+        ])
+        .arg(&path)
+        .assert()
+        .success();
+    let c = s.scalar("circuits.patch1.clean_logit_diff");
+    let x = s.scalar("circuits.patch1.corrupt_logit_diff");
+    let want: Vec<f32> = flat(s.reference.get("circuits.patch1.resid_pre"))
+        .iter()
+        .map(|v| (v - x) / (c - x))
+        .collect();
+    let got = svg_values(&path);
+    // (v − x)/(c − x) with v, c and x each within TOL of HF's: off by at most
+    // TOL·(2 + |normalized|)/|c − x|, plus the 4-decimal rounding.
+    for (g, w) in got.iter().zip(&want) {
+        let bound = 5e-5 + TOL * (2.0 + w.abs()) / (c - x).abs();
+        assert!(
+            (g - w).abs() <= bound,
+            "patch SVG vs HF: {g} vs {w} (bound {bound})"
+        );
+    }
+    assert_eq!(got.len(), want.len());
+
+    let path = dir.0.join("heads.svg");
+    common::cmd()
+        .args(["heads", &s.meta["heads_text"], "--svg"])
+        .arg(&path)
+        .assert()
+        .success();
+    let want: Vec<f32> = [
+        "previous_token",
+        "first_token",
+        "induction",
+        "duplicate_token",
+    ]
+    .iter()
+    .flat_map(|k| flat(s.reference.get(&format!("circuits.heads.{k}"))))
+    .collect();
+    let d = max_abs_diff(&svg_values(&path), &want);
+    assert!(d <= 5e-5 + 1e-6, "heads SVG vs HF: {d}");
+
+    let path = dir.0.join("sweep.svg");
+    common::cmd()
+        .args(["ablate", &s.meta["ablate_text"], "--sweep", "--svg"])
+        .arg(&path)
+        .assert()
+        .success();
+    let d = max_abs_diff(
+        &svg_values(&path),
+        &flat(s.reference.get("circuits.ablate.sweep")),
+    );
+    assert!(d <= 5e-5 + 1e-6, "sweep SVG vs HF: {d}");
+
+    let path = dir.0.join("attribute.svg");
+    common::cmd()
+        .args([
+            "attribute",
+            &s.meta["ablate_text"],
+            "--answer",
+            " and",
+            "--svg",
+        ])
+        .arg(&path)
+        .assert()
+        .success();
+    // Layer rows of (heads, bias, mlp): the components after embed and pos_embed.
+    let want = flat(s.reference.get("circuits.attribute0.components"))[2..].to_vec();
+    let d = max_abs_diff(&svg_values(&path), &want);
+    assert!(d <= 5e-5 + 1e-6, "attribute SVG vs HF: {d}");
+}

@@ -75,7 +75,15 @@ pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<
             logprob_before,
             values,
         };
-        return emit(session, out, &report, printer::sweep);
+        if let Some(path) = &args.svg {
+            crate::atomic::write(path, "--svg", &session.temps, |w| {
+                printer::sweep_svg(w, &report)
+            })?;
+            eprintln!("wrote {}", path.display());
+        }
+        return emit(session, out, &report, |out, r| {
+            printer::sweep(out, r, session.palette)
+        });
     }
     let after_v: Vec<f32> = after.to_dtype(DType::F32)?.to_vec1()?;
     let report = AblateReport {

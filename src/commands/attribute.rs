@@ -59,5 +59,11 @@ pub fn run(session: &Session, args: &AttributeArgs, out: &mut dyn Write) -> Resu
         total,
         logit: a.logit,
     };
-    emit(session, out, &report, printer::attribute)
+    if let Some(path) = &args.svg {
+        crate::atomic::write(path, "--svg", &session.temps, |w| printer::attribute_svg(w, &report))?;
+        eprintln!("wrote {}", path.display());
+    }
+    emit(session, out, &report, |out, r| {
+        printer::attribute(out, r, session.palette)
+    })
 }

@@ -45,7 +45,13 @@ pub fn run(session: &Session, args: &HeadsArgs, out: &mut dyn Write) -> Result<(
             duplicate_token: scores.duplicate_token,
         },
     };
-    emit(session, out, &report, printer::heads)
+    if let Some(path) = &args.svg {
+        crate::atomic::write(path, "--svg", &session.temps, |w| printer::heads_svg(w, &report))?;
+        eprintln!("wrote {}", path.display());
+    }
+    emit(session, out, &report, |out, r| {
+        printer::heads(out, r, session.palette)
+    })
 }
 
 /// `n` token ids from a seed (splitmix64): the same on every machine.

@@ -64,5 +64,11 @@ pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<(
         values: p.values,
         shape,
     };
-    emit(session, out, &report, printer::patch)
+    if let Some(path) = &args.svg {
+        crate::atomic::write(path, "--svg", &session.temps, |w| printer::patch_svg(w, &report))?;
+        eprintln!("wrote {}", path.display());
+    }
+    emit(session, out, &report, |out, r| {
+        printer::patch(out, r, session.palette)
+    })
 }

@@ -2,32 +2,124 @@
 
 use std::io::{self, Write};
 
+use super::color::{blues, diverging, needs_light_text};
+use super::heatmap::{bg, fg, RESET};
+use super::svg::{grids, GridPanel};
 use super::table::{columns, predictions, quoted, Align};
+use super::{display_width, label, sentence, Palette};
 use crate::report::{AblateReport, AttributeReport, HeadsReport, PatchReport, SweepReport};
 
-/// A `[L][X]` grid of numbers with a header row, one line per layer.
+/// How a grid's cells are coloured: the colour of each cell, and the palette of the
+/// terminal (`None`: plain numbers).
+pub struct Paint<'a> {
+    pub palette: Option<Palette>,
+    pub colour: &'a dyn Fn(f32) -> [u8; 3],
+}
+
+/// A `[L][X]` grid of numbers with a header row, one line per layer; with a palette each
+/// cell's background is `colour(value)`, its text the number.
 fn layer_grid(
     out: &mut dyn Write,
     corner: &str,
     header: &[String],
-    rows: &[Vec<String>],
+    values: &[Vec<f32>],
+    text: impl Fn(f32) -> String,
+    paint: &Paint,
 ) -> io::Result<()> {
     let mut head: Vec<&str> = vec![corner];
     head.extend(header.iter().map(String::as_str));
-    let table: Vec<Vec<String>> = rows
+    let table: Vec<Vec<String>> = values
         .iter()
         .enumerate()
         .map(|(l, r)| {
             std::iter::once(l.to_string())
-                .chain(r.iter().cloned())
+                .chain(r.iter().map(|&v| text(v)))
                 .collect()
         })
         .collect();
-    let align = vec![Align::Right; head.len()];
-    columns(out, &head, &align, &table)
+    let Some(p) = paint.palette else {
+        let align = vec![Align::Right; head.len()];
+        return columns(out, &head, &align, &table);
+    };
+    let width: Vec<usize> = (0..head.len())
+        .map(|i| {
+            table
+                .iter()
+                .map(|r| display_width(&r[i]))
+                .chain([display_width(head[i])])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let pad = |s: &str, w: usize| format!("{}{s}", " ".repeat(w.saturating_sub(display_width(s))));
+    let line: Vec<String> = head.iter().zip(&width).map(|(h, &w)| pad(h, w)).collect();
+    writeln!(out, "{}", line.join(" "))?;
+    for (row, cells) in table.iter().zip(values) {
+        let mut line = pad(&row[0], width[0]);
+        for (i, &v) in cells.iter().enumerate() {
+            let c = (paint.colour)(v);
+            let ink = if needs_light_text(c) {
+                [255; 3]
+            } else {
+                [0; 3]
+            };
+            line.push(' ');
+            line.push_str(&format!(
+                "{}{}{}{RESET}",
+                bg(p, c),
+                fg(p, ink),
+                pad(&row[i + 1], width[i + 1])
+            ));
+        }
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
 }
 
-pub fn patch(out: &mut dyn Write, r: &PatchReport) -> io::Result<()> {
+/// The largest |v|, for scaling signed values to -1..=1 (1 when all are 0).
+fn max_abs(values: &[Vec<f32>]) -> f32 {
+    let m = values
+        .iter()
+        .flatten()
+        .filter(|v| v.is_finite())
+        .fold(0f32, |m, v| m.max(v.abs()));
+    if m > 0.0 {
+        m
+    } else {
+        1.0
+    }
+}
+
+/// `(v − corrupt) / (clean − corrupt)` of every run: 1 restores the clean answer.
+pub fn normalized(r: &PatchReport) -> Vec<Vec<f32>> {
+    let span = r.clean_logit_diff - r.corrupt_logit_diff;
+    r.values
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|&v| match span != 0.0 {
+                    true => (v - r.corrupt_logit_diff) / span,
+                    false => f32::NAN,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The column labels of a patching grid: positions with their tokens, or heads.
+fn patch_columns(r: &PatchReport) -> Vec<String> {
+    match r.site.as_str() {
+        "head" => (0..r.shape[1]).map(|h| format!("H{h}")).collect(),
+        _ => r
+            .tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("{i} {}", quoted(t)))
+            .collect(),
+    }
+}
+
+pub fn patch(out: &mut dyn Write, r: &PatchReport, palette: Option<Palette>) -> io::Result<()> {
     writeln!(
         out,
         "patching {} from {} into {}",
@@ -43,34 +135,26 @@ pub fn patch(out: &mut dyn Write, r: &PatchReport) -> io::Result<()> {
         r.clean_logit_diff,
         r.corrupt_logit_diff
     )?;
-    let span = r.clean_logit_diff - r.corrupt_logit_diff;
     writeln!(
         out,
         "each cell: (patched - corrupt) / (clean - corrupt): 1 restores the clean answer, 0 changes nothing"
     )?;
     writeln!(out)?;
-    let header: Vec<String> = match r.site.as_str() {
-        "head" => (0..r.shape[1]).map(|h| format!("H{h}")).collect(),
-        _ => r
-            .tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| format!("{i} {}", quoted(t)))
-            .collect(),
+    let paint = Paint {
+        palette,
+        colour: &|v| diverging(v),
     };
-    let rows: Vec<Vec<String>> = r
-        .values
-        .iter()
-        .map(|row| {
-            row.iter()
-                .map(|&v| match span != 0.0 {
-                    true => fixed3((v - r.corrupt_logit_diff) / span),
-                    false => "-".into(),
-                })
-                .collect()
-        })
-        .collect();
-    layer_grid(out, "layer", &header, &rows)
+    layer_grid(
+        out,
+        "layer",
+        &patch_columns(r),
+        &normalized(r),
+        |v| match v.is_nan() {
+            true => "-".into(),
+            false => fixed3(v),
+        },
+        &paint,
+    )
 }
 
 /// Three decimals, without a sign on a value that rounds to zero.
@@ -100,7 +184,7 @@ pub fn ablate(out: &mut dyn Write, r: &AblateReport) -> io::Result<()> {
     predictions(out, &r.after)
 }
 
-pub fn sweep(out: &mut dyn Write, r: &SweepReport) -> io::Result<()> {
+pub fn sweep(out: &mut dyn Write, r: &SweepReport, palette: Option<Palette>) -> io::Result<()> {
     writeln!(
         out,
         "every head zero-ablated alone: change in log p({}) (before: {:.4})",
@@ -110,15 +194,31 @@ pub fn sweep(out: &mut dyn Write, r: &SweepReport) -> io::Result<()> {
     writeln!(out)?;
     let heads = r.values.first().map_or(0, Vec::len);
     let header: Vec<String> = (0..heads).map(|h| format!("H{h}")).collect();
-    let rows: Vec<Vec<String>> = r
+    let values: Vec<Vec<f32>> = r
         .values
         .iter()
-        .map(|row| row.iter().map(|v| format!("{v:+.4}")).collect())
+        .map(|row| row.iter().map(|&v| v as f32).collect())
         .collect();
-    layer_grid(out, "layer", &header, &rows)
+    let m = max_abs(&values);
+    let paint = Paint {
+        palette,
+        colour: &|v| diverging(v / m),
+    };
+    layer_grid(
+        out,
+        "layer",
+        &header,
+        &values,
+        |v| format!("{v:+.4}"),
+        &paint,
+    )
 }
 
-pub fn attribute(out: &mut dyn Write, r: &AttributeReport) -> io::Result<()> {
+pub fn attribute(
+    out: &mut dyn Write,
+    r: &AttributeReport,
+    palette: Option<Palette>,
+) -> io::Result<()> {
     let what = match &r.wrong {
         Some(w) => format!(
             "logit[{}] - logit[{}]",
@@ -180,23 +280,35 @@ pub fn attribute(out: &mut dyn Write, r: &AttributeReport) -> io::Result<()> {
         .map_or(0, |h| h + 1);
     let mut header: Vec<String> = (0..heads).map(|h| format!("H{h}")).collect();
     header.extend(["bias".to_string(), "mlp".to_string()]);
-    let rows: Vec<Vec<String>> = (0..layers)
+    let values: Vec<Vec<f32>> = (0..layers)
         .map(|l| {
             r.components
                 .iter()
                 .filter(|c| c.layer == Some(l))
-                .map(|c| format!("{:+.3}", c.value))
+                .map(|c| c.value as f32)
                 .collect()
         })
         .collect();
-    layer_grid(out, "layer", &header, &rows)?;
+    let m = max_abs(&values);
+    let paint = Paint {
+        palette,
+        colour: &|v| diverging(v / m),
+    };
+    layer_grid(
+        out,
+        "layer",
+        &header,
+        &values,
+        |v| format!("{v:+.3}"),
+        &paint,
+    )?;
     for c in r.components.iter().filter(|c| c.layer.is_none()) {
         writeln!(out, "{} {:+.4}", c.name, c.value)?;
     }
     Ok(())
 }
 
-pub fn heads(out: &mut dyn Write, r: &HeadsReport) -> io::Result<()> {
+pub fn heads(out: &mut dyn Write, r: &HeadsReport, palette: Option<Palette>) -> io::Result<()> {
     writeln!(
         out,
         "head scores on a sequence of {} tokens repeated twice ({} in all)",
@@ -225,11 +337,156 @@ pub fn heads(out: &mut dyn Write, r: &HeadsReport) -> io::Result<()> {
         writeln!(out, "{name}: top {}", top.join(", "))?;
         let heads = grid.first().map_or(0, Vec::len);
         let header: Vec<String> = (0..heads).map(|h| format!("H{h}")).collect();
-        let rows: Vec<Vec<String>> = grid
-            .iter()
-            .map(|row| row.iter().map(|v| format!("{v:.3}")).collect())
-            .collect();
-        layer_grid(out, "layer", &header, &rows)?;
+        let paint = Paint {
+            palette,
+            colour: &|v| blues(v),
+        };
+        layer_grid(out, "layer", &header, grid, |v| format!("{v:.3}"), &paint)?;
     }
     Ok(())
+}
+
+fn layer_labels(n: usize) -> Vec<String> {
+    (0..n).map(|l| format!("L{l}")).collect()
+}
+
+pub fn patch_svg(out: &mut dyn Write, r: &PatchReport) -> io::Result<()> {
+    let values = normalized(r);
+    let panel = GridPanel {
+        title: format!("{} patched from clean into corrupt", r.site),
+        row_labels: layer_labels(values.len()),
+        col_labels: match r.site.as_str() {
+            "head" => patch_columns(r),
+            _ => r
+                .tokens
+                .iter()
+                .enumerate()
+                .map(|(i, t)| format!("{i} {}", label(t)))
+                .collect(),
+        },
+        values: &values,
+        colour: &|v| diverging(v),
+    };
+    grids(
+        out,
+        &format!(
+            "activation patching · logit[{}] − logit[{}], restored share",
+            label(&r.answer.token),
+            label(&r.wrong.token)
+        ),
+        &format!(
+            "clean “{}” · corrupt “{}”",
+            sentence(&r.clean),
+            sentence(&r.corrupt)
+        ),
+        &[panel],
+    )
+}
+
+pub fn sweep_svg(out: &mut dyn Write, r: &SweepReport) -> io::Result<()> {
+    let values: Vec<Vec<f32>> = r
+        .values
+        .iter()
+        .map(|row| row.iter().map(|&v| v as f32).collect())
+        .collect();
+    let m = max_abs(&values);
+    let heads = values.first().map_or(0, Vec::len);
+    let panel = GridPanel {
+        title: "each head zero-ablated".into(),
+        row_labels: layer_labels(values.len()),
+        col_labels: (0..heads).map(|h| format!("H{h}")).collect(),
+        values: &values,
+        colour: &|v| diverging(v / m),
+    };
+    grids(
+        out,
+        &format!(
+            "ablation sweep · change in log p({})",
+            label(&r.answer.token)
+        ),
+        &format!(
+            "“{}”",
+            sentence(r.header.text.as_deref().unwrap_or_default())
+        ),
+        &[panel],
+    )
+}
+
+pub fn attribute_svg(out: &mut dyn Write, r: &AttributeReport) -> io::Result<()> {
+    let layers = r
+        .components
+        .iter()
+        .filter_map(|c| c.layer)
+        .max()
+        .map_or(0, |l| l + 1);
+    let heads = r
+        .components
+        .iter()
+        .filter_map(|c| c.head)
+        .max()
+        .map_or(0, |h| h + 1);
+    let values: Vec<Vec<f32>> = (0..layers)
+        .map(|l| {
+            r.components
+                .iter()
+                .filter(|c| c.layer == Some(l))
+                .map(|c| c.value as f32)
+                .collect()
+        })
+        .collect();
+    let m = max_abs(&values);
+    let mut cols: Vec<String> = (0..heads).map(|h| format!("H{h}")).collect();
+    cols.extend(["bias".to_string(), "mlp".to_string()]);
+    let panel = GridPanel {
+        title: "direct logit attribution".into(),
+        row_labels: layer_labels(layers),
+        col_labels: cols,
+        values: &values,
+        colour: &|v| diverging(v / m),
+    };
+    let what = match &r.wrong {
+        Some(w) => format!(
+            "logit[{}] − logit[{}]",
+            label(&r.answer.token),
+            label(&w.token)
+        ),
+        None => format!("logit[{}]", label(&r.answer.token)),
+    };
+    grids(
+        out,
+        &format!("{what} at position {} = {:.4}", r.position, r.logit),
+        &format!(
+            "“{}”",
+            sentence(r.header.text.as_deref().unwrap_or_default())
+        ),
+        &[panel],
+    )
+}
+
+pub fn heads_svg(out: &mut dyn Write, r: &HeadsReport) -> io::Result<()> {
+    let s = &r.scores;
+    let kinds = [
+        ("previous token", &s.previous_token),
+        ("first token", &s.first_token),
+        ("induction", &s.induction),
+        ("duplicate token", &s.duplicate_token),
+    ];
+    let panels: Vec<GridPanel> = kinds
+        .iter()
+        .map(|(name, grid)| GridPanel {
+            title: name.to_string(),
+            row_labels: layer_labels(grid.len()),
+            col_labels: (0..grid.first().map_or(0, Vec::len))
+                .map(|h| format!("H{h}"))
+                .collect(),
+            values: grid,
+            colour: &|v| blues(v),
+        })
+        .collect();
+    grids(
+        out,
+        "head scores",
+        &format!("a sequence of {} tokens, repeated twice", r.n),
+        &panels,
+    )
 }

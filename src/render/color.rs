@@ -23,6 +23,32 @@ pub fn blues(v: f32) -> [u8; 3] {
     std::array::from_fn(|c| (a[c] as f32 + (b[c] as f32 - a[c] as f32) * f).round() as u8)
 }
 
+/// ColorBrewer RdBu, 11 classes, from blue (negative) through white (0) to red (positive):
+/// matplotlib's `RdBu_r`, the usual map for signed values.
+pub const RDBU: [[u8; 3]; 11] = [
+    [0x05, 0x30, 0x61],
+    [0x21, 0x66, 0xac],
+    [0x43, 0x93, 0xc3],
+    [0x92, 0xc5, 0xde],
+    [0xd1, 0xe5, 0xf0],
+    [0xf7, 0xf7, 0xf7],
+    [0xfd, 0xdb, 0xc7],
+    [0xf4, 0xa5, 0x82],
+    [0xd6, 0x60, 0x4d],
+    [0xb2, 0x18, 0x2b],
+    [0x67, 0x00, 0x1f],
+];
+
+/// The colour of `v` in -1..=1 (clamped) on [`RDBU`]: white at 0; NaN is white too.
+pub fn diverging(v: f32) -> [u8; 3] {
+    let v = if v.is_nan() { 0.0 } else { v.clamp(-1.0, 1.0) };
+    let x = (v + 1.0) / 2.0 * (RDBU.len() - 1) as f32;
+    let i = (x.floor() as usize).min(RDBU.len() - 2);
+    let f = x - i as f32;
+    let (a, b) = (RDBU[i], RDBU[i + 1]);
+    std::array::from_fn(|c| (a[c] as f32 + (b[c] as f32 - a[c] as f32) * f).round() as u8)
+}
+
 /// `v` placed on `lo..=hi` as 0..=1 (0.5 when the range is empty).
 pub fn unit(v: f32, lo: f32, hi: f32) -> f32 {
     if hi > lo {
@@ -107,6 +133,14 @@ mod tests {
         assert_eq!(blues(0.5), BLUES[4]);
         assert_eq!(blues(2.0), BLUES[8]);
         assert_eq!(blues(f32::NAN), BLUES[0]);
+    }
+
+    #[test]
+    fn diverging_is_white_at_zero() {
+        assert_eq!(diverging(0.0), RDBU[5]);
+        assert_eq!(diverging(-1.0), RDBU[0]);
+        assert_eq!(diverging(5.0), RDBU[10]);
+        assert_eq!(diverging(f32::NAN), RDBU[5]);
     }
 
     #[test]

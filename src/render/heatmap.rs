@@ -23,7 +23,7 @@ pub struct Style {
     pub grid: bool,
 }
 
-const RESET: &str = "\x1b[0m";
+pub(crate) const RESET: &str = "\x1b[0m";
 /// Hatching of masked (future) cells: a grey that is not on the Blues scale.
 const HATCH: [u8; 3] = [0x9e, 0x9e, 0x9e];
 /// Rows of the vertical key labels at most.
@@ -31,14 +31,14 @@ const LABEL_HEIGHT: usize = 8;
 /// Characters of a row label's token at most.
 const LABEL_WIDTH: usize = 12;
 
-fn bg(p: Palette, c: [u8; 3]) -> String {
+pub(crate) fn bg(p: Palette, c: [u8; 3]) -> String {
     match p {
         Palette::Truecolor => format!("\x1b[48;2;{};{};{}m", c[0], c[1], c[2]),
         Palette::Ansi256 => format!("\x1b[48;5;{}m", ansi256(c)),
     }
 }
 
-fn fg(p: Palette, c: [u8; 3]) -> String {
+pub(crate) fn fg(p: Palette, c: [u8; 3]) -> String {
     match p {
         Palette::Truecolor => format!("\x1b[38;2;{};{};{}m", c[0], c[1], c[2]),
         Palette::Ansi256 => format!("\x1b[38;5;{}m", ansi256(c)),

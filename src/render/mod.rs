@@ -55,6 +55,12 @@ pub fn terminal_text(s: &str, keep_lines: bool) -> String {
     out
 }
 
+/// A text as a one-line caption: spaces stay spaces, newlines and controls show as in
+/// [`label`].
+pub fn sentence(text: &str) -> String {
+    text.split(' ').map(label).collect::<Vec<_>>().join(" ")
+}
+
 /// Columns `s` takes in a terminal (or a monospace figure): East Asian wide characters
 /// take two, combining marks none.
 pub fn display_width(s: &str) -> usize {

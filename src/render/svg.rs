@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use super::color::{blues, hex, needs_light_text, BLUES};
-use super::{display_width, escape, label, window_note};
+use super::{display_width, escape, label, sentence, window_note};
 use crate::report::{AttentionReport, HeadMap, Matrix};
 
 const FONT: &str = "DejaVu Sans, Helvetica, Arial, sans-serif";
@@ -57,10 +57,7 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, annot: bool) -> io::R
     let labels: Vec<String> = shown.iter().map(|l| escape(l)).collect();
     let text = r.header.text.as_deref().unwrap_or_default();
     // Spaces stay spaces in a sentence; newlines and controls still show.
-    let subtitle = {
-        let l = text.split(' ').map(label).collect::<Vec<_>>().join(" ");
-        format!("“{}”", shorten(&l, SUBTITLE_CHARS))
-    };
+    let subtitle = format!("“{}”", shorten(&sentence(text), SUBTITLE_CHARS));
 
     let note = window_note(r);
     let mut body = String::new();
@@ -323,4 +320,109 @@ fn colour_bar(body: &mut String, x: f64, y: f64, h: f64) {
         x + 20.0,
         y + h + 19.0
     );
+}
+
+/// One panel of a [`grids`] figure: a `[rows][cols]` grid of values with labels.
+pub struct GridPanel<'a> {
+    pub title: String,
+    pub row_labels: Vec<String>,
+    pub col_labels: Vec<String>,
+    /// What each cell's tooltip (and `annot` text) shows.
+    pub values: &'a [Vec<f32>],
+    /// The colour of a value.
+    pub colour: &'a dyn Fn(f32) -> [u8; 3],
+}
+
+/// A figure of grids side by side (layers × positions or heads), each cell with its value as
+/// a tooltip (`<title>`), for the causal commands' `--svg`.
+pub fn grids(
+    out: &mut dyn Write,
+    title: &str,
+    subtitle: &str,
+    panels: &[GridPanel],
+) -> io::Result<()> {
+    const CELL: f64 = 28.0;
+    let row_px = |p: &GridPanel| {
+        p.row_labels
+            .iter()
+            .map(|l| display_width(l))
+            .max()
+            .unwrap_or(1) as f64
+            * CHAR_PX
+            + 8.0
+    };
+    let col_px = |p: &GridPanel| {
+        p.col_labels
+            .iter()
+            .map(|l| display_width(l))
+            .max()
+            .unwrap_or(1) as f64
+            * CHAR_PX
+            + 8.0
+    };
+    let top = 56.0 + panels.iter().map(col_px).fold(0.0, f64::max) + 18.0;
+    let mut x = 12.0;
+    let mut body = String::new();
+    let mut height: f64 = 0.0;
+    for p in panels {
+        let left = x + row_px(p);
+        let (rows, cols) = (p.values.len(), p.values.first().map_or(0, Vec::len));
+        let _ = writeln!(
+            body,
+            r#"<text x="{left}" y="{}" font-size="13" font-weight="bold">{}</text>"#,
+            top - col_px(p) - 8.0,
+            escape(&p.title)
+        );
+        for (j, l) in p.col_labels.iter().enumerate() {
+            let cx = left + j as f64 * CELL + CELL / 2.0 + 4.0;
+            let _ = writeln!(
+                body,
+                r#"<text x="{cx}" y="{}" font-size="11" transform="rotate(-90 {cx} {})">{}</text>"#,
+                top - 4.0,
+                top - 4.0,
+                escape(&shorten(l, LABEL_CHARS))
+            );
+        }
+        for (i, row) in p.values.iter().enumerate() {
+            let y = top + i as f64 * CELL;
+            let _ = writeln!(
+                body,
+                r#"<text x="{}" y="{}" font-size="11" text-anchor="end">{}</text>"#,
+                left - 6.0,
+                y + CELL / 2.0 + 4.0,
+                escape(p.row_labels.get(i).map_or("", String::as_str))
+            );
+            for (j, &v) in row.iter().enumerate() {
+                let _ = writeln!(
+                    body,
+                    r#"<rect x="{}" y="{y}" width="{CELL}" height="{CELL}" fill="{}"><title>{}: {v:.4}</title></rect>"#,
+                    left + j as f64 * CELL,
+                    hex((p.colour)(v)),
+                    escape(&format!(
+                        "{} {}",
+                        p.row_labels.get(i).map_or("", String::as_str),
+                        p.col_labels.get(j).map_or("", String::as_str)
+                    ))
+                );
+            }
+        }
+        x = left + cols as f64 * CELL + 24.0;
+        height = height.max(top + rows as f64 * CELL + 16.0);
+    }
+    let width = x
+        .max(12.0 + display_width(title) as f64 * 10.0 + 20.0)
+        .max(12.0 + display_width(subtitle) as f64 * CHAR_PX + 20.0)
+        .ceil();
+    writeln!(
+        out,
+        r##"<?xml version="1.0" encoding="UTF-8"?>
+<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="{FONT}">
+<rect width="100%" height="100%" fill="white"/>
+<text x="12" y="22" font-size="16" font-weight="bold">{}</text>
+<text x="12" y="42" font-size="12" fill="#555">{}</text>"##,
+        escape(title),
+        escape(subtitle)
+    )?;
+    out.write_all(body.as_bytes())?;
+    writeln!(out, "</svg>")
 }
