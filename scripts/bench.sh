@@ -47,11 +47,16 @@ if [ "$WITH_HF" = 1 ]; then
   PY="$WORK/venv/bin/python scripts/bench_hf.py"
 fi
 
+# A 16-token pair for activation patching (12 layers × 16 positions = 192 patched runs).
+CLEAN="When Mary and John went to the store, John gave a cold drink to the"
+CORRUPT="When Mary and John went to the store, Mary gave a cold drink to the"
+
 # name | gpt2-inspect command | Hugging Face command
 ONESHOT=(
   "next|$BIN --model $MODEL next 'The quick brown fox' --top-k 5|next $MODEL 'The quick brown fox'"
   "tokenize|$BIN --model $MODEL tokenize 'Hello, how are you?'|tokenize $MODEL 'Hello, how are you?'"
   "attention_1024|$BIN --model $MODEL attention --file $WORK/long.txt --layer 0 --head 0|attention $MODEL $WORK/long.txt"
+  "patch_resid_pre_16|$BIN --model $MODEL patch --clean '$CLEAN' --corrupt '$CORRUPT' --answer ' Mary' --wrong ' John'|patch $MODEL '$CLEAN' '$CORRUPT' ' Mary' ' John'"
 )
 
 echo "== one-shot commands (hyperfine, warm page cache)"

@@ -31,6 +31,33 @@ def main():
         text = open(sys.argv[3]).read()
         ids = tok(text, return_tensors="pt")["input_ids"]
         print(model(ids, output_attentions=True).attentions[0][0, 0].shape)
+    elif mode == "patch":
+        # Activation patching as TransformerLens users write it: one forward pass per
+        # (layer, position), a hook replacing the residual stream entering the block.
+        clean, corrupt, answer, wrong = sys.argv[3:7]
+        tok, model = GPT2TokenizerFast.from_pretrained(d), load(d)
+        c_ids = tok(clean, return_tensors="pt")["input_ids"]
+        x_ids = tok(corrupt, return_tensors="pt")["input_ids"]
+        a, w = tok(answer)["input_ids"][0], tok(wrong)["input_ids"][0]
+        resid = {}
+        hooks = [blk.register_forward_pre_hook(
+            lambda m, args, kw, l=l: resid.__setitem__(l, (args[0] if args else kw["hidden_states"]).clone()),
+            with_kwargs=True) for l, blk in enumerate(model.transformer.h)]
+        model(c_ids)
+        for h in hooks:
+            h.remove()
+        grid = torch.zeros(len(model.transformer.h), c_ids.shape[1])
+        for l, blk in enumerate(model.transformer.h):
+            for p in range(c_ids.shape[1]):
+                def put(m, args, kw, l=l, p=p):
+                    x = (args[0] if args else kw["hidden_states"]).clone()
+                    x[0, p] = resid[l][0, p]
+                    return ((x,) + tuple(args[1:]), kw) if args else (args, {**kw, "hidden_states": x})
+                h = blk.register_forward_pre_hook(put, with_kwargs=True)
+                logits = model(x_ids).logits[0, -1]
+                h.remove()
+                grid[l, p] = logits[a] - logits[w]
+        print(grid)
     elif mode == "inproc":
         start = time.perf_counter()
         model = load(d)

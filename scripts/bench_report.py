@@ -72,11 +72,14 @@ print("- Made by `scripts/bench.sh --with-hf`. HF = transformers 5.23 + torch 2.
 
 print("| work | gpt2-inspect | ± | peak RSS | HF transformers | HF peak RSS | gpt2-inspect vs HF | target | |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-targets = {"next": (0.25, 600), "tokenize": (0.15, None), "attention_1024": (0.5, None)}
+targets = {"next": (0.25, 600), "tokenize": (0.15, None), "attention_1024": (0.5, None),
+           "patch_resid_pre_16": (5.0, None)}
 labels = {
     "next": '`next "The quick brown fox" --top-k 5` (new process)',
     "tokenize": '`tokenize "Hello, how are you?"` (new process)',
     "attention_1024": "`attention --layer 0 --head 0`, 1024 tokens (new process; HF runs every layer)",
+    "patch_resid_pre_16": "`patch --site resid_pre`, 16-token pair: 12 × 16 patched runs (new process; "
+                          "HF: a loop of forward passes with a TransformerLens-style hook)",
 }
 for name, label in labels.items():
     o, sd = seconds("ours_" + name)

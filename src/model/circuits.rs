@@ -147,7 +147,12 @@ pub fn patch(
     let (n_layer, nh) = (cfg.n_layer, cfg.n_head);
     let hooks: Vec<Hook> = (0..n_layer).map(|l| site.hook(l)).collect();
     let (clean_acts, clean_logits) = record(model, clean, hooks)?;
-    let (_, corrupt_logits) = record(model, corrupt, vec![])?;
+    // Every patched run equals the corrupt run before the patched layer: it starts there,
+    // from the corrupt run's residual stream.
+    let resid: Vec<Hook> = (0..n_layer)
+        .map(|l| Hook::Block(l, BlockHook::ResidPre))
+        .collect();
+    let (corrupt_acts, corrupt_logits) = record(model, corrupt, resid)?;
     let rows = if site == Site::Head { nh } else { t };
     let batch = corrupt.repeat((rows, 1))?; // (rows, T)
     let req = Request {
@@ -170,8 +175,15 @@ pub fn patch(
             mask,
             source,
         };
+        let x = corrupt_acts
+            .get(Hook::Block(l, BlockHook::ResidPre))?
+            .repeat((rows, 1, 1))?; // (rows, T, C)
+        let inputs = Inputs {
+            start: Some((l, &x)),
+            ..Inputs::new(&batch)
+        };
         let logits = model
-            .run(Inputs::new(&batch), &req, &mut tap)?
+            .run(inputs, &req, &mut tap)?
             .expect("Logits::Last yields logits");
         values.push(metric.of(&logits)?);
     }

@@ -376,6 +376,10 @@ pub struct Inputs<'a> {
     /// Keys and values of earlier positions: `ids` continue them, and this call's keys and
     /// values are appended.
     pub cache: Option<&'a mut KvCache>,
+    /// Start at block `l` with this residual stream `(B, T, C)` as its hook_resid_pre
+    /// instead of embedding `ids`: the blocks before `l` (and their hooks) are skipped.
+    /// For runs known to equal another run up to block `l` (activation patching).
+    pub start: Option<(usize, &'a Tensor)>,
 }
 
 impl<'a> Inputs<'a> {
@@ -384,6 +388,7 @@ impl<'a> Inputs<'a> {
             ids,
             lengths: None,
             cache: None,
+            start: None,
         }
     }
 }
@@ -535,26 +540,21 @@ impl Gpt2 {
             ids: input_ids,
             lengths,
             mut cache,
+            start,
         } = inputs;
         let (b, t) = input_ids.dims2()?;
         let past = cache.as_ref().map_or(0, |c| c.len);
         let n_blocks = self.check_run(b, t, past, lengths, req, cache.is_some())?;
+        if start.is_some() && past > 0 {
+            bail!("a run that starts inside the model cannot continue a cache");
+        }
 
-        let c = self.cfg.n_embd;
-        let tok_emb = self
-            .wte
-            .embedding(&input_ids.flatten_all()?)?
-            .reshape((b, t, c))?; // (B, T, C)
-        let tok_emb = tap.tap(Hook::Embed, tok_emb)?;
-        // Right padding leaves every real token at its own index, so positions past..past+T
-        // count real tokens only; padding positions are never attended to.
-        let positions = Tensor::arange(past as u32, (past + t) as u32, &self.device)?;
-        let pos_emb = self.wpe.embedding(&positions)?.unsqueeze(0)?; // (1, T, C)
-        let pos_emb = tap.tap(Hook::PosEmbed, pos_emb)?;
-        let mut x = tok_emb.broadcast_add(&pos_emb)?; // (B, T, C)
-
+        let (first, mut x) = match start {
+            Some((l, x)) => (l, x.clone()),
+            None => (0, self.embed(input_ids, past, tap)?),
+        };
         let mask = self.mask(t, past, lengths)?; // (B or 1, 1, T, Tk)
-        for block in self.h.iter().take(n_blocks) {
+        for block in self.h.iter().take(n_blocks).skip(first) {
             let l = block.layer;
             x = tap.tap(Hook::Block(l, BlockHook::ResidPre), x)?;
             let cached = cache.as_ref().and_then(|c| c.layers.get(l));
@@ -603,6 +603,23 @@ impl Gpt2 {
             Logits::All => self.unembed(&x)?, // (B, T, V)
         };
         Ok(Some(tap.tap(Hook::Logits, logits)?))
+    }
+
+    /// `wte[ids] + wpe[past..past+T]`, through hook_embed and hook_pos_embed: `(B, T, C)`.
+    fn embed(&self, input_ids: &Tensor, past: usize, tap: &mut dyn Tap) -> Result<Tensor> {
+        let (b, t) = input_ids.dims2()?;
+        let c = self.cfg.n_embd;
+        let tok_emb = self
+            .wte
+            .embedding(&input_ids.flatten_all()?)?
+            .reshape((b, t, c))?; // (B, T, C)
+        let tok_emb = tap.tap(Hook::Embed, tok_emb)?;
+        // Right padding leaves every real token at its own index, so positions past..past+T
+        // count real tokens only; padding positions are never attended to.
+        let positions = Tensor::arange(past as u32, (past + t) as u32, &self.device)?;
+        let pos_emb = self.wpe.embedding(&positions)?.unsqueeze(0)?; // (1, T, C)
+        let pos_emb = tap.tap(Hook::PosEmbed, pos_emb)?;
+        Ok(tok_emb.broadcast_add(&pos_emb)?) // (B, T, C)
     }
 
     /// Checks a run's sizes against the model; returns how many blocks it runs.
