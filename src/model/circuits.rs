@@ -94,21 +94,31 @@ impl Tap for Splice {
     }
 }
 
-/// Runs `ids` `(1, T)` once, recording `hooks`; returns the activations and the last logits.
-fn record(model: &Gpt2, ids: &Tensor, hooks: Vec<Hook>) -> Result<(Activations, Tensor)> {
+/// Runs `ids` `(1, T)` once, recording `hooks`; returns the activations and the logits
+/// `logits` asks for.
+fn record(
+    model: &Gpt2,
+    ids: &Tensor,
+    hooks: Vec<Hook>,
+    logits: Logits,
+) -> Result<(Activations, Option<Tensor>)> {
     let req = Request {
         capture: CaptureSpec::new(hooks),
-        logits: Logits::Last,
+        logits,
     };
     let mut acts = Activations::default();
-    let logits = model
-        .run(
-            Inputs::new(ids),
-            &req,
-            &mut collect(&req.capture, &mut acts),
-        )?
-        .expect("Logits::Last yields logits");
+    let logits = model.run(
+        Inputs::new(ids),
+        &req,
+        &mut collect(&req.capture, &mut acts),
+    )?;
     Ok((acts, logits))
+}
+
+/// [`record`] with the last position's logits.
+fn record_last(model: &Gpt2, ids: &Tensor, hooks: Vec<Hook>) -> Result<(Activations, Tensor)> {
+    let (acts, logits) = record(model, ids, hooks, Logits::Last)?;
+    Ok((acts, logits.expect("Logits::Last yields logits")))
 }
 
 /// A u8 mask tensor `shape` with ones where `on(index)` holds.
@@ -146,13 +156,13 @@ pub fn patch(
     let cfg = model.config();
     let (n_layer, nh) = (cfg.n_layer, cfg.n_head);
     let hooks: Vec<Hook> = (0..n_layer).map(|l| site.hook(l)).collect();
-    let (clean_acts, clean_logits) = record(model, clean, hooks)?;
+    let (clean_acts, clean_logits) = record_last(model, clean, hooks)?;
     // Every patched run equals the corrupt run before the patched layer: it starts there,
     // from the corrupt run's residual stream.
     let resid: Vec<Hook> = (0..n_layer)
         .map(|l| Hook::Block(l, BlockHook::ResidPre))
         .collect();
-    let (corrupt_acts, corrupt_logits) = record(model, corrupt, resid)?;
+    let (corrupt_acts, corrupt_logits) = record_last(model, corrupt, resid)?;
     let rows = if site == Site::Head { nh } else { t };
     let batch = corrupt.repeat((rows, 1))?; // (rows, T)
     let req = Request {
@@ -222,7 +232,7 @@ pub fn ablate(
         Component::Head(l, _) => Hook::Block(l, BlockHook::Z),
         Component::Mlp(l) => Hook::Block(l, BlockHook::MlpOut),
     };
-    let (acts, before) = record(model, ids, components.iter().map(hook).collect())?;
+    let (acts, before) = record_last(model, ids, components.iter().map(hook).collect())?;
     let nh = model.config().n_head;
     let mut splices = Vec::new();
     for c in components {
@@ -313,12 +323,7 @@ pub fn head_scores(model: &Gpt2, x: &Tensor, n: usize) -> Result<HeadScores> {
     let hooks: Vec<Hook> = (0..cfg.n_layer)
         .map(|l| Hook::Block(l, BlockHook::Pattern))
         .collect();
-    let req = Request {
-        capture: CaptureSpec::new(hooks.clone()),
-        logits: Logits::None,
-    };
-    let mut acts = Activations::default();
-    model.run(Inputs::new(x), &req, &mut collect(&req.capture, &mut acts))?;
+    let (acts, _) = record(model, x, hooks.clone(), Logits::None)?;
     let mut scores = HeadScores {
         previous_token: vec![],
         first_token: vec![],
@@ -383,18 +388,8 @@ pub fn attribute(
         hooks.push(Hook::Block(l, BlockHook::AttnResult));
         hooks.push(Hook::Block(l, BlockHook::MlpOut));
     }
-    let req = Request {
-        capture: CaptureSpec::new(hooks),
-        logits: Logits::All,
-    };
-    let mut acts = Activations::default();
-    let logits = model
-        .run(
-            Inputs::new(ids),
-            &req,
-            &mut collect(&req.capture, &mut acts),
-        )?
-        .expect("Logits::All yields logits");
+    let (acts, logits) = record(model, ids, hooks, Logits::All)?;
+    let logits = logits.expect("Logits::All yields logits");
     let vec =
         |t: &Tensor| -> Result<Vec<f64>> { Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?) };
     let at = |hook: Hook| -> Result<Tensor> { Ok(acts.get(hook)?.narrow(1, position, 1)?) };

@@ -76,6 +76,54 @@ fn layer_grid(
     Ok(())
 }
 
+/// The layer × (heads, attention bias, MLP) grid of an attribution, with its column names.
+fn attribution_grid(r: &AttributeReport) -> (Vec<String>, Vec<Vec<f32>>) {
+    let count = |of: fn(&crate::report::ComponentValue) -> Option<usize>| {
+        r.components
+            .iter()
+            .filter_map(of)
+            .max()
+            .map_or(0, |n| n + 1)
+    };
+    let (layers, heads) = (count(|c| c.layer), count(|c| c.head));
+    let mut header: Vec<String> = (0..heads).map(|h| format!("H{h}")).collect();
+    header.extend(["bias".to_string(), "mlp".to_string()]);
+    let values = (0..layers)
+        .map(|l| {
+            r.components
+                .iter()
+                .filter(|c| c.layer == Some(l))
+                .map(|c| c.value as f32)
+                .collect()
+        })
+        .collect();
+    (header, values)
+}
+
+/// A layer grid of signed values with `decimals` decimals, coloured on the diverging map
+/// scaled to the largest |value|.
+fn signed_grid(
+    out: &mut dyn Write,
+    header: &[String],
+    values: &[Vec<f32>],
+    palette: Option<Palette>,
+    decimals: usize,
+) -> io::Result<()> {
+    let m = max_abs(values);
+    let paint = Paint {
+        palette,
+        colour: &|v| diverging(v / m),
+    };
+    layer_grid(
+        out,
+        "layer",
+        header,
+        values,
+        |v| format!("{v:+.decimals$}"),
+        &paint,
+    )
+}
+
 /// The largest |v|, for scaling signed values to -1..=1 (1 when all are 0).
 fn max_abs(values: &[Vec<f32>]) -> f32 {
     let m = values
@@ -199,19 +247,7 @@ pub fn sweep(out: &mut dyn Write, r: &SweepReport, palette: Option<Palette>) -> 
         .iter()
         .map(|row| row.iter().map(|&v| v as f32).collect())
         .collect();
-    let m = max_abs(&values);
-    let paint = Paint {
-        palette,
-        colour: &|v| diverging(v / m),
-    };
-    layer_grid(
-        out,
-        "layer",
-        &header,
-        &values,
-        |v| format!("{v:+.4}"),
-        &paint,
-    )
+    signed_grid(out, &header, &values, palette, 4)
 }
 
 pub fn attribute(
@@ -265,43 +301,8 @@ pub fn attribute(
         &rows,
     )?;
     writeln!(out)?;
-    // Layer × (heads, attention bias, MLP).
-    let layers = r
-        .components
-        .iter()
-        .filter_map(|c| c.layer)
-        .max()
-        .map_or(0, |l| l + 1);
-    let heads = r
-        .components
-        .iter()
-        .filter_map(|c| c.head)
-        .max()
-        .map_or(0, |h| h + 1);
-    let mut header: Vec<String> = (0..heads).map(|h| format!("H{h}")).collect();
-    header.extend(["bias".to_string(), "mlp".to_string()]);
-    let values: Vec<Vec<f32>> = (0..layers)
-        .map(|l| {
-            r.components
-                .iter()
-                .filter(|c| c.layer == Some(l))
-                .map(|c| c.value as f32)
-                .collect()
-        })
-        .collect();
-    let m = max_abs(&values);
-    let paint = Paint {
-        palette,
-        colour: &|v| diverging(v / m),
-    };
-    layer_grid(
-        out,
-        "layer",
-        &header,
-        &values,
-        |v| format!("{v:+.3}"),
-        &paint,
-    )?;
+    let (header, values) = attribution_grid(r);
+    signed_grid(out, &header, &values, palette, 3)?;
     for c in r.components.iter().filter(|c| c.layer.is_none()) {
         writeln!(out, "{} {:+.4}", c.name, c.value)?;
     }
@@ -413,33 +414,11 @@ pub fn sweep_svg(out: &mut dyn Write, r: &SweepReport) -> io::Result<()> {
 }
 
 pub fn attribute_svg(out: &mut dyn Write, r: &AttributeReport) -> io::Result<()> {
-    let layers = r
-        .components
-        .iter()
-        .filter_map(|c| c.layer)
-        .max()
-        .map_or(0, |l| l + 1);
-    let heads = r
-        .components
-        .iter()
-        .filter_map(|c| c.head)
-        .max()
-        .map_or(0, |h| h + 1);
-    let values: Vec<Vec<f32>> = (0..layers)
-        .map(|l| {
-            r.components
-                .iter()
-                .filter(|c| c.layer == Some(l))
-                .map(|c| c.value as f32)
-                .collect()
-        })
-        .collect();
+    let (cols, values) = attribution_grid(r);
     let m = max_abs(&values);
-    let mut cols: Vec<String> = (0..heads).map(|h| format!("H{h}")).collect();
-    cols.extend(["bias".to_string(), "mlp".to_string()]);
     let panel = GridPanel {
         title: "direct logit attribution".into(),
-        row_labels: layer_labels(layers),
+        row_labels: layer_labels(values.len()),
         col_labels: cols,
         values: &values,
         colour: &|v| diverging(v / m),
