@@ -105,6 +105,12 @@ pub struct TextArgs {
     #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_length: Option<u32>,
+
+    /// Run at most N texts as one padded batch (texts of similar length together); results
+    /// are written in input order as each batch is done
+    #[arg(long, value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

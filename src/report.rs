@@ -35,16 +35,6 @@ pub struct Padding {
     pub shape: [usize; 2],
 }
 
-/// Several texts: one report per text, each in its single-text schema, and the padded batch.
-#[derive(Debug, Clone, Serialize)]
-pub struct BatchReport<R> {
-    pub schema: u32,
-    pub model: String,
-    pub batch: Vec<R>,
-    #[serde(flatten)]
-    pub padding: Padding,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenRow {
     pub id: u32,

@@ -191,6 +191,77 @@ fn file_lines_is_a_batch() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Equal but for float rounding: the same structure and text, numbers within [`SAME`].
+fn same_json(what: &str, a: &Value, b: &Value) {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let d = (x.as_f64().unwrap() - y.as_f64().unwrap()).abs();
+            assert!(d <= SAME as f64, "{what}: {x} vs {y}");
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{what}");
+            x.iter().zip(y).for_each(|(x, y)| same_json(what, x, y));
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            assert!(x.keys().eq(y.keys()), "{what}");
+            x.iter()
+                .for_each(|(k, v)| same_json(&format!("{what}.{k}"), v, &y[k]));
+        }
+        _ => assert_eq!(a, b, "{what}"),
+    }
+}
+
+/// A file of lines runs in bounded batches, texts of similar length together, and the
+/// output is the same as one batch: input order, each text as if alone, the whole input's
+/// padding in the envelope.
+#[test]
+fn lines_run_in_bounded_batches_in_input_order() {
+    let reference = Reference::load();
+    let scratch = common::Scratch::new("batch-size");
+    let lines = [
+        "The quick brown fox jumps over the lazy dog",
+        "Hello",
+        "Hello, how are you?",
+        "A",
+        "The capital of France is",
+        "Once upon a time there was a little girl who lived in a village near the forest",
+        "Yes",
+    ];
+    let path = scratch.0.join("texts.txt");
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let file = path.to_str().unwrap();
+    let run = |cmd: &str, size: &str| json(&[cmd, "--file", file, "--lines", "--batch-size", size]);
+    for cmd in ["next", "lens", "tokenize"] {
+        let one = run(cmd, "16");
+        for size in ["1", "2", "3"] {
+            let small = run(cmd, size);
+            let (a, b) = (
+                one["batch"].as_array().unwrap(),
+                small["batch"].as_array().unwrap(),
+            );
+            assert_eq!(a.len(), lines.len(), "{cmd}");
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                assert_eq!(x["text"], lines[i], "{cmd} --batch-size {size}: order");
+                assert_eq!(x["input_ids"], y["input_ids"]);
+                same_json(&format!("{cmd} text {i} --batch-size {size}"), x, y);
+            }
+            for k in ["input_ids", "attention_mask", "shape", "schema", "model"] {
+                assert_eq!(one[k], small[k], "{cmd} --batch-size {size}: {k}");
+            }
+        }
+    }
+    // And each as if alone, against HF's padded batch shape for the reference texts.
+    let batch = json(&batch_args(&reference, &["next", "--batch-size", "1"]));
+    let want_ids = rows_u32(reference.get("batch.input_ids"));
+    let got: Vec<Vec<u32>> = batch["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(ids_of)
+        .collect();
+    assert_eq!(got, want_ids);
+}
+
 #[test]
 fn long_inputs_error_unless_truncated() {
     // 600 repetitions stay under 1024 tokens and run as they are.

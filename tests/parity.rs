@@ -5,7 +5,7 @@ mod common;
 
 use candle_core::{DType, Device, Tensor};
 use common::{assert_close, model_dir, Reference};
-use gpt2_inspect::model::checkpoint::{Checkpoint, KeyLayout};
+use gpt2_inspect::model::checkpoint::{Checkpoint, KeyLayout, Weight, Weights};
 use gpt2_inspect::model::{
     BlockHook, CaptureSpec, Config, Gpt2, Hook, Inputs, Logits, Request, Tap,
 };
@@ -18,8 +18,17 @@ fn config() -> Config {
 }
 
 fn load(n_blocks: usize) -> Gpt2 {
-    let ckpt = Checkpoint::open(&model_dir().join("model.safetensors")).unwrap();
-    Gpt2::load(&ckpt, &config(), n_blocks, &Device::Cpu, DType::F32).unwrap()
+    load_as(n_blocks, Weights::Mapped)
+}
+
+fn load_as(n_blocks: usize, weights: Weights) -> Gpt2 {
+    let path = model_dir().join("model.safetensors");
+    let ckpt = Checkpoint::open_as(&path, weights).unwrap();
+    let model = Gpt2::load(&ckpt, &config(), n_blocks, &Device::Cpu, DType::F32).unwrap();
+    // The fixture is aligned f32: the mapped path is the one under test.
+    let mapped = matches!(model.wte(), Weight::Mapped(_));
+    assert_eq!(mapped, weights == Weights::Mapped, "{weights:?}");
+    model
 }
 
 fn input(ids: &[u32]) -> Tensor {
@@ -39,11 +48,18 @@ fn tokenizer_gives_hf_ids_for_every_prompt() {
     }
 }
 
+/// Both ways the weights reach the kernels: mapped (the default) and copied.
 #[test]
 fn every_activation_matches_hf() {
+    for weights in [Weights::Mapped, Weights::Copied] {
+        every_activation_matches_hf_with(weights);
+    }
+}
+
+fn every_activation_matches_hf_with(weights: Weights) {
     let reference = Reference::load();
     let cfg = config();
-    let model = load(cfg.n_layer);
+    let model = load_as(cfg.n_layer, weights);
     let mut worst = 0f32;
     let mut compared = 0;
     for i in 0..reference.prompts.len() {
@@ -119,7 +135,7 @@ fn every_activation_matches_hf() {
         compared,
         reference.prompts.len() * (Hook::all(&cfg).len() - 1) + 1
     );
-    eprintln!("largest difference from HF over all activations: {worst:e}");
+    eprintln!("largest difference from HF over all activations ({weights:?}): {worst:e}");
 }
 
 #[test]
@@ -230,6 +246,45 @@ fn bare_key_layout_with_buffers_loads_and_matches() {
     let logits = model.forward(&input(&ids), &req).unwrap().logits.unwrap();
     assert_close(
         "bare layout logits",
+        &logits.flatten_all().unwrap(),
+        reference.get("p1.logits_last"),
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// safetensors does not promise aligned data: a header whose length leaves the data at an
+/// odd address is read by copying, and computes the same numbers.
+#[test]
+fn misaligned_data_is_copied_and_matches() {
+    let reference = Reference::load();
+    let cfg = config();
+    let src = std::fs::read(model_dir().join("model.safetensors")).unwrap();
+    let n = u64::from_le_bytes(src[..8].try_into().unwrap()) as usize;
+    let mut header = src[8..8 + n].to_vec();
+    while (8 + header.len()) % 4 != 2 {
+        header.push(b' '); // JSON allows trailing spaces; safetensors pads with them
+    }
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(&src[8 + n..]);
+    let dir = tempdir();
+    let path = dir.join("model.safetensors");
+    std::fs::write(&path, bytes).unwrap();
+
+    let ckpt = Checkpoint::open_as(&path, Weights::Mapped).unwrap();
+    let model = Gpt2::load(&ckpt, &cfg, cfg.n_layer, &Device::Cpu, DType::F32).unwrap();
+    assert!(
+        matches!(model.wte(), Weight::Tensor(_)),
+        "misaligned data is copied"
+    );
+    let ids = reference.ids(1);
+    let req = Request {
+        capture: CaptureSpec::default(),
+        logits: Logits::Last,
+    };
+    let logits = model.forward(&input(&ids), &req).unwrap().logits.unwrap();
+    assert_close(
+        "misaligned checkpoint logits",
         &logits.flatten_all().unwrap(),
         reference.get("p1.logits_last"),
     );

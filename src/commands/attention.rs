@@ -72,8 +72,8 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
         .with_heads(args.head.map(|h| vec![h])),
         logits: Logits::None,
     };
-    let rows = prepared.forward(&model, &req)?;
     if bertviz {
+        let rows = prepared.forward(&model, &req)?;
         let reports = rows
             .iter()
             .map(|row| {
@@ -90,24 +90,24 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
         }
         return Ok(());
     }
-    let reports = rows
-        .iter()
-        .zip(windows)
-        .map(|(row, window)| report(session, cfg, tokenizer, args, &layers, row, window))
-        .collect::<Result<Vec<_>>>()?;
-    if let (Some(path), [report]) = (&args.svg, reports.as_slice()) {
-        atomic::write(path, "--svg", &session.temps, |w| {
-            svg::attention(w, report, args.annot)
-        })?;
-        eprintln!("wrote {}", path.display());
-    }
+    let build = |row: Computed| {
+        let report = report(session, cfg, tokenizer, args, &layers, &row, windows[row.index])?;
+        // --svg takes one text (checked before the run).
+        if let Some(path) = &args.svg {
+            atomic::write(path, "--svg", &session.temps, |w| {
+                svg::attention(w, &report, args.annot)
+            })?;
+            eprintln!("wrote {}", path.display());
+        }
+        Ok(report)
+    };
     let style = session.palette.map(|palette| heatmap::Style {
         palette,
         width: session.width,
         annot: args.annot,
         grid: args.all_heads,
     });
-    prepared.emit(session, out, reports, |out, r| match &style {
+    prepared.run(session, out, &model, &req, build, |out, r| match &style {
         Some(style) => heatmap::attention(out, r, style),
         None => table::attention(out, r),
     })

@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 
 use anyhow::{bail, Result};
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 
 use super::{emit, Session};
 use crate::cli::{TextArgs, Truncate};
@@ -13,7 +13,7 @@ use crate::error::usage;
 use crate::input::which_text;
 use crate::model::{Config, Gpt2, Output, Request};
 use crate::render;
-use crate::report::{BatchReport, Padding, SCHEMA};
+use crate::report::{Padding, SCHEMA};
 use crate::tokenizer::{Token, Tokenizer};
 
 /// Texts ready for the model: the texts, the config, the tokenizer and each text's tokens
@@ -26,17 +26,112 @@ pub(super) struct Batch {
     pub(super) ids: Vec<Vec<u32>>,
     /// The id padding a batch.
     pub(super) pad: u32,
+    /// The most texts run as one padded batch (`--batch-size`).
+    pub(super) batch_size: usize,
 }
 
 /// One text of a batch, with what the model computed for it alone.
 pub(super) struct Computed<'a> {
+    /// Which text of the batch, from 0.
+    pub(super) index: usize,
     pub(super) text: &'a str,
     pub(super) ids: &'a [u32],
     pub(super) output: Output,
 }
 
-/// Writes one report as is, several in the batch envelope (JSON) or one after another
-/// under a heading (tables).
+/// Writes reports as they come: one text's report as is; several in the batch envelope
+/// (JSON: `{"schema", "model", "batch": [...], "input_ids", "attention_mask", "shape"}`,
+/// written as each report arrives, the padding last) or one after another under a
+/// heading (tables). Memory holds one report, never the batch's.
+pub(super) struct Emitter<'a, 'o, R> {
+    session: &'a Session,
+    out: &'o mut dyn Write,
+    texts: &'a [String],
+    written: usize,
+    table: &'a dyn Fn(&mut dyn Write, &R) -> io::Result<()>,
+}
+
+impl<'a, 'o, R: serde::Serialize> Emitter<'a, 'o, R> {
+    pub(super) fn new(
+        session: &'a Session,
+        out: &'o mut dyn Write,
+        texts: &'a [String],
+        table: &'a dyn Fn(&mut dyn Write, &R) -> io::Result<()>,
+    ) -> Self {
+        Emitter {
+            session,
+            out,
+            texts,
+            written: 0,
+            table,
+        }
+    }
+
+    /// Writes the next text's report.
+    pub(super) fn emit(&mut self, report: &R) -> Result<()> {
+        let (i, n) = (self.written, self.texts.len());
+        self.written += 1;
+        if n == 1 {
+            return emit(self.session, self.out, report, self.table);
+        }
+        if self.session.json {
+            if i == 0 {
+                write!(
+                    self.out,
+                    r#"{{"schema":{SCHEMA},"model":{},"batch":["#,
+                    serde_json::to_string(&self.session.model_name)?
+                )?;
+            } else {
+                write!(self.out, ",")?;
+            }
+            serde_json::to_writer(&mut *self.out, report)?;
+            return Ok(());
+        }
+        if i > 0 {
+            writeln!(self.out)?;
+        }
+        render::table::batch_heading(self.out, i, n, &self.texts[i])?;
+        (self.table)(self.out, report)?;
+        Ok(())
+    }
+
+    /// Ends the batch envelope (JSON, several texts) with the padded ids and mask, as Hugging
+    /// Face's `tokenizer(texts, padding=True)`, written a row at a time.
+    pub(super) fn finish(self, ids: &[Vec<u32>], pad: u32) -> Result<()> {
+        if self.texts.len() == 1 || !self.session.json {
+            return Ok(());
+        }
+        let out = self.out;
+        let t = ids.iter().map(Vec::len).max().unwrap_or(0);
+        let rows =
+            |out: &mut dyn Write, name: &str, row: &dyn Fn(&[u32]) -> Vec<u32>| -> Result<()> {
+                write!(out, r#","{name}":["#)?;
+                for (i, r) in ids.iter().enumerate() {
+                    if i > 0 {
+                        write!(out, ",")?;
+                    }
+                    serde_json::to_writer(&mut *out, &row(r))?;
+                }
+                write!(out, "]")?;
+                Ok(())
+            };
+        write!(out, "]")?;
+        rows(out, "input_ids", &|r| {
+            let mut row = r.to_vec();
+            row.resize(t, pad);
+            row
+        })?;
+        rows(out, "attention_mask", &|r| {
+            let mut row = vec![1; r.len()];
+            row.resize(t, 0);
+            row
+        })?;
+        writeln!(out, r#","shape":[{},{t}]}}"#, ids.len())?;
+        Ok(())
+    }
+}
+
+/// Writes one report per text (see [`Emitter`]).
 pub(super) fn emit_texts<R: serde::Serialize>(
     session: &Session,
     out: &mut dyn Write,
@@ -46,65 +141,89 @@ pub(super) fn emit_texts<R: serde::Serialize>(
     reports: Vec<R>,
     table: impl Fn(&mut dyn Write, &R) -> io::Result<()>,
 ) -> Result<()> {
-    if let [report] = reports.as_slice() {
-        return emit(session, out, report, table);
+    let mut emitter = Emitter::new(session, out, texts, &table);
+    for report in &reports {
+        emitter.emit(report)?;
     }
-    if session.json {
-        let report = BatchReport {
-            schema: SCHEMA,
-            model: session.model_name.clone(),
-            batch: reports,
-            padding: padded(ids, pad),
-        };
-        render::json::write(out, &report)?;
-        return Ok(());
-    }
-    for (i, (text, report)) in texts.iter().zip(&reports).enumerate() {
-        if i > 0 {
-            writeln!(out)?;
-        }
-        render::table::batch_heading(out, i, texts.len(), text)?;
-        table(out, report)?;
-    }
-    Ok(())
+    emitter.finish(ids, pad)
 }
+
+/// Texts of a window are sorted by length and run `batch_size` at a time; a window's reports
+/// are written in input order once all of them are done. Memory holds a window's reports.
+const WINDOW_BATCHES: usize = 8;
 
 impl Batch {
     /// Runs every text, as one right-padded batch when there are several, and cuts out each
     /// text's share: the same numbers (within float rounding) as running it alone.
     pub(super) fn forward(&self, model: &Gpt2, req: &Request) -> Result<Vec<Computed<'_>>> {
-        let input = self.input(model.device())?; // (B, T)
-        let output = match self.lengths() {
-            Some(lengths) => model.forward_padded(&input, &lengths, req)?,
-            None => model.forward(&input, req)?,
+        let all: Vec<usize> = (0..self.texts.len()).collect();
+        self.forward_some(model, req, &all)
+    }
+
+    /// Runs texts `which` as one right-padded batch when there are several.
+    fn forward_some(
+        &self,
+        model: &Gpt2,
+        req: &Request,
+        which: &[usize],
+    ) -> Result<Vec<Computed<'_>>> {
+        let ids: Vec<Vec<u32>> = which.iter().map(|&i| self.ids[i].clone()).collect();
+        let batch = padded(&ids, self.pad);
+        let [b, t] = batch.shape;
+        let input = Tensor::from_vec(batch.input_ids.concat(), (b, t), model.device())?; // (B, T)
+        let output = match b {
+            1 => model.forward(&input, req)?,
+            _ => {
+                let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
+                model.forward_padded(&input, &lengths, req)?
+            }
         };
-        self.texts
+        which
             .iter()
-            .zip(&self.ids)
             .enumerate()
-            .map(|(i, (text, ids))| {
+            .map(|(j, &i)| {
                 Ok(Computed {
-                    text,
-                    ids,
-                    output: output.sequence(i, ids.len(), &self.cfg)?,
+                    index: i,
+                    text: &self.texts[i],
+                    ids: &self.ids[i],
+                    output: output.sequence(j, self.ids[i].len(), &self.cfg)?,
                 })
             })
             .collect()
     }
 
-    /// The padded batch as the model's input, `(B, T)` u32.
-    pub(super) fn input(&self, device: &Device) -> Result<Tensor> {
-        let batch = padded(&self.ids, self.pad);
-        let [b, t] = batch.shape;
-        Ok(Tensor::from_vec(batch.input_ids.concat(), (b, t), device)?)
+    /// Runs the texts in padded batches of at most `batch_size` (texts of similar length
+    /// together), turns each text's share into a report with `build` and writes the reports
+    /// in input order as they are done: memory follows the batch size, not the number of
+    /// texts.
+    pub(super) fn run<'s, R: serde::Serialize>(
+        &'s self,
+        session: &Session,
+        out: &mut dyn Write,
+        model: &Gpt2,
+        req: &Request,
+        mut build: impl FnMut(Computed<'s>) -> Result<R>,
+        table: impl Fn(&mut dyn Write, &R) -> io::Result<()>,
+    ) -> Result<()> {
+        let mut emitter = Emitter::new(session, out, &self.texts, &table);
+        let all: Vec<usize> = (0..self.texts.len()).collect();
+        for window in all.chunks(self.batch_size * WINDOW_BATCHES) {
+            let mut order = window.to_vec();
+            order.sort_by_key(|&i| self.ids[i].len());
+            let mut reports: Vec<Option<R>> = window.iter().map(|_| None).collect();
+            for chunk in order.chunks(self.batch_size) {
+                for (&i, computed) in chunk.iter().zip(self.forward_some(model, req, chunk)?) {
+                    reports[i - window[0]] = Some(build(computed)?);
+                }
+            }
+            for report in reports.into_iter().flatten() {
+                emitter.emit(&report)?;
+            }
+        }
+        emitter.finish(&self.ids, self.pad)
     }
 
-    /// Real tokens per text when there are several (the rest of each row is padding).
-    pub(super) fn lengths(&self) -> Option<Vec<usize>> {
-        (self.ids.len() > 1).then(|| self.ids.iter().map(Vec::len).collect())
-    }
-
-    /// Writes one report per text (see [`emit_texts`]).
+    /// Writes reports made otherwise, one per text (see [`Emitter`]).
     pub(super) fn emit<R: serde::Serialize>(
         &self,
         session: &Session,

@@ -125,8 +125,8 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
     // another, so a FIFO or a device works as well as a file.
     let mut at = 0u64;
     let mut written = 0;
-    let input = prepared.input(model.device())?;
-    let lengths = prepared.lengths();
+    let input = Tensor::from_vec(batch.input_ids.concat(), (b, t), model.device())?; // (B, T)
+    let lengths: Option<Vec<usize>> = (b > 1).then(|| ids.iter().map(Vec::len).collect());
     let inputs = Inputs {
         lengths: lengths.as_deref(),
         ..Inputs::new(&input)

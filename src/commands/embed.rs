@@ -24,12 +24,12 @@ pub fn run(session: &Session, args: &EmbedArgs, out: &mut dyn Write) -> Result<(
         capture: CaptureSpec::new([Hook::Embed, Hook::PosEmbed, sum]),
         logits: Logits::None,
     };
-    let mut reports = Vec::new();
-    for Computed { text, ids, output } in prepared.forward(&model, &req)? {
-        let acts = output.activations;
-        reports.push(report(session, &model, tokenizer, args, text, ids, &acts)?);
-    }
-    prepared.emit(session, out, reports, table::embed)
+    let build = |Computed {
+                     text, ids, output, ..
+                 }| {
+        report(session, &model, tokenizer, args, text, ids, &output.activations)
+    };
+    prepared.run(session, out, &model, &req, build, table::embed)
 }
 
 fn report(
@@ -68,7 +68,7 @@ fn report(
         .collect();
     Ok(EmbedReport {
         header: session.header(Some(text)),
-        wte_shape: model.wte().dims().to_vec(),
+        wte_shape: { let (v, c) = model.wte().dims()?; vec![v, c] },
         wpe_shape: model.wpe().dims().to_vec(),
         tokens,
         token_embeddings: matrix(&tok)?,
@@ -89,7 +89,7 @@ fn nearest(
         let t = t.to_dtype(DType::F32)?;
         Ok(t.broadcast_div(&t.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?)?)
     };
-    let wte = unit(model.wte())?; // (V, C)
+    let wte = unit(&model.wte().tensor()?)?; // (V, C)
     let cos = unit(tok)?.matmul(&wte.t()?)?; // (T, V)
     let cos: Vec<Vec<f32>> = cos.to_vec2()?;
     cos.iter()

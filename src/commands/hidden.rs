@@ -47,16 +47,17 @@ pub fn run(session: &Session, args: &HiddenArgs, out: &mut dyn Write) -> Result<
         capture,
         logits: Logits::None,
     };
-    let mut reports = Vec::new();
-    for Computed { text, ids, output } in prepared.forward(&model, &req)? {
+    let build = |Computed {
+                     text, ids, output, ..
+                 }| {
         let acts = output.activations;
         let states: Vec<Tensor> = depths
             .iter()
             .map(|&i| Ok(acts.get(hidden_hook(i, cfg))?.squeeze(0)?)) // (T, C)
             .collect::<Result<_>>()?;
-        reports.push(report(session, cfg, tokenizer, args, text, ids, &states)?);
-    }
-    prepared.emit(session, out, reports, table::hidden)
+        report(session, cfg, tokenizer, args, text, ids, &states)
+    };
+    prepared.run(session, out, &model, &req, build, table::hidden)
 }
 
 fn report(

@@ -36,10 +36,11 @@ pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()
         ),
         logits: Logits::None,
     };
-    let mut reports = Vec::new();
-    for Computed { text, ids, output } in prepared.forward(&model, &req)? {
+    let build = |Computed {
+                     text, ids, output, ..
+                 }| {
         let position = args.position.unwrap_or(ids.len() - 1);
-        reports.push(report(
+        report(
             session,
             &model,
             tokenizer,
@@ -47,9 +48,9 @@ pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()
             &output.activations,
             position,
             top_k,
-        )?);
-    }
-    prepared.emit(session, out, reports, table::lens)
+        )
+    };
+    prepared.run(session, out, &model, &req, build, table::lens)
 }
 
 pub(super) fn report(

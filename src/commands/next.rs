@@ -22,12 +22,14 @@ pub fn run(session: &Session, args: &NextArgs, out: &mut dyn Write) -> Result<()
         capture: CaptureSpec::new([Hook::Block(0, BlockHook::ResidPre), Hook::LnFinalOut]),
         logits: Logits::Last,
     };
-    let reports = prepared
-        .forward(&model, &req)?
-        .into_iter()
-        .map(|row| report(session, cfg, tokenizer, row, top_k))
-        .collect::<Result<Vec<_>>>()?;
-    prepared.emit(session, out, reports, table::next)
+    prepared.run(
+        session,
+        out,
+        &model,
+        &req,
+        |row| report(session, cfg, tokenizer, row, top_k),
+        table::next,
+    )
 }
 
 fn report(
@@ -37,7 +39,9 @@ fn report(
     row: Computed,
     top_k: usize,
 ) -> Result<NextReport> {
-    let Computed { text, ids, output } = row;
+    let Computed {
+        text, ids, output, ..
+    } = row;
     let logits = output.logits.expect("Logits::Last yields logits"); // (1, 1, V)
     let embeddings = output
         .activations

@@ -33,12 +33,13 @@ pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<(
         capture: CaptureSpec::default(),
         logits: Logits::All,
     };
-    let mut reports = Vec::new();
-    for Computed { text, ids, output } in prepared.forward(&model, &req)? {
+    let build = |Computed {
+                     text, ids, output, ..
+                 }| {
         let logits = output.logits.expect("Logits::All yields logits"); // (1, T, V)
-        reports.push(report(session, tokenizer, text, ids, &logits)?);
-    }
-    prepared.emit(session, out, reports, table::score)
+        report(session, tokenizer, text, ids, &logits)
+    };
+    prepared.run(session, out, &model, &req, build, table::score)
 }
 
 fn report(

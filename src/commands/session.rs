@@ -167,6 +167,7 @@ impl Session {
             texts,
             cfg: cfg.clone(),
             pad: pad_id(&tokenizer, Some(cfg.vocab_size)),
+            batch_size: input.batch_size as usize,
             tokenizer,
             tokens,
             ids,

@@ -23,14 +23,13 @@ pub fn run(session: &Session, args: &TraceArgs, out: &mut dyn Write) -> Result<(
         capture: CaptureSpec::default(),
         logits: Logits::Last,
     };
-    let mut reports = Vec::new();
-    for Computed { text, ids, output } in prepared.forward(&model, &req)? {
+    let build = |Computed {
+                     text, ids, output, ..
+                 }| {
         let logits = output.logits.expect("Logits::Last yields logits"); // (1, 1, V)
-        reports.push(report(
-            session, cfg, tokenizer, &model, text, ids, &logits, top_k,
-        )?);
-    }
-    prepared.emit(session, out, reports, table::trace)
+        report(session, cfg, tokenizer, &model, text, ids, &logits, top_k)
+    };
+    prepared.run(session, out, &model, &req, build, table::trace)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -64,7 +63,7 @@ fn report(
         ),
         stage(
             "wte".into(),
-            model.wte().dims().to_vec(),
+            { let (v, c) = model.wte().dims()?; vec![v, c] },
             &dtype,
             "token embedding matrix, one row per vocabulary entry",
         ),

@@ -5,11 +5,13 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 
 use super::config::Config;
+use super::mapped::{MappedMatrix, Mapping, MatMul};
 
 /// How a checkpoint names its tensors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,12 +39,24 @@ pub struct TensorInfo {
     pub dtype: String,
 }
 
+/// How the weight matrices reach the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weights {
+    /// f32 matrices on the CPU are computed from the mapped file (see [`super::mapped`]):
+    /// nothing is copied, pages come from the page cache that processes share. Everything
+    /// else (vectors, other dtypes or devices, misaligned data) is copied.
+    Mapped,
+    /// Every tensor is read into memory of its own.
+    Copied,
+}
+
 /// A safetensors checkpoint whose header has been read and checked. Tensors are read from
-/// the file when asked for, in large sequential reads straight into the tensors' own memory:
-/// no mmap, so the page cache never counts toward the process's memory, and a tensor a
-/// command does not need is never read.
+/// the file when asked for, in large sequential reads straight into the tensors' own memory,
+/// or (see [`Weights::Mapped`]) computed from the mapped file; a tensor a command does not
+/// need is never read.
 pub struct Checkpoint {
     path: PathBuf,
+    mapping: Option<Arc<Mapping>>,
     /// Where the data section starts: 8 + header length.
     data_start: u64,
     /// Name → (dtype, shape, byte range in the data section).
@@ -62,7 +76,12 @@ struct Entry {
 const MAX_HEADER: u64 = 100_000_000;
 
 impl Checkpoint {
+    /// Opens a checkpoint whose weight matrices are computed from the mapped file.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_as(path, Weights::Mapped)
+    }
+
+    pub fn open_as(path: &Path, weights: Weights) -> Result<Self> {
         let invalid = |why: String| {
             anyhow!(
                 "{} is not a valid safetensors file (truncated or corrupt?): {why}",
@@ -131,8 +150,14 @@ impl Checkpoint {
         } else {
             KeyLayout::Bare
         };
+        // A file system that cannot map files leaves the copies.
+        let mapping = match weights {
+            Weights::Mapped => Mapping::new(&file).ok(),
+            Weights::Copied => None,
+        };
         Ok(Checkpoint {
             path: path.to_path_buf(),
+            mapping,
             data_start: 8 + n,
             entries,
             layout,
@@ -221,7 +246,96 @@ pub struct Reader<'a> {
 #[cfg(not(target_endian = "little"))]
 compile_error!("checkpoints are read as little-endian f32 in place");
 
+/// A weight matrix `(rows, cols)` as stored: a tensor, or a view of the mapped file.
+pub enum Weight {
+    Tensor(Tensor),
+    Mapped(MappedMatrix),
+}
+
+impl Weight {
+    pub fn dims(&self) -> Result<(usize, usize)> {
+        match self {
+            Weight::Tensor(t) => Ok(t.dims2()?),
+            Weight::Mapped(m) => Ok(m.dims()),
+        }
+    }
+
+    /// The weight as a tensor of its own (a copy when mapped).
+    pub fn tensor(&self) -> Result<Tensor> {
+        match self {
+            Weight::Tensor(t) => Ok(t.clone()),
+            Weight::Mapped(m) => Ok(Tensor::from_slice(m.values(), m.dims(), &Device::Cpu)?),
+        }
+    }
+
+    /// `x W + b` for `x` `(M, K)` and this weight `(K, N)`: `(M, N)`.
+    pub fn matmul(&self, x: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        match self {
+            Weight::Tensor(w) => Ok(x.matmul(w)?.broadcast_add(bias)?),
+            Weight::Mapped(w) => MatMul {
+                weight: w,
+                transposed: false,
+                bias: Some(&bias.to_vec1::<f32>()?),
+            }
+            .apply(x),
+        }
+    }
+
+    /// `x Wᵀ` for `x` `(M, K)` and this weight `(N, K)`: `(M, N)`.
+    pub fn matmul_t(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Weight::Tensor(w) => Ok(x.matmul(&w.t()?)?),
+            Weight::Mapped(w) => MatMul {
+                weight: w,
+                transposed: true,
+                bias: None,
+            }
+            .apply(x),
+        }
+    }
+
+    /// Rows `ids` `(N,)` u32: `(N, cols)`.
+    pub fn embedding(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            Weight::Tensor(w) => Ok(w.embedding(ids)?),
+            Weight::Mapped(m) => {
+                let ids = ids.to_vec1::<u32>()?;
+                let rows = m.gather(&ids)?;
+                Ok(Tensor::from_vec(
+                    rows,
+                    (ids.len(), m.dims().1),
+                    &Device::Cpu,
+                )?)
+            }
+        }
+    }
+}
+
 impl Reader<'_> {
+    /// The matrix `name` under this reader's prefix, mapped when the checkpoint is, the model
+    /// computes in f32 on the CPU and the stored data is aligned f32; read otherwise.
+    pub fn weight(&self, name: &str) -> Result<Weight> {
+        let ckpt = self.ckpt;
+        let full = ckpt.layout.full_key(&self.pp(name).prefix);
+        let mapped = match (&ckpt.mapping, ckpt.entries.get(&full)) {
+            (Some(map), Some(e))
+                if self.device.is_cpu()
+                    && self.dtype == DType::F32
+                    && e.dtype == "F32"
+                    && e.shape.len() == 2 =>
+            {
+                let lo = (ckpt.data_start + e.data_offsets.0) as usize;
+                let hi = (ckpt.data_start + e.data_offsets.1) as usize;
+                MappedMatrix::new(map, lo..hi, e.shape[0], e.shape[1])
+            }
+            _ => None,
+        };
+        match mapped {
+            Some(m) => Ok(Weight::Mapped(m)),
+            None => Ok(Weight::Tensor(self.get(name)?)),
+        }
+    }
+
     /// This reader one level down: `name` joins the prefix.
     pub fn pp(&self, name: impl std::fmt::Display) -> Self {
         let prefix = match self.prefix.as_str() {

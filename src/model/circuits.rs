@@ -394,10 +394,14 @@ pub fn attribute(
         |t: &Tensor| -> Result<Vec<f64>> { Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?) };
     let at = |hook: Hook| -> Result<Tensor> { Ok(acts.get(hook)?.narrow(1, position, 1)?) };
     let (w_lnf, b_lnf) = model.final_norm_params()?;
-    let w_u = model.wte();
-    let mut direction = vec(&w_u.get(answer as usize)?)?;
+    let w_u = |id: u32| -> Result<Vec<f64>> {
+        vec(&model
+            .wte()
+            .embedding(&Tensor::new(&[id], model.device())?)?)
+    }; // W_U[:, id] of the tied head: wte's row id
+    let mut direction = w_u(answer)?;
     if let Some(w) = wrong {
-        let minus = vec(&w_u.get(w as usize)?)?;
+        let minus = w_u(w)?;
         direction.iter_mut().zip(minus).for_each(|(d, m)| *d -= m);
     }
     let w_lnf = vec(w_lnf)?;

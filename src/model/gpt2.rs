@@ -7,8 +7,9 @@
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor, D};
 
-use super::checkpoint::{Checkpoint, Reader};
+use super::checkpoint::{Checkpoint, Reader, Weight};
 use super::config::{Activation, Config};
+use super::gelu::gelu_tanh;
 use super::hooks::{Activations, BlockHook, CaptureSpec, Dim, Hook};
 use super::softmax::masked_softmax;
 use super::tap::{collect, Tap};
@@ -106,24 +107,24 @@ impl KvCache {
 
 /// HF's `Conv1D`: y = x W + b with W stored (in, out), so no transpose is needed.
 struct Conv1D {
-    weight: Tensor, // (in, out)
+    weight: Weight, // (in, out)
     bias: Tensor,   // (out,)
 }
 
 impl Conv1D {
     fn load(r: &Reader) -> Result<Self> {
         Ok(Conv1D {
-            weight: r.get("weight")?,
+            weight: r.weight("weight")?,
             bias: r.get("bias")?,
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, c_in) = x.dims3()?;
-        let c_out = self.weight.dim(1)?;
+        let c_out = self.weight.dims()?.1;
         // A 2-D matmul: broadcasting a 3-D input against the 2-D weight would copy the weight.
-        let y = x.reshape((b * t, c_in))?.matmul(&self.weight)?; // (B*T, out)
-        Ok(y.broadcast_add(&self.bias)?.reshape((b, t, c_out))?) // (B, T, out)
+        let y = self.weight.matmul(&x.reshape((b * t, c_in))?, &self.bias)?; // (B*T, out)
+        Ok(y.reshape((b, t, c_out))?) // (B, T, out)
     }
 }
 
@@ -264,7 +265,12 @@ impl Attention {
             return Ok((out, (k, v)));
         }
         // Each head's share of c_proj: W_O[h] is rows h·hs..(h+1)·hs of its (C, C) weight.
-        let w_o = self.c_proj.weight.reshape((nh, hs, c))?.unsqueeze(0)?; // (1, nh, hs, C)
+        let w_o = self
+            .c_proj
+            .weight
+            .tensor()?
+            .reshape((nh, hs, c))?
+            .unsqueeze(0)?; // (1, nh, hs, C)
         let result = z
             .transpose(1, 2)?
             .contiguous()?
@@ -300,7 +306,7 @@ impl Mlp {
         let at = |h| Hook::Block(layer, h);
         let pre = tap.tap(at(BlockHook::MlpPre), self.c_fc.forward(x)?)?; // (B, T, 4C)
         let post = match self.act {
-            Activation::GeluTanh => pre.gelu()?,
+            Activation::GeluTanh => gelu_tanh(&pre)?,
             Activation::GeluErf => pre.gelu_erf()?,
             Activation::Relu => pre.relu()?,
             Activation::Silu => pre.silu()?,
@@ -396,7 +402,7 @@ impl<'a> Inputs<'a> {
 /// GPT-2 with its LM head tied to `wte`. Holds the first `h.len()` blocks only: a command
 /// that looks at early layers never loads (or runs) the later ones.
 pub struct Gpt2 {
-    wte: Tensor, // (V, C)
+    wte: Weight, // (V, C)
     wpe: Tensor, // (n_positions, C)
     h: Vec<Block>,
     ln_f: Option<LayerNorm>,
@@ -421,7 +427,7 @@ impl Gpt2 {
         // Reading weights is bound by the kernel handing out fresh pages, which scales with
         // cores: the token embedding and the blocks are read on parallel threads.
         let (wte, h) = std::thread::scope(|s| -> Result<_> {
-            let wte = s.spawn(|| r.pp("wte").get("weight"));
+            let wte = s.spawn(|| r.pp("wte").weight("weight"));
             let h = (0..n_blocks)
                 .map(|l| Block::load(&r.pp("h").pp(l), l, cfg))
                 .collect::<Result<Vec<_>>>();
@@ -455,7 +461,7 @@ impl Gpt2 {
     }
 
     /// The token embedding matrix, `(V, C)`.
-    pub fn wte(&self) -> &Tensor {
+    pub fn wte(&self) -> &Weight {
         &self.wte
     }
 
@@ -664,7 +670,7 @@ impl Gpt2 {
     pub fn unembed(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, c) = x.dims3()?;
         let v = self.cfg.vocab_size;
-        let logits = x.reshape((b * t, c))?.matmul(&self.wte.t()?)?; // (B*T, V)
+        let logits = self.wte.matmul_t(&x.reshape((b * t, c))?)?; // (B*T, V)
         Ok(logits.reshape((b, t, v))?) // (B, T, V)
     }
 

@@ -4,10 +4,12 @@
 pub mod checkpoint;
 pub mod circuits;
 pub mod config;
+pub mod gelu;
 pub mod generate;
 pub mod gpt2;
 pub mod hooks;
 pub mod hub;
+pub mod mapped;
 mod softmax;
 pub mod source;
 pub mod tap;

@@ -1,0 +1,301 @@
+//! Weights computed from the mapped checkpoint file, with no copy: the one module with
+//! `unsafe` (the mapping and the raw `gemm` call).
+//!
+//! Copying 500 MB of weights into fresh anonymous memory costs a page fault per page, and on
+//! virtual machines the kernel's first touch of memory is slow and erratic. A read-only
+//! mapping computes straight from the page cache, which concurrent processes share. candle's
+//! CPU storage owns its memory, so the matmuls that read a mapped weight run here, as a
+//! custom op calling the same `gemm` crate candle calls.
+
+use std::fs::File;
+use std::ops::Range;
+use std::sync::Arc;
+
+use anyhow::Result;
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+
+/// A whole checkpoint file mapped read-only.
+pub struct Mapping(memmap2::Mmap);
+
+impl Mapping {
+    pub fn new(file: &File) -> std::io::Result<Arc<Self>> {
+        // SAFETY: the mapping is read-only and private. Its soundness rests on no one
+        // truncating or rewriting the file in place while we run: hub blobs are
+        // content-addressed and only ever replaced by rename (which keeps our inode alive),
+        // as are files written by `save_pretrained` and by this tool. A file truncated
+        // under us makes reads fault (SIGBUS), as in every tool that maps weights
+        // (safetensors, llama.cpp); it cannot make us read another file's bytes.
+        let map = unsafe { memmap2::Mmap::map(file)? };
+        Ok(Arc::new(Mapping(map)))
+    }
+}
+
+/// An f32 row-major matrix `(rows, cols)` inside a [`Mapping`].
+#[derive(Clone)]
+pub struct MappedMatrix {
+    map: Arc<Mapping>,
+    start: usize,
+    rows: usize,
+    cols: usize,
+}
+
+impl MappedMatrix {
+    /// The matrix at `bytes` of the mapping, or `None` when those bytes are not 4-byte
+    /// aligned (safetensors does not promise alignment; the caller copies instead).
+    pub fn new(map: &Arc<Mapping>, bytes: Range<usize>, rows: usize, cols: usize) -> Option<Self> {
+        let slice = map.0.get(bytes.clone())?;
+        let values: &[f32] = bytemuck::try_cast_slice(slice).ok()?;
+        (values.len() == rows.checked_mul(cols)?).then(|| MappedMatrix {
+            map: map.clone(),
+            start: bytes.start,
+            rows,
+            cols,
+        })
+    }
+
+    pub fn dims(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// The values, row-major.
+    pub fn values(&self) -> &[f32] {
+        let len = self.rows * self.cols * 4;
+        // Alignment and length were checked in `new`.
+        bytemuck::cast_slice(&self.map.0[self.start..self.start + len])
+    }
+
+    /// Rows `ids` gathered into a new `(ids.len(), cols)` vector, row-major; an error names
+    /// an id past the last row.
+    pub fn gather(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        let values = self.values();
+        let mut out = Vec::with_capacity(ids.len() * self.cols);
+        for &id in ids {
+            let id = id as usize;
+            anyhow::ensure!(
+                id < self.rows,
+                "id {id} is out of range for a table of {} rows",
+                self.rows
+            );
+            out.extend_from_slice(&values[id * self.cols..(id + 1) * self.cols]);
+        }
+        Ok(out)
+    }
+}
+
+/// `x W + b` for `x` `(M, K)` contiguous f32 and a mapped `W`: stored `(K, N)` (HF's Conv1D),
+/// or stored `(N, K)` and read transposed (the tied LM head, `x wteᵀ`). `b` `(N,)`, if any,
+/// is added by the kernel itself (it starts from a destination filled with `b`).
+pub struct MatMul<'a> {
+    pub weight: &'a MappedMatrix,
+    pub transposed: bool,
+    pub bias: Option<&'a [f32]>,
+}
+
+impl MatMul<'_> {
+    /// `(K, N)` of the product's right-hand side.
+    fn kn(&self) -> (usize, usize) {
+        let (r, c) = self.weight.dims();
+        match self.transposed {
+            false => (r, c),
+            true => (c, r),
+        }
+    }
+
+    /// Applies the op to `x` `(M, K)`, which is made contiguous first if it is not.
+    pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.contiguous()?.apply_op1_no_bwd(self)?)
+    }
+}
+
+impl CustomOp1 for MatMul<'_> {
+    fn name(&self) -> &'static str {
+        "mapped-matmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        use candle_core::bail;
+        let CpuStorage::F32(x) = storage else {
+            bail!("mapped-matmul: the input must be f32")
+        };
+        let Some((lo, hi)) = layout.contiguous_offsets() else {
+            bail!("mapped-matmul: the input must be contiguous")
+        };
+        let (m, k) = layout.shape().dims2()?;
+        let (wk, n) = self.kn();
+        if k != wk || hi - lo != m * k {
+            bail!("mapped-matmul: ({m}, {k}) times a ({wk}, {n}) weight")
+        }
+        if self.bias.is_some_and(|b| b.len() != n) {
+            bail!(
+                "mapped-matmul: a bias of {} for {n} outputs",
+                self.bias.map_or(0, |b| b.len())
+            )
+        }
+        let x = &x[lo..hi];
+        let w = self.weight.values();
+        let mut dst = match self.bias {
+            Some(b) => b.repeat(m),
+            None => vec![0f32; m * n],
+        }; // (M, N)
+           // The weight (K, N) row-major has strides (N, 1); stored (N, K) and read as its
+           // transpose, (1, K).
+        let (w_rs, w_cs) = match self.transposed {
+            false => (n as isize, 1),
+            true => (1, k as isize),
+        };
+        let threads = candle_core::utils::get_num_threads();
+        let parallelism = match threads {
+            0 | 1 => gemm::Parallelism::None,
+            t => gemm::Parallelism::Rayon(t),
+        };
+        if m > 0 && n > 0 {
+            // SAFETY: every pointer covers the extent gemm reads or writes with the strides
+            // given: x is (M, K) row-major in `x` (checked length m·k), w is K·N values
+            // (`MappedMatrix::new` checked rows·cols and alignment, and (K, N) is
+            // (rows, cols) or its transpose), dst is M·N values owned here. The mapping
+            // outlives the call (`self.weight` holds its Arc) and nothing writes to it.
+            // dst := 1·dst + 1·x·w, with dst holding the bias or zeros.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    dst.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    true,
+                    x.as_ptr(),
+                    1,
+                    k as isize,
+                    w.as_ptr(),
+                    w_cs,
+                    w_rs,
+                    1.0f32,
+                    1.0f32,
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                )
+            }
+        }
+        Ok((CpuStorage::F32(dst), Shape::from((m, n))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+    use std::io::Write;
+
+    /// A mapping of `values` (as f32 bytes) after `pad` bytes of zeros.
+    fn mapping(values: &[f32], pad: usize) -> (Arc<Mapping>, tempfile::NamedTempFile) {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&vec![0u8; pad]).unwrap();
+        f.write_all(bytemuck::cast_slice(values)).unwrap();
+        f.flush().unwrap();
+        (Mapping::new(f.as_file()).unwrap(), f)
+    }
+
+    fn values(n: usize, seed: f32) -> Vec<f32> {
+        (0..n).map(|i| (i as f32 * 0.37 + seed).sin()).collect()
+    }
+
+    #[test]
+    fn conv1d_and_transposed_products_equal_candles_matmul() {
+        let (m, k, n) = (7, 33, 19);
+        let w = values(k * n, 1.0);
+        let b = values(n, 2.0);
+        let (map, _f) = mapping(&w, 8);
+        let mw = MappedMatrix::new(&map, 8..8 + k * n * 4, k, n).unwrap();
+        let x = Tensor::from_vec(values(m * k, 3.0), (m, k), &Device::Cpu).unwrap();
+        let wt = Tensor::from_vec(w.clone(), (k, n), &Device::Cpu).unwrap();
+        let bt = Tensor::from_vec(b.clone(), n, &Device::Cpu).unwrap();
+        let diff = |a: &Tensor, b: &Tensor| -> f32 {
+            (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap()
+        };
+        let want = x.matmul(&wt).unwrap().broadcast_add(&bt).unwrap();
+        let got = MatMul {
+            weight: &mw,
+            transposed: false,
+            bias: Some(&b),
+        }
+        .apply(&x)
+        .unwrap();
+        assert!(diff(&got, &want) < 1e-5);
+
+        // The same bytes as an (N, K) matrix read transposed: x · Wᵀ.
+        let mt = MappedMatrix::new(&map, 8..8 + k * n * 4, n, k).unwrap();
+        let x2 = Tensor::from_vec(values(m * k, 4.0), (m, k), &Device::Cpu).unwrap();
+        let wt2 = Tensor::from_vec(w, (n, k), &Device::Cpu).unwrap();
+        let want = x2.matmul(&wt2.t().unwrap()).unwrap();
+        // A non-contiguous input is made contiguous first.
+        let x2t = x2.t().unwrap().contiguous().unwrap().t().unwrap();
+        let got = MatMul {
+            weight: &mt,
+            transposed: true,
+            bias: None,
+        }
+        .apply(&x2t)
+        .unwrap();
+        assert!(diff(&got, &want) < 1e-5);
+    }
+
+    #[test]
+    fn misaligned_or_short_bytes_are_refused_and_gather_checks_ids() {
+        let w = values(12, 0.0);
+        let (map, _f) = mapping(&w, 2);
+        assert!(
+            MappedMatrix::new(&map, 2..2 + 48, 3, 4).is_none(),
+            "misaligned"
+        );
+        let (map, _f) = mapping(&w, 4);
+        assert!(MappedMatrix::new(&map, 4..4 + 44, 3, 4).is_none(), "short");
+        assert!(
+            MappedMatrix::new(&map, 4..4 + 52, 3, 4).is_none(),
+            "past the end"
+        );
+        let mm = MappedMatrix::new(&map, 4..4 + 48, 3, 4).unwrap();
+        assert_eq!(mm.gather(&[2, 0]).unwrap(), [&w[8..12], &w[0..4]].concat());
+        let err = mm.gather(&[3]).unwrap_err().to_string();
+        assert!(err.contains("id 3 is out of range"), "{err}");
+    }
+
+    #[test]
+    fn wrong_inputs_are_errors_not_reads_out_of_bounds() {
+        let w = values(12, 0.0);
+        let (map, _f) = mapping(&w, 0);
+        let mm = MappedMatrix::new(&map, 0..48, 3, 4).unwrap();
+        let op = |bias| MatMul {
+            weight: &mm,
+            transposed: false,
+            bias,
+        };
+        let x = Tensor::zeros((2, 5), candle_core::DType::F32, &Device::Cpu).unwrap();
+        assert!(op(None).apply(&x).is_err(), "K mismatch");
+        let x = Tensor::zeros((2, 3), candle_core::DType::F64, &Device::Cpu).unwrap();
+        assert!(op(None).apply(&x).is_err(), "f64");
+        let x = Tensor::zeros((2, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
+        assert!(op(Some(&[1.0; 3])).apply(&x).is_err(), "bias length");
+        assert_eq!(
+            op(Some(&[1.0; 4]))
+                .apply(&x)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap(),
+            vec![vec![1.0; 4]; 2]
+        );
+    }
+}
