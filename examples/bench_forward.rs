@@ -12,9 +12,7 @@ use candle_core::{DType, Device, Tensor};
 use gpt2_inspect::model::checkpoint::Checkpoint;
 use gpt2_inspect::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, KvCache, Logits, Request};
 
-/// The allocator of the binary (see src/main.rs), so that these timings are the command's.
-#[global_allocator]
-static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+gpt2_inspect::allocator!();
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);

@@ -1,6 +1,7 @@
 //! gpt2-inspect: GPT-2 opened up. The model computes ([`model`]), commands turn requests
 //! into reports ([`commands`], [`report`]), renderers write reports ([`render`]).
 
+pub mod allocator;
 pub mod atomic;
 pub mod cli;
 pub mod commands;

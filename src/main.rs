@@ -3,10 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use gpt2_inspect::cli::Cli;
 
-/// jemalloc, configured in .cargo/config.toml to back large buffers (the weights) with
-/// transparent huge pages: far fewer page faults while loading.
-#[global_allocator]
-static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+gpt2_inspect::allocator!();
 
 fn main() -> ExitCode {
     // Errors are one line: no library backtraces (candle appends them to its errors when

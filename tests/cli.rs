@@ -315,3 +315,23 @@ fn uncached_hub_model_offline_fails_fast_and_says_what_to_do() {
     assert!(err.contains("--model"), "{err}");
     assert!(started.elapsed().as_secs() < 10);
 }
+
+/// The allocator's options are part of the binary (not of build flags that `cargo install`
+/// would not read): jemalloc reports them when asked to print its statistics.
+#[test]
+fn the_binary_carries_its_allocator_options() {
+    let out = cmd()
+        .env("_RJEM_MALLOC_CONF", "stats_print:true")
+        .args(["info"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stats = stderr_of(&out);
+    for want in [
+        r#"opt.thp: "always""#,
+        "opt.dirty_decay_ms: -1",
+        "opt.muzzy_decay_ms: -1",
+    ] {
+        assert!(stats.contains(want), "{want} not in jemalloc's statistics");
+    }
+}
