@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use rayon::prelude::*;
 
 /// A whole checkpoint file mapped read-only.
 pub struct Mapping(memmap2::Mmap);
@@ -148,42 +149,106 @@ impl CustomOp1 for MatMul<'_> {
             true => (1, k as isize),
         };
         let threads = candle_core::utils::get_num_threads();
-        let parallelism = match threads {
-            0 | 1 => gemm::Parallelism::None,
-            t => gemm::Parallelism::Rayon(t),
-        };
-        if m > 0 && n > 0 {
-            // SAFETY: every pointer covers the extent gemm reads or writes with the strides
-            // given: x is (M, K) row-major in `x` (checked length m·k), w is K·N values
-            // (`MappedMatrix::new` checked rows·cols and alignment, and (K, N) is
-            // (rows, cols) or its transpose), dst is M·N values owned here. The mapping
-            // outlives the call (`self.weight` holds its Arc) and nothing writes to it.
-            // dst := 1·dst + 1·x·w, with dst holding the bias or zeros.
-            unsafe {
-                gemm::gemm(
-                    m,
-                    n,
-                    k,
-                    dst.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    true,
-                    x.as_ptr(),
-                    1,
-                    k as isize,
-                    w.as_ptr(),
-                    w_cs,
-                    w_rs,
-                    1.0f32,
-                    1.0f32,
-                    false,
-                    false,
-                    false,
-                    parallelism,
-                )
+        if m == 1 && !self.transposed && k > 0 {
+            // One row (a generated token) times a (K, N) weight: reading the weight is the
+            // whole cost, and gemm's vector path read the mapped blocks at about 15 GB/s
+            // (26 from copied memory). Each thread streams a contiguous band of rows
+            // (Σ x[k]·W[k, :] over its band), which the prefetcher follows; the bands' sums
+            // are added to the bias. Generation: 64 tokens 1.87 → 1.65 s.
+            let band = k.div_ceil(threads.max(1));
+            let partial: Vec<Vec<f32>> = (0..k)
+                .step_by(band)
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .map(|k0| rows_times(&x[k0..(k0 + band).min(k)], &w[k0 * n..], n))
+                .collect();
+            for p in partial {
+                dst.iter_mut().zip(p).for_each(|(d, p)| *d += p);
             }
+        } else if m > 0 && n > 0 {
+            let parallelism = match threads {
+                0 | 1 => gemm::Parallelism::None,
+                t => gemm::Parallelism::Rayon(t),
+            };
+            gemm_into(m, n, k, &mut dst, x, w, (w_rs, w_cs), parallelism);
         }
         Ok((CpuStorage::F32(dst), Shape::from((m, n))))
+    }
+}
+
+/// `Σ_k x[k]·w[k, :]` for `w` rows of `n` values, starting at `w[0]`: `(n,)`.
+fn rows_times(x: &[f32], w: &[f32], n: usize) -> Vec<f32> {
+    let mut y = vec![0f32; n];
+    let row = |k: usize| &w[k * n..(k + 1) * n];
+    // Eight rows per pass over y: y is read and written once per eight rows.
+    let mut k = 0;
+    while k + 8 <= x.len() {
+        let [r0, r1, r2, r3, r4, r5, r6, r7]: [&[f32]; 8] = std::array::from_fn(|i| row(k + i));
+        let a: [f32; 8] = std::array::from_fn(|i| x[k + i]);
+        // Every row is n long, as y: the indexing below needs no checks.
+        let (r0, r1, r2, r3) = (&r0[..n], &r1[..n], &r2[..n], &r3[..n]);
+        let (r4, r5, r6, r7) = (&r4[..n], &r5[..n], &r6[..n], &r7[..n]);
+        let y = &mut y[..n];
+        for i in 0..n {
+            let s0 = a[0] * r0[i] + a[1] * r1[i] + a[2] * r2[i] + a[3] * r3[i];
+            let s1 = a[4] * r4[i] + a[5] * r5[i] + a[6] * r6[i] + a[7] * r7[i];
+            y[i] += s0 + s1;
+        }
+        k += 8;
+    }
+    for (k, &xk) in x.iter().enumerate().skip(k) {
+        y.iter_mut().zip(row(k)).for_each(|(y, &w)| *y += xk * w);
+    }
+    y
+}
+
+/// `dst := dst + x·w` for `dst` `(m, n)` row-major, `x` `(m, k)` row-major and `w` a
+/// `(k, n)` matrix with strides `(rs, cs)` starting at `w[0]`.
+#[allow(clippy::too_many_arguments)]
+fn gemm_into(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    (rs, cs): (isize, isize),
+    parallelism: gemm::Parallelism,
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return; // x·w is empty or zero: dst stays
+    }
+    // The extents the kernel touches, from the strides: checked, so the pointers below
+    // cannot reach past the slices.
+    let w_last = (k - 1) * rs as usize + (n - 1) * cs as usize;
+    assert!(dst.len() == m * n && x.len() >= m * k && w.len() > w_last);
+    // SAFETY: every pointer covers the extent gemm reads or writes with the strides given
+    // (asserted above: dst is m·n values, x at least m·k, w reaches w[(k-1)·rs + (n-1)·cs]).
+    // The slices are borrowed for the call, dst mutably (no aliasing); the weight's
+    // mapping outlives it (the caller's `MappedMatrix` holds its Arc) and nothing writes
+    // to it. dst := 1·dst + 1·x·w, with dst holding the bias or zeros.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            true,
+            x.as_ptr(),
+            1,
+            k as isize,
+            w.as_ptr(),
+            cs,
+            rs,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            parallelism,
+        )
     }
 }
 
@@ -249,6 +314,49 @@ mod tests {
             bias: None,
         }
         .apply(&x2t)
+        .unwrap();
+        assert!(diff(&got, &want) < 1e-5);
+    }
+
+    /// One row (generation) splits the columns across threads: the same numbers.
+    #[test]
+    fn one_row_products_equal_candles_matmul() {
+        let (k, n) = (33, 1000);
+        let w = values(k * n, 5.0);
+        let b = values(n, 6.0);
+        let (map, _f) = mapping(&w, 0);
+        let x = Tensor::from_vec(values(k, 7.0), (1, k), &Device::Cpu).unwrap();
+        let bt = Tensor::from_vec(b.clone(), n, &Device::Cpu).unwrap();
+        let diff = |a: &Tensor, b: &Tensor| -> f32 {
+            (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap()
+        };
+        let kn = MappedMatrix::new(&map, 0..k * n * 4, k, n).unwrap();
+        let wt = Tensor::from_vec(w.clone(), (k, n), &Device::Cpu).unwrap();
+        let want = x.matmul(&wt).unwrap().broadcast_add(&bt).unwrap();
+        let got = MatMul {
+            weight: &kn,
+            transposed: false,
+            bias: Some(&b),
+        }
+        .apply(&x)
+        .unwrap();
+        assert!(diff(&got, &want) < 1e-5);
+        let nk = MappedMatrix::new(&map, 0..k * n * 4, n, k).unwrap();
+        let wt = Tensor::from_vec(w, (n, k), &Device::Cpu).unwrap();
+        let want = x.matmul(&wt.t().unwrap()).unwrap();
+        let got = MatMul {
+            weight: &nk,
+            transposed: true,
+            bias: None,
+        }
+        .apply(&x)
         .unwrap();
         assert!(diff(&got, &want) < 1e-5);
     }
