@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
 # Speed and memory of gpt2-inspect on a full-size GPT-2 (124M, random weights written here,
-# no download), optionally against Hugging Face transformers on the same checkpoint.
+# no download), optionally against Hugging Face transformers and llama.cpp on the same
+# checkpoint.
 #
-#   scripts/bench.sh [--with-hf]
+#   scripts/bench.sh [--with-hf] [--with-llama]
 #
 # Writes bench/results.md. Needs hyperfine and GNU time (installed with apt-get when
-# missing and run as root); --with-hf creates bench/work/venv with torch + transformers.
+# missing and run as root); --with-hf creates bench/work/venv with torch + transformers;
+# --with-llama builds llama.cpp (cmake, a C++ compiler) from the llama-cpp-python sdist and
+# converts the checkpoint to GGUF (f32) with its converter, in the same venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WITH_HF=0
-case "${1:-}" in
-  --with-hf) WITH_HF=1 ;;
-  "") ;;
-  *) echo "usage: scripts/bench.sh [--with-hf]" >&2; exit 2 ;;
-esac
+WITH_LLAMA=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-hf) WITH_HF=1 ;;
+    --with-llama) WITH_LLAMA=1 ;;
+    *) echo "usage: scripts/bench.sh [--with-hf] [--with-llama]" >&2; exit 2 ;;
+  esac
+done
 
 WORK=bench/work
 MODEL=$WORK/gpt2-random
 OUT=$WORK/results
 mkdir -p "$OUT"
+cat /proc/loadavg > "$OUT/load"
 
 if ! command -v hyperfine >/dev/null || [ ! -x /usr/bin/time ]; then
   if [ "$(id -u)" = 0 ]; then
@@ -37,38 +44,109 @@ BIN=target/release/gpt2-inspect
 # "Hello" then " Hello" 1022 times and a space: 1024 tokens.
 printf 'Hello %.0s' $(seq 1023) > "$WORK/long.txt"
 
+# Prompts of 128 and 1000 tokens ("Hello" and " Hello" repeated).
+P128=$(printf 'Hello %.0s' $(seq 127) | sed 's/ $//')
+P1000=$(printf 'Hello %.0s' $(seq 999) | sed 's/ $//')
+# --lines files: 100, 1,000 and 10,000 texts of 3 to 40 words, one of them 1,024 tokens.
+for n in 100 1000 10000; do
+  [ -f "$WORK/lines_$n.txt" ] || python3 - "$n" "$WORK/lines_$n.txt" <<'PYEOF'
+import random, sys
+n, path = int(sys.argv[1]), sys.argv[2]
+random.seed(n)
+words = ("the quick brown fox jumps over lazy dog a model of language reads text and predicts "
+         "what comes next in every sentence it sees").split()
+lines = [" ".join(random.choice(words) for _ in range(random.randint(3, 40))) for _ in range(n)]
+lines[n // 2] = " ".join(["Hello"] * 1024)
+open(path, "w").write("\n".join(lines) + "\n")
+PYEOF
+done
+
 PY=""
-if [ "$WITH_HF" = 1 ]; then
+if [ "$WITH_HF" = 1 ] || [ "$WITH_LLAMA" = 1 ]; then
   if [ ! -x "$WORK/venv/bin/python" ]; then
     echo "== creating $WORK/venv (torch + transformers: several GB)"
     python3 -m venv "$WORK/venv"
   fi
-  "$WORK/venv/bin/pip" install -q torch==2.15.0 transformers==5.23.0
-  PY="$WORK/venv/bin/python scripts/bench_hf.py"
+  "$WORK/venv/bin/pip" install -q torch==2.15.0 transformers==5.23.0 "numpy<2.5"
+fi
+[ "$WITH_HF" = 1 ] && PY="$WORK/venv/bin/python scripts/bench_hf.py"
+
+LLAMA=""
+if [ "$WITH_LLAMA" = 1 ]; then
+  # llama.cpp as vendored by llama-cpp-python 0.3.36 (llama.cpp commit 0c1e57098), its own
+  # kernels (no BLAS), tuned for this CPU.
+  SDIST=llama_cpp_python-0.3.36
+  SHA=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
+  LDIR=$WORK/llama/$SDIST/vendor/llama.cpp
+  if [ ! -x "$LDIR/build/bin/llama-simple" ]; then
+    echo "== building llama.cpp ($SDIST)"
+    mkdir -p "$WORK/llama"
+    url=$(curl -fsSL "https://pypi.org/simple/llama-cpp-python/" | grep -o "https://[^\"#]*/$SDIST.tar.gz" | head -1)
+    curl -fsSL -o "$WORK/llama/$SDIST.tar.gz" "$url"
+    echo "$SHA  $WORK/llama/$SDIST.tar.gz" | sha256sum -c --quiet
+    tar xzf "$WORK/llama/$SDIST.tar.gz" -C "$WORK/llama"
+    cmake -S "$LDIR" -B "$LDIR/build" -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
+      -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build "$LDIR/build" -j "$(nproc)" --target llama-simple llama-bench >/dev/null
+  fi
+  GGUF=$WORK/gpt2-random-f32.gguf
+  if [ ! -f "$GGUF" ]; then
+    # The GPT-2 converter of this version hands the attn.bias buffers to the name mapper,
+    # which fails on them: skip them. (It also needs n_ctx in config.json, which
+    # make_checkpoint writes.)
+    python3 - "$LDIR/conversion/gpt2.py" <<'PYEOF'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+s = s.replace("""        if name.endswith((".attn.bias", ".attn.masked_bias")):
+            yield from super().modify_tensors(data_torch, name, bid)
+            return""", """        if name.endswith((".attn.bias", ".attn.masked_bias")):
+            return""")
+open(p, "w").write(s)
+PYEOF
+    PYTHONPATH="$LDIR/gguf-py" "$WORK/venv/bin/python" "$LDIR/convert_hf_to_gguf.py" "$MODEL" \
+      --outtype f32 --outfile "$GGUF" >/dev/null 2>&1
+  fi
+  LLAMA="$LDIR/build/bin/llama-simple -m $GGUF"
 fi
 
 # A 16-token pair for activation patching (12 layers × 16 positions = 192 patched runs).
 CLEAN="When Mary and John went to the store, John gave a cold drink to the"
 CORRUPT="When Mary and John went to the store, Mary gave a cold drink to the"
 
-# name | gpt2-inspect command | Hugging Face command
+# name | gpt2-inspect command | Hugging Face command | llama.cpp arguments
 ONESHOT=(
-  "next|$BIN --model $MODEL next 'The quick brown fox' --top-k 5|next $MODEL 'The quick brown fox'"
-  "tokenize|$BIN --model $MODEL tokenize 'Hello, how are you?'|tokenize $MODEL 'Hello, how are you?'"
-  "attention_1024|$BIN --model $MODEL attention --file $WORK/long.txt --layer 0 --head 0|attention $MODEL $WORK/long.txt"
-  "patch_resid_pre_16|$BIN --model $MODEL patch --clean '$CLEAN' --corrupt '$CORRUPT' --answer ' Mary' --wrong ' John'|patch $MODEL '$CLEAN' '$CORRUPT' ' Mary' ' John'"
+  "next|$BIN --model $MODEL next 'The quick brown fox' --top-k 5|next $MODEL 'The quick brown fox'|-n 1 'The quick brown fox'"
+  "next_128|$BIN --model $MODEL next '$P128'|next $MODEL '$P128'|-n 1 '$P128'"
+  "next_1000|$BIN --model $MODEL next '$P1000'|next $MODEL '$P1000'|-n 1 '$P1000'"
+  "generate_64|$BIN --model $MODEL generate 'The quick brown fox' -n 64|generate $MODEL 'The quick brown fox' 64|-n 64 'The quick brown fox'"
+  "tokenize|$BIN --model $MODEL tokenize 'Hello, how are you?'|tokenize $MODEL 'Hello, how are you?'|"
+  "attention_1024|$BIN --model $MODEL attention --file $WORK/long.txt --layer 0 --head 0|attention $MODEL $WORK/long.txt|"
+  "patch_resid_pre_16|$BIN --model $MODEL patch --clean '$CLEAN' --corrupt '$CORRUPT' --answer ' Mary' --wrong ' John'|patch $MODEL '$CLEAN' '$CORRUPT' ' Mary' ' John'|"
 )
 
-echo "== one-shot commands (hyperfine, warm page cache)"
+echo "== one-shot commands (hyperfine, warm page cache; gpt2-inspect and llama.cpp alternate)"
 for row in "${ONESHOT[@]}"; do
-  IFS='|' read -r name ours theirs <<<"$row"
-  hyperfine -N --warmup 2 --runs 10 --export-json "$OUT/ours_$name.json" "$ours" >/dev/null 2>&1 ||
-    hyperfine --warmup 2 --runs 10 --export-json "$OUT/ours_$name.json" "$ours" >/dev/null
+  IFS='|' read -r name ours theirs llama <<<"$row"
+  if [ -n "$LLAMA" ] && [ -n "$llama" ]; then
+    # The two commands' runs alternate (A B A B), so both see the same machine.
+    python3 scripts/bench_pair.py 10 2 "$OUT/ours_$name.json" "$OUT/llama_$name.json" "$ours" "$LLAMA $llama"
+    /usr/bin/time -f '%M' -o "$OUT/llama_$name.rss" bash -c "$LLAMA $llama" >/dev/null 2>&1
+  else
+    hyperfine -N --warmup 2 --runs 10 --export-json "$OUT/ours_$name.json" "$ours" >/dev/null 2>&1 ||
+      hyperfine --warmup 2 --runs 10 --export-json "$OUT/ours_$name.json" "$ours" >/dev/null
+  fi
   /usr/bin/time -f '%M' -o "$OUT/ours_$name.rss" bash -c "$ours" >/dev/null
   if [ -n "$PY" ]; then
     hyperfine --warmup 1 --runs 3 --export-json "$OUT/hf_$name.json" "$PY $theirs" >/dev/null
     /usr/bin/time -f '%M' -o "$OUT/hf_$name.rss" bash -c "$PY $theirs" >/dev/null
   fi
+done
+
+echo "== --file --lines jobs (next, default --batch-size)"
+for n in 100 1000 10000; do
+  /usr/bin/time -f '%e %M' -o "$OUT/lines_$n.time" \
+    $BIN --model "$MODEL" next --file "$WORK/lines_$n.txt" --lines >/dev/null
 done
 
 echo "== in-process forward passes and generation"
@@ -77,7 +155,13 @@ RAYON_NUM_THREADS=1 target/release/examples/bench_forward "$MODEL" > "$OUT/ours_
 if [ -n "$PY" ]; then
   $PY inproc "$MODEL" | tee "$OUT/hf_inproc.tsv"
 fi
+if [ -n "$LLAMA" ]; then
+  # Prompt processing of T tokens and 64 generated tokens, 2 threads, median of 5.
+  "$LDIR/build/bin/llama-bench" -m "$GGUF" -p 8,32,128,512,1024 -n 64 -t "$(nproc)" -r 5 -o json \
+    > "$OUT/llama_inproc.json" 2>/dev/null
+fi
 
+rm -f "$OUT"/*.flags; [ "$WITH_HF" = 1 ] && touch "$OUT/hf.flags"; [ "$WITH_LLAMA" = 1 ] && touch "$OUT/llama.flags"
 python3 scripts/bench_report.py "$OUT" > bench/results.md
 echo "== wrote bench/results.md"
 cat bench/results.md

@@ -26,6 +26,12 @@ def main():
         out = model(ids, output_attentions=True)
         probs = out.logits[0, -1].softmax(-1)
         print(probs.topk(5))
+    elif mode == "generate":
+        tok, model = GPT2TokenizerFast.from_pretrained(d), load(d)
+        ids = tok(sys.argv[3], return_tensors="pt")["input_ids"]
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=int(sys.argv[4]),
+                             do_sample=False, pad_token_id=50256)
+        print(tok.decode(out[0]))
     elif mode == "attention":
         tok, model = GPT2TokenizerFast.from_pretrained(d), load(d)
         text = open(sys.argv[3]).read()

@@ -18,6 +18,29 @@ def seconds(name):
     return r["median"], r["stddev"]
 
 
+def spread(name):
+    p = os.path.join(out, name + ".json")
+    if not os.path.exists(p):
+        return None
+    t = json.load(open(p))["results"][0]["times"]
+    return max(t) / min(t)
+
+
+def llama_inproc():
+    """llama-bench's medians: {"forward_T": s, "generate_cache": s for 64 tokens}."""
+    p = os.path.join(out, "llama_inproc.json")
+    if not os.path.exists(p):
+        return {}
+    got = {}
+    for r in json.load(open(p)):
+        med = sorted(r["samples_ns"])[len(r["samples_ns"]) // 2] / 1e9
+        if r["n_gen"] == 0:
+            got[f"forward_{r['n_prompt']}"] = med
+        else:
+            got["generate_cache"] = med
+    return got
+
+
 def rss_mib(name):
     p = os.path.join(out, name + ".rss")
     if not os.path.exists(p):
@@ -47,6 +70,11 @@ def ratio(ours, theirs):
     return f"{theirs / ours:.1f}× faster" if theirs >= ours else f"{ours / theirs:.1f}× slower"
 
 
+def vs(ours, theirs):
+    """ours / theirs as "0.85×" (time ratio; below 1 is faster)."""
+    return "–" if ours is None or theirs is None else f"{ours / theirs:.2f}×"
+
+
 def verdict(ours, target):
     if ours is None:
         return "–"
@@ -60,56 +88,92 @@ for line in open("/proc/cpuinfo"):
         break
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+load = open(os.path.join(out, "load")).read().split()[:3] if os.path.exists(os.path.join(out, "load")) else ["?"] * 3
+with_hf = os.path.exists(os.path.join(out, "hf.flags"))
+with_llama = os.path.exists(os.path.join(out, "llama.flags"))
+made = "scripts/bench.sh" + (" --with-hf" if with_hf else "") + (" --with-llama" if with_llama else "")
 
 print("# Benchmark results\n")
 print(f"- date: {datetime.date.today()}, commit {commit}")
-print(f"- machine: {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.system()} {platform.release()}")
+print(f"- machine: {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.system()} {platform.release()}; "
+      f"load average at the start {' '.join(load)}")
 print("- model: full-size GPT-2 124M with random weights, original layout (bare keys + attn.bias "
-      "buffers, 548 MB), written by `examples/make_checkpoint.rs`; real GPT-2 tokenizer")
-print("- one-shot rows: hyperfine median of 10 runs after 2 warm-ups (HF: 3 runs after 1), "
-      "warm page cache; peak RSS from `/usr/bin/time -f %M`")
-print("- Made by `scripts/bench.sh --with-hf`. HF = transformers 5.23 + torch 2.15, eager attention.\n")
+      "buffers, 548 MB; 498 MB of weights), written by `examples/make_checkpoint.rs`; real GPT-2 tokenizer")
+print("- one-shot rows: median of 10 runs after 2 warm-ups, warm page cache; gpt2-inspect and "
+      "llama.cpp alternate run by run (`scripts/bench_pair.py`), otherwise hyperfine; HF: 3 runs after 1. "
+      "Peak RSS from `/usr/bin/time -f %M` (mapped file pages count). Ratios are time ratios "
+      "gpt2-inspect / peer: below 1 is faster.")
+print("- llama.cpp: llama-cpp-python 0.3.36's vendored llama.cpp (commit 0c1e57098), `-DGGML_NATIVE=ON`, "
+      "no BLAS, `llama-simple` (one-shot) and `llama-bench -t <cores>` (in process), the checkpoint "
+      "converted by its `convert_hf_to_gguf.py --outtype f32`. HF: transformers 5.23 + torch 2.15, eager attention.")
+print(f"- Made by `{made}`.\n")
 
-print("| work | gpt2-inspect | ± | peak RSS | HF transformers | HF peak RSS | gpt2-inspect vs HF | target | |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-targets = {"next": (0.25, 600), "tokenize": (0.15, None), "attention_1024": (0.5, None),
-           "patch_resid_pre_16": (5.0, None)}
+WEIGHTS_MIB = 498e6 / 2**20
+print("| work (new process) | gpt2-inspect | max/min of 10 | peak RSS | llama.cpp | its peak RSS | vs llama.cpp | HF transformers | HF peak RSS | HF / gpt2-inspect | targets | |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 labels = {
-    "next": '`next "The quick brown fox" --top-k 5` (new process)',
-    "tokenize": '`tokenize "Hello, how are you?"` (new process)',
-    "attention_1024": "`attention --layer 0 --head 0`, 1024 tokens (new process; HF runs every layer)",
-    "patch_resid_pre_16": "`patch --site resid_pre`, 16-token pair: 12 × 16 patched runs (new process; "
-                          "HF: a loop of forward passes with a TransformerLens-style hook)",
+    "next": '`next "The quick brown fox" --top-k 5` (4 tokens)',
+    "next_128": "`next` on a 128-token prompt",
+    "next_1000": "`next` on a 1000-token prompt",
+    "generate_64": '`generate "The quick brown fox" -n 64`',
+    "tokenize": '`tokenize "Hello, how are you?"`',
+    "attention_1024": "`attention --layer 0 --head 0`, 1024 tokens (HF runs every layer)",
+    "patch_resid_pre_16": "`patch --site resid_pre`, 16-token pair: 12 × 16 patched runs "
+                          "(HF: a loop of forward passes with a TransformerLens-style hook)",
 }
 for name, label in labels.items():
-    o, sd = seconds("ours_" + name)
+    o, _ = seconds("ours_" + name)
+    l, _ = seconds("llama_" + name)
     h, _ = seconds("hf_" + name)
-    orss, hrss = rss_mib("ours_" + name), rss_mib("hf_" + name)
-    t, tm = targets[name]
-    target = f"≤ {fmt_s(t)}" + (f", ≤ {tm} MiB" if tm else "")
-    v = verdict(o, t)
-    if tm and orss is not None and orss > tm:
-        v += f"; RSS over by {orss / tm:.1f}×"
-    print(f"| {label} | {fmt_s(o)} | {fmt_s(sd)} | {orss and f'{orss:.0f} MiB'} | {fmt_s(h)} | "
-          f"{hrss and f'{hrss:.0f} MiB'} | {ratio(o, h)} | {target} | {v} |")
+    sp = spread("ours_" + name)
+    orss, lrss, hrss = rss_mib("ours_" + name), rss_mib("llama_" + name), rss_mib("hf_" + name)
+    targets, verdicts = [], []
+    if l is not None:
+        targets.append("≤ 1.0× llama.cpp")
+        verdicts.append("met" if o <= l else f"missed by {o / l:.2f}×")
+    if h is not None and name != "patch_resid_pre_16":
+        targets.append("≥ 30× faster than HF")
+        verdicts.append("met" if h / o >= 30 else f"missed: {h / o:.0f}×")
+    if name == "next":
+        targets.append("max/min ≤ 1.5")
+        verdicts.append("met" if sp is not None and sp <= 1.5 else f"missed: {sp:.2f}")
+        targets.append(f"RSS ≤ weights + 100 MB ({WEIGHTS_MIB + 95:.0f} MiB)")
+        verdicts.append("met" if orss is not None and orss <= WEIGHTS_MIB + 95 else f"missed: {orss:.0f} MiB")
+    if name == "patch_resid_pre_16":
+        targets.append("≤ 5 s")
+        verdicts.append(verdict(o, 5.0))
+    mib = lambda x: "–" if x is None else f"{x:.0f} MiB"
+    print(f"| {label} | {fmt_s(o)} | {'–' if sp is None else f'{sp:.2f}'} | {mib(orss)} | {fmt_s(l)} | {mib(lrss)} | "
+          f"{vs(o, l)} | {fmt_s(h)} | {mib(hrss)} | {'–' if h is None else f'{h / o:.1f}×'} | "
+          f"{'; '.join(targets)} | {'; '.join(verdicts)} |")
 
-ours, hf, one = tsv("ours_inproc"), tsv("hf_inproc"), tsv("ours_inproc_1thread")
+print("\n`next --file F --lines` (default `--batch-size`), one run each:\n")
+print("| texts (one of them 1024 tokens) | time | texts/s | peak RSS |")
+print("| --- | --- | --- | --- |")
+for n in (100, 1000, 10000):
+    p = os.path.join(out, f"lines_{n}.time")
+    if os.path.exists(p):
+        t, rss = open(p).read().split()[-2:]
+        print(f"| {n:,} | {float(t):.1f} s | {n / float(t):.1f} | {int(rss) / 1024:.0f} MiB |")
+
+ours, hf, one, llama = tsv("ours_inproc"), tsv("hf_inproc"), tsv("ours_inproc_1thread"), llama_inproc()
 print("\nIn process (model already loaded; median):\n")
-print("| work | gpt2-inspect | GFLOP/s | 1 thread | HF transformers | gpt2-inspect vs HF | target | |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-ftargets = {8: 0.06, 128: 0.30, 1024: 2.7}
+print("| work | gpt2-inspect | GFLOP/s | 1 thread | llama.cpp (llama-bench) | vs llama.cpp | HF transformers | HF / gpt2-inspect | target | |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 o, h = ours.get("load"), hf.get("load")
-print(f"| load the weights | {fmt_s(o)} | | {fmt_s(one.get('load'))} | {fmt_s(h)} | {ratio(o, h)} | | |")
+print(f"| load the weights | {fmt_s(o)} | | {fmt_s(one.get('load'))} | | | {fmt_s(h)} | | | |")
 for t in [1, 8, 32, 128, 512, 1024]:
     k = f"forward_{t}"
-    o, h = ours.get(k), hf.get(k)
+    o, h, l = ours.get(k), hf.get(k), llama.get(k)
     gf = "–" if o is None else f"{flops(t) / o / 1e9:.0f}"
     label = f"forward T = {t}, last-position logits" + (", attentions captured" if t == 8 else "")
-    tg = ftargets.get(t)
-    print(f"| {label} | {fmt_s(o)} | {gf} | {fmt_s(one.get(k))} | {fmt_s(h)} | {ratio(o, h)} | "
-          f"{'≤ ' + fmt_s(tg) if tg else ''} | {verdict(o, tg) if tg else ''} |")
+    target = "≥ 2× faster than HF" if t >= 8 and h is not None else ""
+    v = ("met" if h / o >= 2 else f"missed: {h / o:.1f}×") if target else ""
+    print(f"| {label} | {fmt_s(o)} | {gf} | {fmt_s(one.get(k))} | {fmt_s(l)} | {vs(o, l)} | {fmt_s(h)} | "
+          f"{'–' if h is None or o is None else f'{h / o:.1f}×'} | {target} | {v} |")
 for k, label in [("generate_cache", "generate 64 tokens after 8, key/value cache"),
                  ("generate_nocache", "generate 64 tokens after 8, no cache")]:
-    o, h = ours.get(k), hf.get(k)
+    o, h, l = ours.get(k), hf.get(k), llama.get(k)
     tps = lambda s: "–" if s is None else f"{64 / s:.1f} tok/s"
-    print(f"| {label} | {tps(o)} | | {tps(one.get(k))} | {tps(h)} | {ratio(o, h)} | | |")
+    print(f"| {label} | {tps(o)} | | {tps(one.get(k))} | {tps(l)} | {vs(o, l)} | {tps(h)} | "
+          f"{'–' if h is None or o is None else f'{h / o:.1f}×'} | | |")

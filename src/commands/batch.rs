@@ -148,6 +148,34 @@ pub(super) fn emit_texts<R: serde::Serialize>(
     emitter.finish(ids, pad)
 }
 
+/// The most padded tokens (rows × the longest row) in one batch of several texts: a batch's
+/// activations follow it, so a long text among short ones runs in a smaller batch (alone,
+/// past it) rather than making every row as long as itself.
+const TOKEN_BUDGET: usize = 4096;
+
+/// Consecutive runs of `order` (indices sorted by length) of at most `size` texts and at most
+/// [`TOKEN_BUDGET`] padded tokens; a single text may exceed the budget.
+fn chunks<'o>(order: &'o [usize], ids: &[Vec<u32>], size: usize) -> Vec<&'o [usize]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for end in 1..=order.len() {
+        let rows = end - start;
+        let longest = order[start..end]
+            .iter()
+            .map(|&i| ids[i].len())
+            .max()
+            .unwrap_or(0);
+        if rows > 1 && (rows > size || rows * longest > TOKEN_BUDGET) {
+            out.push(&order[start..end - 1]);
+            start = end - 1;
+        }
+    }
+    if start < order.len() {
+        out.push(&order[start..]);
+    }
+    out
+}
+
 /// Texts of a window are sorted by length and run `batch_size` at a time; a window's reports
 /// are written in input order once all of them are done. Memory holds a window's reports.
 const WINDOW_BATCHES: usize = 8;
@@ -211,7 +239,7 @@ impl Batch {
             let mut order = window.to_vec();
             order.sort_by_key(|&i| self.ids[i].len());
             let mut reports: Vec<Option<R>> = window.iter().map(|_| None).collect();
-            for chunk in order.chunks(self.batch_size) {
+            for chunk in chunks(&order, &self.ids, self.batch_size) {
                 for (&i, computed) in chunk.iter().zip(self.forward_some(model, req, chunk)?) {
                     reports[i - window[0]] = Some(build(computed)?);
                 }
@@ -364,4 +392,25 @@ fn encode_texts(
             Ok(kept)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_respect_the_size_and_the_token_budget() {
+        let lens = [3, 5, 5, 8, 100, 2000, 4000, 5000];
+        let ids: Vec<Vec<u32>> = lens.iter().map(|&n| vec![0; n]).collect();
+        let order: Vec<usize> = (0..lens.len()).collect();
+        let got: Vec<Vec<usize>> = chunks(&order, &ids, 3).iter().map(|c| c.to_vec()).collect();
+        // Three at most; 2000 + 4000 would pad to 2 × 4000 > 4096; 5000 runs alone.
+        assert_eq!(got, [vec![0, 1, 2], vec![3, 4], vec![5], vec![6], vec![7]]);
+        let got: Vec<Vec<usize>> = chunks(&order, &ids, 16)
+            .iter()
+            .map(|c| c.to_vec())
+            .collect();
+        assert_eq!(got, [vec![0, 1, 2, 3, 4], vec![5], vec![6], vec![7]]);
+        assert!(chunks(&[], &ids, 4).is_empty());
+    }
 }
