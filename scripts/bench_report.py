@@ -131,7 +131,9 @@ for name, label in labels.items():
     if l is not None:
         targets.append("≤ 1.0× llama.cpp")
         verdicts.append("met" if o <= l else f"missed by {o / l:.2f}×")
-    if h is not None and name != "patch_resid_pre_16":
+    # The 30× claim was made of the short one-shot commands, where Python's start-up is
+    # most of HF's time; on long prompts both sides compute, and the ratio is shown only.
+    if h is not None and name in ("next", "tokenize"):
         targets.append("≥ 30× faster than HF")
         verdicts.append("met" if h / o >= 30 else f"missed: {h / o:.0f}×")
     if name == "next":

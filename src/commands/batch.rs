@@ -153,8 +153,10 @@ pub(super) fn emit_texts<R: serde::Serialize>(
 /// past it) rather than making every row as long as itself.
 const TOKEN_BUDGET: usize = 4096;
 
-/// Consecutive runs of `order` (indices sorted by length) of at most `size` texts and at most
-/// [`TOKEN_BUDGET`] padded tokens; a single text may exceed the budget.
+/// Consecutive runs of `order` (indices sorted by length) of at most `size` texts, at most
+/// [`TOKEN_BUDGET`] padded tokens, and no text more than twice as long as the batch's first
+/// (plus 16 tokens): padding stays under about half of a batch. A single text may exceed the
+/// budget.
 fn chunks<'o>(order: &'o [usize], ids: &[Vec<u32>], size: usize) -> Vec<&'o [usize]> {
     let mut out = Vec::new();
     let mut start = 0;
@@ -165,7 +167,8 @@ fn chunks<'o>(order: &'o [usize], ids: &[Vec<u32>], size: usize) -> Vec<&'o [usi
             .map(|&i| ids[i].len())
             .max()
             .unwrap_or(0);
-        if rows > 1 && (rows > size || rows * longest > TOKEN_BUDGET) {
+        let ragged = longest > 2 * ids[order[start]].len() + 16;
+        if rows > 1 && (rows > size || rows * longest > TOKEN_BUDGET || ragged) {
             out.push(&order[start..end - 1]);
             start = end - 1;
         }
@@ -399,18 +402,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chunks_respect_the_size_and_the_token_budget() {
-        let lens = [3, 5, 5, 8, 100, 2000, 4000, 5000];
-        let ids: Vec<Vec<u32>> = lens.iter().map(|&n| vec![0; n]).collect();
-        let order: Vec<usize> = (0..lens.len()).collect();
-        let got: Vec<Vec<usize>> = chunks(&order, &ids, 3).iter().map(|c| c.to_vec()).collect();
-        // Three at most; 2000 + 4000 would pad to 2 × 4000 > 4096; 5000 runs alone.
-        assert_eq!(got, [vec![0, 1, 2], vec![3, 4], vec![5], vec![6], vec![7]]);
-        let got: Vec<Vec<usize>> = chunks(&order, &ids, 16)
-            .iter()
-            .map(|c| c.to_vec())
-            .collect();
-        assert_eq!(got, [vec![0, 1, 2, 3, 4], vec![5], vec![6], vec![7]]);
-        assert!(chunks(&[], &ids, 4).is_empty());
+    fn chunks_respect_the_size_the_token_budget_and_raggedness() {
+        let chunked = |lens: &[usize], size: usize| -> Vec<Vec<usize>> {
+            let ids: Vec<Vec<u32>> = lens.iter().map(|&n| vec![0; n]).collect();
+            let order: Vec<usize> = (0..lens.len()).collect();
+            chunks(&order, &ids, size)
+                .iter()
+                .map(|c| c.to_vec())
+                .collect()
+        };
+        let lens = [3, 5, 5, 8, 20, 1500, 2100, 5000];
+        // Three at most; 1500 after 20 is ragged; 2 × 2100 would pass the budget; 5000 alone.
+        assert_eq!(
+            chunked(&lens, 3),
+            [vec![0, 1, 2], vec![3, 4], vec![5], vec![6], vec![7]]
+        );
+        assert_eq!(
+            chunked(&lens, 16),
+            [vec![0, 1, 2, 3, 4], vec![5], vec![6], vec![7]]
+        );
+        // Long texts of similar length share a batch up to the budget.
+        assert_eq!(
+            chunked(&[900, 1000, 1000, 1000, 1000], 16),
+            [vec![0, 1, 2, 3], vec![4]]
+        );
+        assert!(chunked(&[], 4).is_empty());
     }
 }

@@ -46,7 +46,17 @@ impl MappedMatrix {
     pub fn new(map: &Arc<Mapping>, bytes: Range<usize>, rows: usize, cols: usize) -> Option<Self> {
         let slice = map.0.get(bytes.clone())?;
         let values: &[f32] = bytemuck::try_cast_slice(slice).ok()?;
-        (values.len() == rows.checked_mul(cols)?).then(|| MappedMatrix {
+        if values.len() != rows.checked_mul(cols)? {
+            return None;
+        }
+        // Map the pages now, while the tokenizer is being built on the other thread, rather
+        // than fault them in one by one during the first forward pass. Only a hint: a
+        // kernel without MADV_POPULATE_READ (before Linux 5.14) faults them in later.
+        #[cfg(target_os = "linux")]
+        let _ = map
+            .0
+            .advise_range(memmap2::Advice::PopulateRead, bytes.start, bytes.len());
+        Some(MappedMatrix {
             map: map.clone(),
             start: bytes.start,
             rows,
