@@ -212,21 +212,9 @@ fn commands_print_the_references() {
     let s = setup();
     let pairs: Vec<(String, String, String, String)> =
         serde_json::from_str(&s.meta["patch_pairs"]).unwrap();
-    let (clean, corrupt, answer, wrong) = &pairs[1];
+    let answer = &pairs[1].2;
     for site in ["resid_pre", "head"] {
-        let v = common::json(&[
-            "patch",
-            "--clean",
-            clean,
-            "--corrupt",
-            corrupt,
-            "--answer",
-            answer,
-            "--wrong",
-            wrong,
-            "--site",
-            site,
-        ]);
+        let v = common::json(&[patch_args(&pairs[1]).as_slice(), &["--site", site]].concat());
         assert_eq!(v["site"], site);
         assert_eq!(v["answer"]["id"], s.one(answer));
         let got = common::floats(&v["values"]);
@@ -366,21 +354,10 @@ fn svg_figures_hold_the_references() {
     let dir = common::Scratch::new("circuit-svg");
     let pairs: Vec<(String, String, String, String)> =
         serde_json::from_str(&s.meta["patch_pairs"]).unwrap();
-    let (clean, corrupt, answer, wrong) = &pairs[1];
     let path = dir.0.join("patch.svg");
     common::cmd()
-        .args([
-            "patch",
-            "--clean",
-            clean,
-            "--corrupt",
-            corrupt,
-            "--answer",
-            answer,
-            "--wrong",
-            wrong,
-            "--svg",
-        ])
+        .args(patch_args(&pairs[1]))
+        .arg("--svg")
         .arg(&path)
         .assert()
         .success();
@@ -448,4 +425,20 @@ fn svg_figures_hold_the_references() {
     let want = flat(s.reference.get("circuits.attribute0.components"))[2..].to_vec();
     let d = max_abs_diff(&svg_values(&path), &want);
     assert!(d <= 5e-5 + 1e-6, "attribute SVG vs HF: {d}");
+}
+
+/// `patch --clean … --corrupt … --answer … --wrong …` for a reference pair.
+fn patch_args(pair: &(String, String, String, String)) -> Vec<&str> {
+    let (clean, corrupt, answer, wrong) = pair;
+    vec![
+        "patch",
+        "--clean",
+        clean,
+        "--corrupt",
+        corrupt,
+        "--answer",
+        answer,
+        "--wrong",
+        wrong,
+    ]
 }

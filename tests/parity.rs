@@ -238,18 +238,26 @@ fn bare_key_layout_with_buffers_loads_and_matches() {
     let ckpt = Checkpoint::open(&path).unwrap();
     assert_eq!(ckpt.layout(), KeyLayout::Bare);
     let model = Gpt2::load(&ckpt, &cfg, cfg.n_layer, &Device::Cpu, DType::F32).unwrap();
-    let ids = reference.ids(1);
+    assert_last_logits_match("bare layout", &model, &reference);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Prompt 1's last-position logits against HF's.
+fn assert_last_logits_match(what: &str, model: &Gpt2, reference: &Reference) {
     let req = Request {
         capture: CaptureSpec::default(),
         logits: Logits::Last,
     };
-    let logits = model.forward(&input(&ids), &req).unwrap().logits.unwrap();
+    let logits = model
+        .forward(&input(&reference.ids(1)), &req)
+        .unwrap()
+        .logits
+        .unwrap();
     assert_close(
-        "bare layout logits",
+        &format!("{what}: logits"),
         &logits.flatten_all().unwrap(),
         reference.get("p1.logits_last"),
     );
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// safetensors does not promise aligned data: a header whose length leaves the data at an
@@ -277,17 +285,7 @@ fn misaligned_data_is_copied_and_matches() {
         matches!(model.wte(), Weight::Tensor(_)),
         "misaligned data is copied"
     );
-    let ids = reference.ids(1);
-    let req = Request {
-        capture: CaptureSpec::default(),
-        logits: Logits::Last,
-    };
-    let logits = model.forward(&input(&ids), &req).unwrap().logits.unwrap();
-    assert_close(
-        "misaligned checkpoint logits",
-        &logits.flatten_all().unwrap(),
-        reference.get("p1.logits_last"),
-    );
+    assert_last_logits_match("misaligned checkpoint", &model, &reference);
     std::fs::remove_dir_all(dir).unwrap();
 }
 

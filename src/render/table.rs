@@ -565,7 +565,29 @@ pub fn score(out: &mut dyn Write, r: &ScoreReport) -> io::Result<()> {
         "mean surprisal        {:.4} bits per token",
         r.mean_surprisal_bits
     )?;
-    writeln!(out, "perplexity            {:.4}", r.perplexity)
+    // exp of the mean: the log-probabilities' 1e-4 becomes a relative 1e-4 here, so five
+    // significant digits are what the numbers support (134820, not 134820.1066).
+    writeln!(
+        out,
+        "perplexity            {}",
+        significant(r.perplexity, 5)
+    )
+}
+
+/// `x` to `digits` significant digits, without an exponent.
+fn significant(x: f64, digits: usize) -> String {
+    if !x.is_finite() || x == 0.0 {
+        return format!("{x}");
+    }
+    let magnitude = x.abs().log10().floor() as i64;
+    let decimals = (digits as i64 - 1 - magnitude).max(0) as usize;
+    let rounded = if magnitude >= digits as i64 {
+        let unit = 10f64.powi((magnitude + 1 - digits as i64) as i32);
+        (x / unit).round() * unit
+    } else {
+        x
+    };
+    format!("{rounded:.decimals$}")
 }
 
 /// Streams `generate` while it runs: the text as it grows, or with --show-probs (or a
@@ -677,4 +699,18 @@ impl GenerateStream {
 
 pub fn written(out: &mut dyn Write, r: &WrittenReport) -> io::Result<()> {
     writeln!(out, "wrote {} ({} bytes): {}", r.path, r.bytes, r.contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::significant;
+
+    #[test]
+    fn significant_digits() {
+        assert_eq!(significant(134820.0808, 5), "134820");
+        assert_eq!(significant(1234567.0, 5), "1234600");
+        assert_eq!(significant(12.34567, 5), "12.346");
+        assert_eq!(significant(0.00123456, 5), "0.0012346");
+        assert_eq!(significant(f64::INFINITY, 5), "inf");
+    }
 }
