@@ -201,9 +201,11 @@ fn few_rows_times(
     n: usize,
 ) -> Vec<f32> {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512F (checked just above), the only requirement of a
-        // `target_feature` function; the body is safe code.
+    if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma")
+    {
+        // SAFETY: the CPU has AVX-512F and FMA (checked just above), the features the
+        // function is compiled for and the only requirement of calling it; the body is safe
+        // code.
         return unsafe { few_rows_times_avx512(x, m, k_all, band, w, n) };
     }
     few_rows_times_body(x, m, k_all, band, w, n)
