@@ -11,8 +11,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 // naming the flag, instead of being taken for an unknown flag.
 #[command(
     name = "gpt2-inspect",
-    version,
+    version = env!("GPT2_INSPECT_VERSION"),
     propagate_version = true,
+    after_help = ENVIRONMENT,
     mut_subcommands = |c: clap::Command| c.mut_args(|a| a.allow_negative_numbers(true))
 )]
 pub struct Cli {
@@ -22,38 +23,116 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The top-level help's last section.
+const ENVIRONMENT: &str = "\
+Examples:
+  gpt2-inspect next \"The quick brown fox\"
+  gpt2-inspect attention \"When Mary and John went to the store\" --layer 5 --head 1
+  gpt2-inspect --model tests/fixtures/tiny-gpt2 tokenize \"Hello world\"   (offline: the bundled tiny model)
+  gpt2-inspect <COMMAND> --help          (each command's options and examples)
+
+Environment:
+  HF_HOME          Hugging Face's directory (default ~/.cache/huggingface); the hub cache is HF_HOME/hub
+  HF_HUB_CACHE     The hub cache itself, shared with Python's huggingface_hub
+  HF_HUB_OFFLINE   1: never use the network, only what is cached
+  HF_TOKEN         Access token for gated or private repositories (else HF_HOME/token)
+  HF_ENDPOINT      The hub's address (default https://huggingface.co)
+  NO_COLOR         Set and not empty: no colour unless --color always
+  COLORTERM        truecolor or 24bit: 24-bit colour in heatmaps, else 256 colours
+  COLUMNS          Width to lay out for when standard output is not a terminal";
+
+impl Cli {
+    /// The parsed command line, and a warning for each global option given that the
+    /// command has no use for (`--dtype` on `tokenize`): said, not silently dropped.
+    pub fn parse_and_check() -> (Cli, Vec<String>) {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().get_matches();
+        let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        let mut warnings = Vec::new();
+        if let Some((name, sub)) = matches.subcommand() {
+            for &id in cli.command.unused_globals() {
+                if sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+                    let flag = id.replace('_', "-");
+                    warnings.push(format!("--{flag} does nothing for `{name}`; ignored"));
+                }
+            }
+        }
+        (cli, warnings)
+    }
+}
+
+impl Command {
+    /// Global options (clap ids) this command does not use.
+    pub fn unused_globals(&self) -> &'static [&'static str] {
+        const NOT_RUN: [&str; 3] = ["dtype", "device", "color"];
+        const NO_MODEL: [&str; 8] = [
+            "model",
+            "revision",
+            "dtype",
+            "device",
+            "json",
+            "jsonl",
+            "prepend_bos",
+            "color",
+        ];
+        match self {
+            Command::Tokenize(_) => &NOT_RUN,
+            Command::Info(_) | Command::Hooks(_) => &["dtype", "device", "color", "prepend_bos"],
+            Command::Completions(_) | Command::Man(_) => &NO_MODEL,
+            Command::Attention(_)
+            | Command::Patch(_)
+            | Command::Ablate(_)
+            | Command::Attribute(_)
+            | Command::Heads(_) => &[],
+            _ => &["color"],
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Model: a Hugging Face id (gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2, or any
     /// GPT-2 repository) fetched into the Hugging Face cache, or a local directory with
     /// config.json, model.safetensors and tokenizer.json (or vocab.json + merges.txt)
-    #[arg(long, global = true, default_value = "gpt2", value_name = "ID|DIR")]
+    #[arg(
+        help_heading = "Global options",
+        long,
+        global = true,
+        default_value = "gpt2",
+        value_name = "ID|DIR"
+    )]
     pub model: String,
 
     /// Revision (branch, tag or commit) of a hub model
-    #[arg(long, global = true)]
+    #[arg(help_heading = "Global options", long, global = true)]
     pub revision: Option<String>,
 
-    /// Data type the weights are computed in
-    #[arg(long, global = true, value_enum, default_value_t = DTypeArg::F32)]
+    /// Data type the weights are computed in (for commands that run the model)
+    #[arg(help_heading = "Global options", long, global = true, value_enum, default_value_t = DTypeArg::F32)]
     pub dtype: DTypeArg,
 
-    /// Where to compute (cuda and metal need a build with the feature of that name)
-    #[arg(long, global = true, value_enum, default_value_t = DeviceArg::Cpu)]
+    /// Where to compute, for commands that run the model (cuda and metal need a build with
+    /// the feature of that name)
+    #[arg(help_heading = "Global options", long, global = true, value_enum, default_value_t = DeviceArg::Cpu)]
     pub device: DeviceArg,
 
     /// Machine-readable JSON on stdout instead of tables
-    #[arg(long, global = true)]
+    #[arg(help_heading = "Global options", long, global = true)]
     pub json: bool,
+
+    /// JSON Lines: one object per text, each written as soon as it is done (implies --json).
+    /// The same object for one text or many: the shape scripts should rely on
+    #[arg(help_heading = "Global options", long, global = true)]
+    pub jsonl: bool,
 
     /// Put <|endoftext|> before every text, as TransformerLens does by default
     /// (`prepend_bos=True`). Off: Hugging Face's tokenization, the text alone
-    #[arg(long, global = true)]
+    #[arg(help_heading = "Global options", long, global = true)]
     pub prepend_bos: bool,
 
-    /// Colour (heatmaps): `auto` in a terminal unless NO_COLOR is set, `always`, `never`
+    /// Colour of heatmaps (attention and the circuit commands): `auto` in a terminal unless NO_COLOR is set, `always`, `never`
     /// (plain numbers). Truecolor when COLORTERM says so, else 256 colours
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    #[arg(help_heading = "Global options", long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
 }
 
@@ -87,29 +166,35 @@ pub struct TextArgs {
     #[arg(value_name = "TEXT")]
     pub texts: Vec<String>,
 
-    /// Read the text from a file
-    #[arg(long, value_name = "PATH", conflicts_with = "texts")]
+    /// Read the text from a file (`-`: standard input)
+    #[arg(
+        help_heading = "Input options",
+        long,
+        value_name = "PATH",
+        conflicts_with = "texts"
+    )]
     pub file: Option<PathBuf>,
 
-    /// With --file: one text per line, run as a batch (empty lines are skipped)
-    #[arg(long, requires = "file", conflicts_with = "texts")]
+    /// One text per line (of --file, or of standard input), run in batches; empty lines are
+    /// skipped
+    #[arg(help_heading = "Input options", long)]
     pub lines: bool,
 
     /// A text longer than the limit (n_positions, or --max-length) keeps its last tokens
     /// (`left`: cut from the start; the choice for next-token prediction) or its first
     /// (`right`). Without it such a text is an error. What is cut is reported on stderr.
-    #[arg(long, value_enum, value_name = "SIDE")]
+    #[arg(help_heading = "Input options", long, value_enum, value_name = "SIDE")]
     pub truncate: Option<Truncate>,
 
     /// Lower the limit on tokens per text below the model's n_positions
-    #[arg(long, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(help_heading = "Input options", long, value_name = "N",
+          value_parser = at_least_one)]
     pub max_length: Option<u32>,
 
     /// Run at most N texts as one padded batch (texts of similar length together); results
     /// are written in input order as each batch is done
-    #[arg(long, value_name = "N", default_value_t = 16,
-          value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(help_heading = "Input options", long, value_name = "N", default_value_t = 16,
+          value_parser = at_least_one)]
     pub batch_size: u32,
 }
 
@@ -124,51 +209,127 @@ pub enum Truncate {
 #[derive(Debug, Args)]
 pub struct TopKArgs {
     /// How many candidate tokens to show
-    #[arg(long, short = 'k', default_value_t = 5,
-          value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, short = 'k', value_name = "N", default_value_t = 5,
+          value_parser = at_least_one)]
     pub top_k: u32,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Split text into GPT-2 tokens: ids, BPE symbols, decoded text, byte offsets
+    #[command(
+        after_help = "Examples:\n  gpt2-inspect tokenize \"Hello world\"\n  gpt2-inspect tokenize --json \"naïve café\"\n  echo \"one line of text\" | gpt2-inspect tokenize"
+    )]
     Tokenize(TokenizeArgs),
     /// The most likely next tokens after the text, with probabilities
+    #[command(
+        after_help = "Examples:\n  gpt2-inspect next \"The quick brown fox\"\n  gpt2-inspect next \"The capital of France is\" -k 10 --json\n  gpt2-inspect next --file prompts.txt --lines --jsonl"
+    )]
     Next(NextArgs),
     /// Attention probabilities of a head, a layer or every layer
+    #[command(
+        after_help = "Examples:\n  gpt2-inspect attention \"When Mary and John went to the store\" --layer 5 --head 1\n  gpt2-inspect attention \"The cat sat on the mat\" --layer 0 --all-heads --svg layer0.svg\n  gpt2-inspect attention \"The cat sat\" --layer 2 --head 3 --scores --annot\n  gpt2-inspect attention \"The cat sat\" --format bertviz > attn.json"
+    )]
     Attention(AttentionArgs),
     /// The model's configuration, parameter count and every weight tensor
+    #[command(
+        after_help = "Examples:\n  gpt2-inspect info\n  gpt2-inspect info --model gpt2-medium --json"
+    )]
     Info(InfoArgs),
     /// The whole data flow, text to next token: every stage's name, shape and dtype
+    #[command(
+        after_help = "Examples:\n  gpt2-inspect trace \"The quick brown fox\"\n  gpt2-inspect trace \"The quick brown fox\" --json"
+    )]
     Trace(TraceArgs),
     /// Token and position embeddings of each token, and their sum (the input of block 0)
+    #[command(
+        after_help = "Examples:\n  gpt2-inspect embed \"king queen\"\n  gpt2-inspect embed \" Paris\" --nearest 10"
+    )]
     Embed(EmbedArgs),
     /// The hidden state HF returns as hidden_states[I], or per-token norms at every layer
+    #[command(
+        after_help = "Examples:\n  gpt2-inspect hidden \"The quick brown fox\"\n  gpt2-inspect hidden \"The quick brown fox\" --layer 12 --json"
+    )]
     Hidden(HiddenArgs),
     /// The logit lens: what the residual stream predicts after each layer
+    #[command(
+        after_help = "Examples:\n  gpt2-inspect lens \"The Eiffel Tower is in the city of\"\n  gpt2-inspect lens \"The Eiffel Tower is in the city of\" --position 3 -k 3"
+    )]
     Lens(LensArgs),
     /// Every activation name (TransformerLens scheme) with its shape
+    #[command(
+        after_help = "Examples:\n  gpt2-inspect hooks\n  gpt2-inspect hooks --seq-len 8 --json"
+    )]
     Hooks(HooksArgs),
     /// Write activations to a safetensors file (for numpy or torch)
+    #[command(
+        after_help = "Examples:\n  gpt2-inspect dump \"The quick brown fox\" -o fox.safetensors\n  gpt2-inspect dump \"The quick brown fox\" -o resid.safetensors --hook \"blocks.*.hook_resid_post\""
+    )]
     Dump(DumpArgs),
     /// How surprised the model is by each token: log-probability, rank, perplexity
+    #[command(
+        after_help = "Examples:\n  gpt2-inspect score \"The quick brown fox jumps over the lazy dog\"\n  gpt2-inspect score --file essay.txt --truncate left --json"
+    )]
     Score(ScoreArgs),
     /// Continue the text token by token (greedy, or sampled), using a key/value cache
+    #[command(
+        after_help = "Examples:\n  gpt2-inspect generate \"The quick brown fox\" -n 20\n  gpt2-inspect generate \"Once upon a time\" -n 50 --temperature 0.8 --sample-top-k 40 --seed 1\n  gpt2-inspect generate \"The quick brown fox\" -n 5 --show-probs -k 3"
+    )]
     Generate(GenerateArgs),
     /// One self-contained HTML page to explore: tokens, every head's attention, logit lens,
     /// next tokens. Opens from disk and works offline
+    #[command(
+        after_help = "Examples:\n  gpt2-inspect report \"When Mary and John went to the store, John gave a drink to\" -o ioi.html"
+    )]
     Report(ReportArgs),
     /// Activation patching: which layer and position (or head) of the clean run restores
     /// its answer when put into the corrupt run
+    #[command(
+        after_help = "Examples:\n  gpt2-inspect patch --clean \"The Eiffel Tower is in the city of\" --corrupt \"The Colosseum is in the city of\" --answer \" Paris\" --wrong \" Rome\"\n  gpt2-inspect patch --clean \"...\" --corrupt \"...\" --answer \" Paris\" --wrong \" Rome\" --site head --svg heads.svg"
+    )]
     Patch(PatchArgs),
     /// Remove heads or MLPs (zero or mean) and see the next-token prediction change
+    #[command(
+        after_help = "Examples:\n  gpt2-inspect ablate \"When Mary and John went to the store, John gave a drink to\" --head 9.9 --head 9.6\n  gpt2-inspect ablate \"When Mary and John went to the store, John gave a drink to\" --answer \" Mary\" --sweep"
+    )]
     Ablate(AblateArgs),
     /// Direct logit attribution: how much each head, MLP and embedding writes toward the
     /// answer at one position
+    #[command(
+        after_help = "Examples:\n  gpt2-inspect attribute \"When Mary and John went to the store, John gave a drink to\" --answer \" Mary\" --wrong \" John\""
+    )]
     Attribute(AttributeArgs),
     /// Score every head as previous-token, first-token, induction or duplicate-token head on a
     /// sequence repeated twice
+    #[command(
+        after_help = "Examples:\n  gpt2-inspect heads\n  gpt2-inspect heads --seq-len 100 --seed 7 --svg heads.svg"
+    )]
     Heads(HeadsArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write one page per subcommand into a directory
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  gpt2-inspect completions bash > ~/.local/share/bash-completion/completions/gpt2-inspect
+  gpt2-inspect completions zsh > ~/.zfunc/_gpt2-inspect
+  gpt2-inspect completions fish > ~/.config/fish/completions/gpt2-inspect.fish")]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  gpt2-inspect man | man -l -
+  gpt2-inspect man --dir ~/.local/share/man/man1")]
+pub struct ManArgs {
+    /// Write gpt2-inspect.1 and gpt2-inspect-<command>.1 into this directory instead
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// `info` takes no options of its own.
@@ -181,7 +342,7 @@ pub struct ReportArgs {
     pub input: TextArgs,
 
     /// Output file (.html); replaced atomically if it exists
-    #[arg(long, short = 'o', value_name = "FILE")]
+    #[arg(long, short = 'o', value_name = "FILE", default_value = "report.html")]
     pub output: PathBuf,
 
     #[command(flatten)]
@@ -195,18 +356,19 @@ pub struct GenerateArgs {
 
     /// Generate at most N tokens
     #[arg(long, short = 'n', value_name = "N", default_value_t = 20,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = at_least_one)]
     pub max_new_tokens: u32,
 
     /// Sample at this temperature; omitted or 0: greedy (the most likely token every step)
-    /// unless --top-k or --top-p asks for sampling (then 1)
+    /// unless --sample-top-k or --top-p asks for sampling (then 1)
     #[arg(long, value_name = "T")]
     pub temperature: Option<f64>,
 
-    /// Sample among the K most likely tokens only
+    /// Sample among the K most likely tokens only (the sampling filter; -k is how many
+    /// alternatives to show, as in every command)
     #[arg(long, value_name = "K",
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub top_k: Option<u32>,
+          value_parser = at_least_one)]
+    pub sample_top_k: Option<u32>,
 
     /// Nucleus sampling: among the most likely tokens whose probabilities add up to P (0 < P ≤ 1)
     #[arg(long, value_name = "P")]
@@ -225,9 +387,9 @@ pub struct GenerateArgs {
     pub show_probs: bool,
 
     /// How many alternatives --show-probs and --json list per step
-    #[arg(long, value_name = "N", default_value_t = 5,
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub alternatives: u32,
+    #[arg(long, short = 'k', visible_alias = "alternatives", value_name = "N", default_value_t = 5,
+          value_parser = at_least_one)]
+    pub top_k: u32,
 
     /// Record, for each generated token, where this layer's head (--attention-head) attended
     #[arg(long, value_name = "L", requires = "attention_head")]
@@ -265,7 +427,7 @@ pub struct EmbedArgs {
 
     /// Also list the N vocabulary tokens whose wte rows are closest (cosine) to each token's
     #[arg(long, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = at_least_one)]
     pub nearest: Option<u32>,
 }
 
@@ -297,7 +459,7 @@ pub struct LensArgs {
 pub struct HooksArgs {
     /// Sequence length to put in the shapes; omitted: shapes say T
     #[arg(long, value_name = "T",
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = at_least_one)]
     pub seq_len: Option<u32>,
 }
 
@@ -373,6 +535,16 @@ pub struct AttentionArgs {
     /// Also write the heatmap (a grid for several heads) as a standalone SVG figure
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
+}
+
+/// A count that must be 1 or more: says so, rather than clap's `1..=4294967295`.
+fn at_least_one(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) if s.trim().starts_with('-') => Err("must be at least 1".into()),
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
 }
 
 /// `--window START:END`, either end open.
@@ -510,4 +682,62 @@ pub struct HeadsArgs {
     /// Also draw the grid as an SVG figure (written atomically)
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+
+    /// Shell words of an example line: double quotes group, `\"` is a quote.
+    fn words(line: &str) -> Vec<String> {
+        let (mut out, mut cur, mut quoted, mut chars) =
+            (Vec::new(), String::new(), false, line.chars().peekable());
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' if chars.peek() == Some(&'"') => cur.push(chars.next().unwrap()),
+                '"' => quoted = !quoted,
+                ' ' if !quoted => {
+                    if !cur.is_empty() {
+                        out.push(std::mem::take(&mut cur));
+                    }
+                }
+                c => cur.push(c),
+            }
+        }
+        out.extend((!cur.is_empty()).then_some(cur));
+        out
+    }
+
+    /// Every `gpt2-inspect …` line of every Examples section is a command the parser takes.
+    #[test]
+    fn help_examples_parse() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut helps = vec![cmd.get_after_help().map(|h| h.to_string())];
+        helps.extend(
+            cmd.get_subcommands()
+                .map(|s| s.get_after_help().map(|h| h.to_string())),
+        );
+        let mut seen = 0;
+        for help in helps.into_iter().flatten() {
+            for line in help.lines().map(str::trim) {
+                // The command ends at a redirection, a pipe or a comment in parentheses.
+                let line = line.split(['>', '|', '(']).next().unwrap().trim();
+                let Some(rest) = line.strip_prefix("gpt2-inspect ") else {
+                    continue;
+                };
+                if rest.starts_with('<') {
+                    continue;
+                }
+                let argv = std::iter::once("gpt2-inspect".to_string()).chain(words(rest));
+                if let Err(e) = Cli::try_parse_from(argv) {
+                    panic!("example `{line}` does not parse: {e}");
+                }
+                seen += 1;
+            }
+        }
+        assert!(seen >= 38, "only {seen} examples found");
+    }
 }

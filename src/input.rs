@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::TextArgs;
+use crate::error::usage;
 
 pub const SAMPLE: &str = "The cat sat on the mat";
 
@@ -18,9 +19,26 @@ pub const MAX_INPUT: u64 = 16 << 20;
 /// The texts to run: the TEXT arguments, standard input, or a file (one text, or one per
 /// line with --lines). Empty texts are refused.
 pub fn read_texts(args: &TextArgs) -> Result<Vec<String>> {
-    let texts = match (args.texts.as_slice(), &args.file) {
-        (_, Some(path)) => {
-            let text = read_file(path)?;
+    // A whole input to take as one text, or to split with --lines: `--file PATH`,
+    // `--file -` (standard input), or standard input with --lines.
+    let whole = match (args.texts.as_slice(), &args.file) {
+        (_, Some(path)) if path.as_os_str() == "-" => {
+            Some((read_stdin()?, "standard input".into()))
+        }
+        (_, Some(path)) => Some((read_file(path)?, format!("--file {}", path.display()))),
+        ([] | [_], None) if args.lines && args.texts.iter().all(|t| t == "-") => {
+            Some((read_stdin()?, "standard input".to_string()))
+        }
+        (_, None) if args.lines => {
+            return Err(usage(
+                "--lines splits --file or standard input into texts, not TEXT arguments: \
+                 give --file PATH, or pipe the lines in",
+            ))
+        }
+        _ => None,
+    };
+    let texts = match (whole, args.texts.as_slice()) {
+        (Some((text, what)), _) => {
             if args.lines {
                 let lines: Vec<String> = text
                     .split('\n')
@@ -28,19 +46,19 @@ pub fn read_texts(args: &TextArgs) -> Result<Vec<String>> {
                     .filter(|l| !l.is_empty())
                     .collect();
                 if lines.is_empty() {
-                    bail!("--file {} has no non-empty lines", path.display());
+                    bail!("{what} has no non-empty lines");
                 }
                 lines
             } else {
                 vec![text]
             }
         }
-        ([], None) if std::io::stdin().is_terminal() => {
+        (None, []) if std::io::stdin().is_terminal() => {
             eprintln!("no TEXT given: using the sample sentence {SAMPLE:?}");
             vec![SAMPLE.to_string()]
         }
-        ([], None) => vec![read_stdin()?],
-        (texts, None) => {
+        (None, []) => vec![read_stdin()?],
+        (None, texts) => {
             if texts.iter().filter(|t| *t == "-").count() > 1 {
                 bail!("`-` (standard input) can be given once");
             }

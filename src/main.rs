@@ -1,6 +1,5 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use gpt2_inspect::cli::Cli;
 
 gpt2_inspect::allocator!();
@@ -20,7 +19,10 @@ fn main() -> ExitCode {
         let threads = candle_core::utils::get_num_threads();
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }
-    let cli = Cli::parse();
+    let (cli, warnings) = Cli::parse_and_check();
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
     let temps = match gpt2_inspect::signals::TempFiles::on_signals() {
         Ok(t) => t,
         Err(err) => return gpt2_inspect::error::report(&err),

@@ -9,17 +9,23 @@ pub const SCHEMA: u32 = 1;
 #[derive(Debug, Clone, Serialize)]
 pub struct Header {
     pub schema: u32,
+    /// This tool's version.
+    pub version: &'static str,
     /// The `--model` value as given.
     pub model: String,
+    /// The commit the hub model resolved to; `null` for a local directory.
+    pub revision: Option<String>,
     /// The input text; `null` for commands without one.
     pub text: Option<String>,
 }
 
 impl Header {
-    pub fn new(model: &str, text: Option<&str>) -> Self {
+    pub fn new(model: &str, revision: Option<String>, text: Option<&str>) -> Self {
         Header {
             schema: SCHEMA,
+            version: env!("CARGO_PKG_VERSION"),
             model: model.to_string(),
+            revision,
             text: text.map(str::to_string),
         }
     }
@@ -285,8 +291,8 @@ pub struct LensReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct HookRow {
     pub name: String,
-    /// Numbers, and `"T"` for the sequence length when none was given.
-    pub shape: Vec<serde_json::Value>,
+    /// Sizes; `null` for the sequence length when none was given (the table shows `T`).
+    pub shape: Vec<Option<usize>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -393,8 +399,7 @@ pub struct GenerateReport {
     #[serde(flatten)]
     pub header: Header,
     pub input_ids: Vec<u32>,
-    /// `greedy`, or the sampler with its settings.
-    pub sampling: String,
+    pub sampling: SamplingReport,
     /// `[layer, head]` recorded in each step's `attention`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attention_head: Option<[usize; 2]>,
@@ -403,6 +408,36 @@ pub struct GenerateReport {
     /// `max_new_tokens`, `eos` or `n_positions`.
     pub stop_reason: String,
     pub steps: Vec<GeneratedToken>,
+}
+
+/// How `generate` chose tokens: `greedy`, or `sample` with the filters that were set
+/// (`null` where a filter is off; `seed` is `null` when greedy).
+#[derive(Debug, Clone, Serialize)]
+pub struct SamplingReport {
+    pub method: &'static str,
+    pub temperature: Option<f64>,
+    pub top_k: Option<usize>,
+    pub top_p: Option<f64>,
+    pub seed: Option<u64>,
+}
+
+impl std::fmt::Display for SamplingReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.method)?;
+        if let Some(k) = self.top_k {
+            write!(f, " top_k={k}")?;
+        }
+        if let Some(p) = self.top_p {
+            write!(f, " top_p={p}")?;
+        }
+        if let Some(t) = self.temperature {
+            write!(f, " temperature={t}")?;
+        }
+        if let Some(s) = self.seed {
+            write!(f, " seed={s}")?;
+        }
+        Ok(())
+    }
 }
 
 /// A step of `generate` as it is streamed: the token and the text it completes.

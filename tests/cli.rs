@@ -13,7 +13,10 @@ fn stderr_of(out: &std::process::Output) -> String {
 
 fn assert_header(v: &Value, text: Option<&str>) {
     assert_eq!(v["schema"], 1);
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(v["model"], model_dir().to_str().unwrap());
+    // A local directory has no commit.
+    assert!(v["revision"].is_null(), "{v}");
     match text {
         Some(t) => assert_eq!(v["text"], t),
         None => assert!(v["text"].is_null()),
@@ -192,7 +195,7 @@ fn info_reads_the_header() {
         .find(|t| t["name"] == "transformer.wte.weight")
         .unwrap();
     assert_eq!(wte["shape"], serde_json::json!([50257, 32]));
-    assert_eq!(wte["dtype"], "F32");
+    assert_eq!(wte["dtype"], "f32");
     let wpe = tensors
         .iter()
         .find(|t| t["name"] == "transformer.wpe.weight")
@@ -313,6 +316,8 @@ fn uncached_hub_model_offline_fails_fast_and_says_what_to_do() {
     assert!(err.contains("openai-community/gpt2"), "{err}");
     assert!(err.contains(cache.to_str().unwrap()), "{err}");
     assert!(err.contains("--model"), "{err}");
+    // A first try offline: the bundled fixture.
+    assert!(err.contains("--model tests/fixtures/tiny-gpt2"), "{err}");
     assert!(started.elapsed().as_secs() < 10);
 }
 
@@ -334,4 +339,192 @@ fn the_binary_carries_its_allocator_options() {
     ] {
         assert!(stats.contains(want), "{want} not in jemalloc's statistics");
     }
+}
+
+#[test]
+fn version_names_commit_and_features() {
+    let out = Command::cargo_bin("gpt2-inspect")
+        .unwrap()
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        v.starts_with(concat!(
+            "gpt2-inspect ",
+            env!("CARGO_PKG_VERSION"),
+            " (commit "
+        )),
+        "{v}"
+    );
+    let features = if cfg!(feature = "avx512") {
+        "features: avx512"
+    } else {
+        "features: none"
+    };
+    assert!(v.contains(features), "{v}");
+}
+
+#[test]
+fn completions_and_man_pages() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = cmd().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}: {}", stderr_of(&out));
+        let script = String::from_utf8(out.stdout).unwrap();
+        // Subcommands and their flags are offered.
+        for word in ["gpt2-inspect", "attention", "top-k", "sample-top-k"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let out = cmd().arg("man").output().unwrap();
+    assert!(out.status.success());
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        page.contains(".TH gpt2-inspect 1") && page.contains("HF_HUB_OFFLINE"),
+        "{page}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = cmd()
+        .args(["man", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let next = std::fs::read_to_string(dir.path().join("gpt2-inspect-next.1")).unwrap();
+    // A subcommand's page has its own options and the global ones.
+    assert!(next.contains("top\\-k") && next.contains("model"), "{next}");
+    assert!(dir.path().join("gpt2-inspect.1").is_file());
+    let out = cmd()
+        .args(["man", "--dir", "/nonexistent/man1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr_of(&out).contains("--dir /nonexistent/man1"));
+}
+
+#[test]
+fn help_groups_options_and_teaches() {
+    let help = |args: &[&str]| {
+        let out = cmd().args(args).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let top = help(&["--help"]);
+    for var in [
+        "Environment:",
+        "HF_HOME",
+        "HF_HUB_CACHE",
+        "HF_HUB_OFFLINE",
+        "HF_TOKEN",
+        "HF_ENDPOINT",
+        "NO_COLOR",
+        "COLORTERM",
+        "COLUMNS",
+        "Examples:",
+    ] {
+        assert!(top.contains(var), "top-level help lacks {var}");
+    }
+    let next = help(&["next", "--help"]);
+    let own = next.find("--top-k").unwrap();
+    let input = next.find("Input options:").unwrap();
+    let global = next.find("Global options:").unwrap();
+    let examples = next.find("Examples:").unwrap();
+    assert!(own < input && input < global && global < examples, "{next}");
+    assert!(next[global..].contains("--model") && !next[..global].contains("--model"));
+}
+
+#[test]
+fn jsonl_is_one_object_per_text_with_version() {
+    let out = cmd()
+        .args(["next", "--jsonl", "The cat", "A dog sat"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for (v, t) in lines.iter().zip(["The cat", "A dog sat"]) {
+        assert_header(v, Some(t));
+        // The same object as the text run alone.
+        let alone = json(&["next", t]);
+        assert_eq!(v["predictions"][0]["id"], alone["predictions"][0]["id"]);
+    }
+    // The batch envelope carries the version and revision too.
+    let v = json(&["next", "The cat", "A dog sat"]);
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert!(v["revision"].is_null() && v["batch"].is_array());
+}
+
+#[test]
+fn standard_input_as_file_and_lines() {
+    let run = |args: &[&str], stdin: &str| {
+        let out = cmd().args(args).write_stdin(stdin).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout.clone()).unwrap(),
+            stderr_of(&out),
+        )
+    };
+    let (code, out, _) = run(&["tokenize", "--jsonl", "--lines"], "one\n\ntwo three\n");
+    assert_eq!(code, Some(0));
+    let texts: Vec<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(texts, ["one", "two three"]);
+    let (code, out, _) = run(&["tokenize", "--json", "--file", "-"], "one\ntwo\n");
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["text"],
+        "one\ntwo"
+    );
+    let (code, _, err) = run(&["tokenize", "--lines", "some text"], "");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--lines"), "{err}");
+}
+
+#[test]
+fn global_options_a_command_does_not_use_are_said_to_be_ignored() {
+    let out = cmd()
+        .args(["tokenize", "hi", "--dtype", "f16", "--color", "always"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("warning: --dtype does nothing for `tokenize`; ignored"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: --color does nothing for `tokenize`; ignored"),
+        "{err}"
+    );
+    // Defaults are not warned about, and options a command uses are not either.
+    let out = cmd().args(["tokenize", "hi"]).output().unwrap();
+    assert_eq!(stderr_of(&out), "");
+    let out = cmd()
+        .args([
+            "attention",
+            "hi",
+            "--layer",
+            "0",
+            "--color",
+            "never",
+            "--dtype",
+            "f32",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(stderr_of(&out), "");
 }

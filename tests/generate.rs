@@ -29,7 +29,8 @@ fn greedy_equals_hf_generate_with_and_without_cache() {
             let v = json(&args);
             assert_eq!(ids_of(&v["generated_ids"]), want, "{args:?}");
             assert_eq!(v["stop_reason"], "max_new_tokens");
-            assert_eq!(v["sampling"], "greedy");
+            assert_eq!(v["sampling"]["method"], "greedy");
+            assert_eq!(v["sampling"]["seed"], serde_json::Value::Null);
             assert_eq!(v["input_ids"], serde_json::json!(reference.ids(p)));
             let steps = v["steps"].as_array().unwrap();
             assert_eq!(steps.len(), want.len());
@@ -191,9 +192,9 @@ fn sampling_is_reproducible_and_respects_top_k() {
         "8",
         "--temperature",
         "0.8",
-        "--top-k",
+        "--sample-top-k",
         "10",
-        "--alternatives",
+        "-k",
         "10",
         "--seed",
         "7",
@@ -201,7 +202,10 @@ fn sampling_is_reproducible_and_respects_top_k() {
     let a = json(&args);
     let b = json(&args);
     assert_eq!(a["generated_ids"], b["generated_ids"]);
-    assert_eq!(a["sampling"], "sample top_k=10 temperature=0.8");
+    assert_eq!(
+        a["sampling"],
+        serde_json::json!({"method": "sample", "temperature": 0.8, "top_k": 10, "top_p": null, "seed": 7})
+    );
     for s in a["steps"].as_array().unwrap() {
         let top: Vec<u32> = s["top"]
             .as_array()

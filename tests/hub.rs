@@ -156,7 +156,11 @@ fn revisions_resolve_to_their_commit() {
         &["--revision", "v1", "--json", "next", TEXT],
         &[],
     );
-    same_numbers(&ok(&o), &local_next());
+    let v = ok(&o);
+    same_numbers(&v, &local_next());
+    // Every JSON object names the commit the revision resolved to.
+    assert_eq!(v["revision"], COMMIT_V1);
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
     let repo = repo_dir(&home.0);
     assert_eq!(
         std::fs::read_to_string(repo.join("refs/v1")).unwrap(),

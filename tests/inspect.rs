@@ -240,13 +240,13 @@ fn hooks_lists_transformer_lens_names() {
             .unwrap_or_else(|| panic!("{n}"))["shape"]
             .clone()
     };
-    assert_eq!(find("blocks.0.attn.hook_q"), json!([1, "T", 4, 8]));
-    assert_eq!(find("blocks.2.mlp.hook_post"), json!([1, "T", 128]));
+    assert_eq!(find("blocks.0.attn.hook_q"), json!([1, null, 4, 8]));
+    assert_eq!(find("blocks.2.mlp.hook_post"), json!([1, null, 128]));
     assert_eq!(
         find("blocks.1.attn.hook_attn_scores"),
-        json!([1, 4, "T", "T"])
+        json!([1, 4, null, null])
     );
-    assert_eq!(find("ln_final.hook_normalized"), json!([1, "T", 32]));
+    assert_eq!(find("ln_final.hook_normalized"), json!([1, null, 32]));
     let v = run_json(&["hooks", "--seq-len", "7"]);
     assert_eq!(v["hooks"][0]["shape"], json!([1, 7, 32]));
 }

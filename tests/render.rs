@@ -272,12 +272,17 @@ fn misused_figure_flags_are_usage_errors() {
         1,
         &["-o", "/no/such/dir"],
     );
-    let long = "word ".repeat(300);
-    fails(
+    // The page's limit is named once, with the fix that keeps within it.
+    let long = "word ".repeat(1200);
+    let err = fails(
         &mut c(&["report", &long, "-o", "/tmp/never.html"]),
-        2,
-        &["at most 256 tokens", "--max-length"],
+        1,
+        &[
+            "tokens long; a report page holds at most 256",
+            "--truncate left to keep the last 256",
+        ],
     );
+    assert!(!err.contains("1024"), "{err}");
 }
 
 /// Runs `attention ... --svg` into a scratch file; the file's text.

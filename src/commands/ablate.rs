@@ -68,7 +68,7 @@ pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<
             })
             .collect();
         let report = SweepReport {
-            header: session.header(Some(text)),
+            header: session.header(Some(text))?,
             input_ids: ids.to_vec(),
             answer,
             mode: "zero".into(),
@@ -87,7 +87,7 @@ pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<
     }
     let after_v: Vec<f32> = after.to_dtype(DType::F32)?.to_vec1()?;
     let report = AblateReport {
-        header: session.header(Some(text)),
+        header: session.header(Some(text))?,
         input_ids: ids.to_vec(),
         logprob_before,
         logprob_after: dist::log_prob(&after_v, answer.id as usize),

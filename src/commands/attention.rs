@@ -83,9 +83,14 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        // BertViz reads one object per text: a batch is a JSON array of them.
+        // BertViz reads one object per text: a batch is a JSON array of them, or lines.
         match reports.as_slice() {
             [one] => json::write(out, one)?,
+            _ if session.jsonl => {
+                for r in &reports {
+                    json::write(out, r)?;
+                }
+            }
             _ => json::write(out, &reports)?,
         }
         return Ok(());
@@ -176,7 +181,7 @@ fn report(
         })
     };
     Ok(AttentionReport {
-        header: session.header(Some(row.text)),
+        header: session.header(Some(row.text))?,
         tokens: decoded(tokenizer, &row.ids[start..end])?,
         layer: args.layer,
         head: args.head,

@@ -40,7 +40,7 @@ pub fn run(session: &Session, args: &AttributeArgs, out: &mut dyn Write) -> Resu
     let a = attribute(&model, &input, position, answer.id, wrong.as_ref().map(|w| w.id))?;
     let total = a.components.iter().map(|c| c.3).sum::<f64>() + a.constant;
     let report = AttributeReport {
-        header: session.header(Some(text)),
+        header: session.header(Some(text))?,
         input_ids: ids.to_vec(),
         position,
         answer,

@@ -13,7 +13,7 @@ use crate::error::usage;
 use crate::input::which_text;
 use crate::model::{Config, Gpt2, Output, Request};
 use crate::render;
-use crate::report::{Padding, SCHEMA};
+use crate::report::Padding;
 use crate::tokenizer::{Token, Tokenizer};
 
 /// Texts ready for the model: the texts, the config, the tokenizer and each text's tokens
@@ -40,9 +40,9 @@ pub(super) struct Computed<'a> {
 }
 
 /// Writes reports as they come: one text's report as is; several in the batch envelope
-/// (JSON: `{"schema", "model", "batch": [...], "input_ids", "attention_mask", "shape"}`,
-/// written as each report arrives, the padding last) or one after another under a
-/// heading (tables). Memory holds one report, never the batch's.
+/// (JSON: `{"schema", "version", "model", "revision", "batch": [...], "input_ids",
+/// "attention_mask", "shape"}`, written as each report arrives, the padding last), one line
+/// each (`--jsonl`) or one after another under a heading (tables). Memory holds one report, never the batch's.
 pub(super) struct Emitter<'a, 'o, R> {
     session: &'a Session,
     out: &'o mut dyn Write,
@@ -71,15 +71,19 @@ impl<'a, 'o, R: serde::Serialize> Emitter<'a, 'o, R> {
     pub(super) fn emit(&mut self, report: &R) -> Result<()> {
         let (i, n) = (self.written, self.texts.len());
         self.written += 1;
-        if n == 1 {
+        if n == 1 || self.session.jsonl {
             return emit(self.session, self.out, report, self.table);
         }
         if self.session.json {
             if i == 0 {
+                let h = self.session.header(None)?;
                 write!(
                     self.out,
-                    r#"{{"schema":{SCHEMA},"model":{},"batch":["#,
-                    serde_json::to_string(&self.session.model_name)?
+                    r#"{{"schema":{},"version":{},"model":{},"revision":{},"batch":["#,
+                    h.schema,
+                    serde_json::to_string(h.version)?,
+                    serde_json::to_string(&h.model)?,
+                    serde_json::to_string(&h.revision)?,
                 )?;
             } else {
                 write!(self.out, ",")?;
@@ -98,7 +102,7 @@ impl<'a, 'o, R: serde::Serialize> Emitter<'a, 'o, R> {
     /// Ends the batch envelope (JSON, several texts) with the padded ids and mask, as Hugging
     /// Face's `tokenizer(texts, padding=True)`, written a row at a time.
     pub(super) fn finish(self, ids: &[Vec<u32>], pad: u32) -> Result<()> {
-        if self.texts.len() == 1 || !self.session.json {
+        if self.texts.len() == 1 || !self.session.json || self.session.jsonl {
             return Ok(());
         }
         let out = self.out;
@@ -299,14 +303,38 @@ pub(super) fn padded(ids: &[Vec<u32>], pad: u32) -> Padding {
 }
 
 /// The most tokens a text may have: n_positions, or --max-length below it.
-pub(super) fn token_limit(input: &TextArgs, cfg: &Config) -> Result<usize> {
+pub(super) fn token_limit(input: &TextArgs, cfg: &Config) -> Result<Limit> {
     match input.max_length.map(|n| n as usize) {
         Some(n) if n > cfg.n_positions => Err(usage(format!(
             "--max-length {n} is out of range: the model sees at most {} tokens (n_positions)",
             cfg.n_positions
         ))),
-        Some(n) => Ok(n),
-        None => Ok(cfg.n_positions),
+        Some(n) => Ok(Limit {
+            tokens: n,
+            holder: "--max-length allows",
+        }),
+        None => Ok(Limit {
+            tokens: cfg.n_positions,
+            holder: "the model sees",
+        }),
+    }
+}
+
+/// The most tokens a text may have, and what sets it, for the message that names it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limit {
+    pub(super) tokens: usize,
+    /// "the model sees", "--max-length allows", "a report page holds".
+    pub(super) holder: &'static str,
+}
+
+impl Limit {
+    /// The lower of this limit and `tokens`, which `holder` sets.
+    pub(super) fn at_most(self, tokens: usize, holder: &'static str) -> Limit {
+        match tokens < self.tokens {
+            true => Limit { tokens, holder },
+            false => self,
+        }
     }
 }
 
@@ -316,12 +344,15 @@ pub(super) fn token_limit(input: &TextArgs, cfg: &Config) -> Result<usize> {
 pub(super) fn encode_all(
     tokenizer: &Tokenizer,
     texts: &[String],
-    limit: Option<usize>,
+    limit: Option<Limit>,
     truncate: Option<Truncate>,
     bos: Option<u32>,
 ) -> Result<Vec<Vec<Token>>> {
     let limit = match bos {
-        Some(_) => limit.map(|l| l.saturating_sub(1)),
+        Some(_) => limit.map(|l| Limit {
+            tokens: l.tokens.saturating_sub(1),
+            ..l
+        }),
         None => limit,
     };
     let mut all = encode_texts(tokenizer, texts, limit, truncate)?;
@@ -347,9 +378,11 @@ pub(super) fn encode_all(
 fn encode_texts(
     tokenizer: &Tokenizer,
     texts: &[String],
-    limit: Option<usize>,
+    limit: Option<Limit>,
     truncate: Option<Truncate>,
 ) -> Result<Vec<Vec<Token>>> {
+    let holder = limit.map_or("", |l| l.holder);
+    let limit = limit.map(|l| l.tokens);
     texts
         .iter()
         .enumerate()
@@ -380,16 +413,20 @@ fn encode_texts(
             let cut = total - limit;
             match truncate {
                 None => bail!(
-                    "{which} is {total} tokens long; the model sees at most {limit}. Add --truncate left \
+                    "{which} is {total} tokens long; {holder} at most {limit}. Add --truncate left \
                      to keep the last {limit} tokens (for next-token prediction), --truncate right \
                      to keep the first {limit}, or --max-length N for a lower limit"
                 ),
                 Some(Truncate::Left) => {
-                    eprintln!("{which}: cut the first {cut} tokens (--truncate left); {limit} remain");
+                    eprintln!(
+                        "{which}: cut the first {cut} tokens (--truncate left); {limit} remain"
+                    );
                 }
                 Some(Truncate::Right) => {
                     kept.truncate(limit);
-                    eprintln!("{which}: cut the last {cut} tokens (--truncate right); {limit} remain");
+                    eprintln!(
+                        "{which}: cut the last {cut} tokens (--truncate right); {limit} remain"
+                    );
                 }
             }
             Ok(kept)

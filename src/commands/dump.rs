@@ -162,14 +162,16 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
     let reports = texts
         .iter()
         .zip(ids)
-        .map(|(text, ids)| DumpReport {
-            header: session.header(Some(text)),
-            output: args.output.display().to_string(),
-            bytes: data_start + offset,
-            input_ids: ids.clone(),
-            hooks: hook_rows.clone(),
+        .map(|(text, ids)| {
+            Ok(DumpReport {
+                header: session.header(Some(text))?,
+                output: args.output.display().to_string(),
+                bytes: data_start + offset,
+                input_ids: ids.clone(),
+                hooks: hook_rows.clone(),
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
     prepared.emit(session, out, reports, table::dump)
 }
 

@@ -67,7 +67,7 @@ fn report(
         })
         .collect();
     Ok(EmbedReport {
-        header: session.header(Some(text)),
+        header: session.header(Some(text))?,
         wte_shape: { let (v, c) = model.wte().dims()?; vec![v, c] },
         wpe_shape: model.wpe().dims().to_vec(),
         tokens,

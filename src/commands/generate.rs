@@ -13,7 +13,7 @@ use crate::dist;
 use crate::error::usage;
 use crate::model::generate::{self, generate, Settings};
 use crate::render::table::{self, GenerateStream};
-use crate::report::{GenerateReport, GeneratedToken, Prediction, Step};
+use crate::report::{GenerateReport, GeneratedToken, Prediction, SamplingReport, Step};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Result<()> {
@@ -53,7 +53,7 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
             .eos_token_id
             .or(tokenizer.endoftext())
             .filter(|_| !args.ignore_eos),
-        alternatives: args.alternatives as usize,
+        alternatives: args.top_k as usize,
         watch,
         cache: !args.no_cache,
     };
@@ -103,9 +103,9 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
         })?;
         let generated_ids = generation.ids();
         let report = GenerateReport {
-            header: session.header(Some(text)),
+            header: session.header(Some(text))?,
             input_ids: ids.clone(),
-            sampling: describe(&sampling),
+            sampling: describe(&sampling, args.seed),
             attention_head: watch,
             generated_text: tokenizer.decode(&generated_ids)?,
             generated_ids,
@@ -115,9 +115,14 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
         if let Some(s) = stream.as_mut() {
             s.finish(out, &report)?;
         }
+        if session.jsonl {
+            crate::render::json::write(out, &report)?;
+            out.flush()?;
+            continue;
+        }
         reports.push(report);
     }
-    if session.json {
+    if session.json && !session.jsonl {
         prepared.emit(session, out, reports, |_, _| Ok(()))?;
     }
     Ok(())
@@ -169,12 +174,12 @@ fn sampling(args: &GenerateArgs) -> Result<Sampling> {
         }
     }
     let sample = args.temperature.is_some_and(|t| t > 0.0)
-        || (args.temperature.is_none() && (args.top_k.is_some() || args.top_p.is_some()));
+        || (args.temperature.is_none() && (args.sample_top_k.is_some() || args.top_p.is_some()));
     if !sample {
         return Ok(Sampling::ArgMax);
     }
     let temperature = args.temperature.unwrap_or(1.0);
-    Ok(match (args.top_k.map(|k| k as usize), args.top_p) {
+    Ok(match (args.sample_top_k.map(|k| k as usize), args.top_p) {
         (None, None) => Sampling::All { temperature },
         (Some(k), None) => Sampling::TopK { k, temperature },
         (None, Some(p)) => Sampling::TopP { p, temperature },
@@ -182,15 +187,29 @@ fn sampling(args: &GenerateArgs) -> Result<Sampling> {
     })
 }
 
-fn describe(s: &Sampling) -> String {
-    match s {
-        Sampling::ArgMax => "greedy".into(),
-        Sampling::All { temperature } => format!("sample temperature={temperature}"),
-        Sampling::TopK { k, temperature } => format!("sample top_k={k} temperature={temperature}"),
-        Sampling::TopP { p, temperature } => format!("sample top_p={p} temperature={temperature}"),
-        Sampling::TopKThenTopP { k, p, temperature } => {
-            format!("sample top_k={k} top_p={p} temperature={temperature}")
+fn describe(s: &Sampling, seed: u64) -> SamplingReport {
+    let (temperature, top_k, top_p) = match *s {
+        Sampling::ArgMax => {
+            return SamplingReport {
+                method: "greedy",
+                temperature: None,
+                top_k: None,
+                top_p: None,
+                seed: None,
+            }
         }
-        Sampling::GumbelSoftmax { temperature } => format!("gumbel temperature={temperature}"),
+        Sampling::All { temperature } | Sampling::GumbelSoftmax { temperature } => {
+            (temperature, None, None)
+        }
+        Sampling::TopK { k, temperature } => (temperature, Some(k), None),
+        Sampling::TopP { p, temperature } => (temperature, None, Some(p)),
+        Sampling::TopKThenTopP { k, p, temperature } => (temperature, Some(k), Some(p)),
+    };
+    SamplingReport {
+        method: "sample",
+        temperature: Some(temperature),
+        top_k,
+        top_p,
+        seed: Some(seed),
     }
 }

@@ -35,7 +35,7 @@ pub fn run(session: &Session, args: &HeadsArgs, out: &mut dyn Write) -> Result<(
     let input = Tensor::new(x.as_slice(), model.device())?.unsqueeze(0)?;
     let scores = head_scores(&model, &input, s.len())?;
     let report = HeadsReport {
-        header: session.header(args.text.as_deref()),
+        header: session.header(args.text.as_deref())?,
         input_ids: x,
         n: s.len(),
         scores: HeadScoresReport {

@@ -79,7 +79,7 @@ fn report(
         None => (vec![cfg.n_layer + 1, 1, t, cfg.n_embd], None),
     };
     Ok(HiddenReport {
-        header: session.header(Some(text)),
+        header: session.header(Some(text))?,
         tokens: decoded(tokenizer, ids)?,
         layer: args.layer,
         n_layer: cfg.n_layer,

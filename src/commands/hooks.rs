@@ -11,18 +11,17 @@ use crate::model::{Config, Hook};
 use crate::render::table;
 use crate::report::{HookRow, HooksReport};
 
-/// The hook's name and shape for a batch of `b` texts of `t` tokens (`"T"` when unknown).
+/// The hook's name and shape for a batch of `b` texts of `t` tokens (`None` when unknown).
 pub fn hook_row(hook: Hook, cfg: &Config, b: usize, t: Option<usize>) -> HookRow {
     let shape = hook
         .dims(cfg)
         .into_iter()
         .map(|d| match (d, t) {
             // hook_pos_embed is shared across a batch.
-            (Dim::Batch, _) if hook == Hook::PosEmbed => 1.into(),
-            (Dim::Batch, _) => b.into(),
-            (Dim::Seq, Some(t)) => t.into(),
-            (Dim::Seq, None) => "T".into(),
-            (Dim::Fixed(n), _) => n.into(),
+            (Dim::Batch, _) if hook == Hook::PosEmbed => Some(1),
+            (Dim::Batch, _) => Some(b),
+            (Dim::Seq, t) => t,
+            (Dim::Fixed(n), _) => Some(n),
         })
         .collect();
     HookRow {
@@ -35,7 +34,7 @@ pub fn run(session: &Session, args: &HooksArgs, out: &mut dyn Write) -> Result<(
     let (cfg, _) = session.config()?;
     let t = args.seq_len.map(|t| t as usize);
     let report = HooksReport {
-        header: session.header(None),
+        header: session.header(None)?,
         seq_len: t,
         hooks: Hook::all(&cfg)
             .into_iter()

@@ -21,7 +21,8 @@ pub fn run(session: &Session, _: &InfoArgs, out: &mut dyn Write) -> Result<()> {
         .map(|t| TensorRow {
             name: t.name.clone(),
             shape: t.shape.clone(),
-            dtype: t.dtype.clone(),
+            // As every other command spells dtypes (candle's names: f32, bf16, u8).
+            dtype: t.dtype.to_lowercase(),
             buffer: Checkpoint::is_buffer(&t.name),
         })
         .collect();
@@ -32,7 +33,7 @@ pub fn run(session: &Session, _: &InfoArgs, out: &mut dyn Write) -> Result<()> {
         .map(|t| t.shape.iter().product::<usize>())
         .sum();
     let report = InfoReport {
-        header: session.header(None),
+        header: session.header(None)?,
         config: raw_config,
         parameters,
         layout: match ckpt.layout() {

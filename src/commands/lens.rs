@@ -92,7 +92,7 @@ pub(super) fn report(
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(LensReport {
-        header: session.header(Some(text)),
+        header: session.header(Some(text))?,
         tokens: decoded(tokenizer, ids)?,
         position,
         final_id,

@@ -3,6 +3,7 @@
 
 mod batch;
 mod session;
+mod shell;
 
 use std::io::{self, Write};
 
@@ -30,6 +31,7 @@ macro_rules! commands {
         fn dispatch(session: &Session, command: &Command, out: &mut dyn Write) -> Result<()> {
             match command {
                 $(Command::$variant(args) => $module::run(session, args, out),)*
+                Command::Completions(_) | Command::Man(_) => unreachable!("run() handles these"),
             }
         }
     };
@@ -56,10 +58,13 @@ commands! {
 }
 
 pub fn run(cli: Cli, temps: TempFiles) -> Result<()> {
-    let session = Session::new(&cli.global, temps)?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(Stdout(stdout.lock()));
-    dispatch(&session, &cli.command, &mut out)?;
+    match &cli.command {
+        Command::Completions(args) => shell::completions(args, &mut out)?,
+        Command::Man(args) => shell::man(args, &temps, &mut out)?,
+        command => dispatch(&Session::new(&cli.global, temps)?, command, &mut out)?,
+    }
     out.flush()?;
     Ok(())
 }

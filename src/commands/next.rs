@@ -81,7 +81,7 @@ fn report(
         ),
     ];
     Ok(NextReport {
-        header: session.header(Some(text)),
+        header: session.header(Some(text))?,
         input_ids: ids.to_vec(),
         stages,
         predictions: predictions(tokenizer, &logits.flatten_all()?, top_k)?,

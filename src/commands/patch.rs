@@ -52,7 +52,7 @@ pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<(
     let p = patch(&model, &row(&clean)?, &row(&corrupt)?, metric, site)?;
     let shape = [p.values.len(), p.values[0].len()];
     let report = PatchReport {
-        header: session.header(Some(&args.clean)),
+        header: session.header(Some(&args.clean))?,
         clean: args.clean.clone(),
         corrupt: args.corrupt.clone(),
         tokens: decoded(&tokenizer, &clean)?,

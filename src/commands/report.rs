@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::attention::per_layer;
-use super::batch::{Batch};
+use super::batch::{token_limit, Batch};
 use super::{check_top_k, emit, lens, tokenize, Session};
 use crate::atomic;
 use crate::cli::ReportArgs;
@@ -22,7 +22,11 @@ const MAX_TOKENS: usize = 256;
 pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
-    let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
+    // The page's own limit, named once by the message that refuses a longer text (with
+    // --truncate, the last MAX_TOKENS tokens are kept).
+    let limit = token_limit(&args.input, &cfg)?.at_most(MAX_TOKENS, "a report page holds");
+    let (prepared, model) =
+        session.prepare_and_load_within(&args.input, &cfg, limit, cfg.n_layer)?;
     let Batch {
         texts,
         cfg,
@@ -37,14 +41,6 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
         ));
     }
     let t = ids[0].len();
-    if t > MAX_TOKENS {
-        return Err(usage(format!(
-            "report draws every head of every layer: at {t} tokens the page would hold {} \
-             attention probabilities. Give at most {MAX_TOKENS} tokens, e.g. add \
-             --max-length {MAX_TOKENS} --truncate left",
-            cfg.n_layer * cfg.n_head * t * (t + 1) / 2
-        )));
-    }
     let pattern = |l| Hook::Block(l, BlockHook::Pattern);
     let resid = |l| Hook::Block(l, BlockHook::ResidPre);
     let req = Request {
@@ -61,8 +57,8 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
     let attention = per_layer(acts, &layers, BlockHook::Pattern, None)?;
     let last = t - 1;
     let page = PageReport {
-        header: session.header(Some(&texts[0])),
-        tokens: tokenize::report(session, &texts[0], tokens[0].clone()).tokens,
+        header: session.header(Some(&texts[0]))?,
+        tokens: tokenize::report(session, &texts[0], tokens[0].clone())?.tokens,
         n_layer: cfg.n_layer,
         n_head: cfg.n_head,
         attention,

@@ -78,7 +78,7 @@ fn report(
     let total: f64 = tokens.iter().map(|s| s.logprob as f64).sum();
     let mean_nll = -total / tokens.len() as f64;
     Ok(ScoreReport {
-        header: session.header(Some(text)),
+        header: session.header(Some(text))?,
         input_ids: ids.to_vec(),
         tokens,
         total_logprob: total,

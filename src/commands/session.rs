@@ -5,7 +5,7 @@ use std::io::{self, IsTerminal};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 
-use super::batch::{encode_all, pad_id, token_limit, Batch};
+use super::batch::{encode_all, pad_id, token_limit, Batch, Limit};
 use crate::cli::{ColorChoice, DTypeArg, DeviceArg, GlobalArgs, TextArgs};
 use crate::error::usage;
 use crate::input::read_texts;
@@ -26,6 +26,8 @@ pub struct Session {
     pub device: Device,
     pub dtype: DType,
     pub json: bool,
+    /// `--jsonl`: each text's object on its own line, no batch envelope (implies `json`).
+    pub jsonl: bool,
     /// Colours of heatmaps on stdout; `None`: plain text.
     pub palette: Option<Palette>,
     /// Width of the terminal on stdout (or COLUMNS); `None`: not a terminal.
@@ -66,7 +68,8 @@ impl Session {
                 .map_err(|e| anyhow::anyhow!("--model {e:#}"))?,
             device,
             dtype,
-            json: g.json,
+            json: g.json || g.jsonl,
+            jsonl: g.jsonl,
             palette: palette(g.color, io::stdout().is_terminal(), |k| {
                 std::env::var(k).ok()
             }),
@@ -77,8 +80,13 @@ impl Session {
         })
     }
 
-    pub fn header(&self, text: Option<&str>) -> Header {
-        Header::new(&self.model_name, text)
+    /// What every JSON object starts with: schema, version, model and its resolved commit.
+    pub fn header(&self, text: Option<&str>) -> Result<Header> {
+        let commit = self
+            .source
+            .commit()
+            .with_context(|| format!("--model {}", self.model_name))?;
+        Ok(Header::new(&self.model_name, commit, text))
     }
 
     pub fn tokenizer(&self) -> Result<Tokenizer> {
@@ -139,9 +147,15 @@ impl Session {
 
 impl Session {
     pub(super) fn prepare(&self, input: &TextArgs, cfg: &Config) -> Result<Batch> {
+        self.prepare_within(input, cfg, token_limit(input, cfg)?)
+    }
+
+    /// [`prepare`](Self::prepare) for a command whose own limit may be lower than the
+    /// model's.
+    fn prepare_within(&self, input: &TextArgs, cfg: &Config, limit: Limit) -> Result<Batch> {
         let texts = read_texts(input)?;
         let tokenizer = self.tokenizer()?;
-        let limit = Some(token_limit(input, cfg)?);
+        let limit = Some(limit);
         let tokens = encode_all(
             &tokenizer,
             &texts,
@@ -184,8 +198,19 @@ impl Session {
         cfg: &Config,
         n_blocks: usize,
     ) -> Result<(Batch, Gpt2)> {
+        self.prepare_and_load_within(input, cfg, token_limit(input, cfg)?, n_blocks)
+    }
+
+    /// [`prepare_and_load`](Self::prepare_and_load) with a command's own token limit.
+    pub(super) fn prepare_and_load_within(
+        &self,
+        input: &TextArgs,
+        cfg: &Config,
+        limit: Limit,
+        n_blocks: usize,
+    ) -> Result<(Batch, Gpt2)> {
         std::thread::scope(|s| {
-            let text = s.spawn(|| self.prepare(input, cfg));
+            let text = s.spawn(|| self.prepare_within(input, cfg, limit));
             let model = self.model(cfg, n_blocks);
             let prepared = text
                 .join()

@@ -31,7 +31,7 @@ pub fn run(session: &Session, args: &TokenizeArgs, out: &mut dyn Write) -> Resul
         .iter()
         .zip(tokens)
         .map(|(text, tokens)| report(session, text, tokens))
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
     let pad = pad_id(&tokenizer, None);
     emit_texts(session, out, &texts, &ids, pad, reports, table::tokenize)?;
     if texts.len() > 1 && !session.json {
@@ -41,9 +41,9 @@ pub fn run(session: &Session, args: &TokenizeArgs, out: &mut dyn Write) -> Resul
     Ok(())
 }
 
-pub(super) fn report(session: &Session, text: &str, tokens: Vec<Token>) -> TokenizeReport {
-    TokenizeReport {
-        header: session.header(Some(text)),
+pub(super) fn report(session: &Session, text: &str, tokens: Vec<Token>) -> Result<TokenizeReport> {
+    Ok(TokenizeReport {
+        header: session.header(Some(text))?,
         input_ids: tokens.iter().map(|t| t.id).collect(),
         attention_mask: vec![1; tokens.len()],
         shape: [1, tokens.len()],
@@ -57,5 +57,5 @@ pub(super) fn report(session: &Session, text: &str, tokens: Vec<Token>) -> Token
                 end: t.end,
             })
             .collect(),
-    }
+    })
 }

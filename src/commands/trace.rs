@@ -107,7 +107,7 @@ fn report(
         "softmax of the last position's logits: the next-token distribution",
     ));
     Ok(TraceReport {
-        header: session.header(Some(text)),
+        header: session.header(Some(text))?,
         tokens: decoded(tokenizer, ids)?,
         input_ids: ids.to_vec(),
         stages,

@@ -582,7 +582,8 @@ fn how_to_fix(repo_id: &str, dir: &Path) -> String {
     format!(
         "looked in the Hugging Face cache at {}; download it where you have network \
          (e.g. `huggingface-cli download {repo_id}`), or use a local model directory \
-         holding config.json, model.safetensors and tokenizer.json",
+         holding config.json, model.safetensors and tokenizer.json (for a first try offline, \
+         a checkout of gpt2-inspect has a tiny one: --model tests/fixtures/tiny-gpt2)",
         dir.display()
     )
 }

@@ -81,6 +81,21 @@ impl ModelSource {
         }
     }
 
+    /// The commit a hub model's revision resolved to: the name of the cache snapshot its
+    /// config.json is in (fetched if need be). `None` for a local directory.
+    pub fn commit(&self) -> Result<Option<String>> {
+        match self {
+            ModelSource::Local(_) => Ok(None),
+            ModelSource::Hub { .. } => {
+                let config = self.file("config.json")?;
+                Ok(config
+                    .parent()
+                    .and_then(|p| p.file_name())
+                    .map(|c| c.to_string_lossy().into_owned()))
+            }
+        }
+    }
+
     /// Whether `name` is present without fetching anything (local directories only).
     pub fn has_local(&self, name: &str) -> bool {
         matches!(self, ModelSource::Local(dir) if dir.join(name).is_file())

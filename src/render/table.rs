@@ -466,7 +466,7 @@ fn hook_rows(out: &mut dyn Write, hooks: &[HookRow]) -> io::Result<()> {
             let dims: Vec<String> = h
                 .shape
                 .iter()
-                .map(|d| d.as_str().map_or_else(|| d.to_string(), str::to_string))
+                .map(|d| d.map_or_else(|| "T".to_string(), |n| n.to_string()))
                 .collect();
             vec![h.name.clone(), format!("[{}]", dims.join(", "))]
         })
