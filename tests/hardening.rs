@@ -436,11 +436,14 @@ fn non_finite_weights_never_break_files_or_sampling() {
     });
     // The report page's data stays JSON.
     let page = s.0.join("nan.html");
-    on(&dir)
-        .args(["report", TEXT, "-o"])
-        .arg(&page)
-        .assert()
-        .success();
+    // Written, and then said: where the values stopped being numbers, exit 1.
+    let mut c = on(&dir);
+    c.args(["report", TEXT, "-o"]).arg(&page);
+    fails(
+        &mut c,
+        1,
+        &["non-finite values (NaN or infinity) first appear in blocks.2.hook_mlp_out"],
+    );
     let html = std::fs::read_to_string(&page).unwrap();
     let start = html.find("id=\"page-data\">").unwrap() + "id=\"page-data\">".len();
     let end = start + html[start..].find("</script>").unwrap();
@@ -449,14 +452,60 @@ fn non_finite_weights_never_break_files_or_sampling() {
     assert!(data["attn"].is_array());
     // Sampling on NaN logits: a clear error, one line even under RUST_BACKTRACE.
     for args in [
-        ["--top-k", "5"].as_slice(),
+        [].as_slice(),
+        &["--sample-top-k", "5"],
         &["--top-p", "0.9"],
         &["--temperature", "0.7"],
     ] {
         let mut c = on(&dir);
         c.args(["generate", TEXT, "-n", "3"]).args(args);
-        fails(&mut c, 1, &["logits", "NaN"]);
+        fails(
+            &mut c,
+            1,
+            &["logits", "NaN", "first appear in blocks.2.hook_mlp_out"],
+        );
     }
+    // Every report is written, JSON says "NaN" where a value is not a number (null stays
+    // "masked"), stderr says where it began, and the exit code is 1.
+    for cmd_args in [
+        ["next", TEXT].as_slice(),
+        &["score", TEXT],
+        &["lens", TEXT],
+        &["next", TEXT, "A second text"],
+    ] {
+        let out = on(&dir).args(cmd_args).arg("--jsonl").output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{cmd_args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(
+                "non-finite values (NaN or infinity) first appear in blocks.2.hook_mlp_out"
+            ),
+            "{err}"
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(text.lines().count(), cmd_args.len() - 1, "{text}");
+        for line in text.lines() {
+            serde_json::from_str::<serde_json::Value>(line).unwrap();
+            assert!(line.contains("\"NaN\""), "{line}");
+        }
+    }
+    // One NaN logit (a NaN row of wte) is never anyone's top token.
+    let dir = with_weights(&s, "nan-row", |n, shape, data| {
+        if n.ends_with("wte.weight") {
+            data[100 * shape[1]] = f32::NAN;
+        }
+    });
+    let out = on(&dir)
+        .args(["next", TEXT, "--json", "-k", "50257"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("first appear in logits"), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = v["predictions"].as_array().unwrap();
+    assert!(p[0]["logit"].is_number() && p[0]["id"] != 100, "{}", p[0]);
+    assert_eq!(p.last().unwrap()["id"], 100, "NaN ranks last");
 }
 
 #[test]

@@ -93,7 +93,11 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
             }
             _ => json::write(out, &reports)?,
         }
-        return Ok(());
+        let n = rows.len();
+        return rows
+            .iter()
+            .find_map(|r| r.non_finite_error(n))
+            .map_or(Ok(()), Err);
     }
     let build = |row: Computed| {
         let report = report(session, cfg, tokenizer, args, &layers, &row, windows[row.index])?;

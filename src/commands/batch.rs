@@ -11,7 +11,8 @@ use super::{emit, Session};
 use crate::cli::{TextArgs, Truncate};
 use crate::error::usage;
 use crate::input::which_text;
-use crate::model::{Config, Gpt2, Output, Request};
+use crate::model::tap::all_finite;
+use crate::model::{BlockHook, Config, Gpt2, Hook, Output, Request};
 use crate::render;
 use crate::report::Padding;
 use crate::tokenizer::{Token, Tokenizer};
@@ -37,6 +38,41 @@ pub(super) struct Computed<'a> {
     pub(super) text: &'a str,
     pub(super) ids: &'a [u32],
     pub(super) output: Output,
+    /// Where values stopped being finite numbers for this text, if they did.
+    pub(super) non_finite: Option<Hook>,
+}
+
+impl Computed<'_> {
+    /// The error to end with after this text's report was written, when its numbers are
+    /// not all finite: exit 1, and where the NaN or infinity first appeared.
+    pub(super) fn non_finite_error(&self, n_texts: usize) -> Option<anyhow::Error> {
+        self.non_finite.map(|hook| {
+            anyhow::anyhow!(
+                "non-finite values (NaN or infinity) first appear in {hook}{}; the numbers \
+                 reported from there on are not meaningful (are the checkpoint's weights \
+                 finite? with --dtype f16, try f32)",
+                match n_texts {
+                    1 => String::new(),
+                    n => format!(" ({})", which_text(self.index, n)),
+                }
+            )
+        })
+    }
+}
+
+/// Whether `output` holds a NaN or an infinity (masked attention scores are −∞ by design).
+fn has_non_finite(output: &Output) -> Result<bool> {
+    if let Some(logits) = &output.logits {
+        if !all_finite(logits)? {
+            return Ok(true);
+        }
+    }
+    for (hook, t) in output.activations.iter() {
+        if !matches!(hook, Hook::Block(_, BlockHook::AttnScores)) && !all_finite(t)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Writes reports as they come: one text's report as is; several in the batch envelope
@@ -88,7 +124,7 @@ impl<'a, 'o, R: serde::Serialize> Emitter<'a, 'o, R> {
             } else {
                 write!(self.out, ",")?;
             }
-            serde_json::to_writer(&mut *self.out, report)?;
+            render::json::value(self.out, report)?;
             return Ok(());
         }
         if i > 0 {
@@ -217,11 +253,22 @@ impl Batch {
             .iter()
             .enumerate()
             .map(|(j, &i)| {
+                let output = output.sequence(j, self.ids[i].len(), &self.cfg)?;
+                // Rare and then worth a second run: which activation went wrong first.
+                let non_finite = match has_non_finite(&output)? {
+                    true => {
+                        let ids =
+                            Tensor::new(self.ids[i].as_slice(), model.device())?.unsqueeze(0)?;
+                        model.first_non_finite(&ids)?
+                    }
+                    false => None,
+                };
                 Ok(Computed {
                     index: i,
                     text: &self.texts[i],
                     ids: &self.ids[i],
-                    output: output.sequence(j, self.ids[i].len(), &self.cfg)?,
+                    output,
+                    non_finite,
                 })
             })
             .collect()
@@ -241,6 +288,7 @@ impl Batch {
         table: impl Fn(&mut dyn Write, &R) -> io::Result<()>,
     ) -> Result<()> {
         let mut emitter = Emitter::new(session, out, &self.texts, &table);
+        let mut problem: Option<(usize, anyhow::Error)> = None;
         let all: Vec<usize> = (0..self.texts.len()).collect();
         for window in all.chunks(self.batch_size * WINDOW_BATCHES) {
             let mut order = window.to_vec();
@@ -248,6 +296,12 @@ impl Batch {
             let mut reports: Vec<Option<R>> = window.iter().map(|_| None).collect();
             for chunk in chunks(&order, &self.ids, self.batch_size) {
                 for (&i, computed) in chunk.iter().zip(self.forward_some(model, req, chunk)?) {
+                    if let Some(e) = computed.non_finite_error(self.texts.len()) {
+                        // The first text in input order with a problem.
+                        if problem.as_ref().is_none_or(|(at, _)| i < *at) {
+                            problem = Some((i, e));
+                        }
+                    }
                     reports[i - window[0]] = Some(build(computed)?);
                 }
             }
@@ -255,7 +309,13 @@ impl Batch {
                 emitter.emit(&report)?;
             }
         }
-        emitter.finish(&self.ids, self.pad)
+        emitter.finish(&self.ids, self.pad)?;
+        // Every report is written (NaN stays out of the rankings, and JSON says "NaN"); the
+        // exit code and stderr say that something is wrong and where it began.
+        match problem {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Writes reports made otherwise, one per text (see [`Emitter`]).

@@ -88,5 +88,6 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
             html::DECIMALS
         ),
     };
-    emit(session, out, &written, table::written)
+    emit(session, out, &written, table::written)?;
+    row.non_finite_error(1).map_or(Ok(()), Err)
 }

@@ -107,7 +107,19 @@ pub fn generate(
             .flatten_all()?
             .to_dtype(DType::F32)?
             .to_vec1()?; // (V,)
-        let id = sample(processor, &logits, steps.len())?;
+        if let Some(bad) = logits.iter().find(|v| !v.is_finite()) {
+            let at = model
+                .first_non_finite(&row(&seq, model.device())?)?
+                .map_or(String::new(), |hook| {
+                    format!("; non-finite values first appear in {hook}")
+                });
+            bail!(
+                "the model's logits for generated token {} include {bad}{at}: there are no \
+                 numbers to choose from (are the checkpoint's weights finite?)",
+                steps.len() + 1
+            );
+        }
+        let id = sample(processor, &logits)?;
         let log_z = dist::log_normalizer(&logits);
         let step = Step {
             id,
@@ -141,16 +153,9 @@ fn row(ids: &[u32], device: &Device) -> Result<Tensor> {
 /// Picks the next id from `logits` `(V,)`. The logits are shifted so the largest is 0
 /// first: softmax is unchanged (and so is the argmax: the largest becomes exactly 0, every
 /// other stays below it), and dividing by a tiny temperature can no longer overflow to
-/// infinities that would make every probability NaN. Logits that are not finite numbers
-/// (a broken checkpoint) are an error, not a token.
-fn sample(processor: &mut LogitsProcessor, logits: &[f32], step: usize) -> Result<u32> {
-    if let Some(bad) = logits.iter().find(|v| !v.is_finite()) {
-        bail!(
-            "the model's logits for generated token {} include {bad}: the checkpoint computes \
-             no numbers to choose from (are its weights finite?)",
-            step + 1
-        );
-    }
+/// infinities that would make every probability NaN. The logits are finite (checked by
+/// the caller, which says where they stopped being so).
+fn sample(processor: &mut LogitsProcessor, logits: &[f32]) -> Result<u32> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let shifted: Vec<f32> = logits.iter().map(|&l| l - max).collect();
     let n = shifted.len();

@@ -12,7 +12,7 @@ use super::config::{Activation, Config};
 use super::gelu::gelu_tanh;
 use super::hooks::{Activations, BlockHook, CaptureSpec, Dim, Hook};
 use super::softmax::masked_softmax;
-use super::tap::{collect, Tap};
+use super::tap::{all_finite, collect, FirstNonFinite, Tap};
 
 /// Which positions get logits. Computing them costs a (C × V) matmul per position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -526,6 +526,36 @@ impl Gpt2 {
             ..Inputs::new(input_ids)
         };
         self.collect(inputs, req)
+    }
+
+    /// Where values stop being finite numbers (a broken checkpoint, an overflow in f16)
+    /// when `input_ids` `(1, T)` runs through the loaded blocks: the first such hook in
+    /// data-flow order, or `None` when every activation is finite.
+    pub fn first_non_finite(&self, input_ids: &Tensor) -> Result<Option<Hook>> {
+        let n = self.h.len();
+        let all_logits = n == self.cfg.n_layer && self.ln_f.is_some();
+        let req = Request {
+            capture: CaptureSpec::new(Hook::all(&self.cfg).into_iter().filter(|h| match h {
+                Hook::Embed | Hook::PosEmbed => true,
+                Hook::Block(l, _) => *l < n,
+                _ => all_logits,
+            })),
+            logits: if all_logits {
+                Logits::All
+            } else {
+                Logits::None
+            },
+        };
+        let mut tap = FirstNonFinite::default();
+        let logits = self.run(Inputs::new(input_ids), &req, &mut tap)?;
+        if tap.found.is_none() {
+            if let Some(logits) = logits {
+                if !all_finite(&logits)? {
+                    return Ok(Some(Hook::Logits));
+                }
+            }
+        }
+        Ok(tap.found)
     }
 
     fn collect(&self, inputs: Inputs, req: &Request) -> Result<Output> {
