@@ -13,3 +13,4 @@ pub mod render;
 pub mod report;
 pub mod signals;
 pub mod tokenizer;
+pub mod units;

@@ -606,3 +606,45 @@ fn dump_stores_the_text_it_computed() {
         ids.as_slice()
     );
 }
+
+#[test]
+fn long_work_is_announced_and_huge_tables_are_refused_with_a_hint() {
+    let s = Scratch::new("long-work");
+    // 3 layers × 8 heads (n_head divides n_embd 32; no weight's shape depends on it).
+    let dir = with_config(&s, "eight-heads", |c| c["n_head"] = 8.into());
+    let text = "word ".repeat(40);
+    let mut c = on(&dir);
+    c.args(["attention", text.as_str()]);
+    fails(
+        &mut c,
+        2,
+        &["all 24 heads", "--layer", "--all-heads", "--json"],
+    );
+    // With a layer, or as a grid, it runs.
+    on(&dir)
+        .args(["attention", text.as_str(), "--layer", "1"])
+        .assert()
+        .success();
+
+    // A dump of hundreds of MB says so before it starts.
+    let out = s.0.join("big.safetensors");
+    let long = "word ".repeat(400);
+    let o = on(&model_dir())
+        .args(["dump", long.as_str(), "--hook", "logits", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    // 401 tokens × 50257 logits × 4 bytes, and the header.
+    assert!(err.contains("writing 1 activations (76.9 MiB) to"), "{err}");
+
+    // JSON from a long generation is written at the end: the wait is explained.
+    let o = on(&model_dir())
+        .args(["generate", TEXT, "-n", "64", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("generating up to 64 tokens"), "{err}");
+}

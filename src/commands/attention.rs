@@ -56,6 +56,48 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
         .enumerate()
         .map(|(i, ids)| window(args.window, ids.len(), &which_text(i, prepared.ids.len())))
         .collect::<Result<Vec<_>>>()?;
+    let heads = layers.len() * args.head.map_or(cfg.n_head, |_| 1);
+    let longest = windows
+        .iter()
+        .zip(&prepared.ids)
+        .map(|(w, ids)| w.map_or(ids.len(), |[a, b]| b - a))
+        .max()
+        .unwrap_or(0);
+    if !session.json && !bertviz && !args.all_heads && args.layer.is_none() {
+        // A table per head: every head of gpt2 at 16 tokens is 2,592 lines no one reads.
+        let lines = heads * (longest + 2);
+        if heads > 16 && lines > 500 {
+            return Err(usage(format!(
+                "attention without --layer prints all {heads} heads ({} layers × {} heads, \
+                 about {lines} lines): pick --layer L (and --head H), draw them small with \
+                 --all-heads, or take every number with --json",
+                layers.len(),
+                cfg.n_head
+            )));
+        }
+    }
+    if session.json {
+        // Say how big the output will be before a long silence (1,024 tokens × 144 heads is
+        // over a gigabyte of JSON).
+        let numbers: usize = prepared
+            .ids
+            .iter()
+            .zip(&windows)
+            .map(|(ids, w)| {
+                let t = w.map_or(ids.len(), |[a, b]| b - a);
+                let per_head = t * t * (1 + usize::from(args.scores)) + 3 * t * cfg.head_dim() * usize::from(args.qkv);
+                heads * per_head
+            })
+            .sum();
+        // About 8 characters a number ("0.012345,").
+        let bytes = numbers * 8;
+        if bytes > 64 << 20 {
+            eprintln!(
+                "writing about {} of JSON ({numbers} numbers: {heads} heads)",
+                crate::units::human_size(bytes as u64)
+            );
+        }
+    }
     let mut kinds = vec![BlockHook::Pattern];
     if args.scores {
         kinds.push(BlockHook::AttnScores);

@@ -287,6 +287,13 @@ impl Batch {
         mut build: impl FnMut(Computed<'s>) -> Result<R>,
         table: impl Fn(&mut dyn Write, &R) -> io::Result<()>,
     ) -> Result<()> {
+        if self.texts.len() > self.batch_size {
+            eprintln!(
+                "running {} texts in batches of up to {}; each report is written as its batch is done",
+                self.texts.len(),
+                self.batch_size
+            );
+        }
         let mut emitter = Emitter::new(session, out, &self.texts, &table);
         let mut problem: Option<(usize, anyhow::Error)> = None;
         let all: Vec<usize> = (0..self.texts.len()).collect();

@@ -114,6 +114,14 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
         );
     }
     let data_start = 8 + header.len() as u64;
+    if data_start + offset > 64 << 20 {
+        eprintln!(
+            "writing {} activations ({}) to {}",
+            hooks.len(),
+            crate::units::human_size(data_start + offset),
+            args.output.display()
+        );
+    }
 
     let mut file = Output::create(&args.output, "-o", &session.temps)?;
     let what = file.what();

@@ -58,6 +58,14 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
         cache: !args.no_cache,
     };
 
+    if session.json && !session.jsonl && settings.max_new_tokens >= 64 {
+        // JSON comes at the end: say what the silence is.
+        eprintln!(
+            "generating up to {} tokens for {} text(s); the JSON is written when done (--jsonl: as each text is done)",
+            settings.max_new_tokens,
+            texts.len()
+        );
+    }
     // Several texts are generated one after another, each as if alone (same seed).
     let mut reports = Vec::new();
     for (i, (text, ids)) in texts.iter().zip(ids).enumerate() {

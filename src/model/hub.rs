@@ -21,6 +21,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::units::human_size;
 use anyhow::{anyhow, bail, Context, Result};
 use hf_hub::{Cache, Repo, RepoType};
 use sha2::Digest;
@@ -342,8 +343,19 @@ impl Hub {
                 human_size(meta.size)
             );
         }
+        // One bar per file on a terminal (drawn by indicatif only when stderr is one, and
+        // cleared when done); elsewhere the two plain lines around it are all that is said.
+        let bar = indicatif::ProgressBar::new(meta.size).with_position(start);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .map_err(|e| anyhow!("{e}"))?
+            .progress_chars("=> "),
+        );
+        bar.set_message(name.to_string());
         // Never more than announced, however long the server goes on.
-        let mut body = resp.into_body().into_reader().take(want);
+        let mut body = bar.wrap_read(resp.into_body().into_reader().take(want));
         let mut out = io::BufWriter::with_capacity(1 << 20, &mut file);
         let mut buf = vec![0u8; 1 << 16];
         let mut copied = 0u64;
@@ -359,6 +371,7 @@ impl Hub {
                 Err(e) => break Some(e),
             }
         };
+        bar.finish_and_clear();
         out.flush()
             .with_context(|| format!("cannot write {}", part.display()))?;
         drop(out);
@@ -586,14 +599,6 @@ fn how_to_fix(repo_id: &str, dir: &Path) -> String {
          a checkout of gpt2-inspect has a tiny one: --model tests/fixtures/tiny-gpt2)",
         dir.display()
     )
-}
-
-fn human_size(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
-        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
-        b => format!("{b} B"),
-    }
 }
 
 /// `HOME`, else the passwd entry (as Python's `expanduser`).
