@@ -96,6 +96,13 @@ fn download_then_cache_then_offline() {
     let first = run(&server.endpoint, &home.0, &args, &[]);
     same_numbers(&ok(&first), &local_next());
     assert!(stderr(&first).contains("downloading model.safetensors"));
+    // Not a terminal: plain lines, no progress bar's carriage returns or escapes.
+    assert!(stderr(&first).contains("downloaded model.safetensors"));
+    assert!(
+        !stderr(&first).contains(['\r', '\x1b']),
+        "{:?}",
+        stderr(&first)
+    );
 
     // The layout Python's huggingface_hub keeps.
     let repo = repo_dir(&home.0);

@@ -43,6 +43,9 @@ pub struct Hub {
     offline: bool,
     etag_timeout: Duration,
     download_timeout: Duration,
+    /// The download bars: one per file, stacked when the tokenizer and the weights come
+    /// at once (drawn only when stderr is a terminal).
+    progress: indicatif::MultiProgress,
 }
 
 impl Hub {
@@ -84,6 +87,7 @@ impl Hub {
             )
         };
         Hub {
+            progress: indicatif::MultiProgress::new(),
             cache,
             endpoint: var("HF_ENDPOINT")
                 .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string())
@@ -258,7 +262,7 @@ impl Hub {
             if let Err(e) = verify(&part, meta) {
                 let _ = fs::remove_file(&part);
                 if resumed && attempt == 0 {
-                    eprintln!("{name}: the partial download left by an earlier run did not verify; starting again");
+                    self.say(&format!("{name}: the partial download left by an earlier run did not verify; starting again"));
                     continue;
                 }
                 return Err(e.context(format!("{name} was discarded")));
@@ -335,17 +339,21 @@ impl Hub {
         }
         file.seek(SeekFrom::Start(start))?;
         if start == 0 {
-            eprintln!("downloading {name} ({})", human_size(meta.size));
+            self.say(&format!("downloading {name} ({})", human_size(meta.size)));
         } else {
-            eprintln!(
+            self.say(&format!(
                 "resuming {name} at {} of {}",
                 human_size(start),
                 human_size(meta.size)
-            );
+            ));
         }
         // One bar per file on a terminal (drawn by indicatif only when stderr is one, and
         // cleared when done); elsewhere the two plain lines around it are all that is said.
-        let bar = indicatif::ProgressBar::new(meta.size).with_position(start);
+        let bar = self
+            .progress
+            .add(indicatif::ProgressBar::new(meta.size).with_position(start))
+            // Cleared however the transfer ends; the lines around it say how it went.
+            .with_finish(indicatif::ProgressFinish::AndClear);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
                 "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
@@ -389,8 +397,15 @@ impl Hub {
             }
             None => {}
         }
-        eprintln!("downloaded {name}");
+        self.say(&format!("downloaded {name}"));
         Ok(start > 0)
+    }
+
+    /// A line on stderr, above the download bars when they are drawn.
+    fn say(&self, line: &str) {
+        if self.progress.is_hidden() || self.progress.println(line).is_err() {
+            eprintln!("{line}");
+        }
     }
 
     fn transport_error(&self, e: ureq::Error, timeout: Duration) -> anyhow::Error {
