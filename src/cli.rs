@@ -248,7 +248,7 @@ pub enum Command {
     Embed(EmbedArgs),
     /// The hidden state HF returns as hidden_states[I], or per-token norms at every layer
     #[command(
-        after_help = "Examples:\n  gpt2-inspect hidden \"The quick brown fox\"\n  gpt2-inspect hidden \"The quick brown fox\" --layer 12 --json"
+        after_help = "Examples:\n  gpt2-inspect hidden \"The quick brown fox\"\n  gpt2-inspect hidden \"The quick brown fox\" --depth 12 --json"
     )]
     Hidden(HiddenArgs),
     /// The logit lens: what the residual stream predicts after each layer
@@ -436,10 +436,11 @@ pub struct HiddenArgs {
     #[command(flatten)]
     pub input: TextArgs,
 
-    /// Which hidden state: 0 is the embeddings, n_layer is after ln_f (as HF's
-    /// hidden_states[I]); omitted: per-token norms at every layer
-    #[arg(long, short = 'l')]
-    pub layer: Option<usize>,
+    /// Which hidden state, by depth: the residual stream after D blocks (0: the
+    /// embeddings; n_layer: after the last block and ln_f), HF's hidden_states[D];
+    /// omitted: per-token norms at every depth
+    #[arg(long, short = 'd', value_name = "D")]
+    pub depth: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -498,8 +499,8 @@ pub struct AttentionArgs {
     #[command(flatten)]
     pub input: TextArgs,
 
-    /// Layer (0-based); omitted: every layer
-    #[arg(long, short = 'l')]
+    /// Layer: block L, from 0 (TransformerLens's blocks.L); omitted: every layer
+    #[arg(long, short = 'l', value_name = "L")]
     pub layer: Option<usize>,
 
     /// Head (0-based); omitted: every head of the layer(s)

@@ -255,14 +255,14 @@ pub struct HiddenReport {
     #[serde(flatten)]
     pub header: Header,
     pub tokens: Vec<String>,
-    /// HF's hidden_states index; `None`: every layer.
-    pub layer: Option<usize>,
+    /// Blocks passed (HF's hidden_states index); `None`: every depth.
+    pub depth: Option<usize>,
     pub n_layer: usize,
     /// `[1, T, d]` for one layer, `[n_layer + 1, 1, T, d]` for all.
     pub shape: Vec<usize>,
     /// Euclidean norm per token: `[T]` rows, one per layer shown.
     pub norms: Matrix,
-    /// `[T][d]` (with `--layer`).
+    /// `[T][d]` (with `--depth`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub values: Option<Matrix>,
 }
@@ -270,7 +270,7 @@ pub struct HiddenReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct LensRow {
     /// Blocks the residual stream has been through (0: the embeddings).
-    pub layer: usize,
+    pub depth: usize,
     pub predictions: Vec<Prediction>,
     /// Probability this layer gives the model's final top token.
     pub final_token_prob: f32,
@@ -285,7 +285,7 @@ pub struct LensReport {
     /// The model's own top token at `position` (the last row's first prediction).
     pub final_id: u32,
     pub final_token: String,
-    pub layers: Vec<LensRow>,
+    pub depths: Vec<LensRow>,
 }
 
 #[derive(Debug, Clone, Serialize)]

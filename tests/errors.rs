@@ -58,8 +58,8 @@ fn numbers_out_of_range_or_not_numbers_are_misuse() {
         ),
         (vec!["attention", "hi", "--layer", "-1"], vec!["--layer"]),
         (
-            vec!["hidden", "hi", "--layer", "4"],
-            vec!["--layer 4 is out of range"],
+            vec!["hidden", "hi", "--depth", "4"],
+            vec!["--depth 4 is out of range", "depths 0..=3"],
         ),
         (
             vec!["lens", "hi there", "--position", "2"],

@@ -106,8 +106,8 @@ fn hidden_is_hf_hidden_states() {
     let prompt = &reference.prompts[3];
     let hs = reference.get("p3.hidden_states"); // (L+1, T, d)
     for i in 0..=3 {
-        let v = run_json(&["hidden", prompt, "--layer", &i.to_string()]);
-        assert_eq!(v["layer"], i);
+        let v = run_json(&["hidden", prompt, "--depth", &i.to_string()]);
+        assert_eq!(v["depth"], i);
         assert_json_close(
             &format!("hidden_states[{i}]"),
             &v["values"],
@@ -115,7 +115,7 @@ fn hidden_is_hf_hidden_states() {
         );
     }
     let v = run_json(&["hidden", prompt]);
-    assert!(v["layer"].is_null() && v.get("values").is_none());
+    assert!(v["depth"].is_null() && v.get("values").is_none());
     let want = hs
         .to_dtype(DType::F64)
         .unwrap()
@@ -196,7 +196,7 @@ fn lens_matches_hf_and_its_last_row_is_next() {
         }
         let v = run_json(&args);
         let hf = reference.get(&format!("p{prompt}.lens_logits_{name}")); // (L+1, V)
-        let rows = v["layers"].as_array().unwrap();
+        let rows = v["depths"].as_array().unwrap();
         assert_eq!(rows.len(), 4);
         let final_logits = flat(&hf.get(3).unwrap());
         let final_id = (0..final_logits.len())

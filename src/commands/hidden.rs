@@ -1,5 +1,6 @@
-//! `hidden`: the hidden state HF returns as `hidden_states[I]` (0: the embeddings, the
-//! input of block I; n_layer: after ln_f), or per-token norms at every depth.
+//! `hidden`: the hidden state at depth D, as HF returns it in `hidden_states[D]` (the
+//! residual stream after D blocks: 0 is the embeddings; n_layer is after ln_f), or
+//! per-token norms at every depth.
 
 use std::io::Write;
 
@@ -26,16 +27,16 @@ fn hidden_hook(i: usize, cfg: &Config) -> Hook {
 
 pub fn run(session: &Session, args: &HiddenArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
-    if let Some(l) = args.layer {
+    if let Some(d) = args.depth {
         check_index(
-            "layer",
-            l,
+            "depth",
+            d,
             cfg.n_layer + 1,
-            "hidden states",
+            "depths",
             &session.model_name,
         )?;
     }
-    let depths: Vec<usize> = match args.layer {
+    let depths: Vec<usize> = match args.depth {
         Some(l) => vec![l],
         None => (0..=cfg.n_layer).collect(),
     };
@@ -74,14 +75,14 @@ fn report(
         .map(dist::row_norms)
         .collect::<Result<Vec<_>>>()?;
     let t = ids.len();
-    let (shape, values) = match args.layer {
+    let (shape, values) = match args.depth {
         Some(_) => (vec![1, t, cfg.n_embd], Some(matrix(&states[0])?)),
         None => (vec![cfg.n_layer + 1, 1, t, cfg.n_embd], None),
     };
     Ok(HiddenReport {
         header: session.header(Some(text))?,
         tokens: decoded(tokenizer, ids)?,
-        layer: args.layer,
+        depth: args.depth,
         n_layer: cfg.n_layer,
         shape,
         norms,

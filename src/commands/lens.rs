@@ -79,13 +79,13 @@ pub(super) fn report(
 
     let final_preds = predictions(tokenizer, &logits[cfg.n_layer], 1)?;
     let final_id = final_preds[0].id;
-    let layers = logits
+    let depths = logits
         .iter()
         .enumerate()
-        .map(|(layer, l)| {
+        .map(|(depth, l)| {
             let row: Vec<f32> = l.to_dtype(DType::F32)?.to_vec1()?;
             Ok(LensRow {
-                layer,
+                depth,
                 predictions: predictions(tokenizer, l, top_k)?,
                 final_token_prob: dist::log_prob(&row, final_id as usize).exp() as f32,
             })
@@ -97,6 +97,6 @@ pub(super) fn report(
         position,
         final_id,
         final_token: final_preds[0].token.clone(),
-        layers,
+        depths,
     })
 }

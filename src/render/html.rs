@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use super::color::{blues, hex, BLUES};
-use super::{escape, label};
+use super::{depth_label, escape, label};
 use crate::report::PageReport;
 
 /// Decimals kept of each attention probability in the page.
@@ -108,9 +108,9 @@ fn prob_cell(p: f32) -> String {
 
 fn lens(r: &PageReport) -> String {
     let l = &r.lens;
-    let k = l.layers.first().map_or(0, |row| row.predictions.len());
+    let k = l.depths.first().map_or(0, |row| row.predictions.len());
     let mut s = format!(
-        "<section id=\"lens\">\n<h2>Logit lens</h2>\n<p>What the residual stream at the last token (position {}) predicts after each block, read through ln_f and the unembedding. The last row is the model's output. The column “{}” is the probability each depth gives the model's final top token.</p>\n<table>\n<thead><tr><th>blocks</th><th>{}</th>",
+        "<section id=\"lens\">\n<h2>Logit lens</h2>\n<p>What the residual stream at the last token (position {}) predicts after each block, read through ln_f and the unembedding. The last row is the model's output. The column “{}” is the probability each depth gives the model's final top token.</p>\n<table>\n<thead><tr><th>depth</th><th>{}</th>",
         l.position,
         escape(&label(&l.final_token)),
         escape(&label(&l.final_token)),
@@ -119,11 +119,11 @@ fn lens(r: &PageReport) -> String {
         let _ = write!(s, "<th>top {rank}</th>");
     }
     s.push_str("</tr></thead>\n<tbody>\n");
-    for row in &l.layers {
+    for row in &l.depths {
         let _ = write!(
             s,
             "<tr><td>{}</td>{}",
-            row.layer,
+            depth_label(row.depth, false),
             prob_cell(row.final_token_prob)
         );
         for p in &row.predictions {
@@ -144,7 +144,7 @@ fn next(r: &PageReport) -> String {
     let mut s = String::from(
         "<section id=\"next\">\n<h2>Next token</h2>\n<table>\n<thead><tr><th>rank</th><th>token</th><th>id</th><th>probability</th><th>logit</th></tr></thead>\n<tbody>\n",
     );
-    if let Some(last) = r.lens.layers.last() {
+    if let Some(last) = r.lens.depths.last() {
         for p in &last.predictions {
             let _ = writeln!(
                 s,

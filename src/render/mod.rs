@@ -97,6 +97,16 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// How a depth (blocks passed) is labelled everywhere: `0 (embeddings)`, `2 (after block
+/// 1)`, or `12 (after ln_f)` for HF's last hidden state, which has ln_f applied.
+pub fn depth_label(depth: usize, after_ln_f: bool) -> String {
+    match depth {
+        0 => "0 (embeddings)".to_string(),
+        d if after_ln_f => format!("{d} (after ln_f)"),
+        d => format!("{d} (after block {})", d - 1),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{escape, label, terminal_text};

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use super::{display_width, window_note};
+use super::{depth_label, display_width, window_note};
 use crate::report::{
     AttentionReport, DumpReport, EmbedReport, HiddenReport, HookRow, HooksReport, InfoReport,
     LensReport, NextReport, Prediction, Stage, TokenizeReport, TraceReport,
@@ -373,12 +373,8 @@ pub fn embed(out: &mut dyn Write, r: &EmbedReport) -> io::Result<()> {
 
 pub fn hidden(out: &mut dyn Write, r: &HiddenReport) -> io::Result<()> {
     use Align::*;
-    let depth = |i: usize| match i {
-        0 => "0 (embeddings)".to_string(),
-        i if i == r.n_layer => format!("{i} (after ln_f)"),
-        i => format!("{i} (after block {})", i - 1),
-    };
-    match (&r.values, r.layer) {
+    let depth = |i: usize| depth_label(i, i == r.n_layer);
+    match (&r.values, r.depth) {
         (Some(values), Some(layer)) => {
             writeln!(out, "hidden_states[{}] {}", depth(layer), shape(&r.shape))?;
             vectors(out, &r.tokens, values, r.norms.first().map(Vec::as_slice))
@@ -386,7 +382,7 @@ pub fn hidden(out: &mut dyn Write, r: &HiddenReport) -> io::Result<()> {
         _ => {
             writeln!(
                 out,
-                "norm of each token's hidden state, by depth (HF's hidden_states index)"
+                "norm of each token's hidden state, by depth (blocks passed: HF's hidden_states index)"
             )?;
             let mut header = vec!["depth".to_string()];
             header.extend(
@@ -428,9 +424,9 @@ pub fn lens(out: &mut dyn Write, r: &LensReport) -> io::Result<()> {
         r.final_id
     )?;
     writeln!(out)?;
-    let k = r.layers.first().map_or(0, |l| l.predictions.len());
+    let k = r.depths.first().map_or(0, |l| l.predictions.len());
     let mut header = vec![
-        "after block".to_string(),
+        "depth".to_string(),
         format!("p({})", quoted(&r.final_token)),
     ];
     header.extend((1..=k).map(|i| format!("top {i}")));
@@ -438,15 +434,13 @@ pub fn lens(out: &mut dyn Write, r: &LensReport) -> io::Result<()> {
     let mut align = vec![Left, Right];
     align.extend(std::iter::repeat_n(Left, k));
     let rows: Vec<Vec<String>> = r
-        .layers
+        .depths
         .iter()
         .map(|row| {
-            let label = if row.layer == 0 {
-                "- (embeddings)".to_string()
-            } else {
-                (row.layer - 1).to_string()
-            };
-            let mut cells = vec![label, format!("{:.4}", row.final_token_prob)];
+            let mut cells = vec![
+                depth_label(row.depth, false),
+                format!("{:.4}", row.final_token_prob),
+            ];
             cells.extend(
                 row.predictions
                     .iter()
