@@ -489,6 +489,34 @@ fn non_finite_weights_never_break_files_or_sampling() {
             assert!(line.contains("\"NaN\""), "{line}");
         }
     }
+    // The circuit commands too: written, then the same error. (`heads` reads attention
+    // patterns only, which the NaN after the last block's attention never reaches: its
+    // numbers are sound and it exits 0.)
+    for cmd_args in [
+        ["ablate", TEXT, "--head", "0.1"].as_slice(),
+        &["ablate", TEXT, "--sweep"],
+        &["attribute", TEXT, "--answer", " on"],
+        &[
+            "patch",
+            "--clean",
+            TEXT,
+            "--corrupt",
+            "The dog sat on the mat",
+            "--answer",
+            " on",
+            "--wrong",
+            " in",
+        ],
+    ] {
+        let out = on(&dir).args(cmd_args).arg("--json").output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{cmd_args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("first appear in blocks.2.hook_mlp_out"),
+            "{cmd_args:?}: {err}"
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap();
+    }
     // One NaN logit (a NaN row of wte) is never anyone's top token.
     let dir = with_weights(&s, "nan-row", |n, shape, data| {
         if n.ends_with("wte.weight") {

@@ -8,7 +8,7 @@ use anyhow::Result;
 use candle_core::{DType, Tensor};
 
 use super::batch::{Batch, Computed};
-use super::{check_index, check_top_k, emit, one_token, predictions, Session};
+use super::{check_finite, check_index, check_top_k, emit, one_token, predictions, Session};
 use crate::cli::{AblateArgs, AblateMode};
 use crate::dist;
 use crate::error::usage;
@@ -54,6 +54,7 @@ pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<
         }
     };
     let logprob_before = dist::log_prob(&before_v, answer.id as usize);
+    let problem = check_finite(&model, &input, before_v.iter().map(|&v| v as f64))?;
     if args.sweep {
         let rows: Vec<Vec<f32>> = zero_each_head(&model, &input)?
             .to_dtype(DType::F32)?
@@ -81,9 +82,10 @@ pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<
             })?;
             eprintln!("wrote {}", path.display());
         }
-        return emit(session, out, &report, |out, r| {
+        emit(session, out, &report, |out, r| {
             printer::sweep(out, r, session.palette)
-        });
+        })?;
+        return problem.map_or(Ok(()), Err);
     }
     let after_v: Vec<f32> = after.to_dtype(DType::F32)?.to_vec1()?;
     let report = AblateReport {
@@ -107,7 +109,8 @@ pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<
         before: predictions(tokenizer, &before, top_k)?,
         after: predictions(tokenizer, &after, top_k)?,
     };
-    emit(session, out, &report, printer::ablate)
+    emit(session, out, &report, printer::ablate)?;
+    problem.map_or(Ok(()), Err)
 }
 
 /// `--head L.H` and `--mlp L`, checked against the model.

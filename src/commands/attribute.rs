@@ -9,7 +9,7 @@ use anyhow::Result;
 use candle_core::Tensor;
 
 use super::batch::{Batch, Computed};
-use super::{check_index, emit, one_token, Session};
+use super::{check_finite, check_index, emit, one_token, Session};
 use crate::cli::AttributeArgs;
 use crate::error::usage;
 use crate::model::circuits::attribute;
@@ -39,6 +39,7 @@ pub fn run(session: &Session, args: &AttributeArgs, out: &mut dyn Write) -> Resu
     let input = Tensor::new(ids, model.device())?.unsqueeze(0)?;
     let a = attribute(&model, &input, position, answer.id, wrong.as_ref().map(|w| w.id))?;
     let total = a.components.iter().map(|c| c.3).sum::<f64>() + a.constant;
+    let problem = check_finite(&model, &input, [total, a.logit as f64])?;
     let report = AttributeReport {
         header: session.header(Some(text))?,
         input_ids: ids.to_vec(),
@@ -65,5 +66,6 @@ pub fn run(session: &Session, args: &AttributeArgs, out: &mut dyn Write) -> Resu
     }
     emit(session, out, &report, |out, r| {
         printer::attribute(out, r, session.palette)
-    })
+    })?;
+    problem.map_or(Ok(()), Err)
 }

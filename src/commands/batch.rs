@@ -47,15 +47,7 @@ impl Computed<'_> {
     /// not all finite: exit 1, and where the NaN or infinity first appeared.
     pub(super) fn non_finite_error(&self, n_texts: usize) -> Option<anyhow::Error> {
         self.non_finite.map(|hook| {
-            anyhow::anyhow!(
-                "non-finite values (NaN or infinity) first appear in {hook}{}; the numbers \
-                 reported from there on are not meaningful (are the checkpoint's weights \
-                 finite? with --dtype f16, try f32)",
-                match n_texts {
-                    1 => String::new(),
-                    n => format!(" ({})", which_text(self.index, n)),
-                }
-            )
+            super::non_finite_error(hook, (n_texts > 1).then(|| which_text(self.index, n_texts)))
         })
     }
 }

@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::Tensor;
 
-use super::{emit, Session};
+use super::{check_finite, emit, Session};
 use crate::cli::HeadsArgs;
 use crate::error::usage;
 use crate::model::circuits::head_scores;
@@ -34,6 +34,20 @@ pub fn run(session: &Session, args: &HeadsArgs, out: &mut dyn Write) -> Result<(
     let x: Vec<u32> = [s.clone(), s.clone()].concat();
     let input = Tensor::new(x.as_slice(), model.device())?.unsqueeze(0)?;
     let scores = head_scores(&model, &input, s.len())?;
+    let problem = check_finite(
+        &model,
+        &input,
+        [
+            &scores.previous_token,
+            &scores.first_token,
+            &scores.induction,
+            &scores.duplicate_token,
+        ]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|&v| v as f64),
+    )?;
     let report = HeadsReport {
         header: session.header(args.text.as_deref())?,
         input_ids: x,
@@ -51,7 +65,8 @@ pub fn run(session: &Session, args: &HeadsArgs, out: &mut dyn Write) -> Result<(
     }
     emit(session, out, &report, |out, r| {
         printer::heads(out, r, session.palette)
-    })
+    })?;
+    problem.map_or(Ok(()), Err)
 }
 
 /// `n` token ids from a seed (splitmix64): the same on every machine.

@@ -102,6 +102,34 @@ fn emit<R: serde::Serialize>(
     Ok(())
 }
 
+/// What is said when values stopped being finite numbers: where first (`hook`), and for
+/// which text when there are several. Returned after the reports are written: exit 1.
+fn non_finite_error(hook: crate::model::Hook, which: Option<String>) -> anyhow::Error {
+    anyhow::anyhow!(
+        "non-finite values (NaN or infinity) first appear in {hook}{}; the numbers reported \
+         from there on are not meaningful (are the checkpoint's weights finite? with --dtype \
+         f16, try f32)",
+        which.map_or(String::new(), |w| format!(" ({w})"))
+    )
+}
+
+/// For commands that compute their own numbers from the model (the circuit commands):
+/// when `values` are not all finite, the error naming where `ids` `(1, T)` first went
+/// wrong in the model.
+fn check_finite(
+    model: &crate::model::Gpt2,
+    ids: &Tensor,
+    values: impl IntoIterator<Item = f64>,
+) -> Result<Option<anyhow::Error>> {
+    if values.into_iter().all(f64::is_finite) {
+        return Ok(None);
+    }
+    let hook = model
+        .first_non_finite(ids)?
+        .unwrap_or(crate::model::Hook::Logits);
+    Ok(Some(non_finite_error(hook, None)))
+}
+
 /// `--flag N` must index one of `count` things.
 fn check_index(flag: &str, value: usize, count: usize, what: &str, model: &str) -> Result<()> {
     if value >= count {

@@ -7,7 +7,7 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::Tensor;
 
-use super::{decoded, emit, one_token, Session};
+use super::{check_finite, decoded, emit, one_token, Session};
 use crate::cli::{PatchArgs, PatchSite};
 use crate::error::usage;
 use crate::model::circuits::{patch, LogitDiff, Site};
@@ -51,6 +51,13 @@ pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<(
     };
     let p = patch(&model, &row(&clean)?, &row(&corrupt)?, metric, site)?;
     let shape = [p.values.len(), p.values[0].len()];
+    let problem = check_finite(
+        &model,
+        &row(&clean)?,
+        [p.clean as f64, p.corrupt as f64]
+            .into_iter()
+            .chain(p.values.iter().flatten().map(|&v| v as f64)),
+    )?;
     let report = PatchReport {
         header: session.header(Some(&args.clean))?,
         clean: args.clean.clone(),
@@ -70,5 +77,6 @@ pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<(
     }
     emit(session, out, &report, |out, r| {
         printer::patch(out, r, session.palette)
-    })
+    })?;
+    problem.map_or(Ok(()), Err)
 }
