@@ -196,9 +196,12 @@ pub struct AttentionReport {
     pub v: Option<PerHead<Matrix>>,
 }
 
-/// What BertViz's `head_view` loaders take.
+/// What BertViz's `head_view` loaders take (`tokens`, `all`), after the header every JSON
+/// object carries.
 #[derive(Debug, Clone, Serialize)]
 pub struct BertvizReport {
+    #[serde(flatten)]
+    pub header: Header,
     pub tokens: Vec<String>,
     /// `[L][H][T][T]`.
     pub all: Vec<Vec<Matrix>>,

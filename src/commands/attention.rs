@@ -120,6 +120,7 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
             .iter()
             .map(|row| {
                 Ok(BertvizReport {
+                    header: session.header(Some(row.text))?,
                     tokens: decoded(tokenizer, row.ids)?,
                     all: per_layer(&row.output.activations, &layers, BlockHook::Pattern, None)?,
                 })
