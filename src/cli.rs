@@ -536,6 +536,13 @@ pub struct AttentionArgs {
     /// Also write the heatmap (a grid for several heads) as a standalone SVG figure
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
+
+    /// The neuron view (BertViz's third view) of query position Q: q and every key's k
+    /// element by element, their product q×k, q·k, q·k/√d_head and the softmax weight
+    /// (needs --layer and --head)
+    #[arg(long, value_name = "Q", requires_all = ["layer", "head"],
+          conflicts_with_all = ["all_heads", "window", "svg"])]
+    pub neuron: Option<usize>,
 }
 
 /// A count that must be 1 or more: says so, rather than clap's `1..=4294967295`.

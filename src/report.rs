@@ -194,6 +194,30 @@ pub struct AttentionReport {
     pub k: Option<PerHead<Matrix>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub v: Option<PerHead<Matrix>>,
+    /// The neuron view of one query (with `--neuron`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub neuron: Option<NeuronView>,
+}
+
+/// How one query attends, element by element (BertViz's neuron view), for the head of an
+/// [`AttentionReport`]. Keys after the query are masked: `dot` and `scores` `null` there,
+/// `weights` exactly 0.
+#[derive(Debug, Clone, Serialize)]
+pub struct NeuronView {
+    /// The query position.
+    pub query: usize,
+    /// `[d_head]`.
+    pub q: Vec<f32>,
+    /// `[T][d_head]`: every key.
+    pub k: Matrix,
+    /// `[T][d_head]`: q × k element by element.
+    pub qk: Matrix,
+    /// `[T]`: q · k.
+    pub dot: Vec<Option<f32>>,
+    /// `[T]`: q · k / √d_head, HF's pre-softmax score.
+    pub scores: Vec<Option<f32>>,
+    /// `[T]`: the softmax of the scores, the query's row of the attention pattern.
+    pub weights: Vec<f32>,
 }
 
 /// What BertViz's `head_view` loaders take (`tokens`, `all`), after the header every JSON

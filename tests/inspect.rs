@@ -328,3 +328,124 @@ fn dump_refuses_a_missing_directory_and_unknown_hooks() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("matches no activation"));
 }
+
+/// The neuron view's numbers from HF's own q, k, scores and pattern (captured with torch
+/// hooks): q × k and q · k are products of HF's q and k; keys after the query are masked.
+#[test]
+fn neuron_view_matches_hf() {
+    let reference = Reference::load();
+    let prompt = &reference.prompts[1];
+    let (layer, head) = (1, 3);
+    let get = |name: &str| {
+        reference
+            .get(&format!("p1.blocks.{layer}.attn.{name}"))
+            .squeeze(0)
+            .unwrap()
+    };
+    let q_all = get("hook_q")
+        .narrow(1, head, 1)
+        .unwrap()
+        .squeeze(1)
+        .unwrap(); // (T, hs)
+    let k = get("hook_k")
+        .narrow(1, head, 1)
+        .unwrap()
+        .squeeze(1)
+        .unwrap(); // (T, hs)
+    let t = k.dims()[0];
+    for query in [0, t / 2, t - 1] {
+        let v = run_json(&[
+            "attention",
+            prompt,
+            "--layer",
+            &layer.to_string(),
+            "--head",
+            &head.to_string(),
+            "--neuron",
+            &query.to_string(),
+        ]);
+        let n = &v["neuron"];
+        assert_eq!(n["query"], query);
+        let q = q_all.get(query).unwrap(); // (hs,)
+        assert_json_close("q", &n["q"], &q);
+        assert_json_close("k", &n["k"], &k);
+        let qk = k.broadcast_mul(&q.unsqueeze(0).unwrap()).unwrap();
+        assert_json_close("qk", &n["qk"], &qk);
+        let dot = flat(&qk.sum(1).unwrap());
+        let scores = flat(
+            &get("hook_attn_scores")
+                .get(head)
+                .unwrap()
+                .get(query)
+                .unwrap(),
+        );
+        let weights = get("hook_pattern").get(head).unwrap().get(query).unwrap();
+        assert_json_close("weights", &n["weights"], &weights);
+        for j in 0..t {
+            if j > query {
+                assert!(
+                    n["dot"][j].is_null() && n["scores"][j].is_null(),
+                    "key {j} masked"
+                );
+                assert_eq!(n["weights"][j], 0.0);
+                continue;
+            }
+            let (d, s) = (
+                n["dot"][j].as_f64().unwrap(),
+                n["scores"][j].as_f64().unwrap(),
+            );
+            assert!(
+                (d - dot[j] as f64).abs() <= TOL as f64,
+                "dot {j}: {d} vs {}",
+                dot[j]
+            );
+            assert!(
+                (s - scores[j] as f64).abs() <= TOL as f64,
+                "score {j}: {s} vs {}",
+                scores[j]
+            );
+        }
+    }
+    // The terminal rows: every key, masked ones said to be.
+    let out = cmd()
+        .args([
+            "attention",
+            prompt,
+            "--layer",
+            "1",
+            "--head",
+            "3",
+            "--neuron",
+            "0",
+            "--annot",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("neuron view of query 0") && text.contains("masked: after the query"),
+        "{text}"
+    );
+    assert!(text.contains("    q×k  "), "{text}");
+    // --neuron needs the head it looks into, and a position in the text.
+    let out = cmd()
+        .args(["attention", prompt, "--neuron", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = cmd()
+        .args([
+            "attention",
+            prompt,
+            "--layer",
+            "1",
+            "--head",
+            "3",
+            "--neuron",
+            "99",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--neuron 99 is out of range"));
+}

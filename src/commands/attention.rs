@@ -13,8 +13,8 @@ use crate::cli::{AttentionArgs, AttentionFormat, Window};
 use crate::error::usage;
 use crate::input::which_text;
 use crate::model::{Activations, BlockHook, CaptureSpec, Config, Hook, Logits, Request};
-use crate::render::{heatmap, json, svg, table};
-use crate::report::{AttentionReport, BertvizReport, PerHead};
+use crate::render::{heatmap, json, neuron, svg, table};
+use crate::report::{AttentionReport, BertvizReport, NeuronView, PerHead};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Result<()> {
@@ -105,6 +105,13 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
     if args.qkv {
         kinds.extend([BlockHook::Q, BlockHook::K, BlockHook::V]);
     }
+    if args.neuron.is_some() {
+        for k in [BlockHook::Q, BlockHook::K, BlockHook::AttnScores] {
+            if !kinds.contains(&k) {
+                kinds.push(k);
+            }
+        }
+    }
     let req = Request {
         capture: CaptureSpec::new(
             layers
@@ -159,9 +166,12 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
         annot: args.annot,
         grid: args.all_heads,
     });
-    prepared.run(session, out, &model, &req, build, |out, r| match &style {
-        Some(style) => heatmap::attention(out, r, style),
-        None => table::attention(out, r),
+    prepared.run(session, out, &model, &req, build, |out, r| {
+        match (&r.neuron, &style) {
+            (Some(n), _) => neuron::neuron(out, r, n, session.palette, args.annot),
+            (None, Some(style)) => heatmap::attention(out, r, style),
+            (None, None) => table::attention(out, r),
+        }
     })
 }
 
@@ -239,6 +249,51 @@ fn report(
         q: qkv(BlockHook::Q)?,
         k: qkv(BlockHook::K)?,
         v: qkv(BlockHook::V)?,
+        neuron: match (args.neuron, args.layer, args.head) {
+            (Some(query), Some(l), Some(_)) => {
+                check_index("neuron", query, row.ids.len(), "token positions", "the text")?;
+                Some(neuron(acts, l, query)?)
+            }
+            _ => None,
+        },
+    })
+}
+
+/// The neuron view of `query` in the one head recorded of layer `l` (the capture is
+/// narrowed to `--head`), from the recorded q, k, scores and pattern.
+fn neuron(acts: &Activations, l: usize, query: usize) -> Result<NeuronView> {
+    let head = |kind| -> Result<Tensor> {
+        let t = acts.get(Hook::Block(l, kind))?;
+        Ok(match kind {
+            // (1, T, 1, hs) → (T, hs)
+            BlockHook::Q | BlockHook::K => t.get(0)?.squeeze(1)?,
+            // (1, 1, T, T) → the query's row (T,)
+            _ => t.get(0)?.get(0)?.get(query)?,
+        }
+        .to_dtype(DType::F32)?)
+    };
+    let q = head(BlockHook::Q)?.get(query)?; // (hs,)
+    let k = head(BlockHook::K)?; // (T, hs)
+    let qk = k.broadcast_mul(&q.unsqueeze(0)?)?; // (T, hs)
+    let dot: Vec<f32> = qk.sum(1)?.to_vec1()?; // (T,)
+    let scores: Vec<f32> = head(BlockHook::AttnScores)?.to_vec1()?;
+    let visible = |j: usize| j <= query;
+    Ok(NeuronView {
+        query,
+        q: q.to_vec1()?,
+        k: k.to_vec2()?,
+        qk: qk.to_vec2()?,
+        dot: dot
+            .into_iter()
+            .enumerate()
+            .map(|(j, d)| visible(j).then_some(d))
+            .collect(),
+        scores: scores
+            .into_iter()
+            .enumerate()
+            .map(|(j, s)| (visible(j) && s.is_finite()).then_some(s))
+            .collect(),
+        weights: head(BlockHook::Pattern)?.to_vec1()?,
     })
 }
 

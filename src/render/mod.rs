@@ -5,6 +5,7 @@ pub mod color;
 pub mod heatmap;
 pub mod html;
 pub mod json;
+pub mod neuron;
 pub mod svg;
 pub mod table;
 
