@@ -19,6 +19,8 @@ trap 'rm -rf "$work"' EXIT
 # The SVG figure: one head with values, and every head of a layer.
 "$bin" "${model[@]}" attention "$text" --layer 0 --head 1 --annot --svg "$work/attention.svg" >/dev/null 2>&1
 "$bin" "${model[@]}" attention "$text" --layer 1 --all-heads --svg "$work/attention-grid.svg" >/dev/null 2>&1
+# One head's four stages, input to output.
+"$bin" "${model[@]}" attention "$text" --layer 1 --head 3 --stages --svg "$work/stages.svg" >/dev/null 2>&1
 
 # The terminal heatmap, as a truecolor terminal 100 columns wide shows it.
 {
@@ -29,8 +31,19 @@ trap 'rm -rf "$work"' EXIT
 } | aha --black --title "gpt2-inspect attention" |
     sed "s/<pre>/<pre style=\"display:inline-block;margin:0;padding:12px 16px\">/" > "$work/terminal.html"
 
+# The neuron view and the four stages in a colour terminal.
+{
+    printf '$ gpt2-inspect attention "The cat sat on" --layer 1 --head 3 --neuron 2\n'
+    COLORTERM=truecolor COLUMNS=100 "$bin" "${model[@]}" --color always attention "The cat sat on" --layer 1 --head 3 --neuron 2
+    printf '\n$ gpt2-inspect attention "The cat sat on" --layer 1 --head 3 --stages\n'
+    COLORTERM=truecolor COLUMNS=100 "$bin" "${model[@]}" --color always attention "The cat sat on" --layer 1 --head 3 --stages
+} | aha --black --title "gpt2-inspect neuron view and stages" |
+    sed "s/<pre>/<pre style=\"display:inline-block;margin:0;padding:12px 16px\">/" > "$work/neuron.html"
+
 node scripts/screenshot.mjs \
     "$work/report.html=docs/report.png" \
     "$work/attention.svg=docs/attention.png@svg" \
     "$work/attention-grid.svg=docs/attention-grid.png@svg" \
-    "$work/terminal.html=docs/terminal.png@pre"
+    "$work/terminal.html=docs/terminal.png@pre" \
+    "$work/stages.svg=docs/stages.png@svg" \
+    "$work/neuron.html=docs/neuron.png@pre"

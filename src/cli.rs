@@ -543,6 +543,14 @@ pub struct AttentionArgs {
     #[arg(long, value_name = "Q", requires_all = ["layer", "head"],
           conflicts_with_all = ["all_heads", "window", "svg"])]
     pub neuron: Option<usize>,
+
+    /// The four stages of one head side by side: its input x (ln_1's output, T × d_model),
+    /// the scores QKᵀ/√d_head (T × T, masked cells hatched), the softmax weights (T × T)
+    /// and its output z (T × d_head); with --svg, one figure of four panels (needs --layer
+    /// and --head)
+    #[arg(long, requires_all = ["layer", "head"],
+          conflicts_with_all = ["all_heads", "window", "neuron"])]
+    pub stages: bool,
 }
 
 /// A count that must be 1 or more: says so, rather than clap's `1..=4294967295`.

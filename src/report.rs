@@ -197,6 +197,22 @@ pub struct AttentionReport {
     /// The neuron view of one query (with `--neuron`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub neuron: Option<NeuronView>,
+    /// The head's four stages (with `--stages`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Stages>,
+}
+
+/// One head from input to output: what `--stages` draws.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stages {
+    /// `[T][d_model]`: ln_1's output, the input of every head of the layer.
+    pub x: Matrix,
+    /// `[T][T]`: QKᵀ/√d_head, masked keys `null`.
+    pub scores: MaskedMatrix,
+    /// `[T][T]`: the softmax of the scores.
+    pub weights: Matrix,
+    /// `[T][d_head]`: the weighted sum of the values, the head's output.
+    pub z: Matrix,
 }
 
 /// How one query attends, element by element (BertViz's neuron view), for the head of an

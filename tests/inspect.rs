@@ -449,3 +449,73 @@ fn neuron_view_matches_hf() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--neuron 99 is out of range"));
 }
+
+/// `--stages`: x, the scores, the weights and z of one head, against HF's ln_1 output,
+/// scores, pattern and z (torch hooks on HF's modules).
+#[test]
+fn stages_match_hf() {
+    let reference = Reference::load();
+    let prompt = &reference.prompts[1];
+    let (layer, head) = (1, 3);
+    let get = |name: &str| {
+        reference
+            .get(&format!("p1.blocks.{layer}.{name}"))
+            .squeeze(0)
+            .unwrap()
+    };
+    let v = run_json(&[
+        "attention",
+        prompt,
+        "--layer",
+        "1",
+        "--head",
+        "3",
+        "--stages",
+    ]);
+    let s = &v["stages"];
+    assert_json_close("x", &s["x"], &get("ln1.hook_out"));
+    let scores = get("attn.hook_attn_scores").get(head).unwrap(); // (T, T), -inf masked
+    let want = flat(&scores);
+    let t = scores.dims()[0];
+    for i in 0..t {
+        for j in 0..t {
+            let got = &s["scores"][i][j];
+            if j > i {
+                assert!(got.is_null(), "scores[{i}][{j}] masked");
+            } else {
+                let d = (got.as_f64().unwrap() - want[i * t + j] as f64).abs();
+                assert!(d <= TOL as f64, "scores[{i}][{j}]: {d}");
+            }
+        }
+    }
+    assert_json_close(
+        "weights",
+        &s["weights"],
+        &get("attn.hook_pattern").get(head).unwrap(),
+    );
+    let z = get("attn.hook_z")
+        .narrow(1, head, 1)
+        .unwrap()
+        .squeeze(1)
+        .unwrap(); // (T, hs)
+    assert_json_close("z", &s["z"], &z);
+    // The table names the four panels in data-flow order.
+    let out = cmd()
+        .args([
+            "attention",
+            prompt,
+            "--layer",
+            "1",
+            "--head",
+            "3",
+            "--stages",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let at: Vec<usize> = ["x (ln_1 output)", "QKᵀ/√d", "softmax", "output z"]
+        .iter()
+        .map(|p| text.find(p).unwrap_or_else(|| panic!("no {p} in {text}")))
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
+}

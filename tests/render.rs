@@ -545,3 +545,67 @@ fn plain_tables_align_wide_characters() {
         "{starts:?}\n{table}"
     );
 }
+
+/// `--stages --svg`: one figure, four titled panels in data-flow order, each with a colour
+/// bar; masked cells hatched; every cell's value in its tooltip (from the same numbers the
+/// JSON has, which `inspect.rs` checks against HF).
+#[test]
+fn stages_svg_has_four_panels() {
+    let scratch = Scratch::new("svg-stages");
+    let file = svg(
+        &scratch,
+        "stages.svg",
+        &[CAT, "--layer", "1", "--head", "3", "--stages"],
+    );
+    let doc = roxmltree::Document::parse(&file).expect("well-formed XML");
+    assert_inert(&doc);
+    let titles: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("panel-title"))
+        .filter_map(|n| n.text())
+        .collect();
+    assert_eq!(titles, ["x (ln_1 output)", "QKᵀ/√d", "softmax", "output z"]);
+    let panels: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("panel"))
+        .collect();
+    assert_eq!(panels.len(), 4);
+    let t = 6;
+    for (p, cols) in panels.iter().zip([32, t, t, 8]) {
+        let cells = p
+            .children()
+            .filter(|n| n.has_tag_name("rect") && n.attribute("class").is_none())
+            .count();
+        assert_eq!(cells, t * cols, "cells of a panel");
+        let bar = p
+            .children()
+            .filter(|n| n.attribute("class") == Some("colour-bar"))
+            .count();
+        assert!(bar > 0, "each panel has its colour bar");
+    }
+    // The two T × T panels hatch the 15 masked cells each.
+    let masked = file.matches("fill=\"url(#masked)\"").count();
+    assert_eq!(masked, 2 * t * (t - 1) / 2);
+    // Tooltips carry the values: the weights panel's first cell is exactly 1.
+    let v = {
+        let out = run(
+            &[
+                "attention",
+                CAT,
+                "--layer",
+                "1",
+                "--head",
+                "3",
+                "--stages",
+                "--json",
+            ],
+            &[],
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let w00 = v["stages"]["weights"][0][0].as_f64().unwrap();
+    assert!(
+        file.contains(&format!("0 The · 0: {w00:.4}"))
+            || file.contains(&format!("The · 0: {w00:.4}"))
+    );
+}

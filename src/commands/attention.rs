@@ -7,14 +7,14 @@ use anyhow::Result;
 use candle_core::{DType, Tensor};
 
 use super::batch::{Batch, Computed};
-use super::{check_index, decoded, Session};
+use super::{check_index, decoded, matrix, Session};
 use crate::atomic;
 use crate::cli::{AttentionArgs, AttentionFormat, Window};
 use crate::error::usage;
 use crate::input::which_text;
 use crate::model::{Activations, BlockHook, CaptureSpec, Config, Hook, Logits, Request};
-use crate::render::{heatmap, json, neuron, svg, table};
-use crate::report::{AttentionReport, BertvizReport, NeuronView, PerHead};
+use crate::render::{heatmap, json, neuron, stages, svg, table};
+use crate::report::{AttentionReport, BertvizReport, NeuronView, PerHead, Stages};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Result<()> {
@@ -105,8 +105,8 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
     if args.qkv {
         kinds.extend([BlockHook::Q, BlockHook::K, BlockHook::V]);
     }
-    if args.neuron.is_some() {
-        for k in [BlockHook::Q, BlockHook::K, BlockHook::AttnScores] {
+    if args.neuron.is_some() || args.stages {
+        for k in [BlockHook::Q, BlockHook::K, BlockHook::AttnScores, BlockHook::Ln1Out, BlockHook::Z] {
             if !kinds.contains(&k) {
                 kinds.push(k);
             }
@@ -153,8 +153,9 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
         let report = report(session, cfg, tokenizer, args, &layers, &row, windows[row.index])?;
         // --svg takes one text (checked before the run).
         if let Some(path) = &args.svg {
-            atomic::write(path, "--svg", &session.temps, |w| {
-                svg::attention(w, &report, args.annot)
+            atomic::write(path, "--svg", &session.temps, |w| match &report.stages {
+                Some(s) => svg::stages(w, &report, s),
+                None => svg::attention(w, &report, args.annot),
             })?;
             eprintln!("wrote {}", path.display());
         }
@@ -167,10 +168,11 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
         grid: args.all_heads,
     });
     prepared.run(session, out, &model, &req, build, |out, r| {
-        match (&r.neuron, &style) {
-            (Some(n), _) => neuron::neuron(out, r, n, session.palette, args.annot),
-            (None, Some(style)) => heatmap::attention(out, r, style),
-            (None, None) => table::attention(out, r),
+        match (&r.neuron, &r.stages, &style) {
+            (Some(n), _, _) => neuron::neuron(out, r, n, session.palette, args.annot),
+            (None, Some(s), _) => stages::stages(out, r, s, session.palette, session.width),
+            (None, None, Some(style)) => heatmap::attention(out, r, style),
+            (None, None, None) => table::attention(out, r),
         }
     })
 }
@@ -256,6 +258,20 @@ fn report(
             }
             _ => None,
         },
+        stages: match (args.stages, args.layer) {
+            (true, Some(l)) => Some(Stages {
+                x: matrix(&acts.get(Hook::Block(l, BlockHook::Ln1Out))?.get(0)?)?,
+                scores: per_layer(acts, &[l], BlockHook::AttnScores, None)?
+                    .remove(0)
+                    .remove(0)
+                    .into_iter()
+                    .map(|row| row.into_iter().map(|s| s.is_finite().then_some(s)).collect())
+                    .collect(),
+                weights: per_layer(acts, &[l], BlockHook::Pattern, None)?.remove(0).remove(0),
+                z: per_layer(acts, &[l], BlockHook::Z, None)?.remove(0).remove(0),
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -311,7 +327,7 @@ pub(super) fn per_layer(
             let t: &Tensor = acts.get(Hook::Block(l, kind))?;
             // q/k/v are (1, T, nh, hs); scores and pattern are (1, nh, T, T).
             let mut t = match kind {
-                BlockHook::Q | BlockHook::K | BlockHook::V => t.transpose(1, 2)?, // (1, nh, T, hs)
+                BlockHook::Q | BlockHook::K | BlockHook::V | BlockHook::Z => t.transpose(1, 2)?, // (1, nh, T, hs)
                 _ => t.clone(),
             };
             if let Some([start, end]) = window {

@@ -248,7 +248,8 @@ impl CaptureSpec {
             (Some(axis), Some(heads)) => {
                 let idx: Vec<u32> = heads.iter().map(|&h| h as u32).collect();
                 let idx = Tensor::new(idx, x.device())?;
-                Ok(x.index_select(&idx, axis)?)
+                // Some activations are views (hook_z is a transpose of the heads' output).
+                Ok(x.contiguous()?.index_select(&idx, axis)?)
             }
             _ => Ok(x.clone()),
         }

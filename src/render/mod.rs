@@ -6,6 +6,7 @@ pub mod heatmap;
 pub mod html;
 pub mod json;
 pub mod neuron;
+pub mod stages;
 pub mod svg;
 pub mod table;
 

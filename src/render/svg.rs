@@ -8,7 +8,7 @@ use std::io::{self, Write};
 
 use super::color::{blues, hex, needs_light_text, BLUES};
 use super::{display_width, escape, label, sentence, window_note};
-use crate::report::{AttentionReport, HeadMap, Matrix};
+use crate::report::{AttentionReport, HeadMap, Matrix, Stages};
 
 const FONT: &str = "DejaVu Sans, Helvetica, Arial, sans-serif";
 /// Rough advance of a 12 px sans-serif character, for laying out labels.
@@ -425,4 +425,132 @@ pub fn grids(
     )?;
     out.write_all(body.as_bytes())?;
     writeln!(out, "</svg>")
+}
+
+/// `attention --stages --svg`: one head from input to output as four panels side by side,
+/// titled "x (ln_1 output)", "QKᵀ/√d", "softmax" and "output z", each with its own colour
+/// bar; token labels on the outer axes (rows left of the first panel, keys under the two
+/// T × T panels); masked cells hatched. Every cell's value is its tooltip.
+pub fn stages(out: &mut dyn Write, r: &AttentionReport, s: &Stages) -> io::Result<()> {
+    let panels = super::stages::panels(s);
+    let t = r.tokens.len();
+    let shown: Vec<String> = r.tokens.iter().map(|s| token_label(s)).collect();
+    let label_px = shown.iter().map(|l| display_width(l)).max().unwrap_or(1) as f64 * CHAR_PX;
+    let ch = (240.0 / t as f64).clamp(3.0, 28.0).floor(); // row height, and T × T cell size
+    let show_labels = ch >= 8.0;
+    let left = 12.0 + if show_labels { label_px + 10.0 } else { 0.0 };
+    let top = 76.0;
+    let height_px = t as f64 * ch;
+    let mut body = String::new();
+    let mut x = left;
+    for (n, p) in panels.iter().enumerate() {
+        let cols = p.cells.first().map_or(0, Vec::len);
+        // T × T panels are square; x and z fit a fixed width.
+        let (cw, pw) = match n {
+            1 | 2 => (ch, ch * cols as f64),
+            _ => {
+                let w = if n == 0 { 240.0 } else { 160.0 };
+                (w / cols as f64, w)
+            }
+        };
+        let _ = writeln!(
+            body,
+            r#"<g class="panel"><text class="panel-title" x="{x}" y="{}" font-size="13" font-weight="bold">{}</text>"#,
+            top - 8.0,
+            escape(p.title)
+        );
+        for (i, row) in p.cells.iter().enumerate() {
+            let y = top + i as f64 * ch;
+            for (j, v) in row.iter().enumerate() {
+                let cx = x + j as f64 * cw;
+                let what = format!("{} · {j}", shown[i]);
+                let _ = match v {
+                    Some(v) => writeln!(
+                        body,
+                        r#"<rect x="{cx:.2}" y="{y}" width="{cw:.2}" height="{ch}" fill="{}"><title>{}: {v:.4}</title></rect>"#,
+                        hex(p.colour(*v)),
+                        escape(&what)
+                    ),
+                    None => writeln!(
+                        body,
+                        r#"<rect x="{cx:.2}" y="{y}" width="{cw:.2}" height="{ch}" fill="url(#masked)"><title>{}: masked</title></rect>"#,
+                        escape(&what)
+                    ),
+                };
+            }
+        }
+        if n == 0 && show_labels {
+            for (i, l) in shown.iter().enumerate() {
+                let _ = writeln!(
+                    body,
+                    r#"<text x="{}" y="{}" font-size="11" text-anchor="end" dominant-baseline="central">{}</text>"#,
+                    x - 6.0,
+                    top + (i as f64 + 0.5) * ch,
+                    escape(l)
+                );
+            }
+        }
+        let mut below = top + height_px + 8.0;
+        if (n == 1 || n == 2) && show_labels {
+            for (j, l) in shown.iter().enumerate() {
+                let lx = x + (j as f64 + 0.5) * ch;
+                let _ = writeln!(
+                    body,
+                    r#"<text x="{lx}" y="{below}" font-size="11" text-anchor="end" dominant-baseline="central" transform="rotate(-90 {lx} {below})">{}</text>"#,
+                    escape(l)
+                );
+            }
+        }
+        if show_labels {
+            below += label_px + 4.0;
+        }
+        // The colour bar: 24 steps from the low end to the high end, the ends and 0 named.
+        let (lo, hi) = p.range();
+        let bw = pw.max(96.0);
+        for k in 0..24 {
+            let v = lo + (hi - lo) * (k as f32 + 0.5) / 24.0;
+            let _ = writeln!(
+                body,
+                r#"<rect class="colour-bar" x="{:.2}" y="{below}" width="{:.2}" height="10" fill="{}"/>"#,
+                x + bw * k as f64 / 24.0,
+                bw / 24.0 + 0.3,
+                hex(p.colour(v))
+            );
+        }
+        let ty = below + 22.0;
+        let _ = writeln!(
+            body,
+            r##"<text x="{x}" y="{ty}" font-size="10">{lo:.2}</text><text x="{}" y="{ty}" font-size="10" text-anchor="end">{hi:.2}</text></g>"##,
+            x + bw
+        );
+        x += bw.max(pw) + 28.0;
+    }
+    let text = r.header.text.as_deref().unwrap_or_default();
+    let title = format!(
+        "layer {} head {} · input to output",
+        r.layer.unwrap_or(0),
+        r.head.unwrap_or(0)
+    );
+    let subtitle = format!("“{}”", shorten(&sentence(text), SUBTITLE_CHARS));
+    let width = (x - 16.0)
+        .max(12.0 + display_width(&subtitle) as f64 * CHAR_PX + 12.0)
+        .ceil();
+    let height =
+        (top + height_px + 8.0 + if show_labels { label_px + 4.0 } else { 0.0 } + 40.0).ceil();
+    writeln!(
+        out,
+        r##"<?xml version="1.0" encoding="UTF-8"?>
+<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="{FONT}">
+<defs>
+<pattern id="masked" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">
+<rect width="6" height="6" fill="#f2f2f2"/><line x1="0" y1="0" x2="0" y2="6" stroke="#b0b0b0" stroke-width="2"/>
+</pattern>
+</defs>
+<rect width="100%" height="100%" fill="white"/>
+<text x="12" y="24" font-size="16" font-weight="bold">{}</text>
+<text x="12" y="44" font-size="12" fill="#555">{}</text>
+{body}</svg>"##,
+        escape(&title),
+        escape(&subtitle)
+    )
 }

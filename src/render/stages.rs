@@ -1,0 +1,183 @@
+//! `attention --stages`: one head from input to output as four heatmaps, the classic walk
+//! through a head: x (ln_1's output), the scores QKᵀ/√d_head, the softmax weights and the
+//! output z. In a terminal one after another (a cell per value, columns averaged in bins
+//! when they do not fit); as an SVG figure, four labelled panels side by side, each with
+//! its own colour bar (`svg::stages`).
+
+use std::io::{self, Write};
+
+use super::color::{blues, diverging};
+use super::heatmap::{bg, RESET};
+use super::table::{columns, quoted, Align};
+use super::{display_width, Palette};
+use crate::report::{AttentionReport, Stages};
+
+/// One of the four panels: its title, cells (`None`: masked) and how values become colour.
+pub struct StagePanel {
+    pub title: &'static str,
+    pub cells: Vec<Vec<Option<f32>>>,
+    /// Signed values on RdBu_r around 0 (x, scores, z); else probabilities on Blues.
+    pub signed: bool,
+    /// The largest |value| (signed panels' scale is ±this); 1 for probabilities.
+    pub scale: f32,
+}
+
+impl StagePanel {
+    pub fn colour(&self, v: f32) -> [u8; 3] {
+        match self.signed {
+            true if self.scale > 0.0 => diverging(v / self.scale),
+            true => diverging(0.0),
+            false => blues(v),
+        }
+    }
+
+    /// The scale's two ends, as the colour bar names them.
+    pub fn range(&self) -> (f32, f32) {
+        match self.signed {
+            true => (-self.scale, self.scale),
+            false => (0.0, 1.0),
+        }
+    }
+}
+
+/// The four panels, in data-flow order, with the titles every picture of them uses.
+pub fn panels(s: &Stages) -> [StagePanel; 4] {
+    let some = |m: &Vec<Vec<f32>>| -> Vec<Vec<Option<f32>>> {
+        m.iter()
+            .map(|r| r.iter().map(|&v| Some(v)).collect())
+            .collect()
+    };
+    let signed = |title, cells: Vec<Vec<Option<f32>>>| {
+        let scale = cells
+            .iter()
+            .flatten()
+            .flatten()
+            .filter(|v| v.is_finite())
+            .fold(0f32, |m, v| m.max(v.abs()));
+        StagePanel {
+            title,
+            cells,
+            signed: true,
+            scale,
+        }
+    };
+    [
+        signed("x (ln_1 output)", some(&s.x)),
+        signed("QKᵀ/√d", s.scores.clone()),
+        StagePanel {
+            title: "softmax",
+            cells: s
+                .weights
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    r.iter()
+                        .enumerate()
+                        .map(|(j, &v)| (j <= i).then_some(v))
+                        .collect()
+                })
+                .collect(),
+            signed: false,
+            scale: 1.0,
+        },
+        signed("output z", some(&s.z)),
+    ]
+}
+
+/// Columns of the terminal a panel may use after its row labels.
+const MIN_COLUMNS: usize = 16;
+
+pub fn stages(
+    out: &mut dyn Write,
+    r: &AttentionReport,
+    s: &Stages,
+    palette: Option<Palette>,
+    width: Option<usize>,
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "layer {} head {}  the head's four stages, input to output",
+        r.layer.unwrap_or(0),
+        r.head.unwrap_or(0)
+    )?;
+    let labels: Vec<String> = r
+        .tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("{i} {}", quoted(t)))
+        .collect();
+    let label_w = labels.iter().map(|l| display_width(l)).max().unwrap_or(1);
+    for p in panels(s) {
+        let cols = p.cells.first().map_or(0, Vec::len);
+        let (lo, hi) = p.range();
+        writeln!(out)?;
+        write!(out, "{}  ({} × {cols}", p.title, p.cells.len())?;
+        match p.signed {
+            true => write!(out, ", blue {lo:.3} … white 0 … red {hi:.3}")?,
+            false => write!(out, ", white 0 … blue 1")?,
+        }
+        let Some(pal) = palette else {
+            writeln!(out, ")")?;
+            plain(out, &labels, &p)?;
+            continue;
+        };
+        // Bins of columns averaged into one cell when the row would not fit.
+        let room = width
+            .map_or(usize::MAX, |w| w.saturating_sub(label_w + 2))
+            .max(MIN_COLUMNS);
+        let bin = cols.div_ceil(room).max(1);
+        // Two columns a cell where they fit: square-looking cells.
+        let cell = if 2 * cols <= room { "  " } else { " " };
+        match bin {
+            1 => writeln!(out, ")")?,
+            b => writeln!(out, "; each cell the mean of {b} columns)")?,
+        }
+        for (label, row) in labels.iter().zip(&p.cells) {
+            let pad = label_w - display_width(label);
+            write!(out, "{label}{}  ", " ".repeat(pad))?;
+            for chunk in row.chunks(bin) {
+                let vals: Vec<f32> = chunk.iter().flatten().copied().collect();
+                if vals.is_empty() {
+                    write!(out, "{}", "╱".repeat(cell.len()))?;
+                } else {
+                    let mean = vals.iter().sum::<f32>() / vals.len() as f32;
+                    write!(out, "{}{cell}{RESET}", bg(pal, p.colour(mean)))?;
+                }
+            }
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Without colour: the numbers, the first columns of wide panels only.
+fn plain(out: &mut dyn Write, labels: &[String], p: &StagePanel) -> io::Result<()> {
+    const SHOWN: usize = 8;
+    let cols = p.cells.first().map_or(0, Vec::len);
+    let n = cols.min(SHOWN);
+    let mut head = vec![String::new()];
+    head.extend((0..n).map(|j| j.to_string()));
+    if cols > n {
+        head.push(format!("… {} more (--json)", cols - n));
+    }
+    let head_ref: Vec<&str> = head.iter().map(String::as_str).collect();
+    let mut align = vec![Align::Left];
+    align.extend(std::iter::repeat_n(Align::Right, head.len() - 1));
+    let rows: Vec<Vec<String>> = labels
+        .iter()
+        .zip(&p.cells)
+        .map(|(l, r)| {
+            let mut cells = vec![l.clone()];
+            cells.extend(
+                r[..n]
+                    .iter()
+                    .map(|v| v.map_or("-".into(), |v| format!("{v:.3}"))),
+            );
+            if cols > n {
+                cells.push(String::new());
+            }
+            cells
+        })
+        .collect();
+    columns(out, &head_ref, &align, &rows)
+}
