@@ -329,6 +329,14 @@ fn dump_refuses_a_missing_directory_and_unknown_hooks() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("matches no activation"));
 }
 
+/// HF's activation `name` of block `layer` for prompt `p`, without the batch axis.
+fn block_activation(reference: &Reference, p: usize, layer: usize, name: &str) -> Tensor {
+    reference
+        .get(&format!("p{p}.blocks.{layer}.{name}"))
+        .squeeze(0)
+        .unwrap()
+}
+
 /// The neuron view's numbers from HF's own q, k, scores and pattern (captured with torch
 /// hooks): q × k and q · k are products of HF's q and k; keys after the query are masked.
 #[test]
@@ -336,12 +344,7 @@ fn neuron_view_matches_hf() {
     let reference = Reference::load();
     let prompt = &reference.prompts[1];
     let (layer, head) = (1, 3);
-    let get = |name: &str| {
-        reference
-            .get(&format!("p1.blocks.{layer}.attn.{name}"))
-            .squeeze(0)
-            .unwrap()
-    };
+    let get = |name: &str| block_activation(&reference, 1, layer, &format!("attn.{name}"));
     let q_all = get("hook_q")
         .narrow(1, head, 1)
         .unwrap()
@@ -457,12 +460,7 @@ fn stages_match_hf() {
     let reference = Reference::load();
     let prompt = &reference.prompts[1];
     let (layer, head) = (1, 3);
-    let get = |name: &str| {
-        reference
-            .get(&format!("p1.blocks.{layer}.{name}"))
-            .squeeze(0)
-            .unwrap()
-    };
+    let get = |name: &str| block_activation(&reference, 1, layer, name);
     let v = run_json(&[
         "attention",
         prompt,

@@ -115,7 +115,7 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, style: &Style) -> io:
 }
 
 /// Probabilities with the causal mask made explicit: key after query is `None`.
-fn causal(m: &[Vec<f32>]) -> Vec<Vec<Option<f32>>> {
+pub(crate) fn causal(m: &[Vec<f32>]) -> Vec<Vec<Option<f32>>> {
     m.iter()
         .enumerate()
         .map(|(i, row)| {

@@ -7,7 +7,7 @@
 use std::io::{self, Write};
 
 use super::color::{blues, diverging};
-use super::heatmap::{bg, RESET};
+use super::heatmap::{bg, causal, RESET};
 use super::table::{columns, quoted, Align};
 use super::{display_width, Palette};
 use crate::report::{AttentionReport, Stages};
@@ -66,17 +66,7 @@ pub fn panels(s: &Stages) -> [StagePanel; 4] {
         signed("QKᵀ/√d", s.scores.clone()),
         StagePanel {
             title: "softmax",
-            cells: s
-                .weights
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    r.iter()
-                        .enumerate()
-                        .map(|(j, &v)| (j <= i).then_some(v))
-                        .collect()
-                })
-                .collect(),
+            cells: causal(&s.weights),
             signed: false,
             scale: 1.0,
         },

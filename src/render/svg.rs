@@ -22,6 +22,10 @@ const SUBTITLE_CHARS: usize = 91;
 const TOOLTIP_TOKENS: usize = 64;
 /// Panels per row of a grid at most.
 const GRID_COLUMNS: usize = 6;
+/// The hatching of masked (future) cells, `fill="url(#masked)"`.
+const MASKED: &str = r##"<pattern id="masked" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">
+<rect width="6" height="6" fill="#f2f2f2"/><line x1="0" y1="0" x2="0" y2="6" stroke="#b0b0b0" stroke-width="2"/>
+</pattern>"##;
 
 /// `s` in at most `max` characters, the last one `…` when it was cut.
 fn shorten(s: &str, max: usize) -> String {
@@ -170,9 +174,7 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, annot: bool) -> io::R
         r##"<?xml version="1.0" encoding="UTF-8"?>
 <svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="{FONT}">
 <defs>
-<pattern id="masked" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">
-<rect width="6" height="6" fill="#f2f2f2"/><line x1="0" y1="0" x2="0" y2="6" stroke="#b0b0b0" stroke-width="2"/>
-</pattern>
+{MASKED}
 <linearGradient id="scale" x1="0" y1="1" x2="0" y2="0">
 {}</linearGradient>
 </defs>
@@ -542,9 +544,7 @@ pub fn stages(out: &mut dyn Write, r: &AttentionReport, s: &Stages) -> io::Resul
         r##"<?xml version="1.0" encoding="UTF-8"?>
 <svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="{FONT}">
 <defs>
-<pattern id="masked" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">
-<rect width="6" height="6" fill="#f2f2f2"/><line x1="0" y1="0" x2="0" y2="6" stroke="#b0b0b0" stroke-width="2"/>
-</pattern>
+{MASKED}
 </defs>
 <rect width="100%" height="100%" fill="white"/>
 <text x="12" y="24" font-size="16" font-weight="bold">{}</text>
