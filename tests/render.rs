@@ -609,3 +609,67 @@ fn stages_svg_has_four_panels() {
             || file.contains(&format!("The · 0: {w00:.4}"))
     );
 }
+
+/// `--annot` where the figure has no room for values says so, rather than dropping them
+/// silently; where it has, it says nothing.
+#[test]
+fn annot_too_dense_for_the_figure_is_said() {
+    let scratch = Scratch::new("svg-annot");
+    let path = scratch.0.join("a.svg");
+    let p = path.to_str().unwrap();
+    let long = "word ".repeat(30);
+    for (args, said) in [
+        (
+            vec![
+                "attention",
+                CAT,
+                "--layer",
+                "0",
+                "--head",
+                "1",
+                "--annot",
+                "--svg",
+                p,
+            ],
+            false,
+        ),
+        (
+            vec![
+                "attention",
+                CAT,
+                "--layer",
+                "0",
+                "--all-heads",
+                "--annot",
+                "--svg",
+                p,
+            ],
+            true,
+        ),
+        (
+            vec![
+                "attention",
+                &long,
+                "--layer",
+                "0",
+                "--head",
+                "1",
+                "--annot",
+                "--svg",
+                p,
+            ],
+            true,
+        ),
+    ] {
+        let out = run(&args, &[]);
+        assert!(out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            err.contains("--annot: the figure's cells are too small"),
+            said,
+            "{args:?}: {err}"
+        );
+        let file = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(file.contains("class=\"annot\""), !said, "{args:?}");
+    }
+}

@@ -153,6 +153,14 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
         let report = report(session, cfg, tokenizer, args, &layers, &row, windows[row.index])?;
         // --svg takes one text (checked before the run).
         if let Some(path) = &args.svg {
+            if args.annot && report.stages.is_none() && !svg::annot_fits(&report) {
+                eprintln!(
+                    "--annot: the figure's cells are too small for values ({} tokens{}; values are \
+                     written for one head of at most 26 tokens); each cell's value is its tooltip",
+                    report.tokens.len(),
+                    if report.weights.maps(report.layer, report.head).len() > 1 { ", several heads" } else { "" }
+                );
+            }
             atomic::write(path, "--svg", &session.temps, |w| match &report.stages {
                 Some(s) => svg::stages(w, &report, s),
                 None => svg::attention(w, &report, args.annot),

@@ -51,6 +51,21 @@ struct Panel<'a> {
     start: usize,
 }
 
+/// Side of a cell of a one-head figure of `t` tokens, in px.
+fn single_cell(t: usize) -> f64 {
+    (480.0 / t as f64).clamp(6.0, 44.0).floor()
+}
+
+/// The smallest cell that has room for its value (`--annot`).
+const ANNOT_CELL: f64 = 18.0;
+
+/// Whether `--annot` values fit the figure of `r`: one head, cells of at least
+/// [`ANNOT_CELL`] px (26 tokens at most). Where they do not, each value is still the cell's
+/// tooltip, and the command says so.
+pub fn annot_fits(r: &AttentionReport) -> bool {
+    r.weights.maps(r.layer, r.head).len() == 1 && single_cell(r.tokens.len()) >= ANNOT_CELL
+}
+
 pub fn attention(out: &mut dyn Write, r: &AttentionReport, annot: bool) -> io::Result<()> {
     let maps = r.weights.maps(r.layer, r.head);
     let t = r.tokens.len();
@@ -67,7 +82,7 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, annot: bool) -> io::R
     let mut body = String::new();
     let single = maps.len() == 1;
     let (cell, per_row) = if single {
-        ((480.0 / t as f64).clamp(6.0, 44.0).floor(), 1)
+        (single_cell(t), 1)
     } else {
         (
             (160.0 / t as f64).clamp(2.0, 16.0).floor(),
@@ -239,7 +254,7 @@ fn cells(body: &mut String, p: &Panel, labels: &[String], annot: bool) {
         );
     }
     let _ = writeln!(body, "</g>");
-    if annot && c >= 18.0 {
+    if annot && c >= ANNOT_CELL {
         let size = (c * 0.3).clamp(6.0, 12.0);
         let _ = writeln!(
             body,
