@@ -19,6 +19,8 @@ trap 'rm -rf "$work"' EXIT
 # The SVG figure: one head with values, and every head of a layer.
 "$bin" "${model[@]}" attention "$text" --layer 0 --head 1 --annot --svg "$work/attention.svg" >/dev/null 2>&1
 "$bin" "${model[@]}" attention "$text" --layer 1 --all-heads --svg "$work/attention-grid.svg" >/dev/null 2>&1
+# The logit lens at every position.
+"$bin" "${model[@]}" lens "$text" --all-positions --svg "$work/lens.svg" >/dev/null 2>&1
 # One head's four stages, input to output.
 "$bin" "${model[@]}" attention "$text" --layer 1 --head 3 --stages --svg "$work/stages.svg" >/dev/null 2>&1
 
@@ -46,4 +48,5 @@ node scripts/screenshot.mjs \
     "$work/attention-grid.svg=docs/attention-grid.png@svg" \
     "$work/terminal.html=docs/terminal.png@pre" \
     "$work/stages.svg=docs/stages.png@svg" \
+    "$work/lens.svg=docs/lens.png@svg" \
     "$work/neuron.html=docs/neuron.png@pre"

@@ -452,8 +452,17 @@ pub struct LensArgs {
     pub top_k: TopKArgs,
 
     /// Token position to read (0-based); omitted: the last
-    #[arg(long)]
+    #[arg(long, conflicts_with = "all_positions")]
     pub position: Option<usize>,
+
+    /// Every position at once: a depth × position heatmap of the top token (its
+    /// probability as colour, the token as label); with --svg, also as a figure
+    #[arg(long)]
+    pub all_positions: bool,
+
+    /// With --all-positions: also write the heatmap as an SVG figure
+    #[arg(long, value_name = "FILE", requires = "all_positions")]
+    pub svg: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

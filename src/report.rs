@@ -331,6 +331,17 @@ pub struct LensReport {
     pub depths: Vec<LensRow>,
 }
 
+/// `lens --all-positions`: the top prediction at every depth and position.
+#[derive(Debug, Clone, Serialize)]
+pub struct LensGridReport {
+    #[serde(flatten)]
+    pub header: Header,
+    pub tokens: Vec<String>,
+    /// `[depth][position]`: the most likely next token read from the residual stream there
+    /// (depth 0: the embeddings; the last depth is the model's output).
+    pub top: Vec<Vec<Guess>>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct HookRow {
     pub name: String,

@@ -517,3 +517,55 @@ fn stages_match_hf() {
         .collect();
     assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
 }
+
+/// `lens --all-positions`: at every depth and position the top token and its probability,
+/// against HF's own ln_f + lm_head on its hidden states at the positions the fixture holds.
+#[test]
+fn lens_at_all_positions_matches_hf() {
+    let reference = Reference::load();
+    for prompt in [0, 2] {
+        let text = &reference.prompts[prompt];
+        let v = run_json(&["lens", text.as_str(), "--all-positions"]);
+        let top = v["top"].as_array().unwrap();
+        assert_eq!(top.len(), 4, "depths 0..=3");
+        let t = v["tokens"].as_array().unwrap().len();
+        let mut checks = vec![("last", t - 1)];
+        if prompt == 2 {
+            checks.push(("pos1", 1));
+        }
+        for (name, pos) in checks {
+            let hf = reference.get(&format!("p{prompt}.lens_logits_{name}")); // (L+1, V)
+            for (depth, row) in top.iter().enumerate() {
+                assert_eq!(row.as_array().unwrap().len(), t);
+                let logits = flat(&hf.get(depth).unwrap());
+                let probs = softmax_f64(&logits);
+                let best = (0..logits.len())
+                    .max_by(|&a, &b| logits[a].total_cmp(&logits[b]).then(b.cmp(&a)))
+                    .unwrap();
+                let cell = &row[pos];
+                assert_eq!(
+                    cell["id"], best,
+                    "prompt {prompt} depth {depth} position {pos}"
+                );
+                let p = cell["prob"].as_f64().unwrap();
+                assert!(
+                    (p - probs[best]).abs() <= TOL as f64,
+                    "{p} vs {}",
+                    probs[best]
+                );
+            }
+        }
+        // The last depth at the last position is `next`'s top token.
+        let next = run_json(&["next", text.as_str(), "-k", "1"]);
+        assert_eq!(top[3][t - 1]["id"], next["predictions"][0]["id"]);
+    }
+    let out = cmd()
+        .args(["lens", &reference.prompts[0], "--all-positions"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.contains("3 (after block 2)") && table.contains("logit lens at every position"),
+        "{table}"
+    );
+}

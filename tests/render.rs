@@ -673,3 +673,59 @@ fn annot_too_dense_for_the_figure_is_said() {
         assert_eq!(file.contains("class=\"annot\""), !said, "{args:?}");
     }
 }
+
+/// `lens --all-positions --svg`: a cell per depth and position with the token as its label
+/// and the probability in its tooltip, every position labelled.
+#[test]
+fn lens_grid_svg_labels_every_cell() {
+    let scratch = Scratch::new("svg-lens");
+    let path = scratch.0.join("lens.svg");
+    let out = run(
+        &[
+            "lens",
+            CAT,
+            "--all-positions",
+            "--svg",
+            path.to_str().unwrap(),
+            "--json",
+        ],
+        &[],
+    );
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let file = std::fs::read_to_string(&path).unwrap();
+    let doc = roxmltree::Document::parse(&file).expect("well-formed XML");
+    assert_inert(&doc);
+    let cells: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("cell"))
+        .collect();
+    assert_eq!(cells.len(), 4 * 6, "depths × positions");
+    // Row-major: depth 3, position 5 is the last cell; its label is the top token there.
+    let last = cells.last().unwrap();
+    let label = last
+        .children()
+        .find(|n| n.has_tag_name("text"))
+        .unwrap()
+        .text()
+        .unwrap();
+    let token = v["top"][3][5]["token"].as_str().unwrap().replace(' ', "␣");
+    assert!(
+        token.starts_with(label.trim_end_matches('…')),
+        "{label} vs {token}"
+    );
+    let tip = last
+        .descendants()
+        .find(|n| n.has_tag_name("title"))
+        .unwrap()
+        .text()
+        .unwrap();
+    let prob = v["top"][3][5]["prob"].as_f64().unwrap();
+    assert!(tip.ends_with(&format!("{prob:.4}")), "{tip}");
+    for j in 0..6 {
+        assert!(
+            texts(&doc).iter().any(|t| t.starts_with(&format!("{j} "))),
+            "position {j}"
+        );
+    }
+}

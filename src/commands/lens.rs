@@ -14,7 +14,7 @@ use crate::dist;
 use crate::input::which_text;
 use crate::model::{Activations, BlockHook, CaptureSpec, Gpt2, Hook, Logits, Request};
 use crate::render::table;
-use crate::report::{LensReport, LensRow};
+use crate::report::{Guess, LensGridReport, LensReport, LensRow};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()> {
@@ -36,6 +36,28 @@ pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()
         ),
         logits: Logits::None,
     };
+    if args.all_positions {
+        if args.svg.is_some() && prepared.texts.len() > 1 {
+            return Err(crate::error::usage(
+                "--svg draws the lens of one text; give one TEXT (or run once per text)",
+            ));
+        }
+        let build = |Computed {
+                         text, ids, output, ..
+                     }| {
+            let report = grid(session, &model, tokenizer, (text, ids), &output.activations)?;
+            if let Some(path) = &args.svg {
+                crate::atomic::write(path, "--svg", &session.temps, |w| {
+                    crate::render::svg::lens_grid(w, &report)
+                })?;
+                eprintln!("wrote {}", path.display());
+            }
+            Ok(report)
+        };
+        return prepared.run(session, out, &model, &req, build, |out, r| {
+            crate::render::lens::grid(out, r, session.palette, session.width)
+        });
+    }
     let build = |Computed {
                      text, ids, output, ..
                  }| {
@@ -51,6 +73,49 @@ pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()
         )
     };
     prepared.run(session, out, &model, &req, build, table::lens)
+}
+
+/// The top prediction at every depth and position: ln_f (once) and the unembedding on the
+/// whole residual stream of each depth, `(1, T, C)` → `(1, T, V)`, one depth at a time.
+fn grid(
+    session: &Session,
+    model: &Gpt2,
+    tokenizer: &Tokenizer,
+    (text, ids): (&str, &[u32]),
+    acts: &Activations,
+) -> Result<LensGridReport> {
+    let cfg = model.config();
+    let mut top = Vec::with_capacity(cfg.n_layer + 1);
+    for depth in 0..=cfg.n_layer {
+        let x = match depth {
+            d if d < cfg.n_layer => {
+                model.final_norm(acts.get(Hook::Block(d, BlockHook::ResidPre))?)?
+            }
+            _ => acts.get(Hook::LnFinalOut)?.clone(),
+        };
+        let logits: Vec<Vec<f32>> = model
+            .unembed(&x)?
+            .squeeze(0)?
+            .to_dtype(DType::F32)?
+            .to_vec2()?; // (T, V)
+        let row = logits
+            .iter()
+            .map(|l| {
+                let id = dist::top_k(l, 1).first().copied().unwrap_or(0);
+                Ok(Guess {
+                    id: id as u32,
+                    token: tokenizer.decode(&[id as u32])?,
+                    prob: dist::log_prob(l, id).exp() as f32,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        top.push(row);
+    }
+    Ok(LensGridReport {
+        header: session.header(Some(text))?,
+        tokens: decoded(tokenizer, ids)?,
+        top,
+    })
 }
 
 pub(super) fn report(

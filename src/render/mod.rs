@@ -5,6 +5,7 @@ pub mod color;
 pub mod heatmap;
 pub mod html;
 pub mod json;
+pub mod lens;
 pub mod neuron;
 pub mod stages;
 pub mod svg;

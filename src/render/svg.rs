@@ -8,7 +8,7 @@ use std::io::{self, Write};
 
 use super::color::{blues, hex, needs_light_text, BLUES};
 use super::{display_width, escape, label, sentence, window_note};
-use crate::report::{AttentionReport, HeadMap, Matrix, Stages};
+use crate::report::{AttentionReport, HeadMap, LensGridReport, Matrix, Stages};
 
 const FONT: &str = "DejaVu Sans, Helvetica, Arial, sans-serif";
 /// Rough advance of a 12 px sans-serif character, for laying out labels.
@@ -182,7 +182,13 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, annot: bool) -> io::R
             escape(note)
         );
     }
-    colour_bar(&mut body, bar_x, margin_top, (size).clamp(120.0, 400.0));
+    colour_bar(
+        &mut body,
+        bar_x,
+        margin_top,
+        (size).clamp(120.0, 400.0),
+        true,
+    );
 
     writeln!(
         out,
@@ -190,20 +196,30 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, annot: bool) -> io::R
 <svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="{FONT}">
 <defs>
 {MASKED}
-<linearGradient id="scale" x1="0" y1="1" x2="0" y2="0">
-{}</linearGradient>
+{}
 </defs>
 <rect width="100%" height="100%" fill="white"/>
 {body}</svg>"##,
-        BLUES
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!(
+        blues_gradient()
+    )
+}
+
+/// The Blues scale as the `#scale` gradient the colour bars fill with (0 at the bottom).
+fn blues_gradient() -> String {
+    let stops: String = BLUES
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            format!(
                 "<stop offset=\"{}\" stop-color=\"{}\"/>\n",
                 i as f64 / (BLUES.len() - 1) as f64,
                 hex(*c)
-            ))
-            .collect::<String>()
+            )
+        })
+        .collect();
+    format!(
+        r#"<linearGradient id="scale" x1="0" y1="1" x2="0" y2="0">
+{stops}</linearGradient>"#
     )
 }
 
@@ -314,7 +330,7 @@ fn column_labels(body: &mut String, p: &Panel, labels: &[String]) {
 }
 
 /// Vertical colour bar 0..1 with ticks, and the key to the hatching.
-fn colour_bar(body: &mut String, x: f64, y: f64, h: f64) {
+fn colour_bar(body: &mut String, x: f64, y: f64, h: f64, masked_key: bool) {
     let _ = writeln!(
         body,
         r##"<g class="colour-bar"><rect x="{x}" y="{y}" width="14" height="{h}" fill="url(#scale)" stroke="#888" stroke-width="0.5"/>"##
@@ -330,13 +346,16 @@ fn colour_bar(body: &mut String, x: f64, y: f64, h: f64) {
             x + 21.0
         );
     }
-    let _ = writeln!(
-        body,
-        r##"<rect x="{x}" y="{}" width="14" height="14" fill="url(#masked)" stroke="#888" stroke-width="0.5"/><text x="{}" y="{}" font-size="11" dominant-baseline="central">masked</text></g>"##,
-        y + h + 12.0,
-        x + 20.0,
-        y + h + 19.0
-    );
+    if masked_key {
+        let _ = writeln!(
+            body,
+            r##"<rect x="{x}" y="{}" width="14" height="14" fill="url(#masked)" stroke="#888" stroke-width="0.5"/><text x="{}" y="{}" font-size="11" dominant-baseline="central">masked</text>"##,
+            y + h + 12.0,
+            x + 20.0,
+            y + h + 19.0
+        );
+    }
+    let _ = writeln!(body, "</g>");
 }
 
 /// One panel of a [`grids`] figure: a `[rows][cols]` grid of values with labels.
@@ -566,6 +585,100 @@ pub fn stages(out: &mut dyn Write, r: &AttentionReport, s: &Stages) -> io::Resul
 <text x="12" y="44" font-size="12" fill="#555">{}</text>
 {body}</svg>"##,
         escape(&title),
+        escape(&subtitle)
+    )
+}
+
+/// `lens --all-positions --svg`: depth rows × position columns, each cell the top token read
+/// there on a Blues background by its probability (the value in the tooltip), positions
+/// labelled on the top axis, depths on the left, and a colour bar 0..1.
+pub fn lens_grid(out: &mut dyn Write, r: &LensGridReport) -> io::Result<()> {
+    const CW: f64 = 64.0;
+    const CH: f64 = 22.0;
+    let rows: Vec<String> = (0..r.top.len())
+        .map(|d| super::depth_label(d, false))
+        .collect();
+    let cols: Vec<String> = r
+        .tokens
+        .iter()
+        .enumerate()
+        .map(|(j, t)| format!("{j} {}", token_label(t)))
+        .collect();
+    let left =
+        12.0 + rows.iter().map(|l| display_width(l)).max().unwrap_or(1) as f64 * CHAR_PX + 10.0;
+    let top = 64.0
+        + cols
+            .iter()
+            .map(|l| display_width(l).min(LABEL_CHARS))
+            .max()
+            .unwrap_or(1) as f64
+            * CHAR_PX
+        + 8.0;
+    let mut body = String::new();
+    for (j, l) in cols.iter().enumerate() {
+        let x = left + (j as f64 + 0.5) * CW;
+        let y = top - 6.0;
+        let _ = writeln!(
+            body,
+            r#"<text x="{x}" y="{y}" font-size="11" transform="rotate(-60 {x} {y})">{}</text>"#,
+            escape(&shorten(l, LABEL_CHARS))
+        );
+    }
+    for (d, row) in r.top.iter().enumerate() {
+        let y = top + d as f64 * CH;
+        let _ = writeln!(
+            body,
+            r#"<text x="{}" y="{}" font-size="11" text-anchor="end" dominant-baseline="central">{}</text>"#,
+            left - 6.0,
+            y + CH / 2.0,
+            escape(&rows[d])
+        );
+        for (j, g) in row.iter().enumerate() {
+            let x = left + j as f64 * CW;
+            let c = blues(g.prob);
+            let ink = if needs_light_text(c) {
+                "white"
+            } else {
+                "black"
+            };
+            let _ = writeln!(
+                body,
+                r#"<g class="cell"><rect x="{x}" y="{y}" width="{CW}" height="{CH}" fill="{}"><title>{} at {}: {} {:.4}</title></rect><text x="{}" y="{}" font-size="10" text-anchor="middle" dominant-baseline="central" fill="{ink}">{}</text></g>"#,
+                hex(c),
+                escape(&rows[d]),
+                escape(&cols[j]),
+                escape(&token_label(&g.token)),
+                g.prob,
+                x + CW / 2.0,
+                y + CH / 2.0,
+                escape(&shorten(&token_label(&g.token), 9))
+            );
+        }
+    }
+    let bar_x = left + r.tokens.len() as f64 * CW + 16.0;
+    let bar_h = (r.top.len() as f64 * CH).max(120.0);
+    colour_bar(&mut body, bar_x, top, bar_h, false);
+    let text = r.header.text.as_deref().unwrap_or_default();
+    let title = "logit lens · the top next token at every depth and position";
+    let subtitle = format!("“{}”", shorten(&sentence(text), SUBTITLE_CHARS));
+    let width = (bar_x + 60.0)
+        .max(12.0 + display_width(title) as f64 * 10.0 + 20.0)
+        .max(12.0 + display_width(&subtitle) as f64 * CHAR_PX + 20.0)
+        .ceil();
+    let height = (top + bar_h + 40.0).ceil();
+    writeln!(
+        out,
+        r##"<?xml version="1.0" encoding="UTF-8"?>
+<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="{FONT}">
+<defs>
+{}
+</defs>
+<rect width="100%" height="100%" fill="white"/>
+<text x="12" y="22" font-size="16" font-weight="bold">{}</text>
+<text x="12" y="42" font-size="12" fill="#555">{}</text>
+{body}</svg>"##,
+        blues_gradient(),
+        escape(title),
         escape(&subtitle)
     )
 }

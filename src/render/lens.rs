@@ -1,0 +1,93 @@
+//! `lens --all-positions` in a terminal: a depth × position heatmap whose cells name the
+//! top token read from the residual stream there, coloured by its probability (Blues);
+//! without colour, the token and the probability as text.
+
+use std::io::{self, Write};
+
+use super::color::{blues, needs_light_text};
+use super::heatmap::{bg, fg, RESET};
+use super::table::quoted;
+use super::{depth_label, display_width, label, Palette};
+use crate::report::LensGridReport;
+
+/// Characters of a cell's token at most.
+const CELL_CHARS: usize = 8;
+
+pub fn grid(
+    out: &mut dyn Write,
+    r: &LensGridReport,
+    palette: Option<Palette>,
+    width: Option<usize>,
+) -> io::Result<()> {
+    let depths = r.top.len();
+    writeln!(
+        out,
+        "logit lens at every position: the top next token read after each block (rows: depth, columns: position){}",
+        if palette.is_some() { "; colour: its probability, white 0 … blue 1" } else { "" }
+    )?;
+    let cell = |s: &str| fit_to(&label(s), CELL_CHARS);
+    // The last depth reads the model's output (ln_f applied once, as `lens`).
+    let row_labels: Vec<String> = (0..depths).map(|d| depth_label(d, false)).collect();
+    let label_w = row_labels
+        .iter()
+        .map(|l| display_width(l))
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    // Text cells are "token 0.123" without colour.
+    let cw = if palette.is_some() {
+        CELL_CHARS
+    } else {
+        CELL_CHARS + 6
+    };
+    let fit = width.map_or(usize::MAX, |w| {
+        (w.saturating_sub(label_w + 1) / (cw + 1)).max(1)
+    });
+    let shown = r.tokens.len().min(fit);
+    if shown < r.tokens.len() {
+        writeln!(
+            out,
+            "positions 0..{} of {} shown (the terminal's width); --json or --svg for all",
+            shown,
+            r.tokens.len()
+        )?;
+    }
+    write!(out, "{:<label_w$}", "depth")?;
+    for (j, t) in r.tokens.iter().take(shown).enumerate() {
+        let head = format!("{j} {}", quoted(t));
+        write!(out, " {}", fit_to(&head, cw))?;
+    }
+    writeln!(out)?;
+    for (d, row) in r.top.iter().enumerate() {
+        write!(out, "{}", fit_to(&row_labels[d], label_w))?;
+        for g in row.iter().take(shown) {
+            match palette {
+                Some(p) => {
+                    let c = blues(g.prob);
+                    let ink = if needs_light_text(c) {
+                        [255; 3]
+                    } else {
+                        [0; 3]
+                    };
+                    write!(out, " {}{}{}{RESET}", bg(p, c), fg(p, ink), cell(&g.token))?;
+                }
+                None => write!(out, " {} {:.3}", cell(&g.token), g.prob)?,
+            }
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// `s` cut or padded to `w` columns.
+fn fit_to(s: &str, w: usize) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if display_width(&out) + display_width(&c.to_string()) > w {
+            break;
+        }
+        out.push(c);
+    }
+    let pad = w - display_width(&out);
+    format!("{out}{}", " ".repeat(pad))
+}
