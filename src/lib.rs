@@ -1,6 +1,9 @@
 //! gpt2-inspect: GPT-2 opened up. The model computes ([`model`]), commands turn requests
 //! into reports ([`commands`], [`report`]), renderers write reports ([`render`]).
 
+// Every unsafe block (all in model/mapped.rs) says why it is sound, just above it.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod allocator;
 pub mod atomic;
 pub mod cli;

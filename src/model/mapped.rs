@@ -20,12 +20,13 @@ pub struct Mapping(memmap2::Mmap);
 
 impl Mapping {
     pub fn new(file: &File) -> std::io::Result<Arc<Self>> {
-        // SAFETY: the mapping is read-only and private. Its soundness rests on no one
-        // truncating or rewriting the file in place while we run: hub blobs are
-        // content-addressed and only ever replaced by rename (which keeps our inode alive),
-        // as are files written by `save_pretrained` and by this tool. A file truncated
-        // under us makes reads fault (SIGBUS), as in every tool that maps weights
-        // (safetensors, llama.cpp); it cannot make us read another file's bytes.
+        // The mapping's soundness rests on no one truncating or rewriting the file in place
+        // while we run: hub blobs are content-addressed and only ever replaced by rename
+        // (which keeps our inode alive), as are files written by `save_pretrained` and by
+        // this tool. A file truncated under us makes reads fault (SIGBUS), as in every tool
+        // that maps weights (safetensors, llama.cpp); it cannot make us read another
+        // file's bytes.
+        // SAFETY: a read-only, private mapping of a file that is never rewritten in place.
         let map = unsafe { memmap2::Mmap::map(file)? };
         Ok(Arc::new(Mapping(map)))
     }
@@ -203,9 +204,9 @@ fn few_rows_times(
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma")
     {
-        // SAFETY: the CPU has AVX-512F and FMA (checked just above), the features the
-        // function is compiled for and the only requirement of calling it; the body is safe
-        // code.
+        // The CPU has AVX-512F and FMA (checked just above), the features the function is
+        // compiled for and the only requirement of calling it; its body is safe code.
+        // SAFETY: the target features `few_rows_times_avx512` needs are present.
         return unsafe { few_rows_times_avx512(x, m, k_all, band, w, n) };
     }
     few_rows_times_body(x, m, k_all, band, w, n)
@@ -286,11 +287,12 @@ fn gemm_into(
     // cannot reach past the slices.
     let w_last = (k - 1) * rs as usize + (n - 1) * cs as usize;
     assert!(dst.len() == m * n && x.len() >= m * k && w.len() > w_last);
-    // SAFETY: every pointer covers the extent gemm reads or writes with the strides given
+    // Every pointer covers the extent gemm reads or writes with the strides given
     // (asserted above: dst is m·n values, x at least m·k, w reaches w[(k-1)·rs + (n-1)·cs]).
     // The slices are borrowed for the call, dst mutably (no aliasing); the weight's
     // mapping outlives it (the caller's `MappedMatrix` holds its Arc) and nothing writes
     // to it. dst := 1·dst + 1·x·w, with dst holding the bias or zeros.
+    // SAFETY: in-bounds, non-aliasing pointers to live memory (see above).
     unsafe {
         gemm::gemm(
             m,
