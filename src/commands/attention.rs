@@ -14,7 +14,9 @@ use crate::error::usage;
 use crate::input::which_text;
 use crate::model::{Activations, BlockHook, CaptureSpec, Config, Hook, Logits, Request};
 use crate::render::{heatmap, json, neuron, stages, svg, table};
-use crate::report::{AttentionReport, BertvizReport, NeuronView, PerHead, Stages};
+use crate::report::{
+    AttentionReport, BertvizReport, MaskedMatrix, Matrix, NeuronView, PerHead, Stages,
+};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Result<()> {
@@ -222,20 +224,7 @@ fn report(
         let raw = per_layer(acts, layers, BlockHook::AttnScores, window)?;
         let masked = raw
             .into_iter()
-            .map(|heads| {
-                heads
-                    .into_iter()
-                    .map(|m| {
-                        m.into_iter()
-                            .map(|row| {
-                                row.into_iter()
-                                    .map(|s| s.is_finite().then_some(s))
-                                    .collect()
-                            })
-                            .collect()
-                    })
-                    .collect()
-            })
+            .map(|heads| heads.into_iter().map(masked).collect())
             .collect();
         Some(PerHead::nest(masked, args.layer, args.head))
     } else {
@@ -269,18 +258,21 @@ fn report(
         stages: match (args.stages, args.layer) {
             (true, Some(l)) => Some(Stages {
                 x: matrix(&acts.get(Hook::Block(l, BlockHook::Ln1Out))?.get(0)?)?,
-                scores: per_layer(acts, &[l], BlockHook::AttnScores, None)?
-                    .remove(0)
-                    .remove(0)
-                    .into_iter()
-                    .map(|row| row.into_iter().map(|s| s.is_finite().then_some(s)).collect())
-                    .collect(),
+                scores: masked(per_layer(acts, &[l], BlockHook::AttnScores, None)?.remove(0).remove(0)),
                 weights: per_layer(acts, &[l], BlockHook::Pattern, None)?.remove(0).remove(0),
                 z: per_layer(acts, &[l], BlockHook::Z, None)?.remove(0).remove(0),
             }),
             _ => None,
         },
     })
+}
+
+/// Scores with the mask made explicit: the −∞ of masked keys become `None`.
+fn masked(scores: Matrix) -> MaskedMatrix {
+    scores
+        .into_iter()
+        .map(|row| row.into_iter().map(|s| s.is_finite().then_some(s)).collect())
+        .collect()
 }
 
 /// The neuron view of `query` in the one head recorded of layer `l` (the capture is

@@ -11,8 +11,7 @@ use super::{emit, Session};
 use crate::cli::{TextArgs, Truncate};
 use crate::error::usage;
 use crate::input::which_text;
-use crate::model::tap::all_finite;
-use crate::model::{BlockHook, Config, Gpt2, Hook, Output, Request};
+use crate::model::{Config, Gpt2, Hook, Output, Request};
 use crate::render;
 use crate::report::Padding;
 use crate::tokenizer::{Token, Tokenizer};
@@ -50,21 +49,6 @@ impl Computed<'_> {
             super::non_finite_error(hook, (n_texts > 1).then(|| which_text(self.index, n_texts)))
         })
     }
-}
-
-/// Whether `output` holds a NaN or an infinity (masked attention scores are −∞ by design).
-fn has_non_finite(output: &Output) -> Result<bool> {
-    if let Some(logits) = &output.logits {
-        if !all_finite(logits)? {
-            return Ok(true);
-        }
-    }
-    for (hook, t) in output.activations.iter() {
-        if !matches!(hook, Hook::Block(_, BlockHook::AttnScores)) && !all_finite(t)? {
-            return Ok(true);
-        }
-    }
-    Ok(false)
 }
 
 /// Writes reports as they come: one text's report as is; several in the batch envelope
@@ -247,13 +231,13 @@ impl Batch {
             .map(|(j, &i)| {
                 let output = output.sequence(j, self.ids[i].len(), &self.cfg)?;
                 // Rare and then worth a second run: which activation went wrong first.
-                let non_finite = match has_non_finite(&output)? {
-                    true => {
+                let non_finite = match output.all_finite()? {
+                    false => {
                         let ids =
                             Tensor::new(self.ids[i].as_slice(), model.device())?.unsqueeze(0)?;
                         model.first_non_finite(&ids)?
                     }
-                    false => None,
+                    true => None,
                 };
                 Ok(Computed {
                     index: i,

@@ -1,6 +1,7 @@
 //! The session: the model the user named, how to compute with it, and how stdout is shown.
 
 use std::io::{self, IsTerminal};
+use std::sync::OnceLock;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
@@ -38,6 +39,9 @@ pub struct Session {
     pub temps: TempFiles,
     /// `--prepend-bos`: `<|endoftext|>` before every text, as TransformerLens does.
     pub prepend_bos: bool,
+    /// The commit the model resolved to, looked up in the cache at the first report's
+    /// header and reused by every later one (a batch has thousands).
+    commit: OnceLock<Option<String>>,
 }
 
 impl Session {
@@ -77,15 +81,22 @@ impl Session {
             terminal: io::stdout().is_terminal(),
             temps,
             prepend_bos: g.prepend_bos,
+            commit: OnceLock::new(),
         })
     }
 
     /// What every JSON object starts with: schema, version, model and its resolved commit.
     pub fn header(&self, text: Option<&str>) -> Result<Header> {
-        let commit = self
-            .source
-            .commit()
-            .with_context(|| format!("--model {}", self.model_name))?;
+        let commit = match self.commit.get() {
+            Some(c) => c.clone(),
+            None => {
+                let c = self
+                    .source
+                    .commit()
+                    .with_context(|| format!("--model {}", self.model_name))?;
+                self.commit.get_or_init(|| c).clone()
+            }
+        };
         Ok(Header::new(&self.model_name, commit, text))
     }
 

@@ -12,7 +12,7 @@ use super::config::{Activation, Config};
 use super::gelu::gelu_tanh;
 use super::hooks::{Activations, BlockHook, CaptureSpec, Dim, Hook};
 use super::softmax::masked_softmax;
-use super::tap::{all_finite, collect, FirstNonFinite, Tap};
+use super::tap::{all_finite, collect, meant_finite, FirstNonFinite, Tap};
 
 /// Which positions get logits. Computing them costs a (C × V) matmul per position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +48,22 @@ pub struct Output {
 }
 
 impl Output {
+    /// Whether the logits and every recorded activation meant to be finite are (see
+    /// [`meant_finite`]).
+    pub fn all_finite(&self) -> Result<bool> {
+        if let Some(logits) = &self.logits {
+            if !all_finite(logits)? {
+                return Ok(false);
+            }
+        }
+        for (&hook, t) in self.activations.iter() {
+            if meant_finite(hook) && !all_finite(t)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Sequence `i` of a batch cut to its first `len` tokens, shaped as if it had run alone
     /// (`B = 1`, `T = len`). Attention maps lose their padding rows and columns.
     pub fn sequence(&self, i: usize, len: usize, cfg: &Config) -> Result<Output> {
@@ -546,15 +562,9 @@ impl Gpt2 {
                 Logits::None
             },
         };
+        // The logits pass through the tap too (as `logits`).
         let mut tap = FirstNonFinite::default();
-        let logits = self.run(Inputs::new(input_ids), &req, &mut tap)?;
-        if tap.found.is_none() {
-            if let Some(logits) = logits {
-                if !all_finite(&logits)? {
-                    return Ok(Some(Hook::Logits));
-                }
-            }
-        }
+        self.run(Inputs::new(input_ids), &req, &mut tap)?;
         Ok(tap.found)
     }
 

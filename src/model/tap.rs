@@ -79,9 +79,15 @@ pub struct FirstNonFinite {
     pub found: Option<Hook>,
 }
 
+/// Whether `hook`'s values are all meant to be finite numbers: every activation but the
+/// masked attention scores, which are −∞ by design.
+pub fn meant_finite(hook: Hook) -> bool {
+    !matches!(hook, Hook::Block(_, BlockHook::AttnScores))
+}
+
 impl Tap for FirstNonFinite {
     fn wants(&self, hook: Hook) -> bool {
-        self.found.is_none() && !matches!(hook, Hook::Block(_, BlockHook::AttnScores))
+        self.found.is_none() && meant_finite(hook)
     }
 
     fn tap(&mut self, hook: Hook, x: Tensor) -> Result<Tensor> {
