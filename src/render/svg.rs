@@ -190,18 +190,40 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, annot: bool) -> io::R
         true,
     );
 
+    let defs = format!("{MASKED}\n{}", blues_gradient());
+    document(out, width, height, &defs, None, &body)
+}
+
+/// A whole figure: the XML prolog, an `<svg>` of `width` × `height` with `defs` (when any),
+/// a white background, the title and subtitle (when given), then `body`.
+fn document(
+    out: &mut dyn Write,
+    width: f64,
+    height: f64,
+    defs: &str,
+    titles: Option<(&str, &str)>,
+    body: &str,
+) -> io::Result<()> {
     writeln!(
         out,
         r##"<?xml version="1.0" encoding="UTF-8"?>
-<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="{FONT}">
-<defs>
-{MASKED}
-{}
-</defs>
-<rect width="100%" height="100%" fill="white"/>
-{body}</svg>"##,
-        blues_gradient()
-    )
+<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="{FONT}">"##
+    )?;
+    if !defs.is_empty() {
+        writeln!(out, "<defs>\n{defs}\n</defs>")?;
+    }
+    writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#)?;
+    if let Some((title, subtitle)) = titles {
+        writeln!(
+            out,
+            r##"<text x="12" y="22" font-size="16" font-weight="bold">{}</text>
+<text x="12" y="42" font-size="12" fill="#555">{}</text>"##,
+            escape(title),
+            escape(subtitle)
+        )?;
+    }
+    out.write_all(body.as_bytes())?;
+    writeln!(out, "</svg>")
 }
 
 /// The Blues scale as the `#scale` gradient the colour bars fill with (0 at the bottom).
@@ -449,18 +471,7 @@ pub fn grids(
         .max(12.0 + display_width(title) as f64 * 10.0 + 20.0)
         .max(12.0 + display_width(subtitle) as f64 * CHAR_PX + 20.0)
         .ceil();
-    writeln!(
-        out,
-        r##"<?xml version="1.0" encoding="UTF-8"?>
-<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="{FONT}">
-<rect width="100%" height="100%" fill="white"/>
-<text x="12" y="22" font-size="16" font-weight="bold">{}</text>
-<text x="12" y="42" font-size="12" fill="#555">{}</text>"##,
-        escape(title),
-        escape(subtitle)
-    )?;
-    out.write_all(body.as_bytes())?;
-    writeln!(out, "</svg>")
+    document(out, width, height, "", Some((title, subtitle)), &body)
 }
 
 /// `attention --stages --svg`: one head from input to output as four panels side by side,
@@ -573,20 +584,7 @@ pub fn stages(out: &mut dyn Write, r: &AttentionReport, s: &Stages) -> io::Resul
         .ceil();
     let height =
         (top + height_px + 8.0 + if show_labels { label_px + 4.0 } else { 0.0 } + 40.0).ceil();
-    writeln!(
-        out,
-        r##"<?xml version="1.0" encoding="UTF-8"?>
-<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="{FONT}">
-<defs>
-{MASKED}
-</defs>
-<rect width="100%" height="100%" fill="white"/>
-<text x="12" y="24" font-size="16" font-weight="bold">{}</text>
-<text x="12" y="44" font-size="12" fill="#555">{}</text>
-{body}</svg>"##,
-        escape(&title),
-        escape(&subtitle)
-    )
+    document(out, width, height, MASKED, Some((&title, &subtitle)), &body)
 }
 
 /// `lens --all-positions --svg`: depth rows × position columns, each cell the top token read
@@ -666,19 +664,12 @@ pub fn lens_grid(out: &mut dyn Write, r: &LensGridReport) -> io::Result<()> {
         .max(12.0 + display_width(&subtitle) as f64 * CHAR_PX + 20.0)
         .ceil();
     let height = (top + bar_h + 40.0).ceil();
-    writeln!(
+    document(
         out,
-        r##"<?xml version="1.0" encoding="UTF-8"?>
-<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="{FONT}">
-<defs>
-{}
-</defs>
-<rect width="100%" height="100%" fill="white"/>
-<text x="12" y="22" font-size="16" font-weight="bold">{}</text>
-<text x="12" y="42" font-size="12" fill="#555">{}</text>
-{body}</svg>"##,
-        blues_gradient(),
-        escape(title),
-        escape(&subtitle)
+        width,
+        height,
+        &blues_gradient(),
+        Some((title, &subtitle)),
+        &body,
     )
 }
