@@ -148,7 +148,7 @@ fn width(s: &str) -> usize {
 }
 
 /// `s` cut to `max` columns with `…`, then padded to `max` on the right.
-fn fit(s: &str, max: usize) -> String {
+pub(crate) fn fit(s: &str, max: usize) -> String {
     let mut outs = String::new();
     let mut w = 0;
     let total = width(s);

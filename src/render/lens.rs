@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 
 use super::color::{blues, needs_light_text};
-use super::heatmap::{bg, fg, RESET};
+use super::heatmap::{bg, fg, fit, RESET};
 use super::table::quoted;
 use super::{depth_label, display_width, label, Palette};
 use crate::report::LensGridReport;
@@ -25,7 +25,7 @@ pub fn grid(
         "logit lens at every position: the top next token read after each block (rows: depth, columns: position){}",
         if palette.is_some() { "; colour: its probability, white 0 … blue 1" } else { "" }
     )?;
-    let cell = |s: &str| fit_to(&label(s), CELL_CHARS);
+    let cell = |s: &str| fit(&label(s), CELL_CHARS);
     // The last depth reads the model's output (ln_f applied once, as `lens`).
     let row_labels: Vec<String> = (0..depths).map(|d| depth_label(d, false)).collect();
     let label_w = row_labels
@@ -40,10 +40,10 @@ pub fn grid(
     } else {
         CELL_CHARS + 6
     };
-    let fit = width.map_or(usize::MAX, |w| {
+    let room = width.map_or(usize::MAX, |w| {
         (w.saturating_sub(label_w + 1) / (cw + 1)).max(1)
     });
-    let shown = r.tokens.len().min(fit);
+    let shown = r.tokens.len().min(room);
     if shown < r.tokens.len() {
         writeln!(
             out,
@@ -55,11 +55,11 @@ pub fn grid(
     write!(out, "{:<label_w$}", "depth")?;
     for (j, t) in r.tokens.iter().take(shown).enumerate() {
         let head = format!("{j} {}", quoted(t));
-        write!(out, " {}", fit_to(&head, cw))?;
+        write!(out, " {}", fit(&head, cw))?;
     }
     writeln!(out)?;
     for (d, row) in r.top.iter().enumerate() {
-        write!(out, "{}", fit_to(&row_labels[d], label_w))?;
+        write!(out, "{}", fit(&row_labels[d], label_w))?;
         for g in row.iter().take(shown) {
             match palette {
                 Some(p) => {
@@ -77,17 +77,4 @@ pub fn grid(
         writeln!(out)?;
     }
     Ok(())
-}
-
-/// `s` cut or padded to `w` columns.
-fn fit_to(s: &str, w: usize) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if display_width(&out) + display_width(&c.to_string()) > w {
-            break;
-        }
-        out.push(c);
-    }
-    let pad = w - display_width(&out);
-    format!("{out}{}", " ".repeat(pad))
 }
