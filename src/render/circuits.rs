@@ -126,11 +126,7 @@ fn signed_grid(
 
 /// The largest |v|, for scaling signed values to -1..=1 (1 when all are 0).
 fn max_abs(values: &[Vec<f32>]) -> f32 {
-    let m = values
-        .iter()
-        .flatten()
-        .filter(|v| v.is_finite())
-        .fold(0f32, |m, v| m.max(v.abs()));
+    let m = super::max_abs(values.iter().flatten());
     if m > 0.0 {
         m
     } else {

@@ -110,6 +110,15 @@ pub fn depth_label(depth: usize, after_ln_f: bool) -> String {
     }
 }
 
+/// The largest |v| among the finite values (0 when there is none): the scale of a
+/// diverging colour map for signed values.
+pub(crate) fn max_abs<'a>(values: impl IntoIterator<Item = &'a f32>) -> f32 {
+    values
+        .into_iter()
+        .filter(|v| v.is_finite())
+        .fold(0f32, |m, v| m.max(v.abs()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::{escape, label, terminal_text};

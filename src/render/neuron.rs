@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use super::color::diverging;
 use super::heatmap::{bg, RESET};
 use super::table::quoted;
-use super::Palette;
+use super::{max_abs, Palette};
 use crate::report::{AttentionReport, NeuronView};
 
 pub fn neuron(
@@ -29,12 +29,9 @@ pub fn neuron(
         n.query
     )?;
     // One scale for q and the keys, one for the products: strips compare within each.
-    let max_abs = |rows: &mut dyn Iterator<Item = &f32>| {
-        rows.fold(0f32, |m, v| if v.is_finite() { m.max(v.abs()) } else { m })
-    };
-    let kq_scale = max_abs(&mut n.q.iter().chain(n.k.iter().flatten()));
+    let kq_scale = max_abs(n.q.iter().chain(n.k.iter().flatten()));
     let visible = n.query + 1;
-    let qk_scale = max_abs(&mut n.qk[..visible].iter().flatten());
+    let qk_scale = max_abs(n.qk[..visible].iter().flatten());
     if palette.is_some() || annot {
         writeln!(
             out,

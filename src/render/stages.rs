@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use super::color::{blues, diverging};
 use super::heatmap::{bg, causal, RESET};
 use super::table::{columns, quoted, Align};
-use super::{display_width, Palette};
+use super::{display_width, max_abs, Palette};
 use crate::report::{AttentionReport, Stages};
 
 /// One of the four panels: its title, cells (`None`: masked) and how values become colour.
@@ -48,12 +48,7 @@ pub fn panels(s: &Stages) -> [StagePanel; 4] {
             .collect()
     };
     let signed = |title, cells: Vec<Vec<Option<f32>>>| {
-        let scale = cells
-            .iter()
-            .flatten()
-            .flatten()
-            .filter(|v| v.is_finite())
-            .fold(0f32, |m, v| m.max(v.abs()));
+        let scale = max_abs(cells.iter().flatten().flatten());
         StagePanel {
             title,
             cells,
