@@ -345,8 +345,22 @@ pub struct ReportArgs {
     #[arg(long, short = 'o', value_name = "FILE", default_value = "report.html")]
     pub output: PathBuf,
 
+    /// Whether the page holds every head's q and k for its neuron view: `auto` when they
+    /// take at most 16 MB (gpt2: texts up to 170 tokens), `always` (a 256-token gpt2 page
+    /// then grows from 13 to 38 MB and opens about twice as slowly), `never`
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = NeuronData::Auto)]
+    pub neuron: NeuronData,
+
     #[command(flatten)]
     pub top_k: TopKArgs,
+}
+
+/// `report --neuron`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NeuronData {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Args)]

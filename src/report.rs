@@ -511,10 +511,22 @@ pub struct PageReport {
     pub tokens: Vec<TokenRow>,
     pub n_layer: usize,
     pub n_head: usize,
+    pub d_head: usize,
     /// `[L][H][T][T]` attention probabilities.
     pub attention: Vec<Vec<Matrix>>,
+    /// Every head's queries and keys, for the neuron view (when the page holds them).
+    pub neuron: Option<NeuronData>,
+    /// What q and k take as f32, whether held or not.
+    pub neuron_bytes: usize,
     /// The logit lens at the last position; its last row is the model's own prediction.
     pub lens: LensReport,
+}
+
+/// `[L][H][T][d_head]` queries and keys of every head.
+#[derive(Debug, Clone, Serialize)]
+pub struct NeuronData {
+    pub q: Vec<Vec<Matrix>>,
+    pub k: Vec<Vec<Matrix>>,
 }
 
 /// A file a command wrote, for stdout.

@@ -1,13 +1,21 @@
 //! The HTML report in a real browser: Debian's headless Chromium driven by Playwright
-//! (tests/browser/check.mjs) clicks and hovers through a page and opens one made from a
-//! script-injection prompt. Screenshots land in target/tmp/browser/.
+//! (tests/browser/check.mjs) clicks and hovers through a page (its neuron view's numbers
+//! checked against Hugging Face's q, k, scores and pattern), opens one made from a
+//! script-injection prompt, and times the opening of a 256-token page of a GPT-2-shaped model
+//! (12 layers × 12 heads, d_head 64, random weights), without q and k (the default at that
+//! length: it must open in under 2 s) and with them (`--neuron always`: timed, not bounded). Screenshots land in
+//! target/tmp/browser/.
 //!
 //! Needs /usr/bin/chromium (or $CHROMIUM), node, and `npm ci --prefix tests/browser`. When
 //! one is missing the test says what and passes, unless GPT2_INSPECT_REQUIRE_BROWSER=1
 //! (set by .ci/run), where it fails.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use common::{flat, Reference};
 
 const CAT: &str = "The cat sat on the mat";
 const INJECTION: &str = "<script>alert(1)</script><img src=x onerror=alert(2)>";
@@ -61,11 +69,48 @@ fn report_works_in_headless_chromium() {
     };
     let (cat, hostile) = (page("cat.html", CAT), page("injection.html", INJECTION));
 
+    // A full-size page: GPT-2's 12 × 12 heads at the page's 256 tokens.
+    let big_model = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gpt2-shaped");
+    if !big_model.join("config.json").exists() {
+        common::checkpoint::write_random_gpt2(&big_model, 256, 64).unwrap();
+    }
+    let big_page = |name: &str, neuron: &str| -> PathBuf {
+        let path = out.join(name);
+        assert_cmd::Command::cargo_bin("gpt2-inspect")
+            .unwrap()
+            .args(["--model"])
+            .arg(&big_model)
+            .args([
+                "report",
+                "--truncate",
+                "left",
+                &"one two three four ".repeat(80),
+            ])
+            .args(["--neuron", neuron, "-o"])
+            .arg(&path)
+            .assert()
+            .success();
+        path
+    };
+    let (big, big_neuron) = (
+        big_page("big.html", "auto"),
+        big_page("big-neuron.html", "always"),
+    );
+
+    let config = serde_json::json!({
+        "cat": cat,
+        "hostile": hostile,
+        "hostileText": INJECTION,
+        "big": big,
+        "bigNeuron": big_neuron,
+        "outDir": out,
+        "neuron": neuron_expectation(),
+    });
+    let config_path = out.join("config.json");
+    std::fs::write(&config_path, config.to_string()).unwrap();
     let run = Command::new("node")
         .arg(root.join("tests/browser/check.mjs"))
-        .args([&cat, &hostile])
-        .arg(INJECTION)
-        .arg(&out)
+        .arg(&config_path)
         .env("CHROMIUM", &chromium)
         .output()
         .unwrap();
@@ -78,4 +123,33 @@ fn report_works_in_headless_chromium() {
     assert!(run.status.success(), "browser checks failed:\n{log}");
     assert!(!log.contains("FAIL"), "{log}");
     assert!(out.join("report.png").exists(), "no screenshot");
+}
+
+/// What the cat page's neuron view must show for one head, query and key, from HF's own
+/// activations (torch hooks): q and k elements, their product, the score and the weight.
+fn neuron_expectation() -> serde_json::Value {
+    let reference = Reference::load();
+    assert_eq!(reference.prompts[2], CAT);
+    let t = reference.ids(2).len();
+    let (layer, head, query, key, element) = (1, 2, 4, 1, 5);
+    let get = |name: &str| reference.get(&format!("p2.blocks.{layer}.attn.{name}"));
+    let vector = |name: &str, i: usize| {
+        flat(&get(name).get(0).unwrap().get(i).unwrap().get(head).unwrap()) // (hs,)
+    };
+    let (q, k) = (vector("hook_q", query), vector("hook_k", key));
+    let score = flat(&get("hook_attn_scores").get(0).unwrap().get(head).unwrap())[query * t + key];
+    let weight = flat(
+        &reference
+            .get("p2.attentions")
+            .get(layer)
+            .unwrap()
+            .get(head)
+            .unwrap(),
+    )[query * t + key];
+    let dot: f32 = q.iter().zip(&k).map(|(a, b)| a * b).sum();
+    serde_json::json!({
+        "layer": layer, "head": head, "query": query, "key": key, "element": element,
+        "q": q[element], "k": k[element], "qk": q[element] * k[element],
+        "dot": dot, "score": score, "weight": weight,
+    })
 }

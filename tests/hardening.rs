@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command as Std, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{cmd, fails, model_dir, Scratch};
+use common::{cmd, fails, model_dir, page_data, page_f32s, page_u16s, Scratch};
 
 const TEXT: &str = "The cat sat on the mat";
 
@@ -445,11 +445,10 @@ fn non_finite_weights_never_break_files_or_sampling() {
         &["non-finite values (NaN or infinity) first appear in blocks.2.hook_mlp_out"],
     );
     let html = std::fs::read_to_string(&page).unwrap();
-    let start = html.find("id=\"page-data\">").unwrap() + "id=\"page-data\">".len();
-    let end = start + html[start..].find("</script>").unwrap();
-    let data: serde_json::Value =
-        serde_json::from_str(&html[start..end]).expect("page data is JSON");
-    assert!(data["attn"].is_array());
+    let data = page_data(&html);
+    let t = data["labels"].as_array().unwrap().len();
+    assert_eq!(page_u16s(&data, "attn").len(), 3 * 4 * t * (t + 1) / 2);
+    assert!(page_f32s(&data, "q").iter().all(|v| v.is_finite()));
     // Sampling on NaN logits: a clear error, one line even under RUST_BACKTRACE.
     for args in [
         [].as_slice(),

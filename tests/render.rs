@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{fails, flat, Reference, Scratch, TOL};
+use common::{fails, flat, max_abs_diff, page_data, page_f32s, page_u16s, Reference, Scratch, TOL};
 use serde_json::Value;
 use unicode_width::UnicodeWidthStr;
 
@@ -434,14 +434,6 @@ fn report(scratch: &Scratch, text: &str) -> (String, String) {
     (out, std::fs::read_to_string(&path).unwrap())
 }
 
-/// The page's embedded JSON data.
-fn page_data(html: &str) -> Value {
-    let open = r#"<script type="application/json" id="page-data">"#;
-    let start = html.find(open).expect("page data") + open.len();
-    let len = html[start..].find("</script>").unwrap();
-    serde_json::from_str(&html[start..start + len]).expect("page data is JSON")
-}
-
 #[test]
 fn report_page_is_self_contained_and_holds_hf_values() {
     let scratch = Scratch::new("report");
@@ -472,22 +464,46 @@ fn report_page_is_self_contained_and_holds_hf_values() {
         (data["layers"].as_u64(), data["heads"].as_u64()),
         (Some(3), Some(4))
     );
+    // Lower triangles, layer by layer and head by head, as round(p × 10⁴).
+    let attn = page_u16s(&data, "attn");
+    let t = ids.len();
+    let triangle = t * (t + 1) / 2;
+    assert_eq!(attn.len(), 3 * 4 * triangle, "lower triangles only");
     let mut worst = 0.0f32;
     for l in 0..3 {
         for h in 0..4 {
             let hf = hf_attention(l, h);
+            let base = (l * 4 + h) * triangle;
             for (i, row) in hf.iter().enumerate() {
-                let page = data["attn"][l][h][i].as_array().unwrap();
-                assert_eq!(page.len(), i + 1, "lower triangle only");
-                for (j, v) in page.iter().enumerate() {
-                    let d = (v.as_f64().unwrap() as f32 - row[j]).abs();
-                    worst = worst.max(d);
+                for (j, want) in row.iter().enumerate().take(i + 1) {
+                    let page = f32::from(attn[base + i * (i + 1) / 2 + j]) / 1e4;
+                    worst = worst.max((page - want).abs());
                 }
             }
         }
     }
     // Rounding to 4 decimals moves a value by at most 5e-5.
     assert!(worst <= 0.00005 + 1e-6, "page vs HF: {worst}");
+    // q and k, [L][H][T][d_head], as HF computed them (its blocks.L.attn.hook_q/k).
+    assert_eq!(data["dHead"], 8);
+    for (field, hook) in [("q", "hook_q"), ("k", "hook_k")] {
+        let page = page_f32s(&data, field);
+        let want: Vec<f32> = (0..3)
+            .flat_map(|l| {
+                let hf = reference.get(&format!("p2.blocks.{l}.attn.{hook}")); // (1, T, H, hs)
+                flat(
+                    &hf.squeeze(0)
+                        .unwrap()
+                        .transpose(0, 1)
+                        .unwrap()
+                        .contiguous()
+                        .unwrap(),
+                )
+            })
+            .collect();
+        let d = max_abs_diff(&page, &want);
+        assert!(d <= TOL, "page {field} vs HF: {d}");
+    }
     // Every token chip shows its id.
     for id in reference.ids(2) {
         assert!(html.contains(&format!(r#"<span class="id">{id}</span>"#)));

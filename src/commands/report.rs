@@ -9,15 +9,19 @@ use super::attention::per_layer;
 use super::batch::{token_limit, Batch};
 use super::{check_top_k, emit, lens, tokenize, Session};
 use crate::atomic;
-use crate::cli::ReportArgs;
+use crate::cli::{NeuronData as When, ReportArgs};
 use crate::error::usage;
 use crate::model::{BlockHook, CaptureSpec, Hook, Logits, Request};
 use crate::render::{html, table};
-use crate::report::{PageReport, WrittenReport};
+use crate::report::{NeuronData, PageReport, WrittenReport};
 
-/// Tokens a page holds at most: gpt2's 144 heads at 256 tokens are 4.7 M numbers, up to
-/// 35 MB of HTML, which browsers still open quickly.
+/// Tokens a page holds at most: gpt2's 144 heads at 256 tokens are 4.7 M probabilities, 13 MB
+/// of HTML, which headless Chromium opens in about a second (tests/browser.rs).
 const MAX_TOKENS: usize = 256;
+
+/// Bytes of q and k (f32, 16 MB once in base64) a page holds with `--neuron auto`: reading
+/// HTML costs a browser about 35 ms a MB, so this keeps every page within about a second.
+const NEURON_BYTES: usize = 12 << 20;
 
 pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
@@ -43,10 +47,22 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
     let t = ids[0].len();
     let pattern = |l| Hook::Block(l, BlockHook::Pattern);
     let resid = |l| Hook::Block(l, BlockHook::ResidPre);
+    // [L][H][T][d_head] q and k, 4 bytes each.
+    let qk_bytes = 2 * cfg.n_layer * t * cfg.n_embd * 4;
+    let neuron = match args.neuron {
+        When::Always => true,
+        When::Never => false,
+        When::Auto => qk_bytes <= NEURON_BYTES,
+    };
+    let qk = |l| {
+        let q = Hook::Block(l, BlockHook::Q);
+        let k = Hook::Block(l, BlockHook::K);
+        neuron.then_some([q, k]).into_iter().flatten()
+    };
     let req = Request {
         capture: CaptureSpec::new(
             (0..cfg.n_layer)
-                .flat_map(|l| [resid(l), pattern(l)])
+                .flat_map(|l| [resid(l), pattern(l)].into_iter().chain(qk(l)))
                 .chain([Hook::LnFinalOut]),
         ),
         logits: Logits::None,
@@ -61,7 +77,17 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
         tokens: tokenize::report(session, &texts[0], tokens[0].clone())?.tokens,
         n_layer: cfg.n_layer,
         n_head: cfg.n_head,
+        d_head: cfg.n_embd / cfg.n_head,
         attention,
+        neuron: if neuron {
+            Some(NeuronData {
+                q: per_layer(acts, &layers, BlockHook::Q, None)?,
+                k: per_layer(acts, &layers, BlockHook::K, None)?,
+            })
+        } else {
+            None
+        },
+        neuron_bytes: qk_bytes,
         lens: lens::report(
             session,
             &model,
@@ -81,10 +107,11 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
         path: path.display().to_string(),
         bytes,
         contents: format!(
-            "{} tokens, {} layers × {} heads, logit lens, top {top_k} next tokens; probabilities rounded to {} decimals",
+            "{} tokens, {} layers × {} heads, {}logit lens, top {top_k} next tokens; probabilities rounded to {} decimals",
             t,
             cfg.n_layer,
             cfg.n_head,
+            if neuron { "neuron view, " } else { "" },
             html::DECIMALS
         ),
     };

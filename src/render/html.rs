@@ -1,15 +1,20 @@
 //! `report -o FILE.html`: one self-contained page (no network, no external files). Tables
-//! are written here, escaped; the head view and model view are drawn by the page's own
-//! script from a JSON block of the attention maps (lower triangles, rounded to
-//! [`DECIMALS`]). User text reaches the script only inside that JSON, with `<`, `>` and `&`
-//! escaped, and the script puts it in the page through `textContent`, never as markup.
+//! are written here, escaped; the head view, model view and neuron view are drawn by the
+//! page's own script from a JSON block holding the attention maps (lower triangles,
+//! rounded to [`DECIMALS`] decimals, as 16-bit integers in base64) and each head's q and k
+//! (32-bit floats in base64). User text reaches the script only inside that JSON, with
+//! `<`, `>` and `&` escaped, and the script puts it in the page through `textContent`,
+//! never as markup.
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use super::color::{blues, hex, BLUES};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+
+use super::color::{blues, hex, BLUES, RDBU};
 use super::{depth_label, escape, label};
-use crate::report::PageReport;
+use crate::report::{Matrix, PageReport};
 
 /// Decimals kept of each attention probability in the page.
 pub const DECIMALS: usize = 4;
@@ -39,7 +44,7 @@ pub fn report(out: &mut dyn Write, r: &PageReport) -> io::Result<()> {
 <h1>gpt2-inspect report</h1>
 <p>model <code>{model}</code> · {t} tokens · {l} layers × {h} heads</p>
 <pre class="text">{text}</pre>
-<p class="note">Attention probabilities are rounded to {DECIMALS} decimals in this page (sums of a row may be off by a few 1e-4); token probabilities are shown to 4 significant decimals. Spaces show as ␣, newlines as ↵.</p>
+<p class="note">Attention probabilities are rounded to {DECIMALS} decimals in this page (sums of a row may be off by a few 1e-4); q and k are kept as 32-bit floats, and the neuron view's q × k, q · k and q·k/√d are computed from them; token probabilities are shown to 4 decimals. Spaces show as ␣, newlines as ↵.</p>
 </header>
 "#,
         model = escape(&r.header.model),
@@ -53,16 +58,21 @@ pub fn report(out: &mut dyn Write, r: &PageReport) -> io::Result<()> {
         out,
         r#"<section id="head-section">
 <h2>Head view</h2>
-<p>Lines join each query token (left) to the keys it attends to (right), darker for more attention. Hover a token to see only its lines, or a cell of the matrix to read its value; click a map in the model view below to show that head.</p>
-<div class="controls"><label>layer <select id="layer"></select></label> <label>head <select id="head"></select></label> <span id="hover-info"></span></div>
+<p>Lines join each query token (left) to the keys it attends to (right), darker for more attention. Hover a token to see only its lines, or a cell of the matrix to read its value and light up its line; click a map in the model view below to show that head; overlay more heads of the layer, each in its colour, with the numbered buttons.</p>
+<div class="controls"><label>layer <select id="layer"></select></label> <label>head <select id="head"></select></label> <span id="overlay" role="group" aria-label="heads overlaid in the head view">overlay </span> <span id="hover-info"></span></div>
 <div class="views"><svg id="head-view" role="img" aria-label="head view"></svg><div><canvas id="matrix" width="360" height="360" aria-label="attention matrix"></canvas><div class="caption">rows: queries · columns: keys · hatched: masked (future)</div><div id="scale"></div><div class="scale-ends"><span>0</span><span>1</span></div></div></div>
 </section>
+<section id="neuron-section">
+<h2>Neuron view</h2>
+<p>How one query attends in the head chosen above, element by element: its query vector q, each key's vector k, their product q × k, the sum q · k, the score q · k / √d_head and the softmax weight, one row per key. Red is positive, blue negative (q and k share a scale; q × k has its own). Hover a cell to read it.</p>
+{neuron}</section>
 <section id="model-section">
 <h2>Model view</h2>
 <p>Every layer (rows) × head (columns). Click a map to enlarge it in the head view.</p>
 <div id="model-view"></div>
 </section>
-"#
+"#,
+        neuron = neuron_view(r),
     )?;
     out.write_all(lens(r).as_bytes())?;
     out.write_all(next(r).as_bytes())?;
@@ -76,6 +86,22 @@ pub fn report(out: &mut dyn Write, r: &PageReport) -> io::Result<()> {
     write!(
         out,
         "</script>\n<script>{SCRIPT}</script>\n</body>\n</html>\n"
+    )
+}
+
+/// The neuron view's controls and canvas, or why this page has none.
+fn neuron_view(r: &PageReport) -> String {
+    if r.neuron.is_some() {
+        return r#"<div class="controls"><label>query <select id="neuron-query"></select></label> <span id="neuron-info"></span></div>
+<div class="scroll"><canvas id="neuron-view" aria-label="neuron view"></canvas></div>
+"#
+        .into();
+    }
+    format!(
+        r#"<p class="note" id="neuron-missing">This page leaves out q and k ({:.0} MB for {} tokens); <code>report --neuron always</code> puts them in, and <code>gpt2-inspect attention TEXT --layer L --head H --neuron Q</code> shows one query in the terminal.</p>
+"#,
+        r.neuron_bytes as f64 * 4.0 / 3.0 / 1e6,
+        r.tokens.len()
     )
 }
 
@@ -161,57 +187,59 @@ fn next(r: &PageReport) -> String {
     s
 }
 
-/// `0.1200` → `0.12`, `0.0000` → `0`: the shortest text of a rounded probability. JSON
-/// has no NaN or infinity: those become the strings `"NaN"`, `"Infinity"`, `"-Infinity"`,
-/// which the page shows as not a number.
-fn number(v: f32) -> String {
-    if !v.is_finite() {
-        return format!("\"{}\"", non_finite(v));
-    }
-    let s = format!("{v:.DECIMALS$}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    match s {
-        "" | "-0" => "0".into(),
-        s => s.into(),
+/// An attention probability as stored in the page: `round(p × 10⁴)`, so the page holds
+/// exactly the value rounded to [`DECIMALS`] decimals; [`NOT_A_NUMBER`] where the model
+/// computed none.
+pub fn quantize(p: f32) -> u16 {
+    if p.is_finite() {
+        (f64::from(p).clamp(0.0, 1.0) * SCALE).round() as u16
+    } else {
+        NOT_A_NUMBER
     }
 }
 
-fn non_finite(v: f32) -> &'static str {
-    match v {
-        v if v.is_nan() => "NaN",
-        v if v > 0.0 => "Infinity",
-        _ => "-Infinity",
-    }
-}
+/// `10^DECIMALS`: stored value per unit of probability.
+const SCALE: f64 = 10_000.0;
+/// The stored value of a probability that is NaN or infinite.
+pub const NOT_A_NUMBER: u16 = u16::MAX;
 
-/// The script's data: labels, ids, the Blues stops and each head's lower triangle.
+/// The script's data: labels, ids, the colour stops, and in base64 each head's lower
+/// triangle of probabilities (`u16` little-endian, [`quantize`]d; layer, head, query, key
+/// ≤ query) and each head's q and k (`f32` little-endian, `[L][H][T][d_head]`), which the
+/// neuron view multiplies element by element. About 2 bytes per probability and 8 per
+/// q/k element instead of up to 8 characters of JSON each, decoded in the page.
 fn data(r: &PageReport) -> String {
     let labels: Vec<String> = r.tokens.iter().map(|t| label(&t.text)).collect();
     let ids: Vec<u32> = r.tokens.iter().map(|t| t.id).collect();
-    let mut s = format!(
-        r#"{{"labels":{},"ids":{},"layers":{},"heads":{},"blues":{},"attn":["#,
-        serde_json::to_string(&labels).unwrap_or_default(),
-        serde_json::to_string(&ids).unwrap_or_default(),
-        r.n_layer,
-        r.n_head,
-        serde_json::to_string(&BLUES).unwrap_or_default(),
-    );
-    for (l, heads) in r.attention.iter().enumerate() {
-        s.push_str(if l > 0 { ",[" } else { "[" });
-        for (h, rows) in heads.iter().enumerate() {
-            s.push_str(if h > 0 { ",[" } else { "[" });
-            for (i, row) in rows.iter().enumerate() {
-                s.push_str(if i > 0 { ",[" } else { "[" });
-                let cells: Vec<String> = row[..=i].iter().map(|&w| number(w)).collect();
-                s.push_str(&cells.join(","));
-                s.push(']');
+    let mut attn = Vec::new();
+    for rows in r.attention.iter().flatten() {
+        for (i, row) in rows.iter().enumerate() {
+            for &p in &row[..=i] {
+                attn.extend_from_slice(&quantize(p).to_le_bytes());
             }
-            s.push(']');
         }
-        s.push(']');
     }
-    s.push_str("]}");
-    s
+    let floats = |per_head: &[Vec<Matrix>]| {
+        let mut b = Vec::new();
+        for v in per_head.iter().flatten().flatten().flatten() {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        BASE64.encode(b)
+    };
+    serde_json::json!({
+        "labels": labels,
+        "ids": ids,
+        "layers": r.n_layer,
+        "heads": r.n_head,
+        "dHead": r.d_head,
+        "decimals": DECIMALS,
+        "blues": BLUES,
+        "rdbu": RDBU,
+        "attn": BASE64.encode(attn),
+        "q": r.neuron.as_ref().map(|n| floats(&n.q)),
+        "k": r.neuron.as_ref().map(|n| floats(&n.k)),
+    })
+    .to_string()
 }
 
 /// JSON that cannot end its `<script>` element or open a comment: `<`, `>` and `&` only
@@ -227,14 +255,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_are_short() {
-        assert_eq!(number(0.12), "0.12");
-        assert_eq!(number(0.0), "0");
-        assert_eq!(number(1.0), "1");
-        assert_eq!(number(0.123456), "0.1235");
-        assert_eq!(number(0.00001), "0");
-        assert_eq!(number(f32::NAN), "\"NaN\"");
-        assert_eq!(number(f32::NEG_INFINITY), "\"-Infinity\"");
+    fn probabilities_keep_four_decimals() {
+        assert_eq!(quantize(0.12), 1200);
+        assert_eq!(quantize(0.0), 0);
+        assert_eq!(quantize(1.0), 10_000);
+        assert_eq!(quantize(0.123456), 1235);
+        assert_eq!(quantize(0.00004), 0);
+        assert_eq!(quantize(0.00006), 1);
+        assert_eq!(quantize(f32::NAN), NOT_A_NUMBER);
+        assert_eq!(quantize(f32::INFINITY), NOT_A_NUMBER);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! local hub.
 #![allow(dead_code)]
 
+pub mod checkpoint;
 pub mod hub_server;
 
 use std::collections::HashMap;
@@ -183,4 +184,38 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// The JSON data block of a page written by `report`.
+pub fn page_data(html: &str) -> serde_json::Value {
+    let open = r#"<script type="application/json" id="page-data">"#;
+    let start = html.find(open).expect("page data") + open.len();
+    let len = html[start..].find("</script>").unwrap();
+    serde_json::from_str(&html[start..start + len]).expect("page data is JSON")
+}
+
+/// A base64 field of the page data as little-endian `u16`s (`attn`).
+pub fn page_u16s(data: &serde_json::Value, field: &str) -> Vec<u16> {
+    page_bytes(data, field)
+        .chunks_exact(2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
+/// A base64 field of the page data as little-endian `f32`s (`q`, `k`).
+pub fn page_f32s(data: &serde_json::Value, field: &str) -> Vec<f32> {
+    page_bytes(data, field)
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+fn page_bytes(data: &serde_json::Value, field: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let text = data[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("page data has no {field}"));
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .expect("base64")
 }
