@@ -26,6 +26,10 @@ try {
     const [input, rest] = shot.split("=");
     const [output, selector] = rest.split("@");
     await page.goto(pathToFileURL(resolve(input)).href);
+    // A report draws its thumbnails while idle: wait for all of them.
+    if (input.endsWith(".html") && (await page.$("#model-view"))) {
+      await page.waitForSelector("body[data-all-drawn=true]", { timeout: 30000 });
+    }
     if (selector) {
       await page.locator(selector).first().screenshot({ path: output });
     } else {

@@ -18,7 +18,10 @@ trap 'rm -rf "$work"' EXIT
 
 # The SVG figure: one head with values, and every head of a layer.
 "$bin" "${model[@]}" attention "$text" --layer 0 --head 1 --annot --svg "$work/attention.svg" >/dev/null 2>&1
-"$bin" "${model[@]}" attention "$text" --layer 1 --all-heads --svg "$work/attention-grid.svg" >/dev/null 2>&1
+"$bin" "${model[@]}" attention "$text" --all-heads --svg "$work/attention-grid.svg" >/dev/null 2>&1
+# The figure controls: another colour map, a log scale, a title of one's own.
+"$bin" "${model[@]}" attention "$text" --layer 0 --head 1 --cmap viridis --scale log \
+    --title "Layer 0, head 1 (log scale)" --svg "$work/figure-controls.svg" >/dev/null 2>&1
 # The logit lens at every position.
 "$bin" "${model[@]}" lens "$text" --all-positions --svg "$work/lens.svg" >/dev/null 2>&1
 # One head's four stages, input to output.
@@ -44,6 +47,8 @@ trap 'rm -rf "$work"' EXIT
 
 node scripts/screenshot.mjs \
     "$work/report.html=docs/report.png" \
+    "$work/report.html=docs/report-neuron.png@#neuron-section" \
+    "$work/figure-controls.svg=docs/figure-controls.png@svg" \
     "$work/attention.svg=docs/attention.png@svg" \
     "$work/attention-grid.svg=docs/attention-grid.png@svg" \
     "$work/terminal.html=docs/terminal.png@pre" \

@@ -228,7 +228,7 @@ pub enum Command {
     Next(NextArgs),
     /// Attention probabilities of a head, a layer or every layer
     #[command(
-        after_help = "Examples:\n  gpt2-inspect attention \"When Mary and John went to the store\" --layer 5 --head 1\n  gpt2-inspect attention \"The cat sat on the mat\" --layer 0 --all-heads --svg layer0.svg\n  gpt2-inspect attention \"The cat sat\" --layer 2 --head 3 --scores --annot\n  gpt2-inspect attention \"The cat sat\" --format bertviz > attn.json"
+        after_help = "Examples:\n  gpt2-inspect attention \"When Mary and John went to the store\" --layer 5 --head 1\n  gpt2-inspect attention \"The cat sat on the mat\" --layer 0 --all-heads --svg layer0.svg\n  gpt2-inspect attention \"The cat sat\" --layer 2 --head 3 --scores --annot\n  gpt2-inspect attention \"The cat sat\" --format bertviz > attn.json\n  gpt2-inspect attention \"The cat sat on the mat\" --layer 0 --head 1 --cmap viridis --scale log --title \"Layer 0, head 1\" --svg head.svg\n  gpt2-inspect attention \"The cat sat on the mat\" --all-heads --scale row"
     )]
     Attention(AttentionArgs),
     /// The model's configuration, parameter count and every weight tensor
@@ -477,6 +477,10 @@ pub struct LensArgs {
     /// With --all-positions: also write the heatmap as an SVG figure
     #[arg(long, value_name = "FILE", requires = "all_positions")]
     pub svg: Option<PathBuf>,
+
+    /// Title of the --svg figure
+    #[arg(long, value_name = "TEXT", requires = "svg")]
+    pub title: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -567,6 +571,9 @@ pub struct AttentionArgs {
           conflicts_with_all = ["all_heads", "window", "svg"])]
     pub neuron: Option<usize>,
 
+    #[command(flatten)]
+    pub figure: FigureArgs,
+
     /// The four stages of one head side by side: its input x (ln_1's output, T × d_model),
     /// the scores QKᵀ/√d_head (T × T, masked cells hatched), the softmax weights (T × T)
     /// and its output z (T × d_head); with --svg, one figure of four panels (needs --layer
@@ -574,6 +581,64 @@ pub struct AttentionArgs {
     #[arg(long, requires_all = ["layer", "head"],
           conflicts_with_all = ["all_heads", "window", "neuron"])]
     pub stages: bool,
+}
+
+/// How a heatmap looks: its title and how values become colours.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Figure options")]
+pub struct FigureArgs {
+    /// Title of the --svg figure (default: the model's short name, the layer and the head)
+    #[arg(long, value_name = "TEXT", requires = "svg")]
+    pub title: Option<String>,
+
+    /// Colour map: blues (matplotlib's Blues), viridis (perceptually uniform) or rdbu
+    /// (diverging RdBu_r: white at 0, for signed values; probabilities run white to red)
+    #[arg(long, value_enum, value_name = "MAP", default_value_t = CmapArg::Blues)]
+    pub cmap: CmapArg,
+
+    /// Where a probability falls on the map: absolute (--vmin..--vmax, 0..1 unless given),
+    /// global (0 to the largest value shown, so a diffuse head is not pale), row (0 to the
+    /// largest value of each query's row) or log (log10 from --vmin, 1e-4 unless given, to
+    /// --vmax)
+    #[arg(long, value_enum, value_name = "SCALE", default_value_t = ScaleArg::Absolute,
+          conflicts_with_all = ["stages", "neuron"])]
+    pub scale: ScaleArg,
+
+    /// The probability at the low end of the map (smaller values get its colour)
+    #[arg(long, value_name = "V", value_parser = probability,
+          conflicts_with_all = ["stages", "neuron"])]
+    pub vmin: Option<f32>,
+
+    /// The probability at the high end of the map (larger values get its colour)
+    #[arg(long, value_name = "V", value_parser = probability,
+          conflicts_with_all = ["stages", "neuron"])]
+    pub vmax: Option<f32>,
+}
+
+/// `--cmap`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CmapArg {
+    Blues,
+    Viridis,
+    Rdbu,
+}
+
+/// `--scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScaleArg {
+    Absolute,
+    Global,
+    Row,
+    Log,
+}
+
+/// A probability for `--vmin`/`--vmax`: a number from 0 to 1.
+fn probability(s: &str) -> Result<f32, String> {
+    match s.trim().parse::<f32>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        Ok(_) => Err("must be a probability, from 0 to 1".into()),
+        Err(_) => Err(format!("`{s}` is not a number")),
+    }
 }
 
 /// A count that must be 1 or more: says so, rather than clap's `1..=4294967295`.

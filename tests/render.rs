@@ -338,7 +338,7 @@ fn svg_figure_is_valid_labelled_and_holds_hf_values() {
     assert_inert(&doc);
     let t = texts(&doc);
     assert!(
-        t.contains(&"tests/fixtures/tiny-gpt2 · layer 0 · head 1 · attention"),
+        t.contains(&"tiny-gpt2 · layer 0 · head 1 · attention"),
         "{t:?}"
     );
     for needed in ["Query", "Key", "“The cat sat on the mat”", "␣cat", "masked"] {
@@ -406,6 +406,173 @@ fn svg_grid_has_a_panel_per_head() {
         .filter(|n| n.attribute("class") == Some("map"))
         .count();
     assert_eq!(panels, 3 * 4);
+}
+
+/// The fill of the cell whose tooltip starts `query I … → key J`.
+fn cell_fill<'a>(doc: &'a roxmltree::Document, i: usize, j: usize) -> &'a str {
+    doc.descendants()
+        .filter(|n| n.has_tag_name("rect"))
+        .find(|n| {
+            n.children().any(|c| {
+                c.has_tag_name("title")
+                    && c.text().is_some_and(|t| {
+                        t.starts_with(&format!("query {i} ")) && t.contains(&format!("→ key {j} "))
+                    })
+            })
+        })
+        .and_then(|n| n.attribute("fill"))
+        .unwrap_or_else(|| panic!("no cell {i},{j}"))
+}
+
+/// A grid lines up one layer a row, names layer and head over each map, and labels tokens on
+/// its outer axes: queries left of the first column, keys under the last row.
+#[test]
+fn svg_grid_has_one_layer_a_row_and_outer_labels() {
+    let scratch = Scratch::new("svg-grid-layout");
+    let file = svg(&scratch, "every.svg", &[CAT, "--all-heads"]);
+    let doc = roxmltree::Document::parse(&file).expect("well-formed XML");
+    let titles: Vec<(String, f64)> = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("panel-title"))
+        .map(|n| {
+            (
+                n.text().unwrap().to_string(),
+                n.attribute("y").unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(titles.len(), 12);
+    for (k, (title, y)) in titles.iter().enumerate() {
+        assert_eq!(title, &format!("L{} H{}", k / 4, k % 4));
+        assert_eq!(*y, titles[k / 4 * 4].1, "layer {} on one row", k / 4);
+    }
+    assert!(titles[4].1 > titles[0].1 && titles[8].1 > titles[4].1);
+    let groups = |class: &str| {
+        doc.descendants()
+            .filter(|n| n.attribute("class") == Some(class))
+            .map(|g| {
+                g.children()
+                    .filter(|c| c.is_element())
+                    .filter_map(|c| c.text())
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let (rows, keys) = (groups("query-labels"), groups("key-labels"));
+    assert_eq!(
+        (rows.len(), keys.len()),
+        (3, 4),
+        "one column of query labels a layer, one row of key labels a head"
+    );
+    for labels in rows.iter().chain(&keys) {
+        assert_eq!(labels, &["The", "␣cat", "␣sat", "␣on", "␣the", "␣mat"]);
+    }
+}
+
+/// --title, --cmap and --scale: the title replaces the default, viridis and Blues end where
+/// matplotlib's do, and on --scale row every query's largest weight (from HF) takes the top
+/// colour.
+#[test]
+fn svg_figure_controls() {
+    let scratch = Scratch::new("svg-controls");
+    let one = [CAT, "--layer", "0", "--head", "1"];
+    let titled = svg(
+        &scratch,
+        "t.svg",
+        &[&one[..], &["--title", "Fig. 2 & <more>"]].concat(),
+    );
+    let doc = roxmltree::Document::parse(&titled).unwrap();
+    assert!(texts(&doc).contains(&"Fig. 2 & <more>"));
+
+    let viridis = svg(
+        &scratch,
+        "v.svg",
+        &[&one[..], &["--cmap", "viridis"]].concat(),
+    );
+    let doc = roxmltree::Document::parse(&viridis).unwrap();
+    let stops: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("stop"))
+        .filter_map(|n| n.attribute("stop-color"))
+        .collect();
+    assert_eq!(
+        (stops.first(), stops.last()),
+        (Some(&"#440154"), Some(&"#fde725"))
+    );
+    // The first query sees only itself: weight 1 (HF), the top of viridis.
+    let hf = hf_attention(0, 1);
+    assert!((hf[0][0] - 1.0).abs() < 1e-6);
+    assert_eq!(cell_fill(&doc, 0, 0), "#fde725");
+
+    let row = svg(&scratch, "r.svg", &[&one[..], &["--scale", "row"]].concat());
+    let doc = roxmltree::Document::parse(&row).unwrap();
+    for (i, weights) in hf.iter().enumerate() {
+        let top = (0..=i)
+            .max_by(|&a, &b| weights[a].total_cmp(&weights[b]))
+            .unwrap();
+        assert_eq!(
+            cell_fill(&doc, i, top),
+            "#08306b",
+            "row {i}: its largest weight is key {top}"
+        );
+    }
+    assert!(texts(&doc).contains(&"row max"));
+
+    let log = svg(&scratch, "l.svg", &[&one[..], &["--scale", "log"]].concat());
+    let doc = roxmltree::Document::parse(&log).unwrap();
+    for tick in ["0.0001", "0.001", "0.01", "0.1", "1"] {
+        assert!(texts(&doc).contains(&tick), "log tick {tick}");
+    }
+    let fixed = svg(
+        &scratch,
+        "f.svg",
+        &[&one[..], &["--vmin", "0.2", "--vmax", "0.4"]].concat(),
+    );
+    let doc = roxmltree::Document::parse(&fixed).unwrap();
+    assert!(texts(&doc).contains(&"0.20") && texts(&doc).contains(&"0.40"));
+    // A weight at or above --vmax takes the top colour.
+    assert_eq!(cell_fill(&doc, 0, 0), "#08306b");
+
+    for (args, says) in [
+        (
+            &["--scale", "row", "--vmax", "0.5"][..],
+            "--vmax does not apply to --scale row",
+        ),
+        (
+            &["--vmin", "0.5", "--vmax", "0.2"][..],
+            "--vmin 0.5 must be below --vmax 0.2",
+        ),
+        (
+            &["--scale", "log", "--vmin", "0"][..],
+            "--vmin 0 has no logarithm",
+        ),
+        (&["--vmax", "2"][..], "must be a probability"),
+    ] {
+        let mut c = common::cmd();
+        c.args(["attention", CAT]).args(args);
+        fails(&mut c, 2, &[says]);
+    }
+}
+
+/// In the terminal a grid also lines up one layer a row.
+#[test]
+fn terminal_grid_has_one_layer_a_row() {
+    let out = attention(
+        CAT,
+        "--color always --all-heads",
+        &[("COLORTERM", "truecolor"), ("COLUMNS", "200")],
+    );
+    let plain = strip_ansi(&out);
+    let title_lines: Vec<&str> = plain.lines().filter(|l| l.starts_with("L")).collect();
+    let want: Vec<String> = (0..3)
+        .map(|l| {
+            (0..4)
+                .map(|h| format!("L{l} H{h}"))
+                .collect::<Vec<_>>()
+                .join("     ")
+        })
+        .collect();
+    assert_eq!(title_lines, want, "{plain}");
 }
 
 #[test]

@@ -9,10 +9,11 @@ use candle_core::{DType, Tensor};
 use super::batch::{Batch, Computed};
 use super::{check_index, decoded, matrix, Session};
 use crate::atomic;
-use crate::cli::{AttentionArgs, AttentionFormat, Window};
+use crate::cli::{AttentionArgs, AttentionFormat, CmapArg, FigureArgs, ScaleArg, Window};
 use crate::error::usage;
 use crate::input::which_text;
 use crate::model::{Activations, BlockHook, CaptureSpec, Config, Hook, Logits, Request};
+use crate::render::color::{Cmap, ColourScale, Scale};
 use crate::render::{heatmap, json, neuron, stages, svg, table};
 use crate::report::{
     AttentionReport, BertvizReport, MaskedMatrix, Matrix, NeuronView, PerHead, Stages,
@@ -151,6 +152,12 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
             .find_map(|r| r.non_finite_error(n))
             .map_or(Ok(()), Err);
     }
+    let colours = colours(&args.figure)?;
+    let figure = svg::Figure {
+        title: args.figure.title.clone(),
+        colours,
+        annot: args.annot,
+    };
     let build = |row: Computed| {
         let report = report(session, cfg, tokenizer, args, &layers, &row, windows[row.index])?;
         // --svg takes one text (checked before the run).
@@ -164,8 +171,8 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
                 );
             }
             atomic::write(path, "--svg", &session.temps, |w| match &report.stages {
-                Some(s) => svg::stages(w, &report, s),
-                None => svg::attention(w, &report, args.annot),
+                Some(s) => svg::stages(w, &report, s, args.figure.title.as_deref()),
+                None => svg::attention(w, &report, &figure),
             })?;
             eprintln!("wrote {}", path.display());
         }
@@ -176,6 +183,7 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
         width: session.width,
         annot: args.annot,
         grid: args.all_heads,
+        colours,
     });
     prepared.run(session, out, &model, &req, build, |out, r| {
         match (&r.neuron, &r.stages, &style) {
@@ -184,6 +192,52 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
             (None, None, Some(style)) => heatmap::attention(out, r, style),
             (None, None, None) => table::attention(out, r),
         }
+    })
+}
+
+/// The colour scale `--cmap`, `--scale`, `--vmin` and `--vmax` ask for.
+fn colours(f: &FigureArgs) -> Result<ColourScale> {
+    let given = |v: Option<f32>, flag| v.map(|_| flag);
+    let ends = given(f.vmin, "--vmin").or(given(f.vmax, "--vmax"));
+    match (f.scale, ends) {
+        (ScaleArg::Row, Some(flag)) => {
+            return Err(usage(format!(
+                "{flag} does not apply to --scale row (each row runs from 0 to its largest value); use --scale absolute or log"
+            )))
+        }
+        (ScaleArg::Global, _) if f.vmax.is_some() => {
+            return Err(usage(
+                "--vmax does not apply to --scale global (the top is the largest value shown); use --scale absolute",
+            ))
+        }
+        _ => {}
+    }
+    if let (Some(lo), Some(hi)) = (f.vmin, f.vmax) {
+        if lo >= hi {
+            return Err(usage(format!(
+                "--vmin {lo} must be below --vmax {hi}"
+            )));
+        }
+    }
+    if f.scale == ScaleArg::Log && f.vmin == Some(0.0) {
+        return Err(usage(
+            "--vmin 0 has no logarithm; give --scale log a --vmin above 0 (default 1e-4)",
+        ));
+    }
+    Ok(ColourScale {
+        cmap: match f.cmap {
+            CmapArg::Blues => Cmap::Blues,
+            CmapArg::Viridis => Cmap::Viridis,
+            CmapArg::Rdbu => Cmap::RdBu,
+        },
+        scale: match f.scale {
+            ScaleArg::Absolute => Scale::Absolute,
+            ScaleArg::Global => Scale::Global,
+            ScaleArg::Row => Scale::Row,
+            ScaleArg::Log => Scale::Log,
+        },
+        vmin: f.vmin,
+        vmax: f.vmax,
     })
 }
 

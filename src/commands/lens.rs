@@ -48,7 +48,7 @@ pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()
             let report = grid(session, &model, tokenizer, (text, ids), &output.activations)?;
             if let Some(path) = &args.svg {
                 crate::atomic::write(path, "--svg", &session.temps, |w| {
-                    crate::render::svg::lens_grid(w, &report)
+                    crate::render::svg::lens_grid(w, &report, args.title.as_deref())
                 })?;
                 eprintln!("wrote {}", path.display());
             }

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 use unicode_width::UnicodeWidthChar;
 
-use super::color::{ansi256, blues, needs_light_text, unit};
+use super::color::{ansi256, needs_light_text, ColourScale, Ramp, Scale};
 use super::{label, table, window_note, Palette};
 use crate::report::{AttentionReport, HeadMap};
 
@@ -21,6 +21,8 @@ pub struct Style {
     pub annot: bool,
     /// Small maps side by side instead of one full map per head.
     pub grid: bool,
+    /// How probabilities become colours (scores run from their smallest to largest).
+    pub colours: ColourScale,
 }
 
 pub(crate) const RESET: &str = "\x1b[0m";
@@ -52,8 +54,7 @@ struct Map {
     /// Pre-softmax scores (scale min..max) rather than probabilities (scale 0..1).
     scores: bool,
     cells: Vec<Vec<Option<f32>>>,
-    lo: f32,
-    hi: f32,
+    ramp: Ramp,
 }
 
 impl Map {
@@ -84,17 +85,30 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, style: &Style) -> io:
     if let Some(note) = window_note(r) {
         writeln!(out, "{note}\n")?;
     }
-    let probabilities = r.weights.maps(r.layer, r.head).into_iter().map(|m| Map {
-        layer: m.layer,
-        head: m.head,
-        scores: false,
-        cells: causal(m.matrix),
-        lo: 0.0,
-        hi: 1.0,
-    });
-    let mut maps: Vec<Map> = probabilities.collect();
+    let shown = r.weights.maps(r.layer, r.head);
+    let max = shown
+        .iter()
+        .flat_map(|m| m.matrix.iter().enumerate().flat_map(|(i, row)| &row[..=i]))
+        .filter(|v| v.is_finite())
+        .fold(0f32, |m, &v| m.max(v));
+    let ramp = style.colours.probabilities(max);
+    let mut maps: Vec<Map> = shown
+        .into_iter()
+        .map(|m| Map {
+            layer: m.layer,
+            head: m.head,
+            scores: false,
+            cells: causal(m.matrix),
+            ramp,
+        })
+        .collect();
     if let Some(scores) = &r.scores {
-        maps.extend(scores.maps(r.layer, r.head).into_iter().map(scores_map));
+        maps.extend(
+            scores
+                .maps(r.layer, r.head)
+                .into_iter()
+                .map(|m| scores_map(m, &style.colours)),
+        );
     }
     if style.grid {
         thumbnails(
@@ -127,7 +141,7 @@ pub(crate) fn causal(m: &[Vec<f32>]) -> Vec<Vec<Option<f32>>> {
         .collect()
 }
 
-fn scores_map(m: HeadMap<'_, Vec<Vec<Option<f32>>>>) -> Map {
+fn scores_map(m: HeadMap<'_, Vec<Vec<Option<f32>>>>, colours: &ColourScale) -> Map {
     let finite = m.matrix.iter().flatten().flatten().copied();
     let (lo, hi) = finite.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| {
         (lo.min(s), hi.max(s))
@@ -137,8 +151,7 @@ fn scores_map(m: HeadMap<'_, Vec<Vec<Option<f32>>>>) -> Map {
         head: m.head,
         scores: true,
         cells: m.matrix.clone(),
-        lo,
-        hi,
+        ramp: colours.signed(lo, hi),
     }
 }
 
@@ -246,10 +259,11 @@ fn full(
     }
     for (i, row) in m.cells.iter().enumerate() {
         let mut line = row_labels[i].clone();
+        let top = row_max(row);
         for (j, cell) in row.iter().take(shown).enumerate() {
             match cell {
                 Some(v) => {
-                    let c = blues(unit(*v, m.lo, m.hi));
+                    let c = m.ramp.colour(*v, top);
                     let text = match &texts[i][j] {
                         Some(s) if style.annot => {
                             let ink = if needs_light_text(c) {
@@ -275,20 +289,39 @@ fn full(
     Ok(())
 }
 
+/// The largest finite value of a row (0 when none): the top of `--scale row`.
+fn row_max(row: &[Option<f32>]) -> f32 {
+    row.iter()
+        .flatten()
+        .filter(|v| v.is_finite())
+        .fold(0f32, |m, &v| m.max(v))
+}
+
 /// `lo ▕gradient▏ hi   ╱ masked`.
 fn legend(out: &mut dyn Write, m: &Map, p: Palette) -> io::Result<()> {
     const STEPS: usize = 20;
     let ramp: String = (0..STEPS)
         .map(|k| {
-            let c = blues(k as f32 / (STEPS - 1) as f32);
+            let c = m.ramp.at(k as f32 / (STEPS - 1) as f32);
             format!("{} {RESET}", bg(p, c))
         })
         .collect();
+    let (lo, hi, how) = match m.ramp.scale {
+        Scale::Row => (
+            "0".into(),
+            "row max".into(),
+            " (each row from 0 to its largest)",
+        ),
+        Scale::Log => (
+            format!("{}", m.ramp.lo),
+            format!("{}", m.ramp.hi),
+            " (log scale)",
+        ),
+        Scale::Absolute | Scale::Global => (m.value(m.ramp.lo), m.value(m.ramp.hi), ""),
+    };
     writeln!(
         out,
-        "scale {} {ramp} {}   {}╱{RESET} masked: a query never sees later keys",
-        m.value(m.lo),
-        m.value(m.hi),
+        "scale {lo} {ramp} {hi}{how}   {}╱{RESET} masked: a query never sees later keys",
         fg(p, HATCH)
     )
 }
@@ -307,12 +340,14 @@ fn thumbnails(
     let shown = columns_that_fit(t, 0, 1, style);
     const GAP: usize = 2;
     let tile = shown.max(8);
+    // One layer a row, wrapped where the terminal is narrower than the layer.
+    let layer = heads_per_row.max(1);
     let per_row = match style.width {
-        Some(w) => ((w + GAP) / (tile + GAP)).max(1),
-        None => heads_per_row.max(1),
+        Some(w) => ((w + GAP) / (tile + GAP)).clamp(1, layer),
+        None => layer,
     };
     let lines = t.div_ceil(2);
-    for chunk in maps.chunks(per_row) {
+    for chunk in maps.chunks(layer).flat_map(|l| l.chunks(per_row)) {
         let titles: Vec<String> = chunk.iter().map(|m| fit(&m.short_title(), tile)).collect();
         writeln!(out, "{}", titles.join(&" ".repeat(GAP)).trim_end())?;
         for line in 0..lines {
@@ -323,10 +358,11 @@ fn thumbnails(
                 }
                 let upper = &m.cells[2 * line];
                 let lower = m.cells.get(2 * line + 1);
+                let (top_a, top_b) = (row_max(upper), lower.map_or(0.0, |r| row_max(r)));
                 for j in 0..shown {
-                    let colour = |c: Option<f32>| c.map(|v| blues(unit(v, m.lo, m.hi)));
-                    let a = colour(upper[j]);
-                    let b = lower.and_then(|r| colour(r[j]));
+                    let colour = |c: Option<f32>, top| c.map(|v| m.ramp.colour(v, top));
+                    let a = colour(upper[j], top_a);
+                    let b = lower.and_then(|r| colour(r[j], top_b));
                     s.push_str(&match (a, b) {
                         (Some(a), Some(b)) => format!("{}{}▀{RESET}", fg(p, a), bg(p, b)),
                         (Some(a), None) => format!("{}▀{RESET}", fg(p, a)),

@@ -110,6 +110,16 @@ pub fn depth_label(depth: usize, after_ln_f: bool) -> String {
     }
 }
 
+/// A model as a figure names it: the last part of a hub id or a path (`openai-community/gpt2`
+/// and `./models/gpt2/` are both `gpt2`).
+pub fn model_name(model: &str) -> &str {
+    let m = model.trim_end_matches(['/', '\\']);
+    m.rsplit(['/', '\\'])
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(model)
+}
+
 /// The largest |v| among the finite values (0 when there is none): the scale of a
 /// diverging colour map for signed values.
 pub(crate) fn max_abs<'a>(values: impl IntoIterator<Item = &'a f32>) -> f32 {
@@ -134,6 +144,15 @@ mod tests {
         assert!(shown.contains("c\nd\te"));
         assert_eq!(terminal_text("a\nb", false), "a\\u{a}b");
         assert_eq!(terminal_text("Ġhow", false), "Ġhow");
+    }
+
+    #[test]
+    fn figures_name_the_model_not_its_path() {
+        use super::model_name;
+        assert_eq!(model_name("gpt2"), "gpt2");
+        assert_eq!(model_name("openai-community/gpt2"), "gpt2");
+        assert_eq!(model_name("tests/fixtures/tiny-gpt2/"), "tiny-gpt2");
+        assert_eq!(model_name("/"), "/");
     }
 
     #[test]

@@ -6,8 +6,8 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use super::color::{blues, hex, needs_light_text, BLUES};
-use super::{display_width, escape, label, sentence, window_note};
+use super::color::{blues, hex, needs_light_text, ColourScale, Ramp};
+use super::{display_width, escape, label, model_name, sentence, window_note};
 use crate::report::{AttentionReport, HeadMap, LensGridReport, Matrix, Stages};
 
 const FONT: &str = "DejaVu Sans, Helvetica, Arial, sans-serif";
@@ -20,8 +20,6 @@ const SUBTITLE_CHARS: usize = 91;
 /// Tokens up to which every cell carries a tooltip; beyond, the file would grow by
 /// megabytes for hovers nobody makes.
 const TOOLTIP_TOKENS: usize = 64;
-/// Panels per row of a grid at most.
-const GRID_COLUMNS: usize = 6;
 /// The hatching of masked (future) cells, `fill="url(#masked)"`.
 const MASKED: &str = r##"<pattern id="masked" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">
 <rect width="6" height="6" fill="#f2f2f2"/><line x1="0" y1="0" x2="0" y2="6" stroke="#b0b0b0" stroke-width="2"/>
@@ -56,6 +54,18 @@ fn single_cell(t: usize) -> f64 {
     (480.0 / t as f64).clamp(6.0, 44.0).floor()
 }
 
+/// Side of a cell of a grid of `per_row` maps of `t` tokens: 160 px a map, at most
+/// [`GRID_WIDTH`] px a row.
+fn grid_cell(t: usize, per_row: usize) -> f64 {
+    let fit = (GRID_WIDTH / per_row as f64 - GRID_GAP) / t as f64;
+    (160.0 / t as f64).min(fit).clamp(1.0, 16.0).floor()
+}
+
+/// Widest row of maps of a grid, in px.
+const GRID_WIDTH: f64 = 2400.0;
+/// Space between the maps of a grid.
+const GRID_GAP: f64 = 20.0;
+
 /// The smallest cell that has room for its value (`--annot`).
 const ANNOT_CELL: f64 = 18.0;
 
@@ -66,7 +76,22 @@ pub fn annot_fits(r: &AttentionReport) -> bool {
     r.weights.maps(r.layer, r.head).len() == 1 && single_cell(r.tokens.len()) >= ANNOT_CELL
 }
 
-pub fn attention(out: &mut dyn Write, r: &AttentionReport, annot: bool) -> io::Result<()> {
+/// What a figure looks like beyond its data: `--title`, the colours, `--annot`.
+#[derive(Debug, Clone, Default)]
+pub struct Figure {
+    /// Replaces the title (default: model, layer, head).
+    pub title: Option<String>,
+    pub colours: ColourScale,
+    /// Each value written in its cell (one head only).
+    pub annot: bool,
+}
+
+/// Advance of a 16 px bold title character, for the figure's width.
+const TITLE_CHAR_PX: f64 = 9.5;
+/// Advance of an 11 px colour-bar tick character.
+const TICK_CHAR_PX: f64 = 6.5;
+
+pub fn attention(out: &mut dyn Write, r: &AttentionReport, fig: &Figure) -> io::Result<()> {
     let maps = r.weights.maps(r.layer, r.head);
     let t = r.tokens.len();
     let start = r.window.map_or(0, |w| w[0]);
@@ -81,39 +106,56 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, annot: bool) -> io::R
     let note = window_note(r);
     let mut body = String::new();
     let single = maps.len() == 1;
-    let (cell, per_row) = if single {
-        (single_cell(t), 1)
+    // A grid has one layer a row.
+    let per_row = if single {
+        1
     } else {
-        (
-            (160.0 / t as f64).clamp(2.0, 16.0).floor(),
-            r.weights.heads_per_layer().min(GRID_COLUMNS),
-        )
+        r.weights.heads_per_layer()
+    };
+    let cell = if single {
+        single_cell(t)
+    } else {
+        grid_cell(t, per_row)
     };
     let size = cell * t as f64;
-    let show_labels = cell >= 8.0;
-    let label_space = if show_labels { label_px + 10.0 } else { 0.0 };
-    let (margin_left, margin_top) = (30.0 + label_space, 64.0);
-    let gap = if single { 0.0 } else { 28.0 };
+    // Token labels on the outer axes, every `step`-th one where cells are small.
+    let step = (8.0 / cell).ceil().max(1.0) as usize;
+    // Labels are measured at 12 px and drawn smaller beside small cells.
+    let label_space = label_px * label_size(cell, step) / 12.0 + 10.0;
+    let (margin_left, margin_top) = (30.0 + label_space, if note.is_some() { 68.0 } else { 60.0 });
+    let gap = if single { 0.0 } else { GRID_GAP };
     let rows = maps.len().div_ceil(per_row);
     let grid_w = per_row as f64 * size + (per_row - 1) as f64 * gap;
     let title_h = if single { 0.0 } else { 16.0 };
     let grid_h = rows as f64 * (size + title_h) + (rows - 1) as f64 * gap;
-    let bar_x = margin_left + grid_w + 24.0;
-    let height = margin_top + grid_h + label_space + 40.0;
 
-    let title = match (r.layer, r.head, single) {
-        (_, _, true) => format!(
-            "{} · layer {} · head {} · attention",
-            r.header.model, maps[0].layer, maps[0].head
-        ),
-        (Some(l), _, false) => format!("{} · layer {l} · every head · attention", r.header.model),
-        (None, _, false) => format!("{} · every layer · attention", r.header.model),
-    };
-    // The title (16 px bold, about 10 px a character) or the subtitle may be wider than the maps.
-    let width = (bar_x + 80.0)
-        .max(margin_left + display_width(&title) as f64 * 10.0 + 20.0)
-        .max(margin_left + display_width(&subtitle) as f64 * CHAR_PX + 20.0)
-        .max(margin_left + note.as_ref().map_or(0, |n| display_width(n)) as f64 * 6.5 + 20.0)
+    let max = maps
+        .iter()
+        .flat_map(|m| m.matrix.iter().enumerate().flat_map(|(i, row)| &row[..=i]))
+        .filter(|v| v.is_finite())
+        .fold(0f32, |m, &v| m.max(v));
+    let ramp = fig.colours.probabilities(max);
+    let ticks = ramp.ticks();
+    let tick_px = ticks.iter().map(|(_, l)| l.len()).max().unwrap_or(1) as f64 * TICK_CHAR_PX;
+    let bar_x = margin_left + grid_w + 20.0;
+    let height = margin_top + title_h + grid_h + label_space + 30.0;
+
+    let title = fig.title.clone().unwrap_or_else(|| {
+        let model = model_name(&r.header.model);
+        match (r.layer, single) {
+            (_, true) => format!(
+                "{model} · layer {} · head {} · attention",
+                maps[0].layer, maps[0].head
+            ),
+            (Some(l), false) => format!("{model} · layer {l} · every head · attention"),
+            (None, false) => format!("{model} · every layer · attention"),
+        }
+    });
+    // The colour bar's ticks, and under it the key to the hatching ("masked").
+    let width = (bar_x + 21.0 + tick_px.max(6.0 * TICK_CHAR_PX) + 8.0)
+        .max(margin_left + display_width(&title) as f64 * TITLE_CHAR_PX + 8.0)
+        .max(margin_left + display_width(&subtitle) as f64 * CHAR_PX + 8.0)
+        .max(margin_left + note.as_ref().map_or(0, |n| display_width(n)) as f64 * 6.5 + 8.0)
         .ceil();
     let _ = writeln!(
         body,
@@ -145,26 +187,24 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, annot: bool) -> io::R
         if !single {
             let _ = writeln!(
                 body,
-                r#"<text x="{}" y="{}" font-size="11">L{} H{}</text>"#,
+                r#"<text class="panel-title" x="{}" y="{}" font-size="11">L{} H{}</text>"#,
                 p.x,
                 p.y - 4.0,
                 p.map.layer,
                 p.map.head
             );
         }
-        cells(&mut body, p, &labels, annot && single);
-        if show_labels {
-            if k % per_row == 0 {
-                row_labels(&mut body, p, &labels);
-            }
-            if k >= last_row_start {
-                column_labels(&mut body, p, &labels);
-            }
+        cells(&mut body, p, &labels, &ramp, fig.annot && single);
+        if k % per_row == 0 {
+            row_labels(&mut body, p, &labels, step);
+        }
+        if k >= last_row_start {
+            column_labels(&mut body, p, &labels, step);
         }
     }
 
     // Axis titles and position range.
-    let mid_y = margin_top + grid_h / 2.0;
+    let mid_y = margin_top + title_h + grid_h / 2.0;
     let _ = writeln!(
         body,
         r#"<text x="14" y="{mid_y}" font-size="13" text-anchor="middle" transform="rotate(-90 14 {mid_y})">Query</text>"#
@@ -173,7 +213,7 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, annot: bool) -> io::R
         body,
         r#"<text x="{}" y="{}" font-size="13" text-anchor="middle">Key</text>"#,
         margin_left + grid_w / 2.0,
-        margin_top + grid_h + label_space + 24.0
+        margin_top + title_h + grid_h + label_space + 18.0
     );
     if let Some(note) = &note {
         let _ = writeln!(
@@ -185,12 +225,13 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, annot: bool) -> io::R
     colour_bar(
         &mut body,
         bar_x,
-        margin_top,
-        (size).clamp(120.0, 400.0),
+        margin_top + title_h,
+        size.clamp(120.0, 400.0),
         true,
+        &ramp,
     );
 
-    let defs = format!("{MASKED}\n{}", blues_gradient());
+    let defs = format!("{MASKED}\n{}", gradient(&ramp));
     document(out, width, height, &defs, None, &body)
 }
 
@@ -226,16 +267,15 @@ fn document(
     writeln!(out, "</svg>")
 }
 
-/// The Blues scale as the `#scale` gradient the colour bars fill with (0 at the bottom).
-fn blues_gradient() -> String {
-    let stops: String = BLUES
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
+/// A ramp as the `#scale` gradient the colour bars fill with (its low end at the bottom).
+fn gradient(ramp: &Ramp) -> String {
+    const STOPS: usize = 16;
+    let stops: String = (0..=STOPS)
+        .map(|i| {
+            let x = i as f32 / STOPS as f32;
             format!(
-                "<stop offset=\"{}\" stop-color=\"{}\"/>\n",
-                i as f64 / (BLUES.len() - 1) as f64,
-                hex(*c)
+                "<stop offset=\"{x}\" stop-color=\"{}\"/>\n",
+                hex(ramp.at(x))
             )
         })
         .collect();
@@ -247,15 +287,21 @@ fn blues_gradient() -> String {
 
 /// The cells of one panel: a rect per visible cell (with a tooltip on small maps), the masked
 /// upper triangle as one hatched path, values written when asked.
-fn cells(body: &mut String, p: &Panel, labels: &[String], annot: bool) {
+fn cells(body: &mut String, p: &Panel, labels: &[String], ramp: &Ramp, annot: bool) {
     let c = p.cell;
     let t = p.map.matrix.len();
     let tooltips = t <= TOOLTIP_TOKENS;
     let _ = writeln!(body, r#"<g class="map" shape-rendering="crispEdges">"#);
+    let row_max = |row: &[f32]| {
+        row.iter()
+            .filter(|v| v.is_finite())
+            .fold(0f32, |m, &v| m.max(v))
+    };
     for (i, row) in p.map.matrix.iter().enumerate() {
+        let top = row_max(&row[..=i]);
         for (j, &w) in row.iter().enumerate().take(i + 1) {
             let (x, y) = (p.x + j as f64 * c, p.y + i as f64 * c);
-            let fill = hex(blues(w));
+            let fill = hex(ramp.colour(w, top));
             if tooltips {
                 let _ = writeln!(
                     body,
@@ -299,8 +345,9 @@ fn cells(body: &mut String, p: &Panel, labels: &[String], annot: bool) {
             r#"<g class="annot" font-size="{size}" text-anchor="middle">"#
         );
         for (i, row) in p.map.matrix.iter().enumerate() {
+            let top = row_max(&row[..=i]);
             for (j, &w) in row.iter().enumerate().take(i + 1) {
-                let ink = if needs_light_text(blues(w)) {
+                let ink = if needs_light_text(ramp.colour(w, top)) {
                     "white"
                 } else {
                     "black"
@@ -317,13 +364,19 @@ fn cells(body: &mut String, p: &Panel, labels: &[String], annot: bool) {
     }
 }
 
-fn row_labels(body: &mut String, p: &Panel, labels: &[String]) {
-    let size = (p.cell * 0.8).min(12.0);
+/// Font size of token labels beside cells of `cell` px shown every `step` cells.
+fn label_size(cell: f64, step: usize) -> f64 {
+    (cell * step as f64 * 0.8).clamp(7.0, 12.0)
+}
+
+/// Query labels left of a panel: each token, or every `step`-th where cells are small.
+fn row_labels(body: &mut String, p: &Panel, labels: &[String], step: usize) {
     let _ = writeln!(
         body,
-        r#"<g class="query-labels" font-size="{size}" text-anchor="end">"#
+        r#"<g class="query-labels" font-size="{}" text-anchor="end">"#,
+        label_size(p.cell, step)
     );
-    for (i, l) in labels.iter().enumerate() {
+    for (i, l) in labels.iter().enumerate().step_by(step) {
         let _ = writeln!(
             body,
             r#"<text x="{}" y="{}" dominant-baseline="central">{l}</text>"#,
@@ -334,14 +387,15 @@ fn row_labels(body: &mut String, p: &Panel, labels: &[String]) {
     let _ = writeln!(body, "</g>");
 }
 
-fn column_labels(body: &mut String, p: &Panel, labels: &[String]) {
-    let size = (p.cell * 0.8).min(12.0);
+/// Key labels under a panel, turned to read upwards.
+fn column_labels(body: &mut String, p: &Panel, labels: &[String], step: usize) {
     let y = p.y + p.map.matrix.len() as f64 * p.cell + 5.0;
     let _ = writeln!(
         body,
-        r#"<g class="key-labels" font-size="{size}" text-anchor="end">"#
+        r#"<g class="key-labels" font-size="{}" text-anchor="end">"#,
+        label_size(p.cell, step)
     );
-    for (j, l) in labels.iter().enumerate() {
+    for (j, l) in labels.iter().enumerate().step_by(step) {
         let x = p.x + (j as f64 + 0.5) * p.cell;
         let _ = writeln!(
             body,
@@ -351,21 +405,21 @@ fn column_labels(body: &mut String, p: &Panel, labels: &[String]) {
     let _ = writeln!(body, "</g>");
 }
 
-/// Vertical colour bar 0..1 with ticks, and the key to the hatching.
-fn colour_bar(body: &mut String, x: f64, y: f64, h: f64, masked_key: bool) {
+/// Vertical colour bar of a ramp with its ticks, and the key to the hatching.
+fn colour_bar(body: &mut String, x: f64, y: f64, h: f64, masked_key: bool, ramp: &Ramp) {
     let _ = writeln!(
         body,
         r##"<g class="colour-bar"><rect x="{x}" y="{y}" width="14" height="{h}" fill="url(#scale)" stroke="#888" stroke-width="0.5"/>"##
     );
-    for k in 0..=5 {
-        let v = k as f64 / 5.0;
-        let ty = y + h * (1.0 - v);
+    for (v, tick) in ramp.ticks() {
+        let ty = y + h * (1.0 - f64::from(v));
         let _ = writeln!(
             body,
-            r##"<line x1="{}" y1="{ty}" x2="{}" y2="{ty}" stroke="#444"/><text x="{}" y="{ty}" font-size="11" dominant-baseline="central">{v:.1}</text>"##,
+            r##"<line x1="{}" y1="{ty}" x2="{}" y2="{ty}" stroke="#444"/><text x="{}" y="{ty}" font-size="11" dominant-baseline="central">{}</text>"##,
             x + 14.0,
             x + 18.0,
-            x + 21.0
+            x + 21.0,
+            escape(&tick)
         );
     }
     if masked_key {
@@ -478,7 +532,12 @@ pub fn grids(
 /// titled "x (ln_1 output)", "QKᵀ/√d", "softmax" and "output z", each with its own colour
 /// bar; token labels on the outer axes (rows left of the first panel, keys under the two
 /// T × T panels); masked cells hatched. Every cell's value is its tooltip.
-pub fn stages(out: &mut dyn Write, r: &AttentionReport, s: &Stages) -> io::Result<()> {
+pub fn stages(
+    out: &mut dyn Write,
+    r: &AttentionReport,
+    s: &Stages,
+    title: Option<&str>,
+) -> io::Result<()> {
     let panels = super::stages::panels(s);
     let t = r.tokens.len();
     let shown: Vec<String> = r.tokens.iter().map(|s| token_label(s)).collect();
@@ -573,10 +632,16 @@ pub fn stages(out: &mut dyn Write, r: &AttentionReport, s: &Stages) -> io::Resul
         x += bw.max(pw) + 28.0;
     }
     let text = r.header.text.as_deref().unwrap_or_default();
-    let title = format!(
-        "layer {} head {} · input to output",
-        r.layer.unwrap_or(0),
-        r.head.unwrap_or(0)
+    let title = title.map_or_else(
+        || {
+            format!(
+                "{} · layer {} head {} · input to output",
+                model_name(&r.header.model),
+                r.layer.unwrap_or(0),
+                r.head.unwrap_or(0)
+            )
+        },
+        str::to_string,
     );
     let subtitle = format!("“{}”", shorten(&sentence(text), SUBTITLE_CHARS));
     let width = (x - 16.0)
@@ -590,7 +655,8 @@ pub fn stages(out: &mut dyn Write, r: &AttentionReport, s: &Stages) -> io::Resul
 /// `lens --all-positions --svg`: depth rows × position columns, each cell the top token read
 /// there on a Blues background by its probability (the value in the tooltip), positions
 /// labelled on the top axis, depths on the left, and a colour bar 0..1.
-pub fn lens_grid(out: &mut dyn Write, r: &LensGridReport) -> io::Result<()> {
+pub fn lens_grid(out: &mut dyn Write, r: &LensGridReport, title: Option<&str>) -> io::Result<()> {
+    let probabilities = ColourScale::default().probabilities(1.0);
     const CW: f64 = 64.0;
     const CH: f64 = 22.0;
     let rows: Vec<String> = (0..r.top.len())
@@ -655,9 +721,9 @@ pub fn lens_grid(out: &mut dyn Write, r: &LensGridReport) -> io::Result<()> {
     }
     let bar_x = left + r.tokens.len() as f64 * CW + 16.0;
     let bar_h = (r.top.len() as f64 * CH).max(120.0);
-    colour_bar(&mut body, bar_x, top, bar_h, false);
+    colour_bar(&mut body, bar_x, top, bar_h, false, &probabilities);
     let text = r.header.text.as_deref().unwrap_or_default();
-    let title = "logit lens · the top next token at every depth and position";
+    let title = title.unwrap_or("logit lens · the top next token at every depth and position");
     let subtitle = format!("“{}”", shorten(&sentence(text), SUBTITLE_CHARS));
     let width = (bar_x + 60.0)
         .max(12.0 + display_width(title) as f64 * 10.0 + 20.0)
@@ -668,7 +734,7 @@ pub fn lens_grid(out: &mut dyn Write, r: &LensGridReport) -> io::Result<()> {
         out,
         width,
         height,
-        &blues_gradient(),
+        &gradient(&probabilities),
         Some((title, &subtitle)),
         &body,
     )

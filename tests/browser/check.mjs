@@ -243,12 +243,11 @@ async function bigPage(context) {
   const data = await page.$eval("#page-data", (s) => JSON.parse(s.textContent));
   check("the page holds 12 × 12 heads of 256 tokens",
     data.layers === 12 && data.heads === 12 && data.labels.length === 256 && data.dHead === 64);
-  const before = await page.$$eval("#model-view canvas[data-drawn]", (cs) => cs.length);
-  await page.$eval("#model-view", (v) => v.scrollIntoView({ block: "start" }));
-  await page.waitForTimeout(300);
+  const atReady = await page.evaluate(() => +document.body.dataset.drawnAtReady);
+  check("the page is ready before the thumbnails out of view are drawn", atReady < 144, `${atReady} of 144 drawn when ready`);
+  await page.waitForSelector("body[data-all-drawn=true]", { timeout: 30000 });
   const drawn = await page.$$eval("#model-view canvas[data-drawn]", (cs) => cs.length);
-  check("thumbnails are drawn as they come into view", before === 0 && drawn > 0,
-    `${before} before scrolling there, ${drawn} of 144 after`);
+  check("then every thumbnail is drawn while the page is idle", drawn === 144, `${drawn} of 144`);
   await page.click('#model-view canvas[data-layer="11"][data-head="11"]');
   check("a far thumbnail is drawn when clicked",
     (await page.getAttribute('#model-view canvas[data-layer="11"][data-head="11"]', "data-drawn")) === "true");

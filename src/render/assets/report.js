@@ -304,6 +304,15 @@
       drawMap(c, +c.dataset.layer, +c.dataset.head);
       c.dataset.drawn = "true";
     };
+    // Whatever has not come into view is drawn a few at a time while the page is idle, so
+    // every map is there soon (for printing, or a screenshot) without delaying the start.
+    const rest = [];
+    const idle = window.requestIdleCallback || ((f) => setTimeout(() => f({ timeRemaining: () => 8 }), 16));
+    const drawRest = (deadline) => {
+      while (rest.length > 0 && deadline.timeRemaining() > 1) draw(rest.pop());
+      if (rest.length > 0) idle(drawRest);
+      else document.body.dataset.allDrawn = "true";
+    };
     const observer = "IntersectionObserver" in window ? new IntersectionObserver((seen) => {
       for (const e of seen) {
         if (e.isIntersecting) {
@@ -331,8 +340,10 @@
         });
         view.appendChild(c);
         if (observer) observer.observe(c); else draw(c);
+        rest.unshift(c);
       }
     }
+    idle(drawRest);
   }
 
   // The neuron view: the chosen query's q, each key's k, q × k element by element, q · k,
@@ -424,8 +435,11 @@
       text(fixed(r.dot), N.numx, y);
       text(fixed(r.score), N.numx + N.num, y);
       const wv = Number.isNaN(r.weight) ? 0 : r.weight;
+      // A bar as in the tables: pale enough for the number on it.
+      ctx.globalAlpha = 0.45;
       ctx.fillStyle = css(BLUE[Math.round(wv * SCALE)]);
       ctx.fillRect(N.numx + 2 * N.num, y + 2, (N.num - 8) * wv, N.row - 4);
+      ctx.globalAlpha = 1;
       text(fixed(r.weight), N.numx + 2 * N.num, y);
     });
   }
@@ -479,5 +493,6 @@
   buildModelView();
   select(0, 0);
   document.body.dataset.ready = "true";
+  document.body.dataset.drawnAtReady = String(document.querySelectorAll("#model-view canvas[data-drawn]").length);
   document.body.dataset.readyMs = String(Math.round(performance.now()));
 })();
