@@ -1,5 +1,5 @@
 // Screenshots for the README: node scripts/screenshot.mjs SHOT... where SHOT is
-// INPUT=OUTPUT.png[@SELECTOR] (default: the full page). Uses the Playwright of
+// INPUT[#FRAGMENT]=OUTPUT.png[@SELECTOR] (default: the full page). Uses the Playwright of
 // tests/browser (npm ci --prefix tests/browser) and Debian's Chromium ($CHROMIUM).
 import { createRequire } from "node:module";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -25,9 +25,11 @@ try {
   for (const shot of process.argv.slice(2)) {
     const [input, rest] = shot.split("=");
     const [output, selector] = rest.split("@");
-    await page.goto(pathToFileURL(resolve(input)).href);
+    // INPUT may end in a #fragment (a report's #L1H0,2), kept out of the file name.
+    const [file, fragment] = input.split("#");
+    await page.goto(pathToFileURL(resolve(file)).href + (fragment ? "#" + fragment : ""));
     // A report draws its thumbnails while idle: wait for all of them.
-    if (input.endsWith(".html") && (await page.$("#model-view"))) {
+    if (file.endsWith(".html") && (await page.$("#model-view"))) {
       await page.waitForSelector("body[data-all-drawn=true]", { timeout: 30000 });
     }
     if (selector) {

@@ -48,6 +48,7 @@ trap 'rm -rf "$work"' EXIT
 node scripts/screenshot.mjs \
     "$work/report.html=docs/report.png" \
     "$work/report.html=docs/report-neuron.png@#neuron-section" \
+    "$work/report.html#L1H0,1,3=docs/report-overlay.png@#head-section" \
     "$work/figure-controls.svg=docs/figure-controls.png@svg" \
     "$work/attention.svg=docs/attention.png@svg" \
     "$work/attention-grid.svg=docs/attention-grid.png@svg" \

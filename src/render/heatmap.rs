@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use unicode_width::UnicodeWidthChar;
 
 use super::color::{ansi256, needs_light_text, ColourScale, Ramp, Scale};
-use super::{label, table, window_note, Palette};
+use super::{label, largest, largest_visible, table, window_note, Palette};
 use crate::report::{AttentionReport, HeadMap};
 
 /// How to draw, decided from the terminal and the flags.
@@ -86,12 +86,7 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, style: &Style) -> io:
         writeln!(out, "{note}\n")?;
     }
     let shown = r.weights.maps(r.layer, r.head);
-    let max = shown
-        .iter()
-        .flat_map(|m| m.matrix.iter().enumerate().flat_map(|(i, row)| &row[..=i]))
-        .filter(|v| v.is_finite())
-        .fold(0f32, |m, &v| m.max(v));
-    let ramp = style.colours.probabilities(max);
+    let ramp = style.colours.probabilities(largest_visible(&shown));
     let mut maps: Vec<Map> = shown
         .into_iter()
         .map(|m| Map {
@@ -291,10 +286,7 @@ fn full(
 
 /// The largest finite value of a row (0 when none): the top of `--scale row`.
 fn row_max(row: &[Option<f32>]) -> f32 {
-    row.iter()
-        .flatten()
-        .filter(|v| v.is_finite())
-        .fold(0f32, |m, &v| m.max(v))
+    largest(row.iter().flatten())
 }
 
 /// `lo ▕gradient▏ hi   ╱ masked`.

@@ -11,7 +11,7 @@ pub mod stages;
 pub mod svg;
 pub mod table;
 
-use crate::report::AttentionReport;
+use crate::report::{AttentionReport, HeadMap, Matrix};
 
 /// Colours a terminal can show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +118,23 @@ pub fn model_name(model: &str) -> &str {
         .next()
         .filter(|s| !s.is_empty())
         .unwrap_or(model)
+}
+
+/// The largest of the finite values (0 when there is none): the top of a colour scale of
+/// probabilities (`--scale global`, `--scale row`).
+pub(crate) fn largest<'a>(values: impl IntoIterator<Item = &'a f32>) -> f32 {
+    values
+        .into_iter()
+        .filter(|v| v.is_finite())
+        .fold(0f32, |m, &v| m.max(v))
+}
+
+/// The largest probability any query gives a key it can see, over maps of `[T][T]`.
+pub(crate) fn largest_visible(maps: &[HeadMap<'_, Matrix>]) -> f32 {
+    largest(
+        maps.iter()
+            .flat_map(|m| m.matrix.iter().enumerate().flat_map(|(i, row)| &row[..=i])),
+    )
 }
 
 /// The largest |v| among the finite values (0 when there is none): the scale of a

@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use super::color::{blues, hex, needs_light_text, ColourScale, Ramp};
-use super::{display_width, escape, label, model_name, sentence, window_note};
+use super::{
+    display_width, escape, label, largest, largest_visible, model_name, sentence, window_note,
+};
 use crate::report::{AttentionReport, HeadMap, LensGridReport, Matrix, Stages};
 
 const FONT: &str = "DejaVu Sans, Helvetica, Arial, sans-serif";
@@ -129,12 +131,7 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, fig: &Figure) -> io::
     let title_h = if single { 0.0 } else { 16.0 };
     let grid_h = rows as f64 * (size + title_h) + (rows - 1) as f64 * gap;
 
-    let max = maps
-        .iter()
-        .flat_map(|m| m.matrix.iter().enumerate().flat_map(|(i, row)| &row[..=i]))
-        .filter(|v| v.is_finite())
-        .fold(0f32, |m, &v| m.max(v));
-    let ramp = fig.colours.probabilities(max);
+    let ramp = fig.colours.probabilities(largest_visible(&maps));
     let ticks = ramp.ticks();
     let tick_px = ticks.iter().map(|(_, l)| l.len()).max().unwrap_or(1) as f64 * TICK_CHAR_PX;
     let bar_x = margin_left + grid_w + 20.0;
@@ -292,13 +289,8 @@ fn cells(body: &mut String, p: &Panel, labels: &[String], ramp: &Ramp, annot: bo
     let t = p.map.matrix.len();
     let tooltips = t <= TOOLTIP_TOKENS;
     let _ = writeln!(body, r#"<g class="map" shape-rendering="crispEdges">"#);
-    let row_max = |row: &[f32]| {
-        row.iter()
-            .filter(|v| v.is_finite())
-            .fold(0f32, |m, &v| m.max(v))
-    };
     for (i, row) in p.map.matrix.iter().enumerate() {
-        let top = row_max(&row[..=i]);
+        let top = largest(&row[..=i]);
         for (j, &w) in row.iter().enumerate().take(i + 1) {
             let (x, y) = (p.x + j as f64 * c, p.y + i as f64 * c);
             let fill = hex(ramp.colour(w, top));
@@ -345,7 +337,7 @@ fn cells(body: &mut String, p: &Panel, labels: &[String], ramp: &Ramp, annot: bo
             r#"<g class="annot" font-size="{size}" text-anchor="middle">"#
         );
         for (i, row) in p.map.matrix.iter().enumerate() {
-            let top = row_max(&row[..=i]);
+            let top = largest(&row[..=i]);
             for (j, &w) in row.iter().enumerate().take(i + 1) {
                 let ink = if needs_light_text(ramp.colour(w, top)) {
                     "white"
@@ -670,13 +662,15 @@ pub fn lens_grid(out: &mut dyn Write, r: &LensGridReport, title: Option<&str>) -
         .collect();
     let left =
         12.0 + rows.iter().map(|l| display_width(l)).max().unwrap_or(1) as f64 * CHAR_PX + 10.0;
-    let top = 64.0
+    // Position labels turned 60°: their height is sin 60° of their length.
+    let top = 56.0
         + cols
             .iter()
             .map(|l| display_width(l).min(LABEL_CHARS))
             .max()
             .unwrap_or(1) as f64
             * CHAR_PX
+            * 0.87
         + 8.0;
     let mut body = String::new();
     for (j, l) in cols.iter().enumerate() {
@@ -729,7 +723,7 @@ pub fn lens_grid(out: &mut dyn Write, r: &LensGridReport, title: Option<&str>) -
         .max(12.0 + display_width(title) as f64 * 10.0 + 20.0)
         .max(12.0 + display_width(&subtitle) as f64 * CHAR_PX + 20.0)
         .ceil();
-    let height = (top + bar_h + 40.0).ceil();
+    let height = (top + bar_h + 16.0).ceil();
     document(
         out,
         width,

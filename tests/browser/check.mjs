@@ -267,6 +267,17 @@ async function bigPage(context) {
   await withQk.page.close();
 }
 
+// A link can open the page at a layer with heads overlaid.
+async function linkedPage(context) {
+  const page = await context.newPage();
+  await page.goto(pathToFileURL(resolve(catPath)).href + "#L1H0,2");
+  await page.waitForSelector("body[data-ready=true]", { timeout: 30000 });
+  const shown = await page.$eval("#head-view", (v) => ({ layer: v.dataset.layer, heads: v.dataset.heads }));
+  check("#L1H0,2 opens layer 1 with heads 0 and 2 overlaid",
+    shown.layer === "1" && shown.heads === "0,2", JSON.stringify(shown));
+  await page.close();
+}
+
 async function hostilePage(context) {
   const { page, seen } = await open(context, hostilePath);
   // Give an injected onerror handler or script time to run, had one got in.
@@ -295,6 +306,7 @@ try {
   });
   await catPage(context);
   await hostilePage(context);
+  await linkedPage(context);
   await bigPage(context);
 } catch (e) {
   check("the browser run finishes", false, String(e && e.stack ? e.stack : e));

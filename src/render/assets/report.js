@@ -491,7 +491,17 @@
   buildHeadView();
   buildNeuron();
   buildModelView();
-  select(0, 0);
+  // A link may name what to show: #L1H0,2 opens layer 1 with heads 0 and 2 overlaid.
+  function followLink() {
+    const asked = /^#L(\d+)H(\d+(?:,\d+)*)$/.exec(location.hash);
+    const heads = asked ? asked[2].split(",").map(Number).filter((h) => h < data.heads) : [];
+    if (!asked || +asked[1] >= data.layers || heads.length === 0) return false;
+    select(+asked[1], heads[0]);
+    for (const h of heads.slice(1)) if (!state.heads.includes(h)) toggle(h);
+    return true;
+  }
+  if (!followLink()) select(0, 0);
+  window.addEventListener("hashchange", followLink);
   document.body.dataset.ready = "true";
   document.body.dataset.drawnAtReady = String(document.querySelectorAll("#model-view canvas[data-drawn]").length);
   document.body.dataset.readyMs = String(Math.round(performance.now()));
