@@ -279,7 +279,7 @@ pub enum Command {
     /// One self-contained HTML page to explore: tokens, every head's attention, logit lens,
     /// next tokens. Opens from disk and works offline
     #[command(
-        after_help = "Examples:\n  gpt2-inspect report \"When Mary and John went to the store, John gave a drink to\" -o ioi.html"
+        after_help = "Examples:\n  gpt2-inspect report \"When Mary and John went to the store, John gave a drink to\" -o ioi.html\n  gpt2-inspect report --file chapter.txt --truncate left --neuron always -o chapter.html"
     )]
     Report(ReportArgs),
     /// Activation patching: which layer and position (or head) of the clean run restores
@@ -571,9 +571,6 @@ pub struct AttentionArgs {
           conflicts_with_all = ["all_heads", "window", "svg"])]
     pub neuron: Option<usize>,
 
-    #[command(flatten)]
-    pub figure: FigureArgs,
-
     /// The four stages of one head side by side: its input x (ln_1's output, T × d_model),
     /// the scores QKᵀ/√d_head (T × T, masked cells hatched), the softmax weights (T × T)
     /// and its output z (T × d_head); with --svg, one figure of four panels (needs --layer
@@ -581,6 +578,9 @@ pub struct AttentionArgs {
     #[arg(long, requires_all = ["layer", "head"],
           conflicts_with_all = ["all_heads", "window", "neuron"])]
     pub stages: bool,
+
+    #[command(flatten)]
+    pub figure: FigureArgs,
 }
 
 /// How a heatmap looks: its title and how values become colours.

@@ -912,3 +912,28 @@ fn lens_grid_svg_labels_every_cell() {
         );
     }
 }
+
+/// The terminal heatmap takes the same colour options: the first query's weight of 1 (HF)
+/// is viridis's top, and the legend names a row scale.
+#[test]
+fn terminal_heatmap_takes_the_figure_options() {
+    assert!((hf_attention(0, 1)[0][0] - 1.0).abs() < 1e-6);
+    let env = [("COLORTERM", "truecolor"), ("COLUMNS", "100")];
+    let viridis = attention(
+        CAT,
+        "--color always --layer 0 --head 1 --cmap viridis",
+        &env,
+    );
+    assert!(
+        viridis.contains("\x1b[48;2;253;231;37m"),
+        "{}",
+        visible(&viridis)
+    );
+    let row = attention(CAT, "--color always --layer 0 --head 1 --scale row", &env);
+    assert!(
+        strip_ansi(&row).contains("scale 0")
+            && strip_ansi(&row).contains("row max (each row from 0 to its largest)"),
+        "{}",
+        strip_ansi(&row)
+    );
+}
