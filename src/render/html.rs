@@ -233,6 +233,7 @@ fn data(r: &PageReport) -> String {
         "heads": r.n_head,
         "dHead": r.d_head,
         "decimals": DECIMALS,
+        "notANumber": NOT_A_NUMBER,
         "blues": BLUES,
         "rdbu": RDBU,
         "attn": BASE64.encode(attn),

@@ -6,7 +6,7 @@
   const T = data.labels.length;
   const D = data.dHead;
   const SCALE = Math.pow(10, data.decimals);
-  const NOT_A_NUMBER = 65535;
+  const NOT_A_NUMBER = data.notANumber;
   const state = { layer: 0, head: 0, heads: [0], hover: null, cell: null, query: T - 1 };
   const SVG = "http://www.w3.org/2000/svg";
   const layerSelect = document.getElementById("layer");
@@ -44,7 +44,7 @@
     const at = ((l * data.heads + h) * T + i) * D;
     return all.subarray(at, at + D);
   }
-  const fixed = (v) => (Number.isNaN(v) || !Number.isFinite(v) ? "not a number" : v.toFixed(4));
+  const fixed = (v) => (Number.isFinite(v) ? v.toFixed(4) : "not a number");
 
   // A colour map (the stops of matplotlib's Blues or RdBu_r) at x in 0..1, as [r, g, b].
   function ramp(stops, x) {
