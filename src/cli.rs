@@ -481,6 +481,12 @@ pub struct LensArgs {
     /// Title of the --svg figure
     #[arg(long, value_name = "TEXT", requires = "svg")]
     pub title: Option<String>,
+
+    /// With --all-positions: the colour map of the probabilities (blues, viridis, or rdbu
+    /// from white to red)
+    #[arg(long, value_enum, value_name = "MAP", default_value_t = CmapArg::Blues,
+          requires = "all_positions")]
+    pub cmap: CmapArg,
 }
 
 #[derive(Debug, Args)]
@@ -593,7 +599,8 @@ pub struct FigureArgs {
 
     /// Colour map: blues (matplotlib's Blues), viridis (perceptually uniform) or rdbu
     /// (diverging RdBu_r: white at 0, for signed values; probabilities run white to red)
-    #[arg(long, value_enum, value_name = "MAP", default_value_t = CmapArg::Blues)]
+    #[arg(long, value_enum, value_name = "MAP", default_value_t = CmapArg::Blues,
+          conflicts_with_all = ["stages", "neuron"])]
     pub cmap: CmapArg,
 
     /// Where a probability falls on the map: absolute (--vmin..--vmax, 0..1 unless given),

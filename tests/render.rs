@@ -911,6 +911,36 @@ fn lens_grid_svg_labels_every_cell() {
             "position {j}"
         );
     }
+
+    // --title and --cmap: the figure's own title; viridis from end to end.
+    let viridis = scratch.0.join("lens-viridis.svg");
+    let out = run(
+        &[
+            "lens",
+            CAT,
+            "--all-positions",
+            "--cmap",
+            "viridis",
+            "--title",
+            "Lens",
+            "--svg",
+            viridis.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success());
+    let file = std::fs::read_to_string(&viridis).unwrap();
+    let doc = roxmltree::Document::parse(&file).expect("well-formed XML");
+    assert!(texts(&doc).contains(&"Lens"));
+    let stops: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("stop"))
+        .filter_map(|n| n.attribute("stop-color"))
+        .collect();
+    assert_eq!(
+        (stops.first(), stops.last()),
+        (Some(&"#440154"), Some(&"#fde725"))
+    );
 }
 
 /// The terminal heatmap takes the same colour options: the first query's weight of 1 (HF)

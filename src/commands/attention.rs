@@ -9,11 +9,11 @@ use candle_core::{DType, Tensor};
 use super::batch::{Batch, Computed};
 use super::{check_index, decoded, matrix, Session};
 use crate::atomic;
-use crate::cli::{AttentionArgs, AttentionFormat, CmapArg, FigureArgs, ScaleArg, Window};
+use crate::cli::{AttentionArgs, AttentionFormat, FigureArgs, ScaleArg, Window};
 use crate::error::usage;
 use crate::input::which_text;
 use crate::model::{Activations, BlockHook, CaptureSpec, Config, Hook, Logits, Request};
-use crate::render::color::{Cmap, ColourScale, Scale};
+use crate::render::color::{ColourScale, Scale};
 use crate::render::{heatmap, json, neuron, stages, svg, table};
 use crate::report::{
     AttentionReport, BertvizReport, MaskedMatrix, Matrix, NeuronView, PerHead, Stages,
@@ -225,11 +225,7 @@ fn colours(f: &FigureArgs) -> Result<ColourScale> {
         ));
     }
     Ok(ColourScale {
-        cmap: match f.cmap {
-            CmapArg::Blues => Cmap::Blues,
-            CmapArg::Viridis => Cmap::Viridis,
-            CmapArg::Rdbu => Cmap::RdBu,
-        },
+        cmap: super::cmap(f.cmap),
         scale: match f.scale {
             ScaleArg::Absolute => Scale::Absolute,
             ScaleArg::Global => Scale::Global,

@@ -37,6 +37,11 @@ pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()
         logits: Logits::None,
     };
     if args.all_positions {
+        let colours = crate::render::color::ColourScale {
+            cmap: super::cmap(args.cmap),
+            ..Default::default()
+        }
+        .probabilities(1.0);
         if args.svg.is_some() && prepared.texts.len() > 1 {
             return Err(crate::error::usage(
                 "--svg draws the lens of one text; give one TEXT (or run once per text)",
@@ -48,14 +53,14 @@ pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()
             let report = grid(session, &model, tokenizer, (text, ids), &output.activations)?;
             if let Some(path) = &args.svg {
                 crate::atomic::write(path, "--svg", &session.temps, |w| {
-                    crate::render::svg::lens_grid(w, &report, args.title.as_deref())
+                    crate::render::svg::lens_grid(w, &report, args.title.as_deref(), colours)
                 })?;
                 eprintln!("wrote {}", path.display());
             }
             Ok(report)
         };
         return prepared.run(session, out, &model, &req, build, |out, r| {
-            crate::render::lens::grid(out, r, session.palette, session.width)
+            crate::render::lens::grid(out, r, session.palette, session.width, colours)
         });
     }
     let build = |Computed {

@@ -206,3 +206,14 @@ fn predictions(tokenizer: &Tokenizer, logits: &Tensor, k: usize) -> Result<Vec<P
         })
         .collect()
 }
+
+/// The colour map `--cmap` names.
+pub(crate) fn cmap(c: crate::cli::CmapArg) -> crate::render::color::Cmap {
+    use crate::cli::CmapArg;
+    use crate::render::color::Cmap;
+    match c {
+        CmapArg::Blues => Cmap::Blues,
+        CmapArg::Viridis => Cmap::Viridis,
+        CmapArg::Rdbu => Cmap::RdBu,
+    }
+}

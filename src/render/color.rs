@@ -66,6 +66,15 @@ impl Cmap {
         }
     }
 
+    /// matplotlib's name of the map.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cmap::Blues => "Blues",
+            Cmap::Viridis => "viridis",
+            Cmap::RdBu => "RdBu_r",
+        }
+    }
+
     /// White at the middle: the range is laid out symmetric around 0.
     pub fn diverging(self) -> bool {
         self == Cmap::RdBu

@@ -4,7 +4,7 @@
 
 use std::io::{self, Write};
 
-use super::color::{blues, needs_light_text};
+use super::color::{needs_light_text, Ramp};
 use super::heatmap::{bg, fg, fit, RESET};
 use super::table::quoted;
 use super::{depth_label, display_width, label, Palette};
@@ -18,12 +18,17 @@ pub fn grid(
     r: &LensGridReport,
     palette: Option<Palette>,
     width: Option<usize>,
+    ramp: Ramp,
 ) -> io::Result<()> {
     let depths = r.top.len();
     writeln!(
         out,
         "logit lens at every position: the top next token read after each block (rows: depth, columns: position){}",
-        if palette.is_some() { "; colour: its probability, white 0 … blue 1" } else { "" }
+        if palette.is_some() {
+            format!("; colour: its probability from 0 to 1 on {}", ramp.cmap.name())
+        } else {
+            String::new()
+        }
     )?;
     let cell = |s: &str| fit(&label(s), CELL_CHARS);
     // The last depth reads the model's output (ln_f applied once, as `lens`).
@@ -63,7 +68,7 @@ pub fn grid(
         for g in row.iter().take(shown) {
             match palette {
                 Some(p) => {
-                    let c = blues(g.prob);
+                    let c = ramp.colour(g.prob, 1.0);
                     let ink = if needs_light_text(c) {
                         [255; 3]
                     } else {

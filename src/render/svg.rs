@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use super::color::{blues, hex, needs_light_text, ColourScale, Ramp};
+use super::color::{hex, needs_light_text, ColourScale, Ramp};
 use super::{
     display_width, escape, label, largest, largest_visible, model_name, sentence, window_note,
 };
@@ -647,8 +647,12 @@ pub fn stages(
 /// `lens --all-positions --svg`: depth rows × position columns, each cell the top token read
 /// there on a Blues background by its probability (the value in the tooltip), positions
 /// labelled on the top axis, depths on the left, and a colour bar 0..1.
-pub fn lens_grid(out: &mut dyn Write, r: &LensGridReport, title: Option<&str>) -> io::Result<()> {
-    let probabilities = ColourScale::default().probabilities(1.0);
+pub fn lens_grid(
+    out: &mut dyn Write,
+    r: &LensGridReport,
+    title: Option<&str>,
+    probabilities: Ramp,
+) -> io::Result<()> {
     const CW: f64 = 64.0;
     const CH: f64 = 22.0;
     let rows: Vec<String> = (0..r.top.len())
@@ -693,7 +697,7 @@ pub fn lens_grid(out: &mut dyn Write, r: &LensGridReport, title: Option<&str>) -
         );
         for (j, g) in row.iter().enumerate() {
             let x = left + j as f64 * CW;
-            let c = blues(g.prob);
+            let c = probabilities.colour(g.prob, 1.0);
             let ink = if needs_light_text(c) {
                 "white"
             } else {
