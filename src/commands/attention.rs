@@ -108,11 +108,17 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
     if args.qkv {
         kinds.extend([BlockHook::Q, BlockHook::K, BlockHook::V]);
     }
-    if args.neuron.is_some() || args.stages {
-        for k in [BlockHook::Q, BlockHook::K, BlockHook::AttnScores, BlockHook::Ln1Out, BlockHook::Z] {
-            if !kinds.contains(&k) {
-                kinds.push(k);
-            }
+    // --neuron and --stages exclude each other (clap): each records what it draws.
+    let view: &[BlockHook] = if args.neuron.is_some() {
+        &[BlockHook::Q, BlockHook::K, BlockHook::AttnScores]
+    } else if args.stages {
+        &[BlockHook::Ln1Out, BlockHook::AttnScores, BlockHook::Z]
+    } else {
+        &[]
+    };
+    for &k in view {
+        if !kinds.contains(&k) {
+            kinds.push(k);
         }
     }
     let req = Request {
