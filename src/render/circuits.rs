@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use super::color::{blues, diverging, needs_light_text};
+use super::color::{blues, diverging, ink};
 use super::heatmap::{bg, fg, RESET};
 use super::svg::{grids, GridPanel};
 use super::table::{columns, predictions, quoted, Align};
@@ -58,16 +58,11 @@ fn layer_grid(
         let mut line = pad(&row[0], width[0]);
         for (i, &v) in cells.iter().enumerate() {
             let c = (paint.colour)(v);
-            let ink = if needs_light_text(c) {
-                [255; 3]
-            } else {
-                [0; 3]
-            };
             line.push(' ');
             line.push_str(&format!(
                 "{}{}{}{RESET}",
                 bg(p, c),
-                fg(p, ink),
+                fg(p, ink(c)),
                 pad(&row[i + 1], width[i + 1])
             ));
         }

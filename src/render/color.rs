@@ -265,6 +265,15 @@ pub fn needs_light_text(c: [u8; 3]) -> bool {
     0.2126 * linear(c[0]) + 0.7152 * linear(c[1]) + 0.0722 * linear(c[2]) < 0.408
 }
 
+/// The text colour that reads on `c`: white on dark, black on light.
+pub fn ink(c: [u8; 3]) -> [u8; 3] {
+    if needs_light_text(c) {
+        [255; 3]
+    } else {
+        [0; 3]
+    }
+}
+
 /// Björn Ottosson's Oklab: a space where Euclidean distance follows perceived difference,
 /// so the nearest palette colour keeps the hue (plain RGB distance turns dark blue teal).
 fn oklab(c: [u8; 3]) -> [f32; 3] {

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 use unicode_width::UnicodeWidthChar;
 
-use super::color::{ansi256, needs_light_text, ColourScale, Ramp, Scale};
+use super::color::{ansi256, ink, ColourScale, Ramp, Scale};
 use super::{label, largest, largest_visible, table, window_note, Palette};
 use crate::report::{AttentionReport, HeadMap};
 
@@ -261,12 +261,7 @@ fn full(
                     let c = m.ramp.colour(*v, top);
                     let text = match &texts[i][j] {
                         Some(s) if style.annot => {
-                            let ink = if needs_light_text(c) {
-                                [255; 3]
-                            } else {
-                                [0; 3]
-                            };
-                            format!("{}{s:>cw$}", fg(p, ink))
+                            format!("{}{s:>cw$}", fg(p, ink(c)))
                         }
                         _ => " ".repeat(cw),
                     };

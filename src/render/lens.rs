@@ -4,7 +4,7 @@
 
 use std::io::{self, Write};
 
-use super::color::{needs_light_text, Ramp};
+use super::color::{ink, Ramp};
 use super::heatmap::{bg, fg, fit, RESET};
 use super::table::quoted;
 use super::{depth_label, display_width, label, Palette};
@@ -69,12 +69,13 @@ pub fn grid(
             match palette {
                 Some(p) => {
                     let c = ramp.colour(g.prob, 1.0);
-                    let ink = if needs_light_text(c) {
-                        [255; 3]
-                    } else {
-                        [0; 3]
-                    };
-                    write!(out, " {}{}{}{RESET}", bg(p, c), fg(p, ink), cell(&g.token))?;
+                    write!(
+                        out,
+                        " {}{}{}{RESET}",
+                        bg(p, c),
+                        fg(p, ink(c)),
+                        cell(&g.token)
+                    )?;
                 }
                 None => write!(out, " {} {:.3}", cell(&g.token), g.prob)?,
             }

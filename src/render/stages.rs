@@ -6,7 +6,7 @@
 
 use std::io::{self, Write};
 
-use super::color::{blues, diverging};
+use super::color::{Cmap, ColourScale, Ramp};
 use super::heatmap::{bg, causal, RESET};
 use super::table::{columns, quoted, Align};
 use super::{display_width, max_abs, Palette};
@@ -16,28 +16,9 @@ use crate::report::{AttentionReport, Stages};
 pub struct StagePanel {
     pub title: &'static str,
     pub cells: Vec<Vec<Option<f32>>>,
-    /// Signed values on RdBu_r around 0 (x, scores, z); else probabilities on Blues.
-    pub signed: bool,
-    /// The largest |value| (signed panels' scale is ±this); 1 for probabilities.
-    pub scale: f32,
-}
-
-impl StagePanel {
-    pub fn colour(&self, v: f32) -> [u8; 3] {
-        match self.signed {
-            true if self.scale > 0.0 => diverging(v / self.scale),
-            true => diverging(0.0),
-            false => blues(v),
-        }
-    }
-
-    /// The scale's two ends, as the colour bar names them.
-    pub fn range(&self) -> (f32, f32) {
-        match self.signed {
-            true => (-self.scale, self.scale),
-            false => (0.0, 1.0),
-        }
-    }
+    /// Signed values on RdBu_r over ±their largest |value| (x, scores, z); probabilities on
+    /// Blues over 0..1.
+    pub ramp: Ramp,
 }
 
 /// The four panels, in data-flow order, with the titles every picture of them uses.
@@ -47,13 +28,16 @@ pub fn panels(s: &Stages) -> [StagePanel; 4] {
             .map(|r| r.iter().map(|&v| Some(v)).collect())
             .collect()
     };
+    let rdbu = ColourScale {
+        cmap: Cmap::RdBu,
+        ..Default::default()
+    };
     let signed = |title, cells: Vec<Vec<Option<f32>>>| {
-        let scale = max_abs(cells.iter().flatten().flatten());
+        let m = max_abs(cells.iter().flatten().flatten());
         StagePanel {
             title,
             cells,
-            signed: true,
-            scale,
+            ramp: rdbu.signed(-m, m),
         }
     };
     [
@@ -62,8 +46,7 @@ pub fn panels(s: &Stages) -> [StagePanel; 4] {
         StagePanel {
             title: "softmax",
             cells: causal(&s.weights),
-            signed: false,
-            scale: 1.0,
+            ramp: ColourScale::default().probabilities(1.0),
         },
         signed("output z", some(&s.z)),
     ]
@@ -94,10 +77,10 @@ pub fn stages(
     let label_w = labels.iter().map(|l| display_width(l)).max().unwrap_or(1);
     for p in panels(s) {
         let cols = p.cells.first().map_or(0, Vec::len);
-        let (lo, hi) = p.range();
+        let (lo, hi) = (p.ramp.lo, p.ramp.hi);
         writeln!(out)?;
         write!(out, "{}  ({} × {cols}", p.title, p.cells.len())?;
-        match p.signed {
+        match p.ramp.signed {
             true => write!(out, ", blue {lo:.3} … white 0 … red {hi:.3}")?,
             false => write!(out, ", white 0 … blue 1")?,
         }
@@ -126,7 +109,7 @@ pub fn stages(
                     write!(out, "{}", "╱".repeat(cell.len()))?;
                 } else {
                     let mean = vals.iter().sum::<f32>() / vals.len() as f32;
-                    write!(out, "{}{cell}{RESET}", bg(pal, p.colour(mean)))?;
+                    write!(out, "{}{cell}{RESET}", bg(pal, p.ramp.colour(mean, 1.0)))?;
                 }
             }
             writeln!(out)?;

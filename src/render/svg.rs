@@ -41,6 +41,15 @@ fn token_label(token: &str) -> String {
     shorten(&label(token), LABEL_CHARS)
 }
 
+/// The SVG name of the text colour that reads on `c`.
+fn ink_name(c: [u8; 3]) -> &'static str {
+    if needs_light_text(c) {
+        "white"
+    } else {
+        "black"
+    }
+}
+
 /// One panel: a map's cells, placed at (x, y) with square cells of `cell` px.
 struct Panel<'a> {
     map: HeadMap<'a, Matrix>,
@@ -339,11 +348,7 @@ fn cells(body: &mut String, p: &Panel, labels: &[String], ramp: &Ramp, annot: bo
         for (i, row) in p.map.matrix.iter().enumerate() {
             let top = largest(&row[..=i]);
             for (j, &w) in row.iter().enumerate().take(i + 1) {
-                let ink = if needs_light_text(ramp.colour(w, top)) {
-                    "white"
-                } else {
-                    "black"
-                };
+                let ink = ink_name(ramp.colour(w, top));
                 let _ = writeln!(
                     body,
                     r#"<text x="{}" y="{}" fill="{ink}" dominant-baseline="central">{w:.2}</text>"#,
@@ -566,7 +571,7 @@ pub fn stages(
                     Some(v) => writeln!(
                         body,
                         r#"<rect x="{cx:.2}" y="{y}" width="{cw:.2}" height="{ch}" fill="{}"><title>{}: {v:.4}</title></rect>"#,
-                        hex(p.colour(*v)),
+                        hex(p.ramp.colour(*v, 1.0)),
                         escape(&what)
                     ),
                     None => writeln!(
@@ -603,7 +608,7 @@ pub fn stages(
             below += label_px + 4.0;
         }
         // The colour bar: 24 steps from the low end to the high end, the ends and 0 named.
-        let (lo, hi) = p.range();
+        let (lo, hi) = (p.ramp.lo, p.ramp.hi);
         let bw = pw.max(96.0);
         for k in 0..24 {
             let v = lo + (hi - lo) * (k as f32 + 0.5) / 24.0;
@@ -612,7 +617,7 @@ pub fn stages(
                 r#"<rect class="colour-bar" x="{:.2}" y="{below}" width="{:.2}" height="10" fill="{}"/>"#,
                 x + bw * k as f64 / 24.0,
                 bw / 24.0 + 0.3,
-                hex(p.colour(v))
+                hex(p.ramp.colour(v, 1.0))
             );
         }
         let ty = below + 22.0;
@@ -698,11 +703,7 @@ pub fn lens_grid(
         for (j, g) in row.iter().enumerate() {
             let x = left + j as f64 * CW;
             let c = probabilities.colour(g.prob, 1.0);
-            let ink = if needs_light_text(c) {
-                "white"
-            } else {
-                "black"
-            };
+            let ink = ink_name(c);
             let _ = writeln!(
                 body,
                 r#"<g class="cell"><rect x="{x}" y="{y}" width="{CW}" height="{CH}" fill="{}"><title>{} at {}: {} {:.4}</title></rect><text x="{}" y="{}" font-size="10" text-anchor="middle" dominant-baseline="central" fill="{ink}">{}</text></g>"#,
