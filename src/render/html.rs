@@ -199,7 +199,7 @@ pub fn quantize(p: f32) -> u16 {
 }
 
 /// `10^DECIMALS`: stored value per unit of probability.
-const SCALE: f64 = 10_000.0;
+const SCALE: f64 = 10u32.pow(DECIMALS as u32) as f64;
 /// The stored value of a probability that is NaN or infinite.
 pub const NOT_A_NUMBER: u16 = u16::MAX;
 
