@@ -56,46 +56,41 @@ fn report_works_in_headless_chromium() {
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
-    let page = |name: &str, text: &str| -> PathBuf {
+    // `report ARGS -o NAME` on a model; the page's path.
+    let page = |model: &Path, name: &str, args: &[&str]| -> PathBuf {
         let path = out.join(name);
         assert_cmd::Command::cargo_bin("gpt2-inspect")
             .unwrap()
-            .current_dir(root)
-            .args(["--model", "tests/fixtures/tiny-gpt2", "report", text, "-o"])
+            .arg("--model")
+            .arg(model)
+            .arg("report")
+            .args(args)
+            .arg("-o")
             .arg(&path)
             .assert()
             .success();
         path
     };
-    let (cat, hostile) = (page("cat.html", CAT), page("injection.html", INJECTION));
+    let tiny = root.join("tests/fixtures/tiny-gpt2");
+    let (cat, hostile) = (
+        page(&tiny, "cat.html", &[CAT]),
+        page(&tiny, "injection.html", &[INJECTION]),
+    );
 
     // A full-size page: GPT-2's 12 × 12 heads at the page's 256 tokens.
     let big_model = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gpt2-shaped");
     if !big_model.join("config.json").exists() {
         common::checkpoint::write_random_gpt2(&big_model, 256, 64).unwrap();
     }
-    let big_page = |name: &str, neuron: &str| -> PathBuf {
-        let path = out.join(name);
-        assert_cmd::Command::cargo_bin("gpt2-inspect")
-            .unwrap()
-            .args(["--model"])
-            .arg(&big_model)
-            .args([
-                "report",
-                "--truncate",
-                "left",
-                &"one two three four ".repeat(80),
-            ])
-            .args(["--neuron", neuron, "-o"])
-            .arg(&path)
-            .assert()
-            .success();
-        path
+    let long = "one two three four ".repeat(80);
+    let big = |name, neuron| {
+        page(
+            &big_model,
+            name,
+            &["--truncate", "left", &long, "--neuron", neuron],
+        )
     };
-    let (big, big_neuron) = (
-        big_page("big.html", "auto"),
-        big_page("big-neuron.html", "always"),
-    );
+    let (big, big_neuron) = (big("big.html", "auto"), big("big-neuron.html", "always"));
 
     let config = serde_json::json!({
         "cat": cat,
