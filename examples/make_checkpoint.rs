@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-#[path = "../tests/common/checkpoint.rs"]
+#[path = "../tests/suite/common/checkpoint.rs"]
 mod checkpoint;
 
 fn main() -> Result<()> {

@@ -95,11 +95,6 @@ impl Output {
         }
     }
 
-    /// Whether the output can seek (a regular file; a device or FIFO cannot).
-    pub fn is_regular(&self) -> bool {
-        matches!(self.target, Target::Atomic { .. })
-    }
-
     /// `-o FILE: cannot write`, for errors while writing.
     pub fn what(&self) -> String {
         format!("{} {}: cannot write", self.flag, self.shown.display())

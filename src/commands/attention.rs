@@ -12,8 +12,9 @@ use crate::atomic;
 use crate::cli::{AttentionArgs, AttentionFormat, FigureArgs, ScaleArg, Window};
 use crate::error::usage;
 use crate::input::which_text;
-use crate::model::{Activations, BlockHook, CaptureSpec, Config, Hook, Logits, Request};
+use crate::model::{Activations, BlockHook, CaptureSpec, Config, Gpt2, Hook, Logits, Request};
 use crate::render::color::{ColourScale, Scale};
+use crate::render::printer::Format;
 use crate::render::{heatmap, json, neuron, stages, svg, table};
 use crate::report::{
     AttentionReport, BertvizReport, MaskedMatrix, Matrix, NeuronView, PerHead, Stages,
@@ -22,85 +23,148 @@ use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
-    if let Some(l) = args.layer {
-        check_index("layer", l, cfg.n_layer, "layers", &session.model_name)?;
+    let plan = Plan::check(args, &cfg, &session.model_name)?;
+    let blocks = plan.layers.last().map_or(0, |l| l + 1);
+    let (prepared, model) = session.prepare_and_load(&args.input, &cfg, blocks)?;
+    let windows = plan.check_texts(session, args, &prepared)?;
+    let req = request(args, &plan.layers);
+    if plan.bertviz {
+        return bertviz(session, out, &prepared, &model, &req, &plan.layers);
     }
-    if let Some(h) = args.head {
-        check_index("head", h, cfg.n_head, "heads", &session.model_name)?;
-    }
-    let bertviz = args.format == AttentionFormat::Bertviz;
-    if bertviz
-        && (args.layer.is_some()
-            || args.head.is_some()
-            || args.scores
-            || args.qkv
-            || args.window.is_some()
-            || args.svg.is_some())
-    {
-        return Err(usage(
-            "--format bertviz writes every layer and head's probabilities; drop --layer, --head, --scores, --qkv, --window and --svg",
-        ));
-    }
-    let layers: Vec<usize> = match args.layer {
-        Some(l) => vec![l],
-        None => (0..cfg.n_layer).collect(),
-    };
-    let (prepared, model) =
-        session.prepare_and_load(&args.input, &cfg, layers.last().map_or(0, |l| l + 1))?;
     let Batch { cfg, tokenizer, .. } = &prepared;
-    if args.svg.is_some() && prepared.texts.len() > 1 {
-        return Err(usage(
-            "--svg draws the attention of one text; give one TEXT (or run once per text)",
-        ));
+    let figure = svg::Figure {
+        title: args.figure.title.clone(),
+        colours: plan.colours,
+        annot: args.annot,
+    };
+    let build = |row: Computed| {
+        let window = windows[row.index];
+        let report = report(session, cfg, tokenizer, args, &plan.layers, &row, window)?;
+        // --svg takes one text (checked before the run).
+        if let Some(path) = &args.svg {
+            write_svg(session, args, path, &report, &figure)?;
+        }
+        Ok(report)
+    };
+    let style = session.palette.map(|palette| heatmap::Style {
+        palette,
+        width: session.width,
+        annot: args.annot,
+        grid: args.all_heads,
+        colours: plan.colours,
+    });
+    prepared.run(session, out, &model, &req, build, |out, r| {
+        match (&r.neuron, &r.stages, &style) {
+            (Some(n), _, _) => neuron::neuron(out, r, n, session.palette, args.annot),
+            (None, Some(s), _) => stages::stages(out, r, s, session.palette, session.width),
+            (None, None, Some(style)) => heatmap::attention(out, r, style),
+            (None, None, None) => table::attention(out, r),
+        }
+    })
+}
+
+/// The flags, checked against the model and each other before any work: what the command
+/// body starts from.
+struct Plan {
+    /// The layers recorded: `--layer`, or all.
+    layers: Vec<usize>,
+    bertviz: bool,
+    colours: ColourScale,
+}
+
+impl Plan {
+    fn check(args: &AttentionArgs, cfg: &Config, model: &str) -> Result<Plan> {
+        if let Some(l) = args.layer {
+            check_index("layer", l, cfg.n_layer, "layers", model)?;
+        }
+        if let Some(h) = args.head {
+            check_index("head", h, cfg.n_head, "heads", model)?;
+        }
+        let bertviz = args.format == AttentionFormat::Bertviz;
+        let narrowed = args.layer.is_some() || args.head.is_some() || args.window.is_some();
+        if bertviz && (narrowed || args.scores || args.qkv || args.svg.is_some()) {
+            return Err(usage(
+                "--format bertviz writes every layer and head's probabilities; drop --layer, --head, --scores, --qkv, --window and --svg",
+            ));
+        }
+        Ok(Plan {
+            layers: match args.layer {
+                Some(l) => vec![l],
+                None => (0..cfg.n_layer).collect(),
+            },
+            bertviz,
+            colours: colours(&args.figure)?,
+        })
     }
-    let windows = prepared
-        .ids
-        .iter()
-        .enumerate()
-        .map(|(i, ids)| window(args.window, ids.len(), &which_text(i, prepared.ids.len())))
-        .collect::<Result<Vec<_>>>()?;
-    let heads = layers.len() * args.head.map_or(cfg.n_head, |_| 1);
-    let longest = windows
-        .iter()
-        .zip(&prepared.ids)
-        .map(|(w, ids)| w.map_or(ids.len(), |[a, b]| b - a))
-        .max()
-        .unwrap_or(0);
-    if !session.json && !bertviz && !args.all_heads && args.layer.is_none() {
-        // A table per head: every head of gpt2 at 16 tokens is 2,592 lines no one reads.
+
+    /// The checks that need the texts' tokens; returns each text's `--window`.
+    fn check_texts(
+        &self,
+        session: &Session,
+        args: &AttentionArgs,
+        prepared: &Batch,
+    ) -> Result<Vec<Option<[usize; 2]>>> {
+        let n = prepared.ids.len();
+        if args.svg.is_some() && n > 1 {
+            return Err(usage(
+                "--svg draws the attention of one text; give one TEXT (or run once per text)",
+            ));
+        }
+        let windows = (prepared.ids.iter().enumerate())
+            .map(|(i, ids)| window(args.window, ids.len(), &which_text(i, n)))
+            .collect::<Result<Vec<_>>>()?;
+        let heads = self.layers.len() * args.head.map_or(prepared.cfg.n_head, |_| 1);
+        let lengths: Vec<usize> = (windows.iter().zip(&prepared.ids))
+            .map(|(w, ids)| w.map_or(ids.len(), |[a, b]| b - a))
+            .collect();
+        if !session.format.is_json() && !self.bertviz && !args.all_heads && args.layer.is_none() {
+            self.refuse_long_tables(heads, lengths.iter().copied().max().unwrap_or(0), prepared)?;
+        }
+        if session.format.is_json() {
+            announce_json_size(args, &prepared.cfg, heads, &lengths);
+        }
+        Ok(windows)
+    }
+
+    /// A table per head: every head of gpt2 at 16 tokens is 2,592 lines no one reads.
+    fn refuse_long_tables(&self, heads: usize, longest: usize, prepared: &Batch) -> Result<()> {
         let lines = heads * (longest + 2);
         if heads > 16 && lines > 500 {
             return Err(usage(format!(
                 "attention without --layer prints all {heads} heads ({} layers × {} heads, \
                  about {lines} lines): pick --layer L (and --head H), draw them small with \
                  --all-heads, or take every number with --json",
-                layers.len(),
-                cfg.n_head
+                self.layers.len(),
+                prepared.cfg.n_head
             )));
         }
+        Ok(())
     }
-    if session.json {
-        // Say how big the output will be before a long silence (1,024 tokens × 144 heads is
-        // over a gigabyte of JSON).
-        let numbers: usize = prepared
-            .ids
-            .iter()
-            .zip(&windows)
-            .map(|(ids, w)| {
-                let t = w.map_or(ids.len(), |[a, b]| b - a);
-                let per_head = t * t * (1 + usize::from(args.scores)) + 3 * t * cfg.head_dim() * usize::from(args.qkv);
-                heads * per_head
-            })
-            .sum();
-        // About 8 characters a number ("0.012345,").
-        let bytes = numbers * 8;
-        if bytes > 64 << 20 {
-            eprintln!(
-                "writing about {} of JSON ({numbers} numbers: {heads} heads)",
-                crate::units::human_size(bytes as u64)
-            );
-        }
+}
+
+/// Says how big the JSON will be before a long silence (1,024 tokens × 144 heads is over a
+/// gigabyte); `lengths` are the texts' (windowed) token counts.
+fn announce_json_size(args: &AttentionArgs, cfg: &Config, heads: usize, lengths: &[usize]) {
+    let numbers: usize = (lengths.iter())
+        .map(|&t| {
+            let per_head = t * t * (1 + usize::from(args.scores))
+                + 3 * t * cfg.head_dim() * usize::from(args.qkv);
+            heads * per_head
+        })
+        .sum();
+    // About 8 characters a number ("0.012345,").
+    let bytes = numbers * 8;
+    if bytes > 64 << 20 {
+        eprintln!(
+            "writing about {} of JSON ({numbers} numbers: {heads} heads)",
+            crate::units::human_size(bytes as u64)
+        );
     }
+}
+
+/// What to record: the pattern, and what `--scores`, `--qkv`, `--neuron` or `--stages`
+/// draw, of every layer in `layers` (narrowed to `--head`).
+fn request(args: &AttentionArgs, layers: &[usize]) -> Request {
     let mut kinds = vec![BlockHook::Pattern];
     if args.scores {
         kinds.push(BlockHook::AttnScores);
@@ -121,84 +185,70 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
             kinds.push(k);
         }
     }
-    let req = Request {
-        capture: CaptureSpec::new(
-            layers
-                .iter()
-                .flat_map(|&l| kinds.iter().map(move |&k| Hook::Block(l, k))),
-        )
-        .with_heads(args.head.map(|h| vec![h])),
+    let hooks = (layers.iter()).flat_map(|&l| kinds.iter().map(move |&k| Hook::Block(l, k)));
+    Request {
+        capture: CaptureSpec::new(hooks).with_heads(args.head.map(|h| vec![h])),
         logits: Logits::None,
-    };
-    if bertviz {
-        let rows = prepared.forward(&model, &req)?;
-        let reports = rows
-            .iter()
-            .map(|row| {
-                Ok(BertvizReport {
-                    header: session.header(Some(row.text))?,
-                    tokens: decoded(tokenizer, row.ids)?,
-                    all: per_layer(&row.output.activations, &layers, BlockHook::Pattern, None)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        // BertViz reads one object per text: a batch is a JSON array of them, or lines.
-        match reports.as_slice() {
-            [one] => json::write(out, one)?,
-            _ if session.jsonl => {
-                for r in &reports {
-                    json::write(out, r)?;
-                }
-            }
-            _ => json::write(out, &reports)?,
-        }
-        let n = rows.len();
-        return rows
-            .iter()
-            .find_map(|r| r.non_finite_error(n))
-            .map_or(Ok(()), Err);
     }
-    let colours = colours(&args.figure)?;
-    let figure = svg::Figure {
-        title: args.figure.title.clone(),
-        colours,
-        annot: args.annot,
-    };
-    let build = |row: Computed| {
-        let report = report(session, cfg, tokenizer, args, &layers, &row, windows[row.index])?;
-        // --svg takes one text (checked before the run).
-        if let Some(path) = &args.svg {
-            if args.annot && report.stages.is_none() && !svg::annot_fits(&report) {
-                eprintln!(
-                    "--annot: the figure's cells are too small for values ({} tokens{}; values are \
-                     written for one head of at most 26 tokens); each cell's value is its tooltip",
-                    report.tokens.len(),
-                    if report.weights.maps(report.layer, report.head).len() > 1 { ", several heads" } else { "" }
-                );
+}
+
+/// `--format bertviz`: every layer's pattern, one object per text as BertViz reads it.
+fn bertviz(
+    session: &Session,
+    out: &mut dyn Write,
+    prepared: &Batch,
+    model: &Gpt2,
+    req: &Request,
+    layers: &[usize],
+) -> Result<()> {
+    let rows = prepared.forward(model, req)?;
+    let reports = rows
+        .iter()
+        .map(|row| {
+            Ok(BertvizReport {
+                header: session.header(Some(row.text))?,
+                tokens: decoded(&prepared.tokenizer, row.ids)?,
+                all: per_layer(&row.output.activations, layers, BlockHook::Pattern, None)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // BertViz reads one object per text: a batch is a JSON array of them, or lines.
+    match reports.as_slice() {
+        [one] => json::write(out, one)?,
+        _ if session.format == Format::Jsonl => {
+            for r in &reports {
+                json::write(out, r)?;
             }
-            atomic::write(path, "--svg", &session.temps, |w| match &report.stages {
-                Some(s) => svg::stages(w, &report, s, args.figure.title.as_deref()),
-                None => svg::attention(w, &report, &figure),
-            })?;
-            eprintln!("wrote {}", path.display());
         }
-        Ok(report)
-    };
-    let style = session.palette.map(|palette| heatmap::Style {
-        palette,
-        width: session.width,
-        annot: args.annot,
-        grid: args.all_heads,
-        colours,
-    });
-    prepared.run(session, out, &model, &req, build, |out, r| {
-        match (&r.neuron, &r.stages, &style) {
-            (Some(n), _, _) => neuron::neuron(out, r, n, session.palette, args.annot),
-            (None, Some(s), _) => stages::stages(out, r, s, session.palette, session.width),
-            (None, None, Some(style)) => heatmap::attention(out, r, style),
-            (None, None, None) => table::attention(out, r),
-        }
-    })
+        _ => json::write(out, &reports)?,
+    }
+    let n = rows.len();
+    (rows.iter().find_map(|r| r.non_finite_error(n))).map_or(Ok(()), Err)
+}
+
+/// `--svg FILE`: the figure of `report` (its four stages with `--stages`).
+fn write_svg(
+    session: &Session,
+    args: &AttentionArgs,
+    path: &std::path::Path,
+    report: &AttentionReport,
+    figure: &svg::Figure,
+) -> Result<()> {
+    if args.annot && report.stages.is_none() && !svg::annot_fits(report) {
+        let several = report.weights.maps(report.layer, report.head).len() > 1;
+        eprintln!(
+            "--annot: the figure's cells are too small for values ({} tokens{}; values are \
+             written for one head of at most 26 tokens); each cell's value is its tooltip",
+            report.tokens.len(),
+            if several { ", several heads" } else { "" }
+        );
+    }
+    atomic::write(path, "--svg", &session.temps, |w| match &report.stages {
+        Some(s) => svg::stages(w, report, s, args.figure.title.as_deref()),
+        None => svg::attention(w, report, figure),
+    })?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
 }
 
 /// The colour scale `--cmap`, `--scale`, `--vmin` and `--vmax` ask for.
@@ -220,9 +270,7 @@ fn colours(f: &FigureArgs) -> Result<ColourScale> {
     }
     if let (Some(lo), Some(hi)) = (f.vmin, f.vmax) {
         if lo >= hi {
-            return Err(usage(format!(
-                "--vmin {lo} must be below --vmax {hi}"
-            )));
+            return Err(usage(format!("--vmin {lo} must be below --vmax {hi}")));
         }
     }
     if f.scale == ScaleArg::Log && f.vmin == Some(0.0) {
@@ -306,7 +354,13 @@ fn report(
         v: qkv(BlockHook::V)?,
         neuron: match (args.neuron, args.layer, args.head) {
             (Some(query), Some(l), Some(_)) => {
-                check_index("neuron", query, row.ids.len(), "token positions", "the text")?;
+                check_index(
+                    "neuron",
+                    query,
+                    row.ids.len(),
+                    "token positions",
+                    "the text",
+                )?;
                 Some(neuron(acts, l, query)?)
             }
             _ => None,
@@ -314,9 +368,17 @@ fn report(
         stages: match (args.stages, args.layer) {
             (true, Some(l)) => Some(Stages {
                 x: matrix(&acts.get(Hook::Block(l, BlockHook::Ln1Out))?.get(0)?)?,
-                scores: masked(per_layer(acts, &[l], BlockHook::AttnScores, None)?.remove(0).remove(0)),
-                weights: per_layer(acts, &[l], BlockHook::Pattern, None)?.remove(0).remove(0),
-                z: per_layer(acts, &[l], BlockHook::Z, None)?.remove(0).remove(0),
+                scores: masked(
+                    per_layer(acts, &[l], BlockHook::AttnScores, None)?
+                        .remove(0)
+                        .remove(0),
+                ),
+                weights: per_layer(acts, &[l], BlockHook::Pattern, None)?
+                    .remove(0)
+                    .remove(0),
+                z: per_layer(acts, &[l], BlockHook::Z, None)?
+                    .remove(0)
+                    .remove(0),
             }),
             _ => None,
         },
@@ -327,7 +389,11 @@ fn report(
 fn masked(scores: Matrix) -> MaskedMatrix {
     scores
         .into_iter()
-        .map(|row| row.into_iter().map(|s| s.is_finite().then_some(s)).collect())
+        .map(|row| {
+            row.into_iter()
+                .map(|s| s.is_finite().then_some(s))
+                .collect()
+        })
         .collect()
 }
 

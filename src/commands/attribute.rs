@@ -35,9 +35,21 @@ pub fn run(session: &Session, args: &AttributeArgs, out: &mut dyn Write) -> Resu
     };
     let Computed { text, ids, .. } = prepared.forward(&model, &req)?.remove(0);
     let position = args.position.unwrap_or(ids.len() - 1);
-    check_index("position", position, ids.len(), "token positions", "the text")?;
+    check_index(
+        "position",
+        position,
+        ids.len(),
+        "token positions",
+        "the text",
+    )?;
     let input = Tensor::new(ids, model.device())?.unsqueeze(0)?;
-    let a = attribute(&model, &input, position, answer.id, wrong.as_ref().map(|w| w.id))?;
+    let a = attribute(
+        &model,
+        &input,
+        position,
+        answer.id,
+        wrong.as_ref().map(|w| w.id),
+    )?;
     let total = a.components.iter().map(|c| c.3).sum::<f64>() + a.constant;
     let problem = check_finite(&model, &input, [total, a.logit as f64])?;
     let report = AttributeReport {
@@ -61,7 +73,9 @@ pub fn run(session: &Session, args: &AttributeArgs, out: &mut dyn Write) -> Resu
         logit: a.logit,
     };
     if let Some(path) = &args.svg {
-        crate::atomic::write(path, "--svg", &session.temps, |w| printer::attribute_svg(w, &report))?;
+        crate::atomic::write(path, "--svg", &session.temps, |w| {
+            printer::attribute_svg(w, &report)
+        })?;
         eprintln!("wrote {}", path.display());
     }
     emit(session, out, &report, |out, r| {

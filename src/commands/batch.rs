@@ -7,12 +7,11 @@ use std::io::{self, Write};
 use anyhow::{bail, Result};
 use candle_core::Tensor;
 
-use super::{emit, Session};
+use super::Session;
 use crate::cli::{TextArgs, Truncate};
 use crate::error::usage;
 use crate::input::which_text;
 use crate::model::{Config, Gpt2, Hook, Output, Request};
-use crate::render;
 use crate::report::Padding;
 use crate::tokenizer::{Token, Tokenizer};
 
@@ -51,103 +50,7 @@ impl Computed<'_> {
     }
 }
 
-/// Writes reports as they come: one text's report as is; several in the batch envelope
-/// (JSON: `{"schema", "version", "model", "revision", "batch": [...], "input_ids",
-/// "attention_mask", "shape"}`, written as each report arrives, the padding last), one line
-/// each (`--jsonl`) or one after another under a heading (tables). Memory holds one report, never the batch's.
-pub(super) struct Emitter<'a, 'o, R> {
-    session: &'a Session,
-    out: &'o mut dyn Write,
-    texts: &'a [String],
-    written: usize,
-    table: &'a dyn Fn(&mut dyn Write, &R) -> io::Result<()>,
-}
-
-impl<'a, 'o, R: serde::Serialize> Emitter<'a, 'o, R> {
-    pub(super) fn new(
-        session: &'a Session,
-        out: &'o mut dyn Write,
-        texts: &'a [String],
-        table: &'a dyn Fn(&mut dyn Write, &R) -> io::Result<()>,
-    ) -> Self {
-        Emitter {
-            session,
-            out,
-            texts,
-            written: 0,
-            table,
-        }
-    }
-
-    /// Writes the next text's report.
-    pub(super) fn emit(&mut self, report: &R) -> Result<()> {
-        let (i, n) = (self.written, self.texts.len());
-        self.written += 1;
-        if n == 1 || self.session.jsonl {
-            return emit(self.session, self.out, report, self.table);
-        }
-        if self.session.json {
-            if i == 0 {
-                let h = self.session.header(None)?;
-                write!(
-                    self.out,
-                    r#"{{"schema":{},"version":{},"model":{},"revision":{},"batch":["#,
-                    h.schema,
-                    serde_json::to_string(h.version)?,
-                    serde_json::to_string(&h.model)?,
-                    serde_json::to_string(&h.revision)?,
-                )?;
-            } else {
-                write!(self.out, ",")?;
-            }
-            render::json::value(self.out, report)?;
-            return Ok(());
-        }
-        if i > 0 {
-            writeln!(self.out)?;
-        }
-        render::table::batch_heading(self.out, i, n, &self.texts[i])?;
-        (self.table)(self.out, report)?;
-        Ok(())
-    }
-
-    /// Ends the batch envelope (JSON, several texts) with the padded ids and mask, as Hugging
-    /// Face's `tokenizer(texts, padding=True)`, written a row at a time.
-    pub(super) fn finish(self, ids: &[Vec<u32>], pad: u32) -> Result<()> {
-        if self.texts.len() == 1 || !self.session.json || self.session.jsonl {
-            return Ok(());
-        }
-        let out = self.out;
-        let t = ids.iter().map(Vec::len).max().unwrap_or(0);
-        let rows =
-            |out: &mut dyn Write, name: &str, row: &dyn Fn(&[u32]) -> Vec<u32>| -> Result<()> {
-                write!(out, r#","{name}":["#)?;
-                for (i, r) in ids.iter().enumerate() {
-                    if i > 0 {
-                        write!(out, ",")?;
-                    }
-                    serde_json::to_writer(&mut *out, &row(r))?;
-                }
-                write!(out, "]")?;
-                Ok(())
-            };
-        write!(out, "]")?;
-        rows(out, "input_ids", &|r| {
-            let mut row = r.to_vec();
-            row.resize(t, pad);
-            row
-        })?;
-        rows(out, "attention_mask", &|r| {
-            let mut row = vec![1; r.len()];
-            row.resize(t, 0);
-            row
-        })?;
-        writeln!(out, r#","shape":[{},{t}]}}"#, ids.len())?;
-        Ok(())
-    }
-}
-
-/// Writes one report per text (see [`Emitter`]).
+/// Writes one report per text through the session's printer.
 pub(super) fn emit_texts<R: serde::Serialize>(
     session: &Session,
     out: &mut dyn Write,
@@ -157,11 +60,11 @@ pub(super) fn emit_texts<R: serde::Serialize>(
     reports: Vec<R>,
     table: impl Fn(&mut dyn Write, &R) -> io::Result<()>,
 ) -> Result<()> {
-    let mut emitter = Emitter::new(session, out, texts, &table);
+    let mut printer = session.printer(texts, ids, pad, &table)?;
     for report in &reports {
-        emitter.emit(report)?;
+        printer.report(out, report)?;
     }
-    emitter.finish(ids, pad)
+    printer.finish(out)
 }
 
 /// The most padded tokens (rows × the longest row) in one batch of several texts: a batch's
@@ -214,16 +117,19 @@ impl Batch {
         req: &Request,
         which: &[usize],
     ) -> Result<Vec<Computed<'_>>> {
-        let ids: Vec<Vec<u32>> = which.iter().map(|&i| self.ids[i].clone()).collect();
-        let batch = padded(&ids, self.pad);
-        let [b, t] = batch.shape;
-        let input = Tensor::from_vec(batch.input_ids.concat(), (b, t), model.device())?; // (B, T)
+        let lengths: Vec<usize> = which.iter().map(|&i| self.ids[i].len()).collect();
+        let (b, t) = (which.len(), lengths.iter().copied().max().unwrap_or(0));
+        // Right padding, written straight into the batch's rows.
+        let mut flat = Vec::with_capacity(b * t);
+        for &i in which {
+            flat.extend_from_slice(&self.ids[i]);
+            flat.resize(flat.len().next_multiple_of(t.max(1)), self.pad);
+        }
+        let input = Tensor::from_vec(flat, (b, t), model.device())?; // (B, T)
         let output = match b {
+            // One text needs no padding mask.
             1 => model.forward(&input, req)?,
-            _ => {
-                let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
-                model.forward_padded(&input, &lengths, req)?
-            }
+            _ => model.forward_padded(&input, &lengths, req)?,
         };
         which
             .iter()
@@ -270,7 +176,7 @@ impl Batch {
                 self.batch_size
             );
         }
-        let mut emitter = Emitter::new(session, out, &self.texts, &table);
+        let mut printer = session.printer(&self.texts, &self.ids, self.pad, &table)?;
         let mut problem: Option<(usize, anyhow::Error)> = None;
         let all: Vec<usize> = (0..self.texts.len()).collect();
         for window in all.chunks(self.batch_size * WINDOW_BATCHES) {
@@ -289,10 +195,10 @@ impl Batch {
                 }
             }
             for report in reports.into_iter().flatten() {
-                emitter.emit(&report)?;
+                printer.report(out, &report)?;
             }
         }
-        emitter.finish(&self.ids, self.pad)?;
+        printer.finish(out)?;
         // Every report is written (NaN stays out of the rankings, and JSON says "NaN"); the
         // exit code and stderr say that something is wrong and where it began.
         match problem {
@@ -301,7 +207,7 @@ impl Batch {
         }
     }
 
-    /// Writes reports made otherwise, one per text (see [`Emitter`]).
+    /// Writes reports made otherwise, one per text.
     pub(super) fn emit<R: serde::Serialize>(
         &self,
         session: &Session,

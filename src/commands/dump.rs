@@ -9,9 +9,9 @@ use std::io::{BufWriter, Write};
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 
-use super::hooks::hook_row;
 use super::batch::{padded, Batch};
-use super::{Session};
+use super::hooks::hook_row;
+use super::Session;
 use crate::atomic::Output;
 use crate::cli::DumpArgs;
 use crate::error::usage;

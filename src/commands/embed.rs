@@ -27,7 +27,15 @@ pub fn run(session: &Session, args: &EmbedArgs, out: &mut dyn Write) -> Result<(
     let build = |Computed {
                      text, ids, output, ..
                  }| {
-        report(session, &model, tokenizer, args, text, ids, &output.activations)
+        report(
+            session,
+            &model,
+            tokenizer,
+            args,
+            text,
+            ids,
+            &output.activations,
+        )
     };
     prepared.run(session, out, &model, &req, build, table::embed)
 }
@@ -68,7 +76,10 @@ fn report(
         .collect();
     Ok(EmbedReport {
         header: session.header(Some(text))?,
-        wte_shape: { let (v, c) = model.wte().dims()?; vec![v, c] },
+        wte_shape: {
+            let (v, c) = model.wte().dims()?;
+            vec![v, c]
+        },
         wpe_shape: model.wpe().dims().to_vec(),
         tokens,
         token_embeddings: matrix(&tok)?,

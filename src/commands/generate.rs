@@ -6,12 +6,13 @@ use std::io::Write;
 use anyhow::Result;
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 
-use super::batch::{Batch};
+use super::batch::Batch;
 use super::{check_index, decoded, Session};
 use crate::cli::GenerateArgs;
 use crate::dist;
 use crate::error::usage;
 use crate::model::generate::{self, generate, Settings};
+use crate::model::{Config, Gpt2};
 use crate::render::table::{self, GenerateStream};
 use crate::report::{GenerateReport, GeneratedToken, Prediction, SamplingReport, Step};
 use crate::tokenizer::Tokenizer;
@@ -19,31 +20,13 @@ use crate::tokenizer::Tokenizer;
 pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let sampling = sampling(args)?;
-    let watch = match (args.attention_layer, args.attention_head) {
-        (Some(l), Some(h)) => {
-            check_index(
-                "attention-layer",
-                l,
-                cfg.n_layer,
-                "layers",
-                &session.model_name,
-            )?;
-            check_index(
-                "attention-head",
-                h,
-                cfg.n_head,
-                "heads",
-                &session.model_name,
-            )?;
-            Some([l, h])
-        }
-        _ => None,
-    };
+    let watch = watched_head(session, args, &cfg)?;
     let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
     let Batch {
         texts,
         tokenizer,
         ids,
+        pad,
         ..
     } = &prepared;
     let settings = Settings {
@@ -57,21 +40,20 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
         watch,
         cache: !args.no_cache,
     };
-
-    if session.json && !session.jsonl && settings.max_new_tokens >= 64 {
+    let json = session.format.is_json();
+    if json && texts.len() == 1 && settings.max_new_tokens >= 64 {
         // JSON comes at the end: say what the silence is.
         eprintln!(
-            "generating up to {} tokens for {} text(s); the JSON is written when done (--jsonl: as each text is done)",
-            settings.max_new_tokens,
-            texts.len()
+            "generating up to {} tokens; the JSON is written when done",
+            settings.max_new_tokens
         );
     }
+    // Tables stream as tokens come (below); JSON goes through the printer, a text at a time.
+    let mut printer = session.printer(texts, ids, *pad, &|_, _| Ok(()))?;
     // Several texts are generated one after another, each as if alone (same seed).
-    let mut reports = Vec::new();
     for (i, (text, ids)) in texts.iter().zip(ids).enumerate() {
-        // Tables stream as tokens come; JSON is one object at the end.
         let mut stream =
-            (!session.json).then(|| GenerateStream::new(args.show_probs, watch, session.terminal));
+            (!json).then(|| GenerateStream::new(args.show_probs, watch, session.terminal));
         if let Some(s) = stream.as_mut() {
             if texts.len() > 1 {
                 if i > 0 {
@@ -81,10 +63,63 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
             }
             s.start(out, text, &decoded(tokenizer, ids)?)?;
         }
-        let mut processor = LogitsProcessor::from_sampling(args.seed, sampling.clone());
+        let one = One {
+            model: &model,
+            tokenizer,
+            settings: &settings,
+            sampling: &sampling,
+        };
+        let report = one.generate(session, args, text, ids, stream.as_mut(), out)?;
+        if let Some(s) = stream.as_mut() {
+            s.finish(out, &report)?;
+        } else {
+            printer.report(out, &report)?;
+            out.flush()?;
+        }
+    }
+    printer.finish(out)
+}
+
+/// `--attention-layer L --attention-head H`, checked against the model.
+fn watched_head(
+    session: &Session,
+    args: &GenerateArgs,
+    cfg: &Config,
+) -> Result<Option<[usize; 2]>> {
+    let (Some(l), Some(h)) = (args.attention_layer, args.attention_head) else {
+        return Ok(None);
+    };
+    let model = &session.model_name;
+    check_index("attention-layer", l, cfg.n_layer, "layers", model)?;
+    check_index("attention-head", h, cfg.n_head, "heads", model)?;
+    Ok(Some([l, h]))
+}
+
+/// What generating one text needs.
+struct One<'a> {
+    model: &'a Gpt2,
+    tokenizer: &'a Tokenizer,
+    settings: &'a Settings,
+    sampling: &'a Sampling,
+}
+
+impl One<'_> {
+    /// Generates after `ids` (the tokens of `text`), handing each token to `stream` as it
+    /// is chosen; returns the report.
+    fn generate(
+        &self,
+        session: &Session,
+        args: &GenerateArgs,
+        text: &str,
+        ids: &[u32],
+        mut stream: Option<&mut GenerateStream>,
+        out: &mut dyn Write,
+    ) -> Result<GenerateReport> {
+        let tokenizer = self.tokenizer;
+        let mut processor = LogitsProcessor::from_sampling(args.seed, self.sampling.clone());
         let mut tokens: Vec<GeneratedToken> = Vec::new();
         let mut shown = 0; // bytes of the generated text already handed out
-        let generation = generate(&model, ids, &settings, &mut processor, |step| {
+        let generation = generate(self.model, ids, self.settings, &mut processor, |step| {
             let token = generated_token(tokenizer, step)?;
             if let Some(s) = stream.as_mut() {
                 let mut so_far: Vec<u32> = tokens.iter().map(|t| t.id).collect();
@@ -96,10 +131,11 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
                     true => "",
                     false => &text[shown..],
                 };
+                let index = tokens.len();
                 s.step(
                     out,
                     Step {
-                        index: tokens.len(),
+                        index,
                         token: &token,
                         text: piece,
                     },
@@ -110,30 +146,17 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
             Ok(())
         })?;
         let generated_ids = generation.ids();
-        let report = GenerateReport {
+        Ok(GenerateReport {
             header: session.header(Some(text))?,
-            input_ids: ids.clone(),
-            sampling: describe(&sampling, args.seed),
-            attention_head: watch,
+            input_ids: ids.to_vec(),
+            sampling: describe(self.sampling, args.seed),
+            attention_head: self.settings.watch,
             generated_text: tokenizer.decode(&generated_ids)?,
             generated_ids,
             stop_reason: generation.stop.as_str().to_string(),
             steps: tokens,
-        };
-        if let Some(s) = stream.as_mut() {
-            s.finish(out, &report)?;
-        }
-        if session.jsonl {
-            crate::render::json::write(out, &report)?;
-            out.flush()?;
-            continue;
-        }
-        reports.push(report);
+        })
     }
-    if session.json && !session.jsonl {
-        prepared.emit(session, out, reports, |_, _| Ok(()))?;
-    }
-    Ok(())
 }
 
 /// A step as the report shows it: tokens decoded, probabilities as f32.

@@ -60,7 +60,9 @@ pub fn run(session: &Session, args: &HeadsArgs, out: &mut dyn Write) -> Result<(
         },
     };
     if let Some(path) = &args.svg {
-        crate::atomic::write(path, "--svg", &session.temps, |w| printer::heads_svg(w, &report))?;
+        crate::atomic::write(path, "--svg", &session.temps, |w| {
+            printer::heads_svg(w, &report)
+        })?;
         eprintln!("wrote {}", path.display());
     }
     emit(session, out, &report, |out, r| {

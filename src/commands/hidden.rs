@@ -28,13 +28,7 @@ fn hidden_hook(i: usize, cfg: &Config) -> Hook {
 pub fn run(session: &Session, args: &HiddenArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     if let Some(d) = args.depth {
-        check_index(
-            "depth",
-            d,
-            cfg.n_layer + 1,
-            "depths",
-            &session.model_name,
-        )?;
+        check_index("depth", d, cfg.n_layer + 1, "depths", &session.model_name)?;
     }
     let depths: Vec<usize> = match args.depth {
         Some(l) => vec![l],

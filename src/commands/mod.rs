@@ -5,6 +5,25 @@ mod batch;
 mod session;
 mod shell;
 
+// One module per command (dispatched by `commands!` below).
+mod ablate;
+mod attention;
+mod attribute;
+mod dump;
+mod embed;
+mod generate;
+mod heads;
+mod hidden;
+mod hooks;
+mod info;
+mod lens;
+mod next;
+mod patch;
+mod report;
+mod score;
+mod tokenize;
+mod trace;
+
 use std::io::{self, Write};
 
 use anyhow::Result;
@@ -16,18 +35,16 @@ use crate::cli::{Cli, Command, TopKArgs};
 use crate::dist;
 use crate::error::usage;
 use crate::model::Config;
-use crate::render;
 use crate::report::{NamedToken, Prediction};
 use crate::signals::TempFiles;
 use crate::tokenizer::Tokenizer;
 
 /// Every subcommand: its [`Command`] variant and its module, whose `run(session, args,
-/// out)` does the work. Adding a command is a file in this directory, a line here, a
-/// variant in cli.rs and a renderer.
+/// out)` does the work. Adding a command is a file in this directory, its `mod` line above
+/// (outside the macro, where rustfmt sees it), a line here, a variant in cli.rs and a
+/// renderer.
 macro_rules! commands {
     ($($variant:ident => $module:ident),* $(,)?) => {
-        $(mod $module;)*
-
         fn dispatch(session: &Session, command: &Command, out: &mut dyn Write) -> Result<()> {
             match command {
                 $(Command::$variant(args) => $module::run(session, args, out),)*
@@ -87,19 +104,16 @@ fn on_stdout(e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("cannot write to standard output: {e}"))
 }
 
-/// Writes a report as JSON or as its table.
+/// Writes a report of its own (not one per text) through the session's printer.
 fn emit<R: serde::Serialize>(
     session: &Session,
     out: &mut dyn Write,
     report: &R,
-    table: impl FnOnce(&mut dyn Write, &R) -> io::Result<()>,
+    table: impl Fn(&mut dyn Write, &R) -> io::Result<()>,
 ) -> Result<()> {
-    if session.json {
-        render::json::write(out, report)?;
-    } else {
-        table(out, report)?;
-    }
-    Ok(())
+    let mut printer = session.printer(&[], &[], 0, &table)?;
+    printer.report(out, report)?;
+    printer.finish(out)
 }
 
 /// What is said when values stopped being finite numbers: where first (`hook`), and for

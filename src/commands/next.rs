@@ -19,7 +19,8 @@ pub fn run(session: &Session, args: &NextArgs, out: &mut dyn Write) -> Result<()
     let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
     let Batch { cfg, tokenizer, .. } = &prepared;
     let req = Request {
-        capture: CaptureSpec::new([Hook::Block(0, BlockHook::ResidPre), Hook::LnFinalOut]),
+        // The shapes are the model's to say: nothing is recorded just to be measured.
+        capture: CaptureSpec::default(),
         logits: Logits::Last,
     };
     prepared.run(
@@ -43,12 +44,12 @@ fn report(
         text, ids, output, ..
     } = row;
     let logits = output.logits.expect("Logits::Last yields logits"); // (1, 1, V)
-    let embeddings = output
-        .activations
-        .get(Hook::Block(0, BlockHook::ResidPre))?; // (1, T, C)
-    let hidden = output.activations.get(Hook::LnFinalOut)?; // (1, T, C)
-
     let t = ids.len();
+    // Every activation has the dtype the model computes in, as the logits do.
+    let dtype = logits.dtype();
+    let embeddings = Hook::Block(0, BlockHook::ResidPre).shape(cfg, 1, t); // (1, T, C)
+    let hidden = Hook::LnFinalOut.shape(cfg, 1, t); // (1, T, C)
+
     let v = cfg.vocab_size;
     let stage = |name: &str, shape: Vec<usize>, dtype: DType, note: String| Stage {
         name: name.to_string(),
@@ -60,14 +61,14 @@ fn report(
         stage("input_ids", vec![1, t], DType::U32, "token ids".into()),
         stage(
             "embeddings",
-            embeddings.dims().to_vec(),
-            embeddings.dtype(),
+            embeddings,
+            dtype,
             "wte[id] + wpe[position], the input of block 0".into(),
         ),
         stage(
             "hidden states",
-            hidden.dims().to_vec(),
-            hidden.dtype(),
+            hidden,
+            dtype,
             format!("after {} blocks and ln_f", cfg.n_layer),
         ),
         stage(

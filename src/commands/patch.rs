@@ -44,7 +44,8 @@ pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<(
         PatchSite::Head => Site::Head,
     };
     let model = session.model(&cfg, cfg.n_layer)?;
-    let row = |ids: &[u32]| -> Result<Tensor> { Ok(Tensor::new(ids, model.device())?.unsqueeze(0)?) };
+    let row =
+        |ids: &[u32]| -> Result<Tensor> { Ok(Tensor::new(ids, model.device())?.unsqueeze(0)?) };
     let metric = LogitDiff {
         answer: answer.id,
         wrong: wrong.id,
@@ -72,7 +73,9 @@ pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<(
         shape,
     };
     if let Some(path) = &args.svg {
-        crate::atomic::write(path, "--svg", &session.temps, |w| printer::patch_svg(w, &report))?;
+        crate::atomic::write(path, "--svg", &session.temps, |w| {
+            printer::patch_svg(w, &report)
+        })?;
         eprintln!("wrote {}", path.display());
     }
     emit(session, out, &report, |out, r| {

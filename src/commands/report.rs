@@ -16,7 +16,7 @@ use crate::render::{html, table};
 use crate::report::{NeuronData, PageReport, WrittenReport};
 
 /// Tokens a page holds at most: gpt2's 144 heads at 256 tokens are 4.7 M probabilities, 13 MB
-/// of HTML, which headless Chromium opens in about a second (tests/browser.rs).
+/// of HTML, which headless Chromium opens in about a second (tests/suite/browser.rs).
 const MAX_TOKENS: usize = 256;
 
 /// Bytes of q and k (f32, 16 MB once in base64) a page holds with `--neuron auto`: reading

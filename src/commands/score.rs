@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 
 use super::batch::{Batch, Computed};
-use super::{Session};
+use super::Session;
 use crate::cli::ScoreArgs;
 use crate::dist;
 use crate::input::which_text;

@@ -14,6 +14,7 @@ use crate::model::checkpoint::Checkpoint;
 use crate::model::hub::Hub;
 use crate::model::source::ModelSource;
 use crate::model::{Config, Gpt2};
+use crate::render::printer::{Format, Printer, Run};
 use crate::render::Palette;
 use crate::report::Header;
 use crate::signals::TempFiles;
@@ -26,9 +27,8 @@ pub struct Session {
     pub source: ModelSource,
     pub device: Device,
     pub dtype: DType,
-    pub json: bool,
-    /// `--jsonl`: each text's object on its own line, no batch envelope (implies `json`).
-    pub jsonl: bool,
+    /// `--json`, `--jsonl` or tables: how every report is printed.
+    pub format: Format,
     /// Colours of heatmaps on stdout; `None`: plain text.
     pub palette: Option<Palette>,
     /// Width of the terminal on stdout (or COLUMNS); `None`: not a terminal.
@@ -72,8 +72,7 @@ impl Session {
                 .map_err(|e| anyhow::anyhow!("--model {e:#}"))?,
             device,
             dtype,
-            json: g.json || g.jsonl,
-            jsonl: g.jsonl,
+            format: Format::from_flags(g.json, g.jsonl),
             palette: palette(g.color, io::stdout().is_terminal(), |k| {
                 std::env::var(k).ok()
             }),
@@ -83,6 +82,28 @@ impl Session {
             prepend_bos: g.prepend_bos,
             commit: OnceLock::new(),
         })
+    }
+
+    /// The printer of the chosen format for reports on `texts` (none or one: a report
+    /// alone), drawing tables with `table`.
+    pub fn printer<'a, R: serde::Serialize>(
+        &self,
+        texts: &'a [String],
+        ids: &'a [Vec<u32>],
+        pad: u32,
+        table: &'a dyn Fn(&mut dyn std::io::Write, &R) -> std::io::Result<()>,
+    ) -> Result<Box<dyn Printer<R> + 'a>> {
+        let header = match Run::needs_header(self.format, texts.len()) {
+            true => Some(self.header(None)?),
+            false => None,
+        };
+        let run = Run {
+            texts,
+            ids,
+            pad,
+            header,
+        };
+        Ok(self.format.printer(run, table))
     }
 
     /// What every JSON object starts with: schema, version, model and its resolved commit.

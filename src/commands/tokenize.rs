@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::batch::{emit_texts, encode_all, pad_id, padded, token_limit};
-use super::{Session};
+use super::Session;
 use crate::cli::TokenizeArgs;
 use crate::input::read_texts;
 use crate::render::table;
@@ -34,7 +34,7 @@ pub fn run(session: &Session, args: &TokenizeArgs, out: &mut dyn Write) -> Resul
         .collect::<Result<Vec<_>>>()?;
     let pad = pad_id(&tokenizer, None);
     emit_texts(session, out, &texts, &ids, pad, reports, table::tokenize)?;
-    if texts.len() > 1 && !session.json {
+    if texts.len() > 1 && !session.format.is_json() {
         writeln!(out)?;
         table::padding(out, &padded(&ids, pad))?;
     }

@@ -63,7 +63,10 @@ fn report(
         ),
         stage(
             "wte".into(),
-            { let (v, c) = model.wte().dims()?; vec![v, c] },
+            {
+                let (v, c) = model.wte().dims()?;
+                vec![v, c]
+            },
             &dtype,
             "token embedding matrix, one row per vocabulary entry",
         ),

@@ -246,6 +246,23 @@ pub struct Reader<'a> {
 #[cfg(not(target_endian = "little"))]
 compile_error!("checkpoints are read as little-endian f32 in place");
 
+/// A bias `(N,)` for [`Weight::matmul`]: the tensor, and for a mapped weight its values as
+/// the kernel takes them, read once at load instead of at every product.
+pub struct Bias {
+    pub tensor: Tensor,
+    values: Option<Vec<f32>>,
+}
+
+impl Bias {
+    pub fn new(tensor: Tensor, weight: &Weight) -> Result<Self> {
+        let values = match weight {
+            Weight::Mapped(_) => Some(tensor.to_vec1::<f32>()?),
+            Weight::Tensor(_) => None,
+        };
+        Ok(Bias { tensor, values })
+    }
+}
+
 /// A weight matrix `(rows, cols)` as stored: a tensor, or a view of the mapped file.
 pub enum Weight {
     Tensor(Tensor),
@@ -269,15 +286,16 @@ impl Weight {
     }
 
     /// `x W + b` for `x` `(M, K)` and this weight `(K, N)`: `(M, N)`.
-    pub fn matmul(&self, x: &Tensor, bias: &Tensor) -> Result<Tensor> {
-        match self {
-            Weight::Tensor(w) => Ok(x.matmul(w)?.broadcast_add(bias)?),
-            Weight::Mapped(w) => MatMul {
+    pub fn matmul(&self, x: &Tensor, bias: &Bias) -> Result<Tensor> {
+        match (self, &bias.values) {
+            (Weight::Mapped(w), Some(values)) => MatMul {
                 weight: w,
                 transposed: false,
-                bias: Some(&bias.to_vec1::<f32>()?),
+                bias: Some(values),
             }
             .apply(x),
+            (Weight::Mapped(_), None) => bail!("a mapped weight's bias was read as a tensor only"),
+            (Weight::Tensor(w), _) => Ok(x.matmul(w)?.broadcast_add(&bias.tensor)?),
         }
     }
 

@@ -7,7 +7,7 @@
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor, D};
 
-use super::checkpoint::{Checkpoint, Reader, Weight};
+use super::checkpoint::{Bias, Checkpoint, Reader, Weight};
 use super::config::{Activation, Config};
 use super::gelu::gelu_tanh;
 use super::hooks::{Activations, BlockHook, CaptureSpec, Dim, Hook};
@@ -124,15 +124,14 @@ impl KvCache {
 /// HF's `Conv1D`: y = x W + b with W stored (in, out), so no transpose is needed.
 struct Conv1D {
     weight: Weight, // (in, out)
-    bias: Tensor,   // (out,)
+    bias: Bias,     // (out,)
 }
 
 impl Conv1D {
     fn load(r: &Reader) -> Result<Self> {
-        Ok(Conv1D {
-            weight: r.weight("weight")?,
-            bias: r.get("bias")?,
-        })
+        let weight = r.weight("weight")?;
+        let bias = Bias::new(r.get("bias")?, &weight)?;
+        Ok(Conv1D { weight, bias })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -148,14 +147,17 @@ struct LayerNorm {
     weight: Tensor, // (C,)
     bias: Tensor,   // (C,)
     eps: f32,
+    /// Its hooks `[scale, normalized, out]` (ln1, ln2 or ln_final).
+    hooks: [Hook; 3],
 }
 
 impl LayerNorm {
-    fn load(r: &Reader, cfg: &Config) -> Result<Self> {
+    fn load(r: &Reader, cfg: &Config, hooks: [Hook; 3]) -> Result<Self> {
         Ok(LayerNorm {
             weight: r.get("weight")?,
             bias: r.get("bias")?,
             eps: cfg.layer_norm_epsilon as f32,
+            hooks,
         })
     }
 
@@ -163,8 +165,8 @@ impl LayerNorm {
     /// `hook_scale` = sqrt(var(x) + eps) `(B, T, 1)` and `hook_normalized` = (x - mean) /
     /// scale, taken apart only when a tap wants them, then the output `normalized * w + b`.
     /// Unless a tap replaced a part, the output is the fused kernel's.
-    fn forward(&self, x: &Tensor, hooks: [Hook; 3], tap: &mut dyn Tap) -> Result<Tensor> {
-        let [scale_hook, normalized_hook, out_hook] = hooks;
+    fn forward(&self, x: &Tensor, tap: &mut dyn Tap) -> Result<Tensor> {
+        let [scale_hook, normalized_hook, out_hook] = self.hooks;
         let fused = candle_nn::ops::layer_norm(x, &self.weight, &self.bias, self.eps)?;
         let y = if tap.wants(scale_hook) || tap.wants(normalized_hook) {
             let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?; // (B, T, C)
@@ -203,6 +205,7 @@ struct Attention {
     c_proj: Conv1D,
     n_head: usize,
     scale: f64,
+    layer: usize,
 }
 
 impl Attention {
@@ -219,6 +222,7 @@ impl Attention {
             c_proj: Conv1D::load(&r.pp("c_proj"))?,
             n_head: cfg.n_head,
             scale,
+            layer,
         })
     }
 
@@ -229,10 +233,9 @@ impl Attention {
         x: &Tensor,
         mask: &Tensor,
         past: Option<&(Tensor, Tensor)>,
-        layer: usize,
         tap: &mut dyn Tap,
     ) -> Result<(Tensor, (Tensor, Tensor))> {
-        let at = |h| Hook::Block(layer, h);
+        let at = |h| Hook::Block(self.layer, h);
         let (b, t, c) = x.dims3()?;
         let (nh, hs) = (self.n_head, c / self.n_head);
         let qkv = self.c_attn.forward(x)?; // (B, T, 3C)
@@ -297,7 +300,7 @@ impl Attention {
         let result = tap.tap(at(BlockHook::AttnResult), result)?;
         let out = match result.id() == id {
             true => out,
-            false => result.sum(2)?.broadcast_add(&self.c_proj.bias)?, // (B, T, C)
+            false => result.sum(2)?.broadcast_add(&self.c_proj.bias.tensor)?, // (B, T, C)
         };
         Ok((out, (k, v)))
     }
@@ -307,19 +310,21 @@ struct Mlp {
     c_fc: Conv1D,
     c_proj: Conv1D,
     act: Activation,
+    layer: usize,
 }
 
 impl Mlp {
-    fn load(r: &Reader, cfg: &Config) -> Result<Self> {
+    fn load(r: &Reader, cfg: &Config, layer: usize) -> Result<Self> {
         Ok(Mlp {
             c_fc: Conv1D::load(&r.pp("c_fc"))?,
             c_proj: Conv1D::load(&r.pp("c_proj"))?,
             act: cfg.activation_function,
+            layer,
         })
     }
 
-    fn forward(&self, x: &Tensor, layer: usize, tap: &mut dyn Tap) -> Result<Tensor> {
-        let at = |h| Hook::Block(layer, h);
+    fn forward(&self, x: &Tensor, tap: &mut dyn Tap) -> Result<Tensor> {
+        let at = |h| Hook::Block(self.layer, h);
         let pre = tap.tap(at(BlockHook::MlpPre), self.c_fc.forward(x)?)?; // (B, T, 4C)
         let post = match self.act {
             Activation::GeluTanh => gelu_tanh(&pre)?,
@@ -342,49 +347,58 @@ struct Block {
 
 impl Block {
     fn load(r: &Reader, layer: usize, cfg: &Config) -> Result<Self> {
+        use BlockHook::{Ln1Normalized, Ln1Out, Ln1Scale, Ln2Normalized, Ln2Out, Ln2Scale};
+        let at = |hooks: [BlockHook; 3]| hooks.map(|h| Hook::Block(layer, h));
+        let ln1 = at([Ln1Scale, Ln1Normalized, Ln1Out]);
+        let ln2 = at([Ln2Scale, Ln2Normalized, Ln2Out]);
         Ok(Block {
             layer,
-            ln_1: LayerNorm::load(&r.pp("ln_1"), cfg)?,
+            ln_1: LayerNorm::load(&r.pp("ln_1"), cfg, ln1)?,
             attn: Attention::load(&r.pp("attn"), cfg, layer)?,
-            ln_2: LayerNorm::load(&r.pp("ln_2"), cfg)?,
-            mlp: Mlp::load(&r.pp("mlp"), cfg)?,
+            ln_2: LayerNorm::load(&r.pp("ln_2"), cfg, ln2)?,
+            mlp: Mlp::load(&r.pp("mlp"), cfg, layer)?,
         })
     }
 
-    /// Pre-LN: `x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))`, every step through its hook.
-    /// `x` is the block's input after hook_resid_pre. Also returns the block's keys and
-    /// values (see [`Attention::forward`]).
+    /// Pre-LN, every step through its hook. Also returns the block's keys and values (see
+    /// [`Attention::forward`]).
     fn forward(
+        &self,
+        x: Tensor,
+        mask: &Tensor,
+        past: Option<&(Tensor, Tensor)>,
+        tap: &mut dyn Tap,
+    ) -> Result<(Tensor, (Tensor, Tensor))> {
+        let at = |h| Hook::Block(self.layer, h);
+        let x = tap.tap(at(BlockHook::ResidPre), x)?; // (B, T, C)
+        let (attn_out, kv) = self.attn(&x, mask, past, tap)?;
+        let x = tap.tap(at(BlockHook::ResidMid), (x + attn_out)?)?; // x = x + attn(ln_1(x))
+        let mlp_out = self.mlp(&x, tap)?;
+        let x = tap.tap(at(BlockHook::ResidPost), (x + mlp_out)?)?; // x = x + mlp(ln_2(x))
+        Ok((x, kv))
+    }
+
+    /// `attn(ln_1(x))` through hook_attn_out, and the keys and values.
+    fn attn(
         &self,
         x: &Tensor,
         mask: &Tensor,
         past: Option<&(Tensor, Tensor)>,
         tap: &mut dyn Tap,
     ) -> Result<(Tensor, (Tensor, Tensor))> {
-        let l = self.layer;
-        let at = |h| Hook::Block(l, h);
-        let ln1 = [
-            BlockHook::Ln1Scale,
-            BlockHook::Ln1Normalized,
-            BlockHook::Ln1Out,
-        ]
-        .map(at);
-        let h = self.ln_1.forward(x, ln1, tap)?; // (B, T, C)
-        let (attn_out, kv) = self.attn.forward(&h, mask, past, l, tap)?;
-        let attn_out = tap.tap(at(BlockHook::AttnOut), attn_out)?;
-        let x = tap.tap(at(BlockHook::ResidMid), (x + attn_out)?)?; // (B, T, C)
+        let h = self.ln_1.forward(x, tap)?; // (B, T, C)
+        let (out, kv) = self.attn.forward(&h, mask, past, tap)?;
+        Ok((
+            tap.tap(Hook::Block(self.layer, BlockHook::AttnOut), out)?,
+            kv,
+        ))
+    }
 
-        let ln2 = [
-            BlockHook::Ln2Scale,
-            BlockHook::Ln2Normalized,
-            BlockHook::Ln2Out,
-        ]
-        .map(at);
-        let h = self.ln_2.forward(&x, ln2, tap)?;
-        let mlp_out = self.mlp.forward(&h, l, tap)?;
-        let mlp_out = tap.tap(at(BlockHook::MlpOut), mlp_out)?;
-        let x = tap.tap(at(BlockHook::ResidPost), (x + mlp_out)?)?; // (B, T, C)
-        Ok((x, kv))
+    /// `mlp(ln_2(x))` through hook_mlp_out.
+    fn mlp(&self, x: &Tensor, tap: &mut dyn Tap) -> Result<Tensor> {
+        let h = self.ln_2.forward(x, tap)?; // (B, T, C)
+        let out = self.mlp.forward(&h, tap)?;
+        tap.tap(Hook::Block(self.layer, BlockHook::MlpOut), out)
     }
 }
 
@@ -452,8 +466,13 @@ impl Gpt2 {
                 .map_err(|_| anyhow::anyhow!("the thread reading wte.weight panicked"))?;
             Ok((wte?, h?))
         })?;
+        let ln_final = [
+            Hook::LnFinalScale,
+            Hook::LnFinalNormalized,
+            Hook::LnFinalOut,
+        ];
         let ln_f = if n_blocks == cfg.n_layer {
-            Some(LayerNorm::load(&r.pp("ln_f"), cfg)?)
+            Some(LayerNorm::load(&r.pp("ln_f"), cfg, ln_final)?)
         } else {
             None
         };
@@ -497,7 +516,7 @@ impl Gpt2 {
     /// The bias `b_O` added to the heads' summed output in layer `l`, `(C,)`.
     pub fn attn_out_bias(&self, l: usize) -> Result<&Tensor> {
         match self.h.get(l) {
-            Some(b) => Ok(&b.attn.c_proj.bias),
+            Some(b) => Ok(&b.attn.c_proj.bias.tensor),
             None => bail!("block {l} was not loaded"),
         }
     }
@@ -602,9 +621,8 @@ impl Gpt2 {
         let mask = self.mask(t, past, lengths)?; // (B or 1, 1, T, Tk)
         for block in self.h.iter().take(n_blocks).skip(first) {
             let l = block.layer;
-            x = tap.tap(Hook::Block(l, BlockHook::ResidPre), x)?;
             let cached = cache.as_ref().and_then(|c| c.layers.get(l));
-            let (y, kv) = block.forward(&x, &mask, cached, tap)?; // (B, T, C)
+            let (y, kv) = block.forward(x, &mask, cached, tap)?; // (B, T, C)
             x = y;
             if let Some(cache) = cache.as_mut() {
                 match cache.layers.get_mut(l) {
@@ -626,12 +644,7 @@ impl Gpt2 {
             .ln_f
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("ln_f was not loaded"))?;
-        let ln_final = [
-            Hook::LnFinalScale,
-            Hook::LnFinalNormalized,
-            Hook::LnFinalOut,
-        ];
-        let x = ln_f.forward(&x, ln_final, tap)?; // (B, T, C)
+        let x = ln_f.forward(&x, tap)?; // (B, T, C)
         let logits = match req.logits {
             Logits::None => return Ok(None),
             Logits::Last => {

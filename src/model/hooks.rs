@@ -12,95 +12,69 @@ use candle_core::Tensor;
 
 use super::config::Config;
 
-/// A point in a block where an activation can be recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum BlockHook {
-    ResidPre,
+/// Declares [`BlockHook`] from one table, in data-flow order: each variant with its
+/// TransformerLens suffix. [`BlockHook::ALL`] and [`BlockHook::suffix`] come from the same
+/// rows, so adding a hook is a row here, its arms in [`BlockHook::head_axis`] and
+/// [`Hook::dims`] (exhaustive matches: the compiler asks for them) and its tap in gpt2.rs.
+macro_rules! block_hooks {
+    ($($(#[$doc:meta])* $variant:ident => $suffix:literal,)*) => {
+        /// A point in a block where an activation can be recorded.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum BlockHook {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl BlockHook {
+            /// In data-flow order (`dump` writes in this order).
+            pub const ALL: &'static [BlockHook] = &[$(BlockHook::$variant,)*];
+
+            fn suffix(self) -> &'static str {
+                match self {
+                    $(BlockHook::$variant => $suffix,)*
+                }
+            }
+        }
+    };
+}
+
+block_hooks! {
+    ResidPre => "hook_resid_pre",
     /// `sqrt(var(x) + eps)` of ln_1's input, `[B, T, 1]`.
-    Ln1Scale,
+    Ln1Scale => "ln1.hook_scale",
     /// `(x - mean(x)) / scale`, before ln_1's weight and bias (as TransformerLens).
-    Ln1Normalized,
+    Ln1Normalized => "ln1.hook_normalized",
     /// ln_1's output, `normalized * w + b` (Hugging Face's module output).
-    Ln1Out,
-    Q,
-    K,
-    V,
-    AttnScores,
-    Pattern,
-    Z,
+    Ln1Out => "ln1.hook_out",
+    Q => "attn.hook_q",
+    K => "attn.hook_k",
+    V => "attn.hook_v",
+    AttnScores => "attn.hook_attn_scores",
+    Pattern => "attn.hook_pattern",
+    Z => "attn.hook_z",
     /// Each head's output `z_h · W_O[h]`, before the sum over heads and without `b_O`:
     /// `[B, T, H, C]`.
-    AttnResult,
-    AttnOut,
-    ResidMid,
-    Ln2Scale,
-    Ln2Normalized,
-    Ln2Out,
-    MlpPre,
-    MlpPost,
-    MlpOut,
-    ResidPost,
+    AttnResult => "attn.hook_result",
+    AttnOut => "hook_attn_out",
+    ResidMid => "hook_resid_mid",
+    Ln2Scale => "ln2.hook_scale",
+    Ln2Normalized => "ln2.hook_normalized",
+    Ln2Out => "ln2.hook_out",
+    MlpPre => "mlp.hook_pre",
+    MlpPost => "mlp.hook_post",
+    MlpOut => "hook_mlp_out",
+    ResidPost => "hook_resid_post",
 }
 
 impl BlockHook {
-    /// In data-flow order.
-    pub const ALL: [BlockHook; 20] = [
-        BlockHook::ResidPre,
-        BlockHook::Ln1Scale,
-        BlockHook::Ln1Normalized,
-        BlockHook::Ln1Out,
-        BlockHook::Q,
-        BlockHook::K,
-        BlockHook::V,
-        BlockHook::AttnScores,
-        BlockHook::Pattern,
-        BlockHook::Z,
-        BlockHook::AttnResult,
-        BlockHook::AttnOut,
-        BlockHook::ResidMid,
-        BlockHook::Ln2Scale,
-        BlockHook::Ln2Normalized,
-        BlockHook::Ln2Out,
-        BlockHook::MlpPre,
-        BlockHook::MlpPost,
-        BlockHook::MlpOut,
-        BlockHook::ResidPost,
-    ];
-
-    fn suffix(self) -> &'static str {
-        match self {
-            BlockHook::ResidPre => "hook_resid_pre",
-            BlockHook::Ln1Scale => "ln1.hook_scale",
-            BlockHook::Ln1Normalized => "ln1.hook_normalized",
-            BlockHook::Ln1Out => "ln1.hook_out",
-            BlockHook::Q => "attn.hook_q",
-            BlockHook::K => "attn.hook_k",
-            BlockHook::V => "attn.hook_v",
-            BlockHook::AttnScores => "attn.hook_attn_scores",
-            BlockHook::Pattern => "attn.hook_pattern",
-            BlockHook::Z => "attn.hook_z",
-            BlockHook::AttnResult => "attn.hook_result",
-            BlockHook::AttnOut => "hook_attn_out",
-            BlockHook::ResidMid => "hook_resid_mid",
-            BlockHook::Ln2Scale => "ln2.hook_scale",
-            BlockHook::Ln2Normalized => "ln2.hook_normalized",
-            BlockHook::Ln2Out => "ln2.hook_out",
-            BlockHook::MlpPre => "mlp.hook_pre",
-            BlockHook::MlpPost => "mlp.hook_post",
-            BlockHook::MlpOut => "hook_mlp_out",
-            BlockHook::ResidPost => "hook_resid_post",
-        }
-    }
-
     /// The head axis of this hook's tensor, which a [`CaptureSpec`] may narrow to some heads:
     /// 2 in `[B, T, H, d_head]` (q, k, v, z), 1 in `[B, H, T, T]` (scores, pattern).
     pub fn head_axis(self) -> Option<usize> {
+        use BlockHook::*;
         match self {
-            BlockHook::Q | BlockHook::K | BlockHook::V | BlockHook::Z | BlockHook::AttnResult => {
-                Some(2)
-            }
-            BlockHook::AttnScores | BlockHook::Pattern => Some(1),
-            _ => None,
+            Q | K | V | Z | AttnResult => Some(2),
+            AttnScores | Pattern => Some(1),
+            ResidPre | Ln1Scale | Ln1Normalized | Ln1Out | AttnOut | ResidMid | Ln2Scale
+            | Ln2Normalized | Ln2Out | MlpPre | MlpPost | MlpOut | ResidPost => None,
         }
     }
 }
@@ -136,7 +110,8 @@ impl fmt::Display for Hook {
 impl Hook {
     /// All hooks of a model, in data-flow order.
     pub fn all(cfg: &Config) -> Vec<Hook> {
-        let blocks = (0..cfg.n_layer).flat_map(|l| BlockHook::ALL.map(|h| Hook::Block(l, h)));
+        let blocks =
+            (0..cfg.n_layer).flat_map(|l| BlockHook::ALL.iter().map(move |&h| Hook::Block(l, h)));
         [Hook::Embed, Hook::PosEmbed]
             .into_iter()
             .chain(blocks)
@@ -160,16 +135,18 @@ impl Hook {
             }
             Hook::LnFinalScale => vec![Batch, Seq, Fixed(1)],
             Hook::Logits => vec![Batch, Seq, Fixed(cfg.vocab_size)],
-            Hook::Block(_, h) => match h {
-                BlockHook::Q | BlockHook::K | BlockHook::V | BlockHook::Z => {
-                    vec![Batch, Seq, Fixed(nh), Fixed(hs)]
+            Hook::Block(_, h) => {
+                use BlockHook::*;
+                match h {
+                    Q | K | V | Z => vec![Batch, Seq, Fixed(nh), Fixed(hs)],
+                    AttnResult => vec![Batch, Seq, Fixed(nh), Fixed(d)],
+                    Ln1Scale | Ln2Scale => vec![Batch, Seq, Fixed(1)],
+                    AttnScores | Pattern => vec![Batch, Fixed(nh), Seq, Seq],
+                    MlpPre | MlpPost => vec![Batch, Seq, Fixed(cfg.n_inner())],
+                    ResidPre | Ln1Normalized | Ln1Out | AttnOut | ResidMid | Ln2Normalized
+                    | Ln2Out | MlpOut | ResidPost => vec![Batch, Seq, Fixed(d)],
                 }
-                BlockHook::AttnResult => vec![Batch, Seq, Fixed(nh), Fixed(d)],
-                BlockHook::Ln1Scale | BlockHook::Ln2Scale => vec![Batch, Seq, Fixed(1)],
-                BlockHook::AttnScores | BlockHook::Pattern => vec![Batch, Fixed(nh), Seq, Seq],
-                BlockHook::MlpPre | BlockHook::MlpPost => vec![Batch, Seq, Fixed(cfg.n_inner())],
-                _ => vec![Batch, Seq, Fixed(d)],
-            },
+            }
         }
     }
 
@@ -234,10 +211,6 @@ impl CaptureSpec {
         self.hooks.contains(&hook)
     }
 
-    pub fn heads(&self) -> Option<&[usize]> {
-        self.heads.as_deref()
-    }
-
     /// `x` as recorded at `hook`: narrowed to the spec's heads on a per-head hook.
     pub fn narrow_heads(&self, hook: Hook, x: &Tensor) -> Result<Tensor> {
         let axis = match hook {
@@ -299,7 +272,8 @@ mod tests {
     #[test]
     fn names_follow_transformer_lens() {
         let names: Vec<String> = Hook::all(&cfg()).iter().map(|h| h.to_string()).collect();
-        assert_eq!(names.len(), 2 + 12 * 20 + 4);
+        assert_eq!(BlockHook::ALL.len(), 20);
+        assert_eq!(names.len(), 2 + 12 * BlockHook::ALL.len() + 4);
         assert_eq!(names[0], "hook_embed");
         assert_eq!(names[2], "blocks.0.hook_resid_pre");
         assert_eq!(names[3], "blocks.0.ln1.hook_scale");

@@ -17,6 +17,14 @@ pub trait Tap {
 
     /// The activation at `hook`; returns what flows on: `x` itself, or a replacement of
     /// the same shape.
+    ///
+    /// A replacement is told apart by identity: the forward pass compares the returned
+    /// tensor's [`Tensor::id`] with `x`'s. Where a fused kernel stands in for the hooked
+    /// steps (a layer norm's `hook_scale` and `hook_normalized`, `attn.hook_attn_scores`,
+    /// `attn.hook_result`), a new id makes it recompute the rest from what was returned,
+    /// on a slower path of the same arithmetic. So return `x` itself when not replacing: a
+    /// copy of the same values gives the same numbers, only slower (`CopyAll` in
+    /// `tests/suite/parity.rs` checks those paths against HF).
     fn tap(&mut self, hook: Hook, x: Tensor) -> Result<Tensor>;
 }
 
@@ -55,21 +63,6 @@ pub fn collect<'a>(
         into.insert(hook, t);
         Ok(())
     })
-}
-
-/// Two taps in turn: `first` sees the model's activation, `then` sees what `first` let
-/// through (an intervention, then a recorder that sees the patched value).
-pub struct Chain<'a>(pub &'a mut dyn Tap, pub &'a mut dyn Tap);
-
-impl Tap for Chain<'_> {
-    fn wants(&self, hook: Hook) -> bool {
-        self.0.wants(hook) || self.1.wants(hook)
-    }
-
-    fn tap(&mut self, hook: Hook, x: Tensor) -> Result<Tensor> {
-        let x = self.0.tap(hook, x)?;
-        self.1.tap(hook, x)
-    }
 }
 
 /// Notes the first activation, in data-flow order, that holds a NaN or an infinity, and

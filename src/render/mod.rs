@@ -7,6 +7,7 @@ pub mod html;
 pub mod json;
 pub mod lens;
 pub mod neuron;
+pub mod printer;
 pub mod stages;
 pub mod svg;
 pub mod table;

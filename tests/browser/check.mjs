@@ -1,7 +1,7 @@
 // Opens pages written by `gpt2-inspect report` in headless Chromium and checks what a person
 // would do with them. Usage: node check.mjs CONFIG.json, where CONFIG names the pages (cat,
 // hostile, big), the hostile text, the output folder and the neuron view's expected numbers
-// (from Hugging Face). Prints one line per check; exits 1 if any failed. tests/browser.rs
+// (from Hugging Face). Prints one line per check; exits 1 if any failed. tests/suite/browser.rs
 // runs it.
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";

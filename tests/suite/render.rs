@@ -2,12 +2,12 @@
 //! SVG figure and the HTML report (well-formed, escaped, self-contained, and the numbers they
 //! carry checked against Hugging Face's attention probabilities).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{fails, flat, max_abs_diff, page_data, page_f32s, page_u16s, Reference, Scratch, TOL};
+use crate::common::{
+    fails, flat, max_abs_diff, page_data, page_f32s, page_u16s, Reference, Scratch, TOL,
+};
 use serde_json::Value;
 use unicode_width::UnicodeWidthStr;
 
@@ -216,7 +216,7 @@ fn window_picks_a_span() {
 #[test]
 fn misused_figure_flags_are_usage_errors() {
     let c = |args: &[&str]| {
-        let mut c = common::cmd();
+        let mut c = crate::common::cmd();
         c.args(args);
         c
     };
@@ -548,7 +548,7 @@ fn svg_figure_controls() {
         ),
         (&["--vmax", "2"][..], "must be a probability"),
     ] {
-        let mut c = common::cmd();
+        let mut c = crate::common::cmd();
         c.args(["attention", CAT]).args(args);
         fails(&mut c, 2, &[says]);
     }
@@ -702,7 +702,7 @@ fn report_replaces_its_file_only_when_done() {
     let scratch = Scratch::new("report-atomic");
     let path: &Path = &scratch.0.join("keep.html");
     std::fs::write(path, "old").unwrap();
-    let mut c = common::cmd();
+    let mut c = crate::common::cmd();
     c.args(["report", CAT, "--top-k", "0", "-o", path.to_str().unwrap()]);
     fails(&mut c, 2, &["--top-k"]);
     assert_eq!(std::fs::read_to_string(path).unwrap(), "old");
@@ -711,7 +711,7 @@ fn report_replaces_its_file_only_when_done() {
 /// Wide characters take two columns: the plain table aligns by display width.
 #[test]
 fn plain_tables_align_wide_characters() {
-    let out = common::cmd()
+    let out = crate::common::cmd()
         .args(["--color", "never", "tokenize", "人 の 一 ok"])
         .output()
         .unwrap();

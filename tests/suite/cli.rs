@@ -1,10 +1,8 @@
 //! The binary as a user runs it, on the fixture model; numbers checked against HF's outputs.
 
-mod common;
-
+use crate::common::{cmd, flat, floats, json, max_abs_diff, model_dir, Reference, TOL};
 use assert_cmd::Command;
 use candle_core::Tensor;
-use common::{cmd, flat, floats, json, max_abs_diff, model_dir, Reference, TOL};
 use serde_json::Value;
 
 fn stderr_of(out: &std::process::Output) -> String {

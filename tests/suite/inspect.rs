@@ -1,12 +1,10 @@
 //! The data-flow commands (trace, embed, hidden, attention --scores/--qkv/--format bertviz,
 //! lens, hooks, dump) against Hugging Face's outputs for the fixture.
 
-mod common;
-
-use candle_core::{DType, Device, Tensor};
-use common::{
+use crate::common::{
     assert_close, cmd, flat, floats, json as run_json, max_abs_diff, model_dir, Reference, TOL,
 };
+use candle_core::{DType, Device, Tensor};
 use serde_json::{json, Value};
 
 fn assert_json_close(what: &str, got: &Value, want: &Tensor) {
@@ -237,7 +235,10 @@ fn lens_matches_hf_and_its_last_row_is_next() {
 fn hooks_lists_transformer_lens_names() {
     let v = run_json(&["hooks"]);
     let hooks = v["hooks"].as_array().unwrap();
-    assert_eq!(hooks.len(), 2 + 3 * 20 + 4);
+    assert_eq!(
+        hooks.len(),
+        2 + 3 * gpt2_inspect::model::BlockHook::ALL.len() + 4
+    );
     let find = |n: &str| {
         hooks
             .iter()

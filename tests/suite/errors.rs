@@ -1,13 +1,11 @@
 //! Bad input never crashes: each case gets one clear line on stderr, the right exit code
 //! (2 for misuse, 1 otherwise, never 101) and no half-written file. Odd but valid text works.
 
-mod common;
-
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command as Std, Stdio};
 
-use common::{cmd, fails, json, model_dir, Scratch};
+use crate::common::{cmd, fails, json, model_dir, Scratch};
 use serde_json::Value;
 
 fn on(model: &Path) -> assert_cmd::Command {

@@ -1,9 +1,7 @@
 //! Tokenization against Hugging Face's GPT-2 tokenizer on tricky strings
 //! (tests/fixtures/tokenizer_cases.json, written by scripts/make_fixtures.py).
 
-mod common;
-
-use common::{fixtures, model_dir};
+use crate::common::{fixtures, model_dir};
 use gpt2_inspect::tokenizer::Tokenizer;
 use serde::Deserialize;
 

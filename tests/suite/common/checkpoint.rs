@@ -2,7 +2,7 @@
 //! random weights, in the layout of the original `gpt2` repository (bare keys plus the
 //! `attn.bias` causal-mask buffers): what the benchmark runs, and what the browser test
 //! opens a full-size report page of. The tokenizer is the real GPT-2 one, copied from the
-//! test fixture. Shared by examples/make_checkpoint.rs and tests/browser.rs.
+//! test fixture. Shared by examples/make_checkpoint.rs and tests/suite/browser.rs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,17 +1,15 @@
-//! Downloads from a hub on 127.0.0.1 ([`common::hub_server`]) into an empty cache: the
+//! Downloads from a hub on 127.0.0.1 ([`crate::common::hub_server`]) into an empty cache: the
 //! first run downloads, the second is served from the cache without a request, offline
 //! works afterwards, revisions resolve, and Python's `huggingface_hub` shares the cache.
 //! Then every way a server can misbehave: one clear line (exit 1), nothing half-made in
 //! the cache or outside it, and the next run against a good server succeeds.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command as Std, Output};
 use std::time::{Duration, Instant};
 
-use common::hub_server::{Fault, HubServer, COMMIT_MAIN, COMMIT_V1, REPO};
-use common::{model_dir, Scratch};
+use crate::common::hub_server::{Fault, HubServer, COMMIT_MAIN, COMMIT_V1, REPO};
+use crate::common::{model_dir, Scratch};
 
 const TEXT: &str = "The cat sat on the mat";
 
@@ -63,7 +61,7 @@ fn repo_dir(home: &Path) -> PathBuf {
 /// What `next` prints for the fixture read from its directory: the reference for runs
 /// that read it from the cache.
 fn local_next() -> serde_json::Value {
-    common::json(&["next", TEXT])
+    crate::common::json(&["next", TEXT])
 }
 
 fn same_numbers(a: &serde_json::Value, b: &serde_json::Value) {

@@ -1,10 +1,8 @@
 //! `generate` against Hugging Face's `model.generate(do_sample=False)`, and the key/value
 //! cache against the full forward pass.
 
-mod common;
-
+use crate::common::{cmd, flat, floats, ids_of, json, max_abs_diff, model_dir, Reference, TOL};
 use candle_core::{DType, Device, Tensor};
-use common::{cmd, flat, floats, ids_of, json, max_abs_diff, model_dir, Reference, TOL};
 use gpt2_inspect::model::checkpoint::Checkpoint;
 use gpt2_inspect::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, KvCache, Logits, Request};
 use gpt2_inspect::tokenizer::Tokenizer;

@@ -1,10 +1,8 @@
 //! The model against Hugging Face's own outputs for the fixture (tests/fixtures, made by
 //! scripts/make_fixtures.py): every activation, every layer and head, within 1e-4.
 
-mod common;
-
+use crate::common::{assert_close, model_dir, Reference};
 use candle_core::{DType, Device, Tensor};
-use common::{assert_close, model_dir, Reference};
 use gpt2_inspect::model::checkpoint::{Checkpoint, KeyLayout, Weight, Weights};
 use gpt2_inspect::model::{
     BlockHook, CaptureSpec, Config, Gpt2, Hook, Inputs, Logits, Request, Tap,

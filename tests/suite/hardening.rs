@@ -2,14 +2,12 @@
 //! signals during a write, endless input, absurd configs and checkpoints, non-finite
 //! weights, hostile text for the terminal. Each case fails cleanly or works, never harms.
 
-mod common;
-
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command as Std, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{cmd, fails, model_dir, page_data, page_f32s, page_u16s, Scratch};
+use crate::common::{cmd, fails, model_dir, page_data, page_f32s, page_u16s, Scratch};
 
 const TEXT: &str = "The cat sat on the mat";
 
@@ -278,8 +276,8 @@ fn long_texts_tokenize_as_a_whole() {
     let s = Scratch::new("long-text");
     let file = s.0.join("long.txt");
     std::fs::write(&file, &text).unwrap();
-    let v = common::json(&["tokenize", "--file", file.to_str().unwrap()]);
-    let ours = common::ids_of(&v["input_ids"]);
+    let v = crate::common::json(&["tokenize", "--file", file.to_str().unwrap()]);
+    let ours = crate::common::ids_of(&v["input_ids"]);
     let hf = tokenizers::Tokenizer::from_file(model_dir().join("tokenizer.json"))
         .unwrap()
         .encode(text.as_str(), false)
@@ -290,14 +288,17 @@ fn long_texts_tokenize_as_a_whole() {
     assert!(ours == hf, "tokens differ from one whole-text encoding");
 
     // --truncate left keeps the whole text's last tokens.
-    let v = common::json(&[
+    let v = crate::common::json(&[
         "next",
         "--file",
         file.to_str().unwrap(),
         "--truncate",
         "left",
     ]);
-    assert_eq!(common::ids_of(&v["input_ids"]), hf[hf.len() - 1024..]);
+    assert_eq!(
+        crate::common::ids_of(&v["input_ids"]),
+        hf[hf.len() - 1024..]
+    );
 }
 
 /// A model directory with the fixture's files and a config.json changed by `edit`.
@@ -537,8 +538,8 @@ fn non_finite_weights_never_break_files_or_sampling() {
 
 #[test]
 fn tiny_temperatures_sample_like_greedy() {
-    let greedy = common::json(&["generate", TEXT, "-n", "8"]);
-    let cold = common::json(&["generate", TEXT, "-n", "8", "--temperature", "1e-38"]);
+    let greedy = crate::common::json(&["generate", TEXT, "-n", "8"]);
+    let cold = crate::common::json(&["generate", TEXT, "-n", "8", "--temperature", "1e-38"]);
     assert_eq!(greedy["generated_ids"], cold["generated_ids"]);
 }
 

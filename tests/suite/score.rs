@@ -1,10 +1,8 @@
 //! `score` against log_softmax of Hugging Face's logits gathered at the actual next tokens.
 
-mod common;
-
+use crate::common::{flat, model_dir, Reference, TOL};
 use assert_cmd::Command;
 use candle_core::DType;
-use common::{flat, model_dir, Reference, TOL};
 use serde_json::Value;
 
 fn score(text: &str) -> std::process::Output {

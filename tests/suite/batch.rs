@@ -1,10 +1,8 @@
 //! Several texts as one right-padded batch, against Hugging Face's padded batch and against
 //! each text run alone; long inputs and truncation.
 
-mod common;
-
+use crate::common::{cmd, flat, floats, ids_of, json, max_abs_diff, model_dir, Reference, TOL};
 use candle_core::{DType, Device, Tensor};
-use common::{cmd, flat, floats, ids_of, json, max_abs_diff, model_dir, Reference, TOL};
 use gpt2_inspect::model::checkpoint::Checkpoint;
 use gpt2_inspect::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, Logits, Request};
 use serde_json::Value;
@@ -217,7 +215,7 @@ fn same_json(what: &str, a: &Value, b: &Value) {
 #[test]
 fn lines_run_in_bounded_batches_in_input_order() {
     let reference = Reference::load();
-    let scratch = common::Scratch::new("batch-size");
+    let scratch = crate::common::Scratch::new("batch-size");
     let lines = [
         "The quick brown fox jumps over the lazy dog",
         "Hello",

@@ -1,10 +1,8 @@
 //! Patching, ablation, attribution and head detection against Hugging Face's modules with
 //! torch hooks (scripts/make_fixtures.py, `circuits.*` in the reference), within 1e-4.
 
-mod common;
-
+use crate::common::{assert_close, flat, max_abs_diff, model_dir, Reference, TOL};
 use candle_core::{DType, Device, Tensor};
-use common::{assert_close, flat, max_abs_diff, model_dir, Reference, TOL};
 use gpt2_inspect::model::checkpoint::Checkpoint;
 use gpt2_inspect::model::circuits::{
     ablate, attribute, head_scores, kl, patch, zero_each_head, Ablation, Component, LogitDiff, Site,
@@ -24,7 +22,7 @@ fn setup() -> Setup {
     let ckpt = Checkpoint::open(&model_dir().join("model.safetensors")).unwrap();
     let model = Gpt2::load(&ckpt, &cfg, cfg.n_layer, &Device::Cpu, DType::F32).unwrap();
     let tok = Tokenizer::from_file(&model_dir().join("tokenizer.json")).unwrap();
-    let bytes = std::fs::read(common::fixtures().join("reference.safetensors")).unwrap();
+    let bytes = std::fs::read(crate::common::fixtures().join("reference.safetensors")).unwrap();
     let (_, m) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     Setup {
         model,
@@ -214,10 +212,11 @@ fn commands_print_the_references() {
         serde_json::from_str(&s.meta["patch_pairs"]).unwrap();
     let answer = &pairs[1].2;
     for site in ["resid_pre", "head"] {
-        let v = common::json(&[patch_args(&pairs[1]).as_slice(), &["--site", site]].concat());
+        let v =
+            crate::common::json(&[patch_args(&pairs[1]).as_slice(), &["--site", site]].concat());
         assert_eq!(v["site"], site);
         assert_eq!(v["answer"]["id"], s.one(answer));
-        let got = common::floats(&v["values"]);
+        let got = crate::common::floats(&v["values"]);
         let d = max_abs_diff(
             &got,
             &flat(s.reference.get(&format!("circuits.patch1.{site}"))),
@@ -230,7 +229,7 @@ fn commands_print_the_references() {
     }
 
     let text = &s.meta["ablate_text"];
-    let v = common::json(&["ablate", text, "--head", "1.2", "--mode", "mean"]);
+    let v = crate::common::json(&["ablate", text, "--head", "1.2", "--mode", "mean"]);
     let before = flat(s.reference.get("circuits.ablate.before"));
     let after = flat(s.reference.get("circuits.ablate1.after"));
     let top = gpt2_inspect::dist::top_k(&before, 1)[0];
@@ -238,14 +237,14 @@ fn commands_print_the_references() {
     let want = gpt2_inspect::dist::log_prob(&after, top);
     assert!((v["logprob_after"].as_f64().unwrap() - want).abs() <= 1e-4);
     assert!((v["kl"].as_f64().unwrap() - kl(&before, &after)).abs() <= 1e-4);
-    let v = common::json(&["ablate", text, "--sweep"]);
+    let v = crate::common::json(&["ablate", text, "--sweep"]);
     let d = max_abs_diff(
-        &common::floats(&v["values"]),
+        &crate::common::floats(&v["values"]),
         &flat(s.reference.get("circuits.ablate.sweep")),
     );
     assert!(d <= TOL, "sweep: {d}");
 
-    let v = common::json(&["attribute", text, "--answer", " and"]);
+    let v = crate::common::json(&["attribute", text, "--answer", " and"]);
     let got: Vec<f32> = v["components"]
         .as_array()
         .unwrap()
@@ -261,23 +260,23 @@ fn commands_print_the_references() {
     let (total, logit) = (v["total"].as_f64().unwrap(), v["logit"].as_f64().unwrap());
     assert!((total - logit).abs() <= 1e-4);
 
-    let v = common::json(&["heads", &s.meta["heads_text"]]);
+    let v = crate::common::json(&["heads", &s.meta["heads_text"]]);
     let d = max_abs_diff(
-        &common::floats(&v["scores"]["induction"]),
+        &crate::common::floats(&v["scores"]["induction"]),
         &flat(s.reference.get("circuits.heads.induction")),
     );
     assert!(d <= TOL, "heads: {d}");
     // Random sequences: the same ids for the same seed.
-    let a = common::json(&["heads", "--seq-len", "20", "--seed", "3"]);
-    let b = common::json(&["heads", "--seq-len", "20", "--seed", "3"]);
+    let a = crate::common::json(&["heads", "--seq-len", "20", "--seed", "3"]);
+    let b = crate::common::json(&["heads", "--seq-len", "20", "--seed", "3"]);
     assert_eq!(a["input_ids"], b["input_ids"]);
     assert_eq!(a["input_ids"].as_array().unwrap().len(), 40);
 }
 
 #[test]
 fn circuit_misuse_is_named() {
-    common::fails(
-        common::cmd().args([
+    crate::common::fails(
+        crate::common::cmd().args([
             "patch",
             "--clean",
             "The cat",
@@ -291,8 +290,8 @@ fn circuit_misuse_is_named() {
         2,
         &["--clean is 2 tokens", "--corrupt 3"],
     );
-    common::fails(
-        common::cmd().args([
+    crate::common::fails(
+        crate::common::cmd().args([
             "patch",
             "--clean",
             "The cat",
@@ -306,30 +305,34 @@ fn circuit_misuse_is_named() {
         2,
         &["--answer", "2 tokens", "give one token"],
     );
-    common::fails(
-        common::cmd().args(["ablate", "The cat", "--head", "3.0"]),
+    crate::common::fails(
+        crate::common::cmd().args(["ablate", "The cat", "--head", "3.0"]),
         2,
         &["--head 3 is out of range"],
     );
-    common::fails(
-        common::cmd().args(["ablate", "The cat", "--head", "x"]),
+    crate::common::fails(
+        crate::common::cmd().args(["ablate", "The cat", "--head", "x"]),
         2,
         &["LAYER.HEAD"],
     );
-    common::fails(common::cmd().args(["ablate", "The cat"]), 2, &["--sweep"]);
+    crate::common::fails(
+        crate::common::cmd().args(["ablate", "The cat"]),
+        2,
+        &["--sweep"],
+    );
 }
 
 /// `--prepend-bos` puts <|endoftext|> first (TransformerLens's default), never cut.
 #[test]
 fn prepend_bos_puts_endoftext_first() {
-    let v = common::json(&["--prepend-bos", "tokenize", "The cat"]);
-    assert_eq!(common::ids_of(&v["input_ids"]), [50256, 464, 3797]);
-    let with_flag = common::json(&["--prepend-bos", "next", "The cat"]);
-    let in_text = common::json(&["next", "<|endoftext|>The cat"]);
+    let v = crate::common::json(&["--prepend-bos", "tokenize", "The cat"]);
+    assert_eq!(crate::common::ids_of(&v["input_ids"]), [50256, 464, 3797]);
+    let with_flag = crate::common::json(&["--prepend-bos", "next", "The cat"]);
+    let in_text = crate::common::json(&["next", "<|endoftext|>The cat"]);
     assert_eq!(with_flag["predictions"], in_text["predictions"]);
     let long = "the cat ".repeat(700);
-    let v = common::json(&["--prepend-bos", "next", &long, "--truncate", "left"]);
-    let ids = common::ids_of(&v["input_ids"]);
+    let v = crate::common::json(&["--prepend-bos", "next", &long, "--truncate", "left"]);
+    let ids = crate::common::ids_of(&v["input_ids"]);
     assert_eq!((ids.len(), ids[0]), (1024, 50256));
     assert_ne!(ids[1], 50256);
 }
@@ -351,11 +354,11 @@ fn svg_values(path: &std::path::Path) -> Vec<f32> {
 #[test]
 fn svg_figures_hold_the_references() {
     let s = setup();
-    let dir = common::Scratch::new("circuit-svg");
+    let dir = crate::common::Scratch::new("circuit-svg");
     let pairs: Vec<(String, String, String, String)> =
         serde_json::from_str(&s.meta["patch_pairs"]).unwrap();
     let path = dir.0.join("patch.svg");
-    common::cmd()
+    crate::common::cmd()
         .args(patch_args(&pairs[1]))
         .arg("--svg")
         .arg(&path)
@@ -380,7 +383,7 @@ fn svg_figures_hold_the_references() {
     assert_eq!(got.len(), want.len());
 
     let path = dir.0.join("heads.svg");
-    common::cmd()
+    crate::common::cmd()
         .args(["heads", &s.meta["heads_text"], "--svg"])
         .arg(&path)
         .assert()
@@ -398,7 +401,7 @@ fn svg_figures_hold_the_references() {
     assert!(d <= 5e-5 + 1e-6, "heads SVG vs HF: {d}");
 
     let path = dir.0.join("sweep.svg");
-    common::cmd()
+    crate::common::cmd()
         .args(["ablate", &s.meta["ablate_text"], "--sweep", "--svg"])
         .arg(&path)
         .assert()
@@ -410,7 +413,7 @@ fn svg_figures_hold_the_references() {
     assert!(d <= 5e-5 + 1e-6, "sweep SVG vs HF: {d}");
 
     let path = dir.0.join("attribute.svg");
-    common::cmd()
+    crate::common::cmd()
         .args([
             "attribute",
             &s.meta["ablate_text"],

@@ -10,12 +10,10 @@
 //! one is missing the test says what and passes, unless GPT2_INSPECT_REQUIRE_BROWSER=1
 //! (set by .ci/run), where it fails.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{flat, Reference};
+use crate::common::{flat, Reference};
 
 const CAT: &str = "The cat sat on the mat";
 const INJECTION: &str = "<script>alert(1)</script><img src=x onerror=alert(2)>";
@@ -80,7 +78,7 @@ fn report_works_in_headless_chromium() {
     // A full-size page: GPT-2's 12 × 12 heads at the page's 256 tokens.
     let big_model = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gpt2-shaped");
     if !big_model.join("config.json").exists() {
-        common::checkpoint::write_random_gpt2(&big_model, 256, 64).unwrap();
+        crate::common::checkpoint::write_random_gpt2(&big_model, 256, 64).unwrap();
     }
     let long = "one two three four ".repeat(80);
     let big = |name, neuron| {

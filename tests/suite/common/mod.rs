@@ -1,6 +1,5 @@
 //! Shared by the integration tests: fixture paths, HF reference outputs, comparisons, a
 //! local hub.
-#![allow(dead_code)]
 
 pub mod checkpoint;
 pub mod hub_server;

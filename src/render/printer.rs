@@ -1,0 +1,229 @@
+//! How reports reach standard output: one [`Format`] chosen once per run, one printer per
+//! format behind [`Printer`], every command handing its reports to it (as hyperfine's
+//! exporters). Adding a format is a variant here, its printer and its arm in
+//! [`Format::printer`].
+
+use std::io::{self, Write};
+
+use anyhow::Result;
+use serde::ser::{SerializeStruct, Serializer};
+use serde::Serialize;
+
+use super::{json, table};
+use crate::report::Header;
+
+/// What `--json` / `--jsonl` chose, once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Tables and pictures for a person.
+    Table,
+    /// One JSON object; several texts in one batch envelope.
+    Json,
+    /// One JSON object per text, each on its own line (no envelope).
+    Jsonl,
+}
+
+impl Format {
+    pub fn from_flags(json: bool, jsonl: bool) -> Self {
+        match (json, jsonl) {
+            (_, true) => Format::Jsonl,
+            (true, false) => Format::Json,
+            (false, false) => Format::Table,
+        }
+    }
+
+    /// Whether reports are JSON (either way).
+    pub fn is_json(self) -> bool {
+        self != Format::Table
+    }
+
+    /// The printer of this format for a run over `run.texts` (one report per text; a run
+    /// of one text or none prints its report alone), drawing tables with `table`.
+    pub fn printer<'a, R: Serialize>(
+        self,
+        run: Run<'a>,
+        table: &'a dyn Fn(&mut dyn Write, &R) -> io::Result<()>,
+    ) -> Box<dyn Printer<R> + 'a> {
+        match self {
+            Format::Table => Box::new(Tables {
+                run,
+                table,
+                written: 0,
+            }),
+            Format::Json => Box::new(Envelope { run, open: false }),
+            Format::Jsonl => Box::new(Lines),
+        }
+    }
+}
+
+/// The texts a run reports on, in input order, and what the JSON envelope closes with.
+pub struct Run<'a> {
+    pub texts: &'a [String],
+    /// Each text's ids, for the envelope's padded batch.
+    pub ids: &'a [Vec<u32>],
+    pub pad: u32,
+    /// The envelope's header (its `text` is not written: each report has its own); needed
+    /// only by `--json` over several texts ([`Run::needs_header`]).
+    pub header: Option<Header>,
+}
+
+impl Run<'_> {
+    fn several(&self) -> bool {
+        self.texts.len() > 1
+    }
+
+    /// Whether `format` writes the envelope for `n` texts, so that [`Run::header`] is needed.
+    pub fn needs_header(format: Format, n: usize) -> bool {
+        format == Format::Json && n > 1
+    }
+}
+
+/// Writes a run's reports in input order, then ends the output.
+pub trait Printer<R> {
+    /// The report of the next text.
+    fn report(&mut self, out: &mut dyn Write, report: &R) -> Result<()>;
+    /// After the last report.
+    fn finish(&mut self, out: &mut dyn Write) -> Result<()>;
+}
+
+/// Tables: one after another, under a heading when there are several.
+struct Tables<'a, R> {
+    run: Run<'a>,
+    table: &'a dyn Fn(&mut dyn Write, &R) -> io::Result<()>,
+    written: usize,
+}
+
+impl<R> Printer<R> for Tables<'_, R> {
+    fn report(&mut self, out: &mut dyn Write, report: &R) -> Result<()> {
+        let i = self.written;
+        self.written += 1;
+        if self.run.several() {
+            if i > 0 {
+                writeln!(out)?;
+            }
+            table::batch_heading(out, i, self.run.texts.len(), &self.run.texts[i])?;
+        }
+        (self.table)(out, report)?;
+        Ok(())
+    }
+
+    fn finish(&mut self, _: &mut dyn Write) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// `--jsonl`: an object a line.
+struct Lines;
+
+impl<R: Serialize> Printer<R> for Lines {
+    fn report(&mut self, out: &mut dyn Write, report: &R) -> Result<()> {
+        Ok(json::write(out, report)?)
+    }
+
+    fn finish(&mut self, _: &mut dyn Write) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// `--json`: one report alone; several in the batch envelope `{"schema", "version",
+/// "model", "revision", "batch": [...], "input_ids", "attention_mask", "shape"}`, each
+/// report written as it arrives (memory holds one report, never the batch's), the padding
+/// last. Head and tail come from the same serializer as the reports.
+struct Envelope<'a> {
+    run: Run<'a>,
+    open: bool,
+}
+
+impl<R: Serialize> Printer<R> for Envelope<'_> {
+    fn report(&mut self, out: &mut dyn Write, report: &R) -> Result<()> {
+        if !self.run.several() {
+            return Ok(json::write(out, report)?);
+        }
+        match self.open {
+            false => {
+                let head = envelope_head(self.run.header.as_ref())?;
+                write!(out, "{head},\"batch\":[")?;
+                self.open = true;
+            }
+            true => write!(out, ",")?,
+        }
+        json::value(out, report)?;
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut dyn Write) -> Result<()> {
+        if !self.run.several() {
+            return Ok(());
+        }
+        if !self.open {
+            let head = envelope_head(self.run.header.as_ref())?;
+            write!(out, "{head},\"batch\":[")?;
+        }
+        let padded = Padded {
+            ids: self.run.ids,
+            pad: self.run.pad,
+        };
+        let mut tail = Vec::new();
+        json::value(&mut tail, &padded)?;
+        // `{"input_ids":…}` continues the envelope: its opening brace is the batch's `],`.
+        write!(out, "],")?;
+        out.write_all(&tail[1..])?;
+        writeln!(out)?;
+        Ok(())
+    }
+}
+
+/// The header as the envelope opens it: `{"schema":…,"revision":…` without the closing
+/// brace and without `text`.
+fn envelope_head(header: Option<&Header>) -> Result<String> {
+    let header = header.ok_or_else(|| anyhow::anyhow!("the batch envelope was given no header"))?;
+    let mut value = serde_json::to_value(header)?;
+    if let Some(map) = value.as_object_mut() {
+        map.remove("text");
+    }
+    let s = serde_json::to_string(&value)?;
+    Ok(s[..s.len() - 1].to_string())
+}
+
+/// The batch right-padded with `pad`, as Hugging Face's `tokenizer(texts, padding=True)`:
+/// `input_ids`, `attention_mask` (1 = real token) and `shape`, made a row at a time as they
+/// are written.
+struct Padded<'a> {
+    ids: &'a [Vec<u32>],
+    pad: u32,
+}
+
+impl Serialize for Padded<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let t = self.ids.iter().map(Vec::len).max().unwrap_or(0);
+        let rows = |f: fn(&[u32], u32) -> Vec<u32>, with: u32| Rows {
+            ids: self.ids,
+            t,
+            row: f,
+            with,
+        };
+        let mut st = s.serialize_struct("Padded", 3)?;
+        st.serialize_field("input_ids", &rows(|r, _| r.to_vec(), self.pad))?;
+        st.serialize_field("attention_mask", &rows(|r, _| vec![1; r.len()], 0))?;
+        st.serialize_field("shape", &[self.ids.len(), t])?;
+        st.end()
+    }
+}
+
+/// Rows `row(ids[i])` filled to `t` with `with`.
+struct Rows<'a> {
+    ids: &'a [Vec<u32>],
+    t: usize,
+    row: fn(&[u32], u32) -> Vec<u32>,
+    with: u32,
+}
+
+impl Serialize for Rows<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.ids.iter().map(|r| {
+            let mut row = (self.row)(r, self.with);
+            row.resize(self.t, self.with);
+            row
+        }))
+    }
+}

@@ -1,0 +1,20 @@
+//! The integration tests, one binary (as ripgrep's): each module is a file beside this
+//! one, all sharing `common` and linking the crate once. Run one module with
+//! `cargo test --release --test suite -- parity::`.
+
+mod common;
+
+mod batch;
+mod browser;
+mod circuits;
+mod cli;
+mod errors;
+mod generate;
+mod hardening;
+mod hub;
+mod inspect;
+mod parity;
+mod readme;
+mod render;
+mod score;
+mod tokenizer;
