@@ -72,6 +72,20 @@ pub fn row_norms(t: &Tensor) -> Result<Vec<f32>> {
         .to_vec1()?)
 }
 
+/// KL(softmax(before) ‖ softmax(after)) of two logit vectors, in nats, in f64.
+pub fn kl(before: &[f32], after: &[f32]) -> f64 {
+    let (zb, za) = (log_normalizer(before), log_normalizer(after));
+    before
+        .iter()
+        .zip(after)
+        .map(|(&b, &a)| {
+            let lb = b as f64 - zb;
+            let la = a as f64 - za;
+            lb.exp() * (lb - la)
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,7 +65,7 @@ pub struct TokenizeReport {
 
 /// A tensor the data went through on its way to the output.
 #[derive(Debug, Clone, Serialize)]
-pub struct Stage {
+pub struct ShapeStep {
     pub name: String,
     pub shape: Vec<usize>,
     pub dtype: String,
@@ -89,7 +89,7 @@ pub struct NextReport {
     #[serde(flatten)]
     pub header: Header,
     pub input_ids: Vec<u32>,
-    pub stages: Vec<Stage>,
+    pub stages: Vec<ShapeStep>,
     pub predictions: Vec<Prediction>,
 }
 
@@ -199,12 +199,12 @@ pub struct AttentionReport {
     pub neuron: Option<NeuronView>,
     /// The head's four stages (with `--stages`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub stages: Option<Stages>,
+    pub stages: Option<HeadStages>,
 }
 
 /// One head from input to output: what `--stages` draws.
 #[derive(Debug, Clone, Serialize)]
-pub struct Stages {
+pub struct HeadStages {
     /// `[T][d_model]`: ln_1's output, the input of every head of the layer.
     pub x: Matrix,
     /// `[T][T]`: QKᵀ/√d_head, masked keys `null`.
@@ -254,7 +254,7 @@ pub struct TraceReport {
     pub header: Header,
     pub input_ids: Vec<u32>,
     pub tokens: Vec<String>,
-    pub stages: Vec<Stage>,
+    pub stages: Vec<ShapeStep>,
     pub predictions: Vec<Prediction>,
 }
 
@@ -496,7 +496,7 @@ impl std::fmt::Display for SamplingReport {
 
 /// A step of `generate` as it is streamed: the token and the text it completes.
 #[derive(Debug, Clone, Copy)]
-pub struct Step<'a> {
+pub struct StreamedToken<'a> {
     pub index: usize,
     pub token: &'a GeneratedToken,
     /// Newly decodable text (empty while a multi-byte character is still incomplete).

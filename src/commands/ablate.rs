@@ -7,12 +7,13 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 
-use super::batch::{Batch, Computed};
+use super::texts::{Computed, Texts};
 use super::{check_finite, check_index, check_top_k, emit, one_token, predictions, Session};
 use crate::cli::{AblateArgs, AblateMode};
 use crate::dist;
+use crate::dist::kl;
 use crate::error::usage;
-use crate::model::circuits::{ablate, kl, zero_each_head, Ablation, Component};
+use crate::model::circuits::{ablate, zero_each_head, Ablation, Component};
 use crate::model::{CaptureSpec, Config, Logits, Request};
 use crate::render::circuits as printer;
 use crate::report::{AblateReport, NamedToken, SweepReport};
@@ -30,7 +31,7 @@ pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<
     if prepared.texts.len() > 1 {
         return Err(usage("ablate runs one text; give one TEXT"));
     }
-    let Batch { tokenizer, .. } = &prepared;
+    let Texts { tokenizer, .. } = &prepared;
     let req = Request {
         capture: CaptureSpec::default(),
         logits: Logits::Last,

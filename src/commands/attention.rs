@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 
-use super::batch::{Batch, Computed};
+use super::texts::{Computed, Texts};
 use super::{check_index, decoded, matrix, Session};
 use crate::atomic;
 use crate::cli::{AttentionArgs, AttentionFormat, FigureArgs, ScaleArg, Window};
@@ -17,7 +17,7 @@ use crate::render::color::{ColourScale, Scale};
 use crate::render::printer::Format;
 use crate::render::{heatmap, json, neuron, stages, svg, table};
 use crate::report::{
-    AttentionReport, BertvizReport, MaskedMatrix, Matrix, NeuronView, PerHead, Stages,
+    AttentionReport, BertvizReport, HeadStages, MaskedMatrix, Matrix, NeuronView, PerHead,
 };
 use crate::tokenizer::Tokenizer;
 
@@ -31,7 +31,7 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
     if plan.bertviz {
         return bertviz(session, out, &prepared, &model, &req, &plan.layers);
     }
-    let Batch { cfg, tokenizer, .. } = &prepared;
+    let Texts { cfg, tokenizer, .. } = &prepared;
     let figure = svg::Figure {
         title: args.figure.title.clone(),
         colours: plan.colours,
@@ -102,7 +102,7 @@ impl Plan {
         &self,
         session: &Session,
         args: &AttentionArgs,
-        prepared: &Batch,
+        prepared: &Texts,
     ) -> Result<Vec<Option<[usize; 2]>>> {
         let n = prepared.ids.len();
         if args.svg.is_some() && n > 1 {
@@ -127,7 +127,7 @@ impl Plan {
     }
 
     /// A table per head: every head of gpt2 at 16 tokens is 2,592 lines no one reads.
-    fn refuse_long_tables(&self, heads: usize, longest: usize, prepared: &Batch) -> Result<()> {
+    fn refuse_long_tables(&self, heads: usize, longest: usize, prepared: &Texts) -> Result<()> {
         let lines = heads * (longest + 2);
         if heads > 16 && lines > 500 {
             return Err(usage(format!(
@@ -196,7 +196,7 @@ fn request(args: &AttentionArgs, layers: &[usize]) -> Request {
 fn bertviz(
     session: &Session,
     out: &mut dyn Write,
-    prepared: &Batch,
+    prepared: &Texts,
     model: &Gpt2,
     req: &Request,
     layers: &[usize],
@@ -366,7 +366,7 @@ fn report(
             _ => None,
         },
         stages: match (args.stages, args.layer) {
-            (true, Some(l)) => Some(Stages {
+            (true, Some(l)) => Some(HeadStages {
                 x: matrix(&acts.get(Hook::Block(l, BlockHook::Ln1Out))?.get(0)?)?,
                 scores: masked(
                     per_layer(acts, &[l], BlockHook::AttnScores, None)?

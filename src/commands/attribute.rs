@@ -8,7 +8,7 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::Tensor;
 
-use super::batch::{Batch, Computed};
+use super::texts::{Computed, Texts};
 use super::{check_finite, check_index, emit, one_token, Session};
 use crate::cli::AttributeArgs;
 use crate::error::usage;
@@ -23,7 +23,7 @@ pub fn run(session: &Session, args: &AttributeArgs, out: &mut dyn Write) -> Resu
     if prepared.texts.len() > 1 {
         return Err(usage("attribute explains one text; give one TEXT"));
     }
-    let Batch { tokenizer, .. } = &prepared;
+    let Texts { tokenizer, .. } = &prepared;
     let answer = one_token(tokenizer, "answer", &args.answer)?;
     let wrong = match &args.wrong {
         Some(w) => Some(one_token(tokenizer, "wrong", w)?),

@@ -9,8 +9,8 @@ use std::io::{BufWriter, Write};
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 
-use super::batch::{padded, Batch};
 use super::hooks::hook_row;
+use super::texts::{padded, Texts};
 use super::Session;
 use crate::atomic::Output;
 use crate::cli::DumpArgs;
@@ -23,7 +23,7 @@ use crate::report::DumpReport;
 pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let prepared = session.prepare(&args.input, &cfg)?;
-    let Batch {
+    let Texts {
         texts,
         cfg,
         ids,

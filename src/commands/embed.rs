@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::{DType, Tensor, D};
 
-use super::batch::{Batch, Computed};
+use super::texts::{Computed, Texts};
 use super::{decoded, matrix, Session};
 use crate::cli::EmbedArgs;
 use crate::dist;
@@ -18,7 +18,7 @@ use crate::tokenizer::Tokenizer;
 pub fn run(session: &Session, args: &EmbedArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let (prepared, model) = session.prepare_and_load(&args.input, &cfg, 0)?;
-    let Batch { tokenizer, .. } = &prepared;
+    let Texts { tokenizer, .. } = &prepared;
     let sum = Hook::Block(0, BlockHook::ResidPre);
     let req = Request {
         capture: CaptureSpec::new([Hook::Embed, Hook::PosEmbed, sum]),

@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Result;
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 
-use super::batch::Batch;
+use super::texts::Texts;
 use super::{check_index, decoded, Session};
 use crate::cli::GenerateArgs;
 use crate::dist;
@@ -14,7 +14,7 @@ use crate::error::usage;
 use crate::model::generate::{self, generate, Settings};
 use crate::model::{Config, Gpt2};
 use crate::render::table::{self, GenerateStream};
-use crate::report::{GenerateReport, GeneratedToken, Prediction, SamplingReport, Step};
+use crate::report::{GenerateReport, GeneratedToken, Prediction, SamplingReport, StreamedToken};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Result<()> {
@@ -22,7 +22,7 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
     let sampling = sampling(args)?;
     let watch = watched_head(session, args, &cfg)?;
     let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
-    let Batch {
+    let Texts {
         texts,
         tokenizer,
         ids,
@@ -134,7 +134,7 @@ impl One<'_> {
                 let index = tokens.len();
                 s.step(
                     out,
-                    Step {
+                    StreamedToken {
                         index,
                         token: &token,
                         text: piece,

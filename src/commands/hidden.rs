@@ -7,7 +7,7 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::Tensor;
 
-use super::batch::{Batch, Computed};
+use super::texts::{Computed, Texts};
 use super::{check_index, decoded, matrix, Session};
 use crate::cli::HiddenArgs;
 use crate::dist;
@@ -37,7 +37,7 @@ pub fn run(session: &Session, args: &HiddenArgs, out: &mut dyn Write) -> Result<
     let capture = CaptureSpec::new(depths.iter().map(|&i| hidden_hook(i, &cfg)));
     let (prepared, model) =
         session.prepare_and_load(&args.input, &cfg, capture.blocks_needed(cfg.n_layer))?;
-    let Batch { cfg, tokenizer, .. } = &prepared;
+    let Texts { cfg, tokenizer, .. } = &prepared;
     let req = Request {
         capture,
         logits: Logits::None,

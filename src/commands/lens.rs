@@ -7,7 +7,7 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 
-use super::batch::{Batch, Computed};
+use super::texts::{Computed, Texts};
 use super::{check_index, check_top_k, decoded, predictions, Session};
 use crate::cli::LensArgs;
 use crate::dist;
@@ -21,7 +21,7 @@ pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()
     let (cfg, _) = session.config()?;
     let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
     let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
-    let Batch { tokenizer, .. } = &prepared;
+    let Texts { tokenizer, .. } = &prepared;
     for (i, ids) in prepared.ids.iter().enumerate() {
         if let Some(p) = args.position {
             let which = which_text(i, prepared.ids.len());

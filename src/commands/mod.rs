@@ -1,9 +1,9 @@
 //! One module per subcommand: arguments → request → report → renderer. [`session`] holds
 //! the model the user named, [`batch`] the texts; the helpers here are shared by commands.
 
-mod batch;
 mod session;
 mod shell;
+mod texts;
 
 // One module per command (dispatched by `commands!` below).
 mod ablate;

@@ -5,19 +5,19 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::DType;
 
-use super::batch::{Batch, Computed};
+use super::texts::{Computed, Texts};
 use super::{check_top_k, predictions, Session};
 use crate::cli::NextArgs;
 use crate::model::{BlockHook, CaptureSpec, Config, Hook, Logits, Request};
 use crate::render::table;
-use crate::report::{NextReport, Stage};
+use crate::report::{NextReport, ShapeStep};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &NextArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
     let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
-    let Batch { cfg, tokenizer, .. } = &prepared;
+    let Texts { cfg, tokenizer, .. } = &prepared;
     let req = Request {
         // The shapes are the model's to say: nothing is recorded just to be measured.
         capture: CaptureSpec::default(),
@@ -51,7 +51,7 @@ fn report(
     let hidden = Hook::LnFinalOut.shape(cfg, 1, t); // (1, T, C)
 
     let v = cfg.vocab_size;
-    let stage = |name: &str, shape: Vec<usize>, dtype: DType, note: String| Stage {
+    let stage = |name: &str, shape: Vec<usize>, dtype: DType, note: String| ShapeStep {
         name: name.to_string(),
         shape,
         dtype: dtype.as_str().to_string(),

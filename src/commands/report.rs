@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::attention::per_layer;
-use super::batch::{token_limit, Batch};
+use super::texts::{token_limit, Texts};
 use super::{check_top_k, emit, lens, tokenize, Session};
 use crate::atomic;
 use crate::cli::{NeuronData as When, ReportArgs};
@@ -31,7 +31,7 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
     let limit = token_limit(&args.input, &cfg)?.at_most(MAX_TOKENS, "a report page holds");
     let (prepared, model) =
         session.prepare_and_load_within(&args.input, &cfg, limit, cfg.n_layer)?;
-    let Batch {
+    let Texts {
         texts,
         cfg,
         tokenizer,

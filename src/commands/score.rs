@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 
-use super::batch::{Batch, Computed};
+use super::texts::{Computed, Texts};
 use super::Session;
 use crate::cli::ScoreArgs;
 use crate::dist;
@@ -19,7 +19,7 @@ use crate::tokenizer::Tokenizer;
 pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
-    let Batch { tokenizer, .. } = &prepared;
+    let Texts { tokenizer, .. } = &prepared;
     for (i, ids) in prepared.ids.iter().enumerate() {
         if ids.len() < 2 {
             let which = which_text(i, prepared.ids.len());

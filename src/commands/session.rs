@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 
-use super::batch::{encode_all, pad_id, token_limit, Batch, Limit};
+use super::texts::{encode_all, pad_id, token_limit, Limit, Texts};
 use crate::cli::{ColorChoice, DTypeArg, DeviceArg, GlobalArgs, TextArgs};
 use crate::error::usage;
 use crate::input::read_texts;
@@ -178,13 +178,13 @@ impl Session {
 }
 
 impl Session {
-    pub(super) fn prepare(&self, input: &TextArgs, cfg: &Config) -> Result<Batch> {
+    pub(super) fn prepare(&self, input: &TextArgs, cfg: &Config) -> Result<Texts> {
         self.prepare_within(input, cfg, token_limit(input, cfg)?)
     }
 
     /// [`prepare`](Self::prepare) for a command whose own limit may be lower than the
     /// model's.
-    fn prepare_within(&self, input: &TextArgs, cfg: &Config, limit: Limit) -> Result<Batch> {
+    fn prepare_within(&self, input: &TextArgs, cfg: &Config, limit: Limit) -> Result<Texts> {
         let texts = read_texts(input)?;
         let tokenizer = self.tokenizer()?;
         let limit = Some(limit);
@@ -209,7 +209,7 @@ impl Session {
                 cfg.vocab_size
             );
         }
-        Ok(Batch {
+        Ok(Texts {
             texts,
             cfg: cfg.clone(),
             pad: pad_id(&tokenizer, Some(cfg.vocab_size)),
@@ -229,7 +229,7 @@ impl Session {
         input: &TextArgs,
         cfg: &Config,
         n_blocks: usize,
-    ) -> Result<(Batch, Gpt2)> {
+    ) -> Result<(Texts, Gpt2)> {
         self.prepare_and_load_within(input, cfg, token_limit(input, cfg)?, n_blocks)
     }
 
@@ -240,7 +240,7 @@ impl Session {
         cfg: &Config,
         limit: Limit,
         n_blocks: usize,
-    ) -> Result<(Batch, Gpt2)> {
+    ) -> Result<(Texts, Gpt2)> {
         std::thread::scope(|s| {
             let text = s.spawn(|| self.prepare_within(input, cfg, limit));
             let model = self.model(cfg, n_blocks);

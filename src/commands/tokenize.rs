@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::batch::{emit_texts, encode_all, pad_id, padded, token_limit};
+use super::texts::{emit_texts, encode_all, pad_id, padded, token_limit};
 use super::Session;
 use crate::cli::TokenizeArgs;
 use crate::input::read_texts;

@@ -6,19 +6,19 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 
-use super::batch::{Batch, Computed};
+use super::texts::{Computed, Texts};
 use super::{check_top_k, decoded, predictions, Session};
 use crate::cli::TraceArgs;
 use crate::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, Logits, Request};
 use crate::render::table;
-use crate::report::{Stage, TraceReport};
+use crate::report::{ShapeStep, TraceReport};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &TraceArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
     let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
-    let Batch { cfg, tokenizer, .. } = &prepared;
+    let Texts { cfg, tokenizer, .. } = &prepared;
     let req = Request {
         capture: CaptureSpec::default(),
         logits: Logits::Last,
@@ -47,7 +47,7 @@ fn report(
     // tensors the forward pass records; nothing is kept just to be measured.
     let t = ids.len();
     let dtype = logits.dtype().as_str().to_string();
-    let stage = |name: String, shape: Vec<usize>, dtype: &str, note: &str| Stage {
+    let stage = |name: String, shape: Vec<usize>, dtype: &str, note: &str| ShapeStep {
         name,
         shape,
         dtype: dtype.to_string(),

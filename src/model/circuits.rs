@@ -449,20 +449,3 @@ pub fn attribute(
         logit,
     })
 }
-
-/// Softmax statistics of two logit vectors: KL(before ‖ after), in nats, in f64.
-pub fn kl(before: &[f32], after: &[f32]) -> f64 {
-    let (zb, za) = (
-        crate::dist::log_normalizer(before),
-        crate::dist::log_normalizer(after),
-    );
-    before
-        .iter()
-        .zip(after)
-        .map(|(&b, &a)| {
-            let lb = b as f64 - zb;
-            let la = a as f64 - za;
-            lb.exp() * (lb - la)
-        })
-        .sum()
-}

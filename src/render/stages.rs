@@ -10,7 +10,7 @@ use super::color::{Cmap, ColourScale, Ramp};
 use super::heatmap::{bg, causal, RESET};
 use super::table::{columns, quoted, Align};
 use super::{display_width, max_abs, Palette};
-use crate::report::{AttentionReport, Stages};
+use crate::report::{AttentionReport, HeadStages};
 
 /// One of the four panels: its title, cells (`None`: masked) and how values become colour.
 pub struct StagePanel {
@@ -22,7 +22,7 @@ pub struct StagePanel {
 }
 
 /// The four panels, in data-flow order, with the titles every picture of them uses.
-pub fn panels(s: &Stages) -> [StagePanel; 4] {
+pub fn panels(s: &HeadStages) -> [StagePanel; 4] {
     let some = |m: &Vec<Vec<f32>>| -> Vec<Vec<Option<f32>>> {
         m.iter()
             .map(|r| r.iter().map(|&v| Some(v)).collect())
@@ -58,7 +58,7 @@ const MIN_COLUMNS: usize = 16;
 pub fn stages(
     out: &mut dyn Write,
     r: &AttentionReport,
-    s: &Stages,
+    s: &HeadStages,
     palette: Option<Palette>,
     width: Option<usize>,
 ) -> io::Result<()> {

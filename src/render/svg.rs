@@ -10,7 +10,7 @@ use super::color::{hex, needs_light_text, ColourScale, Ramp};
 use super::{
     display_width, escape, label, largest, largest_visible, model_name, sentence, window_note,
 };
-use crate::report::{AttentionReport, HeadMap, LensGridReport, Matrix, Stages};
+use crate::report::{AttentionReport, HeadMap, HeadStages, LensGridReport, Matrix};
 
 const FONT: &str = "DejaVu Sans, Helvetica, Arial, sans-serif";
 /// Rough advance of a 12 px sans-serif character, for laying out labels.
@@ -532,7 +532,7 @@ pub fn grids(
 pub fn stages(
     out: &mut dyn Write,
     r: &AttentionReport,
-    s: &Stages,
+    s: &HeadStages,
     title: Option<&str>,
 ) -> io::Result<()> {
     let panels = super::stages::panels(s);

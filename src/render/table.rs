@@ -5,9 +5,9 @@ use std::io::{self, Write};
 use super::{depth_label, display_width, window_note};
 use crate::report::{
     AttentionReport, DumpReport, EmbedReport, HiddenReport, HookRow, HooksReport, InfoReport,
-    LensReport, NextReport, Prediction, Stage, TokenizeReport, TraceReport,
+    LensReport, NextReport, Prediction, ShapeStep, TokenizeReport, TraceReport,
 };
-use crate::report::{GenerateReport, HeadMap, Padding, ScoreReport, Step, WrittenReport};
+use crate::report::{GenerateReport, HeadMap, Padding, ScoreReport, StreamedToken, WrittenReport};
 
 #[derive(Clone, Copy)]
 pub(crate) enum Align {
@@ -134,7 +134,7 @@ pub fn padding(out: &mut dyn Write, p: &Padding) -> io::Result<()> {
     )
 }
 
-fn stages(out: &mut dyn Write, stages: &[Stage]) -> io::Result<()> {
+fn stages(out: &mut dyn Write, stages: &[ShapeStep]) -> io::Result<()> {
     use Align::*;
     let rows: Vec<Vec<String>> = stages
         .iter()
@@ -628,7 +628,7 @@ impl GenerateStream {
         out.flush()
     }
 
-    pub fn step(&mut self, out: &mut dyn Write, step: Step) -> io::Result<()> {
+    pub fn step(&mut self, out: &mut dyn Write, step: StreamedToken) -> io::Result<()> {
         let t = step.token;
         if self.lines {
             let alternatives: Vec<String> = t

@@ -3,9 +3,10 @@
 
 use crate::common::{assert_close, flat, max_abs_diff, model_dir, Reference, TOL};
 use candle_core::{DType, Device, Tensor};
+use gpt2_inspect::dist::kl;
 use gpt2_inspect::model::checkpoint::Checkpoint;
 use gpt2_inspect::model::circuits::{
-    ablate, attribute, head_scores, kl, patch, zero_each_head, Ablation, Component, LogitDiff, Site,
+    ablate, attribute, head_scores, patch, zero_each_head, Ablation, Component, LogitDiff, Site,
 };
 use gpt2_inspect::model::{Config, Gpt2};
 use gpt2_inspect::tokenizer::Tokenizer;

@@ -8,6 +8,7 @@ mod batch;
 mod browser;
 mod circuits;
 mod cli;
+mod docs;
 mod errors;
 mod generate;
 mod hardening;

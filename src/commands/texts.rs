@@ -15,9 +15,10 @@ use crate::model::{Config, Gpt2, Hook, Output, Request};
 use crate::report::Padding;
 use crate::tokenizer::{Token, Tokenizer};
 
-/// Texts ready for the model: the texts, the config, the tokenizer and each text's tokens
-/// and their ids, cut to the limit as the user asked.
-pub(super) struct Batch {
+/// The texts of a run, ready for the model (run in padded batches of `batch_size`): the
+/// texts, the config, the tokenizer and each text's tokens and their ids, cut to the limit
+/// as the user asked.
+pub(super) struct Texts {
     pub(super) texts: Vec<String>,
     pub(super) cfg: Config,
     pub(super) tokenizer: Tokenizer,
@@ -102,7 +103,7 @@ fn chunks<'o>(order: &'o [usize], ids: &[Vec<u32>], size: usize) -> Vec<&'o [usi
 /// are written in input order once all of them are done. Memory holds a window's reports.
 const WINDOW_BATCHES: usize = 8;
 
-impl Batch {
+impl Texts {
     /// Runs every text, as one right-padded batch when there are several, and cuts out each
     /// text's share: the same numbers (within float rounding) as running it alone.
     pub(super) fn forward(&self, model: &Gpt2, req: &Request) -> Result<Vec<Computed<'_>>> {
