@@ -14,7 +14,7 @@ use crate::dist;
 use crate::dist::kl;
 use crate::error::usage;
 use crate::model::circuits::{ablate, zero_each_head, Ablation, Component};
-use crate::model::{CaptureSpec, Config, Logits, Request};
+use crate::model::{CaptureSpec, Config, LastLogits, Request};
 use crate::render::circuits as printer;
 use crate::report::{AblateReport, NamedToken, SweepReport};
 
@@ -34,7 +34,7 @@ pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<
     let Texts { tokenizer, .. } = &prepared;
     let req = Request {
         capture: CaptureSpec::default(),
-        logits: Logits::Last,
+        logits: LastLogits,
     };
     let Computed { text, ids, .. } = prepared.forward(&model, &req)?.remove(0);
     let input = Tensor::new(ids, model.device())?.unsqueeze(0)?;

@@ -12,7 +12,7 @@ use crate::atomic;
 use crate::cli::{AttentionArgs, AttentionFormat, FigureArgs, ScaleArg, Window};
 use crate::error::usage;
 use crate::input::which_text;
-use crate::model::{Activations, BlockHook, CaptureSpec, Config, Gpt2, Hook, Logits, Request};
+use crate::model::{Activations, BlockHook, CaptureSpec, Config, Gpt2, Hook, NoLogits, Request};
 use crate::render::color::{ColourScale, Scale};
 use crate::render::printer::Format;
 use crate::render::{heatmap, json, neuron, stages, svg, table};
@@ -37,7 +37,7 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
         colours: plan.colours,
         annot: args.annot,
     };
-    let build = |row: Computed| {
+    let build = |row: Computed<NoLogits>| {
         let window = windows[row.index];
         let report = report(session, cfg, tokenizer, args, &plan.layers, &row, window)?;
         // --svg takes one text (checked before the run).
@@ -164,7 +164,7 @@ fn announce_json_size(args: &AttentionArgs, cfg: &Config, heads: usize, lengths:
 
 /// What to record: the pattern, and what `--scores`, `--qkv`, `--neuron` or `--stages`
 /// draw, of every layer in `layers` (narrowed to `--head`).
-fn request(args: &AttentionArgs, layers: &[usize]) -> Request {
+fn request(args: &AttentionArgs, layers: &[usize]) -> Request<NoLogits> {
     let mut kinds = vec![BlockHook::Pattern];
     if args.scores {
         kinds.push(BlockHook::AttnScores);
@@ -188,7 +188,7 @@ fn request(args: &AttentionArgs, layers: &[usize]) -> Request {
     let hooks = (layers.iter()).flat_map(|&l| kinds.iter().map(move |&k| Hook::Block(l, k)));
     Request {
         capture: CaptureSpec::new(hooks).with_heads(args.head.map(|h| vec![h])),
-        logits: Logits::None,
+        logits: NoLogits,
     }
 }
 
@@ -198,7 +198,7 @@ fn bertviz(
     out: &mut dyn Write,
     prepared: &Texts,
     model: &Gpt2,
-    req: &Request,
+    req: &Request<NoLogits>,
     layers: &[usize],
 ) -> Result<()> {
     let rows = prepared.forward(model, req)?;
@@ -312,7 +312,7 @@ fn report(
     tokenizer: &Tokenizer,
     args: &AttentionArgs,
     layers: &[usize],
-    row: &Computed,
+    row: &Computed<NoLogits>,
     window: Option<[usize; 2]>,
 ) -> Result<AttentionReport> {
     let acts = &row.output.activations;

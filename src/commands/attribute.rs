@@ -13,7 +13,7 @@ use super::{check_finite, check_index, emit, one_token, Session};
 use crate::cli::AttributeArgs;
 use crate::error::usage;
 use crate::model::circuits::attribute;
-use crate::model::{CaptureSpec, Logits, Request};
+use crate::model::{CaptureSpec, NoLogits, Request};
 use crate::render::circuits as printer;
 use crate::report::{AttributeReport, ComponentValue};
 
@@ -31,7 +31,7 @@ pub fn run(session: &Session, args: &AttributeArgs, out: &mut dyn Write) -> Resu
     };
     let req = Request {
         capture: CaptureSpec::default(),
-        logits: Logits::None,
+        logits: NoLogits,
     };
     let Computed { text, ids, .. } = prepared.forward(&model, &req)?.remove(0);
     let position = args.position.unwrap_or(ids.len() - 1);

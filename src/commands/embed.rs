@@ -10,7 +10,7 @@ use super::texts::{Computed, Texts};
 use super::{decoded, matrix, Session};
 use crate::cli::EmbedArgs;
 use crate::dist;
-use crate::model::{Activations, BlockHook, CaptureSpec, Gpt2, Hook, Logits, Request};
+use crate::model::{Activations, BlockHook, CaptureSpec, Gpt2, Hook, NoLogits, Request};
 use crate::render::table;
 use crate::report::{EmbedReport, EmbedToken, Neighbour};
 use crate::tokenizer::Tokenizer;
@@ -22,7 +22,7 @@ pub fn run(session: &Session, args: &EmbedArgs, out: &mut dyn Write) -> Result<(
     let sum = Hook::Block(0, BlockHook::ResidPre);
     let req = Request {
         capture: CaptureSpec::new([Hook::Embed, Hook::PosEmbed, sum]),
-        logits: Logits::None,
+        logits: NoLogits,
     };
     let build = |Computed {
                      text, ids, output, ..

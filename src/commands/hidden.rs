@@ -11,7 +11,7 @@ use super::texts::{Computed, Texts};
 use super::{check_index, decoded, matrix, Session};
 use crate::cli::HiddenArgs;
 use crate::dist;
-use crate::model::{BlockHook, CaptureSpec, Config, Hook, Logits, Request};
+use crate::model::{BlockHook, CaptureSpec, Config, Hook, NoLogits, Request};
 use crate::render::table;
 use crate::report::HiddenReport;
 use crate::tokenizer::Tokenizer;
@@ -40,7 +40,7 @@ pub fn run(session: &Session, args: &HiddenArgs, out: &mut dyn Write) -> Result<
     let Texts { cfg, tokenizer, .. } = &prepared;
     let req = Request {
         capture,
-        logits: Logits::None,
+        logits: NoLogits,
     };
     let build = |Computed {
                      text, ids, output, ..

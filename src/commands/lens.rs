@@ -12,7 +12,7 @@ use super::{check_index, check_top_k, decoded, predictions, Session};
 use crate::cli::LensArgs;
 use crate::dist;
 use crate::input::which_text;
-use crate::model::{Activations, BlockHook, CaptureSpec, Gpt2, Hook, Logits, Request};
+use crate::model::{Activations, BlockHook, CaptureSpec, Gpt2, Hook, NoLogits, Request};
 use crate::render::table;
 use crate::report::{Guess, LensGridReport, LensReport, LensRow};
 use crate::tokenizer::Tokenizer;
@@ -34,7 +34,7 @@ pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()
                 .map(|l| Hook::Block(l, BlockHook::ResidPre))
                 .chain([Hook::LnFinalOut]),
         ),
-        logits: Logits::None,
+        logits: NoLogits,
     };
     if args.all_positions {
         let colours = crate::render::color::ColourScale {

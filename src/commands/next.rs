@@ -8,7 +8,7 @@ use candle_core::DType;
 use super::texts::{Computed, Texts};
 use super::{check_top_k, predictions, Session};
 use crate::cli::NextArgs;
-use crate::model::{BlockHook, CaptureSpec, Config, Hook, Logits, Request};
+use crate::model::{BlockHook, CaptureSpec, Config, Hook, LastLogits, Request};
 use crate::render::table;
 use crate::report::{NextReport, ShapeStep};
 use crate::tokenizer::Tokenizer;
@@ -21,7 +21,7 @@ pub fn run(session: &Session, args: &NextArgs, out: &mut dyn Write) -> Result<()
     let req = Request {
         // The shapes are the model's to say: nothing is recorded just to be measured.
         capture: CaptureSpec::default(),
-        logits: Logits::Last,
+        logits: LastLogits,
     };
     prepared.run(
         session,
@@ -37,13 +37,13 @@ fn report(
     session: &Session,
     cfg: &Config,
     tokenizer: &Tokenizer,
-    row: Computed,
+    row: Computed<LastLogits>,
     top_k: usize,
 ) -> Result<NextReport> {
     let Computed {
         text, ids, output, ..
     } = row;
-    let logits = output.logits.expect("Logits::Last yields logits"); // (1, 1, V)
+    let logits = output.logits; // (1, 1, V)
     let t = ids.len();
     // Every activation has the dtype the model computes in, as the logits do.
     let dtype = logits.dtype();

@@ -11,7 +11,7 @@ use super::{check_top_k, emit, lens, tokenize, Session};
 use crate::atomic;
 use crate::cli::{NeuronData as When, ReportArgs};
 use crate::error::usage;
-use crate::model::{BlockHook, CaptureSpec, Hook, Logits, Request};
+use crate::model::{BlockHook, CaptureSpec, Hook, NoLogits, Request};
 use crate::render::{html, table};
 use crate::report::{NeuronData, PageReport, WrittenReport};
 
@@ -65,7 +65,7 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
                 .flat_map(|l| [resid(l), pattern(l)].into_iter().chain(qk(l)))
                 .chain([Hook::LnFinalOut]),
         ),
-        logits: Logits::None,
+        logits: NoLogits,
     };
     let row = prepared.forward(&model, &req)?.remove(0);
     let acts = &row.output.activations;

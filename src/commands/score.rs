@@ -11,7 +11,7 @@ use super::Session;
 use crate::cli::ScoreArgs;
 use crate::dist;
 use crate::input::which_text;
-use crate::model::{CaptureSpec, Logits, Request};
+use crate::model::{AllLogits, CaptureSpec, Request};
 use crate::render::table;
 use crate::report::{Guess, ScoreReport, ScoredToken};
 use crate::tokenizer::Tokenizer;
@@ -31,12 +31,12 @@ pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<(
     }
     let req = Request {
         capture: CaptureSpec::default(),
-        logits: Logits::All,
+        logits: AllLogits,
     };
     let build = |Computed {
                      text, ids, output, ..
                  }| {
-        let logits = output.logits.expect("Logits::All yields logits"); // (1, T, V)
+        let logits = output.logits; // (1, T, V)
         report(session, tokenizer, text, ids, &logits)
     };
     prepared.run(session, out, &model, &req, build, table::score)

@@ -11,7 +11,7 @@ use super::Session;
 use crate::cli::{TextArgs, Truncate};
 use crate::error::usage;
 use crate::input::which_text;
-use crate::model::{Config, Gpt2, Hook, Output, Request};
+use crate::model::{Config, Gpt2, Hook, Logits, Output, Request, WantLogits};
 use crate::report::Padding;
 use crate::tokenizer::{Token, Tokenizer};
 
@@ -31,17 +31,17 @@ pub(super) struct Texts {
 }
 
 /// One text of a batch, with what the model computed for it alone.
-pub(super) struct Computed<'a> {
+pub(super) struct Computed<'a, W: WantLogits = Logits> {
     /// Which text of the batch, from 0.
     pub(super) index: usize,
     pub(super) text: &'a str,
     pub(super) ids: &'a [u32],
-    pub(super) output: Output,
+    pub(super) output: Output<W>,
     /// Where values stopped being finite numbers for this text, if they did.
     pub(super) non_finite: Option<Hook>,
 }
 
-impl Computed<'_> {
+impl<W: WantLogits> Computed<'_, W> {
     /// The error to end with after this text's report was written, when its numbers are
     /// not all finite: exit 1, and where the NaN or infinity first appeared.
     pub(super) fn non_finite_error(&self, n_texts: usize) -> Option<anyhow::Error> {
@@ -106,18 +106,22 @@ const WINDOW_BATCHES: usize = 8;
 impl Texts {
     /// Runs every text, as one right-padded batch when there are several, and cuts out each
     /// text's share: the same numbers (within float rounding) as running it alone.
-    pub(super) fn forward(&self, model: &Gpt2, req: &Request) -> Result<Vec<Computed<'_>>> {
+    pub(super) fn forward<W: WantLogits>(
+        &self,
+        model: &Gpt2,
+        req: &Request<W>,
+    ) -> Result<Vec<Computed<'_, W>>> {
         let all: Vec<usize> = (0..self.texts.len()).collect();
         self.forward_some(model, req, &all)
     }
 
     /// Runs texts `which` as one right-padded batch when there are several.
-    fn forward_some(
+    fn forward_some<W: WantLogits>(
         &self,
         model: &Gpt2,
-        req: &Request,
+        req: &Request<W>,
         which: &[usize],
-    ) -> Result<Vec<Computed<'_>>> {
+    ) -> Result<Vec<Computed<'_, W>>> {
         let lengths: Vec<usize> = which.iter().map(|&i| self.ids[i].len()).collect();
         let (b, t) = (which.len(), lengths.iter().copied().max().unwrap_or(0));
         // Right padding, written straight into the batch's rows.
@@ -161,13 +165,13 @@ impl Texts {
     /// together), turns each text's share into a report with `build` and writes the reports
     /// in input order as they are done: memory follows the batch size, not the number of
     /// texts.
-    pub(super) fn run<'s, R: serde::Serialize>(
+    pub(super) fn run<'s, R: serde::Serialize, W: WantLogits>(
         &'s self,
         session: &Session,
         out: &mut dyn Write,
         model: &Gpt2,
-        req: &Request,
-        mut build: impl FnMut(Computed<'s>) -> Result<R>,
+        req: &Request<W>,
+        mut build: impl FnMut(Computed<'s, W>) -> Result<R>,
         table: impl Fn(&mut dyn Write, &R) -> io::Result<()>,
     ) -> Result<()> {
         if self.texts.len() > self.batch_size {

@@ -9,7 +9,7 @@ use candle_core::{DType, Tensor};
 use super::texts::{Computed, Texts};
 use super::{check_top_k, decoded, predictions, Session};
 use crate::cli::TraceArgs;
-use crate::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, Logits, Request};
+use crate::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, LastLogits, Request};
 use crate::render::table;
 use crate::report::{ShapeStep, TraceReport};
 use crate::tokenizer::Tokenizer;
@@ -21,12 +21,12 @@ pub fn run(session: &Session, args: &TraceArgs, out: &mut dyn Write) -> Result<(
     let Texts { cfg, tokenizer, .. } = &prepared;
     let req = Request {
         capture: CaptureSpec::default(),
-        logits: Logits::Last,
+        logits: LastLogits,
     };
     let build = |Computed {
                      text, ids, output, ..
                  }| {
-        let logits = output.logits.expect("Logits::Last yields logits"); // (1, 1, V)
+        let logits = output.logits; // (1, 1, V)
         report(session, cfg, tokenizer, &model, text, ids, &logits, top_k)
     };
     prepared.run(session, out, &model, &req, build, table::trace)

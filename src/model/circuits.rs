@@ -5,7 +5,7 @@
 use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 
-use super::gpt2::{Gpt2, Inputs, Logits, Request};
+use super::gpt2::{AllLogits, Gpt2, Inputs, LastLogits, NoLogits, Request, WantLogits};
 use super::hooks::{Activations, BlockHook, CaptureSpec, Hook};
 use super::tap::{collect, Tap};
 
@@ -96,12 +96,12 @@ impl Tap for Splice {
 
 /// Runs `ids` `(1, T)` once, recording `hooks`; returns the activations and the logits
 /// `logits` asks for.
-fn record(
+fn record<W: WantLogits>(
     model: &Gpt2,
     ids: &Tensor,
     hooks: Vec<Hook>,
-    logits: Logits,
-) -> Result<(Activations, Option<Tensor>)> {
+    logits: W,
+) -> Result<(Activations, W::Out)> {
     let req = Request {
         capture: CaptureSpec::new(hooks),
         logits,
@@ -117,8 +117,7 @@ fn record(
 
 /// [`record`] with the last position's logits.
 fn record_last(model: &Gpt2, ids: &Tensor, hooks: Vec<Hook>) -> Result<(Activations, Tensor)> {
-    let (acts, logits) = record(model, ids, hooks, Logits::Last)?;
-    Ok((acts, logits.expect("Logits::Last yields logits")))
+    record(model, ids, hooks, LastLogits)
 }
 
 /// A u8 mask tensor `shape` with ones where `on(index)` holds.
@@ -167,7 +166,7 @@ pub fn patch(
     let batch = corrupt.repeat((rows, 1))?; // (rows, T)
     let req = Request {
         capture: CaptureSpec::default(),
-        logits: Logits::Last,
+        logits: LastLogits,
     };
     let mut values = Vec::with_capacity(n_layer);
     for l in 0..n_layer {
@@ -192,9 +191,7 @@ pub fn patch(
             start: Some((l, &x)),
             ..Inputs::new(&batch)
         };
-        let logits = model
-            .run(inputs, &req, &mut tap)?
-            .expect("Logits::Last yields logits");
+        let logits = model.run(inputs, &req, &mut tap)?;
         values.push(metric.of(&logits)?);
     }
     Ok(Patching {
@@ -253,12 +250,10 @@ pub fn ablate(
     }
     let req = Request {
         capture: CaptureSpec::default(),
-        logits: Logits::Last,
+        logits: LastLogits,
     };
     let mut taps = Splices(splices);
-    let after = model
-        .run(Inputs::new(ids), &req, &mut taps)?
-        .expect("Logits::Last yields logits");
+    let after = model.run(Inputs::new(ids), &req, &mut taps)?;
     Ok((before.flatten_all()?, after.flatten_all()?))
 }
 
@@ -297,11 +292,10 @@ pub fn zero_each_head(model: &Gpt2, ids: &Tensor) -> Result<Tensor> {
     }
     let req = Request {
         capture: CaptureSpec::default(),
-        logits: Logits::Last,
+        logits: LastLogits,
     };
     Ok(model
         .run(Inputs::new(&batch), &req, &mut Splices(splices))?
-        .expect("Logits::Last yields logits")
         .squeeze(1)?)
 }
 
@@ -323,7 +317,7 @@ pub fn head_scores(model: &Gpt2, x: &Tensor, n: usize) -> Result<HeadScores> {
     let hooks: Vec<Hook> = (0..cfg.n_layer)
         .map(|l| Hook::Block(l, BlockHook::Pattern))
         .collect();
-    let (acts, _) = record(model, x, hooks.clone(), Logits::None)?;
+    let (acts, _) = record(model, x, hooks.clone(), NoLogits)?;
     let mut scores = HeadScores {
         previous_token: vec![],
         first_token: vec![],
@@ -388,8 +382,7 @@ pub fn attribute(
         hooks.push(Hook::Block(l, BlockHook::AttnResult));
         hooks.push(Hook::Block(l, BlockHook::MlpOut));
     }
-    let (acts, logits) = record(model, ids, hooks, Logits::All)?;
-    let logits = logits.expect("Logits::All yields logits");
+    let (acts, logits) = record(model, ids, hooks, AllLogits)?;
     let vec =
         |t: &Tensor| -> Result<Vec<f64>> { Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?) };
     let at = |hook: Hook| -> Result<Tensor> { Ok(acts.get(hook)?.narrow(1, position, 1)?) };

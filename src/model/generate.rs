@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::generation::LogitsProcessor;
 
-use super::gpt2::{Gpt2, KvCache, Logits, Request};
+use super::gpt2::{Gpt2, KvCache, LastLogits, Request};
 use super::hooks::{BlockHook, CaptureSpec, Hook};
 use crate::dist;
 
@@ -82,7 +82,7 @@ pub fn generate(
     };
     let req = Request {
         capture,
-        logits: Logits::Last,
+        logits: LastLogits,
     };
     let mut cache = KvCache::new();
     let mut seq = prompt.to_vec();
@@ -103,7 +103,6 @@ pub fn generate(
         };
         let logits: Vec<f32> = output
             .logits
-            .expect("Logits::Last yields logits")
             .flatten_all()?
             .to_dtype(DType::F32)?
             .to_vec1()?; // (V,)

@@ -15,6 +15,9 @@ use super::softmax::masked_softmax;
 use super::tap::{all_finite, collect, meant_finite, FirstNonFinite, Tap};
 
 /// Which positions get logits. Computing them costs a (C × V) matmul per position.
+/// Chosen at run time, its output is an `Option`; [`NoLogits`], [`LastLogits`] and
+/// [`AllLogits`] say it in the type, so that what a request asks for and what its output
+/// holds cannot disagree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Logits {
     None,
@@ -24,17 +27,96 @@ pub enum Logits {
     All,
 }
 
-/// What a forward pass should produce besides the residual stream.
-#[derive(Debug, Clone)]
-pub struct Request {
-    pub capture: CaptureSpec,
-    pub logits: Logits,
+/// No logits: the output's `logits` is `()`.
+#[derive(Debug, Clone, Copy)]
+pub struct NoLogits;
+
+/// The last position's logits: a tensor `(B, 1, V)`.
+#[derive(Debug, Clone, Copy)]
+pub struct LastLogits;
+
+/// Every position's logits: a tensor `(B, T, V)`.
+#[derive(Debug, Clone, Copy)]
+pub struct AllLogits;
+
+/// What a request's logits field asks for, and what the run hands back for it.
+pub trait WantLogits: Copy {
+    /// `()`, a tensor, or (for [`Logits`]) an `Option` of one.
+    type Out: std::fmt::Debug;
+    fn which(self) -> Logits;
+    /// The run's logits as this request promised them; `run` makes them exactly when
+    /// [`WantLogits::which`] is not `None`.
+    fn take(logits: Option<Tensor>) -> Result<Self::Out>;
+    fn tensor(out: &Self::Out) -> Option<&Tensor>;
+    fn map(out: &Self::Out, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Self::Out>;
 }
 
-impl Request {
+impl WantLogits for Logits {
+    type Out = Option<Tensor>;
+    fn which(self) -> Logits {
+        self
+    }
+    fn take(logits: Option<Tensor>) -> Result<Self::Out> {
+        Ok(logits)
+    }
+    fn tensor(out: &Self::Out) -> Option<&Tensor> {
+        out.as_ref()
+    }
+    fn map(out: &Self::Out, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Self::Out> {
+        out.as_ref().map(f).transpose()
+    }
+}
+
+impl WantLogits for NoLogits {
+    type Out = ();
+    fn which(self) -> Logits {
+        Logits::None
+    }
+    fn take(_: Option<Tensor>) -> Result<()> {
+        Ok(())
+    }
+    fn tensor(_: &()) -> Option<&Tensor> {
+        None
+    }
+    fn map(_: &(), _: impl Fn(&Tensor) -> Result<Tensor>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// [`LastLogits`] and [`AllLogits`]: a tensor the run always makes.
+macro_rules! tensor_logits {
+    ($($ty:ident => $which:ident),*) => {$(
+        impl WantLogits for $ty {
+            type Out = Tensor;
+            fn which(self) -> Logits {
+                Logits::$which
+            }
+            fn take(logits: Option<Tensor>) -> Result<Tensor> {
+                logits.ok_or_else(|| anyhow::anyhow!("the forward pass made no logits"))
+            }
+            fn tensor(out: &Tensor) -> Option<&Tensor> {
+                Some(out)
+            }
+            fn map(out: &Tensor, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+                f(out)
+            }
+        }
+    )*};
+}
+
+tensor_logits!(LastLogits => Last, AllLogits => All);
+
+/// What a forward pass should produce besides the residual stream.
+#[derive(Debug, Clone)]
+pub struct Request<W = Logits> {
+    pub capture: CaptureSpec,
+    pub logits: W,
+}
+
+impl<W: WantLogits> Request<W> {
     /// Blocks that must run: the deepest recorded hook, or all of them for logits.
     pub fn blocks_needed(&self, cfg: &Config) -> usize {
-        match self.logits {
+        match self.logits.which() {
             Logits::None => self.capture.blocks_needed(cfg.n_layer),
             Logits::Last | Logits::All => cfg.n_layer,
         }
@@ -42,16 +124,16 @@ impl Request {
 }
 
 #[derive(Debug)]
-pub struct Output {
+pub struct Output<W: WantLogits = Logits> {
     pub activations: Activations,
-    pub logits: Option<Tensor>,
+    pub logits: W::Out,
 }
 
-impl Output {
+impl<W: WantLogits> Output<W> {
     /// Whether the logits and every recorded activation meant to be finite are (see
     /// [`meant_finite`]).
     pub fn all_finite(&self) -> Result<bool> {
-        if let Some(logits) = &self.logits {
+        if let Some(logits) = W::tensor(&self.logits) {
             if !all_finite(logits)? {
                 return Ok(false);
             }
@@ -66,7 +148,7 @@ impl Output {
 
     /// Sequence `i` of a batch cut to its first `len` tokens, shaped as if it had run alone
     /// (`B = 1`, `T = len`). Attention maps lose their padding rows and columns.
-    pub fn sequence(&self, i: usize, len: usize, cfg: &Config) -> Result<Output> {
+    pub fn sequence(&self, i: usize, len: usize, cfg: &Config) -> Result<Output<W>> {
         let mut activations = Activations::default();
         for (&hook, t) in self.activations.iter() {
             let mut t = t.clone();
@@ -80,16 +162,13 @@ impl Output {
             }
             activations.insert(hook, t);
         }
-        let logits = match &self.logits {
-            Some(l) => {
-                let l = l.narrow(0, i, 1)?; // (1, T or 1, V)
-                Some(match l.dim(1)? {
-                    1 => l,
-                    _ => l.narrow(1, 0, len)?,
-                })
-            }
-            None => None,
-        };
+        let logits = W::map(&self.logits, |l| {
+            let l = l.narrow(0, i, 1)?; // (1, T or 1, V)
+            Ok(match l.dim(1)? {
+                1 => l,
+                _ => l.narrow(1, 0, len)?,
+            })
+        })?;
         Ok(Output {
             activations,
             logits,
@@ -528,18 +607,22 @@ impl Gpt2 {
 
     /// Runs the model on `input_ids` `(B, T)` (u32), every position a real token, and
     /// returns what `req` asks for.
-    pub fn forward(&self, input_ids: &Tensor, req: &Request) -> Result<Output> {
+    pub fn forward<W: WantLogits>(
+        &self,
+        input_ids: &Tensor,
+        req: &Request<W>,
+    ) -> Result<Output<W>> {
         self.collect(Inputs::new(input_ids), req)
     }
 
     /// [`forward`](Self::forward) over a right-padded batch: sequence `i` has `lengths[i]`
     /// real tokens. `Logits::Last` gives each sequence's last real token.
-    pub fn forward_padded(
+    pub fn forward_padded<W: WantLogits>(
         &self,
         input_ids: &Tensor,
         lengths: &[usize],
-        req: &Request,
-    ) -> Result<Output> {
+        req: &Request<W>,
+    ) -> Result<Output<W>> {
         let inputs = Inputs {
             lengths: Some(lengths),
             ..Inputs::new(input_ids)
@@ -550,12 +633,12 @@ impl Gpt2 {
     /// [`forward`](Self::forward) of the positions after those in `cache`, attending to
     /// the cached keys and values, and appending this call's to `cache`. Attention hooks
     /// record `(B, nh, T, T_past + T)`.
-    pub fn forward_cached(
+    pub fn forward_cached<W: WantLogits>(
         &self,
         input_ids: &Tensor,
         cache: &mut KvCache,
-        req: &Request,
-    ) -> Result<Output> {
+        req: &Request<W>,
+    ) -> Result<Output<W>> {
         let inputs = Inputs {
             cache: Some(cache),
             ..Inputs::new(input_ids)
@@ -587,7 +670,7 @@ impl Gpt2 {
         Ok(tap.found)
     }
 
-    fn collect(&self, inputs: Inputs, req: &Request) -> Result<Output> {
+    fn collect<W: WantLogits>(&self, inputs: Inputs, req: &Request<W>) -> Result<Output<W>> {
         let mut activations = Activations::default();
         let logits = self.run(inputs, req, &mut collect(&req.capture, &mut activations))?;
         Ok(Output {
@@ -599,8 +682,13 @@ impl Gpt2 {
     /// The forward pass itself: every activation flows through `tap` as it is computed (in
     /// data-flow order), which may record it or replace it. `req` says how many blocks run
     /// and which logits are made; what is recorded is the tap's business. Returns the
-    /// logits.
-    pub fn run(&self, inputs: Inputs, req: &Request, tap: &mut dyn Tap) -> Result<Option<Tensor>> {
+    /// logits as `req` asked for them.
+    pub fn run<W: WantLogits>(
+        &self,
+        inputs: Inputs,
+        req: &Request<W>,
+        tap: &mut dyn Tap,
+    ) -> Result<W::Out> {
         let Inputs {
             ids: input_ids,
             lengths,
@@ -637,7 +725,7 @@ impl Gpt2 {
         if n_blocks < self.cfg.n_layer {
             // The input of the first block not run is the output of the last one run.
             tap.tap(Hook::Block(n_blocks, BlockHook::ResidPre), x)?;
-            return Ok(None);
+            return W::take(None);
         }
 
         let ln_f = self
@@ -645,8 +733,18 @@ impl Gpt2 {
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("ln_f was not loaded"))?;
         let x = ln_f.forward(&x, tap)?; // (B, T, C)
-        let logits = match req.logits {
-            Logits::None => return Ok(None),
+        let logits = match req.logits.which() {
+            Logits::None => None,
+            which => Some(tap.tap(Hook::Logits, self.logits(&x, which, lengths)?)?),
+        };
+        W::take(logits)
+    }
+
+    /// The logits `which` asks for of `x` `(B, T, C)` after ln_f: `(B, 1, V)` at each
+    /// sequence's last real token, or `(B, T, V)`.
+    fn logits(&self, x: &Tensor, which: Logits, lengths: Option<&[usize]>) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        match which {
             Logits::Last => {
                 let last = match lengths {
                     Some(lengths) => {
@@ -657,11 +755,11 @@ impl Gpt2 {
                     }
                     None => x.narrow(1, t - 1, 1)?, // (B, 1, C)
                 };
-                self.unembed(&last)? // (B, 1, V)
+                self.unembed(&last) // (B, 1, V)
             }
-            Logits::All => self.unembed(&x)?, // (B, T, V)
-        };
-        Ok(Some(tap.tap(Hook::Logits, logits)?))
+            Logits::All => self.unembed(x), // (B, T, V)
+            Logits::None => bail!("no logits were asked for"),
+        }
     }
 
     /// `wte[ids] + wpe[past..past+T]`, through hook_embed and hook_pos_embed: `(B, T, C)`.
@@ -682,13 +780,13 @@ impl Gpt2 {
     }
 
     /// Checks a run's sizes against the model; returns how many blocks it runs.
-    fn check_run(
+    fn check_run<W: WantLogits>(
         &self,
         b: usize,
         t: usize,
         past: usize,
         lengths: Option<&[usize]>,
-        req: &Request,
+        req: &Request<W>,
         cached: bool,
     ) -> Result<usize> {
         if t == 0 {

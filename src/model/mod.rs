@@ -15,6 +15,8 @@ pub mod source;
 pub mod tap;
 
 pub use config::Config;
-pub use gpt2::{Gpt2, Inputs, KvCache, Logits, Output, Request};
+pub use gpt2::{
+    AllLogits, Gpt2, Inputs, KvCache, LastLogits, Logits, NoLogits, Output, Request, WantLogits,
+};
 pub use hooks::{Activations, BlockHook, CaptureSpec, Hook};
 pub use tap::Tap;

@@ -176,12 +176,22 @@ impl<R: Serialize> Printer<R> for Envelope<'_> {
 /// The header as the envelope opens it: `{"schema":…,"revision":…` without the closing
 /// brace and without `text`.
 fn envelope_head(header: Option<&Header>) -> Result<String> {
-    let header = header.ok_or_else(|| anyhow::anyhow!("the batch envelope was given no header"))?;
-    let mut value = serde_json::to_value(header)?;
-    if let Some(map) = value.as_object_mut() {
-        map.remove("text");
+    /// [`Header`]'s fields but `text`, in its order.
+    #[derive(Serialize)]
+    struct Head<'a> {
+        schema: u32,
+        version: &'a str,
+        model: &'a str,
+        revision: &'a Option<String>,
     }
-    let s = serde_json::to_string(&value)?;
+    let h = header.ok_or_else(|| anyhow::anyhow!("the batch envelope was given no header"))?;
+    let head = Head {
+        schema: h.schema,
+        version: h.version,
+        model: &h.model,
+        revision: &h.revision,
+    };
+    let s = serde_json::to_string(&head)?;
     Ok(s[..s.len() - 1].to_string())
 }
 

@@ -321,3 +321,40 @@ fn long_inputs_error_unless_truncated() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("--max-length 2000"), "{err}");
 }
+
+#[test]
+fn the_batch_envelope_keeps_its_key_order() {
+    // Scripts may read the envelope as a stream: its keys come in one documented order,
+    // the header's first and the padding last.
+    let out = cmd()
+        .args(["next", "The cat sat", "A dog", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 8, "{keys:?}");
+    let mut at = 0;
+    for key in [
+        "schema",
+        "version",
+        "model",
+        "revision",
+        "batch",
+        "input_ids",
+        "attention_mask",
+        "shape",
+    ] {
+        let found = text[at..]
+            .find(&format!("\"{key}\":"))
+            .unwrap_or_else(|| panic!("{key} after byte {at} in {text}"));
+        at += found;
+        // Only the envelope's own keys are looked for at this depth: skip the batch.
+        if key == "batch" {
+            at += text[at..].rfind("],\"input_ids\"").unwrap();
+        }
+    }
+    assert!(text.starts_with(r#"{"schema":1,"version":"#), "{text}");
+    assert!(text.trim_end().ends_with("\"shape\":[2,3]}"), "{text}");
+}
