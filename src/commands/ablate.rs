@@ -14,7 +14,7 @@ use crate::dist;
 use crate::dist::kl;
 use crate::error::usage;
 use crate::model::circuits::{ablate, zero_each_head, Ablation, Component};
-use crate::model::{CaptureSpec, Config, LastLogits, Request};
+use crate::model::{CaptureSpec, Config, Gpt2, LastLogits, Request};
 use crate::render::circuits as printer;
 use crate::report::{AblateReport, NamedToken, SweepReport};
 
@@ -57,35 +57,14 @@ pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<
     let logprob_before = dist::log_prob(&before_v, answer.id as usize);
     let problem = check_finite(&model, &input, before_v.iter().map(|&v| v as f64))?;
     if args.sweep {
-        let rows: Vec<Vec<f32>> = zero_each_head(&model, &input)?
-            .to_dtype(DType::F32)?
-            .to_vec2()?;
-        let values = rows
-            .chunks(cfg.n_head)
-            .map(|layer| {
-                layer
-                    .iter()
-                    .map(|r| dist::log_prob(r, answer.id as usize) - logprob_before)
-                    .collect()
-            })
-            .collect();
-        let report = SweepReport {
-            header: session.header(Some(text))?,
-            input_ids: ids.to_vec(),
-            answer,
-            mode: "zero".into(),
-            logprob_before,
-            values,
+        let one = Sweep {
+            session,
+            args,
+            cfg: &cfg,
+            text,
+            ids,
         };
-        if let Some(path) = &args.svg {
-            crate::atomic::write(path, "--svg", &session.temps, |w| {
-                printer::sweep_svg(w, &report)
-            })?;
-            eprintln!("wrote {}", path.display());
-        }
-        emit(session, out, &report, |out, r| {
-            printer::sweep(out, r, session.palette)
-        })?;
+        one.run(out, &model, &input, answer, logprob_before)?;
         return problem.map_or(Ok(()), Err);
     }
     let after_v: Vec<f32> = after.to_dtype(DType::F32)?.to_vec1()?;
@@ -112,6 +91,52 @@ pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<
     };
     emit(session, out, &report, printer::ablate)?;
     problem.map_or(Ok(()), Err)
+}
+
+/// `--sweep`: every head zero-ablated in turn, the answer's log-probability change each.
+struct Sweep<'a> {
+    session: &'a Session,
+    args: &'a AblateArgs,
+    cfg: &'a Config,
+    text: &'a str,
+    ids: &'a [u32],
+}
+
+impl Sweep<'_> {
+    fn run(
+        &self,
+        out: &mut dyn Write,
+        model: &Gpt2,
+        input: &Tensor,
+        answer: NamedToken,
+        logprob_before: f64,
+    ) -> Result<()> {
+        let rows: Vec<Vec<f32>> = zero_each_head(model, input)?
+            .to_dtype(DType::F32)?
+            .to_vec2()?;
+        let change = |r: &Vec<f32>| dist::log_prob(r, answer.id as usize) - logprob_before;
+        let values = (rows.chunks(self.cfg.n_head))
+            .map(|layer| layer.iter().map(change).collect())
+            .collect();
+        let session = self.session;
+        let report = SweepReport {
+            header: session.header(Some(self.text))?,
+            input_ids: self.ids.to_vec(),
+            answer,
+            mode: "zero".into(),
+            logprob_before,
+            values,
+        };
+        if let Some(path) = &self.args.svg {
+            crate::atomic::write(path, "--svg", &session.temps, |w| {
+                printer::sweep_svg(w, &report)
+            })?;
+            eprintln!("wrote {}", path.display());
+        }
+        emit(session, out, &report, |out, r| {
+            printer::sweep(out, r, session.palette)
+        })
+    }
 }
 
 /// `--head L.H` and `--mlp L`, checked against the model.

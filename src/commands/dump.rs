@@ -16,7 +16,7 @@ use crate::atomic::Output;
 use crate::cli::DumpArgs;
 use crate::error::usage;
 use crate::model::tap::Recorder;
-use crate::model::{CaptureSpec, Hook, Inputs, Logits, Request};
+use crate::model::{CaptureSpec, Config, Gpt2, Hook, Inputs, Logits, Request};
 use crate::render::table;
 use crate::report::DumpReport;
 
@@ -24,16 +24,129 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
     let (cfg, _) = session.config()?;
     let prepared = session.prepare(&args.input, &cfg)?;
     let Texts {
-        texts,
-        cfg,
-        ids,
-        tokens,
-        ..
+        texts, cfg, ids, ..
     } = &prepared;
-    // What the model ran on: a text cut by --truncate is stored cut.
-    let computed: Vec<String> = texts
-        .iter()
-        .zip(tokens)
+    let hooks = selected(&args.hooks, cfg)?;
+    let req = Request {
+        capture: CaptureSpec::new(hooks.iter().copied()),
+        logits: match hooks.contains(&Hook::Logits) {
+            true => Logits::All,
+            false => Logits::None,
+        },
+    };
+    let model = session.model(cfg, req.blocks_needed(cfg))?;
+    let layout = Layout::new(session, &prepared, &hooks)?;
+    if layout.bytes > 64 << 20 {
+        eprintln!(
+            "writing {} activations ({}) to {}",
+            hooks.len(),
+            crate::units::human_size(layout.bytes),
+            args.output.display()
+        );
+    }
+    let mut file = Output::create(&args.output, "-o", &session.temps)?;
+    let written = stream(&mut file, &layout, &model, &req, ids, prepared.pad)?;
+    if written != hooks.len() {
+        bail!(
+            "only {written} of {} activations were computed",
+            hooks.len()
+        );
+    }
+    file.commit()?;
+
+    let [b, t] = layout.shape;
+    let hook_rows: Vec<_> = (hooks.iter())
+        .map(|&h| hook_row(h, cfg, b, Some(t)))
+        .collect();
+    let reports = (texts.iter().zip(ids))
+        .map(|(text, ids)| {
+            Ok(DumpReport {
+                header: session.header(Some(text))?,
+                output: args.output.display().to_string(),
+                bytes: layout.bytes,
+                input_ids: ids.clone(),
+                hooks: hook_rows.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    prepared.emit(session, out, reports, table::dump)
+}
+
+/// The hooks `--hook` patterns name (all when none), in data-flow order.
+fn selected(patterns: &[String], cfg: &Config) -> Result<Vec<Hook>> {
+    let all = Hook::all(cfg);
+    if patterns.is_empty() {
+        return Ok(all);
+    }
+    for p in patterns {
+        if !all.iter().any(|h| glob(p, &h.to_string())) {
+            return Err(usage(format!(
+                "--hook {p} matches no activation; `gpt2-inspect hooks` lists the names"
+            )));
+        }
+    }
+    let wanted = |h: &Hook| patterns.iter().any(|p| glob(p, &h.to_string()));
+    Ok(all.into_iter().filter(wanted).collect())
+}
+
+/// The file laid out before the forward pass: its header (every tensor's place in the data
+/// section, in data-flow order, and the texts in `__metadata__`) and each hook's slot.
+struct Layout {
+    header: Vec<u8>,
+    slots: HashMap<Hook, (u64, Vec<usize>)>,
+    /// `[B, T]` of the padded batch.
+    shape: [usize; 2],
+    /// The whole file's size.
+    bytes: u64,
+}
+
+impl Layout {
+    fn new(session: &Session, prepared: &Texts, hooks: &[Hook]) -> Result<Layout> {
+        let (cfg, dtype) = (&prepared.cfg, session.dtype);
+        let st_dtype = match dtype {
+            candle_core::DType::F16 => "F16",
+            candle_core::DType::BF16 => "BF16",
+            _ => "F32",
+        };
+        let batch = padded(&prepared.ids, prepared.pad);
+        let [b, t] = batch.shape;
+        let mut header = serde_json::Map::new();
+        header.insert("__metadata__".into(), metadata(session, prepared)?);
+        let mut slots = HashMap::new();
+        let mut offset = 0u64;
+        for &h in hooks {
+            let shape = h.shape(cfg, b, t);
+            let bytes = (shape.iter().product::<usize>() * dtype.size_in_bytes()) as u64;
+            let entry = serde_json::json!({"dtype": st_dtype, "shape": shape, "data_offsets": [offset, offset + bytes]});
+            header.insert(h.to_string(), entry);
+            slots.insert(h, (offset, shape));
+            offset += bytes;
+        }
+        let mut header = serde_json::to_vec(&serde_json::Value::Object(header))?;
+        header.resize(header.len().next_multiple_of(8), b' ');
+        if header.len() > MAX_HEADER {
+            bail!(
+                "the file's header would be {} bytes, over safetensors' limit of {MAX_HEADER}: dump fewer texts at once",
+                header.len()
+            );
+        }
+        let bytes = 8 + header.len() as u64 + offset;
+        Ok(Layout {
+            header,
+            slots,
+            shape: [b, t],
+            bytes,
+        })
+    }
+}
+
+/// The header's `__metadata__`: what the model ran on (a text cut by --truncate is stored
+/// cut). One text keeps its plain values; a batch stores lists, and the attention mask.
+fn metadata(session: &Session, prepared: &Texts) -> Result<serde_json::Value> {
+    let Texts {
+        texts, tokens, ids, ..
+    } = prepared;
+    let computed: Vec<String> = (texts.iter().zip(tokens))
         .map(|(text, tokens)| match (tokens.first(), tokens.last()) {
             (Some(a), Some(b)) => {
                 String::from_utf8_lossy(&text.as_bytes()[a.start..b.end]).into_owned()
@@ -41,106 +154,54 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
             _ => String::new(),
         })
         .collect();
-    let all = Hook::all(cfg);
-    let hooks: Vec<Hook> = if args.hooks.is_empty() {
-        all
-    } else {
-        for p in &args.hooks {
-            if !all.iter().any(|h| glob(p, &h.to_string())) {
-                return Err(usage(format!(
-                    "--hook {p} matches no activation; `gpt2-inspect hooks` lists the names"
-                )));
-            }
-        }
-        all.into_iter()
-            .filter(|h| args.hooks.iter().any(|p| glob(p, &h.to_string())))
-            .collect()
-    };
-    let batch = padded(ids, prepared.pad);
-    let [b, t] = batch.shape;
-    let req = Request {
-        capture: CaptureSpec::new(hooks.iter().copied()),
-        logits: if hooks.contains(&Hook::Logits) {
-            Logits::All
-        } else {
-            Logits::None
-        },
-    };
-    let model = session.model(cfg, req.blocks_needed(cfg))?;
-    let dtype = session.dtype;
-    let st_dtype = match dtype {
-        candle_core::DType::F16 => "F16",
-        candle_core::DType::BF16 => "BF16",
-        _ => "F32",
-    };
-
-    // Header: every tensor's place in the data section, in data-flow order.
-    let mut header = serde_json::Map::new();
-    // One text keeps its plain values; a batch stores lists, and the attention mask.
-    let metadata = match computed.as_slice() {
+    Ok(match computed.as_slice() {
         [text] => serde_json::json!({
             "format": "pt",
             "model": session.model_name,
             "text": text,
             "input_ids": serde_json::to_string(&ids[0])?,
         }),
-        _ => serde_json::json!({
-            "format": "pt",
-            "model": session.model_name,
-            "text": serde_json::to_string(&computed)?,
-            "input_ids": serde_json::to_string(&batch.input_ids)?,
-            "attention_mask": serde_json::to_string(&batch.attention_mask)?,
-        }),
-    };
-    header.insert("__metadata__".into(), metadata);
-    let mut slots: HashMap<Hook, (u64, Vec<usize>)> = HashMap::new();
-    let mut offset = 0u64;
-    for &h in &hooks {
-        let shape = h.shape(cfg, b, t);
-        let bytes = (shape.iter().product::<usize>() * dtype.size_in_bytes()) as u64;
-        header.insert(
-            h.to_string(),
-            serde_json::json!({"dtype": st_dtype, "shape": shape, "data_offsets": [offset, offset + bytes]}),
-        );
-        slots.insert(h, (offset, shape));
-        offset += bytes;
-    }
-    let mut header = serde_json::to_vec(&serde_json::Value::Object(header))?;
-    header.resize(header.len().next_multiple_of(8), b' ');
-    if header.len() > MAX_HEADER {
-        bail!(
-            "the file's header would be {} bytes, over safetensors' limit of {MAX_HEADER}: dump fewer texts at once",
-            header.len()
-        );
-    }
-    let data_start = 8 + header.len() as u64;
-    if data_start + offset > 64 << 20 {
-        eprintln!(
-            "writing {} activations ({}) to {}",
-            hooks.len(),
-            crate::units::human_size(data_start + offset),
-            args.output.display()
-        );
-    }
+        _ => {
+            let batch = padded(ids, prepared.pad);
+            serde_json::json!({
+                "format": "pt",
+                "model": session.model_name,
+                "text": serde_json::to_string(&computed)?,
+                "input_ids": serde_json::to_string(&batch.input_ids)?,
+                "attention_mask": serde_json::to_string(&batch.attention_mask)?,
+            })
+        }
+    })
+}
 
-    let mut file = Output::create(&args.output, "-o", &session.temps)?;
+/// Writes the header, then runs the model and writes each activation as it is computed:
+/// they arrive in data-flow order, the order of the header, one after another, so a FIFO
+/// or a device works as well as a file. Returns how many were written.
+fn stream(
+    file: &mut Output,
+    layout: &Layout,
+    model: &Gpt2,
+    req: &Request,
+    ids: &[Vec<u32>],
+    pad: u32,
+) -> Result<usize> {
     let what = file.what();
     let mut w = BufWriter::with_capacity(1 << 20, file.file());
+    let header = &layout.header;
     w.write_all(&(header.len() as u64).to_le_bytes())
         .context(what.clone())?;
-    w.write_all(&header).context(what.clone())?;
-    // Activations arrive in data-flow order, the order of the header: written one after
-    // another, so a FIFO or a device works as well as a file.
-    let mut at = 0u64;
-    let mut written = 0;
-    let input = Tensor::from_vec(batch.input_ids.concat(), (b, t), model.device())?; // (B, T)
+    w.write_all(header).context(what.clone())?;
+    let (mut at, mut written) = (0u64, 0);
+    let [b, t] = layout.shape;
+    let flat = padded(ids, pad).input_ids.concat();
+    let input = Tensor::from_vec(flat, (b, t), model.device())?; // (B, T)
     let lengths: Option<Vec<usize>> = (b > 1).then(|| ids.iter().map(Vec::len).collect());
     let inputs = Inputs {
         lengths: lengths.as_deref(),
         ..Inputs::new(&input)
     };
     let mut recorder = Recorder::new(&req.capture, |hook: Hook, tensor: Tensor| {
-        let (offset, shape) = &slots[&hook];
+        let (offset, shape) = &layout.slots[&hook];
         if tensor.dims() != shape.as_slice() {
             bail!("{hook} has shape {:?}, expected {shape:?}", tensor.dims());
         }
@@ -152,35 +213,9 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
         written += 1;
         Ok(())
     });
-    model.run(inputs, &req, &mut recorder)?;
+    model.run(inputs, req, &mut recorder)?;
     w.flush().context(what)?;
-    drop(w);
-    if written != hooks.len() {
-        bail!(
-            "only {written} of {} activations were computed",
-            hooks.len()
-        );
-    }
-    file.commit()?;
-
-    let hook_rows: Vec<_> = hooks
-        .iter()
-        .map(|&h| hook_row(h, cfg, b, Some(t)))
-        .collect();
-    let reports = texts
-        .iter()
-        .zip(ids)
-        .map(|(text, ids)| {
-            Ok(DumpReport {
-                header: session.header(Some(text))?,
-                output: args.output.display().to_string(),
-                bytes: data_start + offset,
-                input_ids: ids.clone(),
-                hooks: hook_rows.clone(),
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    prepared.emit(session, out, reports, table::dump)
+    Ok(written)
 }
 
 /// safetensors readers refuse headers longer than this.

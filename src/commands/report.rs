@@ -11,7 +11,7 @@ use super::{check_top_k, emit, lens, tokenize, Session};
 use crate::atomic;
 use crate::cli::{NeuronData as When, ReportArgs};
 use crate::error::usage;
-use crate::model::{BlockHook, CaptureSpec, Hook, NoLogits, Request};
+use crate::model::{BlockHook, CaptureSpec, Config, Hook, NoLogits, Request};
 use crate::render::{html, table};
 use crate::report::{NeuronData, PageReport, WrittenReport};
 
@@ -45,8 +45,6 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
         ));
     }
     let t = ids[0].len();
-    let pattern = |l| Hook::Block(l, BlockHook::Pattern);
-    let resid = |l| Hook::Block(l, BlockHook::ResidPre);
     // [L][H][T][d_head] q and k, 4 bytes each.
     let qk_bytes = 2 * cfg.n_layer * t * cfg.n_embd * 4;
     let neuron = match args.neuron {
@@ -54,51 +52,28 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
         When::Never => false,
         When::Auto => qk_bytes <= NEURON_BYTES,
     };
-    let qk = |l| {
-        let q = Hook::Block(l, BlockHook::Q);
-        let k = Hook::Block(l, BlockHook::K);
-        neuron.then_some([q, k]).into_iter().flatten()
-    };
-    let req = Request {
-        capture: CaptureSpec::new(
-            (0..cfg.n_layer)
-                .flat_map(|l| [resid(l), pattern(l)].into_iter().chain(qk(l)))
-                .chain([Hook::LnFinalOut]),
-        ),
-        logits: NoLogits,
-    };
-    let row = prepared.forward(&model, &req)?.remove(0);
+    let row = prepared.forward(&model, &request(cfg, neuron))?.remove(0);
     let acts = &row.output.activations;
     let layers: Vec<usize> = (0..cfg.n_layer).collect();
-    let attention = per_layer(acts, &layers, BlockHook::Pattern, None)?;
-    let last = t - 1;
+    let qk = |kind| per_layer(acts, &layers, kind, None);
+    let text = (texts[0].as_str(), ids[0].as_slice());
     let page = PageReport {
         header: session.header(Some(&texts[0]))?,
         tokens: tokenize::report(session, &texts[0], tokens[0].clone())?.tokens,
         n_layer: cfg.n_layer,
         n_head: cfg.n_head,
         d_head: cfg.n_embd / cfg.n_head,
-        attention,
-        neuron: if neuron {
-            Some(NeuronData {
-                q: per_layer(acts, &layers, BlockHook::Q, None)?,
-                k: per_layer(acts, &layers, BlockHook::K, None)?,
-            })
-        } else {
-            None
+        attention: per_layer(acts, &layers, BlockHook::Pattern, None)?,
+        neuron: match neuron {
+            true => Some(NeuronData {
+                q: qk(BlockHook::Q)?,
+                k: qk(BlockHook::K)?,
+            }),
+            false => None,
         },
         neuron_bytes: qk_bytes,
-        lens: lens::report(
-            session,
-            &model,
-            tokenizer,
-            (&texts[0], &ids[0]),
-            acts,
-            last,
-            top_k,
-        )?,
+        lens: lens::report(session, &model, tokenizer, text, acts, t - 1, top_k)?,
     };
-
     let path = &args.output;
     atomic::write(path, "-o", &session.temps, |w| html::report(w, &page))?;
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -117,4 +92,20 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
     };
     emit(session, out, &written, table::written)?;
     row.non_finite_error(1).map_or(Ok(()), Err)
+}
+
+/// What the page draws: every layer's pattern and residual stream (the lens), ln_f's
+/// output, and q and k for the neuron view when the page holds it.
+fn request(cfg: &Config, neuron: bool) -> Request<NoLogits> {
+    let hooks = (0..cfg.n_layer).flat_map(|l| {
+        let at = move |h| Hook::Block(l, h);
+        let qk = neuron.then_some([at(BlockHook::Q), at(BlockHook::K)]);
+        [at(BlockHook::ResidPre), at(BlockHook::Pattern)]
+            .into_iter()
+            .chain(qk.into_iter().flatten())
+    });
+    Request {
+        capture: CaptureSpec::new(hooks.chain([Hook::LnFinalOut])),
+        logits: NoLogits,
+    }
 }

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use candle_core::{DType, Tensor};
+use candle_core::DType;
 
 use super::texts::{Computed, Texts};
 use super::{check_top_k, decoded, predictions, Session};
@@ -12,7 +12,6 @@ use crate::cli::TraceArgs;
 use crate::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, LastLogits, Request};
 use crate::render::table;
 use crate::report::{ShapeStep, TraceReport};
-use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &TraceArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
@@ -23,37 +22,34 @@ pub fn run(session: &Session, args: &TraceArgs, out: &mut dyn Write) -> Result<(
         capture: CaptureSpec::default(),
         logits: LastLogits,
     };
-    let build = |Computed {
-                     text, ids, output, ..
-                 }| {
+    let build = |row: Computed<LastLogits>| -> Result<TraceReport> {
+        let Computed {
+            text, ids, output, ..
+        } = row;
         let logits = output.logits; // (1, 1, V)
-        report(session, cfg, tokenizer, &model, text, ids, &logits, top_k)
+        let dtype = logits.dtype().as_str().to_string();
+        Ok(TraceReport {
+            header: session.header(Some(text))?,
+            tokens: decoded(tokenizer, ids)?,
+            input_ids: ids.to_vec(),
+            stages: shapes(cfg, &model, ids.len(), &dtype)?,
+            predictions: predictions(tokenizer, &logits.flatten_all()?, top_k)?,
+        })
     };
     prepared.run(session, out, &model, &req, build, table::trace)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn report(
-    session: &Session,
-    cfg: &Config,
-    tokenizer: &Tokenizer,
-    model: &Gpt2,
-    text: &str,
-    ids: &[u32],
-    logits: &Tensor,
-    top_k: usize,
-) -> Result<TraceReport> {
-    // Activation shapes come from the hook table, which the parity tests hold to the
-    // tensors the forward pass records; nothing is kept just to be measured.
-    let t = ids.len();
-    let dtype = logits.dtype().as_str().to_string();
+/// Every step of the data flow for a text of `t` tokens, with its shape and dtype.
+/// Activation shapes come from the hook table, which the parity tests hold to the tensors
+/// the forward pass records; nothing is kept just to be measured.
+fn shapes(cfg: &Config, model: &Gpt2, t: usize, dtype: &str) -> Result<Vec<ShapeStep>> {
     let stage = |name: String, shape: Vec<usize>, dtype: &str, note: &str| ShapeStep {
         name,
         shape,
         dtype: dtype.to_string(),
         note: note.to_string(),
     };
-    let hook = |h: Hook, note: &str| stage(h.to_string(), h.shape(cfg, 1, t), &dtype, note);
+    let hook = |h: Hook, note: &str| stage(h.to_string(), h.shape(cfg, 1, t), dtype, note);
     let mut stages = vec![
         stage(
             "input_ids".into(),
@@ -67,13 +63,13 @@ fn report(
                 let (v, c) = model.wte().dims()?;
                 vec![v, c]
             },
-            &dtype,
+            dtype,
             "token embedding matrix, one row per vocabulary entry",
         ),
         stage(
             "wpe".into(),
             model.wpe().dims().to_vec(),
-            &dtype,
+            dtype,
             "position embedding matrix, one row per position",
         ),
         hook(Hook::Embed, "token embeddings wte[input_ids]"),
@@ -81,7 +77,7 @@ fn report(
         stage(
             "embeddings".into(),
             vec![1, t, cfg.n_embd],
-            &dtype,
+            dtype,
             "hook_embed + hook_pos_embed = hidden_states[0], the input of block 0",
         ),
     ];
@@ -109,11 +105,5 @@ fn report(
         "f32",
         "softmax of the last position's logits: the next-token distribution",
     ));
-    Ok(TraceReport {
-        header: session.header(Some(text))?,
-        tokens: decoded(tokenizer, ids)?,
-        input_ids: ids.to_vec(),
-        stages,
-        predictions: predictions(tokenizer, &logits.flatten_all()?, top_k)?,
-    })
+    Ok(stages)
 }
