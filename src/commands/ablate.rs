@@ -8,7 +8,9 @@ use anyhow::Result;
 use candle_core::{DType, Tensor};
 
 use super::texts::{Computed, Texts};
-use super::{check_finite, check_index, check_top_k, emit, one_token, predictions, Session};
+use super::{
+    check_finite, check_index, check_top_k, emit, one_token, predictions, write_svg, Session,
+};
 use crate::cli::{AblateArgs, AblateMode};
 use crate::dist;
 use crate::dist::kl;
@@ -17,6 +19,7 @@ use crate::model::circuits::{ablate, zero_each_head, Ablation, Component};
 use crate::model::{CaptureSpec, Config, Gpt2, LastLogits, Request};
 use crate::render::circuits as printer;
 use crate::report::{AblateReport, NamedToken, SweepReport};
+use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
@@ -44,27 +47,19 @@ pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<
     };
     let (before, after) = ablate(&model, &input, &components, mode)?;
     let before_v: Vec<f32> = before.to_dtype(DType::F32)?.to_vec1()?;
-    let answer = match &args.answer {
-        Some(a) => one_token(tokenizer, "answer", a)?,
-        None => {
-            let id = dist::top_k(&before_v, 1)[0] as u32;
-            NamedToken {
-                id,
-                token: tokenizer.decode(&[id])?,
-            }
-        }
-    };
+    let answer = answer(tokenizer, args, &before_v)?;
     let logprob_before = dist::log_prob(&before_v, answer.id as usize);
     let problem = check_finite(&model, &input, before_v.iter().map(|&v| v as f64))?;
     if args.sweep {
-        let one = Sweep {
+        let cfg = &cfg;
+        let sweep = Sweep {
             session,
             args,
-            cfg: &cfg,
+            cfg,
             text,
             ids,
         };
-        one.run(out, &model, &input, answer, logprob_before)?;
+        sweep.run(out, &model, &input, answer, logprob_before)?;
         return problem.map_or(Ok(()), Err);
     }
     let after_v: Vec<f32> = after.to_dtype(DType::F32)?.to_vec1()?;
@@ -74,13 +69,7 @@ pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<
         logprob_before,
         logprob_after: dist::log_prob(&after_v, answer.id as usize),
         answer,
-        ablated: components
-            .iter()
-            .map(|c| match c {
-                Component::Head(l, h) => format!("L{l}H{h}"),
-                Component::Mlp(l) => format!("L{l}.mlp"),
-            })
-            .collect(),
+        ablated: components.iter().map(name).collect(),
         mode: match mode {
             Ablation::Zero => "zero".into(),
             Ablation::Mean => "mean".into(),
@@ -91,6 +80,24 @@ pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<
     };
     emit(session, out, &report, printer::ablate)?;
     problem.map_or(Ok(()), Err)
+}
+
+/// `--answer`, or the top prediction before the ablation.
+fn answer(tokenizer: &Tokenizer, args: &AblateArgs, before: &[f32]) -> Result<NamedToken> {
+    if let Some(a) = &args.answer {
+        return one_token(tokenizer, "answer", a);
+    }
+    let id = dist::top_k(before, 1)[0] as u32;
+    let token = tokenizer.decode(&[id])?;
+    Ok(NamedToken { id, token })
+}
+
+/// How the report names a component: `L1H2`, `L3.mlp`.
+fn name(c: &Component) -> String {
+    match c {
+        Component::Head(l, h) => format!("L{l}H{h}"),
+        Component::Mlp(l) => format!("L{l}.mlp"),
+    }
 }
 
 /// `--sweep`: every head zero-ablated in turn, the answer's log-probability change each.
@@ -127,12 +134,9 @@ impl Sweep<'_> {
             logprob_before,
             values,
         };
-        if let Some(path) = &self.args.svg {
-            crate::atomic::write(path, "--svg", &session.temps, |w| {
-                printer::sweep_svg(w, &report)
-            })?;
-            eprintln!("wrote {}", path.display());
-        }
+        write_svg(session, self.args.svg.as_deref(), |w| {
+            printer::sweep_svg(w, &report)
+        })?;
         emit(session, out, &report, |out, r| {
             printer::sweep(out, r, session.palette)
         })

@@ -8,7 +8,6 @@ use candle_core::{DType, Tensor};
 
 use super::texts::{Computed, Texts};
 use super::{check_index, decoded, matrix, Session};
-use crate::atomic;
 use crate::cli::{AttentionArgs, AttentionFormat, FigureArgs, ScaleArg, Window};
 use crate::error::usage;
 use crate::input::which_text;
@@ -243,12 +242,10 @@ fn write_svg(
             if several { ", several heads" } else { "" }
         );
     }
-    atomic::write(path, "--svg", &session.temps, |w| match &report.stages {
+    super::write_svg(session, Some(path), |w| match &report.stages {
         Some(s) => svg::stages(w, report, s, args.figure.title.as_deref()),
         None => svg::attention(w, report, figure),
-    })?;
-    eprintln!("wrote {}", path.display());
-    Ok(())
+    })
 }
 
 /// The colour scale `--cmap`, `--scale`, `--vmin` and `--vmax` ask for.
@@ -324,15 +321,17 @@ fn report(
         (None, h) => vec![cfg.n_layer, if h.is_some() { 1 } else { cfg.n_head }, t, t],
     };
     let nest = |m| PerHead::nest(m, args.layer, args.head);
-    let scores = if args.scores {
-        let raw = per_layer(acts, layers, BlockHook::AttnScores, window)?;
-        let masked = raw
-            .into_iter()
-            .map(|heads| heads.into_iter().map(masked).collect())
-            .collect();
-        Some(PerHead::nest(masked, args.layer, args.head))
-    } else {
-        None
+    let scores = match args.scores {
+        true => {
+            let raw = per_layer(acts, layers, BlockHook::AttnScores, window)?;
+            let each = |heads: Vec<Matrix>| heads.into_iter().map(masked).collect();
+            Some(PerHead::nest(
+                raw.into_iter().map(each).collect(),
+                args.layer,
+                args.head,
+            ))
+        }
+        false => None,
     };
     let qkv = |k| -> Result<_> {
         Ok(match args.qkv {
@@ -354,34 +353,29 @@ fn report(
         v: qkv(BlockHook::V)?,
         neuron: match (args.neuron, args.layer, args.head) {
             (Some(query), Some(l), Some(_)) => {
-                check_index(
-                    "neuron",
-                    query,
-                    row.ids.len(),
-                    "token positions",
-                    "the text",
-                )?;
+                let positions = row.ids.len();
+                check_index("neuron", query, positions, "token positions", "the text")?;
                 Some(neuron(acts, l, query)?)
             }
             _ => None,
         },
         stages: match (args.stages, args.layer) {
-            (true, Some(l)) => Some(HeadStages {
-                x: matrix(&acts.get(Hook::Block(l, BlockHook::Ln1Out))?.get(0)?)?,
-                scores: masked(
-                    per_layer(acts, &[l], BlockHook::AttnScores, None)?
-                        .remove(0)
-                        .remove(0),
-                ),
-                weights: per_layer(acts, &[l], BlockHook::Pattern, None)?
-                    .remove(0)
-                    .remove(0),
-                z: per_layer(acts, &[l], BlockHook::Z, None)?
-                    .remove(0)
-                    .remove(0),
-            }),
+            (true, Some(l)) => Some(stages(acts, l)?),
             _ => None,
         },
+    })
+}
+
+/// The four stages of the one head recorded of layer `l`: ln_1's output, the masked scores,
+/// the pattern and z.
+fn stages(acts: &Activations, l: usize) -> Result<HeadStages> {
+    let one =
+        |kind| -> Result<Matrix> { Ok(per_layer(acts, &[l], kind, None)?.remove(0).remove(0)) };
+    Ok(HeadStages {
+        x: matrix(&acts.get(Hook::Block(l, BlockHook::Ln1Out))?.get(0)?)?,
+        scores: masked(one(BlockHook::AttnScores)?),
+        weights: one(BlockHook::Pattern)?,
+        z: one(BlockHook::Z)?,
     })
 }
 

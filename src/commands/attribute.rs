@@ -9,7 +9,7 @@ use anyhow::Result;
 use candle_core::Tensor;
 
 use super::texts::{Computed, Texts};
-use super::{check_finite, check_index, emit, one_token, Session};
+use super::{check_finite, check_index, emit, one_token, write_svg, Session};
 use crate::cli::AttributeArgs;
 use crate::error::usage;
 use crate::model::circuits::attribute;
@@ -72,12 +72,9 @@ pub fn run(session: &Session, args: &AttributeArgs, out: &mut dyn Write) -> Resu
         total,
         logit: a.logit,
     };
-    if let Some(path) = &args.svg {
-        crate::atomic::write(path, "--svg", &session.temps, |w| {
-            printer::attribute_svg(w, &report)
-        })?;
-        eprintln!("wrote {}", path.display());
-    }
+    write_svg(session, args.svg.as_deref(), |w| {
+        printer::attribute_svg(w, &report)
+    })?;
     emit(session, out, &report, |out, r| {
         printer::attribute(out, r, session.palette)
     })?;

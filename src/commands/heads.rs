@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::Tensor;
 
-use super::{check_finite, emit, Session};
+use super::{check_finite, emit, write_svg, Session};
 use crate::cli::HeadsArgs;
 use crate::error::usage;
 use crate::model::circuits::head_scores;
@@ -59,12 +59,9 @@ pub fn run(session: &Session, args: &HeadsArgs, out: &mut dyn Write) -> Result<(
             duplicate_token: scores.duplicate_token,
         },
     };
-    if let Some(path) = &args.svg {
-        crate::atomic::write(path, "--svg", &session.temps, |w| {
-            printer::heads_svg(w, &report)
-        })?;
-        eprintln!("wrote {}", path.display());
-    }
+    write_svg(session, args.svg.as_deref(), |w| {
+        printer::heads_svg(w, &report)
+    })?;
     emit(session, out, &report, |out, r| {
         printer::heads(out, r, session.palette)
     })?;

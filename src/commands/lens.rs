@@ -8,7 +8,7 @@ use anyhow::Result;
 use candle_core::{DType, Tensor};
 
 use super::texts::{Computed, Texts};
-use super::{check_index, check_top_k, decoded, predictions, Session};
+use super::{check_index, check_top_k, decoded, predictions, write_svg, Session};
 use crate::cli::LensArgs;
 use crate::dist;
 use crate::input::which_text;
@@ -51,12 +51,9 @@ pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()
                          text, ids, output, ..
                      }| {
             let report = grid(session, &model, tokenizer, (text, ids), &output.activations)?;
-            if let Some(path) = &args.svg {
-                crate::atomic::write(path, "--svg", &session.temps, |w| {
-                    crate::render::svg::lens_grid(w, &report, args.title.as_deref(), colours)
-                })?;
-                eprintln!("wrote {}", path.display());
-            }
+            write_svg(session, args.svg.as_deref(), |w| {
+                crate::render::svg::lens_grid(w, &report, args.title.as_deref(), colours)
+            })?;
             Ok(report)
         };
         return prepared.run(session, out, &model, &req, build, |out, r| {

@@ -116,6 +116,19 @@ fn emit<R: serde::Serialize>(
     printer.finish(out)
 }
 
+/// `--svg FILE`, when given: the figure `draw` writes, atomically, and a line saying so.
+fn write_svg(
+    session: &Session,
+    path: Option<&std::path::Path>,
+    draw: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<()> {
+    if let Some(path) = path {
+        crate::atomic::write(path, "--svg", &session.temps, draw)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
 /// What is said when values stopped being finite numbers: where first (`hook`), and for
 /// which text when there are several. Returned after the reports are written: exit 1.
 fn non_finite_error(hook: crate::model::Hook, which: Option<String>) -> anyhow::Error {

@@ -7,25 +7,31 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::Tensor;
 
-use super::{check_finite, decoded, emit, one_token, Session};
+use super::{check_finite, decoded, emit, one_token, write_svg, Session};
 use crate::cli::{PatchArgs, PatchSite};
 use crate::error::usage;
 use crate::model::circuits::{patch, LogitDiff, Site};
+use crate::model::Config;
 use crate::render::circuits as printer;
 use crate::report::PatchReport;
+use crate::tokenizer::Tokenizer;
 
-pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<()> {
-    let (cfg, _) = session.config()?;
-    let tokenizer = session.tokenizer()?;
-    let encode = |text: &str| session.ids(&tokenizer, text);
+/// `--clean` and `--corrupt` as ids: the same number of tokens, within the model's limit.
+fn pair(
+    session: &Session,
+    tokenizer: &Tokenizer,
+    args: &PatchArgs,
+    cfg: &Config,
+) -> Result<(Vec<u32>, Vec<u32>)> {
+    let encode = |text: &str| session.ids(tokenizer, text);
     let (clean, corrupt) = (encode(&args.clean)?, encode(&args.corrupt)?);
     if clean.len() != corrupt.len() {
         return Err(usage(format!(
             "--clean is {} tokens ({}), --corrupt {} ({}); patching needs the same number",
             clean.len(),
-            decoded(&tokenizer, &clean)?.join("|"),
+            decoded(tokenizer, &clean)?.join("|"),
             corrupt.len(),
-            decoded(&tokenizer, &corrupt)?.join("|"),
+            decoded(tokenizer, &corrupt)?.join("|"),
         )));
     }
     if clean.is_empty() || clean.len() > cfg.n_positions {
@@ -35,6 +41,13 @@ pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<(
             cfg.n_positions
         )));
     }
+    Ok((clean, corrupt))
+}
+
+pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<()> {
+    let (cfg, _) = session.config()?;
+    let tokenizer = session.tokenizer()?;
+    let (clean, corrupt) = pair(session, &tokenizer, args, &cfg)?;
     let answer = one_token(&tokenizer, "answer", &args.answer)?;
     let wrong = one_token(&tokenizer, "wrong", &args.wrong)?;
     let site = match args.site {
@@ -72,12 +85,9 @@ pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<(
         values: p.values,
         shape,
     };
-    if let Some(path) = &args.svg {
-        crate::atomic::write(path, "--svg", &session.temps, |w| {
-            printer::patch_svg(w, &report)
-        })?;
-        eprintln!("wrote {}", path.display());
-    }
+    write_svg(session, args.svg.as_deref(), |w| {
+        printer::patch_svg(w, &report)
+    })?;
     emit(session, out, &report, |out, r| {
         printer::patch(out, r, session.palette)
     })?;

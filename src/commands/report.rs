@@ -77,17 +77,14 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
     let path = &args.output;
     atomic::write(path, "-o", &session.temps, |w| html::report(w, &page))?;
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let view = if neuron { "neuron view, " } else { "" };
+    let (l, h, d) = (cfg.n_layer, cfg.n_head, html::DECIMALS);
     let written = WrittenReport {
         header: page.header.clone(),
         path: path.display().to_string(),
         bytes,
         contents: format!(
-            "{} tokens, {} layers × {} heads, {}logit lens, top {top_k} next tokens; probabilities rounded to {} decimals",
-            t,
-            cfg.n_layer,
-            cfg.n_head,
-            if neuron { "neuron view, " } else { "" },
-            html::DECIMALS
+            "{t} tokens, {l} layers × {h} heads, {view}logit lens, top {top_k} next tokens; probabilities rounded to {d} decimals",
         ),
     };
     emit(session, out, &written, table::written)?;

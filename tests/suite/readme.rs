@@ -1,4 +1,4 @@
-//! Every ```console block of README.md is run: each `$ gpt2-inspect …` line runs against the
+//! Every ```console block of README.md and of the pages in docs/ is run: each `$ gpt2-inspect …` line runs against the
 //! fixture (in a scratch directory where `tests/` is the repository's), and what it prints,
 //! stdout then stderr as a terminal shows them, must be what the README shows.
 //!
@@ -11,12 +11,13 @@ use std::path::Path;
 use std::process::Command;
 
 struct Example {
-    line: usize,
+    /// `README.md:12`, where the example is.
+    at: String,
     command: String,
     expected: Vec<String>,
 }
 
-fn examples(readme: &str) -> Vec<Example> {
+fn examples(readme: &str, file: &str) -> Vec<Example> {
     let mut out: Vec<Example> = Vec::new();
     let mut in_console = false;
     for (i, line) in readme.lines().enumerate() {
@@ -29,7 +30,7 @@ fn examples(readme: &str) -> Vec<Example> {
         }
         if let Some(command) = line.strip_prefix("$ ") {
             out.push(Example {
-                line: i + 1,
+                at: format!("{file}:{}", i + 1),
                 command: command.to_string(),
                 expected: Vec::new(),
             });
@@ -37,7 +38,7 @@ fn examples(readme: &str) -> Vec<Example> {
             ex.expected.push(line.to_string());
         } else {
             panic!(
-                "README.md:{}: console block output before any `$ ` line",
+                "{file}:{}: console block output before any `$ ` line",
                 i + 1
             );
         }
@@ -77,12 +78,25 @@ fn lines_match(want: &[String], got: &[&str]) -> bool {
 #[test]
 fn every_console_example_in_the_readme_prints_what_it_shows() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let examples = examples(&readme);
+    let mut pages = vec!["README.md".to_string()];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.ends_with(".md") {
+            pages.push(format!("docs/{name}"));
+        }
+    }
+    let examples: Vec<Example> = (pages.iter())
+        .flat_map(|page| examples(&std::fs::read_to_string(root.join(page)).unwrap(), page))
+        .collect();
     assert!(
         examples.len() >= 20,
         "only {} examples found",
         examples.len()
+    );
+    assert!(
+        examples.iter().any(|e| e.at.starts_with("README.md"))
+            && examples.iter().any(|e| e.at.starts_with("docs/")),
+        "the README and the docs pages both have examples"
     );
     let bin = Path::new(env!("CARGO_BIN_EXE_gpt2-inspect"));
     let scratch = std::env::temp_dir().join(format!("gpt2-inspect-readme-{}", std::process::id()));
@@ -103,8 +117,8 @@ fn every_console_example_in_the_readme_prints_what_it_shows() {
     for ex in &examples {
         assert!(
             ex.command.starts_with("gpt2-inspect "),
-            "README.md:{}: a console example runs gpt2-inspect; put others in a ```text block",
-            ex.line
+            "{}: a console example runs gpt2-inspect; put others in a ```text block",
+            ex.at
         );
         let out = Command::new("sh")
             .arg("-c")
@@ -133,8 +147,8 @@ fn every_console_example_in_the_readme_prints_what_it_shows() {
         }
         if !lines_match(&want, &got) {
             failures.push(format!(
-                "README.md:{}: $ {}\n--- README shows:\n{}\n--- it prints:\n{}\n",
-                ex.line,
+                "{}: $ {}\n--- the page shows:\n{}\n--- it prints:\n{}\n",
+                ex.at,
                 ex.command,
                 want.join("\n"),
                 got.join("\n")
