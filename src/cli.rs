@@ -50,9 +50,9 @@ impl Cli {
         let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
         let mut warnings = Vec::new();
         if let Some((name, sub)) = matches.subcommand() {
-            for &id in cli.command.unused_globals() {
-                if sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
-                    let flag = id.replace('_', "-");
+            for g in cli.command.unused_globals() {
+                if sub.value_source(g.id()) == Some(clap::parser::ValueSource::CommandLine) {
+                    let flag = g.id().replace('_', "-");
                     warnings.push(format!("--{flag} does nothing for `{name}`; ignored"));
                 }
             }
@@ -61,30 +61,70 @@ impl Cli {
     }
 }
 
-impl Command {
-    /// Global options (clap ids) this command does not use.
-    pub fn unused_globals(&self) -> &'static [&'static str] {
-        const NOT_RUN: [&str; 3] = ["dtype", "device", "color"];
-        const NO_MODEL: [&str; 8] = [
-            "model",
-            "revision",
-            "dtype",
-            "device",
-            "json",
-            "jsonl",
-            "prepend_bos",
-            "color",
-        ];
+/// The global options, by name: what [`Command::unused_globals`] speaks of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Global {
+    Model,
+    Revision,
+    Dtype,
+    Device,
+    Json,
+    Jsonl,
+    PrependBos,
+    Color,
+}
+
+impl Global {
+    pub const ALL: [Global; 8] = [
+        Global::Model,
+        Global::Revision,
+        Global::Dtype,
+        Global::Device,
+        Global::Json,
+        Global::Jsonl,
+        Global::PrependBos,
+        Global::Color,
+    ];
+
+    /// Its clap id (the field of [`GlobalArgs`]); a unit test holds them to the parser.
+    pub fn id(self) -> &'static str {
         match self {
-            Command::Tokenize(_) => &NOT_RUN,
-            Command::Info(_) | Command::Hooks(_) => &["dtype", "device", "color", "prepend_bos"],
-            Command::Completions(_) | Command::Man(_) => &NO_MODEL,
+            Global::Model => "model",
+            Global::Revision => "revision",
+            Global::Dtype => "dtype",
+            Global::Device => "device",
+            Global::Json => "json",
+            Global::Jsonl => "jsonl",
+            Global::PrependBos => "prepend_bos",
+            Global::Color => "color",
+        }
+    }
+}
+
+impl Command {
+    /// Global options this command does not use (a warning names them when given).
+    pub fn unused_globals(&self) -> &'static [Global] {
+        use Global::*;
+        const NOT_RUN: &[Global] = &[Dtype, Device, Color];
+        const NO_MODEL: &[Global] = &Global::ALL;
+        match self {
+            Command::Tokenize(_) => NOT_RUN,
+            Command::Info(_) | Command::Hooks(_) => &[Dtype, Device, Color, PrependBos],
+            Command::Completions(_) | Command::Man(_) => NO_MODEL,
             Command::Attention(_)
             | Command::Patch(_)
             | Command::Ablate(_)
             | Command::Attribute(_)
             | Command::Heads(_) => &[],
-            _ => &["color"],
+            Command::Next(_)
+            | Command::Trace(_)
+            | Command::Embed(_)
+            | Command::Hidden(_)
+            | Command::Lens(_)
+            | Command::Dump(_)
+            | Command::Score(_)
+            | Command::Generate(_)
+            | Command::Report(_) => &[Color],
         }
     }
 }
@@ -797,6 +837,24 @@ pub struct HeadsArgs {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_global_names_a_global_argument() {
+        use super::{Cli, Global};
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        let ids: Vec<String> = (cli.get_arguments())
+            .filter(|a| a.is_global_set())
+            .map(|a| a.get_id().to_string())
+            .collect();
+        for g in Global::ALL {
+            assert!(ids.contains(&g.id().to_string()), "{g:?}: {ids:?}");
+        }
+        assert_eq!(
+            ids.len(),
+            Global::ALL.len(),
+            "a global without a Global: {ids:?}"
+        );
+    }
     use clap::{CommandFactory, Parser};
 
     use super::Cli;

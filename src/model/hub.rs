@@ -275,44 +275,17 @@ impl Hub {
 
     /// Appends the rest of the file to `part`. Returns whether it resumed earlier bytes.
     fn transfer(&self, meta: &Meta, part: &Path, name: &str) -> Result<bool> {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(part)
-            .with_context(|| format!("cannot create {}", part.display()))?;
-        let mut start = file.metadata()?.len();
-        if start > meta.size {
-            file.set_len(0)?;
-            start = 0;
-        }
+        let (mut file, start) = open_part(part, meta.size)?;
         if start == meta.size {
             return Ok(true);
         }
-        let agent = self.agent(self.download_timeout);
-        let mut req = agent.get(&meta.url).header("Accept-Encoding", "identity");
-        if start > 0 {
-            req = req.header("Range", format!("bytes={start}-"));
-        }
-        // The token goes to the hub only, never to the CDN it redirects to.
-        if let Some(t) = self
-            .token
-            .as_ref()
-            .filter(|_| origin(&meta.url) == origin(&self.endpoint))
-        {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        let resp = req
-            .call()
-            .map_err(|e| self.transport_error(e, self.download_timeout))?;
-        let status = resp.status().as_u16();
-        match status {
-            206 if start > 0 => {}
+        let resp = self.request(meta, start)?;
+        // A server that does not resume sends the whole file: start over.
+        let start = match resp.status().as_u16() {
+            206 if start > 0 => start,
             200 | 206 => {
-                // Not a resumed range: start over.
                 file.set_len(0)?;
-                start = 0;
+                0
             }
             416 => {
                 file.set_len(0)?;
@@ -325,66 +298,29 @@ impl Hub {
                     .and_then(|v| v.to_str().ok());
                 return Err(status_error(s, code, name));
             }
-        }
+        };
         let want = meta.size - start;
-        if let Some(n) = resp
-            .headers()
-            .get("content-length")
+        let announced = (resp.headers().get("content-length"))
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-        {
-            if n != want {
-                bail!("the server sends {n} bytes of {name} where {want} were expected");
-            }
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(n) = announced.filter(|&n| n != want) {
+            bail!("the server sends {n} bytes of {name} where {want} were expected");
         }
         file.seek(SeekFrom::Start(start))?;
-        if start == 0 {
-            self.say(&format!("downloading {name} ({})", human_size(meta.size)));
-        } else {
-            self.say(&format!(
+        match start {
+            0 => self.say(&format!("downloading {name} ({})", human_size(meta.size))),
+            _ => self.say(&format!(
                 "resuming {name} at {} of {}",
                 human_size(start),
                 human_size(meta.size)
-            ));
+            )),
         }
-        // One bar per file on a terminal (drawn by indicatif only when stderr is one, and
-        // cleared when done); elsewhere the two plain lines around it are all that is said.
-        let bar = self
-            .progress
-            .add(indicatif::ProgressBar::new(meta.size).with_position(start))
-            // Cleared however the transfer ends; the lines around it say how it went.
-            .with_finish(indicatif::ProgressFinish::AndClear);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .map_err(|e| anyhow!("{e}"))?
-            .progress_chars("=> "),
-        );
-        bar.set_message(name.to_string());
+        let bar = self.bar(meta.size, start, name)?;
         // Never more than announced, however long the server goes on.
-        let mut body = bar.wrap_read(resp.into_body().into_reader().take(want));
-        let mut out = io::BufWriter::with_capacity(1 << 20, &mut file);
-        let mut buf = vec![0u8; 1 << 16];
-        let mut copied = 0u64;
-        let broke = loop {
-            match body.read(&mut buf) {
-                Ok(0) => break None,
-                Ok(n) => {
-                    out.write_all(&buf[..n])
-                        .with_context(|| format!("cannot write {}", part.display()))?;
-                    copied += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Some(e),
-            }
-        };
+        let body = bar.wrap_read(resp.into_body().into_reader().take(want));
+        let copied = copy(body, &mut file, part);
         bar.finish_and_clear();
-        out.flush()
-            .with_context(|| format!("cannot write {}", part.display()))?;
-        drop(out);
-        file.sync_all()
-            .with_context(|| format!("cannot write {}", part.display()))?;
+        let (copied, broke) = copied?;
         let got = format!("{} of {} bytes", start + copied, meta.size);
         match broke {
             Some(e) if e.kind() == io::ErrorKind::TimedOut || e.to_string().contains("timeout") => bail!(
@@ -399,6 +335,40 @@ impl Hub {
         }
         self.say(&format!("downloaded {name}"));
         Ok(start > 0)
+    }
+
+    /// The GET for the file's bytes from `start` on.
+    fn request(&self, meta: &Meta, start: u64) -> Result<ureq::http::Response<ureq::Body>> {
+        let agent = self.agent(self.download_timeout);
+        let mut req = agent.get(&meta.url).header("Accept-Encoding", "identity");
+        if start > 0 {
+            req = req.header("Range", format!("bytes={start}-"));
+        }
+        // The token goes to the hub only, never to the CDN it redirects to.
+        let to_hub = origin(&meta.url) == origin(&self.endpoint);
+        if let Some(t) = self.token.as_ref().filter(|_| to_hub) {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        req.call()
+            .map_err(|e| self.transport_error(e, self.download_timeout))
+    }
+
+    /// One bar per file on a terminal (drawn by indicatif only when stderr is one, and
+    /// cleared however the transfer ends); elsewhere the plain lines around it are all
+    /// that is said.
+    fn bar(&self, size: u64, start: u64, name: &str) -> Result<indicatif::ProgressBar> {
+        let bar = (self.progress)
+            .add(indicatif::ProgressBar::new(size).with_position(start))
+            .with_finish(indicatif::ProgressFinish::AndClear);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .map_err(|e| anyhow!("{e}"))?
+            .progress_chars("=> "),
+        );
+        bar.set_message(name.to_string());
+        Ok(bar)
     }
 
     /// A line on stderr, above the download bars when they are drawn.
@@ -624,6 +594,48 @@ fn home_dir(var: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
         #[allow(deprecated)]
         None => std::env::home_dir().filter(|p| !p.as_os_str().is_empty()),
     }
+}
+
+/// The partial file and how many of its bytes count: none when it is longer than the
+/// whole file (not ours to trust).
+fn open_part(part: &Path, size: u64) -> Result<(File, u64)> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(part)
+        .with_context(|| format!("cannot create {}", part.display()))?;
+    let mut start = file.metadata()?.len();
+    if start > size {
+        file.set_len(0)?;
+        start = 0;
+    }
+    Ok((file, start))
+}
+
+/// Copies `body` to `file` (already at its place) and syncs it: how many bytes came, and
+/// the read error that ended it early, if one did. Errors are writing's.
+fn copy(mut body: impl Read, file: &mut File, part: &Path) -> Result<(u64, Option<io::Error>)> {
+    let cannot = || format!("cannot write {}", part.display());
+    let mut out = io::BufWriter::with_capacity(1 << 20, &mut *file);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut copied = 0u64;
+    let broke = loop {
+        match body.read(&mut buf) {
+            Ok(0) => break None,
+            Ok(n) => {
+                out.write_all(&buf[..n]).with_context(cannot)?;
+                copied += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Some(e),
+        }
+    };
+    out.flush().with_context(cannot)?;
+    drop(out);
+    file.sync_all().with_context(cannot)?;
+    Ok((copied, broke))
 }
 
 #[cfg(test)]
