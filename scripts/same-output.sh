@@ -48,7 +48,33 @@ cases=(
     'heads --json'
 )
 
+# Commands that write a file (OUT): the files are compared too.
+files=(
+    'attention "The cat sat on the mat" --layer 1 --head 2 --svg OUT'
+    'attention "The cat sat on the mat" --layer 1 --svg OUT'
+    'attention "The cat sat on the mat" --all-heads --svg OUT'
+    'attention "The cat sat on the mat" --layer 1 --head 2 --window 1:4 --svg OUT --annot'
+    'attention "The cat sat on the mat" --layer 1 --head 2 --svg OUT --cmap viridis --scale log --title T'
+    'attention "The cat sat on the mat" --layer 1 --head 2 --stages --svg OUT'
+    'lens "The cat sat on the mat" --all-positions --svg OUT'
+    'patch --clean "The cat sat on the" --corrupt "The dog sat on the" --answer " mat" --wrong " rug" --site head --svg OUT'
+    'ablate "The cat sat on the" --sweep --svg OUT'
+    'attribute "The cat sat on the" --answer " mat" --svg OUT'
+    'heads --svg OUT'
+    'report "The cat sat on the mat" -o OUT'
+    'dump "The cat sat" -o OUT'
+)
+
 differ=0
+for c in "${files[@]}"; do
+    eval "\"$old\" ${model[*]} ${c//OUT/$work/old.out}" >/dev/null 2>&1
+    eval "\"$new\" ${model[*]} ${c//OUT/$work/new.out}" >/dev/null 2>&1
+    if ! cmp -s "$work/old.out" "$work/new.out"; then
+        echo "differs (file): $c"
+        differ=$((differ + 1))
+    fi
+    rm -f "$work/old.out" "$work/new.out"
+done
 for c in "${cases[@]}"; do
     eval "\"$old\" ${model[*]} $c" >"$work/o" 2>"$work/oe"
     ro=$?
@@ -59,5 +85,5 @@ for c in "${cases[@]}"; do
         differ=$((differ + 1))
     fi
 done
-echo "${#cases[@]} commands, $differ differ"
+echo "$((${#cases[@]} + ${#files[@]})) commands, $differ differ"
 [ "$differ" -eq 0 ]

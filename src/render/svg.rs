@@ -104,8 +104,6 @@ const TICK_CHAR_PX: f64 = 6.5;
 
 pub fn attention(out: &mut dyn Write, r: &AttentionReport, fig: &Figure) -> io::Result<()> {
     let maps = r.weights.maps(r.layer, r.head);
-    let t = r.tokens.len();
-    let start = r.window.map_or(0, |w| w[0]);
     let shown: Vec<String> = r.tokens.iter().map(|s| token_label(s)).collect();
     // Measured as shown, before escaping (`&amp;` is one character on screen).
     let label_px = shown.iter().map(|l| display_width(l)).max().unwrap_or(1) as f64 * CHAR_PX;
@@ -113,9 +111,7 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, fig: &Figure) -> io::
     let text = r.header.text.as_deref().unwrap_or_default();
     // Spaces stay spaces in a sentence; newlines and controls still show.
     let subtitle = format!("“{}”", shorten(&sentence(text), SUBTITLE_CHARS));
-
     let note = window_note(r);
-    let mut body = String::new();
     let single = maps.len() == 1;
     // A grid has one layer a row.
     let per_row = if single {
@@ -123,73 +119,143 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, fig: &Figure) -> io::
     } else {
         r.weights.heads_per_layer()
     };
-    let cell = if single {
-        single_cell(t)
-    } else {
-        grid_cell(t, per_row)
-    };
-    let size = cell * t as f64;
-    // Token labels on the outer axes, every `step`-th one where cells are small.
-    let step = (8.0 / cell).ceil().max(1.0) as usize;
-    // Labels are measured at 12 px and drawn smaller beside small cells.
-    let label_space = label_px * label_size(cell, step) / 12.0 + 10.0;
-    let (margin_left, margin_top) = (30.0 + label_space, if note.is_some() { 68.0 } else { 60.0 });
-    let gap = if single { 0.0 } else { GRID_GAP };
-    let rows = maps.len().div_ceil(per_row);
-    let grid_w = per_row as f64 * size + (per_row - 1) as f64 * gap;
-    let title_h = if single { 0.0 } else { 16.0 };
-    let grid_h = rows as f64 * (size + title_h) + (rows - 1) as f64 * gap;
-
+    let g = Grid::new(
+        r.tokens.len(),
+        maps.len(),
+        per_row,
+        label_px,
+        note.is_some(),
+    );
     let ramp = fig.colours.probabilities(largest_visible(&maps));
     let ticks = ramp.ticks();
     let tick_px = ticks.iter().map(|(_, l)| l.len()).max().unwrap_or(1) as f64 * TICK_CHAR_PX;
-    let bar_x = margin_left + grid_w + 20.0;
-    let height = margin_top + title_h + grid_h + label_space + 30.0;
-
-    let title = fig.title.clone().unwrap_or_else(|| {
-        let model = model_name(&r.header.model);
-        match (r.layer, single) {
-            (_, true) => format!(
-                "{model} · layer {} · head {} · attention",
-                maps[0].layer, maps[0].head
-            ),
-            (Some(l), false) => format!("{model} · layer {l} · every head · attention"),
-            (None, false) => format!("{model} · every layer · attention"),
-        }
-    });
+    let bar_x = g.left + g.grid_w + 20.0;
+    let height = g.top + g.title_h + g.grid_h + g.label_space + 30.0;
+    let title = fig
+        .title
+        .clone()
+        .unwrap_or_else(|| attention_title(r, &maps));
     // The colour bar's ticks, and under it the key to the hatching ("masked").
     let width = (bar_x + 21.0 + tick_px.max(6.0 * TICK_CHAR_PX) + 8.0)
-        .max(margin_left + display_width(&title) as f64 * TITLE_CHAR_PX + 8.0)
-        .max(margin_left + display_width(&subtitle) as f64 * CHAR_PX + 8.0)
-        .max(margin_left + note.as_ref().map_or(0, |n| display_width(n)) as f64 * 6.5 + 8.0)
+        .max(g.left + display_width(&title) as f64 * TITLE_CHAR_PX + 8.0)
+        .max(g.left + display_width(&subtitle) as f64 * CHAR_PX + 8.0)
+        .max(g.left + note.as_ref().map_or(0, |n| display_width(n)) as f64 * 6.5 + 8.0)
         .ceil();
+    let mut body = String::new();
+    let left = g.left;
     let _ = writeln!(
         body,
-        r#"<text x="{margin_left}" y="22" font-size="16" font-weight="bold">{}</text>"#,
+        r#"<text x="{left}" y="22" font-size="16" font-weight="bold">{}</text>"#,
         escape(&title)
     );
     let _ = writeln!(
         body,
-        r##"<text x="{margin_left}" y="42" font-size="12" fill="#444">{}</text>"##,
+        r##"<text x="{left}" y="42" font-size="12" fill="#444">{}</text>"##,
         escape(&subtitle)
     );
+    let start = r.window.map_or(0, |w| w[0]);
+    attention_panels(
+        &mut body,
+        &g,
+        maps,
+        start,
+        &labels,
+        &ramp,
+        fig.annot && single,
+    );
+    axis_titles(&mut body, &g, note.as_deref());
+    let bar_h = (g.cell * r.tokens.len() as f64).clamp(120.0, 400.0);
+    colour_bar(&mut body, bar_x, g.top + g.title_h, bar_h, true, &ramp);
+    let defs = format!("{MASKED}\n{}", gradient(&ramp));
+    document(out, width, height, &defs, None, &body)
+}
 
-    let panels: Vec<Panel> = maps
-        .into_iter()
-        .enumerate()
-        .map(|(k, map)| {
-            let (row, col) = (k / per_row, k % per_row);
-            Panel {
-                map,
-                x: margin_left + col as f64 * (size + gap),
-                y: margin_top + title_h + row as f64 * (size + gap + title_h),
-                cell,
-                start,
-            }
-        })
-        .collect();
-    let last_row_start = (rows - 1) * per_row;
-    for (k, p) in panels.iter().enumerate() {
+/// Where an attention figure's maps go: one map, or a grid of `per_row` a row.
+struct Grid {
+    per_row: usize,
+    rows: usize,
+    cell: f64,
+    /// One map's side.
+    size: f64,
+    gap: f64,
+    /// Label every `step`-th token.
+    step: usize,
+    label_space: f64,
+    left: f64,
+    top: f64,
+    /// A panel title's height above each map of a grid.
+    title_h: f64,
+    grid_w: f64,
+    grid_h: f64,
+}
+
+impl Grid {
+    fn new(t: usize, maps: usize, per_row: usize, label_px: f64, note: bool) -> Grid {
+        let single = maps == 1;
+        let cell = if single {
+            single_cell(t)
+        } else {
+            grid_cell(t, per_row)
+        };
+        let size = cell * t as f64;
+        // Token labels on the outer axes, every `step`-th one where cells are small.
+        let step = (8.0 / cell).ceil().max(1.0) as usize;
+        // Labels are measured at 12 px and drawn smaller beside small cells.
+        let label_space = label_px * label_size(cell, step) / 12.0 + 10.0;
+        let gap = if single { 0.0 } else { GRID_GAP };
+        let rows = maps.div_ceil(per_row);
+        let title_h = if single { 0.0 } else { 16.0 };
+        Grid {
+            per_row,
+            rows,
+            cell,
+            size,
+            gap,
+            step,
+            label_space,
+            left: 30.0 + label_space,
+            top: if note { 68.0 } else { 60.0 },
+            title_h,
+            grid_w: per_row as f64 * size + (per_row - 1) as f64 * gap,
+            grid_h: rows as f64 * (size + title_h) + (rows - 1) as f64 * gap,
+        }
+    }
+}
+
+/// The default title: the model, and which layer and head.
+fn attention_title(r: &AttentionReport, maps: &[HeadMap<Matrix>]) -> String {
+    let model = model_name(&r.header.model);
+    match (r.layer, maps.len() == 1) {
+        (_, true) => format!(
+            "{model} · layer {} · head {} · attention",
+            maps[0].layer, maps[0].head
+        ),
+        (Some(l), false) => format!("{model} · layer {l} · every head · attention"),
+        (None, false) => format!("{model} · every layer · attention"),
+    }
+}
+
+/// Each map with its cells, its panel title in a grid, and token labels on the outer axes.
+fn attention_panels(
+    body: &mut String,
+    g: &Grid,
+    maps: Vec<HeadMap<Matrix>>,
+    start: usize,
+    labels: &[String],
+    ramp: &Ramp,
+    annot: bool,
+) {
+    let single = maps.len() == 1;
+    let last_row_start = (g.rows - 1) * g.per_row;
+    for (k, map) in maps.into_iter().enumerate() {
+        let (row, col) = (k / g.per_row, k % g.per_row);
+        let p = Panel {
+            map,
+            x: g.left + col as f64 * (g.size + g.gap),
+            y: g.top + g.title_h + row as f64 * (g.size + g.gap + g.title_h),
+            cell: g.cell,
+            start,
+        };
         if !single {
             let _ = writeln!(
                 body,
@@ -200,17 +266,19 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, fig: &Figure) -> io::
                 p.map.head
             );
         }
-        cells(&mut body, p, &labels, &ramp, fig.annot && single);
-        if k % per_row == 0 {
-            row_labels(&mut body, p, &labels, step);
+        cells(body, &p, labels, ramp, annot);
+        if k % g.per_row == 0 {
+            row_labels(body, &p, labels, g.step);
         }
         if k >= last_row_start {
-            column_labels(&mut body, p, &labels, step);
+            column_labels(body, &p, labels, g.step);
         }
     }
+}
 
-    // Axis titles and position range.
-    let mid_y = margin_top + title_h + grid_h / 2.0;
+/// "Query" down the left, "Key" under the grid, and the window's note under the subtitle.
+fn axis_titles(body: &mut String, g: &Grid, note: Option<&str>) {
+    let mid_y = g.top + g.title_h + g.grid_h / 2.0;
     let _ = writeln!(
         body,
         r#"<text x="14" y="{mid_y}" font-size="13" text-anchor="middle" transform="rotate(-90 14 {mid_y})">Query</text>"#
@@ -218,27 +286,17 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, fig: &Figure) -> io::
     let _ = writeln!(
         body,
         r#"<text x="{}" y="{}" font-size="13" text-anchor="middle">Key</text>"#,
-        margin_left + grid_w / 2.0,
-        margin_top + title_h + grid_h + label_space + 18.0
+        g.left + g.grid_w / 2.0,
+        g.top + g.title_h + g.grid_h + g.label_space + 18.0
     );
-    if let Some(note) = &note {
+    if let Some(note) = note {
         let _ = writeln!(
             body,
-            r##"<text x="{margin_left}" y="56" font-size="11" fill="#444">{}</text>"##,
+            r##"<text x="{}" y="56" font-size="11" fill="#444">{}</text>"##,
+            g.left,
             escape(note)
         );
     }
-    colour_bar(
-        &mut body,
-        bar_x,
-        margin_top + title_h,
-        size.clamp(120.0, 400.0),
-        true,
-        &ramp,
-    );
-
-    let defs = format!("{MASKED}\n{}", gradient(&ramp));
-    document(out, width, height, &defs, None, &body)
 }
 
 /// A whole figure: the XML prolog, an `<svg>` of `width` × `height` with `defs` (when any),
@@ -541,12 +599,57 @@ pub fn stages(
     let label_px = shown.iter().map(|l| display_width(l)).max().unwrap_or(1) as f64 * CHAR_PX;
     let ch = (240.0 / t as f64).clamp(3.0, 28.0).floor(); // row height, and T × T cell size
     let show_labels = ch >= 8.0;
+    let row = StageRow {
+        shown: &shown,
+        ch,
+        label_px: show_labels.then_some(label_px),
+        top: 76.0,
+        height: t as f64 * ch,
+    };
     let left = 12.0 + if show_labels { label_px + 10.0 } else { 0.0 };
-    let top = 76.0;
-    let height_px = t as f64 * ch;
     let mut body = String::new();
     let mut x = left;
     for (n, p) in panels.iter().enumerate() {
+        x += row.panel(&mut body, n, p, x) + 28.0;
+    }
+    let text = r.header.text.as_deref().unwrap_or_default();
+    let title = title.map_or_else(
+        || {
+            format!(
+                "{} · layer {} head {} · input to output",
+                model_name(&r.header.model),
+                r.layer.unwrap_or(0),
+                r.head.unwrap_or(0)
+            )
+        },
+        str::to_string,
+    );
+    let subtitle = format!("“{}”", shorten(&sentence(text), SUBTITLE_CHARS));
+    let width = (x - 16.0)
+        .max(12.0 + display_width(&subtitle) as f64 * CHAR_PX + 12.0)
+        .ceil();
+    let labels_h = row.label_px.map_or(0.0, |l| l + 4.0);
+    let height = (row.top + row.height + 8.0 + labels_h + 40.0).ceil();
+    document(out, width, height, MASKED, Some((&title, &subtitle)), &body)
+}
+
+/// The row of a head's four stage panels: what each panel is drawn with.
+struct StageRow<'a> {
+    /// Token labels as shown.
+    shown: &'a [String],
+    /// Row height, and the T × T cell size.
+    ch: f64,
+    /// The labels' width, when cells are large enough to label.
+    label_px: Option<f64>,
+    top: f64,
+    /// All rows' height.
+    height: f64,
+}
+
+impl StageRow<'_> {
+    /// Panel `n` at `x`: its title, cells, token labels and colour bar. Returns its width.
+    fn panel(&self, body: &mut String, n: usize, p: &super::stages::StagePanel, x: f64) -> f64 {
+        let (ch, top, shown) = (self.ch, self.top, self.shown);
         let cols = p.cells.first().map_or(0, Vec::len);
         // T × T panels are square; x and z fit a fixed width.
         let (cw, pw) = match n {
@@ -582,8 +685,21 @@ pub fn stages(
                 };
             }
         }
-        if n == 0 && show_labels {
-            for (i, l) in shown.iter().enumerate() {
+        let below = self.labels(body, n, x) + top + self.height + 8.0;
+        let bw = pw.max(96.0);
+        stage_bar(body, p, x, below, bw);
+        bw.max(pw)
+    }
+
+    /// Token labels beside the first panel's rows and under the T × T panels' columns;
+    /// returns the height they take under the panels.
+    fn labels(&self, body: &mut String, n: usize, x: f64) -> f64 {
+        let Some(label_px) = self.label_px else {
+            return 0.0;
+        };
+        let (ch, top) = (self.ch, self.top);
+        if n == 0 {
+            for (i, l) in self.shown.iter().enumerate() {
                 let _ = writeln!(
                     body,
                     r#"<text x="{}" y="{}" font-size="11" text-anchor="end" dominant-baseline="central">{}</text>"#,
@@ -593,9 +709,9 @@ pub fn stages(
                 );
             }
         }
-        let mut below = top + height_px + 8.0;
-        if (n == 1 || n == 2) && show_labels {
-            for (j, l) in shown.iter().enumerate() {
+        if n == 1 || n == 2 {
+            let below = top + self.height + 8.0;
+            for (j, l) in self.shown.iter().enumerate() {
                 let lx = x + (j as f64 + 0.5) * ch;
                 let _ = writeln!(
                     body,
@@ -604,49 +720,30 @@ pub fn stages(
                 );
             }
         }
-        if show_labels {
-            below += label_px + 4.0;
-        }
-        // The colour bar: 24 steps from the low end to the high end, the ends and 0 named.
-        let (lo, hi) = (p.ramp.lo, p.ramp.hi);
-        let bw = pw.max(96.0);
-        for k in 0..24 {
-            let v = lo + (hi - lo) * (k as f32 + 0.5) / 24.0;
-            let _ = writeln!(
-                body,
-                r#"<rect class="colour-bar" x="{:.2}" y="{below}" width="{:.2}" height="10" fill="{}"/>"#,
-                x + bw * k as f64 / 24.0,
-                bw / 24.0 + 0.3,
-                hex(p.ramp.colour(v, 1.0))
-            );
-        }
-        let ty = below + 22.0;
+        label_px + 4.0
+    }
+}
+
+/// A stage panel's colour bar at (`x`, `y`), `width` wide: 24 steps from the low end to the
+/// high end, the ends named; it closes the panel's group.
+fn stage_bar(body: &mut String, p: &super::stages::StagePanel, x: f64, y: f64, width: f64) {
+    let (lo, hi) = (p.ramp.lo, p.ramp.hi);
+    for k in 0..24 {
+        let v = lo + (hi - lo) * (k as f32 + 0.5) / 24.0;
         let _ = writeln!(
             body,
-            r##"<text x="{x}" y="{ty}" font-size="10">{lo:.2}</text><text x="{}" y="{ty}" font-size="10" text-anchor="end">{hi:.2}</text></g>"##,
-            x + bw
+            r#"<rect class="colour-bar" x="{:.2}" y="{y}" width="{:.2}" height="10" fill="{}"/>"#,
+            x + width * k as f64 / 24.0,
+            width / 24.0 + 0.3,
+            hex(p.ramp.colour(v, 1.0))
         );
-        x += bw.max(pw) + 28.0;
     }
-    let text = r.header.text.as_deref().unwrap_or_default();
-    let title = title.map_or_else(
-        || {
-            format!(
-                "{} · layer {} head {} · input to output",
-                model_name(&r.header.model),
-                r.layer.unwrap_or(0),
-                r.head.unwrap_or(0)
-            )
-        },
-        str::to_string,
+    let ty = y + 22.0;
+    let _ = writeln!(
+        body,
+        r##"<text x="{x}" y="{ty}" font-size="10">{lo:.2}</text><text x="{}" y="{ty}" font-size="10" text-anchor="end">{hi:.2}</text></g>"##,
+        x + width
     );
-    let subtitle = format!("“{}”", shorten(&sentence(text), SUBTITLE_CHARS));
-    let width = (x - 16.0)
-        .max(12.0 + display_width(&subtitle) as f64 * CHAR_PX + 12.0)
-        .ceil();
-    let height =
-        (top + height_px + 8.0 + if show_labels { label_px + 4.0 } else { 0.0 } + 40.0).ceil();
-    document(out, width, height, MASKED, Some((&title, &subtitle)), &body)
 }
 
 /// `lens --all-positions --svg`: depth rows × position columns, each cell the top token read
