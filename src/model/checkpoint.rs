@@ -106,38 +106,8 @@ impl Checkpoint {
         let mut header = vec![0u8; n as usize];
         file.read_exact(&mut header)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let mut raw: HashMap<String, serde_json::Value> = serde_json::from_slice(&header)
-            .map_err(|e| invalid(format!("invalid JSON in header: {e}")))?;
-        raw.remove("__metadata__");
-        let data_len = file_len - 8 - n;
-        let mut entries = HashMap::with_capacity(raw.len());
-        let mut end = 0;
-        for (name, v) in raw {
-            let e: Entry =
-                serde_json::from_value(v).map_err(|e| invalid(format!("tensor {name}: {e}")))?;
-            // Checked: a shape like [2^62, 24] must not wrap around to the bytes it claims.
-            let bytes = element_size(&e.dtype).map(|s| {
-                e.shape
-                    .iter()
-                    .try_fold(s as u64, |acc, &d| acc.checked_mul(d as u64))
-            });
-            let (lo, hi) = e.data_offsets;
-            if lo > hi || hi > data_len || bytes.is_some_and(|b| b != Some(hi - lo)) {
-                return Err(invalid(format!(
-                    "tensor {name} ({} {:?}) claims bytes {lo}..{hi} of a {data_len}-byte data section",
-                    e.dtype, e.shape
-                )));
-            }
-            end = end.max(hi);
-            entries.insert(name, e);
-        }
-        if end != data_len {
-            return Err(invalid(format!(
-                "the header describes {end} bytes of data, the file holds {data_len}"
-            )));
-        }
-        let mut infos: Vec<TensorInfo> = entries
-            .iter()
+        let entries = entries(&header, file_len - 8 - n).map_err(|e| invalid(format!("{e:#}")))?;
+        let mut infos: Vec<TensorInfo> = (entries.iter())
             .map(|(name, e)| TensorInfo {
                 name: name.clone(),
                 shape: e.shape.clone(),
@@ -145,10 +115,9 @@ impl Checkpoint {
             })
             .collect();
         infos.sort_by_key(|t| natural_key(&t.name));
-        let layout = if infos.iter().any(|t| t.name.starts_with("transformer.")) {
-            KeyLayout::Prefixed
-        } else {
-            KeyLayout::Bare
+        let layout = match infos.iter().any(|t| t.name.starts_with("transformer.")) {
+            true => KeyLayout::Prefixed,
+            false => KeyLayout::Bare,
         };
         // A file system that cannot map files leaves the copies.
         let mapping = match weights {
@@ -220,6 +189,37 @@ impl Checkpoint {
             prefix: String::new(),
         })
     }
+}
+
+/// The tensors a safetensors header describes, each checked to lie within the
+/// `data_len`-byte data section with as many bytes as its dtype and shape need, and
+/// together to cover it exactly.
+fn entries(header: &[u8], data_len: u64) -> Result<HashMap<String, Entry>> {
+    let mut raw: HashMap<String, serde_json::Value> =
+        serde_json::from_slice(header).map_err(|e| anyhow!("invalid JSON in header: {e}"))?;
+    raw.remove("__metadata__");
+    let mut entries = HashMap::with_capacity(raw.len());
+    let mut end = 0;
+    for (name, v) in raw {
+        let e: Entry = serde_json::from_value(v).map_err(|e| anyhow!("tensor {name}: {e}"))?;
+        // Checked: a shape like [2^62, 24] must not wrap around to the bytes it claims.
+        let bytes = element_size(&e.dtype)
+            .map(|s| (e.shape.iter()).try_fold(s as u64, |acc, &d| acc.checked_mul(d as u64)));
+        let (lo, hi) = e.data_offsets;
+        if lo > hi || hi > data_len || bytes.is_some_and(|b| b != Some(hi - lo)) {
+            bail!(
+                "tensor {name} ({} {:?}) claims bytes {lo}..{hi} of a {data_len}-byte data section",
+                e.dtype,
+                e.shape
+            );
+        }
+        end = end.max(hi);
+        entries.insert(name, e);
+    }
+    if end != data_len {
+        bail!("the header describes {end} bytes of data, the file holds {data_len}");
+    }
+    Ok(entries)
 }
 
 /// Bytes per element of a safetensors dtype, for the dtypes a checkpoint may hold.

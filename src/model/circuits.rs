@@ -368,6 +368,23 @@ pub struct Attribution {
 }
 
 /// `direction` is `W_U[:, answer]` (minus `W_U[:, wrong]`); `ids` `(1, T)`.
+/// W_U[:, answer] − W_U[:, wrong] (or W_U[:, answer] alone) in f64: rows of wte, the
+/// tied head.
+fn unembedding_direction(model: &Gpt2, answer: u32, wrong: Option<u32>) -> Result<Vec<f64>> {
+    let w_u = |id: u32| -> Result<Vec<f64>> {
+        let row = model
+            .wte()
+            .embedding(&Tensor::new(&[id], model.device())?)?;
+        Ok(row.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?)
+    };
+    let mut direction = w_u(answer)?;
+    if let Some(w) = wrong {
+        let minus = w_u(w)?;
+        direction.iter_mut().zip(minus).for_each(|(d, m)| *d -= m);
+    }
+    Ok(direction)
+}
+
 pub fn attribute(
     model: &Gpt2,
     ids: &Tensor,
@@ -387,16 +404,7 @@ pub fn attribute(
         |t: &Tensor| -> Result<Vec<f64>> { Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?) };
     let at = |hook: Hook| -> Result<Tensor> { Ok(acts.get(hook)?.narrow(1, position, 1)?) };
     let (w_lnf, b_lnf) = model.final_norm_params()?;
-    let w_u = |id: u32| -> Result<Vec<f64>> {
-        vec(&model
-            .wte()
-            .embedding(&Tensor::new(&[id], model.device())?)?)
-    }; // W_U[:, id] of the tied head: wte's row id
-    let mut direction = w_u(answer)?;
-    if let Some(w) = wrong {
-        let minus = w_u(w)?;
-        direction.iter_mut().zip(minus).for_each(|(d, m)| *d -= m);
-    }
+    let direction = unembedding_direction(model, answer, wrong)?;
     let w_lnf = vec(w_lnf)?;
     let scale = vec(&at(Hook::LnFinalScale)?)?[0];
     // ((c − mean c) / scale) · (w_lnf ⊙ direction), in f64.
@@ -408,19 +416,11 @@ pub fn attribute(
             .map(|((x, w), d)| (x - mean) / scale * w * d)
             .sum()
     };
+    let embed = read(vec(&at(Hook::Embed)?)?);
+    let pos_embed = read(vec(&at(Hook::PosEmbed)?)?);
     let mut components = vec![
-        (
-            "embed".to_string(),
-            None,
-            None,
-            read(vec(&at(Hook::Embed)?)?),
-        ),
-        (
-            "pos_embed".to_string(),
-            None,
-            None,
-            read(vec(&at(Hook::PosEmbed)?)?),
-        ),
+        ("embed".to_string(), None, None, embed),
+        ("pos_embed".to_string(), None, None, pos_embed),
     ];
     for l in 0..n_layer {
         let result = at(Hook::Block(l, BlockHook::AttnResult))?; // (1, 1, nh, C)

@@ -1,7 +1,7 @@
 //! Generation next to the model, as nanoGPT and candle keep it: greedy or sampled, one
 //! token at a time, with the key/value cache passed in and out of each step.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::generation::LogitsProcessor;
 
@@ -107,33 +107,17 @@ pub fn generate(
             .to_dtype(DType::F32)?
             .to_vec1()?; // (V,)
         if let Some(bad) = logits.iter().find(|v| !v.is_finite()) {
-            let at = model
-                .first_non_finite(&row(&seq, model.device())?)?
-                .map_or(String::new(), |hook| {
-                    format!("; non-finite values first appear in {hook}")
-                });
-            bail!(
-                "the model's logits for generated token {} include {bad}{at}: there are no \
-                 numbers to choose from (are the checkpoint's weights finite?)",
-                steps.len() + 1
-            );
+            return Err(not_finite(model, &seq, steps.len(), *bad));
         }
         let id = sample(processor, &logits)?;
-        let log_z = dist::log_normalizer(&logits);
-        let step = Step {
-            id,
-            logprob: logits[id as usize] as f64 - log_z,
-            top: dist::top_k(&logits, settings.alternatives)
-                .into_iter()
-                .map(|i| (i as u32, logits[i], logits[i] as f64 - log_z))
-                .collect(),
-            attention: match settings.watch {
-                Some([l, _]) => Some(last_query_row(
-                    output.activations.get(Hook::Block(l, BlockHook::Pattern))?,
-                )?),
-                None => None,
-            },
+        let attention = match settings.watch {
+            Some([l, _]) => {
+                let pattern = output.activations.get(Hook::Block(l, BlockHook::Pattern))?;
+                Some(last_query_row(pattern)?)
+            }
+            None => None,
         };
+        let step = Step::new(id, &logits, settings.alternatives, attention);
         on_step(&step)?;
         seq.push(id);
         steps.push(step);
@@ -142,6 +126,39 @@ pub fn generate(
         }
     };
     Ok(Generation { steps, stop })
+}
+
+impl Step {
+    /// Token `id` chosen from `logits` `(V,)`, with the `alternatives` most likely.
+    fn new(id: u32, logits: &[f32], alternatives: usize, attention: Option<Vec<f32>>) -> Step {
+        let log_z = dist::log_normalizer(logits);
+        Step {
+            id,
+            logprob: logits[id as usize] as f64 - log_z,
+            top: dist::top_k(logits, alternatives)
+                .into_iter()
+                .map(|i| (i as u32, logits[i], logits[i] as f64 - log_z))
+                .collect(),
+            attention,
+        }
+    }
+}
+
+/// The error when the logits for generated token `done + 1` of `seq` hold `bad`, naming
+/// where the values first stopped being numbers.
+fn not_finite(model: &Gpt2, seq: &[u32], done: usize, bad: f32) -> anyhow::Error {
+    let at = row(seq, model.device())
+        .and_then(|ids| model.first_non_finite(&ids))
+        .ok()
+        .flatten()
+        .map_or(String::new(), |hook| {
+            format!("; non-finite values first appear in {hook}")
+        });
+    anyhow::anyhow!(
+        "the model's logits for generated token {} include {bad}{at}: there are no \
+         numbers to choose from (are the checkpoint's weights finite?)",
+        done + 1
+    )
 }
 
 /// `(1, T)` u32 input for the model.

@@ -339,34 +339,45 @@ impl Attention {
         };
 
         // Scaling q (T·C values) rather than the scores (T·Tk per head) does the same sum;
-        // for GPT-2's 1/√64 = 1/8 it is exact. mask: 0 where a query may look, -inf at future
-        // keys and padding; the fused softmax adds it itself, so the masked scores are only
-        // made when a tap wants them, and used only if it replaced them.
+        // for GPT-2's 1/√64 = 1/8 it is exact.
         let scores = (q * self.scale)?.matmul(&k.t()?)?; // (B, nh, T, Tk)
-        let pattern = if tap.wants(at(BlockHook::AttnScores)) {
-            let masked = scores.broadcast_add(mask)?; // (B, nh, T, Tk)
-            let id = masked.id();
-            let tapped = tap.tap(at(BlockHook::AttnScores), masked)?;
-            match tapped.id() == id {
-                true => masked_softmax(&scores, mask)?,
-                false => candle_nn::ops::softmax_last_dim(&tapped)?,
-            }
-        } else {
-            masked_softmax(&scores, mask)?
-        }; // (B, nh, T, Tk), rows sum to 1
+        let pattern = self.pattern(&scores, mask, tap)?; // (B, nh, T, Tk), rows sum to 1
         let pattern = tap.tap(at(BlockHook::Pattern), pattern)?;
-
         let z = pattern.matmul(&v)?.transpose(1, 2)?; // (B, T, nh, hs)
         let z = tap.tap(at(BlockHook::Z), z)?;
         let out = self.c_proj.forward(&z.reshape((b, t, c))?)?; // (B, T, C), heads concatenated
-        if !tap.wants(at(BlockHook::AttnResult)) {
-            return Ok((out, (k, v)));
+        Ok((self.result(&z, out, tap)?, (k, v)))
+    }
+
+    /// softmax(scores + mask) `(B, nh, T, Tk)`, rows summing to 1. mask: 0 where a query may
+    /// look, -inf at future keys and padding; the fused softmax adds it itself, so the
+    /// masked scores are only made when a tap wants them, and used only if it replaced
+    /// them.
+    fn pattern(&self, scores: &Tensor, mask: &Tensor, tap: &mut dyn Tap) -> Result<Tensor> {
+        let hook = Hook::Block(self.layer, BlockHook::AttnScores);
+        if !tap.wants(hook) {
+            return Ok(masked_softmax(scores, mask)?);
         }
+        let masked = scores.broadcast_add(mask)?; // (B, nh, T, Tk)
+        let id = masked.id();
+        let tapped = tap.tap(hook, masked)?;
+        match tapped.id() == id {
+            true => Ok(masked_softmax(scores, mask)?),
+            false => Ok(candle_nn::ops::softmax_last_dim(&tapped)?),
+        }
+    }
+
+    /// The attention output `out` `(B, T, C)`, through hook_result when a tap wants each
+    /// head's share (rebuilt from the shares if it replaced them).
+    fn result(&self, z: &Tensor, out: Tensor, tap: &mut dyn Tap) -> Result<Tensor> {
+        let hook = Hook::Block(self.layer, BlockHook::AttnResult);
+        if !tap.wants(hook) {
+            return Ok(out);
+        }
+        let (_, _, nh, hs) = z.dims4()?;
+        let c = nh * hs;
         // Each head's share of c_proj: W_O[h] is rows h·hs..(h+1)·hs of its (C, C) weight.
-        let w_o = self
-            .c_proj
-            .weight
-            .tensor()?
+        let w_o = (self.c_proj.weight.tensor()?)
             .reshape((nh, hs, c))?
             .unsqueeze(0)?; // (1, nh, hs, C)
         let result = z
@@ -376,12 +387,11 @@ impl Attention {
             .transpose(1, 2)?
             .contiguous()?; // (B, T, nh, C)
         let id = result.id();
-        let result = tap.tap(at(BlockHook::AttnResult), result)?;
-        let out = match result.id() == id {
+        let result = tap.tap(hook, result)?;
+        Ok(match result.id() == id {
             true => out,
             false => result.sum(2)?.broadcast_add(&self.c_proj.bias.tensor)?, // (B, T, C)
-        };
-        Ok((out, (k, v)))
+        })
     }
 }
 
