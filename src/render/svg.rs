@@ -508,79 +508,75 @@ pub fn grids(
     subtitle: &str,
     panels: &[GridPanel],
 ) -> io::Result<()> {
-    const CELL: f64 = 28.0;
-    let row_px = |p: &GridPanel| {
-        p.row_labels
-            .iter()
-            .map(|l| display_width(l))
-            .max()
-            .unwrap_or(1) as f64
-            * CHAR_PX
-            + 8.0
+    let widest = |labels: &[String]| {
+        labels.iter().map(|l| display_width(l)).max().unwrap_or(1) as f64 * CHAR_PX + 8.0
     };
-    let col_px = |p: &GridPanel| {
-        p.col_labels
-            .iter()
-            .map(|l| display_width(l))
-            .max()
-            .unwrap_or(1) as f64
-            * CHAR_PX
-            + 8.0
-    };
-    let top = 56.0 + panels.iter().map(col_px).fold(0.0, f64::max) + 18.0;
+    let top = 56.0
+        + (panels.iter())
+            .map(|p| widest(&p.col_labels))
+            .fold(0.0, f64::max)
+        + 18.0;
     let mut x = 12.0;
     let mut body = String::new();
     let mut height: f64 = 0.0;
     for p in panels {
-        let left = x + row_px(p);
+        let left = x + widest(&p.row_labels);
         let (rows, cols) = (p.values.len(), p.values.first().map_or(0, Vec::len));
         let _ = writeln!(
             body,
             r#"<text x="{left}" y="{}" font-size="13" font-weight="bold">{}</text>"#,
-            top - col_px(p) - 8.0,
+            top - widest(&p.col_labels) - 8.0,
             escape(&p.title)
         );
-        for (j, l) in p.col_labels.iter().enumerate() {
-            let cx = left + j as f64 * CELL + CELL / 2.0 + 4.0;
-            let _ = writeln!(
-                body,
-                r#"<text x="{cx}" y="{}" font-size="11" transform="rotate(-90 {cx} {})">{}</text>"#,
-                top - 4.0,
-                top - 4.0,
-                escape(&shorten(l, LABEL_CHARS))
-            );
-        }
-        for (i, row) in p.values.iter().enumerate() {
-            let y = top + i as f64 * CELL;
-            let _ = writeln!(
-                body,
-                r#"<text x="{}" y="{}" font-size="11" text-anchor="end">{}</text>"#,
-                left - 6.0,
-                y + CELL / 2.0 + 4.0,
-                escape(p.row_labels.get(i).map_or("", String::as_str))
-            );
-            for (j, &v) in row.iter().enumerate() {
-                let _ = writeln!(
-                    body,
-                    r#"<rect x="{}" y="{y}" width="{CELL}" height="{CELL}" fill="{}"><title>{}: {v:.4}</title></rect>"#,
-                    left + j as f64 * CELL,
-                    hex((p.colour)(v)),
-                    escape(&format!(
-                        "{} {}",
-                        p.row_labels.get(i).map_or("", String::as_str),
-                        p.col_labels.get(j).map_or("", String::as_str)
-                    ))
-                );
-            }
-        }
-        x = left + cols as f64 * CELL + 24.0;
-        height = height.max(top + rows as f64 * CELL + 16.0);
+        grid_panel(&mut body, p, left, top);
+        x = left + cols as f64 * GRID_PANEL_CELL + 24.0;
+        height = height.max(top + rows as f64 * GRID_PANEL_CELL + 16.0);
     }
     let width = x
         .max(12.0 + display_width(title) as f64 * 10.0 + 20.0)
         .max(12.0 + display_width(subtitle) as f64 * CHAR_PX + 20.0)
         .ceil();
     document(out, width, height, "", Some((title, subtitle)), &body)
+}
+
+/// A cell of a [`grids`] panel.
+const GRID_PANEL_CELL: f64 = 28.0;
+
+/// One panel of [`grids`] at (`left`, `top`): column labels turned above it, row labels
+/// left of it, and its cells.
+fn grid_panel(body: &mut String, p: &GridPanel, left: f64, top: f64) {
+    const CELL: f64 = GRID_PANEL_CELL;
+    for (j, l) in p.col_labels.iter().enumerate() {
+        let cx = left + j as f64 * CELL + CELL / 2.0 + 4.0;
+        let _ = writeln!(
+            body,
+            r#"<text x="{cx}" y="{}" font-size="11" transform="rotate(-90 {cx} {})">{}</text>"#,
+            top - 4.0,
+            top - 4.0,
+            escape(&shorten(l, LABEL_CHARS))
+        );
+    }
+    for (i, row) in p.values.iter().enumerate() {
+        let y = top + i as f64 * CELL;
+        let row_label = p.row_labels.get(i).map_or("", String::as_str);
+        let _ = writeln!(
+            body,
+            r#"<text x="{}" y="{}" font-size="11" text-anchor="end">{}</text>"#,
+            left - 6.0,
+            y + CELL / 2.0 + 4.0,
+            escape(row_label)
+        );
+        for (j, &v) in row.iter().enumerate() {
+            let col_label = p.col_labels.get(j).map_or("", String::as_str);
+            let _ = writeln!(
+                body,
+                r#"<rect x="{}" y="{y}" width="{CELL}" height="{CELL}" fill="{}"><title>{}: {v:.4}</title></rect>"#,
+                left + j as f64 * CELL,
+                hex((p.colour)(v)),
+                escape(&format!("{row_label} {col_label}"))
+            );
+        }
+    }
 }
 
 /// `attention --stages --svg`: one head from input to output as four panels side by side,
@@ -749,14 +745,56 @@ fn stage_bar(body: &mut String, p: &super::stages::StagePanel, x: f64, y: f64, w
 /// `lens --all-positions --svg`: depth rows × position columns, each cell the top token read
 /// there on a Blues background by its probability (the value in the tooltip), positions
 /// labelled on the top axis, depths on the left, and a colour bar 0..1.
+/// Cell size of the lens grid.
+const LENS_CW: f64 = 64.0;
+const LENS_CH: f64 = 22.0;
+
+/// One depth's row of the lens grid at (`left`, `y`): its label, then a cell per position,
+/// the top token written on its probability's colour.
+fn lens_row(
+    body: &mut String,
+    (left, y): (f64, f64),
+    label: &str,
+    row: &[crate::report::Guess],
+    cols: &[String],
+    probabilities: &Ramp,
+) {
+    const CW: f64 = LENS_CW;
+    const CH: f64 = LENS_CH;
+    let _ = writeln!(
+        body,
+        r#"<text x="{}" y="{}" font-size="11" text-anchor="end" dominant-baseline="central">{}</text>"#,
+        left - 6.0,
+        y + CH / 2.0,
+        escape(label)
+    );
+    for (j, g) in row.iter().enumerate() {
+        let x = left + j as f64 * CW;
+        let c = probabilities.colour(g.prob, 1.0);
+        let ink = ink_name(c);
+        let _ = writeln!(
+            body,
+            r#"<g class="cell"><rect x="{x}" y="{y}" width="{CW}" height="{CH}" fill="{}"><title>{} at {}: {} {:.4}</title></rect><text x="{}" y="{}" font-size="10" text-anchor="middle" dominant-baseline="central" fill="{ink}">{}</text></g>"#,
+            hex(c),
+            escape(label),
+            escape(&cols[j]),
+            escape(&token_label(&g.token)),
+            g.prob,
+            x + CW / 2.0,
+            y + CH / 2.0,
+            escape(&shorten(&token_label(&g.token), 9))
+        );
+    }
+}
+
 pub fn lens_grid(
     out: &mut dyn Write,
     r: &LensGridReport,
     title: Option<&str>,
     probabilities: Ramp,
 ) -> io::Result<()> {
-    const CW: f64 = 64.0;
-    const CH: f64 = 22.0;
+    const CW: f64 = LENS_CW;
+    const CH: f64 = LENS_CH;
     let rows: Vec<String> = (0..r.top.len())
         .map(|d| super::depth_label(d, false))
         .collect();
@@ -790,30 +828,7 @@ pub fn lens_grid(
     }
     for (d, row) in r.top.iter().enumerate() {
         let y = top + d as f64 * CH;
-        let _ = writeln!(
-            body,
-            r#"<text x="{}" y="{}" font-size="11" text-anchor="end" dominant-baseline="central">{}</text>"#,
-            left - 6.0,
-            y + CH / 2.0,
-            escape(&rows[d])
-        );
-        for (j, g) in row.iter().enumerate() {
-            let x = left + j as f64 * CW;
-            let c = probabilities.colour(g.prob, 1.0);
-            let ink = ink_name(c);
-            let _ = writeln!(
-                body,
-                r#"<g class="cell"><rect x="{x}" y="{y}" width="{CW}" height="{CH}" fill="{}"><title>{} at {}: {} {:.4}</title></rect><text x="{}" y="{}" font-size="10" text-anchor="middle" dominant-baseline="central" fill="{ink}">{}</text></g>"#,
-                hex(c),
-                escape(&rows[d]),
-                escape(&cols[j]),
-                escape(&token_label(&g.token)),
-                g.prob,
-                x + CW / 2.0,
-                y + CH / 2.0,
-                escape(&shorten(&token_label(&g.token), 9))
-            );
-        }
+        lens_row(&mut body, (left, y), &rows[d], row, &cols, &probabilities);
     }
     let bar_x = left + r.tokens.len() as f64 * CW + 16.0;
     let bar_h = (r.top.len() as f64 * CH).max(120.0);
