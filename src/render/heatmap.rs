@@ -221,37 +221,16 @@ fn full(
         .iter()
         .map(|row| row.iter().map(|c| c.map(|v| m.value(v))).collect())
         .collect();
+    let widest = texts.iter().flatten().flatten().map(|s| s.len()).max();
     let cw = if style.annot {
-        1 + texts
-            .iter()
-            .flatten()
-            .flatten()
-            .map(|s| s.len())
-            .max()
-            .unwrap_or(1)
+        1 + widest.unwrap_or(1)
     } else {
         2
     };
     let shown = columns_that_fit(t, left, cw, style);
 
     writeln!(out, "{}", m.title())?;
-    let columns: Vec<Vec<String>> = tokens[..shown].iter().map(|t| glyphs(t)).collect();
-    let height = columns.iter().map(Vec::len).max().unwrap_or(0);
-    // Centred over its cell (cells wider than 2 hold a value).
-    let pad = (cw - 1) / 2;
-    for r in 0..height {
-        let mut line = " ".repeat(left);
-        for g in &columns {
-            // Bottom-aligned: every label ends on the row above the map.
-            let cell = r
-                .checked_sub(height - g.len())
-                .map_or(" ", |k| g[k].as_str());
-            line.push_str(&" ".repeat(pad));
-            line.push_str(cell);
-            line.push_str(&" ".repeat(cw.saturating_sub(pad + width(cell))));
-        }
-        writeln!(out, "{}", line.trim_end())?;
-    }
+    column_labels(out, &tokens[..shown], left, cw)?;
     for (i, row) in m.cells.iter().enumerate() {
         let mut line = row_labels[i].clone();
         let top = row_max(row);
@@ -275,6 +254,29 @@ fn full(
     legend(out, m, p)?;
     if shown < t {
         cut_note(out, start + shown, start + t - 1, style)?;
+    }
+    Ok(())
+}
+
+/// The keys' labels written downwards, one character a line, each centred over its cell
+/// of `cw` columns and ending on the line above the map, `left` columns in.
+fn column_labels(out: &mut dyn Write, tokens: &[String], left: usize, cw: usize) -> io::Result<()> {
+    let columns: Vec<Vec<String>> = tokens.iter().map(|t| glyphs(t)).collect();
+    let height = columns.iter().map(Vec::len).max().unwrap_or(0);
+    // Centred over its cell (cells wider than 2 hold a value).
+    let pad = (cw - 1) / 2;
+    for r in 0..height {
+        let mut line = " ".repeat(left);
+        for g in &columns {
+            // Bottom-aligned: every label ends on the row above the map.
+            let cell = r
+                .checked_sub(height - g.len())
+                .map_or(" ", |k| g[k].as_str());
+            line.push_str(&" ".repeat(pad));
+            line.push_str(cell);
+            line.push_str(&" ".repeat(cw.saturating_sub(pad + width(cell))));
+        }
+        writeln!(out, "{}", line.trim_end())?;
     }
     Ok(())
 }

@@ -38,20 +38,8 @@ pub fn neuron(
             "strips: one cell per element; blue < 0 < red, k and q scaled to ±{kq_scale:.3}, q×k to ±{qk_scale:.3}"
         )?;
     }
-    let strip = |out: &mut dyn Write, name: &str, v: &[f32], scale: f32| -> io::Result<()> {
-        if let Some(p) = palette {
-            write!(out, "    {name:<4} ")?;
-            for &x in v {
-                let c = diverging(if scale > 0.0 { x / scale } else { 0.0 });
-                write!(out, "{} {RESET}", bg(p, c))?;
-            }
-            writeln!(out)?;
-        }
-        if annot {
-            let nums: Vec<String> = v.iter().map(|x| format!("{x:+.3}")).collect();
-            writeln!(out, "    {name:<4} {}", nums.join(" "))?;
-        }
-        Ok(())
+    let strip = |out: &mut dyn Write, name: &str, v: &[f32], scale: f32| {
+        strip(out, name, v, scale, palette, annot)
     };
     strip(out, "q", &n.q, kq_scale)?;
     writeln!(out)?;
@@ -84,6 +72,31 @@ pub fn neuron(
         }
         strip(out, "k", &n.k[j], kq_scale)?;
         strip(out, "q×k", &n.qk[j], qk_scale)?;
+    }
+    Ok(())
+}
+
+/// One vector as a strip of colour cells (blue < 0 < red, ±`scale`) with a palette, and as
+/// numbers with `annot`.
+fn strip(
+    out: &mut dyn Write,
+    name: &str,
+    v: &[f32],
+    scale: f32,
+    palette: Option<Palette>,
+    annot: bool,
+) -> io::Result<()> {
+    if let Some(p) = palette {
+        write!(out, "    {name:<4} ")?;
+        for &x in v {
+            let c = diverging(if scale > 0.0 { x / scale } else { 0.0 });
+            write!(out, "{} {RESET}", bg(p, c))?;
+        }
+        writeln!(out)?;
+    }
+    if annot {
+        let nums: Vec<String> = v.iter().map(|x| format!("{x:+.3}")).collect();
+        writeln!(out, "    {name:<4} {}", nums.join(" "))?;
     }
     Ok(())
 }
