@@ -11,6 +11,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 old="$1" new="$2"
 model=(--model tests/fixtures/tiny-gpt2)
+# The terminal heatmaps' layout follows the width.
+export COLUMNS=100
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -46,6 +48,11 @@ cases=(
     'ablate "The cat sat on the" --head 1.2 --json'
     'attribute "The cat sat on the" --answer " mat" --json'
     'heads --json'
+    'attention "The cat sat on the mat" --layer 1 --color always'
+    'attention "The cat sat on the mat" --all-heads --color always'
+    'attention "The cat sat" --layer 1 --head 2 --neuron 2 --annot --color always'
+    'attention "The cat sat" --layer 1 --head 2 --stages --color always'
+    'lens "The cat sat on" --all-positions --color always'
 )
 
 # Commands that write a file (OUT): the files are compared too.

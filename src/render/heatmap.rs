@@ -345,20 +345,7 @@ fn thumbnails(
                 if k > 0 {
                     s.push_str(&" ".repeat(GAP));
                 }
-                let upper = &m.cells[2 * line];
-                let lower = m.cells.get(2 * line + 1);
-                let (top_a, top_b) = (row_max(upper), lower.map_or(0.0, |r| row_max(r)));
-                for j in 0..shown {
-                    let colour = |c: Option<f32>, top| c.map(|v| m.ramp.colour(v, top));
-                    let a = colour(upper[j], top_a);
-                    let b = lower.and_then(|r| colour(r[j], top_b));
-                    s.push_str(&match (a, b) {
-                        (Some(a), Some(b)) => format!("{}{}▀{RESET}", fg(p, a), bg(p, b)),
-                        (Some(a), None) => format!("{}▀{RESET}", fg(p, a)),
-                        (None, Some(b)) => format!("{}▄{RESET}", fg(p, b)),
-                        (None, None) => " ".into(),
-                    });
-                }
+                half_blocks(&mut s, m, line, shown, p);
                 s.push_str(&" ".repeat(tile - shown));
             }
             writeln!(out, "{}", s.trim_end())?;
@@ -382,6 +369,25 @@ fn thumbnails(
         cut_note(out, start + shown, start + t - 1, style)?;
     }
     Ok(())
+}
+
+/// Query rows `2·line` and `2·line + 1` of `m` as one line of half blocks (▀ the upper
+/// row's colour over the lower's), its first `shown` keys.
+fn half_blocks(s: &mut String, m: &Map, line: usize, shown: usize, p: Palette) {
+    let upper = &m.cells[2 * line];
+    let lower = m.cells.get(2 * line + 1);
+    let (top_a, top_b) = (row_max(upper), lower.map_or(0.0, |r| row_max(r)));
+    for j in 0..shown {
+        let colour = |c: Option<f32>, top| c.map(|v| m.ramp.colour(v, top));
+        let a = colour(upper[j], top_a);
+        let b = lower.and_then(|r| colour(r[j], top_b));
+        s.push_str(&match (a, b) {
+            (Some(a), Some(b)) => format!("{}{}▀{RESET}", fg(p, a), bg(p, b)),
+            (Some(a), None) => format!("{}▀{RESET}", fg(p, a)),
+            (None, Some(b)) => format!("{}▄{RESET}", fg(p, b)),
+            (None, None) => " ".into(),
+        });
+    }
 }
 
 /// Says which keys did not fit the terminal, and how to see them.

@@ -8,7 +8,7 @@ use super::color::{ink, Ramp};
 use super::heatmap::{bg, fg, fit, RESET};
 use super::table::quoted;
 use super::{depth_label, display_width, label, Palette};
-use crate::report::LensGridReport;
+use crate::report::{Guess, LensGridReport};
 
 /// Characters of a cell's token at most.
 const CELL_CHARS: usize = 8;
@@ -30,15 +30,14 @@ pub fn grid(
             String::new()
         }
     )?;
-    let cell = |s: &str| fit(&label(s), CELL_CHARS);
     // The last depth reads the model's output (ln_f applied once, as `lens`).
     let row_labels: Vec<String> = (0..depths).map(|d| depth_label(d, false)).collect();
     let label_w = row_labels
         .iter()
         .map(|l| display_width(l))
         .max()
-        .unwrap_or(5)
-        .max(5);
+        .unwrap_or(5);
+    let label_w = label_w.max(5);
     // Text cells are "token 0.123" without colour.
     let cw = if palette.is_some() {
         CELL_CHARS
@@ -66,21 +65,27 @@ pub fn grid(
     for (d, row) in r.top.iter().enumerate() {
         write!(out, "{}", fit(&row_labels[d], label_w))?;
         for g in row.iter().take(shown) {
-            match palette {
-                Some(p) => {
-                    let c = ramp.colour(g.prob, 1.0);
-                    write!(
-                        out,
-                        " {}{}{}{RESET}",
-                        bg(p, c),
-                        fg(p, ink(c)),
-                        cell(&g.token)
-                    )?;
-                }
-                None => write!(out, " {} {:.3}", cell(&g.token), g.prob)?,
-            }
+            lens_cell(out, g, palette, &ramp)?;
         }
         writeln!(out)?;
     }
     Ok(())
+}
+
+/// One cell of the grid: the top token on its probability's colour, or with the
+/// probability written after it without colour.
+fn lens_cell(
+    out: &mut dyn Write,
+    g: &Guess,
+    palette: Option<Palette>,
+    ramp: &Ramp,
+) -> io::Result<()> {
+    let cell = fit(&label(&g.token), CELL_CHARS);
+    match palette {
+        Some(p) => {
+            let c = ramp.colour(g.prob, 1.0);
+            write!(out, " {}{}{cell}{RESET}", bg(p, c), fg(p, ink(c)))
+        }
+        None => write!(out, " {cell} {:.3}", g.prob),
+    }
 }

@@ -398,25 +398,31 @@ fn cells(body: &mut String, p: &Panel, labels: &[String], ramp: &Ramp, annot: bo
     }
     let _ = writeln!(body, "</g>");
     if annot && c >= ANNOT_CELL {
-        let size = (c * 0.3).clamp(6.0, 12.0);
-        let _ = writeln!(
-            body,
-            r#"<g class="annot" font-size="{size}" text-anchor="middle">"#
-        );
-        for (i, row) in p.map.matrix.iter().enumerate() {
-            let top = largest(&row[..=i]);
-            for (j, &w) in row.iter().enumerate().take(i + 1) {
-                let ink = ink_name(ramp.colour(w, top));
-                let _ = writeln!(
-                    body,
-                    r#"<text x="{}" y="{}" fill="{ink}" dominant-baseline="central">{w:.2}</text>"#,
-                    p.x + (j as f64 + 0.5) * c,
-                    p.y + (i as f64 + 0.5) * c
-                );
-            }
-        }
-        let _ = writeln!(body, "</g>");
+        annotations(body, p, ramp);
     }
+}
+
+/// Each visible cell's value written in it, in the ink its colour needs.
+fn annotations(body: &mut String, p: &Panel, ramp: &Ramp) {
+    let c = p.cell;
+    let size = (c * 0.3).clamp(6.0, 12.0);
+    let _ = writeln!(
+        body,
+        r#"<g class="annot" font-size="{size}" text-anchor="middle">"#
+    );
+    for (i, row) in p.map.matrix.iter().enumerate() {
+        let top = largest(&row[..=i]);
+        for (j, &w) in row.iter().enumerate().take(i + 1) {
+            let ink = ink_name(ramp.colour(w, top));
+            let _ = writeln!(
+                body,
+                r#"<text x="{}" y="{}" fill="{ink}" dominant-baseline="central">{w:.2}</text>"#,
+                p.x + (j as f64 + 0.5) * c,
+                p.y + (i as f64 + 0.5) * c
+            );
+        }
+    }
+    let _ = writeln!(body, "</g>");
 }
 
 /// Font size of token labels beside cells of `cell` px shown every `step` cells.
