@@ -45,13 +45,7 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
         ));
     }
     let t = ids[0].len();
-    // [L][H][T][d_head] q and k, 4 bytes each.
-    let qk_bytes = 2 * cfg.n_layer * t * cfg.n_embd * 4;
-    let neuron = match args.neuron {
-        When::Always => true,
-        When::Never => false,
-        When::Auto => qk_bytes <= NEURON_BYTES,
-    };
+    let (neuron, qk_bytes) = holds_neuron(args.neuron, cfg, t);
     let row = prepared.forward(&model, &request(cfg, neuron))?.remove(0);
     let acts = &row.output.activations;
     let layers: Vec<usize> = (0..cfg.n_layer).collect();
@@ -89,6 +83,18 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
     };
     emit(session, out, &written, table::written)?;
     row.non_finite_error(1).map_or(Ok(()), Err)
+}
+
+/// Whether a page of `t` tokens holds q and k for the neuron view (`--neuron`), and how
+/// many bytes they take: `[L][H][T][d_head]` each, 4 bytes an element.
+fn holds_neuron(when: When, cfg: &Config, t: usize) -> (bool, usize) {
+    let qk_bytes = 2 * cfg.n_layer * t * cfg.n_embd * 4;
+    let holds = match when {
+        When::Always => true,
+        When::Never => false,
+        When::Auto => qk_bytes <= NEURON_BYTES,
+    };
+    (holds, qk_bytes)
 }
 
 /// What the page draws: every layer's pattern and residual stream (the lens), ln_f's

@@ -22,6 +22,8 @@ pub const DECIMALS: usize = 4;
 const CSS: &str = include_str!("assets/report.css");
 const SCRIPT: &str = include_str!("assets/report.js");
 
+// Over 60 lines because it is the page's HTML template, in document order: its lines are
+// markup, the sections' contents come from the functions below.
 pub fn report(out: &mut dyn Write, r: &PageReport) -> io::Result<()> {
     let text = r.header.text.as_deref().unwrap_or_default();
     let title = {

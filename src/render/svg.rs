@@ -119,13 +119,8 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, fig: &Figure) -> io::
     } else {
         r.weights.heads_per_layer()
     };
-    let g = Grid::new(
-        r.tokens.len(),
-        maps.len(),
-        per_row,
-        label_px,
-        note.is_some(),
-    );
+    let (t, n) = (r.tokens.len(), maps.len());
+    let g = Grid::new(t, n, per_row, label_px, note.is_some());
     let ramp = fig.colours.probabilities(largest_visible(&maps));
     let ticks = ramp.ticks();
     let tick_px = ticks.iter().map(|(_, l)| l.len()).max().unwrap_or(1) as f64 * TICK_CHAR_PX;
@@ -164,7 +159,7 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport, fig: &Figure) -> io::
         fig.annot && single,
     );
     axis_titles(&mut body, &g, note.as_deref());
-    let bar_h = (g.cell * r.tokens.len() as f64).clamp(120.0, 400.0);
+    let bar_h = (g.cell * t as f64).clamp(120.0, 400.0);
     colour_bar(&mut body, bar_x, g.top + g.title_h, bar_h, true, &ramp);
     let defs = format!("{MASKED}\n{}", gradient(&ramp));
     document(out, width, height, &defs, None, &body)
