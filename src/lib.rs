@@ -13,7 +13,7 @@ pub mod error;
 pub mod input;
 pub mod model;
 pub mod render;
-pub mod report;
+pub mod reports;
 pub mod signals;
 pub mod tokenizer;
 pub mod units;

@@ -18,7 +18,7 @@ use crate::error::usage;
 use crate::model::circuits::{ablate, zero_each_head, Ablation, Component};
 use crate::model::{CaptureSpec, Config, Gpt2, LastLogits, Request};
 use crate::render::circuits as printer;
-use crate::report::{AblateReport, NamedToken, SweepReport};
+use crate::reports::{AblateReport, NamedToken, SweepReport};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<()> {

@@ -15,7 +15,7 @@ use crate::model::{Activations, BlockHook, CaptureSpec, Config, Gpt2, Hook, NoLo
 use crate::render::color::{ColourScale, Scale};
 use crate::render::printer::Format;
 use crate::render::{heatmap, json, neuron, stages, svg, table};
-use crate::report::{
+use crate::reports::{
     AttentionReport, BertvizReport, HeadStages, MaskedMatrix, Matrix, NeuronView, PerHead,
 };
 use crate::tokenizer::Tokenizer;
@@ -38,7 +38,7 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
     };
     let build = |row: Computed<NoLogits>| {
         let window = windows[row.index];
-        let report = report(session, cfg, tokenizer, args, &plan.layers, &row, window)?;
+        let report = build(session, cfg, tokenizer, args, &plan.layers, &row, window)?;
         // --svg takes one text (checked before the run).
         if let Some(path) = &args.svg {
             write_svg(session, args, path, &report, &figure)?;
@@ -303,7 +303,7 @@ fn window(w: Option<Window>, t: usize, which: &str) -> Result<Option<[usize; 2]>
     Ok(Some([start, end]))
 }
 
-fn report(
+fn build(
     session: &Session,
     cfg: &Config,
     tokenizer: &Tokenizer,

@@ -15,7 +15,7 @@ use crate::error::usage;
 use crate::model::circuits::attribute;
 use crate::model::{CaptureSpec, NoLogits, Request};
 use crate::render::circuits as printer;
-use crate::report::{AttributeReport, ComponentValue};
+use crate::reports::{AttributeReport, ComponentValue};
 
 pub fn run(session: &Session, args: &AttributeArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;

@@ -18,7 +18,7 @@ use crate::error::usage;
 use crate::model::tap::Recorder;
 use crate::model::{CaptureSpec, Config, Gpt2, Hook, Inputs, Logits, Request};
 use crate::render::table;
-use crate::report::DumpReport;
+use crate::reports::DumpReport;
 
 pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;

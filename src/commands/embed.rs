@@ -12,7 +12,7 @@ use crate::cli::EmbedArgs;
 use crate::dist;
 use crate::model::{Activations, BlockHook, CaptureSpec, Gpt2, Hook, NoLogits, Request};
 use crate::render::table;
-use crate::report::{EmbedReport, EmbedToken, Neighbour};
+use crate::reports::{EmbedReport, EmbedToken, Neighbour};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &EmbedArgs, out: &mut dyn Write) -> Result<()> {
@@ -27,7 +27,7 @@ pub fn run(session: &Session, args: &EmbedArgs, out: &mut dyn Write) -> Result<(
     let build = |Computed {
                      text, ids, output, ..
                  }| {
-        report(
+        build(
             session,
             &model,
             tokenizer,
@@ -40,7 +40,7 @@ pub fn run(session: &Session, args: &EmbedArgs, out: &mut dyn Write) -> Result<(
     prepared.run(session, out, &model, &req, build, table::embed)
 }
 
-fn report(
+fn build(
     session: &Session,
     model: &Gpt2,
     tokenizer: &Tokenizer,

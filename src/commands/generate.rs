@@ -14,7 +14,7 @@ use crate::error::usage;
 use crate::model::generate::{self, generate, Settings};
 use crate::model::{Config, Gpt2};
 use crate::render::table::{self, GenerateStream};
-use crate::report::{GenerateReport, GeneratedToken, Prediction, SamplingReport, StreamedToken};
+use crate::reports::{GenerateReport, GeneratedToken, Prediction, SamplingReport, StreamedToken};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Result<()> {
@@ -73,7 +73,7 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
         if let Some(s) = stream.as_mut() {
             s.finish(out, &report)?;
         } else {
-            printer.report(out, &report)?;
+            printer.print(out, &report)?;
             out.flush()?;
         }
     }

@@ -11,7 +11,7 @@ use crate::cli::HeadsArgs;
 use crate::error::usage;
 use crate::model::circuits::head_scores;
 use crate::render::circuits as printer;
-use crate::report::{HeadScoresReport, HeadsReport};
+use crate::reports::{HeadScoresReport, HeadsReport};
 
 pub fn run(session: &Session, args: &HeadsArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;

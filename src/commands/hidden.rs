@@ -13,7 +13,7 @@ use crate::cli::HiddenArgs;
 use crate::dist;
 use crate::model::{BlockHook, CaptureSpec, Config, Hook, NoLogits, Request};
 use crate::render::table;
-use crate::report::HiddenReport;
+use crate::reports::HiddenReport;
 use crate::tokenizer::Tokenizer;
 
 /// The hook holding HF's `hidden_states[i]`.
@@ -50,12 +50,12 @@ pub fn run(session: &Session, args: &HiddenArgs, out: &mut dyn Write) -> Result<
             .iter()
             .map(|&i| Ok(acts.get(hidden_hook(i, cfg))?.squeeze(0)?)) // (T, C)
             .collect::<Result<_>>()?;
-        report(session, cfg, tokenizer, args, text, ids, &states)
+        build(session, cfg, tokenizer, args, text, ids, &states)
     };
     prepared.run(session, out, &model, &req, build, table::hidden)
 }
 
-fn report(
+fn build(
     session: &Session,
     cfg: &Config,
     tokenizer: &Tokenizer,

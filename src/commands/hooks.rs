@@ -9,7 +9,7 @@ use crate::cli::HooksArgs;
 use crate::model::hooks::Dim;
 use crate::model::{Config, Hook};
 use crate::render::table;
-use crate::report::{HookRow, HooksReport};
+use crate::reports::{HookRow, HooksReport};
 
 /// The hook's name and shape for a batch of `b` texts of `t` tokens (`None` when unknown).
 pub fn hook_row(hook: Hook, cfg: &Config, b: usize, t: Option<usize>) -> HookRow {

@@ -9,7 +9,7 @@ use super::{emit, Session};
 use crate::cli::InfoArgs;
 use crate::model::checkpoint::{Checkpoint, KeyLayout};
 use crate::render::table;
-use crate::report::{InfoReport, TensorRow};
+use crate::reports::{InfoReport, TensorRow};
 
 pub fn run(session: &Session, _: &InfoArgs, out: &mut dyn Write) -> Result<()> {
     let (_, raw_config) = session.config()?;

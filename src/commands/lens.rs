@@ -14,7 +14,7 @@ use crate::dist;
 use crate::input::which_text;
 use crate::model::{Activations, BlockHook, CaptureSpec, Gpt2, Hook, NoLogits, Request};
 use crate::render::table;
-use crate::report::{Guess, LensGridReport, LensReport, LensRow};
+use crate::reports::{Guess, LensGridReport, LensReport, LensRow};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()> {
@@ -64,7 +64,7 @@ pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()
                      text, ids, output, ..
                  }| {
         let position = args.position.unwrap_or(ids.len() - 1);
-        report(
+        build(
             session,
             &model,
             tokenizer,
@@ -120,7 +120,7 @@ fn grid(
     })
 }
 
-pub(super) fn report(
+pub(super) fn build(
     session: &Session,
     model: &Gpt2,
     tokenizer: &Tokenizer,

@@ -35,7 +35,7 @@ use crate::cli::{Cli, Command, TopKArgs};
 use crate::dist;
 use crate::error::usage;
 use crate::model::Config;
-use crate::report::{NamedToken, Prediction};
+use crate::reports::{NamedToken, Prediction};
 use crate::signals::TempFiles;
 use crate::tokenizer::Tokenizer;
 
@@ -112,7 +112,7 @@ fn emit<R: serde::Serialize>(
     table: impl Fn(&mut dyn Write, &R) -> io::Result<()>,
 ) -> Result<()> {
     let mut printer = session.printer(&[], &[], 0, &table)?;
-    printer.report(out, report)?;
+    printer.print(out, report)?;
     printer.finish(out)
 }
 

@@ -10,7 +10,7 @@ use super::{check_top_k, predictions, Session};
 use crate::cli::NextArgs;
 use crate::model::{BlockHook, CaptureSpec, Config, Hook, LastLogits, Request};
 use crate::render::table;
-use crate::report::{NextReport, ShapeStep};
+use crate::reports::{NextReport, ShapeStep};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &NextArgs, out: &mut dyn Write) -> Result<()> {
@@ -28,12 +28,12 @@ pub fn run(session: &Session, args: &NextArgs, out: &mut dyn Write) -> Result<()
         out,
         &model,
         &req,
-        |row| report(session, cfg, tokenizer, row, top_k),
+        |row| build(session, cfg, tokenizer, row, top_k),
         table::next,
     )
 }
 
-fn report(
+fn build(
     session: &Session,
     cfg: &Config,
     tokenizer: &Tokenizer,

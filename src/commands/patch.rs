@@ -13,7 +13,7 @@ use crate::error::usage;
 use crate::model::circuits::{patch, LogitDiff, Site};
 use crate::model::Config;
 use crate::render::circuits as printer;
-use crate::report::PatchReport;
+use crate::reports::PatchReport;
 use crate::tokenizer::Tokenizer;
 
 /// `--clean` and `--corrupt` as ids: the same number of tokens, within the model's limit.

@@ -13,7 +13,7 @@ use crate::cli::{NeuronData as When, ReportArgs};
 use crate::error::usage;
 use crate::model::{BlockHook, CaptureSpec, Config, Hook, NoLogits, Request};
 use crate::render::{html, table};
-use crate::report::{NeuronData, PageReport, WrittenReport};
+use crate::reports::{NeuronData, PageReport, WrittenReport};
 
 /// Tokens a page holds at most: gpt2's 144 heads at 256 tokens are 4.7 M probabilities, 13 MB
 /// of HTML, which headless Chromium opens in about a second (tests/suite/browser.rs).
@@ -53,7 +53,7 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
     let text = (texts[0].as_str(), ids[0].as_slice());
     let page = PageReport {
         header: session.header(Some(&texts[0]))?,
-        tokens: tokenize::report(session, &texts[0], tokens[0].clone())?.tokens,
+        tokens: tokenize::build(session, &texts[0], tokens[0].clone())?.tokens,
         n_layer: cfg.n_layer,
         n_head: cfg.n_head,
         d_head: cfg.n_embd / cfg.n_head,
@@ -66,10 +66,10 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
             false => None,
         },
         neuron_bytes: qk_bytes,
-        lens: lens::report(session, &model, tokenizer, text, acts, t - 1, top_k)?,
+        lens: lens::build(session, &model, tokenizer, text, acts, t - 1, top_k)?,
     };
     let path = &args.output;
-    atomic::write(path, "-o", &session.temps, |w| html::report(w, &page))?;
+    atomic::write(path, "-o", &session.temps, |w| html::page(w, &page))?;
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let view = if neuron { "neuron view, " } else { "" };
     let (l, h, d) = (cfg.n_layer, cfg.n_head, html::DECIMALS);

@@ -13,7 +13,7 @@ use crate::dist;
 use crate::input::which_text;
 use crate::model::{AllLogits, CaptureSpec, Request};
 use crate::render::table;
-use crate::report::{Guess, ScoreReport, ScoredToken};
+use crate::reports::{Guess, ScoreReport, ScoredToken};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<()> {
@@ -37,12 +37,12 @@ pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<(
                      text, ids, output, ..
                  }| {
         let logits = output.logits; // (1, T, V)
-        report(session, tokenizer, text, ids, &logits)
+        build(session, tokenizer, text, ids, &logits)
     };
     prepared.run(session, out, &model, &req, build, table::score)
 }
 
-fn report(
+fn build(
     session: &Session,
     tokenizer: &Tokenizer,
     text: &str,

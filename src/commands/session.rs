@@ -16,7 +16,7 @@ use crate::model::source::ModelSource;
 use crate::model::{Config, Gpt2};
 use crate::render::printer::{Format, Printer, Run};
 use crate::render::Palette;
-use crate::report::Header;
+use crate::reports::Header;
 use crate::signals::TempFiles;
 use crate::tokenizer::Tokenizer;
 

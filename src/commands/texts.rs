@@ -12,7 +12,7 @@ use crate::cli::{TextArgs, Truncate};
 use crate::error::usage;
 use crate::input::which_text;
 use crate::model::{Config, Gpt2, Hook, Logits, Output, Request, WantLogits};
-use crate::report::Padding;
+use crate::reports::Padding;
 use crate::tokenizer::{Token, Tokenizer};
 
 /// The texts of a run, ready for the model (run in padded batches of `batch_size`): the
@@ -63,7 +63,7 @@ pub(super) fn emit_texts<R: serde::Serialize>(
 ) -> Result<()> {
     let mut printer = session.printer(texts, ids, pad, &table)?;
     for report in &reports {
-        printer.report(out, report)?;
+        printer.print(out, report)?;
     }
     printer.finish(out)
 }
@@ -200,7 +200,7 @@ impl Texts {
                 }
             }
             for report in reports.into_iter().flatten() {
-                printer.report(out, &report)?;
+                printer.print(out, &report)?;
             }
         }
         printer.finish(out)?;

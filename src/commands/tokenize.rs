@@ -9,7 +9,7 @@ use super::Session;
 use crate::cli::TokenizeArgs;
 use crate::input::read_texts;
 use crate::render::table;
-use crate::report::{TokenRow, TokenizeReport};
+use crate::reports::{TokenRow, TokenizeReport};
 use crate::tokenizer::Token;
 
 pub fn run(session: &Session, args: &TokenizeArgs, out: &mut dyn Write) -> Result<()> {
@@ -30,7 +30,7 @@ pub fn run(session: &Session, args: &TokenizeArgs, out: &mut dyn Write) -> Resul
     let reports = texts
         .iter()
         .zip(tokens)
-        .map(|(text, tokens)| report(session, text, tokens))
+        .map(|(text, tokens)| build(session, text, tokens))
         .collect::<Result<Vec<_>>>()?;
     let pad = pad_id(&tokenizer, None);
     emit_texts(session, out, &texts, &ids, pad, reports, table::tokenize)?;
@@ -41,7 +41,7 @@ pub fn run(session: &Session, args: &TokenizeArgs, out: &mut dyn Write) -> Resul
     Ok(())
 }
 
-pub(super) fn report(session: &Session, text: &str, tokens: Vec<Token>) -> Result<TokenizeReport> {
+pub(super) fn build(session: &Session, text: &str, tokens: Vec<Token>) -> Result<TokenizeReport> {
     Ok(TokenizeReport {
         header: session.header(Some(text))?,
         input_ids: tokens.iter().map(|t| t.id).collect(),

@@ -11,7 +11,7 @@ use super::{check_top_k, decoded, predictions, Session};
 use crate::cli::TraceArgs;
 use crate::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, LastLogits, Request};
 use crate::render::table;
-use crate::report::{ShapeStep, TraceReport};
+use crate::reports::{ShapeStep, TraceReport};
 
 pub fn run(session: &Session, args: &TraceArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;

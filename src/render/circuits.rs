@@ -7,7 +7,7 @@ use super::heatmap::{bg, fg, RESET};
 use super::svg::{grids, GridPanel};
 use super::table::{columns, predictions, quoted, Align};
 use super::{display_width, label, sentence, Palette};
-use crate::report::{AblateReport, AttributeReport, HeadsReport, PatchReport, SweepReport};
+use crate::reports::{AblateReport, AttributeReport, HeadsReport, PatchReport, SweepReport};
 
 /// How a grid's cells are coloured: the colour of each cell, and the palette of the
 /// terminal (`None`: plain numbers).
@@ -73,7 +73,7 @@ fn layer_grid(
 
 /// The layer × (heads, attention bias, MLP) grid of an attribution, with its column names.
 fn attribution_grid(r: &AttributeReport) -> (Vec<String>, Vec<Vec<f32>>) {
-    let count = |of: fn(&crate::report::ComponentValue) -> Option<usize>| {
+    let count = |of: fn(&crate::reports::ComponentValue) -> Option<usize>| {
         r.components
             .iter()
             .filter_map(of)

@@ -9,7 +9,7 @@ use unicode_width::UnicodeWidthChar;
 
 use super::color::{ansi256, ink, ColourScale, Ramp, Scale};
 use super::{label, largest, largest_visible, table, window_note, Palette};
-use crate::report::{AttentionReport, HeadMap};
+use crate::reports::{AttentionReport, HeadMap};
 
 /// How to draw, decided from the terminal and the flags.
 #[derive(Debug, Clone, Copy)]

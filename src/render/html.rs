@@ -14,7 +14,7 @@ use base64::Engine as _;
 
 use super::color::{blues, hex, BLUES, RDBU};
 use super::{depth_label, escape, label};
-use crate::report::{Matrix, PageReport};
+use crate::reports::{Matrix, PageReport};
 
 /// Decimals kept of each attention probability in the page.
 pub const DECIMALS: usize = 4;
@@ -24,7 +24,7 @@ const SCRIPT: &str = include_str!("assets/report.js");
 
 // Over 60 lines because it is the page's HTML template, in document order: its lines are
 // markup, the sections' contents come from the functions below.
-pub fn report(out: &mut dyn Write, r: &PageReport) -> io::Result<()> {
+pub fn page(out: &mut dyn Write, r: &PageReport) -> io::Result<()> {
     let text = r.header.text.as_deref().unwrap_or_default();
     let title = {
         let short: String = text.chars().take(60).collect();

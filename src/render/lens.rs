@@ -8,7 +8,7 @@ use super::color::{ink, Ramp};
 use super::heatmap::{bg, fg, fit, RESET};
 use super::table::quoted;
 use super::{depth_label, display_width, label, Palette};
-use crate::report::{Guess, LensGridReport};
+use crate::reports::{Guess, LensGridReport};
 
 /// Characters of a cell's token at most.
 const CELL_CHARS: usize = 8;

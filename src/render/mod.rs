@@ -12,7 +12,7 @@ pub mod stages;
 pub mod svg;
 pub mod table;
 
-use crate::report::{AttentionReport, HeadMap, Matrix};
+use crate::reports::{AttentionReport, HeadMap, Matrix};
 
 /// Colours a terminal can show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

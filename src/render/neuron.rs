@@ -9,7 +9,7 @@ use super::color::diverging;
 use super::heatmap::{bg, RESET};
 use super::table::quoted;
 use super::{max_abs, Palette};
-use crate::report::{AttentionReport, NeuronView};
+use crate::reports::{AttentionReport, NeuronView};
 
 pub fn neuron(
     out: &mut dyn Write,

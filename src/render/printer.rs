@@ -10,7 +10,7 @@ use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 
 use super::{json, table};
-use crate::report::Header;
+use crate::reports::Header;
 
 /// What `--json` / `--jsonl` chose, once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +81,7 @@ impl Run<'_> {
 /// Writes a run's reports in input order, then ends the output.
 pub trait Printer<R> {
     /// The report of the next text.
-    fn report(&mut self, out: &mut dyn Write, report: &R) -> Result<()>;
+    fn print(&mut self, out: &mut dyn Write, report: &R) -> Result<()>;
     /// After the last report.
     fn finish(&mut self, out: &mut dyn Write) -> Result<()>;
 }
@@ -94,7 +94,7 @@ struct Tables<'a, R> {
 }
 
 impl<R> Printer<R> for Tables<'_, R> {
-    fn report(&mut self, out: &mut dyn Write, report: &R) -> Result<()> {
+    fn print(&mut self, out: &mut dyn Write, report: &R) -> Result<()> {
         let i = self.written;
         self.written += 1;
         if self.run.several() {
@@ -116,7 +116,7 @@ impl<R> Printer<R> for Tables<'_, R> {
 struct Lines;
 
 impl<R: Serialize> Printer<R> for Lines {
-    fn report(&mut self, out: &mut dyn Write, report: &R) -> Result<()> {
+    fn print(&mut self, out: &mut dyn Write, report: &R) -> Result<()> {
         Ok(json::write(out, report)?)
     }
 
@@ -135,7 +135,7 @@ struct Envelope<'a> {
 }
 
 impl<R: Serialize> Printer<R> for Envelope<'_> {
-    fn report(&mut self, out: &mut dyn Write, report: &R) -> Result<()> {
+    fn print(&mut self, out: &mut dyn Write, report: &R) -> Result<()> {
         if !self.run.several() {
             return Ok(json::write(out, report)?);
         }

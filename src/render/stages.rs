@@ -10,7 +10,7 @@ use super::color::{Cmap, ColourScale, Ramp};
 use super::heatmap::{bg, causal, RESET};
 use super::table::{columns, quoted, Align};
 use super::{display_width, max_abs, Palette};
-use crate::report::{AttentionReport, HeadStages};
+use crate::reports::{AttentionReport, HeadStages};
 
 /// One of the four panels: its title, cells (`None`: masked) and how values become colour.
 pub struct StagePanel {

@@ -10,7 +10,7 @@ use super::color::{hex, needs_light_text, ColourScale, Ramp};
 use super::{
     display_width, escape, label, largest, largest_visible, model_name, sentence, window_note,
 };
-use crate::report::{AttentionReport, HeadMap, HeadStages, LensGridReport, Matrix};
+use crate::reports::{AttentionReport, HeadMap, HeadStages, LensGridReport, Matrix};
 
 const FONT: &str = "DejaVu Sans, Helvetica, Arial, sans-serif";
 /// Rough advance of a 12 px sans-serif character, for laying out labels.
@@ -756,7 +756,7 @@ fn lens_row(
     body: &mut String,
     (left, y): (f64, f64),
     label: &str,
-    row: &[crate::report::Guess],
+    row: &[crate::reports::Guess],
     cols: &[String],
     probabilities: &Ramp,
 ) {

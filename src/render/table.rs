@@ -3,11 +3,11 @@
 use std::io::{self, Write};
 
 use super::{depth_label, display_width, window_note};
-use crate::report::{
+use crate::reports::{
     AttentionReport, DumpReport, EmbedReport, HiddenReport, HookRow, HooksReport, InfoReport,
     LensReport, NextReport, Prediction, ShapeStep, TokenizeReport, TraceReport,
 };
-use crate::report::{GenerateReport, HeadMap, Padding, ScoreReport, StreamedToken, WrittenReport};
+use crate::reports::{GenerateReport, HeadMap, Padding, ScoreReport, StreamedToken, WrittenReport};
 
 #[derive(Clone, Copy)]
 pub(crate) enum Align {
@@ -331,7 +331,7 @@ pub fn embed(out: &mut dyn Write, r: &EmbedReport) -> io::Result<()> {
     writeln!(out)?;
     let tokens: Vec<String> = r.tokens.iter().map(|t| t.token.clone()).collect();
     let norms =
-        |f: fn(&crate::report::EmbedToken) -> f32| r.tokens.iter().map(f).collect::<Vec<f32>>();
+        |f: fn(&crate::reports::EmbedToken) -> f32| r.tokens.iter().map(f).collect::<Vec<f32>>();
     for (what, values, norms) in [
         (
             "token embedding wte[id]",
