@@ -191,6 +191,9 @@ fn generated_token(tokenizer: &Tokenizer, step: &generate::Step) -> Result<Gener
     })
 }
 
+/// The smallest temperature whose 1/T is a finite f32 (1 / f32::MAX, rounded up).
+const MIN_TEMPERATURE: f64 = 3e-39;
+
 fn sampling(args: &GenerateArgs) -> Result<Sampling> {
     if let Some(t) = args.temperature {
         if !(t >= 0.0 && t.is_finite()) {
@@ -207,6 +210,15 @@ fn sampling(args: &GenerateArgs) -> Result<Sampling> {
     let sample = args.temperature.is_some_and(|t| t > 0.0)
         || (args.temperature.is_none() && (args.sample_top_k.is_some() || args.top_p.is_some()));
     if !sample {
+        return Ok(Sampling::ArgMax);
+    }
+    // The sampler scales the f32 logits by 1/T: below MIN_TEMPERATURE that is infinite and
+    // the distribution not a number. Sampling's limit as T → 0 is the greedy choice.
+    if let Some(t) = args.temperature.filter(|&t| t < MIN_TEMPERATURE) {
+        eprintln!(
+            "note: --temperature {t:e} is below {MIN_TEMPERATURE:e}, where 1/T overflows f32; \
+             choosing greedily (sampling's limit as the temperature goes to 0)"
+        );
         return Ok(Sampling::ArgMax);
     }
     let temperature = args.temperature.unwrap_or(1.0);

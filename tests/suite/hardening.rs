@@ -541,6 +541,25 @@ fn tiny_temperatures_sample_like_greedy() {
     let greedy = crate::common::json(&["generate", TEXT, "-n", "8"]);
     let cold = crate::common::json(&["generate", TEXT, "-n", "8", "--temperature", "1e-38"]);
     assert_eq!(greedy["generated_ids"], cold["generated_ids"]);
+    // Below 1 / f32::MAX the sampler's 1/T overflows: greedy, and said.
+    let out = crate::common::cmd()
+        .args([
+            "generate",
+            TEXT,
+            "-n",
+            "8",
+            "--temperature",
+            "1e-40",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("choosing greedily"), "{err}");
+    let frozen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(greedy["generated_ids"], frozen["generated_ids"]);
+    assert_eq!(frozen["sampling"]["method"], "greedy");
 }
 
 #[test]
