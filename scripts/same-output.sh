@@ -70,6 +70,7 @@ files=(
     'heads --svg OUT'
     'report "The cat sat on the mat" -o OUT'
     'dump "The cat sat" -o OUT'
+    'dump "The cat sat" "A dog" -o OUT'
 )
 
 differ=0

@@ -18,7 +18,7 @@ use crate::error::usage;
 use crate::model::tap::Recorder;
 use crate::model::{CaptureSpec, Config, Gpt2, Hook, Inputs, Logits, Request};
 use crate::render::table;
-use crate::reports::DumpReport;
+use crate::reports::{DumpReport, Padding};
 
 pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
@@ -35,7 +35,8 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
         },
     };
     let model = session.model(cfg, req.blocks_needed(cfg))?;
-    let layout = Layout::new(session, &prepared, &hooks)?;
+    let batch = padded(ids, prepared.pad);
+    let layout = Layout::new(session, &prepared, &batch, &hooks)?;
     if layout.bytes > 64 << 20 {
         eprintln!(
             "writing {} activations ({}) to {}",
@@ -45,7 +46,7 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
         );
     }
     let mut file = Output::create(&args.output, "-o", &session.temps)?;
-    let written = stream(&mut file, &layout, &model, &req, ids, prepared.pad)?;
+    let written = stream(&mut file, &layout, &model, &req, &prepared)?;
     if written != hooks.len() {
         bail!(
             "only {written} of {} activations were computed",
@@ -101,17 +102,16 @@ struct Layout {
 }
 
 impl Layout {
-    fn new(session: &Session, prepared: &Texts, hooks: &[Hook]) -> Result<Layout> {
+    fn new(session: &Session, prepared: &Texts, batch: &Padding, hooks: &[Hook]) -> Result<Layout> {
         let (cfg, dtype) = (&prepared.cfg, session.dtype);
         let st_dtype = match dtype {
             candle_core::DType::F16 => "F16",
             candle_core::DType::BF16 => "BF16",
             _ => "F32",
         };
-        let batch = padded(&prepared.ids, prepared.pad);
         let [b, t] = batch.shape;
         let mut header = serde_json::Map::new();
-        header.insert("__metadata__".into(), metadata(session, prepared)?);
+        header.insert("__metadata__".into(), metadata(session, prepared, batch)?);
         let mut slots = HashMap::new();
         let mut offset = 0u64;
         for &h in hooks {
@@ -142,7 +142,7 @@ impl Layout {
 
 /// The header's `__metadata__`: what the model ran on (a text cut by --truncate is stored
 /// cut). One text keeps its plain values; a batch stores lists, and the attention mask.
-fn metadata(session: &Session, prepared: &Texts) -> Result<serde_json::Value> {
+fn metadata(session: &Session, prepared: &Texts, batch: &Padding) -> Result<serde_json::Value> {
     let Texts {
         texts, tokens, ids, ..
     } = prepared;
@@ -161,16 +161,13 @@ fn metadata(session: &Session, prepared: &Texts) -> Result<serde_json::Value> {
             "text": text,
             "input_ids": serde_json::to_string(&ids[0])?,
         }),
-        _ => {
-            let batch = padded(ids, prepared.pad);
-            serde_json::json!({
-                "format": "pt",
-                "model": session.model_name,
-                "text": serde_json::to_string(&computed)?,
-                "input_ids": serde_json::to_string(&batch.input_ids)?,
-                "attention_mask": serde_json::to_string(&batch.attention_mask)?,
-            })
-        }
+        _ => serde_json::json!({
+            "format": "pt",
+            "model": session.model_name,
+            "text": serde_json::to_string(&computed)?,
+            "input_ids": serde_json::to_string(&batch.input_ids)?,
+            "attention_mask": serde_json::to_string(&batch.attention_mask)?,
+        }),
     })
 }
 
@@ -182,8 +179,7 @@ fn stream(
     layout: &Layout,
     model: &Gpt2,
     req: &Request,
-    ids: &[Vec<u32>],
-    pad: u32,
+    prepared: &Texts,
 ) -> Result<usize> {
     let what = file.what();
     let mut w = BufWriter::with_capacity(1 << 20, file.file());
@@ -192,12 +188,10 @@ fn stream(
         .context(what.clone())?;
     w.write_all(header).context(what.clone())?;
     let (mut at, mut written) = (0u64, 0);
-    let [b, t] = layout.shape;
-    let flat = padded(ids, pad).input_ids.concat();
-    let input = Tensor::from_vec(flat, (b, t), model.device())?; // (B, T)
-    let lengths: Option<Vec<usize>> = (b > 1).then(|| ids.iter().map(Vec::len).collect());
+    let all: Vec<usize> = (0..prepared.ids.len()).collect();
+    let (input, lengths) = prepared.padded_input(&all, model.device())?; // (B, T)
     let inputs = Inputs {
-        lengths: lengths.as_deref(),
+        lengths: (all.len() > 1).then_some(lengths.as_slice()),
         ..Inputs::new(&input)
     };
     let mut recorder = Recorder::new(&req.capture, |hook: Hook, tensor: Tensor| {

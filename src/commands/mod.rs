@@ -1,5 +1,5 @@
 //! One module per subcommand: arguments → request → report → renderer. [`session`] holds
-//! the model the user named, [`batch`] the texts; the helpers here are shared by commands.
+//! the model the user named, [`texts`] the texts; the helpers here are shared by commands.
 
 mod session;
 mod shell;

@@ -115,6 +115,23 @@ impl Texts {
         self.forward_some(model, req, &all)
     }
 
+    /// Texts `which` right-padded into one `(B, T)` u32 tensor, written straight into its
+    /// rows, and each text's length.
+    pub(super) fn padded_input(
+        &self,
+        which: &[usize],
+        device: &candle_core::Device,
+    ) -> Result<(Tensor, Vec<usize>)> {
+        let lengths: Vec<usize> = which.iter().map(|&i| self.ids[i].len()).collect();
+        let (b, t) = (which.len(), lengths.iter().copied().max().unwrap_or(0));
+        let mut flat = Vec::with_capacity(b * t);
+        for &i in which {
+            flat.extend_from_slice(&self.ids[i]);
+            flat.resize(flat.len().next_multiple_of(t.max(1)), self.pad);
+        }
+        Ok((Tensor::from_vec(flat, (b, t), device)?, lengths))
+    }
+
     /// Runs texts `which` as one right-padded batch when there are several.
     fn forward_some<W: WantLogits>(
         &self,
@@ -122,16 +139,8 @@ impl Texts {
         req: &Request<W>,
         which: &[usize],
     ) -> Result<Vec<Computed<'_, W>>> {
-        let lengths: Vec<usize> = which.iter().map(|&i| self.ids[i].len()).collect();
-        let (b, t) = (which.len(), lengths.iter().copied().max().unwrap_or(0));
-        // Right padding, written straight into the batch's rows.
-        let mut flat = Vec::with_capacity(b * t);
-        for &i in which {
-            flat.extend_from_slice(&self.ids[i]);
-            flat.resize(flat.len().next_multiple_of(t.max(1)), self.pad);
-        }
-        let input = Tensor::from_vec(flat, (b, t), model.device())?; // (B, T)
-        let output = match b {
+        let (input, lengths) = self.padded_input(which, model.device())?; // (B, T)
+        let output = match which.len() {
             // One text needs no padding mask.
             1 => model.forward(&input, req)?,
             _ => model.forward_padded(&input, &lengths, req)?,
