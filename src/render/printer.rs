@@ -50,7 +50,7 @@ impl Format {
                 table,
                 written: 0,
             }),
-            Format::Json => Box::new(Envelope { run, open: false }),
+            Format::Json => Box::new(Envelope { run, opened: false }),
             Format::Jsonl => Box::new(Lines),
         }
     }
@@ -131,7 +131,17 @@ impl<R: Serialize> Printer<R> for Lines {
 /// last. Head and tail come from the same serializer as the reports.
 struct Envelope<'a> {
     run: Run<'a>,
-    open: bool,
+    opened: bool,
+}
+
+impl Envelope<'_> {
+    /// Writes the envelope's head, up to the batch's opening bracket.
+    fn open(&mut self, out: &mut dyn Write) -> Result<()> {
+        let head = envelope_head(self.run.header.as_ref())?;
+        write!(out, "{head},\"batch\":[")?;
+        self.opened = true;
+        Ok(())
+    }
 }
 
 impl<R: Serialize> Printer<R> for Envelope<'_> {
@@ -139,12 +149,8 @@ impl<R: Serialize> Printer<R> for Envelope<'_> {
         if !self.run.several() {
             return Ok(json::write(out, report)?);
         }
-        match self.open {
-            false => {
-                let head = envelope_head(self.run.header.as_ref())?;
-                write!(out, "{head},\"batch\":[")?;
-                self.open = true;
-            }
+        match self.opened {
+            false => self.open(out)?,
             true => write!(out, ",")?,
         }
         json::value(out, report)?;
@@ -155,9 +161,8 @@ impl<R: Serialize> Printer<R> for Envelope<'_> {
         if !self.run.several() {
             return Ok(());
         }
-        if !self.open {
-            let head = envelope_head(self.run.header.as_ref())?;
-            write!(out, "{head},\"batch\":[")?;
+        if !self.opened {
+            self.open(out)?;
         }
         let padded = Padded {
             ids: self.run.ids,
