@@ -250,13 +250,13 @@ compile_error!("checkpoints are read as little-endian f32 in place");
 /// the kernel takes them, read once at load instead of at every product.
 pub struct Bias {
     pub tensor: Tensor,
-    values: Option<Vec<f32>>,
+    values: Option<Arc<[f32]>>,
 }
 
 impl Bias {
     pub fn new(tensor: Tensor, weight: &Weight) -> Result<Self> {
         let values = match weight {
-            Weight::Mapped(_) => Some(tensor.to_vec1::<f32>()?),
+            Weight::Mapped(_) => Some(tensor.to_vec1::<f32>()?.into()),
             Weight::Tensor(_) => None,
         };
         Ok(Bias { tensor, values })
@@ -289,9 +289,9 @@ impl Weight {
     pub fn matmul(&self, x: &Tensor, bias: &Bias) -> Result<Tensor> {
         match (self, &bias.values) {
             (Weight::Mapped(w), Some(values)) => MatMul {
-                weight: w,
+                weight: w.clone(),
                 transposed: false,
-                bias: Some(values),
+                bias: Some(values.clone()),
             }
             .apply(x),
             (Weight::Mapped(_), None) => bail!("a mapped weight's bias was read as a tensor only"),
@@ -304,7 +304,7 @@ impl Weight {
         match self {
             Weight::Tensor(w) => Ok(x.matmul(&w.t()?)?),
             Weight::Mapped(w) => MatMul {
-                weight: w,
+                weight: w.clone(),
                 transposed: true,
                 bias: None,
             }

@@ -9,10 +9,11 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-/// `gelu_new(x) = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`, elementwise.
+/// `gelu_new(x) = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`, elementwise, with its
+/// derivative for the backward pass.
 pub fn gelu_tanh(x: &Tensor) -> candle_core::Result<Tensor> {
     match (x.device(), x.dtype()) {
-        (Device::Cpu, DType::F32) => x.contiguous()?.apply_op1_no_bwd(&GeluTanh),
+        (Device::Cpu, DType::F32) => x.contiguous()?.apply_op1(GeluTanh),
         _ => x.gelu(),
     }
 }
@@ -43,13 +44,35 @@ impl CustomOp1 for GeluTanh {
             .for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y = gelu(x)));
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
+
+    /// `grad · gelu'(x)`, elementwise.
+    fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let values = x.flatten_all()?.to_vec1::<f32>()?;
+        let mut d = vec![0f32; values.len()];
+        d.par_chunks_mut(CHUNK)
+            .zip(values.par_chunks(CHUNK))
+            .for_each(|(d, x)| d.iter_mut().zip(x).for_each(|(d, &x)| *d = gelu_grad(x)));
+        let d = Tensor::from_vec(d, x.shape(), x.device())?;
+        Ok(Some(grad.mul(&d)?))
+    }
 }
+
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 
 #[inline(always)]
 fn gelu(x: f32) -> f32 {
-    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
     let u = SQRT_2_OVER_PI * x * (1.0 + 0.044715 * x * x);
     x / (1.0 + exp(-2.0 * u))
+}
+
+/// gelu'(x) for gelu = x·s, s = sigmoid(2u): s + x·s·(1 − s)·2u', with u' = √(2/π)·(1 +
+/// 3·0.044715·x²).
+#[inline(always)]
+fn gelu_grad(x: f32) -> f32 {
+    let u = SQRT_2_OVER_PI * x * (1.0 + 0.044715 * x * x);
+    let du = SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x);
+    let s = 1.0 / (1.0 + exp(-2.0 * u));
+    s + x * s * (1.0 - s) * 2.0 * du
 }
 
 /// `e^y` within about 2 ulp for |y| ≤ 87; beyond, the bounds' values (`e^{-87}` is far below
@@ -118,6 +141,37 @@ mod tests {
             assert!(
                 (g - w).abs() <= 1e-6 * w.abs().max(1.0),
                 "{x}: {g} vs candle's {w}"
+            );
+        }
+    }
+
+    /// The derivative against the definition's, in f64.
+    #[test]
+    fn gelu_grad_matches_the_derivative() {
+        let d = |x: f64| {
+            let c = (2.0 / std::f64::consts::PI).sqrt();
+            let u = c * (x + 0.044715 * x * x * x);
+            let du = c * (1.0 + 3.0 * 0.044715 * x * x);
+            0.5 * (1.0 + u.tanh()) + 0.5 * x * (1.0 - u.tanh().powi(2)) * du
+        };
+        for i in -100_000..=100_000 {
+            let x = i as f32 * 2e-4;
+            let (got, want) = (gelu_grad(x) as f64, d(x as f64));
+            assert!((got - want).abs() < 2e-6, "gelu'({x}) = {got}, want {want}");
+        }
+        let x = Tensor::new(&[-3f32, -0.5, 0.0, 0.7, 4.0], &Device::Cpu).unwrap();
+        let v = candle_core::Var::from_tensor(&x).unwrap();
+        let g = gelu_tanh(v.as_tensor())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let got: Vec<f32> = g.get(v.as_tensor()).unwrap().to_vec1().unwrap();
+        for (&x, g) in [-3f32, -0.5, 0.0, 0.7, 4.0].iter().zip(got) {
+            assert!(
+                (g as f64 - d(x as f64)).abs() < 2e-6,
+                "backward at {x}: {g}"
             );
         }
     }

@@ -11,6 +11,7 @@ use super::checkpoint::{Bias, Checkpoint, Reader, Weight};
 use super::config::{Activation, Config};
 use super::gelu::gelu_tanh;
 use super::hooks::{Activations, BlockHook, CaptureSpec, Dim, Hook};
+use super::layer_norm::layer_norm;
 use super::softmax::masked_softmax;
 use super::tap::{all_finite, collect, meant_finite, FirstNonFinite, Tap};
 
@@ -246,7 +247,7 @@ impl LayerNorm {
     /// Unless a tap replaced a part, the output is the fused kernel's.
     fn forward(&self, x: &Tensor, tap: &mut dyn Tap) -> Result<Tensor> {
         let [scale_hook, normalized_hook, out_hook] = self.hooks;
-        let fused = candle_nn::ops::layer_norm(x, &self.weight, &self.bias, self.eps)?;
+        let fused = layer_norm(x, &self.weight, &self.bias, self.eps)?;
         let y = if tap.wants(scale_hook) || tap.wants(normalized_hook) {
             let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?; // (B, T, C)
             let scale = (centred.sqr()?.mean_keepdim(D::Minus1)? + self.eps as f64)?.sqrt()?; // (B, T, 1)
@@ -270,12 +271,7 @@ impl LayerNorm {
 
     /// ln_f as a plain function (the logit lens applies it to every layer).
     fn apply(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(candle_nn::ops::layer_norm(
-            x,
-            &self.weight,
-            &self.bias,
-            self.eps,
-        )?)
+        Ok(layer_norm(x, &self.weight, &self.bias, self.eps)?)
     }
 }
 
@@ -363,7 +359,8 @@ impl Attention {
         let tapped = tap.tap(hook, masked)?;
         match tapped.id() == id {
             true => Ok(masked_softmax(scores, mask)?),
-            false => Ok(candle_nn::ops::softmax_last_dim(&tapped)?),
+            // The replacement holds the mask's -inf already; adding it again changes nothing.
+            false => Ok(masked_softmax(&tapped, mask)?),
         }
     }
 
@@ -505,6 +502,10 @@ pub struct Inputs<'a> {
     /// instead of embedding `ids`: the blocks before `l` (and their hooks) are skipped.
     /// For runs known to equal another run up to block `l` (activation patching).
     pub start: Option<(usize, &'a Tensor)>,
+    /// Token embeddings `(B, T, C)` to use instead of `wte[ids]` (Hugging Face's
+    /// `inputs_embeds`): what gradients with respect to the input are taken of. `ids` still
+    /// give the shape.
+    pub embeds: Option<&'a Tensor>,
 }
 
 impl<'a> Inputs<'a> {
@@ -514,6 +515,7 @@ impl<'a> Inputs<'a> {
             lengths: None,
             cache: None,
             start: None,
+            embeds: None,
         }
     }
 }
@@ -704,6 +706,7 @@ impl Gpt2 {
             lengths,
             mut cache,
             start,
+            embeds,
         } = inputs;
         let (b, t) = input_ids.dims2()?;
         let past = cache.as_ref().map_or(0, |c| c.len);
@@ -714,7 +717,7 @@ impl Gpt2 {
 
         let (first, mut x) = match start {
             Some((l, x)) => (l, x.clone()),
-            None => (0, self.embed(input_ids, past, tap)?),
+            None => (0, self.embed(input_ids, embeds, past, tap)?),
         };
         let mask = self.mask(t, past, lengths)?; // (B or 1, 1, T, Tk)
         for block in self.h.iter().take(n_blocks).skip(first) {
@@ -772,14 +775,24 @@ impl Gpt2 {
         }
     }
 
-    /// `wte[ids] + wpe[past..past+T]`, through hook_embed and hook_pos_embed: `(B, T, C)`.
-    fn embed(&self, input_ids: &Tensor, past: usize, tap: &mut dyn Tap) -> Result<Tensor> {
+    /// `wte[ids] + wpe[past..past+T]` (or `embeds + wpe[…]`), through hook_embed and
+    /// hook_pos_embed: `(B, T, C)`.
+    fn embed(
+        &self,
+        input_ids: &Tensor,
+        embeds: Option<&Tensor>,
+        past: usize,
+        tap: &mut dyn Tap,
+    ) -> Result<Tensor> {
         let (b, t) = input_ids.dims2()?;
         let c = self.cfg.n_embd;
-        let tok_emb = self
-            .wte
-            .embedding(&input_ids.flatten_all()?)?
-            .reshape((b, t, c))?; // (B, T, C)
+        let tok_emb = match embeds {
+            Some(e) if e.dims3()? == (b, t, c) => e.clone(),
+            Some(e) => bail!("embeddings {:?} for ids {:?}", e.dims(), input_ids.dims()),
+            None => (self.wte)
+                .embedding(&input_ids.flatten_all()?)?
+                .reshape((b, t, c))?, // (B, T, C)
+        };
         let tok_emb = tap.tap(Hook::Embed, tok_emb)?;
         // Right padding leaves every real token at its own index, so positions past..past+T
         // count real tokens only; padding positions are never attended to.

@@ -97,13 +97,15 @@ impl MappedMatrix {
 /// `x W + b` for `x` `(M, K)` contiguous f32 and a mapped `W`: stored `(K, N)` (HF's Conv1D),
 /// or stored `(N, K)` and read transposed (the tied LM head, `x wteᵀ`). `b` `(N,)`, if any,
 /// is added by the kernel itself (it starts from a destination filled with `b`).
-pub struct MatMul<'a> {
-    pub weight: &'a MappedMatrix,
+/// Differentiable with respect to `x` only: the weight is a constant.
+#[derive(Clone)]
+pub struct MatMul {
+    pub weight: MappedMatrix,
     pub transposed: bool,
-    pub bias: Option<&'a [f32]>,
+    pub bias: Option<Arc<[f32]>>,
 }
 
-impl MatMul<'_> {
+impl MatMul {
     /// `(K, N)` of the product's right-hand side.
     fn kn(&self) -> (usize, usize) {
         let (r, c) = self.weight.dims();
@@ -114,12 +116,12 @@ impl MatMul<'_> {
     }
 
     /// Applies the op to `x` `(M, K)`, which is made contiguous first if it is not.
-    pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.contiguous()?.apply_op1_no_bwd(self)?)
+    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.contiguous()?.apply_op1(self)?)
     }
 }
 
-impl CustomOp1 for MatMul<'_> {
+impl CustomOp1 for MatMul {
     fn name(&self) -> &'static str {
         "mapped-matmul"
     }
@@ -141,15 +143,12 @@ impl CustomOp1 for MatMul<'_> {
         if k != wk || hi - lo != m * k {
             bail!("mapped-matmul: ({m}, {k}) times a ({wk}, {n}) weight")
         }
-        if self.bias.is_some_and(|b| b.len() != n) {
-            bail!(
-                "mapped-matmul: a bias of {} for {n} outputs",
-                self.bias.map_or(0, |b| b.len())
-            )
+        if let Some(b) = self.bias.as_ref().filter(|b| b.len() != n) {
+            bail!("mapped-matmul: a bias of {} for {n} outputs", b.len())
         }
         let x = &x[lo..hi];
         let w = self.weight.values();
-        let mut dst = match self.bias {
+        let mut dst = match &self.bias {
             Some(b) => b.repeat(m),
             None => vec![0f32; m * n],
         }; // (M, N)
@@ -184,6 +183,17 @@ impl CustomOp1 for MatMul<'_> {
             gemm_into(m, n, k, &mut dst, x, w, (w_rs, w_cs), parallelism);
         }
         Ok((CpuStorage::F32(dst), Shape::from((m, n))))
+    }
+
+    /// For y = x W + b: ∂/∂x = g Wᵀ, the same weight read the other way.
+    fn bwd(&self, _x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let back = MatMul {
+            weight: self.weight.clone(),
+            transposed: !self.transposed,
+            bias: None,
+        };
+        let dx = back.apply(grad).map_err(candle_core::Error::wrap)?;
+        Ok(Some(dx))
     }
 }
 
@@ -354,6 +364,32 @@ mod tests {
         }
     }
 
+    fn diff(a: &Tensor, b: &Tensor) -> f32 {
+        let d = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+        d.to_scalar().unwrap()
+    }
+
+    /// The op's gradient with respect to `x` against candle's of `plain`, relative to the
+    /// largest value (sums of up to 1000 products round in f32).
+    fn gradient_matches(op: MatMul, x: &Tensor, plain: impl Fn(&Tensor) -> Tensor, seed: f32) {
+        let (m, n) = plain(x).dims2().unwrap();
+        let g = Tensor::from_vec(values(m * n, seed), (m, n), &Device::Cpu).unwrap();
+        let xv = candle_core::Var::from_tensor(x).unwrap();
+        let grad_of = |y: Tensor| (y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        let ours = grad_of(op.apply(xv.as_tensor()).unwrap());
+        let theirs = grad_of(plain(xv.as_tensor()));
+        let (ours, theirs) = (ours.get(&xv).unwrap(), theirs.get(&xv).unwrap());
+        let scale: f32 = theirs
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        let d = diff(ours, theirs) / scale.max(1.0);
+        assert!(d < 1e-5, "({m}, {n}): gradients differ by {d}");
+    }
+
     fn products_equal_candles_matmul(m: usize, n: usize) {
         let k = 33;
         let w = values(k * n, 1.0);
@@ -363,25 +399,16 @@ mod tests {
         let x = Tensor::from_vec(values(m * k, 3.0), (m, k), &Device::Cpu).unwrap();
         let wt = Tensor::from_vec(w.clone(), (k, n), &Device::Cpu).unwrap();
         let bt = Tensor::from_vec(b.clone(), n, &Device::Cpu).unwrap();
-        let diff = |a: &Tensor, b: &Tensor| -> f32 {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar()
-                .unwrap()
-        };
         let want = x.matmul(&wt).unwrap().broadcast_add(&bt).unwrap();
-        let got = MatMul {
-            weight: &mw,
+        let op = MatMul {
+            weight: mw,
             transposed: false,
-            bias: Some(&b),
-        }
-        .apply(&x)
-        .unwrap();
+            bias: Some(b.clone().into()),
+        };
+        let got = op.clone().apply(&x).unwrap();
         assert!(diff(&got, &want) < 1e-5);
+        // Its gradient with respect to x: g Wᵀ, as candle differentiates its own matmul.
+        gradient_matches(op, &x, |x| x.matmul(&wt).unwrap(), 5.0);
 
         // The same bytes as an (N, K) matrix read transposed: x · Wᵀ.
         let mt = MappedMatrix::new(&map, 8..8 + k * n * 4, n, k).unwrap();
@@ -390,14 +417,14 @@ mod tests {
         let want = x2.matmul(&wt2.t().unwrap()).unwrap();
         // A non-contiguous input is made contiguous first.
         let x2t = x2.t().unwrap().contiguous().unwrap().t().unwrap();
-        let got = MatMul {
-            weight: &mt,
+        let op = MatMul {
+            weight: mt,
             transposed: true,
             bias: None,
-        }
-        .apply(&x2t)
-        .unwrap();
+        };
+        let got = op.clone().apply(&x2t).unwrap();
         assert!(diff(&got, &want) < 1e-5);
+        gradient_matches(op, &x2, |x| x.matmul(&wt2.t().unwrap()).unwrap(), 6.0);
     }
 
     #[test]
@@ -425,10 +452,10 @@ mod tests {
         let w = values(12, 0.0);
         let (map, _f) = mapping(&w, 0);
         let mm = MappedMatrix::new(&map, 0..48, 3, 4).unwrap();
-        let op = |bias| MatMul {
-            weight: &mm,
+        let op = |bias: Option<&[f32]>| MatMul {
+            weight: mm.clone(),
             transposed: false,
-            bias,
+            bias: bias.map(Into::into),
         };
         let x = Tensor::zeros((2, 5), candle_core::DType::F32, &Device::Cpu).unwrap();
         assert!(op(None).apply(&x).is_err(), "K mismatch");

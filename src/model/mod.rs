@@ -9,6 +9,7 @@ pub mod generate;
 pub mod gpt2;
 pub mod hooks;
 pub mod hub;
+mod layer_norm;
 pub mod mapped;
 mod softmax;
 pub mod source;

@@ -6,18 +6,18 @@
 //! mask)` as separate ops writes the masked scores to fresh memory and exponentiates the
 //! masked triangle too: at T = 1024 that is 50 MB and 6 M needless exps per layer.
 
-use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
 /// `softmax(scores + mask, dim = -1)` for scores `(B, nh, T, Tk)` and an additive mask
 /// `(B or 1, 1, T, Tk)` that is -inf at least at every future key. The same arithmetic as
 /// candle's `softmax_last_dim` (subtract the row's max, exponentiate, divide by the sum) on
-/// the visible keys; future keys get 0.
+/// the visible keys; future keys get 0. Differentiable with respect to the scores.
 pub fn masked_softmax(scores: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
     match (scores.device(), scores.dtype(), mask.dtype()) {
         (Device::Cpu, DType::F32, DType::F32) => scores
             .contiguous()?
-            .apply_op2_no_bwd(&mask.contiguous()?, &MaskedSoftmax),
+            .apply_op2(&mask.contiguous()?, MaskedSoftmax),
         _ => candle_nn::ops::softmax_last_dim(&scores.broadcast_add(mask)?),
     }
 }
@@ -81,6 +81,19 @@ impl CustomOp2 for MaskedSoftmax {
             });
         Ok((CpuStorage::F32(probs), s_layout.shape().clone()))
     }
+
+    /// For p = softmax(s + m): ∂/∂s = p ⊙ (g − Σ_j g_j p_j) row by row (0 where p is);
+    /// the mask is a constant.
+    fn bwd(
+        &self,
+        _scores: &Tensor,
+        _mask: &Tensor,
+        p: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let dot = (grad * p)?.sum_keepdim(D::Minus1)?; // (B, nh, T, 1)
+        Ok((Some((grad.broadcast_sub(&dot)? * p)?), None))
+    }
 }
 
 #[cfg(test)]
@@ -113,6 +126,35 @@ mod tests {
             .max(0)?
             .to_scalar::<f32>()?;
         assert!(diff <= 1e-7, "max |fused - plain| = {diff}");
+        Ok(())
+    }
+
+    /// The backward rule against candle's own differentiation of exp / sum.
+    #[test]
+    fn gradient_equals_the_unfused_softmaxs() -> candle_core::Result<()> {
+        let (b, nh, t) = (2, 2, 5);
+        let scores = candle_core::Var::randn(0f32, 2.0, (b, nh, t, t), &Device::Cpu)?;
+        let mask: Vec<f32> = (0..t * t)
+            .map(|n| {
+                if n % t > n / t {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (1, 1, t, t), &Device::Cpu)?;
+        let weights = Tensor::randn(0f32, 1.0, (b, nh, t, t), &Device::Cpu)?;
+        let loss = |p: Tensor| (p * &weights)?.sum_all();
+        let fused = loss(masked_softmax(scores.as_tensor(), &mask)?)?.backward()?;
+        let plain = loss(candle_nn::ops::softmax(
+            &scores.as_tensor().broadcast_add(&mask)?,
+            D::Minus1,
+        )?)?
+        .backward()?;
+        let (f, p) = (fused.get(&scores).unwrap(), plain.get(&scores).unwrap());
+        let diff = (f - p)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+        assert!(diff <= 1e-6, "max |fused - plain| gradient = {diff}");
         Ok(())
     }
 }
