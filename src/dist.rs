@@ -86,6 +86,25 @@ pub fn kl(before: &[f32], after: &[f32]) -> f64 {
         .sum()
 }
 
+/// Pearson's correlation of two equally long samples, in f64; `None` when either has no
+/// spread (or fewer than two values).
+pub fn pearson(a: &[f32], b: &[f32]) -> Option<f64> {
+    let n = a.len().min(b.len());
+    if n < 2 {
+        return None;
+    }
+    let mean = |x: &[f32]| x[..n].iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+    let (ma, mb) = (mean(a), mean(b));
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (&x, &y) in a[..n].iter().zip(&b[..n]) {
+        let (dx, dy) = (x as f64 - ma, y as f64 - mb);
+        sab += dx * dy;
+        saa += dx * dx;
+        sbb += dy * dy;
+    }
+    (saa > 0.0 && sbb > 0.0).then(|| sab / (saa * sbb).sqrt())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +119,15 @@ mod tests {
         }
         assert_eq!(top_k(&v, 0), Vec::<usize>::new());
         assert_eq!(top_k(&v, 9).len(), 5);
+    }
+
+    #[test]
+    fn pearson_is_the_textbook_r() {
+        // numpy.corrcoef([1, 2, 3, 4], [2, 4, 5, 9])[0, 1]
+        let r = pearson(&[1.0, 2.0, 3.0, 4.0], &[2.0, 4.0, 5.0, 9.0]).unwrap();
+        assert!((r - 0.964_763_821_237_732_1).abs() < 1e-12, "{r}");
+        assert_eq!(pearson(&[1.0, 1.0], &[1.0, 2.0]), None);
+        assert_eq!(pearson(&[1.0], &[1.0]), None);
     }
 
     #[test]

@@ -520,6 +520,17 @@ pub struct PageReport {
     pub neuron_bytes: usize,
     /// The logit lens at the last position; its last row is the model's own prediction.
     pub lens: LensReport,
+    /// Each token's share in the predicted token, when the model can be differentiated.
+    pub saliency: Option<PageSaliency>,
+}
+
+/// The page's saliency strip: every token's score for the top next token.
+#[derive(Debug, Clone, Serialize)]
+pub struct PageSaliency {
+    pub method: SaliencyMethod,
+    pub answer: NamedToken,
+    /// One per token.
+    pub scores: Vec<f32>,
 }
 
 /// `[L][H][T][d_head]` queries and keys of every head.
@@ -559,10 +570,19 @@ pub struct PatchReport {
     pub answer: NamedToken,
     pub wrong: NamedToken,
     pub site: String,
+    /// `exact`, `attribution` or `both`.
+    pub method: &'static str,
     pub clean_logit_diff: f32,
     pub corrupt_logit_diff: f32,
-    /// `[L][T]` (positions) or `[L][H]` (heads): logit[answer] − logit[wrong] of each run.
-    pub values: Vec<Vec<f32>>,
+    /// `[L][T]` (positions) or `[L][H]` (heads): logit[answer] − logit[wrong] of each run;
+    /// `null` under `--method attribution`.
+    pub values: Option<Vec<Vec<f32>>>,
+    /// The same cells estimated by attribution patching (first order), when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimates: Option<Vec<Vec<f32>>>,
+    /// Pearson's r of `values` and `estimates` over every cell (`--method both`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<f64>,
     pub shape: [usize; 2],
 }
 
@@ -621,6 +641,68 @@ pub struct AttributeReport {
     pub total: f64,
     /// The model's own logit (or logit difference).
     pub logit: f64,
+}
+
+/// How `saliency` scored: the method and, for integrated gradients, its rule.
+#[derive(Debug, Clone, Serialize)]
+pub struct SaliencyMethod {
+    /// `gradient`, `input-x-gradient`, `integrated-gradients` or `rollout`.
+    pub method: &'static str,
+    /// What of the answer is explained: `logit`, `logprob` or `prob`.
+    pub quantity: &'static str,
+    /// Integrated gradients: the Gauss–Legendre points.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<u32>,
+    /// Integrated gradients: `zero` or `eos`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<&'static str>,
+}
+
+/// `saliency`: each input token's share in the prediction at one position.
+#[derive(Debug, Clone, Serialize)]
+pub struct SaliencyReport {
+    #[serde(flatten)]
+    pub header: Header,
+    pub tokens: Vec<String>,
+    pub input_ids: Vec<u32>,
+    #[serde(flatten)]
+    pub method: SaliencyMethod,
+    pub position: usize,
+    pub answer: NamedToken,
+    pub wrong: Option<NamedToken>,
+    /// The metric's value at the input.
+    pub metric: f32,
+    /// One per token at or before `position`.
+    pub scores: Vec<f32>,
+    /// Integrated gradients: Σ scores − (metric − baseline_metric), Captum's convergence
+    /// delta.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_metric: Option<f32>,
+}
+
+/// `saliency --generate` / `--continuation`: each later token explained by every token
+/// before it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SaliencyMatrixReport {
+    #[serde(flatten)]
+    pub header: Header,
+    /// The text's tokens, then the generated (or given) ones.
+    pub tokens: Vec<String>,
+    pub input_ids: Vec<u32>,
+    /// How many of `tokens` are the text's.
+    pub prompt_tokens: usize,
+    #[serde(flatten)]
+    pub method: SaliencyMethod,
+    /// Row i's token: `tokens[prompt_tokens + i]`.
+    pub answers: Vec<NamedToken>,
+    /// Row i's metric (of its token, at the position before it).
+    pub metrics: Vec<f32>,
+    /// `[N][T]`: row i's score of every token before its own; `null` from its own on.
+    pub matrix: Vec<Vec<Option<f32>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deltas: Option<Vec<f32>>,
 }
 
 /// `heads`: each head's score of each kind, `[L][H]`.

@@ -20,6 +20,7 @@ mod lens;
 mod next;
 mod patch;
 mod report;
+mod saliency;
 mod score;
 mod tokenize;
 mod trace;
@@ -71,6 +72,7 @@ commands! {
     Patch => patch,
     Ablate => ablate,
     Attribute => attribute,
+    Saliency => saliency,
     Heads => heads,
 }
 

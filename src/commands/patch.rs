@@ -8,9 +8,11 @@ use anyhow::Result;
 use candle_core::Tensor;
 
 use super::{check_finite, decoded, emit, one_token, write_svg, Session};
-use crate::cli::{PatchArgs, PatchSite};
+use crate::cli::{PatchArgs, PatchMethod, PatchSite};
+use crate::dist::pearson;
 use crate::error::usage;
-use crate::model::circuits::{patch, LogitDiff, Site};
+use crate::model::circuits::{attribution_patch, patch, LogitDiff, Patching, Site};
+use crate::model::grad::check_differentiable;
 use crate::model::Config;
 use crate::render::circuits as printer;
 use crate::reports::PatchReport;
@@ -57,21 +59,45 @@ pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<(
         PatchSite::Head => Site::Head,
     };
     let model = session.model(&cfg, cfg.n_layer)?;
+    if args.method != PatchMethod::Exact {
+        check_differentiable(&model).map_err(|e| usage(format!("--method: {e}")))?;
+    }
     let row =
         |ids: &[u32]| -> Result<Tensor> { Ok(Tensor::new(ids, model.device())?.unsqueeze(0)?) };
     let metric = LogitDiff {
         answer: answer.id,
         wrong: wrong.id,
     };
-    let p = patch(&model, &row(&clean)?, &row(&corrupt)?, metric, site)?;
-    let shape = [p.values.len(), p.values[0].len()];
+    let (clean_ids, corrupt_ids) = (row(&clean)?, row(&corrupt)?);
+    let run = |f: fn(&_, &_, &_, LogitDiff, Site) -> Result<Patching>| {
+        f(&model, &clean_ids, &corrupt_ids, metric, site)
+    };
+    let exact = (args.method != PatchMethod::Attribution)
+        .then(|| run(patch))
+        .transpose()?;
+    let estimate = (args.method != PatchMethod::Exact)
+        .then(|| run(attribution_patch))
+        .transpose()?;
+    let first = exact
+        .as_ref()
+        .or(estimate.as_ref())
+        .expect("one method runs");
+    let shape = [first.values.len(), first.values[0].len()];
+    let cells = exact
+        .iter()
+        .chain(&estimate)
+        .flat_map(|p| p.values.iter().flatten());
     let problem = check_finite(
         &model,
-        &row(&clean)?,
-        [p.clean as f64, p.corrupt as f64]
+        &clean_ids,
+        [first.clean as f64, first.corrupt as f64]
             .into_iter()
-            .chain(p.values.iter().flatten().map(|&v| v as f64)),
+            .chain(cells.map(|&v| v as f64)),
     )?;
+    let correlation = match (&exact, &estimate) {
+        (Some(e), Some(a)) => pearson(&e.values.concat(), &a.values.concat()),
+        _ => None,
+    };
     let report = PatchReport {
         header: session.header(Some(&args.clean))?,
         clean: args.clean.clone(),
@@ -80,9 +106,16 @@ pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<(
         answer,
         wrong,
         site: site.as_str().to_string(),
-        clean_logit_diff: p.clean,
-        corrupt_logit_diff: p.corrupt,
-        values: p.values,
+        method: match args.method {
+            PatchMethod::Exact => "exact",
+            PatchMethod::Attribution => "attribution",
+            PatchMethod::Both => "both",
+        },
+        clean_logit_diff: first.clean,
+        corrupt_logit_diff: first.corrupt,
+        correlation,
+        values: exact.map(|p| p.values),
+        estimates: estimate.map(|p| p.values),
         shape,
     };
     write_svg(session, args.svg.as_deref(), |w| {

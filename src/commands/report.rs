@@ -11,9 +11,14 @@ use super::{check_top_k, emit, lens, tokenize, Session};
 use crate::atomic;
 use crate::cli::{NeuronData as When, ReportArgs};
 use crate::error::usage;
-use crate::model::{BlockHook, CaptureSpec, Config, Hook, NoLogits, Request};
+use crate::model::grad::{check_differentiable, Metric, Quantity};
+use crate::model::saliency::{saliency, Method};
+use crate::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, NoLogits, Request};
 use crate::render::{html, table};
-use crate::reports::{NeuronData, PageReport, WrittenReport};
+use crate::reports::{
+    NamedToken, NeuronData, PageReport, PageSaliency, SaliencyMethod, WrittenReport,
+};
+use crate::tokenizer::Tokenizer;
 
 /// Tokens a page holds at most: gpt2's 144 heads at 256 tokens are 4.7 M probabilities, 13 MB
 /// of HTML, which headless Chromium opens in about a second (tests/suite/browser.rs).
@@ -67,22 +72,55 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
         },
         neuron_bytes: qk_bytes,
         lens: lens::build(session, &model, tokenizer, text, acts, t - 1, top_k)?,
+        saliency: strip(&model, tokenizer, &ids[0])?,
     };
     let path = &args.output;
     atomic::write(path, "-o", &session.temps, |w| html::page(w, &page))?;
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let view = if neuron { "neuron view, " } else { "" };
+    let strip = match page.saliency {
+        Some(_) => ", saliency",
+        None => "",
+    };
     let (l, h, d) = (cfg.n_layer, cfg.n_head, html::DECIMALS);
     let written = WrittenReport {
         header: page.header.clone(),
         path: path.display().to_string(),
         bytes,
         contents: format!(
-            "{t} tokens, {l} layers × {h} heads, {view}logit lens, top {top_k} next tokens; probabilities rounded to {d} decimals",
+            "{t} tokens, {l} layers × {h} heads, {view}logit lens, top {top_k} next tokens{strip}; probabilities rounded to {d} decimals",
         ),
     };
     emit(session, out, &written, table::written)?;
     row.non_finite_error(1).map_or(Ok(()), Err)
+}
+
+/// Input × gradient of the top next token's logit (one backward pass), or nothing for a
+/// model that is not differentiated here (another dtype or device; the page says so).
+fn strip(model: &Gpt2, tokenizer: &Tokenizer, ids: &[u32]) -> Result<Option<PageSaliency>> {
+    if check_differentiable(model).is_err() {
+        return Ok(None);
+    }
+    let metric = Metric {
+        answer: None,
+        wrong: None,
+        quantity: Quantity::Logit,
+    };
+    let s = saliency(model, ids, &metric, Method::InputXGradient)?;
+    let id = s.metric.answer.expect("decided");
+    Ok(Some(PageSaliency {
+        method: SaliencyMethod {
+            method: "input-x-gradient",
+            quantity: Quantity::Logit.as_str(),
+            steps: None,
+            baseline: None,
+        },
+        answer: NamedToken {
+            id,
+            token: tokenizer.decode(&[id])?,
+        },
+        scores: s.scores,
+    }))
 }
 
 /// Whether a page of `t` tokens holds q and k for the neuron view (`--neuron`), and how

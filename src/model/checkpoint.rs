@@ -11,6 +11,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 
 use super::config::Config;
+use super::frozen::FrozenMatMul;
 use super::mapped::{MappedMatrix, Mapping, MatMul};
 
 /// How a checkpoint names its tensors.
@@ -246,8 +247,9 @@ pub struct Reader<'a> {
 #[cfg(not(target_endian = "little"))]
 compile_error!("checkpoints are read as little-endian f32 in place");
 
-/// A bias `(N,)` for [`Weight::matmul`]: the tensor, and for a mapped weight its values as
-/// the kernel takes them, read once at load instead of at every product.
+/// A bias `(N,)` for [`Weight::matmul`]: the tensor, and for a mapped weight or an f32 one
+/// on the CPU its values as the kernel takes them, read once at load instead of at every
+/// product.
 pub struct Bias {
     pub tensor: Tensor,
     values: Option<Arc<[f32]>>,
@@ -257,10 +259,17 @@ impl Bias {
     pub fn new(tensor: Tensor, weight: &Weight) -> Result<Self> {
         let values = match weight {
             Weight::Mapped(_) => Some(tensor.to_vec1::<f32>()?.into()),
+            Weight::Tensor(w) if frozen_kernel(w) => Some(tensor.to_vec1::<f32>()?.into()),
             Weight::Tensor(_) => None,
         };
         Ok(Bias { tensor, values })
     }
+}
+
+/// Whether products with `w` take [`FrozenMatMul`]: the CPU in f32, the only place
+/// gradients are taken (candle's matmul elsewhere).
+fn frozen_kernel(w: &Tensor) -> bool {
+    w.device().is_cpu() && w.dtype() == DType::F32
 }
 
 /// A weight matrix `(rows, cols)` as stored: a tensor, or a view of the mapped file.
@@ -295,13 +304,25 @@ impl Weight {
             }
             .apply(x),
             (Weight::Mapped(_), None) => bail!("a mapped weight's bias was read as a tensor only"),
-            (Weight::Tensor(w), _) => Ok(x.matmul(w)?.broadcast_add(&bias.tensor)?),
+            (Weight::Tensor(w), Some(values)) => FrozenMatMul {
+                weight: w.clone(),
+                transposed: false,
+                bias: Some(values.clone()),
+            }
+            .apply(x),
+            (Weight::Tensor(w), None) => Ok(x.matmul(w)?.broadcast_add(&bias.tensor)?),
         }
     }
 
     /// `x Wᵀ` for `x` `(M, K)` and this weight `(N, K)`: `(M, N)`.
     pub fn matmul_t(&self, x: &Tensor) -> Result<Tensor> {
         match self {
+            Weight::Tensor(w) if frozen_kernel(w) => FrozenMatMul {
+                weight: w.clone(),
+                transposed: true,
+                bias: None,
+            }
+            .apply(x),
             Weight::Tensor(w) => Ok(x.matmul(&w.t()?)?),
             Weight::Mapped(w) => MatMul {
                 weight: w.clone(),

@@ -4,13 +4,16 @@
 pub mod checkpoint;
 pub mod circuits;
 pub mod config;
+mod frozen;
 pub mod gelu;
 pub mod generate;
 pub mod gpt2;
+pub mod grad;
 pub mod hooks;
 pub mod hub;
 mod layer_norm;
 pub mod mapped;
+pub mod saliency;
 mod softmax;
 pub mod source;
 pub mod tap;

@@ -129,11 +129,18 @@ fn max_abs(values: &[Vec<f32>]) -> f32 {
     }
 }
 
-/// `(v − corrupt) / (clean − corrupt)` of every run: 1 restores the clean answer.
-pub fn normalized(r: &PatchReport) -> Vec<Vec<f32>> {
+/// The grids a patch report holds: exact values and attribution estimates, each with its
+/// name, in that order.
+fn patch_grids(r: &PatchReport) -> Vec<(&'static str, &[Vec<f32>])> {
+    let exact = r.values.as_deref().map(|v| ("exact", v));
+    let estimates = r.estimates.as_deref().map(|v| ("attribution estimate", v));
+    exact.into_iter().chain(estimates).collect()
+}
+
+/// `(v − corrupt) / (clean − corrupt)` of every cell: 1 restores the clean answer.
+pub fn normalized(r: &PatchReport, grid: &[Vec<f32>]) -> Vec<Vec<f32>> {
     let span = r.clean_logit_diff - r.corrupt_logit_diff;
-    r.values
-        .iter()
+    grid.iter()
         .map(|row| {
             row.iter()
                 .map(|&v| match span != 0.0 {
@@ -178,22 +185,44 @@ pub fn patch(out: &mut dyn Write, r: &PatchReport, palette: Option<Palette>) -> 
         out,
         "each cell: (patched - corrupt) / (clean - corrupt): 1 restores the clean answer, 0 changes nothing"
     )?;
-    writeln!(out)?;
     let paint = Paint {
         palette,
         colour: &|v| diverging(v),
     };
-    layer_grid(
-        out,
-        "layer",
-        &patch_columns(r),
-        &normalized(r),
-        |v| match v.is_nan() {
+    let grids = patch_grids(r);
+    for (name, grid) in &grids {
+        writeln!(out)?;
+        if grids.len() > 1 || *name != "exact" {
+            writeln!(
+                out,
+                "{name}{}",
+                match *name {
+                    "exact" => ": one patched run per cell",
+                    _ => ": first order, from one clean and one corrupt run and a backward pass",
+                }
+            )?;
+        }
+        let text = |v: f32| match v.is_nan() {
             true => "-".into(),
             false => fixed3(v),
-        },
-        &paint,
-    )
+        };
+        layer_grid(
+            out,
+            "layer",
+            &patch_columns(r),
+            &normalized(r, grid),
+            text,
+            &paint,
+        )?;
+    }
+    if let Some(c) = r.correlation {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "Pearson correlation of exact and estimated cells: {c:.4}"
+        )?;
+    }
+    Ok(())
 }
 
 /// Three decimals, without a sign on a value that rounds to zero.
@@ -343,22 +372,26 @@ fn layer_labels(n: usize) -> Vec<String> {
 }
 
 pub fn patch_svg(out: &mut dyn Write, r: &PatchReport) -> io::Result<()> {
-    let values = normalized(r);
-    let panel = GridPanel {
-        title: format!("{} patched from clean into corrupt", r.site),
-        row_labels: layer_labels(values.len()),
-        col_labels: match r.site.as_str() {
-            "head" => patch_columns(r),
-            _ => r
-                .tokens
-                .iter()
-                .enumerate()
-                .map(|(i, t)| format!("{i} {}", label(t)))
-                .collect(),
-        },
-        values: &values,
-        colour: &|v| diverging(v),
-    };
+    let grids_of: Vec<(&str, Vec<Vec<f32>>)> = (patch_grids(r).into_iter())
+        .map(|(name, g)| (name, normalized(r, g)))
+        .collect();
+    let panels: Vec<GridPanel> = (grids_of.iter())
+        .map(|(name, values)| GridPanel {
+            title: match *name {
+                "exact" => format!("{} patched from clean into corrupt", r.site),
+                _ => format!("{} by attribution patching", r.site),
+            },
+            row_labels: layer_labels(values.len()),
+            col_labels: match r.site.as_str() {
+                "head" => patch_columns(r),
+                _ => (r.tokens.iter().enumerate())
+                    .map(|(i, t)| format!("{i} {}", label(t)))
+                    .collect(),
+            },
+            values,
+            colour: &|v| diverging(v),
+        })
+        .collect();
     grids(
         out,
         &format!(
@@ -371,7 +404,7 @@ pub fn patch_svg(out: &mut dyn Write, r: &PatchReport) -> io::Result<()> {
             sentence(&r.clean),
             sentence(&r.corrupt)
         ),
-        &[panel],
+        &panels,
     )
 }
 

@@ -12,8 +12,9 @@ use std::io::{self, Write};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
-use super::color::{blues, hex, BLUES, RDBU};
-use super::{depth_label, escape, label};
+use super::color::{blues, hex, ink, BLUES, RDBU};
+use super::saliency::colour as saliency_colour;
+use super::{depth_label, escape, label, max_abs};
 use crate::reports::{Matrix, PageReport};
 
 /// Decimals kept of each attention probability in the page.
@@ -78,6 +79,7 @@ pub fn page(out: &mut dyn Write, r: &PageReport) -> io::Result<()> {
     )?;
     out.write_all(lens(r).as_bytes())?;
     out.write_all(next(r).as_bytes())?;
+    out.write_all(saliency(r).as_bytes())?;
     write!(
         out,
         "<footer>Made by gpt2-inspect {}. Works offline: everything is in this file.</footer>\n\
@@ -186,6 +188,33 @@ fn next(r: &PageReport) -> String {
         }
     }
     s.push_str("</tbody>\n</table>\n</section>\n");
+    s
+}
+
+/// The tokens coloured by their share in the predicted token, or why the page has none.
+fn saliency(r: &PageReport) -> String {
+    let mut s = String::from("<section id=\"saliency\">\n");
+    let Some(sal) = &r.saliency else {
+        s.push_str("<h2>Saliency</h2>\n<p class=\"note\" id=\"saliency-missing\">Gradients are taken in f32 on the CPU only: run <code>report</code> without <code>--dtype</code> and <code>--device</code> for this section.</p>\n</section>\n");
+        return s;
+    };
+    let answer = escape(&label(&sal.answer.token));
+    let _ = write!(
+        s,
+        "<h2>Which tokens made it predict <span class=\"tok\">{answer}</span></h2>\n<p>Each token coloured by input × gradient (Captum's <code>InputXGradient</code> summed over d_model): its token embedding times the gradient of the logit of <span class=\"tok\">{answer}</span>, the top next token, with respect to it. Red raised the logit, blue lowered it. Hover a token for its score; <code>gpt2-inspect saliency TEXT --method integrated-gradients</code> gives scores that add up to the logit's change from a baseline.</p>\n<ol class=\"tokens saliency\">\n",
+    );
+    let paint = saliency_colour(&sal.method, max_abs(&sal.scores));
+    for (i, (t, v)) in r.tokens.iter().zip(&sal.scores).enumerate() {
+        let c = paint(*v);
+        let _ = writeln!(
+            s,
+            r#"<li title="position {i} · score {v:.4}" style="background:{bg};color:{fg}"><span class="tok">{text}</span></li>"#,
+            bg = hex(c),
+            fg = hex(ink(c)),
+            text = escape(&label(&t.text)),
+        );
+    }
+    s.push_str("</ol>\n</section>\n");
     s
 }
 

@@ -8,6 +8,7 @@ pub mod json;
 pub mod lens;
 pub mod neuron;
 pub mod printer;
+pub mod saliency;
 pub mod stages;
 pub mod svg;
 pub mod table;

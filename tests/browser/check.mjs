@@ -139,6 +139,8 @@ async function catPage(context) {
   check("logit lens has a row per depth", rows === data.layers + 1, `${rows} rows`);
   const next = await page.$$eval("#next tbody tr", (rs) => rs.length);
   check("next-token table is filled", next > 0, `${next} rows`);
+  const strip = await page.$$eval("#saliency ol.saliency li", (ls) => ls.length);
+  check("the saliency strip has a cell per token", strip === data.labels.length, `${strip} cells`);
 
   await neuronView(page, data);
 

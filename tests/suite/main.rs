@@ -11,6 +11,7 @@ mod cli;
 mod docs;
 mod errors;
 mod generate;
+mod gradients;
 mod hardening;
 mod hub;
 mod inspect;

@@ -1,0 +1,292 @@
+//! `saliency`: input attribution. Each token at or before a position gets a score for the
+//! prediction there (gradient, input × gradient, integrated gradients, attention rollout);
+//! with `--generate` or `--continuation`, each later token is explained by every token
+//! before it, a matrix.
+
+use std::io::Write;
+
+use anyhow::Result;
+use candle_core::Tensor;
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+
+use super::texts::Texts;
+use super::{check_finite, check_index, decoded, emit, one_token, write_svg, Session};
+use crate::cli::{BaselineArg, MetricArg, SaliencyArgs, SaliencyMethod as MethodArg};
+use crate::error::usage;
+use crate::model::generate::{generate, Settings};
+use crate::model::grad::{check_differentiable, Metric, Quantity};
+use crate::model::saliency::{saliency, Baseline, Method, Saliency};
+use crate::model::{Config, Gpt2};
+use crate::render::saliency as printer;
+use crate::reports::{NamedToken, SaliencyMatrixReport, SaliencyMethod, SaliencyReport};
+use crate::tokenizer::Tokenizer;
+
+/// The flags as checked values, before any work.
+struct Plan {
+    quantity: Quantity,
+    method: MethodArg,
+    /// The explained rows of a matrix: generate this many, or take these ids.
+    rows: Option<Rows>,
+}
+
+enum Rows {
+    Generate(usize),
+    Continuation(String),
+}
+
+impl Plan {
+    fn check(args: &SaliencyArgs) -> Result<Self> {
+        let quantity = match args.metric {
+            MetricArg::Logit => Quantity::Logit,
+            MetricArg::Logprob => Quantity::LogProb,
+            MetricArg::Prob => Quantity::Prob,
+        };
+        let ig = args.method == MethodArg::IntegratedGradients;
+        if !ig && (args.steps != 50 || args.baseline != BaselineArg::Zero) {
+            return Err(usage(
+                "--steps and --baseline are integrated gradients' options: add --method integrated-gradients",
+            ));
+        }
+        let rows = match (&args.generate, &args.continuation) {
+            (Some(n), _) => Some(Rows::Generate(*n as usize)),
+            (None, Some(text)) if text.is_empty() => {
+                return Err(usage("--continuation is empty: give the tokens to explain"))
+            }
+            (None, Some(text)) => Some(Rows::Continuation(text.clone())),
+            (None, None) => None,
+        };
+        Ok(Plan {
+            quantity,
+            method: args.method,
+            rows,
+        })
+    }
+
+    fn method(&self, args: &SaliencyArgs, tokenizer: &Tokenizer) -> Result<Method> {
+        Ok(match self.method {
+            MethodArg::Gradient => Method::Gradient,
+            MethodArg::InputXGradient => Method::InputXGradient,
+            MethodArg::Rollout => Method::Rollout,
+            MethodArg::IntegratedGradients => Method::IntegratedGradients {
+                steps: args.steps as usize,
+                baseline: match args.baseline {
+                    BaselineArg::Zero => Baseline::Zero,
+                    BaselineArg::Eos => {
+                        Baseline::Token(tokenizer.endoftext().ok_or_else(|| {
+                            usage("--baseline eos: the vocabulary has no <|endoftext|>")
+                        })?)
+                    }
+                },
+            },
+        })
+    }
+
+    fn describe(&self, args: &SaliencyArgs) -> SaliencyMethod {
+        let ig = self.method == MethodArg::IntegratedGradients;
+        SaliencyMethod {
+            method: match self.method {
+                MethodArg::Gradient => "gradient",
+                MethodArg::InputXGradient => "input-x-gradient",
+                MethodArg::IntegratedGradients => "integrated-gradients",
+                MethodArg::Rollout => "rollout",
+            },
+            quantity: self.quantity.as_str(),
+            steps: ig.then_some(args.steps),
+            baseline: ig.then_some(match args.baseline {
+                BaselineArg::Zero => "zero",
+                BaselineArg::Eos => "eos",
+            }),
+        }
+    }
+}
+
+pub fn run(session: &Session, args: &SaliencyArgs, out: &mut dyn Write) -> Result<()> {
+    let plan = Plan::check(args)?;
+    let (cfg, _) = session.config()?;
+    let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
+    if prepared.texts.len() > 1 {
+        return Err(usage("saliency explains one text; give one TEXT"));
+    }
+    if plan.method != MethodArg::Rollout {
+        check_differentiable(&model).map_err(|e| usage(e.to_string()))?;
+    }
+    let method = plan.method(args, &prepared.tokenizer)?;
+    match &plan.rows {
+        None => single(session, args, &plan, method, &prepared, &model, out),
+        Some(rows) => matrix(session, args, &plan, method, rows, &prepared, &model, out),
+    }
+}
+
+fn named(tokenizer: &Tokenizer, id: u32) -> Result<NamedToken> {
+    Ok(NamedToken {
+        id,
+        token: tokenizer.decode(&[id])?,
+    })
+}
+
+/// The scores of the tokens at or before `--position` for the prediction there.
+fn single(
+    session: &Session,
+    args: &SaliencyArgs,
+    plan: &Plan,
+    method: Method,
+    prepared: &Texts,
+    model: &Gpt2,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let (tokenizer, ids, text) = (&prepared.tokenizer, &prepared.ids[0], &prepared.texts[0]);
+    let position = args.position.unwrap_or(ids.len() - 1);
+    check_index(
+        "position",
+        position,
+        ids.len(),
+        "token positions",
+        "the text",
+    )?;
+    let token = |flag: &str, t: &Option<String>| -> Result<Option<NamedToken>> {
+        t.as_ref()
+            .map(|t| one_token(tokenizer, flag, t))
+            .transpose()
+    };
+    let (answer, wrong) = (token("answer", &args.answer)?, token("wrong", &args.wrong)?);
+    let metric = Metric {
+        answer: answer.map(|a| a.id),
+        wrong: wrong.as_ref().map(|w| w.id),
+        quantity: plan.quantity,
+    };
+    let prefix = &ids[..=position];
+    let s = saliency(model, prefix, &metric, method)?;
+    warn_incomplete(&s, None);
+    let problem = finite(model, prefix, &s)?;
+    let report = SaliencyReport {
+        header: session.header(Some(text))?,
+        tokens: decoded(tokenizer, prefix)?,
+        input_ids: prefix.to_vec(),
+        method: plan.describe(args),
+        position,
+        answer: named(tokenizer, s.metric.answer.expect("decided"))?,
+        wrong,
+        metric: s.value,
+        scores: s.scores,
+        delta: s.completeness.map(|c| c.delta),
+        baseline_metric: s.completeness.map(|c| c.baseline_metric),
+    };
+    write_svg(session, args.svg.as_deref(), |w| {
+        printer::strip_svg(w, &report)
+    })?;
+    emit(session, out, &report, |out, r| {
+        printer::scores(out, r, session.palette)
+    })?;
+    problem.map_or(Ok(()), Err)
+}
+
+/// Integrated gradients' scores should add up to the metric's change: say so when they
+/// miss it by more than 5%.
+fn warn_incomplete(s: &Saliency, row: Option<usize>) {
+    let Some(c) = s.completeness else { return };
+    let change = s.value - c.baseline_metric;
+    if c.delta.abs() > 0.05 * change.abs() {
+        eprintln!(
+            "warning: {}the integrated gradients add up to {:.4} but the metric changed by \
+             {change:.4} from the baseline (delta {:+.4}, more than 5%); more --steps bring \
+             them closer",
+            row.map_or(String::new(), |i| format!("row {i}: ")),
+            change + c.delta,
+            c.delta
+        );
+    }
+}
+
+/// The error for non-finite scores or metric, naming where the model first went wrong.
+fn finite(model: &Gpt2, ids: &[u32], s: &Saliency) -> Result<Option<anyhow::Error>> {
+    let row = Tensor::new(ids, model.device())?.unsqueeze(0)?;
+    let values = s.scores.iter().chain([&s.value]).map(|&v| v as f64);
+    check_finite(model, &row, values)
+}
+
+/// The text's ids followed by the explained tokens: generated greedily, or given.
+fn continued(rows: &Rows, prompt: &[u32], tokenizer: &Tokenizer, model: &Gpt2) -> Result<Vec<u32>> {
+    let cfg: &Config = model.config();
+    let fits = |flag: &str, n: usize| -> Result<()> {
+        match prompt.len() + n > cfg.n_positions {
+            true => Err(usage(format!(
+                "{flag}: the text's {} tokens and {n} more exceed the model's {} positions",
+                prompt.len(),
+                cfg.n_positions
+            ))),
+            false => Ok(()),
+        }
+    };
+    if let Rows::Generate(n) = rows {
+        fits("--generate", *n)?;
+    }
+    let later: Vec<u32> = match rows {
+        Rows::Continuation(text) => tokenizer.encode(text)?.iter().map(|t| t.id).collect(),
+        Rows::Generate(n) => {
+            let settings = Settings {
+                max_new_tokens: *n,
+                eos: None,
+                alternatives: 0,
+                watch: None,
+                cache: true,
+            };
+            let mut greedy = LogitsProcessor::from_sampling(0, Sampling::ArgMax);
+            generate(model, prompt, &settings, &mut greedy, |_| Ok(()))?.ids()
+        }
+    };
+    fits("--continuation", later.len())?;
+    Ok([prompt, &later].concat())
+}
+
+/// Every explained token's row: its scores of the tokens before it.
+#[allow(clippy::too_many_arguments)]
+fn matrix(
+    session: &Session,
+    args: &SaliencyArgs,
+    plan: &Plan,
+    method: Method,
+    rows: &Rows,
+    prepared: &Texts,
+    model: &Gpt2,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let (tokenizer, prompt, text) = (&prepared.tokenizer, &prepared.ids[0], &prepared.texts[0]);
+    let all = continued(rows, prompt, tokenizer, model)?;
+    let (n0, t) = (prompt.len(), all.len());
+    let (mut answers, mut metrics, mut matrix, mut deltas) = (vec![], vec![], vec![], vec![]);
+    let mut problem = None;
+    for p in n0..t {
+        let metric = Metric {
+            answer: Some(all[p]),
+            wrong: None,
+            quantity: plan.quantity,
+        };
+        let s = saliency(model, &all[..p], &metric, method)?;
+        warn_incomplete(&s, Some(p - n0));
+        problem = problem.or(finite(model, &all[..p], &s)?);
+        answers.push(named(tokenizer, all[p])?);
+        metrics.push(s.value);
+        deltas.extend(s.completeness.map(|c| c.delta));
+        let mut row: Vec<Option<f32>> = s.scores.into_iter().map(Some).collect();
+        row.resize(t, None);
+        matrix.push(row);
+    }
+    let report = SaliencyMatrixReport {
+        header: session.header(Some(text))?,
+        tokens: decoded(tokenizer, &all)?,
+        input_ids: all,
+        prompt_tokens: n0,
+        method: plan.describe(args),
+        answers,
+        metrics,
+        matrix,
+        deltas: (!deltas.is_empty()).then_some(deltas),
+    };
+    write_svg(session, args.svg.as_deref(), |w| {
+        printer::matrix_svg(w, &report)
+    })?;
+    emit(session, out, &report, |out, r| {
+        printer::matrix(out, r, session.palette)
+    })?;
+    problem.map_or(Ok(()), Err)
+}

@@ -1,0 +1,211 @@
+//! The backward pass: gradients of one scalar metric of the logits with respect to the
+//! token embeddings and to any hook's activation, the weights held constant.
+//!
+//! candle differentiates the forward pass op by op (the fused CPU kernels carry their own
+//! backward rules, and the mapped weights are constants, so no weight gradient is made). A
+//! [`Probe`] adds a zero variable at each hook it is asked for: the forward numbers do not
+//! change (x + 0 = x) and the backward pass leaves the gradient with respect to that
+//! activation on the variable. candle frees every other intermediate gradient once used.
+
+use anyhow::{bail, Result};
+use candle_core::{DType, Device, Tensor, Var, D};
+
+use super::gpt2::{Gpt2, Inputs, LastLogits, Request};
+use super::hooks::{Activations, CaptureSpec, Hook};
+use super::tap::Tap;
+
+/// What the metric measures of the answer token at its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantity {
+    Logit,
+    LogProb,
+    Prob,
+}
+
+impl Quantity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quantity::Logit => "logit",
+            Quantity::LogProb => "logprob",
+            Quantity::Prob => "prob",
+        }
+    }
+}
+
+/// The scalar a gradient is taken of: the answer's logit, log-probability or probability,
+/// minus the wrong token's when there is one.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    /// `None`: the top prediction of the first row (see [`Metric::answered`]).
+    pub answer: Option<u32>,
+    pub wrong: Option<u32>,
+    pub quantity: Quantity,
+}
+
+impl Metric {
+    /// This metric with its answer decided: the given one, or the top prediction of the
+    /// first row of `logits` `(B, 1, V)` (ties to the lower id, as `next` ranks).
+    pub fn answered(&self, logits: &Tensor) -> Result<Metric> {
+        let answer = match self.answer {
+            Some(a) => a,
+            None => {
+                let row: Vec<f32> = logits.get(0)?.flatten_all()?.to_vec1()?;
+                crate::dist::top_k(&row, 1)[0] as u32
+            }
+        };
+        Ok(Metric {
+            answer: Some(answer),
+            ..*self
+        })
+    }
+
+    /// The metric of each row of `logits` `(B, 1, V)`: `(B,)`, differentiable. The answer
+    /// must be decided.
+    pub fn of(&self, logits: &Tensor) -> Result<Tensor> {
+        let Some(answer) = self.answer else {
+            bail!("the metric's answer is not decided");
+        };
+        let l = logits.flatten_from(1)?; // (B, V)
+        let x = match self.quantity {
+            Quantity::Logit => l,
+            Quantity::LogProb => log_softmax(&l)?,
+            Quantity::Prob => log_softmax(&l)?.exp()?,
+        };
+        let pick = |id: u32| -> Result<Tensor> { Ok(x.narrow(1, id as usize, 1)?.squeeze(1)?) };
+        Ok(match self.wrong {
+            Some(w) => (pick(answer)? - pick(w)?)?,
+            None => pick(answer)?,
+        })
+    }
+}
+
+/// `l - logsumexp(l)` over the last axis of `(B, V)`; the shift by the row's maximum is a
+/// constant (it cancels in the value and in the gradient).
+fn log_softmax(l: &Tensor) -> Result<Tensor> {
+    let max = l.max_keepdim(D::Minus1)?.detach(); // (B, 1)
+    let shifted = l.broadcast_sub(&max)?;
+    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?; // (B, 1)
+    Ok(shifted.broadcast_sub(&lse)?)
+}
+
+/// Adds a zero variable at each hook it wants and keeps the activation: after the backward
+/// pass, [`Probe::split`] gives each hook's value and gradient.
+#[derive(Default)]
+pub struct Probe {
+    hooks: Vec<Hook>,
+    seen: Vec<(Hook, Tensor, Var)>,
+}
+
+impl Probe {
+    pub fn new(hooks: impl IntoIterator<Item = Hook>) -> Self {
+        Probe {
+            hooks: hooks.into_iter().collect(),
+            seen: Vec::new(),
+        }
+    }
+
+    /// The values and the gradients at the probed hooks (every one must have been reached).
+    fn split(self, grads: &candle_core::backprop::GradStore) -> Result<(Activations, Activations)> {
+        let (mut values, mut gradients) = (Activations::default(), Activations::default());
+        for hook in &self.hooks {
+            let Some((_, x, var)) = self.seen.iter().find(|(h, _, _)| h == hook) else {
+                bail!("the forward pass did not reach {hook}");
+            };
+            gradients.insert(*hook, gradient(grads, var, hook)?);
+            values.insert(*hook, x.clone());
+        }
+        Ok((values, gradients))
+    }
+}
+
+impl Tap for Probe {
+    fn wants(&self, hook: Hook) -> bool {
+        self.hooks.contains(&hook)
+    }
+
+    fn tap(&mut self, hook: Hook, x: Tensor) -> Result<Tensor> {
+        if !self.wants(hook) {
+            return Ok(x);
+        }
+        let var = Var::zeros(x.shape(), x.dtype(), x.device())?;
+        let y = (&x + var.as_tensor())?;
+        self.seen.push((hook, x, var));
+        Ok(y)
+    }
+}
+
+/// The gradient left on `var`; an error when the backward pass did not reach it, which
+/// means an op without a backward rule cut the graph between it and the metric.
+fn gradient(
+    grads: &candle_core::backprop::GradStore,
+    var: &Var,
+    what: &dyn std::fmt::Display,
+) -> Result<Tensor> {
+    match grads.get(var.as_tensor()) {
+        Some(g) => Ok(g.clone()),
+        None => bail!("the backward pass did not reach {what}"),
+    }
+}
+
+/// What one backward pass gives.
+#[derive(Debug)]
+pub struct Gradients {
+    /// The metric with its answer decided.
+    pub metric: Metric,
+    /// The metric of each row of the batch.
+    pub values_of_metric: Vec<f32>,
+    /// ∂metric/∂(token embeddings) `(B, T, C)`, when the run was given embeddings.
+    pub embeds: Option<Tensor>,
+    /// The probed hooks' activations and their gradients.
+    pub values: Activations,
+    pub grads: Activations,
+}
+
+/// The gradients are computed in f32 on the CPU, where every op of the forward pass has
+/// its backward rule.
+pub fn check_differentiable(model: &Gpt2) -> Result<()> {
+    if !matches!(model.device(), Device::Cpu) || model.dtype() != DType::F32 {
+        bail!("gradients are computed in f32 on the CPU: run without --device and --dtype");
+    }
+    Ok(())
+}
+
+/// Runs `ids` `(B, T)` (with `embeds` `(B, T, C)` as their token embeddings, if given),
+/// takes `metric` at the last position of each row (an undecided answer: the first row's
+/// top prediction) and differentiates their sum: each row's gradients are its own metric's
+/// (rows do not meet in the model).
+pub fn gradients(
+    model: &Gpt2,
+    ids: &Tensor,
+    embeds: Option<&Tensor>,
+    metric: &Metric,
+    hooks: &[Hook],
+) -> Result<Gradients> {
+    check_differentiable(model)?;
+    let var = embeds.map(Var::from_tensor).transpose()?;
+    let mut probe = Probe::new(hooks.iter().copied());
+    let req = Request {
+        capture: CaptureSpec::default(),
+        logits: LastLogits,
+    };
+    let inputs = Inputs {
+        embeds: var.as_ref().map(|v| v.as_tensor()),
+        ..Inputs::new(ids)
+    };
+    let logits = model.run(inputs, &req, &mut probe)?; // (B, 1, V)
+    let metric = metric.answered(&logits)?;
+    let m = metric.of(&logits)?; // (B,)
+    let grads = m.sum_all()?.backward()?;
+    let embeds = match &var {
+        Some(v) => Some(gradient(&grads, v, &"the token embeddings")?),
+        None => None,
+    };
+    let (values, grads) = probe.split(&grads)?;
+    Ok(Gradients {
+        metric,
+        values_of_metric: m.to_vec1()?,
+        embeds,
+        values,
+        grads,
+    })
+}
