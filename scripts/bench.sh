@@ -67,7 +67,7 @@ if [ "$WITH_HF" = 1 ] || [ "$WITH_LLAMA" = 1 ]; then
     echo "== creating $WORK/venv (torch + transformers: several GB)"
     python3 -m venv "$WORK/venv"
   fi
-  "$WORK/venv/bin/pip" install -q torch==2.15.0 transformers==5.23.0 "numpy<2.5"
+  "$WORK/venv/bin/pip" install -q torch==2.15.0 transformers==5.23.0 captum==0.9.0 "numpy<2.5"
 fi
 [ "$WITH_HF" = 1 ] && PY="$WORK/venv/bin/python scripts/bench_hf.py"
 
@@ -113,6 +113,12 @@ fi
 # A 16-token pair for activation patching (12 layers × 16 positions = 192 patched runs).
 CLEAN="When Mary and John went to the store, John gave a cold drink to the"
 CORRUPT="When Mary and John went to the store, Mary gave a cold drink to the"
+# patch at all four sites in one go, exactly or by attribution patching: bash patch4.sh METHOD
+cat > "$WORK/patch4.sh" <<EOF
+for site in resid_pre attn_out mlp_out head; do
+  $BIN --model $MODEL patch --clean '$CLEAN' --corrupt '$CORRUPT' --answer ' Mary' --wrong ' John' --site \$site --method \$1
+done
+EOF
 
 # name | gpt2-inspect command | Hugging Face command | llama.cpp arguments
 ONESHOT=(
@@ -123,6 +129,12 @@ ONESHOT=(
   "tokenize|$BIN --model $MODEL tokenize 'Hello, how are you?'|tokenize $MODEL 'Hello, how are you?'|"
   "attention_1024|$BIN --model $MODEL attention --file $WORK/long.txt --layer 0 --head 0|attention $MODEL $WORK/long.txt|"
   "patch_resid_pre_16|$BIN --model $MODEL patch --clean '$CLEAN' --corrupt '$CORRUPT' --answer ' Mary' --wrong ' John'|patch $MODEL '$CLEAN' '$CORRUPT' ' Mary' ' John'|"
+  "next_16|$BIN --model $MODEL next '$CLEAN'|next $MODEL '$CLEAN'|"
+  "saliency_16|$BIN --model $MODEL saliency '$CLEAN'|saliency $MODEL '$CLEAN'|"
+  "ig_50_16|$BIN --model $MODEL saliency '$CLEAN' --method integrated-gradients --steps 50|ig $MODEL '$CLEAN' 50|"
+  "saliency_1024|$BIN --model $MODEL saliency --file $WORK/long.txt||"
+  "patch4_exact_16|bash $WORK/patch4.sh exact||"
+  "patch4_attribution_16|bash $WORK/patch4.sh attribution||"
 )
 
 echo "== one-shot commands (hyperfine, warm page cache; gpt2-inspect and llama.cpp alternate)"
@@ -137,7 +149,7 @@ for row in "${ONESHOT[@]}"; do
       hyperfine --warmup 2 --runs 10 --export-json "$OUT/ours_$name.json" "$ours" >/dev/null
   fi
   /usr/bin/time -f '%M' -o "$OUT/ours_$name.rss" bash -c "$ours" >/dev/null
-  if [ -n "$PY" ]; then
+  if [ -n "$PY" ] && [ -n "$theirs" ]; then
     hyperfine --warmup 1 --runs 3 --export-json "$OUT/hf_$name.json" "$PY $theirs" >/dev/null
     /usr/bin/time -f '%M' -o "$OUT/hf_$name.rss" bash -c "$PY $theirs" >/dev/null
   fi

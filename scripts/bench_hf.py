@@ -16,7 +16,7 @@ def load(d):
 
 def main():
     mode, d = sys.argv[1], sys.argv[2]
-    torch.set_grad_enabled(False)
+    torch.set_grad_enabled(mode in ("saliency", "ig"))
     if mode == "tokenize":
         tok = GPT2TokenizerFast.from_pretrained(d)
         print(tok(sys.argv[3])["input_ids"])
@@ -64,6 +64,25 @@ def main():
                 h.remove()
                 grid[l, p] = logits[a] - logits[w]
         print(grid)
+    elif mode in ("saliency", "ig"):
+        # What `saliency` does: the top prediction's logit at the last position, explained by
+        # the token embeddings; Captum's Saliency (L2 over d_model) or IntegratedGradients
+        # (Gauss-Legendre, zero baseline) on inputs_embeds.
+        from captum.attr import IntegratedGradients, Saliency
+
+        tok, model = GPT2TokenizerFast.from_pretrained(d), load(d)
+        ids = tok(sys.argv[3], return_tensors="pt")["input_ids"]
+        embeds = model.transformer.wte(ids).detach()
+        with torch.no_grad():
+            answer = model(ids).logits[0, -1].argmax()
+        f = lambda e: model(inputs_embeds=e).logits[:, -1, answer]
+        if mode == "saliency":
+            print(Saliency(f).attribute(embeds, abs=False)[0].norm(dim=-1))
+        else:
+            ig = IntegratedGradients(f)
+            attr, delta = ig.attribute(embeds, baselines=torch.zeros_like(embeds), n_steps=int(sys.argv[4]),
+                                       method="gausslegendre", return_convergence_delta=True)
+            print(attr[0].sum(-1), delta)
     elif mode == "inproc":
         start = time.perf_counter()
         model = load(d)

@@ -91,13 +91,16 @@ fn token_embeddings(model: &Gpt2, ids: &Tensor) -> Result<Tensor> {
         .reshape((b, t, c))?)
 }
 
-/// Rows of integrated gradients run in one pass: what a pass holds for its backward grows
-/// with T² per head per layer (scores, pattern and their gradients) and T·C per op.
-fn rows_per_pass(model: &Gpt2, t: usize) -> usize {
+/// Rows of integrated gradients run in one pass, for `steps` rows in all: what a pass holds
+/// for its backward grows with T² per head per layer (scores, pattern and their gradients)
+/// and T·C per op. The passes are of equal size, so the first (which faults in fresh
+/// memory) is no larger than it needs to be.
+fn rows_per_pass(model: &Gpt2, t: usize, steps: usize) -> usize {
     let cfg = model.config();
     let per_layer = 4 * cfg.n_head * t * t + 40 * t * cfg.n_embd;
     let bytes = 4 * (cfg.n_layer * per_layer + cfg.vocab_size * 4);
-    (BUDGET / bytes.max(1)).max(1)
+    let most = (BUDGET / bytes.max(1)).max(1);
+    steps.div_ceil(steps.div_ceil(most).max(1)).max(1)
 }
 
 /// What one pass of integrated gradients may hold, in bytes.
@@ -132,7 +135,7 @@ fn integrated_gradients(
     )?;
     let points = gauss_legendre(steps);
     let mut total = e.zeros_like()?; // Σ_i w_i g_i, (1, T, C)
-    for chunk in points.chunks(rows_per_pass(model, t)) {
+    for chunk in points.chunks(rows_per_pass(model, t, steps)) {
         let n = chunk.len();
         let alphas: Vec<f32> = chunk.iter().map(|&(a, _)| a as f32).collect();
         let weights: Vec<f32> = chunk.iter().map(|&(_, w)| w as f32).collect();
