@@ -113,12 +113,6 @@ fi
 # A 16-token pair for activation patching (12 layers × 16 positions = 192 patched runs).
 CLEAN="When Mary and John went to the store, John gave a cold drink to the"
 CORRUPT="When Mary and John went to the store, Mary gave a cold drink to the"
-# patch at all four sites in one go, exactly or by attribution patching: bash patch4.sh METHOD
-cat > "$WORK/patch4.sh" <<EOF
-for site in resid_pre attn_out mlp_out head; do
-  $BIN --model $MODEL patch --clean '$CLEAN' --corrupt '$CORRUPT' --answer ' Mary' --wrong ' John' --site \$site --method \$1
-done
-EOF
 
 # name | gpt2-inspect command | Hugging Face command | llama.cpp arguments
 ONESHOT=(
@@ -133,8 +127,8 @@ ONESHOT=(
   "saliency_16|$BIN --model $MODEL saliency '$CLEAN'|saliency $MODEL '$CLEAN'|"
   "ig_50_16|$BIN --model $MODEL saliency '$CLEAN' --method integrated-gradients --steps 50|ig $MODEL '$CLEAN' 50|"
   "saliency_1024|$BIN --model $MODEL saliency --file $WORK/long.txt||"
-  "patch4_exact_16|bash $WORK/patch4.sh exact||"
-  "patch4_attribution_16|bash $WORK/patch4.sh attribution||"
+  "patch4_exact_16|$BIN --model $MODEL patch --clean '$CLEAN' --corrupt '$CORRUPT' --answer ' Mary' --wrong ' John' --site resid_pre,attn_out,mlp_out,head||"
+  "patch4_attribution_16|$BIN --model $MODEL patch --clean '$CLEAN' --corrupt '$CORRUPT' --answer ' Mary' --wrong ' John' --site resid_pre,attn_out,mlp_out,head --method attribution||"
 )
 
 echo "== one-shot commands (hyperfine, warm page cache; gpt2-inspect and llama.cpp alternate)"

@@ -149,6 +149,33 @@ for name, label in labels.items():
           f"{vs(o, l)} | {fmt_s(h)} | {mib(hrss)} | {'–' if h is None else f'{h / o:.1f}×'} | "
           f"{'; '.join(targets)} | {'; '.join(verdicts)} |")
 
+print("\nGradients (new processes, as above; the 16-token text is the patch pair's clean text):\n")
+print("| work | gpt2-inspect | peak RSS | compared with | its time | its peak RSS | ratio | target | |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+mib = lambda x: "–" if x is None else f"{x:.0f} MiB"
+grad_rows = [
+    ("saliency_16", "`saliency` (gradient), 16 tokens", "ours_next_16", "`next` on the same text",
+     lambda o, t: ("≤ 3× `next`", "met" if o / t <= 3 else f"missed: {o / t:.1f}×"), lambda o, t: f"{o / t:.2f}× its time"),
+    ("saliency_16", "`saliency` (gradient), 16 tokens", "hf_saliency_16", "Captum `Saliency` on HF",
+     None, lambda o, t: f"{t / o:.1f}× faster"),
+    ("ig_50_16", "`saliency --method integrated-gradients --steps 50`, 16 tokens", "hf_ig_50_16",
+     "Captum `IntegratedGradients` (50 steps, Gauss–Legendre) on HF",
+     lambda o, t: ("≥ 3× faster; peak ≤ 2 GB", ("met" if t / o >= 3 else f"missed: {t / o:.1f}×") + "; " +
+                   ("met" if (rss_mib("ours_ig_50_16") or 1e9) <= 2000 / 1.048576 else "missed")),
+     lambda o, t: f"{t / o:.1f}× faster"),
+    ("patch4_attribution_16", "`patch --site resid_pre,attn_out,mlp_out,head --method attribution`, 16-token pair", "ours_patch4_exact_16",
+     "the same four grids exact (one patched run per cell)",
+     lambda o, t: ("≥ 10× faster", "met" if t / o >= 10 else f"missed: {t / o:.1f}×"), lambda o, t: f"{t / o:.1f}× faster"),
+    ("saliency_1024", "`saliency` (gradient), 1024 tokens: the backward's peak memory", None, "", None, None),
+]
+for name, label, other, other_label, target, show in grad_rows:
+    o, _ = seconds("ours_" + name)
+    t, _ = seconds(other) if other else (None, None)
+    tgt, ver = target(o, t) if target and o is not None and t is not None else ("", "")
+    shown = show(o, t) if show and o is not None and t is not None else "–"
+    print(f"| {label} | {fmt_s(o)} | {mib(rss_mib('ours_' + name))} | {other_label} | {fmt_s(t)} | "
+          f"{mib(rss_mib(other)) if other else '–'} | {shown} | {tgt} | {ver} |")
+
 print("\n`next --file F --lines` (default `--batch-size`), one run each:\n")
 print("| texts (one of them 1024 tokens) | time | texts/s | peak RSS |")
 print("| --- | --- | --- | --- |")

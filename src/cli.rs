@@ -766,9 +766,10 @@ pub struct PatchArgs {
     /// The corrupt run's answer: one token
     #[arg(long, value_name = "TOKEN")]
     pub wrong: String,
-    /// Which activations to patch
-    #[arg(long, value_enum, default_value_t = PatchSite::ResidPre)]
-    pub site: PatchSite,
+    /// Which activations to patch; several (`--site resid_pre,head` or the flag repeated)
+    /// print one grid each, and their attribution estimates come from one backward pass
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [PatchSite::ResidPre])]
+    pub site: Vec<PatchSite>,
     /// `exact`: one patched run per cell. `attribution`: every cell estimated to first
     /// order from one clean and one corrupt run plus a backward pass (attribution patching).
     /// `both`: the two side by side, with their correlation

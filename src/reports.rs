@@ -586,6 +586,14 @@ pub struct PatchReport {
     pub shape: [usize; 2],
 }
 
+/// `patch --json` with several sites: each site's report as one site would print it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PatchSitesReport {
+    #[serde(flatten)]
+    pub header: Header,
+    pub sites: Vec<PatchReport>,
+}
+
 /// `ablate`: predictions before and after removing components.
 #[derive(Debug, Clone, Serialize)]
 pub struct AblateReport {

@@ -14,8 +14,10 @@ use crate::error::usage;
 use crate::model::circuits::{attribution_patch, patch, LogitDiff, Patching, Site};
 use crate::model::grad::check_differentiable;
 use crate::model::Config;
+use crate::model::Gpt2;
 use crate::render::circuits as printer;
-use crate::reports::PatchReport;
+use crate::render::printer::Format;
+use crate::reports::{PatchReport, PatchSitesReport};
 use crate::tokenizer::Tokenizer;
 
 /// `--clean` and `--corrupt` as ids: the same number of tokens, within the model's limit.
@@ -46,18 +48,63 @@ fn pair(
     Ok((clean, corrupt))
 }
 
+/// The `--site` values as sites, each once, in the order given.
+fn sites(args: &PatchArgs) -> Result<Vec<Site>> {
+    let mut sites = Vec::new();
+    for site in &args.site {
+        let site = match site {
+            PatchSite::ResidPre => Site::ResidPre,
+            PatchSite::AttnOut => Site::AttnOut,
+            PatchSite::MlpOut => Site::MlpOut,
+            PatchSite::Head => Site::Head,
+        };
+        if !sites.contains(&site) {
+            sites.push(site);
+        }
+    }
+    if sites.len() > 1 && args.svg.is_some() {
+        return Err(usage(
+            "--svg draws one site's grid; give one --site (or run once per site)",
+        ));
+    }
+    Ok(sites)
+}
+
+/// Every site's exact grid and estimates, as `--method` asks: the estimates of all sites
+/// come from one clean run and one corrupt run with its backward pass.
+type Grids = (Vec<Option<Patching>>, Vec<Option<Patching>>);
+
+fn grids(
+    model: &Gpt2,
+    (clean, corrupt): (&Tensor, &Tensor),
+    metric: LogitDiff,
+    sites: &[Site],
+    method: PatchMethod,
+) -> Result<Grids> {
+    let exact = match method {
+        PatchMethod::Attribution => sites.iter().map(|_| None).collect(),
+        _ => sites
+            .iter()
+            .map(|&site| patch(model, clean, corrupt, metric, site).map(Some))
+            .collect::<Result<_>>()?,
+    };
+    let estimates = match method {
+        PatchMethod::Exact => sites.iter().map(|_| None).collect(),
+        _ => attribution_patch(model, clean, corrupt, metric, sites)?
+            .into_iter()
+            .map(Some)
+            .collect(),
+    };
+    Ok((exact, estimates))
+}
+
 pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let tokenizer = session.tokenizer()?;
     let (clean, corrupt) = pair(session, &tokenizer, args, &cfg)?;
     let answer = one_token(&tokenizer, "answer", &args.answer)?;
     let wrong = one_token(&tokenizer, "wrong", &args.wrong)?;
-    let site = match args.site {
-        PatchSite::ResidPre => Site::ResidPre,
-        PatchSite::AttnOut => Site::AttnOut,
-        PatchSite::MlpOut => Site::MlpOut,
-        PatchSite::Head => Site::Head,
-    };
+    let sites = sites(args)?;
     let model = session.model(&cfg, cfg.n_layer)?;
     if args.method != PatchMethod::Exact {
         check_differentiable(&model).map_err(|e| usage(format!("--method: {e}")))?;
@@ -69,60 +116,84 @@ pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<(
         wrong: wrong.id,
     };
     let (clean_ids, corrupt_ids) = (row(&clean)?, row(&corrupt)?);
-    let run = |f: fn(&_, &_, &_, LogitDiff, Site) -> Result<Patching>| {
-        f(&model, &clean_ids, &corrupt_ids, metric, site)
-    };
-    let exact = (args.method != PatchMethod::Attribution)
-        .then(|| run(patch))
-        .transpose()?;
-    let estimate = (args.method != PatchMethod::Exact)
-        .then(|| run(attribution_patch))
-        .transpose()?;
-    let first = exact
-        .as_ref()
-        .or(estimate.as_ref())
-        .expect("one method runs");
-    let shape = [first.values.len(), first.values[0].len()];
-    let cells = exact
-        .iter()
-        .chain(&estimate)
-        .flat_map(|p| p.values.iter().flatten());
-    let problem = check_finite(
+    let (exact, estimates) = grids(
         &model,
-        &clean_ids,
-        [first.clean as f64, first.corrupt as f64]
-            .into_iter()
-            .chain(cells.map(|&v| v as f64)),
+        (&clean_ids, &corrupt_ids),
+        metric,
+        &sites,
+        args.method,
     )?;
-    let correlation = match (&exact, &estimate) {
-        (Some(e), Some(a)) => pearson(&e.values.concat(), &a.values.concat()),
-        _ => None,
-    };
-    let report = PatchReport {
-        header: session.header(Some(&args.clean))?,
-        clean: args.clean.clone(),
-        corrupt: args.corrupt.clone(),
-        tokens: decoded(&tokenizer, &clean)?,
-        answer,
-        wrong,
-        site: site.as_str().to_string(),
-        method: match args.method {
-            PatchMethod::Exact => "exact",
-            PatchMethod::Attribution => "attribution",
-            PatchMethod::Both => "both",
-        },
-        clean_logit_diff: first.clean,
-        corrupt_logit_diff: first.corrupt,
-        correlation,
-        values: exact.map(|p| p.values),
-        estimates: estimate.map(|p| p.values),
-        shape,
-    };
-    write_svg(session, args.svg.as_deref(), |w| {
-        printer::patch_svg(w, &report)
-    })?;
-    emit(session, out, &report, |out, r| {
-        printer::patch(out, r, session.palette)
-    })?;
+    let cells = exact.iter().chain(&estimates).flatten().flat_map(|p| {
+        [p.clean, p.corrupt]
+            .into_iter()
+            .chain(p.values.iter().flatten().copied())
+    });
+    let problem = check_finite(&model, &clean_ids, cells.map(|v| v as f64))?;
+    let tokens = decoded(&tokenizer, &clean)?;
+    let mut reports = Vec::with_capacity(sites.len());
+    for ((site, exact), estimate) in sites.iter().zip(exact).zip(estimates) {
+        let first = exact
+            .as_ref()
+            .or(estimate.as_ref())
+            .expect("one method runs");
+        let correlation = match (&exact, &estimate) {
+            (Some(e), Some(a)) => pearson(&e.values.concat(), &a.values.concat()),
+            _ => None,
+        };
+        reports.push(PatchReport {
+            header: session.header(Some(&args.clean))?,
+            clean: args.clean.clone(),
+            corrupt: args.corrupt.clone(),
+            tokens: tokens.clone(),
+            answer: answer.clone(),
+            wrong: wrong.clone(),
+            site: site.as_str().to_string(),
+            method: method_name(args.method),
+            clean_logit_diff: first.clean,
+            corrupt_logit_diff: first.corrupt,
+            correlation,
+            shape: [first.values.len(), first.values[0].len()],
+            values: exact.map(|p| p.values),
+            estimates: estimate.map(|p| p.values),
+        });
+    }
+    if let [report] = reports.as_slice() {
+        write_svg(session, args.svg.as_deref(), |w| {
+            printer::patch_svg(w, report)
+        })?;
+    }
+    print(session, out, reports)?;
     problem.map_or(Ok(()), Err)
+}
+
+fn method_name(method: PatchMethod) -> &'static str {
+    match method {
+        PatchMethod::Exact => "exact",
+        PatchMethod::Attribution => "attribution",
+        PatchMethod::Both => "both",
+    }
+}
+
+/// One site: its report as every command prints one. Several: tables one after another,
+/// JSON Lines one report a line, and `--json` one object whose `sites` holds the reports.
+fn print(session: &Session, out: &mut dyn Write, reports: Vec<PatchReport>) -> Result<()> {
+    let table = |out: &mut dyn Write, r: &PatchReport| printer::patch(out, r, session.palette);
+    if reports.len() == 1 {
+        return emit(session, out, &reports[0], table);
+    }
+    if session.format == Format::Json {
+        let report = PatchSitesReport {
+            header: reports[0].header.clone(),
+            sites: reports,
+        };
+        return emit(session, out, &report, |_, _| Ok(()));
+    }
+    let mut printer = session.printer(&[], &[], 0, &table)?;
+    for (i, report) in reports.iter().enumerate() {
+        if i > 0 && session.format == Format::Table {
+            writeln!(out)?;
+        }
+        printer.print(out, report)?;
+    }
+    printer.finish(out)
 }

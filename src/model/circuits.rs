@@ -203,23 +203,27 @@ pub fn patch(
 }
 
 /// Attribution patching (Nanda; TransformerLens's `attribution_patch`): every cell of
-/// [`patch`]'s grid to first order, from one clean forward pass and one corrupt forward and
-/// backward pass: metric(corrupt) + (a_clean − a_corrupt) · ∂metric/∂a at the corrupt run,
-/// the dot product over d_model at each layer and position, or over positions and d_head
-/// of one head's z. The second term is TransformerLens's attribution score (denoising).
+/// [`patch`]'s grid at each of `sites` to first order, from one clean forward pass and one
+/// corrupt forward and backward pass for all of them: metric(corrupt) + (a_clean −
+/// a_corrupt) · ∂metric/∂a at the corrupt run, the dot product over d_model at each layer
+/// and position, or over positions and d_head of one head's z. The second term is
+/// TransformerLens's attribution score (denoising). One [`Patching`] per site, in order.
 pub fn attribution_patch(
     model: &Gpt2,
     clean: &Tensor,
     corrupt: &Tensor,
     metric: LogitDiff,
-    site: Site,
-) -> Result<Patching> {
+    sites: &[Site],
+) -> Result<Vec<Patching>> {
     let (_, t) = clean.dims2()?;
     if corrupt.dims2()? != (1, t) {
         bail!("clean and corrupt texts must have the same number of tokens");
     }
     let n_layer = model.config().n_layer;
-    let hooks: Vec<Hook> = (0..n_layer).map(|l| site.hook(l)).collect();
+    let hooks: Vec<Hook> = sites
+        .iter()
+        .flat_map(|site| (0..n_layer).map(|l| site.hook(l)))
+        .collect();
     let (clean_acts, clean_logits) = record_last(model, clean, hooks.clone())?;
     let diff = Metric {
         answer: Some(metric.answer),
@@ -228,22 +232,27 @@ pub fn attribution_patch(
     };
     let g = gradients(model, corrupt, None, &diff, &hooks)?;
     let corrupt_value = g.values_of_metric[0];
-    let mut values = Vec::with_capacity(n_layer);
-    for &hook in &hooks {
-        let delta = (clean_acts.get(hook)? - g.values.get(hook)?)?; // (1, T, C) or (1, T, nh, hs)
-        let score = (delta * g.grads.get(hook)?)?.squeeze(0)?; // (T, C) or (T, nh, hs)
-        let score = match site {
-            Site::Head => score.sum(2)?.sum(0)?, // (nh,)
-            Site::ResidPre | Site::AttnOut | Site::MlpOut => score.sum(1)?, // (T,)
-        };
-        let row: Vec<f32> = score.to_vec1()?;
-        values.push(row.into_iter().map(|s| corrupt_value + s).collect());
+    let clean_value = metric.of(&clean_logits)?[0];
+    let mut out = Vec::with_capacity(sites.len());
+    for (&site, hooks) in sites.iter().zip(hooks.chunks(n_layer)) {
+        let mut values = Vec::with_capacity(n_layer);
+        for &hook in hooks {
+            let delta = (clean_acts.get(hook)? - g.values.get(hook)?)?; // (1, T, C) or (1, T, nh, hs)
+            let score = (delta * g.grads.get(hook)?)?.squeeze(0)?; // (T, C) or (T, nh, hs)
+            let score = match site {
+                Site::Head => score.sum(2)?.sum(0)?, // (nh,)
+                Site::ResidPre | Site::AttnOut | Site::MlpOut => score.sum(1)?, // (T,)
+            };
+            let row: Vec<f32> = score.to_vec1()?;
+            values.push(row.into_iter().map(|s| corrupt_value + s).collect());
+        }
+        out.push(Patching {
+            clean: clean_value,
+            corrupt: corrupt_value,
+            values,
+        });
     }
-    Ok(Patching {
-        clean: metric.of(&clean_logits)?[0],
-        corrupt: corrupt_value,
-        values,
-    })
+    Ok(out)
 }
 
 /// What an ablation removes.

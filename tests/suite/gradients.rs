@@ -346,20 +346,23 @@ fn attribution_patching_matches_torchs_first_order_estimate() {
             answer: g.one(answer),
             wrong: g.one(wrong),
         };
-        for (site, name) in [
-            (Site::ResidPre, "resid_pre"),
-            (Site::AttnOut, "attn_out"),
-            (Site::MlpOut, "mlp_out"),
+        // All four sites from one pass, in an order other than the enum's.
+        let sites = [
             (Site::Head, "head"),
-        ] {
-            let p = attribution_patch(
-                &g.model,
-                &row(&ids(clean)),
-                &row(&ids(corrupt)),
-                metric,
-                site,
-            )
-            .unwrap();
+            (Site::ResidPre, "resid_pre"),
+            (Site::MlpOut, "mlp_out"),
+            (Site::AttnOut, "attn_out"),
+        ];
+        let all = attribution_patch(
+            &g.model,
+            &row(&ids(clean)),
+            &row(&ids(corrupt)),
+            metric,
+            &sites.map(|(s, _)| s),
+        )
+        .unwrap();
+        assert_eq!(all.len(), sites.len());
+        for (p, (_, name)) in all.iter().zip(sites) {
             let want = g.get(&format!("attribution{k}.{name}"));
             assert_eq!(
                 [p.values.len(), p.values[0].len()],
@@ -421,6 +424,63 @@ fn patch_method_both_prints_exact_values_estimates_and_their_correlation() {
         &crate::common::floats(&v["estimates"]),
         &flat(g.get("attribution1.resid_pre")),
     );
+}
+
+#[test]
+fn patch_at_several_sites_prints_each_sites_grid() {
+    let g = load();
+    let hf = crate::common::Reference::load();
+    let pairs: Vec<(String, String, String, String)> =
+        serde_json::from_str(&g.meta["patch_pairs"]).unwrap();
+    let (clean, corrupt, answer, wrong) = &pairs[1];
+    let args = [
+        "patch",
+        "--clean",
+        clean,
+        "--corrupt",
+        corrupt,
+        "--answer",
+        answer,
+        "--wrong",
+        wrong,
+    ];
+    // Repeated and comma-separated, a site given twice counted once.
+    let sites = [
+        "--site",
+        "mlp_out,head",
+        "--site",
+        "mlp_out",
+        "--method",
+        "both",
+    ];
+    let v = json(&[&args[..], &sites[..]].concat());
+    let got: Vec<&str> = (v["sites"].as_array().unwrap().iter())
+        .map(|r| r["site"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, ["mlp_out", "head"]);
+    for (r, name) in v["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(["mlp_out", "head"])
+    {
+        let exact = flat(hf.get(&format!("circuits.patch1.{name}")));
+        assert_near(name, &crate::common::floats(&r["values"]), &exact);
+        let want = flat(g.get(&format!("attribution1.{name}")));
+        assert_near(name, &crate::common::floats(&r["estimates"]), &want);
+        assert_eq!(r["schema"], 1);
+    }
+    let out = cmd()
+        .args([&args[..], &["--site", "mlp_out,head", "--jsonl"]].concat())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 2);
+    let out = cmd()
+        .args([&args[..], &["--site", "mlp_out,head", "--svg", "x.svg"]].concat())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--svg"));
 }
 
 #[test]
