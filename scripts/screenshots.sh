@@ -26,6 +26,10 @@ trap 'rm -rf "$work"' EXIT
 "$bin" "${model[@]}" lens "$text" --all-positions --svg "$work/lens.svg" >/dev/null 2>&1
 # One head's four stages, input to output.
 "$bin" "${model[@]}" attention "$text" --layer 1 --head 3 --stages --svg "$work/stages.svg" >/dev/null 2>&1
+# Input attribution: the matrix for generated text, and a patching grid beside its estimate.
+"$bin" "${model[@]}" saliency "The cat sat" --generate 4 --svg "$work/saliency.svg" >/dev/null 2>&1
+"$bin" "${model[@]}" patch --clean "$text" --corrupt "The dog sat on the mat" --answer " and" --wrong " with" \
+    --method both --svg "$work/patch-both.svg" >/dev/null 2>&1
 
 # The terminal heatmap, as a truecolor terminal 100 columns wide shows it.
 {
@@ -45,6 +49,13 @@ trap 'rm -rf "$work"' EXIT
 } | aha --black --title "gpt2-inspect neuron view and stages" |
     sed "s/<pre>/<pre style=\"display:inline-block;margin:0;padding:12px 16px\">/" > "$work/neuron.html"
 
+# Saliency bars in a colour terminal.
+{
+    printf '$ gpt2-inspect saliency "%s" --method input-x-gradient\n' "$text"
+    COLORTERM=truecolor COLUMNS=100 "$bin" "${model[@]}" --color always saliency "$text" --method input-x-gradient
+} | aha --black --title "gpt2-inspect saliency" |
+    sed "s/<pre>/<pre style=\"display:inline-block;margin:0;padding:12px 16px\">/" > "$work/saliency-terminal.html"
+
 node scripts/screenshot.mjs \
     "$work/report.html=docs/report.png" \
     "$work/report.html=docs/report-neuron.png@#neuron-section" \
@@ -55,4 +66,7 @@ node scripts/screenshot.mjs \
     "$work/terminal.html=docs/terminal.png@pre" \
     "$work/stages.svg=docs/stages.png@svg" \
     "$work/lens.svg=docs/lens.png@svg" \
-    "$work/neuron.html=docs/neuron.png@pre"
+    "$work/neuron.html=docs/neuron.png@pre" \
+    "$work/saliency.svg=docs/saliency.png@svg" \
+    "$work/patch-both.svg=docs/patch-both.png@svg" \
+    "$work/saliency-terminal.html=docs/saliency-terminal.png@pre"

@@ -377,9 +377,12 @@ pub fn patch_svg(out: &mut dyn Write, r: &PatchReport) -> io::Result<()> {
         .collect();
     let panels: Vec<GridPanel> = (grids_of.iter())
         .map(|(name, values)| GridPanel {
-            title: match *name {
-                "exact" => format!("{} patched from clean into corrupt", r.site),
-                _ => format!("{} by attribution patching", r.site),
+            // Side by side, a panel is as narrow as its grid: short titles.
+            title: match (*name, grids_of.len()) {
+                ("exact", 1) => format!("{} patched from clean into corrupt", r.site),
+                ("exact", _) => format!("{}: exact", r.site),
+                (_, 1) => format!("{} by attribution patching", r.site),
+                _ => format!("{}: estimate", r.site),
             },
             row_labels: layer_labels(values.len()),
             col_labels: match r.site.as_str() {
