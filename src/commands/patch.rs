@@ -129,34 +129,25 @@ pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<(
             .chain(p.values.iter().flatten().copied())
     });
     let problem = check_finite(&model, &clean_ids, cells.map(|v| v as f64))?;
-    let tokens = decoded(&tokenizer, &clean)?;
-    let mut reports = Vec::with_capacity(sites.len());
-    for ((site, exact), estimate) in sites.iter().zip(exact).zip(estimates) {
-        let first = exact
-            .as_ref()
-            .or(estimate.as_ref())
-            .expect("one method runs");
-        let correlation = match (&exact, &estimate) {
-            (Some(e), Some(a)) => pearson(&e.values.concat(), &a.values.concat()),
-            _ => None,
-        };
-        reports.push(PatchReport {
-            header: session.header(Some(&args.clean))?,
-            clean: args.clean.clone(),
-            corrupt: args.corrupt.clone(),
-            tokens: tokens.clone(),
-            answer: answer.clone(),
-            wrong: wrong.clone(),
-            site: site.as_str().to_string(),
-            method: method_name(args.method),
-            clean_logit_diff: first.clean,
-            corrupt_logit_diff: first.corrupt,
-            correlation,
-            shape: [first.values.len(), first.values[0].len()],
-            values: exact.map(|p| p.values),
-            estimates: estimate.map(|p| p.values),
-        });
-    }
+    let shared = PatchReport {
+        header: session.header(Some(&args.clean))?,
+        clean: args.clean.clone(),
+        corrupt: args.corrupt.clone(),
+        tokens: decoded(&tokenizer, &clean)?,
+        answer,
+        wrong,
+        site: String::new(),
+        method: method_name(args.method),
+        clean_logit_diff: f32::NAN,
+        corrupt_logit_diff: f32::NAN,
+        correlation: None,
+        shape: [0, 0],
+        values: None,
+        estimates: None,
+    };
+    let reports: Vec<PatchReport> = (sites.iter().zip(exact).zip(estimates))
+        .map(|((&site, exact), estimate)| site_report(&shared, site, exact, estimate))
+        .collect();
     if let [report] = reports.as_slice() {
         write_svg(session, args.svg.as_deref(), |w| {
             printer::patch_svg(w, report)
@@ -164,6 +155,33 @@ pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<(
     }
     print(session, out, reports)?;
     problem.map_or(Ok(()), Err)
+}
+
+/// One site's report: `shared` (what every site's report holds) with its grids.
+fn site_report(
+    shared: &PatchReport,
+    site: Site,
+    exact: Option<Patching>,
+    estimate: Option<Patching>,
+) -> PatchReport {
+    let first = exact
+        .as_ref()
+        .or(estimate.as_ref())
+        .expect("one method runs");
+    let correlation = match (&exact, &estimate) {
+        (Some(e), Some(a)) => pearson(&e.values.concat(), &a.values.concat()),
+        _ => None,
+    };
+    PatchReport {
+        site: site.as_str().to_string(),
+        clean_logit_diff: first.clean,
+        corrupt_logit_diff: first.corrupt,
+        correlation,
+        shape: [first.values.len(), first.values[0].len()],
+        values: exact.map(|p| p.values),
+        estimates: estimate.map(|p| p.values),
+        ..shared.clone()
+    }
 }
 
 fn method_name(method: PatchMethod) -> &'static str {
