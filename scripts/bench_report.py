@@ -55,6 +55,10 @@ def tsv(name):
     return {k: float(v) for k, v in (line.split("\t") for line in open(p).read().split("\n") if line)}
 
 
+def mib(x):
+    return "–" if x is None else f"{x:.0f} MiB"
+
+
 def flops(t, logits=1, d=768, layers=12, vocab=50257):
     # 2 per block weight per token, QK^T and attention.V over the full square, output layer.
     return 2 * layers * 12 * d * d * t + 4 * layers * t * t * d + 2 * d * vocab * logits
@@ -144,7 +148,6 @@ for name, label in labels.items():
     if name == "patch_resid_pre_16":
         targets.append("≤ 5 s")
         verdicts.append(verdict(o, 5.0))
-    mib = lambda x: "–" if x is None else f"{x:.0f} MiB"
     print(f"| {label} | {fmt_s(o)} | {'–' if sp is None else f'{sp:.2f}'} | {mib(orss)} | {fmt_s(l)} | {mib(lrss)} | "
           f"{vs(o, l)} | {fmt_s(h)} | {mib(hrss)} | {'–' if h is None else f'{h / o:.1f}×'} | "
           f"{'; '.join(targets)} | {'; '.join(verdicts)} |")
@@ -152,7 +155,6 @@ for name, label in labels.items():
 print("\nGradients (new processes, as above; the 16-token text is the patch pair's clean text):\n")
 print("| work | gpt2-inspect | peak RSS | compared with | its time | its peak RSS | ratio | target | |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-mib = lambda x: "–" if x is None else f"{x:.0f} MiB"
 grad_rows = [
     ("saliency_16", "`saliency` (gradient), 16 tokens", "ours_next_16", "`next` on the same text",
      lambda o, t: ("≤ 3× `next`", "met" if o / t <= 3 else f"missed: {o / t:.1f}×"), lambda o, t: f"{o / t:.2f}× its time"),

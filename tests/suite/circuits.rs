@@ -1,7 +1,7 @@
 //! Patching, ablation, attribution and head detection against Hugging Face's modules with
 //! torch hooks (scripts/make_fixtures.py, `circuits.*` in the reference), within 1e-4.
 
-use crate::common::{assert_close, flat, max_abs_diff, model_dir, Reference, TOL};
+use crate::common::{assert_close, flat, max_abs_diff, model_dir, patch_args, Reference, TOL};
 use candle_core::{DType, Device, Tensor};
 use gpt2_inspect::dist::kl;
 use gpt2_inspect::model::checkpoint::Checkpoint;
@@ -429,20 +429,4 @@ fn svg_figures_hold_the_references() {
     let want = flat(s.reference.get("circuits.attribute0.components"))[2..].to_vec();
     let d = max_abs_diff(&svg_values(&path), &want);
     assert!(d <= 5e-5 + 1e-6, "attribute SVG vs HF: {d}");
-}
-
-/// `patch --clean … --corrupt … --answer … --wrong …` for a reference pair.
-fn patch_args(pair: &(String, String, String, String)) -> Vec<&str> {
-    let (clean, corrupt, answer, wrong) = pair;
-    vec![
-        "patch",
-        "--clean",
-        clean,
-        "--corrupt",
-        corrupt,
-        "--answer",
-        answer,
-        "--wrong",
-        wrong,
-    ]
 }

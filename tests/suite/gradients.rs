@@ -385,23 +385,8 @@ fn patch_method_both_prints_exact_values_estimates_and_their_correlation() {
     let hf = crate::common::Reference::load();
     let pairs: Vec<(String, String, String, String)> =
         serde_json::from_str(&g.meta["patch_pairs"]).unwrap();
-    let (clean, corrupt, answer, wrong) = &pairs[1];
-    let args = [
-        "patch",
-        "--clean",
-        clean,
-        "--corrupt",
-        corrupt,
-        "--answer",
-        answer,
-    ];
-    let v = json(
-        &[
-            &args[..],
-            &["--wrong", wrong, "--site", "head", "--method", "both"],
-        ]
-        .concat(),
-    );
+    let args = crate::common::patch_args(&pairs[1]);
+    let v = json(&[&args[..], &["--site", "head", "--method", "both"]].concat());
     let (exact, estimates) = (
         crate::common::floats(&v["values"]),
         crate::common::floats(&v["estimates"]),
@@ -417,7 +402,7 @@ fn patch_method_both_prints_exact_values_estimates_and_their_correlation() {
         v["correlation"]
     );
     assert_eq!(v["method"], "both");
-    let v = json(&[&args[..], &["--wrong", wrong, "--method", "attribution"]].concat());
+    let v = json(&[&args[..], &["--method", "attribution"]].concat());
     assert!(v["values"].is_null() && v.get("correlation").is_none());
     assert_near(
         "resid_pre estimates",
@@ -432,18 +417,7 @@ fn patch_at_several_sites_prints_each_sites_grid() {
     let hf = crate::common::Reference::load();
     let pairs: Vec<(String, String, String, String)> =
         serde_json::from_str(&g.meta["patch_pairs"]).unwrap();
-    let (clean, corrupt, answer, wrong) = &pairs[1];
-    let args = [
-        "patch",
-        "--clean",
-        clean,
-        "--corrupt",
-        corrupt,
-        "--answer",
-        answer,
-        "--wrong",
-        wrong,
-    ];
+    let args = crate::common::patch_args(&pairs[1]);
     // Repeated and comma-separated, a site given twice counted once.
     let sites = [
         "--site",

@@ -218,3 +218,19 @@ fn page_bytes(data: &serde_json::Value, field: &str) -> Vec<u8> {
         .decode(text)
         .expect("base64")
 }
+
+/// `patch --clean … --corrupt … --answer … --wrong …` for a reference pair.
+pub fn patch_args(pair: &(String, String, String, String)) -> Vec<&str> {
+    let (clean, corrupt, answer, wrong) = pair;
+    vec![
+        "patch",
+        "--clean",
+        clean,
+        "--corrupt",
+        corrupt,
+        "--answer",
+        answer,
+        "--wrong",
+        wrong,
+    ]
+}
