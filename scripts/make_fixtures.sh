@@ -18,3 +18,5 @@ fi
   --out "$root/tests/fixtures"
 "$work/venv/bin/python" "$root/scripts/make_gradient_fixtures.py" \
   --fixtures "$root/tests/fixtures"
+"$work/venv/bin/python" "$root/scripts/make_edge_fixtures.py" \
+  --fixtures "$root/tests/fixtures"

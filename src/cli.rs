@@ -113,6 +113,7 @@ impl Command {
             Command::Completions(_) | Command::Man(_) => NO_MODEL,
             Command::Attention(_)
             | Command::Patch(_)
+            | Command::Circuit(_)
             | Command::Ablate(_)
             | Command::Attribute(_)
             | Command::Saliency(_)
@@ -329,6 +330,13 @@ pub enum Command {
         after_help = "Examples:\n  gpt2-inspect patch --clean \"The Eiffel Tower is in the city of\" --corrupt \"The Colosseum is in the city of\" --answer \" Paris\" --wrong \" Rome\"\n  gpt2-inspect patch --clean \"...\" --corrupt \"...\" --answer \" Paris\" --wrong \" Rome\" --site head --svg heads.svg\n  gpt2-inspect patch --clean \"...\" --corrupt \"...\" --answer \" Paris\" --wrong \" Rome\" --method both"
     )]
     Patch(PatchArgs),
+    /// Edge attribution patching: which writer-to-reader edges (head to head's query, key
+    /// or value, to MLP, to the logits) carry the clean answer, and how faithful the top
+    /// edges are as a circuit
+    #[command(
+        after_help = "Examples:\n  gpt2-inspect circuit --clean \"When Mary and John went to the store, John gave a drink to\" --corrupt \"When Mary and John went to the store, Mary gave a drink to\" --answer \" Mary\" --wrong \" John\"\n  gpt2-inspect circuit --clean \"...\" --corrupt \"...\" --answer \" Mary\" --wrong \" John\" --ig-steps 5 --faithfulness 10,50,200 --svg ioi.svg --dot ioi.dot"
+    )]
+    Circuit(CircuitArgs),
     /// Remove heads or MLPs (zero or mean) and see the next-token prediction change
     #[command(
         after_help = "Examples:\n  gpt2-inspect ablate \"When Mary and John went to the store, John gave a drink to\" --head 9.9 --head 9.6\n  gpt2-inspect ablate \"When Mary and John went to the store, John gave a drink to\" --answer \" Mary\" --sweep"
@@ -742,18 +750,64 @@ pub enum PatchSite {
     /// The residual stream entering each block, one position at a time
     #[value(name = "resid_pre")]
     ResidPre,
+    /// The residual stream between each block's attention and its MLP, one position at a
+    /// time
+    #[value(name = "resid_mid")]
+    ResidMid,
     /// Each block's attention output, one position at a time
     #[value(name = "attn_out")]
     AttnOut,
     /// Each block's MLP output, one position at a time
     #[value(name = "mlp_out")]
     MlpOut,
-    /// Each head's z at every position
+    /// Each head's z at every position (with --by-position: at one position)
     Head,
+    /// Each head's queries (hook_q)
+    Q,
+    /// Each head's keys (hook_k)
+    K,
+    /// Each head's values (hook_v)
+    V,
+    /// Each head's attention pattern (with --by-position: one destination row)
+    Pattern,
+    /// One (destination, source) entry of each head's pattern at a time
+    #[value(name = "pattern-dest-src")]
+    PatternDestSrc,
 }
 
 #[derive(Debug, Args)]
 pub struct PatchArgs {
+    #[command(flatten)]
+    pub pair: PairArgs,
+    /// Which activations to patch; several (`--site resid_pre,head` or the flag repeated)
+    /// print one grid each, and their attribution estimates come from one backward pass
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [PatchSite::ResidPre])]
+    pub site: Vec<PatchSite>,
+    /// `exact`: one patched run per cell. `attribution`: every cell estimated to first
+    /// order from one clean and one corrupt run plus a backward pass (attribution patching).
+    /// `both`: the two side by side, with their correlation
+    #[arg(long, value_enum, default_value_t = PatchMethod::Exact)]
+    pub method: PatchMethod,
+    /// Patch the head sites (head, q, k, v, pattern) one position at a time: grids
+    /// [L][T][H] (pattern: [L][H][T], one destination row each)
+    #[arg(long)]
+    pub by_position: bool,
+    /// Path patching: the clean-minus-corrupt write of this sender head (LAYER.HEAD)
+    /// reaches only the receivers --to names; every other reader sees the corrupt run
+    #[arg(long, value_name = "L.H", conflicts_with_all = ["site", "method", "by_position"])]
+    pub path: Option<String>,
+    /// With --path: the receivers, each later head's query, key or value input, or the
+    /// logits (the sender's direct effect)
+    #[arg(long, value_enum, requires = "path", default_value_t = PathTo::Q)]
+    pub to: PathTo,
+    /// Also draw the grid as an SVG figure (written atomically)
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+}
+
+/// The two texts of patching and circuits, and the two answers of their metric.
+#[derive(Debug, Args)]
+pub struct PairArgs {
     /// The text whose answer is right
     #[arg(long, value_name = "TEXT")]
     pub clean: String,
@@ -766,18 +820,41 @@ pub struct PatchArgs {
     /// The corrupt run's answer: one token
     #[arg(long, value_name = "TOKEN")]
     pub wrong: String,
-    /// Which activations to patch; several (`--site resid_pre,head` or the flag repeated)
-    /// print one grid each, and their attribution estimates come from one backward pass
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [PatchSite::ResidPre])]
-    pub site: Vec<PatchSite>,
-    /// `exact`: one patched run per cell. `attribution`: every cell estimated to first
-    /// order from one clean and one corrupt run plus a backward pass (attribution patching).
-    /// `both`: the two side by side, with their correlation
-    #[arg(long, value_enum, default_value_t = PatchMethod::Exact)]
-    pub method: PatchMethod,
-    /// Also draw the grid as an SVG figure (written atomically)
+}
+
+#[derive(Debug, Args)]
+pub struct CircuitArgs {
+    #[command(flatten)]
+    pub pair: PairArgs,
+    /// How many edges the table, --dot and --svg show, by |score|
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
+    /// EAP-IG: average the gradient over N points from the corrupt to the clean
+    /// embeddings (1: plain EAP, the gradient at the corrupt run)
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub ig_steps: usize,
+    /// Also patch each of the top N edges alone, exactly (a batched run per edge), to show
+    /// how good its estimate is
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub exact: usize,
+    /// Keep the top K edges (several: `--faithfulness 10,50,200`), corrupt every other one,
+    /// and report how much of the clean metric each circuit recovers
+    #[arg(long, value_name = "K", value_delimiter = ',')]
+    pub faithfulness: Vec<usize>,
+    /// Write the top edges as a Graphviz graph (written atomically)
+    #[arg(long, value_name = "FILE")]
+    pub dot: Option<PathBuf>,
+    /// Draw the top edges as an SVG graph, layers top to bottom (written atomically)
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PathTo {
+    Q,
+    K,
+    V,
+    Logits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

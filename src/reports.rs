@@ -572,18 +572,96 @@ pub struct PatchReport {
     pub site: String,
     /// `exact`, `attribution` or `both`.
     pub method: &'static str,
+    /// `--path`: the sender head and its receivers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathSpec>,
     pub clean_logit_diff: f32,
     pub corrupt_logit_diff: f32,
-    /// `[L][T]` (positions) or `[L][H]` (heads): logit[answer] − logit[wrong] of each run;
-    /// `null` under `--method attribution`.
-    pub values: Option<Vec<Vec<f32>>>,
+    /// The grid's axes: `layer`, then `pos`, `head`, `dest`, `src` as the site has them
+    /// (TransformerLens's order).
+    pub axes: Vec<&'static str>,
+    /// logit[answer] − logit[wrong] of each run, nested along `axes` (`[L][T]`,
+    /// `[L][H]`, `[L][T][H]`, `[L][H][T]`, `[L][H][T][T]`), `null` where a cell is not a
+    /// run (a masked pattern entry); `null` under `--method attribution`.
+    pub values: Option<Grid>,
     /// The same cells estimated by attribution patching (first order), when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub estimates: Option<Vec<Vec<f32>>>,
+    pub estimates: Option<Grid>,
     /// Pearson's r of `values` and `estimates` over every cell (`--method both`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation: Option<f64>,
-    pub shape: [usize; 2],
+    pub shape: Vec<usize>,
+}
+
+/// Path patching's sender (`L{l}H{h}`) and receivers (`q`, `k`, `v` or `logits`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PathSpec {
+    pub sender: String,
+    pub to: &'static str,
+}
+
+/// An n-dimensional grid of numbers, row-major, serialized as nested arrays with NaN as
+/// `null`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grid {
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+impl Grid {
+    /// The 2-D slices along the last two axes, each with the index of the axes before
+    /// them (for a 2-D grid, one slice with an empty index).
+    pub fn slices(&self) -> Vec<(Vec<usize>, Vec<Vec<f32>>)> {
+        let n = self.shape.len();
+        let (rows, cols) = match n {
+            0 => (1, 1),
+            1 => (1, self.shape[0]),
+            _ => (self.shape[n - 2], self.shape[n - 1]),
+        };
+        let outer = &self.shape[..n.saturating_sub(2)];
+        let mut out = Vec::new();
+        for (k, chunk) in self.values.chunks((rows * cols).max(1)).enumerate() {
+            let mut idx = vec![0; outer.len()];
+            let mut rest = k;
+            for (d, &m) in outer.iter().enumerate().rev() {
+                idx[d] = rest % m;
+                rest /= m;
+            }
+            out.push((
+                idx,
+                chunk.chunks(cols.max(1)).map(<[f32]>::to_vec).collect(),
+            ));
+        }
+        out
+    }
+}
+
+impl Serialize for Grid {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Nested(&self.shape, &self.values).serialize(s)
+    }
+}
+
+/// One level of a [`Grid`]: `values` laid out along `shape`.
+struct Nested<'a>(&'a [usize], &'a [f32]);
+
+impl Serialize for Nested<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let Some((&n, inner)) = self.0.split_first() else {
+            let v = self.1.first().copied().unwrap_or(f32::NAN);
+            return match v.is_nan() {
+                true => s.serialize_none(),
+                false => s.serialize_f32(v),
+            };
+        };
+        let step: usize = inner.iter().product();
+        let mut seq = s.serialize_seq(Some(n))?;
+        for i in 0..n {
+            seq.serialize_element(&Nested(inner, &self.1[i * step..(i + 1) * step]))?;
+        }
+        seq.end()
+    }
 }
 
 /// `patch --json` with several sites: each site's report as one site would print it.
@@ -592,6 +670,64 @@ pub struct PatchSitesReport {
     #[serde(flatten)]
     pub header: Header,
     pub sites: Vec<PatchReport>,
+}
+
+/// `circuit`: every edge's attribution score, the writers' node scores, and the
+/// faithfulness of the top edges.
+#[derive(Debug, Clone, Serialize)]
+pub struct CircuitReport {
+    #[serde(flatten)]
+    pub header: Header,
+    pub clean: String,
+    pub corrupt: String,
+    pub tokens: Vec<String>,
+    pub answer: NamedToken,
+    pub wrong: NamedToken,
+    /// `eap`, or `eap-ig` with `ig_steps` > 1.
+    pub method: &'static str,
+    pub ig_steps: usize,
+    pub clean_logit_diff: f32,
+    pub corrupt_logit_diff: f32,
+    /// How many edges the table and the graphs show.
+    pub top: usize,
+    /// Every edge, by |score| descending.
+    pub edges: Vec<EdgeScore>,
+    /// Every writer: the sum of its edges' scores, by |score| descending.
+    pub nodes: Vec<NodeScore>,
+    /// One entry per `--faithfulness` value, in the order given.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub faithfulness: Vec<Faithfulness>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EdgeScore {
+    /// `embed`, `L{l}H{h}` or `mlp{l}`.
+    pub writer: String,
+    /// `L{l}H{h}.q` (`.k`, `.v`), `mlp{l}` or `logits`.
+    pub reader: String,
+    /// Its estimated effect on the metric: (writer_clean − writer_corrupt) ·
+    /// ∂metric/∂(reader's input).
+    pub score: f32,
+    /// With `--exact N`, for the top N edges: the metric's change when the edge alone is
+    /// patched (the reader's input given the writer's clean value), exactly.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exact: Option<f32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeScore {
+    pub name: String,
+    pub score: f32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Faithfulness {
+    /// The top edges kept.
+    pub edges: usize,
+    /// The metric with every other edge corrupted.
+    pub logit_diff: f32,
+    /// (logit_diff − corrupt) / (clean − corrupt).
+    pub recovered: f32,
 }
 
 /// `ablate`: predictions before and after removing components.
@@ -730,4 +866,30 @@ pub struct HeadScoresReport {
     pub first_token: Vec<Vec<f32>>,
     pub induction: Vec<Vec<f32>>,
     pub duplicate_token: Vec<Vec<f32>>,
+}
+
+#[cfg(test)]
+mod grid_tests {
+    use super::Grid;
+
+    #[test]
+    fn a_grid_nests_along_its_shape_with_nan_as_null() {
+        let g = Grid {
+            shape: vec![2, 1, 2],
+            values: vec![1.0, f32::NAN, 3.0, 4.5],
+        };
+        assert_eq!(
+            serde_json::to_string(&g).unwrap(),
+            "[[[1.0,null]],[[3.0,4.5]]]"
+        );
+        let scalar = Grid {
+            shape: vec![],
+            values: vec![2.0],
+        };
+        assert_eq!(serde_json::to_string(&scalar).unwrap(), "2.0");
+        let slices = g.slices();
+        assert_eq!(slices.len(), 2);
+        assert_eq!(slices[1].0, vec![1]);
+        assert_eq!(slices[1].1, vec![vec![3.0, 4.5]]);
+    }
 }

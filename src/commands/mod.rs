@@ -9,6 +9,7 @@ mod texts;
 mod ablate;
 mod attention;
 mod attribute;
+mod circuit;
 mod dump;
 mod embed;
 mod generate;
@@ -70,6 +71,7 @@ commands! {
     Generate => generate,
     Report => report,
     Patch => patch,
+    Circuit => circuit,
     Ablate => ablate,
     Attribute => attribute,
     Saliency => saliency,
@@ -124,8 +126,18 @@ fn write_svg(
     path: Option<&std::path::Path>,
     draw: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<()> {
+    write_file(session, "--svg", path, draw)
+}
+
+/// `flag FILE`, when given: what `draw` writes, atomically, and a line saying so.
+fn write_file(
+    session: &Session,
+    flag: &str,
+    path: Option<&std::path::Path>,
+    draw: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<()> {
     if let Some(path) = path {
-        crate::atomic::write(path, "--svg", &session.temps, draw)?;
+        crate::atomic::write(path, flag, &session.temps, draw)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

@@ -1,30 +1,32 @@
 //! `patch`: activation patching. Each run is the corrupt text with one activation (a layer
-//! and position, or a head) taken from the clean run; the metric is the logit difference
-//! of the two answers at the last position.
+//! and position, a head, a part of a head) taken from the clean run, or with `--path` one
+//! edge from a sender head patched; the metric is the logit difference of the two answers
+//! at the last position.
 
 use std::io::Write;
 
 use anyhow::Result;
 use candle_core::Tensor;
 
-use super::{check_finite, decoded, emit, one_token, write_svg, Session};
-use crate::cli::{PatchArgs, PatchMethod, PatchSite};
+use super::{check_finite, check_index, decoded, emit, one_token, write_svg, Session};
+use crate::cli::{PairArgs, PatchArgs, PatchMethod, PatchSite, PathTo};
 use crate::dist::pearson;
 use crate::error::usage;
 use crate::model::circuits::{attribution_patch, patch, LogitDiff, Patching, Site};
+use crate::model::edges::{path_patch, Qkv};
 use crate::model::grad::check_differentiable;
 use crate::model::Config;
 use crate::model::Gpt2;
 use crate::render::circuits as printer;
 use crate::render::printer::Format;
-use crate::reports::{PatchReport, PatchSitesReport};
+use crate::reports::{Grid, NamedToken, PatchReport, PatchSitesReport};
 use crate::tokenizer::Tokenizer;
 
 /// `--clean` and `--corrupt` as ids: the same number of tokens, within the model's limit.
-fn pair(
+pub(super) fn pair(
     session: &Session,
     tokenizer: &Tokenizer,
-    args: &PatchArgs,
+    args: &PairArgs,
     cfg: &Config,
 ) -> Result<(Vec<u32>, Vec<u32>)> {
     let encode = |text: &str| session.ids(tokenizer, text);
@@ -54,9 +56,15 @@ fn sites(args: &PatchArgs) -> Result<Vec<Site>> {
     for site in &args.site {
         let site = match site {
             PatchSite::ResidPre => Site::ResidPre,
+            PatchSite::ResidMid => Site::ResidMid,
             PatchSite::AttnOut => Site::AttnOut,
             PatchSite::MlpOut => Site::MlpOut,
             PatchSite::Head => Site::Head,
+            PatchSite::Q => Site::Q,
+            PatchSite::K => Site::K,
+            PatchSite::V => Site::V,
+            PatchSite::Pattern => Site::Pattern,
+            PatchSite::PatternDestSrc => Site::PatternDestSrc,
         };
         if !sites.contains(&site) {
             sites.push(site);
@@ -79,18 +87,19 @@ fn grids(
     (clean, corrupt): (&Tensor, &Tensor),
     metric: LogitDiff,
     sites: &[Site],
-    method: PatchMethod,
+    args: &PatchArgs,
 ) -> Result<Grids> {
-    let exact = match method {
+    let by_position = args.by_position;
+    let exact = match args.method {
         PatchMethod::Attribution => sites.iter().map(|_| None).collect(),
         _ => sites
             .iter()
-            .map(|&site| patch(model, clean, corrupt, metric, site).map(Some))
+            .map(|&site| patch(model, clean, corrupt, metric, site, by_position).map(Some))
             .collect::<Result<_>>()?,
     };
-    let estimates = match method {
+    let estimates = match args.method {
         PatchMethod::Exact => sites.iter().map(|_| None).collect(),
-        _ => attribution_patch(model, clean, corrupt, metric, sites)?
+        _ => attribution_patch(model, clean, corrupt, metric, sites, by_position)?
             .into_iter()
             .map(Some)
             .collect(),
@@ -98,12 +107,64 @@ fn grids(
     Ok((exact, estimates))
 }
 
+/// What every report of one run shares: the texts, tokens and answers.
+struct Shared {
+    report: PatchReport,
+    metric: LogitDiff,
+}
+
+/// `--answer` and `--wrong` as tokens, and the logit difference of the two.
+pub(super) fn answers(
+    tokenizer: &Tokenizer,
+    args: &PairArgs,
+) -> Result<(NamedToken, NamedToken, LogitDiff)> {
+    let answer = one_token(tokenizer, "answer", &args.answer)?;
+    let wrong = one_token(tokenizer, "wrong", &args.wrong)?;
+    let metric = LogitDiff {
+        answer: answer.id,
+        wrong: wrong.id,
+    };
+    Ok((answer, wrong, metric))
+}
+
+fn shared(
+    session: &Session,
+    tokenizer: &Tokenizer,
+    args: &PatchArgs,
+    clean: &[u32],
+) -> Result<Shared> {
+    let (answer, wrong, metric) = answers(tokenizer, &args.pair)?;
+    let report = PatchReport {
+        header: session.header(Some(&args.pair.clean))?,
+        clean: args.pair.clean.clone(),
+        corrupt: args.pair.corrupt.clone(),
+        tokens: decoded(tokenizer, clean)?,
+        answer,
+        wrong,
+        site: String::new(),
+        method: method_name(args.method),
+        path: None,
+        clean_logit_diff: f32::NAN,
+        corrupt_logit_diff: f32::NAN,
+        correlation: None,
+        axes: vec![],
+        shape: vec![],
+        values: None,
+        estimates: None,
+    };
+    Ok(Shared { report, metric })
+}
+
 pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let tokenizer = session.tokenizer()?;
-    let (clean, corrupt) = pair(session, &tokenizer, args, &cfg)?;
-    let answer = one_token(&tokenizer, "answer", &args.answer)?;
-    let wrong = one_token(&tokenizer, "wrong", &args.wrong)?;
+    let (clean, corrupt) = pair(session, &tokenizer, &args.pair, &cfg)?;
+    let shared = shared(session, &tokenizer, args, &clean)?;
+    let sender = args
+        .path
+        .as_deref()
+        .map(|p| sender(p, &cfg, args.to, session))
+        .transpose()?;
     let sites = sites(args)?;
     let model = session.model(&cfg, cfg.n_layer)?;
     if args.method != PatchMethod::Exact {
@@ -111,43 +172,34 @@ pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<(
     }
     let row =
         |ids: &[u32]| -> Result<Tensor> { Ok(Tensor::new(ids, model.device())?.unsqueeze(0)?) };
-    let metric = LogitDiff {
-        answer: answer.id,
-        wrong: wrong.id,
+    let ids = (&row(&clean)?, &row(&corrupt)?);
+    let reports = match sender {
+        Some(sender) => {
+            let to = match args.to {
+                PathTo::Q => Some(Qkv::Q),
+                PathTo::K => Some(Qkv::K),
+                PathTo::V => Some(Qkv::V),
+                PathTo::Logits => None,
+            };
+            let p = path_patch(&model, ids.0, ids.1, shared.metric, sender, to)?;
+            vec![path_report(&shared.report, sender, args.to, p)]
+        }
+        None => {
+            let (exact, estimates) = grids(&model, ids, shared.metric, &sites, args)?;
+            (sites.iter().zip(exact).zip(estimates))
+                .map(|((&site, exact), estimate)| {
+                    site_report(&shared.report, site, args.by_position, exact, estimate)
+                })
+                .collect()
+        }
     };
-    let (clean_ids, corrupt_ids) = (row(&clean)?, row(&corrupt)?);
-    let (exact, estimates) = grids(
-        &model,
-        (&clean_ids, &corrupt_ids),
-        metric,
-        &sites,
-        args.method,
-    )?;
-    let cells = exact.iter().chain(&estimates).flatten().flat_map(|p| {
-        [p.clean, p.corrupt]
+    let cells = reports.iter().flat_map(|r| {
+        let grids = r.values.iter().chain(&r.estimates);
+        [r.clean_logit_diff, r.corrupt_logit_diff]
             .into_iter()
-            .chain(p.values.iter().flatten().copied())
+            .chain(grids.flat_map(|g| g.values.iter().copied().filter(|v| !v.is_nan())))
     });
-    let problem = check_finite(&model, &clean_ids, cells.map(|v| v as f64))?;
-    let shared = PatchReport {
-        header: session.header(Some(&args.clean))?,
-        clean: args.clean.clone(),
-        corrupt: args.corrupt.clone(),
-        tokens: decoded(&tokenizer, &clean)?,
-        answer,
-        wrong,
-        site: String::new(),
-        method: method_name(args.method),
-        clean_logit_diff: f32::NAN,
-        corrupt_logit_diff: f32::NAN,
-        correlation: None,
-        shape: [0, 0],
-        values: None,
-        estimates: None,
-    };
-    let reports: Vec<PatchReport> = (sites.iter().zip(exact).zip(estimates))
-        .map(|((&site, exact), estimate)| site_report(&shared, site, exact, estimate))
-        .collect();
+    let problem = check_finite(&model, ids.0, cells.map(|v| v as f64))?;
     if let [report] = reports.as_slice() {
         write_svg(session, args.svg.as_deref(), |w| {
             printer::patch_svg(w, report)
@@ -157,10 +209,71 @@ pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<(
     problem.map_or(Ok(()), Err)
 }
 
+/// `--path L.H` as (layer, head), checked against the model and `--to`.
+fn sender(spec: &str, cfg: &Config, to: PathTo, session: &Session) -> Result<(usize, usize)> {
+    let parsed = spec
+        .split_once('.')
+        .and_then(|(l, h)| Some((l.parse::<usize>().ok()?, h.parse::<usize>().ok()?)));
+    let Some((l, h)) = parsed else {
+        return Err(usage(format!(
+            "--path {spec}: give LAYER.HEAD, such as 1.2"
+        )));
+    };
+    let model = &session.model_name;
+    check_index("path", l, cfg.n_layer, "layers", model)?;
+    check_index("path", h, cfg.n_head, "heads per layer", model)?;
+    if to != PathTo::Logits && l + 1 >= cfg.n_layer {
+        return Err(usage(format!(
+            "--path {spec} is in the last layer: no head after it reads it; try --to logits"
+        )));
+    }
+    Ok((l, h))
+}
+
+/// The report of a path patch: the receivers' grid (or the one direct effect).
+fn path_report(
+    shared: &PatchReport,
+    sender: (usize, usize),
+    to: PathTo,
+    p: Patching,
+) -> PatchReport {
+    let to = match to {
+        PathTo::Q => "q",
+        PathTo::K => "k",
+        PathTo::V => "v",
+        PathTo::Logits => "logits",
+    };
+    PatchReport {
+        site: "path".into(),
+        method: "exact",
+        path: Some(crate::reports::PathSpec {
+            sender: format!("L{}H{}", sender.0, sender.1),
+            to,
+        }),
+        clean_logit_diff: p.clean,
+        corrupt_logit_diff: p.corrupt,
+        axes: match to {
+            "logits" => vec![],
+            _ => vec!["layer", "head"],
+        },
+        shape: p.shape.clone(),
+        values: Some(grid(p)),
+        ..shared.clone()
+    }
+}
+
+fn grid(p: Patching) -> Grid {
+    Grid {
+        shape: p.shape,
+        values: p.values,
+    }
+}
+
 /// One site's report: `shared` (what every site's report holds) with its grids.
 fn site_report(
     shared: &PatchReport,
     site: Site,
+    by_position: bool,
     exact: Option<Patching>,
     estimate: Option<Patching>,
 ) -> PatchReport {
@@ -169,17 +282,27 @@ fn site_report(
         .or(estimate.as_ref())
         .expect("one method runs");
     let correlation = match (&exact, &estimate) {
-        (Some(e), Some(a)) => pearson(&e.values.concat(), &a.values.concat()),
+        (Some(e), Some(a)) => {
+            let (x, y): (Vec<f32>, Vec<f32>) = (e.values.iter().zip(&a.values))
+                .zip(&e.is_run)
+                .filter(|(_, &run)| run)
+                .map(|((&x, &y), _)| (x, y))
+                .unzip();
+            pearson(&x, &y)
+        }
         _ => None,
     };
+    let mut axes = vec!["layer"];
+    axes.extend(site.axes(by_position));
     PatchReport {
         site: site.as_str().to_string(),
         clean_logit_diff: first.clean,
         corrupt_logit_diff: first.corrupt,
         correlation,
-        shape: [first.values.len(), first.values[0].len()],
-        values: exact.map(|p| p.values),
-        estimates: estimate.map(|p| p.values),
+        axes,
+        shape: first.shape.clone(),
+        values: exact.map(grid),
+        estimates: estimate.map(grid),
         ..shared.clone()
     }
 }

@@ -2,82 +2,21 @@
 //! each as few forward passes as the question allows (independent patched runs are rows
 //! of one batch).
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use candle_core::{DType, Tensor};
 
+pub use super::patching::{attribution_patch, patch, LogitDiff, Patching, Site};
+
 use super::gpt2::{AllLogits, Gpt2, Inputs, LastLogits, NoLogits, Request, WantLogits};
-use super::grad::{gradients, Metric, Quantity};
 use super::hooks::{Activations, BlockHook, CaptureSpec, Hook};
 use super::tap::{collect, Tap};
 
-/// Where activation patching replaces the corrupt run's activation by the clean run's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Site {
-    /// `hook_resid_pre` of one layer at one position.
-    ResidPre,
-    /// `hook_attn_out` of one layer at one position.
-    AttnOut,
-    /// `hook_mlp_out` of one layer at one position.
-    MlpOut,
-    /// One head's `hook_z` at every position.
-    Head,
-}
-
-impl Site {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Site::ResidPre => "resid_pre",
-            Site::AttnOut => "attn_out",
-            Site::MlpOut => "mlp_out",
-            Site::Head => "head",
-        }
-    }
-
-    fn hook(self, layer: usize) -> Hook {
-        Hook::Block(
-            layer,
-            match self {
-                Site::ResidPre => BlockHook::ResidPre,
-                Site::AttnOut => BlockHook::AttnOut,
-                Site::MlpOut => BlockHook::MlpOut,
-                Site::Head => BlockHook::Z,
-            },
-        )
-    }
-}
-
-/// The metric of patching: `logit[answer] - logit[wrong]` at the last position.
-#[derive(Debug, Clone, Copy)]
-pub struct LogitDiff {
-    pub answer: u32,
-    pub wrong: u32,
-}
-
-impl LogitDiff {
-    fn of(&self, logits: &Tensor) -> Result<Vec<f32>> {
-        // logits (B, 1, V) → one value per row.
-        let rows: Vec<Vec<f32>> = logits.squeeze(1)?.to_dtype(DType::F32)?.to_vec2()?;
-        Ok(rows
-            .iter()
-            .map(|r| r[self.answer as usize] - r[self.wrong as usize])
-            .collect())
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Patching {
-    pub clean: f32,
-    pub corrupt: f32,
-    /// `[L][T]` for a position site, `[L][H]` for heads: the metric of each patched run.
-    pub values: Vec<Vec<f32>>,
-}
-
 /// Replaces, at `hook`, the rows of the batch where `mask` `(B, T or 1, H or 1, 1 or C)` is
 /// 1 by `source` (broadcast over the batch). Exact: each element is either kept or taken.
-struct Splice {
-    hook: Hook,
-    mask: Tensor,
-    source: Tensor,
+pub(super) struct Splice {
+    pub(super) hook: Hook,
+    pub(super) mask: Tensor,
+    pub(super) source: Tensor,
 }
 
 impl Tap for Splice {
@@ -117,12 +56,16 @@ fn record<W: WantLogits>(
 }
 
 /// [`record`] with the last position's logits.
-fn record_last(model: &Gpt2, ids: &Tensor, hooks: Vec<Hook>) -> Result<(Activations, Tensor)> {
+pub(super) fn record_last(
+    model: &Gpt2,
+    ids: &Tensor,
+    hooks: Vec<Hook>,
+) -> Result<(Activations, Tensor)> {
     record(model, ids, hooks, LastLogits)
 }
 
 /// A u8 mask tensor `shape` with ones where `on(index)` holds.
-fn mask(shape: &[usize], on: impl Fn(&[usize]) -> bool, ids: &Tensor) -> Result<Tensor> {
+pub(super) fn mask(shape: &[usize], on: impl Fn(&[usize]) -> bool, ids: &Tensor) -> Result<Tensor> {
     let n: usize = shape.iter().product();
     let mut idx = vec![0usize; shape.len()];
     let mut data = Vec::with_capacity(n);
@@ -137,122 +80,6 @@ fn mask(shape: &[usize], on: impl Fn(&[usize]) -> bool, ids: &Tensor) -> Result<
         }
     }
     Ok(Tensor::from_vec(data, shape, ids.device())?)
-}
-
-/// Activation patching from `clean` into `corrupt` (both `(1, T)`, the same length) at
-/// every layer and position (or head) of `site`. One batched forward pass per layer: row
-/// `r` of the batch patches position `r` (or head `r`).
-pub fn patch(
-    model: &Gpt2,
-    clean: &Tensor,
-    corrupt: &Tensor,
-    metric: LogitDiff,
-    site: Site,
-) -> Result<Patching> {
-    let (_, t) = clean.dims2()?;
-    if corrupt.dims2()? != (1, t) {
-        bail!("clean and corrupt texts must have the same number of tokens");
-    }
-    let cfg = model.config();
-    let (n_layer, nh) = (cfg.n_layer, cfg.n_head);
-    let hooks: Vec<Hook> = (0..n_layer).map(|l| site.hook(l)).collect();
-    let (clean_acts, clean_logits) = record_last(model, clean, hooks)?;
-    // Every patched run equals the corrupt run before the patched layer: it starts there,
-    // from the corrupt run's residual stream.
-    let resid: Vec<Hook> = (0..n_layer)
-        .map(|l| Hook::Block(l, BlockHook::ResidPre))
-        .collect();
-    let (corrupt_acts, corrupt_logits) = record_last(model, corrupt, resid)?;
-    let rows = if site == Site::Head { nh } else { t };
-    let batch = corrupt.repeat((rows, 1))?; // (rows, T)
-    let req = Request {
-        capture: CaptureSpec::default(),
-        logits: LastLogits,
-    };
-    let mut values = Vec::with_capacity(n_layer);
-    for l in 0..n_layer {
-        let source = clean_acts.get(site.hook(l))?.clone(); // (1, T, C) or (1, T, nh, hs)
-        let mask = match site {
-            // (rows, T, 1): row r takes position r.
-            Site::ResidPre | Site::AttnOut | Site::MlpOut => {
-                mask(&[rows, t, 1], |i| i[0] == i[1], corrupt)?
-            }
-            // (rows, 1, nh, 1): row r takes head r at every position.
-            Site::Head => mask(&[rows, 1, nh, 1], |i| i[0] == i[2], corrupt)?,
-        };
-        let mut tap = Splice {
-            hook: site.hook(l),
-            mask,
-            source,
-        };
-        let x = corrupt_acts
-            .get(Hook::Block(l, BlockHook::ResidPre))?
-            .repeat((rows, 1, 1))?; // (rows, T, C)
-        let inputs = Inputs {
-            start: Some((l, &x)),
-            ..Inputs::new(&batch)
-        };
-        let logits = model.run(inputs, &req, &mut tap)?;
-        values.push(metric.of(&logits)?);
-    }
-    Ok(Patching {
-        clean: metric.of(&clean_logits)?[0],
-        corrupt: metric.of(&corrupt_logits)?[0],
-        values,
-    })
-}
-
-/// Attribution patching (Nanda; TransformerLens's `attribution_patch`): every cell of
-/// [`patch`]'s grid at each of `sites` to first order, from one clean forward pass and one
-/// corrupt forward and backward pass for all of them: metric(corrupt) + (a_clean −
-/// a_corrupt) · ∂metric/∂a at the corrupt run, the dot product over d_model at each layer
-/// and position, or over positions and d_head of one head's z. The second term is
-/// TransformerLens's attribution score (denoising). One [`Patching`] per site, in order.
-pub fn attribution_patch(
-    model: &Gpt2,
-    clean: &Tensor,
-    corrupt: &Tensor,
-    metric: LogitDiff,
-    sites: &[Site],
-) -> Result<Vec<Patching>> {
-    let (_, t) = clean.dims2()?;
-    if corrupt.dims2()? != (1, t) {
-        bail!("clean and corrupt texts must have the same number of tokens");
-    }
-    let n_layer = model.config().n_layer;
-    let hooks: Vec<Hook> = sites
-        .iter()
-        .flat_map(|site| (0..n_layer).map(|l| site.hook(l)))
-        .collect();
-    let (clean_acts, clean_logits) = record_last(model, clean, hooks.clone())?;
-    let diff = Metric {
-        answer: Some(metric.answer),
-        wrong: Some(metric.wrong),
-        quantity: Quantity::Logit,
-    };
-    let g = gradients(model, corrupt, None, &diff, &hooks)?;
-    let corrupt_value = g.values_of_metric[0];
-    let clean_value = metric.of(&clean_logits)?[0];
-    let mut out = Vec::with_capacity(sites.len());
-    for (&site, hooks) in sites.iter().zip(hooks.chunks(n_layer)) {
-        let mut values = Vec::with_capacity(n_layer);
-        for &hook in hooks {
-            let delta = (clean_acts.get(hook)? - g.values.get(hook)?)?; // (1, T, C) or (1, T, nh, hs)
-            let score = (delta * g.grads.get(hook)?)?.squeeze(0)?; // (T, C) or (T, nh, hs)
-            let score = match site {
-                Site::Head => score.sum(2)?.sum(0)?, // (nh,)
-                Site::ResidPre | Site::AttnOut | Site::MlpOut => score.sum(1)?, // (T,)
-            };
-            let row: Vec<f32> = score.to_vec1()?;
-            values.push(row.into_iter().map(|s| corrupt_value + s).collect());
-        }
-        out.push(Patching {
-            clean: clean_value,
-            corrupt: corrupt_value,
-            values,
-        });
-    }
-    Ok(out)
 }
 
 /// What an ablation removes.

@@ -301,34 +301,63 @@ impl Attention {
         })
     }
 
+    /// The queries, keys and values of ln_1's output `h` `(B, T, C)`: `(B, T, nh, hs)` each.
+    fn qkv(&self, h: &Tensor) -> Result<[Tensor; 3]> {
+        let (b, t, c) = h.dims3()?;
+        let qkv = self.c_attn.forward(h)?; // (B, T, 3C)
+        let split = |i: usize| -> Result<Tensor> {
+            Ok(qkv
+                .narrow(2, i * c, c)?
+                .reshape((b, t, self.n_head, c / self.n_head))?)
+        };
+        Ok([split(0)?, split(1)?, split(2)?])
+    }
+
+    /// [`Attention::qkv`] with split inputs: `inputs[i]` `(B, T, nh, C)` holds each head's
+    /// own copy of the residual stream for its queries (i = 0), keys (1) or values (2),
+    /// each through `ln_1` and that head's columns of c_attn.
+    fn qkv_split(&self, inputs: [Tensor; 3], ln_1: &LayerNorm) -> Result<[Tensor; 3]> {
+        let (b, t, nh, c) = inputs[0].dims4()?;
+        let hs = c / nh;
+        let w = self.c_attn.weight.tensor()?; // (C, 3C)
+        let bias = &self.c_attn.bias.tensor; // (3C,)
+        let mut out = Vec::with_capacity(3);
+        for (i, x) in inputs.into_iter().enumerate() {
+            let h = ln_1.apply(&x)?.transpose(1, 2)?.contiguous()?; // (B, nh, T, C)
+            let w_i = w
+                .narrow(1, i * c, c)?
+                .reshape((c, nh, hs))?
+                .transpose(0, 1)?; // (nh, C, hs)
+            let b_i = bias.narrow(0, i * c, c)?.reshape((nh, 1, hs))?;
+            let y = h.broadcast_matmul(&w_i.contiguous()?.unsqueeze(0)?)?; // (B, nh, T, hs)
+            out.push(
+                y.broadcast_add(&b_i)?
+                    .transpose(1, 2)?
+                    .reshape((b, t, nh, hs))?,
+            );
+        }
+        Ok([out.remove(0), out.remove(0), out.remove(0)])
+    }
+
+    /// Attention of `qkv` (each `(B, T, nh, hs)`, through hook_q, hook_k, hook_v here).
     /// Returns the output and this call's keys and values, preceded by `past`'s:
     /// `(B, nh, T_past + T, hs)` each.
     fn forward(
         &self,
-        x: &Tensor,
+        [q, k, v]: [Tensor; 3],
         mask: &Tensor,
         past: Option<&(Tensor, Tensor)>,
         tap: &mut dyn Tap,
     ) -> Result<(Tensor, (Tensor, Tensor))> {
         let at = |h| Hook::Block(self.layer, h);
-        let (b, t, c) = x.dims3()?;
-        let (nh, hs) = (self.n_head, c / self.n_head);
-        let qkv = self.c_attn.forward(x)?; // (B, T, 3C)
-        let split = |i: usize| -> Result<Tensor> {
-            Ok(qkv.narrow(2, i * c, c)?.reshape((b, t, nh, hs))?) // (B, T, nh, hs)
+        let (b, t, nh, hs) = q.dims4()?;
+        let c = nh * hs;
+        let mut heads = |hook, x| -> Result<Tensor> {
+            Ok(tap.tap(at(hook), x)?.transpose(1, 2)?.contiguous()?) // (B, nh, T, hs)
         };
-        let q = tap
-            .tap(at(BlockHook::Q), split(0)?)?
-            .transpose(1, 2)?
-            .contiguous()?; // (B, nh, T, hs)
-        let k = tap
-            .tap(at(BlockHook::K), split(1)?)?
-            .transpose(1, 2)?
-            .contiguous()?; // (B, nh, T, hs)
-        let v = tap
-            .tap(at(BlockHook::V), split(2)?)?
-            .transpose(1, 2)?
-            .contiguous()?; // (B, nh, T, hs)
+        let q = heads(BlockHook::Q, q)?;
+        let k = heads(BlockHook::K, k)?;
+        let v = heads(BlockHook::V, v)?;
         let (k, v) = match past {
             Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?), // (B, nh, Tk, hs)
             None => (k, v),
@@ -464,7 +493,9 @@ impl Block {
         Ok((x, kv))
     }
 
-    /// `attn(ln_1(x))` through hook_attn_out, and the keys and values.
+    /// `attn(ln_1(x))` through hook_attn_out, and the keys and values. When a tap wants a
+    /// split input (hook_q_input, hook_k_input, hook_v_input), every head reads its own
+    /// copy of `x` for each of the three.
     fn attn(
         &self,
         x: &Tensor,
@@ -472,17 +503,30 @@ impl Block {
         past: Option<&(Tensor, Tensor)>,
         tap: &mut dyn Tap,
     ) -> Result<(Tensor, (Tensor, Tensor))> {
-        let h = self.ln_1.forward(x, tap)?; // (B, T, C)
-        let (out, kv) = self.attn.forward(&h, mask, past, tap)?;
-        Ok((
-            tap.tap(Hook::Block(self.layer, BlockHook::AttnOut), out)?,
-            kv,
-        ))
+        let at = |h| Hook::Block(self.layer, h);
+        let split = [BlockHook::QInput, BlockHook::KInput, BlockHook::VInput];
+        let qkv = if split.iter().any(|&h| tap.wants(at(h))) {
+            let (b, t, c) = x.dims3()?;
+            let nh = self.attn.n_head;
+            let mut copies = Vec::with_capacity(3);
+            for hook in split {
+                let copy = x.unsqueeze(2)?.broadcast_as((b, t, nh, c))?.contiguous()?; // (B, T, nh, C)
+                copies.push(tap.tap(at(hook), copy)?);
+            }
+            let inputs = [copies.remove(0), copies.remove(0), copies.remove(0)];
+            self.attn.qkv_split(inputs, &self.ln_1)?
+        } else {
+            self.attn.qkv(&self.ln_1.forward(x, tap)?)? // ln_1: (B, T, C)
+        };
+        let (out, kv) = self.attn.forward(qkv, mask, past, tap)?;
+        Ok((tap.tap(at(BlockHook::AttnOut), out)?, kv))
     }
 
-    /// `mlp(ln_2(x))` through hook_mlp_out.
+    /// `mlp(ln_2(x))` through hook_mlp_out; the MLP reads its own copy of `x` through
+    /// hook_mlp_in.
     fn mlp(&self, x: &Tensor, tap: &mut dyn Tap) -> Result<Tensor> {
-        let h = self.ln_2.forward(x, tap)?; // (B, T, C)
+        let x = tap.tap(Hook::Block(self.layer, BlockHook::MlpIn), x.clone())?;
+        let h = self.ln_2.forward(&x, tap)?; // (B, T, C)
         let out = self.mlp.forward(&h, tap)?;
         tap.tap(Hook::Block(self.layer, BlockHook::MlpOut), out)
     }

@@ -17,20 +17,33 @@ use super::config::Config;
 /// rows, so adding a hook is a row here, its arms in [`BlockHook::head_axis`] and
 /// [`Hook::dims`] (exhaustive matches: the compiler asks for them) and its tap in gpt2.rs.
 macro_rules! block_hooks {
-    ($($(#[$doc:meta])* $variant:ident => $suffix:literal,)*) => {
+    (
+        [$($(#[$doc:meta])* $variant:ident => $suffix:literal,)*]
+        split [$($(#[$sdoc:meta])* $split:ident => $ssuffix:literal,)*]
+    ) => {
         /// A point in a block where an activation can be recorded.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum BlockHook {
             $($(#[$doc])* $variant,)*
+            $($(#[$sdoc])* $split,)*
         }
 
         impl BlockHook {
-            /// In data-flow order (`dump` writes in this order).
+            /// In data-flow order (`dump` writes in this order). The split hooks are not
+            /// among them: they exist only when a tap asks for them (see [`BlockHook::SPLIT`]).
             pub const ALL: &'static [BlockHook] = &[$(BlockHook::$variant,)*];
+
+            /// Each reader's own copy of the residual stream, as TransformerLens's
+            /// `use_split_qkv_input` and `use_hook_mlp_in` make them: the edges of a
+            /// circuit end here. A tap that wants one of q/k/v's makes the block compute
+            /// every head's query, key and value from its own copy, through its own ln_1
+            /// (whose hooks then do not fire).
+            pub const SPLIT: &'static [BlockHook] = &[$(BlockHook::$split,)*];
 
             fn suffix(self) -> &'static str {
                 match self {
                     $(BlockHook::$variant => $suffix,)*
+                    $(BlockHook::$split => $ssuffix,)*
                 }
             }
         }
@@ -38,6 +51,7 @@ macro_rules! block_hooks {
 }
 
 block_hooks! {
+    [
     ResidPre => "hook_resid_pre",
     /// `sqrt(var(x) + eps)` of ln_1's input, `[B, T, 1]`.
     Ln1Scale => "ln1.hook_scale",
@@ -63,6 +77,15 @@ block_hooks! {
     MlpPost => "mlp.hook_post",
     MlpOut => "hook_mlp_out",
     ResidPost => "hook_resid_post",
+    ]
+    split [
+    /// The residual stream each head's query reads, before ln_1: `[B, T, H, C]`.
+    QInput => "hook_q_input",
+    KInput => "hook_k_input",
+    VInput => "hook_v_input",
+    /// The residual stream the MLP reads, before ln_2: `[B, T, C]`.
+    MlpIn => "hook_mlp_in",
+    ]
 }
 
 impl BlockHook {
@@ -71,10 +94,10 @@ impl BlockHook {
     pub fn head_axis(self) -> Option<usize> {
         use BlockHook::*;
         match self {
-            Q | K | V | Z | AttnResult => Some(2),
+            Q | K | V | Z | AttnResult | QInput | KInput | VInput => Some(2),
             AttnScores | Pattern => Some(1),
             ResidPre | Ln1Scale | Ln1Normalized | Ln1Out | AttnOut | ResidMid | Ln2Scale
-            | Ln2Normalized | Ln2Out | MlpPre | MlpPost | MlpOut | ResidPost => None,
+            | Ln2Normalized | Ln2Out | MlpPre | MlpPost | MlpOut | ResidPost | MlpIn => None,
         }
     }
 }
@@ -139,12 +162,14 @@ impl Hook {
                 use BlockHook::*;
                 match h {
                     Q | K | V | Z => vec![Batch, Seq, Fixed(nh), Fixed(hs)],
-                    AttnResult => vec![Batch, Seq, Fixed(nh), Fixed(d)],
+                    AttnResult | QInput | KInput | VInput => {
+                        vec![Batch, Seq, Fixed(nh), Fixed(d)]
+                    }
                     Ln1Scale | Ln2Scale => vec![Batch, Seq, Fixed(1)],
                     AttnScores | Pattern => vec![Batch, Fixed(nh), Seq, Seq],
                     MlpPre | MlpPost => vec![Batch, Seq, Fixed(cfg.n_inner())],
                     ResidPre | Ln1Normalized | Ln1Out | AttnOut | ResidMid | Ln2Normalized
-                    | Ln2Out | MlpOut | ResidPost => vec![Batch, Seq, Fixed(d)],
+                    | Ln2Out | MlpOut | ResidPost | MlpIn => vec![Batch, Seq, Fixed(d)],
                 }
             }
         }

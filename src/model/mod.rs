@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod circuits;
 pub mod config;
+pub mod edges;
 mod frozen;
 pub mod gelu;
 pub mod generate;
@@ -13,6 +14,7 @@ pub mod hooks;
 pub mod hub;
 mod layer_norm;
 pub mod mapped;
+pub mod patching;
 pub mod saliency;
 mod softmax;
 pub mod source;

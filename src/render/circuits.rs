@@ -4,10 +4,10 @@ use std::io::{self, Write};
 
 use super::color::{blues, diverging, ink};
 use super::heatmap::{bg, fg, RESET};
-use super::svg::{grids, GridPanel};
+use super::svg::{grids, grids_wrapped, GridPanel};
 use super::table::{columns, predictions, quoted, Align};
 use super::{display_width, label, sentence, Palette};
-use crate::reports::{AblateReport, AttributeReport, HeadsReport, PatchReport, SweepReport};
+use crate::reports::{AblateReport, AttributeReport, Grid, HeadsReport, PatchReport, SweepReport};
 
 /// How a grid's cells are coloured: the colour of each cell, and the palette of the
 /// terminal (`None`: plain numbers).
@@ -26,13 +26,26 @@ fn layer_grid(
     text: impl Fn(f32) -> String,
     paint: &Paint,
 ) -> io::Result<()> {
+    let rows: Vec<String> = (0..values.len()).map(|l| l.to_string()).collect();
+    labelled_grid(out, (corner, &rows), header, values, text, paint)
+}
+
+/// [`layer_grid`] with rows named `rows.1` under the corner `rows.0`.
+fn labelled_grid(
+    out: &mut dyn Write,
+    (corner, rows): (&str, &[String]),
+    header: &[String],
+    values: &[Vec<f32>],
+    text: impl Fn(f32) -> String,
+    paint: &Paint,
+) -> io::Result<()> {
     let mut head: Vec<&str> = vec![corner];
     head.extend(header.iter().map(String::as_str));
     let table: Vec<Vec<String>> = values
         .iter()
-        .enumerate()
-        .map(|(l, r)| {
-            std::iter::once(l.to_string())
+        .zip(rows)
+        .map(|(r, name)| {
+            std::iter::once(name.clone())
                 .chain(r.iter().map(|&v| text(v)))
                 .collect()
         })
@@ -131,45 +144,105 @@ fn max_abs(values: &[Vec<f32>]) -> f32 {
 
 /// The grids a patch report holds: exact values and attribution estimates, each with its
 /// name, in that order.
-fn patch_grids(r: &PatchReport) -> Vec<(&'static str, &[Vec<f32>])> {
-    let exact = r.values.as_deref().map(|v| ("exact", v));
-    let estimates = r.estimates.as_deref().map(|v| ("attribution estimate", v));
+fn patch_grids(r: &PatchReport) -> Vec<(&'static str, &Grid)> {
+    let exact = r.values.as_ref().map(|v| ("exact", v));
+    let estimates = r.estimates.as_ref().map(|v| ("attribution estimate", v));
     exact.into_iter().chain(estimates).collect()
 }
 
 /// `(v − corrupt) / (clean − corrupt)` of every cell: 1 restores the clean answer.
-pub fn normalized(r: &PatchReport, grid: &[Vec<f32>]) -> Vec<Vec<f32>> {
+pub fn normalized(r: &PatchReport, grid: &Grid) -> Grid {
     let span = r.clean_logit_diff - r.corrupt_logit_diff;
-    grid.iter()
-        .map(|row| {
-            row.iter()
-                .map(|&v| match span != 0.0 {
-                    true => (v - r.corrupt_logit_diff) / span,
-                    false => f32::NAN,
-                })
-                .collect()
+    let values = (grid.values.iter())
+        .map(|&v| match span != 0.0 {
+            true => (v - r.corrupt_logit_diff) / span,
+            false => f32::NAN,
+        })
+        .collect();
+    Grid {
+        shape: grid.shape.clone(),
+        values,
+    }
+}
+
+/// One 2-D slice of a patching grid, along its last two axes.
+struct Slice {
+    /// The indices of the axes before them (`layer 3 · head 1`); empty for a 2-D grid.
+    title: String,
+    /// The row axis's name and its labels.
+    corner: &'static str,
+    rows: Vec<String>,
+    cols: Vec<String>,
+    values: Vec<Vec<f32>>,
+}
+
+/// The labels of axis `axis` of `n` entries: layers and heads by number, positions with
+/// their tokens (through `token`).
+fn axis_labels(
+    axis: &str,
+    n: usize,
+    r: &PatchReport,
+    token: &dyn Fn(&str) -> String,
+) -> Vec<String> {
+    (0..n)
+        .map(|i| match axis {
+            "layer" => i.to_string(),
+            "head" => format!("H{i}"),
+            _ => format!(
+                "{i} {}",
+                r.tokens.get(i).map_or(String::new(), |t| token(t))
+            ),
         })
         .collect()
 }
 
-/// The column labels of a patching grid: positions with their tokens, or heads.
-fn patch_columns(r: &PatchReport) -> Vec<String> {
-    match r.site.as_str() {
-        "head" => (0..r.shape[1]).map(|h| format!("H{h}")).collect(),
-        _ => r
-            .tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| format!("{i} {}", quoted(t)))
-            .collect(),
+/// `grid` (already normalized) cut into slices along its last two axes.
+fn slices(r: &PatchReport, grid: &Grid, token: &dyn Fn(&str) -> String) -> Vec<Slice> {
+    let n = r.axes.len();
+    if n < 2 {
+        return vec![];
+    }
+    let (row_axis, col_axis) = (r.axes[n - 2], r.axes[n - 1]);
+    grid.slices()
+        .into_iter()
+        .map(|(idx, values)| Slice {
+            title: (idx.iter().zip(&r.axes))
+                .map(|(i, a)| format!("{a} {i}"))
+                .collect::<Vec<_>>()
+                .join(" · "),
+            corner: row_axis,
+            rows: axis_labels(row_axis, grid.shape[n - 2], r, token),
+            cols: axis_labels(col_axis, grid.shape[n - 1], r, token),
+            values,
+        })
+        .collect()
+}
+
+/// What the report patched, for its first line.
+fn patched_what(r: &PatchReport) -> String {
+    match &r.path {
+        Some(p) if p.to == "logits" => format!(
+            "path patching: {}'s write reaching the logits alone (its direct effect), from",
+            p.sender
+        ),
+        Some(p) => format!(
+            "path patching: {}'s write reaching only each later head's {} input, from",
+            p.sender, p.to
+        ),
+        None if r.axes.len() > 2 => format!(
+            "patching {} one ({}) at a time, from",
+            r.site,
+            r.axes[1..].join(", ")
+        ),
+        None => format!("patching {} from", r.site),
     }
 }
 
 pub fn patch(out: &mut dyn Write, r: &PatchReport, palette: Option<Palette>) -> io::Result<()> {
     writeln!(
         out,
-        "patching {} from {} into {}",
-        r.site,
+        "{} {} into {}",
+        patched_what(r),
         quoted(&r.clean),
         quoted(&r.corrupt)
     )?;
@@ -202,18 +275,7 @@ pub fn patch(out: &mut dyn Write, r: &PatchReport, palette: Option<Palette>) -> 
                 }
             )?;
         }
-        let text = |v: f32| match v.is_nan() {
-            true => "-".into(),
-            false => fixed3(v),
-        };
-        layer_grid(
-            out,
-            "layer",
-            &patch_columns(r),
-            &normalized(r, grid),
-            text,
-            &paint,
-        )?;
+        patch_grid(out, r, grid, &paint)?;
     }
     if let Some(c) = r.correlation {
         writeln!(out)?;
@@ -225,8 +287,33 @@ pub fn patch(out: &mut dyn Write, r: &PatchReport, palette: Option<Palette>) -> 
     Ok(())
 }
 
+/// One grid of a patch report, normalized: the direct effect's one value, or each 2-D
+/// slice under its title.
+fn patch_grid(out: &mut dyn Write, r: &PatchReport, grid: &Grid, paint: &Paint) -> io::Result<()> {
+    let text = |v: f32| match v.is_nan() {
+        true => "-".into(),
+        false => fixed3(v),
+    };
+    let normal = normalized(r, grid);
+    if r.axes.is_empty() {
+        let v = normal.values.first().copied().unwrap_or(f32::NAN);
+        let raw = grid.values.first().copied().unwrap_or(f32::NAN);
+        writeln!(out, "patched {raw:.4}: {}", text(v))?;
+    }
+    for (i, s) in slices(r, &normal, &|t| quoted(t)).iter().enumerate() {
+        if !s.title.is_empty() {
+            if i > 0 {
+                writeln!(out)?;
+            }
+            writeln!(out, "{}", s.title)?;
+        }
+        labelled_grid(out, (s.corner, &s.rows), &s.cols, &s.values, text, paint)?;
+    }
+    Ok(())
+}
+
 /// Three decimals, without a sign on a value that rounds to zero.
-fn fixed3(v: f32) -> String {
+pub(super) fn fixed3(v: f32) -> String {
     match format!("{v:.3}") {
         z if z == "-0.000" => "0.000".into(),
         s => s,
@@ -372,30 +459,50 @@ fn layer_labels(n: usize) -> Vec<String> {
 }
 
 pub fn patch_svg(out: &mut dyn Write, r: &PatchReport) -> io::Result<()> {
-    let grids_of: Vec<(&str, Vec<Vec<f32>>)> = (patch_grids(r).into_iter())
+    let grids_of: Vec<(&str, Grid)> = (patch_grids(r).into_iter())
         .map(|(name, g)| (name, normalized(r, g)))
         .collect();
-    let panels: Vec<GridPanel> = (grids_of.iter())
-        .map(|(name, values)| GridPanel {
+    let what = match &r.path {
+        Some(p) => format!("{} → {}", p.sender, p.to),
+        None => r.site.clone(),
+    };
+    let mut panels: Vec<GridPanel> = Vec::new();
+    let mut slices_of = Vec::new();
+    for (name, grid) in &grids_of {
+        slices_of.push((*name, slices(r, grid, &|t| label(t))));
+    }
+    let per_row = match slices_of.first().map_or(1, |(_, s)| s.len()) {
+        0 | 1 => usize::MAX,
+        n => n.min(6),
+    };
+    for (name, slices) in &slices_of {
+        for s in slices {
             // Side by side, a panel is as narrow as its grid: short titles.
-            title: match (*name, grids_of.len()) {
-                ("exact", 1) => format!("{} patched from clean into corrupt", r.site),
-                ("exact", _) => format!("{}: exact", r.site),
-                (_, 1) => format!("{} by attribution patching", r.site),
-                _ => format!("{}: estimate", r.site),
-            },
-            row_labels: layer_labels(values.len()),
-            col_labels: match r.site.as_str() {
-                "head" => patch_columns(r),
-                _ => (r.tokens.iter().enumerate())
-                    .map(|(i, t)| format!("{i} {}", label(t)))
-                    .collect(),
-            },
-            values,
-            colour: &|v| diverging(v),
-        })
-        .collect();
-    grids(
+            let base = match (*name, grids_of.len()) {
+                ("exact", 1) if s.title.is_empty() => {
+                    format!("{what} patched from clean into corrupt")
+                }
+                ("exact", 1) => what.clone(),
+                ("exact", _) => format!("{what}: exact"),
+                (_, 1) if s.title.is_empty() => format!("{what} by attribution patching"),
+                _ => format!("{what}: estimate"),
+            };
+            panels.push(GridPanel {
+                title: match s.title.is_empty() {
+                    true => base,
+                    false => format!("{base} · {}", s.title),
+                },
+                row_labels: match s.corner {
+                    "layer" => layer_labels(s.rows.len()),
+                    _ => s.rows.clone(),
+                },
+                col_labels: s.cols.clone(),
+                values: &s.values,
+                colour: &|v| diverging(v),
+            });
+        }
+    }
+    grids_wrapped(
         out,
         &format!(
             "activation patching · logit[{}] − logit[{}], restored share",
@@ -408,6 +515,7 @@ pub fn patch_svg(out: &mut dyn Write, r: &PatchReport) -> io::Result<()> {
             sentence(&r.corrupt)
         ),
         &panels,
+        per_row,
     )
 }
 

@@ -2,6 +2,7 @@
 
 pub mod circuits;
 pub mod color;
+pub mod edges;
 pub mod heatmap;
 pub mod html;
 pub mod json;

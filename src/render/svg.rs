@@ -14,7 +14,7 @@ use crate::reports::{AttentionReport, HeadMap, HeadStages, LensGridReport, Matri
 
 const FONT: &str = "DejaVu Sans, Helvetica, Arial, sans-serif";
 /// Rough advance of a 12 px sans-serif character, for laying out labels.
-const CHAR_PX: f64 = 7.0;
+pub(super) const CHAR_PX: f64 = 7.0;
 /// Characters of a token label at most.
 const LABEL_CHARS: usize = 16;
 /// Characters of the quoted text under the title at most (with the `…` of a cut).
@@ -296,7 +296,7 @@ fn axis_titles(body: &mut String, g: &Grid, note: Option<&str>) {
 
 /// A whole figure: the XML prolog, an `<svg>` of `width` × `height` with `defs` (when any),
 /// a white background, the title and subtitle (when given), then `body`.
-fn document(
+pub(super) fn document(
     out: &mut dyn Write,
     width: f64,
     height: f64,
@@ -509,35 +509,50 @@ pub fn grids(
     subtitle: &str,
     panels: &[GridPanel],
 ) -> io::Result<()> {
+    grids_wrapped(out, title, subtitle, panels, usize::MAX)
+}
+
+/// [`grids`] with at most `per_row` panels side by side, the rest in rows below.
+pub fn grids_wrapped(
+    out: &mut dyn Write,
+    title: &str,
+    subtitle: &str,
+    panels: &[GridPanel],
+    per_row: usize,
+) -> io::Result<()> {
     let widest = |labels: &[String]| {
         labels.iter().map(|l| display_width(l)).max().unwrap_or(1) as f64 * CHAR_PX + 8.0
     };
-    let top = 56.0
-        + (panels.iter())
-            .map(|p| widest(&p.col_labels))
-            .fold(0.0, f64::max)
-        + 18.0;
-    let mut x = 12.0;
     let mut body = String::new();
-    let mut height: f64 = 0.0;
-    for p in panels {
-        let left = x + widest(&p.row_labels);
-        let (rows, cols) = (p.values.len(), p.values.first().map_or(0, Vec::len));
-        let _ = writeln!(
-            body,
-            r#"<text x="{left}" y="{}" font-size="13" font-weight="bold">{}</text>"#,
-            top - widest(&p.col_labels) - 8.0,
-            escape(&p.title)
-        );
-        grid_panel(&mut body, p, left, top);
-        x = left + cols as f64 * GRID_PANEL_CELL + 24.0;
-        height = height.max(top + rows as f64 * GRID_PANEL_CELL + 16.0);
+    let (mut width, mut bottom): (f64, f64) = (0.0, 42.0);
+    for row in panels.chunks(per_row.max(1)) {
+        let top = bottom
+            + 14.0
+            + (row.iter())
+                .map(|p| widest(&p.col_labels))
+                .fold(0.0, f64::max)
+            + 18.0;
+        let mut x = 12.0;
+        for p in row {
+            let left = x + widest(&p.row_labels);
+            let (rows, cols) = (p.values.len(), p.values.first().map_or(0, Vec::len));
+            let _ = writeln!(
+                body,
+                r#"<text x="{left}" y="{}" font-size="13" font-weight="bold">{}</text>"#,
+                top - widest(&p.col_labels) - 8.0,
+                escape(&p.title)
+            );
+            grid_panel(&mut body, p, left, top);
+            x = left + cols as f64 * GRID_PANEL_CELL + 24.0;
+            bottom = bottom.max(top + rows as f64 * GRID_PANEL_CELL + 16.0);
+        }
+        width = width.max(x);
     }
-    let width = x
+    let width = width
         .max(12.0 + display_width(title) as f64 * 10.0 + 20.0)
         .max(12.0 + display_width(subtitle) as f64 * CHAR_PX + 20.0)
         .ceil();
-    document(out, width, height, "", Some((title, subtitle)), &body)
+    document(out, width, bottom, "", Some((title, subtitle)), &body)
 }
 
 /// A cell of a [`grids`] panel.
@@ -569,6 +584,17 @@ fn grid_panel(body: &mut String, p: &GridPanel, left: f64, top: f64) {
         );
         for (j, &v) in row.iter().enumerate() {
             let col_label = p.col_labels.get(j).map_or("", String::as_str);
+            if v.is_nan() {
+                // Not a value: a masked pattern entry, a receiver that cannot read.
+                let _ = writeln!(
+                    body,
+                    r#"<rect x="{}" y="{y}" width="{CELL}" height="{CELL}" fill="{}"><title>{}: none</title></rect>"#,
+                    left + j as f64 * CELL,
+                    hex([238, 238, 238]),
+                    escape(&format!("{row_label} {col_label}"))
+                );
+                continue;
+            }
             let _ = writeln!(
                 body,
                 r#"<rect x="{}" y="{y}" width="{CELL}" height="{CELL}" fill="{}"><title>{}: {v:.4}</title></rect>"#,

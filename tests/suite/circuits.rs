@@ -81,7 +81,15 @@ fn patching_matches_hf_at_every_site() {
             wrong: s.one(wrong),
         };
         for site in [Site::ResidPre, Site::AttnOut, Site::MlpOut, Site::Head] {
-            let p = patch(&s.model, &s.input(clean), &s.input(corrupt), metric, site).unwrap();
+            let p = patch(
+                &s.model,
+                &s.input(clean),
+                &s.input(corrupt),
+                metric,
+                site,
+                false,
+            )
+            .unwrap();
             let pre = format!("circuits.patch{k}.");
             let d = (p.clean - s.scalar(&(pre.clone() + "clean_logit_diff"))).abs();
             assert!(d <= TOL, "pair {k}: clean logit diff off by {d}");
@@ -90,7 +98,7 @@ fn patching_matches_hf_at_every_site() {
             let what = format!("pair {k} {}", site.as_str());
             worst = worst.max(assert_close(
                 &what,
-                &grid(&p.values),
+                &grid(&p.rows()),
                 s.reference.get(&(pre + site.as_str())),
             ));
         }

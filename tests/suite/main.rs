@@ -9,6 +9,7 @@ mod browser;
 mod circuits;
 mod cli;
 mod docs;
+mod edges;
 mod errors;
 mod generate;
 mod gradients;

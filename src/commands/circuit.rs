@@ -1,0 +1,159 @@
+//! `circuit`: edge attribution patching. Every edge from a writer into the residual
+//! stream (the embedding, a head, an MLP) to a later reader (a head's query, key or value
+//! input, an MLP's input, the logits) scored from one clean run and one corrupt run with
+//! its backward pass; the top edges listed and drawn, and their faithfulness measured.
+
+use std::io::Write;
+
+use anyhow::Result;
+use candle_core::Tensor;
+
+use super::patch::{answers, pair};
+use super::{check_finite, decoded, emit, write_file, write_svg, Session};
+use crate::cli::CircuitArgs;
+use crate::error::usage;
+use crate::model::circuits::LogitDiff;
+use crate::model::edges::{edge_attribution, edge_patch, faithfulness, EdgeScores, Reader, Writer};
+use crate::model::grad::check_differentiable;
+use crate::model::{Config, Gpt2};
+use crate::render::edges as printer;
+use crate::reports::{CircuitReport, EdgeScore, Faithfulness, NodeScore};
+
+/// How many edges a model of `cfg`'s shape has.
+fn edge_count(cfg: &Config) -> usize {
+    let writers = Writer::all(cfg.n_layer, cfg.n_head);
+    (Reader::all(cfg.n_layer, cfg.n_head).iter())
+        .map(|r| writers.iter().filter(|&&w| r.reads(w, cfg.n_layer)).count())
+        .sum()
+}
+
+/// `--top`, `--ig-steps` and `--faithfulness` checked against the model's edge count.
+fn check_args(args: &CircuitArgs, edges: usize) -> Result<()> {
+    if args.top == 0 {
+        return Err(usage("--top 0 shows no edge: give 1 or more"));
+    }
+    if args.ig_steps == 0 {
+        return Err(usage(
+            "--ig-steps 0 takes no gradient: give 1 (plain EAP) or more",
+        ));
+    }
+    if args.exact > edges {
+        return Err(usage(format!(
+            "--exact {} is more than the model's {edges} edges",
+            args.exact
+        )));
+    }
+    if let Some(&k) = args.faithfulness.iter().find(|&&k| k > edges) {
+        return Err(usage(format!(
+            "--faithfulness {k} is more than the model's {edges} edges"
+        )));
+    }
+    Ok(())
+}
+
+pub fn run(session: &Session, args: &CircuitArgs, out: &mut dyn Write) -> Result<()> {
+    let (cfg, _) = session.config()?;
+    let tokenizer = session.tokenizer()?;
+    let (clean, corrupt) = pair(session, &tokenizer, &args.pair, &cfg)?;
+    let (answer, wrong, metric) = answers(&tokenizer, &args.pair)?;
+    check_args(args, edge_count(&cfg))?;
+    let model = session.model(&cfg, cfg.n_layer)?;
+    check_differentiable(&model).map_err(|e| usage(format!("circuit: {e}")))?;
+    let row =
+        |ids: &[u32]| -> Result<Tensor> { Ok(Tensor::new(ids, model.device())?.unsqueeze(0)?) };
+    let (clean_ids, corrupt_ids) = (row(&clean)?, row(&corrupt)?);
+    let scores = edge_attribution(&model, &clean_ids, &corrupt_ids, metric, args.ig_steps)?;
+    let ids = (&clean_ids, &corrupt_ids);
+    let circuits = faithfulness(&model, ids, metric, &scores, &args.faithfulness)?;
+    let mut edges = edges(&scores);
+    add_exact(&model, ids, metric, &scores, &mut edges[..args.exact])?;
+    let report = CircuitReport {
+        header: session.header(Some(&args.pair.clean))?,
+        clean: args.pair.clean.clone(),
+        corrupt: args.pair.corrupt.clone(),
+        tokens: decoded(&tokenizer, &clean)?,
+        answer,
+        wrong,
+        method: if args.ig_steps > 1 { "eap-ig" } else { "eap" },
+        ig_steps: args.ig_steps,
+        clean_logit_diff: scores.clean,
+        corrupt_logit_diff: scores.corrupt,
+        top: args.top,
+        edges,
+        nodes: nodes(&scores),
+        faithfulness: recovered(&args.faithfulness, circuits, &scores),
+    };
+    let values = (report.edges.iter())
+        .flat_map(|e| [Some(e.score), e.exact].into_iter().flatten())
+        .chain(report.faithfulness.iter().map(|f| f.logit_diff))
+        .chain([scores.clean, scores.corrupt]);
+    let problem = check_finite(&model, &clean_ids, values.map(|v| v as f64))?;
+    write_file(session, "--dot", args.dot.as_deref(), |w| {
+        printer::dot(w, &report)
+    })?;
+    write_svg(session, args.svg.as_deref(), |w| printer::svg(w, &report))?;
+    emit(session, out, &report, |out, r| {
+        printer::table(out, r, session.palette)
+    })?;
+    problem.map_or(Ok(()), Err)
+}
+
+/// Each of `edges` (the top ones, in order) with the metric's change when it alone is
+/// patched, exactly.
+fn add_exact(
+    model: &Gpt2,
+    (clean, corrupt): (&Tensor, &Tensor),
+    metric: LogitDiff,
+    s: &EdgeScores,
+    edges: &mut [EdgeScore],
+) -> Result<()> {
+    if edges.is_empty() {
+        return Ok(());
+    }
+    let top: Vec<_> = (s.edges.iter().take(edges.len()))
+        .map(|&(w, r, _)| (s.writers[w], s.readers[r]))
+        .collect();
+    let p = edge_patch(model, clean, corrupt, metric, &top)?;
+    for (e, v) in edges.iter_mut().zip(p.values) {
+        e.exact = Some(v - p.corrupt);
+    }
+    Ok(())
+}
+
+/// Each `--faithfulness` circuit's metric as a share of clean − corrupt.
+fn recovered(ks: &[usize], metrics: Vec<f32>, s: &EdgeScores) -> Vec<Faithfulness> {
+    (ks.iter().zip(metrics))
+        .map(|(&edges, m)| Faithfulness {
+            edges,
+            logit_diff: m,
+            recovered: (m - s.corrupt) / (s.clean - s.corrupt),
+        })
+        .collect()
+}
+
+fn edges(s: &EdgeScores) -> Vec<EdgeScore> {
+    (s.edges.iter())
+        .map(|&(w, r, score)| EdgeScore {
+            writer: s.writers[w].name(),
+            reader: s.readers[r].name(),
+            score,
+            exact: None,
+        })
+        .collect()
+}
+
+/// Each writer's score: the sum of its edges' (its attribution-patching estimate).
+fn nodes(s: &EdgeScores) -> Vec<NodeScore> {
+    let mut sums = vec![0f64; s.writers.len()];
+    for &(w, _, score) in &s.edges {
+        sums[w] += score as f64;
+    }
+    let mut nodes: Vec<NodeScore> = (s.writers.iter().zip(sums))
+        .map(|(w, score)| NodeScore {
+            name: w.name(),
+            score: score as f32,
+        })
+        .collect();
+    nodes.sort_by(|a, b| b.score.abs().total_cmp(&a.score.abs()));
+    nodes
+}

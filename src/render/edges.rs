@@ -1,0 +1,423 @@
+//! `circuit`'s renderers: the table of top edges, the Graphviz graph (`--dot`) and the
+//! graph drawn as SVG (`--svg`), layers top to bottom.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use super::circuits::fixed3;
+use super::color::{diverging, hex, ink};
+use super::heatmap::{bg, fg, RESET};
+use super::svg::{document, CHAR_PX};
+use super::table::{columns, quoted, Align};
+use super::{escape, label, sentence, Palette};
+use crate::reports::CircuitReport;
+
+fn method(r: &CircuitReport) -> String {
+    match r.ig_steps {
+        1 => "EAP: the gradient at the corrupt run".into(),
+        n => format!("EAP-IG: the gradient averaged over {n} points from corrupt to clean"),
+    }
+}
+
+/// `x` as a share of clean − corrupt: the part of the metric's change it carries.
+fn share(r: &CircuitReport, x: f32) -> f32 {
+    x / (r.clean_logit_diff - r.corrupt_logit_diff)
+}
+
+pub fn table(out: &mut dyn Write, r: &CircuitReport, palette: Option<Palette>) -> io::Result<()> {
+    writeln!(
+        out,
+        "edge attribution patching from {} into {}",
+        quoted(&r.clean),
+        quoted(&r.corrupt)
+    )?;
+    writeln!(
+        out,
+        "metric: logit[{}] - logit[{}] at the last position; clean {:.4}, corrupt {:.4}",
+        quoted(&r.answer.token),
+        quoted(&r.wrong.token),
+        r.clean_logit_diff,
+        r.corrupt_logit_diff
+    )?;
+    writeln!(
+        out,
+        "{} edges, each scored (writer clean - writer corrupt) · ∂metric/∂(reader's input); {}",
+        r.edges.len(),
+        method(r)
+    )?;
+    writeln!(out)?;
+    top_edges(out, r)?;
+    writeln!(out)?;
+    writeln!(out, "top writers (node score: the sum of its edges)")?;
+    let rows: Vec<Vec<String>> = (r.nodes.iter().take(r.top.min(10)))
+        .map(|n| vec![n.name.clone(), format!("{:+.4}", n.score)])
+        .collect();
+    columns(
+        out,
+        &["writer", "score"],
+        &[Align::Left, Align::Right],
+        &rows,
+    )?;
+    faithfulness(out, r, palette)
+}
+
+/// The top edges' table, with the exact changes when `--exact` asked for them.
+fn top_edges(out: &mut dyn Write, r: &CircuitReport) -> io::Result<()> {
+    writeln!(
+        out,
+        "top {} edges by |score| (share: of clean - corrupt)",
+        r.top.min(r.edges.len())
+    )?;
+    let exact = r.edges.first().is_some_and(|e| e.exact.is_some());
+    let rows: Vec<Vec<String>> = (r.edges.iter().take(r.top).enumerate())
+        .map(|(i, e)| {
+            let mut row = vec![
+                (i + 1).to_string(),
+                e.writer.clone(),
+                e.reader.clone(),
+                format!("{:+.4}", e.score),
+                format!("{:+.3}", share(r, e.score)),
+            ];
+            if exact {
+                row.push(e.exact.map_or("".into(), |x| format!("{x:+.4}")));
+            }
+            row
+        })
+        .collect();
+    let mut head = vec!["rank", "writer", "reader", "score", "share"];
+    let mut align = vec![
+        Align::Right,
+        Align::Left,
+        Align::Left,
+        Align::Right,
+        Align::Right,
+    ];
+    if exact {
+        head.push("exact");
+        align.push(Align::Right);
+    }
+    columns(out, &head, &align, &rows)?;
+    if exact {
+        writeln!(
+            out,
+            "exact: the metric's change with that edge alone patched (the estimate's target)"
+        )?;
+    }
+    Ok(())
+}
+
+/// The recovered share of each `--faithfulness` circuit, with a bar.
+fn faithfulness(
+    out: &mut dyn Write,
+    r: &CircuitReport,
+    palette: Option<Palette>,
+) -> io::Result<()> {
+    if r.faithfulness.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "faithfulness: the top edges kept, every other edge given its writer's corrupt value"
+    )?;
+    let rows: Vec<Vec<String>> = (r.faithfulness.iter())
+        .map(|f| {
+            let n = (f.recovered.clamp(0.0, 1.5) * 20.0).round() as usize;
+            let bar = "█".repeat(n);
+            let bar = match palette {
+                Some(p) => {
+                    let c = diverging(f.recovered);
+                    format!("{}{}{bar}{RESET}", bg(p, [255, 255, 255]), fg(p, c))
+                }
+                None => bar,
+            };
+            vec![
+                f.edges.to_string(),
+                format!("{:.4}", f.logit_diff),
+                fixed3(f.recovered),
+                bar,
+            ]
+        })
+        .collect();
+    let align = [Align::Right, Align::Right, Align::Right, Align::Left];
+    columns(
+        out,
+        &["edges", "logit diff", "recovered", ""],
+        &align,
+        &rows,
+    )
+}
+
+/// The node a reader belongs to (`L3H1.q` → `L3H1`) and which input it is.
+fn reader_node(reader: &str) -> (&str, Option<&str>) {
+    match reader.rsplit_once('.') {
+        Some((node, qkv)) => (node, Some(qkv)),
+        None => (reader, None),
+    }
+}
+
+/// A node's row, top to bottom: the embedding, then each layer's heads and its MLP, the
+/// logits last.
+fn row_of(node: &str, last: usize) -> usize {
+    let num = |s: &str| s.parse::<usize>().unwrap_or(0);
+    if node == "embed" {
+        0
+    } else if let Some(l) = node.strip_prefix("mlp") {
+        2 * num(l) + 2
+    } else if let Some(rest) = node.strip_prefix('L') {
+        2 * num(rest.split('H').next().unwrap_or("0")) + 1
+    } else {
+        last
+    }
+}
+
+/// The top edges as (writer node, reader node, input, score), and the nodes by row.
+type Graph<'a> = (
+    Vec<(&'a str, &'a str, Option<&'a str>, f32)>,
+    Vec<Vec<&'a str>>,
+);
+
+fn graph(r: &CircuitReport) -> Graph<'_> {
+    let edges: Vec<_> = (r.edges.iter().take(r.top))
+        .map(|e| {
+            let (node, qkv) = reader_node(&e.reader);
+            (e.writer.as_str(), node, qkv, e.score)
+        })
+        .collect();
+    let mut names: Vec<&str> = edges.iter().flat_map(|e| [e.0, e.1]).collect();
+    let last = names.iter().map(|n| row_of(n, 0)).max().unwrap_or(0) + 1;
+    names.sort_by_key(|n| (row_of(n, last), n.len(), *n));
+    names.dedup();
+    let mut rows: Vec<Vec<&str>> = Vec::new();
+    let mut prev = None;
+    for n in names {
+        let row = row_of(n, last);
+        if prev != Some(row) {
+            rows.push(Vec::new());
+            prev = Some(row);
+        }
+        rows.last_mut().expect("a row was pushed").push(n);
+    }
+    (edges, rows)
+}
+
+pub fn dot(out: &mut dyn Write, r: &CircuitReport) -> io::Result<()> {
+    let (edges, rows) = graph(r);
+    let m = edges
+        .iter()
+        .map(|e| e.3.abs())
+        .fold(0.0, f32::max)
+        .max(f32::MIN_POSITIVE);
+    writeln!(
+        out,
+        "// gpt2-inspect circuit: the top {} edges by |score|",
+        edges.len()
+    )?;
+    writeln!(
+        out,
+        "// clean {:?}, corrupt {:?}; metric logit[{:?}] - logit[{:?}]",
+        r.clean, r.corrupt, r.answer.token, r.wrong.token
+    )?;
+    writeln!(out, "digraph circuit {{")?;
+    writeln!(out, "  rankdir=TB;")?;
+    writeln!(
+        out,
+        "  node [shape=box, style=\"rounded,filled\", fillcolor=\"#f4f4f4\", fontname=\"Helvetica\"];"
+    )?;
+    writeln!(out, "  edge [fontname=\"Helvetica\", fontsize=10];")?;
+    for row in &rows {
+        let names: Vec<String> = row.iter().map(|n| format!("\"{n}\";")).collect();
+        writeln!(out, "  {{ rank=same; {} }}", names.join(" "))?;
+    }
+    for (w, node, qkv, score) in &edges {
+        writeln!(
+            out,
+            "  \"{w}\" -> \"{node}\" [label=\"{}{score:+.3}\", color=\"{}\", penwidth={:.2}];",
+            qkv.map_or(String::new(), |q| format!("{q} ")),
+            hex(diverging(score / m)),
+            1.0 + 4.0 * score.abs() / m
+        )?;
+    }
+    writeln!(out, "}}")
+}
+
+const NODE_W: f64 = 76.0;
+const NODE_H: f64 = 26.0;
+const ROW_H: f64 = 84.0;
+
+/// Where each node of a graph's rows is drawn: rows top to bottom, each centred.
+struct Layout<'a> {
+    rows: &'a [Vec<&'a str>],
+    width: f64,
+    top: f64,
+}
+
+impl Layout<'_> {
+    fn at(&self, name: &str) -> (f64, f64) {
+        for (i, row) in self.rows.iter().enumerate() {
+            if let Some(j) = row.iter().position(|n| *n == name) {
+                let offset = j as f64 - (row.len() as f64 - 1.0) / 2.0;
+                return (
+                    self.width / 2.0 + offset * (NODE_W + 20.0),
+                    self.top + i as f64 * ROW_H,
+                );
+            }
+        }
+        (0.0, 0.0)
+    }
+}
+
+type Edge<'a> = (&'a str, &'a str, Option<&'a str>, f32);
+
+/// The edges as curves from writer to reader, weakest first so the strongest are on top;
+/// `m` is the largest |score|.
+fn draw_edges(body: &mut String, edges: &[Edge], at: &Layout, m: f32) {
+    for (w, node, qkv, score) in edges.iter().rev() {
+        let ((x1, y1), (x2, y2)) = (at.at(w), at.at(node));
+        let (y1, y2) = (y1 + NODE_H / 2.0, y2 - NODE_H / 2.0);
+        let bend = (y2 - y1) / 2.0;
+        let _ = writeln!(
+            body,
+            r#"<path d="M{x1:.1},{y1:.1} C{x1:.1},{:.1} {x2:.1},{:.1} {x2:.1},{y2:.1}" fill="none" stroke="{}" stroke-width="{:.2}" stroke-opacity="0.85"><title>{}</title></path>"#,
+            y1 + bend,
+            y2 - bend,
+            hex(diverging(score / m)),
+            1.0 + 5.0 * score.abs() / m,
+            escape(&format!(
+                "{w} → {node}{}: {score:+.4}",
+                qkv.map_or(String::new(), |q| format!(".{q}"))
+            ))
+        );
+        if let Some(q) = qkv {
+            let _ = writeln!(
+                body,
+                r##"<text x="{:.1}" y="{:.1}" font-size="10" fill="#444" text-anchor="middle">{q}</text>"##,
+                x2 + 6.0,
+                y2 - 4.0
+            );
+        }
+    }
+}
+
+/// Each node as a box coloured by its node score (on the edges' scale, halved).
+fn draw_nodes(body: &mut String, r: &CircuitReport, at: &Layout, m: f32) {
+    for name in at.rows.iter().flatten() {
+        let (x, y) = at.at(name);
+        let score = r.nodes.iter().find(|n| n.name == *name).map(|n| n.score);
+        let fill = score.map_or([244, 244, 244], |s| diverging(s / m / 2.0));
+        let _ = writeln!(
+            body,
+            r##"<rect x="{:.1}" y="{:.1}" width="{NODE_W}" height="{NODE_H}" rx="6" fill="{}" stroke="#333"><title>{}</title></rect><text x="{x:.1}" y="{:.1}" font-size="12" text-anchor="middle" fill="{}">{}</text>"##,
+            x - NODE_W / 2.0,
+            y - NODE_H / 2.0,
+            hex(fill),
+            escape(&match score {
+                Some(s) => format!("{name}: node score {s:+.4}"),
+                None => name.to_string(),
+            }),
+            y + 4.0,
+            hex(ink(fill)),
+            escape(name)
+        );
+    }
+}
+
+pub fn svg(out: &mut dyn Write, r: &CircuitReport) -> io::Result<()> {
+    let (edges, rows) = graph(r);
+    let m = edges
+        .iter()
+        .map(|e| e.3.abs())
+        .fold(0.0, f32::max)
+        .max(f32::MIN_POSITIVE);
+    let widest = rows.iter().map(Vec::len).max().unwrap_or(1) as f64;
+    let layout = Layout {
+        rows: &rows,
+        width: (widest * (NODE_W + 20.0) + 40.0).max(560.0),
+        top: 70.0,
+    };
+    let mut body = String::new();
+    draw_edges(&mut body, &edges, &layout, m);
+    draw_nodes(&mut body, r, &layout, m);
+    let mut height = layout.top + rows.len() as f64 * ROW_H;
+    if !r.faithfulness.is_empty() {
+        height = curve(&mut body, r, (40.0, height), layout.width - 80.0);
+    }
+    let title = format!(
+        "circuit · top {} edges · logit[{}] − logit[{}]",
+        edges.len(),
+        label(&r.answer.token),
+        label(&r.wrong.token)
+    );
+    let subtitle = format!(
+        "clean “{}” · corrupt “{}” · {}",
+        sentence(&r.clean),
+        sentence(&r.corrupt),
+        match r.ig_steps {
+            1 => "EAP".into(),
+            n => format!("EAP-IG, {n} steps"),
+        }
+    );
+    let width = (layout.width)
+        .max(12.0 + subtitle.chars().count() as f64 * CHAR_PX + 20.0)
+        .ceil();
+    let titles = Some((title.as_str(), subtitle.as_str()));
+    document(out, width, height.ceil(), "", titles, &body)
+}
+
+/// The faithfulness curve under the graph at (`x`, `y`), `w` wide: recovered share
+/// against edges kept. Returns the figure's new bottom.
+fn curve(body: &mut String, r: &CircuitReport, (x, y): (f64, f64), w: f64) -> f64 {
+    let h = 120.0;
+    let (top, bottom) = (y + 24.0, y + 24.0 + h);
+    let recovered = r.faithfulness.iter().map(|f| f.recovered);
+    let hi = recovered.clone().fold(1.0f32, f32::max) as f64;
+    let lo = recovered.fold(0.0f32, f32::min) as f64;
+    let max_k = r
+        .faithfulness
+        .iter()
+        .map(|f| f.edges)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let px = |k: usize| x + k as f64 / max_k * w;
+    let py = |v: f32| bottom - (v as f64 - lo) / (hi - lo).max(1e-9) * h;
+    let _ = writeln!(
+        body,
+        r##"<text x="{x}" y="{:.1}" font-size="13" font-weight="bold">faithfulness: share of clean − corrupt recovered by the top edges</text>
+<line x1="{x}" y1="{bottom:.1}" x2="{:.1}" y2="{bottom:.1}" stroke="#333"/><line x1="{x}" y1="{top:.1}" x2="{x}" y2="{bottom:.1}" stroke="#333"/>
+<line x1="{x}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#999" stroke-dasharray="4 3"/><text x="{:.1}" y="{:.1}" font-size="10" fill="#666">1</text>"##,
+        y + 12.0,
+        x + w,
+        py(1.0),
+        x + w,
+        py(1.0),
+        x - 12.0,
+        py(1.0) + 3.0
+    );
+    let mut points: Vec<(usize, f32)> = r
+        .faithfulness
+        .iter()
+        .map(|f| (f.edges, f.recovered))
+        .collect();
+    points.sort_by_key(|p| p.0);
+    let path: Vec<String> = points
+        .iter()
+        .map(|&(k, v)| format!("{:.1},{:.1}", px(k), py(v)))
+        .collect();
+    let _ = writeln!(
+        body,
+        r##"<polyline points="{}" fill="none" stroke="#2166ac" stroke-width="2"/>"##,
+        path.join(" ")
+    );
+    for &(k, v) in &points {
+        let _ = writeln!(
+            body,
+            r##"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="#2166ac"><title>{k} edges: {v:.3}</title></circle><text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">{k}</text>"##,
+            px(k),
+            py(v),
+            px(k),
+            bottom + 14.0
+        );
+    }
+    bottom + 30.0
+}

@@ -1,0 +1,416 @@
+//! Every patching site, path patching, edge attribution and faithfulness against Hugging
+//! Face's modules with torch hooks and torch autograd (scripts/make_edge_fixtures.py,
+//! edges.safetensors): within 1e-4, relative for values above 1.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Tensor};
+use gpt2_inspect::model::checkpoint::Checkpoint;
+use gpt2_inspect::model::circuits::{attribution_patch, patch, LogitDiff, Site};
+use gpt2_inspect::model::edges::{
+    edge_attribution, edge_patch, faithfulness, path_patch, Qkv, Reader, Writer,
+};
+use gpt2_inspect::model::{Config, Gpt2};
+use gpt2_inspect::tokenizer::Tokenizer;
+
+use crate::common::{cmd, fails, fixtures, flat, json, model_dir, patch_args, TOL};
+
+struct Edges {
+    model: Gpt2,
+    cfg: Config,
+    tok: Tokenizer,
+    tensors: HashMap<String, Tensor>,
+    meta: HashMap<String, String>,
+}
+
+type Pair = (String, String, String, String);
+
+fn load() -> Edges {
+    let (cfg, _) = Config::from_file(&model_dir().join("config.json")).unwrap();
+    let ckpt = Checkpoint::open(&model_dir().join("model.safetensors")).unwrap();
+    let model = Gpt2::load(&ckpt, &cfg, cfg.n_layer, &Device::Cpu, DType::F32).unwrap();
+    let tok = Tokenizer::from_file(&model_dir().join("tokenizer.json")).unwrap();
+    let bytes = std::fs::read(fixtures().join("edges.safetensors")).unwrap();
+    let (_, m) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap();
+    Edges {
+        model,
+        cfg,
+        tok,
+        tensors,
+        meta: m.metadata().clone().unwrap(),
+    }
+}
+
+impl Edges {
+    fn get(&self, name: &str) -> Vec<f32> {
+        flat((self.tensors.get(name)).unwrap_or_else(|| panic!("no {name} in edges.safetensors")))
+    }
+
+    fn pairs(&self) -> Vec<Pair> {
+        serde_json::from_str(&self.meta["patch_pairs"]).unwrap()
+    }
+
+    fn ids(&self, text: &str) -> Tensor {
+        let ids: Vec<u32> = self
+            .tok
+            .encode(text)
+            .unwrap()
+            .iter()
+            .map(|t| t.id)
+            .collect();
+        Tensor::new(ids, &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap()
+    }
+
+    fn one(&self, text: &str) -> u32 {
+        let ids = self.tok.encode(text).unwrap();
+        assert_eq!(ids.len(), 1, "{text:?}");
+        ids[0].id
+    }
+
+    /// Each pair's clean and corrupt ids and metric.
+    fn runs(&self) -> Vec<(Tensor, Tensor, LogitDiff)> {
+        (self.pairs().iter())
+            .map(|(clean, corrupt, answer, wrong)| {
+                let metric = LogitDiff {
+                    answer: self.one(answer),
+                    wrong: self.one(wrong),
+                };
+                (self.ids(clean), self.ids(corrupt), metric)
+            })
+            .collect()
+    }
+
+    fn names(&self, key: &str) -> Vec<String> {
+        serde_json::from_str(&self.meta[key]).unwrap()
+    }
+}
+
+/// Asserts `got` within TOL of `want` (relative above 1), NaN exactly where `want` is NaN;
+/// returns the largest difference.
+fn near(what: &str, got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst = 0f32;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        if w.is_nan() || g.is_nan() {
+            assert!(w.is_nan() && g.is_nan(), "{what}[{i}]: ours {g}, HF {w}");
+            continue;
+        }
+        let d = (g - w).abs();
+        assert!(d <= TOL * w.abs().max(1.0), "{what}[{i}]: ours {g}, HF {w}");
+        worst = worst.max(d);
+    }
+    worst
+}
+
+/// (site, by position, the fixture's name).
+const SITES: [(Site, bool, &str); 11] = [
+    (Site::ResidMid, false, "resid_mid"),
+    (Site::Head, true, "head_by_pos"),
+    (Site::Q, false, "q"),
+    (Site::K, false, "k"),
+    (Site::V, false, "v"),
+    (Site::Q, true, "q_by_pos"),
+    (Site::K, true, "k_by_pos"),
+    (Site::V, true, "v_by_pos"),
+    (Site::Pattern, false, "pattern"),
+    (Site::Pattern, true, "pattern_by_pos"),
+    (Site::PatternDestSrc, false, "pattern_dest_src"),
+];
+
+#[test]
+fn every_site_matches_hf_hooks() {
+    let e = load();
+    let mut worst = 0f32;
+    for (k, (clean, corrupt, metric)) in e.runs().iter().enumerate() {
+        for (site, by_pos, name) in SITES {
+            let p = patch(&e.model, clean, corrupt, *metric, site, by_pos).unwrap();
+            let want = e.get(&format!("pair{k}.site.{name}"));
+            let dims = e.tensors[&format!("pair{k}.site.{name}")].dims().to_vec();
+            assert_eq!(p.shape, dims, "pair {k} {name}: shape");
+            worst = worst.max(near(&format!("pair {k} {name}"), &p.values, &want));
+        }
+    }
+    eprintln!("sites: max |ours - HF| = {worst}");
+}
+
+#[test]
+fn every_sites_estimate_matches_torch_from_one_backward_pass() {
+    let e = load();
+    for (k, (clean, corrupt, metric)) in e.runs().iter().enumerate() {
+        for by_pos in [false, true] {
+            let sites: Vec<_> = SITES.iter().filter(|s| s.1 == by_pos).collect();
+            let kinds: Vec<Site> = sites.iter().map(|s| s.0).collect();
+            let all = attribution_patch(&e.model, clean, corrupt, *metric, &kinds, by_pos).unwrap();
+            for (p, (_, _, name)) in all.iter().zip(&sites) {
+                let want = e.get(&format!("pair{k}.estimate.{name}"));
+                near(&format!("pair {k} estimate {name}"), &p.values, &want);
+            }
+        }
+    }
+}
+
+/// Writer and reader indices of the fixture's [W][R] matrices, from the tool's names.
+fn index(e: &Edges) -> (Vec<Writer>, Vec<Reader>) {
+    let (w, r) = (
+        Writer::all(e.cfg.n_layer, e.cfg.n_head),
+        Reader::all(e.cfg.n_layer, e.cfg.n_head),
+    );
+    let names = |v: Vec<String>| v;
+    assert_eq!(
+        w.iter().map(|w| w.name()).collect::<Vec<_>>(),
+        names(e.names("writers"))
+    );
+    assert_eq!(
+        r.iter().map(|r| r.name()).collect::<Vec<_>>(),
+        names(e.names("readers"))
+    );
+    (w, r)
+}
+
+#[test]
+fn every_edge_patched_alone_matches_hf_hooks() {
+    let e = load();
+    let (writers, readers) = index(&e);
+    let n = e.cfg.n_layer;
+    let mut edges = Vec::new();
+    for &w in &writers {
+        for &r in &readers {
+            if r.reads(w, n) {
+                edges.push((w, r));
+            }
+        }
+    }
+    let mut worst = 0f32;
+    for (k, (clean, corrupt, metric)) in e.runs().iter().enumerate() {
+        let got = edge_patch(&e.model, clean, corrupt, *metric, &edges).unwrap();
+        let want = e.get(&format!("pair{k}.edges.exact"));
+        let mut full = vec![f32::NAN; writers.len() * readers.len()];
+        for (&(w, r), v) in edges.iter().zip(&got.values) {
+            let wi = writers.iter().position(|&x| x == w).unwrap();
+            let ri = readers.iter().position(|&x| x == r).unwrap();
+            full[wi * readers.len() + ri] = *v;
+        }
+        worst = worst.max(near(&format!("pair {k} edges"), &full, &want));
+    }
+    eprintln!(
+        "edge patches: {} edges, max |ours - HF| = {worst}",
+        edges.len()
+    );
+}
+
+#[test]
+fn path_patching_is_the_senders_edges_to_every_later_head() {
+    let e = load();
+    let (writers, readers) = index(&e);
+    let (n, nh) = (e.cfg.n_layer, e.cfg.n_head);
+    let want_of = |k: usize, w: Writer, r: Reader| -> f32 {
+        let wi = writers.iter().position(|&x| x == w).unwrap();
+        let ri = readers.iter().position(|&x| x == r).unwrap();
+        e.get(&format!("pair{k}.edges.exact"))[wi * readers.len() + ri]
+    };
+    for (k, (clean, corrupt, metric)) in e.runs().iter().enumerate() {
+        for (l, h) in [(0, 1), (1, 3)] {
+            for qkv in [Qkv::Q, Qkv::K, Qkv::V] {
+                let p = path_patch(&e.model, clean, corrupt, *metric, (l, h), Some(qkv)).unwrap();
+                assert_eq!(p.shape, [n, nh]);
+                let want: Vec<f32> = (0..n)
+                    .flat_map(|rl| (0..nh).map(move |rh| (rl, rh)))
+                    .map(|(rl, rh)| match rl > l {
+                        true => want_of(k, Writer::Head(l, h), Reader::Head(rl, rh, qkv)),
+                        false => f32::NAN,
+                    })
+                    .collect();
+                near(&format!("pair {k} path {l}.{h} {qkv:?}"), &p.values, &want);
+            }
+            let p = path_patch(&e.model, clean, corrupt, *metric, (l, h), None).unwrap();
+            let want = want_of(k, Writer::Head(l, h), Reader::Logits);
+            near(&format!("pair {k} path {l}.{h} logits"), &p.values, &[want]);
+        }
+    }
+}
+
+#[test]
+fn edge_scores_match_torch_autograd_at_the_readers_inputs() {
+    let e = load();
+    let (writers, readers) = index(&e);
+    let steps: usize = e.meta["ig_steps"].parse().unwrap();
+    for (k, (clean, corrupt, metric)) in e.runs().iter().enumerate() {
+        for n in [1, steps] {
+            let s = edge_attribution(&e.model, clean, corrupt, *metric, n).unwrap();
+            let mut full = vec![f32::NAN; writers.len() * readers.len()];
+            for &(w, r, score) in &s.edges {
+                full[w * readers.len() + r] = score;
+            }
+            near(
+                &format!("pair {k} eap{n}"),
+                &full,
+                &e.get(&format!("pair{k}.eap{n}")),
+            );
+            let corrupt_metric = e.get(&format!("pair{k}.eap{n}.corrupt"));
+            near("corrupt metric", &[s.corrupt], &corrupt_metric);
+            let sorted = s.edges.windows(2).all(|w| w[0].2.abs() >= w[1].2.abs());
+            assert!(sorted, "edges by |score|");
+        }
+    }
+}
+
+#[test]
+fn node_scores_are_the_attribution_patching_estimates() {
+    // A writer's outgoing edges sum to its node's first-order estimate: the residual
+    // stream is the sum of the writers, read by every later reader.
+    let e = load();
+    let (n, nh) = (e.cfg.n_layer, e.cfg.n_head);
+    for (clean, corrupt, metric) in e.runs() {
+        let s = edge_attribution(&e.model, &clean, &corrupt, metric, 1).unwrap();
+        let mut sums = vec![0f32; s.writers.len()];
+        for &(w, _, score) in &s.edges {
+            sums[w] += score;
+        }
+        let est = attribution_patch(
+            &e.model,
+            &clean,
+            &corrupt,
+            metric,
+            &[Site::Head, Site::MlpOut],
+            false,
+        )
+        .unwrap();
+        for l in 0..n {
+            for h in 0..nh {
+                let want = est[0].values[l * nh + h] - est[0].corrupt;
+                let got = sums[1 + l * (nh + 1) + h];
+                assert!(
+                    (got - want).abs() <= TOL,
+                    "L{l}H{h}: edges {got}, node {want}"
+                );
+            }
+            let t = clean.dim(1).unwrap();
+            let want: f32 = est[1].values[l * t..(l + 1) * t]
+                .iter()
+                .map(|v| v - est[1].corrupt)
+                .sum();
+            let got = sums[1 + l * (nh + 1) + nh];
+            assert!(
+                (got - want).abs() <= TOL,
+                "mlp{l}: edges {got}, node {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn faithfulness_matches_hf_hooks_and_spans_corrupt_to_clean() {
+    let e = load();
+    let ks: Vec<usize> = serde_json::from_str(&e.meta["faithfulness"]).unwrap();
+    for (k, (clean, corrupt, metric)) in e.runs().iter().enumerate() {
+        let s = edge_attribution(&e.model, clean, corrupt, *metric, 1).unwrap();
+        let got = faithfulness(&e.model, (clean, corrupt), *metric, &s, &ks).unwrap();
+        near(
+            &format!("pair {k} faithfulness"),
+            &got,
+            &e.get(&format!("pair{k}.faithfulness")),
+        );
+        // No edge kept: the corrupt run; every edge kept: the clean run.
+        let ends =
+            faithfulness(&e.model, (clean, corrupt), *metric, &s, &[0, s.edges.len()]).unwrap();
+        near("no edge", &ends[..1], &[s.corrupt]);
+        near("every edge", &ends[1..], &[s.clean]);
+    }
+}
+
+#[test]
+fn circuit_json_holds_every_edge_and_node() {
+    let e = load();
+    let pair = &e.pairs()[0];
+    let mut args = patch_args(pair);
+    args[0] = "circuit";
+    args.extend(["--top", "5", "--faithfulness", "0,10"]);
+    let v = json(&args);
+    let edges = v["edges"].as_array().unwrap();
+    let count: usize = e.names("readers").len(); // at least one edge per reader
+    assert!(edges.len() > count);
+    assert_eq!(
+        v["nodes"].as_array().unwrap().len(),
+        e.names("writers").len()
+    );
+    assert!(v["faithfulness"][0]["recovered"].as_f64().unwrap().abs() < 1e-4);
+    assert_eq!(v["method"], "eap");
+    let first = &edges[0];
+    assert!(first["writer"].is_string() && first["reader"].is_string());
+}
+
+#[test]
+fn circuit_writes_dot_and_svg() {
+    let e = load();
+    let dir = crate::common::Scratch::new("circuit-files");
+    let (dot, svg) = (dir.0.join("c.dot"), dir.0.join("c.svg"));
+    let mut args: Vec<String> = patch_args(&e.pairs()[1])
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args[0] = "circuit".into();
+    args.extend(["--top", "6", "--faithfulness", "5,50"].map(String::from));
+    args.extend(["--dot".into(), dot.display().to_string()]);
+    args.extend(["--svg".into(), svg.display().to_string()]);
+    cmd().args(&args).assert().success();
+    let dot = std::fs::read_to_string(&dot).unwrap();
+    assert!(dot.starts_with("// gpt2-inspect circuit") && dot.contains("digraph circuit {"));
+    assert_eq!(dot.matches(" -> ").count(), 6, "{dot}");
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("faithfulness"));
+    assert_eq!(svg.matches("<path ").count(), 6);
+}
+
+#[test]
+fn bad_circuit_and_path_arguments_are_usage_errors() {
+    let e = load();
+    let pair = &e.pairs()[0];
+    let with = |extra: &[&str], first: &str| {
+        let mut a = patch_args(pair);
+        a[0] = first;
+        let mut c = cmd();
+        c.args(&a).args(extra);
+        c
+    };
+    fails(&mut with(&["--top", "0"], "circuit"), 2, &["--top 0"]);
+    fails(
+        &mut with(&["--ig-steps", "0"], "circuit"),
+        2,
+        &["--ig-steps 0"],
+    );
+    fails(
+        &mut with(&["--faithfulness", "100000"], "circuit"),
+        2,
+        &["--faithfulness 100000", "edges"],
+    );
+    let last = format!("{}.0", e.cfg.n_layer - 1);
+    fails(
+        &mut with(&["--path", &last], "patch"),
+        2,
+        &["last layer", "--to logits"],
+    );
+    fails(&mut with(&["--path", "1.x"], "patch"), 2, &["--path 1.x"]);
+    fails(&mut with(&["--path", "9.0"], "patch"), 2, &["--path 9"]);
+    fails(
+        &mut with(&["--path", "0.0", "--to", "z"], "patch"),
+        2,
+        &["--to"],
+    );
+    let mut c = cmd();
+    c.args([
+        "circuit",
+        "--clean",
+        "The cat sat",
+        "--corrupt",
+        "A dog",
+        "--answer",
+        " and",
+        "--wrong",
+        " with",
+    ]);
+    fails(&mut c, 2, &["--clean is 3 tokens", "--corrupt 2"]);
+}
