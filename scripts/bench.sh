@@ -4,6 +4,10 @@
 # checkpoint.
 #
 #   scripts/bench.sh [--with-hf] [--with-llama]
+#   scripts/bench.sh --only-circuits
+#
+# --only-circuits runs the circuit rows alone (gpt2-inspect against itself) and replaces
+# their section of bench/results.md, which says its own commit and date.
 #
 # Writes bench/results.md. Needs hyperfine and GNU time (installed with apt-get when
 # missing and run as root); --with-hf creates bench/work/venv with torch + transformers;
@@ -14,11 +18,13 @@ cd "$(dirname "$0")/.."
 
 WITH_HF=0
 WITH_LLAMA=0
+ONLY_CIRCUITS=0
 for arg in "$@"; do
   case "$arg" in
     --with-hf) WITH_HF=1 ;;
     --with-llama) WITH_LLAMA=1 ;;
-    *) echo "usage: scripts/bench.sh [--with-hf] [--with-llama]" >&2; exit 2 ;;
+    --only-circuits) ONLY_CIRCUITS=1 ;;
+    *) echo "usage: scripts/bench.sh [--with-hf] [--with-llama] | --only-circuits" >&2; exit 2 ;;
   esac
 done
 
@@ -114,6 +120,44 @@ fi
 CLEAN="When Mary and John went to the store, John gave a cold drink to the"
 CORRUPT="When Mary and John went to the store, Mary gave a cold drink to the"
 
+# An 8-token pair for one patched run per (head, destination, source) entry.
+CLEAN8="The cat sat on the mat and the"
+CORRUPT8="The dog sat on the mat and the"
+PAIR="--clean '$CLEAN' --corrupt '$CORRUPT' --answer ' Mary' --wrong ' John'"
+
+# Circuits as edges, against patch --site head on the same pair: name | command | runs.
+CIRCUITS=(
+  "patch_head_16|$BIN --model $MODEL patch $PAIR --site head|10"
+  "circuit_16|$BIN --model $MODEL circuit $PAIR|10"
+  "path_16|$BIN --model $MODEL patch $PAIR --path 0.0 --to q|10"
+  "path_logits_16|$BIN --model $MODEL patch $PAIR --path 0.0 --to logits|10"
+  "circuit_ig5_16|$BIN --model $MODEL circuit $PAIR --ig-steps 5 --faithfulness 10,100,1000|5"
+  "pattern_dest_src_8|$BIN --model $MODEL patch --clean '$CLEAN8' --corrupt '$CORRUPT8' --answer ' Mary' --wrong ' John' --site pattern-dest-src|3"
+)
+bench_circuits() {
+  echo "== circuits (hyperfine, warm page cache)"
+  for row in "${CIRCUITS[@]}"; do
+    IFS='|' read -r name cmd runs <<<"$row"
+    hyperfine --warmup 1 --runs "$runs" --export-json "$OUT/ours_$name.json" "$cmd" >/dev/null
+    /usr/bin/time -f '%M' -o "$OUT/ours_$name.rss" bash -c "$cmd" >/dev/null
+  done
+}
+if [ "$ONLY_CIRCUITS" = 1 ]; then
+  bench_circuits
+  python3 scripts/bench_report.py "$OUT" circuits > "$OUT/circuits.md"
+  python3 - bench/results.md "$OUT/circuits.md" <<'PYEOF'
+import sys
+path, section = sys.argv[1], open(sys.argv[2]).read()
+s = open(path).read()
+a, b = "<!-- circuits -->", "<!-- /circuits -->"
+block = f"{a}\n{section.strip()}\n{b}"
+s = s[: s.index(a)] + block + s[s.index(b) + len(b):] if a in s else s.rstrip() + "\n\n" + block + "\n"
+open(path, "w").write(s)
+PYEOF
+  echo "== wrote the circuits section of bench/results.md"
+  exit 0
+fi
+
 # name | gpt2-inspect command | Hugging Face command | llama.cpp arguments
 ONESHOT=(
   "next|$BIN --model $MODEL next 'The quick brown fox' --top-k 5|next $MODEL 'The quick brown fox'|-n 1 'The quick brown fox'"
@@ -166,6 +210,8 @@ if [ -n "$LLAMA" ]; then
   "$LDIR/build/bin/llama-bench" -m "$GGUF" -p 8,32,128,512,1024 -n 64 -t "$(nproc)" -r 5 -o json \
     > "$OUT/llama_inproc.json" 2>/dev/null
 fi
+
+bench_circuits
 
 rm -f "$OUT"/*.flags; [ "$WITH_HF" = 1 ] && touch "$OUT/hf.flags"; [ "$WITH_LLAMA" = 1 ] && touch "$OUT/llama.flags"
 python3 scripts/bench_report.py "$OUT" > bench/results.md

@@ -8,6 +8,8 @@ import subprocess
 import sys
 
 out = sys.argv[1]
+# "circuits": print only the circuits section (scripts/bench.sh --only-circuits).
+only = sys.argv[2] if len(sys.argv) > 2 else None
 
 
 def seconds(name):
@@ -96,6 +98,35 @@ load = open(os.path.join(out, "load")).read().split()[:3] if os.path.exists(os.p
 with_hf = os.path.exists(os.path.join(out, "hf.flags"))
 with_llama = os.path.exists(os.path.join(out, "llama.flags"))
 made = "scripts/bench.sh" + (" --with-hf" if with_hf else "") + (" --with-llama" if with_llama else "")
+
+def circuits_section():
+    base, _ = seconds("ours_patch_head_16")
+    print(f"Circuits as edges (new processes, hyperfine after 1 warm-up; median; commit {commit}, "
+          f"{datetime.date.today()}, {os.cpu_count()} cores ({cpu}); made by `scripts/bench.sh --only-circuits` "
+          "or with the full run). The 16-token pair is the patch rows'; gpt2 has 32,491 edges.\n")
+    print("| work | gpt2-inspect | runs | peak RSS | vs `patch --site head` | target | |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    rows = [
+        ("patch_head_16", "`patch --site head` (12 × 12 patched runs)", None),
+        ("circuit_16", "`circuit`: every edge scored (EAP)", 4.0),
+        ("path_16", "`patch --path 0.0 --to q`: the sender's edges to all 132 later heads", 2.0),
+        ("path_logits_16", "`patch --path 0.0 --to logits`: the direct effect", None),
+        ("circuit_ig5_16", "`circuit --ig-steps 5 --faithfulness 10,100,1000`", None),
+        ("pattern_dest_src_8", "`patch --site pattern-dest-src`, 8-token pair: 12 × 12 × 36 patched runs", None),
+    ]
+    for name, label, target in rows:
+        o, _ = seconds("ours_" + name)
+        p = os.path.join(out, "ours_" + name + ".json")
+        n = len(json.load(open(p))["results"][0]["times"]) if os.path.exists(p) else 0
+        r = "–" if o is None or base is None or name == "patch_head_16" else f"{o / base:.2f}×"
+        t = "" if target is None else f"≤ {target:g}× `patch --site head`"
+        v = "" if target is None or o is None or base is None else ("met" if o / base <= target else "missed")
+        print(f"| {label} | {fmt_s(o)} | {n} | {mib(rss_mib('ours_' + name))} | {r} | {t} | {v} |")
+
+
+if only == "circuits":
+    circuits_section()
+    sys.exit(0)
 
 print("# Benchmark results\n")
 print(f"- date: {datetime.date.today()}, commit {commit}")
@@ -208,3 +239,8 @@ for k, label in [("generate_cache", "generate 64 tokens after 8, key/value cache
     tps = lambda s: "–" if s is None else f"{64 / s:.1f} tok/s"
     print(f"| {label} | {tps(o)} | | {tps(one.get(k))} | {tps(l)} | {vs(o, l)} | {tps(h)} | "
           f"{'–' if h is None or o is None else f'{h / o:.1f}×'} | | |")
+
+print()
+print("<!-- circuits -->")
+circuits_section()
+print("<!-- /circuits -->")

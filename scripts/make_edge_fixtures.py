@@ -20,14 +20,13 @@ import os
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
-from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 from transformers.models.gpt2 import modeling_gpt2
 
 from make_fixtures import PATCH_PAIRS
+from make_gradient_fixtures import load
 
 IG_STEPS = 5
 FAITHFULNESS = [0, 3, 10, 30, 100]
-# A few edges checked by brute force in the README: (pair, writer, reader).
 _original_attention = modeling_gpt2.eager_attention_forward
 
 
@@ -451,11 +450,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--fixtures", required=True)
     args = ap.parse_args()
-    model_dir = os.path.join(args.fixtures, "tiny-gpt2")
-    model = GPT2LMHeadModel.from_pretrained(model_dir, attn_implementation="eager").eval()
-    for prm in model.parameters():
-        prm.requires_grad_(False)
-    tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(model_dir, "tokenizer.json"))
+    model, tok = load(args.fixtures)
     ids_of = lambda t: torch.tensor([tok(t)["input_ids"]])
     ref = {}
     for k, (clean, corrupt, answer, wrong) in enumerate(PATCH_PAIRS):

@@ -160,15 +160,21 @@ def rollout(model, ids):
     return torch.tensor(r[-1])
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--fixtures", required=True)
-    args = ap.parse_args()
-    model_dir = os.path.join(args.fixtures, "tiny-gpt2")
+def load(fixtures):
+    """The fixture model (eager attention, its weights constants) and its tokenizer."""
+    model_dir = os.path.join(fixtures, "tiny-gpt2")
     model = GPT2LMHeadModel.from_pretrained(model_dir, attn_implementation="eager").eval()
     for prm in model.parameters():
         prm.requires_grad_(False)
     tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(model_dir, "tokenizer.json"))
+    return model, tok
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--fixtures", required=True)
+    args = ap.parse_args()
+    model, tok = load(args.fixtures)
     ids_of = lambda t: torch.tensor([tok(t)["input_ids"]])
     one = lambda t: None if t is None else tok(t)["input_ids"][0]
     ref = {}

@@ -30,6 +30,9 @@ trap 'rm -rf "$work"' EXIT
 "$bin" "${model[@]}" saliency "The cat sat" --generate 4 --svg "$work/saliency.svg" >/dev/null 2>&1
 "$bin" "${model[@]}" patch --clean "$text" --corrupt "The dog sat on the mat" --answer " and" --wrong " with" \
     --method both --svg "$work/patch-both.svg" >/dev/null 2>&1
+# Circuits as edges: the top edges with the faithfulness curve.
+"$bin" "${model[@]}" circuit --clean "$text" --corrupt "The dog sat on the mat" --answer " and" --wrong " with" \
+    --top 12 --faithfulness 5,10,20,50,100,262 --svg "$work/circuit.svg" >/dev/null 2>&1
 
 # The terminal heatmap, as a truecolor terminal 100 columns wide shows it.
 {
@@ -69,4 +72,5 @@ node scripts/screenshot.mjs \
     "$work/neuron.html=docs/neuron.png@pre" \
     "$work/saliency.svg=docs/saliency.png@svg" \
     "$work/patch-both.svg=docs/patch-both.png@svg" \
+    "$work/circuit.svg=docs/circuit.png@svg" \
     "$work/saliency-terminal.html=docs/saliency-terminal.png@pre"

@@ -9,7 +9,8 @@ use candle_core::{DType, Tensor};
 
 use super::texts::{Computed, Texts};
 use super::{
-    check_finite, check_index, check_top_k, emit, one_token, predictions, write_svg, Session,
+    check_finite, check_index, check_top_k, emit, layer_head, one_token, predictions, write_svg,
+    Session,
 };
 use crate::cli::{AblateArgs, AblateMode};
 use crate::dist;
@@ -147,16 +148,7 @@ impl Sweep<'_> {
 fn components(args: &AblateArgs, cfg: &Config, model: &str) -> Result<Vec<Component>> {
     let mut out = Vec::new();
     for spec in &args.heads {
-        let parsed = spec
-            .split_once('.')
-            .and_then(|(l, h)| Some((l.parse::<usize>().ok()?, h.parse::<usize>().ok()?)));
-        let Some((l, h)) = parsed else {
-            return Err(usage(format!(
-                "--head {spec}: give LAYER.HEAD, such as 1.2"
-            )));
-        };
-        check_index("head", l, cfg.n_layer, "layers", model)?;
-        check_index("head", h, cfg.n_head, "heads per layer", model)?;
+        let (l, h) = layer_head("head", spec, cfg, model)?;
         out.push(Component::Head(l, h));
     }
     for &l in &args.mlps {

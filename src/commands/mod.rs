@@ -171,6 +171,21 @@ fn check_finite(
     Ok(Some(non_finite_error(hook, None)))
 }
 
+/// `--flag L.H` as (layer, head), checked against the model.
+fn layer_head(flag: &str, spec: &str, cfg: &Config, model: &str) -> Result<(usize, usize)> {
+    let parsed = spec
+        .split_once('.')
+        .and_then(|(l, h)| Some((l.parse::<usize>().ok()?, h.parse::<usize>().ok()?)));
+    let Some((l, h)) = parsed else {
+        return Err(usage(format!(
+            "--{flag} {spec}: give LAYER.HEAD, such as 1.2"
+        )));
+    };
+    check_index(flag, l, cfg.n_layer, "layers", model)?;
+    check_index(flag, h, cfg.n_head, "heads per layer", model)?;
+    Ok((l, h))
+}
+
 /// `--flag N` must index one of `count` things.
 fn check_index(flag: &str, value: usize, count: usize, what: &str, model: &str) -> Result<()> {
     if value >= count {

@@ -8,7 +8,7 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::Tensor;
 
-use super::{check_finite, check_index, decoded, emit, one_token, write_svg, Session};
+use super::{check_finite, decoded, emit, layer_head, one_token, write_svg, Session};
 use crate::cli::{PairArgs, PatchArgs, PatchMethod, PatchSite, PathTo};
 use crate::dist::pearson;
 use crate::error::usage;
@@ -211,17 +211,7 @@ pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<(
 
 /// `--path L.H` as (layer, head), checked against the model and `--to`.
 fn sender(spec: &str, cfg: &Config, to: PathTo, session: &Session) -> Result<(usize, usize)> {
-    let parsed = spec
-        .split_once('.')
-        .and_then(|(l, h)| Some((l.parse::<usize>().ok()?, h.parse::<usize>().ok()?)));
-    let Some((l, h)) = parsed else {
-        return Err(usage(format!(
-            "--path {spec}: give LAYER.HEAD, such as 1.2"
-        )));
-    };
-    let model = &session.model_name;
-    check_index("path", l, cfg.n_layer, "layers", model)?;
-    check_index("path", h, cfg.n_head, "heads per layer", model)?;
+    let (l, h) = layer_head("path", spec, cfg, &session.model_name)?;
     if to != PathTo::Logits && l + 1 >= cfg.n_layer {
         return Err(usage(format!(
             "--path {spec} is in the last layer: no head after it reads it; try --to logits"

@@ -7,7 +7,9 @@ use super::heatmap::{bg, fg, RESET};
 use super::svg::{grids, grids_wrapped, GridPanel};
 use super::table::{columns, predictions, quoted, Align};
 use super::{display_width, label, sentence, Palette};
-use crate::reports::{AblateReport, AttributeReport, Grid, HeadsReport, PatchReport, SweepReport};
+use crate::reports::{
+    AblateReport, AttributeReport, Grid, HeadsReport, NamedToken, PatchReport, SweepReport,
+};
 
 /// How a grid's cells are coloured: the colour of each cell, and the palette of the
 /// terminal (`None`: plain numbers).
@@ -30,6 +32,18 @@ fn layer_grid(
     labelled_grid(out, (corner, &rows), header, values, text, paint)
 }
 
+/// The display width of each column of `table` under `head`.
+fn column_widths(head: &[&str], table: &[Vec<String>]) -> Vec<usize> {
+    (0..head.len())
+        .map(|i| {
+            (table.iter().map(|r| display_width(&r[i])))
+                .chain([display_width(head[i])])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
 /// [`layer_grid`] with rows named `rows.1` under the corner `rows.0`.
 fn labelled_grid(
     out: &mut dyn Write,
@@ -50,25 +64,29 @@ fn labelled_grid(
                 .collect()
         })
         .collect();
+    // Layer numbers to the right, token labels to the left.
+    let left = rows.iter().any(|r| r.parse::<usize>().is_err());
     let Some(p) = paint.palette else {
-        let align = vec![Align::Right; head.len()];
+        let mut align = vec![Align::Right; head.len()];
+        if left {
+            align[0] = Align::Left;
+        }
         return columns(out, &head, &align, &table);
     };
-    let width: Vec<usize> = (0..head.len())
-        .map(|i| {
-            table
-                .iter()
-                .map(|r| display_width(&r[i]))
-                .chain([display_width(head[i])])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
+    let width = column_widths(&head, &table);
     let pad = |s: &str, w: usize| format!("{}{s}", " ".repeat(w.saturating_sub(display_width(s))));
-    let line: Vec<String> = head.iter().zip(&width).map(|(h, &w)| pad(h, w)).collect();
+    let first = |s: &str| match left {
+        true => format!(
+            "{s}{}",
+            " ".repeat(width[0].saturating_sub(display_width(s)))
+        ),
+        false => pad(s, width[0]),
+    };
+    let mut line: Vec<String> = head.iter().zip(&width).map(|(h, &w)| pad(h, w)).collect();
+    line[0] = first(head[0]);
     writeln!(out, "{}", line.join(" "))?;
     for (row, cells) in table.iter().zip(values) {
-        let mut line = pad(&row[0], width[0]);
+        let mut line = first(&row[0]);
         for (i, &v) in cells.iter().enumerate() {
             let c = (paint.colour)(v);
             line.push(' ');
@@ -239,21 +257,9 @@ fn patched_what(r: &PatchReport) -> String {
 }
 
 pub fn patch(out: &mut dyn Write, r: &PatchReport, palette: Option<Palette>) -> io::Result<()> {
-    writeln!(
-        out,
-        "{} {} into {}",
-        patched_what(r),
-        quoted(&r.clean),
-        quoted(&r.corrupt)
-    )?;
-    writeln!(
-        out,
-        "metric: logit[{}] - logit[{}] at the last position; clean {:.4}, corrupt {:.4}",
-        quoted(&r.answer.token),
-        quoted(&r.wrong.token),
-        r.clean_logit_diff,
-        r.corrupt_logit_diff
-    )?;
+    let texts = (r.clean.as_str(), r.corrupt.as_str());
+    let metric = (r.clean_logit_diff, r.corrupt_logit_diff);
+    heading(out, &patched_what(r), texts, (&r.answer, &r.wrong), metric)?;
     writeln!(
         out,
         "each cell: (patched - corrupt) / (clean - corrupt): 1 restores the clean answer, 0 changes nothing"
@@ -310,6 +316,24 @@ fn patch_grid(out: &mut dyn Write, r: &PatchReport, grid: &Grid, paint: &Paint) 
         labelled_grid(out, (s.corner, &s.rows), &s.cols, &s.values, text, paint)?;
     }
     Ok(())
+}
+
+/// The first lines of patching and circuits: what was done from the clean text into the
+/// corrupt one, what the metric measures and its value on the two runs.
+pub(super) fn heading(
+    out: &mut dyn Write,
+    what: &str,
+    (clean, corrupt): (&str, &str),
+    (answer, wrong): (&NamedToken, &NamedToken),
+    (clean_value, corrupt_value): (f32, f32),
+) -> io::Result<()> {
+    writeln!(out, "{what} {} into {}", quoted(clean), quoted(corrupt))?;
+    writeln!(
+        out,
+        "metric: logit[{}] - logit[{}] at the last position; clean {clean_value:.4}, corrupt {corrupt_value:.4}",
+        quoted(&answer.token),
+        quoted(&wrong.token),
+    )
 }
 
 /// Three decimals, without a sign on a value that rounds to zero.

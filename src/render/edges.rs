@@ -4,11 +4,11 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use super::circuits::fixed3;
+use super::circuits::{fixed3, heading};
 use super::color::{diverging, hex, ink};
 use super::heatmap::{bg, fg, RESET};
 use super::svg::{document, CHAR_PX};
-use super::table::{columns, quoted, Align};
+use super::table::{columns, Align};
 use super::{escape, label, sentence, Palette};
 use crate::reports::CircuitReport;
 
@@ -25,20 +25,10 @@ fn share(r: &CircuitReport, x: f32) -> f32 {
 }
 
 pub fn table(out: &mut dyn Write, r: &CircuitReport, palette: Option<Palette>) -> io::Result<()> {
-    writeln!(
-        out,
-        "edge attribution patching from {} into {}",
-        quoted(&r.clean),
-        quoted(&r.corrupt)
-    )?;
-    writeln!(
-        out,
-        "metric: logit[{}] - logit[{}] at the last position; clean {:.4}, corrupt {:.4}",
-        quoted(&r.answer.token),
-        quoted(&r.wrong.token),
-        r.clean_logit_diff,
-        r.corrupt_logit_diff
-    )?;
+    let texts = (r.clean.as_str(), r.corrupt.as_str());
+    let metric = (r.clean_logit_diff, r.corrupt_logit_diff);
+    let what = "edge attribution patching from";
+    heading(out, what, texts, (&r.answer, &r.wrong), metric)?;
     writeln!(
         out,
         "{} edges, each scored (writer clean - writer corrupt) · ∂metric/∂(reader's input); {}",
@@ -201,13 +191,16 @@ fn graph(r: &CircuitReport) -> Graph<'_> {
     (edges, rows)
 }
 
+/// The largest |score| of `edges` (the colour and width scale; never 0).
+fn largest(edges: &[Edge]) -> f32 {
+    (edges.iter().map(|e| e.3.abs()))
+        .fold(0.0, f32::max)
+        .max(f32::MIN_POSITIVE)
+}
+
 pub fn dot(out: &mut dyn Write, r: &CircuitReport) -> io::Result<()> {
     let (edges, rows) = graph(r);
-    let m = edges
-        .iter()
-        .map(|e| e.3.abs())
-        .fold(0.0, f32::max)
-        .max(f32::MIN_POSITIVE);
+    let m = largest(&edges);
     writeln!(
         out,
         "// gpt2-inspect circuit: the top {} edges by |score|",
@@ -274,12 +267,28 @@ type Edge<'a> = (&'a str, &'a str, Option<&'a str>, f32);
 fn draw_edges(body: &mut String, edges: &[Edge], at: &Layout, m: f32) {
     for (w, node, qkv, score) in edges.iter().rev() {
         let ((x1, y1), (x2, y2)) = (at.at(w), at.at(node));
+        // Each input at its own place on the box's top edge: q left, k middle, v right.
+        let x2 = x2
+            + match *qkv {
+                Some("q") => -NODE_W / 3.0,
+                Some("v") => NODE_W / 3.0,
+                _ => 0.0,
+            };
         let (y1, y2) = (y1 + NODE_H / 2.0, y2 - NODE_H / 2.0);
         let bend = (y2 - y1) / 2.0;
+        // An edge that skips rows swings out to the right, around the nodes between.
+        let skipped = ((y2 - y1) / ROW_H).round() - 1.0;
+        let out = if skipped >= 1.0 {
+            (NODE_W * 0.8 * skipped).min(3.0 * NODE_W)
+        } else {
+            0.0
+        };
         let _ = writeln!(
             body,
-            r#"<path d="M{x1:.1},{y1:.1} C{x1:.1},{:.1} {x2:.1},{:.1} {x2:.1},{y2:.1}" fill="none" stroke="{}" stroke-width="{:.2}" stroke-opacity="0.85"><title>{}</title></path>"#,
+            r#"<path d="M{x1:.1},{y1:.1} C{:.1},{:.1} {:.1},{:.1} {x2:.1},{y2:.1}" fill="none" stroke="{}" stroke-width="{:.2}" stroke-opacity="0.85"><title>{}</title></path>"#,
+            x1 + out,
             y1 + bend,
+            x2 + out,
             y2 - bend,
             hex(diverging(score / m)),
             1.0 + 5.0 * score.abs() / m,
@@ -292,7 +301,7 @@ fn draw_edges(body: &mut String, edges: &[Edge], at: &Layout, m: f32) {
             let _ = writeln!(
                 body,
                 r##"<text x="{:.1}" y="{:.1}" font-size="10" fill="#444" text-anchor="middle">{q}</text>"##,
-                x2 + 6.0,
+                x2 + 8.0,
                 y2 - 4.0
             );
         }
@@ -324,11 +333,7 @@ fn draw_nodes(body: &mut String, r: &CircuitReport, at: &Layout, m: f32) {
 
 pub fn svg(out: &mut dyn Write, r: &CircuitReport) -> io::Result<()> {
     let (edges, rows) = graph(r);
-    let m = edges
-        .iter()
-        .map(|e| e.3.abs())
-        .fold(0.0, f32::max)
-        .max(f32::MIN_POSITIVE);
+    let m = largest(&edges);
     let widest = rows.iter().map(Vec::len).max().unwrap_or(1) as f64;
     let layout = Layout {
         rows: &rows,
@@ -362,6 +367,26 @@ pub fn svg(out: &mut dyn Write, r: &CircuitReport) -> io::Result<()> {
         .ceil();
     let titles = Some((title.as_str(), subtitle.as_str()));
     document(out, width, height.ceil(), "", titles, &body)
+}
+
+/// The curve's points `(x, y, edges, recovered)` with their edge counts under the axis at
+/// `bottom`; a label that would touch the previous one is left to the tooltip.
+fn curve_points(body: &mut String, points: &[(f64, f64, usize, f32)], bottom: f64) {
+    let mut last_label = f64::NEG_INFINITY;
+    for &(x, y, k, v) in points {
+        let _ = writeln!(
+            body,
+            r##"<circle cx="{x:.1}" cy="{y:.1}" r="3.5" fill="#2166ac"><title>{k} edges: {v:.3}</title></circle>"##,
+        );
+        if x - last_label >= 24.0 {
+            let _ = writeln!(
+                body,
+                r#"<text x="{x:.1}" y="{:.1}" font-size="10" text-anchor="middle">{k}</text>"#,
+                bottom + 14.0
+            );
+            last_label = x;
+        }
+    }
 }
 
 /// The faithfulness curve under the graph at (`x`, `y`), `w` wide: recovered share
@@ -409,15 +434,8 @@ fn curve(body: &mut String, r: &CircuitReport, (x, y): (f64, f64), w: f64) -> f6
         r##"<polyline points="{}" fill="none" stroke="#2166ac" stroke-width="2"/>"##,
         path.join(" ")
     );
-    for &(k, v) in &points {
-        let _ = writeln!(
-            body,
-            r##"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="#2166ac"><title>{k} edges: {v:.3}</title></circle><text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">{k}</text>"##,
-            px(k),
-            py(v),
-            px(k),
-            bottom + 14.0
-        );
-    }
+    let at: Vec<(f64, f64, usize, f32)> =
+        points.iter().map(|&(k, v)| (px(k), py(v), k, v)).collect();
+    curve_points(body, &at, bottom);
     bottom + 30.0
 }

@@ -52,13 +52,7 @@ impl Edges {
     }
 
     fn ids(&self, text: &str) -> Tensor {
-        let ids: Vec<u32> = self
-            .tok
-            .encode(text)
-            .unwrap()
-            .iter()
-            .map(|t| t.id)
-            .collect();
+        let ids = crate::common::token_ids(&self.tok, text);
         Tensor::new(ids, &Device::Cpu)
             .unwrap()
             .unsqueeze(0)
@@ -66,9 +60,7 @@ impl Edges {
     }
 
     fn one(&self, text: &str) -> u32 {
-        let ids = self.tok.encode(text).unwrap();
-        assert_eq!(ids.len(), 1, "{text:?}");
-        ids[0].id
+        crate::common::one_token(&self.tok, text)
     }
 
     /// Each pair's clean and corrupt ids and metric.

@@ -68,15 +68,7 @@ impl Grads {
     }
 
     fn one(&self, text: &str) -> u32 {
-        let ids: Vec<u32> = self
-            .tok
-            .encode(text)
-            .unwrap()
-            .iter()
-            .map(|t| t.id)
-            .collect();
-        assert_eq!(ids.len(), 1, "{text:?}");
-        ids[0]
+        crate::common::one_token(&self.tok, text)
     }
 
     /// Case k's metric, its answer left to the model when the case gives none.

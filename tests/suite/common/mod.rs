@@ -234,3 +234,15 @@ pub fn patch_args(pair: &(String, String, String, String)) -> Vec<&str> {
         wrong,
     ]
 }
+
+/// The ids of `text` under the fixture's tokenizer.
+pub fn token_ids(tok: &gpt2_inspect::tokenizer::Tokenizer, text: &str) -> Vec<u32> {
+    tok.encode(text).unwrap().iter().map(|t| t.id).collect()
+}
+
+/// The id of `text`, which must be one token.
+pub fn one_token(tok: &gpt2_inspect::tokenizer::Tokenizer, text: &str) -> u32 {
+    let ids = token_ids(tok, text);
+    assert_eq!(ids.len(), 1, "{text:?}");
+    ids[0]
+}
