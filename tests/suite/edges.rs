@@ -406,3 +406,44 @@ fn bad_circuit_and_path_arguments_are_usage_errors() {
     ]);
     fails(&mut c, 2, &["--clean is 3 tokens", "--corrupt 2"]);
 }
+
+#[test]
+fn patch_json_and_svg_nest_every_grid_along_its_axes() {
+    let e = load();
+    let pair = &e.pairs()[0];
+    let (nl, nh) = (e.cfg.n_layer, e.cfg.n_head);
+    let t = e.ids(&pair.0).dim(1).unwrap();
+    let mut args = patch_args(pair);
+    args.extend(["--site", "pattern-dest-src"]);
+    let v = json(&args);
+    assert_eq!(
+        v["axes"],
+        serde_json::json!(["layer", "head", "dest", "src"])
+    );
+    assert_eq!(v["shape"], serde_json::json!([nl, nh, t, t]));
+    // [L][H][T][T], the entries above the diagonal null.
+    assert!(v["values"][0][0][0][1].is_null());
+    assert!(v["values"][nl - 1][nh - 1][t - 1][0].is_number());
+    let want = e.get("pair0.site.pattern_dest_src");
+    let got: Vec<f32> = crate::common::floats(&v["values"]);
+    let got: Vec<f32> = got
+        .iter()
+        .map(|&x| if x == f32::NEG_INFINITY { f32::NAN } else { x })
+        .collect();
+    near("pattern-dest-src JSON", &got, &want);
+    let dir = crate::common::Scratch::new("patch-nd-svg");
+    let svg = dir.0.join("p.svg");
+    let mut args = patch_args(pair);
+    args.extend([
+        "--site",
+        "k",
+        "--by-position",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    cmd().args(&args).assert().success();
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    // One panel per layer, each T × H cells.
+    assert_eq!(svg.matches("<rect x=").count(), nl * t * nh, "cells");
+    assert!(svg.contains("k · layer 0") && svg.contains(&format!("k · layer {}", nl - 1)));
+}
