@@ -12,7 +12,7 @@ use crate::render::table;
 use crate::reports::{InfoReport, TensorRow};
 
 pub fn run(session: &Session, _: &InfoArgs, out: &mut dyn Write) -> Result<()> {
-    let (_, raw_config) = session.config()?;
+    let (cfg, raw_config) = session.config()?;
     let ckpt = session.checkpoint()?;
     let path = ckpt.path();
     let tensors: Vec<TensorRow> = ckpt
@@ -26,10 +26,11 @@ pub fn run(session: &Session, _: &InfoArgs, out: &mut dyn Write) -> Result<()> {
             buffer: Checkpoint::is_buffer(&t.name),
         })
         .collect();
-    // An lm_head.weight stored next to wte is the same matrix (tied), not more parameters.
+    // A tied head's lm_head.weight stored next to wte is the same matrix, not more
+    // parameters; an untied one is (config.json's tie_word_embeddings: false).
     let parameters = tensors
         .iter()
-        .filter(|t| !t.buffer && !t.name.ends_with("lm_head.weight"))
+        .filter(|t| !t.buffer && (!cfg.tie_word_embeddings || !t.name.ends_with("lm_head.weight")))
         .map(|t| t.shape.iter().product::<usize>())
         .sum();
     let report = InfoReport {

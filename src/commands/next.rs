@@ -76,7 +76,11 @@ fn build(
             vec![1, t, v],
             logits.dtype(),
             format!(
-                "hidden · wteᵀ; only the last position is computed ({} values)",
+                "hidden · {}ᵀ; only the last position is computed ({} values)",
+                match cfg.tie_word_embeddings {
+                    true => "wte",
+                    false => "lm_head.weight",
+                },
                 logits.elem_count()
             ),
         ),

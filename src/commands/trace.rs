@@ -97,7 +97,10 @@ fn shapes(cfg: &Config, model: &Gpt2, t: usize, dtype: &str) -> Result<Vec<Shape
     ));
     stages.push(hook(
         Hook::Logits,
-        "hidden · wteᵀ; only the last position is computed",
+        match cfg.tie_word_embeddings {
+            true => "hidden · wteᵀ; only the last position is computed",
+            false => "hidden · lm_head.weightᵀ (untied); only the last position is computed",
+        },
     ));
     stages.push(stage(
         "probabilities".into(),

@@ -25,6 +25,10 @@ pub enum KeyLayout {
 
 impl KeyLayout {
     fn full_key(self, key: &str) -> String {
+        // The LM head sits beside the transformer in both layouts.
+        if key.starts_with("lm_head.") {
+            return key.to_string();
+        }
         match self {
             KeyLayout::Prefixed => format!("transformer.{key}"),
             KeyLayout::Bare => key.to_string(),
@@ -454,6 +458,9 @@ fn expected_shapes(cfg: &Config) -> Vec<(String, Vec<usize>)> {
         }
     }
     v.push(("ln_f.weight".to_string(), vec![d]));
+    if !cfg.tie_word_embeddings {
+        v.push(("lm_head.weight".to_string(), vec![cfg.vocab_size, d]));
+    }
     v.push(("ln_f.bias".to_string(), vec![d]));
     v
 }

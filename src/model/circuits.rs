@@ -248,13 +248,12 @@ pub struct Attribution {
     pub logit: f64,
 }
 
-/// `direction` is `W_U[:, answer]` (minus `W_U[:, wrong]`); `ids` `(1, T)`.
-/// W_U[:, answer] − W_U[:, wrong] (or W_U[:, answer] alone) in f64: rows of wte, the
-/// tied head.
+/// W_U[:, answer] − W_U[:, wrong] (or W_U[:, answer] alone) in f64: rows of the LM head
+/// (`wte` when tied).
 fn unembedding_direction(model: &Gpt2, answer: u32, wrong: Option<u32>) -> Result<Vec<f64>> {
     let w_u = |id: u32| -> Result<Vec<f64>> {
         let row = model
-            .wte()
+            .unembedding()
             .embedding(&Tensor::new(&[id], model.device())?)?;
         Ok(row.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?)
     };

@@ -30,6 +30,10 @@ pub struct Config {
     pub model_type: Option<String>,
     #[serde(default)]
     pub eos_token_id: Option<u32>,
+    /// Whether the LM head is `wte` (HF's default); when false, the checkpoint's own
+    /// `lm_head.weight` unembeds, as `GPT2LMHeadModel` does then.
+    #[serde(default = "default_true")]
+    pub tie_word_embeddings: bool,
 }
 
 /// `activation_function` values of `transformers.activations.ACT2FN` that GPT-2 checkpoints use.

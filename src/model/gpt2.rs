@@ -564,10 +564,13 @@ impl<'a> Inputs<'a> {
     }
 }
 
-/// GPT-2 with its LM head tied to `wte`. Holds the first `h.len()` blocks only: a command
-/// that looks at early layers never loads (or runs) the later ones.
+/// GPT-2 with its LM head (`wte`, or its own `lm_head.weight` when config.json unties
+/// them). Holds the first `h.len()` blocks only: a command that looks at early layers never
+/// loads (or runs) the later ones.
 pub struct Gpt2 {
     wte: Weight, // (V, C)
+    /// The untied LM head `(V, C)`; `None`: `wte` unembeds.
+    lm_head: Option<Weight>,
     wpe: Tensor, // (n_positions, C)
     h: Vec<Block>,
     ln_f: Option<LayerNorm>,
@@ -611,8 +614,13 @@ impl Gpt2 {
         } else {
             None
         };
+        let lm_head = match cfg.tie_word_embeddings {
+            true => None,
+            false => Some(r.weight("lm_head.weight")?),
+        };
         Ok(Gpt2 {
             wte,
+            lm_head,
             wpe: r.pp("wpe").get("weight")?,
             h,
             ln_f,
@@ -884,11 +892,16 @@ impl Gpt2 {
         Ok(n_blocks)
     }
 
-    /// The tied LM head: `x @ wteᵀ`, for `x` `(B, T, C)` already through ln_f.
+    /// The unembedding W_Uᵀ `(V, C)`: `wte` for a tied head, else `lm_head.weight`.
+    pub fn unembedding(&self) -> &Weight {
+        self.lm_head.as_ref().unwrap_or(&self.wte)
+    }
+
+    /// The LM head: `x @ W_U`, for `x` `(B, T, C)` already through ln_f.
     pub fn unembed(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, c) = x.dims3()?;
         let v = self.cfg.vocab_size;
-        let logits = self.wte.matmul_t(&x.reshape((b * t, c))?)?; // (B*T, V)
+        let logits = self.unembedding().matmul_t(&x.reshape((b * t, c))?)?; // (B*T, V)
         Ok(logits.reshape((b, t, v))?) // (B, T, V)
     }
 

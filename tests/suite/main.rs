@@ -6,6 +6,7 @@ mod common;
 
 mod batch;
 mod browser;
+mod checkpoints;
 mod circuits;
 mod cli;
 mod docs;
