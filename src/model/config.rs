@@ -28,6 +28,10 @@ pub struct Config {
     pub add_cross_attention: bool,
     #[serde(default)]
     pub model_type: Option<String>,
+    /// The classes `save_pretrained` wrote it from; each must be one of GPT-2's
+    /// (`GPT2LMHeadModel`, `GPT2Model`, …), whose bodies are the same transformer.
+    #[serde(default)]
+    pub architectures: Option<Vec<String>>,
     #[serde(default)]
     pub eos_token_id: Option<u32>,
     /// Whether the LM head is `wte` (HF's default); when false, the checkpoint's own
@@ -50,6 +54,18 @@ pub enum Activation {
     #[serde(alias = "silu", alias = "swish")]
     Silu,
 }
+
+/// transformers' GPT-2 classes: one `GPT2Model` under different heads. The LM head is
+/// `wte` (or `lm_head.weight`) for all of them, as `GPT2LMHeadModel.from_pretrained` reads
+/// their checkpoints.
+const GPT2_CLASSES: &[&str] = &[
+    "GPT2LMHeadModel",
+    "GPT2Model",
+    "GPT2DoubleHeadsModel",
+    "GPT2ForSequenceClassification",
+    "GPT2ForTokenClassification",
+    "GPT2ForQuestionAnswering",
+];
 
 const MAX_LAYERS: usize = 1024;
 const MAX_HEADS: usize = 1024;
@@ -86,6 +102,14 @@ impl Config {
             if t != "gpt2" {
                 bail!("model_type is {t:?}; gpt2-inspect runs GPT-2 models (model_type \"gpt2\") only");
             }
+        }
+        if let Some(other) =
+            (self.architectures.iter().flatten()).find(|a| !GPT2_CLASSES.contains(&a.as_str()))
+        {
+            bail!(
+                "architectures names {other:?}; gpt2-inspect runs GPT-2 models ({}) only",
+                GPT2_CLASSES.join(", ")
+            );
         }
         if self.n_head == 0 || !self.n_embd.is_multiple_of(self.n_head) {
             bail!(
@@ -124,5 +148,29 @@ impl Config {
 
     pub fn n_inner(&self) -> usize {
         self.n_inner.unwrap_or(self.n_embd.saturating_mul(4))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    fn config(extra: &str) -> anyhow::Result<()> {
+        let json = format!(
+            r#"{{"vocab_size":50257,"n_positions":1024,"n_embd":64,"n_layer":2,"n_head":4{extra}}}"#
+        );
+        let cfg: Config = serde_json::from_str(&json)?;
+        cfg.validate()
+    }
+
+    #[test]
+    fn only_gpt2_model_types_and_classes_are_run() {
+        config("").unwrap();
+        config(r#","model_type":"gpt2","architectures":["GPT2LMHeadModel"]"#).unwrap();
+        config(r#","architectures":["GPT2ForSequenceClassification"]"#).unwrap();
+        let e = config(r#","architectures":["LlamaForCausalLM"]"#).unwrap_err();
+        assert!(e.to_string().contains("\"LlamaForCausalLM\""), "{e}");
+        let e = config(r#","model_type":"gpt_neo""#).unwrap_err();
+        assert!(e.to_string().contains("\"gpt_neo\""), "{e}");
     }
 }
