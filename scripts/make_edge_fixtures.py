@@ -235,6 +235,25 @@ def writer_values(model, ids=None, embeds=None):
     return {n: v.detach().clone() for n, v in h.writers}
 
 
+def observe(hooks, L, store):
+    """Hands every layer's resid_mid, z, c_attn output (q, k, v) and pattern to
+    store(key, value) as the run passes them, unchanged."""
+
+    def at(key):
+        def f(x, *rest):
+            v = rest[-1] if rest else x
+            store(key, v)
+            return v
+
+        return f
+
+    for l in range(L):
+        hooks.resid_mid[l] = at(("mid", l))
+        hooks.z[l] = at(("z", l))
+        hooks.qkv[l] = at(("qkv", l))
+        hooks.pattern[l] = at(("pattern", l))
+
+
 def sites(model, c_ids, x_ids, diff, ref, p):
     """Exact patching at the sites TransformerLens has beyond patch's first four."""
     cfg = model.config
@@ -245,19 +264,7 @@ def sites(model, c_ids, x_ids, diff, ref, p):
     rec = {}
 
     # Record the clean run's resid_mid, z, q/k/v (c_attn output) and pattern.
-    def keep(key):
-        def f(x, *rest):
-            v = rest[-1] if rest else x
-            rec[key] = v.detach().clone()
-            return v
-
-        return f
-
-    for l in range(L):
-        clean.resid_mid[l] = keep(("mid", l))
-        clean.z[l] = keep(("z", l))
-        clean.qkv[l] = keep(("qkv", l))
-        clean.pattern[l] = keep(("pattern", l))
+    observe(clean, L, lambda key, v: rec.__setitem__(key, v.detach().clone()))
     with torch.no_grad():
         forward(model, clean, ids=c_ids)
 
@@ -319,20 +326,11 @@ def site_estimates(model, c_rec, x_ids, a, w, ref, p):
     h = Hooks()
     acts = {}
 
-    def grad_at(key):
-        def f(x, *rest):
-            v = rest[-1] if rest else x
-            v.retain_grad()
-            acts[key] = v
-            return v
+    def keep(key, v):
+        v.retain_grad()
+        acts[key] = v
 
-        return f
-
-    for l in range(L):
-        h.resid_mid[l] = grad_at(("mid", l))
-        h.z[l] = grad_at(("z", l))
-        h.qkv[l] = grad_at(("qkv", l))
-        h.pattern[l] = grad_at(("pattern", l))
+    observe(h, L, keep)
     embeds = model.transformer.wte(x_ids).detach().clone().requires_grad_(True)
     logits = forward(model, h, embeds=embeds)
     m = logits[0, a] - logits[0, w]
