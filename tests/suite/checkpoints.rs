@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Tensor};
 use gpt2_inspect::model::checkpoint::Checkpoint;
 use gpt2_inspect::model::{Config, Gpt2, LastLogits, Request};
 
-use crate::common::{fails, fixtures, flat, max_abs_diff, model_dir, Scratch, TOL};
+use crate::common::{fails, flat, max_abs_diff, model_dir, Scratch, TOL};
 
 /// A copy of the fixture model with `lm_head.weight` = 0.5 · wte[(i · stride) mod V] added,
 /// and config.json's `tie_word_embeddings` set to `tied`.
@@ -58,12 +58,8 @@ struct Untied {
 }
 
 fn reference() -> Untied {
-    let bytes = std::fs::read(fixtures().join("untied.safetensors")).unwrap();
-    let (_, m) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    Untied {
-        tensors: candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap(),
-        meta: m.metadata().clone().unwrap(),
-    }
+    let (tensors, meta) = crate::common::fixture_file("untied.safetensors");
+    Untied { tensors, meta }
 }
 
 /// The last position's logits of `ids` on the model in `dir`.

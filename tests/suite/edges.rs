@@ -13,7 +13,7 @@ use gpt2_inspect::model::edges::{
 use gpt2_inspect::model::{Config, Gpt2};
 use gpt2_inspect::tokenizer::Tokenizer;
 
-use crate::common::{cmd, fails, fixtures, flat, json, model_dir, patch_args, TOL};
+use crate::common::{cmd, fails, flat, json, model_dir, patch_args, TOL};
 
 struct Edges {
     model: Gpt2,
@@ -30,15 +30,13 @@ fn load() -> Edges {
     let ckpt = Checkpoint::open(&model_dir().join("model.safetensors")).unwrap();
     let model = Gpt2::load(&ckpt, &cfg, cfg.n_layer, &Device::Cpu, DType::F32).unwrap();
     let tok = Tokenizer::from_file(&model_dir().join("tokenizer.json")).unwrap();
-    let bytes = std::fs::read(fixtures().join("edges.safetensors")).unwrap();
-    let (_, m) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap();
+    let (tensors, meta) = crate::common::fixture_file("edges.safetensors");
     Edges {
         model,
         cfg,
         tok,
         tensors,
-        meta: m.metadata().clone().unwrap(),
+        meta,
     }
 }
 

@@ -11,7 +11,7 @@ use gpt2_inspect::model::saliency::{saliency, Baseline, Method};
 use gpt2_inspect::model::{Config, Gpt2, Hook};
 use gpt2_inspect::tokenizer::Tokenizer;
 
-use crate::common::{cmd, fails, fixtures, flat, json, model_dir, TOL};
+use crate::common::{cmd, fails, flat, json, model_dir, TOL};
 
 struct Grads {
     model: Gpt2,
@@ -35,15 +35,13 @@ fn load_as(weights: Weights) -> Grads {
     let ckpt = Checkpoint::open_as(&model_dir().join("model.safetensors"), weights).unwrap();
     let model = Gpt2::load(&ckpt, &cfg, cfg.n_layer, &Device::Cpu, DType::F32).unwrap();
     let tok = Tokenizer::from_file(&model_dir().join("tokenizer.json")).unwrap();
-    let bytes = std::fs::read(fixtures().join("gradients.safetensors")).unwrap();
-    let (_, m) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap();
+    let (tensors, meta) = crate::common::fixture_file("gradients.safetensors");
     Grads {
         model,
         cfg,
         tok,
         tensors,
-        meta: m.metadata().clone().unwrap(),
+        meta,
     }
 }
 

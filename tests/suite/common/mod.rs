@@ -246,3 +246,16 @@ pub fn one_token(tok: &gpt2_inspect::tokenizer::Tokenizer, text: &str) -> u32 {
     assert_eq!(ids.len(), 1, "{text:?}");
     ids[0]
 }
+
+/// A reference file of tests/fixtures: its tensors and its metadata.
+pub fn fixture_file(
+    name: &str,
+) -> (
+    std::collections::HashMap<String, Tensor>,
+    std::collections::HashMap<String, String>,
+) {
+    let bytes = std::fs::read(fixtures().join(name)).unwrap();
+    let (_, m) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &candle_core::Device::Cpu).unwrap();
+    (tensors, m.metadata().clone().unwrap())
+}
