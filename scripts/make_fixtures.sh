@@ -22,3 +22,5 @@ fi
   --fixtures "$root/tests/fixtures"
 "$work/venv/bin/python" "$root/scripts/make_untied_fixture.py" \
   --fixtures "$root/tests/fixtures"
+"$work/venv/bin/python" "$root/scripts/make_format_fixtures.py" \
+  --fixtures "$root/tests/fixtures"

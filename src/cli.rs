@@ -135,7 +135,9 @@ impl Command {
 pub struct GlobalArgs {
     /// Model: a Hugging Face id (gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2, or any
     /// GPT-2 repository) fetched into the Hugging Face cache, or a local directory with
-    /// config.json, model.safetensors and tokenizer.json (or vocab.json + merges.txt)
+    /// config.json, a checkpoint (model.safetensors, pytorch_model.bin, or the index of
+    /// their shards: the first of these, as transformers picks) and tokenizer.json (or
+    /// vocab.json + merges.txt)
     #[arg(
         help_heading = "Global options",
         long,

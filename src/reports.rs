@@ -386,8 +386,14 @@ pub struct InfoReport {
     pub parameters: usize,
     /// `transformer.`-prefixed keys (save_pretrained) or bare keys (original repositories).
     pub layout: String,
+    /// The file chosen (transformers' order): the checkpoint, or the index of its shards.
     pub checkpoint: String,
+    /// `safetensors`, `sharded safetensors`, `torch zip (torch.save)`, …
+    pub format: String,
+    /// The bytes of every file read (all shards for an index).
     pub checkpoint_bytes: u64,
+    /// The files read: the checkpoint, or each shard.
+    pub files: Vec<String>,
     pub tensors: Vec<TensorRow>,
 }
 

@@ -1,5 +1,5 @@
 //! `info`: configuration, parameter count and the tensors of the checkpoint, read from the
-//! safetensors header without loading the weights.
+//! checkpoint's headers without loading the weights.
 
 use std::io::Write;
 
@@ -42,7 +42,9 @@ pub fn run(session: &Session, _: &InfoArgs, out: &mut dyn Write) -> Result<()> {
             KeyLayout::Bare => "bare keys (original GPT-2 repositories)".into(),
         },
         checkpoint: path.display().to_string(),
-        checkpoint_bytes: std::fs::metadata(path)?.len(),
+        format: ckpt.format().describe().into(),
+        checkpoint_bytes: ckpt.files().map(|(_, len)| len).sum(),
+        files: ckpt.files().map(|(p, _)| p.display().to_string()).collect(),
         tensors,
     };
     emit(session, out, &report, table::info)

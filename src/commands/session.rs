@@ -10,7 +10,7 @@ use super::texts::{encode_all, pad_id, token_limit, Limit, Texts};
 use crate::cli::{ColorChoice, DTypeArg, DeviceArg, GlobalArgs, TextArgs};
 use crate::error::usage;
 use crate::input::read_texts;
-use crate::model::checkpoint::Checkpoint;
+use crate::model::checkpoint::{Checkpoint, Weights};
 use crate::model::hub::Hub;
 use crate::model::source::ModelSource;
 use crate::model::{Config, Gpt2};
@@ -157,17 +157,14 @@ impl Session {
         Config::from_file(&path)
     }
 
+    /// The checkpoint: the first of model.safetensors, its index, pytorch_model.bin and
+    /// its index that the model holds (transformers' order); shards on the hub are fetched
+    /// as the index names them.
     pub fn checkpoint(&self) -> Result<Checkpoint> {
-        if self.source.has_local("pytorch_model.bin") && !self.source.has_local("model.safetensors")
-        {
-            bail!(
-                "--model {}: has only pytorch_model.bin; gpt2-inspect reads model.safetensors. Convert it with \
-                 `python -c \"from transformers import GPT2LMHeadModel as M; M.from_pretrained('{0}').save_pretrained('{0}')\"`",
-                self.model_name
-            );
-        }
-        let path = self.file("model.safetensors")?;
-        Checkpoint::open(&path)
+        let named = |e: anyhow::Error| e.context(format!("--model {}", self.model_name));
+        let (_, path) = self.source.checkpoint_file().map_err(named)?;
+        let shard = |name: &str| self.source.shard(&path, name);
+        Checkpoint::open_with(&path, Weights::Mapped, &shard).map_err(named)
     }
 
     /// Loads the embeddings and the first `n_blocks` blocks (see [`Gpt2::load`]).

@@ -55,26 +55,89 @@ pub enum Weights {
     Copied,
 }
 
-/// A safetensors checkpoint whose header has been read and checked. Tensors are read from
-/// the file when asked for, in large sequential reads straight into the tensors' own memory,
-/// or (see [`Weights::Mapped`]) computed from the mapped file; a tensor a command does not
-/// need is never read.
+/// The file formats a checkpoint may come in, in the order transformers prefers them when a
+/// model holds several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Safetensors,
+    SafetensorsIndex,
+    TorchBin,
+    TorchBinIndex,
+}
+
+impl Format {
+    /// transformers' order (`modeling_utils`): safetensors before torch's pickles, one file
+    /// before an index of shards.
+    pub const ORDER: [Format; 4] = [
+        Format::Safetensors,
+        Format::SafetensorsIndex,
+        Format::TorchBin,
+        Format::TorchBinIndex,
+    ];
+
+    /// The file a model directory or repository holds it in.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Format::Safetensors => "model.safetensors",
+            Format::SafetensorsIndex => "model.safetensors.index.json",
+            Format::TorchBin => "pytorch_model.bin",
+            Format::TorchBinIndex => "pytorch_model.bin.index.json",
+        }
+    }
+
+    pub fn is_index(self) -> bool {
+        matches!(self, Format::SafetensorsIndex | Format::TorchBinIndex)
+    }
+
+    /// How `info` names it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Format::Safetensors => "safetensors",
+            Format::SafetensorsIndex => "sharded safetensors",
+            Format::TorchBin => "torch zip (torch.save)",
+            Format::TorchBinIndex => "sharded torch zip (torch.save)",
+        }
+    }
+}
+
+/// A checkpoint whose headers have been read and checked: one file, or the shards an index
+/// names. Tensors are read from their file when asked for, in large sequential reads
+/// straight into the tensors' own memory, or (see [`Weights::Mapped`]) computed from the
+/// mapped file; a tensor a command does not need is never read.
 pub struct Checkpoint {
+    /// The file chosen: the checkpoint, or the index of its shards.
     path: PathBuf,
-    mapping: Option<Arc<Mapping>>,
-    /// Where the data section starts: 8 + header length.
-    data_start: u64,
-    /// Name → (dtype, shape, byte range in the data section).
+    format: Format,
+    parts: Vec<Part>,
     entries: HashMap<String, Entry>,
     layout: KeyLayout,
     infos: Vec<TensorInfo>,
 }
 
-#[derive(Debug, Clone, serde::Deserialize)]
+/// One file of a checkpoint.
+struct Part {
+    path: PathBuf,
+    mapping: Option<Arc<Mapping>>,
+    len: u64,
+}
+
+/// A tensor as a file stores it: `dtype` (safetensors' spelling), `shape`, and where its
+/// elements are: from byte `start` of the file, row-major, or along `strides` (elements)
+/// within the `span` bytes from `start`.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub name: String,
+    pub dtype: String,
+    pub shape: Vec<usize>,
+    pub start: u64,
+    pub strides: Option<Vec<usize>>,
+    pub span: u64,
+}
+
+#[derive(Debug, Clone)]
 struct Entry {
-    dtype: String,
-    shape: Vec<usize>,
-    data_offsets: (u64, u64),
+    stored: Stored,
+    part: usize,
 }
 
 /// Headers beyond this are not GPT-2 checkpoints (safetensors itself allows 100 MB).
@@ -86,37 +149,61 @@ impl Checkpoint {
         Self::open_as(path, Weights::Mapped)
     }
 
+    /// Opens `path`: a safetensors file, a torch zip, or an index (`*.index.json`) whose
+    /// shards sit beside it.
     pub fn open_as(path: &Path, weights: Weights) -> Result<Self> {
-        let invalid = |why: String| {
-            anyhow!(
-                "{} is not a valid safetensors file (truncated or corrupt?): {why}",
-                path.display()
-            )
+        Self::open_with(path, weights, &|name| shard_beside(path, name))
+    }
+
+    /// [`open_as`](Self::open_as), with `shard` finding (or fetching) each shard an index
+    /// names; the names have been checked to be plain file names.
+    pub fn open_with(
+        path: &Path,
+        weights: Weights,
+        shard: &dyn Fn(&str) -> Result<PathBuf>,
+    ) -> Result<Self> {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let (format, parts, entries) = if name.as_deref().is_some_and(|n| n.ends_with(".json")) {
+            let index = super::shards::Index::read(path)?;
+            let mut parts = Vec::new();
+            let mut files = Vec::new();
+            for shard_name in &index.shards {
+                let p = shard(shard_name)?;
+                let (part, stored) = open_file(&p, weights)?;
+                parts.push(part);
+                files.push((shard_name.as_str(), stored));
+            }
+            let torch = files.iter().any(|(n, _)| !n.ends_with(".safetensors"));
+            let format = match torch {
+                true => Format::TorchBinIndex,
+                false => Format::SafetensorsIndex,
+            };
+            (format, parts, index.merge(path, files)?)
+        } else {
+            let (part, stored) = open_file(path, weights)?;
+            let format = match part.torch {
+                true => Format::TorchBin,
+                false => Format::Safetensors,
+            };
+            let entries = (stored.into_iter())
+                .map(|s| (s.name.clone(), (s, 0)))
+                .collect();
+            (format, vec![part], entries)
         };
-        let mut file =
-            File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        let file_len = file
-            .metadata()
-            .with_context(|| format!("cannot read {}", path.display()))?
-            .len();
-        let mut n = [0u8; 8];
-        file.read_exact(&mut n)
-            .map_err(|_| invalid("shorter than its 8-byte header length".into()))?;
-        let n = u64::from_le_bytes(n);
-        if n > MAX_HEADER || 8 + n > file_len {
-            return Err(invalid(format!(
-                "header length {n} does not fit a file of {file_len} bytes"
-            )));
-        }
-        let mut header = vec![0u8; n as usize];
-        file.read_exact(&mut header)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let entries = entries(&header, file_len - 8 - n).map_err(|e| invalid(format!("{e:#}")))?;
-        let mut infos: Vec<TensorInfo> = (entries.iter())
-            .map(|(name, e)| TensorInfo {
-                name: name.clone(),
-                shape: e.shape.clone(),
-                dtype: e.dtype.clone(),
+        Ok(Self::new(path, format, parts, entries))
+    }
+
+    fn new(
+        path: &Path,
+        format: Format,
+        parts: Vec<OpenPart>,
+        entries: HashMap<String, (Stored, usize)>,
+    ) -> Self {
+        let mut infos: Vec<TensorInfo> = (entries.values())
+            .map(|(s, _)| TensorInfo {
+                name: s.name.clone(),
+                shape: s.shape.clone(),
+                dtype: s.dtype.clone(),
             })
             .collect();
         infos.sort_by_key(|t| natural_key(&t.name));
@@ -124,23 +211,29 @@ impl Checkpoint {
             true => KeyLayout::Prefixed,
             false => KeyLayout::Bare,
         };
-        // A file system that cannot map files leaves the copies.
-        let mapping = match weights {
-            Weights::Mapped => Mapping::new(&file).ok(),
-            Weights::Copied => None,
-        };
-        Ok(Checkpoint {
+        Checkpoint {
             path: path.to_path_buf(),
-            mapping,
-            data_start: 8 + n,
-            entries,
+            format,
+            parts: parts.into_iter().map(|p| p.part).collect(),
+            entries: (entries.into_iter())
+                .map(|(k, (stored, part))| (k, Entry { stored, part }))
+                .collect(),
             layout,
             infos,
-        })
+        }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The files read: the checkpoint, or the shards of an index.
+    pub fn files(&self) -> impl Iterator<Item = (&Path, u64)> {
+        self.parts.iter().map(|p| (p.path.as_path(), p.len))
     }
 
     pub fn layout(&self) -> KeyLayout {
@@ -196,17 +289,94 @@ impl Checkpoint {
     }
 }
 
+/// The shard `name` of the index at `index`, in the same directory.
+pub fn shard_beside(index: &Path, name: &str) -> Result<PathBuf> {
+    let p = index.with_file_name(name);
+    match p.is_file() {
+        true => Ok(p),
+        false => bail!("shard {name}, named by {}, is missing", index.display()),
+    }
+}
+
+/// A file opened, its tensors listed and checked against its length.
+struct OpenPart {
+    part: Part,
+    torch: bool,
+}
+
+/// Opens one file: a torch zip when it is named or starts like one, else safetensors.
+fn open_file(path: &Path, weights: Weights) -> Result<(OpenPart, Vec<Stored>)> {
+    let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let len = file
+        .metadata()
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    let mut head = [0u8; 4];
+    let n = file.read(&mut head).unwrap_or(0);
+    file.seek(SeekFrom::Start(0))?;
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let torch = matches!(ext, "bin" | "pt" | "pth")
+        || super::torch_bin::is_zip(&head[..n])
+        || head[..n.min(1)] == [0x80];
+    let stored = match torch {
+        true => super::torch_bin::tensors(path, &file, len)?,
+        false => safetensors_tensors(path, &mut file, len)?,
+    };
+    // A file system that cannot map files leaves the copies.
+    let mapping = match weights {
+        Weights::Mapped => Mapping::new(&file).ok(),
+        Weights::Copied => None,
+    };
+    let part = Part {
+        path: path.to_path_buf(),
+        mapping,
+        len,
+    };
+    Ok((OpenPart { part, torch }, stored))
+}
+
+/// The tensors of a safetensors file, from its header.
+fn safetensors_tensors(path: &Path, file: &mut File, file_len: u64) -> Result<Vec<Stored>> {
+    let invalid = |why: String| {
+        anyhow!(
+            "{} is not a valid safetensors file (truncated or corrupt?): {why}",
+            path.display()
+        )
+    };
+    let mut n = [0u8; 8];
+    file.read_exact(&mut n)
+        .map_err(|_| invalid("shorter than its 8-byte header length".into()))?;
+    let n = u64::from_le_bytes(n);
+    if n > MAX_HEADER || 8 + n > file_len {
+        return Err(invalid(format!(
+            "header length {n} does not fit a file of {file_len} bytes"
+        )));
+    }
+    let mut header = vec![0u8; n as usize];
+    file.read_exact(&mut header)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    entries(&header, 8 + n, file_len - 8 - n).map_err(|e| invalid(format!("{e:#}")))
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct HeaderEntry {
+    dtype: String,
+    shape: Vec<usize>,
+    data_offsets: (u64, u64),
+}
+
 /// The tensors a safetensors header describes, each checked to lie within the
-/// `data_len`-byte data section with as many bytes as its dtype and shape need, and
-/// together to cover it exactly.
-fn entries(header: &[u8], data_len: u64) -> Result<HashMap<String, Entry>> {
+/// `data_len`-byte data section (from byte `data_start` of the file) with as many bytes as
+/// its dtype and shape need, and together to cover it exactly.
+fn entries(header: &[u8], data_start: u64, data_len: u64) -> Result<Vec<Stored>> {
     let mut raw: HashMap<String, serde_json::Value> =
         serde_json::from_slice(header).map_err(|e| anyhow!("invalid JSON in header: {e}"))?;
     raw.remove("__metadata__");
-    let mut entries = HashMap::with_capacity(raw.len());
+    let mut entries = Vec::with_capacity(raw.len());
     let mut end = 0;
     for (name, v) in raw {
-        let e: Entry = serde_json::from_value(v).map_err(|e| anyhow!("tensor {name}: {e}"))?;
+        let e: HeaderEntry =
+            serde_json::from_value(v).map_err(|e| anyhow!("tensor {name}: {e}"))?;
         // Checked: a shape like [2^62, 24] must not wrap around to the bytes it claims.
         let bytes = element_size(&e.dtype)
             .map(|s| (e.shape.iter()).try_fold(s as u64, |acc, &d| acc.checked_mul(d as u64)));
@@ -219,7 +389,14 @@ fn entries(header: &[u8], data_len: u64) -> Result<HashMap<String, Entry>> {
             );
         }
         end = end.max(hi);
-        entries.insert(name, e);
+        entries.push(Stored {
+            name,
+            dtype: e.dtype,
+            shape: e.shape,
+            start: data_start + lo,
+            strides: None,
+            span: hi - lo,
+        });
     }
     if end != data_len {
         bail!("the header describes {end} bytes of data, the file holds {data_len}");
@@ -228,7 +405,7 @@ fn entries(header: &[u8], data_len: u64) -> Result<HashMap<String, Entry>> {
 }
 
 /// Bytes per element of a safetensors dtype, for the dtypes a checkpoint may hold.
-fn element_size(dtype: &str) -> Option<usize> {
+pub fn element_size(dtype: &str) -> Option<usize> {
     match dtype {
         "F64" | "I64" | "U64" => Some(8),
         "F32" | "I32" | "U32" => Some(4),
@@ -360,16 +537,17 @@ impl Reader<'_> {
     pub fn weight(&self, name: &str) -> Result<Weight> {
         let ckpt = self.ckpt;
         let full = ckpt.layout.full_key(&self.pp(name).prefix);
-        let mapped = match (&ckpt.mapping, ckpt.entries.get(&full)) {
-            (Some(map), Some(e))
+        let mapped = match ckpt.entries.get(&full) {
+            Some(Entry { stored: e, part })
                 if self.device.is_cpu()
                     && self.dtype == DType::F32
                     && e.dtype == "F32"
+                    && e.strides.is_none()
                     && e.shape.len() == 2 =>
             {
-                let lo = (ckpt.data_start + e.data_offsets.0) as usize;
-                let hi = (ckpt.data_start + e.data_offsets.1) as usize;
-                MappedMatrix::new(map, lo..hi, e.shape[0], e.shape[1])
+                let map = ckpt.parts[*part].mapping.as_ref();
+                let (lo, hi) = (e.start as usize, (e.start + e.span) as usize);
+                map.and_then(|map| MappedMatrix::new(map, lo..hi, e.shape[0], e.shape[1]))
             }
             _ => None,
         };
@@ -395,40 +573,66 @@ impl Reader<'_> {
     pub fn get(&self, name: &str) -> Result<Tensor> {
         let ckpt = self.ckpt;
         let full = ckpt.layout.full_key(&self.pp(name).prefix);
-        let e = ckpt
+        let Entry { stored: e, part } = ckpt
             .entries
             .get(&full)
             .with_context(|| format!("no tensor {full} in {}", ckpt.path.display()))?;
-        let read_err = || format!("cannot read tensor {full} from {}", ckpt.path.display());
-        let mut file = File::open(&ckpt.path).with_context(read_err)?;
-        file.seek(SeekFrom::Start(ckpt.data_start + e.data_offsets.0))
-            .with_context(read_err)?;
-        let len = (e.data_offsets.1 - e.data_offsets.0) as usize;
-        let t = match e.dtype.as_str() {
+        let path = &ckpt.parts[*part].path;
+        let read_err = || format!("cannot read tensor {full} from {}", path.display());
+        let mut file = File::open(path).with_context(read_err)?;
+        file.seek(SeekFrom::Start(e.start)).with_context(read_err)?;
+        let dtype = match e.dtype.as_str() {
+            "F32" => DType::F32,
+            "F16" => DType::F16,
+            "BF16" => DType::BF16,
+            "F64" => DType::F64,
+            other => bail!(
+                "tensor {full} has dtype {other}; gpt2-inspect reads F32, F16, BF16 and F64 weights"
+            ),
+        };
+        let t = match &e.strides {
             // The common case: one read() straight into the tensor's own memory, so each
-            // weight byte is copied once. safetensors is little-endian, like every target
-            // this builds for (the compile_error! above Reader checks it). The zeroed Vec comes from
-            // calloc: fresh pages, first touched by the read itself.
-            "F32" => {
-                let mut values = vec![0f32; len / 4];
+            // weight byte is copied once. Both formats are little-endian, like every target
+            // this builds for (the compile_error! above Reader checks it). The zeroed Vec
+            // comes from calloc: fresh pages, first touched by the read itself.
+            None if dtype == DType::F32 => {
+                let mut values = vec![0f32; e.span as usize / 4];
                 file.read_exact(bytemuck::cast_slice_mut(&mut values))
                     .with_context(read_err)?;
                 Tensor::from_vec(values, e.shape.as_slice(), &self.device)?
             }
-            other => {
-                let dtype = match other {
-                    "F16" => DType::F16,
-                    "BF16" => DType::BF16,
-                    "F64" => DType::F64,
-                    _ => bail!("tensor {full} has dtype {other}; gpt2-inspect reads F32, F16, BF16 and F64 weights"),
-                };
-                let mut bytes = vec![0u8; len];
+            strides => {
+                let mut bytes = vec![0u8; e.span as usize];
                 file.read_exact(&mut bytes).with_context(read_err)?;
+                if let Some(strides) = strides {
+                    bytes = gather(&bytes, dtype.size_in_bytes(), &e.shape, strides);
+                }
                 Tensor::from_raw_buffer(&bytes, dtype, &e.shape, &self.device)?
             }
         };
         Ok(t.to_dtype(self.dtype)?)
     }
+}
+
+/// The elements of a strided view (`strides` in elements of `size` bytes, within `bytes`),
+/// row-major.
+fn gather(bytes: &[u8], size: usize, shape: &[usize], strides: &[usize]) -> Vec<u8> {
+    let numel: usize = shape.iter().product();
+    let mut out = Vec::with_capacity(numel * size);
+    let mut index = vec![0usize; shape.len()];
+    for _ in 0..numel {
+        let at: usize = index.iter().zip(strides).map(|(i, s)| i * s).sum();
+        out.extend_from_slice(&bytes[at * size..(at + 1) * size]);
+        // The next index, row-major: the last axis fastest.
+        for axis in (0..shape.len()).rev() {
+            index[axis] += 1;
+            if index[axis] < shape[axis] {
+                break;
+            }
+            index[axis] = 0;
+        }
+    }
+    out
 }
 
 /// Bare key → shape for every weight of a GPT-2 with this config.

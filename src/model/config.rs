@@ -25,6 +25,8 @@ pub struct Config {
     #[serde(default)]
     pub scale_attn_by_inverse_layer_idx: bool,
     #[serde(default)]
+    pub reorder_and_upcast_attn: bool,
+    #[serde(default)]
     pub add_cross_attention: bool,
     #[serde(default)]
     pub model_type: Option<String>,
@@ -33,6 +35,8 @@ pub struct Config {
     #[serde(default)]
     pub architectures: Option<Vec<String>>,
     #[serde(default)]
+    pub bos_token_id: Option<u32>,
+    #[serde(default)]
     pub eos_token_id: Option<u32>,
     /// Whether the LM head is `wte` (HF's default); when false, the checkpoint's own
     /// `lm_head.weight` unembeds, as `GPT2LMHeadModel` does then.
@@ -40,19 +44,50 @@ pub struct Config {
     pub tie_word_embeddings: bool,
 }
 
-/// `activation_function` values of `transformers.activations.ACT2FN` that GPT-2 checkpoints use.
+/// `activation_function`: the parameter-free entries of `transformers.activations.ACT2FN`,
+/// each computed as HF computes it (see [`super::activation`]). Several names are one
+/// function: HF's `gelu_new`, `gelu_fast`, `gelu_accurate` and the tanh forms of
+/// `nn.functional.gelu` differ only in rounding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Activation {
-    /// tanh approximation, HF's `NewGELUActivation`.
-    #[serde(alias = "gelu_new", alias = "gelu_pytorch_tanh", alias = "gelu_fast")]
+    /// The tanh approximation: HF's `NewGELUActivation` (GPT-2's own).
+    #[serde(
+        rename = "gelu_new",
+        alias = "gelu_pytorch_tanh",
+        alias = "gelu_python_tanh",
+        alias = "gelu_fast",
+        alias = "gelu_accurate"
+    )]
     GeluTanh,
-    /// exact erf form, HF's `"gelu"`.
-    #[serde(rename = "gelu")]
+    /// The exact erf form, `nn.functional.gelu`.
+    #[serde(rename = "gelu", alias = "gelu_python")]
     GeluErf,
-    #[serde(rename = "relu")]
+    /// `gelu` clipped to [-10, 10] (`ClippedGELUActivation`).
+    #[serde(rename = "gelu_10")]
+    Gelu10,
+    /// `x · sigmoid(1.702 x)`.
+    QuickGelu,
     Relu,
-    #[serde(alias = "silu", alias = "swish")]
+    /// `relu(x)²`.
+    Relu2,
+    Relu6,
+    /// `nn.LeakyReLU()`: slope 0.01 below zero.
+    LeakyRelu,
+    #[serde(alias = "swish")]
     Silu,
+    Sigmoid,
+    Tanh,
+    /// `x · tanh(softplus(x))`.
+    Mish,
+    /// `x · relu6(x + 3) / 6`.
+    Hardswish,
+    /// `0.5 · (1 + erf((x − 0.707107) / (0.282095 · √2)))`.
+    Laplace,
+    /// `√softplus(x)`.
+    Sqrtsoftplus,
+    /// The identity.
+    Linear,
 }
 
 /// transformers' GPT-2 classes: one `GPT2Model` under different heads. The LM head is

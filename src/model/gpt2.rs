@@ -9,7 +9,6 @@ use candle_core::{DType, Device, Tensor, D};
 
 use super::checkpoint::{Bias, Checkpoint, Reader, Weight};
 use super::config::{Activation, Config};
-use super::gelu::gelu_tanh;
 use super::hooks::{Activations, BlockHook, CaptureSpec, Dim, Hook};
 use super::layer_norm::layer_norm;
 use super::softmax::masked_softmax;
@@ -280,6 +279,9 @@ struct Attention {
     c_proj: Conv1D,
     n_head: usize,
     scale: f64,
+    /// config.json's `reorder_and_upcast_attn`: scores and softmax in f32 whatever the
+    /// model's dtype (HF's `_upcast_and_reordered_attn`); in f32 it changes nothing.
+    upcast: bool,
     layer: usize,
 }
 
@@ -297,6 +299,7 @@ impl Attention {
             c_proj: Conv1D::load(&r.pp("c_proj"))?,
             n_head: cfg.n_head,
             scale,
+            upcast: cfg.reorder_and_upcast_attn,
             layer,
         })
     }
@@ -365,8 +368,17 @@ impl Attention {
 
         // Scaling q (T·C values) rather than the scores (T·Tk per head) does the same sum;
         // for GPT-2's 1/√64 = 1/8 it is exact.
-        let scores = (q * self.scale)?.matmul(&k.t()?)?; // (B, nh, T, Tk)
-        let pattern = self.pattern(&scores, mask, tap)?; // (B, nh, T, Tk), rows sum to 1
+        let dtype = v.dtype();
+        let (qs, ks, mask) = match self.upcast && dtype != DType::F32 {
+            true => (
+                q.to_dtype(DType::F32)?,
+                k.to_dtype(DType::F32)?,
+                mask.to_dtype(DType::F32)?,
+            ),
+            false => (q, k.clone(), mask.clone()),
+        };
+        let scores = (qs * self.scale)?.matmul(&ks.t()?)?; // (B, nh, T, Tk)
+        let pattern = self.pattern(&scores, &mask, tap)?.to_dtype(dtype)?; // (B, nh, T, Tk), rows sum to 1
         let pattern = tap.tap(at(BlockHook::Pattern), pattern)?;
         let z = pattern.matmul(&v)?.transpose(1, 2)?; // (B, T, nh, hs)
         let z = tap.tap(at(BlockHook::Z), z)?;
@@ -441,12 +453,7 @@ impl Mlp {
     fn forward(&self, x: &Tensor, tap: &mut dyn Tap) -> Result<Tensor> {
         let at = |h| Hook::Block(self.layer, h);
         let pre = tap.tap(at(BlockHook::MlpPre), self.c_fc.forward(x)?)?; // (B, T, 4C)
-        let post = match self.act {
-            Activation::GeluTanh => gelu_tanh(&pre)?,
-            Activation::GeluErf => pre.gelu_erf()?,
-            Activation::Relu => pre.relu()?,
-            Activation::Silu => pre.silu()?,
-        }; // (B, T, 4C)
+        let post = super::activation::apply(self.act, &pre)?; // (B, T, 4C)
         let post = tap.tap(at(BlockHook::MlpPost), post)?;
         self.c_proj.forward(&post) // (B, T, C)
     }

@@ -8,13 +8,15 @@
 //! - every read times out (`HF_HUB_ETAG_TIMEOUT` for the metadata request,
 //!   `HF_HUB_DOWNLOAD_TIMEOUT` per read of the body; 10 s each, as in Python);
 //! - the body is read up to the size announced, never further, and a file that is not a
-//!   `.safetensors` checkpoint may be at most [`MAX_SMALL_FILE`] bytes;
+//!   checkpoint (`.safetensors`, `.bin`) may be at most [`MAX_SMALL_FILE`] bytes;
 //! - the commit hash must be 40 hex digits and the etag a content hash (40 or 64 hex
 //!   digits) before either becomes part of a path;
 //! - what arrived is checked against the etag (sha256 for LFS files, the git blob sha1 for
 //!   the others) in `blobs/<etag>.incomplete`, and only then renamed into `blobs/<etag>`
 //!   and linked from the snapshot; a partial download is resumed next time, and discarded
-//!   if it does not verify.
+//!   if it does not verify;
+//! - a file the repository does not have is remembered as Python remembers it
+//!   (`.no_exist/<commit>/<name>`), so that choosing among checkpoint formats asks once.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -137,6 +139,62 @@ impl Hub {
         })
     }
 
+    /// The first of `names` that `repo_id` holds at `revision`, and where it is: as
+    /// transformers picks a checkpoint: in order, each from the cache, else (unless offline)
+    /// one request, until one exists. A name the repository is known not to hold is skipped.
+    pub fn first_of(
+        &self,
+        repo_id: &str,
+        revision: &str,
+        names: &[&str],
+    ) -> Result<(usize, PathBuf)> {
+        check_revision(revision)?;
+        let repo = Repo::with_revision(repo_id.to_string(), RepoType::Model, revision.into());
+        let dir = self.cache_dir()?;
+        let cache = Cache::new(dir.to_path_buf()).repo(repo.clone());
+        let repo_dir = dir.join(repo.folder_name());
+        let commit = cached_commit(&repo_dir, &repo);
+        let missing = |name: &str, commit: &Option<String>| {
+            commit
+                .as_ref()
+                .is_some_and(|c| no_exist(&repo_dir, c, name).is_file())
+        };
+        for (i, name) in names.iter().enumerate() {
+            if let Some(p) = cached(&cache, &repo_dir, &repo, name) {
+                return Ok((i, p));
+            }
+            if self.offline || missing(name, &commit) {
+                continue;
+            }
+            match self.file(repo_id, revision, name) {
+                Ok(p) => return Ok((i, p)),
+                Err(e) => match e.downcast_ref::<Missing>() {
+                    Some(Missing {
+                        commit: Some(c), ..
+                    }) => {
+                        // Best effort, as in Python: a cache we cannot write only costs a request.
+                        let marker = no_exist(&repo_dir, c, name);
+                        let _ = marker.parent().map(fs::create_dir_all);
+                        let _ = File::create(&marker);
+                    }
+                    Some(_) => {}
+                    None => return Err(e),
+                },
+            }
+        }
+        let how = match self.offline {
+            true => format!(
+                "in the cache (HF_HUB_OFFLINE is set); {}",
+                how_to_fix(repo_id, dir)
+            ),
+            false => "on the hub".to_string(),
+        };
+        bail!(
+            "model {repo_id} (revision {revision}) has no checkpoint {how}: none of {}",
+            names.join(", ")
+        )
+    }
+
     fn agent(&self, read_timeout: Duration) -> ureq::Agent {
         ureq::Agent::config_builder()
             .max_redirects(0)
@@ -219,7 +277,16 @@ impl Hub {
                 }
                 download_url = Some(location.to_string());
             } else if status >= 400 {
-                return Err(status_error(status, header("x-error-code"), name));
+                let e = status_error(status, header("x-error-code"), name);
+                if e.is::<Missing>() {
+                    // The hub names the commit it looked in, for the `.no_exist` marker.
+                    let commit = header("x-repo-commit").filter(|c| is_hex(c, &[40]));
+                    return Err(anyhow::Error::new(Missing {
+                        commit: commit.map(str::to_string),
+                        ..e.downcast::<Missing>().expect("checked")
+                    }));
+                }
+                return Err(e);
             }
             let commit = header("x-repo-commit")
                 .ok_or_else(|| anyhow!("the hub's answer has no X-Repo-Commit header"))?;
@@ -237,7 +304,7 @@ impl Hub {
                 .or_else(|| header("content-length"))
                 .and_then(|s| s.trim().parse::<u64>().ok())
                 .ok_or_else(|| anyhow!("the hub did not say how large {name} is"))?;
-            if !name.ends_with(".safetensors") && size > MAX_SMALL_FILE {
+            if !is_weights(name) && size > MAX_SMALL_FILE {
                 bail!(
                     "the hub announces {name} as {size} bytes; a GPT-2 repository's {name} is at most {MAX_SMALL_FILE}"
                 );
@@ -408,6 +475,43 @@ impl std::fmt::Display for NoNetwork {
 
 impl std::error::Error for NoNetwork {}
 
+/// The repository does not hold a file (HTTP 404 `EntryNotFound`), at `commit` when the
+/// hub said which.
+#[derive(Debug)]
+struct Missing {
+    message: String,
+    commit: Option<String>,
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Missing {}
+
+/// Checkpoint files, which may be large; every other file is small.
+fn is_weights(name: &str) -> bool {
+    name.ends_with(".safetensors") || name.ends_with(".bin")
+}
+
+/// Python's marker of a file the repository does not have at `commit`.
+fn no_exist(repo_dir: &Path, commit: &str, name: &str) -> PathBuf {
+    repo_dir.join(".no_exist").join(commit).join(name)
+}
+
+/// The commit the cache holds for the revision: the revision itself when it is a commit
+/// hash, else what `refs/<revision>` says, when that is a commit hash.
+fn cached_commit(repo_dir: &Path, repo: &Repo) -> Option<String> {
+    if is_hex(repo.revision(), &[40]) {
+        return Some(repo.revision().to_string());
+    }
+    let r = fs::read_to_string(repo_dir.join("refs").join(repo.revision())).ok()?;
+    let r = r.trim().to_string();
+    is_hex(&r, &[40]).then_some(r)
+}
+
 /// What the hub says of one file.
 struct Meta {
     /// Where the bytes are (the hub, or the CDN it redirects to).
@@ -421,13 +525,7 @@ struct Meta {
 /// its snapshot directly (Python writes no ref for it); a branch or tag goes through
 /// `refs/<revision>`, whose content must be a commit hash.
 fn cached(cache: &hf_hub::CacheRepo, repo_dir: &Path, repo: &Repo, name: &str) -> Option<PathBuf> {
-    let commit = if is_hex(repo.revision(), &[40]) {
-        repo.revision().to_string()
-    } else {
-        let r = fs::read_to_string(repo_dir.join("refs").join(repo.revision())).ok()?;
-        let r = r.trim().to_string();
-        is_hex(&r, &[40]).then_some(r)?
-    };
+    let commit = cached_commit(repo_dir, repo)?;
     let p = cache.pointer_path(&commit).join(name);
     p.is_file().then_some(p)
 }
@@ -562,10 +660,14 @@ fn status_error(status: u16, code: Option<&str>, name: &str) -> anyhow::Error {
         (_, Some("RevisionNotFound")) => {
             anyhow!("the repository has no such revision (HTTP {status}): check --revision")
         }
-        (_, Some("EntryNotFound")) | (404, None) => anyhow!(
-            "the repository has no file {name} at this revision (HTTP {status}); a GPT-2 \
-             repository holds config.json, model.safetensors and tokenizer.json"
-        ),
+        (_, Some("EntryNotFound")) | (404, None) => anyhow::Error::new(Missing {
+            message: format!(
+                "the repository has no file {name} at this revision (HTTP {status}); a GPT-2 \
+                 repository holds config.json, a checkpoint (model.safetensors or \
+                 pytorch_model.bin) and tokenizer.json"
+            ),
+            commit: None,
+        }),
         (403, _) => anyhow!(
             "access denied (HTTP 403): set HF_TOKEN to a token that can read this repository"
         ),
@@ -580,7 +682,7 @@ fn how_to_fix(repo_id: &str, dir: &Path) -> String {
     format!(
         "looked in the Hugging Face cache at {}; download it where you have network \
          (e.g. `huggingface-cli download {repo_id}`), or use a local model directory \
-         holding config.json, model.safetensors and tokenizer.json (for a first try offline, \
+         holding config.json, a checkpoint and tokenizer.json (for a first try offline, \
          a checkout of gpt2-inspect has a tiny one: --model tests/fixtures/tiny-gpt2)",
         dir.display()
     )

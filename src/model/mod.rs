@@ -1,6 +1,7 @@
 //! GPT-2 itself: where its files come from, configuration, checkpoint reading, the forward
 //! pass, activation hooks.
 
+mod activation;
 pub mod checkpoint;
 pub mod circuits;
 pub mod config;
@@ -15,10 +16,13 @@ pub mod hub;
 mod layer_norm;
 pub mod mapped;
 pub mod patching;
+mod pickle;
 pub mod saliency;
+mod shards;
 mod softmax;
 pub mod source;
 pub mod tap;
+mod torch_bin;
 
 pub use config::Config;
 pub use gpt2::{

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
+use super::checkpoint::Format;
 use super::hub::Hub;
 
 /// Short names for the GPT-2 repositories, mapped to where they live now.
@@ -36,9 +37,7 @@ impl ModelSource {
             return Ok(ModelSource::Local(path.to_path_buf()));
         }
         if path.exists() {
-            bail!(
-                "{spec} is a file; give the directory that holds config.json and model.safetensors"
-            );
+            bail!("{spec} is a file; give the directory that holds config.json and the checkpoint");
         }
         let looks_like_path = spec.starts_with(['.', '/', '~'])
             || spec.matches('/').count() > 1
@@ -67,8 +66,9 @@ impl ModelSource {
                     Ok(p)
                 } else {
                     bail!(
-                        "{} has no {name}; a model directory holds config.json, \
-                         model.safetensors and tokenizer.json (or vocab.json + merges.txt)",
+                        "{} has no {name}; a model directory holds config.json, a checkpoint \
+                         (model.safetensors or pytorch_model.bin, or the index of their shards) \
+                         and tokenizer.json (or vocab.json + merges.txt)",
                         dir.display()
                     )
                 }
@@ -78,6 +78,44 @@ impl ModelSource {
                 revision,
                 hub,
             } => hub.file(repo_id, revision, name),
+        }
+    }
+
+    /// The checkpoint file, the first of [`Format::ORDER`] the model holds (as
+    /// transformers chooses), fetched when it is on the hub.
+    pub fn checkpoint_file(&self) -> Result<(Format, PathBuf)> {
+        let names = Format::ORDER.map(Format::file_name);
+        match self {
+            ModelSource::Local(dir) => {
+                for format in Format::ORDER {
+                    let p = dir.join(format.file_name());
+                    if p.is_file() {
+                        return Ok((format, p));
+                    }
+                }
+                bail!(
+                    "{} holds no checkpoint: none of {}",
+                    dir.display(),
+                    names.join(", ")
+                )
+            }
+            ModelSource::Hub {
+                repo_id,
+                revision,
+                hub,
+            } => {
+                let (i, p) = hub.first_of(repo_id, revision, &names)?;
+                Ok((Format::ORDER[i], p))
+            }
+        }
+    }
+
+    /// A shard that the index at `index` names (a plain file name, checked): beside it, or
+    /// fetched from the hub.
+    pub fn shard(&self, index: &Path, name: &str) -> Result<PathBuf> {
+        match self {
+            ModelSource::Local(_) => super::checkpoint::shard_beside(index, name),
+            ModelSource::Hub { .. } => self.file(name),
         }
     }
 

@@ -488,9 +488,12 @@ pub fn info(out: &mut dyn Write, r: &InfoReport) -> io::Result<()> {
     writeln!(out, "model       {}", r.header.model)?;
     writeln!(
         out,
-        "checkpoint  {} ({} bytes, {})",
-        r.checkpoint, r.checkpoint_bytes, r.layout
+        "checkpoint  {} ({}, {} bytes, {})",
+        r.checkpoint, r.format, r.checkpoint_bytes, r.layout
     )?;
+    if r.files.len() > 1 {
+        writeln!(out, "shards      {}", r.files.len())?;
+    }
     writeln!(out, "parameters  {}", r.parameters)?;
     writeln!(out)?;
     writeln!(out, "config.json")?;

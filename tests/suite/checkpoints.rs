@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Tensor};
 use gpt2_inspect::model::checkpoint::Checkpoint;
 use gpt2_inspect::model::{Config, Gpt2, LastLogits, Request};
 
-use crate::common::{fails, flat, max_abs_diff, model_dir, Scratch, TOL};
+use crate::common::{fails, flat, json_on, max_abs_diff, model_dir, Scratch, TOL};
 
 /// A copy of the fixture model with `lm_head.weight` = 0.5 · wte[(i · stride) mod V] added,
 /// and config.json's `tie_word_embeddings` set to `tied`.
@@ -39,17 +39,6 @@ fn on(dir: &Path) -> assert_cmd::Command {
     let mut c = assert_cmd::Command::cargo_bin("gpt2-inspect").unwrap();
     c.arg("--model").arg(dir);
     c
-}
-
-/// `args` with `--json` on the model in `dir`: the parsed stdout.
-fn json_on(dir: &Path, args: &[&str]) -> serde_json::Value {
-    let out = on(dir).args(args).arg("--json").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 struct Untied {

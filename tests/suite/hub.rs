@@ -411,3 +411,96 @@ fn no_home_directory_asks_for_hf_home() {
         .unwrap();
     failed(&o, &["HF_HOME"]);
 }
+
+/// A directory holding the tokenizer, the formats fixture's config.json and the files of
+/// the format directories `weights`.
+fn format_repo(scratch: &Scratch, name: &str, weights: &[&str]) -> PathBuf {
+    let dir = scratch.model(name, &["tokenizer.json"]);
+    let formats = crate::common::fixtures().join("formats");
+    std::fs::copy(formats.join("config.json"), dir.join("config.json")).unwrap();
+    for w in weights {
+        for f in std::fs::read_dir(formats.join(w)).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    dir
+}
+
+const FORMAT_TEXT: &str = "The man said that he would not be there";
+
+/// A repository with only pytorch_model.bin (as many fine-tunes' main branches), one with
+/// sharded safetensors, and a conversion branch `refs/pr/1` with model.safetensors: each
+/// picked in transformers' order, only the shards the index names fetched, and the next run
+/// served from the cache without a request (the formats not held are remembered as Python
+/// remembers them, in `.no_exist`).
+#[test]
+fn torch_checkpoints_shards_and_conversion_branches_from_the_hub() {
+    let s = Scratch::new("hub-formats");
+    let bin = format_repo(&s, "bin", &["bin"]);
+    let sharded = format_repo(&s, "sharded", &["sharded-safetensors"]);
+    // A stray shard the index does not name must not be fetched.
+    std::fs::copy(
+        sharded.join("model-00001-of-00003.safetensors"),
+        sharded.join("model-00009-of-00009.safetensors"),
+    )
+    .unwrap();
+    let pr = format_repo(&s, "pr", &["safetensors"]);
+    let pr_commit = "3333333333333333333333333333333333333333";
+    let server = HubServer::start_repos(
+        &[
+            ("tiny/bin-only", "main", COMMIT_MAIN, &bin),
+            ("tiny/sharded", "main", COMMIT_MAIN, &sharded),
+            ("tiny/bin-only", "refs/pr/1", pr_commit, &pr),
+        ],
+        Fault::None,
+    );
+    let home = Scratch::new("hub-formats-home");
+    let want = crate::common::json_on(&bin, &["next", FORMAT_TEXT]);
+    for (repo, revision, format) in [
+        ("tiny/bin-only", "main", "torch zip (torch.save)"),
+        ("tiny/sharded", "main", "sharded safetensors"),
+        ("tiny/bin-only", "refs/pr/1", "safetensors"),
+    ] {
+        let model = ["--model", repo, "--revision", revision, "--json"];
+        let info = ok(&run(
+            &server.endpoint,
+            &home.0,
+            &[&model[..], &["info"]].concat(),
+            &[],
+        ));
+        assert_eq!(info["format"], format, "{repo}@{revision}");
+        let next = [&model[..], &["next", FORMAT_TEXT]].concat();
+        same_numbers(&ok(&run(&server.endpoint, &home.0, &next, &[])), &want);
+        let before = server.requests();
+        same_numbers(&ok(&run(&server.endpoint, &home.0, &next, &[])), &want);
+        assert_eq!(
+            server.requests(),
+            before,
+            "{repo}@{revision}: the second run asks nothing"
+        );
+        let offline = [("HF_HUB_OFFLINE", "1")];
+        same_numbers(&ok(&run(&server.endpoint, &home.0, &next, &offline)), &want);
+    }
+    let log = server.log();
+    assert!(!log.iter().any(|l| l.contains("model-00009")), "{log:?}");
+    for shard in 1..=3 {
+        let name = format!("tiny/sharded/resolve/main/model-0000{shard}-of-00003.safetensors");
+        assert!(log.iter().any(|l| l.contains(&name)), "{name}: {log:?}");
+    }
+    let probes: Vec<&String> = log
+        .iter()
+        .filter(|l| l.ends_with("bin-only/resolve/main/model.safetensors"))
+        .collect();
+    assert_eq!(
+        probes.len(),
+        1,
+        "one request for a file the repository lacks: {log:?}"
+    );
+    let marker = home
+        .0
+        .join("hub/models--tiny--bin-only/.no_exist")
+        .join(COMMIT_MAIN)
+        .join("model.safetensors");
+    assert!(marker.is_file(), "{}", marker.display());
+}

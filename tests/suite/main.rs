@@ -12,6 +12,7 @@ mod cli;
 mod docs;
 mod edges;
 mod errors;
+mod formats;
 mod generate;
 mod gradients;
 mod hardening;

@@ -21,7 +21,14 @@ pub const REPO: &str = "openai-community/gpt2";
 pub const COMMIT_MAIN: &str = "1111111111111111111111111111111111111111";
 pub const COMMIT_V1: &str = "2222222222222222222222222222222222222222";
 const LIFETIME: Duration = Duration::from_secs(120);
-const LFS: &str = "model.safetensors";
+
+/// (repository, revision) → (commit, files by name).
+type Files = HashMap<(String, String), (String, HashMap<String, File>)>;
+
+/// The checkpoints, served as LFS files (a redirect to the CDN).
+fn is_lfs(name: &str) -> bool {
+    name.ends_with(".safetensors") || name.ends_with(".bin")
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -59,24 +66,41 @@ pub struct HubServer {
 
 impl HubServer {
     pub fn start(model_dir: &Path, fault: Fault) -> Self {
-        let mut files = HashMap::new();
-        for name in [
-            "config.json",
-            "tokenizer.json",
-            "vocab.json",
-            "merges.txt",
-            LFS,
-        ] {
-            let bytes = std::fs::read(model_dir.join(name)).unwrap();
-            let etag = if name == LFS {
-                hex(&sha2::Sha256::digest(&bytes))
-            } else {
-                let mut h = sha1::Sha1::new();
-                h.update(format!("blob {}\0", bytes.len()).as_bytes());
-                h.update(&bytes);
-                hex(&h.finalize())
-            };
-            files.insert(name.to_string(), File { bytes, etag });
+        Self::start_repos(
+            &[
+                (REPO, "main", COMMIT_MAIN, model_dir),
+                (REPO, "v1", COMMIT_V1, model_dir),
+            ],
+            fault,
+        )
+    }
+
+    /// A hub serving every file of each directory as `repo` at `revision` (commit `commit`).
+    /// A revision that is a commit hash is served as that commit, or as the repository's
+    /// main when no revision has it.
+    pub fn start_repos(repos: &[(&str, &str, &str, &Path)], fault: Fault) -> Self {
+        let mut files: Files = HashMap::new();
+        for &(repo, revision, commit, dir) in repos {
+            let mut served = HashMap::new();
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if !path.is_file() {
+                    continue;
+                }
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                let bytes = std::fs::read(&path).unwrap();
+                let etag = if is_lfs(&name) {
+                    hex(&sha2::Sha256::digest(&bytes))
+                } else {
+                    let mut h = sha1::Sha1::new();
+                    h.update(format!("blob {}\0", bytes.len()).as_bytes());
+                    h.update(&bytes);
+                    hex(&h.finalize())
+                };
+                served.insert(name, File { bytes, etag });
+            }
+            let key = (repo.to_string(), revision.to_string());
+            files.insert(key, (commit.to_string(), served));
         }
         let files = Arc::new(files);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -150,7 +174,7 @@ fn linger(stop: &AtomicBool) {
 
 fn serve(
     stream: TcpStream,
-    files: &HashMap<String, File>,
+    files: &Files,
     fault: Fault,
     requests: &AtomicUsize,
     stop: &AtomicBool,
@@ -194,7 +218,8 @@ fn serve(
             .and_then(|s| s.parse::<usize>().ok());
 
         if let Some(sha) = path.strip_prefix("/cdn/") {
-            let Some(file) = files.values().find(|f| f.etag == sha) else {
+            let all = files.values().flat_map(|(_, f)| f.values());
+            let Some(file) = all.into_iter().find(|f| f.etag == sha) else {
                 respond(&mut out, 404, &[], b"", head)?;
                 continue;
             };
@@ -242,7 +267,12 @@ fn serve(
             respond(&mut out, code, &[("X-Error-Code", error.into())], b"", head)?;
             continue;
         }
-        if rest.len() != 5 || rest[2] != "resolve" || format!("{}/{}", rest[0], rest[1]) != REPO {
+        let repo = format!(
+            "{}/{}",
+            rest.first().unwrap_or(&""),
+            rest.get(1).unwrap_or(&"")
+        );
+        if rest.len() != 5 || rest[2] != "resolve" || !files.keys().any(|(r, _)| *r == repo) {
             respond(
                 &mut out,
                 401,
@@ -252,40 +282,48 @@ fn serve(
             )?;
             continue;
         }
-        let commit = match rest[3] {
-            "main" => COMMIT_MAIN.to_string(),
-            "v1" => COMMIT_V1.to_string(),
-            c if c.len() == 40 => c.to_string(),
-            _ => {
-                respond(
-                    &mut out,
-                    404,
-                    &[("X-Error-Code", "RevisionNotFound".into())],
-                    b"",
-                    head,
-                )?;
-                continue;
-            }
+        let revision = rest[3].replace("%2F", "/");
+        let by_commit = (files.iter()).find(|((r, _), (c, _))| *r == repo && *c == revision);
+        let served = match files
+            .get(&(repo.clone(), revision.clone()))
+            .or(by_commit.map(|(_, v)| v))
+        {
+            Some(s) => Some(s),
+            None if revision.len() == 40 => files.get(&(repo.clone(), "main".to_string())),
+            None => None,
+        };
+        let Some((commit, repo_files)) = served else {
+            respond(
+                &mut out,
+                404,
+                &[("X-Error-Code", "RevisionNotFound".into())],
+                b"",
+                head,
+            )?;
+            continue;
+        };
+        // A commit asked for by hash is answered as that commit.
+        let commit = match revision.len() == 40 {
+            true => revision.clone(),
+            false => commit.clone(),
         };
         let commit = match fault {
             Fault::EvilCommit => "../../../../../../tmp/gpt2-inspect-evil-commit".to_string(),
             _ => commit,
         };
-        let Some(file) = files.get(rest[4]) else {
-            respond(
-                &mut out,
-                404,
-                &[("X-Error-Code", "EntryNotFound".into())],
-                b"",
-                head,
-            )?;
+        let Some(file) = repo_files.get(rest[4]) else {
+            let h = [
+                ("X-Error-Code", "EntryNotFound".into()),
+                ("X-Repo-Commit", commit),
+            ];
+            respond(&mut out, 404, &h, b"", head)?;
             continue;
         };
         let etag = match fault {
             Fault::EvilEtag => "../../../../../../tmp/gpt2-inspect-evil-etag".to_string(),
             _ => file.etag.clone(),
         };
-        if rest[4] == LFS {
+        if is_lfs(rest[4]) {
             let mut h = vec![
                 ("X-Repo-Commit", commit),
                 ("X-Linked-Etag", format!("\"{etag}\"")),

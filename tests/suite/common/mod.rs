@@ -113,7 +113,19 @@ pub fn cmd() -> assert_cmd::Command {
 
 /// Runs `args` with `--json`, asserting success; the parsed stdout.
 pub fn json(args: &[&str]) -> serde_json::Value {
-    let out = cmd().args(args).arg("--json").output().unwrap();
+    json_on(&model_dir(), args)
+}
+
+/// [`json`] on the model in `dir`.
+pub fn json_on(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let mut c = assert_cmd::Command::cargo_bin("gpt2-inspect").unwrap();
+    let out = c
+        .arg("--model")
+        .arg(dir)
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{args:?}: {}",
