@@ -24,3 +24,5 @@ fi
   --fixtures "$root/tests/fixtures"
 "$work/venv/bin/python" "$root/scripts/make_format_fixtures.py" \
   --fixtures "$root/tests/fixtures"
+"$work/venv/bin/python" "$root/scripts/make_family_fixture.py" \
+  --fixtures "$root/tests/fixtures"

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use sha2::Digest;
 
+use super::hex;
+
 pub const REPO: &str = "openai-community/gpt2";
 pub const COMMIT_MAIN: &str = "1111111111111111111111111111111111111111";
 pub const COMMIT_V1: &str = "2222222222222222222222222222222222222222";
@@ -158,10 +160,6 @@ impl Drop for HubServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Sleeps until the server stops (or its lifetime ends).

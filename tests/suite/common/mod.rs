@@ -2,6 +2,7 @@
 //! local hub.
 
 pub mod checkpoint;
+pub mod family;
 pub mod hub_server;
 
 use std::collections::HashMap;
@@ -270,4 +271,9 @@ pub fn fixture_file(
     let (_, m) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     let tensors = candle_core::safetensors::load_buffer(&bytes, &candle_core::Device::Cpu).unwrap();
     (tensors, m.metadata().clone().unwrap())
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|x| format!("{x:02x}")).collect()
 }
