@@ -125,6 +125,8 @@ impl Config {
             .with_context(|| format!("cannot read {}", path.display()))?;
         let raw: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("{} is not valid JSON", path.display()))?;
+        check_activation(&raw)
+            .with_context(|| format!("unsupported config in {}", path.display()))?;
         let cfg: Config = serde_json::from_value(raw.clone())
             .with_context(|| format!("{} is not a GPT-2 config", path.display()))?;
         cfg.validate()
@@ -186,6 +188,22 @@ impl Config {
     }
 }
 
+/// An `activation_function` that is not one of [`Activation`]'s names, refused naming the
+/// field (serde's own message would not).
+fn check_activation(raw: &serde_json::Value) -> Result<()> {
+    let Some(name) = raw.get("activation_function").and_then(|v| v.as_str()) else {
+        return Ok(());
+    };
+    if serde_json::from_value::<Activation>(serde_json::Value::from(name)).is_err() {
+        let why = match name {
+            "prelu" | "xielu" => "it has weights of its own, which GPT-2 checkpoints do not hold",
+            _ => "it is not one of transformers' ACT2FN activations that GPT-2 can use",
+        };
+        bail!("activation_function is {name:?}, which gpt2-inspect does not compute: {why}");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::Config;
@@ -196,6 +214,19 @@ mod tests {
         );
         let cfg: Config = serde_json::from_str(&json)?;
         cfg.validate()
+    }
+
+    #[test]
+    fn unknown_activations_are_refused_naming_the_field() {
+        for (name, why) in [("prelu", "weights of its own"), ("gelu_9", "ACT2FN")] {
+            let raw = serde_json::json!({ "activation_function": name });
+            let e = super::check_activation(&raw).unwrap_err().to_string();
+            assert!(
+                e.contains("activation_function") && e.contains(name) && e.contains(why),
+                "{e}"
+            );
+        }
+        super::check_activation(&serde_json::json!({"activation_function": "quick_gelu"})).unwrap();
     }
 
     #[test]
