@@ -26,3 +26,10 @@ fi
   --fixtures "$root/tests/fixtures"
 "$work/venv/bin/python" "$root/scripts/make_family_fixture.py" \
   --fixtures "$root/tests/fixtures"
+# SAEs need sae-lens, which pins its own transformer-lens: a venv of their own.
+if [ ! -x "$work/sae-venv/bin/python" ]; then
+  python3 -m venv "$work/sae-venv"
+  "$work/sae-venv/bin/pip" install -q torch==2.15.0 sae-lens==6.54.12
+fi
+"$work/sae-venv/bin/python" "$root/scripts/make_sae_fixtures.py" \
+  --fixtures "$root/tests/fixtures"

@@ -17,6 +17,7 @@ mod layer_norm;
 pub mod mapped;
 pub mod patching;
 mod pickle;
+pub mod sae;
 pub mod saliency;
 mod shards;
 mod softmax;

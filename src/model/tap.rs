@@ -115,6 +115,26 @@ pub fn all_finite(x: &Tensor) -> Result<bool> {
     Ok(zero == 0.0)
 }
 
+/// At one hook, replaces the activation `x` by `edit(x)` (same shape); elsewhere changes
+/// nothing. What an SAE's splice, steering and clamping are.
+pub struct Edit<F: FnMut(&Tensor) -> Result<Tensor>> {
+    pub hook: Hook,
+    pub edit: F,
+}
+
+impl<F: FnMut(&Tensor) -> Result<Tensor>> Tap for Edit<F> {
+    fn wants(&self, hook: Hook) -> bool {
+        hook == self.hook
+    }
+
+    fn tap(&mut self, hook: Hook, x: Tensor) -> Result<Tensor> {
+        match hook == self.hook {
+            true => (self.edit)(&x),
+            false => Ok(x),
+        }
+    }
+}
+
 #[cfg(test)]
 mod finite_tests {
     use candle_core::{DType, Device, Tensor};

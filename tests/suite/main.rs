@@ -23,5 +23,6 @@ mod inspect;
 mod parity;
 mod readme;
 mod render;
+mod saes;
 mod score;
 mod tokenizer;

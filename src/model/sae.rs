@@ -1,0 +1,382 @@
+//! Sparse autoencoders in SAELens's saved format (`cfg.json` + `sae_weights.safetensors`),
+//! read as `SAE.load_from_disk` reads them, and their arithmetic as SAELens's classes do it:
+//! `encode` (standard, topk, jumprelu, gated; the input normalizations) and `decode`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use candle_core::{DType, Device, Tensor, D};
+use serde_json::Value;
+
+use super::checkpoint::{Checkpoint, Weights};
+use super::config::Config;
+use super::hooks::Hook;
+
+/// The activation of the encoder (SAELens's `architecture`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Architecture {
+    /// ReLU.
+    Standard,
+    /// ReLU of the `k` largest pre-activations, the rest zero; `rescale`:
+    /// `rescale_acts_by_decoder_norm` (pre-activations times ‖W_dec[f]‖, and divided by it
+    /// again before decoding).
+    TopK { k: usize, rescale: bool },
+    /// ReLU where the pre-activation exceeds `threshold`, else zero.
+    JumpRelu,
+    /// A gate (`W_enc`, `b_gate`) times a magnitude (`W_enc · exp(r_mag)`, `b_mag`).
+    Gated,
+}
+
+/// `normalize_activations`: what SAELens does to the input before encoding and undoes after
+/// decoding (`expected_average_only_in` does nothing at inference in `load_from_disk`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Normalize {
+    None,
+    ExpectedAverageOnlyIn,
+    /// x · √d_in / ‖x‖, undone after decoding.
+    ConstantNormRescale,
+    /// (x − mean) / (std + 1e-5), torch's unbiased std, undone after decoding.
+    LayerNorm,
+}
+
+#[derive(Debug, Clone)]
+pub struct SaeConfig {
+    pub d_in: usize,
+    pub d_sae: usize,
+    pub architecture: Architecture,
+    pub apply_b_dec_to_input: bool,
+    pub normalize: Normalize,
+    /// The hook it reads, in TransformerLens's names (`blocks.8.hook_resid_pre`).
+    pub hook: String,
+    /// Whether it was trained with a BOS before every text (pre-6.0 configs: true).
+    pub prepend_bos: bool,
+    /// `model_from_pretrained_kwargs.center_writing_weights`, where the config says.
+    pub centered: Option<bool>,
+}
+
+/// Sizes no SAE of a GPT-2 reaches; checked before anything is read.
+const MAX_D_IN: usize = 1 << 16;
+const MAX_D_SAE: usize = 1 << 24;
+
+impl SaeConfig {
+    /// Reads `cfg.json`: the 6.x config (`metadata.hook_name`, `architecture`) or the flat
+    /// one SAELens wrote before 6.0 (`hook_point`, `activation_fn_str`, booleans).
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let raw: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not valid JSON", path.display()))?;
+        Self::from_json(&raw)
+            .with_context(|| format!("unsupported SAE config in {}", path.display()))
+    }
+
+    pub fn from_json(raw: &Value) -> Result<Self> {
+        let version = raw
+            .get("sae_lens_version")
+            .or_else(|| raw["metadata"].get("sae_lens_version"));
+        let v6 = version
+            .and_then(Value::as_str)
+            .and_then(|v| v.split('.').next()?.parse::<u32>().ok());
+        let v6 = v6.is_some_and(|major| major >= 6);
+        let field = |k: &str| match v6 {
+            true => raw.get(k).or_else(|| raw["metadata"].get(k)),
+            false => raw.get(k),
+        };
+        let size = |k: &str, max: usize| -> Result<usize> {
+            let n = field(k)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| anyhow!("{k} is missing or not a count"))?;
+            ensure!(
+                n > 0 && n as usize <= max,
+                "{k} is {n}; an SAE of GPT-2 has 1 to {max}"
+            );
+            Ok(n as usize)
+        };
+        let (d_in, d_sae) = (size("d_in", MAX_D_IN)?, size("d_sae", MAX_D_SAE)?);
+        let hook = match v6 {
+            true => field("hook_name"),
+            false => raw.get("hook_point").or_else(|| raw.get("hook_name")),
+        };
+        let hook = hook
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("no hook_name (hook_point)"))?;
+        if let Some(r) = field("reshape_activations")
+            .and_then(Value::as_str)
+            .filter(|r| *r != "none")
+        {
+            bail!("reshape_activations {r:?} is not supported (only SAEs of whole activations)");
+        }
+        let centered = (field("model_from_pretrained_kwargs"))
+            .and_then(|k| k.get("center_writing_weights"))
+            .and_then(Value::as_bool);
+        Ok(SaeConfig {
+            d_in,
+            d_sae,
+            architecture: architecture(raw, v6, d_sae)?,
+            apply_b_dec_to_input: field("apply_b_dec_to_input")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+            normalize: normalize(field("normalize_activations"))?,
+            hook: hook.to_string(),
+            prepend_bos: field("prepend_bos")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+            centered,
+        })
+    }
+}
+
+fn architecture(raw: &Value, v6: bool, d_sae: usize) -> Result<Architecture> {
+    let activation = raw
+        .get("activation_fn_str")
+        .or_else(|| raw.get("activation_fn"));
+    let activation = activation.and_then(Value::as_str);
+    let old_k = raw["activation_fn_kwargs"].get("k").and_then(Value::as_u64);
+    let name = match (raw.get("architecture").and_then(Value::as_str), activation) {
+        (Some(a), _) if v6 || a != "standard" => a.to_string(),
+        (_, Some("topk")) if !v6 && old_k.is_some() => "topk".to_string(),
+        (_, Some(a)) if !v6 && a != "relu" => bail!("activation_fn {a:?} is not supported"),
+        (a, _) => a.unwrap_or("standard").to_string(),
+    };
+    Ok(match name.as_str() {
+        "standard" => Architecture::Standard,
+        "topk" => {
+            let k = raw
+                .get("k")
+                .and_then(Value::as_u64)
+                .or(old_k)
+                .ok_or_else(|| anyhow!("a topk SAE without k"))?;
+            ensure!(
+                k >= 1 && k as usize <= d_sae,
+                "k is {k}; a topk SAE keeps 1 to d_sae ({d_sae}) features"
+            );
+            let rescale = raw
+                .get("rescale_acts_by_decoder_norm")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            Architecture::TopK {
+                k: k as usize,
+                rescale,
+            }
+        }
+        "jumprelu" => Architecture::JumpRelu,
+        "gated" => Architecture::Gated,
+        other => bail!("architecture {other:?} is not supported (standard, topk, jumprelu, gated)"),
+    })
+}
+
+fn normalize(v: Option<&Value>) -> Result<Normalize> {
+    Ok(match v {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => Normalize::None,
+        Some(Value::Bool(true)) => Normalize::ExpectedAverageOnlyIn,
+        Some(Value::String(s)) => match s.as_str() {
+            "none" => Normalize::None,
+            "expected_average_only_in" => Normalize::ExpectedAverageOnlyIn,
+            "constant_norm_rescale" => Normalize::ConstantNormRescale,
+            "layer_norm" => Normalize::LayerNorm,
+            other => bail!("normalize_activations {other:?} is not supported"),
+        },
+        Some(other) => bail!("normalize_activations {other} is not supported"),
+    })
+}
+
+/// An SAE's weights, `(d_in, d_sae)` encoder and `(d_sae, d_in)` decoder, in f32.
+pub struct Sae {
+    pub cfg: SaeConfig,
+    pub dir: PathBuf,
+    w_enc: Tensor,
+    b_enc: Option<Tensor>,
+    pub w_dec: Tensor,
+    b_dec: Tensor,
+    threshold: Option<Tensor>,
+    /// Gated: `(b_gate, r_mag, b_mag)`.
+    gate: Option<(Tensor, Tensor, Tensor)>,
+}
+
+impl Sae {
+    /// Reads `dir/cfg.json` and `dir/sae_weights.safetensors`, every tensor's shape checked
+    /// against the config before it is read.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let cfg = SaeConfig::from_file(&dir.join("cfg.json"))?;
+        let path = dir.join("sae_weights.safetensors");
+        let ckpt = Checkpoint::open_as(&path, Weights::Copied)?;
+        let (i, s) = (cfg.d_in, cfg.d_sae);
+        let mut want: Vec<(&str, Vec<usize>)> = vec![
+            ("W_enc", vec![i, s]),
+            ("W_dec", vec![s, i]),
+            ("b_dec", vec![i]),
+        ];
+        match cfg.architecture {
+            Architecture::Gated => {
+                want.extend([("b_gate", vec![s]), ("r_mag", vec![s]), ("b_mag", vec![s])])
+            }
+            Architecture::JumpRelu => want.extend([("b_enc", vec![s]), ("threshold", vec![s])]),
+            _ => want.push(("b_enc", vec![s])),
+        }
+        for (name, shape) in &want {
+            let t = ckpt.tensors().iter().find(|t| t.name == *name);
+            let t = t.ok_or_else(|| anyhow!("{} has no tensor {name}", path.display()))?;
+            ensure!(t.shape == *shape, "tensor {name} in {} has shape {:?}; cfg.json (d_in {i}, d_sae {s}) implies {shape:?}", path.display(), t.shape);
+        }
+        let r = ckpt.reader(&Device::Cpu, DType::F32)?;
+        let get = |n: &str| -> Result<Tensor> {
+            let t = r.get(n)?;
+            ensure!(
+                super::tap::all_finite(&t)?,
+                "tensor {n} in {} holds NaN or infinity",
+                path.display()
+            );
+            Ok(t)
+        };
+        let has = |n: &str| want.iter().any(|(w, _)| *w == n);
+        Ok(Sae {
+            w_enc: get("W_enc")?,
+            b_enc: has("b_enc").then(|| get("b_enc")).transpose()?,
+            w_dec: get("W_dec")?,
+            b_dec: get("b_dec")?,
+            threshold: has("threshold").then(|| get("threshold")).transpose()?,
+            gate: match has("b_gate") {
+                true => Some((get("b_gate")?, get("r_mag")?, get("b_mag")?)),
+                false => None,
+            },
+            cfg,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Feature activations `(T, d_sae)` of `x` `(T, d_in)`, and what undoes the input's
+    /// normalization in [`Self::decode`].
+    pub fn encode(&self, x: &Tensor) -> Result<(Tensor, Norm)> {
+        let (sae_in, norm) = Norm::apply(self.cfg.normalize, x)?;
+        let sae_in = match self.cfg.apply_b_dec_to_input {
+            true => sae_in.broadcast_sub(&self.b_dec)?,
+            false => sae_in,
+        };
+        let pre =
+            |b: &Tensor| -> Result<Tensor> { Ok(sae_in.matmul(&self.w_enc)?.broadcast_add(b)?) };
+        let acts = match (self.cfg.architecture, &self.gate) {
+            (Architecture::Gated, Some((b_gate, r_mag, b_mag))) => {
+                let active = pre(b_gate)?.gt(0f32)?.to_dtype(DType::F32)?;
+                let w_mag = self.w_enc.broadcast_mul(&r_mag.exp()?)?;
+                let mags = sae_in.matmul(&w_mag)?.broadcast_add(b_mag)?.relu()?;
+                (active * mags)?
+            }
+            (Architecture::JumpRelu, _) => {
+                let h = pre(self.b_enc()?)?;
+                let keep = h.broadcast_gt(self.threshold.as_ref().expect("loaded"))?;
+                (h.relu()? * keep.to_dtype(DType::F32)?)?
+            }
+            (Architecture::TopK { k, rescale }, _) => {
+                let mut h = pre(self.b_enc()?)?;
+                if rescale {
+                    h = h.broadcast_mul(&self.decoder_norms()?)?;
+                }
+                top_k_relu(&h, k)?
+            }
+            _ => pre(self.b_enc()?)?.relu()?,
+        };
+        Ok((acts, norm))
+    }
+
+    /// The reconstruction `(T, d_in)` of feature activations `(T, d_sae)`.
+    pub fn decode(&self, acts: &Tensor, norm: &Norm) -> Result<Tensor> {
+        let acts = match self.cfg.architecture {
+            Architecture::TopK { rescale: true, .. } => {
+                acts.broadcast_div(&self.decoder_norms()?)?
+            }
+            _ => acts.clone(),
+        };
+        let out = acts.matmul(&self.w_dec)?.broadcast_add(&self.b_dec)?;
+        norm.undo(&out)
+    }
+
+    /// The model's hook this SAE reads, checked to exist and to be `d_in` wide.
+    pub fn hook(&self, cfg: &Config) -> Result<Hook> {
+        let name = &self.cfg.hook;
+        let hook = Hook::all(cfg).into_iter().find(|h| h.to_string() == *name);
+        let hook = hook.ok_or_else(|| {
+            anyhow!("the SAE in {} reads {name}, which this model does not have (`gpt2-inspect hooks` lists its names)", self.dir.display())
+        })?;
+        let width = *hook.shape(cfg, 1, 1).last().expect("a hook has dims");
+        ensure!(
+            width == self.cfg.d_in && hook.shape(cfg, 1, 1).len() == 3,
+            "the SAE in {} has d_in {}, but {name} of this model is {width} wide",
+            self.dir.display(),
+            self.cfg.d_in
+        );
+        Ok(hook)
+    }
+
+    fn b_enc(&self) -> Result<&Tensor> {
+        self.b_enc
+            .as_ref()
+            .ok_or_else(|| anyhow!("this SAE has no b_enc"))
+    }
+
+    /// ‖W_dec[f]‖ `(d_sae,)`.
+    fn decoder_norms(&self) -> Result<Tensor> {
+        Ok(self.w_dec.sqr()?.sum(D::Minus1)?.sqrt()?)
+    }
+}
+
+/// ReLU of each row's `k` largest entries, the others zero: `(T, n)`.
+fn top_k_relu(h: &Tensor, k: usize) -> Result<Tensor> {
+    let (t, n) = h.dims2()?;
+    let rows = h.to_vec2::<f32>()?;
+    let mut out = vec![0f32; t * n];
+    for (r, row) in rows.iter().enumerate() {
+        let mut idx: Vec<usize> = (0..n).collect();
+        // torch.topk's order: larger first; among equals, the lower index.
+        idx.select_nth_unstable_by(k - 1, |&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+        for &i in &idx[..k] {
+            out[r * n + i] = row[i].max(0.0);
+        }
+    }
+    Ok(Tensor::from_vec(out, (t, n), h.device())?)
+}
+
+/// What an input normalization did, to be undone after decoding.
+pub enum Norm {
+    None,
+    /// x was multiplied by `coeff` `(T, 1)`.
+    Scaled(Tensor),
+    /// x was centred by `mu` and divided by `std + 1e-5` (`(T, 1)` each).
+    Standardized {
+        mu: Tensor,
+        std: Tensor,
+    },
+}
+
+impl Norm {
+    fn apply(how: Normalize, x: &Tensor) -> Result<(Tensor, Norm)> {
+        Ok(match how {
+            Normalize::None | Normalize::ExpectedAverageOnlyIn => (x.clone(), Norm::None),
+            Normalize::ConstantNormRescale => {
+                let d = x.dim(D::Minus1)? as f64;
+                let coeff = x
+                    .sqr()?
+                    .sum_keepdim(D::Minus1)?
+                    .sqrt()?
+                    .recip()?
+                    .affine(d.sqrt(), 0.0)?;
+                (x.broadcast_mul(&coeff)?, Norm::Scaled(coeff))
+            }
+            Normalize::LayerNorm => {
+                let n = x.dim(D::Minus1)? as f64;
+                let mu = x.mean_keepdim(D::Minus1)?;
+                let centred = x.broadcast_sub(&mu)?;
+                let std = (centred.sqr()?.sum_keepdim(D::Minus1)? / (n - 1.0))?.sqrt()?;
+                let y = centred.broadcast_div(&(&std + 1e-5)?)?;
+                (y, Norm::Standardized { mu, std })
+            }
+        })
+    }
+
+    fn undo(&self, y: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Norm::None => y.clone(),
+            Norm::Scaled(coeff) => y.broadcast_div(coeff)?,
+            Norm::Standardized { mu, std } => y.broadcast_mul(std)?.broadcast_add(mu)?,
+        })
+    }
+}
