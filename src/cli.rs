@@ -118,6 +118,7 @@ impl Command {
             | Command::Attribute(_)
             | Command::Saliency(_)
             | Command::Heads(_) => &[],
+            Command::Features(_) => &[Color],
             Command::Next(_)
             | Command::Trace(_)
             | Command::Embed(_)
@@ -350,6 +351,13 @@ pub enum Command {
         after_help = "Examples:\n  gpt2-inspect attribute \"When Mary and John went to the store, John gave a drink to\" --answer \" Mary\" --wrong \" John\""
     )]
     Attribute(AttributeArgs),
+    /// Sparse autoencoder features: which features of an SAE (SAELens's format) fire at each
+    /// token, how well they reconstruct the activation, and what the model loses when the
+    /// reconstruction stands in for it
+    #[command(
+        after_help = "Examples:\n  gpt2-inspect features \"The cat sat on the mat\" --sae DIR\n  gpt2-inspect features \"The cat sat on the mat\" --sae DIR -k 10 --json\n\nDIR holds SAELens's cfg.json and sae_weights.safetensors (what SAE.save_model writes)."
+    )]
+    Features(FeaturesArgs),
     /// Input attribution: how much each input token matters to the prediction (gradient,
     /// input × gradient, integrated gradients as Captum computes them, or attention rollout)
     #[command(
@@ -915,6 +923,25 @@ pub struct AttributeArgs {
     /// Also draw the grid as an SVG figure (written atomically)
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    #[command(flatten)]
+    pub input: TextArgs,
+    /// The sparse autoencoder: a directory with SAELens's cfg.json and
+    /// sae_weights.safetensors
+    #[arg(long, value_name = "DIR")]
+    pub sae: PathBuf,
+    /// The SAE reads the residual stream centred over d_model, as one trained on a
+    /// TransformerLens model loaded with center_writing_weights (gpt2-small-res-jb); without
+    /// it, what the SAE's cfg.json says (model_from_pretrained_kwargs), else not centred
+    #[arg(long)]
+    pub sae_centered: bool,
+    /// Features listed per token, the most active first
+    #[arg(short = 'k', long = "top-k", value_name = "K", default_value_t = 5,
+          value_parser = at_least_one)]
+    pub top_k: u32,
 }
 
 #[derive(Debug, Args)]

@@ -899,3 +899,43 @@ mod grid_tests {
         assert_eq!(slices[1].1, vec![vec![3.0, 4.5]]);
     }
 }
+
+/// One feature's activation at a token.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeatureValue {
+    pub id: usize,
+    pub activation: f32,
+}
+
+/// `features`: an SAE's features at each token and what its reconstruction costs.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeaturesReport {
+    #[serde(flatten)]
+    pub header: Header,
+    /// The SAE's directory.
+    pub sae: String,
+    pub hook: String,
+    /// SAELens's `architecture`: standard, topk, jumprelu or gated.
+    pub architecture: String,
+    /// The `k` of a topk SAE.
+    pub k: Option<usize>,
+    pub d_sae: usize,
+    /// Whether the SAE read the residual stream centred over d_model.
+    pub centered: bool,
+    pub input_ids: Vec<u32>,
+    pub tokens: Vec<String>,
+    /// Per token, the most active features first (active ones only, at most `-k`).
+    pub features: Vec<Vec<FeatureValue>>,
+    /// Per token, how many features are active (non-zero).
+    pub l0: Vec<usize>,
+    /// Mean over tokens of ‖x − x̂‖² (SAELens's `mse`).
+    pub mse: f64,
+    /// Fraction of variance explained (SAELens's `explained_variance`).
+    pub fve: f64,
+    /// Mean next-token cross-entropy of the clean run; `null` for a one-token text.
+    pub ce_clean: Option<f64>,
+    /// The same with the reconstruction spliced in at the hook at every position.
+    pub ce_spliced: Option<f64>,
+    /// KL(clean ‖ spliced), averaged over positions.
+    pub kl_spliced: f64,
+}

@@ -12,6 +12,7 @@ mod attribute;
 mod circuit;
 mod dump;
 mod embed;
+mod features;
 mod generate;
 mod heads;
 mod hidden;
@@ -74,6 +75,7 @@ commands! {
     Circuit => circuit,
     Ablate => ablate,
     Attribute => attribute,
+    Features => features,
     Saliency => saliency,
     Heads => heads,
 }

@@ -27,6 +27,18 @@ pub enum Architecture {
     Gated,
 }
 
+impl Architecture {
+    /// SAELens's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::Standard => "standard",
+            Architecture::TopK { .. } => "topk",
+            Architecture::JumpRelu => "jumprelu",
+            Architecture::Gated => "gated",
+        }
+    }
+}
+
 /// `normalize_activations`: what SAELens does to the input before encoding and undoes after
 /// decoding (`expected_average_only_in` does nothing at inference in `load_from_disk`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -379,4 +391,105 @@ impl Norm {
             Norm::Standardized { mu, std } => y.broadcast_mul(std)?.broadcast_add(mu)?,
         })
     }
+}
+
+/// One text through the model and an SAE at its hook: the feature activations, how well
+/// they reconstruct the activation (SAELens's evals: `mse` = mean over tokens of
+/// ‖x − x̂‖², `fve` = 1 − mse / (E‖x‖² − ‖E x‖²)), and the next-token loss with the
+/// reconstruction spliced in at every position (cross-entropy over the text's next tokens,
+/// and KL(clean ‖ spliced) averaged over positions).
+pub struct SaeRun {
+    /// `(T, d_sae)`.
+    pub acts: Tensor,
+    pub mse: f64,
+    pub fve: f64,
+    /// `None` for a one-token text (nothing to predict).
+    pub ce_clean: Option<f64>,
+    pub ce_spliced: Option<f64>,
+    pub kl_spliced: f64,
+}
+
+/// Runs `ids` `(1, T)`; `centered`: the SAE reads the residual stream with its mean over
+/// d_model removed (what a TransformerLens model with `center_writing_weights` carries),
+/// and the reconstruction gets the mean back before it is spliced in (no reader of the
+/// residual stream sees the mean: each starts with a layer norm).
+pub fn run(
+    model: &super::Gpt2,
+    sae: &Sae,
+    hook: Hook,
+    ids: &Tensor,
+    centered: bool,
+) -> Result<SaeRun> {
+    use super::tap::Edit;
+    use super::{AllLogits, CaptureSpec, Inputs, Request};
+    let req = Request {
+        capture: CaptureSpec::default(),
+        logits: AllLogits,
+    };
+    let mut seen = None;
+    let mut record = Edit {
+        hook,
+        edit: |x: &Tensor| {
+            seen = Some(x.squeeze(0)?);
+            Ok(x.clone())
+        },
+    };
+    let clean = model.run(Inputs::new(ids), &req, &mut record)?.squeeze(0)?; // (T, V)
+    let x = seen.ok_or_else(|| anyhow!("the forward pass never reached {hook}"))?; // (T, d)
+    let mean = x.mean_keepdim(D::Minus1)?; // (T, 1)
+    let input = match centered {
+        true => x.broadcast_sub(&mean)?,
+        false => x.clone(),
+    };
+    let (acts, norm) = sae.encode(&input)?;
+    let recon = sae.decode(&acts, &norm)?; // (T, d)
+    let (mse, fve) = reconstruction(&input, &recon)?;
+    let back = match centered {
+        true => recon.broadcast_add(&mean)?,
+        false => recon,
+    };
+    let mut splice = Edit {
+        hook,
+        edit: |_: &Tensor| Ok(back.unsqueeze(0)?),
+    };
+    let spliced = model.run(Inputs::new(ids), &req, &mut splice)?.squeeze(0)?;
+    let ids = ids.squeeze(0)?.to_vec1::<u32>()?;
+    let (clean, spliced) = (clean.to_vec2::<f32>()?, spliced.to_vec2::<f32>()?);
+    let kl = clean
+        .iter()
+        .zip(&spliced)
+        .map(|(c, s)| crate::dist::kl(c, s))
+        .sum::<f64>();
+    Ok(SaeRun {
+        acts,
+        mse,
+        fve,
+        ce_clean: cross_entropy(&clean, &ids),
+        ce_spliced: cross_entropy(&spliced, &ids),
+        kl_spliced: kl / clean.len() as f64,
+    })
+}
+
+/// `(mse, fve)` of a reconstruction `(T, d)`, in f64.
+fn reconstruction(x: &Tensor, recon: &Tensor) -> Result<(f64, f64)> {
+    let (x, r) = (x.to_dtype(DType::F64)?, recon.to_dtype(DType::F64)?);
+    let t = x.dim(0)? as f64;
+    let mse = (&x - &r)?.sqr()?.sum_all()?.to_scalar::<f64>()? / t;
+    let mean_sq = x.sqr()?.sum_all()?.to_scalar::<f64>()? / t;
+    let mean = x.mean(0)?.sqr()?.sum_all()?.to_scalar::<f64>()?;
+    let total = mean_sq - mean;
+    let fve = match total < 1e-10 {
+        true => f64::from(u8::from(mse < 1e-10)),
+        false => 1.0 - mse / total,
+    };
+    Ok((mse, fve))
+}
+
+/// Mean −log p(ids[t+1] | logits[t]) over the text, `None` with nothing to predict.
+fn cross_entropy(logits: &[Vec<f32>], ids: &[u32]) -> Option<f64> {
+    let n = ids.len().checked_sub(1).filter(|&n| n > 0)?;
+    let sum: f64 = (0..n)
+        .map(|t| -crate::dist::log_prob(&logits[t], ids[t + 1] as usize))
+        .sum();
+    Some(sum / n as f64)
 }

@@ -7,7 +7,9 @@ use crate::reports::{
     AttentionReport, DumpReport, EmbedReport, HiddenReport, HookRow, HooksReport, InfoReport,
     LensReport, NextReport, Prediction, ShapeStep, TokenizeReport, TraceReport,
 };
-use crate::reports::{GenerateReport, HeadMap, Padding, ScoreReport, StreamedToken, WrittenReport};
+use crate::reports::{
+    FeaturesReport, GenerateReport, HeadMap, Padding, ScoreReport, StreamedToken, WrittenReport,
+};
 
 #[derive(Clone, Copy)]
 pub(crate) enum Align {
@@ -696,6 +698,59 @@ impl GenerateStream {
 
 pub fn written(out: &mut dyn Write, r: &WrittenReport) -> io::Result<()> {
     writeln!(out, "wrote {} ({} bytes): {}", r.path, r.bytes, r.contents)
+}
+
+pub fn features(out: &mut dyn Write, r: &FeaturesReport) -> io::Result<()> {
+    use Align::*;
+    let centred = if r.centered {
+        ", input centred over d_model"
+    } else {
+        ""
+    };
+    let k = r.k.map(|k| format!(" k {k},")).unwrap_or_default();
+    writeln!(
+        out,
+        "sae  {} ({},{k} {} features) at {}{centred}",
+        r.sae, r.architecture, r.d_sae, r.hook
+    )?;
+    writeln!(out)?;
+    let rows: Vec<Vec<String>> = (r.tokens.iter().enumerate())
+        .map(|(t, token)| {
+            let fired: Vec<String> = (r.features[t].iter())
+                .map(|f| format!("{}:{:.3}", f.id, f.activation))
+                .collect();
+            vec![
+                t.to_string(),
+                quoted(token),
+                r.l0[t].to_string(),
+                fired.join("  "),
+            ]
+        })
+        .collect();
+    columns(
+        out,
+        &["position", "token", "l0", "top features (id:activation)"],
+        &[Right, Left, Right, Left],
+        &rows,
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "reconstruction  mse {:.6}  variance explained {:.4}",
+        r.mse, r.fve
+    )?;
+    match (r.ce_clean, r.ce_spliced) {
+        (Some(clean), Some(spliced)) => writeln!(
+            out,
+            "next-token loss  {clean:.4} clean, {spliced:.4} with the reconstruction spliced in (KL {:.4})",
+            r.kl_spliced
+        ),
+        _ => writeln!(
+            out,
+            "next-token loss  none to measure (one token); KL with the reconstruction spliced in {:.4}",
+            r.kl_spliced
+        ),
+    }
 }
 
 #[cfg(test)]

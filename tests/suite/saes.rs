@@ -151,3 +151,106 @@ fn unsupported_and_impossible_configs_are_refused() {
         "{e}"
     );
 }
+
+/// `features --json` against SAELens's activations and HF's logits: each token's top
+/// features and L0, the reconstruction's mse and variance explained (SAELens's evals), and
+/// the next-token loss and KL with SAELens's reconstruction spliced in.
+#[test]
+fn features_reports_what_saelens_computes() {
+    let r = reference();
+    let prompts: Vec<String> = serde_json::from_str(&r.meta["prompts"]).unwrap();
+    let names: Vec<String> = serde_json::from_str(&r.meta["saes"]).unwrap();
+    for name in &names {
+        let dir = fixtures().join("saes").join(name);
+        for (k, text) in prompts.iter().enumerate() {
+            let got =
+                crate::common::json(&["features", text, "--sae", dir.to_str().unwrap(), "-k", "4"]);
+            let acts = r.tensors[&format!("{name}.prompt{k}.acts")]
+                .to_vec2::<f32>()
+                .unwrap();
+            for (t, row) in acts.iter().enumerate() {
+                let listed = got["features"][t].as_array().unwrap();
+                let active: Vec<usize> = (0..row.len()).filter(|&f| row[f] != 0.0).collect();
+                assert_eq!(got["l0"][t], active.len(), "{name} token {t}");
+                let mut order = active.clone();
+                order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+                assert_eq!(listed.len(), order.len().min(4));
+                for (f, want) in listed.iter().zip(&order) {
+                    assert_eq!(f["id"], *want, "{name} token {t}");
+                    let d = (f["activation"].as_f64().unwrap() as f32 - row[*want]).abs();
+                    assert!(d < TOL, "{name} token {t}: {d}");
+                }
+            }
+            let want = expected(&r, name, k);
+            for (field, w, tol) in [
+                ("mse", want.0, want.0 * 1e-6),
+                ("fve", want.1, 1e-4),
+                ("ce_clean", want.2, 1e-4),
+                ("ce_spliced", want.3, 1e-4),
+                ("kl_spliced", want.4, 1e-4),
+            ] {
+                let g = got[field].as_f64().unwrap();
+                assert!(
+                    (g - w).abs() < tol.max(1e-4),
+                    "{name} prompt {k} {field}: {g} against {w}"
+                );
+            }
+        }
+    }
+}
+
+/// (mse, fve, ce_clean, ce_spliced, kl) from SAELens's reconstruction and HF's logits, in
+/// f64, as SAELens's evals define them.
+fn expected(r: &Saes, name: &str, k: usize) -> (f64, f64, f64, f64, f64) {
+    let rows = |key: String| -> Vec<Vec<f64>> {
+        let t = r.tensors[&key].to_dtype(DType::F64).unwrap();
+        t.to_vec2::<f64>().unwrap()
+    };
+    let x = rows(format!("prompt{k}.{}", r.meta["hook"]));
+    let recon = rows(format!("{name}.prompt{k}.recon"));
+    let n = x.len() as f64;
+    let sq = |v: &[f64]| v.iter().map(|a| a * a).sum::<f64>();
+    let mse = x
+        .iter()
+        .zip(&recon)
+        .map(|(a, b)| sq(&a.iter().zip(b).map(|(p, q)| p - q).collect::<Vec<_>>()))
+        .sum::<f64>()
+        / n;
+    let mean: Vec<f64> = (0..x[0].len())
+        .map(|d| x.iter().map(|row| row[d]).sum::<f64>() / n)
+        .collect();
+    let total = x.iter().map(|row| sq(row)).sum::<f64>() / n - sq(&mean);
+    let ids: Vec<u32> = r.tensors[&format!("prompt{k}.input_ids")]
+        .to_dtype(DType::U32)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let clean = rows(format!("prompt{k}.logits"));
+    let spliced = rows(format!("{name}.prompt{k}.spliced_logits"));
+    let log_softmax = |rows: Vec<Vec<f64>>| -> Vec<Vec<f64>> {
+        (rows.into_iter())
+            .map(|row| {
+                let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let z = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+                row.iter().map(|v| v - z).collect()
+            })
+            .collect()
+    };
+    let (clean, spliced) = (log_softmax(clean), log_softmax(spliced));
+    let ce = |l: &[Vec<f64>]| {
+        -(0..ids.len() - 1)
+            .map(|t| l[t][ids[t + 1] as usize])
+            .sum::<f64>()
+            / (ids.len() - 1) as f64
+    };
+    let kl = (clean.iter().zip(&spliced))
+        .map(|(c, s)| {
+            c.iter()
+                .zip(s)
+                .map(|(lc, ls)| lc.exp() * (lc - ls))
+                .sum::<f64>()
+        })
+        .sum::<f64>()
+        / n;
+    (mse, 1.0 - mse / total, ce(&clean), ce(&spliced), kl)
+}

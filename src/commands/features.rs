@@ -1,0 +1,84 @@
+//! `features`: an SAE's features at each token of a text, how well they reconstruct the
+//! activation at the SAE's hook, and the next-token loss with the reconstruction in its
+//! place.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use candle_core::Tensor;
+
+use super::texts::Texts;
+use super::{decoded, Session};
+use crate::cli::FeaturesArgs;
+use crate::dist;
+use crate::model::sae::{self, Architecture, Sae};
+use crate::render::table;
+use crate::reports::{FeatureValue, FeaturesReport};
+
+pub fn run(session: &Session, args: &FeaturesArgs, out: &mut dyn Write) -> Result<()> {
+    let (cfg, _) = session.config()?;
+    let sae = Sae::load(&args.sae).with_context(|| format!("--sae {}", args.sae.display()))?;
+    let hook = sae
+        .hook(&cfg)
+        .with_context(|| format!("--sae {}", args.sae.display()))?;
+    let centered = args.sae_centered || sae.cfg.centered == Some(true);
+    if sae.cfg.prepend_bos && !session.prepend_bos {
+        eprintln!(
+            "warning: this SAE was trained with a BOS before every text; without --prepend-bos \
+             its activations differ from the published ones"
+        );
+    }
+    // The whole model: the spliced run needs the logits.
+    let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
+    let Texts {
+        texts,
+        ids,
+        tokenizer,
+        ..
+    } = &prepared;
+    let mut reports = Vec::with_capacity(texts.len());
+    for (text, ids) in texts.iter().zip(ids) {
+        let input = Tensor::new(ids.as_slice(), model.device())?.unsqueeze(0)?;
+        let r = sae::run(&model, &sae, hook, &input, centered)?;
+        let acts = r.acts.to_vec2::<f32>()?;
+        reports.push(FeaturesReport {
+            header: session.header(Some(text))?,
+            sae: args.sae.display().to_string(),
+            hook: hook.to_string(),
+            architecture: sae.cfg.architecture.name().into(),
+            k: match sae.cfg.architecture {
+                Architecture::TopK { k, .. } => Some(k),
+                _ => None,
+            },
+            d_sae: sae.cfg.d_sae,
+            centered,
+            input_ids: ids.clone(),
+            tokens: decoded(tokenizer, ids)?,
+            features: acts
+                .iter()
+                .map(|row| top(row, args.top_k as usize))
+                .collect(),
+            l0: acts
+                .iter()
+                .map(|row| row.iter().filter(|&&a| a != 0.0).count())
+                .collect(),
+            mse: r.mse,
+            fve: r.fve,
+            ce_clean: r.ce_clean,
+            ce_spliced: r.ce_spliced,
+            kl_spliced: r.kl_spliced,
+        });
+    }
+    prepared.emit(session, out, reports, table::features)
+}
+
+/// The `k` most active features of a token, active ones only, in the tool's one order.
+fn top(acts: &[f32], k: usize) -> Vec<FeatureValue> {
+    (dist::top_k(acts, k).into_iter())
+        .filter(|&f| acts[f] != 0.0)
+        .map(|f| FeatureValue {
+            id: f,
+            activation: acts[f],
+        })
+        .collect()
+}
