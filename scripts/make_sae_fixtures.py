@@ -32,6 +32,7 @@ PROMPTS = ["The cat sat on the mat", "When Mary and John went to the store, John
 LAYER, D_SAE = 1, 64
 HOOK = f"blocks.{LAYER}.hook_resid_pre"
 STEER = (5, 3.0)  # feature, coefficient
+CLAMP = (7, 2.0)  # feature, value: x + (v − f(x)) · W_dec[f]
 
 
 def meta():
@@ -124,6 +125,10 @@ def main():
             ref[f"{name}.prompt{k}.recon"] = recon.contiguous()
             ref[f"{name}.prompt{k}.spliced_logits"] = spliced(model, ids, recon)
             ref[f"{name}.prompt{k}.steered_logits"] = spliced(model, ids, steered)
+            f, v = CLAMP
+            with torch.no_grad():
+                clamped = x + (v - acts[:, f]).unsqueeze(-1) * loaded.W_dec[f]
+            ref[f"{name}.prompt{k}.clamped_logits"] = spliced(model, ids, clamped)
         if name == "standard":
             flat = os.path.join(root, "standard-flat-config")
             os.makedirs(flat)
@@ -137,6 +142,7 @@ def main():
         "prompts": json.dumps(PROMPTS),
         "hook": HOOK,
         "steer": json.dumps(STEER),
+        "clamp": json.dumps(CLAMP),
         "saes": json.dumps(list(SAES)),
         "sae_lens": __import__("sae_lens").__version__,
         "torch": torch.__version__,

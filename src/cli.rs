@@ -590,6 +590,33 @@ pub struct NextArgs {
 
     #[command(flatten)]
     pub top_k: TopKArgs,
+
+    #[command(flatten)]
+    pub steer: SteerArgs,
+}
+
+/// Steering with a sparse autoencoder's features, at the SAE's hook, at every position.
+#[derive(Debug, Args)]
+pub struct SteerArgs {
+    /// The sparse autoencoder whose features --steer, --clamp and --ablate-feature name (a
+    /// directory with SAELens's cfg.json and sae_weights.safetensors)
+    #[arg(help_heading = "Steering", long, value_name = "DIR")]
+    pub sae: Option<PathBuf>,
+    /// The SAE reads the residual stream centred over d_model (see `features --help`)
+    #[arg(help_heading = "Steering", long, requires = "sae")]
+    pub sae_centered: bool,
+    /// Add α · W_dec[F] at the SAE's hook (repeatable)
+    #[arg(help_heading = "Steering", long, value_name = "F=α", requires = "sae",
+          value_parser = feature_value)]
+    pub steer: Vec<(usize, f64)>,
+    /// Set feature F to v: add (v − F's activation) · W_dec[F], the SAE's error kept
+    /// (repeatable)
+    #[arg(help_heading = "Steering", long, value_name = "F=v", requires = "sae",
+          value_parser = feature_value)]
+    pub clamp: Vec<(usize, f64)>,
+    /// Clamp feature F to 0 (repeatable)
+    #[arg(help_heading = "Steering", long, value_name = "F", requires = "sae")]
+    pub ablate_feature: Vec<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -714,6 +741,22 @@ fn probability(s: &str) -> Result<f32, String> {
 }
 
 /// A count that must be 1 or more: says so, rather than clap's `1..=4294967295`.
+/// `F=x`: a feature id and a finite number.
+fn feature_value(s: &str) -> Result<(usize, f64), String> {
+    let (f, x) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not F=value (a feature id, =, a number)"))?;
+    let f = f
+        .trim()
+        .parse::<usize>()
+        .map_err(|_| format!("`{f}` is not a feature id"))?;
+    match x.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok((f, x)),
+        Ok(_) => Err(format!("`{x}` must be finite")),
+        Err(_) => Err(format!("`{x}` is not a number")),
+    }
+}
+
 fn at_least_one(s: &str) -> Result<u32, String> {
     match s.trim().parse::<u32>() {
         Ok(0) => Err("must be at least 1".into()),

@@ -91,6 +91,19 @@ pub struct NextReport {
     pub input_ids: Vec<u32>,
     pub stages: Vec<ShapeStep>,
     pub predictions: Vec<Prediction>,
+    /// With steering flags: what was changed, and the predictions after.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steered: Option<Steered>,
+}
+
+/// A run with an SAE's features steered, clamped or ablated at its hook.
+#[derive(Debug, Clone, Serialize)]
+pub struct Steered {
+    pub sae: String,
+    pub hook: String,
+    /// What was done, one line each: `+3 · W_dec[5]`, `feature 7 clamped to 2`, …
+    pub changes: Vec<String>,
+    pub predictions: Vec<Prediction>,
 }
 
 /// A `[T][T]` (or `[T][d_head]`) matrix of one head.

@@ -24,6 +24,7 @@ mod patch;
 mod report;
 mod saliency;
 mod score;
+mod steer;
 mod tokenize;
 mod trace;
 

@@ -5,17 +5,19 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::DType;
 
+use super::steer::Steering;
 use super::texts::{Computed, Texts};
 use super::{check_top_k, predictions, Session};
 use crate::cli::NextArgs;
 use crate::model::{BlockHook, CaptureSpec, Config, Hook, LastLogits, Request};
 use crate::render::table;
-use crate::reports::{NextReport, ShapeStep};
+use crate::reports::{NextReport, ShapeStep, Steered};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &NextArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
+    let steering = Steering::from_args(&args.steer, &cfg)?;
     let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
     let Texts { cfg, tokenizer, .. } = &prepared;
     let req = Request {
@@ -28,7 +30,19 @@ pub fn run(session: &Session, args: &NextArgs, out: &mut dyn Write) -> Result<()
         out,
         &model,
         &req,
-        |row| build(session, cfg, tokenizer, row, top_k),
+        |row| {
+            let ids = row.ids.to_vec();
+            let mut report = build(session, cfg, tokenizer, row, top_k)?;
+            if let Some(s) = &steering {
+                report.steered = Some(Steered {
+                    sae: s.sae.dir.display().to_string(),
+                    hook: s.hook.to_string(),
+                    changes: s.describe(),
+                    predictions: predictions(tokenizer, &s.last_logits(&model, &ids)?, top_k)?,
+                });
+            }
+            Ok(report)
+        },
         table::next,
     )
 }
@@ -90,5 +104,6 @@ fn build(
         input_ids: ids.to_vec(),
         stages,
         predictions: predictions(tokenizer, &logits.flatten_all()?, top_k)?,
+        steered: None,
     })
 }

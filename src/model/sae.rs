@@ -493,3 +493,48 @@ fn cross_entropy(logits: &[Vec<f32>], ids: &[u32]) -> Option<f64> {
         .sum();
     Some(sum / n as f64)
 }
+
+/// What a steering flag does to one feature at every position.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Change {
+    /// `--steer F=α`: x + α · W_dec[f].
+    Add(f64),
+    /// `--clamp F=v` (`--ablate-feature F`: v = 0): x + (v − f(x)) · W_dec[f], the error
+    /// term kept.
+    Clamp(f64),
+}
+
+/// `x` `(B, T, d_in)` with every change applied, each feature's activation `f(x)` read from
+/// the unchanged `x` (centred first when the SAE reads a centred stream).
+pub fn steer(sae: &Sae, x: &Tensor, changes: &[(usize, Change)], centered: bool) -> Result<Tensor> {
+    let (b, t, d) = x.dims3()?;
+    let mut acts = None;
+    if changes.iter().any(|(_, c)| matches!(c, Change::Clamp(_))) {
+        let flat = x.reshape((b * t, d))?;
+        let input = match centered {
+            true => flat.broadcast_sub(&flat.mean_keepdim(D::Minus1)?)?,
+            false => flat,
+        };
+        acts = Some(sae.encode(&input)?.0); // (B·T, d_sae)
+    }
+    let mut out = x.clone();
+    for &(f, change) in changes {
+        ensure!(
+            f < sae.cfg.d_sae,
+            "feature {f} is out of range: the SAE has {} (0 to {})",
+            sae.cfg.d_sae,
+            sae.cfg.d_sae - 1
+        );
+        let direction = sae.w_dec.get(f)?; // (d_in,)
+        let scale = match (change, &acts) {
+            (Change::Add(alpha), _) => Tensor::full(alpha as f32, (b * t, 1), x.device())?,
+            (Change::Clamp(v), Some(a)) => a.narrow(1, f, 1)?.affine(-1.0, v)?, // (B·T, 1)
+            (Change::Clamp(_), None) => unreachable!("encoded above"),
+        };
+        let delta = scale
+            .broadcast_mul(&direction.unsqueeze(0)?)?
+            .reshape((b, t, d))?;
+        out = (out + delta)?;
+    }
+    Ok(out)
+}

@@ -183,7 +183,20 @@ pub(crate) fn predictions(out: &mut dyn Write, preds: &[Prediction]) -> io::Resu
 pub fn next(out: &mut dyn Write, r: &NextReport) -> io::Result<()> {
     stages(out, &r.stages)?;
     writeln!(out)?;
-    predictions(out, &r.predictions)
+    let Some(s) = &r.steered else {
+        return predictions(out, &r.predictions);
+    };
+    writeln!(out, "before")?;
+    predictions(out, &r.predictions)?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "after {} at {} (SAE {})",
+        s.changes.join(", "),
+        s.hook,
+        s.sae
+    )?;
+    predictions(out, &s.predictions)
 }
 
 pub fn trace(out: &mut dyn Write, r: &TraceReport) -> io::Result<()> {

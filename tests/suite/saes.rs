@@ -254,3 +254,87 @@ fn expected(r: &Saes, name: &str, k: usize) -> (f64, f64, f64, f64, f64) {
         / n;
     (mse, 1.0 - mse / total, ce(&clean), ce(&spliced), kl)
 }
+
+/// `next --sae … --steer F=α` / `--clamp F=v` / `--ablate-feature F`: the predictions before
+/// are the clean run's, after are HF's logits with SAELens's direction added (or the feature
+/// set to v from SAELens's own activation) at every position.
+#[test]
+fn next_steers_clamps_and_ablates_features() {
+    let r = reference();
+    let prompts: Vec<String> = serde_json::from_str(&r.meta["prompts"]).unwrap();
+    let (sf, alpha): (usize, f64) = serde_json::from_str(&r.meta["steer"]).unwrap();
+    let (cf, v): (usize, f64) = serde_json::from_str(&r.meta["clamp"]).unwrap();
+    let names: Vec<String> = serde_json::from_str(&r.meta["saes"]).unwrap();
+    for name in &names {
+        let dir = fixtures().join("saes").join(name);
+        for (k, text) in prompts.iter().enumerate() {
+            for (flag, value, key) in [
+                ("--steer", format!("{sf}={alpha}"), "steered_logits"),
+                ("--clamp", format!("{cf}={v}"), "clamped_logits"),
+            ] {
+                let args = [
+                    "next",
+                    text,
+                    "-k",
+                    "5",
+                    "--sae",
+                    dir.to_str().unwrap(),
+                    flag,
+                    &value,
+                ];
+                let got = crate::common::json(&args);
+                let all = &r.tensors[&format!("{name}.prompt{k}.{key}")];
+                let want = flat(&all.get(all.dim(0).unwrap() - 1).unwrap());
+                let clean = &r.tensors[&format!("prompt{k}.logits")];
+                let clean = flat(&clean.get(clean.dim(0).unwrap() - 1).unwrap());
+                for (field, want) in [
+                    (&got["steered"]["predictions"], &want),
+                    (&got["predictions"], &clean),
+                ] {
+                    let preds = field.as_array().unwrap();
+                    assert_eq!(preds.len(), 5);
+                    let top = gpt2_inspect::dist::top_k(want, 5);
+                    for (p, id) in preds.iter().zip(top) {
+                        assert_eq!(p["id"], id, "{name} {flag}");
+                        let d = (p["logit"].as_f64().unwrap() as f32 - want[id]).abs();
+                        assert!(d < TOL, "{name} {flag}: {d}");
+                    }
+                }
+            }
+        }
+    }
+    // --ablate-feature F is --clamp F=0.
+    let dir = fixtures().join("saes/topk");
+    let dir = dir.to_str().unwrap();
+    let a = crate::common::json(&["next", &prompts[0], "--sae", dir, "--ablate-feature", "40"]);
+    let b = crate::common::json(&["next", &prompts[0], "--sae", dir, "--clamp", "40=0"]);
+    assert_eq!(a["steered"]["predictions"], b["steered"]["predictions"]);
+    assert_eq!(
+        a["steered"]["changes"],
+        serde_json::json!(["feature 40 ablated"])
+    );
+}
+
+#[test]
+fn steering_flags_are_checked() {
+    let dir = fixtures().join("saes/topk");
+    let dir = dir.to_str().unwrap();
+    let next = |extra: &[&str]| {
+        let mut c = crate::common::cmd();
+        c.args(["next", "The cat"]).args(extra);
+        c
+    };
+    crate::common::fails(
+        &mut next(&["--sae", dir, "--steer", "64=1"]),
+        2,
+        &["feature 64 is out of range", "64 features"],
+    );
+    crate::common::fails(&mut next(&["--steer", "1=1"]), 2, &["--sae"]);
+    crate::common::fails(
+        &mut next(&["--sae", dir, "--steer", "1=nan"]),
+        2,
+        &["must be finite"],
+    );
+    crate::common::fails(&mut next(&["--sae", dir, "--steer", "x"]), 2, &["F=value"]);
+    crate::common::fails(&mut next(&["--sae", dir]), 2, &["--steer F=α"]);
+}

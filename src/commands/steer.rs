@@ -1,0 +1,81 @@
+//! The steering flags (`--sae` with `--steer`, `--clamp`, `--ablate-feature`): an SAE's
+//! features changed at its hook, at every position, as an [`Edit`] tap.
+
+use anyhow::{Context, Result};
+use candle_core::Tensor;
+
+use crate::cli::SteerArgs;
+use crate::error::usage;
+use crate::model::sae::{self, Change, Sae};
+use crate::model::tap::Edit;
+use crate::model::{Config, Gpt2, Hook, Inputs, LastLogits, Request};
+
+pub(super) struct Steering {
+    pub sae: Sae,
+    pub hook: Hook,
+    pub changes: Vec<(usize, Change)>,
+    pub centered: bool,
+}
+
+impl Steering {
+    /// The flags' steering, `None` without `--sae`; feature ids are checked against the SAE.
+    pub fn from_args(args: &SteerArgs, cfg: &Config) -> Result<Option<Self>> {
+        let Some(dir) = &args.sae else {
+            return Ok(None);
+        };
+        let named = || format!("--sae {}", dir.display());
+        let sae = Sae::load(dir).with_context(named)?;
+        let hook = sae.hook(cfg).with_context(named)?;
+        let changes: Vec<(usize, Change)> = (args.steer.iter().map(|&(f, a)| (f, Change::Add(a))))
+            .chain(args.clamp.iter().map(|&(f, v)| (f, Change::Clamp(v))))
+            .chain(args.ablate_feature.iter().map(|&f| (f, Change::Clamp(0.0))))
+            .collect();
+        if changes.is_empty() {
+            return Err(usage(
+                "--sae: give --steer F=α, --clamp F=v or --ablate-feature F",
+            ));
+        }
+        if let Some((f, _)) = changes.iter().find(|(f, _)| *f >= sae.cfg.d_sae) {
+            return Err(usage(format!(
+                "feature {f} is out of range: the SAE in {} has {} features (0 to {})",
+                dir.display(),
+                sae.cfg.d_sae,
+                sae.cfg.d_sae - 1
+            )));
+        }
+        let centered = args.sae_centered || sae.cfg.centered == Some(true);
+        Ok(Some(Steering {
+            sae,
+            hook,
+            changes,
+            centered,
+        }))
+    }
+
+    /// What each change does, as the output says it.
+    pub fn describe(&self) -> Vec<String> {
+        (self.changes.iter())
+            .map(|&(f, c)| match c {
+                Change::Add(a) => format!("{a:+} · W_dec[{f}]"),
+                Change::Clamp(0.0) => format!("feature {f} ablated"),
+                Change::Clamp(v) => format!("feature {f} clamped to {v}"),
+            })
+            .collect()
+    }
+
+    /// The last position's logits `(V,)` of `ids` with the changes applied.
+    pub fn last_logits(&self, model: &Gpt2, ids: &[u32]) -> Result<Tensor> {
+        let input = Tensor::new(ids, model.device())?.unsqueeze(0)?;
+        let req = Request {
+            capture: Default::default(),
+            logits: LastLogits,
+        };
+        let mut tap = Edit {
+            hook: self.hook,
+            edit: |x: &Tensor| sae::steer(&self.sae, x, &self.changes, self.centered),
+        };
+        Ok(model
+            .run(Inputs::new(&input), &req, &mut tap)?
+            .flatten_all()?)
+    }
+}
