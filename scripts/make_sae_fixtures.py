@@ -32,7 +32,8 @@ PROMPTS = ["The cat sat on the mat", "When Mary and John went to the store, John
 LAYER, D_SAE = 1, 64
 HOOK = f"blocks.{LAYER}.hook_resid_pre"
 STEER = (5, 3.0)  # feature, coefficient
-CLAMP = (7, 2.0)  # feature, value: x + (v − f(x)) · W_dec[f]
+CLAMP = (7, 2.0)
+FEATURES = [5, 40]  # whose logit tables are recorded  # feature, value: x + (v − f(x)) · W_dec[f]
 
 
 def meta():
@@ -129,6 +130,10 @@ def main():
             with torch.no_grad():
                 clamped = x + (v - acts[:, f]).unsqueeze(-1) * loaded.W_dec[f]
             ref[f"{name}.prompt{k}.clamped_logits"] = spliced(model, ids, clamped)
+        with torch.no_grad():
+            for f in FEATURES:
+                # The decoder direction through the unembedding (Neuronpedia's logit tables).
+                ref[f"{name}.feature{f}.logits"] = (loaded.W_dec[f] @ model.lm_head.weight.T).contiguous()
         if name == "standard":
             flat = os.path.join(root, "standard-flat-config")
             os.makedirs(flat)
@@ -143,6 +148,7 @@ def main():
         "hook": HOOK,
         "steer": json.dumps(STEER),
         "clamp": json.dumps(CLAMP),
+        "features": json.dumps(FEATURES),
         "saes": json.dumps(list(SAES)),
         "sae_lens": __import__("sae_lens").__version__,
         "torch": torch.__version__,

@@ -118,7 +118,7 @@ impl Command {
             | Command::Attribute(_)
             | Command::Saliency(_)
             | Command::Heads(_) => &[],
-            Command::Features(_) => &[Color],
+            Command::Features(_) | Command::Feature(_) => &[Color],
             Command::Next(_)
             | Command::Trace(_)
             | Command::Embed(_)
@@ -358,6 +358,13 @@ pub enum Command {
         after_help = "Examples:\n  gpt2-inspect features \"The cat sat on the mat\" --sae DIR\n  gpt2-inspect features \"The cat sat on the mat\" --sae DIR -k 10 --json\n\nDIR holds SAELens's cfg.json and sae_weights.safetensors (what SAE.save_model writes)."
     )]
     Features(FeaturesArgs),
+    /// One or more SAE features: the tokens each one's decoder direction promotes and
+    /// suppresses (W_dec[f] · W_Uᵀ), and with texts (a corpus: --file F --lines) where it
+    /// fires most, how often, and how strongly
+    #[command(
+        after_help = "Examples:\n  gpt2-inspect feature 12 --sae DIR\n  gpt2-inspect feature 12,99,3001 --sae DIR --file corpus.txt --lines\n\nWithout TEXT or --file only the logit tables are shown."
+    )]
+    Feature(FeatureArgs),
     /// Input attribution: how much each input token matters to the prediction (gradient,
     /// input × gradient, integrated gradients as Captum computes them, or attention rollout)
     #[command(
@@ -741,6 +748,21 @@ fn probability(s: &str) -> Result<f32, String> {
 }
 
 /// A count that must be 1 or more: says so, rather than clap's `1..=4294967295`.
+/// Feature ids as `feature` takes them: `12,99,3001`.
+#[derive(Debug, Clone)]
+pub struct FeatureIds(pub Vec<usize>);
+
+fn feature_ids(s: &str) -> Result<FeatureIds, String> {
+    let ids = (s.split(','))
+        .map(|f| {
+            f.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("`{f}` is not a feature id"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(FeatureIds(ids))
+}
+
 /// `F=x`: a feature id and a finite number.
 fn feature_value(s: &str) -> Result<(usize, f64), String> {
     let (f, x) = s
@@ -985,6 +1007,32 @@ pub struct FeaturesArgs {
     #[arg(short = 'k', long = "top-k", value_name = "K", default_value_t = 5,
           value_parser = at_least_one)]
     pub top_k: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct FeatureArgs {
+    /// Feature ids, comma-separated (one pass over the corpus serves them all)
+    #[arg(value_name = "IDS", value_parser = feature_ids)]
+    pub ids: FeatureIds,
+    #[command(flatten)]
+    pub input: TextArgs,
+    /// The sparse autoencoder (a directory with SAELens's cfg.json and
+    /// sae_weights.safetensors)
+    #[arg(long, value_name = "DIR")]
+    pub sae: PathBuf,
+    /// The SAE reads the residual stream centred over d_model (see `features --help`)
+    #[arg(long)]
+    pub sae_centered: bool,
+    /// Tokens listed in each logit table
+    #[arg(short = 'k', long = "top-k", value_name = "K", default_value_t = 10,
+          value_parser = at_least_one)]
+    pub top_k: u32,
+    /// Top-activating contexts kept per feature
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = at_least_one)]
+    pub contexts: u32,
+    /// Tokens shown either side of a context's peak
+    #[arg(long, value_name = "W", default_value_t = 8)]
+    pub window: u32,
 }
 
 #[derive(Debug, Args)]

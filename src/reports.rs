@@ -952,3 +952,58 @@ pub struct FeaturesReport {
     /// KL(clean ‖ spliced), averaged over positions.
     pub kl_spliced: f64,
 }
+
+/// A token and a value (a logit a feature adds).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenValue {
+    pub id: u32,
+    pub token: String,
+    pub value: f32,
+}
+
+/// Where a feature peaked in one text: the tokens around the peak and its activation at
+/// each.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeatureContext {
+    /// The text's index in the corpus (0-based; with --lines, among non-empty lines).
+    pub text: usize,
+    pub peak: f32,
+    pub peak_position: usize,
+    /// The position of `tokens[0]` in the text.
+    pub start: usize,
+    pub tokens: Vec<String>,
+    pub activations: Vec<f32>,
+}
+
+/// A feature's activations over a corpus.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeatureCorpus {
+    pub texts: usize,
+    pub tokens: u64,
+    /// The fraction of tokens where it fires (activation ≠ 0).
+    pub density: f64,
+    /// Counts of the non-zero activations in bins of `bin_width` from 0.
+    pub bin_width: f32,
+    pub histogram: Vec<u64>,
+    pub contexts: Vec<FeatureContext>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FeatureRow {
+    pub id: usize,
+    /// W_dec[f] · W_Uᵀ: the tokens it promotes most, highest first.
+    pub top_logits: Vec<TokenValue>,
+    /// … and suppresses most, lowest first.
+    pub bottom_logits: Vec<TokenValue>,
+    pub corpus: Option<FeatureCorpus>,
+}
+
+/// `feature`: one or more SAE features.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeatureReport {
+    #[serde(flatten)]
+    pub header: Header,
+    pub sae: String,
+    pub hook: String,
+    pub features: Vec<FeatureRow>,
+}

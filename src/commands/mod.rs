@@ -12,6 +12,7 @@ mod attribute;
 mod circuit;
 mod dump;
 mod embed;
+mod feature;
 mod features;
 mod generate;
 mod heads;
@@ -77,6 +78,7 @@ commands! {
     Ablate => ablate,
     Attribute => attribute,
     Features => features,
+    Feature => feature,
     Saliency => saliency,
     Heads => heads,
 }

@@ -192,6 +192,7 @@ impl Machine<'_> {
         Ok(())
     }
 
+    /// The opcodes that push constants, numbers and strings.
     fn step(&mut self, op: u8) -> Result<()> {
         match op {
             0x80 => ensure!(self.take(1)?[0] <= 5, "an unknown pickle protocol"),
@@ -235,6 +236,14 @@ impl Machine<'_> {
                 let b = self.take(n)?.to_vec();
                 self.stack.push(Value::Bytes(b));
             }
+            _ => self.step_structure(op)?,
+        }
+        Ok(())
+    }
+
+    /// The opcodes that build tuples and use the memo.
+    fn step_structure(&mut self, op: u8) -> Result<()> {
+        match op {
             b'(' => self.marks.push(self.stack.len()),
             b't' => {
                 let items = self.pop_mark()?;

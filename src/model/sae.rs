@@ -422,20 +422,12 @@ pub fn run(
 ) -> Result<SaeRun> {
     use super::tap::Edit;
     use super::{AllLogits, CaptureSpec, Inputs, Request};
+    let (x, clean) = record_at(model, ids, hook, AllLogits)?; // (T, d), (1, T, V)
+    let clean = clean.squeeze(0)?; // (T, V)
     let req = Request {
         capture: CaptureSpec::default(),
         logits: AllLogits,
     };
-    let mut seen = None;
-    let mut record = Edit {
-        hook,
-        edit: |x: &Tensor| {
-            seen = Some(x.squeeze(0)?);
-            Ok(x.clone())
-        },
-    };
-    let clean = model.run(Inputs::new(ids), &req, &mut record)?.squeeze(0)?; // (T, V)
-    let x = seen.ok_or_else(|| anyhow!("the forward pass never reached {hook}"))?; // (T, d)
     let mean = x.mean_keepdim(D::Minus1)?; // (T, 1)
     let input = match centered {
         true => x.broadcast_sub(&mean)?,
@@ -468,6 +460,47 @@ pub fn run(
         ce_spliced: cross_entropy(&spliced, &ids),
         kl_spliced: kl / clean.len() as f64,
     })
+}
+
+/// The activation `(T, d)` at `hook` of `ids` `(1, T)`, and the logits `logits` asks for.
+fn record_at<W: super::WantLogits>(
+    model: &super::Gpt2,
+    ids: &Tensor,
+    hook: Hook,
+    logits: W,
+) -> Result<(Tensor, W::Out)> {
+    // The spec names the hook so that a run without logits goes as far as it.
+    let req = super::Request {
+        capture: super::CaptureSpec::new([hook]),
+        logits,
+    };
+    let mut seen = None;
+    let mut record = super::tap::Edit {
+        hook,
+        edit: |x: &Tensor| {
+            seen = Some(x.squeeze(0)?);
+            Ok(x.clone())
+        },
+    };
+    let out = model.run(super::Inputs::new(ids), &req, &mut record)?;
+    let x = seen.ok_or_else(|| anyhow!("the forward pass never reached {hook}"))?;
+    Ok((x, out))
+}
+
+/// The SAE's feature activations `(T, d_sae)` for `ids` `(1, T)` (no logits computed).
+pub fn activations(
+    model: &super::Gpt2,
+    sae: &Sae,
+    hook: Hook,
+    ids: &Tensor,
+    centered: bool,
+) -> Result<Tensor> {
+    let (x, ()) = record_at(model, ids, hook, super::NoLogits)?;
+    let x = match centered {
+        true => x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?,
+        false => x,
+    };
+    Ok(sae.encode(&x)?.0)
 }
 
 /// `(mse, fve)` of a reconstruction `(T, d)`, in f64.
@@ -537,4 +570,107 @@ pub fn steer(sae: &Sae, x: &Tensor, changes: &[(usize, Change)], centered: bool)
         out = (out + delta)?;
     }
     Ok(out)
+}
+
+/// Feature `f`'s decoder direction read through the unembedding, `W_dec[f] · W_Uᵀ` `(V,)`:
+/// the logits it adds directly (Neuronpedia's logit tables).
+pub fn direct_logits(model: &super::Gpt2, sae: &Sae, f: usize) -> Result<Vec<f32>> {
+    ensure!(
+        f < sae.cfg.d_sae,
+        "feature {f} is out of range: the SAE has {} features",
+        sae.cfg.d_sae
+    );
+    let row = sae.w_dec.get(f)?.unsqueeze(0)?; // (1, d_in)
+    Ok(model
+        .unembedding()
+        .matmul_t(&row)?
+        .flatten_all()?
+        .to_vec1()?)
+}
+
+/// A feature's activations over a corpus, kept in bounded memory: how often it fires, a
+/// histogram of its non-zero activations whose range doubles as larger ones arrive, and
+/// the contexts where it peaked highest.
+#[derive(Debug, Clone)]
+pub struct FeatureStats {
+    pub tokens: u64,
+    pub active: u64,
+    /// Bin i counts activations in [i·w, (i+1)·w), w = `top / BINS`.
+    pub bins: Vec<u64>,
+    pub top: f32,
+    /// The texts where it peaked highest, highest first, at most `keep`.
+    pub peaks: Vec<Peak>,
+    keep: usize,
+    window: usize,
+}
+
+/// Where a feature peaked in one text, with its activations `window` tokens either side.
+#[derive(Debug, Clone)]
+pub struct Peak {
+    pub value: f32,
+    pub text: usize,
+    pub position: usize,
+    /// The first position of `acts`.
+    pub start: usize,
+    pub acts: Vec<f32>,
+}
+
+const BINS: usize = 32;
+
+impl FeatureStats {
+    pub fn new(keep: usize, window: usize) -> Self {
+        let bins = vec![0; BINS];
+        FeatureStats {
+            tokens: 0,
+            active: 0,
+            bins,
+            top: 1.0,
+            peaks: Vec::new(),
+            keep,
+            window,
+        }
+    }
+
+    /// One text's activations of the feature, a value per token.
+    pub fn add(&mut self, text: usize, acts: &[f32]) {
+        self.tokens += acts.len() as u64;
+        for &a in acts.iter().filter(|&&a| a != 0.0) {
+            self.active += 1;
+            while a.abs() >= self.top {
+                // Twice the range: each pair of bins becomes one.
+                let merged: Vec<u64> = self.bins.chunks(2).map(|p| p.iter().sum()).collect();
+                self.bins = merged
+                    .into_iter()
+                    .chain(std::iter::repeat(0))
+                    .take(BINS)
+                    .collect();
+                self.top *= 2.0;
+            }
+            self.bins[((a.abs() / self.top) * BINS as f32) as usize % BINS] += 1;
+        }
+        let peak = (acts.iter().enumerate()).max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)));
+        if let Some((position, &value)) = peak.filter(|(_, &v)| v > 0.0) {
+            let start = position.saturating_sub(self.window);
+            let end = (position + self.window + 1).min(acts.len());
+            let acts = acts[start..end].to_vec();
+            self.peaks.push(Peak {
+                value,
+                text,
+                position,
+                start,
+                acts,
+            });
+            self.peaks
+                .sort_by(|a, b| b.value.total_cmp(&a.value).then(a.text.cmp(&b.text)));
+            self.peaks.truncate(self.keep);
+        }
+    }
+
+    /// The fraction of tokens where the feature fires.
+    pub fn density(&self) -> f64 {
+        match self.tokens {
+            0 => 0.0,
+            n => self.active as f64 / n as f64,
+        }
+    }
 }

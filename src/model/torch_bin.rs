@@ -52,10 +52,36 @@ pub fn tensors(path: &Path, file: &File, file_len: u64) -> Result<Vec<Stored>> {
         return Err(invalid("not a zip archive (torch.save writes one)".into()));
     }
     let (members, pkl) = members(file).map_err(|e| invalid(format!("{e:#}")))?;
-    let Some(prefix) = pkl.strip_suffix("data.pkl") else {
-        unreachable!("members() finds data.pkl")
-    };
-    let data = &members[&pkl];
+    let prefix = pkl
+        .strip_suffix("data.pkl")
+        .expect("members() finds data.pkl");
+    let mut out = Vec::new();
+    for (name, t) in state_dict(path, file, &members, &pkl)? {
+        let m = members.get(&format!("{prefix}data/{}", t.storage.key));
+        let m = m.ok_or_else(|| {
+            invalid(format!(
+                "tensor {name}'s storage {} is missing",
+                t.storage.key
+            ))
+        })?;
+        let v =
+            view(&name, &t, m, file_len).map_err(|e| invalid(format!("tensor {name}: {e:#}")))?;
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// The named tensors of the archive's `data.pkl`, once its byte order is checked.
+fn state_dict(
+    path: &Path,
+    file: &File,
+    members: &HashMap<String, Member>,
+    pkl: &str,
+) -> Result<Vec<(String, TensorRef)>> {
+    let prefix = pkl
+        .strip_suffix("data.pkl")
+        .expect("members() finds data.pkl");
+    let data = &members[pkl];
     ensure!(
         data.size <= MAX_PICKLE,
         "{}: its data.pkl has {} bytes, more than a state dict's",
@@ -77,39 +103,25 @@ pub fn tensors(path: &Path, file: &File, file_len: u64) -> Result<Vec<Stored>> {
             path.display()
         );
     }
-    let state = pickle::load(&bytes).map_err(|e| {
+    let not_tensors = |why: String| {
         anyhow!(
-            "{} is not a tensor checkpoint: {e:#}; gpt2-inspect reads only tensors and \
-             runs nothing a pickle names",
+            "{} is not a tensor checkpoint: {why}; gpt2-inspect reads only tensors and runs \
+             nothing a pickle names",
             path.display()
         )
-    })?;
-    let Value::Dict(items) = state else {
-        bail!(
-            "{} is not a tensor checkpoint: it holds no state dict",
-            path.display()
-        );
     };
-    let mut out = Vec::with_capacity(items.len());
-    for (k, v) in items {
-        let (Value::Str(name), Value::Tensor(t)) = (k, v) else {
-            bail!(
-                "{} is not a tensor checkpoint: its state dict holds something other than named tensors",
-                path.display()
-            );
-        };
-        let m = members.get(&format!("{prefix}data/{}", t.storage.key));
-        let m = m.ok_or_else(|| {
-            invalid(format!(
-                "tensor {name}'s storage {} is missing",
-                t.storage.key
-            ))
-        })?;
-        out.push(
-            view(&name, &t, m, file_len).map_err(|e| invalid(format!("tensor {name}: {e:#}")))?,
-        );
-    }
-    Ok(out)
+    let state = pickle::load(&bytes).map_err(|e| not_tensors(format!("{e:#}")))?;
+    let Value::Dict(items) = state else {
+        return Err(not_tensors("it holds no state dict".into()));
+    };
+    (items.into_iter())
+        .map(|(k, v)| match (k, v) {
+            (Value::Str(name), Value::Tensor(t)) => Ok((name, t)),
+            _ => Err(not_tensors(
+                "its state dict holds something other than named tensors".into(),
+            )),
+        })
+        .collect()
 }
 
 /// The archive's stored members by name, and the name of its one `data.pkl`.

@@ -2,13 +2,14 @@
 
 use std::io::{self, Write};
 
-use super::{depth_label, display_width, window_note};
+use super::{depth_label, display_width, terminal_text, window_note};
 use crate::reports::{
     AttentionReport, DumpReport, EmbedReport, HiddenReport, HookRow, HooksReport, InfoReport,
     LensReport, NextReport, Prediction, ShapeStep, TokenizeReport, TraceReport,
 };
 use crate::reports::{
-    FeaturesReport, GenerateReport, HeadMap, Padding, ScoreReport, StreamedToken, WrittenReport,
+    FeatureCorpus, FeatureReport, FeaturesReport, GenerateReport, HeadMap, Padding, ScoreReport,
+    StreamedToken, TokenValue, WrittenReport,
 };
 
 #[derive(Clone, Copy)]
@@ -764,6 +765,75 @@ pub fn features(out: &mut dyn Write, r: &FeaturesReport) -> io::Result<()> {
             r.kl_spliced
         ),
     }
+}
+
+pub fn feature(out: &mut dyn Write, r: &FeatureReport) -> io::Result<()> {
+    use Align::*;
+    writeln!(out, "sae  {} at {}", r.sae, r.hook)?;
+    for f in &r.features {
+        writeln!(out)?;
+        writeln!(out, "== feature {}", f.id)?;
+        let rows: Vec<Vec<String>> = (0..f.top_logits.len().max(f.bottom_logits.len()))
+            .map(|i| {
+                let cell = |v: Option<&TokenValue>| match v {
+                    Some(t) => vec![quoted(&t.token), format!("{:+.4}", t.value)],
+                    None => vec![String::new(), String::new()],
+                };
+                [cell(f.top_logits.get(i)), cell(f.bottom_logits.get(i))].concat()
+            })
+            .collect();
+        columns(
+            out,
+            &["promotes", "logit", "suppresses", "logit"],
+            &[Left, Right, Left, Right],
+            &rows,
+        )?;
+        if let Some(c) = &f.corpus {
+            feature_corpus(out, c)?;
+        }
+    }
+    Ok(())
+}
+
+fn feature_corpus(out: &mut dyn Write, c: &FeatureCorpus) -> io::Result<()> {
+    writeln!(out)?;
+    writeln!(
+        out,
+        "fires on {:.4}% of {} tokens ({} texts)",
+        100.0 * c.density,
+        c.tokens,
+        c.texts
+    )?;
+    let most = c.histogram.iter().copied().max().unwrap_or(0).max(1);
+    for (i, &n) in c.histogram.iter().enumerate().filter(|(_, &n)| n > 0) {
+        let lo = i as f32 * c.bin_width;
+        let bar = "█".repeat(((n * 40).div_ceil(most)) as usize);
+        writeln!(
+            out,
+            "  {:>9.3} – {:<9.3} {n:>7}  {bar}",
+            lo,
+            lo + c.bin_width
+        )?;
+    }
+    for ctx in &c.contexts {
+        let words: Vec<String> = (ctx.tokens.iter().zip(&ctx.activations).enumerate())
+            .map(
+                |(i, (t, a))| match (ctx.start + i == ctx.peak_position, *a > 0.0) {
+                    (true, _) => format!("[[{}]]", terminal_text(t, false)),
+                    (false, true) => format!("[{}]", terminal_text(t, false)),
+                    (false, false) => terminal_text(t, false),
+                },
+            )
+            .collect();
+        writeln!(
+            out,
+            "  {:>8.3}  text {:<5} {}",
+            ctx.peak,
+            ctx.text,
+            words.concat()
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -338,3 +338,80 @@ fn steering_flags_are_checked() {
     crate::common::fails(&mut next(&["--sae", dir, "--steer", "x"]), 2, &["F=value"]);
     crate::common::fails(&mut next(&["--sae", dir]), 2, &["--steer F=α"]);
 }
+
+/// `feature IDS --sae … TEXT…`: the logit tables are SAELens's W_dec[f] times HF's
+/// unembedding, and the corpus statistics are what a brute-force pass over SAELens's
+/// activations gives (density, each text's peak, the contexts ordered by it).
+#[test]
+fn feature_tables_and_corpus_statistics_match_saelens() {
+    let r = reference();
+    let prompts: Vec<String> = serde_json::from_str(&r.meta["prompts"]).unwrap();
+    let features: Vec<usize> = serde_json::from_str(&r.meta["features"]).unwrap();
+    let ids = features
+        .iter()
+        .map(|f| f.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    for name in ["standard", "topk", "gated", "jumprelu"] {
+        let dir = fixtures().join("saes").join(name);
+        let mut args = vec!["feature", &ids, "--sae", dir.to_str().unwrap(), "-k", "5"];
+        args.extend(prompts.iter().map(String::as_str));
+        let got = crate::common::json(&args);
+        for (row, &f) in got["features"].as_array().unwrap().iter().zip(&features) {
+            assert_eq!(row["id"], f);
+            let want = flat(&r.tensors[&format!("{name}.feature{f}.logits")]);
+            let negated: Vec<f32> = want.iter().map(|v| -v).collect();
+            for (field, order) in [
+                ("top_logits", gpt2_inspect::dist::top_k(&want, 5)),
+                ("bottom_logits", gpt2_inspect::dist::top_k(&negated, 5)),
+            ] {
+                for (t, id) in row[field].as_array().unwrap().iter().zip(order) {
+                    assert_eq!(t["id"], id, "{name} {f} {field}");
+                    let d = (t["value"].as_f64().unwrap() as f32 - want[id]).abs();
+                    assert!(d < TOL, "{name} {f} {field}: {d}");
+                }
+            }
+            // Brute force over SAELens's activations of the two texts.
+            let columns: Vec<Vec<f32>> = (0..prompts.len())
+                .map(|k| {
+                    let acts = r.tensors[&format!("{name}.prompt{k}.acts")]
+                        .to_vec2::<f32>()
+                        .unwrap();
+                    acts.iter().map(|row| row[f]).collect()
+                })
+                .collect();
+            let tokens: usize = columns.iter().map(Vec::len).sum();
+            let active = columns.iter().flatten().filter(|&&a| a != 0.0).count();
+            let corpus = &row["corpus"];
+            assert_eq!(corpus["tokens"], tokens);
+            let density = corpus["density"].as_f64().unwrap();
+            assert!(
+                (density - active as f64 / tokens as f64).abs() < 1e-12,
+                "{name} {f}"
+            );
+            let counted: u64 = corpus["histogram"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_u64().unwrap())
+                .sum();
+            assert_eq!(counted as usize, active);
+            let mut peaks: Vec<(f32, usize)> = (columns.iter().enumerate())
+                .map(|(k, c)| (c.iter().cloned().fold(f32::NEG_INFINITY, f32::max), k))
+                .filter(|(p, _)| *p > 0.0)
+                .collect();
+            peaks.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let contexts = corpus["contexts"].as_array().unwrap();
+            assert_eq!(contexts.len(), peaks.len(), "{name} {f}");
+            for (c, (peak, k)) in contexts.iter().zip(peaks) {
+                assert_eq!(c["text"], k);
+                assert!((c["peak"].as_f64().unwrap() as f32 - peak).abs() < TOL);
+                let at = c["peak_position"].as_u64().unwrap() as usize;
+                assert!(
+                    (columns[k][at] - peak).abs() < TOL,
+                    "{name} {f}: the peak's position"
+                );
+            }
+        }
+    }
+}

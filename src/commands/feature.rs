@@ -1,0 +1,135 @@
+//! `feature IDS --sae DIR [TEXT… | --file F --lines]`: what SAE features write (their
+//! decoder directions through the unembedding) and, over a corpus, where they fire.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use candle_core::Tensor;
+
+use super::texts::Texts;
+use super::{decoded, Session};
+use crate::cli::FeatureArgs;
+use crate::dist;
+use crate::error::usage;
+use crate::model::sae::{self, FeatureStats, Sae};
+use crate::render::table;
+use crate::reports::{FeatureContext, FeatureCorpus, FeatureReport, FeatureRow, TokenValue};
+use crate::tokenizer::Tokenizer;
+
+pub fn run(session: &Session, args: &FeatureArgs, out: &mut dyn Write) -> Result<()> {
+    let (cfg, _) = session.config()?;
+    let named = || format!("--sae {}", args.sae.display());
+    let sae = Sae::load(&args.sae).with_context(named)?;
+    let hook = sae.hook(&cfg).with_context(named)?;
+    if let Some(f) = args.ids.0.iter().find(|&&f| f >= sae.cfg.d_sae) {
+        return Err(usage(format!(
+            "feature {f} is out of range: the SAE in {} has {} features (0 to {})",
+            args.sae.display(),
+            sae.cfg.d_sae,
+            sae.cfg.d_sae - 1
+        )));
+    }
+    let centered = args.sae_centered || sae.cfg.centered == Some(true);
+    let corpus = !args.input.texts.is_empty() || args.input.file.is_some();
+    let (model, tokenizer, stats, texts) = match corpus {
+        true => {
+            let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
+            let keep = (args.contexts as usize, args.window as usize);
+            let stats = pass(&prepared, &model, &sae, hook, centered, &args.ids.0, keep)?;
+            let Texts { tokenizer, ids, .. } = prepared;
+            (model, tokenizer, Some(stats), ids)
+        }
+        false => (
+            session.model(&cfg, cfg.n_layer)?,
+            session.tokenizer()?,
+            None,
+            Vec::new(),
+        ),
+    };
+    let mut rows = Vec::with_capacity(args.ids.0.len());
+    for (i, &f) in args.ids.0.iter().enumerate() {
+        let logits = sae::direct_logits(&model, &sae, f)?;
+        let k = (args.top_k as usize).min(logits.len());
+        let negated: Vec<f32> = logits.iter().map(|v| -v).collect();
+        rows.push(FeatureRow {
+            id: f,
+            top_logits: token_values(&tokenizer, &logits, &dist::top_k(&logits, k))?,
+            bottom_logits: token_values(&tokenizer, &logits, &dist::top_k(&negated, k))?,
+            corpus: match &stats {
+                Some(s) => Some(corpus_row(&tokenizer, &s[i], &texts)?),
+                None => None,
+            },
+        });
+    }
+    let report = FeatureReport {
+        header: session.header(None)?,
+        sae: args.sae.display().to_string(),
+        hook: hook.to_string(),
+        features: rows,
+    };
+    super::emit(session, out, &report, table::feature)
+}
+
+/// One pass over the texts, every feature's statistics gathered from the same run.
+fn pass(
+    prepared: &Texts,
+    model: &crate::model::Gpt2,
+    sae: &Sae,
+    hook: crate::model::Hook,
+    centered: bool,
+    ids: &[usize],
+    (keep, window): (usize, usize),
+) -> Result<Vec<FeatureStats>> {
+    let mut stats: Vec<FeatureStats> = ids
+        .iter()
+        .map(|_| FeatureStats::new(keep, window))
+        .collect();
+    for (t, text) in prepared.ids.iter().enumerate() {
+        let input = Tensor::new(text.as_slice(), model.device())?.unsqueeze(0)?;
+        let acts = sae::activations(model, sae, hook, &input, centered)?; // (T, d_sae)
+        for (s, &f) in stats.iter_mut().zip(ids) {
+            s.add(t, &acts.narrow(1, f, 1)?.flatten_all()?.to_vec1::<f32>()?);
+        }
+    }
+    Ok(stats)
+}
+
+fn token_values(tokenizer: &Tokenizer, logits: &[f32], ids: &[usize]) -> Result<Vec<TokenValue>> {
+    (ids.iter())
+        .map(|&id| {
+            Ok(TokenValue {
+                id: id as u32,
+                token: tokenizer.decode(&[id as u32])?,
+                value: logits[id],
+            })
+        })
+        .collect()
+}
+
+fn corpus_row(
+    tokenizer: &Tokenizer,
+    s: &FeatureStats,
+    texts: &[Vec<u32>],
+) -> Result<FeatureCorpus> {
+    let contexts = (s.peaks.iter())
+        .map(|p| {
+            let ids = &texts[p.text][p.start..p.start + p.acts.len()];
+            Ok(FeatureContext {
+                text: p.text,
+                peak: p.value,
+                peak_position: p.position,
+                start: p.start,
+                tokens: decoded(tokenizer, ids)?,
+                activations: p.acts.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(FeatureCorpus {
+        texts: texts.len(),
+        tokens: s.tokens,
+        density: s.density(),
+        bin_width: s.top / s.bins.len() as f32,
+        histogram: s.bins.clone(),
+        contexts,
+    })
+}
