@@ -606,9 +606,18 @@ pub struct NextArgs {
 #[derive(Debug, Args)]
 pub struct SteerArgs {
     /// The sparse autoencoder whose features --steer, --clamp and --ablate-feature name (a
-    /// directory with SAELens's cfg.json and sae_weights.safetensors)
-    #[arg(help_heading = "Steering", long, value_name = "DIR")]
-    pub sae: Option<PathBuf>,
+    /// directory with SAELens's cfg.json and sae_weights.safetensors, or a hub repository's
+    /// folder ORG/NAME/FOLDER)
+    #[arg(help_heading = "Steering", long, value_name = "DIR|ORG/NAME/FOLDER")]
+    pub sae: Option<String>,
+    /// Revision (branch, tag or commit) of a hub SAE
+    #[arg(
+        help_heading = "Steering",
+        long,
+        value_name = "REVISION",
+        requires = "sae"
+    )]
+    pub sae_revision: Option<String>,
     /// The SAE reads the residual stream centred over d_model (see `features --help`)
     #[arg(help_heading = "Steering", long, requires = "sae")]
     pub sae_centered: bool,
@@ -995,9 +1004,13 @@ pub struct FeaturesArgs {
     #[command(flatten)]
     pub input: TextArgs,
     /// The sparse autoencoder: a directory with SAELens's cfg.json and
-    /// sae_weights.safetensors
-    #[arg(long, value_name = "DIR")]
-    pub sae: PathBuf,
+    /// sae_weights.safetensors, or a hub repository's folder (ORG/NAME/FOLDER, e.g.
+    /// jbloom/GPT2-Small-SAEs-Reformatted/blocks.8.hook_resid_pre)
+    #[arg(long, value_name = "DIR|ORG/NAME/FOLDER")]
+    pub sae: String,
+    /// Revision (branch, tag or commit) of a hub SAE
+    #[arg(long, value_name = "REVISION")]
+    pub sae_revision: Option<String>,
     /// The SAE reads the residual stream centred over d_model, as one trained on a
     /// TransformerLens model loaded with center_writing_weights (gpt2-small-res-jb); without
     /// it, what the SAE's cfg.json says (model_from_pretrained_kwargs), else not centred
@@ -1017,9 +1030,12 @@ pub struct FeatureArgs {
     #[command(flatten)]
     pub input: TextArgs,
     /// The sparse autoencoder (a directory with SAELens's cfg.json and
-    /// sae_weights.safetensors)
-    #[arg(long, value_name = "DIR")]
-    pub sae: PathBuf,
+    /// sae_weights.safetensors, or a hub repository's folder ORG/NAME/FOLDER)
+    #[arg(long, value_name = "DIR|ORG/NAME/FOLDER")]
+    pub sae: String,
+    /// Revision (branch, tag or commit) of a hub SAE
+    #[arg(long, value_name = "REVISION")]
+    pub sae_revision: Option<String>,
     /// The SAE reads the residual stream centred over d_model (see `features --help`)
     #[arg(long)]
     pub sae_centered: bool,

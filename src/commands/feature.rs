@@ -18,13 +18,14 @@ use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &FeatureArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
-    let named = || format!("--sae {}", args.sae.display());
-    let sae = Sae::load(&args.sae).with_context(named)?;
-    let hook = sae.hook(&cfg).with_context(named)?;
+    let sae = session.sae(&args.sae, args.sae_revision.as_deref())?;
+    let hook = sae
+        .hook(&cfg)
+        .with_context(|| format!("--sae {}", args.sae))?;
     if let Some(f) = args.ids.0.iter().find(|&&f| f >= sae.cfg.d_sae) {
         return Err(usage(format!(
             "feature {f} is out of range: the SAE in {} has {} features (0 to {})",
-            args.sae.display(),
+            args.sae,
             sae.cfg.d_sae,
             sae.cfg.d_sae - 1
         )));
@@ -63,7 +64,7 @@ pub fn run(session: &Session, args: &FeatureArgs, out: &mut dyn Write) -> Result
     }
     let report = FeatureReport {
         header: session.header(None)?,
-        sae: args.sae.display().to_string(),
+        sae: args.sae.clone(),
         hook: hook.to_string(),
         features: rows,
     };

@@ -11,16 +11,16 @@ use super::texts::Texts;
 use super::{decoded, Session};
 use crate::cli::FeaturesArgs;
 use crate::dist;
-use crate::model::sae::{self, Architecture, Sae};
+use crate::model::sae::{self, Architecture};
 use crate::render::table;
 use crate::reports::{FeatureValue, FeaturesReport};
 
 pub fn run(session: &Session, args: &FeaturesArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
-    let sae = Sae::load(&args.sae).with_context(|| format!("--sae {}", args.sae.display()))?;
+    let sae = session.sae(&args.sae, args.sae_revision.as_deref())?;
     let hook = sae
         .hook(&cfg)
-        .with_context(|| format!("--sae {}", args.sae.display()))?;
+        .with_context(|| format!("--sae {}", args.sae))?;
     let centered = args.sae_centered || sae.cfg.centered == Some(true);
     if sae.cfg.prepend_bos && !session.prepend_bos {
         eprintln!(
@@ -43,7 +43,7 @@ pub fn run(session: &Session, args: &FeaturesArgs, out: &mut dyn Write) -> Resul
         let acts = r.acts.to_vec2::<f32>()?;
         reports.push(FeaturesReport {
             header: session.header(Some(text))?,
-            sae: args.sae.display().to_string(),
+            sae: args.sae.clone(),
             hook: hook.to_string(),
             architecture: sae.cfg.architecture.name().into(),
             k: match sae.cfg.architecture {

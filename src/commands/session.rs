@@ -12,7 +12,9 @@ use crate::error::usage;
 use crate::input::read_texts;
 use crate::model::checkpoint::{Checkpoint, Weights};
 use crate::model::hub::Hub;
+use crate::model::sae::Sae;
 use crate::model::source::ModelSource;
+use crate::model::source::SaeSource;
 use crate::model::{Config, Gpt2};
 use crate::render::printer::{Format, Printer, Run};
 use crate::render::Palette;
@@ -165,6 +167,16 @@ impl Session {
         let (_, path) = self.source.checkpoint_file().map_err(named)?;
         let shard = |name: &str| self.source.shard(&path, name);
         Checkpoint::open_with(&path, Weights::Mapped, &shard).map_err(named)
+    }
+
+    /// The sparse autoencoder `--sae spec` names: a directory, or a hub repository's folder
+    /// (at `revision`), fetched through the hub cache.
+    pub fn sae(&self, spec: &str, revision: Option<&str>) -> Result<Sae> {
+        let named = |e: anyhow::Error| e.context(format!("--sae {spec}"));
+        let source = SaeSource::resolve(spec, revision, Hub::from_env()).map_err(named)?;
+        let cfg = source.file("cfg.json").map_err(named)?;
+        let weights = source.file("sae_weights.safetensors").map_err(named)?;
+        Sae::load_from(&cfg, &weights, std::path::Path::new(spec)).map_err(named)
     }
 
     /// Loads the embeddings and the first `n_blocks` blocks (see [`Gpt2::load`]).

@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use candle_core::Tensor;
 
+use super::Session;
 use crate::cli::SteerArgs;
 use crate::error::usage;
 use crate::model::sae::{self, Change, Sae};
@@ -19,13 +20,12 @@ pub(super) struct Steering {
 
 impl Steering {
     /// The flags' steering, `None` without `--sae`; feature ids are checked against the SAE.
-    pub fn from_args(args: &SteerArgs, cfg: &Config) -> Result<Option<Self>> {
-        let Some(dir) = &args.sae else {
+    pub fn from_args(session: &Session, args: &SteerArgs, cfg: &Config) -> Result<Option<Self>> {
+        let Some(spec) = &args.sae else {
             return Ok(None);
         };
-        let named = || format!("--sae {}", dir.display());
-        let sae = Sae::load(dir).with_context(named)?;
-        let hook = sae.hook(cfg).with_context(named)?;
+        let sae = session.sae(spec, args.sae_revision.as_deref())?;
+        let hook = sae.hook(cfg).with_context(|| format!("--sae {spec}"))?;
         let changes: Vec<(usize, Change)> = (args.steer.iter().map(|&(f, a)| (f, Change::Add(a))))
             .chain(args.clamp.iter().map(|&(f, v)| (f, Change::Clamp(v))))
             .chain(args.ablate_feature.iter().map(|&f| (f, Change::Clamp(0.0))))
@@ -38,7 +38,7 @@ impl Steering {
         if let Some((f, _)) = changes.iter().find(|(f, _)| *f >= sae.cfg.d_sae) {
             return Err(usage(format!(
                 "feature {f} is out of range: the SAE in {} has {} features (0 to {})",
-                dir.display(),
+                spec,
                 sae.cfg.d_sae,
                 sae.cfg.d_sae - 1
             )));

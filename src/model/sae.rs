@@ -206,12 +206,20 @@ pub struct Sae {
 }
 
 impl Sae {
-    /// Reads `dir/cfg.json` and `dir/sae_weights.safetensors`, every tensor's shape checked
-    /// against the config before it is read.
+    /// Reads `dir/cfg.json` and `dir/sae_weights.safetensors`.
     pub fn load(dir: &Path) -> Result<Self> {
-        let cfg = SaeConfig::from_file(&dir.join("cfg.json"))?;
-        let path = dir.join("sae_weights.safetensors");
-        let ckpt = Checkpoint::open_as(&path, Weights::Copied)?;
+        Self::load_from(
+            &dir.join("cfg.json"),
+            &dir.join("sae_weights.safetensors"),
+            dir,
+        )
+    }
+
+    /// Reads the config and the weights, every tensor's shape checked against the config
+    /// before it is read; `dir` names the SAE in messages.
+    pub fn load_from(cfg: &Path, path: &Path, dir: &Path) -> Result<Self> {
+        let cfg = SaeConfig::from_file(cfg)?;
+        let ckpt = Checkpoint::open_as(path, Weights::Copied)?;
         let (i, s) = (cfg.d_in, cfg.d_sae);
         let mut want: Vec<(&str, Vec<usize>)> = vec![
             ("W_enc", vec![i, s]),

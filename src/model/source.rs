@@ -139,3 +139,56 @@ impl ModelSource {
         matches!(self, ModelSource::Local(dir) if dir.join(name).is_file())
     }
 }
+
+/// A sparse autoencoder: a local directory, or a folder of a hub repository
+/// (`jbloom/GPT2-Small-SAEs-Reformatted/blocks.8.hook_resid_pre`) fetched through the same
+/// verified cache as models.
+#[derive(Debug, Clone)]
+pub enum SaeSource {
+    Local(PathBuf),
+    Hub {
+        repo_id: String,
+        folder: String,
+        revision: String,
+        hub: Hub,
+    },
+}
+
+impl SaeSource {
+    /// An existing directory is local; `org/name/folder…` is a hub repository's folder.
+    pub fn resolve(spec: &str, revision: Option<&str>, hub: Hub) -> Result<Self> {
+        let path = Path::new(spec);
+        if path.is_dir() {
+            return Ok(SaeSource::Local(path.to_path_buf()));
+        }
+        let parts: Vec<&str> = spec.split('/').collect();
+        let plain =
+            |p: &&str| !p.is_empty() && *p != "." && *p != ".." && !p.contains(['\\', '\0']);
+        if spec.starts_with(['.', '/', '~']) || parts.len() < 3 || !parts.iter().all(plain) {
+            bail!(
+                "{spec}: no such directory (an SAE is a local directory, or a hub repository's \
+                 folder: ORG/NAME/FOLDER)"
+            );
+        }
+        Ok(SaeSource::Hub {
+            repo_id: parts[..2].join("/"),
+            folder: parts[2..].join("/"),
+            revision: revision.unwrap_or("main").to_string(),
+            hub,
+        })
+    }
+
+    /// Path of the SAE's file `name` (`cfg.json`, `sae_weights.safetensors`), fetched into
+    /// the hub cache when needed.
+    pub fn file(&self, name: &str) -> Result<PathBuf> {
+        match self {
+            SaeSource::Local(dir) => Ok(dir.join(name)),
+            SaeSource::Hub {
+                repo_id,
+                folder,
+                revision,
+                hub,
+            } => hub.file(repo_id, revision, &format!("{folder}/{name}")),
+        }
+    }
+}

@@ -504,3 +504,56 @@ fn torch_checkpoints_shards_and_conversion_branches_from_the_hub() {
         .join("model.safetensors");
     assert!(marker.is_file(), "{}", marker.display());
 }
+
+/// `--sae ORG/NAME/FOLDER`: an SAE in a folder of a hub repository (as SAELens's releases
+/// are), fetched through the same cache, then served from it without a request.
+#[test]
+fn saes_come_from_a_hub_repository_folder() {
+    let s = Scratch::new("hub-sae");
+    let folder = s.0.join("repo").join("blocks.1.hook_resid_pre");
+    std::fs::create_dir_all(&folder).unwrap();
+    let local = crate::common::fixtures().join("saes/topk");
+    for f in ["cfg.json", "sae_weights.safetensors"] {
+        std::fs::copy(local.join(f), folder.join(f)).unwrap();
+    }
+    let server = HubServer::start_repos(
+        &[
+            (REPO, "main", COMMIT_MAIN, &model_dir()),
+            ("someone/tiny-saes", "main", COMMIT_MAIN, &s.0.join("repo")),
+        ],
+        Fault::None,
+    );
+    let home = Scratch::new("hub-sae-home");
+    let want = crate::common::json(&["features", TEXT, "--sae", local.to_str().unwrap()]);
+    let args = [
+        "--json",
+        "features",
+        TEXT,
+        "--sae",
+        "someone/tiny-saes/blocks.1.hook_resid_pre",
+    ];
+    let got = ok(&run(&server.endpoint, &home.0, &args, &[]));
+    for field in ["features", "l0", "mse", "ce_spliced"] {
+        assert_eq!(got[field], want[field], "{field}");
+    }
+    let before = server.requests();
+    ok(&run(&server.endpoint, &home.0, &args, &[]));
+    assert_eq!(server.requests(), before, "the second run asks nothing");
+    let log = server.log();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("someone/tiny-saes/resolve/main/blocks.1.hook_resid_pre/cfg.json")),
+        "{log:?}"
+    );
+    let bad = [
+        "--json",
+        "features",
+        TEXT,
+        "--sae",
+        "someone/tiny-saes/../x",
+    ];
+    failed(
+        &run(&server.endpoint, &home.0, &bad, &[]),
+        &["--sae", "no such directory"],
+    );
+}

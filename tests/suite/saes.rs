@@ -415,3 +415,58 @@ fn feature_tables_and_corpus_statistics_match_saelens() {
         }
     }
 }
+
+/// Broken SAEs: one line each, exit 1, nothing computed.
+#[test]
+fn broken_saes_are_one_clear_error() {
+    let s = crate::common::Scratch::new("sae-broken");
+    let good = fixtures().join("saes/standard");
+    let make = |name: &str, cfg: &[u8], weights: Vec<u8>| {
+        let d = s.0.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("cfg.json"), cfg).unwrap();
+        std::fs::write(d.join("sae_weights.safetensors"), weights).unwrap();
+        d
+    };
+    let cfg = std::fs::read(good.join("cfg.json")).unwrap();
+    let weights = std::fs::read(good.join("sae_weights.safetensors")).unwrap();
+    // NaN in b_dec: a safetensors file of the same tensors with one value replaced.
+    let mut tensors =
+        candle_core::safetensors::load(good.join("sae_weights.safetensors"), &Device::Cpu).unwrap();
+    let b = tensors["b_dec"].to_vec1::<f32>().unwrap();
+    let nan: Vec<f32> = b
+        .iter()
+        .enumerate()
+        .map(|(i, v)| if i == 3 { f32::NAN } else { *v })
+        .collect();
+    tensors.insert("b_dec".into(), Tensor::new(nan, &Device::Cpu).unwrap());
+    let nan_path = s.0.join("nan.safetensors");
+    candle_core::safetensors::save(&tensors, &nan_path).unwrap();
+    let mut wide: serde_json::Value = serde_json::from_slice(&cfg).unwrap();
+    wide["d_in"] = 64.into();
+    let cases = [
+        (
+            make("not-json", b"{not json", weights.clone()),
+            vec!["cfg.json", "not valid JSON"],
+        ),
+        (
+            make("nan", &cfg, std::fs::read(&nan_path).unwrap()),
+            vec!["b_dec", "NaN"],
+        ),
+        (
+            make("d-in", wide.to_string().as_bytes(), weights.clone()),
+            vec!["W_enc", "d_in 64"],
+        ),
+        (
+            make("truncated", &cfg, weights[..weights.len() / 2].to_vec()),
+            vec!["sae_weights.safetensors", "not a valid safetensors file"],
+        ),
+    ];
+    for (dir, needles) in cases {
+        let mut c = crate::common::cmd();
+        c.args(["features", "The cat", "--sae", dir.to_str().unwrap()]);
+        let mut all = vec!["--sae"];
+        all.extend(needles);
+        crate::common::fails(&mut c, 1, &all);
+    }
+}

@@ -27,6 +27,28 @@ const LIFETIME: Duration = Duration::from_secs(120);
 /// (repository, revision) → (commit, files by name).
 type Files = HashMap<(String, String), (String, HashMap<String, File>)>;
 
+/// Every regular file below `dir`, named by its path relative to it (`folder/cfg.json`).
+fn files_below(dir: &Path) -> Vec<(String, std::path::PathBuf)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.is_file() {
+                let name = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                out.push((name, path));
+            }
+        }
+    }
+    out
+}
+
 /// The checkpoints, served as LFS files (a redirect to the CDN).
 fn is_lfs(name: &str) -> bool {
     name.ends_with(".safetensors") || name.ends_with(".bin")
@@ -84,12 +106,7 @@ impl HubServer {
         let mut files: Files = HashMap::new();
         for &(repo, revision, commit, dir) in repos {
             let mut served = HashMap::new();
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                if !path.is_file() {
-                    continue;
-                }
-                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            for (name, path) in files_below(dir) {
                 let bytes = std::fs::read(&path).unwrap();
                 let etag = if is_lfs(&name) {
                     hex(&sha2::Sha256::digest(&bytes))
