@@ -130,6 +130,13 @@ def main():
             with torch.no_grad():
                 clamped = x + (v - acts[:, f]).unsqueeze(-1) * loaded.W_dec[f]
             ref[f"{name}.prompt{k}.clamped_logits"] = spliced(model, ids, clamped)
+        # Greedy generation with the steering direction added at every position, cached.
+        f, alpha = STEER
+        h = model.transformer.h[LAYER].register_forward_pre_hook(lambda m, a: (a[0] + alpha * loaded.W_dec[f],) + tuple(a[1:]))
+        with torch.no_grad():
+            out = model.generate(runs[0][0], max_new_tokens=5, do_sample=False, pad_token_id=50256)
+        h.remove()
+        ref[f"{name}.steered_generation"] = out[0, runs[0][0].shape[1]:].contiguous()
         with torch.no_grad():
             for f in FEATURES:
                 # The decoder direction through the unembedding (Neuronpedia's logit tables).

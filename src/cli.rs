@@ -440,6 +440,9 @@ pub struct GenerateArgs {
     #[command(flatten)]
     pub input: TextArgs,
 
+    #[command(flatten)]
+    pub steer: SteerArgs,
+
     /// Generate at most N tokens
     #[arg(long, short = 'n', value_name = "N", default_value_t = 20,
           value_parser = at_least_one)]
@@ -495,6 +498,9 @@ pub struct GenerateArgs {
 pub struct ScoreArgs {
     #[command(flatten)]
     pub input: TextArgs,
+
+    #[command(flatten)]
+    pub steer: SteerArgs,
 }
 
 #[derive(Debug, Args)]

@@ -444,6 +444,9 @@ pub struct ScoreReport {
     pub mean_surprisal_bits: f64,
     /// exp(mean of -logprob).
     pub perplexity: f64,
+    /// With steering flags: what was changed (the scores are the steered model's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steered: Option<Vec<String>>,
 }
 
 /// One generated token.
@@ -481,6 +484,9 @@ pub struct GenerateReport {
     /// `max_new_tokens`, `eos` or `n_positions`.
     pub stop_reason: String,
     pub steps: Vec<GeneratedToken>,
+    /// With steering flags: what was changed at every position of every step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steered: Option<Vec<String>>,
 }
 
 /// How `generate` chose tokens: `greedy`, or `sample` with the filters that were set

@@ -6,12 +6,14 @@ use std::io::Write;
 use anyhow::Result;
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 
+use super::steer::Steering;
 use super::texts::Texts;
 use super::{check_index, decoded, Session};
 use crate::cli::GenerateArgs;
 use crate::dist;
 use crate::error::usage;
 use crate::model::generate::{self, generate, Settings};
+use crate::model::tap::{Identity, Tap};
 use crate::model::{Config, Gpt2};
 use crate::render::table::{self, GenerateStream};
 use crate::reports::{GenerateReport, GeneratedToken, Prediction, SamplingReport, StreamedToken};
@@ -21,7 +23,9 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
     let (cfg, _) = session.config()?;
     let sampling = sampling(args)?;
     let watch = watched_head(session, args, &cfg)?;
+    let steering = Steering::from_args(session, &args.steer, &cfg)?;
     let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
+    announce(session, steering.as_ref(), out)?;
     let Texts {
         texts,
         tokenizer,
@@ -68,6 +72,7 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
             tokenizer,
             settings: &settings,
             sampling: &sampling,
+            steering: steering.as_ref(),
         };
         let report = one.generate(session, args, text, ids, stream.as_mut(), out)?;
         if let Some(s) = stream.as_mut() {
@@ -101,6 +106,7 @@ struct One<'a> {
     tokenizer: &'a Tokenizer,
     settings: &'a Settings,
     sampling: &'a Sampling,
+    steering: Option<&'a Steering>,
 }
 
 impl One<'_> {
@@ -119,31 +125,41 @@ impl One<'_> {
         let mut processor = LogitsProcessor::from_sampling(args.seed, self.sampling.clone());
         let mut tokens: Vec<GeneratedToken> = Vec::new();
         let mut shown = 0; // bytes of the generated text already handed out
-        let generation = generate(self.model, ids, self.settings, &mut processor, |step| {
-            let token = generated_token(tokenizer, step)?;
-            if let Some(s) = stream.as_mut() {
-                let mut so_far: Vec<u32> = tokens.iter().map(|t| t.id).collect();
-                so_far.push(step.id);
-                let text = tokenizer.decode(&so_far)?;
-                // A token may end inside a multi-byte character; hold its bytes back until
-                // it is whole.
-                let piece = match text.ends_with('\u{FFFD}') || !text.is_char_boundary(shown) {
-                    true => "",
-                    false => &text[shown..],
-                };
-                let index = tokens.len();
-                s.step(
-                    out,
-                    StreamedToken {
-                        index,
-                        token: &token,
-                        text: piece,
-                    },
-                )?;
-                shown += piece.len();
-            }
-            tokens.push(token);
-            Ok(())
+        let generation = with_edit(self.steering, |edit| {
+            generate(
+                self.model,
+                ids,
+                self.settings,
+                &mut processor,
+                edit,
+                |step| {
+                    let token = generated_token(tokenizer, step)?;
+                    if let Some(s) = stream.as_mut() {
+                        let mut so_far: Vec<u32> = tokens.iter().map(|t| t.id).collect();
+                        so_far.push(step.id);
+                        let text = tokenizer.decode(&so_far)?;
+                        // A token may end inside a multi-byte character; hold its bytes back until
+                        // it is whole.
+                        let piece =
+                            match text.ends_with('\u{FFFD}') || !text.is_char_boundary(shown) {
+                                true => "",
+                                false => &text[shown..],
+                            };
+                        let index = tokens.len();
+                        s.step(
+                            out,
+                            StreamedToken {
+                                index,
+                                token: &token,
+                                text: piece,
+                            },
+                        )?;
+                        shown += piece.len();
+                    }
+                    tokens.push(token);
+                    Ok(())
+                },
+            )
         })?;
         let generated_ids = generation.ids();
         Ok(GenerateReport {
@@ -155,8 +171,25 @@ impl One<'_> {
             generated_ids,
             stop_reason: generation.stop.as_str().to_string(),
             steps: tokens,
+            steered: self.steering.map(Steering::describe),
         })
     }
+}
+
+/// The steering's tap (none: [`Identity`]) handed to `f`.
+fn with_edit<R>(steering: Option<&Steering>, f: impl FnOnce(&mut dyn Tap) -> R) -> R {
+    match steering {
+        Some(s) => f(&mut s.tap()),
+        None => f(&mut Identity),
+    }
+}
+
+/// Says in the table what the steering changes (JSON says it in the report).
+fn announce(session: &Session, steering: Option<&Steering>, out: &mut dyn Write) -> Result<()> {
+    if let Some(s) = steering.filter(|_| !session.format.is_json()) {
+        writeln!(out, "steered: {} at {}", s.describe().join(", "), s.hook)?;
+    }
+    Ok(())
 }
 
 /// A step as the report shows it: tokens decoded, probabilities as f32.

@@ -16,6 +16,7 @@ use crate::error::usage;
 use crate::model::generate::{generate, Settings};
 use crate::model::grad::{check_differentiable, Metric, Quantity};
 use crate::model::saliency::{saliency, Baseline, Method, Saliency};
+use crate::model::tap::Identity;
 use crate::model::{Config, Gpt2};
 use crate::render::saliency as printer;
 use crate::reports::{NamedToken, SaliencyMatrixReport, SaliencyMethod, SaliencyReport};
@@ -231,7 +232,10 @@ fn continued(rows: &Rows, prompt: &[u32], tokenizer: &Tokenizer, model: &Gpt2) -
                 cache: true,
             };
             let mut greedy = LogitsProcessor::from_sampling(0, Sampling::ArgMax);
-            generate(model, prompt, &settings, &mut greedy, |_| Ok(()))?.ids()
+            generate(model, prompt, &settings, &mut greedy, &mut Identity, |_| {
+                Ok(())
+            })?
+            .ids()
         }
     };
     fits("--continuation", later.len())?;

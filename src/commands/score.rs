@@ -6,6 +6,7 @@ use std::io::Write;
 use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 
+use super::steer::Steering;
 use super::texts::{Computed, Texts};
 use super::Session;
 use crate::cli::ScoreArgs;
@@ -18,6 +19,7 @@ use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
+    let steering = Steering::from_args(session, &args.steer, &cfg)?;
     let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
     let Texts { tokenizer, .. } = &prepared;
     for (i, ids) in prepared.ids.iter().enumerate() {
@@ -36,8 +38,18 @@ pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<(
     let build = |Computed {
                      text, ids, output, ..
                  }| {
-        let logits = output.logits; // (1, T, V)
-        build(session, tokenizer, text, ids, &logits)
+        let mut report = match &steering {
+            None => build(session, tokenizer, text, ids, &output.logits)?, // (1, T, V)
+            Some(s) => build(
+                session,
+                tokenizer,
+                text,
+                ids,
+                &s.logits(&model, ids, AllLogits)?,
+            )?,
+        };
+        report.steered = steering.as_ref().map(Steering::describe);
+        Ok(report)
     };
     prepared.run(session, out, &model, &req, build, table::score)
 }
@@ -84,5 +96,6 @@ fn build(
         total_logprob: total,
         mean_surprisal_bits: mean_nll / std::f64::consts::LN_2,
         perplexity: mean_nll.exp(),
+        steered: None,
     })
 }

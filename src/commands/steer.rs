@@ -9,7 +9,7 @@ use crate::cli::SteerArgs;
 use crate::error::usage;
 use crate::model::sae::{self, Change, Sae};
 use crate::model::tap::Edit;
-use crate::model::{Config, Gpt2, Hook, Inputs, LastLogits, Request};
+use crate::model::{Config, Gpt2, Hook, Inputs, LastLogits, Request, WantLogits};
 
 pub(super) struct Steering {
     pub sae: Sae,
@@ -63,19 +63,26 @@ impl Steering {
             .collect()
     }
 
+    /// The changes as a tap.
+    pub fn tap(&self) -> Edit<impl FnMut(&Tensor) -> anyhow::Result<Tensor> + '_> {
+        Edit {
+            hook: self.hook,
+            edit: |x: &Tensor| sae::steer(&self.sae, x, &self.changes, self.centered),
+        }
+    }
+
     /// The last position's logits `(V,)` of `ids` with the changes applied.
     pub fn last_logits(&self, model: &Gpt2, ids: &[u32]) -> Result<Tensor> {
+        Ok(self.logits(model, ids, LastLogits)?.flatten_all()?)
+    }
+
+    /// The logits `want` asks for of `ids` with the changes applied.
+    pub fn logits<W: WantLogits>(&self, model: &Gpt2, ids: &[u32], want: W) -> Result<W::Out> {
         let input = Tensor::new(ids, model.device())?.unsqueeze(0)?;
         let req = Request {
             capture: Default::default(),
-            logits: LastLogits,
+            logits: want,
         };
-        let mut tap = Edit {
-            hook: self.hook,
-            edit: |x: &Tensor| sae::steer(&self.sae, x, &self.changes, self.centered),
-        };
-        Ok(model
-            .run(Inputs::new(&input), &req, &mut tap)?
-            .flatten_all()?)
+        model.run(Inputs::new(&input), &req, &mut self.tap())
     }
 }

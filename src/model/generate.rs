@@ -5,7 +5,7 @@ use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::generation::LogitsProcessor;
 
-use super::gpt2::{Gpt2, KvCache, LastLogits, Request};
+use super::gpt2::{Gpt2, Inputs, KvCache, LastLogits, Request};
 use super::hooks::{BlockHook, CaptureSpec, Hook};
 use crate::dist;
 
@@ -65,12 +65,32 @@ impl Generation {
     }
 }
 
-/// Generates after `prompt`, handing each step to `on_step` as soon as it is chosen.
+/// One step's forward pass: with the cache, only what the cache has not seen (the prompt
+/// first, then the token chosen last); without, the whole sequence.
+fn step_output(
+    model: &Gpt2,
+    seq: &[u32],
+    cache: Option<&mut KvCache>,
+    req: &Request<LastLogits>,
+    edit: &mut dyn super::Tap,
+) -> Result<super::Output<LastLogits>> {
+    let start = cache.as_ref().map_or(0, |c| c.len());
+    let fresh = row(&seq[start..], model.device())?;
+    let inputs = Inputs {
+        cache,
+        ..Inputs::new(&fresh)
+    };
+    model.collect_with(inputs, req, edit)
+}
+
+/// Generates after `prompt`, handing each step to `on_step` as soon as it is chosen; `edit`
+/// may change activations on the way (steering; [`super::tap::Identity`] for none).
 pub fn generate(
     model: &Gpt2,
     prompt: &[u32],
     settings: &Settings,
     processor: &mut LogitsProcessor,
+    edit: &mut dyn super::Tap,
     mut on_step: impl FnMut(&Step) -> Result<()>,
 ) -> Result<Generation> {
     let n_positions = model.config().n_positions;
@@ -94,13 +114,13 @@ pub fn generate(
         if seq.len() >= n_positions {
             break Stop::NPositions;
         }
-        let output = if settings.cache {
-            // The first step runs the prompt; later ones only the token chosen last.
-            let fresh = &seq[cache.len()..];
-            model.forward_cached(&row(fresh, model.device())?, &mut cache, &req)?
-        } else {
-            model.forward(&row(&seq, model.device())?, &req)?
-        };
+        let output = step_output(
+            model,
+            &seq,
+            settings.cache.then_some(&mut cache),
+            &req,
+            edit,
+        )?;
         let logits: Vec<f32> = output
             .logits
             .flatten_all()?

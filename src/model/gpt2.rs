@@ -742,8 +742,26 @@ impl Gpt2 {
     }
 
     fn collect<W: WantLogits>(&self, inputs: Inputs, req: &Request<W>) -> Result<Output<W>> {
+        self.collect_with(inputs, req, &mut super::tap::Identity)
+    }
+
+    /// [`forward`](Self::forward) with `edit` applied at every hook before what the request
+    /// records sees the activation (steering while generating).
+    pub fn collect_with<W: WantLogits>(
+        &self,
+        inputs: Inputs,
+        req: &Request<W>,
+        edit: &mut dyn Tap,
+    ) -> Result<Output<W>> {
         let mut activations = Activations::default();
-        let logits = self.run(inputs, req, &mut collect(&req.capture, &mut activations))?;
+        let logits = {
+            let mut record = collect(&req.capture, &mut activations);
+            let mut both = super::tap::Chain {
+                first: edit,
+                then: &mut record,
+            };
+            self.run(inputs, req, &mut both)?
+        };
         Ok(Output {
             activations,
             logits,

@@ -135,6 +135,37 @@ impl<F: FnMut(&Tensor) -> Result<Tensor>> Tap for Edit<F> {
     }
 }
 
+/// Two taps in turn at every hook: `first` sees the activation, `then` what `first` made
+/// of it.
+pub struct Chain<'a> {
+    pub first: &'a mut dyn Tap,
+    pub then: &'a mut dyn Tap,
+}
+
+impl Tap for Chain<'_> {
+    fn wants(&self, hook: Hook) -> bool {
+        self.first.wants(hook) || self.then.wants(hook)
+    }
+
+    fn tap(&mut self, hook: Hook, x: Tensor) -> Result<Tensor> {
+        let x = self.first.tap(hook, x)?;
+        self.then.tap(hook, x)
+    }
+}
+
+/// Changes nothing and wants nothing.
+pub struct Identity;
+
+impl Tap for Identity {
+    fn wants(&self, _: Hook) -> bool {
+        false
+    }
+
+    fn tap(&mut self, _: Hook, x: Tensor) -> Result<Tensor> {
+        Ok(x)
+    }
+}
+
 #[cfg(test)]
 mod finite_tests {
     use candle_core::{DType, Device, Tensor};

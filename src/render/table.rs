@@ -547,6 +547,10 @@ pub fn info(out: &mut dyn Write, r: &InfoReport) -> io::Result<()> {
 
 pub fn score(out: &mut dyn Write, r: &ScoreReport) -> io::Result<()> {
     use Align::*;
+    if let Some(changes) = &r.steered {
+        writeln!(out, "steered: {}", changes.join(", "))?;
+        writeln!(out)?;
+    }
     let rows: Vec<Vec<String>> = r
         .tokens
         .iter()

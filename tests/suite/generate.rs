@@ -4,6 +4,7 @@
 use crate::common::{cmd, flat, floats, ids_of, json, max_abs_diff, model_dir, Reference, TOL};
 use candle_core::{DType, Device, Tensor};
 use gpt2_inspect::model::checkpoint::Checkpoint;
+use gpt2_inspect::model::tap::Identity;
 use gpt2_inspect::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, KvCache, Logits, Request};
 use gpt2_inspect::tokenizer::Tokenizer;
 
@@ -270,10 +271,17 @@ fn library_generation_equals_hf_greedy() {
             };
             let mut processor = LogitsProcessor::from_sampling(0, Sampling::ArgMax);
             let mut seen = 0;
-            let g = generate(&model, &reference.ids(p), &settings, &mut processor, |_| {
-                seen += 1;
-                Ok(())
-            })
+            let g = generate(
+                &model,
+                &reference.ids(p),
+                &settings,
+                &mut processor,
+                &mut Identity,
+                |_| {
+                    seen += 1;
+                    Ok(())
+                },
+            )
             .unwrap();
             assert_eq!(
                 g.ids(),

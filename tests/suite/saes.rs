@@ -470,3 +470,82 @@ fn broken_saes_are_one_clear_error() {
         crate::common::fails(&mut c, 1, &all);
     }
 }
+
+/// `score --sae … --steer F=α`: each token's log-probability under HF's logits with
+/// SAELens's direction added at every position.
+#[test]
+fn score_is_steered() {
+    let r = reference();
+    let prompts: Vec<String> = serde_json::from_str(&r.meta["prompts"]).unwrap();
+    let (f, alpha): (usize, f64) = serde_json::from_str(&r.meta["steer"]).unwrap();
+    for name in ["standard", "gated"] {
+        let dir = fixtures().join("saes").join(name);
+        let steer = format!("{f}={alpha}");
+        let got = crate::common::json(&[
+            "score",
+            &prompts[1],
+            "--sae",
+            dir.to_str().unwrap(),
+            "--steer",
+            &steer,
+        ]);
+        assert_eq!(
+            got["steered"],
+            serde_json::json!([format!("+{alpha} · W_dec[{f}]")])
+        );
+        let logits = r.tensors[&format!("{name}.prompt1.steered_logits")]
+            .to_vec2::<f32>()
+            .unwrap();
+        let ids: Vec<u32> = r.tensors["prompt1.input_ids"]
+            .to_dtype(DType::U32)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        for (i, tok) in got["tokens"].as_array().unwrap().iter().enumerate() {
+            let want = gpt2_inspect::dist::log_prob(&logits[i], ids[i + 1] as usize);
+            let d = (tok["logprob"].as_f64().unwrap() - want).abs();
+            assert!(d < TOL as f64, "{name} token {}: {d}", i + 1);
+        }
+    }
+}
+
+/// `generate --sae … --steer F=α`: HF's greedy generation with SAELens's direction added at
+/// every position (a torch hook, the key/value cache on), with the cache and without.
+#[test]
+fn generate_is_steered() {
+    let r = reference();
+    let prompts: Vec<String> = serde_json::from_str(&r.meta["prompts"]).unwrap();
+    let (f, alpha): (usize, f64) = serde_json::from_str(&r.meta["steer"]).unwrap();
+    for name in ["standard", "topk"] {
+        let want: Vec<u32> = r.tensors[&format!("{name}.steered_generation")]
+            .to_dtype(DType::U32)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let dir = fixtures().join("saes").join(name);
+        let steer = format!("{f}={alpha}");
+        for extra in [&[][..], &["--no-cache"]] {
+            let mut args = vec![
+                "generate",
+                &prompts[0],
+                "-n",
+                "5",
+                "--sae",
+                dir.to_str().unwrap(),
+                "--steer",
+                &steer,
+            ];
+            args.extend(extra);
+            let got = crate::common::json(&args);
+            assert_eq!(
+                got["generated_ids"],
+                serde_json::json!(want),
+                "{name} {extra:?}"
+            );
+            assert_eq!(
+                got["steered"],
+                serde_json::json!([format!("+{alpha} · W_dec[{f}]")])
+            );
+        }
+    }
+}
