@@ -33,17 +33,7 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
         pad,
         ..
     } = &prepared;
-    let settings = Settings {
-        max_new_tokens: args.max_new_tokens as usize,
-        // config.json's eos_token_id, else the vocabulary's `<|endoftext|>`.
-        eos: cfg
-            .eos_token_id
-            .or(tokenizer.endoftext())
-            .filter(|_| !args.ignore_eos),
-        alternatives: args.top_k as usize,
-        watch,
-        cache: !args.no_cache,
-    };
+    let settings = settings(args, &cfg, tokenizer, watch);
     let json = session.format.is_json();
     if json && texts.len() == 1 && settings.max_new_tokens >= 64 {
         // JSON comes at the end: say what the silence is.
@@ -83,6 +73,25 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
         }
     }
     printer.finish(out)
+}
+
+fn settings(
+    args: &GenerateArgs,
+    cfg: &Config,
+    tokenizer: &Tokenizer,
+    watch: Option<[usize; 2]>,
+) -> Settings {
+    Settings {
+        max_new_tokens: args.max_new_tokens as usize,
+        // config.json's eos_token_id, else the vocabulary's `<|endoftext|>`.
+        eos: cfg
+            .eos_token_id
+            .or(tokenizer.endoftext())
+            .filter(|_| !args.ignore_eos),
+        alternatives: args.top_k as usize,
+        watch,
+        cache: !args.no_cache,
+    }
 }
 
 /// `--attention-layer L --attention-head H`, checked against the model.

@@ -278,15 +278,7 @@ impl Hub {
                 download_url = Some(location.to_string());
             } else if status >= 400 {
                 let e = status_error(status, header("x-error-code"), name);
-                if e.is::<Missing>() {
-                    // The hub names the commit it looked in, for the `.no_exist` marker.
-                    let commit = header("x-repo-commit").filter(|c| is_hex(c, &[40]));
-                    return Err(anyhow::Error::new(Missing {
-                        commit: commit.map(str::to_string),
-                        ..e.downcast::<Missing>().expect("checked")
-                    }));
-                }
-                return Err(e);
+                return Err(with_commit(e, header("x-repo-commit")));
             }
             let commit = header("x-repo-commit")
                 .ok_or_else(|| anyhow!("the hub's answer has no X-Repo-Commit header"))?;
@@ -490,6 +482,18 @@ impl std::fmt::Display for Missing {
 }
 
 impl std::error::Error for Missing {}
+
+/// A [`Missing`] error with the commit the hub looked in (for the `.no_exist` marker);
+/// any other error as it is.
+fn with_commit(e: anyhow::Error, commit: Option<&str>) -> anyhow::Error {
+    match e.downcast::<Missing>() {
+        Ok(missing) => anyhow::Error::new(Missing {
+            commit: commit.filter(|c| is_hex(c, &[40])).map(str::to_string),
+            ..missing
+        }),
+        Err(e) => e,
+    }
+}
 
 /// Checkpoint files, which may be large; every other file is small.
 fn is_weights(name: &str) -> bool {
