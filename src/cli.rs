@@ -1005,10 +1005,9 @@ pub struct AttributeArgs {
     pub svg: Option<PathBuf>,
 }
 
+/// The sparse autoencoder a feature command reads.
 #[derive(Debug, Args)]
-pub struct FeaturesArgs {
-    #[command(flatten)]
-    pub input: TextArgs,
+pub struct SaeArgs {
     /// The sparse autoencoder: a directory with SAELens's cfg.json and
     /// sae_weights.safetensors, or a hub repository's folder (ORG/NAME/FOLDER, e.g.
     /// jbloom/GPT2-Small-SAEs-Reformatted/blocks.8.hook_resid_pre)
@@ -1022,6 +1021,14 @@ pub struct FeaturesArgs {
     /// it, what the SAE's cfg.json says (model_from_pretrained_kwargs), else not centred
     #[arg(long)]
     pub sae_centered: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    #[command(flatten)]
+    pub input: TextArgs,
+    #[command(flatten)]
+    pub sae: SaeArgs,
     /// Features listed per token, the most active first
     #[arg(short = 'k', long = "top-k", value_name = "K", default_value_t = 5,
           value_parser = at_least_one)]
@@ -1035,16 +1042,8 @@ pub struct FeatureArgs {
     pub ids: FeatureIds,
     #[command(flatten)]
     pub input: TextArgs,
-    /// The sparse autoencoder (a directory with SAELens's cfg.json and
-    /// sae_weights.safetensors, or a hub repository's folder ORG/NAME/FOLDER)
-    #[arg(long, value_name = "DIR|ORG/NAME/FOLDER")]
-    pub sae: String,
-    /// Revision (branch, tag or commit) of a hub SAE
-    #[arg(long, value_name = "REVISION")]
-    pub sae_revision: Option<String>,
-    /// The SAE reads the residual stream centred over d_model (see `features --help`)
-    #[arg(long)]
-    pub sae_centered: bool,
+    #[command(flatten)]
+    pub sae: SaeArgs,
     /// Tokens listed in each logit table
     #[arg(short = 'k', long = "top-k", value_name = "K", default_value_t = 10,
           value_parser = at_least_one)]

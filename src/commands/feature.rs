@@ -3,14 +3,13 @@
 
 use std::io::Write;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::Tensor;
 
 use super::texts::Texts;
 use super::{decoded, Session};
 use crate::cli::FeatureArgs;
 use crate::dist;
-use crate::error::usage;
 use crate::model::sae::{self, FeatureStats, Sae};
 use crate::render::table;
 use crate::reports::{FeatureContext, FeatureCorpus, FeatureReport, FeatureRow, TokenValue};
@@ -18,19 +17,10 @@ use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &FeatureArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
-    let sae = session.sae(&args.sae, args.sae_revision.as_deref())?;
-    let hook = sae
-        .hook(&cfg)
-        .with_context(|| format!("--sae {}", args.sae))?;
-    if let Some(f) = args.ids.0.iter().find(|&&f| f >= sae.cfg.d_sae) {
-        return Err(usage(format!(
-            "feature {f} is out of range: the SAE in {} has {} features (0 to {})",
-            args.sae,
-            sae.cfg.d_sae,
-            sae.cfg.d_sae - 1
-        )));
-    }
-    let centered = args.sae_centered || sae.cfg.centered == Some(true);
+    let a = &args.sae;
+    let (sae, hook, centered) =
+        session.sae(&a.sae, a.sae_revision.as_deref(), a.sae_centered, &cfg)?;
+    session.check_features(&a.sae, &sae, args.ids.0.iter().copied())?;
     let corpus = !args.input.texts.is_empty() || args.input.file.is_some();
     let (model, tokenizer, stats, texts) = match corpus {
         true => {
@@ -64,7 +54,7 @@ pub fn run(session: &Session, args: &FeatureArgs, out: &mut dyn Write) -> Result
     }
     let report = FeatureReport {
         header: session.header(None)?,
-        sae: args.sae.clone(),
+        sae: a.sae.clone(),
         hook: hook.to_string(),
         features: rows,
     };

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::Tensor;
 
 use super::texts::Texts;
@@ -17,11 +17,9 @@ use crate::reports::{FeatureValue, FeaturesReport};
 
 pub fn run(session: &Session, args: &FeaturesArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
-    let sae = session.sae(&args.sae, args.sae_revision.as_deref())?;
-    let hook = sae
-        .hook(&cfg)
-        .with_context(|| format!("--sae {}", args.sae))?;
-    let centered = args.sae_centered || sae.cfg.centered == Some(true);
+    let a = &args.sae;
+    let (sae, hook, centered) =
+        session.sae(&a.sae, a.sae_revision.as_deref(), a.sae_centered, &cfg)?;
     if sae.cfg.prepend_bos && !session.prepend_bos {
         eprintln!(
             "warning: this SAE was trained with a BOS before every text; without --prepend-bos \
@@ -43,7 +41,7 @@ pub fn run(session: &Session, args: &FeaturesArgs, out: &mut dyn Write) -> Resul
         let acts = r.acts.to_vec2::<f32>()?;
         reports.push(FeaturesReport {
             header: session.header(Some(text))?,
-            sae: args.sae.clone(),
+            sae: a.sae.clone(),
             hook: hook.to_string(),
             architecture: sae.cfg.architecture.name().into(),
             k: match sae.cfg.architecture {

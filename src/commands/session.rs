@@ -15,6 +15,7 @@ use crate::model::hub::Hub;
 use crate::model::sae::Sae;
 use crate::model::source::ModelSource;
 use crate::model::source::SaeSource;
+use crate::model::Hook;
 use crate::model::{Config, Gpt2};
 use crate::render::printer::{Format, Printer, Run};
 use crate::render::Palette;
@@ -171,12 +172,40 @@ impl Session {
 
     /// The sparse autoencoder `--sae spec` names: a directory, or a hub repository's folder
     /// (at `revision`), fetched through the hub cache.
-    pub fn sae(&self, spec: &str, revision: Option<&str>) -> Result<Sae> {
+    /// It comes with the model's hook it reads (checked against `cfg`) and whether it reads
+    /// a centred stream (`centered`: `--sae-centered`, else what its cfg.json says).
+    pub fn sae(
+        &self,
+        spec: &str,
+        revision: Option<&str>,
+        centered: bool,
+        cfg: &Config,
+    ) -> Result<(Sae, Hook, bool)> {
         let named = |e: anyhow::Error| e.context(format!("--sae {spec}"));
         let source = SaeSource::resolve(spec, revision, Hub::from_env()).map_err(named)?;
-        let cfg = source.file("cfg.json").map_err(named)?;
+        let cfg_path = source.file("cfg.json").map_err(named)?;
         let weights = source.file("sae_weights.safetensors").map_err(named)?;
-        Sae::load_from(&cfg, &weights, std::path::Path::new(spec)).map_err(named)
+        let sae = Sae::load_from(&cfg_path, &weights, std::path::Path::new(spec)).map_err(named)?;
+        let hook = sae.hook(cfg).map_err(named)?;
+        let centered = centered || sae.cfg.centered == Some(true);
+        Ok((sae, hook, centered))
+    }
+
+    /// Feature ids named by flags, each checked to be one of `sae`'s (a usage error).
+    pub fn check_features(
+        &self,
+        spec: &str,
+        sae: &Sae,
+        ids: impl IntoIterator<Item = usize>,
+    ) -> Result<()> {
+        match ids.into_iter().find(|&f| f >= sae.cfg.d_sae) {
+            Some(f) => Err(usage(format!(
+                "feature {f} is out of range: the SAE in {spec} has {} features (0 to {})",
+                sae.cfg.d_sae,
+                sae.cfg.d_sae - 1
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Loads the embeddings and the first `n_blocks` blocks (see [`Gpt2::load`]).

@@ -1,7 +1,7 @@
 //! The steering flags (`--sae` with `--steer`, `--clamp`, `--ablate-feature`): an SAE's
 //! features changed at its hook, at every position, as an [`Edit`] tap.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::Tensor;
 
 use super::Session;
@@ -24,8 +24,8 @@ impl Steering {
         let Some(spec) = &args.sae else {
             return Ok(None);
         };
-        let sae = session.sae(spec, args.sae_revision.as_deref())?;
-        let hook = sae.hook(cfg).with_context(|| format!("--sae {spec}"))?;
+        let revision = args.sae_revision.as_deref();
+        let (sae, hook, centered) = session.sae(spec, revision, args.sae_centered, cfg)?;
         let changes: Vec<(usize, Change)> = (args.steer.iter().map(|&(f, a)| (f, Change::Add(a))))
             .chain(args.clamp.iter().map(|&(f, v)| (f, Change::Clamp(v))))
             .chain(args.ablate_feature.iter().map(|&f| (f, Change::Clamp(0.0))))
@@ -35,15 +35,7 @@ impl Steering {
                 "--sae: give --steer F=α, --clamp F=v or --ablate-feature F",
             ));
         }
-        if let Some((f, _)) = changes.iter().find(|(f, _)| *f >= sae.cfg.d_sae) {
-            return Err(usage(format!(
-                "feature {f} is out of range: the SAE in {} has {} features (0 to {})",
-                spec,
-                sae.cfg.d_sae,
-                sae.cfg.d_sae - 1
-            )));
-        }
-        let centered = args.sae_centered || sae.cfg.centered == Some(true);
+        session.check_features(spec, &sae, changes.iter().map(|(f, _)| *f))?;
         Ok(Some(Steering {
             sae,
             hook,
