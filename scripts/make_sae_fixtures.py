@@ -6,8 +6,8 @@ with SAELens's own classes at a hook of the tiny fixture and saved with `save_mo
 more written in the pre-6.0 flat config. Each is read back with `SAE.load_from_disk`, and
 its `encode` / `decode` run on the activations of Hugging Face's GPT2LMHeadModel recorded
 with torch hooks; the reconstruction is spliced back in at the hook for the next-token
-loss. Writes tests/fixtures/saes/<name>/{cfg.json,sae_weights.safetensors} and
-tests/fixtures/saes/reference.safetensors. Run in a venv with sae-lens (it pins its own
+loss. Writes tests/fixtures/saes/<name>/{cfg.json,sae_weights.safetensors} (the standard
+one with a sparsity.safetensors) and tests/fixtures/saes/reference.safetensors. Run in a venv with sae-lens (it pins its own
 transformer-lens):
 
     python scripts/make_sae_fixtures.py --fixtures tests/fixtures
@@ -26,6 +26,8 @@ from sae_lens.saes.jumprelu_sae import JumpReLUSAE, JumpReLUSAEConfig
 from sae_lens.saes.sae import SAEMetadata
 from sae_lens.saes.standard_sae import StandardSAE, StandardSAEConfig
 from sae_lens.saes.topk_sae import TopKSAE, TopKSAEConfig
+from sae_lens.constants import SPARSITY_FILENAME
+from sae_lens.training.sae_trainer import _log_feature_sparsity
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 
 PROMPTS = ["The cat sat on the mat", "When Mary and John went to the store, John gave a drink to"]
@@ -142,6 +144,12 @@ def main():
                 # The decoder direction through the unembedding (Neuronpedia's logit tables).
                 ref[f"{name}.feature{f}.logits"] = (loaded.W_dec[f] @ model.lm_head.weight.T).contiguous()
         if name == "standard":
+            # A training run's sparsity file, as SAELens's trainer writes it: log10 of each
+            # feature's firing frequency (its own function), from counts over 1e6 tokens.
+            counts = torch.randint(0, 100_000, (D_SAE,), generator=torch.Generator().manual_seed(1))
+            counts[3] = 0
+            log_sparsity = _log_feature_sparsity(counts.float() / 1e6)
+            save_file({"sparsity": log_sparsity}, os.path.join(d, SPARSITY_FILENAME))
             flat = os.path.join(root, "standard-flat-config")
             os.makedirs(flat)
             shutil.copy(os.path.join(d, "sae_weights.safetensors"), flat)

@@ -306,9 +306,11 @@ pub enum Command {
         after_help = "Examples:\n  gpt2-inspect hooks\n  gpt2-inspect hooks --seq-len 8 --json"
     )]
     Hooks(HooksArgs),
-    /// Write activations to a safetensors file (for numpy or torch)
+    /// Write activations to a safetensors file (for numpy or torch); with --sae, also an
+    /// SAE's feature activations at its hook, as HOOK.hook_sae_acts_post (SAELens's name),
+    /// (B, T, d_sae) in f32
     #[command(
-        after_help = "Examples:\n  gpt2-inspect dump \"The quick brown fox\" -o fox.safetensors\n  gpt2-inspect dump \"The quick brown fox\" -o resid.safetensors --hook \"blocks.*.hook_resid_post\""
+        after_help = "Examples:\n  gpt2-inspect dump \"The quick brown fox\" -o fox.safetensors\n  gpt2-inspect dump \"The quick brown fox\" -o resid.safetensors --hook \"blocks.*.hook_resid_post\"\n  gpt2-inspect dump \"The quick brown fox\" -o acts.safetensors --hook blocks.8.hook_resid_pre --sae ./my-sae"
     )]
     Dump(DumpArgs),
     /// How surprised the model is by each token: log-probability, rank, perplexity
@@ -588,6 +590,11 @@ pub struct DumpArgs {
     /// (`blocks.*.attn.hook_pattern`); repeatable; omitted: all
     #[arg(long = "hook", value_name = "PATTERN")]
     pub hooks: Vec<String>,
+
+    // With --sae, the SAE's feature activations at its hook are written too, as
+    // HOOK.hook_sae_acts_post (SAELens's name), (B, T, d_sae) in f32.
+    #[command(flatten)]
+    pub sae: SaeOption,
 }
 
 #[derive(Debug, Args)]
@@ -608,25 +615,28 @@ pub struct NextArgs {
     pub steer: SteerArgs,
 }
 
-/// Steering with a sparse autoencoder's features, at the SAE's hook, at every position.
+/// A sparse autoencoder that a command may use (its own flags say what for).
 #[derive(Debug, Args)]
-pub struct SteerArgs {
-    /// The sparse autoencoder whose features --steer, --clamp and --ablate-feature name (a
-    /// directory with SAELens's cfg.json and sae_weights.safetensors, or a hub repository's
-    /// folder ORG/NAME/FOLDER)
-    #[arg(help_heading = "Steering", long, value_name = "DIR|ORG/NAME/FOLDER")]
+pub struct SaeOption {
+    /// A sparse autoencoder: a directory with SAELens's cfg.json and sae_weights.safetensors,
+    /// or a hub repository's folder ORG/NAME/FOLDER
+    #[arg(long, value_name = "DIR|ORG/NAME/FOLDER")]
     pub sae: Option<String>,
     /// Revision (branch, tag or commit) of a hub SAE
-    #[arg(
-        help_heading = "Steering",
-        long,
-        value_name = "REVISION",
-        requires = "sae"
-    )]
+    #[arg(long, value_name = "REVISION", requires = "sae")]
     pub sae_revision: Option<String>,
     /// The SAE reads the residual stream centred over d_model (see `features --help`)
-    #[arg(help_heading = "Steering", long, requires = "sae")]
+    #[arg(long, requires = "sae")]
     pub sae_centered: bool,
+}
+
+/// Steering with a sparse autoencoder's features, at the SAE's hook, at every position.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Steering")]
+pub struct SteerArgs {
+    // The SAE whose features --steer, --clamp and --ablate-feature name.
+    #[command(flatten)]
+    pub sae: SaeOption,
     /// Add α · W_dec[F] at the SAE's hook (repeatable)
     #[arg(help_heading = "Steering", long, value_name = "F=α", requires = "sae",
           value_parser = feature_value)]

@@ -947,6 +947,9 @@ pub struct FeaturesReport {
     pub features: Vec<Vec<FeatureValue>>,
     /// Per token, how many features are active (non-zero).
     pub l0: Vec<usize>,
+    /// The features that fire most in the text (by their largest activation), with their
+    /// activation at every token: the heatmap's columns.
+    pub most_active: MostActive,
     /// Mean over tokens of ‖x − x̂‖² (SAELens's `mse`).
     pub mse: f64,
     /// Fraction of variance explained (SAELens's `explained_variance`).
@@ -957,6 +960,15 @@ pub struct FeaturesReport {
     pub ce_spliced: Option<f64>,
     /// KL(clean ‖ spliced), averaged over positions.
     pub kl_spliced: f64,
+}
+
+/// Features and their activations at every token of a text.
+#[derive(Debug, Clone, Serialize)]
+pub struct MostActive {
+    /// Highest peak first.
+    pub ids: Vec<usize>,
+    /// `[T][ids]`.
+    pub activations: Vec<Vec<f32>>,
 }
 
 /// A token and a value (a logit a feature adds).
@@ -1001,6 +1013,9 @@ pub struct FeatureRow {
     pub top_logits: Vec<TokenValue>,
     /// … and suppresses most, lowest first.
     pub bottom_logits: Vec<TokenValue>,
+    /// log10 of its firing frequency in training, from the SAE's sparsity.safetensors
+    /// (`null` without that file).
+    pub log10_training_density: Option<f32>,
     pub corpus: Option<FeatureCorpus>,
 }
 

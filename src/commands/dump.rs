@@ -7,18 +7,18 @@ use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 
 use anyhow::{bail, Context, Result};
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
-use super::hooks::hook_row;
 use super::texts::{padded, Texts};
 use super::Session;
 use crate::atomic::Output;
 use crate::cli::DumpArgs;
 use crate::error::usage;
+use crate::model::sae::{self, Sae};
 use crate::model::tap::Recorder;
 use crate::model::{CaptureSpec, Config, Gpt2, Hook, Inputs, Logits, Request};
 use crate::render::table;
-use crate::reports::{DumpReport, Padding};
+use crate::reports::{DumpReport, HookRow, Padding};
 
 pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
@@ -27,8 +27,27 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
         texts, cfg, ids, ..
     } = &prepared;
     let hooks = selected(&args.hooks, cfg)?;
+    let sae = match &args.sae.sae {
+        Some(spec) => {
+            let (sae, hook, centered) = session.sae(
+                spec,
+                args.sae.sae_revision.as_deref(),
+                args.sae.sae_centered,
+                cfg,
+            )?;
+            Some(SaeAt {
+                sae,
+                hook,
+                centered,
+            })
+        }
+        None => None,
+    };
+    // The SAE's hook is recorded to be encoded even when it is not written itself.
+    let recorded = (Hook::all(cfg).into_iter())
+        .filter(|h| hooks.contains(h) || sae.as_ref().is_some_and(|s| s.hook == *h));
     let req = Request {
-        capture: CaptureSpec::new(hooks.iter().copied()),
+        capture: CaptureSpec::new(recorded),
         logits: match hooks.contains(&Hook::Logits) {
             true => Logits::All,
             false => Logits::None,
@@ -36,28 +55,39 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
     };
     let model = session.model(cfg, req.blocks_needed(cfg))?;
     let batch = padded(ids, prepared.pad);
-    let layout = Layout::new(session, &prepared, &batch, &hooks)?;
+    let entries = entries(&hooks, sae.as_ref(), cfg, session.dtype, batch.shape);
+    let layout = Layout::new(session, &prepared, &batch, &entries)?;
     if layout.bytes > 64 << 20 {
         eprintln!(
             "writing {} activations ({}) to {}",
-            hooks.len(),
+            entries.len(),
             crate::units::human_size(layout.bytes),
             args.output.display()
         );
     }
     let mut file = Output::create(&args.output, "-o", &session.temps)?;
-    let written = stream(&mut file, &layout, &model, &req, &prepared)?;
-    if written != hooks.len() {
+    let written = stream(
+        &mut file,
+        &layout,
+        &model,
+        &req,
+        &prepared,
+        &hooks,
+        sae.as_ref(),
+    )?;
+    if written != entries.len() {
         bail!(
             "only {written} of {} activations were computed",
-            hooks.len()
+            entries.len()
         );
     }
     file.commit()?;
 
-    let [b, t] = layout.shape;
-    let hook_rows: Vec<_> = (hooks.iter())
-        .map(|&h| hook_row(h, cfg, b, Some(t)))
+    let rows: Vec<HookRow> = (entries.iter())
+        .map(|e| HookRow {
+            name: e.name.clone(),
+            shape: e.shape.iter().map(|&n| Some(n)).collect(),
+        })
         .collect();
     let reports = (texts.iter().zip(ids))
         .map(|(text, ids)| {
@@ -66,11 +96,59 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
                 output: args.output.display().to_string(),
                 bytes: layout.bytes,
                 input_ids: ids.clone(),
-                hooks: hook_rows.clone(),
+                hooks: rows.clone(),
             })
         })
         .collect::<Result<Vec<_>>>()?;
     prepared.emit(session, out, reports, table::dump)
+}
+
+/// The SAE of `--sae`, the hook it reads and whether it reads it centred.
+struct SaeAt {
+    sae: Sae,
+    hook: Hook,
+    centered: bool,
+}
+
+/// One tensor of the file.
+struct Entry {
+    name: String,
+    shape: Vec<usize>,
+    dtype: DType,
+}
+
+/// The file's tensors in data-flow order: the selected hooks, and the SAE's feature
+/// activations right after the activation they encode.
+fn entries(
+    hooks: &[Hook],
+    sae: Option<&SaeAt>,
+    cfg: &Config,
+    dtype: DType,
+    [b, t]: [usize; 2],
+) -> Vec<Entry> {
+    let mut out = Vec::new();
+    for h in Hook::all(cfg) {
+        if hooks.contains(&h) {
+            out.push(Entry {
+                name: h.to_string(),
+                shape: h.shape(cfg, b, t),
+                dtype,
+            });
+        }
+        if let Some(s) = sae.filter(|s| s.hook == h) {
+            out.push(Entry {
+                name: sae_name(h),
+                shape: vec![b, t, s.sae.cfg.d_sae],
+                dtype: DType::F32,
+            });
+        }
+    }
+    out
+}
+
+/// SAELens's name for an SAE's feature activations at `hook`.
+fn sae_name(hook: Hook) -> String {
+    format!("{hook}.hook_sae_acts_post")
 }
 
 /// The hooks `--hook` patterns name (all when none), in data-flow order.
@@ -94,32 +172,33 @@ fn selected(patterns: &[String], cfg: &Config) -> Result<Vec<Hook>> {
 /// section, in data-flow order, and the texts in `__metadata__`) and each hook's slot.
 struct Layout {
     header: Vec<u8>,
-    slots: HashMap<Hook, (u64, Vec<usize>)>,
-    /// `[B, T]` of the padded batch.
-    shape: [usize; 2],
+    /// Each tensor's offset in the data section and shape, by name.
+    slots: HashMap<String, (u64, Vec<usize>)>,
     /// The whole file's size.
     bytes: u64,
 }
 
 impl Layout {
-    fn new(session: &Session, prepared: &Texts, batch: &Padding, hooks: &[Hook]) -> Result<Layout> {
-        let (cfg, dtype) = (&prepared.cfg, session.dtype);
-        let st_dtype = match dtype {
-            candle_core::DType::F16 => "F16",
-            candle_core::DType::BF16 => "BF16",
-            _ => "F32",
-        };
-        let [b, t] = batch.shape;
+    fn new(
+        session: &Session,
+        prepared: &Texts,
+        batch: &Padding,
+        entries: &[Entry],
+    ) -> Result<Layout> {
         let mut header = serde_json::Map::new();
         header.insert("__metadata__".into(), metadata(session, prepared, batch)?);
         let mut slots = HashMap::new();
         let mut offset = 0u64;
-        for &h in hooks {
-            let shape = h.shape(cfg, b, t);
-            let bytes = (shape.iter().product::<usize>() * dtype.size_in_bytes()) as u64;
-            let entry = serde_json::json!({"dtype": st_dtype, "shape": shape, "data_offsets": [offset, offset + bytes]});
-            header.insert(h.to_string(), entry);
-            slots.insert(h, (offset, shape));
+        for e in entries {
+            let st_dtype = match e.dtype {
+                DType::F16 => "F16",
+                DType::BF16 => "BF16",
+                _ => "F32",
+            };
+            let bytes = (e.shape.iter().product::<usize>() * e.dtype.size_in_bytes()) as u64;
+            let entry = serde_json::json!({"dtype": st_dtype, "shape": e.shape, "data_offsets": [offset, offset + bytes]});
+            header.insert(e.name.clone(), entry);
+            slots.insert(e.name.clone(), (offset, e.shape.clone()));
             offset += bytes;
         }
         let mut header = serde_json::to_vec(&serde_json::Value::Object(header))?;
@@ -134,7 +213,6 @@ impl Layout {
         Ok(Layout {
             header,
             slots,
-            shape: [b, t],
             bytes,
         })
     }
@@ -180,6 +258,8 @@ fn stream(
     model: &Gpt2,
     req: &Request,
     prepared: &Texts,
+    hooks: &[Hook],
+    sae: Option<&SaeAt>,
 ) -> Result<usize> {
     let what = file.what();
     let mut w = BufWriter::with_capacity(1 << 20, file.file());
@@ -194,17 +274,28 @@ fn stream(
         lengths: (all.len() > 1).then_some(lengths.as_slice()),
         ..Inputs::new(&input)
     };
-    let mut recorder = Recorder::new(&req.capture, |hook: Hook, tensor: Tensor| {
-        let (offset, shape) = &layout.slots[&hook];
+    let mut put = |name: String, tensor: &Tensor| -> Result<()> {
+        let (offset, shape) = &layout.slots[&name];
         if tensor.dims() != shape.as_slice() {
-            bail!("{hook} has shape {:?}, expected {shape:?}", tensor.dims());
+            bail!("{name} has shape {:?}, expected {shape:?}", tensor.dims());
         }
         if *offset != at {
-            bail!("{hook} was computed out of data-flow order");
+            bail!("{name} was computed out of data-flow order");
         }
         tensor.write_bytes(&mut w).context(what.clone())?;
         at += (tensor.elem_count() * tensor.dtype().size_in_bytes()) as u64;
         written += 1;
+        Ok(())
+    };
+    let mut recorder = Recorder::new(&req.capture, |hook: Hook, tensor: Tensor| {
+        if hooks.contains(&hook) {
+            put(hook.to_string(), &tensor)?;
+        }
+        if let Some(s) = sae.filter(|s| s.hook == hook) {
+            let (b, t, d) = tensor.dims3()?;
+            let acts = sae::encode_at(&s.sae, &tensor.reshape((b * t, d))?, s.centered)?;
+            put(sae_name(hook), &acts.reshape((b, t, s.sae.cfg.d_sae))?)?;
+        }
         Ok(())
     });
     model.run(inputs, req, &mut recorder)?;

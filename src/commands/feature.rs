@@ -11,6 +11,7 @@ use super::{decoded, Session};
 use crate::cli::FeatureArgs;
 use crate::dist;
 use crate::model::sae::{self, FeatureStats, Sae};
+use crate::model::{CaptureSpec, NoLogits, Request};
 use crate::render::table;
 use crate::reports::{FeatureContext, FeatureCorpus, FeatureReport, FeatureRow, TokenValue};
 use crate::tokenizer::Tokenizer;
@@ -46,6 +47,7 @@ pub fn run(session: &Session, args: &FeatureArgs, out: &mut dyn Write) -> Result
             id: f,
             top_logits: token_values(&tokenizer, &logits, &dist::top_k(&logits, k))?,
             bottom_logits: token_values(&tokenizer, &logits, &dist::top_k(&negated, k))?,
+            log10_training_density: sae.log_sparsity.as_ref().map(|s| s[f]),
             corpus: match &stats {
                 Some(s) => Some(corpus_row(&tokenizer, &s[i], &texts)?),
                 None => None,
@@ -61,7 +63,9 @@ pub fn run(session: &Session, args: &FeatureArgs, out: &mut dyn Write) -> Result
     super::emit(session, out, &report, table::feature)
 }
 
-/// One pass over the texts, every feature's statistics gathered from the same run.
+/// One pass over the texts in padded batches, every feature's statistics gathered from
+/// the same run. The model stops at the SAE's hook; each batch's tokens are encoded as one
+/// `(N, d_in)` matrix.
 fn pass(
     prepared: &Texts,
     model: &crate::model::Gpt2,
@@ -75,13 +79,25 @@ fn pass(
         .iter()
         .map(|_| FeatureStats::new(keep, window))
         .collect();
-    for (t, text) in prepared.ids.iter().enumerate() {
-        let input = Tensor::new(text.as_slice(), model.device())?.unsqueeze(0)?;
-        let acts = sae::activations(model, sae, hook, &input, centered)?; // (T, d_sae)
+    let req = Request {
+        capture: CaptureSpec::new([hook]),
+        logits: NoLogits,
+    };
+    prepared.fold(model, &req, |batch| {
+        let rows = (batch.iter())
+            .map(|c| Ok(c.output.activations.get(hook)?.squeeze(0)?))
+            .collect::<Result<Vec<_>>>()?;
+        let acts = sae::encode_at(sae, &Tensor::cat(&rows, 0)?, centered)?; // (N, d_sae)
         for (s, &f) in stats.iter_mut().zip(ids) {
-            s.add(t, &acts.narrow(1, f, 1)?.flatten_all()?.to_vec1::<f32>()?);
+            let column = acts.narrow(1, f, 1)?.flatten_all()?.to_vec1::<f32>()?;
+            let mut at = 0;
+            for c in &batch {
+                s.add(c.index, &column[at..at + c.ids.len()]);
+                at += c.ids.len();
+            }
         }
-    }
+        Ok(())
+    })?;
     Ok(stats)
 }
 

@@ -12,8 +12,8 @@ use super::{decoded, Session};
 use crate::cli::FeaturesArgs;
 use crate::dist;
 use crate::model::sae::{self, Architecture};
-use crate::render::table;
-use crate::reports::{FeatureValue, FeaturesReport};
+use crate::render::{features, table};
+use crate::reports::{FeatureValue, FeaturesReport, MostActive};
 
 pub fn run(session: &Session, args: &FeaturesArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
@@ -60,6 +60,7 @@ pub fn run(session: &Session, args: &FeaturesArgs, out: &mut dyn Write) -> Resul
                 .iter()
                 .map(|row| row.iter().filter(|&&a| a != 0.0).count())
                 .collect(),
+            most_active: most_active(&acts, MOST_ACTIVE),
             mse: r.mse,
             fve: r.fve,
             ce_clean: r.ce_clean,
@@ -67,7 +68,11 @@ pub fn run(session: &Session, args: &FeaturesArgs, out: &mut dyn Write) -> Resul
             kl_spliced: r.kl_spliced,
         });
     }
-    prepared.emit(session, out, reports, table::features)
+    let palette = (session.palette, session.width);
+    prepared.emit(session, out, reports, |out, r| {
+        table::features(out, r)?;
+        features::heatmap(out, r, palette.0, palette.1)
+    })
 }
 
 /// The `k` most active features of a token, active ones only, in the tool's one order.
@@ -79,4 +84,26 @@ fn top(acts: &[f32], k: usize) -> Vec<FeatureValue> {
             activation: acts[f],
         })
         .collect()
+}
+
+/// Columns of the tokens × features heatmap at most.
+const MOST_ACTIVE: usize = 12;
+
+/// The `n` features with the highest peaks over the text's tokens `acts` `[T][d_sae]`
+/// (active ones only), and their activations at every token.
+fn most_active(acts: &[Vec<f32>], n: usize) -> MostActive {
+    let d = acts.first().map_or(0, Vec::len);
+    let peaks: Vec<f32> = (0..d)
+        .map(|f| acts.iter().map(|row| row[f]).fold(0f32, f32::max))
+        .collect();
+    let ids: Vec<usize> = (dist::top_k(&peaks, n).into_iter())
+        .filter(|&f| peaks[f] > 0.0)
+        .collect();
+    MostActive {
+        activations: acts
+            .iter()
+            .map(|row| ids.iter().map(|&f| row[f]).collect())
+            .collect(),
+        ids,
+    }
 }

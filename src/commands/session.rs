@@ -185,7 +185,14 @@ impl Session {
         let source = SaeSource::resolve(spec, revision, Hub::from_env()).map_err(named)?;
         let cfg_path = source.file("cfg.json").map_err(named)?;
         let weights = source.file("sae_weights.safetensors").map_err(named)?;
-        let sae = Sae::load_from(&cfg_path, &weights, std::path::Path::new(spec)).map_err(named)?;
+        let mut sae =
+            Sae::load_from(&cfg_path, &weights, std::path::Path::new(spec)).map_err(named)?;
+        if let Some(p) = source
+            .optional_file("sparsity.safetensors")
+            .map_err(named)?
+        {
+            sae.read_sparsity(&p).map_err(named)?;
+        }
         let hook = sae.hook(cfg).map_err(named)?;
         let centered = centered || sae.cfg.centered == Some(true);
         Ok((sae, hook, centered))

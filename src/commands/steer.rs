@@ -21,11 +21,11 @@ pub(super) struct Steering {
 impl Steering {
     /// The flags' steering, `None` without `--sae`; feature ids are checked against the SAE.
     pub fn from_args(session: &Session, args: &SteerArgs, cfg: &Config) -> Result<Option<Self>> {
-        let Some(spec) = &args.sae else {
+        let Some(spec) = &args.sae.sae else {
             return Ok(None);
         };
-        let revision = args.sae_revision.as_deref();
-        let (sae, hook, centered) = session.sae(spec, revision, args.sae_centered, cfg)?;
+        let revision = args.sae.sae_revision.as_deref();
+        let (sae, hook, centered) = session.sae(spec, revision, args.sae.sae_centered, cfg)?;
         let changes: Vec<(usize, Change)> = (args.steer.iter().map(|&(f, a)| (f, Change::Add(a))))
             .chain(args.clamp.iter().map(|&(f, v)| (f, Change::Clamp(v))))
             .chain(args.ablate_feature.iter().map(|&f| (f, Change::Clamp(0.0))))

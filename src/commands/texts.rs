@@ -221,6 +221,32 @@ impl Texts {
         }
     }
 
+    /// Runs the texts in the padded batches [`Self::run`] uses and hands each batch's texts
+    /// to `each`, in no particular order: for passes that fold a corpus into statistics.
+    /// A terminal's stderr shows the texts done so far.
+    pub(super) fn fold<W: WantLogits>(
+        &self,
+        model: &Gpt2,
+        req: &Request<W>,
+        mut each: impl FnMut(Vec<Computed<'_, W>>) -> Result<()>,
+    ) -> Result<()> {
+        let bar = indicatif::ProgressBar::new(self.texts.len() as u64)
+            .with_finish(indicatif::ProgressFinish::AndClear);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "texts [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+            )?
+            .progress_chars("=> "),
+        );
+        let mut order: Vec<usize> = (0..self.texts.len()).collect();
+        order.sort_by_key(|&i| self.ids[i].len());
+        for chunk in chunks(&order, &self.ids, self.batch_size) {
+            each(self.forward_some(model, req, chunk)?)?;
+            bar.inc(chunk.len() as u64);
+        }
+        Ok(())
+    }
+
     /// Writes reports made otherwise, one per text.
     pub(super) fn emit<R: serde::Serialize>(
         &self,

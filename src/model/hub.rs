@@ -148,44 +148,15 @@ impl Hub {
         revision: &str,
         names: &[&str],
     ) -> Result<(usize, PathBuf)> {
-        check_revision(revision)?;
-        let repo = Repo::with_revision(repo_id.to_string(), RepoType::Model, revision.into());
-        let dir = self.cache_dir()?;
-        let cache = Cache::new(dir.to_path_buf()).repo(repo.clone());
-        let repo_dir = dir.join(repo.folder_name());
-        let commit = cached_commit(&repo_dir, &repo);
-        let missing = |name: &str, commit: &Option<String>| {
-            commit
-                .as_ref()
-                .is_some_and(|c| no_exist(&repo_dir, c, name).is_file())
-        };
         for (i, name) in names.iter().enumerate() {
-            if let Some(p) = cached(&cache, &repo_dir, &repo, name) {
+            if let Some(p) = self.optional(repo_id, revision, name)? {
                 return Ok((i, p));
-            }
-            if self.offline || missing(name, &commit) {
-                continue;
-            }
-            match self.file(repo_id, revision, name) {
-                Ok(p) => return Ok((i, p)),
-                Err(e) => match e.downcast_ref::<Missing>() {
-                    Some(Missing {
-                        commit: Some(c), ..
-                    }) => {
-                        // Best effort, as in Python: a cache we cannot write only costs a request.
-                        let marker = no_exist(&repo_dir, c, name);
-                        let _ = marker.parent().map(fs::create_dir_all);
-                        let _ = File::create(&marker);
-                    }
-                    Some(_) => {}
-                    None => return Err(e),
-                },
             }
         }
         let how = match self.offline {
             true => format!(
                 "in the cache (HF_HUB_OFFLINE is set); {}",
-                how_to_fix(repo_id, dir)
+                how_to_fix(repo_id, self.cache_dir()?)
             ),
             false => "on the hub".to_string(),
         };
@@ -193,6 +164,42 @@ impl Hub {
             "model {repo_id} (revision {revision}) has no checkpoint {how}: none of {}",
             names.join(", ")
         )
+    }
+
+    /// Path of `name` in `repo_id` at `revision`, or `None` when the repository does not
+    /// hold it (or, offline, when the cache does not): from the cache, else one request,
+    /// whose answer "no such file" is remembered in the cache as Python's client does.
+    pub fn optional(&self, repo_id: &str, revision: &str, name: &str) -> Result<Option<PathBuf>> {
+        check_revision(revision)?;
+        let repo = Repo::with_revision(repo_id.to_string(), RepoType::Model, revision.into());
+        let dir = self.cache_dir()?;
+        let cache = Cache::new(dir.to_path_buf()).repo(repo.clone());
+        let repo_dir = dir.join(repo.folder_name());
+        if let Some(p) = cached(&cache, &repo_dir, &repo, name) {
+            return Ok(Some(p));
+        }
+        let commit = cached_commit(&repo_dir, &repo);
+        let known_missing =
+            (commit.as_ref()).is_some_and(|c| no_exist(&repo_dir, c, name).is_file());
+        if self.offline || known_missing {
+            return Ok(None);
+        }
+        match self.file(repo_id, revision, name) {
+            Ok(p) => Ok(Some(p)),
+            Err(e) => match e.downcast_ref::<Missing>() {
+                Some(Missing {
+                    commit: Some(c), ..
+                }) => {
+                    // Best effort, as in Python: a cache we cannot write only costs a request.
+                    let marker = no_exist(&repo_dir, c, name);
+                    let _ = marker.parent().map(fs::create_dir_all);
+                    let _ = File::create(&marker);
+                    Ok(None)
+                }
+                Some(_) => Ok(None),
+                None => Err(e),
+            },
+        }
     }
 
     fn agent(&self, read_timeout: Duration) -> ureq::Agent {

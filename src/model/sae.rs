@@ -203,6 +203,9 @@ pub struct Sae {
     threshold: Option<Tensor>,
     /// Gated: `(b_gate, r_mag, b_mag)`.
     gate: Option<(Tensor, Tensor, Tensor)>,
+    /// log10 of each feature's firing frequency in training (`sparsity.safetensors`, as
+    /// SAELens's trainer saves it: log10(frequency + 1e-10)), when the SAE has the file.
+    pub log_sparsity: Option<Vec<f32>>,
 }
 
 impl Sae {
@@ -261,7 +264,31 @@ impl Sae {
             },
             cfg,
             dir: dir.to_path_buf(),
+            log_sparsity: None,
         })
+    }
+
+    /// Reads `sparsity.safetensors` (tensor `sparsity`, `(d_sae,)`) into
+    /// [`Self::log_sparsity`].
+    pub fn read_sparsity(&mut self, path: &Path) -> Result<()> {
+        let ckpt = Checkpoint::open_as(path, Weights::Copied)?;
+        let t = ckpt.tensors().iter().find(|t| t.name == "sparsity");
+        let t = t.ok_or_else(|| anyhow!("{} has no tensor sparsity", path.display()))?;
+        ensure!(
+            t.shape == [self.cfg.d_sae],
+            "tensor sparsity in {} has shape {:?}; the SAE has {} features",
+            path.display(),
+            t.shape,
+            self.cfg.d_sae
+        );
+        let v = (ckpt.reader(&Device::Cpu, DType::F32)?.get("sparsity")?).to_vec1::<f32>()?;
+        ensure!(
+            v.iter().all(|x| !x.is_nan() && *x <= 0.0),
+            "tensor sparsity in {} holds NaN or a log10 frequency above 0",
+            path.display()
+        );
+        self.log_sparsity = Some(v);
+        Ok(())
     }
 
     /// Feature activations `(T, d_sae)` of `x` `(T, d_in)`, and what undoes the input's
@@ -436,17 +463,13 @@ pub fn run(
         capture: CaptureSpec::default(),
         logits: AllLogits,
     };
-    let mean = x.mean_keepdim(D::Minus1)?; // (T, 1)
-    let input = match centered {
-        true => x.broadcast_sub(&mean)?,
-        false => x.clone(),
-    };
+    let (input, mean) = centre(&x, centered)?;
     let (acts, norm) = sae.encode(&input)?;
     let recon = sae.decode(&acts, &norm)?; // (T, d)
     let (mse, fve) = reconstruction(&input, &recon)?;
-    let back = match centered {
-        true => recon.broadcast_add(&mean)?,
-        false => recon,
+    let back = match mean {
+        Some(mean) => recon.broadcast_add(&mean)?,
+        None => recon,
     };
     let mut splice = Edit {
         hook,
@@ -504,11 +527,26 @@ pub fn activations(
     centered: bool,
 ) -> Result<Tensor> {
     let (x, ()) = record_at(model, ids, hook, super::NoLogits)?;
-    let x = match centered {
-        true => x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?,
-        false => x,
-    };
-    Ok(sae.encode(&x)?.0)
+    encode_at(sae, &x, centered)
+}
+
+/// The SAE's feature activations `(N, d_sae)` of the hook's activation `x` `(N, d_in)` (in
+/// the model's dtype), centred first when the SAE reads a centred stream.
+pub fn encode_at(sae: &Sae, x: &Tensor, centered: bool) -> Result<Tensor> {
+    let x = x.to_dtype(DType::F32)?;
+    Ok(sae.encode(&centre(&x, centered)?.0)?.0)
+}
+
+/// `x` `(N, d)` less its mean `(N, 1)` over d_model when `centered` (what a TransformerLens
+/// model with `center_writing_weights` carries in its residual stream), and that mean.
+fn centre(x: &Tensor, centered: bool) -> Result<(Tensor, Option<Tensor>)> {
+    Ok(match centered {
+        true => {
+            let mean = x.mean_keepdim(D::Minus1)?;
+            (x.broadcast_sub(&mean)?, Some(mean))
+        }
+        false => (x.clone(), None),
+    })
 }
 
 /// `(mse, fve)` of a reconstruction `(T, d)`, in f64.
@@ -551,12 +589,7 @@ pub fn steer(sae: &Sae, x: &Tensor, changes: &[(usize, Change)], centered: bool)
     let (b, t, d) = x.dims3()?;
     let mut acts = None;
     if changes.iter().any(|(_, c)| matches!(c, Change::Clamp(_))) {
-        let flat = x.reshape((b * t, d))?;
-        let input = match centered {
-            true => flat.broadcast_sub(&flat.mean_keepdim(D::Minus1)?)?,
-            false => flat,
-        };
-        acts = Some(sae.encode(&input)?.0); // (B·T, d_sae)
+        acts = Some(encode_at(sae, &x.reshape((b * t, d))?, centered)?); // (B·T, d_sae)
     }
     let mut out = x.clone();
     for &(f, change) in changes {

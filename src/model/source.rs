@@ -191,4 +191,18 @@ impl SaeSource {
             } => hub.file(repo_id, revision, &format!("{folder}/{name}")),
         }
     }
+
+    /// Path of the SAE's optional file `name` (`sparsity.safetensors`), `None` when the SAE
+    /// has none.
+    pub fn optional_file(&self, name: &str) -> Result<Option<PathBuf>> {
+        match self {
+            SaeSource::Local(dir) => Ok(Some(dir.join(name)).filter(|p| p.exists())),
+            SaeSource::Hub {
+                repo_id,
+                folder,
+                revision,
+                hub,
+            } => hub.optional(repo_id, revision, &format!("{folder}/{name}")),
+        }
+    }
 }

@@ -3,6 +3,7 @@
 pub mod circuits;
 pub mod color;
 pub mod edges;
+pub mod features;
 pub mod heatmap;
 pub mod html;
 pub mod json;

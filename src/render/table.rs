@@ -777,6 +777,13 @@ pub fn feature(out: &mut dyn Write, r: &FeatureReport) -> io::Result<()> {
     for f in &r.features {
         writeln!(out)?;
         writeln!(out, "== feature {}", f.id)?;
+        if let Some(d) = f.log10_training_density {
+            writeln!(
+                out,
+                "fired on {:.4}% of training tokens (sparsity.safetensors: log10 {d:.3})",
+                100.0 * 10f64.powf(f64::from(d))
+            )?;
+        }
         let rows: Vec<Vec<String>> = (0..f.top_logits.len().max(f.bottom_logits.len()))
             .map(|i| {
                 let cell = |v: Option<&TokenValue>| match v {

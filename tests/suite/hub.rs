@@ -516,6 +516,17 @@ fn saes_come_from_a_hub_repository_folder() {
     for f in ["cfg.json", "sae_weights.safetensors"] {
         std::fs::copy(local.join(f), folder.join(f)).unwrap();
     }
+    // A second folder with a sparsity.safetensors.
+    let standard = s.0.join("repo").join("standard");
+    std::fs::create_dir_all(&standard).unwrap();
+    let with_sparsity = crate::common::fixtures().join("saes/standard");
+    for f in [
+        "cfg.json",
+        "sae_weights.safetensors",
+        "sparsity.safetensors",
+    ] {
+        std::fs::copy(with_sparsity.join(f), standard.join(f)).unwrap();
+    }
     let server = HubServer::start_repos(
         &[
             (REPO, "main", COMMIT_MAIN, &model_dir()),
@@ -545,6 +556,22 @@ fn saes_come_from_a_hub_repository_folder() {
             .any(|l| l.contains("someone/tiny-saes/resolve/main/blocks.1.hook_resid_pre/cfg.json")),
         "{log:?}"
     );
+    // sparsity.safetensors is fetched when the folder has it (and its absence above is
+    // remembered: the second run asked nothing).
+    let local = crate::common::fixtures().join("saes/standard");
+    let want = crate::common::json(&["feature", "3,9", "--sae", local.to_str().unwrap()]);
+    let args = [
+        "--json",
+        "feature",
+        "3,9",
+        "--sae",
+        "someone/tiny-saes/standard",
+    ];
+    let got = ok(&run(&server.endpoint, &home.0, &args, &[]));
+    for f in 0..2 {
+        let d = &got["features"][f]["log10_training_density"];
+        assert!(d.is_number() && *d == want["features"][f]["log10_training_density"]);
+    }
     let bad = [
         "--json",
         "features",

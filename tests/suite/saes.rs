@@ -181,6 +181,24 @@ fn features_reports_what_saelens_computes() {
                     assert!(d < TOL, "{name} token {t}: {d}");
                 }
             }
+            // The heatmap's columns: the 12 highest peaks (active features only), each
+            // with SAELens's activations at every token.
+            let peaks: Vec<f32> = (0..acts[0].len())
+                .map(|f| acts.iter().map(|row| row[f]).fold(0f32, f32::max))
+                .collect();
+            let mut ids: Vec<usize> = (0..peaks.len()).filter(|&f| peaks[f] > 0.0).collect();
+            ids.sort_by(|&a, &b| peaks[b].total_cmp(&peaks[a]));
+            ids.truncate(12);
+            let most = &got["most_active"];
+            assert_eq!(most["ids"], serde_json::json!(ids), "{name} prompt {k}");
+            for (t, row) in acts.iter().enumerate() {
+                let want: Vec<f32> = ids.iter().map(|&f| row[f]).collect();
+                let got = crate::common::floats(&most["activations"][t]);
+                assert!(
+                    max_abs_diff(&got, &want) < TOL,
+                    "{name} prompt {k} token {t}"
+                );
+            }
             let want = expected(&r, name, k);
             for (field, w, tol) in [
                 ("mse", want.0, want.0 * 1e-6),
@@ -389,13 +407,9 @@ fn feature_tables_and_corpus_statistics_match_saelens() {
                 (density - active as f64 / tokens as f64).abs() < 1e-12,
                 "{name} {f}"
             );
-            let counted: u64 = corpus["histogram"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|n| n.as_u64().unwrap())
-                .sum();
-            assert_eq!(counted as usize, active);
+            let (bins, width) = histogram(columns.iter().flatten().copied());
+            assert_eq!(corpus["histogram"], serde_json::json!(bins), "{name} {f}");
+            assert_eq!(corpus["bin_width"].as_f64().unwrap() as f32, width);
             let mut peaks: Vec<(f32, usize)> = (columns.iter().enumerate())
                 .map(|(k, c)| (c.iter().cloned().fold(f32::NEG_INFINITY, f32::max), k))
                 .filter(|(p, _)| *p > 0.0)
@@ -547,5 +561,207 @@ fn generate_is_steered() {
                 serde_json::json!([format!("+{alpha} · W_dec[{f}]")])
             );
         }
+    }
+}
+
+/// `dump --sae`: the file holds SAELens's feature activations under its name
+/// (`HOOK.hook_sae_acts_post`), each text's first positions of the padded batch, whether or
+/// not the hook itself is written.
+#[test]
+fn dump_writes_saelens_feature_activations() {
+    let r = reference();
+    let prompts: Vec<String> = serde_json::from_str(&r.meta["prompts"]).unwrap();
+    let hook = &r.meta["hook"];
+    let dir = tempfile::tempdir().unwrap();
+    for (name, written) in [
+        ("standard", "hook_embed"),
+        ("topk", hook.as_str()),
+        ("gated", "hook_embed"),
+        ("jumprelu", hook.as_str()),
+    ] {
+        let sae = fixtures().join("saes").join(name);
+        let path = dir.path().join(format!("{name}.safetensors"));
+        let mut args = vec![
+            "dump",
+            "-o",
+            path.to_str().unwrap(),
+            "--hook",
+            written,
+            "--sae",
+            sae.to_str().unwrap(),
+        ];
+        args.extend(prompts.iter().map(String::as_str));
+        let v = crate::common::json(&args);
+        let acts_name = format!("{hook}.hook_sae_acts_post");
+        let names: Vec<&str> = (v["batch"][0]["hooks"].as_array().unwrap().iter())
+            .map(|h| h["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, [written, acts_name.as_str()], "{name}");
+        let bytes = std::fs::read(&path).unwrap();
+        let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap();
+        assert_eq!(tensors.len(), 2);
+        let acts = &tensors[&acts_name]; // (B, T, d_sae)
+        assert_eq!(acts.dims()[0], prompts.len());
+        for k in 0..prompts.len() {
+            let want = &r.tensors[&format!("{name}.prompt{k}.acts")];
+            let got = acts
+                .get(k)
+                .unwrap()
+                .narrow(0, 0, want.dim(0).unwrap())
+                .unwrap();
+            close(&format!("{name} text {k}"), &got, want);
+        }
+    }
+}
+
+/// `feature` says how often each feature fired in training, from the SAE's
+/// sparsity.safetensors (written with SAELens's own log10 function), read back here with
+/// the safetensors crate; an SAE without the file says nothing (`null`).
+#[test]
+fn training_density_comes_from_sparsity_safetensors() {
+    let dir = fixtures().join("saes").join("standard");
+    let bytes = std::fs::read(dir.join("sparsity.safetensors")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let t = file.tensor("sparsity").unwrap();
+    let want: Vec<f32> = (t.data().chunks(4))
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    assert_eq!(want.len(), 64);
+    let got = crate::common::json(&["feature", "3,5,40", "--sae", dir.to_str().unwrap()]);
+    for (row, f) in got["features"].as_array().unwrap().iter().zip([3, 5, 40]) {
+        let d = row["log10_training_density"].as_f64().unwrap() as f32;
+        assert_eq!(d, want[f], "feature {f}");
+    }
+    let out = (crate::common::cmd().args(["feature", "3", "--sae", dir.to_str().unwrap()]))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("fired on 0.0000% of training tokens (sparsity.safetensors: log10 -10.000)"),
+        "{text}"
+    );
+    let topk = fixtures().join("saes").join("topk");
+    let got = crate::common::json(&["feature", "3", "--sae", topk.to_str().unwrap()]);
+    assert!(got["features"][0]["log10_training_density"].is_null());
+}
+
+/// The histogram `feature` promises, by brute force: 32 bins over [0, top) where top is the
+/// first power of two (from 1) above every |activation|, non-zero activations only.
+fn histogram(acts: impl Iterator<Item = f32> + Clone) -> (Vec<u64>, f32) {
+    let largest = acts.clone().fold(0f32, |m, a| m.max(a.abs()));
+    let mut top = 1f32;
+    while largest >= top {
+        top *= 2.0;
+    }
+    let mut bins = vec![0u64; 32];
+    for a in acts.filter(|&a| a != 0.0) {
+        bins[(a.abs() / top * 32.0) as usize] += 1;
+    }
+    (bins, top / 32.0)
+}
+
+/// A corpus file run in several padded batches (`--batch-size 3`, texts of two lengths
+/// interleaved) gives the statistics of a brute-force pass over SAELens's activations of
+/// each text.
+#[test]
+fn a_corpus_in_batches_gives_the_brute_force_statistics() {
+    let r = reference();
+    let prompts: Vec<String> = serde_json::from_str(&r.meta["prompts"]).unwrap();
+    let dir = crate::common::Scratch::new("sae-corpus");
+    let lines: Vec<usize> = (0..11).map(|i| (i * 7 % 3 == 0) as usize).collect();
+    let file = dir.0.join("corpus.txt");
+    let text: String = lines
+        .iter()
+        .map(|&k| format!("{}\n\n", prompts[k]))
+        .collect();
+    std::fs::write(&file, text).unwrap();
+    let name = "jumprelu";
+    let sae = fixtures().join("saes").join(name);
+    let got = crate::common::json(&[
+        "feature",
+        "5",
+        "--sae",
+        sae.to_str().unwrap(),
+        "--file",
+        file.to_str().unwrap(),
+        "--lines",
+        "--batch-size",
+        "3",
+        "--contexts",
+        "4",
+        "--window",
+        "2",
+    ]);
+    let columns: Vec<Vec<f32>> = (0..prompts.len())
+        .map(|k| {
+            let acts = r.tensors[&format!("{name}.prompt{k}.acts")]
+                .to_vec2::<f32>()
+                .unwrap();
+            acts.iter().map(|row| row[5]).collect()
+        })
+        .collect();
+    let all = lines.iter().flat_map(|&k| columns[k].iter().copied());
+    let corpus = &got["features"][0]["corpus"];
+    assert_eq!(corpus["texts"], lines.len());
+    assert_eq!(corpus["tokens"], all.clone().count());
+    let active = all.clone().filter(|&a| a != 0.0).count();
+    let density = corpus["density"].as_f64().unwrap();
+    assert!((density - active as f64 / all.clone().count() as f64).abs() < 1e-12);
+    let (bins, _) = histogram(all);
+    assert_eq!(corpus["histogram"], serde_json::json!(bins));
+    // The four highest peaks: each text's own, the higher prompt's texts first.
+    let peak = |k: usize| columns[k].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let best = (0..2).max_by(|&a, &b| peak(a).total_cmp(&peak(b))).unwrap();
+    let contexts = corpus["contexts"].as_array().unwrap();
+    assert_eq!(
+        contexts.len(),
+        4.min(lines.iter().filter(|&&k| k == best).count())
+    );
+    for c in contexts {
+        let text = c["text"].as_u64().unwrap() as usize;
+        assert_eq!(lines[text], best, "text {text}");
+        assert!((c["peak"].as_f64().unwrap() as f32 - peak(best)).abs() < TOL);
+        let at = c["peak_position"].as_u64().unwrap() as usize;
+        let start = c["start"].as_u64().unwrap() as usize;
+        assert_eq!(start, at.saturating_sub(2));
+        let shown = crate::common::floats(&c["activations"]);
+        let end = (at + 3).min(columns[best].len());
+        assert!(crate::common::max_abs_diff(&shown, &columns[best][start..end]) < TOL);
+    }
+}
+
+/// The terminal's heatmap shows the JSON's most active features: the columns' ids, and each
+/// token's row of activations (`·` where a feature is silent).
+#[test]
+fn the_features_heatmap_shows_the_most_active_features() {
+    let dir = fixtures().join("saes").join("jumprelu");
+    let args = [
+        "features",
+        "The cat sat on the mat",
+        "--sae",
+        dir.to_str().unwrap(),
+    ];
+    let want = crate::common::json(&args);
+    let out = crate::common::cmd().args(args).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let at = (lines
+        .iter()
+        .position(|l| l.contains("features that fire most")))
+    .unwrap_or_else(|| panic!("no heatmap: {text}"));
+    let ids: Vec<u64> = (lines[at + 1].split_whitespace())
+        .map(|c| c.trim_start_matches('#').parse().unwrap())
+        .collect();
+    assert_eq!(serde_json::json!(ids), want["most_active"]["ids"]);
+    let tokens = want["tokens"].as_array().unwrap();
+    for (t, line) in lines[at + 2..at + 2 + tokens.len()].iter().enumerate() {
+        let cells: Vec<f32> = (line.split_whitespace().rev().take(ids.len()))
+            .map(|c| if c == "·" { 0.0 } else { c.parse().unwrap() })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let json = crate::common::floats(&want["most_active"]["activations"][t]);
+        assert!(max_abs_diff(&cells, &json) < 0.006, "token {t}: {line}");
     }
 }
