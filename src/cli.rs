@@ -364,7 +364,7 @@ pub enum Command {
     /// suppresses (W_dec[f] · W_Uᵀ), and with texts (a corpus: --file F --lines) where it
     /// fires most, how often, and how strongly
     #[command(
-        after_help = "Examples:\n  gpt2-inspect feature 12 --sae DIR\n  gpt2-inspect feature 12,99,3001 --sae DIR --file corpus.txt --lines\n\nWithout TEXT or --file only the logit tables are shown."
+        after_help = "Examples:\n  gpt2-inspect feature 12 --sae DIR\n  gpt2-inspect feature 12,99,3001 --sae DIR --file corpus.txt --lines\n  gpt2-inspect feature 12 --sae DIR --file corpus.txt --lines --html f12.html\n\nWithout TEXT or --file only the logit tables are shown."
     )]
     Feature(FeatureArgs),
     /// Input attribution: how much each input token matters to the prediction (gradient,
@@ -1064,6 +1064,10 @@ pub struct FeatureArgs {
     /// Tokens shown either side of a context's peak
     #[arg(long, value_name = "W", default_value_t = 8)]
     pub window: u32,
+    /// Also write a dashboard page for the features (self-contained HTML, offline): how
+    /// often each fires, its histogram, logit tables and top contexts
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

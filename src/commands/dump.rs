@@ -6,13 +6,13 @@
 use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use candle_core::{DType, Tensor};
 
 use super::texts::{padded, Texts};
 use super::Session;
 use crate::atomic::Output;
-use crate::cli::DumpArgs;
+use crate::cli::{DumpArgs, SaeOption};
 use crate::error::usage;
 use crate::model::sae::{self, Sae};
 use crate::model::tap::Recorder;
@@ -27,22 +27,7 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
         texts, cfg, ids, ..
     } = &prepared;
     let hooks = selected(&args.hooks, cfg)?;
-    let sae = match &args.sae.sae {
-        Some(spec) => {
-            let (sae, hook, centered) = session.sae(
-                spec,
-                args.sae.sae_revision.as_deref(),
-                args.sae.sae_centered,
-                cfg,
-            )?;
-            Some(SaeAt {
-                sae,
-                hook,
-                centered,
-            })
-        }
-        None => None,
-    };
+    let sae = SaeAt::from_args(session, &args.sae, cfg)?;
     // The SAE's hook is recorded to be encoded even when it is not written itself.
     let recorded = (Hook::all(cfg).into_iter())
         .filter(|h| hooks.contains(h) || sae.as_ref().is_some_and(|s| s.hook == *h));
@@ -75,12 +60,11 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
         &hooks,
         sae.as_ref(),
     )?;
-    if written != entries.len() {
-        bail!(
-            "only {written} of {} activations were computed",
-            entries.len()
-        );
-    }
+    ensure!(
+        written == entries.len(),
+        "only {written} of {} activations were computed",
+        entries.len()
+    );
     file.commit()?;
 
     let rows: Vec<HookRow> = (entries.iter())
@@ -108,6 +92,22 @@ struct SaeAt {
     sae: Sae,
     hook: Hook,
     centered: bool,
+}
+
+impl SaeAt {
+    /// The SAE of `--sae`, `None` without it.
+    fn from_args(session: &Session, a: &SaeOption, cfg: &Config) -> Result<Option<SaeAt>> {
+        let Some(spec) = &a.sae else {
+            return Ok(None);
+        };
+        let revision = a.sae_revision.as_deref();
+        let (sae, hook, centered) = session.sae(spec, revision, a.sae_centered, cfg)?;
+        Ok(Some(SaeAt {
+            sae,
+            hook,
+            centered,
+        }))
+    }
 }
 
 /// One tensor of the file.

@@ -12,7 +12,7 @@ use crate::cli::FeatureArgs;
 use crate::dist;
 use crate::model::sae::{self, FeatureStats, Sae};
 use crate::model::{CaptureSpec, NoLogits, Request};
-use crate::render::table;
+use crate::render::{dashboard, table};
 use crate::reports::{FeatureContext, FeatureCorpus, FeatureReport, FeatureRow, TokenValue};
 use crate::tokenizer::Tokenizer;
 
@@ -60,6 +60,9 @@ pub fn run(session: &Session, args: &FeatureArgs, out: &mut dyn Write) -> Result
         hook: hook.to_string(),
         features: rows,
     };
+    super::write_file(session, "--html", args.html.as_deref(), |w| {
+        dashboard::page(w, &report)
+    })?;
     super::emit(session, out, &report, table::feature)
 }
 

@@ -2,6 +2,7 @@
 
 pub mod circuits;
 pub mod color;
+pub mod dashboard;
 pub mod edges;
 pub mod features;
 pub mod heatmap;

@@ -146,3 +146,86 @@ fn neuron_expectation() -> serde_json::Value {
         "dot": dot, "score": score, "weight": weight,
     })
 }
+
+/// `feature --html`: the dashboard page in headless Chromium (tests/browser/dashboard.mjs)
+/// shows what the same run's JSON says: a bar per non-empty histogram bin as tall as its
+/// count, both logit tables, every context's tokens and activations with the peak outlined
+/// and darkest; no script, no request, no dialog from a corpus with markup in it. Its
+/// screenshot is target/tmp/browser/dashboard.png.
+#[test]
+fn feature_dashboard_works_in_headless_chromium() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let chromium = PathBuf::from(std::env::var("CHROMIUM").unwrap_or("/usr/bin/chromium".into()));
+    if let Some(what) = missing(root, &chromium) {
+        assert!(
+            std::env::var("GPT2_INSPECT_REQUIRE_BROWSER").as_deref() != Ok("1"),
+            "browser test required but {what}"
+        );
+        eprintln!("SKIPPED feature_dashboard_works_in_headless_chromium: {what}");
+        return;
+    }
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-dashboard");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let corpus = out.join("corpus.txt");
+    let lines = [
+        CAT,
+        INJECTION,
+        "When Mary and John went to the store, John gave a drink to",
+        "A dog ran\tfast",
+    ];
+    std::fs::write(&corpus, lines.join("\n")).unwrap();
+    let (page, json) = (out.join("dashboard.html"), out.join("report.json"));
+    let sae = root.join("tests/fixtures/saes/standard");
+    let run = assert_cmd::Command::cargo_bin("gpt2-inspect")
+        .unwrap()
+        .arg("--model")
+        .arg(root.join("tests/fixtures/tiny-gpt2"))
+        .args(["feature", "40,5", "--sae"])
+        .arg(&sae)
+        .arg("--file")
+        .arg(&corpus)
+        .args([
+            "--lines",
+            "--contexts",
+            "4",
+            "--window",
+            "3",
+            "-k",
+            "6",
+            "--json",
+            "--html",
+        ])
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    std::fs::write(&json, &run.stdout).unwrap();
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        !html.contains("<script") && !html.contains("<img"),
+        "markup from the corpus"
+    );
+    let config = serde_json::json!({ "page": page, "json": json, "outDir": out });
+    let config_path = out.join("config.json");
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let run = Command::new("node")
+        .arg(root.join("tests/browser/dashboard.mjs"))
+        .arg(&config_path)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    eprintln!("{log}");
+    assert!(run.status.success(), "browser checks failed:\n{log}");
+    assert!(!log.contains("FAIL"), "{log}");
+    assert!(out.join("dashboard.png").exists(), "no screenshot");
+}
