@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, ensure, Context, Result};
 use candle_core::{DType, Device, Tensor, D};
 use serde_json::Value;
 
-use super::checkpoint::{Checkpoint, Weights};
+use super::checkpoint::{Bias, Checkpoint, Weight, Weights};
 use super::config::Config;
 use super::hooks::Hook;
 
@@ -196,9 +196,12 @@ fn normalize(v: Option<&Value>) -> Result<Normalize> {
 pub struct Sae {
     pub cfg: SaeConfig,
     pub dir: PathBuf,
-    w_enc: Tensor,
+    /// `(d_in, d_sae)` and `(d_sae, d_in)`, computed from the mapped file (nothing copied).
+    w_enc: Weight,
     b_enc: Option<Tensor>,
-    pub w_dec: Tensor,
+    w_dec: Weight,
+    /// ‖W_dec[f]‖ `(d_sae,)`, for a top-k SAE that rescales by it.
+    norms: Option<Tensor>,
     b_dec: Tensor,
     threshold: Option<Tensor>,
     /// Gated: `(b_gate, r_mag, b_mag)`.
@@ -222,7 +225,7 @@ impl Sae {
     /// before it is read; `dir` names the SAE in messages.
     pub fn load_from(cfg: &Path, path: &Path, dir: &Path) -> Result<Self> {
         let cfg = SaeConfig::from_file(cfg)?;
-        let ckpt = Checkpoint::open_as(path, Weights::Copied)?;
+        let ckpt = Checkpoint::open_as(path, Weights::Mapped)?;
         let (i, s) = (cfg.d_in, cfg.d_sae);
         let mut want: Vec<(&str, Vec<usize>)> = vec![
             ("W_enc", vec![i, s]),
@@ -251,11 +254,32 @@ impl Sae {
             );
             Ok(t)
         };
+        let matrix = |n: &str| -> Result<Weight> {
+            let w = r.weight(n)?;
+            let finite = match &w {
+                Weight::Mapped(m) => m.values().iter().all(|v| v.is_finite()),
+                Weight::Tensor(t) => super::tap::all_finite(t)?,
+            };
+            ensure!(
+                finite,
+                "tensor {n} in {} holds NaN or infinity",
+                path.display()
+            );
+            Ok(w)
+        };
         let has = |n: &str| want.iter().any(|(w, _)| *w == n);
+        let w_dec = matrix("W_dec")?;
+        let norms = match cfg.architecture {
+            Architecture::TopK { rescale: true, .. } => {
+                Some(w_dec.tensor()?.sqr()?.sum(D::Minus1)?.sqrt()?)
+            }
+            _ => None,
+        };
         Ok(Sae {
-            w_enc: get("W_enc")?,
+            w_enc: matrix("W_enc")?,
             b_enc: has("b_enc").then(|| get("b_enc")).transpose()?,
-            w_dec: get("W_dec")?,
+            w_dec,
+            norms,
             b_dec: get("b_dec")?,
             threshold: has("threshold").then(|| get("threshold")).transpose()?,
             gate: match has("b_gate") {
@@ -271,7 +295,7 @@ impl Sae {
     /// Reads `sparsity.safetensors` (tensor `sparsity`, `(d_sae,)`) into
     /// [`Self::log_sparsity`].
     pub fn read_sparsity(&mut self, path: &Path) -> Result<()> {
-        let ckpt = Checkpoint::open_as(path, Weights::Copied)?;
+        let ckpt = Checkpoint::open_as(path, Weights::Mapped)?;
         let t = ckpt.tensors().iter().find(|t| t.name == "sparsity");
         let t = t.ok_or_else(|| anyhow!("{} has no tensor sparsity", path.display()))?;
         ensure!(
@@ -299,12 +323,14 @@ impl Sae {
             true => sae_in.broadcast_sub(&self.b_dec)?,
             false => sae_in,
         };
-        let pre =
-            |b: &Tensor| -> Result<Tensor> { Ok(sae_in.matmul(&self.w_enc)?.broadcast_add(b)?) };
+        let pre = |b: &Tensor| -> Result<Tensor> {
+            self.w_enc
+                .matmul(&sae_in, &Bias::new(b.clone(), &self.w_enc)?)
+        };
         let acts = match (self.cfg.architecture, &self.gate) {
             (Architecture::Gated, Some((b_gate, r_mag, b_mag))) => {
                 let active = pre(b_gate)?.gt(0f32)?.to_dtype(DType::F32)?;
-                let w_mag = self.w_enc.broadcast_mul(&r_mag.exp()?)?;
+                let w_mag = self.w_enc.tensor()?.broadcast_mul(&r_mag.exp()?)?;
                 let mags = sae_in.matmul(&w_mag)?.broadcast_add(b_mag)?.relu()?;
                 (active * mags)?
             }
@@ -333,7 +359,7 @@ impl Sae {
             }
             _ => acts.clone(),
         };
-        let out = acts.matmul(&self.w_dec)?.broadcast_add(&self.b_dec)?;
+        let out = (self.w_dec).matmul(&acts, &Bias::new(self.b_dec.clone(), &self.w_dec)?)?;
         norm.undo(&out)
     }
 
@@ -354,6 +380,12 @@ impl Sae {
         Ok(hook)
     }
 
+    /// Feature `f`'s decoder direction W_dec[f] `(d_in,)`.
+    pub fn direction(&self, f: usize) -> Result<Tensor> {
+        let id = Tensor::new(&[f as u32], &Device::Cpu)?;
+        Ok(self.w_dec.embedding(&id)?.squeeze(0)?)
+    }
+
     fn b_enc(&self) -> Result<&Tensor> {
         self.b_enc
             .as_ref()
@@ -362,7 +394,7 @@ impl Sae {
 
     /// ‖W_dec[f]‖ `(d_sae,)`.
     fn decoder_norms(&self) -> Result<Tensor> {
-        Ok(self.w_dec.sqr()?.sum(D::Minus1)?.sqrt()?)
+        (self.norms.clone()).ok_or_else(|| anyhow!("this SAE keeps no decoder norms"))
     }
 }
 
@@ -455,14 +487,7 @@ pub fn run(
     ids: &Tensor,
     centered: bool,
 ) -> Result<SaeRun> {
-    use super::tap::Edit;
-    use super::{AllLogits, CaptureSpec, Inputs, Request};
-    let (x, clean) = record_at(model, ids, hook, AllLogits)?; // (T, d), (1, T, V)
-    let clean = clean.squeeze(0)?; // (T, V)
-    let req = Request {
-        capture: CaptureSpec::default(),
-        logits: AllLogits,
-    };
+    let (x, resume) = record_block_input(model, ids, hook)?; // (T, d), block l's input
     let (input, mean) = centre(&x, centered)?;
     let (acts, norm) = sae.encode(&input)?;
     let recon = sae.decode(&acts, &norm)?; // (T, d)
@@ -471,13 +496,9 @@ pub fn run(
         Some(mean) => recon.broadcast_add(&mean)?,
         None => recon,
     };
-    let mut splice = Edit {
-        hook,
-        edit: |_: &Tensor| Ok(back.unsqueeze(0)?),
-    };
-    let spliced = model.run(Inputs::new(ids), &req, &mut splice)?.squeeze(0)?;
+    let back = back.to_dtype(model.dtype())?;
+    let (clean, spliced) = clean_and_spliced(model, ids, hook, &back, resume)?; // (T, V) each
     let ids = ids.squeeze(0)?.to_vec1::<u32>()?;
-    let (clean, spliced) = (clean.to_vec2::<f32>()?, spliced.to_vec2::<f32>()?);
     let kl = clean
         .iter()
         .zip(&spliced)
@@ -491,6 +512,75 @@ pub fn run(
         ce_spliced: cross_entropy(&spliced, &ids),
         kl_spliced: kl / clean.len() as f64,
     })
+}
+
+/// The activation `(T, d)` at `hook` of `ids` `(1, T)` in f32, and for a hook inside block
+/// `l` that block's input `(1, T, d)`: where the clean and spliced runs part.
+fn record_block_input(
+    model: &super::Gpt2,
+    ids: &Tensor,
+    hook: Hook,
+) -> Result<(Tensor, Option<(usize, Tensor)>)> {
+    let Hook::Block(l, _) = hook else {
+        let (x, ()) = record_at(model, ids, hook, super::NoLogits)?;
+        return Ok((x.to_dtype(DType::F32)?, None));
+    };
+    let resid_pre = Hook::Block(l, super::hooks::BlockHook::ResidPre);
+    let spec = super::CaptureSpec::new([resid_pre, hook]);
+    let req = super::Request {
+        capture: spec.clone(),
+        logits: super::NoLogits,
+    };
+    let mut seen = super::Activations::default();
+    {
+        let mut record = super::tap::collect(&spec, &mut seen);
+        model.run(super::Inputs::new(ids), &req, &mut record)?;
+    }
+    let x = seen.get(hook)?.squeeze(0)?.to_dtype(DType::F32)?;
+    Ok((x, Some((l, seen.get(resid_pre)?.clone()))))
+}
+
+/// Logits `[T][V]`.
+type Rows = Vec<Vec<f32>>;
+
+/// All positions' logits `(T, V)` of the clean run and of the run with `back` `(T, d)` in
+/// place of the activation at `hook`: from block `l`'s input as one batch of two when
+/// `resume` gives it, else two whole runs.
+fn clean_and_spliced(
+    model: &super::Gpt2,
+    ids: &Tensor,
+    hook: Hook,
+    back: &Tensor,
+    resume: Option<(usize, Tensor)>,
+) -> Result<(Rows, Rows)> {
+    use super::tap::Edit;
+    use super::{AllLogits, CaptureSpec, Inputs, Request};
+    let req = Request {
+        capture: CaptureSpec::default(),
+        logits: AllLogits,
+    };
+    let Some((l, resid_pre)) = resume else {
+        let clean = model.run(Inputs::new(ids), &req, &mut super::tap::Identity)?;
+        let mut splice = Edit {
+            hook,
+            edit: |_: &Tensor| Ok(back.unsqueeze(0)?),
+        };
+        let spliced = model.run(Inputs::new(ids), &req, &mut splice)?;
+        return Ok((clean.squeeze(0)?.to_vec2()?, spliced.squeeze(0)?.to_vec2()?));
+    };
+    // Row 0 runs clean, row 1 gets the reconstruction at the hook.
+    let pair = Tensor::cat(&[ids, ids], 0)?; // (2, T)
+    let start = Tensor::cat(&[&resid_pre, &resid_pre], 0)?; // (2, T, d)
+    let mut splice = Edit {
+        hook,
+        edit: |x: &Tensor| Ok(Tensor::cat(&[&x.narrow(0, 0, 1)?, &back.unsqueeze(0)?], 0)?),
+    };
+    let inputs = Inputs {
+        start: Some((l, &start)),
+        ..Inputs::new(&pair)
+    };
+    let logits = model.run(inputs, &req, &mut splice)?; // (2, T, V)
+    Ok((logits.get(0)?.to_vec2()?, logits.get(1)?.to_vec2()?))
 }
 
 /// The activation `(T, d)` at `hook` of `ids` `(1, T)`, and the logits `logits` asks for.
@@ -599,7 +689,7 @@ pub fn steer(sae: &Sae, x: &Tensor, changes: &[(usize, Change)], centered: bool)
             sae.cfg.d_sae,
             sae.cfg.d_sae - 1
         );
-        let direction = sae.w_dec.get(f)?; // (d_in,)
+        let direction = sae.direction(f)?; // (d_in,)
         let scale = match (change, &acts) {
             (Change::Add(alpha), _) => Tensor::full(alpha as f32, (b * t, 1), x.device())?,
             (Change::Clamp(v), Some(a)) => a.narrow(1, f, 1)?.affine(-1.0, v)?, // (B·T, 1)
@@ -621,7 +711,7 @@ pub fn direct_logits(model: &super::Gpt2, sae: &Sae, f: usize) -> Result<Vec<f32
         "feature {f} is out of range: the SAE has {} features",
         sae.cfg.d_sae
     );
-    let row = sae.w_dec.get(f)?.unsqueeze(0)?; // (1, d_in)
+    let row = sae.direction(f)?.unsqueeze(0)?; // (1, d_in)
     Ok(model
         .unembedding()
         .matmul_t(&row)?

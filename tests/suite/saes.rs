@@ -93,7 +93,7 @@ fn every_architecture_matches_saelens() {
             let want = flat(&r.tensors[&format!("{key}.prompt{k}.spliced_logits")]);
             let d = max_abs_diff(&spliced, &want);
             assert!(d < TOL, "{name} spliced: {d}");
-            let direction = (sae.w_dec.get(feature).unwrap() * alpha).unwrap();
+            let direction = (sae.direction(feature).unwrap() * alpha).unwrap();
             let steered = logits_with(&m, &ids, hook, |a| Ok(a.broadcast_add(&direction)?));
             let want = flat(&r.tensors[&format!("{key}.prompt{k}.steered_logits")]);
             let d = max_abs_diff(&steered, &want);

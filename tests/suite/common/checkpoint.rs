@@ -15,10 +15,10 @@ const D: usize = 768;
 const N_LAYER: usize = 12;
 
 /// xorshift64*: fast, deterministic, good enough for random weights.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn uniform(&mut self) -> f32 {
+    pub fn uniform(&mut self) -> f32 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
