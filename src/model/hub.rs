@@ -114,15 +114,34 @@ impl Hub {
     /// Path of `name` in `repo_id` at `revision`: from the cache when it is there, else
     /// downloaded into it (unless offline).
     pub fn file(&self, repo_id: &str, revision: &str, name: &str) -> Result<PathBuf> {
+        let local = self.local(repo_id, revision)?;
+        match local.cached(name) {
+            Some(p) => Ok(p),
+            None => self.fetch(&local, name),
+        }
+    }
+
+    /// Where `repo_id` at `revision` lives in the cache (the revision checked first).
+    fn local(&self, repo_id: &str, revision: &str) -> Result<Local> {
         check_revision(revision)?;
         let repo = Repo::with_revision(repo_id.to_string(), RepoType::Model, revision.into());
         let dir = self.cache_dir()?;
-        let cache = Cache::new(dir.to_path_buf()).repo(repo.clone());
-        let repo_dir = dir.join(repo.folder_name());
-        if let Some(p) = cached(&cache, &repo_dir, &repo, name) {
-            return Ok(p);
-        }
-        let fix = || how_to_fix(repo_id, dir);
+        Ok(Local {
+            cache: Cache::new(dir.to_path_buf()).repo(repo.clone()),
+            repo_dir: dir.join(repo.folder_name()),
+            dir: dir.to_path_buf(),
+            repo_id: repo_id.to_string(),
+            revision: revision.to_string(),
+            repo,
+        })
+    }
+
+    /// Downloads `name`, which the cache does not hold, into it (refused offline).
+    fn fetch(&self, local: &Local, name: &str) -> Result<PathBuf> {
+        let Local {
+            repo_id, revision, ..
+        } = local;
+        let fix = || how_to_fix(repo_id, &local.dir);
         if self.offline {
             bail!(
                 "{name} of model {repo_id} (revision {revision}) is not in the cache and \
@@ -131,7 +150,7 @@ impl Hub {
             );
         }
         let what = format!("{name} of model {repo_id} (revision {revision})");
-        self.download(&repo, &cache, &repo_dir, name).map_err(|e| {
+        (self.download(&local.repo, &local.cache, &local.repo_dir, name)).map_err(|e| {
             match e.downcast_ref::<NoNetwork>() {
                 Some(_) => anyhow!("cannot download {what}: {e:#}; {}", fix()),
                 None => e.context(format!("cannot download {what}")),
@@ -170,28 +189,25 @@ impl Hub {
     /// hold it (or, offline, when the cache does not): from the cache, else one request,
     /// whose answer "no such file" is remembered in the cache as Python's client does.
     pub fn optional(&self, repo_id: &str, revision: &str, name: &str) -> Result<Option<PathBuf>> {
-        check_revision(revision)?;
-        let repo = Repo::with_revision(repo_id.to_string(), RepoType::Model, revision.into());
-        let dir = self.cache_dir()?;
-        let cache = Cache::new(dir.to_path_buf()).repo(repo.clone());
-        let repo_dir = dir.join(repo.folder_name());
-        if let Some(p) = cached(&cache, &repo_dir, &repo, name) {
+        let local = self.local(repo_id, revision)?;
+        if let Some(p) = local.cached(name) {
             return Ok(Some(p));
         }
-        let commit = cached_commit(&repo_dir, &repo);
+        let repo_dir = &local.repo_dir;
+        let commit = cached_commit(repo_dir, &local.repo);
         let known_missing =
-            (commit.as_ref()).is_some_and(|c| no_exist(&repo_dir, c, name).is_file());
+            (commit.as_ref()).is_some_and(|c| no_exist(repo_dir, c, name).is_file());
         if self.offline || known_missing {
             return Ok(None);
         }
-        match self.file(repo_id, revision, name) {
+        match self.fetch(&local, name) {
             Ok(p) => Ok(Some(p)),
             Err(e) => match e.downcast_ref::<Missing>() {
                 Some(Missing {
                     commit: Some(c), ..
                 }) => {
                     // Best effort, as in Python: a cache we cannot write only costs a request.
-                    let marker = no_exist(&repo_dir, c, name);
+                    let marker = no_exist(repo_dir, c, name);
                     let _ = marker.parent().map(fs::create_dir_all);
                     let _ = File::create(&marker);
                     Ok(None)
@@ -530,6 +546,25 @@ struct Meta {
     commit: String,
     etag: String,
     size: u64,
+}
+
+/// One repository at one revision in the hub cache.
+struct Local {
+    repo: Repo,
+    cache: hf_hub::CacheRepo,
+    /// `dir/models--org--name`.
+    repo_dir: PathBuf,
+    /// The cache's root.
+    dir: PathBuf,
+    repo_id: String,
+    revision: String,
+}
+
+impl Local {
+    /// `name` as the cache holds it at the revision's commit, if it does.
+    fn cached(&self, name: &str) -> Option<PathBuf> {
+        cached(&self.cache, &self.repo_dir, &self.repo, name)
+    }
 }
 
 /// The cached file, if every step to it is sound: a revision that is a commit hash names

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use super::color::{blues, hex, ink};
-use super::{escape, label};
+use super::{corpus_density, escape, label, training_density};
 use crate::reports::{FeatureContext, FeatureCorpus, FeatureReport, FeatureRow, TokenValue};
 
 const CSS: &str = include_str!("assets/dashboard.css");
@@ -22,25 +22,21 @@ pub fn page(out: &mut dyn Write, r: &FeatureReport) -> io::Result<()> {
     let nav: String = (r.features.iter())
         .map(|f| format!(r##"<a href="#feature-{0}">{0}</a>"##, f.id))
         .collect();
+    let title = escape(&ids.join(", "));
     write!(
         out,
-        r#"<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
-<title>gpt2-inspect: feature {title}</title>
-<style>{CSS}</style>
-</head>
-<body data-ready="true">
+        r#"{head}<body data-ready="true">
 <header>
 <h1>Feature {title}</h1>
 <p>SAE <code>{sae}</code> at <code>{hook}</code> · model <code>{model}</code></p>
 <nav>features {nav}</nav>
 </header>
 "#,
-        title = escape(&ids.join(", ")),
+        head = super::html::head(
+            &format!("feature {title}"),
+            "default-src 'none'; style-src 'unsafe-inline'",
+            CSS
+        ),
         sae = escape(&r.sae),
         hook = escape(&r.hook),
         model = escape(&r.header.model),
@@ -62,18 +58,10 @@ fn section(f: &FeatureRow) -> String {
     );
     let mut said = Vec::new();
     if let Some(c) = &f.corpus {
-        said.push(format!(
-            "fires on {:.4}% of {} tokens ({} texts)",
-            100.0 * c.density,
-            c.tokens,
-            c.texts
-        ));
+        said.push(corpus_density(c));
     }
     if let Some(d) = f.log10_training_density {
-        said.push(format!(
-            "fired on {:.4}% of training tokens (sparsity.safetensors: log10 {d:.3})",
-            100.0 * 10f64.powf(f64::from(d))
-        ));
+        said.push(training_density(d));
     }
     if f.corpus.is_none() {
         said.push("no texts given: only what its decoder direction writes".into());

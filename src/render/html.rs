@@ -33,16 +33,7 @@ pub fn page(out: &mut dyn Write, r: &PageReport) -> io::Result<()> {
     };
     write!(
         out,
-        r#"<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
-<title>gpt2-inspect: {title}</title>
-<style>{CSS}</style>
-</head>
-<body>
+        r#"{head}<body>
 <header>
 <h1>gpt2-inspect report</h1>
 <p>model <code>{model}</code> · {t} tokens · {l} layers × {h} heads</p>
@@ -50,6 +41,11 @@ pub fn page(out: &mut dyn Write, r: &PageReport) -> io::Result<()> {
 <p class="note">Attention probabilities are rounded to {DECIMALS} decimals in this page (sums of a row may be off by a few 1e-4); q and k are kept as 32-bit floats, and the neuron view's q × k, q · k and q·k/√d are computed from them; token probabilities are shown to 4 decimals. Spaces show as ␣, newlines as ↵.</p>
 </header>
 "#,
+        head = head(
+            &title,
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:",
+            CSS
+        ),
         model = escape(&r.header.model),
         t = r.tokens.len(),
         l = r.n_layer,
@@ -216,6 +212,23 @@ fn saliency(r: &PageReport) -> String {
     }
     s.push_str("</ol>\n</section>\n");
     s
+}
+
+/// A self-contained page's `<!DOCTYPE>` through `</head>`: `title` (escaped HTML) after
+/// "gpt2-inspect: ", the Content-Security-Policy `csp` and the page's whole stylesheet.
+pub(crate) fn head(title: &str, csp: &str, css: &str) -> String {
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
+<title>gpt2-inspect: {title}</title>
+<style>{css}</style>
+</head>
+"#
+    )
 }
 
 /// An attention probability as stored in the page: `round(p × 10⁴)`, so the page holds

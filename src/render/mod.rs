@@ -151,6 +151,24 @@ pub(crate) fn max_abs<'a>(values: impl IntoIterator<Item = &'a f32>) -> f32 {
         .fold(0f32, |m, v| m.max(v.abs()))
 }
 
+/// "fires on X% of N tokens (M texts)": a feature's density over a corpus, in words.
+pub fn corpus_density(c: &crate::reports::FeatureCorpus) -> String {
+    format!(
+        "fires on {:.4}% of {} tokens ({} texts)",
+        100.0 * c.density,
+        c.tokens,
+        c.texts
+    )
+}
+
+/// A feature's firing frequency in training from its log10 (sparsity.safetensors), in words.
+pub fn training_density(log10: f32) -> String {
+    format!(
+        "fired on {:.4}% of training tokens (sparsity.safetensors: log10 {log10:.3})",
+        100.0 * 10f64.powf(f64::from(log10))
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::{escape, label, terminal_text};

@@ -778,11 +778,7 @@ pub fn feature(out: &mut dyn Write, r: &FeatureReport) -> io::Result<()> {
         writeln!(out)?;
         writeln!(out, "== feature {}", f.id)?;
         if let Some(d) = f.log10_training_density {
-            writeln!(
-                out,
-                "fired on {:.4}% of training tokens (sparsity.safetensors: log10 {d:.3})",
-                100.0 * 10f64.powf(f64::from(d))
-            )?;
+            writeln!(out, "{}", super::training_density(d))?;
         }
         let rows: Vec<Vec<String>> = (0..f.top_logits.len().max(f.bottom_logits.len()))
             .map(|i| {
@@ -808,13 +804,7 @@ pub fn feature(out: &mut dyn Write, r: &FeatureReport) -> io::Result<()> {
 
 fn feature_corpus(out: &mut dyn Write, c: &FeatureCorpus) -> io::Result<()> {
     writeln!(out)?;
-    writeln!(
-        out,
-        "fires on {:.4}% of {} tokens ({} texts)",
-        100.0 * c.density,
-        c.tokens,
-        c.texts
-    )?;
+    writeln!(out, "{}", super::corpus_density(c))?;
     let most = c.histogram.iter().copied().max().unwrap_or(0).max(1);
     for (i, &n) in c.histogram.iter().enumerate().filter(|(_, &n)| n > 0) {
         let lo = i as f32 * c.bin_width;

@@ -38,18 +38,48 @@ fn missing(root: &Path, chromium: &Path) -> Option<String> {
     None
 }
 
+/// Chromium's path, or `None` (the test is skipped, saying why) when something it needs is
+/// missing and GPT2_INSPECT_REQUIRE_BROWSER is not 1 (with it, the test fails).
+fn chromium_or_skip(root: &Path, test: &str) -> Option<PathBuf> {
+    let chromium = PathBuf::from(std::env::var("CHROMIUM").unwrap_or("/usr/bin/chromium".into()));
+    let Some(what) = missing(root, &chromium) else {
+        return Some(chromium);
+    };
+    assert!(
+        std::env::var("GPT2_INSPECT_REQUIRE_BROWSER").as_deref() != Ok("1"),
+        "browser test required but {what}"
+    );
+    eprintln!("SKIPPED {test}: {what}");
+    None
+}
+
+/// Runs tests/browser/`script` on `config` (written to `out`/config.json) and asserts that
+/// every check passed.
+fn run_checks(root: &Path, script: &str, config: &serde_json::Value, out: &Path, chromium: &Path) {
+    let config_path = out.join("config.json");
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let run = Command::new("node")
+        .arg(root.join("tests/browser").join(script))
+        .arg(&config_path)
+        .env("CHROMIUM", chromium)
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    eprintln!("{log}");
+    assert!(run.status.success(), "browser checks failed:\n{log}");
+    assert!(!log.contains("FAIL"), "{log}");
+}
+
 #[test]
 fn report_works_in_headless_chromium() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let chromium = PathBuf::from(std::env::var("CHROMIUM").unwrap_or("/usr/bin/chromium".into()));
-    if let Some(what) = missing(root, &chromium) {
-        assert!(
-            std::env::var("GPT2_INSPECT_REQUIRE_BROWSER").as_deref() != Ok("1"),
-            "browser test required but {what}"
-        );
-        eprintln!("SKIPPED report_works_in_headless_chromium: {what}");
+    let Some(chromium) = chromium_or_skip(root, "report_works_in_headless_chromium") else {
         return;
-    }
+    };
 
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
     let _ = std::fs::remove_dir_all(&out);
@@ -99,22 +129,7 @@ fn report_works_in_headless_chromium() {
         "outDir": out,
         "neuron": neuron_expectation(),
     });
-    let config_path = out.join("config.json");
-    std::fs::write(&config_path, config.to_string()).unwrap();
-    let run = Command::new("node")
-        .arg(root.join("tests/browser/check.mjs"))
-        .arg(&config_path)
-        .env("CHROMIUM", &chromium)
-        .output()
-        .unwrap();
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    eprintln!("{log}");
-    assert!(run.status.success(), "browser checks failed:\n{log}");
-    assert!(!log.contains("FAIL"), "{log}");
+    run_checks(root, "check.mjs", &config, &out, &chromium);
     assert!(out.join("report.png").exists(), "no screenshot");
 }
 
@@ -155,15 +170,10 @@ fn neuron_expectation() -> serde_json::Value {
 #[test]
 fn feature_dashboard_works_in_headless_chromium() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let chromium = PathBuf::from(std::env::var("CHROMIUM").unwrap_or("/usr/bin/chromium".into()));
-    if let Some(what) = missing(root, &chromium) {
-        assert!(
-            std::env::var("GPT2_INSPECT_REQUIRE_BROWSER").as_deref() != Ok("1"),
-            "browser test required but {what}"
-        );
-        eprintln!("SKIPPED feature_dashboard_works_in_headless_chromium: {what}");
+    let Some(chromium) = chromium_or_skip(root, "feature_dashboard_works_in_headless_chromium")
+    else {
         return;
-    }
+    };
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-dashboard");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
@@ -211,21 +221,6 @@ fn feature_dashboard_works_in_headless_chromium() {
         "markup from the corpus"
     );
     let config = serde_json::json!({ "page": page, "json": json, "outDir": out });
-    let config_path = out.join("config.json");
-    std::fs::write(&config_path, config.to_string()).unwrap();
-    let run = Command::new("node")
-        .arg(root.join("tests/browser/dashboard.mjs"))
-        .arg(&config_path)
-        .env("CHROMIUM", &chromium)
-        .output()
-        .unwrap();
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    eprintln!("{log}");
-    assert!(run.status.success(), "browser checks failed:\n{log}");
-    assert!(!log.contains("FAIL"), "{log}");
+    run_checks(root, "dashboard.mjs", &config, &out, &chromium);
     assert!(out.join("dashboard.png").exists(), "no screenshot");
 }
