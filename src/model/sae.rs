@@ -226,24 +226,8 @@ impl Sae {
     pub fn load_from(cfg: &Path, path: &Path, dir: &Path) -> Result<Self> {
         let cfg = SaeConfig::from_file(cfg)?;
         let ckpt = Checkpoint::open_as(path, Weights::Mapped)?;
-        let (i, s) = (cfg.d_in, cfg.d_sae);
-        let mut want: Vec<(&str, Vec<usize>)> = vec![
-            ("W_enc", vec![i, s]),
-            ("W_dec", vec![s, i]),
-            ("b_dec", vec![i]),
-        ];
-        match cfg.architecture {
-            Architecture::Gated => {
-                want.extend([("b_gate", vec![s]), ("r_mag", vec![s]), ("b_mag", vec![s])])
-            }
-            Architecture::JumpRelu => want.extend([("b_enc", vec![s]), ("threshold", vec![s])]),
-            _ => want.push(("b_enc", vec![s])),
-        }
-        for (name, shape) in &want {
-            let t = ckpt.tensors().iter().find(|t| t.name == *name);
-            let t = t.ok_or_else(|| anyhow!("{} has no tensor {name}", path.display()))?;
-            ensure!(t.shape == *shape, "tensor {name} in {} has shape {:?}; cfg.json (d_in {i}, d_sae {s}) implies {shape:?}", path.display(), t.shape);
-        }
+        let want = expected_tensors(&cfg);
+        check_shapes(&ckpt, &want, &cfg, path)?;
         let r = ckpt.reader(&Device::Cpu, DType::F32)?;
         let get = |n: &str| -> Result<Tensor> {
             let t = r.get(n)?;
@@ -476,6 +460,45 @@ pub struct SaeRun {
     pub kl_spliced: f64,
 }
 
+/// The tensors an SAE of `cfg`'s architecture has, with their shapes.
+fn expected_tensors(cfg: &SaeConfig) -> Vec<(&'static str, Vec<usize>)> {
+    let (i, s) = (cfg.d_in, cfg.d_sae);
+    let mut want = vec![
+        ("W_enc", vec![i, s]),
+        ("W_dec", vec![s, i]),
+        ("b_dec", vec![i]),
+    ];
+    match cfg.architecture {
+        Architecture::Gated => {
+            want.extend([("b_gate", vec![s]), ("r_mag", vec![s]), ("b_mag", vec![s])])
+        }
+        Architecture::JumpRelu => want.extend([("b_enc", vec![s]), ("threshold", vec![s])]),
+        _ => want.push(("b_enc", vec![s])),
+    }
+    want
+}
+
+/// Each of `want` is in `ckpt` with its shape, checked before anything is read.
+fn check_shapes(
+    ckpt: &Checkpoint,
+    want: &[(&str, Vec<usize>)],
+    cfg: &SaeConfig,
+    path: &Path,
+) -> Result<()> {
+    let (i, s) = (cfg.d_in, cfg.d_sae);
+    for (name, shape) in want {
+        let t = ckpt.tensors().iter().find(|t| t.name == *name);
+        let t = t.ok_or_else(|| anyhow!("{} has no tensor {name}", path.display()))?;
+        ensure!(
+            t.shape == *shape,
+            "tensor {name} in {} has shape {:?}; cfg.json (d_in {i}, d_sae {s}) implies {shape:?}",
+            path.display(),
+            t.shape
+        );
+    }
+    Ok(())
+}
+
 /// Runs `ids` `(1, T)`; `centered`: the SAE reads the residual stream with its mean over
 /// d_model removed (what a TransformerLens model with `center_writing_weights` carries),
 /// and the reconstruction gets the mean back before it is spliced in (no reader of the
@@ -559,6 +582,10 @@ fn clean_and_spliced(
         capture: CaptureSpec::default(),
         logits: AllLogits,
     };
+    // The SAE computes in f32; an f16 or bf16 model gets the reconstruction in its dtype,
+    // and its logits are read as f32.
+    let back = &back.to_dtype(model.dtype())?;
+    let rows = |t: Tensor| -> Result<Rows> { Ok(t.to_dtype(DType::F32)?.to_vec2()?) };
     let Some((l, resid_pre)) = resume else {
         let clean = model.run(Inputs::new(ids), &req, &mut super::tap::Identity)?;
         let mut splice = Edit {
@@ -566,7 +593,7 @@ fn clean_and_spliced(
             edit: |_: &Tensor| Ok(back.unsqueeze(0)?),
         };
         let spliced = model.run(Inputs::new(ids), &req, &mut splice)?;
-        return Ok((clean.squeeze(0)?.to_vec2()?, spliced.squeeze(0)?.to_vec2()?));
+        return Ok((rows(clean.squeeze(0)?)?, rows(spliced.squeeze(0)?)?));
     };
     // Row 0 runs clean, row 1 gets the reconstruction at the hook.
     let pair = Tensor::cat(&[ids, ids], 0)?; // (2, T)
@@ -580,7 +607,7 @@ fn clean_and_spliced(
         ..Inputs::new(&pair)
     };
     let logits = model.run(inputs, &req, &mut splice)?; // (2, T, V)
-    Ok((logits.get(0)?.to_vec2()?, logits.get(1)?.to_vec2()?))
+    Ok((rows(logits.get(0)?)?, rows(logits.get(1)?)?))
 }
 
 /// The activation `(T, d)` at `hook` of `ids` `(1, T)`, and the logits `logits` asks for.
@@ -681,7 +708,9 @@ pub fn steer(sae: &Sae, x: &Tensor, changes: &[(usize, Change)], centered: bool)
     if changes.iter().any(|(_, c)| matches!(c, Change::Clamp(_))) {
         acts = Some(encode_at(sae, &x.reshape((b * t, d))?, centered)?); // (B·T, d_sae)
     }
-    let mut out = x.clone();
+    // The SAE computes in f32: an f16 or bf16 stream is changed in f32 and given back in
+    // its own dtype.
+    let mut out = x.to_dtype(DType::F32)?;
     for &(f, change) in changes {
         ensure!(
             f < sae.cfg.d_sae,
@@ -700,7 +729,7 @@ pub fn steer(sae: &Sae, x: &Tensor, changes: &[(usize, Change)], centered: bool)
             .reshape((b, t, d))?;
         out = (out + delta)?;
     }
-    Ok(out)
+    Ok(out.to_dtype(x.dtype())?)
 }
 
 /// Feature `f`'s decoder direction read through the unembedding, `W_dec[f] · W_Uᵀ` `(V,)`:
@@ -711,11 +740,12 @@ pub fn direct_logits(model: &super::Gpt2, sae: &Sae, f: usize) -> Result<Vec<f32
         "feature {f} is out of range: the SAE has {} features",
         sae.cfg.d_sae
     );
-    let row = sae.direction(f)?.unsqueeze(0)?; // (1, d_in)
+    let row = sae.direction(f)?.unsqueeze(0)?.to_dtype(model.dtype())?; // (1, d_in)
     Ok(model
         .unembedding()
         .matmul_t(&row)?
         .flatten_all()?
+        .to_dtype(DType::F32)?
         .to_vec1()?)
 }
 
