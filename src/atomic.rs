@@ -9,6 +9,7 @@
 //!   is: no temporary file, no rename.
 //! - A symlink is written through: the file it points to is replaced as above, the link
 //!   stays. A symlink to nothing is refused.
+//! - `-` is standard output, written to as it is.
 
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, BufWriter, Write};
@@ -41,6 +42,15 @@ impl Output {
     pub fn create(path: &Path, flag: &str, temps: &TempFiles) -> Result<Self> {
         let shown = path.to_path_buf();
         let named = |what: String| format!("{flag} {}: {what}", path.display());
+        if is_stdout(path) {
+            return Ok(Output {
+                target: Target::Direct(
+                    stdout_file().with_context(|| named("cannot write".into()))?,
+                ),
+                shown: "standard output".into(),
+                flag: flag.to_string(),
+            });
+        }
         let target = match fs::metadata(path) {
             Ok(m) if m.is_dir() => bail!(named("is a directory; give a file name".into())),
             Ok(m) if !m.is_file() => {
@@ -120,6 +130,87 @@ impl Output {
     }
 }
 
+/// Our temporary files are `.gpt2-inspect-PID-XXXXXX.tmp`, PID the writing process.
+const TEMP_PREFIX: &str = ".gpt2-inspect-";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// How long a temporary file must have gone unwritten before it may be stale.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes the temporary files of ours in `dir` that a killed run left (SIGKILL, the OOM
+/// killer): regular files of our name pattern and user whose process is gone and that went
+/// unwritten for a minute. Another program's files never match; nothing here is fatal.
+fn remove_stale(dir: &Path, ours: &tempfile::NamedTempFile) {
+    let (Ok(entries), Ok(mine)) = (fs::read_dir(dir), ours.as_file().metadata()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(stale_pid) else {
+            continue;
+        };
+        let Ok(meta) = entry.path().symlink_metadata() else {
+            continue;
+        };
+        let idle = meta.modified().ok().and_then(|m| m.elapsed().ok());
+        let stale =
+            meta.is_file() && same_owner(&meta, &mine) && !running(pid) && idle > Some(STALE_AFTER);
+        if stale && fs::remove_file(entry.path()).is_ok() {
+            eprintln!(
+                "removed {}, a temporary file of a gpt2-inspect run that was killed",
+                entry.path().display()
+            );
+        }
+    }
+}
+
+/// The PID in a name of our temporary files' pattern.
+fn stale_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(TEMP_PREFIX)?.strip_suffix(TEMP_SUFFIX)?;
+    let (pid, random) = rest.split_once('-')?;
+    (!random.is_empty()).then_some(())?;
+    pid.parse().ok()
+}
+
+/// Whether `meta` has the owner of `ours`, a file this process just created.
+#[cfg(unix)]
+fn same_owner(meta: &fs::Metadata, ours: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    meta.uid() == ours.uid()
+}
+
+#[cfg(not(unix))]
+fn same_owner(_: &fs::Metadata, _: &fs::Metadata) -> bool {
+    false
+}
+
+/// Whether process `pid` is running on this machine (Linux's /proc; elsewhere assumed).
+fn running(pid: u32) -> bool {
+    match Path::new("/proc/self").exists() {
+        true => Path::new("/proc").join(pid.to_string()).exists(),
+        false => true,
+    }
+}
+
+/// Whether `path` is `-`: standard output.
+pub fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// Standard output as a file of its own (a duplicate of the descriptor).
+#[cfg(unix)]
+fn stdout_file() -> io::Result<File> {
+    use std::os::fd::AsFd;
+    Ok(File::from(io::stdout().as_fd().try_clone_to_owned()?))
+}
+
+#[cfg(not(unix))]
+fn stdout_file() -> io::Result<File> {
+    Err(io::Error::other(
+        "`-` (standard output) is supported on Unix only",
+    ))
+}
+
 /// A new, empty file beside `path` with an unpredictable name, created exclusively
 /// (O_EXCL: a planted symlink or a file of another process is never opened), readable as
 /// a new file would be (0666 less the umask).
@@ -138,17 +229,20 @@ fn temp_beside(path: &Path, flag: &str, shown: &Path) -> Result<tempfile::NamedT
     if path.file_name().is_none() {
         bail!("{flag} {}: not a file name", shown.display());
     }
+    let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
     let mut b = tempfile::Builder::new();
-    b.prefix(".gpt2-inspect-").suffix(".tmp");
+    b.prefix(&prefix).suffix(TEMP_SUFFIX);
     #[cfg(unix)]
     b.permissions(<Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o666));
-    b.tempfile_in(dir).with_context(|| {
+    let tmp = b.tempfile_in(dir).with_context(|| {
         format!(
             "{flag} {}: cannot write in {}",
             shown.display(),
             dir.display()
         )
-    })
+    })?;
+    remove_stale(dir, &tmp);
+    Ok(tmp)
 }
 
 /// Writes `path` whole or not at all, through a buffer, with what `render` writes; `flag`

@@ -117,8 +117,11 @@ impl Command {
             | Command::Ablate(_)
             | Command::Attribute(_)
             | Command::Saliency(_)
-            | Command::Heads(_) => &[],
-            Command::Features(_) | Command::Feature(_) => &[Color],
+            | Command::Heads(_)
+            | Command::Features(_) => &[],
+            // --all-positions draws a coloured heatmap.
+            Command::Lens(a) if a.all_positions => &[],
+            Command::Feature(_) => &[Color],
             Command::Next(_)
             | Command::Trace(_)
             | Command::Embed(_)
@@ -221,9 +224,14 @@ pub struct TextArgs {
     pub file: Option<PathBuf>,
 
     /// One text per line (of --file, or of standard input), run in batches; empty lines are
-    /// skipped
+    /// skipped. A line that cannot be run (too long, too short for the command) is reported
+    /// by its line number and the others still run; the exit code is then 1
     #[arg(help_heading = "Input options", long)]
     pub lines: bool,
+
+    /// With --lines: stop before running anything when a line cannot be run
+    #[arg(help_heading = "Input options", long, requires = "lines")]
+    pub fail_fast: bool,
 
     /// A text longer than the limit (n_positions, or --max-length) keeps its last tokens
     /// (`left`: cut from the start; the choice for next-token prediction) or its first
@@ -415,7 +423,7 @@ pub struct ReportArgs {
     #[command(flatten)]
     pub input: TextArgs,
 
-    /// Output file (.html); replaced atomically if it exists
+    /// Output file (.html); replaced atomically if it exists; `-`: standard output
     #[arg(long, short = 'o', value_name = "FILE", default_value = "report.html")]
     pub output: PathBuf,
 
@@ -551,7 +559,7 @@ pub struct LensArgs {
 
     /// Every position at once: a depth × position heatmap of the top token (its
     /// probability as colour, the token as label); with --svg, also as a figure
-    #[arg(long)]
+    #[arg(long, conflicts_with = "top_k")]
     pub all_positions: bool,
 
     /// With --all-positions: also write the heatmap as an SVG figure
@@ -582,7 +590,8 @@ pub struct DumpArgs {
     #[command(flatten)]
     pub input: TextArgs,
 
-    /// Output file (.safetensors); replaced atomically if it exists
+    /// Output file (.safetensors); replaced atomically if it exists; `-`: standard output
+    /// (not a terminal)
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: PathBuf,
 
@@ -1144,12 +1153,12 @@ pub struct HeadsArgs {
     /// The sequence s to repeat (x = s + s); without it, N random token ids
     #[arg(value_name = "TEXT")]
     pub text: Option<String>,
-    /// Length of the random sequence
-    #[arg(long, value_name = "N", default_value_t = 50,
+    /// Length of the random sequence (without TEXT)
+    #[arg(long, value_name = "N", default_value_t = 50, conflicts_with = "text",
           value_parser = clap::value_parser!(u32).range(2..=512))]
     pub seq_len: u32,
-    /// Seed of the random sequence
-    #[arg(long, default_value_t = 0)]
+    /// Seed of the random sequence (without TEXT)
+    #[arg(long, default_value_t = 0, conflicts_with = "text")]
     pub seed: u64,
     /// Also draw the grid as an SVG figure (written atomically)
     #[arg(long, value_name = "FILE")]

@@ -16,9 +16,38 @@ pub const SAMPLE: &str = "The cat sat on the mat";
 /// exhaust memory. `/dev/zero` is refused, not read forever.
 pub const MAX_INPUT: u64 = 16 << 20;
 
+/// The texts of a run and, with --lines, where each came from.
+pub struct Input {
+    pub texts: Vec<String>,
+    /// With --lines: the input's name and each text's line number (from 1; empty lines
+    /// are skipped, so the numbers can jump).
+    pub lines: Option<Lines>,
+}
+
+/// Which line of which input each text of `--lines` is.
+pub struct Lines {
+    /// `--file PATH` or `standard input`.
+    pub what: String,
+    pub numbers: Vec<usize>,
+}
+
+/// How messages name text `i` of `n`: "line 4 of --file f" with --lines, else
+/// [`which_text`].
+pub fn text_name(i: usize, n: usize, lines: Option<&Lines>) -> String {
+    match lines {
+        Some(l) => format!("line {} of {}", l.numbers[i], l.what),
+        None => which_text(i, n),
+    }
+}
+
 /// The texts to run: the TEXT arguments, standard input, or a file (one text, or one per
 /// line with --lines). Empty texts are refused.
 pub fn read_texts(args: &TextArgs) -> Result<Vec<String>> {
+    Ok(read(args)?.texts)
+}
+
+/// [`read_texts`], with each text's line when split by --lines.
+pub fn read(args: &TextArgs) -> Result<Input> {
     // A whole input to take as one text, or to split with --lines: `--file PATH`,
     // `--file -` (standard input), or standard input with --lines.
     let whole = match (args.texts.as_slice(), &args.file) {
@@ -38,21 +67,8 @@ pub fn read_texts(args: &TextArgs) -> Result<Vec<String>> {
         _ => None,
     };
     let texts = match (whole, args.texts.as_slice()) {
-        (Some((text, what)), _) => {
-            if args.lines {
-                let lines: Vec<String> = text
-                    .split('\n')
-                    .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
-                    .filter(|l| !l.is_empty())
-                    .collect();
-                if lines.is_empty() {
-                    bail!("{what} has no non-empty lines");
-                }
-                lines
-            } else {
-                vec![text]
-            }
-        }
+        (Some((text, what)), _) if args.lines => return split_lines(&text, what),
+        (Some((text, _)), _) => vec![text],
         (None, []) if std::io::stdin().is_terminal() => {
             eprintln!("no TEXT given: using the sample sentence {SAMPLE:?}");
             vec![SAMPLE.to_string()]
@@ -78,7 +94,22 @@ pub fn read_texts(args: &TextArgs) -> Result<Vec<String>> {
         let which = which_text(i, texts.len());
         bail!("{which} is empty: give TEXT, `-` with text on standard input, or --file PATH");
     }
-    Ok(texts)
+    Ok(Input { texts, lines: None })
+}
+
+/// `--lines`: one text per non-empty line of `text` (`\r\n` or `\n`), with its line number.
+fn split_lines(text: &str, what: String) -> Result<Input> {
+    let (numbers, texts): (Vec<usize>, Vec<String>) = (text.split('\n').enumerate())
+        .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l).to_string()))
+        .filter(|(_, l)| !l.is_empty())
+        .unzip();
+    if texts.is_empty() {
+        bail!("{what} has no non-empty lines");
+    }
+    Ok(Input {
+        texts,
+        lines: Some(Lines { what, numbers }),
+    })
 }
 
 /// How messages name text `i` of `n`: "the text" when it is the only one.

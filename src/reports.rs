@@ -31,6 +31,16 @@ impl Header {
     }
 }
 
+/// A text of a batch that was not run, written where its report would be.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotRun {
+    /// Why, naming the text as stderr does.
+    pub error: String,
+    pub text: String,
+    /// With --lines: its line in the input, from 1.
+    pub line: Option<usize>,
+}
+
 /// A batch as the model gets it: right-padded ids and the attention mask (1 = real token,
 /// 0 = padding), as Hugging Face's `tokenizer(texts, padding=True)` returns them.
 #[derive(Debug, Clone, Serialize)]

@@ -16,7 +16,7 @@ use crate::cli::{AblateArgs, AblateMode};
 use crate::dist;
 use crate::dist::kl;
 use crate::error::usage;
-use crate::model::circuits::{ablate, zero_each_head, Ablation, Component};
+use crate::model::circuits::{ablate, ablate_each_head, Ablation, Component};
 use crate::model::{CaptureSpec, Config, Gpt2, LastLogits, Request};
 use crate::render::circuits as printer;
 use crate::reports::{AblateReport, NamedToken, SweepReport};
@@ -29,6 +29,13 @@ pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<
     if components.is_empty() && !args.sweep {
         return Err(usage(
             "name what to remove: --head L.H or --mlp L (repeatable), or --sweep for every head",
+        ));
+    }
+    // clap leaves `requires = "sweep"` unchecked once an argument --sweep conflicts with is
+    // given.
+    if args.svg.is_some() && !args.sweep {
+        return Err(usage(
+            "--svg draws --sweep's layer × head grid; add --sweep (and drop --head and --mlp)",
         ));
     }
     let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
@@ -60,7 +67,7 @@ pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<
             text,
             ids,
         };
-        sweep.run(out, &model, &input, answer, logprob_before)?;
+        sweep.run(out, &model, &input, (answer, logprob_before), mode)?;
         return problem.map_or(Ok(()), Err);
     }
     let after_v: Vec<f32> = after.to_dtype(DType::F32)?.to_vec1()?;
@@ -71,10 +78,7 @@ pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<
         logprob_after: dist::log_prob(&after_v, answer.id as usize),
         answer,
         ablated: components.iter().map(name).collect(),
-        mode: match mode {
-            Ablation::Zero => "zero".into(),
-            Ablation::Mean => "mean".into(),
-        },
+        mode: mode_name(mode).into(),
         kl: kl(&before_v, &after_v),
         before: predictions(tokenizer, &before, top_k)?,
         after: predictions(tokenizer, &after, top_k)?,
@@ -93,6 +97,14 @@ fn answer(tokenizer: &Tokenizer, args: &AblateArgs, before: &[f32]) -> Result<Na
     Ok(NamedToken { id, token })
 }
 
+/// How the report names an ablation.
+fn mode_name(mode: Ablation) -> &'static str {
+    match mode {
+        Ablation::Zero => "zero",
+        Ablation::Mean => "mean",
+    }
+}
+
 /// How the report names a component: `L1H2`, `L3.mlp`.
 fn name(c: &Component) -> String {
     match c {
@@ -101,7 +113,7 @@ fn name(c: &Component) -> String {
     }
 }
 
-/// `--sweep`: every head zero-ablated in turn, the answer's log-probability change each.
+/// `--sweep`: every head ablated in turn, the answer's log-probability change each.
 struct Sweep<'a> {
     session: &'a Session,
     args: &'a AblateArgs,
@@ -116,10 +128,10 @@ impl Sweep<'_> {
         out: &mut dyn Write,
         model: &Gpt2,
         input: &Tensor,
-        answer: NamedToken,
-        logprob_before: f64,
+        (answer, logprob_before): (NamedToken, f64),
+        mode: Ablation,
     ) -> Result<()> {
-        let rows: Vec<Vec<f32>> = zero_each_head(model, input)?
+        let rows: Vec<Vec<f32>> = ablate_each_head(model, input, mode)?
             .to_dtype(DType::F32)?
             .to_vec2()?;
         let change = |r: &Vec<f32>| dist::log_prob(r, answer.id as usize) - logprob_before;
@@ -131,7 +143,7 @@ impl Sweep<'_> {
             header: session.header(Some(self.text))?,
             input_ids: self.ids.to_vec(),
             answer,
-            mode: "zero".into(),
+            mode: mode_name(mode).into(),
             logprob_before,
             values,
         };

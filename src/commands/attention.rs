@@ -221,8 +221,7 @@ fn bertviz(
         }
         _ => json::write(out, &reports)?,
     }
-    let n = rows.len();
-    (rows.iter().find_map(|r| r.non_finite_error(n))).map_or(Ok(()), Err)
+    (rows.iter().find_map(|r| r.non_finite_error(prepared))).map_or(Ok(()), Err)
 }
 
 /// `--svg FILE`: the figure of `report` (its four stages with `--stages`).

@@ -28,16 +28,7 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
     } = &prepared;
     let hooks = selected(&args.hooks, cfg)?;
     let sae = SaeAt::from_args(session, &args.sae, cfg)?;
-    // The SAE's hook is recorded to be encoded even when it is not written itself.
-    let recorded = (Hook::all(cfg).into_iter())
-        .filter(|h| hooks.contains(h) || sae.as_ref().is_some_and(|s| s.hook == *h));
-    let req = Request {
-        capture: CaptureSpec::new(recorded),
-        logits: match hooks.contains(&Hook::Logits) {
-            true => Logits::All,
-            false => Logits::None,
-        },
-    };
+    let req = request(&hooks, sae.as_ref(), cfg);
     let model = session.model(cfg, req.blocks_needed(cfg))?;
     let batch = padded(ids, prepared.pad);
     let entries = entries(&hooks, sae.as_ref(), cfg, session.dtype, batch.shape);
@@ -49,6 +40,13 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
             crate::units::human_size(layout.bytes),
             args.output.display()
         );
+    }
+    let to_stdout = crate::atomic::is_stdout(&args.output);
+    if to_stdout && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return Err(usage(
+            "-o -: standard output is a terminal, and a safetensors file is binary; \
+             redirect it or give a file name",
+        ));
     }
     let mut file = Output::create(&args.output, "-o", &session.temps)?;
     let written = stream(
@@ -66,6 +64,10 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
         entries.len()
     );
     file.commit()?;
+    if to_stdout {
+        // Standard output is the file: no summary after it.
+        return Ok(());
+    }
 
     let rows: Vec<HookRow> = (entries.iter())
         .map(|e| HookRow {
@@ -85,6 +87,20 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
         })
         .collect::<Result<Vec<_>>>()?;
     prepared.emit(session, out, reports, table::dump)
+}
+
+/// What the run records: the selected hooks and the SAE's, which is encoded even when it is
+/// not written itself.
+fn request(hooks: &[Hook], sae: Option<&SaeAt>, cfg: &Config) -> Request {
+    let recorded = (Hook::all(cfg).into_iter())
+        .filter(|h| hooks.contains(h) || sae.is_some_and(|s| s.hook == *h));
+    Request {
+        capture: CaptureSpec::new(recorded),
+        logits: match hooks.contains(&Hook::Logits) {
+            true => Logits::All,
+            false => Logits::None,
+        },
+    }
 }
 
 /// The SAE of `--sae`, the hook it reads and whether it reads it centred.

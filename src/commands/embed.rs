@@ -17,7 +17,7 @@ use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &EmbedArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
-    let (prepared, model) = session.prepare_and_load(&args.input, &cfg, 0)?;
+    let (prepared, model) = session.prepare_and_load_each(&args.input, &cfg, 0)?;
     let Texts { tokenizer, .. } = &prepared;
     let sum = Hook::Block(0, BlockHook::ResidPre);
     let req = Request {

@@ -23,19 +23,24 @@ pub fn run(session: &Session, args: &FeatureArgs, out: &mut dyn Write) -> Result
         session.sae(&a.sae, a.sae_revision.as_deref(), a.sae_centered, &cfg)?;
     session.check_features(&a.sae, &sae, args.ids.0.iter().copied())?;
     let corpus = !args.input.texts.is_empty() || args.input.file.is_some();
-    let (model, tokenizer, stats, texts) = match corpus {
+    // With --lines, texts that cannot be run are left out of the pass and end the run as
+    // its error once the rest is written.
+    let (model, tokenizer, stats, texts, not_run) = match corpus {
         true => {
-            let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
+            let (prepared, model) =
+                session.prepare_and_load_each(&args.input, &cfg, cfg.n_layer)?;
             let keep = (args.contexts as usize, args.window as usize);
             let stats = pass(&prepared, &model, &sae, hook, centered, &args.ids.0, keep)?;
+            let not_run = prepared.not_run();
             let Texts { tokenizer, ids, .. } = prepared;
-            (model, tokenizer, Some(stats), ids)
+            (model, tokenizer, Some(stats), ids, not_run)
         }
         false => (
             session.model(&cfg, cfg.n_layer)?,
             session.tokenizer()?,
             None,
             Vec::new(),
+            Ok(()),
         ),
     };
     let mut rows = Vec::with_capacity(args.ids.0.len());
@@ -63,7 +68,8 @@ pub fn run(session: &Session, args: &FeatureArgs, out: &mut dyn Write) -> Result
     super::write_file(session, "--html", args.html.as_deref(), |w| {
         dashboard::page(w, &report)
     })?;
-    super::emit(session, out, &report, table::feature)
+    super::emit(session, out, &report, table::feature)?;
+    not_run
 }
 
 /// One pass over the texts in padded batches, every feature's statistics gathered from
@@ -135,7 +141,8 @@ fn corpus_row(
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(FeatureCorpus {
-        texts: texts.len(),
+        // A text not run (--lines) has no ids.
+        texts: texts.iter().filter(|t| !t.is_empty()).count(),
         tokens: s.tokens,
         density: s.density(),
         bin_width: s.top / s.bins.len() as f32,

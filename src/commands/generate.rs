@@ -6,8 +6,9 @@ use std::io::Write;
 use anyhow::Result;
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 
+use super::session::Each;
 use super::steer::Steering;
-use super::texts::Texts;
+use super::texts::{token_limit, Limit, Texts};
 use super::{check_index, decoded, Session};
 use crate::cli::GenerateArgs;
 use crate::dist;
@@ -24,7 +25,9 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
     let sampling = sampling(args)?;
     let watch = watched_head(session, args, &cfg)?;
     let steering = Steering::from_args(session, &args.steer, &cfg)?;
-    let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
+    let limit = prompt_limit(args, &cfg)?;
+    let (prepared, model) =
+        session.prepare_and_load_within(&args.input, &cfg, limit, cfg.n_layer, Each::Lines)?;
     announce(session, steering.as_ref(), out)?;
     let Texts {
         texts,
@@ -48,13 +51,21 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
     for (i, (text, ids)) in texts.iter().zip(ids).enumerate() {
         let mut stream =
             (!json).then(|| GenerateStream::new(args.show_probs, watch, session.terminal));
-        if let Some(s) = stream.as_mut() {
-            if texts.len() > 1 {
-                if i > 0 {
-                    writeln!(out)?;
-                }
-                table::batch_heading(out, i, texts.len(), text)?;
+        if stream.is_some() && texts.len() > 1 {
+            if i > 0 {
+                writeln!(out)?;
             }
+            table::batch_heading(out, i, texts.len(), text)?;
+        }
+        if let Some(why) = prepared.why_not(i) {
+            let not_run = prepared.failure(i, why);
+            match json {
+                true => printer.fail(out, &not_run)?,
+                false => writeln!(out, "not run: {why}")?,
+            }
+            continue;
+        }
+        if let Some(s) = stream.as_mut() {
             s.start(out, text, &decoded(tokenizer, ids)?)?;
         }
         let one = One {
@@ -72,7 +83,21 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
             out.flush()?;
         }
     }
-    printer.finish(out)
+    printer.finish(out)?;
+    prepared.not_run()
+}
+
+/// The most tokens a prompt may have: with `--truncate left`, room is left for `-n` tokens
+/// (a prompt cut to fill the model's positions would leave none to generate).
+fn prompt_limit(args: &GenerateArgs, cfg: &Config) -> Result<Limit> {
+    let limit = token_limit(&args.input, cfg)?;
+    Ok(match args.input.truncate {
+        Some(crate::cli::Truncate::Left) => {
+            let room = cfg.n_positions.saturating_sub(args.max_new_tokens as usize);
+            limit.at_most(room.max(1), "with room for -n tokens, the prompt may have")
+        }
+        _ => limit,
+    })
 }
 
 fn settings(
@@ -171,6 +196,20 @@ impl One<'_> {
             )
         })?;
         let generated_ids = generation.ids();
+        if generation.stop == generate::Stop::NPositions {
+            eprintln!(
+                "stopped after {} of {} tokens: the model sees at most {} positions and the \
+                 prompt has {}{}",
+                generated_ids.len(),
+                self.settings.max_new_tokens,
+                self.model.config().n_positions,
+                ids.len(),
+                match args.input.truncate {
+                    Some(crate::cli::Truncate::Left) => "",
+                    _ => "; --truncate left keeps room for -n tokens",
+                }
+            );
+        }
         Ok(GenerateReport {
             header: session.header(Some(text))?,
             input_ids: ids.to_vec(),

@@ -36,7 +36,7 @@ pub fn run(session: &Session, args: &HiddenArgs, out: &mut dyn Write) -> Result<
     };
     let capture = CaptureSpec::new(depths.iter().map(|&i| hidden_hook(i, &cfg)));
     let (prepared, model) =
-        session.prepare_and_load(&args.input, &cfg, capture.blocks_needed(cfg.n_layer))?;
+        session.prepare_and_load_each(&args.input, &cfg, capture.blocks_needed(cfg.n_layer))?;
     let Texts { cfg, tokenizer, .. } = &prepared;
     let req = Request {
         capture,

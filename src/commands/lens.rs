@@ -11,7 +11,6 @@ use super::texts::{Computed, Texts};
 use super::{check_index, check_top_k, decoded, predictions, write_svg, Session};
 use crate::cli::LensArgs;
 use crate::dist;
-use crate::input::which_text;
 use crate::model::{Activations, BlockHook, CaptureSpec, Gpt2, Hook, NoLogits, Request};
 use crate::render::table;
 use crate::reports::{Guess, LensGridReport, LensReport, LensRow};
@@ -20,14 +19,12 @@ use crate::tokenizer::Tokenizer;
 pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
-    let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
-    let Texts { tokenizer, .. } = &prepared;
-    for (i, ids) in prepared.ids.iter().enumerate() {
-        if let Some(p) = args.position {
-            let which = which_text(i, prepared.ids.len());
-            check_index("position", p, ids.len(), "token positions", &which)?;
-        }
+    let (mut prepared, model) = session.prepare_and_load_each(&args.input, &cfg, cfg.n_layer)?;
+    if let Some(p) = args.position {
+        prepared
+            .reject(|which, ids| check_index("position", p, ids.len(), "token positions", which))?;
     }
+    let Texts { tokenizer, .. } = &prepared;
     let req = Request {
         capture: CaptureSpec::new(
             (0..cfg.n_layer)

@@ -142,6 +142,11 @@ fn write_file(
     draw: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<()> {
     if let Some(path) = path {
+        if crate::atomic::is_stdout(path) {
+            return Err(crate::error::usage(format!(
+                "{flag} -: standard output carries the command's own output; give a file name"
+            )));
+        }
         crate::atomic::write(path, flag, &session.temps, draw)?;
         eprintln!("wrote {}", path.display());
     }

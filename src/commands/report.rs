@@ -6,6 +6,7 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::attention::per_layer;
+use super::session::Each;
 use super::texts::{token_limit, Texts};
 use super::{check_top_k, emit, lens, tokenize, Session};
 use crate::atomic;
@@ -35,7 +36,7 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
     // --truncate, the last MAX_TOKENS tokens are kept).
     let limit = token_limit(&args.input, &cfg)?.at_most(MAX_TOKENS, "a report page holds");
     let (prepared, model) =
-        session.prepare_and_load_within(&args.input, &cfg, limit, cfg.n_layer)?;
+        session.prepare_and_load_within(&args.input, &cfg, limit, cfg.n_layer, Each::Strict)?;
     let Texts {
         texts,
         cfg,
@@ -76,6 +77,10 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
     };
     let path = &args.output;
     atomic::write(path, "-o", &session.temps, |w| html::page(w, &page))?;
+    if atomic::is_stdout(path) {
+        // Standard output is the page: no summary after it.
+        return row.non_finite_error(&prepared).map_or(Ok(()), Err);
+    }
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let view = if neuron { "neuron view, " } else { "" };
     let strip = match page.saliency {
@@ -92,7 +97,7 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
         ),
     };
     emit(session, out, &written, table::written)?;
-    row.non_finite_error(1).map_or(Ok(()), Err)
+    row.non_finite_error(&prepared).map_or(Ok(()), Err)
 }
 
 /// Input × gradient of the top next token's logit (one backward pass), or nothing for a

@@ -11,7 +11,6 @@ use super::texts::{Computed, Texts};
 use super::Session;
 use crate::cli::ScoreArgs;
 use crate::dist;
-use crate::input::which_text;
 use crate::model::{AllLogits, CaptureSpec, Request};
 use crate::render::table;
 use crate::reports::{Guess, ScoreReport, ScoredToken};
@@ -20,17 +19,15 @@ use crate::tokenizer::Tokenizer;
 pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let steering = Steering::from_args(session, &args.steer, &cfg)?;
-    let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
+    let (mut prepared, model) = session.prepare_and_load_each(&args.input, &cfg, cfg.n_layer)?;
+    prepared.reject(|which, ids| match ids.len() {
+        0 | 1 => bail!(
+            "score needs at least two tokens: the first is only context; {which} has {}",
+            ids.len()
+        ),
+        _ => Ok(()),
+    })?;
     let Texts { tokenizer, .. } = &prepared;
-    for (i, ids) in prepared.ids.iter().enumerate() {
-        if ids.len() < 2 {
-            let which = which_text(i, prepared.ids.len());
-            bail!(
-                "score needs at least two tokens: the first is only context; {which} has {}",
-                ids.len()
-            );
-        }
-    }
     let req = Request {
         capture: CaptureSpec::default(),
         logits: AllLogits,

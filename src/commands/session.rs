@@ -6,10 +6,10 @@ use std::sync::OnceLock;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 
-use super::texts::{encode_all, pad_id, token_limit, Limit, Texts};
+use super::texts::{encode_each, pad_id, token_limit, Limit, Texts};
 use crate::cli::{ColorChoice, DTypeArg, DeviceArg, GlobalArgs, TextArgs};
 use crate::error::usage;
-use crate::input::read_texts;
+use crate::input::{read, text_name, Input};
 use crate::model::checkpoint::{Checkpoint, Weights};
 use crate::model::hub::Hub;
 use crate::model::sae::Sae;
@@ -222,24 +222,48 @@ impl Session {
     }
 }
 
+/// What a command does with a text that cannot be run (too long, too short for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Each {
+    /// The first such text is the run's error, before anything runs.
+    Strict,
+    /// With --lines (and without --fail-fast) such a text is not run and the others are:
+    /// for commands that write each text's failure in its place ([`Texts::run`]).
+    Lines,
+}
+
 impl Session {
     pub(super) fn prepare(&self, input: &TextArgs, cfg: &Config) -> Result<Texts> {
-        self.prepare_within(input, cfg, token_limit(input, cfg)?)
+        self.prepare_within(input, cfg, token_limit(input, cfg)?, Each::Strict)
     }
 
     /// [`prepare`](Self::prepare) for a command whose own limit may be lower than the
     /// model's.
-    fn prepare_within(&self, input: &TextArgs, cfg: &Config, limit: Limit) -> Result<Texts> {
-        let texts = read_texts(input)?;
+    fn prepare_within(
+        &self,
+        input: &TextArgs,
+        cfg: &Config,
+        limit: Limit,
+        each: Each,
+    ) -> Result<Texts> {
+        let Input { texts, lines } = read(input)?;
+        let lenient = each == Each::Lines && lines.is_some() && !input.fail_fast;
         let tokenizer = self.tokenizer()?;
-        let limit = Some(limit);
-        let tokens = encode_all(
-            &tokenizer,
-            &texts,
-            limit,
-            input.truncate,
-            self.bos(&tokenizer)?,
-        )?;
+        let name = |i| text_name(i, texts.len(), lines.as_ref());
+        let bos = self.bos(&tokenizer)?;
+        let encoded = encode_each(&tokenizer, &texts, Some(limit), input.truncate, bos, &name)?;
+        let mut failed = Vec::new();
+        let mut tokens = Vec::with_capacity(texts.len());
+        for (i, t) in encoded.into_iter().enumerate() {
+            match t {
+                Ok(t) => tokens.push(t),
+                Err(e) if !lenient => return Err(e),
+                Err(e) => {
+                    failed.push((i, format!("{e:#}")));
+                    tokens.push(Vec::new());
+                }
+            }
+        }
         let ids: Vec<Vec<u32>> = tokens
             .iter()
             .map(|tokens| tokens.iter().map(|t| t.id).collect())
@@ -262,6 +286,9 @@ impl Session {
             tokenizer,
             tokens,
             ids,
+            lines,
+            failed,
+            lenient,
         })
     }
 
@@ -275,7 +302,18 @@ impl Session {
         cfg: &Config,
         n_blocks: usize,
     ) -> Result<(Texts, Gpt2)> {
-        self.prepare_and_load_within(input, cfg, token_limit(input, cfg)?, n_blocks)
+        self.prepare_and_load_within(input, cfg, token_limit(input, cfg)?, n_blocks, Each::Strict)
+    }
+
+    /// [`prepare_and_load`](Self::prepare_and_load) for a command that runs every text it
+    /// can ([`Each::Lines`]).
+    pub(super) fn prepare_and_load_each(
+        &self,
+        input: &TextArgs,
+        cfg: &Config,
+        n_blocks: usize,
+    ) -> Result<(Texts, Gpt2)> {
+        self.prepare_and_load_within(input, cfg, token_limit(input, cfg)?, n_blocks, Each::Lines)
     }
 
     /// [`prepare_and_load`](Self::prepare_and_load) with a command's own token limit.
@@ -285,9 +323,10 @@ impl Session {
         cfg: &Config,
         limit: Limit,
         n_blocks: usize,
+        each: Each,
     ) -> Result<(Texts, Gpt2)> {
         std::thread::scope(|s| {
-            let text = s.spawn(|| self.prepare_within(input, cfg, limit));
+            let text = s.spawn(|| self.prepare_within(input, cfg, limit, each));
             let model = self.model(cfg, n_blocks);
             let prepared = text
                 .join()

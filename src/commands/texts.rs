@@ -10,9 +10,9 @@ use candle_core::Tensor;
 use super::Session;
 use crate::cli::{TextArgs, Truncate};
 use crate::error::usage;
-use crate::input::which_text;
+use crate::input::{text_name, Lines};
 use crate::model::{Config, Gpt2, Hook, Logits, Output, Request, WantLogits};
-use crate::reports::Padding;
+use crate::reports::{NotRun, Padding};
 use crate::tokenizer::{Token, Tokenizer};
 
 /// The texts of a run, ready for the model (run in padded batches of `batch_size`): the
@@ -28,6 +28,13 @@ pub(super) struct Texts {
     pub(super) pad: u32,
     /// The most texts run as one padded batch (`--batch-size`).
     pub(super) batch_size: usize,
+    /// With --lines: each text's line, for messages.
+    pub(super) lines: Option<Lines>,
+    /// The texts that cannot be run, in input order, and why (their `ids` are empty). Only
+    /// with --lines and without --fail-fast; otherwise the first such text is the run's error.
+    pub(super) failed: Vec<(usize, String)>,
+    /// Whether a text that cannot be run is skipped ([`Self::failed`]) rather than an error.
+    pub(super) lenient: bool,
 }
 
 /// One text of a batch, with what the model computed for it alone.
@@ -44,10 +51,10 @@ pub(super) struct Computed<'a, W: WantLogits = Logits> {
 impl<W: WantLogits> Computed<'_, W> {
     /// The error to end with after this text's report was written, when its numbers are
     /// not all finite: exit 1, and where the NaN or infinity first appeared.
-    pub(super) fn non_finite_error(&self, n_texts: usize) -> Option<anyhow::Error> {
-        self.non_finite.map(|hook| {
-            super::non_finite_error(hook, (n_texts > 1).then(|| which_text(self.index, n_texts)))
-        })
+    pub(super) fn non_finite_error(&self, texts: &Texts) -> Option<anyhow::Error> {
+        let n = texts.texts.len();
+        self.non_finite
+            .map(|hook| super::non_finite_error(hook, (n > 1).then(|| texts.name(self.index))))
     }
 }
 
@@ -111,8 +118,17 @@ impl Texts {
         model: &Gpt2,
         req: &Request<W>,
     ) -> Result<Vec<Computed<'_, W>>> {
+        self.all_run()?;
         let all: Vec<usize> = (0..self.texts.len()).collect();
         self.forward_some(model, req, &all)
+    }
+
+    /// Nothing is skipped: for commands that need every text.
+    pub(super) fn all_run(&self) -> Result<()> {
+        match self.failed.first() {
+            Some((_, why)) => bail!("{why}"),
+            None => Ok(()),
+        }
     }
 
     /// Texts `which` right-padded into one `(B, T)` u32 tensor, written straight into its
@@ -173,7 +189,7 @@ impl Texts {
     /// Runs the texts in padded batches of at most `batch_size` (texts of similar length
     /// together), turns each text's share into a report with `build` and writes the reports
     /// in input order as they are done: memory follows the batch size, not the number of
-    /// texts.
+    /// texts. A text that cannot be run gets its error in its place.
     pub(super) fn run<'s, R: serde::Serialize, W: WantLogits>(
         &'s self,
         session: &Session,
@@ -194,12 +210,14 @@ impl Texts {
         let mut problem: Option<(usize, anyhow::Error)> = None;
         let all: Vec<usize> = (0..self.texts.len()).collect();
         for window in all.chunks(self.batch_size * WINDOW_BATCHES) {
-            let mut order = window.to_vec();
+            let mut order: Vec<usize> = (window.iter().copied())
+                .filter(|&i| self.why_not(i).is_none())
+                .collect();
             order.sort_by_key(|&i| self.ids[i].len());
             let mut reports: Vec<Option<R>> = window.iter().map(|_| None).collect();
             for chunk in chunks(&order, &self.ids, self.batch_size) {
                 for (&i, computed) in chunk.iter().zip(self.forward_some(model, req, chunk)?) {
-                    if let Some(e) = computed.non_finite_error(self.texts.len()) {
+                    if let Some(e) = computed.non_finite_error(self) {
                         // The first text in input order with a problem.
                         if problem.as_ref().is_none_or(|(at, _)| i < *at) {
                             problem = Some((i, e));
@@ -208,22 +226,88 @@ impl Texts {
                     reports[i - window[0]] = Some(build(computed)?);
                 }
             }
-            for report in reports.into_iter().flatten() {
-                printer.print(out, &report)?;
+            for (&i, report) in window.iter().zip(reports) {
+                match (report, self.why_not(i)) {
+                    (Some(report), _) => printer.print(out, &report)?,
+                    (None, Some(why)) => printer.fail(out, &self.failure(i, why))?,
+                    (None, None) => {}
+                }
             }
         }
         printer.finish(out)?;
         // Every report is written (NaN stays out of the rankings, and JSON says "NaN"); the
         // exit code and stderr say that something is wrong and where it began.
+        self.not_run()?;
         match problem {
             Some((_, e)) => Err(e),
             None => Ok(()),
         }
     }
 
+    /// How messages name text `i`: "line 4 of --file f" with --lines, else "text 2 of 3".
+    pub(super) fn name(&self, i: usize) -> String {
+        text_name(i, self.texts.len(), self.lines.as_ref())
+    }
+
+    /// Why text `i` cannot be run, if it cannot.
+    pub(super) fn why_not(&self, i: usize) -> Option<&str> {
+        let at = self.failed.binary_search_by_key(&i, |(j, _)| *j).ok()?;
+        Some(&self.failed[at].1)
+    }
+
+    /// Text `i` as its failure is written in its report's place; says so on stderr.
+    pub(super) fn failure(&self, i: usize, why: &str) -> NotRun {
+        eprintln!("not run: {why}");
+        NotRun {
+            error: why.to_string(),
+            text: self.texts[i].clone(),
+            line: self.lines.as_ref().map(|l| l.numbers[i]),
+        }
+    }
+
+    /// A command's own check of each text's ids (`check` gets the text's name and ids):
+    /// with --lines a text that fails it is not run and the others are; otherwise its
+    /// error is the run's.
+    pub(super) fn reject(&mut self, check: impl Fn(&str, &[u32]) -> Result<()>) -> Result<()> {
+        for i in 0..self.texts.len() {
+            if self.why_not(i).is_some() {
+                continue;
+            }
+            if let Err(e) = check(&self.name(i), &self.ids[i]) {
+                if !self.lenient {
+                    return Err(e);
+                }
+                self.fail(i, format!("{e:#}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks text `i` as not run, for `why`.
+    fn fail(&mut self, i: usize, why: String) {
+        self.ids[i].clear();
+        self.tokens[i].clear();
+        let at = self.failed.partition_point(|(j, _)| *j < i);
+        self.failed.insert(at, (i, why));
+    }
+
+    /// The run's error when some texts were not run (each already named on stderr).
+    pub(super) fn not_run(&self) -> Result<()> {
+        let Some((first, _)) = self.failed.first() else {
+            return Ok(());
+        };
+        let (n, k) = (self.texts.len(), self.failed.len());
+        let which = match k {
+            1 => self.name(*first),
+            _ => format!("{}, …", self.name(*first)),
+        };
+        bail!("{k} of {n} texts were not run ({which}); every other text's output is written")
+    }
+
     /// Runs the texts in the padded batches [`Self::run`] uses and hands each batch's texts
     /// to `each`, in no particular order: for passes that fold a corpus into statistics.
-    /// A terminal's stderr shows the texts done so far.
+    /// A terminal's stderr shows the texts done so far. Texts that cannot be run are named
+    /// on stderr and left out; [`Self::not_run`] is then the caller's error.
     pub(super) fn fold<W: WantLogits>(
         &self,
         model: &Gpt2,
@@ -238,7 +322,12 @@ impl Texts {
             )?
             .progress_chars("=> "),
         );
-        let mut order: Vec<usize> = (0..self.texts.len()).collect();
+        for (_, why) in &self.failed {
+            eprintln!("not run: {why}");
+        }
+        let mut order: Vec<usize> = (0..self.texts.len())
+            .filter(|&i| self.why_not(i).is_none())
+            .collect();
         order.sort_by_key(|&i| self.ids[i].len());
         for chunk in chunks(&order, &self.ids, self.batch_size) {
             each(self.forward_some(model, req, chunk)?)?;
@@ -329,7 +418,7 @@ impl Limit {
 
 /// Each text's tokens, after `bos` when given (`--prepend-bos`: it counts toward the limit
 /// and is never cut); a text over `limit` is cut as `truncate` says (reported on stderr), or
-/// refused.
+/// refused: the first refused text is the error.
 pub(super) fn encode_all(
     tokenizer: &Tokenizer,
     texts: &[String],
@@ -337,6 +426,22 @@ pub(super) fn encode_all(
     truncate: Option<Truncate>,
     bos: Option<u32>,
 ) -> Result<Vec<Vec<Token>>> {
+    let name = |i| crate::input::which_text(i, texts.len());
+    encode_each(tokenizer, texts, limit, truncate, bos, &name)?
+        .into_iter()
+        .collect()
+}
+
+/// [`encode_all`] with each text's own outcome: its tokens, or why it is refused (`name`
+/// says which text it is).
+pub(super) fn encode_each(
+    tokenizer: &Tokenizer,
+    texts: &[String],
+    limit: Option<Limit>,
+    truncate: Option<Truncate>,
+    bos: Option<u32>,
+    name: &dyn Fn(usize) -> String,
+) -> Result<Vec<Result<Vec<Token>>>> {
     let limit = match bos {
         Some(_) => limit.map(|l| Limit {
             tokens: l.tokens.saturating_sub(1),
@@ -344,83 +449,81 @@ pub(super) fn encode_all(
         }),
         None => limit,
     };
-    let mut all = encode_texts(tokenizer, texts, limit, truncate)?;
-    if let Some(id) = bos {
-        let symbol = tokenizer.decode(&[id])?;
-        for tokens in &mut all {
-            // Not part of the text: an empty byte span at its start.
-            let bos = Token {
-                id,
-                symbol: symbol.clone(),
-                text: symbol.clone(),
-                start: 0,
-                end: 0,
-            };
-            tokens.insert(0, bos);
-        }
-    }
-    Ok(all)
-}
-
-/// [`encode_all`] without the BOS. A long text is tokenized a piece at a time, keeping only
-/// the tokens that stay, so memory follows the limit, not the text.
-fn encode_texts(
-    tokenizer: &Tokenizer,
-    texts: &[String],
-    limit: Option<Limit>,
-    truncate: Option<Truncate>,
-) -> Result<Vec<Vec<Token>>> {
-    let holder = limit.map_or("", |l| l.holder);
-    let limit = limit.map(|l| l.tokens);
-    texts
-        .iter()
-        .enumerate()
+    let symbol = bos.map(|id| tokenizer.decode(&[id])).transpose()?;
+    (texts.iter().enumerate())
         .map(|(i, text)| {
-            let mut kept: Vec<Token> = Vec::new();
-            let mut total = 0;
-            tokenizer.encode_pieces(text, |piece| {
-                total += piece.len();
-                match (limit, truncate) {
-                    (None, _) => kept.extend(piece),
-                    (Some(l), Some(Truncate::Left)) => {
-                        kept.extend(piece);
-                        let over = kept.len().saturating_sub(l);
-                        kept.drain(..over);
-                    }
-                    // The first `limit` tokens, and one more to tell that there are more.
-                    (Some(l), _) => {
-                        let room = (l + 1).saturating_sub(kept.len());
-                        kept.extend(piece.into_iter().take(room));
-                    }
-                }
-                Ok(())
-            })?;
-            let Some(limit) = limit.filter(|&l| total > l) else {
-                return Ok(kept);
+            let mut tokens = match encode_one(tokenizer, text, limit, truncate, &name(i))? {
+                Ok(tokens) => tokens,
+                Err(refused) => return Ok(Err(refused)),
             };
-            let which = which_text(i, texts.len());
-            let cut = total - limit;
-            match truncate {
-                None => bail!(
-                    "{which} is {total} tokens long; {holder} at most {limit}. Add --truncate left \
-                     to keep the last {limit} tokens (for next-token prediction), --truncate right \
-                     to keep the first {limit}, or --max-length N for a lower limit"
-                ),
-                Some(Truncate::Left) => {
-                    eprintln!(
-                        "{which}: cut the first {cut} tokens (--truncate left); {limit} remain"
-                    );
-                }
-                Some(Truncate::Right) => {
-                    kept.truncate(limit);
-                    eprintln!(
-                        "{which}: cut the last {cut} tokens (--truncate right); {limit} remain"
-                    );
-                }
+            if let (Some(id), Some(symbol)) = (bos, &symbol) {
+                // Not part of the text: an empty byte span at its start.
+                let bos = Token {
+                    id,
+                    symbol: symbol.clone(),
+                    text: symbol.clone(),
+                    start: 0,
+                    end: 0,
+                };
+                tokens.insert(0, bos);
             }
-            Ok(kept)
+            Ok(Ok(tokens))
         })
         .collect()
+}
+
+/// One text's tokens without the BOS, or why it is refused (the outer error is the
+/// tokenizer's). A long text is tokenized a piece at a time, keeping only the tokens that
+/// stay, so memory follows the limit, not the text.
+fn encode_one(
+    tokenizer: &Tokenizer,
+    text: &str,
+    limit: Option<Limit>,
+    truncate: Option<Truncate>,
+    which: &str,
+) -> Result<Result<Vec<Token>>> {
+    let holder = limit.map_or("", |l| l.holder);
+    let limit = limit.map(|l| l.tokens);
+    let mut kept: Vec<Token> = Vec::new();
+    let mut total = 0;
+    tokenizer.encode_pieces(text, |piece| {
+        total += piece.len();
+        match (limit, truncate) {
+            (None, _) => kept.extend(piece),
+            (Some(l), Some(Truncate::Left)) => {
+                kept.extend(piece);
+                let over = kept.len().saturating_sub(l);
+                kept.drain(..over);
+            }
+            // The first `limit` tokens, and one more to tell that there are more.
+            (Some(l), _) => {
+                let room = (l + 1).saturating_sub(kept.len());
+                kept.extend(piece.into_iter().take(room));
+            }
+        }
+        Ok(())
+    })?;
+    let Some(limit) = limit.filter(|&l| total > l) else {
+        return Ok(Ok(kept));
+    };
+    let cut = total - limit;
+    match truncate {
+        None => {
+            return Ok(Err(anyhow::anyhow!(
+                "{which} is {total} tokens long; {holder} at most {limit}. Add --truncate left \
+                 to keep the last {limit} tokens (for next-token prediction), --truncate right \
+                 to keep the first {limit}, or --max-length N for a lower limit"
+            )))
+        }
+        Some(Truncate::Left) => {
+            eprintln!("{which}: cut the first {cut} tokens (--truncate left); {limit} remain");
+        }
+        Some(Truncate::Right) => {
+            kept.truncate(limit);
+            eprintln!("{which}: cut the last {cut} tokens (--truncate right); {limit} remain");
+        }
+    }
+    Ok(Ok(kept))
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::reports::{ShapeStep, TraceReport};
 pub fn run(session: &Session, args: &TraceArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
-    let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
+    let (prepared, model) = session.prepare_and_load_each(&args.input, &cfg, cfg.n_layer)?;
     let Texts { cfg, tokenizer, .. } = &prepared;
     let req = Request {
         capture: CaptureSpec::default(),

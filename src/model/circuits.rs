@@ -154,21 +154,33 @@ impl Tap for Splices {
     }
 }
 
-/// Last-position logits `(L·H, V)` with each head zero-ablated alone: row `l·H + h` has
-/// head `h` of layer `l` removed. One forward pass of `L·H` rows.
-pub fn zero_each_head(model: &Gpt2, ids: &Tensor) -> Result<Tensor> {
+/// Last-position logits `(L·H, V)` with each head ablated alone (`mode`: by 0, or by its
+/// mean over the text's positions in the unablated run): row `l·H + h` has head `h` of
+/// layer `l` removed. One forward pass of `L·H` rows (and one unablated pass for the means).
+pub fn ablate_each_head(model: &Gpt2, ids: &Tensor, mode: Ablation) -> Result<Tensor> {
     let cfg = model.config();
     let (n_layer, nh) = (cfg.n_layer, cfg.n_head);
     let rows = n_layer * nh;
+    let z = |l| Hook::Block(l, BlockHook::Z);
+    let means = match mode {
+        Ablation::Zero => None,
+        Ablation::Mean => Some(record_last(model, ids, (0..n_layer).map(z).collect())?.0),
+    };
     let batch = ids.repeat((rows, 1))?;
     let mut splices = Vec::new();
     for l in 0..n_layer {
-        let zero = Tensor::zeros(1, DType::F32, ids.device())?.to_dtype(model.dtype())?;
+        let source = match &means {
+            // (1, T, nh, hs) → (1, 1, nh, hs): each head's own mean, broadcast over positions.
+            Some(acts) => acts.get(z(l))?.mean_keepdim(1)?,
+            None => {
+                (Tensor::zeros((1, 1, 1, 1), DType::F32, ids.device())?).to_dtype(model.dtype())?
+            }
+        };
         splices.push(Splice {
-            hook: Hook::Block(l, BlockHook::Z),
+            hook: z(l),
             // (rows, 1, nh, 1): row l·H + h loses head h here.
             mask: mask(&[rows, 1, nh, 1], |i| i[0] == l * nh + i[2], ids)?,
-            source: zero.reshape((1, 1, 1, 1))?,
+            source,
         });
     }
     let req = Request {

@@ -366,7 +366,8 @@ pub fn ablate(out: &mut dyn Write, r: &AblateReport) -> io::Result<()> {
 pub fn sweep(out: &mut dyn Write, r: &SweepReport, palette: Option<Palette>) -> io::Result<()> {
     writeln!(
         out,
-        "every head zero-ablated alone: change in log p({}) (before: {:.4})",
+        "every head {}-ablated alone: change in log p({}) (before: {:.4})",
+        r.mode,
         quoted(&r.answer.token),
         r.logprob_before
     )?;
@@ -552,7 +553,7 @@ pub fn sweep_svg(out: &mut dyn Write, r: &SweepReport) -> io::Result<()> {
     let m = max_abs(&values);
     let heads = values.first().map_or(0, Vec::len);
     let panel = GridPanel {
-        title: "each head zero-ablated".into(),
+        title: format!("each head {}-ablated", r.mode),
         row_labels: layer_labels(values.len()),
         col_labels: (0..heads).map(|h| format!("H{h}")).collect(),
         values: &values,

@@ -10,7 +10,7 @@ use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 
 use super::{json, table};
-use crate::reports::Header;
+use crate::reports::{Header, NotRun};
 
 /// What `--json` / `--jsonl` chose, once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +82,8 @@ impl Run<'_> {
 pub trait Printer<R> {
     /// The report of the next text.
     fn print(&mut self, out: &mut dyn Write, report: &R) -> Result<()>;
+    /// In place of the next text's report: why it was not run.
+    fn fail(&mut self, out: &mut dyn Write, not_run: &NotRun) -> Result<()>;
     /// After the last report.
     fn finish(&mut self, out: &mut dyn Write) -> Result<()>;
 }
@@ -93,8 +95,9 @@ struct Tables<'a, R> {
     written: usize,
 }
 
-impl<R> Printer<R> for Tables<'_, R> {
-    fn print(&mut self, out: &mut dyn Write, report: &R) -> Result<()> {
+impl<R> Tables<'_, R> {
+    /// The next text's heading when there are several.
+    fn heading(&mut self, out: &mut dyn Write) -> io::Result<()> {
         let i = self.written;
         self.written += 1;
         if self.run.several() {
@@ -103,7 +106,20 @@ impl<R> Printer<R> for Tables<'_, R> {
             }
             table::batch_heading(out, i, self.run.texts.len(), &self.run.texts[i])?;
         }
+        Ok(())
+    }
+}
+
+impl<R> Printer<R> for Tables<'_, R> {
+    fn print(&mut self, out: &mut dyn Write, report: &R) -> Result<()> {
+        self.heading(out)?;
         (self.table)(out, report)?;
+        Ok(())
+    }
+
+    fn fail(&mut self, out: &mut dyn Write, not_run: &NotRun) -> Result<()> {
+        self.heading(out)?;
+        writeln!(out, "not run: {}", not_run.error)?;
         Ok(())
     }
 
@@ -118,6 +134,10 @@ struct Lines;
 impl<R: Serialize> Printer<R> for Lines {
     fn print(&mut self, out: &mut dyn Write, report: &R) -> Result<()> {
         Ok(json::write(out, report)?)
+    }
+
+    fn fail(&mut self, out: &mut dyn Write, not_run: &NotRun) -> Result<()> {
+        Ok(json::write(out, not_run)?)
     }
 
     fn finish(&mut self, _: &mut dyn Write) -> Result<()> {
@@ -135,6 +155,20 @@ struct Envelope<'a> {
 }
 
 impl Envelope<'_> {
+    /// One entry of the batch (a report, or why a text was not run); alone when the run
+    /// has one text.
+    fn entry(&mut self, out: &mut dyn Write, value: &impl Serialize) -> Result<()> {
+        if !self.run.several() {
+            return Ok(json::write(out, value)?);
+        }
+        match self.opened {
+            false => self.open(out)?,
+            true => write!(out, ",")?,
+        }
+        json::value(out, value)?;
+        Ok(())
+    }
+
     /// Writes the envelope's head, up to the batch's opening bracket.
     fn open(&mut self, out: &mut dyn Write) -> Result<()> {
         let head = envelope_head(self.run.header.as_ref())?;
@@ -146,15 +180,11 @@ impl Envelope<'_> {
 
 impl<R: Serialize> Printer<R> for Envelope<'_> {
     fn print(&mut self, out: &mut dyn Write, report: &R) -> Result<()> {
-        if !self.run.several() {
-            return Ok(json::write(out, report)?);
-        }
-        match self.opened {
-            false => self.open(out)?,
-            true => write!(out, ",")?,
-        }
-        json::value(out, report)?;
-        Ok(())
+        self.entry(out, report)
+    }
+
+    fn fail(&mut self, out: &mut dyn Write, not_run: &NotRun) -> Result<()> {
+        self.entry(out, not_run)
     }
 
     fn finish(&mut self, out: &mut dyn Write) -> Result<()> {

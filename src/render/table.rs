@@ -57,7 +57,12 @@ pub(crate) fn columns(
 
 /// The line above each text's tables when several texts run as a batch.
 pub fn batch_heading(out: &mut dyn Write, i: usize, n: usize, text: &str) -> io::Result<()> {
-    writeln!(out, "== text {} of {n}: {}", i + 1, quoted(text))
+    // A heading is one line: a long text shows its start.
+    const SHOWN: usize = 100;
+    match text.char_indices().nth(SHOWN) {
+        Some((end, _)) => writeln!(out, "== text {} of {n}: {}…", i + 1, quoted(&text[..end])),
+        None => writeln!(out, "== text {} of {n}: {}", i + 1, quoted(text)),
+    }
 }
 
 /// A token's text as a quoted literal, so spaces and newlines are visible.

@@ -358,3 +358,139 @@ fn the_batch_envelope_keeps_its_key_order() {
     assert!(text.starts_with(r#"{"schema":1,"version":"#), "{text}");
     assert!(text.trim_end().ends_with("\"shape\":[2,3]}"), "{text}");
 }
+
+/// Stdout's JSON lines.
+fn json_lines(stdout: &[u8]) -> Vec<Value> {
+    (String::from_utf8_lossy(stdout).lines())
+        .map(|l| serde_json::from_str(l).expect("a JSON object a line"))
+        .collect()
+}
+
+#[test]
+fn a_line_that_cannot_run_is_reported_in_its_place_and_the_rest_run() {
+    let s = crate::common::Scratch::new("bad-lines");
+    let path = s.0.join("lines.txt");
+    let long = "Hello ".repeat(1100);
+    // Line 2 is empty (skipped, yet counted), line 4 has one token, line 5 is too long.
+    let lines = [
+        "The cat sat",
+        "",
+        "A dog",
+        "x",
+        long.trim_end(),
+        "The end is near",
+    ];
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let file = path.to_str().unwrap();
+    let run = |args: &[&str]| cmd().args(args).output().unwrap();
+
+    // score: line 4 is too short to score, line 5 too long; the others are as if run alone.
+    let out = run(&["score", "--file", file, "--lines", "--jsonl"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let got = json_lines(&out.stdout);
+    assert_eq!(got.len(), 5, "one object per non-empty line");
+    for (v, line) in got.iter().zip([1, 3, 4, 5, 6]) {
+        let text = lines[line - 1];
+        match line {
+            4 | 5 => {
+                assert_eq!(v["line"], line, "{v}");
+                assert_eq!(v["text"], text);
+                let e = v["error"].as_str().unwrap();
+                assert!(e.contains(&format!("line {line} of --file {file}")), "{e}");
+                assert!(err.contains(&format!("not run: {e}")), "{err}");
+            }
+            _ => {
+                let alone = json(&["score", text]);
+                assert_eq!(v["input_ids"], alone["input_ids"], "line {line}");
+                same_json(&format!("line {line}"), &v["tokens"], &alone["tokens"]);
+            }
+        }
+    }
+    assert!(err.contains("2 of 5 texts were not run"), "{err}");
+
+    // --json: the errors stand in the envelope's batch, in input order.
+    let out = run(&["score", "--file", file, "--lines", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let batch = v["batch"].as_array().unwrap();
+    let errors: Vec<bool> = batch.iter().map(|b| b.get("error").is_some()).collect();
+    assert_eq!(errors, [false, false, true, true, false]);
+    // Tables: the failed text's heading, then why.
+    let out = run(&["score", "--file", file, "--lines"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("== text 3 of 5: \"x\"\nnot run: score needs at least two tokens"),
+        "{table}"
+    );
+
+    // next scores one token fine: only the long line fails.
+    let out = run(&["next", "--file", file, "--lines", "--jsonl"]);
+    assert_eq!(out.status.code(), Some(1));
+    let got = json_lines(&out.stdout);
+    assert_eq!(got.iter().filter(|v| v.get("error").is_some()).count(), 1);
+    same_json(
+        "line 6",
+        &got[4]["predictions"],
+        &json(&["next", lines[5]])["predictions"],
+    );
+    // --fail-fast: nothing runs; a line over the limit is found first (as the text is
+    // read), then the command's own checks.
+    let out = run(&["score", "--file", file, "--lines", "--jsonl", "--fail-fast"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        err.contains(&format!("line 5 of --file {file} is 1100 tokens")),
+        "{err}"
+    );
+    let out = run(&[
+        "score",
+        "--file",
+        file,
+        "--lines",
+        "--fail-fast",
+        "--truncate",
+        "left",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        err.contains(&format!("line 4 of --file {file} has 1")),
+        "{err}"
+    );
+    // With --truncate left every line but the one-token one runs.
+    let out = run(&[
+        "score",
+        "--file",
+        file,
+        "--lines",
+        "--jsonl",
+        "--truncate",
+        "left",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let got = json_lines(&out.stdout);
+    assert_eq!(got.iter().filter(|v| v.get("error").is_some()).count(), 1);
+    // generate and a feature's corpus pass go on past the long line too.
+    let out = run(&["generate", "--file", file, "--lines", "-n", "2", "--jsonl"]);
+    assert_eq!(out.status.code(), Some(1));
+    let got = json_lines(&out.stdout);
+    assert_eq!(got.len(), 5);
+    assert_eq!(got[3]["line"], 5);
+    let sae = crate::common::fixtures().join("saes/topk");
+    let out = run(&[
+        "feature",
+        "1",
+        "--sae",
+        sae.to_str().unwrap(),
+        "--file",
+        file,
+        "--lines",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["features"][0]["corpus"]["texts"], 4, "{v}");
+}

@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Tensor};
 use gpt2_inspect::dist::kl;
 use gpt2_inspect::model::checkpoint::Checkpoint;
 use gpt2_inspect::model::circuits::{
-    ablate, attribute, head_scores, patch, zero_each_head, Ablation, Component, LogitDiff, Site,
+    ablate, ablate_each_head, attribute, head_scores, patch, Ablation, Component, LogitDiff, Site,
 };
 use gpt2_inspect::model::{Config, Gpt2};
 use gpt2_inspect::tokenizer::Tokenizer;
@@ -140,7 +140,9 @@ fn ablation_matches_hf_in_both_modes() {
     // The sweep: every head alone, the change in log-prob of the unablated top token.
     let before = flat(s.reference.get("circuits.ablate.before"));
     let top = gpt2_inspect::dist::top_k(&before, 1)[0];
-    let rows: Vec<Vec<f32>> = zero_each_head(&s.model, &ids).unwrap().to_vec2().unwrap();
+    let rows: Vec<Vec<f32>> = (ablate_each_head(&s.model, &ids, Ablation::Zero).unwrap())
+        .to_vec2()
+        .unwrap();
     let cfg = s.model.config();
     let sweep: Vec<f32> = rows
         .iter()
@@ -153,6 +155,17 @@ fn ablation_matches_hf_in_both_modes() {
     assert_eq!(sweep.len(), cfg.n_layer * cfg.n_head);
     let d = max_abs_diff(&sweep, &want);
     assert!(d <= TOL, "sweep off by {d}");
+    // The mean-ablation sweep: each row is `ablate` of that head alone by its mean (checked
+    // against HF above), computed as one batch.
+    let rows = ablate_each_head(&s.model, &ids, Ablation::Mean).unwrap();
+    for l in 0..cfg.n_layer {
+        for h in 0..cfg.n_head {
+            let (_, alone) =
+                ablate(&s.model, &ids, &[Component::Head(l, h)], Ablation::Mean).unwrap();
+            let row = rows.get(l * cfg.n_head + h).unwrap();
+            assert_close(&format!("mean sweep L{l}H{h}"), &row, &alone);
+        }
+    }
 }
 
 #[test]

@@ -406,3 +406,72 @@ fn every_subcommand_gives_valid_json_for_odd_text() {
         assert_eq!(json(&args)["schema"], 1);
     }
 }
+
+/// A flag either does what it says or is refused naming it: none is silently ignored.
+#[test]
+fn flags_that_would_do_nothing_are_refused() {
+    // ablate --svg draws the sweep's grid only (clap's `requires` is skipped here).
+    let s = Scratch::new("silent-flags");
+    let svg = s.0.join("x.svg");
+    let svg = svg.to_str().unwrap();
+    fails(
+        cmd().args(["ablate", "The cat sat", "--mlp", "1", "--svg", svg]),
+        2,
+        &["--svg", "--sweep"],
+    );
+    assert!(!Path::new(svg).exists());
+    fails(
+        cmd().args(["heads", "The cat", "--seq-len", "10"]),
+        2,
+        &["--seq-len"],
+    );
+    fails(
+        cmd().args(["heads", "The cat", "--seed", "3"]),
+        2,
+        &["--seed"],
+    );
+    fails(
+        cmd().args(["lens", "The cat", "--all-positions", "-k", "3"]),
+        2,
+        &["--top-k"],
+    );
+    // --color does colour the lens heatmap: no warning that it does nothing.
+    let out = cmd()
+        .args(["--color", "always", "lens", "The cat", "--all-positions"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !err.contains("does nothing"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\x1b[48;"));
+    // ablate --sweep --mode mean mean-ablates (checked against ablate itself in circuits).
+    let v = json(&["ablate", "The cat sat", "--sweep", "--mode", "mean"]);
+    assert_eq!(v["mode"], "mean");
+}
+
+/// `generate --truncate left` keeps room for -n tokens; without it, a prompt that fills the
+/// model's positions stops early and says why.
+#[test]
+fn generation_at_the_limit_keeps_room_or_says_why_it_stops() {
+    let long = "Hello ".repeat(1500);
+    let out = cmd()
+        .args(["generate", &long, "--truncate", "left", "-n", "5", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["input_ids"].as_array().unwrap().len(), 1024 - 5);
+    assert_eq!(v["generated_ids"].as_array().unwrap().len(), 5);
+    let text = "Hello ".repeat(1020);
+    let out = cmd()
+        .args(["generate", text.trim_end(), "-n", "8", "--json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let prompt = v["input_ids"].as_array().unwrap().len();
+    let made = v["generated_ids"].as_array().unwrap().len();
+    assert_eq!(prompt + made, 1024);
+    assert!(err.contains(&format!("stopped after {made} of 8 tokens")), "{err}");
+    assert!(err.contains("--truncate left keeps room"), "{err}");
+}

@@ -695,3 +695,69 @@ fn long_work_is_announced_and_huge_tables_are_refused_with_a_hint() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("generating up to 64 tokens"), "{err}");
 }
+
+/// A file of `age` ago at `path`.
+fn aged(path: &Path, age: Duration) {
+    std::fs::write(path, b"partial").unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.set_modified(std::time::SystemTime::now() - age).unwrap();
+}
+
+#[test]
+fn a_killed_runs_temporary_files_are_removed_by_the_next_write() {
+    let s = Scratch::new("stale-temps");
+    let dir = &s.0;
+    let old = Duration::from_secs(600);
+    // PID 4194304 is above Linux's largest: that process is gone. PID 1 is running.
+    let stale = dir.join(".gpt2-inspect-4194304-aB3xYz.tmp");
+    let fresh = dir.join(".gpt2-inspect-4194304-fresh1.tmp");
+    let live = dir.join(".gpt2-inspect-1-q9Live.tmp");
+    let other = dir.join(".other-program-4194304-x.tmp");
+    let old_style = dir.join(".gpt2-inspect-xYz123.tmp");
+    aged(&stale, old);
+    aged(&fresh, Duration::ZERO);
+    aged(&live, old);
+    aged(&other, old);
+    aged(&old_style, old);
+    let a_dir = dir.join(".gpt2-inspect-4194304-adir1.tmp");
+    std::fs::create_dir(&a_dir).unwrap();
+    let out = dump_to(&dir.join("x.safetensors")).assert().success();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(!stale.exists(), "a dead run's file stays");
+    assert!(err.contains("aB3xYz") && err.contains("killed"), "{err}");
+    for kept in [&fresh, &live, &other, &old_style, &a_dir] {
+        assert!(kept.exists(), "{} was removed", kept.display());
+    }
+    is_dump(&std::fs::read(dir.join("x.safetensors")).unwrap());
+}
+
+#[test]
+fn dash_is_standard_output_for_files_that_can_be_it() {
+    // report -o - and dump -o - write the file to standard output, and nothing after it.
+    let out = bin().args(["report", TEXT, "-o", "-"]).output().unwrap();
+    assert!(out.status.success());
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>") && page.trim_end().ends_with("</html>"));
+    let out = bin()
+        .args(["dump", TEXT, "--hook", "hook_embed", "-o", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    is_dump(&out.stdout);
+    assert!(!Path::new("-").exists());
+    // Where standard output carries the command's own output, `-` is refused.
+    fails(
+        cmd().args([
+            "attention",
+            TEXT,
+            "--layer",
+            "0",
+            "--head",
+            "0",
+            "--svg",
+            "-",
+        ]),
+        2,
+        &["--svg -", "give a file name"],
+    );
+}
