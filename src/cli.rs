@@ -205,6 +205,10 @@ pub enum DeviceArg {
     Metal,
 }
 
+/// TEXT's help for the commands that explain one text (report, ablate, attribute, saliency).
+const ONE_TEXT: &str = "The text (one: this command explains a single text). `-` reads standard \
+input. Omitted: standard input when it is not a terminal, else a sample sentence";
+
 /// Where the text comes from, and what to do with texts longer than the model's context.
 #[derive(Debug, Args)]
 pub struct TextArgs {
@@ -334,7 +338,8 @@ pub enum Command {
     /// One self-contained HTML page to explore: tokens, every head's attention, logit lens,
     /// next tokens. Opens from disk and works offline
     #[command(
-        after_help = "Examples:\n  gpt2-inspect report \"When Mary and John went to the store, John gave a drink to\" -o ioi.html\n  gpt2-inspect report --file chapter.txt --truncate left --neuron always -o chapter.html"
+        mut_arg("texts", |a| a.help(ONE_TEXT)),
+        after_help = "Examples:\n  gpt2-inspect report \"When Mary and John went to the store, John gave a drink to\" -o ioi.html\n  gpt2-inspect report --file chapter.txt --truncate left --neuron-view always -o chapter.html"
     )]
     Report(ReportArgs),
     /// Activation patching: which layer and position (or head) of the clean run restores
@@ -352,12 +357,14 @@ pub enum Command {
     Circuit(CircuitArgs),
     /// Remove heads or MLPs (zero or mean) and see the next-token prediction change
     #[command(
+        mut_arg("texts", |a| a.help(ONE_TEXT)),
         after_help = "Examples:\n  gpt2-inspect ablate \"When Mary and John went to the store, John gave a drink to\" --head 9.9 --head 9.6\n  gpt2-inspect ablate \"When Mary and John went to the store, John gave a drink to\" --answer \" Mary\" --sweep"
     )]
     Ablate(AblateArgs),
     /// Direct logit attribution: how much each head, MLP and embedding writes toward the
     /// answer at one position
     #[command(
+        mut_arg("texts", |a| a.help(ONE_TEXT)),
         after_help = "Examples:\n  gpt2-inspect attribute \"When Mary and John went to the store, John gave a drink to\" --answer \" Mary\" --wrong \" John\""
     )]
     Attribute(AttributeArgs),
@@ -378,6 +385,7 @@ pub enum Command {
     /// Input attribution: how much each input token matters to the prediction (gradient,
     /// input × gradient, integrated gradients as Captum computes them, or attention rollout)
     #[command(
+        mut_arg("texts", |a| a.help(ONE_TEXT)),
         after_help = "Examples:\n  gpt2-inspect saliency \"The capital of France is\"\n  gpt2-inspect saliency \"When Mary and John went to the store, John gave a drink to\" --answer \" Mary\" --wrong \" John\" --method integrated-gradients\n  gpt2-inspect saliency \"The quick brown fox\" --generate 5 --svg fox.svg"
     )]
     Saliency(SaliencyArgs),
@@ -427,17 +435,19 @@ pub struct ReportArgs {
     #[arg(long, short = 'o', value_name = "FILE", default_value = "report.html")]
     pub output: PathBuf,
 
-    /// Whether the page holds every head's q and k for its neuron view: `auto` when they
-    /// take at most 16 MB (gpt2: texts up to 170 tokens), `always` (a 256-token gpt2 page
-    /// then grows from 13 to 38 MB and opens about twice as slowly), `never`
-    #[arg(long, value_enum, value_name = "WHEN", default_value_t = NeuronData::Auto)]
+    /// Whether the page holds every head's q and k for its neuron view (BertViz's q·k view,
+    /// not MLP neurons): `auto` when they take at most 16 MB (gpt2: texts up to 170
+    /// tokens), `always` (a 256-token gpt2 page then grows from 13 to 38 MB and opens
+    /// about twice as slowly), `never`. Was --neuron, which still works
+    #[arg(long = "neuron-view", alias = "neuron", value_enum, value_name = "WHEN",
+          default_value_t = NeuronData::Auto)]
     pub neuron: NeuronData,
 
     #[command(flatten)]
     pub top_k: TopKArgs,
 }
 
-/// `report --neuron`.
+/// `report --neuron-view`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum NeuronData {
     Auto,
@@ -508,6 +518,11 @@ pub struct GenerateArgs {
 pub struct ScoreArgs {
     #[command(flatten)]
     pub input: TextArgs,
+
+    /// Also show, at each position, the K tokens the model found most likely and the
+    /// entropy of its distribution (bits)
+    #[arg(long, short = 'k', value_name = "K", value_parser = at_least_one)]
+    pub top_k: Option<u32>,
 
     #[command(flatten)]
     pub steer: SteerArgs,
@@ -705,8 +720,9 @@ pub struct AttentionArgs {
 
     /// The neuron view (BertViz's third view) of query position Q: q and every key's k
     /// element by element, their product q×k, q·k, q·k/√d_head and the softmax weight
-    /// (needs --layer and --head)
-    #[arg(long, value_name = "Q", requires_all = ["layer", "head"],
+    /// (needs --layer and --head). Was --neuron, which still works: "neuron" here is
+    /// BertViz's word, not an MLP neuron
+    #[arg(long = "query", alias = "neuron", value_name = "Q", requires_all = ["layer", "head"],
           conflicts_with_all = ["all_heads", "window", "svg"])]
     pub neuron: Option<usize>,
 

@@ -24,6 +24,17 @@ pub fn log_normalizer(logits: &[f32]) -> f64 {
         .ln()
 }
 
+/// The entropy of softmax(logits) in nats, −Σ p log p (= log Z − Σ p·logit), in f64; a
+/// logit of −∞ (probability 0) adds nothing.
+pub fn entropy(logits: &[f32]) -> f64 {
+    let log_z = log_normalizer(logits);
+    let mean_logit: f64 = (logits.iter())
+        .filter(|l| l.is_finite())
+        .map(|&l| (l as f64 - log_z).exp() * l as f64)
+        .sum();
+    log_z - mean_logit
+}
+
 /// log softmax(logits)[id].
 pub fn log_prob(logits: &[f32], id: usize) -> f64 {
     logits[id] as f64 - log_normalizer(logits)

@@ -15,8 +15,12 @@ pub struct Header {
     pub model: String,
     /// The commit the hub model resolved to; `null` for a local directory.
     pub revision: Option<String>,
-    /// The input text; `null` for commands without one.
+    /// The input text, as far as it was analysed (what `--truncate` kept); `null` for
+    /// commands without one.
     pub text: Option<String>,
+    /// What `--truncate` cut from the text, when it cut anything (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<Truncated>,
 }
 
 impl Header {
@@ -27,8 +31,33 @@ impl Header {
             model: model.to_string(),
             revision,
             text: text.map(str::to_string),
+            truncated: None,
         }
     }
+}
+
+/// What `--truncate` cut from a text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Truncated {
+    /// `left` (the start was cut) or `right` (the end was).
+    pub side: &'static str,
+    pub cut_tokens: usize,
+}
+
+/// A report that starts with the [`Header`], so a batch can say what was cut of its text.
+pub trait Headed {
+    fn header_mut(&mut self) -> &mut Header;
+}
+
+/// [`Headed`] for reports whose `header` field is the header.
+macro_rules! headed {
+    ($($report:ty),* $(,)?) => {
+        $(impl Headed for $report {
+            fn header_mut(&mut self) -> &mut Header {
+                &mut self.header
+            }
+        })*
+    };
 }
 
 /// A text of a batch that was not run, written where its report would be.
@@ -217,7 +246,7 @@ pub struct AttentionReport {
     pub k: Option<PerHead<Matrix>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub v: Option<PerHead<Matrix>>,
-    /// The neuron view of one query (with `--neuron`).
+    /// The neuron view of one query (with `--query`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub neuron: Option<NeuronView>,
     /// The head's four stages (with `--stages`).
@@ -439,6 +468,12 @@ pub struct ScoredToken {
     /// 1 = the model's top choice.
     pub rank: usize,
     pub top: Guess,
+    /// With -k K: the K most likely tokens here, most first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alternatives: Option<Vec<Prediction>>,
+    /// With -k: the entropy of the model's distribution here, in bits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entropy_bits: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -1038,3 +1073,19 @@ pub struct FeatureReport {
     pub hook: String,
     pub features: Vec<FeatureRow>,
 }
+
+headed!(
+    NextReport,
+    AttentionReport,
+    TraceReport,
+    EmbedReport,
+    HiddenReport,
+    LensReport,
+    LensGridReport,
+    ScoreReport,
+    GenerateReport,
+    PageReport,
+    TokenizeReport,
+    FeaturesReport,
+    DumpReport,
+);

@@ -154,6 +154,31 @@ impl Tokenizer {
         Ok(tokens)
     }
 
+    /// One token as a person reads it: its decoded text, or where it holds part of a
+    /// multi-byte character (a piece of a CJK character or an emoji, which decodes to
+    /// U+FFFD alone) those bytes as `<0xNN>` (SentencePiece's spelling of a byte token), so
+    /// that such tokens can be told apart.
+    pub fn token_text(&self, id: u32) -> Result<String> {
+        let text = self.decode(&[id])?;
+        if !text.contains('\u{FFFD}') {
+            return Ok(text);
+        }
+        let Some(symbol) = self.inner.id_to_token(id) else {
+            return Ok(text);
+        };
+        let Ok(bytes) = symbol_bytes(&symbol) else {
+            return Ok(text);
+        };
+        let mut shown = String::new();
+        for chunk in bytes.utf8_chunks() {
+            shown.push_str(chunk.valid());
+            for b in chunk.invalid() {
+                shown.push_str(&format!("<0x{b:02X}>"));
+            }
+        }
+        Ok(shown)
+    }
+
     /// Decodes ids to text, keeping special tokens.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.inner

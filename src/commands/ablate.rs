@@ -25,19 +25,7 @@ use crate::tokenizer::Tokenizer;
 pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
-    let components = components(args, &cfg, &session.model_name)?;
-    if components.is_empty() && !args.sweep {
-        return Err(usage(
-            "name what to remove: --head L.H or --mlp L (repeatable), or --sweep for every head",
-        ));
-    }
-    // clap leaves `requires = "sweep"` unchecked once an argument --sweep conflicts with is
-    // given.
-    if args.svg.is_some() && !args.sweep {
-        return Err(usage(
-            "--svg draws --sweep's layer × head grid; add --sweep (and drop --head and --mlp)",
-        ));
-    }
+    let components = what_to_remove(args, &cfg, &session.model_name)?;
     let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
     if prepared.texts.len() > 1 {
         return Err(usage("ablate runs one text; give one TEXT"));
@@ -93,8 +81,26 @@ fn answer(tokenizer: &Tokenizer, args: &AblateArgs, before: &[f32]) -> Result<Na
         return one_token(tokenizer, "answer", a);
     }
     let id = dist::top_k(before, 1)[0] as u32;
-    let token = tokenizer.decode(&[id])?;
+    let token = tokenizer.token_text(id)?;
     Ok(NamedToken { id, token })
+}
+
+/// The components to remove, checked against the model and the flags.
+fn what_to_remove(args: &AblateArgs, cfg: &Config, model: &str) -> Result<Vec<Component>> {
+    let components = components(args, cfg, model)?;
+    if components.is_empty() && !args.sweep {
+        return Err(usage(
+            "name what to remove: --head L.H or --mlp L (repeatable), or --sweep for every head",
+        ));
+    }
+    // clap leaves `requires = "sweep"` unchecked once an argument --sweep conflicts with is
+    // given.
+    if args.svg.is_some() && !args.sweep {
+        return Err(usage(
+            "--svg draws --sweep's layer × head grid; add --sweep (and drop --head and --mlp)",
+        ));
+    }
+    Ok(components)
 }
 
 /// How the report names an ablation.

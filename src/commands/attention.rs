@@ -161,7 +161,7 @@ fn announce_json_size(args: &AttentionArgs, cfg: &Config, heads: usize, lengths:
     }
 }
 
-/// What to record: the pattern, and what `--scores`, `--qkv`, `--neuron` or `--stages`
+/// What to record: the pattern, and what `--scores`, `--qkv`, `--query` or `--stages`
 /// draw, of every layer in `layers` (narrowed to `--head`).
 fn request(args: &AttentionArgs, layers: &[usize]) -> Request<NoLogits> {
     let mut kinds = vec![BlockHook::Pattern];
@@ -171,7 +171,7 @@ fn request(args: &AttentionArgs, layers: &[usize]) -> Request<NoLogits> {
     if args.qkv {
         kinds.extend([BlockHook::Q, BlockHook::K, BlockHook::V]);
     }
-    // --neuron and --stages exclude each other (clap): each records what it draws.
+    // --query and --stages exclude each other (clap): each records what it draws.
     let view: &[BlockHook] = if args.neuron.is_some() {
         &[BlockHook::Q, BlockHook::K, BlockHook::AttnScores]
     } else if args.stages {

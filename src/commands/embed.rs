@@ -114,7 +114,7 @@ fn nearest(
                 .map(|j| {
                     Ok(Neighbour {
                         id: j as u32,
-                        token: tokenizer.decode(&[j as u32])?,
+                        token: tokenizer.token_text(j as u32)?,
                         cosine: row[j],
                     })
                 })

@@ -115,7 +115,7 @@ fn token_values(tokenizer: &Tokenizer, logits: &[f32], ids: &[usize]) -> Result<
         .map(|&id| {
             Ok(TokenValue {
                 id: id as u32,
-                token: tokenizer.decode(&[id as u32])?,
+                token: tokenizer.token_text(id as u32)?,
                 value: logits[id],
             })
         })

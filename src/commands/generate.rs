@@ -28,7 +28,6 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
     let limit = prompt_limit(args, &cfg)?;
     let (prepared, model) =
         session.prepare_and_load_within(&args.input, &cfg, limit, cfg.n_layer, Each::Lines)?;
-    announce(session, steering.as_ref(), out)?;
     let Texts {
         texts,
         tokenizer,
@@ -37,16 +36,17 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
         ..
     } = &prepared;
     let settings = settings(args, &cfg, tokenizer, watch);
+    announce(session, (steering.as_ref(), &settings, texts.len()), out)?;
     let json = session.format.is_json();
-    if json && texts.len() == 1 && settings.max_new_tokens >= 64 {
-        // JSON comes at the end: say what the silence is.
-        eprintln!(
-            "generating up to {} tokens; the JSON is written when done",
-            settings.max_new_tokens
-        );
-    }
     // Tables stream as tokens come (below); JSON goes through the printer, a text at a time.
     let mut printer = session.printer(texts, ids, *pad, &|_, _| Ok(()))?;
+    let one = One {
+        model: &model,
+        tokenizer,
+        settings: &settings,
+        sampling: &sampling,
+        steering: steering.as_ref(),
+    };
     // Several texts are generated one after another, each as if alone (same seed).
     for (i, (text, ids)) in texts.iter().zip(ids).enumerate() {
         let mut stream =
@@ -68,14 +68,8 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
         if let Some(s) = stream.as_mut() {
             s.start(out, text, &decoded(tokenizer, ids)?)?;
         }
-        let one = One {
-            model: &model,
-            tokenizer,
-            settings: &settings,
-            sampling: &sampling,
-            steering: steering.as_ref(),
-        };
-        let report = one.generate(session, args, text, ids, stream.as_mut(), out)?;
+        let mut report = one.generate(session, args, text, ids, stream.as_mut(), out)?;
+        report.header.truncated = prepared.truncated[i];
         if let Some(s) = stream.as_mut() {
             s.finish(out, &report)?;
         } else {
@@ -233,9 +227,22 @@ fn with_edit<R>(steering: Option<&Steering>, f: impl FnOnce(&mut dyn Tap) -> R) 
 }
 
 /// Says in the table what the steering changes (JSON says it in the report).
-fn announce(session: &Session, steering: Option<&Steering>, out: &mut dyn Write) -> Result<()> {
-    if let Some(s) = steering.filter(|_| !session.format.is_json()) {
+/// What the run will do before it does it: the steering (tables), or that JSON comes at the
+/// end of a long run.
+fn announce(
+    session: &Session,
+    (steering, settings, texts): (Option<&Steering>, &Settings, usize),
+    out: &mut dyn Write,
+) -> Result<()> {
+    let json = session.format.is_json();
+    if let Some(s) = steering.filter(|_| !json) {
         writeln!(out, "steered: {} at {}", s.describe().join(", "), s.hook)?;
+    }
+    if json && texts == 1 && settings.max_new_tokens >= 64 {
+        eprintln!(
+            "generating up to {} tokens; the JSON is written when done",
+            settings.max_new_tokens
+        );
     }
     Ok(())
 }
@@ -250,7 +257,7 @@ fn generated_token(tokenizer: &Tokenizer, step: &generate::Step) -> Result<Gener
             Ok(Prediction {
                 rank: rank + 1,
                 id,
-                token: tokenizer.decode(&[id])?,
+                token: tokenizer.token_text(id)?,
                 prob: logprob.exp() as f32,
                 logprob: logprob as f32,
                 logit,
@@ -259,7 +266,7 @@ fn generated_token(tokenizer: &Tokenizer, step: &generate::Step) -> Result<Gener
         .collect::<Result<Vec<_>>>()?;
     Ok(GeneratedToken {
         id: step.id,
-        token: tokenizer.decode(&[step.id])?,
+        token: tokenizer.token_text(step.id)?,
         prob: step.logprob.exp() as f32,
         logprob: step.logprob as f32,
         top,
@@ -277,10 +284,14 @@ const MIN_TEMPERATURE: f64 = 3e-39;
 
 fn sampling(args: &GenerateArgs) -> Result<Sampling> {
     if let Some(t) = args.temperature {
-        if !(t >= 0.0 && t.is_finite()) {
-            return Err(usage(format!(
-                "--temperature {t}: must be 0 (greedy) or more"
-            )));
+        match (t.is_finite(), t >= 0.0) {
+            (false, _) => return Err(usage(format!("--temperature {t}: must be finite"))),
+            (true, false) => {
+                return Err(usage(format!(
+                    "--temperature {t}: must be 0 (greedy) or more"
+                )))
+            }
+            _ => {}
         }
     }
     if let Some(p) = args.top_p {

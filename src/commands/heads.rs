@@ -8,7 +8,6 @@ use candle_core::Tensor;
 
 use super::{check_finite, emit, write_svg, Session};
 use crate::cli::HeadsArgs;
-use crate::error::usage;
 use crate::model::circuits::head_scores;
 use crate::render::circuits as printer;
 use crate::reports::{HeadScoresReport, HeadsReport};
@@ -22,13 +21,15 @@ pub fn run(session: &Session, args: &HeadsArgs, out: &mut dyn Write) -> Result<(
         }
         None => random_ids(args.seq_len as usize, args.seed, cfg.vocab_size),
     };
+    // Exit 1, as a text too long is in every command.
     if s.len() < 2 || 2 * s.len() > cfg.n_positions {
-        return Err(usage(format!(
-            "the sequence is {} tokens; repeated twice it must fit the model's {} positions, \
-             and it needs at least 2",
+        anyhow::bail!(
+            "the sequence is {} tokens long; repeated twice it must fit the model's {} \
+             positions (at most {}), and it needs at least 2",
             s.len(),
-            cfg.n_positions
-        )));
+            cfg.n_positions,
+            cfg.n_positions / 2
+        );
     }
     let model = session.model(&cfg, cfg.n_layer)?;
     let x: Vec<u32> = [s.clone(), s.clone()].concat();

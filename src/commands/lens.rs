@@ -103,7 +103,7 @@ fn grid(
                 let id = dist::top_k(l, 1).first().copied().unwrap_or(0);
                 Ok(Guess {
                     id: id as u32,
-                    token: tokenizer.decode(&[id as u32])?,
+                    token: tokenizer.token_text(id as u32)?,
                     prob: dist::log_prob(l, id).exp() as f32,
                 })
             })

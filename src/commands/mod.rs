@@ -213,12 +213,12 @@ fn one_token(tokenizer: &Tokenizer, flag: &str, text: &str) -> Result<NamedToken
     match ids.as_slice() {
         [id] => Ok(NamedToken {
             id: *id,
-            token: tokenizer.decode(&[*id])?,
+            token: tokenizer.token_text(*id)?,
         }),
         _ => {
             let pieces = ids
                 .iter()
-                .map(|&id| tokenizer.decode(&[id]).map(|t| format!("{t:?}")))
+                .map(|&id| tokenizer.token_text(id).map(|t| format!("{t:?}")))
                 .collect::<Result<Vec<_>>>()?;
             Err(usage(format!(
                 "--{flag} {text:?} is {} tokens ({}); give one token",
@@ -231,7 +231,7 @@ fn one_token(tokenizer: &Tokenizer, flag: &str, text: &str) -> Result<NamedToken
 
 /// Each id decoded on its own: the labels of rows and columns.
 fn decoded(tokenizer: &Tokenizer, ids: &[u32]) -> Result<Vec<String>> {
-    ids.iter().map(|&id| tokenizer.decode(&[id])).collect()
+    ids.iter().map(|&id| tokenizer.token_text(id)).collect()
 }
 
 /// A `(T, d)` tensor as rows of f32.
@@ -255,8 +255,13 @@ fn check_top_k(top_k: &TopKArgs, cfg: &Config, model: &str) -> Result<usize> {
 /// computed in f64 from the f32 logits.
 fn predictions(tokenizer: &Tokenizer, logits: &Tensor, k: usize) -> Result<Vec<Prediction>> {
     let logits: Vec<f32> = logits.to_dtype(DType::F32)?.to_vec1()?;
-    let log_z = dist::log_normalizer(&logits);
-    dist::top_k(&logits, k)
+    ranked(tokenizer, &logits, k)
+}
+
+/// The `k` most likely tokens of one position's logits `(V,)`, most first.
+fn ranked(tokenizer: &Tokenizer, logits: &[f32], k: usize) -> Result<Vec<Prediction>> {
+    let log_z = dist::log_normalizer(logits);
+    dist::top_k(logits, k)
         .into_iter()
         .enumerate()
         .map(|(rank, id)| {
@@ -264,7 +269,7 @@ fn predictions(tokenizer: &Tokenizer, logits: &Tensor, k: usize) -> Result<Vec<P
             Ok(Prediction {
                 rank: rank + 1,
                 id: id as u32,
-                token: tokenizer.decode(&[id as u32])?,
+                token: tokenizer.token_text(id as u32)?,
                 prob: logprob.exp() as f32,
                 logprob: logprob as f32,
                 logit: logits[id],

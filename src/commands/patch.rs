@@ -40,12 +40,14 @@ pub(super) fn pair(
             decoded(tokenizer, &corrupt)?.join("|"),
         )));
     }
+    // A text too long (or empty) is exit 1, as in every command; the pair's mismatch above
+    // is misuse.
     if clean.is_empty() || clean.len() > cfg.n_positions {
-        return Err(usage(format!(
-            "--clean has {} tokens; patching needs 1 to {}",
+        anyhow::bail!(
+            "--clean is {} tokens long; the model sees at most {} (and patching needs 1 or more)",
             clean.len(),
             cfg.n_positions
-        )));
+        );
     }
     Ok((clean, corrupt))
 }

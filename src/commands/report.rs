@@ -25,7 +25,7 @@ use crate::tokenizer::Tokenizer;
 /// of HTML, which headless Chromium opens in about a second (tests/suite/browser.rs).
 const MAX_TOKENS: usize = 256;
 
-/// Bytes of q and k (f32, 16 MB once in base64) a page holds with `--neuron auto`: reading
+/// Bytes of q and k (f32, 16 MB once in base64) a page holds with `--neuron-view auto`: reading
 /// HTML costs a browser about 35 ms a MB, so this keeps every page within about a second.
 const NEURON_BYTES: usize = 12 << 20;
 
@@ -57,9 +57,11 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
     let layers: Vec<usize> = (0..cfg.n_layer).collect();
     let qk = |kind| per_layer(acts, &layers, kind, None);
     let text = (texts[0].as_str(), ids[0].as_slice());
+    let mut header = session.header(Some(&texts[0]))?;
+    header.truncated = prepared.truncated[0];
     let page = PageReport {
-        header: session.header(Some(&texts[0]))?,
-        tokens: tokenize::build(session, &texts[0], tokens[0].clone())?.tokens,
+        header,
+        tokens: tokenize::build(session, &texts[0], shown(tokenizer, &tokens[0])?)?.tokens,
         n_layer: cfg.n_layer,
         n_head: cfg.n_head,
         d_head: cfg.n_embd / cfg.n_head,
@@ -81,23 +83,32 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
         // Standard output is the page: no summary after it.
         return row.non_finite_error(&prepared).map_or(Ok(()), Err);
     }
+    emit(session, out, &written(&page, path, top_k), table::written)?;
+    row.non_finite_error(&prepared).map_or(Ok(()), Err)
+}
+
+/// What `report` says it wrote: the file, its size and what the page holds.
+fn written(page: &PageReport, path: &std::path::Path, top_k: usize) -> WrittenReport {
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let view = if neuron { "neuron view, " } else { "" };
+    let view = if page.neuron.is_some() {
+        "neuron view, "
+    } else {
+        ""
+    };
     let strip = match page.saliency {
         Some(_) => ", saliency",
         None => "",
     };
-    let (l, h, d) = (cfg.n_layer, cfg.n_head, html::DECIMALS);
-    let written = WrittenReport {
+    let (l, h, d) = (page.n_layer, page.n_head, html::DECIMALS);
+    WrittenReport {
         header: page.header.clone(),
         path: path.display().to_string(),
         bytes,
         contents: format!(
-            "{t} tokens, {l} layers × {h} heads, {view}logit lens, top {top_k} next tokens{strip}; probabilities rounded to {d} decimals",
+            "{}, {l} layers × {h} heads, {view}logit lens, top {top_k} next tokens{strip}; probabilities rounded to {d} decimals",
+            crate::render::counted(page.tokens.len(), "token"),
         ),
-    };
-    emit(session, out, &written, table::written)?;
-    row.non_finite_error(&prepared).map_or(Ok(()), Err)
+    }
 }
 
 /// Input × gradient of the top next token's logit (one backward pass), or nothing for a
@@ -122,13 +133,13 @@ fn strip(model: &Gpt2, tokenizer: &Tokenizer, ids: &[u32]) -> Result<Option<Page
         },
         answer: NamedToken {
             id,
-            token: tokenizer.decode(&[id])?,
+            token: tokenizer.token_text(id)?,
         },
         scores: s.scores,
     }))
 }
 
-/// Whether a page of `t` tokens holds q and k for the neuron view (`--neuron`), and how
+/// Whether a page of `t` tokens holds q and k for the neuron view (`--neuron-view`), and how
 /// many bytes they take: `[L][H][T][d_head]` each, 4 bytes an element.
 fn holds_neuron(when: When, cfg: &Config, t: usize) -> (bool, usize) {
     let qk_bytes = 2 * cfg.n_layer * t * cfg.n_embd * 4;
@@ -154,4 +165,20 @@ fn request(cfg: &Config, neuron: bool) -> Request<NoLogits> {
         capture: CaptureSpec::new(hooks.chain([Hook::LnFinalOut])),
         logits: NoLogits,
     }
+}
+
+/// The page's tokens, each labelled as a person reads it (a piece of a multi-byte character
+/// as its bytes, not U+FFFD).
+fn shown(
+    tokenizer: &Tokenizer,
+    tokens: &[crate::tokenizer::Token],
+) -> Result<Vec<crate::tokenizer::Token>> {
+    (tokens.iter())
+        .map(|t| {
+            Ok(crate::tokenizer::Token {
+                text: tokenizer.token_text(t.id)?,
+                ..t.clone()
+            })
+        })
+        .collect()
 }

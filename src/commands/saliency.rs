@@ -121,7 +121,7 @@ pub fn run(session: &Session, args: &SaliencyArgs, out: &mut dyn Write) -> Resul
 fn named(tokenizer: &Tokenizer, id: u32) -> Result<NamedToken> {
     Ok(NamedToken {
         id,
-        token: tokenizer.decode(&[id])?,
+        token: tokenizer.token_text(id)?,
     })
 }
 

@@ -9,7 +9,7 @@ use candle_core::{DType, Tensor};
 use super::steer::Steering;
 use super::texts::{Computed, Texts};
 use super::Session;
-use crate::cli::ScoreArgs;
+use crate::cli::{ScoreArgs, TopKArgs};
 use crate::dist;
 use crate::model::{AllLogits, CaptureSpec, Request};
 use crate::render::table;
@@ -19,6 +19,9 @@ use crate::tokenizer::Tokenizer;
 pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let steering = Steering::from_args(session, &args.steer, &cfg)?;
+    let top_k = (args.top_k)
+        .map(|top_k| super::check_top_k(&TopKArgs { top_k }, &cfg, &session.model_name))
+        .transpose()?;
     let (mut prepared, model) = session.prepare_and_load_each(&args.input, &cfg, cfg.n_layer)?;
     prepared.reject(|which, ids| match ids.len() {
         0 | 1 => bail!(
@@ -36,13 +39,13 @@ pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<(
                      text, ids, output, ..
                  }| {
         let mut report = match &steering {
-            None => build(session, tokenizer, text, ids, &output.logits)?, // (1, T, V)
+            None => build(session, tokenizer, (text, ids), &output.logits, top_k)?, // (1, T, V)
             Some(s) => build(
                 session,
                 tokenizer,
-                text,
-                ids,
+                (text, ids),
                 &s.logits(&model, ids, AllLogits)?,
+                top_k,
             )?,
         };
         report.steered = steering.as_ref().map(Steering::describe);
@@ -54,9 +57,9 @@ pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<(
 fn build(
     session: &Session,
     tokenizer: &Tokenizer,
-    text: &str,
-    ids: &[u32],
+    (text, ids): (&str, &[u32]),
     logits: &Tensor,
+    top_k: Option<usize>,
 ) -> Result<ScoreReport> {
     let t = ids.len();
     // Computed i predicts token i + 1; the last row predicts past the text and is not needed.
@@ -74,14 +77,18 @@ fn build(
         tokens.push(ScoredToken {
             position: i + 1,
             id: actual as u32,
-            token: tokenizer.decode(&[actual as u32])?,
+            token: tokenizer.token_text(actual as u32)?,
             logprob: (row[actual] as f64 - log_z) as f32,
             rank: dist::rank(row, actual),
             top: Guess {
                 id: top as u32,
-                token: tokenizer.decode(&[top as u32])?,
+                token: tokenizer.token_text(top as u32)?,
                 prob: (row[top] as f64 - log_z).exp() as f32,
             },
+            alternatives: top_k
+                .map(|k| super::ranked(tokenizer, row, k))
+                .transpose()?,
+            entropy_bits: top_k.map(|_| dist::entropy(row) / std::f64::consts::LN_2),
         });
     }
     let total: f64 = tokens.iter().map(|s| s.logprob as f64).sum();

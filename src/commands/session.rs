@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 
-use super::texts::{encode_each, pad_id, token_limit, Limit, Texts};
+use super::texts::{encode_each, pad_id, token_limit, Encoded, Limit, Texts};
 use crate::cli::{ColorChoice, DTypeArg, DeviceArg, GlobalArgs, TextArgs};
 use crate::error::usage;
 use crate::input::{read, text_name, Input};
@@ -246,7 +246,7 @@ impl Session {
         limit: Limit,
         each: Each,
     ) -> Result<Texts> {
-        let Input { texts, lines } = read(input)?;
+        let Input { mut texts, lines } = read(input)?;
         let lenient = each == Each::Lines && lines.is_some() && !input.fail_fast;
         let tokenizer = self.tokenizer()?;
         let name = |i| text_name(i, texts.len(), lines.as_ref());
@@ -254,9 +254,16 @@ impl Session {
         let encoded = encode_each(&tokenizer, &texts, Some(limit), input.truncate, bos, &name)?;
         let mut failed = Vec::new();
         let mut tokens = Vec::with_capacity(texts.len());
+        let mut truncated = vec![None; texts.len()];
         for (i, t) in encoded.into_iter().enumerate() {
             match t {
-                Ok(t) => tokens.push(t),
+                Ok(Encoded { tokens: t, cut }) => {
+                    if let Some((kept, cut)) = cut {
+                        texts[i] = kept;
+                        truncated[i] = Some(cut);
+                    }
+                    tokens.push(t);
+                }
                 Err(e) if !lenient => return Err(e),
                 Err(e) => {
                     failed.push((i, format!("{e:#}")));
@@ -289,6 +296,7 @@ impl Session {
             lines,
             failed,
             lenient,
+            truncated,
         })
     }
 

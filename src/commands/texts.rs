@@ -12,7 +12,7 @@ use crate::cli::{TextArgs, Truncate};
 use crate::error::usage;
 use crate::input::{text_name, Lines};
 use crate::model::{Config, Gpt2, Hook, Logits, Output, Request, WantLogits};
-use crate::reports::{NotRun, Padding};
+use crate::reports::{Headed, NotRun, Padding, Truncated};
 use crate::tokenizer::{Token, Tokenizer};
 
 /// The texts of a run, ready for the model (run in padded batches of `batch_size`): the
@@ -35,6 +35,8 @@ pub(super) struct Texts {
     pub(super) failed: Vec<(usize, String)>,
     /// Whether a text that cannot be run is skipped ([`Self::failed`]) rather than an error.
     pub(super) lenient: bool,
+    /// What `--truncate` cut from each text (`texts` holds what it kept).
+    pub(super) truncated: Vec<Option<Truncated>>,
 }
 
 /// One text of a batch, with what the model computed for it alone.
@@ -190,7 +192,7 @@ impl Texts {
     /// together), turns each text's share into a report with `build` and writes the reports
     /// in input order as they are done: memory follows the batch size, not the number of
     /// texts. A text that cannot be run gets its error in its place.
-    pub(super) fn run<'s, R: serde::Serialize, W: WantLogits>(
+    pub(super) fn run<'s, R: serde::Serialize + Headed, W: WantLogits>(
         &'s self,
         session: &Session,
         out: &mut dyn Write,
@@ -223,7 +225,9 @@ impl Texts {
                             problem = Some((i, e));
                         }
                     }
-                    reports[i - window[0]] = Some(build(computed)?);
+                    let mut report = build(computed)?;
+                    report.header_mut().truncated = self.truncated[i];
+                    reports[i - window[0]] = Some(report);
                 }
             }
             for (&i, report) in window.iter().zip(reports) {
@@ -336,14 +340,18 @@ impl Texts {
         Ok(())
     }
 
-    /// Writes reports made otherwise, one per text.
-    pub(super) fn emit<R: serde::Serialize>(
+    /// Writes reports made otherwise, one per text in input order, each saying what
+    /// `--truncate` cut of its text.
+    pub(super) fn emit<R: serde::Serialize + Headed>(
         &self,
         session: &Session,
         out: &mut dyn Write,
-        reports: Vec<R>,
+        mut reports: Vec<R>,
         table: impl Fn(&mut dyn Write, &R) -> io::Result<()>,
     ) -> Result<()> {
+        for (report, cut) in reports.iter_mut().zip(&self.truncated) {
+            report.header_mut().truncated = *cut;
+        }
         emit_texts(
             session,
             out,
@@ -416,6 +424,13 @@ impl Limit {
     }
 }
 
+/// A text's tokens, after the BOS when there is one; when `--truncate` cut the text, what
+/// was kept and what was cut (the tokens' byte offsets are then into the kept text).
+pub(super) struct Encoded {
+    pub(super) tokens: Vec<Token>,
+    pub(super) cut: Option<(String, Truncated)>,
+}
+
 /// Each text's tokens, after `bos` when given (`--prepend-bos`: it counts toward the limit
 /// and is never cut); a text over `limit` is cut as `truncate` says (reported on stderr), or
 /// refused: the first refused text is the error.
@@ -425,7 +440,7 @@ pub(super) fn encode_all(
     limit: Option<Limit>,
     truncate: Option<Truncate>,
     bos: Option<u32>,
-) -> Result<Vec<Vec<Token>>> {
+) -> Result<Vec<Encoded>> {
     let name = |i| crate::input::which_text(i, texts.len());
     encode_each(tokenizer, texts, limit, truncate, bos, &name)?
         .into_iter()
@@ -441,7 +456,7 @@ pub(super) fn encode_each(
     truncate: Option<Truncate>,
     bos: Option<u32>,
     name: &dyn Fn(usize) -> String,
-) -> Result<Vec<Result<Vec<Token>>>> {
+) -> Result<Vec<Result<Encoded>>> {
     let limit = match bos {
         Some(_) => limit.map(|l| Limit {
             tokens: l.tokens.saturating_sub(1),
@@ -452,8 +467,8 @@ pub(super) fn encode_each(
     let symbol = bos.map(|id| tokenizer.decode(&[id])).transpose()?;
     (texts.iter().enumerate())
         .map(|(i, text)| {
-            let mut tokens = match encode_one(tokenizer, text, limit, truncate, &name(i))? {
-                Ok(tokens) => tokens,
+            let mut encoded = match encode_one(tokenizer, text, limit, truncate, &name(i))? {
+                Ok(encoded) => encoded,
                 Err(refused) => return Ok(Err(refused)),
             };
             if let (Some(id), Some(symbol)) = (bos, &symbol) {
@@ -465,23 +480,23 @@ pub(super) fn encode_each(
                     start: 0,
                     end: 0,
                 };
-                tokens.insert(0, bos);
+                encoded.tokens.insert(0, bos);
             }
-            Ok(Ok(tokens))
+            Ok(Ok(encoded))
         })
         .collect()
 }
 
-/// One text's tokens without the BOS, or why it is refused (the outer error is the
-/// tokenizer's). A long text is tokenized a piece at a time, keeping only the tokens that
-/// stay, so memory follows the limit, not the text.
+/// One text's tokens without the BOS and what was cut, or why it is refused (the outer
+/// error is the tokenizer's). A long text is tokenized a piece at a time, keeping only the
+/// tokens that stay, so memory follows the limit, not the text.
 fn encode_one(
     tokenizer: &Tokenizer,
     text: &str,
     limit: Option<Limit>,
     truncate: Option<Truncate>,
     which: &str,
-) -> Result<Result<Vec<Token>>> {
+) -> Result<Result<Encoded>> {
     let holder = limit.map_or("", |l| l.holder);
     let limit = limit.map(|l| l.tokens);
     let mut kept: Vec<Token> = Vec::new();
@@ -504,10 +519,13 @@ fn encode_one(
         Ok(())
     })?;
     let Some(limit) = limit.filter(|&l| total > l) else {
-        return Ok(Ok(kept));
+        return Ok(Ok(Encoded {
+            tokens: kept,
+            cut: None,
+        }));
     };
     let cut = total - limit;
-    match truncate {
+    let side = match truncate {
         None => {
             return Ok(Err(anyhow::anyhow!(
                 "{which} is {total} tokens long; {holder} at most {limit}. Add --truncate left \
@@ -516,14 +534,42 @@ fn encode_one(
             )))
         }
         Some(Truncate::Left) => {
-            eprintln!("{which}: cut the first {cut} tokens (--truncate left); {limit} remain");
+            let cut = crate::render::counted(cut, "token");
+            eprintln!("{which}: cut the first {cut} (--truncate left); {limit} remain");
+            "left"
         }
         Some(Truncate::Right) => {
             kept.truncate(limit);
-            eprintln!("{which}: cut the last {cut} tokens (--truncate right); {limit} remain");
+            let cut = crate::render::counted(cut, "token");
+            eprintln!("{which}: cut the last {cut} (--truncate right); {limit} remain");
+            "right"
         }
+    };
+    let kept_text = rebase(text, &mut kept);
+    let truncated = Truncated {
+        side,
+        cut_tokens: cut,
+    };
+    Ok(Ok(Encoded {
+        tokens: kept,
+        cut: Some((kept_text, truncated)),
+    }))
+}
+
+/// The text `tokens` cover, with their byte offsets moved to be into it. A cut inside a
+/// multi-byte character leaves its kept bytes as U+FFFD.
+fn rebase(text: &str, tokens: &mut [Token]) -> String {
+    let (Some(a), Some(b)) = (
+        tokens.first().map(|t| t.start),
+        tokens.last().map(|t| t.end),
+    ) else {
+        return String::new();
+    };
+    for t in tokens.iter_mut() {
+        t.start -= a;
+        t.end -= a;
     }
-    Ok(Ok(kept))
+    String::from_utf8_lossy(&text.as_bytes()[a..b]).into_owned()
 }
 
 #[cfg(test)]

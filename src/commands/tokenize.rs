@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::texts::{emit_texts, encode_all, pad_id, padded, token_limit};
+use super::texts::{emit_texts, encode_all, pad_id, padded, token_limit, Encoded};
 use super::Session;
 use crate::cli::TokenizeArgs;
 use crate::input::read_texts;
@@ -14,7 +14,7 @@ use crate::tokenizer::Token;
 
 pub fn run(session: &Session, args: &TokenizeArgs, out: &mut dyn Write) -> Result<()> {
     let input = &args.input;
-    let texts = read_texts(input)?;
+    let mut texts = read_texts(input)?;
     let tokenizer = session.tokenizer()?;
     // Tokenizing needs no limit; the model's applies only when the user asks to cut.
     let limit = match (input.truncate, input.max_length) {
@@ -22,15 +22,20 @@ pub fn run(session: &Session, args: &TokenizeArgs, out: &mut dyn Write) -> Resul
         _ => Some(token_limit(input, &session.config()?.0)?),
     };
     let bos = session.bos(&tokenizer)?;
-    let tokens = encode_all(&tokenizer, &texts, limit, input.truncate, bos)?;
-    let ids: Vec<Vec<u32>> = tokens
-        .iter()
-        .map(|t| t.iter().map(|t| t.id).collect())
+    let encoded = encode_all(&tokenizer, &texts, limit, input.truncate, bos)?;
+    let ids: Vec<Vec<u32>> = (encoded.iter())
+        .map(|e| e.tokens.iter().map(|t| t.id).collect())
         .collect();
-    let reports = texts
-        .iter()
-        .zip(tokens)
-        .map(|(text, tokens)| build(session, text, tokens))
+    let reports = (texts.iter_mut().zip(encoded))
+        .map(|(text, Encoded { tokens, cut })| {
+            let truncated = cut.map(|(kept, truncated)| {
+                *text = kept;
+                truncated
+            });
+            let mut report = build(session, text, tokens)?;
+            report.header.truncated = truncated;
+            Ok(report)
+        })
         .collect::<Result<Vec<_>>>()?;
     let pad = pad_id(&tokenizer, None);
     emit_texts(session, out, &texts, &ids, pad, reports, table::tokenize)?;

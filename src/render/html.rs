@@ -36,8 +36,8 @@ pub fn page(out: &mut dyn Write, r: &PageReport) -> io::Result<()> {
         r#"{head}<body>
 <header>
 <h1>gpt2-inspect report</h1>
-<p>model <code>{model}</code> · {t} tokens · {l} layers × {h} heads</p>
-<pre class="text">{text}</pre>
+<p>model <code>{model}</code> · {t} · {l} layers × {h} heads</p>
+<pre class="text">{text}</pre>{cut}
 <p class="note">Attention probabilities are rounded to {DECIMALS} decimals in this page (sums of a row may be off by a few 1e-4); q and k are kept as 32-bit floats, and the neuron view's q × k, q · k and q·k/√d are computed from them; token probabilities are shown to 4 decimals. Spaces show as ␣, newlines as ↵.</p>
 </header>
 "#,
@@ -47,10 +47,19 @@ pub fn page(out: &mut dyn Write, r: &PageReport) -> io::Result<()> {
             CSS
         ),
         model = escape(&r.header.model),
-        t = r.tokens.len(),
+        t = super::counted(r.tokens.len(), "token"),
         l = r.n_layer,
         h = r.n_head,
         text = escape(text),
+        cut = match r.header.truncated {
+            Some(c) => format!(
+                "\n<p class=\"cut\">The page covers the text above: --truncate {} cut {} from the {} of the input.</p>",
+                c.side,
+                super::counted(c.cut_tokens, "token"),
+                if c.side == "left" { "start" } else { "end" },
+            ),
+            None => String::new(),
+        },
     )?;
     out.write_all(tokens(r).as_bytes())?;
     write!(
@@ -98,7 +107,7 @@ fn neuron_view(r: &PageReport) -> String {
         .into();
     }
     format!(
-        r#"<p class="note" id="neuron-missing">This page leaves out q and k ({:.0} MB for {} tokens); <code>report --neuron always</code> puts them in, and <code>gpt2-inspect attention TEXT --layer L --head H --neuron Q</code> shows one query in the terminal.</p>
+        r#"<p class="note" id="neuron-missing">This page leaves out q and k ({:.0} MB for {} tokens); <code>report --neuron-view always</code> puts them in, and <code>gpt2-inspect attention TEXT --layer L --head H --query Q</code> shows one query in the terminal.</p>
 "#,
         r.neuron_bytes as f64 * 4.0 / 3.0 / 1e6,
         r.tokens.len()

@@ -154,11 +154,19 @@ pub(crate) fn max_abs<'a>(values: impl IntoIterator<Item = &'a f32>) -> f32 {
 /// "fires on X% of N tokens (M texts)": a feature's density over a corpus, in words.
 pub fn corpus_density(c: &crate::reports::FeatureCorpus) -> String {
     format!(
-        "fires on {:.4}% of {} tokens ({} texts)",
+        "fires on {:.4}% of {} ({})",
         100.0 * c.density,
-        c.tokens,
-        c.texts
+        counted(c.tokens as usize, "token"),
+        counted(c.texts, "text")
     )
+}
+
+/// `n` and the noun, plural unless `n` is 1: "1 token", "3 tokens".
+pub fn counted(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        _ => format!("{n} {noun}s"),
+    }
 }
 
 /// A feature's firing frequency in training from its log10 (sparsity.safetensors), in words.

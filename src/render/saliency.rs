@@ -133,8 +133,8 @@ pub fn matrix(
 ) -> io::Result<()> {
     writeln!(
         out,
-        "saliency of each of {} tokens after the text, by {}: the {} of each token at the position before it",
-        r.answers.len(),
+        "saliency of each of {} after the text, by {}: the {} of each token at the position before it",
+        super::counted(r.answers.len(), "token"),
         method_line(&r.method),
         r.method.quantity
     )?;

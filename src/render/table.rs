@@ -560,27 +560,38 @@ pub fn score(out: &mut dyn Write, r: &ScoreReport) -> io::Result<()> {
         .tokens
         .iter()
         .map(|s| {
-            vec![
+            let mut row = vec![
                 s.position.to_string(),
                 quoted(&s.token),
                 format!("{:.4}", s.logprob),
                 s.rank.to_string(),
                 format!("{} {:.3}", quoted(&s.top.token), s.top.prob),
-            ]
+            ];
+            if let (Some(h), Some(alts)) = (s.entropy_bits, &s.alternatives) {
+                row.push(format!("{h:.3}"));
+                let alts: Vec<String> = (alts.iter())
+                    .map(|a| format!("{} {:.3}", quoted(&a.token), a.prob))
+                    .collect();
+                row.push(alts.join("  "));
+            }
+            row
         })
         .collect();
-    columns(
-        out,
-        &["position", "token", "logprob", "rank", "model's top guess"],
-        &[Right, Left, Right, Right, Left],
-        &rows,
-    )?;
+    let with_k = r.tokens.first().and_then(|s| s.alternatives.as_ref());
+    let top = with_k.map(|a| format!("top {}", a.len()));
+    let mut heads = vec!["position", "token", "logprob", "rank", "model's top guess"];
+    let mut aligns = vec![Right, Left, Right, Right, Left];
+    if let Some(top) = &top {
+        heads.extend(["entropy (bits)", top.as_str()]);
+        aligns.extend([Right, Left]);
+    }
+    columns(out, &heads, &aligns, &rows)?;
     writeln!(out)?;
     writeln!(
         out,
-        "total log-likelihood  {:.4} (natural log, {} tokens scored)",
+        "total log-likelihood  {:.4} (natural log, {} scored)",
         r.total_logprob,
-        r.tokens.len()
+        super::counted(r.tokens.len(), "token")
     )?;
     writeln!(
         out,
@@ -664,11 +675,13 @@ impl GenerateStream {
                 .iter()
                 .map(|p| format!("{} {:.3}", quoted(&p.token), p.prob))
                 .collect();
+            // Padded by display width: a wide (CJK) token takes two columns a character.
+            let token = quoted(&t.token);
+            let fill = " ".repeat(16usize.saturating_sub(super::display_width(&token)));
             let mut line = format!(
-                "{:>4}  {:>6}  {:<16}  {:>6.4}  {}",
+                "{:>4}  {:>6}  {token}{fill}  {:>6.4}  {}",
                 step.index,
                 t.id,
-                quoted(&t.token),
                 t.prob,
                 alternatives.join(", ")
             );
@@ -705,8 +718,8 @@ impl GenerateStream {
         writeln!(out)?;
         writeln!(
             out,
-            "{} tokens ({}), stopped at {}",
-            r.generated_ids.len(),
+            "{} ({}), stopped at {}",
+            super::counted(r.generated_ids.len(), "token"),
             r.sampling,
             r.stop_reason
         )?;

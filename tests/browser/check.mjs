@@ -256,7 +256,7 @@ async function bigPage(context) {
   const lines = await page.$eval("#head-view .lines", (g) => +g.dataset.count);
   check("the head view draws", lines > 0, `${lines} lines`);
   const missing = await page.textContent("#neuron-missing");
-  check("without q and k the neuron view says how to get them", missing.includes("--neuron always"), missing);
+  check("without q and k the neuron view says how to get them", missing.includes("--neuron-view always"), missing);
   check("no console errors or exceptions", seen.errors.length === 0, seen.errors.join(" | "));
   await page.close();
 

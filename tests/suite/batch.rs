@@ -494,3 +494,60 @@ fn a_line_that_cannot_run_is_reported_in_its_place_and_the_rest_run() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["features"][0]["corpus"]["texts"], 4, "{v}");
 }
+
+/// `--truncate`: a report's `text` is what was analysed, and `truncated` says what was cut
+/// (absent when nothing was); token offsets are into that text.
+#[test]
+fn truncated_texts_say_what_was_kept_and_cut() {
+    let long = format!("{}The end", "Hello ".repeat(1500));
+    let full = ids_of(&json(&["tokenize", &long])["input_ids"]);
+    let n = full.len();
+    let left = json(&["next", &long, "--truncate", "left"]);
+    let kept = left["text"].as_str().unwrap();
+    assert!(long.ends_with(kept) && kept.len() < long.len());
+    assert_eq!(left["truncated"]["side"], "left");
+    assert_eq!(left["truncated"]["cut_tokens"], n - 1024);
+    // The kept text is exactly the kept tokens.
+    assert_eq!(
+        ids_of(&json(&["tokenize", kept])["input_ids"]),
+        full[n - 1024..]
+    );
+    let right = json(&["tokenize", &long, "--truncate", "right"]);
+    let kept = right["text"].as_str().unwrap();
+    assert!(long.starts_with(kept));
+    assert_eq!(right["truncated"]["side"], "right");
+    assert_eq!(right["truncated"]["cut_tokens"], n - 1024);
+    let last = &right["tokens"][1023];
+    assert_eq!(last["end"].as_u64().unwrap() as usize, kept.len());
+    let left = json(&["tokenize", &long, "--truncate", "left"]);
+    let kept = left["text"].as_str().unwrap();
+    assert_eq!(left["tokens"][0]["start"], 0);
+    assert_eq!(
+        left["tokens"][1023]["end"].as_u64().unwrap() as usize,
+        kept.len()
+    );
+    // Nothing cut, nothing said; the same for a batch, per text.
+    assert!(json(&["next", "The cat"]).get("truncated").is_none());
+    let v = json(&["score", "The cat sat", &long, "--truncate", "left"]);
+    assert!(v["batch"][0].get("truncated").is_none());
+    assert_eq!(v["batch"][1]["truncated"]["side"], "left");
+    // A report page shows the text it covers and says what was cut.
+    let out = cmd()
+        .args(["report", &long, "--truncate", "left", "-o", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let page = String::from_utf8(out.stdout).unwrap();
+    let open = r#"<pre class="text">"#;
+    let at = page.find(open).unwrap() + open.len();
+    let shown = &page[at..at + page[at..].find("</pre>").unwrap()];
+    assert!(
+        long.ends_with(shown) && shown.len() < 256 * 7,
+        "{}",
+        shown.len()
+    );
+    assert!(page.contains(&format!(
+        "--truncate left cut {} tokens from the start",
+        n - 256
+    )));
+}

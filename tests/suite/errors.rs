@@ -441,7 +441,10 @@ fn flags_that_would_do_nothing_are_refused() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && !err.contains("does nothing"), "{err}");
+    assert!(
+        out.status.success() && !err.contains("does nothing"),
+        "{err}"
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("\x1b[48;"));
     // ablate --sweep --mode mean mean-ablates (checked against ablate itself in circuits).
     let v = json(&["ablate", "The cat sat", "--sweep", "--mode", "mean"]);
@@ -472,6 +475,56 @@ fn generation_at_the_limit_keeps_room_or_says_why_it_stops() {
     let prompt = v["input_ids"].as_array().unwrap().len();
     let made = v["generated_ids"].as_array().unwrap().len();
     assert_eq!(prompt + made, 1024);
-    assert!(err.contains(&format!("stopped after {made} of 8 tokens")), "{err}");
+    assert!(
+        err.contains(&format!("stopped after {made} of 8 tokens")),
+        "{err}"
+    );
     assert!(err.contains("--truncate left keeps room"), "{err}");
+}
+
+/// A text longer than the model sees is one kind of failure: exit 1 from every command that
+/// takes text, with a message that says how long it is.
+#[test]
+fn a_text_too_long_is_exit_1_everywhere() {
+    let s = Scratch::new("too-long-everywhere");
+    let long = "Hello ".repeat(1100);
+    let long = long.trim_end();
+    let out = s.0.join("out");
+    let out = out.to_str().unwrap();
+    let sae = crate::common::fixtures().join("saes/topk");
+    let sae = sae.to_str().unwrap();
+    let pair = [
+        "--clean",
+        long,
+        "--corrupt",
+        long,
+        "--answer",
+        " a",
+        "--wrong",
+        " b",
+    ];
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["next", long],
+        vec!["trace", long],
+        vec!["embed", long],
+        vec!["hidden", long],
+        vec!["attention", long, "--layer", "0", "--head", "0"],
+        vec!["lens", long],
+        vec!["score", long],
+        vec!["generate", long],
+        vec!["report", long, "-o", out],
+        vec!["dump", long, "-o", out],
+        vec!["ablate", long, "--mlp", "0"],
+        vec!["attribute", long, "--answer", " a"],
+        vec!["saliency", long],
+        vec!["heads", &long[..6 * 600 - 1]],
+        [&["patch"][..], &pair].concat(),
+        [&["circuit"][..], &pair].concat(),
+        vec!["features", long, "--sae", sae],
+        vec!["feature", "1", "--sae", sae, long],
+    ];
+    for args in commands {
+        fails(cmd().args(&args), 1, &["tokens long"]);
+    }
+    assert!(!Path::new(out).exists());
 }

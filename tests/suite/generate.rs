@@ -232,6 +232,8 @@ fn stops_at_n_positions() {
 fn bad_generation_options_are_usage_errors() {
     for (args, needle) in [
         (vec!["--temperature", "-1"], "--temperature"),
+        (vec!["--temperature", "inf"], "must be finite"),
+        (vec!["--temperature", "NaN"], "must be finite"),
         (vec!["--top-p", "1.5"], "--top-p"),
         (vec!["--top-p", "0"], "--top-p"),
         (

@@ -793,7 +793,16 @@ fn sae_commands_run_in_half_precision() {
         &["feature", "1", "--sae", sae, text],
         &["next", text, "--sae", sae, "--steer", "1=2"],
         &["score", text, "--sae", sae, "--clamp", "1=3"],
-        &["generate", text, "-n", "2", "--sae", sae, "--ablate-feature", "1"],
+        &[
+            "generate",
+            text,
+            "-n",
+            "2",
+            "--sae",
+            sae,
+            "--ablate-feature",
+            "1",
+        ],
     ];
     for args in commands {
         let f32 = run("f32", args);
@@ -808,10 +817,18 @@ fn sae_commands_run_in_half_precision() {
                 }
                 "feature" => {
                     let (h, f) = (&half["features"][0], &f32["features"][0]);
-                    near(&what, &h["top_logits"][0]["value"], &f["top_logits"][0]["value"], 0.02);
+                    near(
+                        &what,
+                        &h["top_logits"][0]["value"],
+                        &f["top_logits"][0]["value"],
+                        0.02,
+                    );
                 }
                 "next" => {
-                    let (h, f) = (&half["steered"]["predictions"], &f32["steered"]["predictions"]);
+                    let (h, f) = (
+                        &half["steered"]["predictions"],
+                        &f32["steered"]["predictions"],
+                    );
                     near(&what, &h[0]["logprob"], &f[0]["logprob"], 0.02);
                 }
                 "score" => near(&what, &half["total_logprob"], &f32["total_logprob"], 0.02),

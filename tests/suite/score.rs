@@ -86,3 +86,57 @@ fn a_single_token_has_nothing_to_score() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least two tokens"));
 }
+
+/// `score -k K`: each position's K most likely tokens and the entropy of the distribution,
+/// against log_softmax of Hugging Face's logits (the entropy in bits, −Σ p log₂ p).
+#[test]
+fn score_top_k_and_entropy_match_hf() {
+    let reference = Reference::load();
+    let k = 3;
+    for (i, prompt) in reference.prompts.iter().enumerate() {
+        let name = format!("p{i}.logits");
+        if reference.ids(i).len() < 2 || !reference.tensors.contains_key(&name) {
+            continue;
+        }
+        let out = Command::cargo_bin("gpt2-inspect")
+            .unwrap()
+            .arg("--model")
+            .arg(model_dir())
+            .args(["score", prompt, "-k", "3", "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let logits = reference.get(&name).squeeze(0).unwrap();
+        let rows: Vec<Vec<f32>> = logits.to_vec2().unwrap();
+        for (t, tok) in v["tokens"].as_array().unwrap().iter().enumerate() {
+            let row: Vec<f64> = rows[t].iter().map(|&x| x as f64).collect();
+            let max = row.iter().cloned().fold(f64::MIN, f64::max);
+            let log_z = max + row.iter().map(|x| (x - max).exp()).sum::<f64>().ln();
+            let logp: Vec<f64> = row.iter().map(|x| x - log_z).collect();
+            let entropy = -logp.iter().map(|l| l.exp() * l).sum::<f64>() / std::f64::consts::LN_2;
+            let got = tok["entropy_bits"].as_f64().unwrap();
+            assert!(
+                (got - entropy).abs() < TOL as f64,
+                "prompt {i} position {t}: entropy {got} vs {entropy}"
+            );
+            let mut sorted = logp.clone();
+            sorted.sort_by(|a, b| b.partial_cmp(a).unwrap());
+            let alts = tok["alternatives"].as_array().unwrap();
+            assert_eq!(alts.len(), k);
+            for (r, a) in alts.iter().enumerate() {
+                let id = a["id"].as_u64().unwrap() as usize;
+                let lp = a["logprob"].as_f64().unwrap();
+                assert!(
+                    (lp - logp[id]).abs() < TOL as f64,
+                    "prompt {i} position {t} rank {r}"
+                );
+                // The r-th most likely within tolerance (ties may order either way).
+                assert!(
+                    (lp - sorted[r]).abs() < TOL as f64,
+                    "prompt {i} position {t} rank {r}"
+                );
+            }
+        }
+    }
+}

@@ -152,3 +152,43 @@ mod properties {
         }
     }
 }
+
+/// A token holding part of a multi-byte character shows its bytes (`<0xNN>`), not U+FFFD,
+/// wherever tokens are shown one by one: two such tokens can be told apart.
+#[test]
+fn byte_fragment_tokens_show_their_bytes() {
+    let text = "東京 👋🏽 ok";
+    let v = crate::common::json(&["score", text]);
+    let shown: Vec<String> = (v["tokens"].as_array().unwrap().iter())
+        .map(|t| t["token"].as_str().unwrap().to_string())
+        .collect();
+    assert!(shown.iter().all(|t| !t.contains('\u{FFFD}')), "{shown:?}");
+    let fragments: Vec<&String> = shown.iter().filter(|t| t.contains("<0x")).collect();
+    assert!(fragments.len() >= 2, "{shown:?}");
+    // The bytes are the tokens' own: together with the whole characters they spell the text.
+    let tok =
+        gpt2_inspect::tokenizer::Tokenizer::from_file(&model_dir().join("tokenizer.json")).unwrap();
+    let mut bytes = Vec::new();
+    for t in tok.encode(text).unwrap().iter().skip(1) {
+        let s = tok.token_text(t.id).unwrap();
+        let mut rest = s.as_str();
+        while let Some(at) = rest.find("<0x") {
+            bytes.extend_from_slice(&rest.as_bytes()[..at]);
+            bytes.push(u8::from_str_radix(&rest[at + 3..at + 5], 16).unwrap());
+            rest = &rest[at + 6..];
+        }
+        bytes.extend_from_slice(rest.as_bytes());
+    }
+    let first = tok.encode(text).unwrap()[0].end;
+    assert_eq!(bytes, text.as_bytes()[first..]);
+    // Attention's heatmap labels too.
+    let out = crate::common::cmd()
+        .args(["attention", text, "--layer", "0", "--head", "0"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !table.contains('\u{FFFD}') && table.contains("<0x"),
+        "{table}"
+    );
+}

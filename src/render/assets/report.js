@@ -24,7 +24,7 @@
     return a;
   }
   const attn = new Uint16Array(bytes(data.attn).buffer);
-  // null when the page holds no q and k (report --neuron).
+  // null when the page holds no q and k (report --neuron-view).
   const qs = data.q === null ? null : new Float32Array(bytes(data.q).buffer);
   const ks = data.k === null ? null : new Float32Array(bytes(data.k).buffer);
   const triangle = (T * (T + 1)) / 2;
