@@ -4,10 +4,11 @@
 # checkpoint.
 #
 #   scripts/bench.sh [--with-hf] [--with-llama]
-#   scripts/bench.sh --only-circuits
+#   scripts/bench.sh --only-circuits | --only-features
 #
-# --only-circuits runs the circuit rows alone (gpt2-inspect against itself) and replaces
-# their section of bench/results.md, which says its own commit and date.
+# --only-circuits (--only-features) runs the circuit (SAE feature) rows alone, gpt2-inspect
+# against itself, and replaces their section of bench/results.md, which says its own commit
+# and date.
 #
 # Writes bench/results.md. Needs hyperfine and GNU time (installed with apt-get when
 # missing and run as root); --with-hf creates bench/work/venv with torch + transformers;
@@ -18,13 +19,14 @@ cd "$(dirname "$0")/.."
 
 WITH_HF=0
 WITH_LLAMA=0
-ONLY_CIRCUITS=0
+ONLY=""
 for arg in "$@"; do
   case "$arg" in
     --with-hf) WITH_HF=1 ;;
     --with-llama) WITH_LLAMA=1 ;;
-    --only-circuits) ONLY_CIRCUITS=1 ;;
-    *) echo "usage: scripts/bench.sh [--with-hf] [--with-llama] | --only-circuits" >&2; exit 2 ;;
+    --only-circuits) ONLY=circuits ;;
+    --only-features) ONLY=features ;;
+    *) echo "usage: scripts/bench.sh [--with-hf] [--with-llama] | --only-circuits | --only-features" >&2; exit 2 ;;
   esac
 done
 
@@ -46,7 +48,10 @@ fi
 echo "== build"
 cargo build --release --locked --bin gpt2-inspect --example make_checkpoint --example bench_forward
 BIN=target/release/gpt2-inspect
+SAE=$WORK/sae-24576
 [ -f "$MODEL/model.safetensors" ] || target/release/examples/make_checkpoint "$MODEL"
+# A random 24,576-feature standard SAE at blocks.8.hook_resid_pre (issue 28's rows).
+[ -f "$SAE/sae_weights.safetensors" ] || target/release/examples/make_checkpoint "$MODEL" --sae "$SAE"
 # "Hello" then " Hello" 1022 times and a space: 1024 tokens.
 printf 'Hello %.0s' $(seq 1023) > "$WORK/long.txt"
 
@@ -142,19 +147,38 @@ bench_circuits() {
     /usr/bin/time -f '%M' -o "$OUT/ours_$name.rss" bash -c "$cmd" >/dev/null
   done
 }
-if [ "$ONLY_CIRCUITS" = 1 ]; then
-  bench_circuits
-  python3 scripts/bench_report.py "$OUT" circuits > "$OUT/circuits.md"
-  python3 - bench/results.md "$OUT/circuits.md" <<'PYEOF'
+# SAE features: `features` against `next` on one 128-token text (alternating runs), and a
+# corpus pass of `feature` against `score` on the same --lines files (one run each: the
+# 10,000-line `score` takes minutes), with peak RSS at 1,000 and 10,000 lines.
+bench_features() {
+  echo "== SAE features"
+  python3 scripts/bench_pair.py 10 2 "$OUT/ours_features_128.json" "$OUT/ours_features_next_128.json" \
+    "$BIN --model $MODEL features '$P128' --sae $SAE" "$BIN --model $MODEL next '$P128'"
+  /usr/bin/time -f '%M' -o "$OUT/ours_features_128.rss" $BIN --model "$MODEL" features "$P128" --sae "$SAE" >/dev/null
+  for n in 1000 10000; do
+    /usr/bin/time -f '%e %M' -o "$OUT/feature_corpus_$n.time" \
+      $BIN --model "$MODEL" feature 0,1,2 --sae "$SAE" --file "$WORK/lines_$n.txt" --lines >/dev/null 2>&1
+    /usr/bin/time -f '%e %M' -o "$OUT/score_corpus_$n.time" \
+      $BIN --model "$MODEL" score --file "$WORK/lines_$n.txt" --lines --jsonl >/dev/null
+  done
+}
+# Replaces the section <!-- $1 --> … <!-- /$1 --> of bench/results.md with this run's.
+replace_section() {
+  python3 scripts/bench_report.py "$OUT" "$1" > "$OUT/$1.md"
+  python3 - bench/results.md "$OUT/$1.md" "$1" <<'PYEOF'
 import sys
-path, section = sys.argv[1], open(sys.argv[2]).read()
+path, section, name = sys.argv[1], open(sys.argv[2]).read(), sys.argv[3]
 s = open(path).read()
-a, b = "<!-- circuits -->", "<!-- /circuits -->"
+a, b = f"<!-- {name} -->", f"<!-- /{name} -->"
 block = f"{a}\n{section.strip()}\n{b}"
 s = s[: s.index(a)] + block + s[s.index(b) + len(b):] if a in s else s.rstrip() + "\n\n" + block + "\n"
 open(path, "w").write(s)
 PYEOF
-  echo "== wrote the circuits section of bench/results.md"
+  echo "== wrote the $1 section of bench/results.md"
+}
+if [ -n "$ONLY" ]; then
+  "bench_$ONLY"
+  replace_section "$ONLY"
   exit 0
 fi
 
@@ -212,6 +236,7 @@ if [ -n "$LLAMA" ]; then
 fi
 
 bench_circuits
+bench_features
 
 rm -f "$OUT"/*.flags; [ "$WITH_HF" = 1 ] && touch "$OUT/hf.flags"; [ "$WITH_LLAMA" = 1 ] && touch "$OUT/llama.flags"
 python3 scripts/bench_report.py "$OUT" > bench/results.md

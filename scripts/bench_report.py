@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 out = sys.argv[1]
-# "circuits": print only the circuits section (scripts/bench.sh --only-circuits).
+# "circuits" or "features": print only that section (scripts/bench.sh --only-circuits, --only-features).
 only = sys.argv[2] if len(sys.argv) > 2 else None
 
 
@@ -124,8 +124,66 @@ def circuits_section():
         print(f"| {label} | {fmt_s(o)} | {n} | {mib(rss_mib('ours_' + name))} | {r} | {t} | {v} |")
 
 
+def features_flops(t, d=768, layers=12, hook_block=8, vocab=50257, d_sae=24576):
+    """What `features` must compute on t tokens: the blocks before the SAE's hook once, the
+    blocks after it twice (clean and spliced), every position's logits twice (the losses and
+    the KL), and the SAE's encoder and decoder."""
+    blocks = hook_block + 2 * (layers - hook_block)
+    return (2 * 12 * d * d * t + 4 * t * t * d) * blocks + 2 * 2 * d * vocab * t + 2 * 2 * d * d_sae * t
+
+
+def corpus_time(name):
+    p = os.path.join(out, name + ".time")
+    if not os.path.exists(p):
+        return None, None
+    t, rss = open(p).read().split()[-2:]
+    return float(t), int(rss) / 1024
+
+
+def features_section():
+    f, _ = seconds("ours_features_128")
+    n, _ = seconds("ours_features_next_128")
+    floor = features_flops(128) / flops(128)
+    print(f"SAE features (new processes; commit {commit}, {datetime.date.today()}, {os.cpu_count()} cores ({cpu}); "
+          "made by `scripts/bench.sh --only-features` or with the full run). A random standard SAE of 24,576 "
+          "features at `blocks.8.hook_resid_pre` (`make_checkpoint --sae`). `features` and `next` alternate run by "
+          "run, median of 10 after 2 warm-ups; the corpus rows are one run each of `feature 0,1,2 --file F --lines` "
+          "and `score --file F --lines --jsonl` on the same file (the `--lines` files above).\n")
+    print(f"`features` computes {features_flops(128) / 1e9:.1f} GFLOP on 128 tokens where `next` computes "
+          f"{flops(128) / 1e9:.1f} ({floor:.2f}×): the four blocks after the hook twice, every position's logits "
+          "for the clean and the spliced run (the losses and the KL need all 50,257 at every position), and the "
+          "SAE's 768 × 24,576 encoder and decoder.\n")
+    print("| work | gpt2-inspect | peak RSS | compared with | its time | ratio | target | |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    if f is not None and n is not None:
+        verdict = "met" if f / n <= 1.5 else f"missed: {f / n:.2f}× (FLOP floor {floor:.2f}×)"
+        print(f"| `features` on a 128-token text | {fmt_s(f)} | {mib(rss_mib('ours_features_128'))} | `next` on it | "
+              f"{fmt_s(n)} | {f / n:.2f}× its time | ≤ 1.5× `next` | {verdict} |")
+    for k in (1000, 10000):
+        ft, frss = corpus_time(f"feature_corpus_{k}")
+        st, srss = corpus_time(f"score_corpus_{k}")
+        if ft is None or st is None:
+            continue
+        target, v = ("≥ 0.8× `score`'s throughput", "met" if st / ft >= 0.8 else f"missed: {st / ft:.2f}×") if k == 10000 else ("", "")
+        print(f"| `feature 0,1,2` over {k:,} lines | {fmt_s(ft)} | {mib(frss)} | `score` on them ({mib(srss)}) | "
+              f"{fmt_s(st)} | {st / ft:.2f}× its throughput | {target} | {v} |")
+    if f is not None and n is not None and f / n > 1.5:
+        print(f"\nWhy the 1.5× target is missed: the issue's own outputs need {floor:.2f}× `next`'s arithmetic. "
+              "The cross-entropy (clean and spliced) and the KL at every position need all 50,257 logits at every "
+              "position, twice, where `next` computes the last position's; no order of work avoids that, and "
+              "lower precision would break the 1e-4 parity. Measured against that floor, `features` runs at "
+              f"{floor / (f / n):.2f} of `next`'s speed per FLOP.")
+    a, b = corpus_time("feature_corpus_1000"), corpus_time("feature_corpus_10000")
+    if a[1] is not None and b[1] is not None:
+        print(f"\nThe corpus pass's peak RSS: {a[1]:.0f} MiB over 1,000 lines, {b[1]:.0f} MiB over 10,000 "
+              f"({b[1] / a[1]:.2f}×).")
+
+
 if only == "circuits":
     circuits_section()
+    sys.exit(0)
+if only == "features":
+    features_section()
     sys.exit(0)
 
 print("# Benchmark results\n")
@@ -244,3 +302,7 @@ print()
 print("<!-- circuits -->")
 circuits_section()
 print("<!-- /circuits -->")
+print()
+print("<!-- features -->")
+features_section()
+print("<!-- /features -->")

@@ -59,6 +59,16 @@ trap 'rm -rf "$work"' EXIT
 } | aha --black --title "gpt2-inspect saliency" |
     sed "s/<pre>/<pre style=\"display:inline-block;margin:0;padding:12px 16px\">/" > "$work/saliency-terminal.html"
 
+# SAE features: the tokens × features heatmap in a colour terminal, and a feature's dashboard.
+sae=tests/fixtures/saes/topk
+{
+    printf '$ gpt2-inspect features "%s" --sae %s\n' "$text" "$sae"
+    COLORTERM=truecolor COLUMNS=100 "$bin" "${model[@]}" --color always features "$text" --sae "$sae"
+} | aha --black --title "gpt2-inspect features" |
+    sed "s/<pre>/<pre style=\"display:inline-block;margin:0;padding:12px 16px\">/" > "$work/features.html"
+"$bin" "${model[@]}" feature 40 --sae "$sae" "$text" "When Mary and John went to the store" \
+    "The quick brown fox jumps over the lazy dog" --html "$work/dashboard.html" >/dev/null 2>&1
+
 node scripts/screenshot.mjs \
     "$work/report.html=docs/report.png" \
     "$work/report.html=docs/report-neuron.png@#neuron-section" \
@@ -73,4 +83,6 @@ node scripts/screenshot.mjs \
     "$work/saliency.svg=docs/saliency.png@svg" \
     "$work/patch-both.svg=docs/patch-both.png@svg" \
     "$work/circuit.svg=docs/circuit.png@svg" \
-    "$work/saliency-terminal.html=docs/saliency-terminal.png@pre"
+    "$work/saliency-terminal.html=docs/saliency-terminal.png@pre" \
+    "$work/features.html=docs/features.png@pre" \
+    "$work/dashboard.html=docs/dashboard.png"
