@@ -218,6 +218,17 @@ pub struct TextArgs {
     #[arg(value_name = "TEXT")]
     pub texts: Vec<String>,
 
+    /// The text as token ids, comma-separated (`464,3797,3332`), instead of TEXT; repeat it
+    /// for several texts. The text shown is what the tokens spell
+    #[arg(
+        help_heading = "Input options",
+        long = "ids",
+        value_name = "IDS",
+        value_parser = token_ids,
+        conflicts_with_all = ["texts", "file", "lines"]
+    )]
+    pub ids: Vec<TokenIds>,
+
     /// Read the text from a file (`-`: standard input)
     #[arg(
         help_heading = "Input options",
@@ -813,6 +824,23 @@ fn feature_ids(s: &str) -> Result<FeatureIds, String> {
     Ok(FeatureIds(ids))
 }
 
+/// Token ids as `--ids` takes them: `464,3797,3332`.
+#[derive(Debug, Clone)]
+pub struct TokenIds(pub Vec<u32>);
+
+fn token_ids(s: &str) -> Result<TokenIds, String> {
+    let ids = (s.split(',').map(str::trim).filter(|t| !t.is_empty()))
+        .map(|t| {
+            t.parse::<u32>()
+                .map_err(|_| format!("`{t}` is not a token id"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    match ids.is_empty() {
+        true => Err("no token ids: give them comma-separated, as 464,3797".into()),
+        false => Ok(TokenIds(ids)),
+    }
+}
+
 /// `F=x`: a feature id and a finite number.
 fn feature_value(s: &str) -> Result<(usize, f64), String> {
     let (f, x) = s
@@ -934,11 +962,17 @@ pub struct PatchArgs {
 #[derive(Debug, Args)]
 pub struct PairArgs {
     /// The text whose answer is right
-    #[arg(long, value_name = "TEXT")]
-    pub clean: String,
+    #[arg(long, value_name = "TEXT", required_unless_present = "clean_ids")]
+    pub clean: Option<String>,
     /// The same number of tokens, changed so the answer changes
-    #[arg(long, value_name = "TEXT")]
-    pub corrupt: String,
+    #[arg(long, value_name = "TEXT", required_unless_present = "corrupt_ids")]
+    pub corrupt: Option<String>,
+    /// --clean as token ids, comma-separated (`464,3797,3332`)
+    #[arg(long, value_name = "IDS", value_parser = token_ids, conflicts_with = "clean")]
+    pub clean_ids: Option<TokenIds>,
+    /// --corrupt as token ids
+    #[arg(long, value_name = "IDS", value_parser = token_ids, conflicts_with = "corrupt")]
+    pub corrupt_ids: Option<TokenIds>,
     /// The clean run's answer: a text of exactly one token (mind the leading space)
     #[arg(long, value_name = "TOKEN")]
     pub answer: String,
@@ -1166,16 +1200,27 @@ pub enum BaselineArg {
 
 #[derive(Debug, Args)]
 pub struct HeadsArgs {
-    /// The sequence s to repeat (x = s + s); without it, N random token ids
+    /// The sequence s to repeat (x = s + s). `-` reads standard input, as does a pipe when
+    /// no TEXT, --file or --ids is given; without any, N random token ids
     #[arg(value_name = "TEXT")]
     pub text: Option<String>,
-    /// Length of the random sequence (without TEXT)
-    #[arg(long, value_name = "N", default_value_t = 50, conflicts_with = "text",
+    /// Read the sequence from a file (`-`: standard input)
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["text", "ids"])]
+    pub file: Option<PathBuf>,
+    /// The sequence as token ids, comma-separated (`464,3797,3332`)
+    #[arg(long, value_name = "IDS", value_parser = token_ids, conflicts_with = "text")]
+    pub ids: Option<TokenIds>,
+    /// A sequence longer than half the model's positions keeps its last tokens (`left`) or
+    /// its first (`right`); without it such a sequence is an error
+    #[arg(long, value_enum, value_name = "SIDE")]
+    pub truncate: Option<Truncate>,
+    /// Length of the random sequence [default: 50]
+    #[arg(long, value_name = "N", conflicts_with_all = ["text", "file", "ids"],
           value_parser = clap::value_parser!(u32).range(2..=512))]
-    pub seq_len: u32,
-    /// Seed of the random sequence (without TEXT)
-    #[arg(long, default_value_t = 0, conflicts_with = "text")]
-    pub seed: u64,
+    pub seq_len: Option<u32>,
+    /// Seed of the random sequence [default: 0]
+    #[arg(long, conflicts_with_all = ["text", "file", "ids"])]
+    pub seed: Option<u64>,
     /// Also draw the grid as an SVG figure (written atomically)
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,

@@ -120,7 +120,8 @@ pub fn which_text(i: usize, n: usize) -> String {
     }
 }
 
-fn read_stdin() -> Result<String> {
+/// Standard input, which must hold text.
+pub fn read_stdin() -> Result<String> {
     let bytes = read_bounded(std::io::stdin().lock(), "standard input")?;
     if bytes.is_empty() {
         bail!("standard input is empty: pipe some text in, or give TEXT");
@@ -128,7 +129,17 @@ fn read_stdin() -> Result<String> {
     text_from_bytes(bytes, "standard input")
 }
 
-fn read_file(path: &Path) -> Result<String> {
+/// Standard input when something is piped in; `None` when it is empty.
+pub fn read_piped() -> Result<Option<String>> {
+    let bytes = read_bounded(std::io::stdin().lock(), "standard input")?;
+    match bytes.is_empty() {
+        true => Ok(None),
+        false => Ok(Some(text_from_bytes(bytes, "standard input")?)),
+    }
+}
+
+/// A `--file`'s text.
+pub fn read_file(path: &Path) -> Result<String> {
     if path.is_dir() {
         bail!("--file {}: is a directory", path.display());
     }

@@ -179,6 +179,36 @@ impl Tokenizer {
         Ok(shown)
     }
 
+    /// The tokens of `ids` and the text they spell: each token's bytes in turn, the text
+    /// their UTF-8 (U+FFFD where the bytes end inside a character).
+    pub fn from_ids(&self, ids: &[u32]) -> Result<(String, Vec<Token>)> {
+        let specials = self.inner.get_added_tokens_decoder();
+        let mut bytes = Vec::new();
+        let mut tokens = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let symbol = (self.inner.id_to_token(id))
+                .ok_or_else(|| anyhow!("token id {id} is not in the tokenizer's vocabulary"))?;
+            let own = match specials.contains_key(&id) {
+                true => symbol.clone().into_bytes(),
+                false => symbol_bytes(&symbol)?,
+            };
+            tokens.push(Token {
+                id,
+                text: self.decode(&[id])?,
+                symbol,
+                start: bytes.len(),
+                end: bytes.len() + own.len(),
+            });
+            bytes.extend(own);
+        }
+        Ok((String::from_utf8_lossy(&bytes).into_owned(), tokens))
+    }
+
+    /// How many ids the vocabulary has, special tokens included.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
     /// Decodes ids to text, keeping special tokens.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.inner

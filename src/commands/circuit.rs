@@ -67,10 +67,11 @@ pub fn run(session: &Session, args: &CircuitArgs, out: &mut dyn Write) -> Result
     let circuits = faithfulness(&model, ids, metric, &scores, &args.faithfulness)?;
     let mut edges = edges(&scores);
     add_exact(&model, ids, metric, &scores, &mut edges[..args.exact])?;
+    let (clean_text, corrupt_text) = super::patch::pair_texts(&tokenizer, &args.pair)?;
     let report = CircuitReport {
-        header: session.header(Some(&args.pair.clean))?,
-        clean: args.pair.clean.clone(),
-        corrupt: args.pair.corrupt.clone(),
+        header: session.header(Some(&clean_text))?,
+        clean: clean_text,
+        corrupt: corrupt_text,
         tokens: decoded(&tokenizer, &clean)?,
         answer,
         wrong,

@@ -1,26 +1,72 @@
 //! `heads`: score every head on a sequence repeated twice, as TransformerLens's head
 //! detectors do: previous-token, first-token, induction and duplicate-token attention.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use anyhow::Result;
 use candle_core::Tensor;
 
 use super::{check_finite, emit, write_svg, Session};
-use crate::cli::HeadsArgs;
+use crate::cli::{HeadsArgs, Truncate};
+use crate::input;
 use crate::model::circuits::head_scores;
 use crate::render::circuits as printer;
 use crate::reports::{HeadScoresReport, HeadsReport};
 
+/// The sequence s and its text: TEXT (`-`: standard input), --file, --ids, a pipe on
+/// standard input, else `--seq-len` random ids (no text).
+fn sequence(
+    session: &Session,
+    args: &HeadsArgs,
+    cfg: &crate::model::Config,
+) -> Result<(Option<String>, Vec<u32>)> {
+    let random = args.seq_len.is_some() || args.seed.is_some();
+    let text = match (&args.text, &args.file) {
+        (Some(t), _) if t == "-" => Some(input::read_stdin()?),
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(path)) if path.as_os_str() == "-" => Some(input::read_stdin()?),
+        (None, Some(path)) => Some(input::read_file(path)?),
+        // A pipe is read; nothing piped (or a terminal) means random ids.
+        (None, None) if args.ids.is_none() && !random && !std::io::stdin().is_terminal() => {
+            input::read_piped()?
+        }
+        (None, None) => None,
+    };
+    let tokenizer = || session.tokenizer();
+    match (text, &args.ids) {
+        (Some(text), _) => Ok((Some(text.clone()), session.ids(&tokenizer()?, &text)?)),
+        (None, Some(ids)) => {
+            let tokenizer = tokenizer()?;
+            let ids = session.given_ids(&tokenizer, &ids.0, "--ids")?;
+            Ok((Some(tokenizer.from_ids(&ids)?.0), ids))
+        }
+        (None, None) => {
+            let (n, seed) = (args.seq_len.unwrap_or(50), args.seed.unwrap_or(0));
+            Ok((None, random_ids(n as usize, seed, cfg.vocab_size)))
+        }
+    }
+}
+
 pub fn run(session: &Session, args: &HeadsArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
-    let s: Vec<u32> = match &args.text {
-        Some(text) => {
-            let tokenizer = session.tokenizer()?;
-            session.ids(&tokenizer, text)?
+    let (text, mut s) = sequence(session, args, &cfg)?;
+    let half = cfg.n_positions / 2;
+    if s.len() > half {
+        let cut = s.len() - half;
+        match args.truncate {
+            Some(Truncate::Left) => drop(s.drain(..cut)),
+            Some(Truncate::Right) => s.truncate(half),
+            None => {}
         }
-        None => random_ids(args.seq_len as usize, args.seed, cfg.vocab_size),
-    };
+        if let Some(side) = args.truncate {
+            let (which, side) = match side {
+                Truncate::Left => ("first", "left"),
+                Truncate::Right => ("last", "right"),
+            };
+            let cut = crate::render::counted(cut, "token");
+            eprintln!("the sequence: cut the {which} {cut} (--truncate {side}); {half} remain");
+        }
+    }
     // Exit 1, as a text too long is in every command.
     if s.len() < 2 || 2 * s.len() > cfg.n_positions {
         anyhow::bail!(
@@ -50,7 +96,7 @@ pub fn run(session: &Session, args: &HeadsArgs, out: &mut dyn Write) -> Result<(
         .map(|&v| v as f64),
     )?;
     let report = HeadsReport {
-        header: session.header(args.text.as_deref())?,
+        header: session.header(text.as_deref())?,
         input_ids: x,
         n: s.len(),
         scores: HeadScoresReport {

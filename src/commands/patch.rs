@@ -9,7 +9,7 @@ use anyhow::Result;
 use candle_core::Tensor;
 
 use super::{check_finite, decoded, emit, layer_head, one_token, write_svg, Session};
-use crate::cli::{PairArgs, PatchArgs, PatchMethod, PatchSite, PathTo};
+use crate::cli::{PairArgs, PatchArgs, PatchMethod, PatchSite, PathTo, TokenIds};
 use crate::dist::pearson;
 use crate::error::usage;
 use crate::model::circuits::{attribution_patch, patch, LogitDiff, Patching, Site};
@@ -29,8 +29,13 @@ pub(super) fn pair(
     args: &PairArgs,
     cfg: &Config,
 ) -> Result<(Vec<u32>, Vec<u32>)> {
-    let encode = |text: &str| session.ids(tokenizer, text);
-    let (clean, corrupt) = (encode(&args.clean)?, encode(&args.corrupt)?);
+    let encode = |text: &Option<String>, ids: &Option<TokenIds>, flag: &str| match (text, ids) {
+        (Some(text), _) => session.ids(tokenizer, text),
+        (None, Some(ids)) => session.given_ids(tokenizer, &ids.0, flag),
+        (None, None) => Err(usage(format!("give {flag} or {flag}-ids"))),
+    };
+    let clean = encode(&args.clean, &args.clean_ids, "--clean")?;
+    let corrupt = encode(&args.corrupt, &args.corrupt_ids, "--corrupt")?;
     if clean.len() != corrupt.len() {
         return Err(usage(format!(
             "--clean is {} tokens ({}), --corrupt {} ({}); patching needs the same number",
@@ -50,6 +55,21 @@ pub(super) fn pair(
         );
     }
     Ok((clean, corrupt))
+}
+
+/// The pair's texts: as given, or as their `--clean-ids` and `--corrupt-ids` spell them.
+pub(super) fn pair_texts(tokenizer: &Tokenizer, args: &PairArgs) -> Result<(String, String)> {
+    let text = |text: &Option<String>, ids: &Option<TokenIds>| -> Result<String> {
+        match (text, ids) {
+            (Some(t), _) => Ok(t.clone()),
+            (None, Some(ids)) => Ok(tokenizer.from_ids(&ids.0)?.0),
+            (None, None) => Ok(String::new()),
+        }
+    };
+    Ok((
+        text(&args.clean, &args.clean_ids)?,
+        text(&args.corrupt, &args.corrupt_ids)?,
+    ))
 }
 
 /// The `--site` values as sites, each once, in the order given.
@@ -136,10 +156,11 @@ fn shared(
     clean: &[u32],
 ) -> Result<Shared> {
     let (answer, wrong, metric) = answers(tokenizer, &args.pair)?;
+    let (clean_text, corrupt_text) = pair_texts(tokenizer, &args.pair)?;
     let report = PatchReport {
-        header: session.header(Some(&args.pair.clean))?,
-        clean: args.pair.clean.clone(),
-        corrupt: args.pair.corrupt.clone(),
+        header: session.header(Some(&clean_text))?,
+        clean: clean_text,
+        corrupt: corrupt_text,
         tokens: decoded(tokenizer, clean)?,
         answer,
         wrong,

@@ -3,13 +3,13 @@
 use std::io::{self, IsTerminal};
 use std::sync::OnceLock;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 
-use super::texts::{encode_each, pad_id, token_limit, Encoded, Limit, Texts};
+use super::texts::{encode_each, encode_ids, pad_id, token_limit, Encoded, Limit, Texts};
 use crate::cli::{ColorChoice, DTypeArg, DeviceArg, GlobalArgs, TextArgs};
 use crate::error::usage;
-use crate::input::{read, text_name, Input};
+use crate::input::{read, text_name, which_text, Input, Lines};
 use crate::model::checkpoint::{Checkpoint, Weights};
 use crate::model::hub::Hub;
 use crate::model::sae::Sae;
@@ -148,6 +148,20 @@ impl Session {
         Ok(bos.into_iter().chain(ids).collect())
     }
 
+    /// Token ids given by `flag` (`--clean-ids`, `--ids`), after the BOS with
+    /// `--prepend-bos`; each must be in the vocabulary.
+    pub fn given_ids(&self, tokenizer: &Tokenizer, ids: &[u32], flag: &str) -> Result<Vec<u32>> {
+        let v = tokenizer.vocab_size();
+        if let Some(bad) = ids.iter().find(|&&id| id as usize >= v) {
+            return Err(usage(format!(
+                "{flag}: token id {bad} is out of range: the tokenizer has ids 0 to {}",
+                v - 1
+            )));
+        }
+        let bos = self.bos(tokenizer)?;
+        Ok(bos.into_iter().chain(ids.iter().copied()).collect())
+    }
+
     /// A file of the model, named after the flag that chose it when it cannot be had.
     fn file(&self, name: &str) -> Result<std::path::PathBuf> {
         self.source
@@ -222,6 +236,10 @@ impl Session {
     }
 }
 
+/// The texts of a run, where they came from (`--lines`) and each one's tokens or why it is
+/// refused.
+type Encodings = (Vec<String>, Option<Lines>, Vec<Result<Encoded>>);
+
 /// What a command does with a text that cannot be run (too long, too short for it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Each {
@@ -246,12 +264,9 @@ impl Session {
         limit: Limit,
         each: Each,
     ) -> Result<Texts> {
-        let Input { mut texts, lines } = read(input)?;
-        let lenient = each == Each::Lines && lines.is_some() && !input.fail_fast;
         let tokenizer = self.tokenizer()?;
-        let name = |i| text_name(i, texts.len(), lines.as_ref());
-        let bos = self.bos(&tokenizer)?;
-        let encoded = encode_each(&tokenizer, &texts, Some(limit), input.truncate, bos, &name)?;
+        let (mut texts, lines, encoded) = self.encode(&tokenizer, input, limit)?;
+        let lenient = each == Each::Lines && lines.is_some() && !input.fail_fast;
         let mut failed = Vec::new();
         let mut tokens = Vec::with_capacity(texts.len());
         let mut truncated = vec![None; texts.len()];
@@ -280,10 +295,16 @@ impl Session {
             .flatten()
             .find(|&&id| id as usize >= cfg.vocab_size)
         {
-            bail!(
-                "token id {bad} is outside the model's vocabulary of {} (tokenizer and config disagree)",
-                cfg.vocab_size
-            );
+            let v = cfg.vocab_size;
+            return Err(match input.ids.is_empty() {
+                true => anyhow::anyhow!(
+                    "token id {bad} is outside the model's vocabulary of {v} (tokenizer and config disagree)"
+                ),
+                false => usage(format!(
+                    "--ids: token id {bad} is out of range: the model has ids 0 to {}",
+                    v - 1
+                )),
+            });
         }
         Ok(Texts {
             texts,
@@ -298,6 +319,27 @@ impl Session {
             lenient,
             truncated,
         })
+    }
+
+    /// The texts of `input` (read, or spelled by `--ids`), where they came from and each
+    /// one's tokens or why it is refused.
+    fn encode(&self, tokenizer: &Tokenizer, input: &TextArgs, limit: Limit) -> Result<Encodings> {
+        let bos = self.bos(tokenizer)?;
+        if !input.ids.is_empty() {
+            let seqs: Vec<Vec<u32>> = input.ids.iter().map(|t| t.0.clone()).collect();
+            for ids in &seqs {
+                // Only the range check: the BOS is added with the tokens.
+                self.given_ids(tokenizer, ids, "--ids")?;
+            }
+            let name = |i| which_text(i, seqs.len());
+            let (texts, encoded) =
+                encode_ids(tokenizer, &seqs, Some(limit), input.truncate, bos, &name)?;
+            return Ok((texts, None, encoded));
+        }
+        let Input { texts, lines } = read(input)?;
+        let name = |i| text_name(i, texts.len(), lines.as_ref());
+        let encoded = encode_each(tokenizer, &texts, Some(limit), input.truncate, bos, &name)?;
+        Ok((texts, lines, encoded))
     }
 
     /// [`prepare`](Self::prepare) and [`model`](Self::model) at once: building GPT-2's

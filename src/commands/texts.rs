@@ -457,47 +457,85 @@ pub(super) fn encode_each(
     bos: Option<u32>,
     name: &dyn Fn(usize) -> String,
 ) -> Result<Vec<Result<Encoded>>> {
-    let limit = match bos {
+    let limit = below_bos(limit, bos);
+    let bos = bos_token(tokenizer, bos)?;
+    (texts.iter().enumerate())
+        .map(|(i, text)| {
+            let (kept, total) = tokenize_within(tokenizer, text, limit, truncate)?;
+            let cut = cut(text, kept, total, (limit, truncate), &name(i));
+            Ok(cut.map(|e| with_bos(e, bos.as_ref())))
+        })
+        .collect()
+}
+
+/// Texts given as token ids (`--ids`): each sequence as the text its tokens spell, and its
+/// tokens cut to `limit` as `truncate` says (or refused), after the BOS when given.
+pub(super) fn encode_ids(
+    tokenizer: &Tokenizer,
+    seqs: &[Vec<u32>],
+    limit: Option<Limit>,
+    truncate: Option<Truncate>,
+    bos: Option<u32>,
+    name: &dyn Fn(usize) -> String,
+) -> Result<(Vec<String>, Vec<Result<Encoded>>)> {
+    let limit = below_bos(limit, bos);
+    let bos = bos_token(tokenizer, bos)?;
+    let mut texts = Vec::with_capacity(seqs.len());
+    let mut encoded = Vec::with_capacity(seqs.len());
+    for (i, ids) in seqs.iter().enumerate() {
+        let (text, tokens) = tokenizer.from_ids(ids)?;
+        let total = tokens.len();
+        let cut = cut(&text, tokens, total, (limit, truncate), &name(i));
+        encoded.push(cut.map(|e| with_bos(e, bos.as_ref())));
+        texts.push(text);
+    }
+    Ok((texts, encoded))
+}
+
+/// The limit on a text's own tokens: one fewer with a BOS (`--prepend-bos`: it counts toward
+/// the limit and is never cut).
+fn below_bos(limit: Option<Limit>, bos: Option<u32>) -> Option<Limit> {
+    match bos {
         Some(_) => limit.map(|l| Limit {
             tokens: l.tokens.saturating_sub(1),
             ..l
         }),
         None => limit,
-    };
-    let symbol = bos.map(|id| tokenizer.decode(&[id])).transpose()?;
-    (texts.iter().enumerate())
-        .map(|(i, text)| {
-            let mut encoded = match encode_one(tokenizer, text, limit, truncate, &name(i))? {
-                Ok(encoded) => encoded,
-                Err(refused) => return Ok(Err(refused)),
-            };
-            if let (Some(id), Some(symbol)) = (bos, &symbol) {
-                // Not part of the text: an empty byte span at its start.
-                let bos = Token {
-                    id,
-                    symbol: symbol.clone(),
-                    text: symbol.clone(),
-                    start: 0,
-                    end: 0,
-                };
-                encoded.tokens.insert(0, bos);
-            }
-            Ok(Ok(encoded))
-        })
-        .collect()
+    }
 }
 
-/// One text's tokens without the BOS and what was cut, or why it is refused (the outer
-/// error is the tokenizer's). A long text is tokenized a piece at a time, keeping only the
-/// tokens that stay, so memory follows the limit, not the text.
-fn encode_one(
+/// The BOS as a token of no text: an empty byte span at the text's start.
+fn bos_token(tokenizer: &Tokenizer, bos: Option<u32>) -> Result<Option<Token>> {
+    bos.map(|id| {
+        let symbol = tokenizer.decode(&[id])?;
+        Ok(Token {
+            id,
+            symbol: symbol.clone(),
+            text: symbol,
+            start: 0,
+            end: 0,
+        })
+    })
+    .transpose()
+}
+
+fn with_bos(mut encoded: Encoded, bos: Option<&Token>) -> Encoded {
+    if let Some(bos) = bos {
+        encoded.tokens.insert(0, bos.clone());
+    }
+    encoded
+}
+
+/// `text`'s tokens, keeping only those that can stay under `limit` (the last ones with
+/// `--truncate left`, else the first `limit` and one more to tell that there are more), and
+/// how many it has in all. A long text is tokenized a piece at a time, so memory follows
+/// the limit, not the text.
+fn tokenize_within(
     tokenizer: &Tokenizer,
     text: &str,
     limit: Option<Limit>,
     truncate: Option<Truncate>,
-    which: &str,
-) -> Result<Result<Encoded>> {
-    let holder = limit.map_or("", |l| l.holder);
+) -> Result<(Vec<Token>, usize)> {
     let limit = limit.map(|l| l.tokens);
     let mut kept: Vec<Token> = Vec::new();
     let mut total = 0;
@@ -510,7 +548,6 @@ fn encode_one(
                 let over = kept.len().saturating_sub(l);
                 kept.drain(..over);
             }
-            // The first `limit` tokens, and one more to tell that there are more.
             (Some(l), _) => {
                 let room = (l + 1).saturating_sub(kept.len());
                 kept.extend(piece.into_iter().take(room));
@@ -518,29 +555,40 @@ fn encode_one(
         }
         Ok(())
     })?;
-    let Some(limit) = limit.filter(|&l| total > l) else {
-        return Ok(Ok(Encoded {
+    Ok((kept, total))
+}
+
+/// A text of `total` tokens, of which `kept` are held, within `limit`: whole, cut as
+/// `truncate` says (reported on stderr), or refused naming `which`.
+fn cut(
+    text: &str,
+    mut kept: Vec<Token>,
+    total: usize,
+    (limit, truncate): (Option<Limit>, Option<Truncate>),
+    which: &str,
+) -> Result<Encoded> {
+    let holder = limit.map_or("", |l| l.holder);
+    let Some(limit) = limit.map(|l| l.tokens).filter(|&l| total > l) else {
+        return Ok(Encoded {
             tokens: kept,
             cut: None,
-        }));
+        });
     };
-    let cut = total - limit;
+    let n = total - limit;
+    let cut = crate::render::counted(n, "token");
     let side = match truncate {
-        None => {
-            return Ok(Err(anyhow::anyhow!(
-                "{which} is {total} tokens long; {holder} at most {limit}. Add --truncate left \
-                 to keep the last {limit} tokens (for next-token prediction), --truncate right \
-                 to keep the first {limit}, or --max-length N for a lower limit"
-            )))
-        }
+        None => anyhow::bail!(
+            "{which} is {total} tokens long; {holder} at most {limit}. Add --truncate left \
+             to keep the last {limit} tokens (for next-token prediction), --truncate right \
+             to keep the first {limit}, or --max-length N for a lower limit"
+        ),
         Some(Truncate::Left) => {
-            let cut = crate::render::counted(cut, "token");
+            kept.drain(..kept.len().saturating_sub(limit));
             eprintln!("{which}: cut the first {cut} (--truncate left); {limit} remain");
             "left"
         }
         Some(Truncate::Right) => {
             kept.truncate(limit);
-            let cut = crate::render::counted(cut, "token");
             eprintln!("{which}: cut the last {cut} (--truncate right); {limit} remain");
             "right"
         }
@@ -548,12 +596,12 @@ fn encode_one(
     let kept_text = rebase(text, &mut kept);
     let truncated = Truncated {
         side,
-        cut_tokens: cut,
+        cut_tokens: n,
     };
-    Ok(Ok(Encoded {
+    Ok(Encoded {
         tokens: kept,
         cut: Some((kept_text, truncated)),
-    }))
+    })
 }
 
 /// The text `tokens` cover, with their byte offsets moved to be into it. A cut inside a

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::texts::{emit_texts, encode_all, pad_id, padded, token_limit, Encoded};
+use super::texts::{emit_texts, encode_all, encode_ids, pad_id, padded, token_limit, Encoded};
 use super::Session;
 use crate::cli::TokenizeArgs;
 use crate::input::read_texts;
@@ -14,7 +14,6 @@ use crate::tokenizer::Token;
 
 pub fn run(session: &Session, args: &TokenizeArgs, out: &mut dyn Write) -> Result<()> {
     let input = &args.input;
-    let mut texts = read_texts(input)?;
     let tokenizer = session.tokenizer()?;
     // Tokenizing needs no limit; the model's applies only when the user asks to cut.
     let limit = match (input.truncate, input.max_length) {
@@ -22,7 +21,20 @@ pub fn run(session: &Session, args: &TokenizeArgs, out: &mut dyn Write) -> Resul
         _ => Some(token_limit(input, &session.config()?.0)?),
     };
     let bos = session.bos(&tokenizer)?;
-    let encoded = encode_all(&tokenizer, &texts, limit, input.truncate, bos)?;
+    let (mut texts, encoded) = match input.ids.as_slice() {
+        [] => {
+            let texts = read_texts(input)?;
+            let encoded = encode_all(&tokenizer, &texts, limit, input.truncate, bos)?;
+            (texts, encoded)
+        }
+        ids => {
+            let seqs: Vec<Vec<u32>> = ids.iter().map(|t| t.0.clone()).collect();
+            let name = |i| crate::input::which_text(i, seqs.len());
+            let (texts, encoded) =
+                encode_ids(&tokenizer, &seqs, limit, input.truncate, bos, &name)?;
+            (texts, encoded.into_iter().collect::<Result<_>>()?)
+        }
+    };
     let ids: Vec<Vec<u32>> = (encoded.iter())
         .map(|e| e.tokens.iter().map(|t| t.id).collect())
         .collect();

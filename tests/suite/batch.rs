@@ -551,3 +551,77 @@ fn truncated_texts_say_what_was_kept_and_cut() {
         n - 256
     )));
 }
+
+/// `--ids` (and `--clean-ids`, `--corrupt-ids`): token ids in, the same reports as the text
+/// they spell; `heads` takes its sequence every way the other commands take text.
+#[test]
+fn token_ids_are_input_wherever_text_is() {
+    let reference = Reference::load();
+    let text = reference.prompts[1].as_str();
+    let ids: Vec<String> = reference.ids(1).iter().map(u32::to_string).collect();
+    let ids = ids.join(",");
+    for cmd_name in ["tokenize", "next", "score", "lens", "trace"] {
+        let a = json(&[cmd_name, text]);
+        let b = json(&[cmd_name, "--ids", &ids]);
+        assert_eq!(a, b, "{cmd_name}");
+    }
+    // Several --ids are several texts.
+    let v = json(&["next", "--ids", &ids, "--ids", "464,3797"]);
+    assert_eq!(v["batch"][1]["text"], "The cat");
+    // A pair by ids is the pair by text.
+    let tok_ids = |t: &str| {
+        let v = json(&["tokenize", t]);
+        let ids: Vec<String> = ids_of(&v["input_ids"]).iter().map(u32::to_string).collect();
+        ids.join(",")
+    };
+    let (clean, corrupt) = ("The cat sat on the", "The dog sat on the");
+    let pair = ["--answer", " mat", "--wrong", " floor"];
+    let by_text = json(
+        &[
+            &["patch", "--clean", clean, "--corrupt", corrupt][..],
+            &pair,
+        ]
+        .concat(),
+    );
+    let (ci, ki) = (tok_ids(clean), tok_ids(corrupt));
+    let by_ids = json(
+        &[
+            &["patch", "--clean-ids", &ci, "--corrupt-ids", &ki][..],
+            &pair,
+        ]
+        .concat(),
+    );
+    assert_eq!(by_text, by_ids);
+    // heads: TEXT, --ids, --file and a pipe give the same report.
+    let s = crate::common::Scratch::new("heads-input");
+    let file = s.0.join("seq.txt");
+    std::fs::write(&file, "The cat sat on the mat\n").unwrap();
+    let seq = "The cat sat on the mat";
+    let want = json(&["heads", seq]);
+    assert_eq!(json(&["heads", "--ids", &tok_ids(seq)]), want);
+    assert_eq!(json(&["heads", "--file", file.to_str().unwrap()]), want);
+    let piped = cmd()
+        .args(["heads", "--json"])
+        .write_stdin(format!("{seq}\n"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&piped.stdout).unwrap(),
+        want
+    );
+    // Nothing piped: random ids, as --seq-len 50 --seed 0.
+    let random = cmd().args(["heads", "--json"]).output().unwrap();
+    let random: Value = serde_json::from_slice(&random.stdout).unwrap();
+    assert_eq!(random, json(&["heads", "--seq-len", "50", "--seed", "0"]));
+    // An id outside the vocabulary is misuse, named by its flag.
+    crate::common::fails(
+        cmd().args(["next", "--ids", "464,99999"]),
+        2,
+        &["--ids", "99999"],
+    );
+    crate::common::fails(
+        cmd().args(["heads", "--ids", "464,99999"]),
+        2,
+        &["--ids", "99999"],
+    );
+}
