@@ -782,6 +782,20 @@ pub struct FigureArgs {
     pub vmax: Option<f32>,
 }
 
+/// A grid figure's title and colour map (patch, ablate --sweep, attribute, heads).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Figure options")]
+pub struct GridFigureArgs {
+    /// Title of the --svg figure (default: what it shows)
+    #[arg(long, value_name = "TEXT", requires = "svg")]
+    pub title: Option<String>,
+
+    /// Colour map of the --svg figure, across the range its colour bar names: blues,
+    /// viridis or rdbu (default: rdbu, white at 0, for signed values; blues for head scores)
+    #[arg(long, value_enum, value_name = "MAP", requires = "svg")]
+    pub cmap: Option<CmapArg>,
+}
+
 /// `--cmap`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CmapArg {
@@ -956,6 +970,8 @@ pub struct PatchArgs {
     /// Also draw the grid as an SVG figure (written atomically)
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
+    #[command(flatten)]
+    pub figure: GridFigureArgs,
 }
 
 /// The two texts of patching and circuits, and the two answers of their metric.
@@ -1053,6 +1069,8 @@ pub struct AblateArgs {
     #[arg(long, value_name = "FILE", requires = "sweep")]
     pub svg: Option<PathBuf>,
     #[command(flatten)]
+    pub figure: GridFigureArgs,
+    #[command(flatten)]
     pub top_k: TopKArgs,
 }
 
@@ -1072,6 +1090,8 @@ pub struct AttributeArgs {
     /// Also draw the grid as an SVG figure (written atomically)
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
+    #[command(flatten)]
+    pub figure: GridFigureArgs,
 }
 
 /// The sparse autoencoder a feature command reads.
@@ -1224,6 +1244,8 @@ pub struct HeadsArgs {
     /// Also draw the grid as an SVG figure (written atomically)
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
+    #[command(flatten)]
+    pub figure: GridFigureArgs,
 }
 
 #[cfg(test)]

@@ -154,7 +154,7 @@ impl Sweep<'_> {
             values,
         };
         write_svg(session, self.args.svg.as_deref(), |w| {
-            printer::sweep_svg(w, &report)
+            printer::sweep_svg(w, &report, super::grid_style(&self.args.figure))
         })?;
         emit(session, out, &report, |out, r| {
             printer::sweep(out, r, session.palette)

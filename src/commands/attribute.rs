@@ -73,7 +73,7 @@ pub fn run(session: &Session, args: &AttributeArgs, out: &mut dyn Write) -> Resu
         logit: a.logit,
     };
     write_svg(session, args.svg.as_deref(), |w| {
-        printer::attribute_svg(w, &report)
+        printer::attribute_svg(w, &report, super::grid_style(&args.figure))
     })?;
     emit(session, out, &report, |out, r| {
         printer::attribute(out, r, session.palette)

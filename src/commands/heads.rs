@@ -107,7 +107,7 @@ pub fn run(session: &Session, args: &HeadsArgs, out: &mut dyn Write) -> Result<(
         },
     };
     write_svg(session, args.svg.as_deref(), |w| {
-        printer::heads_svg(w, &report)
+        printer::heads_svg(w, &report, super::grid_style(&args.figure))
     })?;
     emit(session, out, &report, |out, r| {
         printer::heads(out, r, session.palette)

@@ -278,6 +278,14 @@ fn ranked(tokenizer: &Tokenizer, logits: &[f32], k: usize) -> Result<Vec<Predict
         .collect()
 }
 
+/// A grid figure's `--title` and `--cmap`.
+pub(crate) fn grid_style(a: &crate::cli::GridFigureArgs) -> crate::render::svg::Style<'_> {
+    crate::render::svg::Style {
+        title: a.title.as_deref(),
+        cmap: a.cmap.map(cmap),
+    }
+}
+
 /// The colour map `--cmap` names.
 pub(crate) fn cmap(c: crate::cli::CmapArg) -> crate::render::color::Cmap {
     use crate::cli::CmapArg;

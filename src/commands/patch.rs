@@ -225,7 +225,7 @@ pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<(
     let problem = check_finite(&model, ids.0, cells.map(|v| v as f64))?;
     if let [report] = reports.as_slice() {
         write_svg(session, args.svg.as_deref(), |w| {
-            printer::patch_svg(w, report)
+            printer::patch_svg(w, report, super::grid_style(&args.figure))
         })?;
     }
     print(session, out, reports)?;

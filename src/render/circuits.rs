@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use super::color::{blues, diverging, ink};
 use super::heatmap::{bg, fg, RESET};
-use super::svg::{grids, grids_wrapped, GridPanel};
+use super::svg::{grids, grids_wrapped, GridPanel, Style};
 use super::table::{columns, predictions, quoted, Align};
 use super::{display_width, label, sentence, Palette};
 use crate::reports::{
@@ -124,6 +124,14 @@ fn attribution_grid(r: &AttributeReport) -> (Vec<String>, Vec<Vec<f32>>) {
         })
         .collect();
     (header, values)
+}
+
+/// The terms of an attribution outside the layers (`embed`, `pos_embed`): their names and
+/// one row of values.
+fn embedding_terms(r: &AttributeReport) -> (Vec<String>, Vec<Vec<f32>>) {
+    let terms: Vec<_> = r.components.iter().filter(|c| c.layer.is_none()).collect();
+    let names = terms.iter().map(|c| c.name.clone()).collect();
+    (names, vec![terms.iter().map(|c| c.value as f32).collect()])
 }
 
 /// A layer grid of signed values with `decimals` decimals, coloured on the diverging map
@@ -483,7 +491,8 @@ fn layer_labels(n: usize) -> Vec<String> {
     (0..n).map(|l| format!("L{l}")).collect()
 }
 
-pub fn patch_svg(out: &mut dyn Write, r: &PatchReport) -> io::Result<()> {
+pub fn patch_svg(out: &mut dyn Write, r: &PatchReport, style: Style) -> io::Result<()> {
+    let paint = style.paint([-1.0, 1.0], diverging);
     let grids_of: Vec<(&str, Grid)> = (patch_grids(r).into_iter())
         .map(|(name, g)| (name, normalized(r, g)))
         .collect();
@@ -523,17 +532,18 @@ pub fn patch_svg(out: &mut dyn Write, r: &PatchReport) -> io::Result<()> {
                 },
                 col_labels: s.cols.clone(),
                 values: &s.values,
-                colour: &|v| diverging(v),
+                colour: &paint,
+                range: [-1.0, 1.0],
             });
         }
     }
     grids_wrapped(
         out,
-        &format!(
+        &style.title(format!(
             "activation patching · logit[{}] − logit[{}], restored share",
             label(&r.answer.token),
             label(&r.wrong.token)
-        ),
+        )),
         &format!(
             "clean “{}” · corrupt “{}”",
             sentence(&r.clean),
@@ -544,7 +554,7 @@ pub fn patch_svg(out: &mut dyn Write, r: &PatchReport) -> io::Result<()> {
     )
 }
 
-pub fn sweep_svg(out: &mut dyn Write, r: &SweepReport) -> io::Result<()> {
+pub fn sweep_svg(out: &mut dyn Write, r: &SweepReport, style: Style) -> io::Result<()> {
     let values: Vec<Vec<f32>> = r
         .values
         .iter()
@@ -552,19 +562,21 @@ pub fn sweep_svg(out: &mut dyn Write, r: &SweepReport) -> io::Result<()> {
         .collect();
     let m = max_abs(&values);
     let heads = values.first().map_or(0, Vec::len);
+    let paint = style.paint([-m, m], |v| diverging(v / m));
     let panel = GridPanel {
         title: format!("each head {}-ablated", r.mode),
         row_labels: layer_labels(values.len()),
         col_labels: (0..heads).map(|h| format!("H{h}")).collect(),
         values: &values,
-        colour: &|v| diverging(v / m),
+        colour: &paint,
+        range: [-m, m],
     };
     grids(
         out,
-        &format!(
+        &style.title(format!(
             "ablation sweep · change in log p({})",
             label(&r.answer.token)
-        ),
+        )),
         &format!(
             "“{}”",
             sentence(r.header.text.as_deref().unwrap_or_default())
@@ -573,15 +585,26 @@ pub fn sweep_svg(out: &mut dyn Write, r: &SweepReport) -> io::Result<()> {
     )
 }
 
-pub fn attribute_svg(out: &mut dyn Write, r: &AttributeReport) -> io::Result<()> {
+pub fn attribute_svg(out: &mut dyn Write, r: &AttributeReport, style: Style) -> io::Result<()> {
     let (cols, values) = attribution_grid(r);
-    let m = max_abs(&values);
+    let (terms, embeddings) = embedding_terms(r);
+    let m = max_abs(&values).max(max_abs(&embeddings));
+    let paint = style.paint([-m, m], |v| diverging(v / m));
     let panel = GridPanel {
         title: "direct logit attribution".into(),
         row_labels: layer_labels(values.len()),
         col_labels: cols,
         values: &values,
-        colour: &|v| diverging(v / m),
+        colour: &paint,
+        range: [-m, m],
+    };
+    let embed = GridPanel {
+        title: "embeddings".into(),
+        row_labels: vec![String::new()],
+        col_labels: terms,
+        values: &embeddings,
+        colour: &paint,
+        range: [-m, m],
     };
     let what = match &r.wrong {
         Some(w) => format!(
@@ -593,16 +616,20 @@ pub fn attribute_svg(out: &mut dyn Write, r: &AttributeReport) -> io::Result<()>
     };
     grids(
         out,
-        &format!("{what} at position {} = {:.4}", r.position, r.logit),
+        &style.title(format!(
+            "{what} at position {} = {:.4}",
+            r.position, r.logit
+        )),
         &format!(
             "“{}”",
             sentence(r.header.text.as_deref().unwrap_or_default())
         ),
-        &[panel],
+        &[panel, embed],
     )
 }
 
-pub fn heads_svg(out: &mut dyn Write, r: &HeadsReport) -> io::Result<()> {
+pub fn heads_svg(out: &mut dyn Write, r: &HeadsReport, style: Style) -> io::Result<()> {
+    let paint = style.paint([0.0, 1.0], blues);
     let s = &r.scores;
     let kinds = [
         ("previous token", &s.previous_token),
@@ -619,12 +646,13 @@ pub fn heads_svg(out: &mut dyn Write, r: &HeadsReport) -> io::Result<()> {
                 .map(|h| format!("H{h}"))
                 .collect(),
             values: grid,
-            colour: &|v| blues(v),
+            colour: &paint,
+            range: [0.0, 1.0],
         })
         .collect();
     grids(
         out,
-        "head scores",
+        &style.title("head scores".into()),
         &format!("a sequence of {} tokens, repeated twice", r.n),
         &panels,
     )

@@ -26,6 +26,15 @@ pub fn colour(m: &SaliencyMethod, scale: f32) -> impl Fn(f32) -> [u8; 3] + '_ {
     }
 }
 
+/// The values at the ends of [`colour`]'s map: ±scale for signed scores, else 0 to scale.
+fn range(m: &SaliencyMethod, scale: f32) -> [f32; 2] {
+    let scale = if scale > 0.0 { scale } else { 1.0 };
+    match signed(m) {
+        true => [-scale, scale],
+        false => [0.0, scale],
+    }
+}
+
 /// What is explained: `logit[" Paris"]`, or its difference with the wrong token.
 fn explained(m: &SaliencyMethod, answer: &str, wrong: Option<&str>) -> String {
     let of = |t: &str| format!("{}[{}]", m.quantity, quoted(t));
@@ -192,6 +201,7 @@ pub fn strip_svg(out: &mut dyn Write, r: &SaliencyReport) -> io::Result<()> {
         col_labels: token_labels(&r.tokens),
         values: &values,
         colour: &paint,
+        range: range(&r.method, max_abs(&r.scores)),
     };
     let what = explained(
         &r.method,
@@ -216,6 +226,7 @@ pub fn matrix_svg(out: &mut dyn Write, r: &SaliencyMatrixReport) -> io::Result<(
         .collect();
     let all: Vec<f32> = r.matrix.iter().flatten().flatten().copied().collect();
     let paint = colour(&r.method, max_abs(&all));
+    let range = range(&r.method, max_abs(&all));
     let panel = GridPanel {
         title: method_line(&r.method),
         row_labels: (r.answers.iter().enumerate())
@@ -224,6 +235,7 @@ pub fn matrix_svg(out: &mut dyn Write, r: &SaliencyMatrixReport) -> io::Result<(
         col_labels: token_labels(&r.tokens),
         values: &values,
         colour: &paint,
+        range,
     };
     grids(
         out,

@@ -490,6 +490,33 @@ fn colour_bar(body: &mut String, x: f64, y: f64, h: f64, masked_key: bool, ramp:
     let _ = writeln!(body, "</g>");
 }
 
+/// What a user chose for a grid figure (`--title`, `--cmap`): defaults where `None`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Style<'a> {
+    pub title: Option<&'a str>,
+    pub cmap: Option<super::color::Cmap>,
+}
+
+impl Style<'_> {
+    /// The colour of a value on `range` (low, high): the chosen map across it, else
+    /// `default`.
+    pub fn paint<'f>(
+        &self,
+        range: [f32; 2],
+        default: impl Fn(f32) -> [u8; 3] + 'f,
+    ) -> Box<dyn Fn(f32) -> [u8; 3] + 'f> {
+        match self.cmap {
+            Some(c) => Box::new(move |v| c.at(super::color::unit(v, range[0], range[1]))),
+            None => Box::new(default),
+        }
+    }
+
+    /// The figure's title: the user's, else `default`.
+    pub fn title(&self, default: String) -> String {
+        self.title.map_or(default, str::to_string)
+    }
+}
+
 /// One panel of a [`grids`] figure: a `[rows][cols]` grid of values with labels.
 pub struct GridPanel<'a> {
     pub title: String,
@@ -499,6 +526,9 @@ pub struct GridPanel<'a> {
     pub values: &'a [Vec<f32>],
     /// The colour of a value.
     pub colour: &'a dyn Fn(f32) -> [u8; 3],
+    /// The values at the two ends of the colour map, low first: the panel's colour bar
+    /// runs between them, with their numbers, so that a printed figure can be read.
+    pub range: [f32; 2],
 }
 
 /// A figure of grids side by side (layers × positions or heads), each cell with its value as
@@ -543,8 +573,11 @@ pub fn grids_wrapped(
                 escape(&p.title)
             );
             grid_panel(&mut body, p, left, top);
-            x = left + cols as f64 * GRID_PANEL_CELL + 24.0;
-            bottom = bottom.max(top + rows as f64 * GRID_PANEL_CELL + 16.0);
+            let right = left + cols as f64 * GRID_PANEL_CELL;
+            let (bar_w, bar_h) = panel_bar(&mut body, p, right + 10.0, top);
+            x = right + 10.0 + bar_w + 24.0;
+            let h = (rows as f64 * GRID_PANEL_CELL).max(bar_h);
+            bottom = bottom.max(top + h + 16.0);
         }
         width = width.max(x);
     }
@@ -553,6 +586,61 @@ pub fn grids_wrapped(
         .max(12.0 + display_width(subtitle) as f64 * CHAR_PX + 20.0)
         .ceil();
     document(out, width, bottom, "", Some((title, subtitle)), &body)
+}
+
+/// A number as a colour bar's tick names it: at most 3 decimals, no trailing zeros.
+fn tick(v: f32) -> String {
+    let s = match v.abs() >= 100.0 {
+        true => format!("{v:.0}"),
+        false => format!("{v:.3}"),
+    };
+    let s = match s.contains('.') {
+        true => s.trim_end_matches('0').trim_end_matches('.').to_string(),
+        false => s,
+    };
+    match s.as_str() {
+        "-0" => "0".into(),
+        _ => s,
+    }
+}
+
+/// A [`grids`] panel's colour bar at (`x`, `top`): its colour map from `range`'s high end
+/// (top) to its low end, ticked at both ends and the middle; its width and height.
+fn panel_bar(body: &mut String, p: &GridPanel, x: f64, top: f64) -> (f64, f64) {
+    const STEPS: usize = 32;
+    const W: f64 = 12.0;
+    let rows = p.values.len() as f64;
+    let h = (rows * GRID_PANEL_CELL).max(96.0);
+    let [lo, hi] = p.range;
+    let _ = writeln!(
+        body,
+        r#"<g class="colour-bar" data-low="{lo}" data-high="{hi}">"#
+    );
+    for k in 0..STEPS {
+        let v = hi - (k as f32 + 0.5) / STEPS as f32 * (hi - lo);
+        let _ = writeln!(
+            body,
+            r#"<rect x="{x}" y="{}" width="{W}" height="{}" fill="{}"/>"#,
+            top + k as f64 * h / STEPS as f64,
+            h / STEPS as f64 + 0.5,
+            hex((p.colour)(v))
+        );
+    }
+    let ticks = [hi, (lo + hi) / 2.0, lo].map(tick);
+    for (k, t) in ticks.iter().enumerate() {
+        let ty = top + h * k as f64 / 2.0;
+        let _ = writeln!(
+            body,
+            r##"<line x1="{}" y1="{ty}" x2="{}" y2="{ty}" stroke="#444"/><text class="tick" x="{}" y="{ty}" font-size="11" dominant-baseline="central">{}</text>"##,
+            x + W,
+            x + W + 4.0,
+            x + W + 6.0,
+            escape(t)
+        );
+    }
+    let _ = writeln!(body, "</g>");
+    let label_w = ticks.iter().map(|t| display_width(t)).max().unwrap_or(1) as f64 * CHAR_PX;
+    (W + 6.0 + label_w, h)
 }
 
 /// A cell of a [`grids`] panel.

@@ -446,8 +446,10 @@ fn svg_figures_hold_the_references() {
         .arg(&path)
         .assert()
         .success();
-    // Layer rows of (heads, bias, mlp): the components after embed and pos_embed.
-    let want = flat(s.reference.get("circuits.attribute0.components"))[2..].to_vec();
+    // Layer rows of (heads, bias, mlp): the components after embed and pos_embed; then the
+    // embeddings' panel, embed and pos_embed.
+    let all = flat(s.reference.get("circuits.attribute0.components"));
+    let want = [&all[2..], &all[..2]].concat();
     let d = max_abs_diff(&svg_values(&path), &want);
     assert!(d <= 5e-5 + 1e-6, "attribute SVG vs HF: {d}");
 }

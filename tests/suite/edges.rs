@@ -441,7 +441,8 @@ fn patch_json_and_svg_nest_every_grid_along_its_axes() {
     ]);
     cmd().args(&args).assert().success();
     let svg = std::fs::read_to_string(&svg).unwrap();
-    // One panel per layer, each T × H cells.
-    assert_eq!(svg.matches("<rect x=").count(), nl * t * nh, "cells");
+    // One panel per layer, each T × H cells (a cell has its value as a tooltip; the colour
+    // bars' steps have none).
+    assert_eq!(svg.matches("\"><title>").count(), nl * t * nh, "cells");
     assert!(svg.contains("k · layer 0") && svg.contains(&format!("k · layer {}", nl - 1)));
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use crate::common::{
-    fails, flat, max_abs_diff, page_data, page_f32s, page_u16s, Reference, Scratch, TOL,
+    cmd, fails, flat, max_abs_diff, page_data, page_f32s, page_u16s, Reference, Scratch, TOL,
 };
 use serde_json::Value;
 use unicode_width::UnicodeWidthStr;
@@ -966,4 +966,136 @@ fn terminal_heatmap_takes_the_figure_options() {
         "{}",
         strip_ansi(&row)
     );
+}
+
+/// Writes `args ... --svg FILE --json`; the figure as text and the JSON report.
+fn grid_figure(scratch: &Scratch, name: &str, args: &[&str]) -> (String, Value) {
+    let path = scratch.0.join(name);
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["--svg", path.to_str().unwrap(), "--json"]);
+    let out = run(&all, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = serde_json::from_slice(&out.stdout).unwrap();
+    (std::fs::read_to_string(&path).unwrap(), report)
+}
+
+/// Each colour bar of a figure: (low, high, its tick labels top to bottom).
+fn colour_bars(doc: &roxmltree::Document) -> Vec<(f64, f64, Vec<String>)> {
+    (doc.descendants())
+        .filter(|n| n.attribute("class") == Some("colour-bar") && n.has_attribute("data-low"))
+        .map(|g| {
+            let num = |a: &str| g.attribute(a).unwrap().parse::<f64>().unwrap();
+            let ticks = (g.descendants())
+                .filter(|n| n.attribute("class") == Some("tick"))
+                .map(|n| n.text().unwrap().to_string())
+                .collect();
+            (num("data-low"), num("data-high"), ticks)
+        })
+        .collect()
+}
+
+/// Every cell tooltip's value.
+fn cell_values(doc: &roxmltree::Document) -> Vec<f64> {
+    (doc.descendants().filter(|n| n.has_tag_name("title")))
+        .filter_map(|n| n.text()?.rsplit(": ").next()?.parse().ok())
+        .collect()
+}
+
+/// The causal commands' figures (patch, ablate --sweep, attribute, heads) each have a
+/// colour bar naming the values at its ends, which are the range the report's values span;
+/// --title and --cmap are theirs to set; attribute's figure holds the embeddings too.
+#[test]
+fn grid_figures_have_colour_bars_titles_and_every_term() {
+    let s = Scratch::new("grid-figures");
+    let text = "The cat sat on the";
+    let near = |a: f64, b: f64| (a - b).abs() <= 1e-4 * (1.0 + b.abs());
+    // ablate --sweep: the bar spans ± the largest |change|, ticked at both ends and 0.
+    let (svg, v) = grid_figure(&s, "sweep.svg", &["ablate", text, "--sweep"]);
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let m = (v["values"].as_array().unwrap().iter())
+        .flat_map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap().abs())
+        })
+        .fold(0.0, f64::max);
+    let bars = colour_bars(&doc);
+    assert_eq!(bars.len(), 1);
+    let (lo, hi, ticks) = &bars[0];
+    assert!(near(*hi, m) && near(*lo, -m), "{lo} {hi} vs {m}");
+    assert_eq!(ticks.len(), 3);
+    assert!(
+        near(ticks[0].parse().unwrap(), m) && ticks[1] == "0",
+        "{ticks:?}"
+    );
+    // attribute: the layers' grid and the embeddings, on one scale; every term's value is a
+    // cell of the figure.
+    let (svg, v) = grid_figure(
+        &s,
+        "dla.svg",
+        &[
+            "attribute",
+            text,
+            "--answer",
+            " mat",
+            "--title",
+            "My DLA",
+            "--cmap",
+            "viridis",
+        ],
+    );
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    assert!(texts(&doc).contains(&"My DLA"));
+    let cells = cell_values(&doc);
+    let terms: Vec<f64> = (v["components"].as_array().unwrap().iter())
+        .map(|c| c["value"].as_f64().unwrap())
+        .collect();
+    for t in &terms {
+        assert!(
+            cells.iter().any(|c| (c - t).abs() < 1e-4),
+            "{t} is not in the figure"
+        );
+    }
+    let m = terms.iter().map(|t| t.abs()).fold(0.0, f64::max);
+    let bars = colour_bars(&doc);
+    assert_eq!(bars.len(), 2);
+    assert!(bars.iter().all(|(lo, hi, _)| near(*hi, m) && near(*lo, -m)));
+    // viridis: the bar's top is viridis's yellow end.
+    let top = (doc.descendants())
+        .find(|n| n.attribute("class") == Some("colour-bar"))
+        .and_then(|g| g.descendants().find(|n| n.has_tag_name("rect")))
+        .and_then(|r| r.attribute("fill"))
+        .unwrap();
+    assert_eq!(&top[..2], "#f", "{top}");
+    // heads: scores from 0 to 1; patch: the restored share from -1 to 1.
+    let (svg, _) = grid_figure(&s, "heads.svg", &["heads", "--seq-len", "8"]);
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let bars = colour_bars(&doc);
+    assert_eq!(bars.len(), 4);
+    assert!(bars
+        .iter()
+        .all(|(lo, hi, t)| *lo == 0.0 && *hi == 1.0 && t == &["1", "0.5", "0"]));
+    let pair = [
+        "patch",
+        "--clean",
+        text,
+        "--corrupt",
+        "The dog sat on the",
+        "--answer",
+        " mat",
+        "--wrong",
+        " floor",
+    ];
+    let (svg, _) = grid_figure(&s, "patch.svg", &pair);
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    assert!(colour_bars(&doc)
+        .iter()
+        .all(|(lo, hi, t)| *lo == -1.0 && *hi == 1.0 && t == &["1", "0", "-1"]));
+    // --title and --cmap need --svg.
+    fails(cmd().args(["heads", "--title", "x"]), 2, &["--svg"]);
 }
