@@ -314,9 +314,10 @@ pub enum Command {
         after_help = "Examples:\n  gpt2-inspect embed \"king queen\"\n  gpt2-inspect embed \" Paris\" --nearest 10"
     )]
     Embed(EmbedArgs),
-    /// The hidden state HF returns as hidden_states[I], or per-token norms at every layer
+    /// The residual stream after D blocks (as lens counts depths), the final hidden state
+    /// after ln_f, or per-token norms of all
     #[command(
-        after_help = "Examples:\n  gpt2-inspect hidden \"The quick brown fox\"\n  gpt2-inspect hidden \"The quick brown fox\" --depth 12 --json"
+        after_help = "Examples:\n  gpt2-inspect hidden \"The quick brown fox\"\n  gpt2-inspect hidden \"The quick brown fox\" --depth 12 --json\n  gpt2-inspect hidden \"The quick brown fox\" --depth ln_f --json"
     )]
     Hidden(HiddenArgs),
     /// The logit lens: what the residual stream predicts after each layer
@@ -565,10 +566,11 @@ pub struct HiddenArgs {
     pub input: TextArgs,
 
     /// Which hidden state, by depth: the residual stream after D blocks (0: the
-    /// embeddings; n_layer: after the last block and ln_f), HF's hidden_states[D];
-    /// omitted: per-token norms at every depth
-    #[arg(long, short = 'd', value_name = "D")]
-    pub depth: Option<usize>,
+    /// embeddings; n_layer: after the last block, before ln_f), as `lens` numbers its rows;
+    /// `ln_f`: the final hidden state after ln_f (HF's hidden_states[n_layer], where HF's
+    /// hidden_states[D] for D < n_layer is depth D); omitted: per-token norms of all
+    #[arg(long, short = 'd', value_name = "D|ln_f", value_parser = depth)]
+    pub depth: Option<Depth>,
 }
 
 #[derive(Debug, Args)]
@@ -836,6 +838,22 @@ fn feature_ids(s: &str) -> Result<FeatureIds, String> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(FeatureIds(ids))
+}
+
+/// `hidden --depth`: the residual stream after D blocks, or the final hidden state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    Blocks(usize),
+    LnF,
+}
+
+fn depth(s: &str) -> Result<Depth, String> {
+    match s.trim() {
+        "ln_f" | "final" => Ok(Depth::LnF),
+        d => (d.parse::<usize>())
+            .map(Depth::Blocks)
+            .map_err(|_| format!("`{s}` is not a depth: give a number of blocks or ln_f")),
+    }
 }
 
 /// Token ids as `--ids` takes them: `464,3797,3332`.

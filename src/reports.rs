@@ -350,16 +350,29 @@ pub struct HiddenReport {
     #[serde(flatten)]
     pub header: Header,
     pub tokens: Vec<String>,
-    /// Blocks passed (HF's hidden_states index); `None`: every depth.
-    pub depth: Option<usize>,
+    /// Blocks passed (as `lens` numbers its rows), or `"ln_f"` for the final hidden state;
+    /// `None`: every depth.
+    pub depth: Option<DepthShown>,
     pub n_layer: usize,
-    /// `[1, T, d]` for one layer, `[n_layer + 1, 1, T, d]` for all.
+    /// `[1, T, d]` for one depth, `[n_layer + 1, 1, T, d]` for all.
     pub shape: Vec<usize>,
-    /// Euclidean norm per token: `[T]` rows, one per layer shown.
+    /// Euclidean norm per token: `[T]` rows, one per depth shown (0 to n_layer, before
+    /// ln_f).
     pub norms: Matrix,
+    /// Without --depth: the norms after ln_f (HF's last hidden state).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ln_f_norms: Option<Vec<f32>>,
     /// `[T][d]` (with `--depth`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub values: Option<Matrix>,
+}
+
+/// A depth as `hidden` reports it: blocks passed, or `"ln_f"`.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(untagged)]
+pub enum DepthShown {
+    Blocks(usize),
+    LnF(&'static str),
 }
 
 #[derive(Debug, Clone, Serialize)]

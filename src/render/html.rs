@@ -158,7 +158,7 @@ fn lens(r: &PageReport) -> String {
         let _ = write!(
             s,
             "<tr><td>{}</td>{}",
-            depth_label(row.depth, false),
+            depth_label(row.depth),
             prob_cell(row.final_token_prob)
         );
         for p in &row.predictions {

@@ -31,7 +31,7 @@ pub fn grid(
         }
     )?;
     // The last depth reads the model's output (ln_f applied once, as `lens`).
-    let row_labels: Vec<String> = (0..depths).map(|d| depth_label(d, false)).collect();
+    let row_labels: Vec<String> = (0..depths).map(depth_label).collect();
     let label_w = row_labels
         .iter()
         .map(|l| display_width(l))

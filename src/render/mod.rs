@@ -106,11 +106,10 @@ pub fn escape(s: &str) -> String {
 }
 
 /// How a depth (blocks passed) is labelled everywhere: `0 (embeddings)`, `2 (after block
-/// 1)`, or `12 (after ln_f)` for HF's last hidden state, which has ln_f applied.
-pub fn depth_label(depth: usize, after_ln_f: bool) -> String {
+/// 1)`; one meaning in `hidden`, `lens` and the report (the state after ln_f is `ln_f`).
+pub fn depth_label(depth: usize) -> String {
     match depth {
         0 => "0 (embeddings)".to_string(),
-        d if after_ln_f => format!("{d} (after ln_f)"),
         d => format!("{d} (after block {})", d - 1),
     }
 }

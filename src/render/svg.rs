@@ -910,9 +910,7 @@ pub fn lens_grid(
 ) -> io::Result<()> {
     const CW: f64 = LENS_CW;
     const CH: f64 = LENS_CH;
-    let rows: Vec<String> = (0..r.top.len())
-        .map(|d| super::depth_label(d, false))
-        .collect();
+    let rows: Vec<String> = (0..r.top.len()).map(super::depth_label).collect();
     let cols: Vec<String> = r
         .tokens
         .iter()

@@ -4,8 +4,8 @@ use std::io::{self, Write};
 
 use super::{depth_label, display_width, terminal_text, window_note};
 use crate::reports::{
-    AttentionReport, DumpReport, EmbedReport, HiddenReport, HookRow, HooksReport, InfoReport,
-    LensReport, NextReport, Prediction, ShapeStep, TokenizeReport, TraceReport,
+    AttentionReport, DepthShown, DumpReport, EmbedReport, HiddenReport, HookRow, HooksReport,
+    InfoReport, LensReport, NextReport, Prediction, ShapeStep, TokenizeReport, TraceReport,
 };
 use crate::reports::{
     FeatureCorpus, FeatureReport, FeaturesReport, GenerateReport, HeadMap, Padding, ScoreReport,
@@ -394,16 +394,21 @@ pub fn embed(out: &mut dyn Write, r: &EmbedReport) -> io::Result<()> {
 
 pub fn hidden(out: &mut dyn Write, r: &HiddenReport) -> io::Result<()> {
     use Align::*;
-    let depth = |i: usize| depth_label(i, i == r.n_layer);
+    let depth = depth_label;
+    let final_label = "ln_f (final hidden state)";
     match (&r.values, r.depth) {
-        (Some(values), Some(layer)) => {
-            writeln!(out, "hidden_states[{}] {}", depth(layer), shape(&r.shape))?;
+        (Some(values), Some(d)) => {
+            let shown = match d {
+                DepthShown::Blocks(d) => depth(d),
+                DepthShown::LnF(_) => final_label.to_string(),
+            };
+            writeln!(out, "hidden state at depth {shown} {}", shape(&r.shape))?;
             vectors(out, &r.tokens, values, r.norms.first().map(Vec::as_slice))
         }
         _ => {
             writeln!(
                 out,
-                "norm of each token's hidden state, by depth (blocks passed: HF's hidden_states index)"
+                "norm of each token's hidden state, by depth (blocks passed), then after ln_f"
             )?;
             let mut header = vec!["depth".to_string()];
             header.extend(
@@ -415,12 +420,13 @@ pub fn hidden(out: &mut dyn Write, r: &HiddenReport) -> io::Result<()> {
             let header: Vec<&str> = header.iter().map(String::as_str).collect();
             let mut align = vec![Left];
             align.extend(std::iter::repeat_n(Right, r.tokens.len()));
-            let rows: Vec<Vec<String>> = r
-                .norms
-                .iter()
-                .enumerate()
-                .map(|(i, n)| {
-                    let mut cells = vec![depth(i)];
+            let labels = (0..r.norms.len())
+                .map(depth)
+                .chain([final_label.to_string()]);
+            let rows: Vec<Vec<String>> = (r.norms.iter().chain(&r.ln_f_norms))
+                .zip(labels)
+                .map(|(n, label)| {
+                    let mut cells = vec![label];
                     cells.extend(n.iter().map(|x| format!("{x:.3}")));
                     cells
                 })
@@ -459,7 +465,7 @@ pub fn lens(out: &mut dyn Write, r: &LensReport) -> io::Result<()> {
         .iter()
         .map(|row| {
             let mut cells = vec![
-                depth_label(row.depth, false),
+                depth_label(row.depth),
                 format!("{:.4}", row.final_token_prob),
             ];
             cells.extend(

@@ -103,29 +103,45 @@ fn hidden_is_hf_hidden_states() {
     let reference = Reference::load();
     let prompt = &reference.prompts[3];
     let hs = reference.get("p3.hidden_states"); // (L+1, T, d)
+                                                // Depth D is the residual stream after D blocks: HF's hidden_states[D] below n_layer,
+                                                // the last block's output (HF's blocks.2 resid_post hook) at n_layer; `ln_f` is HF's
+                                                // hidden_states[n_layer], after ln_f.
+    let last = reference
+        .get("p3.blocks.2.hook_resid_post")
+        .squeeze(0)
+        .unwrap(); // (T, d)
+    let want = |i: usize| match i {
+        3 => last.clone(),
+        i => hs.get(i).unwrap(),
+    };
     for i in 0..=3 {
         let v = run_json(&["hidden", prompt, "--depth", &i.to_string()]);
         assert_eq!(v["depth"], i);
-        assert_json_close(
-            &format!("hidden_states[{i}]"),
-            &v["values"],
-            &hs.get(i).unwrap(),
-        );
+        assert_json_close(&format!("depth {i}"), &v["values"], &want(i));
     }
+    let v = run_json(&["hidden", prompt, "--depth", "ln_f"]);
+    assert_eq!(v["depth"], "ln_f");
+    assert_json_close("ln_f", &v["values"], &hs.get(3).unwrap());
     let v = run_json(&["hidden", prompt]);
     assert!(v["depth"].is_null() && v.get("values").is_none());
-    let want = hs
-        .to_dtype(DType::F64)
-        .unwrap()
-        .sqr()
-        .unwrap()
-        .sum(2)
-        .unwrap()
-        .sqrt()
-        .unwrap()
-        .to_dtype(DType::F32)
-        .unwrap();
-    assert_json_close("norms", &v["norms"], &want);
+    let norms = |t: &Tensor| {
+        (t.to_dtype(DType::F64).unwrap().sqr().unwrap())
+            .sum_keepdim(t.rank() - 1)
+            .unwrap()
+            .sqrt()
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap()
+    };
+    let depths = Tensor::stack(&(0..=3).map(want).collect::<Vec<_>>(), 0).unwrap();
+    assert_json_close("norms", &v["norms"], &norms(&depths).squeeze(2).unwrap());
+    let ln_f = norms(&hs.get(3).unwrap()).squeeze(1).unwrap();
+    assert_json_close("ln_f norms", &v["ln_f_norms"], &ln_f);
+    // lens numbers its rows the same way: its depth 3 reads what hidden --depth 3 holds.
+    let lens = run_json(&["lens", prompt]);
+    let rows = lens["depths"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[3]["depth"], 3);
 }
 
 #[test]
