@@ -272,6 +272,9 @@ pub fn patch(out: &mut dyn Write, r: &PatchReport, palette: Option<Palette>) -> 
         out,
         "each cell: (patched - corrupt) / (clean - corrupt): 1 restores the clean answer, 0 changes nothing"
     )?;
+    if let Some(note) = undefined_note(r) {
+        return writeln!(out, "{note}");
+    }
     let paint = Paint {
         palette,
         colour: &|v| diverging(v),
@@ -299,6 +302,18 @@ pub fn patch(out: &mut dyn Write, r: &PatchReport, palette: Option<Palette>) -> 
         )?;
     }
     Ok(())
+}
+
+/// When clean and corrupt give the same metric, every restored share is 0/0: not a value,
+/// and not to be read as a masked cell. What to say instead of the grid.
+fn undefined_note(r: &PatchReport) -> Option<String> {
+    (r.clean_logit_diff == r.corrupt_logit_diff).then(|| {
+        format!(
+            "clean and corrupt give the same logit difference ({:.4}): every cell's share is 0/0, \
+             undefined, so no grid is drawn; --json has each patched run's raw value",
+            r.clean_logit_diff
+        )
+    })
 }
 
 /// One grid of a patch report, normalized: the direct effect's one value, or each 2-D
@@ -545,9 +560,13 @@ pub fn patch_svg(out: &mut dyn Write, r: &PatchReport, style: Style) -> io::Resu
             label(&r.wrong.token)
         )),
         &format!(
-            "clean “{}” · corrupt “{}”",
+            "clean “{}” · corrupt “{}”{}",
             sentence(&r.clean),
-            sentence(&r.corrupt)
+            sentence(&r.corrupt),
+            match undefined_note(r) {
+                Some(_) => " · the two agree, so every share is 0/0: undefined, not masked",
+                None => "",
+            }
         ),
         &panels,
         per_row,

@@ -1099,3 +1099,29 @@ fn grid_figures_have_colour_bars_titles_and_every_term() {
     // --title and --cmap need --svg.
     fails(cmd().args(["heads", "--title", "x"]), 2, &["--svg"]);
 }
+
+/// When clean and corrupt agree, every restored share is 0/0: said as such in the table and
+/// the figure, never drawn as masked cells.
+#[test]
+fn an_undefined_share_is_not_a_masked_cell() {
+    let s = Scratch::new("undefined-share");
+    let pair = [
+        "patch",
+        "--clean",
+        "The cat sat",
+        "--corrupt",
+        "The cat sat",
+        "--answer",
+        " on",
+        "--wrong",
+        " in",
+    ];
+    let table = stdout(&pair, &[]);
+    assert!(
+        table.contains("every cell's share is 0/0, undefined"),
+        "{table}"
+    );
+    assert!(!table.contains("L0"), "{table}");
+    let (svg, _) = grid_figure(&s, "same.svg", &pair);
+    assert!(svg.contains("every share is 0/0: undefined, not masked"));
+}
