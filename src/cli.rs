@@ -697,8 +697,10 @@ pub struct AttentionArgs {
     #[arg(long, short = 'l', value_name = "L")]
     pub layer: Option<usize>,
 
-    /// Head (0-based); omitted: every head of the layer(s)
-    #[arg(long)]
+    /// Head H of --layer L (0-based; ablate, patch --path and circuit write a head as
+    /// L.H; given L.H here, the error says to write --layer L --head H); omitted: every
+    /// head of the layer(s)
+    #[arg(long, value_name = "H", value_parser = head_of_layer)]
     pub head: Option<usize>,
 
     /// Also show the scaled pre-softmax scores QKᵀ/√d_head (masked positions blank / null)
@@ -838,6 +840,19 @@ fn feature_ids(s: &str) -> Result<FeatureIds, String> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(FeatureIds(ids))
+}
+
+/// `attention --head H`: a head of the chosen layer. `L.H`, as other commands name a head,
+/// is answered with the spelling that works here.
+fn head_of_layer(s: &str) -> Result<usize, String> {
+    if let Some((l, h)) = s.trim().split_once('.') {
+        return Err(format!(
+            "attention names a head by its layer and its index: write --layer {l} --head {h}"
+        ));
+    }
+    s.trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a head index"))
 }
 
 /// `hidden --depth`: the residual stream after D blocks, or the final hidden state.

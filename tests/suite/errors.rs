@@ -446,6 +446,12 @@ fn flags_that_would_do_nothing_are_refused() {
         "{err}"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("\x1b[48;"));
+    // attention's --head is a head of --layer; ablate's L.H spelling gets the one that works.
+    fails(
+        cmd().args(["attention", "The cat", "--head", "1.2"]),
+        2,
+        &["--layer 1 --head 2"],
+    );
     // ablate --sweep --mode mean mean-ablates (checked against ablate itself in circuits).
     let v = json(&["ablate", "The cat sat", "--sweep", "--mode", "mean"]);
     assert_eq!(v["mode"], "mean");
