@@ -436,29 +436,19 @@ fn a_line_that_cannot_run_is_reported_in_its_place_and_the_rest_run() {
     );
     // --fail-fast: nothing runs; a line over the limit is found first (as the text is
     // read), then the command's own checks.
-    let out = run(&["score", "--file", file, "--lines", "--jsonl", "--fail-fast"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(out.stdout.is_empty());
-    assert!(
-        err.contains(&format!("line 5 of --file {file} is 1100 tokens")),
-        "{err}"
-    );
-    let out = run(&[
-        "score",
-        "--file",
-        file,
-        "--lines",
-        "--fail-fast",
-        "--truncate",
-        "left",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(out.stdout.is_empty());
-    assert!(
-        err.contains(&format!("line 4 of --file {file} has 1")),
-        "{err}"
+    let fail_fast = |extra: &[&str], names: &str| {
+        let mut args = vec!["score", "--file", file, "--lines", "--fail-fast"];
+        args.extend_from_slice(extra);
+        let out = run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(out.stdout.is_empty());
+        assert!(err.contains(names), "{err}");
+    };
+    fail_fast(&[], &format!("line 5 of --file {file} is 1100 tokens"));
+    fail_fast(
+        &["--truncate", "left"],
+        &format!("line 4 of --file {file} has 1"),
     );
     // With --truncate left every line but the one-token one runs.
     let out = run(&[
