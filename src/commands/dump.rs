@@ -21,6 +21,13 @@ use crate::render::table;
 use crate::reports::{DumpReport, HookRow, Padding};
 
 pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()> {
+    let to_stdout = crate::atomic::is_stdout(&args.output);
+    if to_stdout && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return Err(usage(
+            "-o -: standard output is a terminal, and a safetensors file is binary; \
+             redirect it or give a file name",
+        ));
+    }
     let (cfg, _) = session.config()?;
     let prepared = session.prepare(&args.input, &cfg)?;
     let Texts {
@@ -40,13 +47,6 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
             crate::units::human_size(layout.bytes),
             args.output.display()
         );
-    }
-    let to_stdout = crate::atomic::is_stdout(&args.output);
-    if to_stdout && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-        return Err(usage(
-            "-o -: standard output is a terminal, and a safetensors file is binary; \
-             redirect it or give a file name",
-        ));
     }
     let mut file = Output::create(&args.output, "-o", &session.temps)?;
     let written = stream(
@@ -69,24 +69,35 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
         return Ok(());
     }
 
+    let reports = summary(session, args, (texts, ids), &entries, layout.bytes)?;
+    prepared.emit(session, out, reports, table::dump)
+}
+
+/// What `dump` says it wrote, one report per text: the file, its size and its tensors.
+fn summary(
+    session: &Session,
+    args: &DumpArgs,
+    (texts, ids): (&[String], &[Vec<u32>]),
+    entries: &[Entry],
+    bytes: u64,
+) -> Result<Vec<DumpReport>> {
     let rows: Vec<HookRow> = (entries.iter())
         .map(|e| HookRow {
             name: e.name.clone(),
             shape: e.shape.iter().map(|&n| Some(n)).collect(),
         })
         .collect();
-    let reports = (texts.iter().zip(ids))
+    (texts.iter().zip(ids))
         .map(|(text, ids)| {
             Ok(DumpReport {
                 header: session.header(Some(text))?,
                 output: args.output.display().to_string(),
-                bytes: layout.bytes,
+                bytes,
                 input_ids: ids.clone(),
                 hooks: rows.clone(),
             })
         })
-        .collect::<Result<Vec<_>>>()?;
-    prepared.emit(session, out, reports, table::dump)
+        .collect()
 }
 
 /// What the run records: the selected hooks and the SAE's, which is encoded even when it is

@@ -191,18 +191,7 @@ impl One<'_> {
         })?;
         let generated_ids = generation.ids();
         if generation.stop == generate::Stop::NPositions {
-            eprintln!(
-                "stopped after {} of {} tokens: the model sees at most {} positions and the \
-                 prompt has {}{}",
-                generated_ids.len(),
-                self.settings.max_new_tokens,
-                self.model.config().n_positions,
-                ids.len(),
-                match args.input.truncate {
-                    Some(crate::cli::Truncate::Left) => "",
-                    _ => "; --truncate left keeps room for -n tokens",
-                }
-            );
+            self.say_why_stopped(args, ids.len(), generated_ids.len());
         }
         Ok(GenerateReport {
             header: session.header(Some(text))?,
@@ -215,6 +204,23 @@ impl One<'_> {
             steps: tokens,
             steered: self.steering.map(Steering::describe),
         })
+    }
+}
+
+impl One<'_> {
+    /// Generation stopped before -n tokens because the positions ran out: says so, and how
+    /// to leave room.
+    fn say_why_stopped(&self, args: &GenerateArgs, prompt: usize, generated: usize) {
+        eprintln!(
+            "stopped after {generated} of {} tokens: the model sees at most {} positions and the \
+             prompt has {prompt}{}",
+            self.settings.max_new_tokens,
+            self.model.config().n_positions,
+            match args.input.truncate {
+                Some(crate::cli::Truncate::Left) => "",
+                _ => "; --truncate left keeps room for -n tokens",
+            }
+        );
     }
 }
 

@@ -13,6 +13,26 @@ use crate::model::circuits::head_scores;
 use crate::render::circuits as printer;
 use crate::reports::{HeadScoresReport, HeadsReport};
 
+/// `--truncate`: a sequence over `half` the positions keeps its last (`left`) or first
+/// (`right`) `half` tokens, said on stderr; without it, it is left for the length check.
+fn truncate(s: &mut Vec<u32>, side: Option<Truncate>, half: usize) {
+    let (Some(side), Some(cut)) = (side, s.len().checked_sub(half).filter(|&c| c > 0)) else {
+        return;
+    };
+    let (which, name) = match side {
+        Truncate::Left => {
+            s.drain(..cut);
+            ("first", "left")
+        }
+        Truncate::Right => {
+            s.truncate(half);
+            ("last", "right")
+        }
+    };
+    let cut = crate::render::counted(cut, "token");
+    eprintln!("the sequence: cut the {which} {cut} (--truncate {name}); {half} remain");
+}
+
 /// The sequence s and its text: TEXT (`-`: standard input), --file, --ids, a pipe on
 /// standard input, else `--seq-len` random ids (no text).
 fn sequence(
@@ -50,23 +70,7 @@ fn sequence(
 pub fn run(session: &Session, args: &HeadsArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let (text, mut s) = sequence(session, args, &cfg)?;
-    let half = cfg.n_positions / 2;
-    if s.len() > half {
-        let cut = s.len() - half;
-        match args.truncate {
-            Some(Truncate::Left) => drop(s.drain(..cut)),
-            Some(Truncate::Right) => s.truncate(half),
-            None => {}
-        }
-        if let Some(side) = args.truncate {
-            let (which, side) = match side {
-                Truncate::Left => ("first", "left"),
-                Truncate::Right => ("last", "right"),
-            };
-            let cut = crate::render::counted(cut, "token");
-            eprintln!("the sequence: cut the {which} {cut} (--truncate {side}); {half} remain");
-        }
-    }
+    truncate(&mut s, args.truncate, cfg.n_positions / 2);
     // Exit 1, as a text too long is in every command.
     if s.len() < 2 || 2 * s.len() > cfg.n_positions {
         anyhow::bail!(

@@ -236,6 +236,24 @@ impl Session {
     }
 }
 
+/// Every id is a row of the model's embedding: a tokenizer that disagrees with the config
+/// is an error, an id given by `--ids` (`given`) is misuse.
+fn in_vocabulary(ids: &[Vec<u32>], cfg: &Config, given: bool) -> Result<()> {
+    let v = cfg.vocab_size;
+    let Some(&bad) = ids.iter().flatten().find(|&&id| id as usize >= v) else {
+        return Ok(());
+    };
+    Err(match given {
+        false => anyhow::anyhow!(
+            "token id {bad} is outside the model's vocabulary of {v} (tokenizer and config disagree)"
+        ),
+        true => usage(format!(
+            "--ids: token id {bad} is out of range: the model has ids 0 to {}",
+            v - 1
+        )),
+    })
+}
+
 /// The texts of a run, where they came from (`--lines`) and each one's tokens or why it is
 /// refused.
 type Encodings = (Vec<String>, Option<Lines>, Vec<Result<Encoded>>);
@@ -290,22 +308,7 @@ impl Session {
             .iter()
             .map(|tokens| tokens.iter().map(|t| t.id).collect())
             .collect();
-        if let Some(&bad) = ids
-            .iter()
-            .flatten()
-            .find(|&&id| id as usize >= cfg.vocab_size)
-        {
-            let v = cfg.vocab_size;
-            return Err(match input.ids.is_empty() {
-                true => anyhow::anyhow!(
-                    "token id {bad} is outside the model's vocabulary of {v} (tokenizer and config disagree)"
-                ),
-                false => usage(format!(
-                    "--ids: token id {bad} is out of range: the model has ids 0 to {}",
-                    v - 1
-                )),
-            });
-        }
+        in_vocabulary(&ids, cfg, !input.ids.is_empty())?;
         Ok(Texts {
             texts,
             cfg: cfg.clone(),

@@ -506,6 +506,22 @@ fn layer_labels(n: usize) -> Vec<String> {
     (0..n).map(|l| format!("L{l}")).collect()
 }
 
+/// A patching panel's title: what was patched, which grid (exact or estimate, when both are
+/// drawn) and which slice. Side by side, a panel is as narrow as its grid: short titles.
+fn panel_title(what: &str, grid: &str, grids: usize, slice: &str) -> String {
+    let base = match (grid, grids) {
+        ("exact", 1) if slice.is_empty() => format!("{what} patched from clean into corrupt"),
+        ("exact", 1) => what.to_string(),
+        ("exact", _) => format!("{what}: exact"),
+        (_, 1) if slice.is_empty() => format!("{what} by attribution patching"),
+        _ => format!("{what}: estimate"),
+    };
+    match slice.is_empty() {
+        true => base,
+        false => format!("{base} · {slice}"),
+    }
+}
+
 pub fn patch_svg(out: &mut dyn Write, r: &PatchReport, style: Style) -> io::Result<()> {
     let paint = style.paint([-1.0, 1.0], diverging);
     let grids_of: Vec<(&str, Grid)> = (patch_grids(r).into_iter())
@@ -526,21 +542,8 @@ pub fn patch_svg(out: &mut dyn Write, r: &PatchReport, style: Style) -> io::Resu
     };
     for (name, slices) in &slices_of {
         for s in slices {
-            // Side by side, a panel is as narrow as its grid: short titles.
-            let base = match (*name, grids_of.len()) {
-                ("exact", 1) if s.title.is_empty() => {
-                    format!("{what} patched from clean into corrupt")
-                }
-                ("exact", 1) => what.clone(),
-                ("exact", _) => format!("{what}: exact"),
-                (_, 1) if s.title.is_empty() => format!("{what} by attribution patching"),
-                _ => format!("{what}: estimate"),
-            };
             panels.push(GridPanel {
-                title: match s.title.is_empty() {
-                    true => base,
-                    false => format!("{base} · {}", s.title),
-                },
+                title: panel_title(&what, name, grids_of.len(), &s.title),
                 row_labels: match s.corner {
                     "layer" => layer_labels(s.rows.len()),
                     _ => s.rows.clone(),
