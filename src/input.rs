@@ -41,12 +41,7 @@ pub fn text_name(i: usize, n: usize, lines: Option<&Lines>) -> String {
 }
 
 /// The texts to run: the TEXT arguments, standard input, or a file (one text, or one per
-/// line with --lines). Empty texts are refused.
-pub fn read_texts(args: &TextArgs) -> Result<Vec<String>> {
-    Ok(read(args)?.texts)
-}
-
-/// [`read_texts`], with each text's line when split by --lines.
+/// line with --lines, each with its line). Empty texts are refused.
 pub fn read(args: &TextArgs) -> Result<Input> {
     // A whole input to take as one text, or to split with --lines: `--file PATH`,
     // `--file -` (standard input), or standard input with --lines.

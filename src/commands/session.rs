@@ -151,13 +151,7 @@ impl Session {
     /// Token ids given by `flag` (`--clean-ids`, `--ids`), after the BOS with
     /// `--prepend-bos`; each must be in the vocabulary.
     pub fn given_ids(&self, tokenizer: &Tokenizer, ids: &[u32], flag: &str) -> Result<Vec<u32>> {
-        let v = tokenizer.vocab_size();
-        if let Some(bad) = ids.iter().find(|&&id| id as usize >= v) {
-            return Err(usage(format!(
-                "{flag}: token id {bad} is out of range: the tokenizer has ids 0 to {}",
-                v - 1
-            )));
-        }
+        in_tokenizer(tokenizer, ids, flag)?;
         let bos = self.bos(tokenizer)?;
         Ok(bos.into_iter().chain(ids.iter().copied()).collect())
     }
@@ -236,6 +230,18 @@ impl Session {
     }
 }
 
+/// Every id given by `flag` is one the tokenizer has: out of range is misuse.
+fn in_tokenizer(tokenizer: &Tokenizer, ids: &[u32], flag: &str) -> Result<()> {
+    let v = tokenizer.vocab_size();
+    match ids.iter().find(|&&id| id as usize >= v) {
+        Some(bad) => Err(usage(format!(
+            "{flag}: token id {bad} is out of range: the tokenizer has ids 0 to {}",
+            v - 1
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Every id is a row of the model's embedding: a tokenizer that disagrees with the config
 /// is an error, an id given by `--ids` (`given`) is misuse.
 fn in_vocabulary(ids: &[Vec<u32>], cfg: &Config, given: bool) -> Result<()> {
@@ -283,7 +289,7 @@ impl Session {
         each: Each,
     ) -> Result<Texts> {
         let tokenizer = self.tokenizer()?;
-        let (mut texts, lines, encoded) = self.encode(&tokenizer, input, limit)?;
+        let (mut texts, lines, encoded) = self.encode(&tokenizer, input, Some(limit))?;
         let lenient = each == Each::Lines && lines.is_some() && !input.fail_fast;
         let mut failed = Vec::new();
         let mut tokens = Vec::with_capacity(texts.len());
@@ -325,23 +331,26 @@ impl Session {
     }
 
     /// The texts of `input` (read, or spelled by `--ids`), where they came from and each
-    /// one's tokens or why it is refused.
-    fn encode(&self, tokenizer: &Tokenizer, input: &TextArgs, limit: Limit) -> Result<Encodings> {
+    /// one's tokens within `limit` (none: every token) or why it is refused.
+    pub(super) fn encode(
+        &self,
+        tokenizer: &Tokenizer,
+        input: &TextArgs,
+        limit: Option<Limit>,
+    ) -> Result<Encodings> {
         let bos = self.bos(tokenizer)?;
         if !input.ids.is_empty() {
             let seqs: Vec<Vec<u32>> = input.ids.iter().map(|t| t.0.clone()).collect();
             for ids in &seqs {
-                // Only the range check: the BOS is added with the tokens.
-                self.given_ids(tokenizer, ids, "--ids")?;
+                in_tokenizer(tokenizer, ids, "--ids")?;
             }
             let name = |i| which_text(i, seqs.len());
-            let (texts, encoded) =
-                encode_ids(tokenizer, &seqs, Some(limit), input.truncate, bos, &name)?;
+            let (texts, encoded) = encode_ids(tokenizer, &seqs, limit, input.truncate, bos, &name)?;
             return Ok((texts, None, encoded));
         }
         let Input { texts, lines } = read(input)?;
         let name = |i| text_name(i, texts.len(), lines.as_ref());
-        let encoded = encode_each(tokenizer, &texts, Some(limit), input.truncate, bos, &name)?;
+        let encoded = encode_each(tokenizer, &texts, limit, input.truncate, bos, &name)?;
         Ok((texts, lines, encoded))
     }
 

@@ -432,23 +432,8 @@ pub(super) struct Encoded {
 }
 
 /// Each text's tokens, after `bos` when given (`--prepend-bos`: it counts toward the limit
-/// and is never cut); a text over `limit` is cut as `truncate` says (reported on stderr), or
-/// refused: the first refused text is the error.
-pub(super) fn encode_all(
-    tokenizer: &Tokenizer,
-    texts: &[String],
-    limit: Option<Limit>,
-    truncate: Option<Truncate>,
-    bos: Option<u32>,
-) -> Result<Vec<Encoded>> {
-    let name = |i| crate::input::which_text(i, texts.len());
-    encode_each(tokenizer, texts, limit, truncate, bos, &name)?
-        .into_iter()
-        .collect()
-}
-
-/// [`encode_all`] with each text's own outcome: its tokens, or why it is refused (`name`
-/// says which text it is).
+/// and is never cut), cut to `limit` as `truncate` says (reported on stderr), or why it is
+/// refused (`name` says which text it is).
 pub(super) fn encode_each(
     tokenizer: &Tokenizer,
     texts: &[String],

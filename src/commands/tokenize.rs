@@ -4,10 +4,9 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::texts::{emit_texts, encode_all, encode_ids, pad_id, padded, token_limit, Encoded};
+use super::texts::{emit_texts, pad_id, padded, token_limit, Encoded};
 use super::Session;
 use crate::cli::TokenizeArgs;
-use crate::input::read_texts;
 use crate::render::table;
 use crate::reports::{TokenRow, TokenizeReport};
 use crate::tokenizer::Token;
@@ -20,21 +19,8 @@ pub fn run(session: &Session, args: &TokenizeArgs, out: &mut dyn Write) -> Resul
         (None, None) => None,
         _ => Some(token_limit(input, &session.config()?.0)?),
     };
-    let bos = session.bos(&tokenizer)?;
-    let (mut texts, encoded) = match input.ids.as_slice() {
-        [] => {
-            let texts = read_texts(input)?;
-            let encoded = encode_all(&tokenizer, &texts, limit, input.truncate, bos)?;
-            (texts, encoded)
-        }
-        ids => {
-            let seqs: Vec<Vec<u32>> = ids.iter().map(|t| t.0.clone()).collect();
-            let name = |i| crate::input::which_text(i, seqs.len());
-            let (texts, encoded) =
-                encode_ids(&tokenizer, &seqs, limit, input.truncate, bos, &name)?;
-            (texts, encoded.into_iter().collect::<Result<_>>()?)
-        }
-    };
+    let (mut texts, _, encoded) = session.encode(&tokenizer, input, limit)?;
+    let encoded = encoded.into_iter().collect::<Result<Vec<_>>>()?;
     let ids: Vec<Vec<u32>> = (encoded.iter())
         .map(|e| e.tokens.iter().map(|t| t.id).collect())
         .collect();
