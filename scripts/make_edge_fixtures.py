@@ -47,8 +47,9 @@ class Hooks:
         self.writers = None  # a list the run appends (name, value) to
 
 
-def forward(model, hooks, ids=None, embeds=None):
-    """Last-position logits (B, V) of HF's forward with `hooks` on its modules."""
+def forward(model, hooks, ids=None, embeds=None, tail=None):
+    """Last-position logits (B, V) of HF's forward with `hooks` on its modules; with `tail`,
+    the last `tail` positions' (B, tail, V)."""
     cfg = model.config
     nh, C = cfg.n_head, cfg.n_embd
     dh = C // nh
@@ -150,7 +151,7 @@ def forward(model, hooks, ids=None, embeds=None):
         modeling_gpt2.eager_attention_forward = _original_attention
         for h in handles:
             h.remove()
-    return out.logits[:, -1]
+    return out.logits[:, -1] if tail is None else out.logits[:, -tail:]
 
 
 def split_qkv(blk, inputs):

@@ -20,6 +20,8 @@ fi
   --fixtures "$root/tests/fixtures"
 "$work/venv/bin/python" "$root/scripts/make_edge_fixtures.py" \
   --fixtures "$root/tests/fixtures"
+"$work/venv/bin/python" "$root/scripts/make_metric_fixtures.py" \
+  --fixtures "$root/tests/fixtures"
 "$work/venv/bin/python" "$root/scripts/make_untied_fixture.py" \
   --fixtures "$root/tests/fixtures"
 "$work/venv/bin/python" "$root/scripts/make_format_fixtures.py" \

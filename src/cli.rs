@@ -1000,6 +1000,9 @@ pub struct PatchArgs {
     /// logits (the sender's direct effect)
     #[arg(long, value_enum, requires = "path", default_value_t = PathTo::Q)]
     pub to: PathTo,
+    /// What each run is measured by, at the last position
+    #[arg(long, value_enum, default_value_t = CausalMetric::Logit)]
+    pub metric: CausalMetric,
     /// Also draw the grid as an SVG figure (written atomically)
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
@@ -1022,12 +1025,15 @@ pub struct PairArgs {
     /// --corrupt as token ids
     #[arg(long, value_name = "IDS", value_parser = token_ids, conflicts_with = "corrupt")]
     pub corrupt_ids: Option<TokenIds>,
-    /// The clean run's answer: a text of exactly one token (mind the leading space)
+    /// The clean run's answer (mind the leading space). patch: one token, or several,
+    /// teacher-forced (the texts run with all but its last token appended, and the metric
+    /// is summed over its tokens); circuit: one token
+    #[arg(long, value_name = "TEXT")]
+    pub answer: Option<String>,
+    /// The corrupt run's answer, one token: the metric is the answer's minus its (with
+    /// --metric logit, the logit difference)
     #[arg(long, value_name = "TOKEN")]
-    pub answer: String,
-    /// The corrupt run's answer: one token
-    #[arg(long, value_name = "TOKEN")]
-    pub wrong: String,
+    pub wrong: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -1092,10 +1098,19 @@ pub struct AblateArgs {
     pub mlps: Vec<usize>,
     #[arg(long, value_enum, default_value_t = AblateMode::Zero)]
     pub mode: AblateMode,
-    /// The token whose log-probability to follow (one token); default: the unablated top token
-    #[arg(long, value_name = "TOKEN")]
+    /// The answer whose metric to follow: one token, or several, teacher-forced (the text
+    /// runs with all but its last token appended; the metric sums over its tokens);
+    /// default: the unablated top token
+    #[arg(long, value_name = "TEXT")]
     pub answer: Option<String>,
-    /// Ablate every head in turn (zero) instead: the change in the answer's log-probability
+    /// Subtract this token's value from a one-token answer's (--metric logit: the logit
+    /// difference)
+    #[arg(long, value_name = "TOKEN")]
+    pub wrong: Option<String>,
+    /// What the runs are measured by, at the last position
+    #[arg(long, value_enum, default_value_t = CausalMetric::Logprob)]
+    pub metric: CausalMetric,
+    /// Ablate every head in turn instead: the change in the metric
     #[arg(long, conflicts_with_all = ["heads", "mlps"])]
     pub sweep: bool,
     /// With --sweep: also draw the layer × head grid as an SVG figure
@@ -1220,6 +1235,20 @@ pub struct SaliencyArgs {
     /// Also draw the scores as an SVG figure (written atomically)
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
+}
+
+/// What `patch` and `ablate` measure of a run (TransformerLens's metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CausalMetric {
+    /// The answer's logit (minus --wrong's: the logit difference)
+    Logit,
+    /// The answer's log-probability (minus --wrong's)
+    Logprob,
+    /// The answer's probability (minus --wrong's)
+    Prob,
+    /// KL divergence from the clean (patch) or unablated (ablate) run's next-token
+    /// distribution, in nats
+    Kl,
 }
 
 /// What the gradient commands take of the answer token.

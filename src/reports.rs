@@ -641,6 +641,41 @@ pub struct NamedToken {
     pub token: String,
 }
 
+/// What a causal command measured of each run: TransformerLens's metrics of the answer at
+/// the last position (an answer of several tokens teacher-forced, summed over its tokens).
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricSpec {
+    /// `logit`, `logprob`, `prob` (of the answer, minus the wrong token's) or `kl`.
+    pub name: &'static str,
+    /// The answer's tokens (empty: KL at the last position alone).
+    pub answer: Vec<NamedToken>,
+    /// Subtracted from a one-token answer's value.
+    pub wrong: Option<NamedToken>,
+    /// The run KL compares with: `clean`, or `unablated`.
+    #[serde(skip)]
+    pub reference: &'static str,
+}
+
+impl MetricSpec {
+    /// How many last positions of a run the metric reads.
+    pub fn positions(&self) -> usize {
+        self.answer.len().max(1)
+    }
+
+    /// Whether the metric is TransformerLens's logit difference.
+    pub fn is_logit_diff(&self) -> bool {
+        self.name == "logit" && self.answer.len() == 1 && self.wrong.is_some()
+    }
+
+    /// The answer, when it is one token (the older reports' `answer`).
+    pub fn one_answer(&self) -> Option<NamedToken> {
+        match self.answer.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        }
+    }
+}
+
 /// `patch`: the metric of every patched run.
 #[derive(Debug, Clone, Serialize)]
 pub struct PatchReport {
@@ -648,24 +683,35 @@ pub struct PatchReport {
     pub header: Header,
     pub clean: String,
     pub corrupt: String,
-    /// The clean text's tokens.
+    /// The clean run's tokens (with a teacher-forced answer's, but its last).
     pub tokens: Vec<String>,
-    pub answer: NamedToken,
-    pub wrong: NamedToken,
+    pub metric: MetricSpec,
+    /// The answer when it is one token, and the wrong token (kept from the reports before
+    /// `metric`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<NamedToken>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wrong: Option<NamedToken>,
     pub site: String,
     /// `exact`, `attribution` or `both`.
     pub method: &'static str,
     /// `--path`: the sender head and its receivers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathSpec>,
-    pub clean_logit_diff: f32,
-    pub corrupt_logit_diff: f32,
+    pub clean_metric: f32,
+    pub corrupt_metric: f32,
+    /// `clean_metric` and `corrupt_metric` under their older names, when the metric is the
+    /// logit difference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clean_logit_diff: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corrupt_logit_diff: Option<f32>,
     /// The grid's axes: `layer`, then `pos`, `head`, `dest`, `src` as the site has them
     /// (TransformerLens's order).
     pub axes: Vec<&'static str>,
-    /// logit[answer] − logit[wrong] of each run, nested along `axes` (`[L][T]`,
-    /// `[L][H]`, `[L][T][H]`, `[L][H][T]`, `[L][H][T][T]`), `null` where a cell is not a
-    /// run (a masked pattern entry); `null` under `--method attribution`.
+    /// The metric of each run, nested along `axes` (`[L][T]`, `[L][H]`, `[L][T][H]`,
+    /// `[L][H][T]`, `[L][H][T][T]`), `null` where a cell is not a run (a masked pattern
+    /// entry); `null` under `--method attribution`.
     pub values: Option<Grid>,
     /// The same cells estimated by attribution patching (first order), when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -674,6 +720,20 @@ pub struct PatchReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation: Option<f64>,
     pub shape: Vec<usize>,
+}
+
+impl PatchReport {
+    /// The report with the clean and corrupt runs' metric (and its older names).
+    pub fn with_metric(self, clean: f32, corrupt: f32) -> PatchReport {
+        let diff = self.metric.is_logit_diff();
+        PatchReport {
+            clean_metric: clean,
+            corrupt_metric: corrupt,
+            clean_logit_diff: diff.then_some(clean),
+            corrupt_logit_diff: diff.then_some(corrupt),
+            ..self
+        }
+    }
 }
 
 /// Path patching's sender (`L{l}H{h}`) and receivers (`q`, `k`, `v` or `logits`).
@@ -819,28 +879,39 @@ pub struct AblateReport {
     #[serde(flatten)]
     pub header: Header,
     pub input_ids: Vec<u32>,
-    pub answer: NamedToken,
+    pub metric: MetricSpec,
+    /// The answer when it is one token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<NamedToken>,
     /// What was removed: `L1H2`, `L0.mlp`.
     pub ablated: Vec<String>,
     pub mode: String,
+    pub metric_before: f64,
+    pub metric_after: f64,
+    /// The answer's log-probability (summed over its tokens, teacher-forced).
     pub logprob_before: f64,
     pub logprob_after: f64,
-    /// KL(before ‖ after) of the next-token distributions, in nats.
+    /// KL(before ‖ after) of the next-token distributions after the text, in nats.
     pub kl: f64,
     pub before: Vec<Prediction>,
     pub after: Vec<Prediction>,
 }
 
-/// `ablate --sweep`: every head zero-ablated alone.
+/// `ablate --sweep`: every head ablated alone.
 #[derive(Debug, Clone, Serialize)]
 pub struct SweepReport {
     #[serde(flatten)]
     pub header: Header,
     pub input_ids: Vec<u32>,
-    pub answer: NamedToken,
+    pub metric: MetricSpec,
+    /// The answer when it is one token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<NamedToken>,
     pub mode: String,
+    pub metric_before: f64,
+    /// The answer's log-probability before (summed over its tokens, teacher-forced).
     pub logprob_before: f64,
-    /// `[L][H]`: logprob_after − logprob_before of the answer.
+    /// `[L][H]`: the metric with the head ablated minus `metric_before`.
     pub values: Vec<Vec<f64>>,
 }
 

@@ -7,19 +7,20 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 
+use super::metric::{answer_tokens, measure, wrong_token};
 use super::texts::{Computed, Texts};
 use super::{
-    check_finite, check_index, check_top_k, emit, layer_head, one_token, predictions, write_svg,
-    Session,
+    check_finite, check_index, check_top_k, emit, layer_head, predictions, write_svg, Session,
 };
 use crate::cli::{AblateArgs, AblateMode};
 use crate::dist;
 use crate::dist::kl;
 use crate::error::usage;
-use crate::model::circuits::{ablate, ablate_each_head, Ablation, Component};
+use crate::model::circuits::{ablate, ablate_each_head, Ablation, Bound, Component, Kind, Measure};
+use crate::model::grad::Quantity;
 use crate::model::{CaptureSpec, Config, Gpt2, LastLogits, Request};
 use crate::render::circuits as printer;
-use crate::reports::{AblateReport, NamedToken, SweepReport};
+use crate::reports::{AblateReport, Header, MetricSpec, NamedToken, SweepReport};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<()> {
@@ -35,54 +36,158 @@ pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<
         capture: CaptureSpec::default(),
         logits: LastLogits,
     };
-    let Computed { text, ids, .. } = prepared.forward(&model, &req)?.remove(0);
-    let input = Tensor::new(ids, model.device())?.unsqueeze(0)?;
+    let Computed {
+        text, ids, output, ..
+    } = prepared.forward(&model, &req)?.remove(0);
+    let (measure, spec) = metric(tokenizer, args, &output.logits)?;
+    let input = forced_input(&model, ids, measure.forced(), &cfg)?;
     let mode = match args.mode {
         AblateMode::Zero => Ablation::Zero,
         AblateMode::Mean => Ablation::Mean,
     };
-    let (before, after) = ablate(&model, &input, &components, mode)?;
-    let before_v: Vec<f32> = before.to_dtype(DType::F32)?.to_vec1()?;
-    let answer = answer(tokenizer, args, &before_v)?;
-    let logprob_before = dist::log_prob(&before_v, answer.id as usize);
-    let problem = check_finite(&model, &input, before_v.iter().map(|&v| v as f64))?;
+    let tail = measure.positions();
+    let (before, after) = ablate(&model, &input, &components, mode, tail)?; // (1, n, V)
+    let runs = Runs::of(&measure, &before)?;
+    let logits: Vec<f32> = before.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+    let problem = check_finite(&model, &input, logits.iter().map(|&v| v as f64))?;
+    let header = session.header(Some(text))?;
     if args.sweep {
-        let cfg = &cfg;
-        let sweep = Sweep {
-            session,
-            args,
-            cfg,
-            text,
-            ids,
-        };
-        sweep.run(out, &model, &input, (answer, logprob_before), mode)?;
+        let each = ablate_each_head(&model, &input, mode, tail)?; // (L·H, n, V)
+        let report = sweep(
+            &runs,
+            (&before, &each),
+            cfg.n_head,
+            (header, ids, spec),
+            mode,
+        )?;
+        print_sweep(session, args, out, &report)?;
         return problem.map_or(Ok(()), Err);
     }
-    let after_v: Vec<f32> = after.to_dtype(DType::F32)?.to_vec1()?;
+    let names = components.iter().map(name).collect();
+    let report = single(&runs, (&before, &after), (header, ids, spec), names, mode)?;
     let report = AblateReport {
-        header: session.header(Some(text))?,
-        input_ids: ids.to_vec(),
-        logprob_before,
-        logprob_after: dist::log_prob(&after_v, answer.id as usize),
-        answer,
-        ablated: components.iter().map(name).collect(),
-        mode: mode_name(mode).into(),
-        kl: kl(&before_v, &after_v),
-        before: predictions(tokenizer, &before, top_k)?,
-        after: predictions(tokenizer, &after, top_k)?,
+        before: predictions(tokenizer, &next(&before)?, top_k)?,
+        after: predictions(tokenizer, &next(&after)?, top_k)?,
+        ..report
     };
     emit(session, out, &report, printer::ablate)?;
     problem.map_or(Ok(()), Err)
 }
 
-/// `--answer`, or the top prediction before the ablation.
-fn answer(tokenizer: &Tokenizer, args: &AblateArgs, before: &[f32]) -> Result<NamedToken> {
-    if let Some(a) = &args.answer {
-        return one_token(tokenizer, "answer", a);
+/// `--metric` of `--answer` (default: the top token of `logits` `(1, 1, V)`, the unablated
+/// run's) minus `--wrong`.
+fn metric(
+    tokenizer: &Tokenizer,
+    args: &AblateArgs,
+    logits: &Tensor,
+) -> Result<(Measure, MetricSpec)> {
+    let answer = match &args.answer {
+        Some(a) => answer_tokens(tokenizer, a)?,
+        None => {
+            let row: Vec<f32> = logits.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+            let id = dist::top_k(&row, 1)[0] as u32;
+            let token = tokenizer.token_text(id)?;
+            vec![NamedToken { id, token }]
+        }
+    };
+    let wrong = wrong_token(tokenizer, args.wrong.as_deref())?;
+    measure(args.metric, answer, wrong, "unablated")
+}
+
+/// `ids` followed by a teacher-forced answer's `forced` tokens, as a `(1, T)` tensor.
+fn forced_input(model: &Gpt2, ids: &[u32], forced: &[u32], cfg: &Config) -> Result<Tensor> {
+    let all = [ids, forced].concat();
+    if all.len() > cfg.n_positions {
+        anyhow::bail!(
+            "the text and the answer's first {} tokens are {} tokens; the model sees at most {}",
+            forced.len(),
+            all.len(),
+            cfg.n_positions
+        );
     }
-    let id = dist::top_k(before, 1)[0] as u32;
-    let token = tokenizer.token_text(id)?;
-    Ok(NamedToken { id, token })
+    Ok(Tensor::new(all, model.device())?.unsqueeze(0)?)
+}
+
+/// The metric, and the answer's log-probability, against the unablated run.
+struct Runs {
+    metric: Bound,
+    logprob: Bound,
+}
+
+impl Runs {
+    fn of(measure: &Measure, unablated: &Tensor) -> Result<Runs> {
+        let logprob = Measure::new(Kind::Of(Quantity::LogProb), measure.answer.clone(), None)?;
+        Ok(Runs {
+            metric: measure.against(unablated)?,
+            logprob: logprob.against(unablated)?,
+        })
+    }
+
+    /// The metric and the log-probability of a one-row run `(1, n, V)`.
+    fn values(&self, logits: &Tensor) -> Result<[f64; 2]> {
+        Ok([
+            self.metric.of(logits)?[0] as f64,
+            self.logprob.of(logits)?[0] as f64,
+        ])
+    }
+}
+
+/// The logits `(V,)` after the text itself, of a run's last positions `(1, n, V)`.
+fn next(x: &Tensor) -> Result<Tensor> {
+    Ok(x.get(0)?.get(0)?)
+}
+
+/// The report of one ablation, its predictions still empty.
+fn single(
+    runs: &Runs,
+    (before, after): (&Tensor, &Tensor),
+    (header, ids, spec): (Header, &[u32], MetricSpec),
+    ablated: Vec<String>,
+    mode: Ablation,
+) -> Result<AblateReport> {
+    let [metric_before, logprob_before] = runs.values(before)?;
+    let [metric_after, logprob_after] = runs.values(after)?;
+    let f32s = |x: &Tensor| -> Result<Vec<f32>> { Ok(next(x)?.to_dtype(DType::F32)?.to_vec1()?) };
+    Ok(AblateReport {
+        header,
+        input_ids: ids.to_vec(),
+        answer: spec.one_answer(),
+        metric: spec,
+        ablated,
+        mode: mode_name(mode).into(),
+        metric_before,
+        metric_after,
+        logprob_before,
+        logprob_after,
+        kl: kl(&f32s(before)?, &f32s(after)?),
+        before: vec![],
+        after: vec![],
+    })
+}
+
+/// `--sweep`'s report: each head's row of `each` `(L·H, n, V)` as its change in the metric
+/// from the unablated run `before` `(1, n, V)`.
+fn sweep(
+    runs: &Runs,
+    (before, each): (&Tensor, &Tensor),
+    n_head: usize,
+    (header, ids, spec): (Header, &[u32], MetricSpec),
+    mode: Ablation,
+) -> Result<SweepReport> {
+    let [metric_before, logprob_before] = runs.values(before)?;
+    let change: Vec<f64> = (runs.metric.of(each)?.iter())
+        .map(|&v| v as f64 - metric_before)
+        .collect();
+    Ok(SweepReport {
+        header,
+        input_ids: ids.to_vec(),
+        answer: spec.one_answer(),
+        metric: spec,
+        mode: mode_name(mode).into(),
+        metric_before,
+        logprob_before,
+        values: change.chunks(n_head).map(<[f64]>::to_vec).collect(),
+    })
 }
 
 /// The components to remove, checked against the model and the flags.
@@ -119,47 +224,19 @@ fn name(c: &Component) -> String {
     }
 }
 
-/// `--sweep`: every head ablated in turn, the answer's log-probability change each.
-struct Sweep<'a> {
-    session: &'a Session,
-    args: &'a AblateArgs,
-    cfg: &'a Config,
-    text: &'a str,
-    ids: &'a [u32],
-}
-
-impl Sweep<'_> {
-    fn run(
-        &self,
-        out: &mut dyn Write,
-        model: &Gpt2,
-        input: &Tensor,
-        (answer, logprob_before): (NamedToken, f64),
-        mode: Ablation,
-    ) -> Result<()> {
-        let rows: Vec<Vec<f32>> = ablate_each_head(model, input, mode)?
-            .to_dtype(DType::F32)?
-            .to_vec2()?;
-        let change = |r: &Vec<f32>| dist::log_prob(r, answer.id as usize) - logprob_before;
-        let values = (rows.chunks(self.cfg.n_head))
-            .map(|layer| layer.iter().map(change).collect())
-            .collect();
-        let session = self.session;
-        let report = SweepReport {
-            header: session.header(Some(self.text))?,
-            input_ids: self.ids.to_vec(),
-            answer,
-            mode: mode_name(mode).into(),
-            logprob_before,
-            values,
-        };
-        write_svg(session, self.args.svg.as_deref(), |w| {
-            printer::sweep_svg(w, &report, super::grid_style(&self.args.figure))
-        })?;
-        emit(session, out, &report, |out, r| {
-            printer::sweep(out, r, session.palette)
-        })
-    }
+/// `--sweep`'s figure and report.
+fn print_sweep(
+    session: &Session,
+    args: &AblateArgs,
+    out: &mut dyn Write,
+    report: &SweepReport,
+) -> Result<()> {
+    write_svg(session, args.svg.as_deref(), |w| {
+        printer::sweep_svg(w, report, super::grid_style(&args.figure))
+    })?;
+    emit(session, out, report, |out, r| {
+        printer::sweep(out, r, session.palette)
+    })
 }
 
 /// `--head L.H` and `--mlp L`, checked against the model.

@@ -12,7 +12,7 @@ use super::patch::{answers, pair};
 use super::{check_finite, decoded, emit, write_file, write_svg, Session};
 use crate::cli::CircuitArgs;
 use crate::error::usage;
-use crate::model::circuits::LogitDiff;
+use crate::model::circuits::Measure;
 use crate::model::edges::{edge_attribution, edge_patch, faithfulness, EdgeScores, Reader, Writer};
 use crate::model::grad::check_differentiable;
 use crate::model::{Config, Gpt2};
@@ -54,7 +54,7 @@ fn check_args(args: &CircuitArgs, edges: usize) -> Result<()> {
 pub fn run(session: &Session, args: &CircuitArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let tokenizer = session.tokenizer()?;
-    let (clean, corrupt) = pair(session, &tokenizer, &args.pair, &cfg)?;
+    let (clean, corrupt) = pair(session, &tokenizer, &args.pair, (&cfg, &[]))?;
     let (answer, wrong, metric) = answers(&tokenizer, &args.pair)?;
     check_args(args, edge_count(&cfg))?;
     let model = session.model(&cfg, cfg.n_layer)?;
@@ -62,11 +62,11 @@ pub fn run(session: &Session, args: &CircuitArgs, out: &mut dyn Write) -> Result
     let row =
         |ids: &[u32]| -> Result<Tensor> { Ok(Tensor::new(ids, model.device())?.unsqueeze(0)?) };
     let (clean_ids, corrupt_ids) = (row(&clean)?, row(&corrupt)?);
-    let scores = edge_attribution(&model, &clean_ids, &corrupt_ids, metric, args.ig_steps)?;
+    let scores = edge_attribution(&model, &clean_ids, &corrupt_ids, &metric, args.ig_steps)?;
     let ids = (&clean_ids, &corrupt_ids);
-    let circuits = faithfulness(&model, ids, metric, &scores, &args.faithfulness)?;
+    let circuits = faithfulness(&model, ids, &metric, &scores, &args.faithfulness)?;
     let mut edges = edges(&scores);
-    add_exact(&model, ids, metric, &scores, &mut edges[..args.exact])?;
+    add_exact(&model, ids, &metric, &scores, &mut edges[..args.exact])?;
     let (clean_text, corrupt_text) = super::patch::pair_texts(&tokenizer, &args.pair)?;
     let report = CircuitReport {
         header: session.header(Some(&clean_text))?,
@@ -104,7 +104,7 @@ pub fn run(session: &Session, args: &CircuitArgs, out: &mut dyn Write) -> Result
 fn add_exact(
     model: &Gpt2,
     (clean, corrupt): (&Tensor, &Tensor),
-    metric: LogitDiff,
+    metric: &Measure,
     s: &EdgeScores,
     edges: &mut [EdgeScore],
 ) -> Result<()> {

@@ -20,6 +20,7 @@ mod hidden;
 mod hooks;
 mod info;
 mod lens;
+mod metric;
 mod next;
 mod patch;
 mod report;

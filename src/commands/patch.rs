@@ -8,34 +8,44 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::Tensor;
 
+use super::metric::{answer_tokens, measure, wrong_token};
 use super::{check_finite, decoded, emit, layer_head, one_token, write_svg, Session};
 use crate::cli::{PairArgs, PatchArgs, PatchMethod, PatchSite, PathTo, TokenIds};
 use crate::dist::pearson;
 use crate::error::usage;
-use crate::model::circuits::{attribution_patch, patch, LogitDiff, Patching, Site};
+use crate::model::circuits::{attribution_patch, patch, Measure, Patching, Site};
 use crate::model::edges::{path_patch, Qkv};
 use crate::model::grad::check_differentiable;
 use crate::model::Config;
 use crate::model::Gpt2;
 use crate::render::circuits as printer;
 use crate::render::printer::Format;
-use crate::reports::{Grid, NamedToken, PatchReport, PatchSitesReport};
+use crate::reports::{Grid, MetricSpec, NamedToken, PatchReport, PatchSitesReport};
 use crate::tokenizer::Tokenizer;
 
-/// `--clean` and `--corrupt` as ids: the same number of tokens, within the model's limit.
+/// `--clean` and `--corrupt` as ids, each followed by `forced` (a teacher-forced answer's
+/// tokens): the same number of tokens, within the model's limit.
 pub(super) fn pair(
     session: &Session,
     tokenizer: &Tokenizer,
     args: &PairArgs,
-    cfg: &Config,
+    (cfg, forced): (&Config, &[u32]),
 ) -> Result<(Vec<u32>, Vec<u32>)> {
     let encode = |text: &Option<String>, ids: &Option<TokenIds>, flag: &str| match (text, ids) {
         (Some(text), _) => session.ids(tokenizer, text),
         (None, Some(ids)) => session.given_ids(tokenizer, &ids.0, flag),
         (None, None) => Err(usage(format!("give {flag} or {flag}-ids"))),
     };
-    let clean = encode(&args.clean, &args.clean_ids, "--clean")?;
-    let corrupt = encode(&args.corrupt, &args.corrupt_ids, "--corrupt")?;
+    let clean = [
+        encode(&args.clean, &args.clean_ids, "--clean")?,
+        forced.to_vec(),
+    ]
+    .concat();
+    let corrupt = [
+        encode(&args.corrupt, &args.corrupt_ids, "--corrupt")?,
+        forced.to_vec(),
+    ]
+    .concat();
     if clean.len() != corrupt.len() {
         return Err(usage(format!(
             "--clean is {} tokens ({}), --corrupt {} ({}); patching needs the same number",
@@ -49,7 +59,8 @@ pub(super) fn pair(
     // is misuse.
     if clean.is_empty() || clean.len() > cfg.n_positions {
         anyhow::bail!(
-            "--clean is {} tokens long; the model sees at most {} (and patching needs 1 or more)",
+            "--clean is {} tokens long (with the answer's forced tokens); the model sees at most {} \
+             (and patching needs 1 or more)",
             clean.len(),
             cfg.n_positions
         );
@@ -107,7 +118,7 @@ type Grids = (Vec<Option<Patching>>, Vec<Option<Patching>>);
 fn grids(
     model: &Gpt2,
     (clean, corrupt): (&Tensor, &Tensor),
-    metric: LogitDiff,
+    metric: &Measure,
     sites: &[Site],
     args: &PatchArgs,
 ) -> Result<Grids> {
@@ -129,60 +140,73 @@ fn grids(
     Ok((exact, estimates))
 }
 
-/// What every report of one run shares: the texts, tokens and answers.
+/// What every report of one run shares: the texts, tokens and metric.
 struct Shared {
     report: PatchReport,
-    metric: LogitDiff,
+    measure: Measure,
 }
 
-/// `--answer` and `--wrong` as tokens, and the logit difference of the two.
+/// `--answer` and `--wrong` as one token each, and their logit difference (`circuit`).
 pub(super) fn answers(
     tokenizer: &Tokenizer,
     args: &PairArgs,
-) -> Result<(NamedToken, NamedToken, LogitDiff)> {
-    let answer = one_token(tokenizer, "answer", &args.answer)?;
-    let wrong = one_token(tokenizer, "wrong", &args.wrong)?;
-    let metric = LogitDiff {
-        answer: answer.id,
-        wrong: wrong.id,
+) -> Result<(NamedToken, NamedToken, Measure)> {
+    let (Some(answer), Some(wrong)) = (&args.answer, &args.wrong) else {
+        return Err(usage("give --answer and --wrong, one token each"));
     };
-    Ok((answer, wrong, metric))
+    let answer = one_token(tokenizer, "answer", answer)?;
+    let wrong = one_token(tokenizer, "wrong", wrong)?;
+    let measure = Measure::logit_diff(answer.id, wrong.id);
+    Ok((answer, wrong, measure))
+}
+
+/// `--metric` of `--answer` (minus `--wrong`).
+fn metric(tokenizer: &Tokenizer, args: &PatchArgs) -> Result<(Measure, MetricSpec)> {
+    let answer = match &args.pair.answer {
+        Some(a) => answer_tokens(tokenizer, a)?,
+        None => vec![],
+    };
+    let wrong = wrong_token(tokenizer, args.pair.wrong.as_deref())?;
+    measure(args.metric, answer, wrong, "clean")
 }
 
 fn shared(
     session: &Session,
     tokenizer: &Tokenizer,
     args: &PatchArgs,
-    clean: &[u32],
+    (clean, measure, metric): (&[u32], Measure, MetricSpec),
 ) -> Result<Shared> {
-    let (answer, wrong, metric) = answers(tokenizer, &args.pair)?;
     let (clean_text, corrupt_text) = pair_texts(tokenizer, &args.pair)?;
     let report = PatchReport {
         header: session.header(Some(&clean_text))?,
         clean: clean_text,
         corrupt: corrupt_text,
         tokens: decoded(tokenizer, clean)?,
-        answer,
-        wrong,
+        answer: metric.one_answer(),
+        wrong: metric.wrong.clone(),
+        metric,
         site: String::new(),
         method: method_name(args.method),
         path: None,
-        clean_logit_diff: f32::NAN,
-        corrupt_logit_diff: f32::NAN,
+        clean_metric: f32::NAN,
+        corrupt_metric: f32::NAN,
+        clean_logit_diff: None,
+        corrupt_logit_diff: None,
         correlation: None,
         axes: vec![],
         shape: vec![],
         values: None,
         estimates: None,
     };
-    Ok(Shared { report, metric })
+    Ok(Shared { report, measure })
 }
 
 pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let tokenizer = session.tokenizer()?;
-    let (clean, corrupt) = pair(session, &tokenizer, &args.pair, &cfg)?;
-    let shared = shared(session, &tokenizer, args, &clean)?;
+    let (measure, spec) = metric(&tokenizer, args)?;
+    let (clean, corrupt) = pair(session, &tokenizer, &args.pair, (&cfg, measure.forced()))?;
+    let shared = shared(session, &tokenizer, args, (&clean, measure, spec))?;
     let sender = args
         .path
         .as_deref()
@@ -204,11 +228,11 @@ pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<(
                 PathTo::V => Some(Qkv::V),
                 PathTo::Logits => None,
             };
-            let p = path_patch(&model, ids.0, ids.1, shared.metric, sender, to)?;
+            let p = path_patch(&model, ids.0, ids.1, &shared.measure, sender, to)?;
             vec![path_report(&shared.report, sender, args.to, p)]
         }
         None => {
-            let (exact, estimates) = grids(&model, ids, shared.metric, &sites, args)?;
+            let (exact, estimates) = grids(&model, ids, &shared.measure, &sites, args)?;
             (sites.iter().zip(exact).zip(estimates))
                 .map(|((&site, exact), estimate)| {
                     site_report(&shared.report, site, args.by_position, exact, estimate)
@@ -218,7 +242,7 @@ pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<(
     };
     let cells = reports.iter().flat_map(|r| {
         let grids = r.values.iter().chain(&r.estimates);
-        [r.clean_logit_diff, r.corrupt_logit_diff]
+        [r.clean_metric, r.corrupt_metric]
             .into_iter()
             .chain(grids.flat_map(|g| g.values.iter().copied().filter(|v| !v.is_nan())))
     });
@@ -250,6 +274,7 @@ fn path_report(
     to: PathTo,
     p: Patching,
 ) -> PatchReport {
+    let (clean, corrupt) = (p.clean, p.corrupt);
     let to = match to {
         PathTo::Q => "q",
         PathTo::K => "k",
@@ -263,8 +288,6 @@ fn path_report(
             sender: format!("L{}H{}", sender.0, sender.1),
             to,
         }),
-        clean_logit_diff: p.clean,
-        corrupt_logit_diff: p.corrupt,
         axes: match to {
             "logits" => vec![],
             _ => vec!["layer", "head"],
@@ -273,6 +296,7 @@ fn path_report(
         values: Some(grid(p)),
         ..shared.clone()
     }
+    .with_metric(clean, corrupt)
 }
 
 fn grid(p: Patching) -> Grid {
@@ -294,6 +318,7 @@ fn site_report(
         .as_ref()
         .or(estimate.as_ref())
         .expect("one method runs");
+    let (clean, corrupt) = (first.clean, first.corrupt);
     let correlation = match (&exact, &estimate) {
         (Some(e), Some(a)) => {
             let (x, y): (Vec<f32>, Vec<f32>) = (e.values.iter().zip(&a.values))
@@ -309,8 +334,6 @@ fn site_report(
     axes.extend(site.axes(by_position));
     PatchReport {
         site: site.as_str().to_string(),
-        clean_logit_diff: first.clean,
-        corrupt_logit_diff: first.corrupt,
         correlation,
         axes,
         shape: first.shape.clone(),
@@ -318,6 +341,7 @@ fn site_report(
         estimates: estimate.map(grid),
         ..shared.clone()
     }
+    .with_metric(clean, corrupt)
 }
 
 fn method_name(method: PatchMethod) -> &'static str {

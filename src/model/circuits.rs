@@ -5,9 +5,10 @@
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 
-pub use super::patching::{attribution_patch, patch, LogitDiff, Patching, Site};
+pub use super::measure::{Bound, Kind, Measure};
+pub use super::patching::{attribution_patch, patch, Patching, Site};
 
-use super::gpt2::{AllLogits, Gpt2, Inputs, LastLogits, NoLogits, Request, WantLogits};
+use super::gpt2::{AllLogits, Gpt2, Inputs, LastLogits, NoLogits, Request, TailLogits, WantLogits};
 use super::hooks::{Activations, BlockHook, CaptureSpec, Hook};
 use super::tap::{collect, Tap};
 
@@ -64,6 +65,16 @@ pub(super) fn record_last(
     record(model, ids, hooks, LastLogits)
 }
 
+/// [`record`] with the last `n` positions' logits `(1, n, V)`.
+pub(super) fn record_tail(
+    model: &Gpt2,
+    ids: &Tensor,
+    hooks: Vec<Hook>,
+    n: usize,
+) -> Result<(Activations, Tensor)> {
+    record(model, ids, hooks, TailLogits(n))
+}
+
 /// A u8 mask tensor `shape` with ones where `on(index)` holds.
 pub(super) fn mask(shape: &[usize], on: impl Fn(&[usize]) -> bool, ids: &Tensor) -> Result<Tensor> {
     let n: usize = shape.iter().product();
@@ -99,18 +110,20 @@ pub enum Ablation {
     Mean,
 }
 
-/// Last-position logits `(V,)` of `ids` `(1, T)` with `components` ablated, and without.
+/// The last `tail` positions' logits `(1, tail, V)` of `ids` `(1, T)` without `components`
+/// ablated, and with them.
 pub fn ablate(
     model: &Gpt2,
     ids: &Tensor,
     components: &[Component],
     mode: Ablation,
+    tail: usize,
 ) -> Result<(Tensor, Tensor)> {
     let hook = |c: &Component| match *c {
         Component::Head(l, _) => Hook::Block(l, BlockHook::Z),
         Component::Mlp(l) => Hook::Block(l, BlockHook::MlpOut),
     };
-    let (acts, before) = record_last(model, ids, components.iter().map(hook).collect())?;
+    let (acts, before) = record_tail(model, ids, components.iter().map(hook).collect(), tail)?;
     let nh = model.config().n_head;
     let mut splices = Vec::new();
     for c in components {
@@ -131,11 +144,11 @@ pub fn ablate(
     }
     let req = Request {
         capture: CaptureSpec::default(),
-        logits: LastLogits,
+        logits: TailLogits(tail),
     };
     let mut taps = Splices(splices);
     let after = model.run(Inputs::new(ids), &req, &mut taps)?;
-    Ok((before.flatten_all()?, after.flatten_all()?))
+    Ok((before, after))
 }
 
 /// Several splices, applied in turn (two heads of one layer share a hook).
@@ -154,10 +167,11 @@ impl Tap for Splices {
     }
 }
 
-/// Last-position logits `(L·H, V)` with each head ablated alone (`mode`: by 0, or by its
-/// mean over the text's positions in the unablated run): row `l·H + h` has head `h` of
-/// layer `l` removed. One forward pass of `L·H` rows (and one unablated pass for the means).
-pub fn ablate_each_head(model: &Gpt2, ids: &Tensor, mode: Ablation) -> Result<Tensor> {
+/// The last `tail` positions' logits `(L·H, tail, V)` with each head ablated alone (`mode`:
+/// by 0, or by its mean over the text's positions in the unablated run): row `l·H + h` has
+/// head `h` of layer `l` removed. One forward pass of `L·H` rows (and one unablated pass for
+/// the means).
+pub fn ablate_each_head(model: &Gpt2, ids: &Tensor, mode: Ablation, tail: usize) -> Result<Tensor> {
     let cfg = model.config();
     let (n_layer, nh) = (cfg.n_layer, cfg.n_head);
     let rows = n_layer * nh;
@@ -185,11 +199,9 @@ pub fn ablate_each_head(model: &Gpt2, ids: &Tensor, mode: Ablation) -> Result<Te
     }
     let req = Request {
         capture: CaptureSpec::default(),
-        logits: LastLogits,
+        logits: TailLogits(tail),
     };
-    Ok(model
-        .run(Inputs::new(&batch), &req, &mut Splices(splices))?
-        .squeeze(1)?)
+    model.run(Inputs::new(&batch), &req, &mut Splices(splices))
 }
 
 /// The four head scores of TransformerLens-style detection, each `[L][H]`.

@@ -10,11 +10,12 @@
 use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 
-use super::circuits::record_last;
-use super::gpt2::{Gpt2, Inputs, LastLogits, Request};
-use super::grad::gradients;
+use super::circuits::record_tail;
+use super::gpt2::{Gpt2, Inputs, Request, TailLogits};
+use super::grad::backward;
 use super::hooks::{Activations, BlockHook, CaptureSpec, Hook};
-use super::patching::{same_length, LogitDiff, Patching};
+use super::measure::Measure;
+use super::patching::{same_length, Patching};
 use super::tap::Tap;
 
 /// A node that adds to the residual stream.
@@ -211,7 +212,7 @@ pub fn edge_patch(
     model: &Gpt2,
     clean: &Tensor,
     corrupt: &Tensor,
-    metric: LogitDiff,
+    measure: &Measure,
     edges: &[(Writer, Reader)],
 ) -> Result<EdgePatches> {
     let t = same_length(clean, corrupt)?;
@@ -224,12 +225,15 @@ pub fn edge_patch(
     }
     let writers: Vec<Writer> = edges.iter().map(|e| e.0).collect();
     let hooks = writer_hooks(&writers);
-    let (clean_acts, clean_logits) = record_last(model, clean, hooks.clone())?;
+    let tail = measure.positions();
+    let (clean_acts, clean_logits) = record_tail(model, clean, hooks.clone(), tail)?;
+    let metric = measure.against(&clean_logits)?;
     let resid = (0..n_layer).map(|l| Hook::Block(l, BlockHook::ResidPre));
-    let (corrupt_acts, corrupt_logits) = record_last(model, corrupt, resid.chain(hooks).collect())?;
+    let hooks = resid.chain(hooks).collect();
+    let (corrupt_acts, corrupt_logits) = record_tail(model, corrupt, hooks, tail)?;
     let req = Request {
         capture: CaptureSpec::default(),
-        logits: LastLogits,
+        logits: TailLogits(tail),
     };
     let mut values = vec![f32::NAN; edges.len()];
     for l in 0..n_layer {
@@ -267,7 +271,7 @@ pub fn path_patch(
     model: &Gpt2,
     clean: &Tensor,
     corrupt: &Tensor,
-    metric: LogitDiff,
+    measure: &Measure,
     sender: (usize, usize),
     to: Option<Qkv>,
 ) -> Result<Patching> {
@@ -284,7 +288,7 @@ pub fn path_patch(
         ),
     };
     let edges: Vec<(Writer, Reader)> = cells.iter().map(|&(_, r)| (w, r)).collect();
-    let p = edge_patch(model, clean, corrupt, metric, &edges)?;
+    let p = edge_patch(model, clean, corrupt, measure, &edges)?;
     let size = shape.iter().product();
     let (mut values, mut is_run) = (vec![f32::NAN; size], vec![false; size]);
     for (&(i, _), v) in cells.iter().zip(p.values) {
@@ -374,7 +378,7 @@ pub fn edge_attribution(
     model: &Gpt2,
     clean: &Tensor,
     corrupt: &Tensor,
-    metric: LogitDiff,
+    measure: &Measure,
     ig_steps: usize,
 ) -> Result<EdgeScores> {
     same_length(clean, corrupt)?;
@@ -383,7 +387,9 @@ pub fn edge_attribution(
     let writers = Writer::all(n_layer, nh);
     let readers = Reader::all(n_layer, nh);
     let w_hooks = writer_hooks(&writers);
-    let (clean_acts, clean_logits) = record_last(model, clean, w_hooks.clone())?;
+    let tail = measure.positions();
+    let (clean_acts, clean_logits) = record_tail(model, clean, w_hooks.clone(), tail)?;
+    let metric = measure.against(&clean_logits)?;
     let n = ig_steps.max(1);
     let ids = corrupt.repeat((n, 1))?; // (N, T)
     let embeds = interpolated_embeds(model, clean, corrupt, n)?; // (N, T, C)
@@ -391,7 +397,9 @@ pub fn edge_attribution(
     hooks.extend(readers.iter().map(|r| r.hook(n_layer)));
     hooks.sort();
     hooks.dedup();
-    let g = gradients(model, &ids, Some(&embeds), &metric.metric(), &hooks)?;
+    let g = backward(model, (&ids, Some(&embeds)), tail, &hooks, |l| {
+        metric.tensor(l)
+    })?;
     // Δ (W, T·C): clean − corrupt (row 0 of the batch is the corrupt run).
     let first = |t: Tensor| -> Result<Tensor> { Ok(t.narrow(0, 0, 1)?) };
     let delta = writers
@@ -454,7 +462,7 @@ fn interpolated_embeds(model: &Gpt2, clean: &Tensor, corrupt: &Tensor, n: usize)
 pub fn faithfulness(
     model: &Gpt2,
     (clean, corrupt): (&Tensor, &Tensor),
-    metric: LogitDiff,
+    measure: &Measure,
     scores: &EdgeScores,
     ks: &[usize],
 ) -> Result<Vec<f32>> {
@@ -464,7 +472,10 @@ pub fn faithfulness(
     }
     let n_layer = model.config().n_layer;
     let hooks = writer_hooks(&scores.writers);
-    let (corrupt_acts, _) = record_last(model, corrupt, hooks)?;
+    let tail = measure.positions();
+    let (corrupt_acts, _) = record_tail(model, corrupt, hooks, tail)?;
+    let (_, clean_logits) = record_tail(model, clean, vec![], tail)?;
+    let metric = measure.against(&clean_logits)?;
     let corrupt_values = (scores.writers.iter())
         .map(|w| w.value(&corrupt_acts))
         .collect::<Result<Vec<_>>>()?; // each (1, T, C)
@@ -492,7 +503,7 @@ pub fn faithfulness(
     let batch = clean.repeat((ks.len(), 1))?;
     let req = Request {
         capture: CaptureSpec::default(),
-        logits: LastLogits,
+        logits: TailLogits(tail),
     };
     let logits = model.run(Inputs::new(&batch), &req, &mut tap)?;
     metric.of(&logits)

@@ -23,6 +23,8 @@ pub enum Logits {
     None,
     /// The last position of every sequence: `(B, 1, V)`.
     Last,
+    /// The last `n` positions of every sequence (unpadded): `(B, n, V)`.
+    Tail(usize),
     /// Every position: `(B, T, V)`.
     All,
 }
@@ -38,6 +40,10 @@ pub struct LastLogits;
 /// Every position's logits: a tensor `(B, T, V)`.
 #[derive(Debug, Clone, Copy)]
 pub struct AllLogits;
+
+/// The last `n` positions' logits: a tensor `(B, n, V)`.
+#[derive(Debug, Clone, Copy)]
+pub struct TailLogits(pub usize);
 
 /// What a request's logits field asks for, and what the run hands back for it.
 pub trait WantLogits: Copy {
@@ -85,11 +91,11 @@ impl WantLogits for NoLogits {
 
 /// [`LastLogits`] and [`AllLogits`]: a tensor the run always makes.
 macro_rules! tensor_logits {
-    ($($ty:ident => $which:ident),*) => {$(
+    ($($ty:ident => $which:expr),*) => {$(
         impl WantLogits for $ty {
             type Out = Tensor;
             fn which(self) -> Logits {
-                Logits::$which
+                $which(self)
             }
             fn take(logits: Option<Tensor>) -> Result<Tensor> {
                 logits.ok_or_else(|| anyhow::anyhow!("the forward pass made no logits"))
@@ -104,7 +110,11 @@ macro_rules! tensor_logits {
     )*};
 }
 
-tensor_logits!(LastLogits => Last, AllLogits => All);
+tensor_logits!(
+    LastLogits => (|_| Logits::Last),
+    AllLogits => (|_| Logits::All),
+    TailLogits => (|t: TailLogits| Logits::Tail(t.0))
+);
 
 /// What a forward pass should produce besides the residual stream.
 #[derive(Debug, Clone)]
@@ -118,7 +128,7 @@ impl<W: WantLogits> Request<W> {
     pub fn blocks_needed(&self, cfg: &Config) -> usize {
         match self.logits.which() {
             Logits::None => self.capture.blocks_needed(cfg.n_layer),
-            Logits::Last | Logits::All => cfg.n_layer,
+            Logits::Last | Logits::Tail(_) | Logits::All => cfg.n_layer,
         }
     }
 }
@@ -847,6 +857,10 @@ impl Gpt2 {
                 };
                 self.unembed(&last) // (B, 1, V)
             }
+            Logits::Tail(n) if lengths.is_none() && (1..=t).contains(&n) => {
+                self.unembed(&x.narrow(1, t - n, n)?) // (B, n, V)
+            }
+            Logits::Tail(n) => bail!("the last {n} positions' logits of {t} (unpadded)"),
             Logits::All => self.unembed(x), // (B, T, V)
             Logits::None => bail!("no logits were asked for"),
         }

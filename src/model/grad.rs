@@ -10,7 +10,7 @@
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor, Var, D};
 
-use super::gpt2::{Gpt2, Inputs, LastLogits, Request};
+use super::gpt2::{Gpt2, Inputs, Request, TailLogits};
 use super::hooks::{Activations, CaptureSpec, Hook};
 use super::tap::Tap;
 
@@ -79,12 +79,12 @@ impl Metric {
     }
 }
 
-/// `l - logsumexp(l)` over the last axis of `(B, V)`; the shift by the row's maximum is a
+/// `l - logsumexp(l)` over the last axis of `(…, V)`; the shift by the row's maximum is a
 /// constant (it cancels in the value and in the gradient).
-fn log_softmax(l: &Tensor) -> Result<Tensor> {
-    let max = l.max_keepdim(D::Minus1)?.detach(); // (B, 1)
+pub(super) fn log_softmax(l: &Tensor) -> Result<Tensor> {
+    let max = l.max_keepdim(D::Minus1)?.detach(); // (…, 1)
     let shifted = l.broadcast_sub(&max)?;
-    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?; // (B, 1)
+    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?; // (…, 1)
     Ok(shifted.broadcast_sub(&lse)?)
 }
 
@@ -181,28 +181,59 @@ pub fn gradients(
     metric: &Metric,
     hooks: &[Hook],
 ) -> Result<Gradients> {
+    let mut decided = *metric;
+    let b = backward(model, (ids, embeds), 1, hooks, |logits| {
+        decided = metric.answered(logits)?;
+        decided.of(logits)
+    })?;
+    Ok(Gradients {
+        metric: decided,
+        values_of_metric: b.values_of_metric,
+        embeds: b.embeds,
+        values: b.values,
+        grads: b.grads,
+    })
+}
+
+/// What [`backward`] gives: [`Gradients`] without a [`Metric`] of its own.
+#[derive(Debug)]
+pub struct Backward {
+    pub values_of_metric: Vec<f32>,
+    pub embeds: Option<Tensor>,
+    pub values: Activations,
+    pub grads: Activations,
+}
+
+/// Runs `ids` `(B, T)` (with `embeds` `(B, T, C)` as their token embeddings, if given),
+/// hands the logits of the last `tail` positions `(B, tail, V)` to `metric` for one value
+/// per row `(B,)` and differentiates their sum.
+pub fn backward(
+    model: &Gpt2,
+    (ids, embeds): (&Tensor, Option<&Tensor>),
+    tail: usize,
+    hooks: &[Hook],
+    mut metric: impl FnMut(&Tensor) -> Result<Tensor>,
+) -> Result<Backward> {
     check_differentiable(model)?;
     let var = embeds.map(Var::from_tensor).transpose()?;
     let mut probe = Probe::new(hooks.iter().copied());
     let req = Request {
         capture: CaptureSpec::default(),
-        logits: LastLogits,
+        logits: TailLogits(tail),
     };
     let inputs = Inputs {
         embeds: var.as_ref().map(|v| v.as_tensor()),
         ..Inputs::new(ids)
     };
-    let logits = model.run(inputs, &req, &mut probe)?; // (B, 1, V)
-    let metric = metric.answered(&logits)?;
-    let m = metric.of(&logits)?; // (B,)
+    let logits = model.run(inputs, &req, &mut probe)?; // (B, tail, V)
+    let m = metric(&logits)?; // (B,)
     let grads = m.sum_all()?.backward()?;
     let embeds = match &var {
         Some(v) => Some(gradient(&grads, v, &"the token embeddings")?),
         None => None,
     };
     let (values, grads) = probe.split(&grads)?;
-    Ok(Gradients {
-        metric,
+    Ok(Backward {
         values_of_metric: m.to_vec1()?,
         embeds,
         values,

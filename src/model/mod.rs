@@ -15,6 +15,7 @@ pub mod hooks;
 pub mod hub;
 mod layer_norm;
 pub mod mapped;
+pub mod measure;
 pub mod patching;
 mod pickle;
 pub mod sae;
@@ -27,7 +28,8 @@ mod torch_bin;
 
 pub use config::Config;
 pub use gpt2::{
-    AllLogits, Gpt2, Inputs, KvCache, LastLogits, Logits, NoLogits, Output, Request, WantLogits,
+    AllLogits, Gpt2, Inputs, KvCache, LastLogits, Logits, NoLogits, Output, Request, TailLogits,
+    WantLogits,
 };
 pub use hooks::{Activations, BlockHook, CaptureSpec, Hook};
 pub use tap::Tap;

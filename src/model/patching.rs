@@ -5,10 +5,11 @@
 use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 
-use super::circuits::{mask, record_last, Splice};
-use super::gpt2::{Gpt2, Inputs, LastLogits, Request};
-use super::grad::{gradients, Metric, Quantity};
+use super::circuits::{mask, record_tail, Splice};
+use super::gpt2::{Gpt2, Inputs, Request, TailLogits};
+use super::grad::backward;
 use super::hooks::{BlockHook, CaptureSpec, Hook};
+use super::measure::Measure;
 
 /// Where activation patching replaces the corrupt run's activation by the clean run's,
 /// with TransformerLens's `get_act_patch_*` meanings.
@@ -193,33 +194,6 @@ impl Cells {
     }
 }
 
-/// The metric of patching: `logit[answer] - logit[wrong]` at the last position.
-#[derive(Debug, Clone, Copy)]
-pub struct LogitDiff {
-    pub answer: u32,
-    pub wrong: u32,
-}
-
-impl LogitDiff {
-    pub(super) fn of(&self, logits: &Tensor) -> Result<Vec<f32>> {
-        // logits (B, 1, V) → one value per row.
-        let rows: Vec<Vec<f32>> = logits.squeeze(1)?.to_dtype(DType::F32)?.to_vec2()?;
-        Ok(rows
-            .iter()
-            .map(|r| r[self.answer as usize] - r[self.wrong as usize])
-            .collect())
-    }
-
-    /// The same metric for the backward pass.
-    pub(super) fn metric(&self) -> Metric {
-        Metric {
-            answer: Some(self.answer),
-            wrong: Some(self.wrong),
-            quantity: Quantity::Logit,
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Patching {
     pub clean: f32,
@@ -261,7 +235,7 @@ pub fn patch(
     model: &Gpt2,
     clean: &Tensor,
     corrupt: &Tensor,
-    metric: LogitDiff,
+    measure: &Measure,
     site: Site,
     by_position: bool,
 ) -> Result<Patching> {
@@ -269,15 +243,17 @@ pub fn patch(
     let cfg = model.config();
     let n_layer = cfg.n_layer;
     let cells = Cells::of(site, by_position, t, cfg.n_head);
+    let tail = measure.positions();
     let hooks: Vec<Hook> = (0..n_layer).map(|l| site.hook(l)).collect();
-    let (clean_acts, clean_logits) = record_last(model, clean, hooks)?;
+    let (clean_acts, clean_logits) = record_tail(model, clean, hooks, tail)?;
+    let metric = measure.against(&clean_logits)?;
     let resid: Vec<Hook> = (0..n_layer)
         .map(|l| Hook::Block(l, BlockHook::ResidPre))
         .collect();
-    let (corrupt_acts, corrupt_logits) = record_last(model, corrupt, resid)?;
+    let (corrupt_acts, corrupt_logits) = record_tail(model, corrupt, resid, tail)?;
     let req = Request {
         capture: CaptureSpec::default(),
-        logits: LastLogits,
+        logits: TailLogits(tail),
     };
     let per = cells.size();
     let mut values = vec![f32::NAN; n_layer * per];
@@ -325,7 +301,7 @@ pub fn attribution_patch(
     model: &Gpt2,
     clean: &Tensor,
     corrupt: &Tensor,
-    metric: LogitDiff,
+    measure: &Measure,
     sites: &[Site],
     by_position: bool,
 ) -> Result<Vec<Patching>> {
@@ -338,8 +314,10 @@ pub fn attribution_patch(
         .collect();
     hooks.sort();
     hooks.dedup();
-    let (clean_acts, clean_logits) = record_last(model, clean, hooks.clone())?;
-    let g = gradients(model, corrupt, None, &metric.metric(), &hooks)?;
+    let tail = measure.positions();
+    let (clean_acts, clean_logits) = record_tail(model, clean, hooks.clone(), tail)?;
+    let metric = measure.against(&clean_logits)?;
+    let g = backward(model, (corrupt, None), tail, &hooks, |l| metric.tensor(l))?;
     let corrupt_value = g.values_of_metric[0];
     let clean_value = metric.of(&clean_logits)?[0];
     let mut out = Vec::with_capacity(sites.len());

@@ -8,7 +8,7 @@ use super::svg::{grids, grids_wrapped, GridPanel, Style};
 use super::table::{columns, predictions, quoted, Align};
 use super::{display_width, label, sentence, Palette};
 use crate::reports::{
-    AblateReport, AttributeReport, Grid, HeadsReport, NamedToken, PatchReport, SweepReport,
+    AblateReport, AttributeReport, Grid, HeadsReport, MetricSpec, PatchReport, SweepReport,
 };
 
 /// How a grid's cells are coloured: the colour of each cell, and the palette of the
@@ -178,10 +178,10 @@ fn patch_grids(r: &PatchReport) -> Vec<(&'static str, &Grid)> {
 
 /// `(v − corrupt) / (clean − corrupt)` of every cell: 1 restores the clean answer.
 pub fn normalized(r: &PatchReport, grid: &Grid) -> Grid {
-    let span = r.clean_logit_diff - r.corrupt_logit_diff;
+    let span = r.clean_metric - r.corrupt_metric;
     let values = (grid.values.iter())
         .map(|&v| match span != 0.0 {
-            true => (v - r.corrupt_logit_diff) / span,
+            true => (v - r.corrupt_metric) / span,
             false => f32::NAN,
         })
         .collect();
@@ -266,8 +266,9 @@ fn patched_what(r: &PatchReport) -> String {
 
 pub fn patch(out: &mut dyn Write, r: &PatchReport, palette: Option<Palette>) -> io::Result<()> {
     let texts = (r.clean.as_str(), r.corrupt.as_str());
-    let metric = (r.clean_logit_diff, r.corrupt_logit_diff);
-    heading(out, &patched_what(r), texts, (&r.answer, &r.wrong), metric)?;
+    let metric = (r.clean_metric, r.corrupt_metric);
+    let formula = formula(&r.metric, &|t| quoted(t), "-");
+    heading(out, &patched_what(r), texts, &formula, metric)?;
     writeln!(
         out,
         "each cell: (patched - corrupt) / (clean - corrupt): 1 restores the clean answer, 0 changes nothing"
@@ -307,11 +308,15 @@ pub fn patch(out: &mut dyn Write, r: &PatchReport, palette: Option<Palette>) -> 
 /// When clean and corrupt give the same metric, every restored share is 0/0: not a value,
 /// and not to be read as a masked cell. What to say instead of the grid.
 fn undefined_note(r: &PatchReport) -> Option<String> {
-    (r.clean_logit_diff == r.corrupt_logit_diff).then(|| {
+    (r.clean_metric == r.corrupt_metric).then(|| {
         format!(
-            "clean and corrupt give the same logit difference ({:.4}): every cell's share is 0/0, \
+            "clean and corrupt give the same {} ({:.4}): every cell's share is 0/0, \
              undefined, so no grid is drawn; --json has each patched run's raw value",
-            r.clean_logit_diff
+            match r.metric.is_logit_diff() {
+                true => "logit difference",
+                false => "metric",
+            },
+            r.clean_metric
         )
     })
 }
@@ -347,16 +352,50 @@ pub(super) fn heading(
     out: &mut dyn Write,
     what: &str,
     (clean, corrupt): (&str, &str),
-    (answer, wrong): (&NamedToken, &NamedToken),
+    formula: &str,
     (clean_value, corrupt_value): (f32, f32),
 ) -> io::Result<()> {
     writeln!(out, "{what} {} into {}", quoted(clean), quoted(corrupt))?;
     writeln!(
         out,
-        "metric: logit[{}] - logit[{}] at the last position; clean {clean_value:.4}, corrupt {corrupt_value:.4}",
-        quoted(&answer.token),
-        quoted(&wrong.token),
+        "metric: {formula}; clean {clean_value:.4}, corrupt {corrupt_value:.4}"
     )
+}
+
+/// What a metric measures, in words: `logit[" and"] - logit[" with"] at the last position`,
+/// with `quote` for tokens and `minus` for the sign.
+pub(super) fn formula(m: &MetricSpec, quote: &dyn Fn(&str) -> String, minus: &str) -> String {
+    let of = |token: &str| match m.name {
+        "logit" => format!("logit[{}]", quote(token)),
+        "logprob" => format!("log p({})", quote(token)),
+        _ => format!("p({})", quote(token)),
+    };
+    let what = match (m.name, m.answer.as_slice(), &m.wrong) {
+        ("kl", _, _) => format!("KL({} ‖ {})", m.reference, run_name(m.reference)),
+        (_, [one], Some(w)) => format!("{} {minus} {}", of(&one.token), of(&w.token)),
+        (_, [one], None) => of(&one.token),
+        (_, many, _) => {
+            let tokens: Vec<String> = many.iter().map(|t| quote(&t.token)).collect();
+            let each = match m.name {
+                "logit" => "logit[·]",
+                "logprob" => "log p(·)",
+                _ => "p(·)",
+            };
+            format!("Σ {each} over {}", tokens.join(" "))
+        }
+    };
+    match m.positions() {
+        1 => format!("{what} at the last position"),
+        n => format!("{what} at the last {n} positions (the answer teacher-forced)"),
+    }
+}
+
+/// The run a reference is compared with.
+fn run_name(reference: &str) -> &'static str {
+    match reference {
+        "clean" => "patched",
+        _ => "ablated",
+    }
 }
 
 /// Three decimals, without a sign on a value that rounds to zero.
@@ -369,15 +408,31 @@ pub(super) fn fixed3(v: f32) -> String {
 
 pub fn ablate(out: &mut dyn Write, r: &AblateReport) -> io::Result<()> {
     writeln!(out, "ablated ({}): {}", r.mode, r.ablated.join(", "))?;
+    let answer = MetricSpec {
+        name: "logprob",
+        wrong: None,
+        ..r.metric.clone()
+    };
+    let logprob = formula(&answer, &|t| quoted(t), "-");
     writeln!(
         out,
-        "log p({}) {:.4} → {:.4} (change {:+.4}); KL(before ‖ after) = {:.4} nats",
-        quoted(&r.answer.token),
+        "{} {:.4} → {:.4} (change {:+.4}); KL(before ‖ after) = {:.4} nats",
+        logprob.trim_end_matches(" at the last position"),
         r.logprob_before,
         r.logprob_after,
         r.logprob_after - r.logprob_before,
         r.kl
     )?;
+    if r.metric.name != "logprob" || r.metric.wrong.is_some() {
+        writeln!(
+            out,
+            "metric: {}: {:.4} → {:.4} (change {:+.4})",
+            formula(&r.metric, &|t| quoted(t), "-"),
+            r.metric_before,
+            r.metric_after,
+            r.metric_after - r.metric_before
+        )?;
+    }
     writeln!(out)?;
     writeln!(out, "before")?;
     predictions(out, &r.before)?;
@@ -389,10 +444,10 @@ pub fn ablate(out: &mut dyn Write, r: &AblateReport) -> io::Result<()> {
 pub fn sweep(out: &mut dyn Write, r: &SweepReport, palette: Option<Palette>) -> io::Result<()> {
     writeln!(
         out,
-        "every head {}-ablated alone: change in log p({}) (before: {:.4})",
+        "every head {}-ablated alone: change in {} (before: {:.4})",
         r.mode,
-        quoted(&r.answer.token),
-        r.logprob_before
+        formula(&r.metric, &|t| quoted(t), "-").trim_end_matches(" at the last position"),
+        r.metric_before
     )?;
     writeln!(out)?;
     let heads = r.values.first().map_or(0, Vec::len);
@@ -558,9 +613,8 @@ pub fn patch_svg(out: &mut dyn Write, r: &PatchReport, style: Style) -> io::Resu
     grids_wrapped(
         out,
         &style.title(format!(
-            "activation patching · logit[{}] − logit[{}], restored share",
-            label(&r.answer.token),
-            label(&r.wrong.token)
+            "activation patching · {}, restored share",
+            formula(&r.metric, &|t| label(t), "−").trim_end_matches(" at the last position")
         )),
         &format!(
             "clean “{}” · corrupt “{}”{}",
@@ -596,8 +650,8 @@ pub fn sweep_svg(out: &mut dyn Write, r: &SweepReport, style: Style) -> io::Resu
     grids(
         out,
         &style.title(format!(
-            "ablation sweep · change in log p({})",
-            label(&r.answer.token)
+            "ablation sweep · change in {}",
+            formula(&r.metric, &|t| label(t), "−").trim_end_matches(" at the last position")
         )),
         &format!(
             "“{}”",

@@ -4,13 +4,13 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use super::circuits::{fixed3, heading};
+use super::circuits::{fixed3, formula, heading};
 use super::color::{diverging, hex, ink};
 use super::heatmap::{bg, fg, RESET};
 use super::svg::{document, CHAR_PX};
-use super::table::{columns, Align};
+use super::table::{columns, quoted, Align};
 use super::{escape, label, sentence, Palette};
-use crate::reports::CircuitReport;
+use crate::reports::{CircuitReport, MetricSpec};
 
 fn method(r: &CircuitReport) -> String {
     match r.ig_steps {
@@ -28,7 +28,19 @@ pub fn table(out: &mut dyn Write, r: &CircuitReport, palette: Option<Palette>) -
     let texts = (r.clean.as_str(), r.corrupt.as_str());
     let metric = (r.clean_logit_diff, r.corrupt_logit_diff);
     let what = "edge attribution patching from";
-    heading(out, what, texts, (&r.answer, &r.wrong), metric)?;
+    let spec = MetricSpec {
+        name: "logit",
+        answer: vec![r.answer.clone()],
+        wrong: Some(r.wrong.clone()),
+        reference: "clean",
+    };
+    heading(
+        out,
+        what,
+        texts,
+        &formula(&spec, &|t| quoted(t), "-"),
+        metric,
+    )?;
     writeln!(
         out,
         "{} edges, each scored (writer clean - writer corrupt) · ∂metric/∂(reader's input); {}",

@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Tensor};
 use gpt2_inspect::dist::kl;
 use gpt2_inspect::model::checkpoint::Checkpoint;
 use gpt2_inspect::model::circuits::{
-    ablate, ablate_each_head, attribute, head_scores, patch, Ablation, Component, LogitDiff, Site,
+    ablate, ablate_each_head, attribute, head_scores, patch, Ablation, Component, Measure, Site,
 };
 use gpt2_inspect::model::{Config, Gpt2};
 use gpt2_inspect::tokenizer::Tokenizer;
@@ -76,16 +76,13 @@ fn patching_matches_hf_at_every_site() {
         serde_json::from_str(&s.meta["patch_pairs"]).unwrap();
     let mut worst = 0f32;
     for (k, (clean, corrupt, answer, wrong)) in pairs.iter().enumerate() {
-        let metric = LogitDiff {
-            answer: s.one(answer),
-            wrong: s.one(wrong),
-        };
+        let metric = Measure::logit_diff(s.one(answer), s.one(wrong));
         for site in [Site::ResidPre, Site::AttnOut, Site::MlpOut, Site::Head] {
             let p = patch(
                 &s.model,
                 &s.input(clean),
                 &s.input(corrupt),
-                metric,
+                &metric,
                 site,
                 false,
             )
@@ -112,17 +109,10 @@ fn ablation_matches_hf_in_both_modes() {
     let text = &s.meta["ablate_text"];
     let cases: Vec<AblateCase> = serde_json::from_str(&s.meta["ablate_cases"]).unwrap();
     let ids = s.input(text);
-    for (k, (heads, mlps, mode)) in cases.iter().enumerate() {
-        let components: Vec<Component> = heads
-            .iter()
-            .map(|&(l, h)| Component::Head(l, h))
-            .chain(mlps.iter().map(|&l| Component::Mlp(l)))
-            .collect();
-        let mode = match mode.as_str() {
-            "zero" => Ablation::Zero,
-            _ => Ablation::Mean,
-        };
-        let (before, after) = ablate(&s.model, &ids, &components, mode).unwrap();
+    for (k, case) in cases.iter().enumerate() {
+        let (components, mode) = crate::common::ablation(case);
+        let (before, after) = ablate(&s.model, &ids, &components, mode, 1).unwrap();
+        let (before, after) = (before.flatten_all().unwrap(), after.flatten_all().unwrap());
         assert_close("before", &before, s.reference.get("circuits.ablate.before"));
         assert_close(
             &format!("ablation {k}"),
@@ -140,7 +130,9 @@ fn ablation_matches_hf_in_both_modes() {
     // The sweep: every head alone, the change in log-prob of the unablated top token.
     let before = flat(s.reference.get("circuits.ablate.before"));
     let top = gpt2_inspect::dist::top_k(&before, 1)[0];
-    let rows: Vec<Vec<f32>> = (ablate_each_head(&s.model, &ids, Ablation::Zero).unwrap())
+    let rows: Vec<Vec<f32>> = (ablate_each_head(&s.model, &ids, Ablation::Zero, 1).unwrap())
+        .squeeze(1)
+        .unwrap()
         .to_vec2()
         .unwrap();
     let cfg = s.model.config();
@@ -157,12 +149,13 @@ fn ablation_matches_hf_in_both_modes() {
     assert!(d <= TOL, "sweep off by {d}");
     // The mean-ablation sweep: each row is `ablate` of that head alone by its mean (checked
     // against HF above), computed as one batch.
-    let rows = ablate_each_head(&s.model, &ids, Ablation::Mean).unwrap();
+    let rows = ablate_each_head(&s.model, &ids, Ablation::Mean, 1).unwrap();
     for l in 0..cfg.n_layer {
         for h in 0..cfg.n_head {
             let (_, alone) =
-                ablate(&s.model, &ids, &[Component::Head(l, h)], Ablation::Mean).unwrap();
-            let row = rows.get(l * cfg.n_head + h).unwrap();
+                ablate(&s.model, &ids, &[Component::Head(l, h)], Ablation::Mean, 1).unwrap();
+            let row = rows.get(l * cfg.n_head + h).unwrap().flatten_all().unwrap();
+            let alone = alone.flatten_all().unwrap();
             assert_close(&format!("mean sweep L{l}H{h}"), &row, &alone);
         }
     }

@@ -4,16 +4,15 @@
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Device, Tensor};
-use gpt2_inspect::model::checkpoint::Checkpoint;
-use gpt2_inspect::model::circuits::{attribution_patch, patch, LogitDiff, Site};
+use candle_core::{Device, Tensor};
+use gpt2_inspect::model::circuits::{attribution_patch, patch, Measure, Site};
 use gpt2_inspect::model::edges::{
     edge_attribution, edge_patch, faithfulness, path_patch, Qkv, Reader, Writer,
 };
 use gpt2_inspect::model::{Config, Gpt2};
 use gpt2_inspect::tokenizer::Tokenizer;
 
-use crate::common::{cmd, fails, flat, json, model_dir, patch_args, TOL};
+use crate::common::{cmd, fails, flat, json, near, patch_args, TOL};
 
 struct Edges {
     model: Gpt2,
@@ -26,10 +25,7 @@ struct Edges {
 type Pair = (String, String, String, String);
 
 fn load() -> Edges {
-    let (cfg, _) = Config::from_file(&model_dir().join("config.json")).unwrap();
-    let ckpt = Checkpoint::open(&model_dir().join("model.safetensors")).unwrap();
-    let model = Gpt2::load(&ckpt, &cfg, cfg.n_layer, &Device::Cpu, DType::F32).unwrap();
-    let tok = Tokenizer::from_file(&model_dir().join("tokenizer.json")).unwrap();
+    let (model, cfg, tok) = crate::common::tiny_model();
     let (tensors, meta) = crate::common::fixture_file("edges.safetensors");
     Edges {
         model,
@@ -62,13 +58,10 @@ impl Edges {
     }
 
     /// Each pair's clean and corrupt ids and metric.
-    fn runs(&self) -> Vec<(Tensor, Tensor, LogitDiff)> {
+    fn runs(&self) -> Vec<(Tensor, Tensor, Measure)> {
         (self.pairs().iter())
             .map(|(clean, corrupt, answer, wrong)| {
-                let metric = LogitDiff {
-                    answer: self.one(answer),
-                    wrong: self.one(wrong),
-                };
+                let metric = Measure::logit_diff(self.one(answer), self.one(wrong));
                 (self.ids(clean), self.ids(corrupt), metric)
             })
             .collect()
@@ -77,23 +70,6 @@ impl Edges {
     fn names(&self, key: &str) -> Vec<String> {
         serde_json::from_str(&self.meta[key]).unwrap()
     }
-}
-
-/// Asserts `got` within TOL of `want` (relative above 1), NaN exactly where `want` is NaN;
-/// returns the largest difference.
-fn near(what: &str, got: &[f32], want: &[f32]) -> f32 {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let mut worst = 0f32;
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        if w.is_nan() || g.is_nan() {
-            assert!(w.is_nan() && g.is_nan(), "{what}[{i}]: ours {g}, HF {w}");
-            continue;
-        }
-        let d = (g - w).abs();
-        assert!(d <= TOL * w.abs().max(1.0), "{what}[{i}]: ours {g}, HF {w}");
-        worst = worst.max(d);
-    }
-    worst
 }
 
 /// (site, by position, the fixture's name).
@@ -117,7 +93,7 @@ fn every_site_matches_hf_hooks() {
     let mut worst = 0f32;
     for (k, (clean, corrupt, metric)) in e.runs().iter().enumerate() {
         for (site, by_pos, name) in SITES {
-            let p = patch(&e.model, clean, corrupt, *metric, site, by_pos).unwrap();
+            let p = patch(&e.model, clean, corrupt, metric, site, by_pos).unwrap();
             let want = e.get(&format!("pair{k}.site.{name}"));
             let dims = e.tensors[&format!("pair{k}.site.{name}")].dims().to_vec();
             assert_eq!(p.shape, dims, "pair {k} {name}: shape");
@@ -134,7 +110,7 @@ fn every_sites_estimate_matches_torch_from_one_backward_pass() {
         for by_pos in [false, true] {
             let sites: Vec<_> = SITES.iter().filter(|s| s.1 == by_pos).collect();
             let kinds: Vec<Site> = sites.iter().map(|s| s.0).collect();
-            let all = attribution_patch(&e.model, clean, corrupt, *metric, &kinds, by_pos).unwrap();
+            let all = attribution_patch(&e.model, clean, corrupt, metric, &kinds, by_pos).unwrap();
             for (p, (_, _, name)) in all.iter().zip(&sites) {
                 let want = e.get(&format!("pair{k}.estimate.{name}"));
                 near(&format!("pair {k} estimate {name}"), &p.values, &want);
@@ -176,7 +152,7 @@ fn every_edge_patched_alone_matches_hf_hooks() {
     }
     let mut worst = 0f32;
     for (k, (clean, corrupt, metric)) in e.runs().iter().enumerate() {
-        let got = edge_patch(&e.model, clean, corrupt, *metric, &edges).unwrap();
+        let got = edge_patch(&e.model, clean, corrupt, metric, &edges).unwrap();
         let want = e.get(&format!("pair{k}.edges.exact"));
         let mut full = vec![f32::NAN; writers.len() * readers.len()];
         for (&(w, r), v) in edges.iter().zip(&got.values) {
@@ -205,7 +181,7 @@ fn path_patching_is_the_senders_edges_to_every_later_head() {
     for (k, (clean, corrupt, metric)) in e.runs().iter().enumerate() {
         for (l, h) in [(0, 1), (1, 3)] {
             for qkv in [Qkv::Q, Qkv::K, Qkv::V] {
-                let p = path_patch(&e.model, clean, corrupt, *metric, (l, h), Some(qkv)).unwrap();
+                let p = path_patch(&e.model, clean, corrupt, metric, (l, h), Some(qkv)).unwrap();
                 assert_eq!(p.shape, [n, nh]);
                 let want: Vec<f32> = (0..n)
                     .flat_map(|rl| (0..nh).map(move |rh| (rl, rh)))
@@ -216,7 +192,7 @@ fn path_patching_is_the_senders_edges_to_every_later_head() {
                     .collect();
                 near(&format!("pair {k} path {l}.{h} {qkv:?}"), &p.values, &want);
             }
-            let p = path_patch(&e.model, clean, corrupt, *metric, (l, h), None).unwrap();
+            let p = path_patch(&e.model, clean, corrupt, metric, (l, h), None).unwrap();
             let want = want_of(k, Writer::Head(l, h), Reader::Logits);
             near(&format!("pair {k} path {l}.{h} logits"), &p.values, &[want]);
         }
@@ -230,7 +206,7 @@ fn edge_scores_match_torch_autograd_at_the_readers_inputs() {
     let steps: usize = e.meta["ig_steps"].parse().unwrap();
     for (k, (clean, corrupt, metric)) in e.runs().iter().enumerate() {
         for n in [1, steps] {
-            let s = edge_attribution(&e.model, clean, corrupt, *metric, n).unwrap();
+            let s = edge_attribution(&e.model, clean, corrupt, metric, n).unwrap();
             let mut full = vec![f32::NAN; writers.len() * readers.len()];
             for &(w, r, score) in &s.edges {
                 full[w * readers.len() + r] = score;
@@ -255,7 +231,7 @@ fn node_scores_are_the_attribution_patching_estimates() {
     let e = load();
     let (n, nh) = (e.cfg.n_layer, e.cfg.n_head);
     for (clean, corrupt, metric) in e.runs() {
-        let s = edge_attribution(&e.model, &clean, &corrupt, metric, 1).unwrap();
+        let s = edge_attribution(&e.model, &clean, &corrupt, &metric, 1).unwrap();
         let mut sums = vec![0f32; s.writers.len()];
         for &(w, _, score) in &s.edges {
             sums[w] += score;
@@ -264,7 +240,7 @@ fn node_scores_are_the_attribution_patching_estimates() {
             &e.model,
             &clean,
             &corrupt,
-            metric,
+            &metric,
             &[Site::Head, Site::MlpOut],
             false,
         )
@@ -297,8 +273,8 @@ fn faithfulness_matches_hf_hooks_and_spans_corrupt_to_clean() {
     let e = load();
     let ks: Vec<usize> = serde_json::from_str(&e.meta["faithfulness"]).unwrap();
     for (k, (clean, corrupt, metric)) in e.runs().iter().enumerate() {
-        let s = edge_attribution(&e.model, clean, corrupt, *metric, 1).unwrap();
-        let got = faithfulness(&e.model, (clean, corrupt), *metric, &s, &ks).unwrap();
+        let s = edge_attribution(&e.model, clean, corrupt, metric, 1).unwrap();
+        let got = faithfulness(&e.model, (clean, corrupt), metric, &s, &ks).unwrap();
         near(
             &format!("pair {k} faithfulness"),
             &got,
@@ -306,7 +282,7 @@ fn faithfulness_matches_hf_hooks_and_spans_corrupt_to_clean() {
         );
         // No edge kept: the corrupt run; every edge kept: the clean run.
         let ends =
-            faithfulness(&e.model, (clean, corrupt), *metric, &s, &[0, s.edges.len()]).unwrap();
+            faithfulness(&e.model, (clean, corrupt), metric, &s, &[0, s.edges.len()]).unwrap();
         near("no edge", &ends[..1], &[s.corrupt]);
         near("every edge", &ends[1..], &[s.clean]);
     }

@@ -326,16 +326,13 @@ fn bad_saliency_requests_are_usage_errors() {
 
 #[test]
 fn attribution_patching_matches_torchs_first_order_estimate() {
-    use gpt2_inspect::model::circuits::{attribution_patch, LogitDiff, Site};
+    use gpt2_inspect::model::circuits::{attribution_patch, Measure, Site};
     let g = load();
     let pairs: Vec<(String, String, String, String)> =
         serde_json::from_str(&g.meta["patch_pairs"]).unwrap();
     let ids = |t: &str| -> Vec<u32> { g.tok.encode(t).unwrap().iter().map(|t| t.id).collect() };
     for (k, (clean, corrupt, answer, wrong)) in pairs.iter().enumerate() {
-        let metric = LogitDiff {
-            answer: g.one(answer),
-            wrong: g.one(wrong),
-        };
+        let metric = Measure::logit_diff(g.one(answer), g.one(wrong));
         // All four sites from one pass, in an order other than the enum's.
         let sites = [
             (Site::Head, "head"),
@@ -347,7 +344,7 @@ fn attribution_patching_matches_torchs_first_order_estimate() {
             &g.model,
             &row(&ids(clean)),
             &row(&ids(corrupt)),
-            metric,
+            &metric,
             &sites.map(|(s, _)| s),
             false,
         )

@@ -20,6 +20,7 @@ mod hardening;
 mod hostile;
 mod hub;
 mod inspect;
+mod metrics;
 mod parity;
 mod readme;
 mod render;

@@ -277,3 +277,55 @@ pub fn fixture_file(
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// The fixture model (f32, CPU, its weights mapped) and its tokenizer.
+pub fn tiny_model() -> (
+    gpt2_inspect::model::Gpt2,
+    gpt2_inspect::model::Config,
+    gpt2_inspect::tokenizer::Tokenizer,
+) {
+    use gpt2_inspect::model::{checkpoint::Checkpoint, Config, Gpt2};
+    let (cfg, _) = Config::from_file(&model_dir().join("config.json")).unwrap();
+    let ckpt = Checkpoint::open(&model_dir().join("model.safetensors")).unwrap();
+    let model = Gpt2::load(&ckpt, &cfg, cfg.n_layer, &Device::Cpu, DType::F32).unwrap();
+    let tok =
+        gpt2_inspect::tokenizer::Tokenizer::from_file(&model_dir().join("tokenizer.json")).unwrap();
+    (model, cfg, tok)
+}
+
+/// Asserts `got` within TOL of `want` (relative above 1), NaN exactly where `want` is NaN;
+/// returns the largest difference.
+pub fn near(what: &str, got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst = 0f32;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        if w.is_nan() || g.is_nan() {
+            assert!(w.is_nan() && g.is_nan(), "{what}[{i}]: ours {g}, HF {w}");
+            continue;
+        }
+        let d = (g - w).abs();
+        assert!(d <= TOL * w.abs().max(1.0), "{what}[{i}]: ours {g}, HF {w}");
+        worst = worst.max(d);
+    }
+    worst
+}
+
+/// An ablation as the fixtures list it (heads as (layer, head), MLP layers, `zero` or
+/// `mean`), as the model takes it.
+pub fn ablation(
+    (heads, mlps, mode): &(Vec<(usize, usize)>, Vec<usize>, String),
+) -> (
+    Vec<gpt2_inspect::model::circuits::Component>,
+    gpt2_inspect::model::circuits::Ablation,
+) {
+    use gpt2_inspect::model::circuits::{Ablation, Component};
+    let components = (heads.iter())
+        .map(|&(l, h)| Component::Head(l, h))
+        .chain(mlps.iter().map(|&l| Component::Mlp(l)))
+        .collect();
+    let mode = match mode.as_str() {
+        "zero" => Ablation::Zero,
+        _ => Ablation::Mean,
+    };
+    (components, mode)
+}

@@ -1,0 +1,77 @@
+//! `--metric`, `--answer` and `--wrong` of the causal commands (`patch`, `ablate`,
+//! `circuit`): the model's [`Measure`] and the reports' [`MetricSpec`] of one choice.
+
+use anyhow::Result;
+
+use super::one_token;
+use crate::cli::CausalMetric;
+use crate::error::usage;
+use crate::model::circuits::{Kind, Measure};
+use crate::model::grad::Quantity;
+use crate::reports::{MetricSpec, NamedToken};
+use crate::tokenizer::Tokenizer;
+
+/// `--answer` as its tokens, one or more.
+pub(super) fn answer_tokens(tokenizer: &Tokenizer, text: &str) -> Result<Vec<NamedToken>> {
+    let ids: Vec<u32> = tokenizer.encode(text)?.iter().map(|t| t.id).collect();
+    if ids.is_empty() {
+        return Err(usage(
+            "--answer is empty; give the token(s) the text should continue with",
+        ));
+    }
+    ids.iter()
+        .map(|&id| {
+            Ok(NamedToken {
+                id,
+                token: tokenizer.token_text(id)?,
+            })
+        })
+        .collect()
+}
+
+/// `--wrong` as its one token.
+pub(super) fn wrong_token(tokenizer: &Tokenizer, text: Option<&str>) -> Result<Option<NamedToken>> {
+    text.map(|w| one_token(tokenizer, "wrong", w)).transpose()
+}
+
+/// The metric `--metric` names of `answer` (minus `wrong`), checked as the flags spell it;
+/// `reference` names the run KL compares with.
+pub(super) fn measure(
+    metric: CausalMetric,
+    answer: Vec<NamedToken>,
+    wrong: Option<NamedToken>,
+    reference: &'static str,
+) -> Result<(Measure, MetricSpec)> {
+    let kind = match metric {
+        CausalMetric::Logit => Kind::Of(Quantity::Logit),
+        CausalMetric::Logprob => Kind::Of(Quantity::LogProb),
+        CausalMetric::Prob => Kind::Of(Quantity::Prob),
+        CausalMetric::Kl => Kind::Kl,
+    };
+    match (kind, answer.len(), &wrong) {
+        (Kind::Of(q), 0, _) => {
+            return Err(usage(format!("--metric {} needs --answer", q.as_str())));
+        }
+        (Kind::Of(_), n @ 2.., Some(_)) => {
+            return Err(usage(format!(
+                "--wrong needs an --answer of one token; --answer is {n} tokens, measured alone \
+                 (drop --wrong, or give one token)"
+            )));
+        }
+        (Kind::Kl, _, Some(_)) => {
+            return Err(usage(
+                "--metric kl compares whole distributions: drop --wrong",
+            ));
+        }
+        _ => {}
+    }
+    let ids = answer.iter().map(|t| t.id).collect();
+    let measure = Measure::new(kind, ids, wrong.as_ref().map(|w| w.id))?;
+    let spec = MetricSpec {
+        name: kind.as_str(),
+        answer,
+        wrong,
+        reference,
+    };
+    Ok((measure, spec))
+}
