@@ -70,18 +70,22 @@ pub enum Global {
     Device,
     Json,
     Jsonl,
+    Csv,
+    Tsv,
     PrependBos,
     Color,
 }
 
 impl Global {
-    pub const ALL: [Global; 8] = [
+    pub const ALL: [Global; 10] = [
         Global::Model,
         Global::Revision,
         Global::Dtype,
         Global::Device,
         Global::Json,
         Global::Jsonl,
+        Global::Csv,
+        Global::Tsv,
         Global::PrependBos,
         Global::Color,
     ];
@@ -95,6 +99,8 @@ impl Global {
             Global::Device => "device",
             Global::Json => "json",
             Global::Jsonl => "jsonl",
+            Global::Csv => "csv",
+            Global::Tsv => "tsv",
             Global::PrependBos => "prepend_bos",
             Global::Color => "color",
         }
@@ -172,6 +178,15 @@ pub struct GlobalArgs {
     /// The same object for one text or many: the shape scripts should rely on
     #[arg(help_heading = "Global options", long, global = true)]
     pub jsonl: bool,
+
+    /// Tables as CSV: each report one tidy table (a row per token, cell or edge) with a
+    /// header line, a `text` column first when the command takes texts
+    #[arg(help_heading = "Global options", long, global = true, conflicts_with_all = ["json", "jsonl", "tsv"])]
+    pub csv: bool,
+
+    /// The same tables tab-separated
+    #[arg(help_heading = "Global options", long, global = true, conflicts_with_all = ["json", "jsonl"])]
+    pub tsv: bool,
 
     /// Put <|endoftext|> before every text, as TransformerLens does by default
     /// (`prepend_bos=True`). Off: Hugging Face's tokenization, the text alone

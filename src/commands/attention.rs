@@ -23,6 +23,11 @@ use crate::tokenizer::Tokenizer;
 pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let plan = Plan::check(args, &cfg, &session.model_name)?;
+    if plan.bertviz && matches!(session.format, Format::Csv | Format::Tsv) {
+        return Err(usage(
+            "--format bertviz is BertViz's JSON; drop --csv and --tsv (or --format bertviz)",
+        ));
+    }
     let blocks = plan.layers.last().map_or(0, |l| l + 1);
     let (prepared, model) = session.prepare_and_load(&args.input, &cfg, blocks)?;
     let windows = plan.check_texts(session, args, &prepared)?;
@@ -116,7 +121,7 @@ impl Plan {
         let lengths: Vec<usize> = (windows.iter().zip(&prepared.ids))
             .map(|(w, ids)| w.map_or(ids.len(), |[a, b]| b - a))
             .collect();
-        if !session.format.is_json() && !self.bertviz && !args.all_heads && args.layer.is_none() {
+        if session.format.is_table() && !self.bertviz && !args.all_heads && args.layer.is_none() {
             self.refuse_long_tables(heads, lengths.iter().copied().max().unwrap_or(0), prepared)?;
         }
         if session.format.is_json() {

@@ -37,8 +37,8 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
     } = &prepared;
     let settings = settings(args, &cfg, tokenizer, watch);
     announce(session, (steering.as_ref(), &settings, texts.len()), out)?;
-    let json = session.format.is_json();
-    // Tables stream as tokens come (below); JSON goes through the printer, a text at a time.
+    let json = !session.format.is_table();
+    // Tables stream as tokens come (below); other formats go through the printer.
     let mut printer = session.printer(texts, ids, *pad, &|_, _| Ok(()))?;
     let one = One {
         model: &model,
@@ -240,13 +240,13 @@ fn announce(
     (steering, settings, texts): (Option<&Steering>, &Settings, usize),
     out: &mut dyn Write,
 ) -> Result<()> {
-    let json = session.format.is_json();
+    let json = !session.format.is_table();
     if let Some(s) = steering.filter(|_| !json) {
         writeln!(out, "steered: {} at {}", s.describe().join(", "), s.hook)?;
     }
     if json && texts == 1 && settings.max_new_tokens >= 64 {
         eprintln!(
-            "generating up to {} tokens; the JSON is written when done",
+            "generating up to {} tokens; the output is written when done",
             settings.max_new_tokens
         );
     }

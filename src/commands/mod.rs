@@ -41,6 +41,7 @@ use crate::cli::{Cli, Command, TopKArgs};
 use crate::dist;
 use crate::error::usage;
 use crate::model::Config;
+use crate::render::delimited::Tabular;
 use crate::reports::{NamedToken, Prediction};
 use crate::signals::TempFiles;
 use crate::tokenizer::Tokenizer;
@@ -115,7 +116,7 @@ fn on_stdout(e: io::Error) -> io::Error {
 }
 
 /// Writes a report of its own (not one per text) through the session's printer.
-fn emit<R: serde::Serialize>(
+fn emit<R: serde::Serialize + Tabular>(
     session: &Session,
     out: &mut dyn Write,
     report: &R,

@@ -17,6 +17,7 @@ use crate::model::source::ModelSource;
 use crate::model::source::SaeSource;
 use crate::model::Hook;
 use crate::model::{Config, Gpt2};
+use crate::render::delimited::Tabular;
 use crate::render::printer::{Format, Printer, Run};
 use crate::render::Palette;
 use crate::reports::Header;
@@ -75,7 +76,7 @@ impl Session {
                 .map_err(|e| anyhow::anyhow!("--model {e:#}"))?,
             device,
             dtype,
-            format: Format::from_flags(g.json, g.jsonl),
+            format: Format::from_flags(g.json, g.jsonl, g.csv, g.tsv),
             palette: palette(g.color, io::stdout().is_terminal(), |k| {
                 std::env::var(k).ok()
             }),
@@ -89,7 +90,7 @@ impl Session {
 
     /// The printer of the chosen format for reports on `texts` (none or one: a report
     /// alone), drawing tables with `table`.
-    pub fn printer<'a, R: serde::Serialize>(
+    pub fn printer<'a, R: serde::Serialize + Tabular>(
         &self,
         texts: &'a [String],
         ids: &'a [Vec<u32>],

@@ -12,6 +12,7 @@ use crate::cli::{TextArgs, Truncate};
 use crate::error::usage;
 use crate::input::{text_name, Lines};
 use crate::model::{Config, Gpt2, Hook, Logits, Output, Request, WantLogits};
+use crate::render::delimited::Tabular;
 use crate::reports::{Headed, NotRun, Padding, Truncated};
 use crate::tokenizer::{Token, Tokenizer};
 
@@ -61,7 +62,7 @@ impl<W: WantLogits> Computed<'_, W> {
 }
 
 /// Writes one report per text through the session's printer.
-pub(super) fn emit_texts<R: serde::Serialize>(
+pub(super) fn emit_texts<R: serde::Serialize + Tabular>(
     session: &Session,
     out: &mut dyn Write,
     texts: &[String],
@@ -192,7 +193,7 @@ impl Texts {
     /// together), turns each text's share into a report with `build` and writes the reports
     /// in input order as they are done: memory follows the batch size, not the number of
     /// texts. A text that cannot be run gets its error in its place.
-    pub(super) fn run<'s, R: serde::Serialize + Headed, W: WantLogits>(
+    pub(super) fn run<'s, R: serde::Serialize + Headed + Tabular, W: WantLogits>(
         &'s self,
         session: &Session,
         out: &mut dyn Write,
@@ -342,7 +343,7 @@ impl Texts {
 
     /// Writes reports made otherwise, one per text in input order, each saying what
     /// `--truncate` cut of its text.
-    pub(super) fn emit<R: serde::Serialize + Headed>(
+    pub(super) fn emit<R: serde::Serialize + Headed + Tabular>(
         &self,
         session: &Session,
         out: &mut dyn Write,

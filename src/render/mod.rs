@@ -3,6 +3,7 @@
 pub mod circuits;
 pub mod color;
 pub mod dashboard;
+pub mod delimited;
 pub mod edges;
 pub mod features;
 pub mod heatmap;
@@ -15,6 +16,7 @@ pub mod saliency;
 pub mod stages;
 pub mod svg;
 pub mod table;
+mod tidy;
 
 use crate::reports::{AttentionReport, HeadMap, Matrix};
 

@@ -9,10 +9,11 @@ use anyhow::Result;
 use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 
+use super::delimited::{merged, Cell, Separator, Tabular};
 use super::{json, table};
 use crate::reports::{Header, NotRun};
 
-/// What `--json` / `--jsonl` chose, once.
+/// What `--json`, `--jsonl`, `--csv` or `--tsv` chose, once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// Tables and pictures for a person.
@@ -21,25 +22,36 @@ pub enum Format {
     Json,
     /// One JSON object per text, each on its own line (no envelope).
     Jsonl,
+    /// Each report as one tidy table, comma-separated (see [`super::delimited`]).
+    Csv,
+    /// The same, tab-separated.
+    Tsv,
 }
 
 impl Format {
-    pub fn from_flags(json: bool, jsonl: bool) -> Self {
-        match (json, jsonl) {
-            (_, true) => Format::Jsonl,
-            (true, false) => Format::Json,
-            (false, false) => Format::Table,
+    pub fn from_flags(json: bool, jsonl: bool, csv: bool, tsv: bool) -> Self {
+        match (json, jsonl, csv, tsv) {
+            (_, true, _, _) => Format::Jsonl,
+            (true, false, _, _) => Format::Json,
+            (false, false, true, _) => Format::Csv,
+            (false, false, false, true) => Format::Tsv,
+            (false, false, false, false) => Format::Table,
         }
     }
 
     /// Whether reports are JSON (either way).
     pub fn is_json(self) -> bool {
-        self != Format::Table
+        matches!(self, Format::Json | Format::Jsonl)
+    }
+
+    /// Whether reports are tables and pictures for a person.
+    pub fn is_table(self) -> bool {
+        self == Format::Table
     }
 
     /// The printer of this format for a run over `run.texts` (one report per text; a run
     /// of one text or none prints its report alone), drawing tables with `table`.
-    pub fn printer<'a, R: Serialize>(
+    pub fn printer<'a, R: Serialize + Tabular>(
         self,
         run: Run<'a>,
         table: &'a dyn Fn(&mut dyn Write, &R) -> io::Result<()>,
@@ -52,6 +64,15 @@ impl Format {
             }),
             Format::Json => Box::new(Envelope { run, opened: false }),
             Format::Jsonl => Box::new(Lines),
+            Format::Csv | Format::Tsv => Box::new(Delimited {
+                sep: match self {
+                    Format::Csv => Separator::Comma,
+                    _ => Separator::Tab,
+                },
+                text_column: !run.texts.is_empty(),
+                header: false,
+                index: 0,
+            }),
         }
     }
 }
@@ -120,6 +141,50 @@ impl<R> Printer<R> for Tables<'_, R> {
     fn fail(&mut self, out: &mut dyn Write, not_run: &NotRun) -> Result<()> {
         self.heading(out)?;
         writeln!(out, "not run: {}", not_run.error)?;
+        Ok(())
+    }
+
+    fn finish(&mut self, _: &mut dyn Write) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// `--csv` and `--tsv`: one header line, then every report's rows, each led by its text's
+/// index when the command takes texts. A text that was not run has no rows (stderr says
+/// why).
+struct Delimited {
+    sep: Separator,
+    text_column: bool,
+    header: bool,
+    index: usize,
+}
+
+impl<R: Tabular> Printer<R> for Delimited {
+    fn print(&mut self, out: &mut dyn Write, report: &R) -> Result<()> {
+        let table = merged(report.tables());
+        let lead = |cells: Vec<Cell>, first: Cell| match self.text_column {
+            true => [vec![first], cells].concat(),
+            false => cells,
+        };
+        if !self.header {
+            let text = self.text_column.then_some("text");
+            let names: Vec<&str> = text
+                .into_iter()
+                .chain(table.columns.iter().copied())
+                .collect();
+            self.sep.header(out, &names)?;
+            self.header = true;
+        }
+        for row in table.rows {
+            self.sep
+                .line(out, &lead(row, Cell::Int(self.index as i64)))?;
+        }
+        self.index += 1;
+        Ok(())
+    }
+
+    fn fail(&mut self, _: &mut dyn Write, _: &NotRun) -> Result<()> {
+        self.index += 1;
         Ok(())
     }
 

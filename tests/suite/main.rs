@@ -9,6 +9,7 @@ mod browser;
 mod checkpoints;
 mod circuits;
 mod cli;
+mod delimited;
 mod docs;
 mod edges;
 mod errors;
