@@ -202,7 +202,7 @@ fn layer_head(flag: &str, spec: &str, cfg: &Config, model: &str) -> Result<(usiz
 fn check_index(flag: &str, value: usize, count: usize, what: &str, model: &str) -> Result<()> {
     if value >= count {
         return Err(usage(format!(
-            "--{flag} {value} is out of range: {model} has {what} 0..={}",
+            "--{flag} {value} is out of range: {model} has {what} 0 to {}",
             count - 1
         )));
     }
@@ -246,7 +246,7 @@ fn check_top_k(top_k: &TopKArgs, cfg: &Config, model: &str) -> Result<usize> {
     let k = top_k.top_k as usize;
     if k > cfg.vocab_size {
         return Err(usage(format!(
-            "--top-k {k} is out of range: {model} has {} tokens, so 1..={}",
+            "--top-k {k} is out of range: {model} has {} tokens, so 1 to {}",
             cfg.vocab_size, cfg.vocab_size
         )));
     }

@@ -714,7 +714,7 @@ pub fn steer(sae: &Sae, x: &Tensor, changes: &[(usize, Change)], centered: bool)
     for &(f, change) in changes {
         ensure!(
             f < sae.cfg.d_sae,
-            "feature {f} is out of range: the SAE has {} (0 to {})",
+            "feature {f} is out of range: the SAE has {} features (0 to {})",
             sae.cfg.d_sae,
             sae.cfg.d_sae - 1
         );
@@ -737,8 +737,9 @@ pub fn steer(sae: &Sae, x: &Tensor, changes: &[(usize, Change)], centered: bool)
 pub fn direct_logits(model: &super::Gpt2, sae: &Sae, f: usize) -> Result<Vec<f32>> {
     ensure!(
         f < sae.cfg.d_sae,
-        "feature {f} is out of range: the SAE has {} features",
-        sae.cfg.d_sae
+        "feature {f} is out of range: the SAE has {} features (0 to {})",
+        sae.cfg.d_sae,
+        sae.cfg.d_sae - 1
     );
     let row = sae.direction(f)?.unsqueeze(0)?.to_dtype(model.dtype())?; // (1, d_in)
     Ok(model

@@ -291,7 +291,7 @@ fn out_of_range_and_invalid_values_are_misuse() {
         .output()
         .unwrap();
     assert!(
-        stderr_of(&out).contains("layers 0..=2"),
+        stderr_of(&out).contains("layers 0 to 2"),
         "{}",
         stderr_of(&out)
     );
