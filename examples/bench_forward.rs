@@ -31,6 +31,11 @@ fn time<F: FnMut() -> Result<()>>(runs: usize, mut f: F) -> Result<f64> {
 }
 
 fn main() -> Result<()> {
+    // As the tool runs its commands: on a worker of rayon's pool.
+    gpt2_inspect::threads::on_the_pool(bench)
+}
+
+fn bench() -> Result<()> {
     let dir = PathBuf::from(
         std::env::args()
             .nth(1)

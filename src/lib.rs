@@ -15,5 +15,6 @@ pub mod model;
 pub mod render;
 pub mod reports;
 pub mod signals;
+pub mod threads;
 pub mod tokenizer;
 pub mod units;

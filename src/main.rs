@@ -27,7 +27,9 @@ fn main() -> ExitCode {
         Ok(t) => t,
         Err(err) => return gpt2_inspect::error::report(&err),
     };
-    match gpt2_inspect::commands::run(cli, temps) {
+    // On a worker of rayon's pool: the model's parallel operations stay on its threads.
+    let result = gpt2_inspect::threads::on_the_pool(|| gpt2_inspect::commands::run(cli, temps));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => gpt2_inspect::error::report(&err),
     }

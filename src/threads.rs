@@ -1,0 +1,35 @@
+//! Where the work runs: on a worker of rayon's global pool, for every binary of the project
+//! (the tool and the in-process benchmark), so that they run alike.
+//!
+//! Every parallel operation of the model (a matmul, a layer norm, a softmax) is a rayon job.
+//! Called from a thread outside the pool, each one is handed to the pool and waited for: two
+//! context switches per operation, hundreds per generated token (`generate -n 64`: 27,900
+//! context switches; run on a worker: 3,000). On a worker it is pushed on that worker's own
+//! queue, run in place when small, and shared with the other workers when not.
+
+/// Runs `work` on a worker of rayon's global pool (built here, with as many threads as
+/// candle uses and two at least: `work` may wait for a thread of its own, reading weights,
+/// whose parallel work then needs another worker) and returns what it returns. Where the
+/// pool was built already, `work` runs on this thread.
+pub fn on_the_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    let threads = candle_core::utils::get_num_threads();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(2))
+        .stack_size(16 << 20)
+        .build_global();
+    match pool {
+        Ok(()) => rayon::scope(|_| work()),
+        Err(_) => work(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_work_runs_on_a_worker_and_returns_its_value() {
+        let on_worker = super::on_the_pool(|| rayon::current_thread_index().is_some());
+        // A test binary may have built the pool already (then the work runs in place).
+        assert!(on_worker || rayon::current_num_threads() >= 1);
+        assert_eq!(super::on_the_pool(|| 6 * 7), 42);
+    }
+}
