@@ -55,6 +55,13 @@ fn order(values: &[f32], a: usize, b: usize) -> Ordering {
 
 /// Indices of the `k` highest values, highest first.
 pub fn top_k(values: &[f32], k: usize) -> Vec<usize> {
+    if k == 1 {
+        // One pass, no index vector: the first in the order.
+        return (0..values.len())
+            .min_by(|&a, &b| order(values, a, b))
+            .into_iter()
+            .collect();
+    }
     let mut idx: Vec<usize> = (0..values.len()).collect();
     let k = k.min(idx.len());
     if k == 0 {

@@ -5,6 +5,7 @@ use std::io::Write;
 
 use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
+use rayon::prelude::*;
 
 use super::steer::Steering;
 use super::texts::{Computed, Texts};
@@ -54,6 +55,34 @@ pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<(
     prepared.run(session, out, &model, &req, build, table::score)
 }
 
+/// The token `id` at `position`, scored by the logits `row` of the position before it.
+fn scored(
+    tokenizer: &Tokenizer,
+    row: &[f32],
+    (position, id): (usize, u32),
+    top_k: Option<usize>,
+) -> Result<ScoredToken> {
+    let actual = id as usize;
+    let log_z = dist::log_normalizer(row);
+    let top = dist::top_k(row, 1)[0];
+    Ok(ScoredToken {
+        position,
+        id,
+        token: tokenizer.token_text(id)?,
+        logprob: (row[actual] as f64 - log_z) as f32,
+        rank: dist::rank(row, actual),
+        top: Guess {
+            id: top as u32,
+            token: tokenizer.token_text(top as u32)?,
+            prob: (row[top] as f64 - log_z).exp() as f32,
+        },
+        alternatives: top_k
+            .map(|k| super::ranked(tokenizer, row, k))
+            .transpose()?,
+        entropy_bits: top_k.map(|_| dist::entropy(row) / std::f64::consts::LN_2),
+    })
+}
+
 fn build(
     session: &Session,
     tokenizer: &Tokenizer,
@@ -63,34 +92,14 @@ fn build(
 ) -> Result<ScoreReport> {
     let t = ids.len();
     // Computed i predicts token i + 1; the last row predicts past the text and is not needed.
-    let rows: Vec<Vec<f32>> = logits
-        .squeeze(0)?
-        .narrow(0, 0, t - 1)?
-        .to_dtype(DType::F32)?
-        .to_vec2()?; // (T-1, V)
-
-    let mut tokens = Vec::with_capacity(t - 1);
-    for (i, row) in rows.iter().enumerate() {
-        let actual = ids[i + 1] as usize;
-        let log_z = dist::log_normalizer(row);
-        let top = dist::top_k(row, 1)[0];
-        tokens.push(ScoredToken {
-            position: i + 1,
-            id: actual as u32,
-            token: tokenizer.token_text(actual as u32)?,
-            logprob: (row[actual] as f64 - log_z) as f32,
-            rank: dist::rank(row, actual),
-            top: Guess {
-                id: top as u32,
-                token: tokenizer.token_text(top as u32)?,
-                prob: (row[top] as f64 - log_z).exp() as f32,
-            },
-            alternatives: top_k
-                .map(|k| super::ranked(tokenizer, row, k))
-                .transpose()?,
-            entropy_bits: top_k.map(|_| dist::entropy(row) / std::f64::consts::LN_2),
-        });
-    }
+    let logits = logits.squeeze(0)?.narrow(0, 0, t - 1)?; // (T-1, V)
+    let v = logits.dim(1)?;
+    // One copy, read a row at a time (not T-1 vectors of V).
+    let flat: Vec<f32> = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+    // Each position's row on its own: the rows are shared among the pool's threads.
+    let tokens = (flat.par_chunks_exact(v).enumerate())
+        .map(|(i, row)| scored(tokenizer, row, (i + 1, ids[i + 1]), top_k))
+        .collect::<Result<Vec<_>>>()?;
     let total: f64 = tokens.iter().map(|s| s.logprob as f64).sum();
     let mean_nll = -total / tokens.len() as f64;
     Ok(ScoreReport {

@@ -83,11 +83,27 @@ pub(super) fn emit_texts<R: serde::Serialize + Tabular>(
 /// past it) rather than making every row as long as itself.
 const TOKEN_BUDGET: usize = 4096;
 
+/// The budget when every position's logits are made: 1024 tokens' are 206 MB (gpt2's
+/// 50,257 a position), where 4096 tokens' were 823 MB of memory touched afresh each batch.
+const ALL_LOGITS_BUDGET: usize = 1024;
+
+/// The padded tokens one batch may hold, for a request of `which` logits.
+fn token_budget(which: Logits) -> usize {
+    match which {
+        Logits::All => ALL_LOGITS_BUDGET,
+        _ => TOKEN_BUDGET,
+    }
+}
+
 /// Consecutive runs of `order` (indices sorted by length) of at most `size` texts, at most
-/// [`TOKEN_BUDGET`] padded tokens, and no text more than twice as long as the batch's first
-/// (plus 16 tokens): padding stays under about half of a batch. A single text may exceed the
+/// `budget` padded tokens, and no text more than twice as long as the batch's first (plus
+/// 16 tokens): padding stays under about half of a batch. A single text may exceed the
 /// budget.
-fn chunks<'o>(order: &'o [usize], ids: &[Vec<u32>], size: usize) -> Vec<&'o [usize]> {
+fn chunks<'o>(
+    order: &'o [usize],
+    ids: &[Vec<u32>],
+    (size, budget): (usize, usize),
+) -> Vec<&'o [usize]> {
     let mut out = Vec::new();
     let mut start = 0;
     for end in 1..=order.len() {
@@ -98,7 +114,7 @@ fn chunks<'o>(order: &'o [usize], ids: &[Vec<u32>], size: usize) -> Vec<&'o [usi
             .max()
             .unwrap_or(0);
         let ragged = longest > 2 * ids[order[start]].len() + 16;
-        if rows > 1 && (rows > size || rows * longest > TOKEN_BUDGET || ragged) {
+        if rows > 1 && (rows > size || rows * longest > budget || ragged) {
             out.push(&order[start..end - 1]);
             start = end - 1;
         }
@@ -218,7 +234,8 @@ impl Texts {
                 .collect();
             order.sort_by_key(|&i| self.ids[i].len());
             let mut reports: Vec<Option<R>> = window.iter().map(|_| None).collect();
-            for chunk in chunks(&order, &self.ids, self.batch_size) {
+            let limits = (self.batch_size, token_budget(req.logits.which()));
+            for chunk in chunks(&order, &self.ids, limits) {
                 for (&i, computed) in chunk.iter().zip(self.forward_some(model, req, chunk)?) {
                     if let Some(e) = computed.non_finite_error(self) {
                         // The first text in input order with a problem.
@@ -334,7 +351,8 @@ impl Texts {
             .filter(|&i| self.why_not(i).is_none())
             .collect();
         order.sort_by_key(|&i| self.ids[i].len());
-        for chunk in chunks(&order, &self.ids, self.batch_size) {
+        let limits = (self.batch_size, token_budget(req.logits.which()));
+        for chunk in chunks(&order, &self.ids, limits) {
             each(self.forward_some(model, req, chunk)?)?;
             bar.inc(chunk.len() as u64);
         }
@@ -615,7 +633,7 @@ mod tests {
         let chunked = |lens: &[usize], size: usize| -> Vec<Vec<usize>> {
             let ids: Vec<Vec<u32>> = lens.iter().map(|&n| vec![0; n]).collect();
             let order: Vec<usize> = (0..lens.len()).collect();
-            chunks(&order, &ids, size)
+            chunks(&order, &ids, (size, TOKEN_BUDGET))
                 .iter()
                 .map(|c| c.to_vec())
                 .collect()
@@ -636,5 +654,10 @@ mod tests {
             [vec![0, 1, 2, 3], vec![4]]
         );
         assert!(chunked(&[], 4).is_empty());
+        // Every position's logits: a quarter of the tokens a batch.
+        let ids: Vec<Vec<u32>> = [200, 200, 200, 200, 200, 200].map(|n| vec![0; n]).to_vec();
+        let order: Vec<usize> = (0..6).collect();
+        let all = (16, token_budget(Logits::All));
+        assert_eq!(chunks(&order, &ids, all), [&[0, 1, 2, 3, 4][..], &[5][..]]);
     }
 }
