@@ -464,20 +464,24 @@ def main():
         exact_edges(model, x_ids, diff, clean_w, corrupt_w, ref, p)
         faithfulness(model, c_ids, scores, corrupt_w, diff, ref, p)
     W, R = names(model.config.n_layer, model.config.n_head)
-    ref = {k: v.float().detach().clone().contiguous() for k, v in ref.items()}
     metadata = {
         "patch_pairs": json.dumps(PATCH_PAIRS),
         "writers": json.dumps(W),
         "readers": json.dumps(R),
         "ig_steps": str(IG_STEPS),
         "faithfulness": json.dumps(FAITHFULNESS),
-        "torch": torch.__version__,
-        "transformers": __import__("transformers").__version__,
     }
-    path = os.path.join(args.fixtures, "edges.safetensors")
-    save_file(ref, path, metadata=metadata)
-    print("wrote", path, len(ref), "tensors")
+    save(ref, args.fixtures, "edges.safetensors", metadata)
 
+
+def save(ref, fixtures, name, metadata):
+    """Writes `ref` as float32 to fixtures/name, with `metadata` and the versions that made
+    it."""
+    ref = {k: v.float().detach().clone().contiguous() for k, v in ref.items()}
+    versions = {"torch": torch.__version__, "transformers": __import__("transformers").__version__}
+    path = os.path.join(fixtures, name)
+    save_file(ref, path, metadata=dict(metadata, **versions))
+    print("wrote", path, len(ref), "tensors")
 
 if __name__ == "__main__":
     main()

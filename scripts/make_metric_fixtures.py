@@ -16,13 +16,10 @@ first n - 1 tokens) and the metric summed over the last n positions.
 
 import argparse
 import json
-import os
-
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 
-from make_edge_fixtures import Hooks, forward, reader_hooks, writer_values
+from make_edge_fixtures import Hooks, forward, reader_hooks, save, writer_values
 from make_gradient_fixtures import load
 
 CLEAN, CORRUPT = "The cat sat on the mat", "The dog sat on the mat"
@@ -229,7 +226,6 @@ def main():
         path(model, c_ids, x_ids, m, n, ref, p)
         if answer:
             ablations(model, ids_of, kind, answer, wrong, ref, p)
-    ref = {k: v.float().detach().clone().contiguous() for k, v in ref.items()}
     metadata = {
         "clean": CLEAN,
         "corrupt": CORRUPT,
@@ -237,13 +233,8 @@ def main():
         "path_sender": json.dumps(PATH_SENDER),
         "ablate_text": ABLATE_TEXT,
         "ablations": json.dumps(ABLATIONS),
-        "torch": torch.__version__,
-        "transformers": __import__("transformers").__version__,
     }
-    path_out = os.path.join(args.fixtures, "metrics.safetensors")
-    save_file(ref, path_out, metadata=metadata)
-    print("wrote", path_out, len(ref), "tensors")
-
+    save(ref, args.fixtures, "metrics.safetensors", metadata)
 
 if __name__ == "__main__":
     main()
