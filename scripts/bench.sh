@@ -4,11 +4,12 @@
 # checkpoint.
 #
 #   scripts/bench.sh [--with-hf] [--with-llama]
-#   scripts/bench.sh --only-circuits | --only-features
+#   scripts/bench.sh --only-circuits | --only-features | --only-corpus
 #
 # --only-circuits (--only-features) runs the circuit (SAE feature) rows alone, gpt2-inspect
 # against itself, and replaces their section of bench/results.md, which says its own commit
-# and date.
+# and date. --only-corpus scores a file of prose with `score` and `next --file --lines`,
+# against Hugging Face batched when bench/work/venv exists (made by --with-hf).
 #
 # Writes bench/results.md. Needs hyperfine and GNU time (installed with apt-get when
 # missing and run as root); --with-hf creates bench/work/venv with torch + transformers;
@@ -26,7 +27,8 @@ for arg in "$@"; do
     --with-llama) WITH_LLAMA=1 ;;
     --only-circuits) ONLY=circuits ;;
     --only-features) ONLY=features ;;
-    *) echo "usage: scripts/bench.sh [--with-hf] [--with-llama] | --only-circuits | --only-features" >&2; exit 2 ;;
+    --only-corpus) ONLY=corpus ;;
+    *) echo "usage: scripts/bench.sh [--with-hf] [--with-llama] | --only-circuits | --only-features | --only-corpus" >&2; exit 2 ;;
   esac
 done
 
@@ -71,6 +73,21 @@ lines[n // 2] = " ".join(["Hello"] * 1024)
 open(path, "w").write("\n".join(lines) + "\n")
 PYEOF
 done
+
+# A corpus of prose: 519 lines of 16 to 22 words (about 20 to 30 tokens) cut from the
+# license texts every Debian system has, the same lines on every machine.
+[ -f "$WORK/prose.txt" ] || python3 - "$WORK/prose.txt" <<'PYEOF'
+import random, sys
+names = ["GPL-3", "LGPL-2.1", "Apache-2.0", "MPL-2.0", "GFDL-1.3", "Artistic"]
+words = " ".join(open(f"/usr/share/common-licenses/{n}").read() for n in names).split()
+random.seed(519)
+lines, i = [], 0
+while len(lines) < 519:
+    n = random.randint(16, 22)
+    lines.append(" ".join(words[i:i + n]))
+    i += n
+open(sys.argv[1], "w").write("\n".join(lines) + "\n")
+PYEOF
 
 PY=""
 if [ "$WITH_HF" = 1 ] || [ "$WITH_LLAMA" = 1 ]; then
@@ -162,6 +179,25 @@ bench_features() {
       $BIN --model "$MODEL" score --file "$WORK/lines_$n.txt" --lines --jsonl >/dev/null
   done
 }
+# A corpus of prose scored: `score` (every position's logits) against Hugging Face batched
+# (16 texts a batch by length, the same log-probabilities, load included), alternating, 3
+# runs after 1; `next --file --lines` (the last position's); peak RSS of one run each.
+bench_corpus() {
+  echo "== corpus of prose"
+  $BIN --model "$MODEL" tokenize --file "$WORK/prose.txt" --lines --csv | tail -n +2 | wc -l > "$OUT/prose.tokens"
+  local score="$BIN --model $MODEL score --file $WORK/prose.txt --lines --jsonl"
+  local next="$BIN --model $MODEL next --file $WORK/prose.txt --lines --jsonl"
+  local hf="$WORK/venv/bin/python scripts/bench_hf.py score $MODEL $WORK/prose.txt"
+  if [ -x "$WORK/venv/bin/python" ]; then
+    python3 scripts/bench_pair.py 3 1 "$OUT/ours_corpus_score.json" "$OUT/hf_corpus_score.json" "$score" "$hf"
+    /usr/bin/time -f '%M' -o "$OUT/hf_corpus_score.rss" $hf >/dev/null
+  else
+    hyperfine --warmup 1 --runs 3 --export-json "$OUT/ours_corpus_score.json" "$score" >/dev/null
+  fi
+  hyperfine --warmup 1 --runs 3 --export-json "$OUT/ours_corpus_next.json" "$next" >/dev/null
+  /usr/bin/time -f '%M' -o "$OUT/ours_corpus_score.rss" $score >/dev/null
+  /usr/bin/time -f '%M' -o "$OUT/ours_corpus_next.rss" $next >/dev/null
+}
 # Replaces the section <!-- $1 --> … <!-- /$1 --> of bench/results.md with this run's.
 replace_section() {
   python3 scripts/bench_report.py "$OUT" "$1" > "$OUT/$1.md"
@@ -237,6 +273,7 @@ fi
 
 bench_circuits
 bench_features
+bench_corpus
 
 rm -f "$OUT"/*.flags; [ "$WITH_HF" = 1 ] && touch "$OUT/hf.flags"; [ "$WITH_LLAMA" = 1 ] && touch "$OUT/llama.flags"
 python3 scripts/bench_report.py "$OUT" > bench/results.md

@@ -26,6 +26,23 @@ def main():
         out = model(ids, output_attentions=True)
         probs = out.logits[0, -1].softmax(-1)
         print(probs.topk(5))
+    elif mode == "score":
+        # A corpus scored as a Python user would batch it: sorted by length, 16 a batch,
+        # right-padded; every token's log-probability and the model's top guess.
+        tok, model = GPT2TokenizerFast.from_pretrained(d), load(d)
+        lines = [l for l in open(sys.argv[3]).read().split("\n") if l.strip()]
+        ids = sorted((tok(l)["input_ids"] for l in lines), key=len)
+        total = 0.0
+        for i in range(0, len(ids), 16):
+            batch = ids[i:i + 16]
+            t = max(map(len, batch))
+            x = torch.tensor([b + [50256] * (t - len(b)) for b in batch])
+            mask = torch.tensor([[1] * len(b) + [0] * (t - len(b)) for b in batch])
+            logp = model(x, attention_mask=mask).logits.log_softmax(-1)[:, :-1]
+            got = logp.gather(-1, x[:, 1:, None])[..., 0] * mask[:, 1:]
+            logp.argmax(-1)
+            total += float(got.sum())
+        print(total)
     elif mode == "generate":
         tok, model = GPT2TokenizerFast.from_pretrained(d), load(d)
         ids = tok(sys.argv[3], return_tensors="pt")["input_ids"]

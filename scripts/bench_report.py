@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 out = sys.argv[1]
-# "circuits" or "features": print only that section (scripts/bench.sh --only-circuits, --only-features).
+# "circuits", "features" or "corpus": print only that section (scripts/bench.sh --only-…).
 only = sys.argv[2] if len(sys.argv) > 2 else None
 
 
@@ -179,6 +179,49 @@ def features_section():
               f"({b[1] / a[1]:.2f}×).")
 
 
+def corpus_section():
+    p = os.path.join(out, "prose.tokens")
+    if not os.path.exists(p):
+        return
+    tokens = int(open(p).read())
+    lines = 519
+    mean = tokens / lines
+    # Every position's logits (score) or the last one's (next), per text of the mean length.
+    f_score, f_next = lines * flops(mean, logits=mean), lines * flops(mean)
+    print(f"A corpus of prose (new processes; commit {commit}, {datetime.date.today()}, {os.cpu_count()} cores "
+          f"({cpu}); made by `scripts/bench.sh --only-corpus` or with the full run): {lines} lines of 16 to 22 words "
+          f"cut from the license texts in /usr/share/common-licenses, {tokens:,} tokens. `score` and Hugging Face "
+          "(batches of 16 sorted by length, right-padded, every token's log-probability and the top guess, load "
+          "included) alternate run by run, median of 3 after 1; `next` is hyperfine's median of 3. GFLOP/s "
+          f"effective counts {f_score / 1e9:,.0f} GFLOP for `score` (the blocks and every position's logits, "
+          f"{f_score / tokens / 1e6:.0f} MFLOP a token) and {f_next / 1e9:,.0f} for `next`.\n")
+    print("| work | gpt2-inspect | GFLOP/s | peak RSS | HF transformers | HF peak RSS | HF / gpt2-inspect | targets | |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    limit = round((498e6 + 300e6) / 2**20)
+    for name, label, f in [("score", "`score --file F --lines --jsonl`", f_score),
+                           ("next", "`next --file F --lines --jsonl`", f_next)]:
+        o, _ = seconds(f"ours_corpus_{name}")
+        h, _ = seconds(f"hf_corpus_{name}")
+        if o is None:
+            continue
+        rss, hrss = rss_mib(f"ours_corpus_{name}"), rss_mib(f"hf_corpus_{name}")
+        gf = f / o / 1e9
+        speedup = None if h is None else h / o
+        targets, verdicts = "", ""
+        if name == "score":
+            targets = f"≥ 2.5× faster than HF; ≥ 200 GFLOP/s; peak ≤ weights + 300 MB ({limit} MiB)"
+            verdicts = "; ".join([
+                "–" if speedup is None else ("met" if speedup >= 2.5 else f"missed: {speedup:.2f}×"),
+                "met" if gf >= 200 else f"missed: {gf:.0f}",
+                "–" if rss is None else ("met" if rss <= limit else f"missed: {rss:.0f} MiB"),
+            ])
+        print(f"| {label} | {fmt_s(o)} | {gf:.0f} | {mib(rss)} | {fmt_s(h)} | {mib(hrss)} | "
+              f"{'–' if speedup is None else f'{speedup:.2f}×'} | {targets} | {verdicts} |")
+
+
+if only == "corpus":
+    corpus_section()
+    sys.exit(0)
 if only == "circuits":
     circuits_section()
     sys.exit(0)
@@ -306,3 +349,7 @@ print()
 print("<!-- features -->")
 features_section()
 print("<!-- /features -->")
+print()
+print("<!-- corpus -->")
+corpus_section()
+print("<!-- /corpus -->")
