@@ -332,7 +332,7 @@ fn the_binary_carries_its_allocator_options() {
     let stats = stderr_of(&out);
     for want in [
         r#"opt.thp: "always""#,
-        "opt.dirty_decay_ms: -1",
+        "opt.dirty_decay_ms: 20000",
         "opt.muzzy_decay_ms: -1",
     ] {
         assert!(stats.contains(want), "{want} not in jemalloc's statistics");
