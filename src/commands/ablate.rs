@@ -20,7 +20,7 @@ use crate::model::circuits::{ablate, ablate_each_head, Ablation, Bound, Componen
 use crate::model::grad::Quantity;
 use crate::model::{CaptureSpec, Config, Gpt2, LastLogits, Request};
 use crate::render::circuits as printer;
-use crate::reports::{AblateReport, Header, MetricSpec, NamedToken, SweepReport};
+use crate::reports::{AblateReport, Header, MetricSpec, SweepReport};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<()> {
@@ -85,9 +85,7 @@ fn metric(
         Some(a) => answer_tokens(tokenizer, a)?,
         None => {
             let row: Vec<f32> = logits.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
-            let id = dist::top_k(&row, 1)[0] as u32;
-            let token = tokenizer.token_text(id)?;
-            vec![NamedToken { id, token }]
+            vec![super::named(tokenizer, dist::top_k(&row, 1)[0] as u32)?]
         }
     };
     let wrong = wrong_token(tokenizer, args.wrong.as_deref())?;

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::one_token;
+use super::{named, one_token};
 use crate::cli::CausalMetric;
 use crate::error::usage;
 use crate::model::circuits::{Kind, Measure};
@@ -19,14 +19,7 @@ pub(super) fn answer_tokens(tokenizer: &Tokenizer, text: &str) -> Result<Vec<Nam
             "--answer is empty; give the token(s) the text should continue with",
         ));
     }
-    ids.iter()
-        .map(|&id| {
-            Ok(NamedToken {
-                id,
-                token: tokenizer.token_text(id)?,
-            })
-        })
-        .collect()
+    ids.iter().map(|&id| named(tokenizer, id)).collect()
 }
 
 /// `--wrong` as its one token.

@@ -209,14 +209,19 @@ fn check_index(flag: &str, value: usize, count: usize, what: &str, model: &str) 
     Ok(())
 }
 
+/// Token `id` with how it decodes.
+fn named(tokenizer: &Tokenizer, id: u32) -> Result<NamedToken> {
+    Ok(NamedToken {
+        id,
+        token: tokenizer.token_text(id)?,
+    })
+}
+
 /// `--flag TEXT` as the one token it must be.
 fn one_token(tokenizer: &Tokenizer, flag: &str, text: &str) -> Result<NamedToken> {
     let ids: Vec<u32> = tokenizer.encode(text)?.iter().map(|t| t.id).collect();
     match ids.as_slice() {
-        [id] => Ok(NamedToken {
-            id: *id,
-            token: tokenizer.token_text(*id)?,
-        }),
+        [id] => named(tokenizer, *id),
         _ => {
             let pieces = ids
                 .iter()

@@ -16,9 +16,7 @@ use crate::model::grad::{check_differentiable, Metric, Quantity};
 use crate::model::saliency::{saliency, Method};
 use crate::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, NoLogits, Request};
 use crate::render::{html, table};
-use crate::reports::{
-    NamedToken, NeuronData, PageReport, PageSaliency, SaliencyMethod, WrittenReport,
-};
+use crate::reports::{NeuronData, PageReport, PageSaliency, SaliencyMethod, WrittenReport};
 use crate::tokenizer::Tokenizer;
 
 /// Tokens a page holds at most: gpt2's 144 heads at 256 tokens are 4.7 M probabilities, 13 MB
@@ -131,10 +129,7 @@ fn strip(model: &Gpt2, tokenizer: &Tokenizer, ids: &[u32]) -> Result<Option<Page
             steps: None,
             baseline: None,
         },
-        answer: NamedToken {
-            id,
-            token: tokenizer.token_text(id)?,
-        },
+        answer: super::named(tokenizer, id)?,
         scores: s.scores,
     }))
 }

@@ -118,13 +118,6 @@ pub fn run(session: &Session, args: &SaliencyArgs, out: &mut dyn Write) -> Resul
     }
 }
 
-fn named(tokenizer: &Tokenizer, id: u32) -> Result<NamedToken> {
-    Ok(NamedToken {
-        id,
-        token: tokenizer.token_text(id)?,
-    })
-}
-
 /// The scores of the tokens at or before `--position` for the prediction there.
 fn single(
     session: &Session,
@@ -165,7 +158,7 @@ fn single(
         input_ids: prefix.to_vec(),
         method: plan.describe(args),
         position,
-        answer: named(tokenizer, s.metric.answer.expect("decided"))?,
+        answer: super::named(tokenizer, s.metric.answer.expect("decided"))?,
         wrong,
         metric: s.value,
         scores: s.scores,
@@ -268,7 +261,7 @@ fn matrix(
         let s = saliency(model, &all[..p], &metric, method)?;
         warn_incomplete(&s, Some(p - n0));
         problem = problem.or(finite(model, &all[..p], &s)?);
-        answers.push(named(tokenizer, all[p])?);
+        answers.push(super::named(tokenizer, all[p])?);
         metrics.push(s.value);
         deltas.extend(s.completeness.map(|c| c.delta));
         let mut row: Vec<Option<f32>> = s.scores.into_iter().map(Some).collect();
