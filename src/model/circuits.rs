@@ -124,6 +124,10 @@ pub fn ablate(
         Component::Mlp(l) => Hook::Block(l, BlockHook::MlpOut),
     };
     let (acts, before) = record_tail(model, ids, components.iter().map(hook).collect(), tail)?;
+    if components.is_empty() {
+        // Nothing to remove (`ablate --sweep`): the run is the unablated one.
+        return Ok((before.clone(), before));
+    }
     let nh = model.config().n_head;
     let mut splices = Vec::new();
     for c in components {
