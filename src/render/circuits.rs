@@ -365,6 +365,21 @@ pub(super) fn heading(
 /// What a metric measures, in words: `logit[" and"] - logit[" with"] at the last position`,
 /// with `quote` for tokens and `minus` for the sign.
 pub(super) fn formula(m: &MetricSpec, quote: &dyn Fn(&str) -> String, minus: &str) -> String {
+    described(m, (quote, minus), true)
+}
+
+/// [`formula`] without "at the last position" where the metric reads that one position (a
+/// heading or a title that says "change in …").
+fn brief(m: &MetricSpec, quote: &dyn Fn(&str) -> String, minus: &str) -> String {
+    described(m, (quote, minus), false)
+}
+
+/// The metric in words; where it reads one position, "at the last position" when `say_one`.
+fn described(
+    m: &MetricSpec,
+    (quote, minus): (&dyn Fn(&str) -> String, &str),
+    say_one: bool,
+) -> String {
     let of = |token: &str| match m.name {
         "logit" => format!("logit[{}]", quote(token)),
         "logprob" => format!("log p({})", quote(token)),
@@ -384,9 +399,10 @@ pub(super) fn formula(m: &MetricSpec, quote: &dyn Fn(&str) -> String, minus: &st
             format!("Σ {each} over {}", tokens.join(" "))
         }
     };
-    match m.positions() {
-        1 => format!("{what} at the last position"),
-        n => format!("{what} at the last {n} positions (the answer teacher-forced)"),
+    match (m.positions(), say_one) {
+        (1, true) => format!("{what} at the last position"),
+        (1, false) => what,
+        (n, _) => format!("{what} at the last {n} positions (the answer teacher-forced)"),
     }
 }
 
@@ -413,11 +429,11 @@ pub fn ablate(out: &mut dyn Write, r: &AblateReport) -> io::Result<()> {
         wrong: None,
         ..r.metric.clone()
     };
-    let logprob = formula(&answer, &|t| quoted(t), "-");
+    let logprob = brief(&answer, &|t| quoted(t), "-");
     writeln!(
         out,
         "{} {:.4} → {:.4} (change {:+.4}); KL(before ‖ after) = {:.4} nats",
-        logprob.trim_end_matches(" at the last position"),
+        logprob,
         r.logprob_before,
         r.logprob_after,
         r.logprob_after - r.logprob_before,
@@ -446,7 +462,7 @@ pub fn sweep(out: &mut dyn Write, r: &SweepReport, palette: Option<Palette>) -> 
         out,
         "every head {}-ablated alone: change in {} (before: {:.4})",
         r.mode,
-        formula(&r.metric, &|t| quoted(t), "-").trim_end_matches(" at the last position"),
+        brief(&r.metric, &|t| quoted(t), "-"),
         r.metric_before
     )?;
     writeln!(out)?;
@@ -614,7 +630,7 @@ pub fn patch_svg(out: &mut dyn Write, r: &PatchReport, style: Style) -> io::Resu
         out,
         &style.title(format!(
             "activation patching · {}, restored share",
-            formula(&r.metric, &|t| label(t), "−").trim_end_matches(" at the last position")
+            brief(&r.metric, &|t| label(t), "−")
         )),
         &format!(
             "clean “{}” · corrupt “{}”{}",
@@ -651,7 +667,7 @@ pub fn sweep_svg(out: &mut dyn Write, r: &SweepReport, style: Style) -> io::Resu
         out,
         &style.title(format!(
             "ablation sweep · change in {}",
-            formula(&r.metric, &|t| label(t), "−").trim_end_matches(" at the last position")
+            brief(&r.metric, &|t| label(t), "−")
         )),
         &format!(
             "“{}”",
