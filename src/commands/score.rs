@@ -63,14 +63,13 @@ fn scored(
     top_k: Option<usize>,
 ) -> Result<ScoredToken> {
     let actual = id as usize;
-    let log_z = dist::log_normalizer(row);
-    let top = dist::top_k(row, 1)[0];
+    let dist::Scored { log_z, top, rank } = dist::scored(row, actual);
     Ok(ScoredToken {
         position,
         id,
         token: tokenizer.token_text(id)?,
         logprob: (row[actual] as f64 - log_z) as f32,
-        rank: dist::rank(row, actual),
+        rank,
         top: Guess {
             id: top as u32,
             token: tokenizer.token_text(top as u32)?,
