@@ -2,7 +2,10 @@
 //! lengths, and generation with and without the key/value cache. Prints `key<TAB>seconds`
 //! lines, the same keys scripts/bench_hf.py prints; scripts/bench.sh runs both.
 //!
-//! cargo run --release --example bench_forward -- DIR
+//! cargo run --release --example bench_forward -- DIR [ITEM]
+//!
+//! With ITEM (`forward_8`, `generate_cache`, ...) it times that item alone, as scripts/bench.sh
+//! does under `perf record` to say where the time goes.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -31,7 +34,9 @@ fn time<F: FnMut() -> Result<()>>(runs: usize, mut f: F) -> Result<f64> {
 }
 
 fn main() -> Result<()> {
-    // As the tool runs its commands: on a worker of rayon's pool.
+    // As the tool runs its commands: the thread count counted once, on a worker of rayon's
+    // pool.
+    gpt2_inspect::threads::count_once();
     gpt2_inspect::threads::on_the_pool(bench)
 }
 
@@ -41,6 +46,8 @@ fn bench() -> Result<()> {
             .nth(1)
             .context("usage: bench_forward DIR")?,
     );
+    let only = std::env::args().nth(2);
+    let wanted = |item: &str| only.as_deref().is_none_or(|o| o == item);
     let (cfg, _) = Config::from_file(&dir.join("config.json"))?;
     let start = Instant::now();
     let ckpt = Checkpoint::open(&dir.join("model.safetensors"))?;
@@ -61,12 +68,19 @@ fn bench() -> Result<()> {
         (512, CaptureSpec::default()),
         (1024, CaptureSpec::default()),
     ] {
+        if !wanted(&format!("forward_{t}")) {
+            continue;
+        }
         let input = ids(t)?;
         let req = Request {
             capture,
             logits: Logits::Last,
         };
-        let runs = if t >= 512 { 3 } else { 10 };
+        let runs = match (&only, t) {
+            (Some(_), _) => 100, // under perf record: the forward passes outweigh the load
+            (None, 512..) => 3,
+            _ => 10,
+        };
         let s = time(runs, || {
             model.forward(&input, &req)?;
             Ok(())
@@ -84,6 +98,9 @@ fn bench() -> Result<()> {
     let next = |logits: Tensor| -> Result<u32> {
         Ok(logits.flatten_all()?.argmax(0)?.to_scalar::<u32>()?)
     };
+    if !wanted("generate_cache") {
+        return Ok(());
+    }
     let cached = time(2, || {
         let mut cache = KvCache::new();
         let mut fresh = prompt.clone();
@@ -94,6 +111,10 @@ fn bench() -> Result<()> {
         }
         Ok(())
     })?;
+    println!("generate_cache\t{cached:.6}");
+    if only.is_some() {
+        return Ok(());
+    }
     let uncached = time(1, || {
         let mut seq = prompt.clone();
         for _ in 0..new_tokens {
@@ -103,7 +124,6 @@ fn bench() -> Result<()> {
         }
         Ok(())
     })?;
-    println!("generate_cache\t{cached:.6}");
     println!("generate_nocache\t{uncached:.6}");
     Ok(())
 }

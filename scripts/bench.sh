@@ -4,7 +4,7 @@
 # checkpoint.
 #
 #   scripts/bench.sh [--with-hf] [--with-llama]
-#   scripts/bench.sh --only-circuits | --only-features | --only-corpus
+#   scripts/bench.sh --only-circuits | --only-features | --only-corpus | --only-dtypes
 #
 # --only-circuits (--only-features) runs the circuit (SAE feature) rows alone, gpt2-inspect
 # against itself, and replaces their section of bench/results.md, which says its own commit
@@ -28,7 +28,8 @@ for arg in "$@"; do
     --only-circuits) ONLY=circuits ;;
     --only-features) ONLY=features ;;
     --only-corpus) ONLY=corpus ;;
-    *) echo "usage: scripts/bench.sh [--with-hf] [--with-llama] | --only-circuits | --only-features | --only-corpus" >&2; exit 2 ;;
+    --only-dtypes) ONLY=dtypes ;;
+    *) echo "usage: scripts/bench.sh [--with-hf] [--with-llama] | --only-circuits | --only-features | --only-corpus | --only-dtypes" >&2; exit 2 ;;
   esac
 done
 
@@ -198,6 +199,50 @@ bench_corpus() {
   /usr/bin/time -f '%M' -o "$OUT/ours_corpus_score.rss" $score >/dev/null
   /usr/bin/time -f '%M' -o "$OUT/ours_corpus_next.rss" $next >/dev/null
 }
+# f32, f16 and bf16 on the CPU, alternating run by run: next (4 and 128 tokens), generate
+# -n 64 and the first 100 lines of the prose corpus scored.
+bench_dtypes() {
+  echo "== --dtype f32 / f16 / bf16"
+  head -100 "$WORK/prose.txt" > "$WORK/prose_100.txt"
+  local rows=(
+    "next|next 'The quick brown fox'|5"
+    "next_128|next '$P128'|5"
+    "generate_64|generate 'The quick brown fox' -n 64 --ignore-eos|5"
+    "score_100|score --file $WORK/prose_100.txt --lines --jsonl|3"
+  )
+  for row in "${rows[@]}"; do
+    IFS='|' read -r name args runs <<<"$row"
+    python3 scripts/bench_pair.py "$runs" 1 \
+      "$OUT/dtype_f32_$name.json" "$OUT/dtype_f16_$name.json" "$OUT/dtype_bf16_$name.json" \
+      "$BIN --model $MODEL --dtype f32 $args" "$BIN --model $MODEL --dtype f16 $args" \
+      "$BIN --model $MODEL --dtype bf16 $args"
+  done
+}
+# Where the time goes, when perf is installed: CPUs busy and context switches of one-shot
+# generation (ours and llama.cpp's), and the hottest functions of the rows that miss.
+bench_profiles() {
+  command -v perf >/dev/null || { echo "== no perf: no profiles"; return 0; }
+  echo "== profiles (perf)"
+  local gen="generate 'The quick brown fox' -n 64"
+  stat() { perf stat -e task-clock,context-switches -o "$OUT/$1.perfstat" bash -c "$2" >/dev/null 2>&1; }
+  stat perfstat_ours_generate_64 "$BIN --model $MODEL $gen"
+  [ -n "$LLAMA" ] && stat perfstat_llama_generate_64 "$LLAMA -n 64 'The quick brown fox'"
+  local rows=(
+    "generate_cache|target/release/examples/bench_forward $MODEL generate_cache"
+    "forward_8|target/release/examples/bench_forward $MODEL forward_8"
+    "forward_32|target/release/examples/bench_forward $MODEL forward_32"
+    "score_prose|$BIN --model $MODEL score --file $WORK/prose_100.txt --lines --jsonl"
+    "f16_next_128|$BIN --model $MODEL --dtype f16 next '$P128'"
+    "bf16_next_128|$BIN --model $MODEL --dtype bf16 next '$P128'"
+  )
+  for row in "${rows[@]}"; do
+    IFS='|' read -r name cmd <<<"$row"
+    perf record -o "$OUT/perf.data" -- bash -c "$cmd" >/dev/null 2>&1
+    perf report -i "$OUT/perf.data" --no-children --sort dso,symbol --percent-limit 1.5 --stdio 2>/dev/null |
+      grep -E '^ +[0-9.]+%' > "$OUT/profile_$name.txt" || true
+  done
+  rm -f "$OUT/perf.data" "$OUT/perf.data.old"
+}
 # Replaces the section <!-- $1 --> … <!-- /$1 --> of bench/results.md with this run's.
 replace_section() {
   python3 scripts/bench_report.py "$OUT" "$1" > "$OUT/$1.md"
@@ -269,11 +314,15 @@ if [ -n "$LLAMA" ]; then
   # Prompt processing of T tokens and 64 generated tokens, 2 threads, median of 5.
   "$LDIR/build/bin/llama-bench" -m "$GGUF" -p 8,32,128,512,1024 -n 64 -t "$(nproc)" -r 5 -o json \
     > "$OUT/llama_inproc.json" 2>/dev/null
+  "$LDIR/build/bin/llama-bench" -m "$GGUF" -p 8,32 -n 64 -t 1 -r 3 -o json \
+    > "$OUT/llama_inproc_1thread.json" 2>/dev/null
 fi
 
 bench_circuits
 bench_features
 bench_corpus
+bench_dtypes
+bench_profiles
 
 rm -f "$OUT"/*.flags; [ "$WITH_HF" = 1 ] && touch "$OUT/hf.flags"; [ "$WITH_LLAMA" = 1 ] && touch "$OUT/llama.flags"
 python3 scripts/bench_report.py "$OUT" > bench/results.md

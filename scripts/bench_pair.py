@@ -1,7 +1,9 @@
-"""Times two commands alternately (A B A B ...), so that both see the same machine state;
-writes each one's times as hyperfine's JSON does (results[0]: median, stddev, min, max, times).
+"""Times commands alternately (A B A B ..., or A B C A B C ...), so that all see the same
+machine state; writes each one's times as hyperfine's JSON does (results[0]: median, stddev,
+min, max, times).
 
     python3 bench_pair.py RUNS WARMUP OUT_A.json OUT_B.json 'command a' 'command b'
+    python3 bench_pair.py RUNS WARMUP OUT_A.json OUT_B.json OUT_C.json 'a' 'b' 'c'
 """
 
 import json
@@ -12,7 +14,9 @@ import sys
 import time
 
 runs, warmup = int(sys.argv[1]), int(sys.argv[2])
-outs, cmds = sys.argv[3:5], [shlex.split(c) for c in sys.argv[5:7]]
+rest = sys.argv[3:]
+n = len(rest) // 2
+outs, cmds = rest[:n], [shlex.split(c) for c in rest[n:]]
 
 
 def once(cmd):
@@ -24,7 +28,7 @@ def once(cmd):
 for _ in range(warmup):
     for cmd in cmds:
         once(cmd)
-times = [[], []]
+times = [[] for _ in cmds]
 for _ in range(runs):
     for i, cmd in enumerate(cmds):
         times[i].append(once(cmd))

@@ -12,13 +12,7 @@ fn main() -> ExitCode {
     } else {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
-    // candle asks for its thread count at every matmul, and without RAYON_NUM_THREADS it
-    // counts physical cores by reading /proc/cpuinfo each time (70 reads per generated
-    // token): count once.
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let threads = candle_core::utils::get_num_threads();
-        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    }
+    gpt2_inspect::threads::count_once();
     let (cli, warnings) = Cli::parse_and_check();
     for w in warnings {
         eprintln!("warning: {w}");

@@ -7,6 +7,18 @@
 //! context switches; run on a worker: 3,000). On a worker it is pushed on that worker's own
 //! queue, run in place when small, and shared with the other workers when not.
 
+/// Counts the threads to use once, for the whole process. candle asks for its thread count at
+/// every matmul, and without RAYON_NUM_THREADS it counts physical cores by reading
+/// /proc/cpuinfo each time (70 reads per generated token): the count goes into
+/// RAYON_NUM_THREADS. Call it first in `main`, before any thread starts (the environment is
+/// not to be written while another thread may read it).
+pub fn count_once() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let threads = candle_core::utils::get_num_threads();
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+}
+
 /// Runs `work` on a worker of rayon's global pool and returns what it returns. The pool is
 /// built here with as many threads as candle uses, two at least: `work` may wait for a
 /// thread of its own (reading weights) whose parallel work then needs another worker. A
