@@ -5,6 +5,7 @@
 #
 #   scripts/bench.sh [--with-hf] [--with-llama]
 #   scripts/bench.sh --only-circuits | --only-features | --only-corpus | --only-dtypes
+#   scripts/bench.sh --only-profiles [--with-llama]
 #
 # --only-circuits (--only-features) runs the circuit (SAE feature) rows alone, gpt2-inspect
 # against itself, and replaces their section of bench/results.md, which says its own commit
@@ -29,7 +30,8 @@ for arg in "$@"; do
     --only-features) ONLY=features ;;
     --only-corpus) ONLY=corpus ;;
     --only-dtypes) ONLY=dtypes ;;
-    *) echo "usage: scripts/bench.sh [--with-hf] [--with-llama] | --only-circuits | --only-features | --only-corpus | --only-dtypes" >&2; exit 2 ;;
+    --only-profiles) ONLY=profiles ;;
+    *) echo "usage: scripts/bench.sh [--with-hf] [--with-llama] | --only-circuits | --only-features | --only-corpus | --only-dtypes | --only-profiles" >&2; exit 2 ;;
   esac
 done
 
@@ -221,17 +223,43 @@ bench_dtypes() {
 # Where the time goes, when perf is installed: CPUs busy and context switches of one-shot
 # generation (ours and llama.cpp's), and the hottest functions of the rows that miss.
 bench_profiles() {
+  head -100 "$WORK/prose.txt" > "$WORK/prose_100.txt"
   command -v perf >/dev/null || { echo "== no perf: no profiles"; return 0; }
   echo "== profiles (perf)"
   local gen="generate 'The quick brown fox' -n 64"
   stat() { perf stat -e task-clock,context-switches -o "$OUT/$1.perfstat" bash -c "$2" >/dev/null 2>&1; }
   stat perfstat_ours_generate_64 "$BIN --model $MODEL $gen"
   [ -n "$LLAMA" ] && stat perfstat_llama_generate_64 "$LLAMA -n 64 'The quick brown fox'"
+  stat perfstat_ours_score_prose "$BIN --model $MODEL score --file $WORK/prose.txt --lines --jsonl"
+  # The machine's read bandwidth over the mapped checkpoint (numpy's sum, 1 and 2 threads):
+  # what a generated token's products can reach at best.
+  if [ -x "$WORK/venv/bin/python" ]; then
+    "$WORK/venv/bin/python" - "$MODEL/model.safetensors" > "$OUT/bandwidth.txt" <<'PYEOF'
+import sys, threading, time
+import numpy as np
+x = np.memmap(sys.argv[1], dtype=np.float32, mode="r", offset=1 << 16)
+x = x[: x.size // 2 * 2]
+def rate(parts):
+    for _ in range(2):
+        for p in parts:
+            p.sum()
+    runs = []
+    for _ in range(5):
+        ts = [threading.Thread(target=p.sum) for p in parts]
+        start = time.perf_counter()
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+        runs.append(x.nbytes / (time.perf_counter() - start) / 1e9)
+    return sorted(runs)[2]
+h = x.size // 2
+print(f"{rate([x]):.1f} {rate([x[:h], x[h:]]):.1f}")
+PYEOF
+  fi
   local rows=(
     "generate_cache|target/release/examples/bench_forward $MODEL generate_cache"
     "forward_8|target/release/examples/bench_forward $MODEL forward_8"
     "forward_32|target/release/examples/bench_forward $MODEL forward_32"
-    "score_prose|$BIN --model $MODEL score --file $WORK/prose_100.txt --lines --jsonl"
+    "score_prose|$BIN --model $MODEL score --file $WORK/prose.txt --lines --jsonl"
     "f16_next_128|$BIN --model $MODEL --dtype f16 next '$P128'"
     "bf16_next_128|$BIN --model $MODEL --dtype bf16 next '$P128'"
   )

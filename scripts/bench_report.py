@@ -243,15 +243,20 @@ def dtypes_section():
     said = {2: "Both half-precision types are slower than f32 here, in every row",
             1: f"{' and '.join(slower)} is slower than f32 here in every row",
             0: "Neither half-precision type is slower than f32 in every row here"}[len(slower)]
-    print(f"\n{said}. f32 multiplies straight from the mapped "
-          "file (no copy); f16 and bf16 first convert all 124M weights into fresh memory, which costs the "
-          "conversion and the first touch of about 250 MB, and then multiply with kernels that widen each "
-          "value to f32 before the f32 arithmetic (gemm's f16 path; candle's bf16 matmul and several of its "
-          "bf16 element-wise ops run scalar code), so they read half the bytes but do more work per value. "
-          "What would make them faster: a checkpoint stored in f16/bf16 (mapped, no conversion) and "
-          "kernels on the CPU's AVX-512 BF16 dot-product instruction (`vdpbf16ps`), which gemm 0.17 does "
-          "not use; neither would keep bf16's numbers within the 1e-4 parity with HF's f32, so f32 stays "
-          "the default. The profiles below show where `next` on 128 tokens spends its time in each.")
+    gen = [seconds(f"dtype_{d}_generate_64")[0] for d in ("f32", "f16")]
+    exception = ""
+    if None not in gen and gen[1] < gen[0]:
+        exception = (" The exception is f16 generation: a generated token is bound by reading the weights "
+                     "(below), and f16 reads half as many bytes.")
+    print(f"\n{said}.{exception} f32 multiplies straight from the mapped file; f16 and bf16 first convert "
+          "all 124M weights into fresh memory (in the profiles below about a third of `next`'s samples are "
+          "the kernel zeroing those pages, `clear_page_erms`, and reading the file, `_copy_to_iter`), then run "
+          "element-wise ops in scalar code (half's software `multiply_f16_fallback`, `expm1f` for GELU's "
+          "tanh, candle's bf16 `unary_map`) and the products in gemm's f32 kernels on widened values. What "
+          "would make them faster: a checkpoint stored in f16 or bf16, mapped without conversion; vectorized "
+          "half-precision element-wise ops; and products on this CPU's AVX-512 BF16 dot product "
+          "(`vdpbf16ps`), which gemm 0.19 does not use. Rounding the weights to either type moves the "
+          "logits by far more than the 1e-4 parity with HF's f32, so f32 stays the default.")
 
 
 def perf_stat(name):
@@ -262,15 +267,17 @@ def perf_stat(name):
     text = open(p).read()
     cpus = re.search(r"([0-9.]+) CPUs utilized", text)
     switches = re.search(r"([0-9,]+)\s+context-switches", text)
+    clock = re.search(r"([0-9.,]+) msec task-clock", text)
     return (float(cpus.group(1)) if cpus else None,
-            int(switches.group(1).replace(",", "")) if switches else None)
+            int(switches.group(1).replace(",", "")) if switches else None,
+            float(clock.group(1).replace(",", "")) / 1e3 if clock else None)
 
 
 PROFILES = [
     ("generate_cache", "generation in process (`bench_forward generate_cache`: 64 tokens after 8, twice)"),
     ("forward_8", "in-process forward at T = 8 (`bench_forward forward_8`: 100 passes)"),
     ("forward_32", "in-process forward at T = 32 (`bench_forward forward_32`: 100 passes)"),
-    ("score_prose", "`score` on the first 100 lines of the prose corpus"),
+    ("score_prose", "`score` on the prose corpus (519 lines)"),
     ("f16_next_128", "`--dtype f16 next` on 128 tokens"),
     ("bf16_next_128", "`--dtype bf16 next` on 128 tokens"),
 ]
@@ -309,7 +316,37 @@ def profiles_section():
             top = "; ".join(f"{pct:.1f} % `{sym[:70]}`" for pct, _, sym in rows[:8])
             print(f"- {label}: {top}.")
     print()
-    print(MISSES)
+    bw = bandwidth()
+    if bw:
+        print(f"The machine's read bandwidth over the mapped checkpoint (numpy's sum in the venv, median of 5): "
+              f"{bw[0]:.1f} GB/s on one thread, {bw[1]:.1f} GB/s on two.\n")
+    print(misses())
+
+
+def bandwidth():
+    p = os.path.join(out, "bandwidth.txt")
+    return [float(v) for v in open(p).read().split()] if os.path.exists(p) else None
+
+
+def misses():
+    """The explanation of the misses, with this run's numbers where it has them."""
+    ours, one, llama, llama_one = (tsv("ours_inproc"), tsv("ours_inproc_1thread"), llama_inproc(),
+                                   llama_inproc("llama_inproc_1thread"))
+    g = [d.get("generate_cache") for d in (ours, one, llama, llama_one)]
+    scaling = ""
+    if None not in g:
+        scaling = (f" (this run: {64 / g[1]:.1f} and {64 / g[3]:.1f} tokens/s on one thread; on two, "
+                   f"gpt2-inspect gains {g[1] / g[0]:.2f}× and llama.cpp {g[3] / g[2]:.2f}×; a token's 494 MB "
+                   f"read at {0.494 * 64 / g[0]:.1f} and {0.494 * 64 / g[2]:.1f} GB/s)")
+    st, prof = perf_stat("perfstat_ours_score_prose"), profile("score_prose")
+    kernel = ""
+    tokens = os.path.join(out, "prose.tokens")
+    if st and st[2] and prof and os.path.exists(tokens):
+        share = sum(p for p, _, sym in prof if "microkernel" in sym) / 100
+        f = flops(int(open(tokens).read()) / 519, logits=int(open(tokens).read()) / 519) * 519
+        kernel = (f" (this run: {share * 100:.0f} % of {st[2]:.1f} CPU-seconds, so at least "
+                  f"{f / (st[2] * share) / 1e9:.0f} GFLOP/s while they run, {st[0]:.2f} CPUs busy)")
+    return MISSES.replace("{scaling}", scaling).replace("{kernel}", kernel)
 
 
 MISSES = """Why the rows that miss their targets miss them, from these profiles:
@@ -318,11 +355,9 @@ MISSES = """Why the rows that miss their targets miss them, from these profiles:
   reads every weight once: 340 MB of block weights through `few_rows_times` (the AVX-512
   band-per-thread product in `src/model/mapped.rs`, also T = 8's) and the 154 MB tied output
   layer through gemm's gemv; these products are nearly all of the samples. On one thread
-  gpt2-inspect and llama.cpp generate at the same rate (the "1 thread" columns): the kernels
-  stream the mapped weights equally fast. The gap is in how two threads share the work:
-  llama.cpp gains about 1.7× from the second thread, gpt2-inspect about 1.35×, and the two
-  threads together read the weights at about 29 GB/s at most here (numpy's sum over the
-  mapped checkpoint: 22 GB/s on one thread, 29 on two). Each of a token's 49 products forks
+  gpt2-inspect and llama.cpp generate at about the same rate (the "1 thread" columns): the
+  kernels stream the mapped weights equally fast. The gap is in how two threads share the
+  work{scaling}, where the machine reads at most the two-thread bandwidth above. Each of a token's 49 products forks
   onto the second thread and joins, and the steps between them (layer norms, attention over
   the cache, the bands' partial sums) run on one. It is not the hand-off latency: keeping
   rayon's second worker spinning through the command (tried, side by side: 1.96 CPUs busy and
@@ -332,7 +367,7 @@ MISSES = """Why the rows that miss their targets miss them, from these profiles:
   done in this round. At T = 32 gemm's tiles (6 × 64) are larger than the rows there are, so
   its kernels run below their peak.
 - **Corpus scoring: 2.5× Hugging Face and 200 GFLOP/s.** Two thirds of `score`'s time is
-  gemm's f32 microkernel, which runs at about 200 GFLOP/s while it runs; half the arithmetic is
+  gemm's f32 microkernels{kernel}; half the arithmetic is
   the 768 × 50,257 output layer at every position, which the log-probabilities need in full
   (the normalizer sums all 50,257) and which HF computes with the same kind of sgemm. The rest:
   packing gemm's operands, zeroing the fresh pages of each batch's logits, and scoring each
@@ -346,6 +381,9 @@ if only == "corpus":
     sys.exit(0)
 if only == "dtypes":
     dtypes_section()
+    sys.exit(0)
+if only == "profiles":
+    profiles_section()
     sys.exit(0)
 if only == "circuits":
     circuits_section()
@@ -482,7 +520,9 @@ print("<!-- dtypes -->")
 dtypes_section()
 print("<!-- /dtypes -->")
 print()
+print("<!-- profiles -->")
 profiles_section()
+print("<!-- /profiles -->")
 print()
 print("<!-- circuits -->")
 circuits_section()
