@@ -344,6 +344,9 @@ if [ -n "$LLAMA" ]; then
     > "$OUT/llama_inproc.json" 2>/dev/null
   "$LDIR/build/bin/llama-bench" -m "$GGUF" -p 8,32 -n 64 -t 1 -r 3 -o json \
     > "$OUT/llama_inproc_1thread.json" 2>/dev/null
+  # The rows with targets against llama.cpp again, the two alternating round by round.
+  python3 scripts/bench_inproc_pair.py 5 "$OUT/inproc_pairs.tsv" target/release/examples/bench_forward \
+    "$MODEL" "$LDIR/build/bin/llama-bench" "$GGUF"
 fi
 
 bench_circuits
