@@ -377,9 +377,16 @@ def misses():
     tokens = os.path.join(out, "prose.tokens")
     if st and st[2] and prof and os.path.exists(tokens):
         share = sum(p for p, _, sym in prof if "microkernel" in sym) / 100
-        f = flops(int(open(tokens).read()) / 519, logits=int(open(tokens).read()) / 519) * 519
-        kernel = (f" (this run: {share * 100:.0f} % of {st[2]:.1f} CPU-seconds, so at least "
-                  f"{f / (st[2] * share) / 1e9:.0f} GFLOP/s while they run, {st[0]:.2f} CPUs busy)")
+        n = int(open(tokens).read())
+        f = flops(n / 519, logits=n / 519) * 519
+        rate = f / (st[2] * share) / 1e9
+        kernel = (f"{share * 100:.0f} % of `score`'s {st[2]:.1f} CPU-seconds ({st[0]:.2f} CPUs busy) are gemm's "
+                  f"f32 microkernels, which therefore run at about {rate:.0f} GFLOP/s a core, {2 * rate:.0f} on "
+                  "two: at the 195–235 GFLOP/s gemm's kernels reach on this machine at best.")
+        hf, _ = seconds("hf_corpus_score")
+        if hf:
+            kernel += (f" 2.5× Hugging Face's time ({hf:.1f} s) is {hf / 2.5:.1f} s, or {f / (hf / 2.5) / 1e9:.0f} "
+                       "GFLOP/s effective: more than those kernels reach even with nothing else to do.")
     return MISSES.replace("{scaling}", scaling).replace("{kernel}", kernel)
 
 
@@ -397,14 +404,14 @@ MISSES = """Why the rows that miss their targets miss them, from these profiles:
   the graph on both threads; doing that here means a graph executor under candle's ops, not
   done in this round. At T = 32 gemm's tiles (6 × 64) are larger than the rows there are, so
   its kernels run below their peak.
-- **Corpus scoring: 2.5× Hugging Face and 200 GFLOP/s.** Two thirds of `score`'s time is
-  gemm's f32 microkernels{kernel}; half the arithmetic is
+- **Corpus scoring: 2.5× Hugging Face and 200 GFLOP/s.** {kernel} Half the arithmetic is
   the 768 × 50,257 output layer at every position, which the log-probabilities need in full
   (the normalizer sums all 50,257) and which HF computes with the same kind of sgemm. The rest:
   packing gemm's operands, zeroing the fresh pages of each batch's logits, and scoring each
   position (now vectorized: an f32 exponential summed in f64, and the rank and top guess
-  counted in lanes). 200 GFLOP/s effective would need every cycle in the microkernel; 2.5×
-  HF would need products faster than sgemm or less arithmetic than the quantity needs."""
+  counted in lanes). 200 GFLOP/s effective would need nearly every cycle in the microkernels;
+  2.5× HF needs products faster than this machine's sgemm (a BF16 product would be, and would
+  break the 1e-4 parity) or less arithmetic than the log-probabilities need."""
 
 
 if only == "corpus":
