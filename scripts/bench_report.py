@@ -414,20 +414,10 @@ MISSES = """Why the rows that miss their targets miss them, from these profiles:
   break the 1e-4 parity) or less arithmetic than the log-probabilities need."""
 
 
-if only == "corpus":
-    corpus_section()
-    sys.exit(0)
-if only == "dtypes":
-    dtypes_section()
-    sys.exit(0)
-if only == "profiles":
-    profiles_section()
-    sys.exit(0)
-if only == "circuits":
-    circuits_section()
-    sys.exit(0)
-if only == "features":
-    features_section()
+SECTIONS = {"corpus": corpus_section, "dtypes": dtypes_section, "profiles": profiles_section,
+            "circuits": circuits_section, "features": features_section}
+if only:
+    SECTIONS[only]()
     sys.exit(0)
 
 print("# Benchmark results\n")
