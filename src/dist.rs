@@ -13,10 +13,8 @@ use candle_core::{DType, Tensor};
 
 /// log Σ exp(logits): `logit - log_normalizer` is the log-probability.
 pub fn log_normalizer(logits: &[f32]) -> f64 {
-    let (max_key, finite) = max_key(logits);
-    if finite && !logits.is_empty() {
-        let max = from_key(max_key);
-        return max as f64 + sum_exp(logits, max).ln();
+    if let Some(max_key) = finite_max_key(logits) {
+        return finite_log_normalizer(logits, max_key);
     }
     // A row with NaN or infinities (a broken checkpoint): the exact loop, which lets them
     // through as NaN or ±∞ the way the arithmetic says.
@@ -42,20 +40,18 @@ pub struct Scored {
 
 /// [`log_normalizer`], [`top_k`]`(values, 1)` and [`rank`] of `id` at once.
 pub fn scored(values: &[f32], id: usize) -> Scored {
-    let (max_key, finite) = max_key(values);
-    if !finite || values.is_empty() {
+    let Some(max_key) = finite_max_key(values) else {
         return Scored {
             log_z: log_normalizer(values),
             top: top_k(values, 1).first().copied().unwrap_or(0),
             rank: rank(values, id),
         };
-    }
-    let max = from_key(max_key);
+    };
     // Every value is finite, so the order is the keys' order, ties by index.
     let target = key(values[id]);
     let (above, equal_before) = count_above(values, target, id);
     Scored {
-        log_z: max as f64 + sum_exp(values, max).ln(),
+        log_z: finite_log_normalizer(values, max_key),
         top: values.iter().position(|&v| key(v) == max_key).unwrap_or(0),
         rank: 1 + above + equal_before,
     }
@@ -75,8 +71,15 @@ fn from_key(k: i32) -> f32 {
     f32::from_bits((k ^ (((k >> 31) as u32) >> 1) as i32) as u32)
 }
 
-/// The highest key of `values`, and whether every value is finite.
-fn max_key(values: &[f32]) -> (i32, bool) {
+/// log Σ exp(values) of a row of finite values whose highest key is `max_key`.
+fn finite_log_normalizer(values: &[f32], max_key: i32) -> f64 {
+    let max = from_key(max_key);
+    max as f64 + sum_exp(values, max).ln()
+}
+
+/// The highest key of `values` when every value is finite (the fast paths' condition);
+/// `None` for an empty row or one holding NaN or ±∞.
+fn finite_max_key(values: &[f32]) -> Option<i32> {
     let (mut top, mut bad) = ([i32::MIN; LANES], [0u32; LANES]);
     let chunks = values.chunks_exact(LANES);
     let rest = chunks.remainder();
@@ -90,7 +93,8 @@ fn max_key(values: &[f32]) -> (i32, bool) {
         top[0] = top[0].max(key(v));
         bad[0] |= !v.is_finite() as u32;
     }
-    (*top.iter().max().unwrap(), bad.iter().all(|&b| b == 0))
+    let finite = bad.iter().all(|&b| b == 0) && !values.is_empty();
+    finite.then(|| *top.iter().max().unwrap())
 }
 
 /// How many values come before key `target` in the order: those above it, and those equal
