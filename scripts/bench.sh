@@ -91,6 +91,9 @@ while len(lines) < 519:
     i += n
 open(sys.argv[1], "w").write("\n".join(lines) + "\n")
 PYEOF
+# Its first 100 lines, for the rows that run it several ways (--dtype, profiles).
+head -100 "$WORK/prose.txt" > "$WORK/prose_100.txt"
+SCORE_PROSE="$BIN --model $MODEL score --file $WORK/prose.txt --lines --jsonl"
 
 PY=""
 if [ "$WITH_HF" = 1 ] || [ "$WITH_LLAMA" = 1 ]; then
@@ -188,7 +191,7 @@ bench_features() {
 bench_corpus() {
   echo "== corpus of prose"
   $BIN --model "$MODEL" tokenize --file "$WORK/prose.txt" --lines --csv | tail -n +2 | wc -l > "$OUT/prose.tokens"
-  local score="$BIN --model $MODEL score --file $WORK/prose.txt --lines --jsonl"
+  local score="$SCORE_PROSE"
   local next="$BIN --model $MODEL next --file $WORK/prose.txt --lines --jsonl"
   local hf="$WORK/venv/bin/python scripts/bench_hf.py score $MODEL $WORK/prose.txt"
   if [ -x "$WORK/venv/bin/python" ]; then
@@ -205,7 +208,6 @@ bench_corpus() {
 # -n 64 and the first 100 lines of the prose corpus scored.
 bench_dtypes() {
   echo "== --dtype f32 / f16 / bf16"
-  head -100 "$WORK/prose.txt" > "$WORK/prose_100.txt"
   local rows=(
     "next|next 'The quick brown fox'|5"
     "next_128|next '$P128'|5"
@@ -223,14 +225,13 @@ bench_dtypes() {
 # Where the time goes, when perf is installed: CPUs busy and context switches of one-shot
 # generation (ours and llama.cpp's), and the hottest functions of the rows that miss.
 bench_profiles() {
-  head -100 "$WORK/prose.txt" > "$WORK/prose_100.txt"
   command -v perf >/dev/null || { echo "== no perf: no profiles"; return 0; }
   echo "== profiles (perf)"
   local gen="generate 'The quick brown fox' -n 64"
   stat() { perf stat -e task-clock,context-switches -o "$OUT/$1.perfstat" bash -c "$2" >/dev/null 2>&1; }
   stat perfstat_ours_generate_64 "$BIN --model $MODEL $gen"
   [ -n "$LLAMA" ] && stat perfstat_llama_generate_64 "$LLAMA -n 64 'The quick brown fox'"
-  stat perfstat_ours_score_prose "$BIN --model $MODEL score --file $WORK/prose.txt --lines --jsonl"
+  stat perfstat_ours_score_prose "$SCORE_PROSE"
   # The machine's read bandwidth over the mapped checkpoint (numpy's sum, 1 and 2 threads):
   # what a generated token's products can reach at best.
   if [ -x "$WORK/venv/bin/python" ]; then
@@ -259,7 +260,7 @@ PYEOF
     "generate_cache|target/release/examples/bench_forward $MODEL generate_cache"
     "forward_8|target/release/examples/bench_forward $MODEL forward_8"
     "forward_32|target/release/examples/bench_forward $MODEL forward_32"
-    "score_prose|$BIN --model $MODEL score --file $WORK/prose.txt --lines --jsonl"
+    "score_prose|$SCORE_PROSE"
     "f16_next_128|$BIN --model $MODEL --dtype f16 next '$P128'"
     "bf16_next_128|$BIN --model $MODEL --dtype bf16 next '$P128'"
   )

@@ -40,7 +40,7 @@ def main():
             mask = torch.tensor([[1] * len(b) + [0] * (t - len(b)) for b in batch])
             logp = model(x, attention_mask=mask).logits.log_softmax(-1)[:, :-1]
             got = logp.gather(-1, x[:, 1:, None])[..., 0] * mask[:, 1:]
-            logp.argmax(-1)
+            logp.argmax(-1)  # the top guess, as `score` reports it: its cost is part of the comparison
             total += float(got.sum())
         print(total)
     elif mode == "generate":

@@ -180,15 +180,26 @@ def features_section():
               f"({b[1] / a[1]:.2f}×).")
 
 
-def corpus_section():
+PROSE_LINES = 519
+
+
+def prose_flops():
+    """(tokens, FLOPs of `score`, FLOPs of `next`) over the prose corpus, or None: every
+    position's logits (score) or the last one's (next), per text of the mean length."""
     p = os.path.join(out, "prose.tokens")
     if not os.path.exists(p):
-        return
+        return None
     tokens = int(open(p).read())
-    lines = 519
-    mean = tokens / lines
-    # Every position's logits (score) or the last one's (next), per text of the mean length.
-    f_score, f_next = lines * flops(mean, logits=mean), lines * flops(mean)
+    mean = tokens / PROSE_LINES
+    return tokens, PROSE_LINES * flops(mean, logits=mean), PROSE_LINES * flops(mean)
+
+
+def corpus_section():
+    got = prose_flops()
+    if got is None:
+        return
+    tokens, f_score, f_next = got
+    lines = PROSE_LINES
     print(f"A corpus of prose (new processes; commit {commit}, {datetime.date.today()}, {os.cpu_count()} cores "
           f"({cpu}); made by `scripts/bench.sh --only-corpus` or with the full run): {lines} lines of 16 to 22 words "
           f"cut from the license texts in /usr/share/common-licenses, {tokens:,} tokens. `score` and Hugging Face "
@@ -374,15 +385,14 @@ def misses():
                    "the machine reads at most the two-thread bandwidth above.")
     st, prof = perf_stat("perfstat_ours_score_prose"), profile("score_prose")
     kernel = ""
-    tokens = os.path.join(out, "prose.tokens")
-    if st and st[2] and prof and os.path.exists(tokens):
+    if st and st[2] and prof and prose_flops():
         share = sum(p for p, _, sym in prof if "microkernel" in sym) / 100
-        n = int(open(tokens).read())
-        f = flops(n / 519, logits=n / 519) * 519
+        f = prose_flops()[1]
         rate = f / (st[2] * share) / 1e9
+        cores = os.cpu_count()
         kernel = (f"{share * 100:.0f} % of `score`'s {st[2]:.1f} CPU-seconds ({st[0]:.2f} CPUs busy) are gemm's "
-                  f"f32 microkernels, which therefore run at about {rate:.0f} GFLOP/s a core, {2 * rate:.0f} on "
-                  "two: at the 195–235 GFLOP/s gemm's kernels reach on this machine at best.")
+                  f"f32 microkernels, which therefore run at about {rate:.0f} GFLOP/s a core, {cores * rate:.0f} on "
+                  f"{'two' if cores == 2 else cores}: at the 195–235 GFLOP/s gemm's kernels reach on this machine at best.")
         hf, _ = seconds("hf_corpus_score")
         if hf:
             kernel += (f" 2.5× Hugging Face's time ({hf:.1f} s) is {hf / 2.5:.1f} s, or {f / (hf / 2.5) / 1e9:.0f} "
@@ -522,39 +532,21 @@ for t in [1, 8, 32, 128, 512, 1024]:
     o, h, l = ours.get(k), hf.get(k), llama.get(k)
     gf = "–" if o is None else f"{flops(t) / o / 1e9:.0f}"
     label = f"forward T = {t}, last-position logits" + (", attentions captured" if t == 8 else "")
-    targets, verdicts = [], []
-    if t >= 8 and h is not None and o is not None:
-        targets.append("≥ 2× faster than HF")
-        verdicts.append("met" if h / o >= 2 else f"missed: {h / o:.1f}×")
+    target = "≥ 2× faster than HF" if t >= 8 and h is not None and o is not None else ""
+    v = ("met" if h / o >= 2 else f"missed: {h / o:.1f}×") if target else ""
     print(f"| {label} | {fmt_s(o)} | {gf} | {fmt_s(one.get(k))} | {fmt_s(l)} | {fmt_s(llama_one.get(k))} | "
-          f"{vs(o, l)} | {fmt_s(h)} | "
-          f"{'–' if h is None or o is None else f'{h / o:.1f}×'} | {'; '.join(targets)} | {'; '.join(verdicts)} |")
+          f"{vs(o, l)} | {fmt_s(h)} | {'–' if h is None or o is None else f'{h / o:.1f}×'} | {target} | {v} |")
 for k, label in [("generate_cache", "generate 64 tokens after 8, key/value cache"),
                  ("generate_nocache", "generate 64 tokens after 8, no cache")]:
     o, h, l = ours.get(k), hf.get(k), llama.get(k)
     tps = lambda s: "–" if s is None else f"{64 / s:.1f} tok/s"
-    target, v = "", ""
     print(f"| {label} | {tps(o)} | | {tps(one.get(k))} | {tps(l)} | {tps(llama_one.get(k))} | {vs(o, l)} | {tps(h)} | "
-          f"{'–' if h is None or o is None else f'{h / o:.1f}×'} | {target} | {v} |")
+          f"{'–' if h is None or o is None else f'{h / o:.1f}×'} | | |")
 
 pairs_table()
-print()
-print("<!-- dtypes -->")
-dtypes_section()
-print("<!-- /dtypes -->")
-print()
-print("<!-- profiles -->")
-profiles_section()
-print("<!-- /profiles -->")
-print()
-print("<!-- circuits -->")
-circuits_section()
-print("<!-- /circuits -->")
-print()
-print("<!-- features -->")
-features_section()
-print("<!-- /features -->")
-print()
-print("<!-- corpus -->")
-corpus_section()
-print("<!-- /corpus -->")
+# The sections --only may replace alone, each between its markers.
+for name in ("dtypes", "profiles", "circuits", "features", "corpus"):
+    print()
+    print(f"<!-- {name} -->")
+    SECTIONS[name]()
+    print(f"<!-- /{name} -->")

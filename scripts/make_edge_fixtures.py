@@ -483,5 +483,6 @@ def save(ref, fixtures, name, metadata):
     save_file(ref, path, metadata=dict(metadata, **versions))
     print("wrote", path, len(ref), "tensors")
 
+
 if __name__ == "__main__":
     main()

@@ -16,6 +16,7 @@ first n - 1 tokens) and the metric summed over the last n positions.
 
 import argparse
 import json
+
 import torch
 import torch.nn.functional as F
 
@@ -235,6 +236,7 @@ def main():
         "ablations": json.dumps(ABLATIONS),
     }
     save(ref, args.fixtures, "metrics.safetensors", metadata)
+
 
 if __name__ == "__main__":
     main()
