@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
-use gpt2_inspect::model::checkpoint::Checkpoint;
+use gpt2_inspect::load::checkpoint::Checkpoint;
 use gpt2_inspect::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, KvCache, Logits, Request};
 
 gpt2_inspect::allocator!();

@@ -404,7 +404,7 @@ MISSES = """Why the rows that miss their targets miss them, from these profiles:
 
 - **Generation in process and short prompts (T = 8, 32) against llama-bench.** A generated token
   reads every weight once: 340 MB of block weights through `few_rows_times` (the AVX-512
-  band-per-thread product in `src/model/mapped.rs`, also T = 8's) and the 154 MB tied output
+  band-per-thread product in `src/model/kernels/matmul.rs`, also T = 8's) and the 154 MB tied output
   layer through gemm's gemv; these products are nearly all of the samples. {scaling} Each of a token's 49 products forks
   onto the second thread and joins, and the steps between them (layer norms, attention over
   the cache, the bands' partial sums) run on one. It is not the hand-off latency: keeping

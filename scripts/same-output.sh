@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs two builds of gpt2-inspect on the same commands over the bundled fixture and says
-# which commands differ in standard output, standard error or exit code: for a refactor
-# that must change no printed number.
+# which commands differ in standard output, standard error, exit code or the file they
+# write: for a refactor that must change no printed number.
 #
 #   scripts/same-output.sh OLD_BINARY NEW_BINARY
 #
@@ -53,6 +53,46 @@ cases=(
     'attention "The cat sat" --layer 1 --head 2 --neuron 2 --annot --color always'
     'attention "The cat sat" --layer 1 --head 2 --stages --color always'
     'lens "The cat sat on" --all-positions --color always'
+    'saliency "The cat sat on the"'
+    'saliency "The cat sat on the" --json'
+    'saliency "The cat sat on the" --method input-x-gradient --answer " mat" --wrong " rug"'
+    'saliency "The cat sat on the" --method integrated-gradients --steps 8 --json'
+    'saliency "The cat sat on the" --method rollout --color always'
+    'saliency "The cat sat" --generate 3 --json'
+    'saliency "The cat sat on the" --csv'
+    'patch --clean "The cat sat on the" --corrupt "The dog sat on the" --answer " mat" --wrong " rug" --site resid_pre --metric logit'
+    'patch --clean "The cat sat on the" --corrupt "The dog sat on the" --answer " mat" --wrong " rug" --site resid_pre --metric logprob'
+    'patch --clean "The cat sat on the" --corrupt "The dog sat on the" --answer " mat" --wrong " rug" --site resid_pre --metric prob'
+    'patch --clean "The cat sat on the" --corrupt "The dog sat on the" --site resid_pre --metric kl'
+    'patch --clean "The cat sat on the" --corrupt "The dog sat on the" --answer " mat" --wrong " rug" --site resid_pre --metric kl'
+    'patch --clean "The cat sat on the" --corrupt "The dog sat on the" --site head --metric kl --json'
+    'patch --clean "The cat sat on the" --corrupt "The dog sat on the" --answer " mat" --wrong " rug" --site head --csv'
+    'patch --clean "The cat sat on the" --corrupt "The dog sat on the" --answer " mat" --wrong " rug" --site resid_pre --method both'
+    'circuit --clean "The cat sat on the mat" --corrupt "The dog sat on the mat" --answer " and" --wrong " with" --top 5'
+    'circuit --clean "The cat sat on the mat" --corrupt "The dog sat on the mat" --answer " and" --wrong " with" --top 5 --json'
+    'circuit --clean "The cat sat on the mat" --corrupt "The dog sat on the mat" --answer " and" --wrong " with" --top 5 --faithfulness 10,50 --csv'
+    'circuit --clean "The cat sat on the mat" --corrupt "The dog sat on the mat" --answer " and" --wrong " with" --top 5 --ig-steps 3 --exact 3'
+    'features "The cat sat on the mat" --sae tests/fixtures/saes/topk -k 3'
+    'features "The cat sat on the mat" --sae tests/fixtures/saes/topk -k 3 --json'
+    'features "The cat sat on the mat" --sae tests/fixtures/saes/topk -k 3 --csv'
+    'feature 40 --sae tests/fixtures/saes/topk -k 3 "The cat sat on the mat" "When Mary and John went to the store" --window 2 --contexts 2'
+    'feature 40,3 --sae tests/fixtures/saes/topk "The cat sat on the mat" --json'
+    'next "The cat" --sae tests/fixtures/saes/topk --steer 40=5'
+    'next "The cat" --sae tests/fixtures/saes/topk --steer 40=5 --json'
+    'next "The cat sat on the" "A dog" --csv'
+    'next "The cat sat on the" "A dog" --tsv'
+    'score "The cat sat on the mat" "A dog barked" --csv'
+    'attention "The cat sat" --layer 1 --csv'
+    'lens "The cat sat on" --all-positions --csv'
+    'ablate "The cat sat on the" --sweep --csv'
+    'attribute "The cat sat on the" --answer " mat" --csv'
+    'heads --csv'
+    'hidden "The cat sat" --depth 2 --csv'
+    'embed "The cat" --csv'
+    'tokenize "The cat sat" --csv'
+    'trace "The cat sat" --csv'
+    'info --csv'
+    'hooks --csv'
 )
 
 # Commands that write a file (OUT): the files are compared too.
@@ -71,25 +111,41 @@ files=(
     'report "The cat sat on the mat" -o OUT'
     'dump "The cat sat" -o OUT'
     'dump "The cat sat" "A dog" -o OUT'
+    'saliency "The cat sat on the" --method integrated-gradients --steps 8 --svg OUT'
+    'saliency "The cat sat" --generate 3 --svg OUT'
+    'patch --clean "The cat sat on the" --corrupt "The dog sat on the" --answer " mat" --wrong " rug" --site resid_pre --method both --svg OUT'
+    'circuit --clean "The cat sat on the mat" --corrupt "The dog sat on the mat" --answer " and" --wrong " with" --top 5 --dot OUT'
+    'circuit --clean "The cat sat on the mat" --corrupt "The dog sat on the mat" --answer " and" --wrong " with" --top 5 --svg OUT'
+    'circuit --clean "The cat sat on the mat" --corrupt "The dog sat on the mat" --answer " and" --wrong " with" --top 5 --faithfulness 10,50 --svg OUT'
+    'feature 40 --sae tests/fixtures/saes/topk "The cat sat on the mat" "When Mary and John went to the store" --html OUT'
+    'dump "The cat sat" --sae tests/fixtures/saes/topk -o OUT'
 )
 
 differ=0
+# Runs "$1" (a binary) on command $2 with OUT as $work/out: stdout, stderr and exit code
+# into $work/$3, $work/$3e and $work/$3rc, the written file moved to $work/$3.out.
+run() {
+    rm -f "$work/out"
+    eval "\"$1\" ${model[*]} ${2//OUT/$work/out}" >"$work/$3" 2>"$work/$3e"
+    echo $? >"$work/$3rc"
+    if [ -e "$work/out" ]; then mv "$work/out" "$work/$3.out"; else rm -f "$work/$3.out"; fi
+}
+same() {
+    cmp -s "$work/o" "$work/n" && cmp -s "$work/oe" "$work/ne" && cmp -s "$work/orc" "$work/nrc"
+}
 for c in "${files[@]}"; do
-    eval "\"$old\" ${model[*]} ${c//OUT/$work/old.out}" >/dev/null 2>&1
-    eval "\"$new\" ${model[*]} ${c//OUT/$work/new.out}" >/dev/null 2>&1
-    if ! cmp -s "$work/old.out" "$work/new.out"; then
+    run "$old" "$c" o
+    run "$new" "$c" n
+    if ! same || ! cmp -s "$work/o.out" "$work/n.out" || [ ! -e "$work/o.out" ]; then
         echo "differs (file): $c"
         differ=$((differ + 1))
     fi
-    rm -f "$work/old.out" "$work/new.out"
 done
 for c in "${cases[@]}"; do
-    eval "\"$old\" ${model[*]} $c" >"$work/o" 2>"$work/oe"
-    ro=$?
-    eval "\"$new\" ${model[*]} $c" >"$work/n" 2>"$work/ne"
-    rn=$?
-    if [ "$ro" != "$rn" ] || ! cmp -s "$work/o" "$work/n" || ! cmp -s "$work/oe" "$work/ne"; then
-        echo "differs (exit $ro vs $rn): $c"
+    run "$old" "$c" o
+    run "$new" "$c" n
+    if ! same; then
+        echo "differs (exit $(cat "$work/orc") vs $(cat "$work/nrc")): $c"
         differ=$((differ + 1))
     fi
 done

@@ -946,6 +946,9 @@ pub struct AttributeReport {
 pub struct SaliencyMethod {
     /// `gradient`, `input-x-gradient`, `integrated-gradients` or `rollout`.
     pub method: &'static str,
+    /// Whether the scores have a sign (drawn on a diverging scale).
+    #[serde(skip)]
+    pub signed: bool,
     /// What of the answer is explained: `logit`, `logprob` or `prob`.
     pub quantity: &'static str,
     /// Integrated gradients: the Gauss–Legendre points.

@@ -9,7 +9,7 @@ use tokenizers::decoders::byte_level::ByteLevel;
 use tokenizers::models::bpe::BPE;
 use tokenizers::AddedToken;
 
-use crate::model::source::ModelSource;
+use crate::load::source::ModelSource;
 
 pub const ENDOFTEXT: &str = "<|endoftext|>";
 

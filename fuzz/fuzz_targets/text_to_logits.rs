@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Tensor};
 use gpt2_inspect::input::text_from_bytes;
-use gpt2_inspect::model::checkpoint::Checkpoint;
+use gpt2_inspect::load::checkpoint::Checkpoint;
 use gpt2_inspect::model::{CaptureSpec, Config, Gpt2, Hook, Logits, Request};
 use gpt2_inspect::tokenizer::Tokenizer;
 use libfuzzer_sys::fuzz_target;

@@ -7,20 +7,21 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 
-use super::metric::{answer_tokens, measure, wrong_token};
-use super::texts::{Computed, Texts};
-use super::{
-    check_finite, check_index, check_top_k, emit, layer_head, predictions, write_svg, Session,
-};
+use crate::analysis::ablation::{ablate, ablate_each_head, Ablation, Component};
+use crate::analysis::grad::Quantity;
+use crate::analysis::metric::{Bound, Kind, Measure};
 use crate::cli::{AblateArgs, AblateMode};
 use crate::dist;
 use crate::dist::kl;
 use crate::error::usage;
-use crate::model::circuits::{ablate, ablate_each_head, Ablation, Bound, Component, Kind, Measure};
-use crate::model::grad::Quantity;
 use crate::model::{CaptureSpec, Config, Gpt2, LastLogits, Request};
 use crate::render::circuits as printer;
 use crate::reports::{AblateReport, Header, MetricSpec, SweepReport};
+use crate::session::metric::{answer_tokens, measure, wrong_token};
+use crate::session::texts::{Computed, Texts};
+use crate::session::{
+    check_finite, check_index, check_top_k, emit, layer_head, predictions, write_svg, Session,
+};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<()> {
@@ -85,7 +86,10 @@ fn metric(
         Some(a) => answer_tokens(tokenizer, a)?,
         None => {
             let row: Vec<f32> = logits.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
-            vec![super::named(tokenizer, dist::top_k(&row, 1)[0] as u32)?]
+            vec![crate::session::named(
+                tokenizer,
+                dist::top_k(&row, 1)[0] as u32,
+            )?]
         }
     };
     let wrong = wrong_token(tokenizer, args.wrong.as_deref())?;
@@ -230,7 +234,7 @@ fn print_sweep(
     report: &SweepReport,
 ) -> Result<()> {
     write_svg(session, args.svg.as_deref(), |w| {
-        printer::sweep_svg(w, report, super::grid_style(&args.figure))
+        printer::sweep_svg(w, report, crate::session::grid_style(&args.figure))
     })?;
     emit(session, out, report, |out, r| {
         printer::sweep(out, r, session.palette)

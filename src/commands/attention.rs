@@ -6,8 +6,6 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 
-use super::texts::{Computed, Texts};
-use super::{check_index, decoded, matrix, Session};
 use crate::cli::{AttentionArgs, AttentionFormat, FigureArgs, ScaleArg, Window};
 use crate::error::usage;
 use crate::input::which_text;
@@ -18,6 +16,9 @@ use crate::render::{heatmap, json, neuron, stages, svg, table};
 use crate::reports::{
     AttentionReport, BertvizReport, HeadStages, MaskedMatrix, Matrix, NeuronView, PerHead,
 };
+use crate::session::parts::per_layer;
+use crate::session::texts::{Computed, Texts};
+use crate::session::{check_index, decoded, matrix, Session};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Result<()> {
@@ -246,7 +247,7 @@ fn write_svg(
             if several { ", several heads" } else { "" }
         );
     }
-    super::write_svg(session, Some(path), |w| match &report.stages {
+    crate::session::write_svg(session, Some(path), |w| match &report.stages {
         Some(s) => svg::stages(w, report, s, args.figure.title.as_deref()),
         None => svg::attention(w, report, figure),
     })
@@ -280,7 +281,7 @@ fn colours(f: &FigureArgs) -> Result<ColourScale> {
         ));
     }
     Ok(ColourScale {
-        cmap: super::cmap(f.cmap),
+        cmap: crate::session::cmap(f.cmap),
         scale: match f.scale {
             ScaleArg::Absolute => Scale::Absolute,
             ScaleArg::Global => Scale::Global,
@@ -431,32 +432,4 @@ fn neuron(acts: &Activations, l: usize, query: usize) -> Result<NeuronView> {
             .collect(),
         weights: head(BlockHook::Pattern)?.to_vec1()?,
     })
-}
-
-/// `[layer][head]` matrices of a per-head hook: `[T][T]` maps, or `[T][d_head]` for q/k/v;
-/// with a window `[start, end)`, just those positions (rows, and columns of maps).
-pub(super) fn per_layer(
-    acts: &Activations,
-    layers: &[usize],
-    kind: BlockHook,
-    window: Option<[usize; 2]>,
-) -> Result<Vec<Vec<Vec<Vec<f32>>>>> {
-    layers
-        .iter()
-        .map(|&l| {
-            let t: &Tensor = acts.get(Hook::Block(l, kind))?;
-            // q/k/v are (1, T, nh, hs); scores and pattern are (1, nh, T, T).
-            let mut t = match kind {
-                BlockHook::Q | BlockHook::K | BlockHook::V | BlockHook::Z => t.transpose(1, 2)?, // (1, nh, T, hs)
-                _ => t.clone(),
-            };
-            if let Some([start, end]) = window {
-                t = t.narrow(2, start, end - start)?; // (1, nh, t, ·)
-                if !matches!(kind, BlockHook::Q | BlockHook::K | BlockHook::V) {
-                    t = t.narrow(3, start, end - start)?; // (1, nh, t, t)
-                }
-            }
-            Ok(t.squeeze(0)?.to_dtype(DType::F32)?.to_vec3::<f32>()?)
-        })
-        .collect()
 }

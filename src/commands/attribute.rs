@@ -8,14 +8,14 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::Tensor;
 
-use super::texts::{Computed, Texts};
-use super::{check_finite, check_index, emit, one_token, write_svg, Session};
+use crate::analysis::attribution::attribute;
 use crate::cli::AttributeArgs;
 use crate::error::usage;
-use crate::model::circuits::attribute;
 use crate::model::{CaptureSpec, NoLogits, Request};
 use crate::render::circuits as printer;
 use crate::reports::{AttributeReport, ComponentValue};
+use crate::session::texts::{Computed, Texts};
+use crate::session::{check_finite, check_index, emit, one_token, write_svg, Session};
 
 pub fn run(session: &Session, args: &AttributeArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
@@ -73,7 +73,7 @@ pub fn run(session: &Session, args: &AttributeArgs, out: &mut dyn Write) -> Resu
         logit: a.logit,
     };
     write_svg(session, args.svg.as_deref(), |w| {
-        printer::attribute_svg(w, &report, super::grid_style(&args.figure))
+        printer::attribute_svg(w, &report, crate::session::grid_style(&args.figure))
     })?;
     emit(session, out, &report, |out, r| {
         printer::attribute(out, r, session.palette)

@@ -8,16 +8,18 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::Tensor;
 
-use super::patch::{answers, pair};
-use super::{check_finite, decoded, emit, write_file, write_svg, Session};
+use crate::analysis::edges::{
+    edge_attribution, edge_patch, faithfulness, EdgeScores, Reader, Writer,
+};
+use crate::analysis::grad::check_differentiable;
+use crate::analysis::metric::Measure;
 use crate::cli::CircuitArgs;
 use crate::error::usage;
-use crate::model::circuits::Measure;
-use crate::model::edges::{edge_attribution, edge_patch, faithfulness, EdgeScores, Reader, Writer};
-use crate::model::grad::check_differentiable;
 use crate::model::{Config, Gpt2};
 use crate::render::edges as printer;
 use crate::reports::{CircuitReport, EdgeScore, Faithfulness, NodeScore};
+use crate::session::{answers, pair};
+use crate::session::{check_finite, decoded, emit, write_file, write_svg, Session};
 
 /// How many edges a model of `cfg`'s shape has.
 fn edge_count(cfg: &Config) -> usize {
@@ -67,7 +69,7 @@ pub fn run(session: &Session, args: &CircuitArgs, out: &mut dyn Write) -> Result
     let circuits = faithfulness(&model, ids, &metric, &scores, &args.faithfulness)?;
     let mut edges = edges(&scores);
     add_exact(&model, ids, &metric, &scores, &mut edges[..args.exact])?;
-    let (clean_text, corrupt_text) = super::patch::pair_texts(&tokenizer, &args.pair)?;
+    let (clean_text, corrupt_text) = crate::session::pair_texts(&tokenizer, &args.pair)?;
     let report = CircuitReport {
         header: session.header(Some(&clean_text))?,
         clean: clean_text,

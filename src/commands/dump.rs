@@ -9,16 +9,16 @@ use std::io::{BufWriter, Write};
 use anyhow::{bail, ensure, Context, Result};
 use candle_core::{DType, Tensor};
 
-use super::texts::{padded, Texts};
-use super::Session;
+use crate::analysis::sae::{self, Sae};
 use crate::atomic::Output;
 use crate::cli::{DumpArgs, SaeOption};
 use crate::error::usage;
-use crate::model::sae::{self, Sae};
 use crate::model::tap::Recorder;
 use crate::model::{CaptureSpec, Config, Gpt2, Hook, Inputs, Logits, Request};
 use crate::render::table;
 use crate::reports::{DumpReport, HookRow, Padding};
+use crate::session::texts::{padded, Texts};
+use crate::session::Session;
 
 pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()> {
     let to_stdout = crate::atomic::is_stdout(&args.output);

@@ -6,13 +6,13 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::{DType, Tensor, D};
 
-use super::texts::{Computed, Texts};
-use super::{decoded, matrix, Session};
 use crate::cli::EmbedArgs;
 use crate::dist;
 use crate::model::{Activations, BlockHook, CaptureSpec, Gpt2, Hook, NoLogits, Request};
 use crate::render::table;
 use crate::reports::{EmbedReport, EmbedToken, Neighbour};
+use crate::session::texts::{Computed, Texts};
+use crate::session::{decoded, matrix, Session};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &EmbedArgs, out: &mut dyn Write) -> Result<()> {

@@ -6,14 +6,14 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::Tensor;
 
-use super::texts::Texts;
-use super::{decoded, Session};
+use crate::analysis::sae::{self, FeatureStats, Sae};
 use crate::cli::FeatureArgs;
 use crate::dist;
-use crate::model::sae::{self, FeatureStats, Sae};
 use crate::model::{CaptureSpec, NoLogits, Request};
 use crate::render::{dashboard, table};
 use crate::reports::{FeatureContext, FeatureCorpus, FeatureReport, FeatureRow, TokenValue};
+use crate::session::texts::Texts;
+use crate::session::{decoded, Session};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &FeatureArgs, out: &mut dyn Write) -> Result<()> {
@@ -65,10 +65,10 @@ pub fn run(session: &Session, args: &FeatureArgs, out: &mut dyn Write) -> Result
         hook: hook.to_string(),
         features: rows,
     };
-    super::write_file(session, "--html", args.html.as_deref(), |w| {
+    crate::session::write_file(session, "--html", args.html.as_deref(), |w| {
         dashboard::page(w, &report)
     })?;
-    super::emit(session, out, &report, table::feature)?;
+    crate::session::emit(session, out, &report, table::feature)?;
     not_run
 }
 

@@ -7,13 +7,13 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::Tensor;
 
-use super::texts::Texts;
-use super::{decoded, Session};
+use crate::analysis::sae::{self};
 use crate::cli::FeaturesArgs;
 use crate::dist;
-use crate::model::sae::{self, Architecture};
 use crate::render::{features, table};
 use crate::reports::{FeatureValue, FeaturesReport, MostActive};
+use crate::session::texts::Texts;
+use crate::session::{decoded, Session};
 
 pub fn run(session: &Session, args: &FeaturesArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
@@ -44,10 +44,7 @@ pub fn run(session: &Session, args: &FeaturesArgs, out: &mut dyn Write) -> Resul
             sae: a.sae.clone(),
             hook: hook.to_string(),
             architecture: sae.cfg.architecture.name().into(),
-            k: match sae.cfg.architecture {
-                Architecture::TopK { k, .. } => Some(k),
-                _ => None,
-            },
+            k: sae.cfg.architecture.k(),
             d_sae: sae.cfg.d_sae,
             centered,
             input_ids: ids.clone(),

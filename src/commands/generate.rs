@@ -6,10 +6,6 @@ use std::io::Write;
 use anyhow::Result;
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 
-use super::session::Each;
-use super::steer::Steering;
-use super::texts::{token_limit, Limit, Texts};
-use super::{check_index, decoded, Session};
 use crate::cli::GenerateArgs;
 use crate::dist;
 use crate::error::usage;
@@ -18,6 +14,10 @@ use crate::model::tap::{Identity, Tap};
 use crate::model::{Config, Gpt2};
 use crate::render::table::{self, GenerateStream};
 use crate::reports::{GenerateReport, GeneratedToken, Prediction, SamplingReport, StreamedToken};
+use crate::session::steer::Steering;
+use crate::session::texts::{token_limit, Limit, Texts};
+use crate::session::Each;
+use crate::session::{check_index, decoded, Session};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Result<()> {

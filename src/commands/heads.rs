@@ -6,12 +6,12 @@ use std::io::{IsTerminal, Write};
 use anyhow::Result;
 use candle_core::Tensor;
 
-use super::{check_finite, emit, write_svg, Session};
+use crate::analysis::heads::head_scores;
 use crate::cli::{HeadsArgs, Truncate};
 use crate::input;
-use crate::model::circuits::head_scores;
 use crate::render::circuits as printer;
 use crate::reports::{HeadScoresReport, HeadsReport};
+use crate::session::{check_finite, emit, write_svg, Session};
 
 /// `--truncate`: a sequence over `half` the positions keeps its last (`left`) or first
 /// (`right`) `half` tokens, said on stderr; without it, it is left for the length check.
@@ -111,7 +111,7 @@ pub fn run(session: &Session, args: &HeadsArgs, out: &mut dyn Write) -> Result<(
         },
     };
     write_svg(session, args.svg.as_deref(), |w| {
-        printer::heads_svg(w, &report, super::grid_style(&args.figure))
+        printer::heads_svg(w, &report, crate::session::grid_style(&args.figure))
     })?;
     emit(session, out, &report, |out, r| {
         printer::heads(out, r, session.palette)

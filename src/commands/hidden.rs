@@ -8,13 +8,13 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::Tensor;
 
-use super::texts::{Computed, Texts};
-use super::{check_index, decoded, matrix, Session};
 use crate::cli::{Depth, HiddenArgs};
 use crate::dist;
 use crate::model::{BlockHook, CaptureSpec, Config, Hook, NoLogits, Request};
 use crate::render::table;
 use crate::reports::{DepthShown, HiddenReport};
+use crate::session::texts::{Computed, Texts};
+use crate::session::{check_index, decoded, matrix, Session};
 use crate::tokenizer::Tokenizer;
 
 /// The hook holding depth `d`: the residual stream after `d` blocks (the last block's

@@ -4,12 +4,12 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::{emit, Session};
 use crate::cli::HooksArgs;
 use crate::model::hooks::Dim;
 use crate::model::{Config, Hook};
 use crate::render::table;
 use crate::reports::{HookRow, HooksReport};
+use crate::session::{emit, Session};
 
 /// The hook's name and shape for a batch of `b` texts of `t` tokens (`None` when unknown).
 pub fn hook_row(hook: Hook, cfg: &Config, b: usize, t: Option<usize>) -> HookRow {

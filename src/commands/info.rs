@@ -5,11 +5,11 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::{emit, Session};
 use crate::cli::InfoArgs;
-use crate::model::checkpoint::{Checkpoint, KeyLayout};
+use crate::load::checkpoint::{Checkpoint, KeyLayout};
 use crate::render::table;
 use crate::reports::{InfoReport, TensorRow};
+use crate::session::{emit, Session};
 
 pub fn run(session: &Session, _: &InfoArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, raw_config) = session.config()?;

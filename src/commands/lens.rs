@@ -5,15 +5,16 @@
 use std::io::Write;
 
 use anyhow::Result;
-use candle_core::{DType, Tensor};
+use candle_core::DType;
 
-use super::texts::{Computed, Texts};
-use super::{check_index, check_top_k, decoded, predictions, write_svg, Session};
 use crate::cli::LensArgs;
 use crate::dist;
 use crate::model::{Activations, BlockHook, CaptureSpec, Gpt2, Hook, NoLogits, Request};
 use crate::render::table;
-use crate::reports::{Guess, LensGridReport, LensReport, LensRow};
+use crate::reports::{Guess, LensGridReport};
+use crate::session::parts::lens_report;
+use crate::session::texts::{Computed, Texts};
+use crate::session::{check_index, check_top_k, decoded, write_svg, Session};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()> {
@@ -35,7 +36,7 @@ pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()
     };
     if args.all_positions {
         let colours = crate::render::color::ColourScale {
-            cmap: super::cmap(args.cmap),
+            cmap: crate::session::cmap(args.cmap),
             ..Default::default()
         }
         .probabilities(1.0);
@@ -61,7 +62,7 @@ pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()
                      text, ids, output, ..
                  }| {
         let position = args.position.unwrap_or(ids.len() - 1);
-        build(
+        lens_report(
             session,
             &model,
             tokenizer,
@@ -114,53 +115,5 @@ fn grid(
         header: session.header(Some(text))?,
         tokens: decoded(tokenizer, ids)?,
         top,
-    })
-}
-
-pub(super) fn build(
-    session: &Session,
-    model: &Gpt2,
-    tokenizer: &Tokenizer,
-    (text, ids): (&str, &[u32]),
-    acts: &Activations,
-    position: usize,
-    top_k: usize,
-) -> Result<LensReport> {
-    let cfg = model.config();
-
-    // (L + 1) residual streams at `position`, each (1, 1, C), the last already normalized.
-    let at = |t: &Tensor| t.narrow(1, position, 1);
-    let mut logits = Vec::with_capacity(cfg.n_layer + 1);
-    for l in 0..cfg.n_layer {
-        let x = model.final_norm(&at(acts.get(Hook::Block(l, BlockHook::ResidPre))?)?)?;
-        logits.push(model.unembed(&x)?.flatten_all()?); // (V,)
-    }
-    logits.push(
-        model
-            .unembed(&at(acts.get(Hook::LnFinalOut)?)?)?
-            .flatten_all()?,
-    );
-
-    let final_preds = predictions(tokenizer, &logits[cfg.n_layer], 1)?;
-    let final_id = final_preds[0].id;
-    let depths = logits
-        .iter()
-        .enumerate()
-        .map(|(depth, l)| {
-            let row: Vec<f32> = l.to_dtype(DType::F32)?.to_vec1()?;
-            Ok(LensRow {
-                depth,
-                predictions: predictions(tokenizer, l, top_k)?,
-                final_token_prob: dist::log_prob(&row, final_id as usize).exp() as f32,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(LensReport {
-        header: session.header(Some(text))?,
-        tokens: decoded(tokenizer, ids)?,
-        position,
-        final_id,
-        final_token: final_preds[0].token.clone(),
-        depths,
     })
 }

@@ -5,13 +5,13 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::DType;
 
-use super::steer::Steering;
-use super::texts::{Computed, Texts};
-use super::{check_top_k, predictions, Session};
 use crate::cli::NextArgs;
 use crate::model::{BlockHook, CaptureSpec, Config, Hook, LastLogits, Request};
 use crate::render::table;
 use crate::reports::{NextReport, ShapeStep, Steered};
+use crate::session::steer::Steering;
+use crate::session::texts::{Computed, Texts};
+use crate::session::{check_top_k, predictions, Session};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &NextArgs, out: &mut dyn Write) -> Result<()> {

@@ -8,80 +8,23 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::Tensor;
 
-use super::metric::{answer_tokens, measure, wrong_token};
-use super::{check_finite, decoded, emit, layer_head, one_token, write_svg, Session};
-use crate::cli::{PairArgs, PatchArgs, PatchMethod, PatchSite, PathTo, TokenIds};
+use crate::analysis::edges::{path_patch, Qkv};
+use crate::analysis::grad::check_differentiable;
+use crate::analysis::metric::Measure;
+use crate::analysis::patching::{attribution_patch, patch, Patching, Site};
+use crate::cli::{PatchArgs, PatchMethod, PatchSite, PathTo};
 use crate::dist::pearson;
 use crate::error::usage;
-use crate::model::circuits::{attribution_patch, patch, Measure, Patching, Site};
-use crate::model::edges::{path_patch, Qkv};
-use crate::model::grad::check_differentiable;
 use crate::model::Config;
 use crate::model::Gpt2;
 use crate::render::circuits as printer;
 use crate::render::printer::Format;
-use crate::reports::{Grid, MetricSpec, NamedToken, PatchReport, PatchSitesReport};
+use crate::reports::{Grid, MetricSpec, PatchReport, PatchSitesReport};
+use crate::session::metric::{answer_tokens, measure, wrong_token};
+use crate::session::{
+    check_finite, decoded, emit, layer_head, pair, pair_texts, write_svg, Session,
+};
 use crate::tokenizer::Tokenizer;
-
-/// `--clean` and `--corrupt` as ids, each followed by `forced` (a teacher-forced answer's
-/// tokens): the same number of tokens, within the model's limit.
-pub(super) fn pair(
-    session: &Session,
-    tokenizer: &Tokenizer,
-    args: &PairArgs,
-    (cfg, forced): (&Config, &[u32]),
-) -> Result<(Vec<u32>, Vec<u32>)> {
-    let encode = |text: &Option<String>, ids: &Option<TokenIds>, flag: &str| match (text, ids) {
-        (Some(text), _) => session.ids(tokenizer, text),
-        (None, Some(ids)) => session.given_ids(tokenizer, &ids.0, flag),
-        (None, None) => Err(usage(format!("give {flag} or {flag}-ids"))),
-    };
-    let clean = [
-        encode(&args.clean, &args.clean_ids, "--clean")?,
-        forced.to_vec(),
-    ]
-    .concat();
-    let corrupt = [
-        encode(&args.corrupt, &args.corrupt_ids, "--corrupt")?,
-        forced.to_vec(),
-    ]
-    .concat();
-    if clean.len() != corrupt.len() {
-        return Err(usage(format!(
-            "--clean is {} tokens ({}), --corrupt {} ({}); patching needs the same number",
-            clean.len(),
-            decoded(tokenizer, &clean)?.join("|"),
-            corrupt.len(),
-            decoded(tokenizer, &corrupt)?.join("|"),
-        )));
-    }
-    // A text too long (or empty) is exit 1, as in every command; the pair's mismatch above
-    // is misuse.
-    if clean.is_empty() || clean.len() > cfg.n_positions {
-        anyhow::bail!(
-            "--clean is {} tokens long (with the answer's forced tokens); the model sees at most {} \
-             (and patching needs 1 or more)",
-            clean.len(),
-            cfg.n_positions
-        );
-    }
-    Ok((clean, corrupt))
-}
-
-/// The pair's texts: as given, or as their `--clean-ids` and `--corrupt-ids` spell them.
-pub(super) fn pair_texts(tokenizer: &Tokenizer, args: &PairArgs) -> Result<(String, String)> {
-    let text = |text: &Option<String>, ids: &Option<TokenIds>| -> Result<String> {
-        match (text, ids) {
-            (Some(t), _) => Ok(t.clone()),
-            (None, Some(ids)) => Ok(tokenizer.from_ids(&ids.0)?.0),
-            (None, None) => Ok(String::new()),
-        }
-    };
-    Ok((
-        text(&args.clean, &args.clean_ids)?,
-        text(&args.corrupt, &args.corrupt_ids)?,
-    ))
-}
 
 /// The `--site` values as sites, each once, in the order given.
 fn sites(args: &PatchArgs) -> Result<Vec<Site>> {
@@ -144,20 +87,6 @@ fn grids(
 struct Shared {
     report: PatchReport,
     measure: Measure,
-}
-
-/// `--answer` and `--wrong` as one token each, and their logit difference (`circuit`).
-pub(super) fn answers(
-    tokenizer: &Tokenizer,
-    args: &PairArgs,
-) -> Result<(NamedToken, NamedToken, Measure)> {
-    let (Some(answer), Some(wrong)) = (&args.answer, &args.wrong) else {
-        return Err(usage("give --answer and --wrong, one token each"));
-    };
-    let answer = one_token(tokenizer, "answer", answer)?;
-    let wrong = one_token(tokenizer, "wrong", wrong)?;
-    let measure = Measure::logit_diff(answer.id, wrong.id);
-    Ok((answer, wrong, measure))
 }
 
 /// `--metric` of `--answer` (minus `--wrong`).
@@ -249,7 +178,7 @@ pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<(
     let problem = check_finite(&model, ids.0, cells.map(|v| v as f64))?;
     if let [report] = reports.as_slice() {
         write_svg(session, args.svg.as_deref(), |w| {
-            printer::patch_svg(w, report, super::grid_style(&args.figure))
+            printer::patch_svg(w, report, crate::session::grid_style(&args.figure))
         })?;
     }
     print(session, out, reports)?;

@@ -5,18 +5,18 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::attention::per_layer;
-use super::session::Each;
-use super::texts::{token_limit, Texts};
-use super::{check_top_k, emit, lens, tokenize, Session};
+use crate::analysis::grad::{check_differentiable, Metric, Quantity};
+use crate::analysis::saliency::{saliency, Method};
 use crate::atomic;
 use crate::cli::{NeuronData as When, ReportArgs};
 use crate::error::usage;
-use crate::model::grad::{check_differentiable, Metric, Quantity};
-use crate::model::saliency::{saliency, Method};
 use crate::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, NoLogits, Request};
 use crate::render::{html, table};
 use crate::reports::{NeuronData, PageReport, PageSaliency, SaliencyMethod, WrittenReport};
+use crate::session::parts::{lens_report, per_layer, tokenize_report};
+use crate::session::texts::{token_limit, Texts};
+use crate::session::Each;
+use crate::session::{check_top_k, emit, Session};
 use crate::tokenizer::Tokenizer;
 
 /// Tokens a page holds at most: gpt2's 144 heads at 256 tokens are 4.7 M probabilities, 13 MB
@@ -59,7 +59,7 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
     header.truncated = prepared.truncated[0];
     let page = PageReport {
         header,
-        tokens: tokenize::build(session, &texts[0], shown(tokenizer, &tokens[0])?)?.tokens,
+        tokens: tokenize_report(session, &texts[0], shown(tokenizer, &tokens[0])?)?.tokens,
         n_layer: cfg.n_layer,
         n_head: cfg.n_head,
         d_head: cfg.n_embd / cfg.n_head,
@@ -72,7 +72,7 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
             false => None,
         },
         neuron_bytes: qk_bytes,
-        lens: lens::build(session, &model, tokenizer, text, acts, t - 1, top_k)?,
+        lens: lens_report(session, &model, tokenizer, text, acts, t - 1, top_k)?,
         saliency: strip(&model, tokenizer, &ids[0])?,
     };
     let path = &args.output;
@@ -120,16 +120,18 @@ fn strip(model: &Gpt2, tokenizer: &Tokenizer, ids: &[u32]) -> Result<Option<Page
         wrong: None,
         quantity: Quantity::Logit,
     };
-    let s = saliency(model, ids, &metric, Method::InputXGradient)?;
+    let method = Method::InputXGradient;
+    let s = saliency(model, ids, &metric, method)?;
     let id = s.metric.answer.expect("decided");
     Ok(Some(PageSaliency {
         method: SaliencyMethod {
-            method: "input-x-gradient",
+            method: method.name(),
+            signed: method.signed(),
             quantity: Quantity::Logit.as_str(),
             steps: None,
             baseline: None,
         },
-        answer: super::named(tokenizer, id)?,
+        answer: crate::session::named(tokenizer, id)?,
         scores: s.scores,
     }))
 }

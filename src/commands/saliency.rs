@@ -9,17 +9,17 @@ use anyhow::Result;
 use candle_core::Tensor;
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 
-use super::texts::Texts;
-use super::{check_finite, check_index, decoded, emit, one_token, write_svg, Session};
+use crate::analysis::grad::{check_differentiable, Metric, Quantity};
+use crate::analysis::saliency::{saliency, Baseline, Method, Saliency};
 use crate::cli::{BaselineArg, MetricArg, SaliencyArgs, SaliencyMethod as MethodArg};
 use crate::error::usage;
 use crate::model::generate::{generate, Settings};
-use crate::model::grad::{check_differentiable, Metric, Quantity};
-use crate::model::saliency::{saliency, Baseline, Method, Saliency};
 use crate::model::tap::Identity;
 use crate::model::{Config, Gpt2};
 use crate::render::saliency as printer;
 use crate::reports::{NamedToken, SaliencyMatrixReport, SaliencyMethod, SaliencyReport};
+use crate::session::texts::Texts;
+use crate::session::{check_finite, check_index, decoded, emit, one_token, write_svg, Session};
 use crate::tokenizer::Tokenizer;
 
 /// The flags as checked values, before any work.
@@ -82,15 +82,11 @@ impl Plan {
         })
     }
 
-    fn describe(&self, args: &SaliencyArgs) -> SaliencyMethod {
-        let ig = self.method == MethodArg::IntegratedGradients;
+    fn describe(&self, args: &SaliencyArgs, method: &Method) -> SaliencyMethod {
+        let ig = matches!(method, Method::IntegratedGradients { .. });
         SaliencyMethod {
-            method: match self.method {
-                MethodArg::Gradient => "gradient",
-                MethodArg::InputXGradient => "input-x-gradient",
-                MethodArg::IntegratedGradients => "integrated-gradients",
-                MethodArg::Rollout => "rollout",
-            },
+            method: method.name(),
+            signed: method.signed(),
             quantity: self.quantity.as_str(),
             steps: ig.then_some(args.steps),
             baseline: ig.then_some(match args.baseline {
@@ -156,9 +152,9 @@ fn single(
         header: session.header(Some(text))?,
         tokens: decoded(tokenizer, prefix)?,
         input_ids: prefix.to_vec(),
-        method: plan.describe(args),
+        method: plan.describe(args, &method),
         position,
-        answer: super::named(tokenizer, s.metric.answer.expect("decided"))?,
+        answer: crate::session::named(tokenizer, s.metric.answer.expect("decided"))?,
         wrong,
         metric: s.value,
         scores: s.scores,
@@ -261,7 +257,7 @@ fn matrix(
         let s = saliency(model, &all[..p], &metric, method)?;
         warn_incomplete(&s, Some(p - n0));
         problem = problem.or(finite(model, &all[..p], &s)?);
-        answers.push(super::named(tokenizer, all[p])?);
+        answers.push(crate::session::named(tokenizer, all[p])?);
         metrics.push(s.value);
         deltas.extend(s.completeness.map(|c| c.delta));
         let mut row: Vec<Option<f32>> = s.scores.into_iter().map(Some).collect();
@@ -273,7 +269,7 @@ fn matrix(
         tokens: decoded(tokenizer, &all)?,
         input_ids: all,
         prompt_tokens: n0,
-        method: plan.describe(args),
+        method: plan.describe(args, &method),
         answers,
         metrics,
         matrix,

@@ -7,21 +7,21 @@ use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 
-use super::steer::Steering;
-use super::texts::{Computed, Texts};
-use super::Session;
 use crate::cli::{ScoreArgs, TopKArgs};
 use crate::dist;
 use crate::model::{AllLogits, CaptureSpec, Request};
 use crate::render::table;
 use crate::reports::{Guess, ScoreReport, ScoredToken};
+use crate::session::steer::Steering;
+use crate::session::texts::{Computed, Texts};
+use crate::session::Session;
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
     let steering = Steering::from_args(session, &args.steer, &cfg)?;
     let top_k = (args.top_k)
-        .map(|top_k| super::check_top_k(&TopKArgs { top_k }, &cfg, &session.model_name))
+        .map(|top_k| crate::session::check_top_k(&TopKArgs { top_k }, &cfg, &session.model_name))
         .transpose()?;
     let (mut prepared, model) = session.prepare_and_load_each(&args.input, &cfg, cfg.n_layer)?;
     prepared.reject(|which, ids| match ids.len() {
@@ -76,7 +76,7 @@ fn scored(
             prob: (row[top] as f64 - log_z).exp() as f32,
         },
         alternatives: top_k
-            .map(|k| super::ranked(tokenizer, row, k))
+            .map(|k| crate::session::ranked(tokenizer, row, k))
             .transpose()?,
         entropy_bits: top_k.map(|_| dist::entropy(row) / std::f64::consts::LN_2),
     })

@@ -4,12 +4,11 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::texts::{emit_texts, pad_id, padded, token_limit, Encoded};
-use super::Session;
 use crate::cli::TokenizeArgs;
 use crate::render::table;
-use crate::reports::{TokenRow, TokenizeReport};
-use crate::tokenizer::Token;
+use crate::session::parts::tokenize_report;
+use crate::session::texts::{emit_texts, pad_id, padded, token_limit, Encoded};
+use crate::session::Session;
 
 pub fn run(session: &Session, args: &TokenizeArgs, out: &mut dyn Write) -> Result<()> {
     let input = &args.input;
@@ -30,7 +29,7 @@ pub fn run(session: &Session, args: &TokenizeArgs, out: &mut dyn Write) -> Resul
                 *text = kept;
                 truncated
             });
-            let mut report = build(session, text, tokens)?;
+            let mut report = tokenize_report(session, text, tokens)?;
             report.header.truncated = truncated;
             Ok(report)
         })
@@ -42,23 +41,4 @@ pub fn run(session: &Session, args: &TokenizeArgs, out: &mut dyn Write) -> Resul
         table::padding(out, &padded(&ids, pad))?;
     }
     Ok(())
-}
-
-pub(super) fn build(session: &Session, text: &str, tokens: Vec<Token>) -> Result<TokenizeReport> {
-    Ok(TokenizeReport {
-        header: session.header(Some(text))?,
-        input_ids: tokens.iter().map(|t| t.id).collect(),
-        attention_mask: vec![1; tokens.len()],
-        shape: [1, tokens.len()],
-        tokens: tokens
-            .into_iter()
-            .map(|t| TokenRow {
-                id: t.id,
-                token: t.symbol,
-                text: t.text,
-                start: t.start,
-                end: t.end,
-            })
-            .collect(),
-    })
 }

@@ -6,12 +6,12 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::DType;
 
-use super::texts::{Computed, Texts};
-use super::{check_top_k, decoded, predictions, Session};
 use crate::cli::TraceArgs;
 use crate::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, LastLogits, Request};
 use crate::render::table;
 use crate::reports::{ShapeStep, TraceReport};
+use crate::session::texts::{Computed, Texts};
+use crate::session::{check_top_k, decoded, predictions, Session};
 
 pub fn run(session: &Session, args: &TraceArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;

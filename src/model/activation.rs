@@ -4,7 +4,7 @@
 use candle_core::{Result, Tensor};
 
 use super::config::Activation;
-use super::gelu::gelu_tanh;
+use crate::model::kernels::gelu::gelu_tanh;
 
 /// `act(x)`, elementwise.
 pub fn apply(act: Activation, x: &Tensor) -> Result<Tensor> {

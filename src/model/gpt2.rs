@@ -7,12 +7,13 @@
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor, D};
 
-use super::checkpoint::{Bias, Checkpoint, Reader, Weight};
 use super::config::{Activation, Config};
 use super::hooks::{Activations, BlockHook, CaptureSpec, Dim, Hook};
-use super::layer_norm::layer_norm;
-use super::softmax::masked_softmax;
 use super::tap::{all_finite, collect, meant_finite, FirstNonFinite, Tap};
+use crate::load::checkpoint::{Checkpoint, Reader};
+use crate::model::kernels::layer_norm::layer_norm;
+use crate::model::kernels::softmax::masked_softmax;
+use crate::model::weights::{Bias, Weight};
 
 /// Which positions get logits. Computing them costs a (C × V) matmul per position.
 /// Chosen at run time, its output is an `Option`; [`NoLogits`], [`LastLogits`] and

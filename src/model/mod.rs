@@ -1,30 +1,15 @@
-//! GPT-2 itself: where its files come from, configuration, checkpoint reading, the forward
-//! pass, activation hooks.
+//! GPT-2 itself: its configuration, the weights it multiplies by, the forward pass in
+//! data-flow order with TransformerLens's hooks, taps that record or replace activations,
+//! generation with the KV cache, and the kernels (`kernels/`) the pass runs on.
 
 mod activation;
-pub mod checkpoint;
-pub mod circuits;
 pub mod config;
-pub mod edges;
-mod frozen;
-pub mod gelu;
 pub mod generate;
 pub mod gpt2;
-pub mod grad;
 pub mod hooks;
-pub mod hub;
-mod layer_norm;
-pub mod mapped;
-pub mod measure;
-pub mod patching;
-mod pickle;
-pub mod sae;
-pub mod saliency;
-mod shards;
-mod softmax;
-pub mod source;
+pub mod kernels;
 pub mod tap;
-mod torch_bin;
+pub mod weights;
 
 pub use config::Config;
 pub use gpt2::{

@@ -10,9 +10,9 @@ use super::table::{columns, quoted, Align};
 use super::{label, max_abs, sentence, terminal_text, Palette};
 use crate::reports::{SaliencyMatrixReport, SaliencyMethod, SaliencyReport};
 
-/// Whether the method's scores have a sign (gradient norms and rollout weights do not).
+/// Whether the method's scores have a sign, as the report says.
 fn signed(m: &SaliencyMethod) -> bool {
-    matches!(m.method, "input-x-gradient" | "integrated-gradients")
+    m.signed
 }
 
 /// The colour of a score among scores whose largest |value| is `m`: diverging for signed

@@ -3,11 +3,13 @@
 
 use crate::common::{assert_close, flat, max_abs_diff, model_dir, patch_args, Reference, TOL};
 use candle_core::{DType, Device, Tensor};
+use gpt2_inspect::analysis::ablation::{ablate, ablate_each_head, Ablation, Component};
+use gpt2_inspect::analysis::attribution::attribute;
+use gpt2_inspect::analysis::heads::head_scores;
+use gpt2_inspect::analysis::metric::Measure;
+use gpt2_inspect::analysis::patching::{patch, Site};
 use gpt2_inspect::dist::kl;
-use gpt2_inspect::model::checkpoint::Checkpoint;
-use gpt2_inspect::model::circuits::{
-    ablate, ablate_each_head, attribute, head_scores, patch, Ablation, Component, Measure, Site,
-};
+use gpt2_inspect::load::checkpoint::Checkpoint;
 use gpt2_inspect::model::{Config, Gpt2};
 use gpt2_inspect::tokenizer::Tokenizer;
 

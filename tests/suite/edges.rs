@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
-use gpt2_inspect::model::circuits::{attribution_patch, patch, Measure, Site};
-use gpt2_inspect::model::edges::{
+use gpt2_inspect::analysis::edges::{
     edge_attribution, edge_patch, faithfulness, path_patch, Qkv, Reader, Writer,
 };
+use gpt2_inspect::analysis::metric::Measure;
+use gpt2_inspect::analysis::patching::{attribution_patch, patch, Site};
 use gpt2_inspect::model::{Config, Gpt2};
 use gpt2_inspect::tokenizer::Tokenizer;
 

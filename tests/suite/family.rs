@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use gpt2_inspect::model::checkpoint::Checkpoint;
+use gpt2_inspect::load::checkpoint::Checkpoint;
 use gpt2_inspect::model::{Config, Gpt2, LastLogits, Request};
 use sha2::Digest;
 

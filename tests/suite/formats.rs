@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use gpt2_inspect::model::checkpoint::{Checkpoint, Format};
+use gpt2_inspect::load::checkpoint::{Checkpoint, Format};
 use gpt2_inspect::model::{Config, Gpt2, Logits, Request};
 
 use crate::common::{fails, fixtures, flat, json_on, max_abs_diff, page_data, Scratch, TOL};
@@ -359,7 +359,7 @@ fn strip(mut v: serde_json::Value) -> serde_json::Value {
 /// from the mapped file, as safetensors' are; a strided view is copied into order.
 #[test]
 fn a_torch_zip_is_mapped_in_place() {
-    use gpt2_inspect::model::checkpoint::Weight;
+    use gpt2_inspect::model::weights::Weight;
     let scratch = Scratch::new("formats-mapped");
     for (name, mapped) in [("bin", true), ("bin-views", true), ("sharded-bin", true)] {
         let dir = model(&scratch, name, &[name], &serde_json::json!({}));

@@ -3,7 +3,7 @@
 
 use crate::common::{cmd, flat, floats, ids_of, json, max_abs_diff, model_dir, Reference, TOL};
 use candle_core::{DType, Device, Tensor};
-use gpt2_inspect::model::checkpoint::Checkpoint;
+use gpt2_inspect::load::checkpoint::Checkpoint;
 use gpt2_inspect::model::tap::Identity;
 use gpt2_inspect::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, KvCache, Logits, Request};
 use gpt2_inspect::tokenizer::Tokenizer;

@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
-use gpt2_inspect::model::checkpoint::{Checkpoint, Weights};
-use gpt2_inspect::model::grad::{gradients, Metric, Quantity};
-use gpt2_inspect::model::saliency::{saliency, Baseline, Method};
+use gpt2_inspect::analysis::grad::{gradients, Metric, Quantity};
+use gpt2_inspect::analysis::saliency::{saliency, Baseline, Method};
+use gpt2_inspect::load::checkpoint::{Checkpoint, Weights};
 use gpt2_inspect::model::{Config, Gpt2, Hook};
 use gpt2_inspect::tokenizer::Tokenizer;
 
@@ -326,7 +326,8 @@ fn bad_saliency_requests_are_usage_errors() {
 
 #[test]
 fn attribution_patching_matches_torchs_first_order_estimate() {
-    use gpt2_inspect::model::circuits::{attribution_patch, Measure, Site};
+    use gpt2_inspect::analysis::metric::Measure;
+    use gpt2_inspect::analysis::patching::{attribution_patch, Site};
     let g = load();
     let pairs: Vec<(String, String, String, String)> =
         serde_json::from_str(&g.meta["patch_pairs"]).unwrap();

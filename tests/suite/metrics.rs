@@ -6,11 +6,11 @@
 use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
-use gpt2_inspect::model::circuits::{
-    ablate, ablate_each_head, attribution_patch, patch, Ablation, Kind, Measure, Site,
-};
-use gpt2_inspect::model::edges::{path_patch, Qkv};
-use gpt2_inspect::model::grad::Quantity;
+use gpt2_inspect::analysis::ablation::{ablate, ablate_each_head, Ablation};
+use gpt2_inspect::analysis::edges::{path_patch, Qkv};
+use gpt2_inspect::analysis::grad::Quantity;
+use gpt2_inspect::analysis::metric::{Kind, Measure};
+use gpt2_inspect::analysis::patching::{attribution_patch, patch, Site};
 use gpt2_inspect::model::Gpt2;
 use gpt2_inspect::tokenizer::Tokenizer;
 

@@ -3,7 +3,8 @@
 
 use crate::common::{assert_close, model_dir, Reference};
 use candle_core::{DType, Device, Tensor};
-use gpt2_inspect::model::checkpoint::{Checkpoint, KeyLayout, Weight, Weights};
+use gpt2_inspect::load::checkpoint::{Checkpoint, KeyLayout, Weights};
+use gpt2_inspect::model::weights::Weight;
 use gpt2_inspect::model::{
     BlockHook, CaptureSpec, Config, Gpt2, Hook, Inputs, Logits, Request, Tap,
 };

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
-use gpt2_inspect::model::checkpoint::Checkpoint;
-use gpt2_inspect::model::sae::{Sae, SaeConfig};
+use gpt2_inspect::analysis::sae::{Sae, SaeConfig};
+use gpt2_inspect::load::checkpoint::Checkpoint;
 use gpt2_inspect::model::tap::Edit;
 use gpt2_inspect::model::{AllLogits, CaptureSpec, Config, Gpt2, Hook, Inputs, Request};
 

@@ -284,7 +284,8 @@ pub fn tiny_model() -> (
     gpt2_inspect::model::Config,
     gpt2_inspect::tokenizer::Tokenizer,
 ) {
-    use gpt2_inspect::model::{checkpoint::Checkpoint, Config, Gpt2};
+    use gpt2_inspect::load::checkpoint::Checkpoint;
+    use gpt2_inspect::model::{Config, Gpt2};
     let (cfg, _) = Config::from_file(&model_dir().join("config.json")).unwrap();
     let ckpt = Checkpoint::open(&model_dir().join("model.safetensors")).unwrap();
     let model = Gpt2::load(&ckpt, &cfg, cfg.n_layer, &Device::Cpu, DType::F32).unwrap();
@@ -315,10 +316,10 @@ pub fn near(what: &str, got: &[f32], want: &[f32]) -> f32 {
 pub fn ablation(
     (heads, mlps, mode): &(Vec<(usize, usize)>, Vec<usize>, String),
 ) -> (
-    Vec<gpt2_inspect::model::circuits::Component>,
-    gpt2_inspect::model::circuits::Ablation,
+    Vec<gpt2_inspect::analysis::ablation::Component>,
+    gpt2_inspect::analysis::ablation::Ablation,
 ) {
-    use gpt2_inspect::model::circuits::{Ablation, Component};
+    use gpt2_inspect::analysis::ablation::{Ablation, Component};
     let components = (heads.iter())
         .map(|&(l, h)| Component::Head(l, h))
         .chain(mlps.iter().map(|&l| Component::Mlp(l)))

@@ -7,62 +7,63 @@ use std::io::{self, Write};
 use anyhow::{bail, Result};
 use candle_core::Tensor;
 
-use super::Session;
 use crate::cli::{TextArgs, Truncate};
 use crate::error::usage;
 use crate::input::{text_name, Lines};
 use crate::model::{Config, Gpt2, Hook, Logits, Output, Request, WantLogits};
 use crate::render::delimited::Tabular;
 use crate::reports::{Headed, NotRun, Padding, Truncated};
+use crate::session::Session;
 use crate::tokenizer::{Token, Tokenizer};
 
 /// The texts of a run, ready for the model (run in padded batches of `batch_size`): the
 /// texts, the config, the tokenizer and each text's tokens and their ids, cut to the limit
 /// as the user asked.
-pub(super) struct Texts {
-    pub(super) texts: Vec<String>,
-    pub(super) cfg: Config,
-    pub(super) tokenizer: Tokenizer,
-    pub(super) tokens: Vec<Vec<Token>>,
-    pub(super) ids: Vec<Vec<u32>>,
+pub(crate) struct Texts {
+    pub(crate) texts: Vec<String>,
+    pub(crate) cfg: Config,
+    pub(crate) tokenizer: Tokenizer,
+    pub(crate) tokens: Vec<Vec<Token>>,
+    pub(crate) ids: Vec<Vec<u32>>,
     /// The id padding a batch.
-    pub(super) pad: u32,
+    pub(crate) pad: u32,
     /// The most texts run as one padded batch (`--batch-size`).
-    pub(super) batch_size: usize,
+    pub(crate) batch_size: usize,
     /// With --lines: each text's line, for messages.
-    pub(super) lines: Option<Lines>,
+    pub(crate) lines: Option<Lines>,
     /// The texts that cannot be run, in input order, and why (their `ids` are empty). Only
     /// with --lines and without --fail-fast; otherwise the first such text is the run's error.
-    pub(super) failed: Vec<(usize, String)>,
+    pub(crate) failed: Vec<(usize, String)>,
     /// Whether a text that cannot be run is skipped ([`Self::failed`]) rather than an error.
-    pub(super) lenient: bool,
+    pub(crate) lenient: bool,
     /// What `--truncate` cut from each text (`texts` holds what it kept).
-    pub(super) truncated: Vec<Option<Truncated>>,
+    pub(crate) truncated: Vec<Option<Truncated>>,
 }
 
 /// One text of a batch, with what the model computed for it alone.
-pub(super) struct Computed<'a, W: WantLogits = Logits> {
+pub(crate) struct Computed<'a, W: WantLogits = Logits> {
     /// Which text of the batch, from 0.
-    pub(super) index: usize,
-    pub(super) text: &'a str,
-    pub(super) ids: &'a [u32],
-    pub(super) output: Output<W>,
+    pub(crate) index: usize,
+    pub(crate) text: &'a str,
+    pub(crate) ids: &'a [u32],
+    pub(crate) output: Output<W>,
     /// Where values stopped being finite numbers for this text, if they did.
-    pub(super) non_finite: Option<Hook>,
+    pub(crate) non_finite: Option<Hook>,
 }
 
 impl<W: WantLogits> Computed<'_, W> {
     /// The error to end with after this text's report was written, when its numbers are
     /// not all finite: exit 1, and where the NaN or infinity first appeared.
-    pub(super) fn non_finite_error(&self, texts: &Texts) -> Option<anyhow::Error> {
+    pub(crate) fn non_finite_error(&self, texts: &Texts) -> Option<anyhow::Error> {
         let n = texts.texts.len();
-        self.non_finite
-            .map(|hook| super::non_finite_error(hook, (n > 1).then(|| texts.name(self.index))))
+        self.non_finite.map(|hook| {
+            crate::session::non_finite_error(hook, (n > 1).then(|| texts.name(self.index)))
+        })
     }
 }
 
 /// Writes one report per text through the session's printer.
-pub(super) fn emit_texts<R: serde::Serialize + Tabular>(
+pub(crate) fn emit_texts<R: serde::Serialize + Tabular>(
     session: &Session,
     out: &mut dyn Write,
     texts: &[String],
@@ -132,7 +133,7 @@ const WINDOW_BATCHES: usize = 8;
 impl Texts {
     /// Runs every text, as one right-padded batch when there are several, and cuts out each
     /// text's share: the same numbers (within float rounding) as running it alone.
-    pub(super) fn forward<W: WantLogits>(
+    pub(crate) fn forward<W: WantLogits>(
         &self,
         model: &Gpt2,
         req: &Request<W>,
@@ -143,7 +144,7 @@ impl Texts {
     }
 
     /// Nothing is skipped: for commands that need every text.
-    pub(super) fn all_run(&self) -> Result<()> {
+    pub(crate) fn all_run(&self) -> Result<()> {
         match self.failed.first() {
             Some((_, why)) => bail!("{why}"),
             None => Ok(()),
@@ -152,7 +153,7 @@ impl Texts {
 
     /// Texts `which` right-padded into one `(B, T)` u32 tensor, written straight into its
     /// rows, and each text's length.
-    pub(super) fn padded_input(
+    pub(crate) fn padded_input(
         &self,
         which: &[usize],
         device: &candle_core::Device,
@@ -209,7 +210,7 @@ impl Texts {
     /// together), turns each text's share into a report with `build` and writes the reports
     /// in input order as they are done: memory follows the batch size, not the number of
     /// texts. A text that cannot be run gets its error in its place.
-    pub(super) fn run<'s, R: serde::Serialize + Headed + Tabular, W: WantLogits>(
+    pub(crate) fn run<'s, R: serde::Serialize + Headed + Tabular, W: WantLogits>(
         &'s self,
         session: &Session,
         out: &mut dyn Write,
@@ -267,18 +268,18 @@ impl Texts {
     }
 
     /// How messages name text `i`: "line 4 of --file f" with --lines, else "text 2 of 3".
-    pub(super) fn name(&self, i: usize) -> String {
+    pub(crate) fn name(&self, i: usize) -> String {
         text_name(i, self.texts.len(), self.lines.as_ref())
     }
 
     /// Why text `i` cannot be run, if it cannot.
-    pub(super) fn why_not(&self, i: usize) -> Option<&str> {
+    pub(crate) fn why_not(&self, i: usize) -> Option<&str> {
         let at = self.failed.binary_search_by_key(&i, |(j, _)| *j).ok()?;
         Some(&self.failed[at].1)
     }
 
     /// Text `i` as its failure is written in its report's place; says so on stderr.
-    pub(super) fn failure(&self, i: usize, why: &str) -> NotRun {
+    pub(crate) fn failure(&self, i: usize, why: &str) -> NotRun {
         eprintln!("not run: {why}");
         NotRun {
             error: why.to_string(),
@@ -290,7 +291,7 @@ impl Texts {
     /// A command's own check of each text's ids (`check` gets the text's name and ids):
     /// with --lines a text that fails it is not run and the others are; otherwise its
     /// error is the run's.
-    pub(super) fn reject(&mut self, check: impl Fn(&str, &[u32]) -> Result<()>) -> Result<()> {
+    pub(crate) fn reject(&mut self, check: impl Fn(&str, &[u32]) -> Result<()>) -> Result<()> {
         for i in 0..self.texts.len() {
             if self.why_not(i).is_some() {
                 continue;
@@ -314,7 +315,7 @@ impl Texts {
     }
 
     /// The run's error when some texts were not run (each already named on stderr).
-    pub(super) fn not_run(&self) -> Result<()> {
+    pub(crate) fn not_run(&self) -> Result<()> {
         let Some((first, _)) = self.failed.first() else {
             return Ok(());
         };
@@ -330,7 +331,7 @@ impl Texts {
     /// to `each`, in no particular order: for passes that fold a corpus into statistics.
     /// A terminal's stderr shows the texts done so far. Texts that cannot be run are named
     /// on stderr and left out; [`Self::not_run`] is then the caller's error.
-    pub(super) fn fold<W: WantLogits>(
+    pub(crate) fn fold<W: WantLogits>(
         &self,
         model: &Gpt2,
         req: &Request<W>,
@@ -361,7 +362,7 @@ impl Texts {
 
     /// Writes reports made otherwise, one per text in input order, each saying what
     /// `--truncate` cut of its text.
-    pub(super) fn emit<R: serde::Serialize + Headed + Tabular>(
+    pub(crate) fn emit<R: serde::Serialize + Headed + Tabular>(
         &self,
         session: &Session,
         out: &mut dyn Write,
@@ -386,7 +387,7 @@ impl Texts {
 /// The pad token of a batch: `<|endoftext|>` (as `tokenizer.pad_token = eos_token`), or 0
 /// where the vocabulary (or the model's) has no such id. Padding is masked, so its id
 /// changes no number; it only has to be a valid row of wte.
-pub(super) fn pad_id(tokenizer: &Tokenizer, vocab_size: Option<usize>) -> u32 {
+pub(crate) fn pad_id(tokenizer: &Tokenizer, vocab_size: Option<usize>) -> u32 {
     tokenizer
         .endoftext()
         .filter(|&id| vocab_size.is_none_or(|v| (id as usize) < v))
@@ -394,7 +395,7 @@ pub(super) fn pad_id(tokenizer: &Tokenizer, vocab_size: Option<usize>) -> u32 {
 }
 
 /// Right padding with `pad`, as Hugging Face's `tokenizer(texts, padding=True)`.
-pub(super) fn padded(ids: &[Vec<u32>], pad: u32) -> Padding {
+pub(crate) fn padded(ids: &[Vec<u32>], pad: u32) -> Padding {
     let t = ids.iter().map(Vec::len).max().unwrap_or(0);
     let fill = |mut row: Vec<u32>, with: u32| {
         row.resize(t, with);
@@ -408,7 +409,7 @@ pub(super) fn padded(ids: &[Vec<u32>], pad: u32) -> Padding {
 }
 
 /// The most tokens a text may have: n_positions, or --max-length below it.
-pub(super) fn token_limit(input: &TextArgs, cfg: &Config) -> Result<Limit> {
+pub(crate) fn token_limit(input: &TextArgs, cfg: &Config) -> Result<Limit> {
     match input.max_length.map(|n| n as usize) {
         Some(n) if n > cfg.n_positions => Err(usage(format!(
             "--max-length {n} is out of range: the model sees at most {} tokens (n_positions)",
@@ -427,15 +428,15 @@ pub(super) fn token_limit(input: &TextArgs, cfg: &Config) -> Result<Limit> {
 
 /// The most tokens a text may have, and what sets it, for the message that names it.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Limit {
-    pub(super) tokens: usize,
+pub(crate) struct Limit {
+    pub(crate) tokens: usize,
     /// "the model sees", "--max-length allows", "a report page holds".
-    pub(super) holder: &'static str,
+    pub(crate) holder: &'static str,
 }
 
 impl Limit {
     /// The lower of this limit and `tokens`, which `holder` sets.
-    pub(super) fn at_most(self, tokens: usize, holder: &'static str) -> Limit {
+    pub(crate) fn at_most(self, tokens: usize, holder: &'static str) -> Limit {
         match tokens < self.tokens {
             true => Limit { tokens, holder },
             false => self,
@@ -445,15 +446,15 @@ impl Limit {
 
 /// A text's tokens, after the BOS when there is one; when `--truncate` cut the text, what
 /// was kept and what was cut (the tokens' byte offsets are then into the kept text).
-pub(super) struct Encoded {
-    pub(super) tokens: Vec<Token>,
-    pub(super) cut: Option<(String, Truncated)>,
+pub(crate) struct Encoded {
+    pub(crate) tokens: Vec<Token>,
+    pub(crate) cut: Option<(String, Truncated)>,
 }
 
 /// Each text's tokens, after `bos` when given (`--prepend-bos`: it counts toward the limit
 /// and is never cut), cut to `limit` as `truncate` says (reported on stderr), or why it is
 /// refused (`name` says which text it is).
-pub(super) fn encode_each(
+pub(crate) fn encode_each(
     tokenizer: &Tokenizer,
     texts: &[String],
     limit: Option<Limit>,
@@ -474,7 +475,7 @@ pub(super) fn encode_each(
 
 /// Texts given as token ids (`--ids`): each sequence as the text its tokens spell, and its
 /// tokens cut to `limit` as `truncate` says (or refused), after the BOS when given.
-pub(super) fn encode_ids(
+pub(crate) fn encode_ids(
     tokenizer: &Tokenizer,
     seqs: &[Vec<u32>],
     limit: Option<Limit>,

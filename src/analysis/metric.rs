@@ -8,7 +8,7 @@
 use anyhow::{bail, Result};
 use candle_core::{DType, Tensor, D};
 
-use super::grad::{log_softmax, Quantity};
+use crate::analysis::grad::{log_softmax, Quantity};
 
 /// What the metric measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,10 @@
 //! How a safetensors checkpoint is read: both key layouts, shape checks against
 //! config.json, and only the tensors a command needs.
 
+mod pickle;
+mod shards;
+mod torch_bin;
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -10,9 +14,9 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 
-use super::config::Config;
-use super::frozen::FrozenMatMul;
-use super::mapped::{MappedMatrix, Mapping, MatMul};
+use crate::load::mapped::{MappedMatrix, Mapping};
+use crate::model::config::Config;
+use crate::model::weights::Weight;
 
 /// How a checkpoint names its tensors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +51,7 @@ pub struct TensorInfo {
 /// How the weight matrices reach the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Weights {
-    /// f32 matrices on the CPU are computed from the mapped file (see [`super::mapped`]):
+    /// f32 matrices on the CPU are computed from the mapped file (see [`crate::model::kernels::matmul`]):
     /// nothing is copied, pages come from the page cache that processes share. Everything
     /// else (vectors, other dtypes or devices, misaligned data) is copied.
     Mapped,
@@ -164,7 +168,7 @@ impl Checkpoint {
     ) -> Result<Self> {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         let (format, parts, entries) = if name.as_deref().is_some_and(|n| n.ends_with(".json")) {
-            let index = super::shards::Index::read(path)?;
+            let index = crate::load::checkpoint::shards::Index::read(path)?;
             let mut parts = Vec::new();
             let mut files = Vec::new();
             for shard_name in &index.shards {
@@ -316,10 +320,10 @@ fn open_file(path: &Path, weights: Weights) -> Result<(OpenPart, Vec<Stored>)> {
     file.seek(SeekFrom::Start(0))?;
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let torch = matches!(ext, "bin" | "pt" | "pth")
-        || super::torch_bin::is_zip(&head[..n])
+        || crate::load::checkpoint::torch_bin::is_zip(&head[..n])
         || head[..n.min(1)] == [0x80];
     let stored = match torch {
-        true => super::torch_bin::tensors(path, &file, len)?,
+        true => crate::load::checkpoint::torch_bin::tensors(path, &file, len)?,
         false => safetensors_tensors(path, &mut file, len)?,
     };
     // A file system that cannot map files leaves the copies.
@@ -427,109 +431,6 @@ pub struct Reader<'a> {
 
 #[cfg(not(target_endian = "little"))]
 compile_error!("checkpoints are read as little-endian f32 in place");
-
-/// A bias `(N,)` for [`Weight::matmul`]: the tensor, and for a mapped weight or an f32 one
-/// on the CPU its values as the kernel takes them, read once at load instead of at every
-/// product.
-pub struct Bias {
-    pub tensor: Tensor,
-    values: Option<Arc<[f32]>>,
-}
-
-impl Bias {
-    pub fn new(tensor: Tensor, weight: &Weight) -> Result<Self> {
-        let values = match weight {
-            Weight::Mapped(_) => Some(tensor.to_vec1::<f32>()?.into()),
-            Weight::Tensor(w) if frozen_kernel(w) => Some(tensor.to_vec1::<f32>()?.into()),
-            Weight::Tensor(_) => None,
-        };
-        Ok(Bias { tensor, values })
-    }
-}
-
-/// Whether products with `w` take [`FrozenMatMul`]: the CPU in f32, the only place
-/// gradients are taken (candle's matmul elsewhere).
-fn frozen_kernel(w: &Tensor) -> bool {
-    w.device().is_cpu() && w.dtype() == DType::F32
-}
-
-/// A weight matrix `(rows, cols)` as stored: a tensor, or a view of the mapped file.
-pub enum Weight {
-    Tensor(Tensor),
-    Mapped(MappedMatrix),
-}
-
-impl Weight {
-    pub fn dims(&self) -> Result<(usize, usize)> {
-        match self {
-            Weight::Tensor(t) => Ok(t.dims2()?),
-            Weight::Mapped(m) => Ok(m.dims()),
-        }
-    }
-
-    /// The weight as a tensor of its own (a copy when mapped).
-    pub fn tensor(&self) -> Result<Tensor> {
-        match self {
-            Weight::Tensor(t) => Ok(t.clone()),
-            Weight::Mapped(m) => Ok(Tensor::from_slice(m.values(), m.dims(), &Device::Cpu)?),
-        }
-    }
-
-    /// `x W + b` for `x` `(M, K)` and this weight `(K, N)`: `(M, N)`.
-    pub fn matmul(&self, x: &Tensor, bias: &Bias) -> Result<Tensor> {
-        match (self, &bias.values) {
-            (Weight::Mapped(w), Some(values)) => MatMul {
-                weight: w.clone(),
-                transposed: false,
-                bias: Some(values.clone()),
-            }
-            .apply(x),
-            (Weight::Mapped(_), None) => bail!("a mapped weight's bias was read as a tensor only"),
-            (Weight::Tensor(w), Some(values)) => FrozenMatMul {
-                weight: w.clone(),
-                transposed: false,
-                bias: Some(values.clone()),
-            }
-            .apply(x),
-            (Weight::Tensor(w), None) => Ok(x.matmul(w)?.broadcast_add(&bias.tensor)?),
-        }
-    }
-
-    /// `x Wᵀ` for `x` `(M, K)` and this weight `(N, K)`: `(M, N)`.
-    pub fn matmul_t(&self, x: &Tensor) -> Result<Tensor> {
-        match self {
-            Weight::Tensor(w) if frozen_kernel(w) => FrozenMatMul {
-                weight: w.clone(),
-                transposed: true,
-                bias: None,
-            }
-            .apply(x),
-            Weight::Tensor(w) => Ok(x.matmul(&w.t()?)?),
-            Weight::Mapped(w) => MatMul {
-                weight: w.clone(),
-                transposed: true,
-                bias: None,
-            }
-            .apply(x),
-        }
-    }
-
-    /// Rows `ids` `(N,)` u32: `(N, cols)`.
-    pub fn embedding(&self, ids: &Tensor) -> Result<Tensor> {
-        match self {
-            Weight::Tensor(w) => Ok(w.embedding(ids)?),
-            Weight::Mapped(m) => {
-                let ids = ids.to_vec1::<u32>()?;
-                let rows = m.gather(&ids)?;
-                Ok(Tensor::from_vec(
-                    rows,
-                    (ids.len(), m.dims().1),
-                    &Device::Cpu,
-                )?)
-            }
-        }
-    }
-}
 
 impl Reader<'_> {
     /// The matrix `name` under this reader's prefix, mapped when the checkpoint is, the model

@@ -1,26 +1,56 @@
 //! The session: the model the user named, how to compute with it, and how stdout is shown.
 
+pub mod checks;
+pub mod figures;
+pub mod metric;
+pub mod output;
+pub mod pairs;
+pub mod parts;
+pub mod steer;
+pub mod texts;
+pub mod tokens;
+
+pub use checks::check_index;
+pub use checks::check_top_k;
+pub use checks::layer_head;
+pub use checks::one_token;
+pub use figures::cmap;
+pub use figures::grid_style;
+pub use output::check_finite;
+pub use output::emit;
+pub use output::non_finite_error;
+pub use output::write_file;
+pub use output::write_svg;
+pub use pairs::answers;
+pub use pairs::pair;
+pub use pairs::pair_texts;
+pub use tokens::decoded;
+pub use tokens::matrix;
+pub use tokens::named;
+pub use tokens::predictions;
+pub use tokens::ranked;
+
 use std::io::{self, IsTerminal};
 use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 
-use super::texts::{encode_each, encode_ids, pad_id, token_limit, Encoded, Limit, Texts};
+use crate::analysis::sae::Sae;
 use crate::cli::{ColorChoice, DTypeArg, DeviceArg, GlobalArgs, TextArgs};
 use crate::error::usage;
 use crate::input::{read, text_name, which_text, Input, Lines};
-use crate::model::checkpoint::{Checkpoint, Weights};
-use crate::model::hub::Hub;
-use crate::model::sae::Sae;
-use crate::model::source::ModelSource;
-use crate::model::source::SaeSource;
+use crate::load::checkpoint::{Checkpoint, Weights};
+use crate::load::hub::Hub;
+use crate::load::source::ModelSource;
+use crate::load::source::SaeSource;
 use crate::model::Hook;
 use crate::model::{Config, Gpt2};
 use crate::render::delimited::Tabular;
 use crate::render::printer::{Format, Printer, Run};
 use crate::render::Palette;
 use crate::reports::Header;
+use crate::session::texts::{encode_each, encode_ids, pad_id, token_limit, Encoded, Limit, Texts};
 use crate::signals::TempFiles;
 use crate::tokenizer::Tokenizer;
 
@@ -267,7 +297,7 @@ type Encodings = (Vec<String>, Option<Lines>, Vec<Result<Encoded>>);
 
 /// What a command does with a text that cannot be run (too long, too short for it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Each {
+pub(crate) enum Each {
     /// The first such text is the run's error, before anything runs.
     Strict,
     /// With --lines (and without --fail-fast) such a text is not run and the others are:
@@ -276,7 +306,7 @@ pub(super) enum Each {
 }
 
 impl Session {
-    pub(super) fn prepare(&self, input: &TextArgs, cfg: &Config) -> Result<Texts> {
+    pub(crate) fn prepare(&self, input: &TextArgs, cfg: &Config) -> Result<Texts> {
         self.prepare_within(input, cfg, token_limit(input, cfg)?, Each::Strict)
     }
 
@@ -333,7 +363,7 @@ impl Session {
 
     /// The texts of `input` (read, or spelled by `--ids`), where they came from and each
     /// one's tokens within `limit` (none: every token) or why it is refused.
-    pub(super) fn encode(
+    pub(crate) fn encode(
         &self,
         tokenizer: &Tokenizer,
         input: &TextArgs,
@@ -359,7 +389,7 @@ impl Session {
     /// tokenizer (about 0.1 s, its 50k merges parsed from JSON) overlaps loading the
     /// weights. `cfg` is the [`config`](Self::config) the caller checked its arguments
     /// against; a problem with the text is reported before one with the weights.
-    pub(super) fn prepare_and_load(
+    pub(crate) fn prepare_and_load(
         &self,
         input: &TextArgs,
         cfg: &Config,
@@ -370,7 +400,7 @@ impl Session {
 
     /// [`prepare_and_load`](Self::prepare_and_load) for a command that runs every text it
     /// can ([`Each::Lines`]).
-    pub(super) fn prepare_and_load_each(
+    pub(crate) fn prepare_and_load_each(
         &self,
         input: &TextArgs,
         cfg: &Config,
@@ -380,7 +410,7 @@ impl Session {
     }
 
     /// [`prepare_and_load`](Self::prepare_and_load) with a command's own token limit.
-    pub(super) fn prepare_and_load_within(
+    pub(crate) fn prepare_and_load_within(
         &self,
         input: &TextArgs,
         cfg: &Config,

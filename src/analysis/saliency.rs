@@ -5,10 +5,10 @@
 use anyhow::{bail, Result};
 use candle_core::Tensor;
 
-use super::gpt2::{Gpt2, Inputs, LastLogits, Request};
-use super::grad::{gradients, Metric};
-use super::hooks::{BlockHook, CaptureSpec, Hook};
-use super::tap::collect;
+use crate::analysis::grad::{gradients, Metric};
+use crate::model::gpt2::{Gpt2, Inputs, LastLogits, Request};
+use crate::model::hooks::{BlockHook, CaptureSpec, Hook};
+use crate::model::tap::collect;
 
 /// Where integrated gradients start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +30,26 @@ pub enum Method {
     IntegratedGradients { steps: usize, baseline: Baseline },
     /// Attention rollout (Abnar & Zuidema 2020): no gradient.
     Rollout,
+}
+
+impl Method {
+    /// Its name on the command line and in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Gradient => "gradient",
+            Method::InputXGradient => "input-x-gradient",
+            Method::IntegratedGradients { .. } => "integrated-gradients",
+            Method::Rollout => "rollout",
+        }
+    }
+
+    /// Whether its scores have a sign (gradient norms and rollout weights do not).
+    pub fn signed(&self) -> bool {
+        match self {
+            Method::InputXGradient | Method::IntegratedGradients { .. } => true,
+            Method::Gradient | Method::Rollout => false,
+        }
+    }
 }
 
 /// Integrated gradients' completeness check, as Captum's `return_convergence_delta`.

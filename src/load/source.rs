@@ -1,12 +1,12 @@
 //! Where a model's files come from: a local directory, or a hub repository through the
-//! shared Hugging Face cache ([`super::hub`]).
+//! shared Hugging Face cache ([`crate::load::hub`]).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use super::checkpoint::Format;
-use super::hub::Hub;
+use crate::load::checkpoint::Format;
+use crate::load::hub::Hub;
 
 /// Short names for the GPT-2 repositories, mapped to where they live now.
 pub const ALIASES: [(&str, &str); 5] = [
@@ -114,7 +114,7 @@ impl ModelSource {
     /// fetched from the hub.
     pub fn shard(&self, index: &Path, name: &str) -> Result<PathBuf> {
         match self {
-            ModelSource::Local(_) => super::checkpoint::shard_beside(index, name),
+            ModelSource::Local(_) => crate::load::checkpoint::shard_beside(index, name),
             ModelSource::Hub { .. } => self.file(name),
         }
     }

@@ -8,9 +8,10 @@ use anyhow::{anyhow, bail, ensure, Context, Result};
 use candle_core::{DType, Device, Tensor, D};
 use serde_json::Value;
 
-use super::checkpoint::{Bias, Checkpoint, Weight, Weights};
-use super::config::Config;
-use super::hooks::Hook;
+use crate::load::checkpoint::{Checkpoint, Weights};
+use crate::model::config::Config;
+use crate::model::hooks::Hook;
+use crate::model::weights::{Bias, Weight};
 
 /// The activation of the encoder (SAELens's `architecture`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,6 +29,14 @@ pub enum Architecture {
 }
 
 impl Architecture {
+    /// `k` of a top-k SAE.
+    pub fn k(self) -> Option<usize> {
+        match self {
+            Architecture::TopK { k, .. } => Some(k),
+            Architecture::Standard | Architecture::JumpRelu | Architecture::Gated => None,
+        }
+    }
+
     /// SAELens's name for it.
     pub fn name(self) -> &'static str {
         match self {
@@ -192,20 +201,39 @@ fn normalize(v: Option<&Value>) -> Result<Normalize> {
     })
 }
 
+/// The encoder of each [`Architecture`], with the tensors that architecture has (`(d_sae,)`
+/// each): what `encode` applies after `W_enc`, and what `decode` undoes before `W_dec`.
+enum Encoder {
+    Standard {
+        b_enc: Tensor,
+    },
+    TopK {
+        b_enc: Tensor,
+        k: usize,
+        /// ‖W_dec[f]‖, when the SAE rescales by it (`rescale_acts_by_decoder_norm`).
+        norms: Option<Tensor>,
+    },
+    JumpRelu {
+        b_enc: Tensor,
+        threshold: Tensor,
+    },
+    Gated {
+        b_gate: Tensor,
+        r_mag: Tensor,
+        b_mag: Tensor,
+    },
+}
+
 /// An SAE's weights, `(d_in, d_sae)` encoder and `(d_sae, d_in)` decoder, in f32.
 pub struct Sae {
     pub cfg: SaeConfig,
     pub dir: PathBuf,
     /// `(d_in, d_sae)` and `(d_sae, d_in)`, computed from the mapped file (nothing copied).
     w_enc: Weight,
-    b_enc: Option<Tensor>,
     w_dec: Weight,
-    /// ‖W_dec[f]‖ `(d_sae,)`, for a top-k SAE that rescales by it.
-    norms: Option<Tensor>,
     b_dec: Tensor,
-    threshold: Option<Tensor>,
-    /// Gated: `(b_gate, r_mag, b_mag)`.
-    gate: Option<(Tensor, Tensor, Tensor)>,
+    /// What the encoder's architecture adds to `W_enc`, each with its own tensors.
+    encoder: Encoder,
     /// log10 of each feature's firing frequency in training (`sparsity.safetensors`, as
     /// SAELens's trainer saves it: log10(frequency + 1e-10)), when the SAE has the file.
     pub log_sparsity: Option<Vec<f32>>,
@@ -232,7 +260,7 @@ impl Sae {
         let get = |n: &str| -> Result<Tensor> {
             let t = r.get(n)?;
             ensure!(
-                super::tap::all_finite(&t)?,
+                crate::model::tap::all_finite(&t)?,
                 "tensor {n} in {} holds NaN or infinity",
                 path.display()
             );
@@ -242,7 +270,7 @@ impl Sae {
             let w = r.weight(n)?;
             let finite = match &w {
                 Weight::Mapped(m) => m.values().iter().all(|v| v.is_finite()),
-                Weight::Tensor(t) => super::tap::all_finite(t)?,
+                Weight::Tensor(t) => crate::model::tap::all_finite(t)?,
             };
             ensure!(
                 finite,
@@ -251,25 +279,34 @@ impl Sae {
             );
             Ok(w)
         };
-        let has = |n: &str| want.iter().any(|(w, _)| *w == n);
         let w_dec = matrix("W_dec")?;
-        let norms = match cfg.architecture {
-            Architecture::TopK { rescale: true, .. } => {
-                Some(w_dec.tensor()?.sqr()?.sum(D::Minus1)?.sqrt()?)
-            }
-            _ => None,
+        let encoder = match cfg.architecture {
+            Architecture::Standard => Encoder::Standard {
+                b_enc: get("b_enc")?,
+            },
+            Architecture::TopK { k, rescale } => Encoder::TopK {
+                b_enc: get("b_enc")?,
+                k,
+                norms: match rescale {
+                    true => Some(w_dec.tensor()?.sqr()?.sum(D::Minus1)?.sqrt()?),
+                    false => None,
+                },
+            },
+            Architecture::JumpRelu => Encoder::JumpRelu {
+                b_enc: get("b_enc")?,
+                threshold: get("threshold")?,
+            },
+            Architecture::Gated => Encoder::Gated {
+                b_gate: get("b_gate")?,
+                r_mag: get("r_mag")?,
+                b_mag: get("b_mag")?,
+            },
         };
         Ok(Sae {
             w_enc: matrix("W_enc")?,
-            b_enc: has("b_enc").then(|| get("b_enc")).transpose()?,
             w_dec,
-            norms,
             b_dec: get("b_dec")?,
-            threshold: has("threshold").then(|| get("threshold")).transpose()?,
-            gate: match has("b_gate") {
-                true => Some((get("b_gate")?, get("r_mag")?, get("b_mag")?)),
-                false => None,
-            },
+            encoder,
             cfg,
             dir: dir.to_path_buf(),
             log_sparsity: None,
@@ -311,37 +348,44 @@ impl Sae {
             self.w_enc
                 .matmul(&sae_in, &Bias::new(b.clone(), &self.w_enc)?)
         };
-        let acts = match (self.cfg.architecture, &self.gate) {
-            (Architecture::Gated, Some((b_gate, r_mag, b_mag))) => {
+        let acts = match &self.encoder {
+            Encoder::Standard { b_enc } => pre(b_enc)?.relu()?,
+            Encoder::TopK { b_enc, k, norms } => {
+                let mut h = pre(b_enc)?;
+                if let Some(norms) = norms {
+                    h = h.broadcast_mul(norms)?;
+                }
+                top_k_relu(&h, *k)?
+            }
+            Encoder::JumpRelu { b_enc, threshold } => {
+                let h = pre(b_enc)?;
+                let keep = h.broadcast_gt(threshold)?;
+                (h.relu()? * keep.to_dtype(DType::F32)?)?
+            }
+            Encoder::Gated {
+                b_gate,
+                r_mag,
+                b_mag,
+            } => {
                 let active = pre(b_gate)?.gt(0f32)?.to_dtype(DType::F32)?;
                 let w_mag = self.w_enc.tensor()?.broadcast_mul(&r_mag.exp()?)?;
                 let mags = sae_in.matmul(&w_mag)?.broadcast_add(b_mag)?.relu()?;
                 (active * mags)?
             }
-            (Architecture::JumpRelu, _) => {
-                let h = pre(self.b_enc()?)?;
-                let keep = h.broadcast_gt(self.threshold.as_ref().expect("loaded"))?;
-                (h.relu()? * keep.to_dtype(DType::F32)?)?
-            }
-            (Architecture::TopK { k, rescale }, _) => {
-                let mut h = pre(self.b_enc()?)?;
-                if rescale {
-                    h = h.broadcast_mul(&self.decoder_norms()?)?;
-                }
-                top_k_relu(&h, k)?
-            }
-            _ => pre(self.b_enc()?)?.relu()?,
         };
         Ok((acts, norm))
     }
 
     /// The reconstruction `(T, d_in)` of feature activations `(T, d_sae)`.
     pub fn decode(&self, acts: &Tensor, norm: &Norm) -> Result<Tensor> {
-        let acts = match self.cfg.architecture {
-            Architecture::TopK { rescale: true, .. } => {
-                acts.broadcast_div(&self.decoder_norms()?)?
-            }
-            _ => acts.clone(),
+        let acts = match &self.encoder {
+            Encoder::TopK {
+                norms: Some(norms), ..
+            } => acts.broadcast_div(norms)?,
+            Encoder::TopK { norms: None, .. }
+            | Encoder::Standard { .. }
+            | Encoder::JumpRelu { .. }
+            | Encoder::Gated { .. } => acts.clone(),
         };
         let out = (self.w_dec).matmul(&acts, &Bias::new(self.b_dec.clone(), &self.w_dec)?)?;
         norm.undo(&out)
@@ -368,17 +412,6 @@ impl Sae {
     pub fn direction(&self, f: usize) -> Result<Tensor> {
         let id = Tensor::new(&[f as u32], &Device::Cpu)?;
         Ok(self.w_dec.embedding(&id)?.squeeze(0)?)
-    }
-
-    fn b_enc(&self) -> Result<&Tensor> {
-        self.b_enc
-            .as_ref()
-            .ok_or_else(|| anyhow!("this SAE has no b_enc"))
-    }
-
-    /// ‖W_dec[f]‖ `(d_sae,)`.
-    fn decoder_norms(&self) -> Result<Tensor> {
-        (self.norms.clone()).ok_or_else(|| anyhow!("this SAE keeps no decoder norms"))
     }
 }
 
@@ -473,7 +506,7 @@ fn expected_tensors(cfg: &SaeConfig) -> Vec<(&'static str, Vec<usize>)> {
             want.extend([("b_gate", vec![s]), ("r_mag", vec![s]), ("b_mag", vec![s])])
         }
         Architecture::JumpRelu => want.extend([("b_enc", vec![s]), ("threshold", vec![s])]),
-        _ => want.push(("b_enc", vec![s])),
+        Architecture::Standard | Architecture::TopK { .. } => want.push(("b_enc", vec![s])),
     }
     want
 }
@@ -504,7 +537,7 @@ fn check_shapes(
 /// and the reconstruction gets the mean back before it is spliced in (no reader of the
 /// residual stream sees the mean: each starts with a layer norm).
 pub fn run(
-    model: &super::Gpt2,
+    model: &crate::model::Gpt2,
     sae: &Sae,
     hook: Hook,
     ids: &Tensor,
@@ -540,24 +573,24 @@ pub fn run(
 /// The activation `(T, d)` at `hook` of `ids` `(1, T)` in f32, and for a hook inside block
 /// `l` that block's input `(1, T, d)`: where the clean and spliced runs part.
 fn record_block_input(
-    model: &super::Gpt2,
+    model: &crate::model::Gpt2,
     ids: &Tensor,
     hook: Hook,
 ) -> Result<(Tensor, Option<(usize, Tensor)>)> {
     let Hook::Block(l, _) = hook else {
-        let (x, ()) = record_at(model, ids, hook, super::NoLogits)?;
+        let (x, ()) = record_at(model, ids, hook, crate::model::NoLogits)?;
         return Ok((x.to_dtype(DType::F32)?, None));
     };
-    let resid_pre = Hook::Block(l, super::hooks::BlockHook::ResidPre);
-    let spec = super::CaptureSpec::new([resid_pre, hook]);
-    let req = super::Request {
+    let resid_pre = Hook::Block(l, crate::model::hooks::BlockHook::ResidPre);
+    let spec = crate::model::CaptureSpec::new([resid_pre, hook]);
+    let req = crate::model::Request {
         capture: spec.clone(),
-        logits: super::NoLogits,
+        logits: crate::model::NoLogits,
     };
-    let mut seen = super::Activations::default();
+    let mut seen = crate::model::Activations::default();
     {
-        let mut record = super::tap::collect(&spec, &mut seen);
-        model.run(super::Inputs::new(ids), &req, &mut record)?;
+        let mut record = crate::model::tap::collect(&spec, &mut seen);
+        model.run(crate::model::Inputs::new(ids), &req, &mut record)?;
     }
     let x = seen.get(hook)?.squeeze(0)?.to_dtype(DType::F32)?;
     Ok((x, Some((l, seen.get(resid_pre)?.clone()))))
@@ -570,14 +603,14 @@ type Rows = Vec<Vec<f32>>;
 /// place of the activation at `hook`: from block `l`'s input as one batch of two when
 /// `resume` gives it, else two whole runs.
 fn clean_and_spliced(
-    model: &super::Gpt2,
+    model: &crate::model::Gpt2,
     ids: &Tensor,
     hook: Hook,
     back: &Tensor,
     resume: Option<(usize, Tensor)>,
 ) -> Result<(Rows, Rows)> {
-    use super::tap::Edit;
-    use super::{AllLogits, CaptureSpec, Inputs, Request};
+    use crate::model::tap::Edit;
+    use crate::model::{AllLogits, CaptureSpec, Inputs, Request};
     let req = Request {
         capture: CaptureSpec::default(),
         logits: AllLogits,
@@ -587,7 +620,7 @@ fn clean_and_spliced(
     let back = &back.to_dtype(model.dtype())?;
     let rows = |t: Tensor| -> Result<Rows> { Ok(t.to_dtype(DType::F32)?.to_vec2()?) };
     let Some((l, resid_pre)) = resume else {
-        let clean = model.run(Inputs::new(ids), &req, &mut super::tap::Identity)?;
+        let clean = model.run(Inputs::new(ids), &req, &mut crate::model::tap::Identity)?;
         let mut splice = Edit {
             hook,
             edit: |_: &Tensor| Ok(back.unsqueeze(0)?),
@@ -611,39 +644,39 @@ fn clean_and_spliced(
 }
 
 /// The activation `(T, d)` at `hook` of `ids` `(1, T)`, and the logits `logits` asks for.
-fn record_at<W: super::WantLogits>(
-    model: &super::Gpt2,
+fn record_at<W: crate::model::WantLogits>(
+    model: &crate::model::Gpt2,
     ids: &Tensor,
     hook: Hook,
     logits: W,
 ) -> Result<(Tensor, W::Out)> {
     // The spec names the hook so that a run without logits goes as far as it.
-    let req = super::Request {
-        capture: super::CaptureSpec::new([hook]),
+    let req = crate::model::Request {
+        capture: crate::model::CaptureSpec::new([hook]),
         logits,
     };
     let mut seen = None;
-    let mut record = super::tap::Edit {
+    let mut record = crate::model::tap::Edit {
         hook,
         edit: |x: &Tensor| {
             seen = Some(x.squeeze(0)?);
             Ok(x.clone())
         },
     };
-    let out = model.run(super::Inputs::new(ids), &req, &mut record)?;
+    let out = model.run(crate::model::Inputs::new(ids), &req, &mut record)?;
     let x = seen.ok_or_else(|| anyhow!("the forward pass never reached {hook}"))?;
     Ok((x, out))
 }
 
 /// The SAE's feature activations `(T, d_sae)` for `ids` `(1, T)` (no logits computed).
 pub fn activations(
-    model: &super::Gpt2,
+    model: &crate::model::Gpt2,
     sae: &Sae,
     hook: Hook,
     ids: &Tensor,
     centered: bool,
 ) -> Result<Tensor> {
-    let (x, ()) = record_at(model, ids, hook, super::NoLogits)?;
+    let (x, ()) = record_at(model, ids, hook, crate::model::NoLogits)?;
     encode_at(sae, &x, centered)
 }
 
@@ -734,7 +767,7 @@ pub fn steer(sae: &Sae, x: &Tensor, changes: &[(usize, Change)], centered: bool)
 
 /// Feature `f`'s decoder direction read through the unembedding, `W_dec[f] · W_Uᵀ` `(V,)`:
 /// the logits it adds directly (Neuronpedia's logit tables).
-pub fn direct_logits(model: &super::Gpt2, sae: &Sae, f: usize) -> Result<Vec<f32>> {
+pub fn direct_logits(model: &crate::model::Gpt2, sae: &Sae, f: usize) -> Result<Vec<f32>> {
     ensure!(
         f < sae.cfg.d_sae,
         "feature {f} is out of range: the SAE has {} features (0 to {})",

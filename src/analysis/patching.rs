@@ -5,11 +5,11 @@
 use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 
-use super::circuits::{mask, record_tail, Splice};
-use super::gpt2::{Gpt2, Inputs, Request, TailLogits};
-use super::grad::backward;
-use super::hooks::{BlockHook, CaptureSpec, Hook};
-use super::measure::Measure;
+use crate::analysis::grad::backward;
+use crate::analysis::interventions::{mask, record_tail, Splice};
+use crate::analysis::metric::Measure;
+use crate::model::gpt2::{Gpt2, Inputs, Request, TailLogits};
+use crate::model::hooks::{BlockHook, CaptureSpec, Hook};
 
 /// Where activation patching replaces the corrupt run's activation by the clean run's,
 /// with TransformerLens's `get_act_patch_*` meanings.

@@ -1,5 +1,5 @@
-//! Weights computed from the mapped checkpoint file, with no copy: the one module with
-//! `unsafe` (the mapping and the raw `gemm` call).
+//! Weights computed from the mapped checkpoint file, with no copy: with `load/mapped.rs`
+//! (the mapping), the one module with `unsafe` (the raw `gemm` call).
 //!
 //! Copying 500 MB of weights into fresh anonymous memory costs a page fault per page, and on
 //! virtual machines the kernel's first touch of memory is slow and erratic. A read-only
@@ -7,7 +7,6 @@
 //! CPU storage owns its memory, so the matmuls that read a mapped weight run here, as a
 //! custom op calling the same `gemm` crate candle calls.
 
-use std::fs::File;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -15,84 +14,7 @@ use anyhow::Result;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-/// A whole checkpoint file mapped read-only.
-pub struct Mapping(memmap2::Mmap);
-
-impl Mapping {
-    pub fn new(file: &File) -> std::io::Result<Arc<Self>> {
-        // The mapping's soundness rests on no one truncating or rewriting the file in place
-        // while we run: hub blobs are content-addressed and only ever replaced by rename
-        // (which keeps our inode alive), as are files written by `save_pretrained` and by
-        // this tool. A file truncated under us makes reads fault (SIGBUS), as in every tool
-        // that maps weights (safetensors, llama.cpp); it cannot make us read another
-        // file's bytes.
-        // SAFETY: a read-only, private mapping of a file that is never rewritten in place.
-        let map = unsafe { memmap2::Mmap::map(file)? };
-        Ok(Arc::new(Mapping(map)))
-    }
-}
-
-/// An f32 row-major matrix `(rows, cols)` inside a [`Mapping`].
-#[derive(Clone)]
-pub struct MappedMatrix {
-    map: Arc<Mapping>,
-    start: usize,
-    rows: usize,
-    cols: usize,
-}
-
-impl MappedMatrix {
-    /// The matrix at `bytes` of the mapping, or `None` when those bytes are not 4-byte
-    /// aligned (safetensors does not promise alignment; the caller copies instead).
-    pub fn new(map: &Arc<Mapping>, bytes: Range<usize>, rows: usize, cols: usize) -> Option<Self> {
-        let slice = map.0.get(bytes.clone())?;
-        let values: &[f32] = bytemuck::try_cast_slice(slice).ok()?;
-        if values.len() != rows.checked_mul(cols)? {
-            return None;
-        }
-        // Map the pages now, while the tokenizer is being built on the other thread, rather
-        // than fault them in one by one during the first forward pass. Only a hint: a
-        // kernel without MADV_POPULATE_READ (before Linux 5.14) faults them in later.
-        #[cfg(target_os = "linux")]
-        let _ = map
-            .0
-            .advise_range(memmap2::Advice::PopulateRead, bytes.start, bytes.len());
-        Some(MappedMatrix {
-            map: map.clone(),
-            start: bytes.start,
-            rows,
-            cols,
-        })
-    }
-
-    pub fn dims(&self) -> (usize, usize) {
-        (self.rows, self.cols)
-    }
-
-    /// The values, row-major.
-    pub fn values(&self) -> &[f32] {
-        let len = self.rows * self.cols * 4;
-        // Alignment and length were checked in `new`.
-        bytemuck::cast_slice(&self.map.0[self.start..self.start + len])
-    }
-
-    /// Rows `ids` gathered into a new `(ids.len(), cols)` vector, row-major; an error names
-    /// an id past the last row.
-    pub fn gather(&self, ids: &[u32]) -> Result<Vec<f32>> {
-        let values = self.values();
-        let mut out = Vec::with_capacity(ids.len() * self.cols);
-        for &id in ids {
-            let id = id as usize;
-            anyhow::ensure!(
-                id < self.rows,
-                "id {id} is out of range for a table of {} rows",
-                self.rows
-            );
-            out.extend_from_slice(&values[id * self.cols..(id + 1) * self.cols]);
-        }
-        Ok(out)
-    }
-}
+use crate::load::mapped::MappedMatrix;
 
 /// `x W + b` for `x` `(M, K)` contiguous f32 and a mapped `W`: stored `(K, N)` (HF's Conv1D),
 /// or stored `(N, K)` and read transposed (the tied LM head, `x wteᵀ`). `b` `(N,)`, if any,
@@ -331,6 +253,7 @@ fn gemm_into(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::mapped::Mapping;
     use candle_core::Device;
     use std::io::Write;
 

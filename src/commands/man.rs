@@ -1,5 +1,5 @@
-//! `completions` and `man`: what the shell and `man` need, generated from the same clap
-//! definition as `--help`, so they cannot drift from it. Neither needs a model.
+//! `man`: the manual pages, generated from the same clap definition as `--help`, so they
+//! cannot drift from it. Needs no model.
 
 use std::io::Write;
 
@@ -7,16 +7,10 @@ use anyhow::{Context, Result};
 use clap::CommandFactory;
 
 use crate::atomic;
-use crate::cli::{Cli, CompletionsArgs, ManArgs};
+use crate::cli::{Cli, ManArgs};
 use crate::signals::TempFiles;
 
-pub fn completions(args: &CompletionsArgs, out: &mut dyn Write) -> Result<()> {
-    let mut cmd = Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "gpt2-inspect", out);
-    Ok(())
-}
-
-pub fn man(args: &ManArgs, temps: &TempFiles, out: &mut dyn Write) -> Result<()> {
+pub fn run(args: &ManArgs, temps: &TempFiles, out: &mut dyn Write) -> Result<()> {
     let mut cmd = Cli::command();
     // Built, so the global options reach every subcommand's page.
     cmd.build();

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::checkpoint::Stored;
+use crate::load::checkpoint::Stored;
 
 /// An index beyond this is not a GPT-2's (gpt2-xl's would be about 30 kB).
 const MAX_INDEX: u64 = 16 << 20;

@@ -3,16 +3,16 @@
 
 use anyhow::Result;
 
-use super::{named, one_token};
+use crate::analysis::grad::Quantity;
+use crate::analysis::metric::{Kind, Measure};
 use crate::cli::CausalMetric;
 use crate::error::usage;
-use crate::model::circuits::{Kind, Measure};
-use crate::model::grad::Quantity;
 use crate::reports::{MetricSpec, NamedToken};
+use crate::session::{named, one_token};
 use crate::tokenizer::Tokenizer;
 
 /// `--answer` as its tokens, one or more.
-pub(super) fn answer_tokens(tokenizer: &Tokenizer, text: &str) -> Result<Vec<NamedToken>> {
+pub(crate) fn answer_tokens(tokenizer: &Tokenizer, text: &str) -> Result<Vec<NamedToken>> {
     let ids: Vec<u32> = tokenizer.encode(text)?.iter().map(|t| t.id).collect();
     if ids.is_empty() {
         return Err(usage(
@@ -23,13 +23,13 @@ pub(super) fn answer_tokens(tokenizer: &Tokenizer, text: &str) -> Result<Vec<Nam
 }
 
 /// `--wrong` as its one token.
-pub(super) fn wrong_token(tokenizer: &Tokenizer, text: Option<&str>) -> Result<Option<NamedToken>> {
+pub(crate) fn wrong_token(tokenizer: &Tokenizer, text: Option<&str>) -> Result<Option<NamedToken>> {
     text.map(|w| one_token(tokenizer, "wrong", w)).transpose()
 }
 
 /// The metric `--metric` names of `answer` (minus `wrong`), checked as the flags spell it;
 /// `reference` names the run KL compares with.
-pub(super) fn measure(
+pub(crate) fn measure(
     metric: CausalMetric,
     answer: Vec<NamedToken>,
     wrong: Option<NamedToken>,

@@ -4,14 +4,14 @@
 use anyhow::Result;
 use candle_core::Tensor;
 
-use super::Session;
+use crate::analysis::sae::{self, Change, Sae};
 use crate::cli::SteerArgs;
 use crate::error::usage;
-use crate::model::sae::{self, Change, Sae};
 use crate::model::tap::Edit;
 use crate::model::{Config, Gpt2, Hook, Inputs, LastLogits, Request, WantLogits};
+use crate::session::Session;
 
-pub(super) struct Steering {
+pub(crate) struct Steering {
     pub sae: Sae,
     pub hook: Hook,
     pub changes: Vec<(usize, Change)>,

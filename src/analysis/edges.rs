@@ -10,13 +10,13 @@
 use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 
-use super::circuits::record_tail;
-use super::gpt2::{Gpt2, Inputs, Request, TailLogits};
-use super::grad::backward;
-use super::hooks::{Activations, BlockHook, CaptureSpec, Hook};
-use super::measure::Measure;
-use super::patching::{same_length, Patching};
-use super::tap::Tap;
+use crate::analysis::grad::backward;
+use crate::analysis::interventions::record_tail;
+use crate::analysis::metric::Measure;
+use crate::analysis::patching::{same_length, Patching};
+use crate::model::gpt2::{Gpt2, Inputs, Request, TailLogits};
+use crate::model::hooks::{Activations, BlockHook, CaptureSpec, Hook};
+use crate::model::tap::Tap;
 
 /// A node that adds to the residual stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

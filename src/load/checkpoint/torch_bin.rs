@@ -1,5 +1,5 @@
 //! `pytorch_model.bin` as `torch.save` writes it since torch 1.6: a zip archive holding
-//! `{archive}/data.pkl` (the state dict, read by [`super::pickle`]) and one uncompressed
+//! `{archive}/data.pkl` (the state dict, read by [`crate::load::checkpoint::pickle`]) and one uncompressed
 //! entry `{archive}/data/{key}` per storage. Tensors are located by their byte range in the
 //! file, so the checkpoint maps them in place like safetensors.
 
@@ -10,8 +10,8 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 
-use super::checkpoint::{element_size, Stored};
-use super::pickle::{self, TensorRef, Value};
+use crate::load::checkpoint::pickle::{self, TensorRef, Value};
+use crate::load::checkpoint::{element_size, Stored};
 
 /// A `data.pkl` beyond this is not a state dict's (GPT-2 xl's is about 40 kB).
 const MAX_PICKLE: u64 = 64 << 20;

@@ -10,9 +10,9 @@
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor, Var, D};
 
-use super::gpt2::{Gpt2, Inputs, Request, TailLogits};
-use super::hooks::{Activations, CaptureSpec, Hook};
-use super::tap::Tap;
+use crate::model::gpt2::{Gpt2, Inputs, Request, TailLogits};
+use crate::model::hooks::{Activations, CaptureSpec, Hook};
+use crate::model::tap::Tap;
 
 /// What the metric measures of the answer token at its position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,14 @@
+//! What interpretability asks of the model, computed on `model`'s taps: the metric a causal
+//! run is measured by, interventions and ablations, activation and path patching, edge
+//! attribution, gradients and input saliency, and sparse autoencoders (`sae/`).
+
+pub mod ablation;
+pub mod attribution;
+pub mod edges;
+pub mod grad;
+pub mod heads;
+pub mod interventions;
+pub mod metric;
+pub mod patching;
+pub mod sae;
+pub mod saliency;
