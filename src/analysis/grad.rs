@@ -8,85 +8,12 @@
 //! activation on the variable. candle frees every other intermediate gradient once used.
 
 use anyhow::{bail, Result};
-use candle_core::{DType, Device, Tensor, Var, D};
+use candle_core::{DType, Device, Tensor, Var};
 
+use crate::analysis::metric::Bound;
 use crate::model::gpt2::{Gpt2, Inputs, Request, TailLogits};
 use crate::model::hooks::{Activations, CaptureSpec, Hook};
 use crate::model::tap::Tap;
-
-/// What the metric measures of the answer token at its position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Quantity {
-    Logit,
-    LogProb,
-    Prob,
-}
-
-impl Quantity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Quantity::Logit => "logit",
-            Quantity::LogProb => "logprob",
-            Quantity::Prob => "prob",
-        }
-    }
-}
-
-/// The scalar a gradient is taken of: the answer's logit, log-probability or probability,
-/// minus the wrong token's when there is one.
-#[derive(Debug, Clone, Copy)]
-pub struct Metric {
-    /// `None`: the top prediction of the first row (see [`Metric::answered`]).
-    pub answer: Option<u32>,
-    pub wrong: Option<u32>,
-    pub quantity: Quantity,
-}
-
-impl Metric {
-    /// This metric with its answer decided: the given one, or the top prediction of the
-    /// first row of `logits` `(B, 1, V)` (ties to the lower id, as `next` ranks).
-    pub fn answered(&self, logits: &Tensor) -> Result<Metric> {
-        let answer = match self.answer {
-            Some(a) => a,
-            None => {
-                let row: Vec<f32> = logits.get(0)?.flatten_all()?.to_vec1()?;
-                crate::dist::top_k(&row, 1)[0] as u32
-            }
-        };
-        Ok(Metric {
-            answer: Some(answer),
-            ..*self
-        })
-    }
-
-    /// The metric of each row of `logits` `(B, 1, V)`: `(B,)`, differentiable. The answer
-    /// must be decided.
-    pub fn of(&self, logits: &Tensor) -> Result<Tensor> {
-        let Some(answer) = self.answer else {
-            bail!("the metric's answer is not decided");
-        };
-        let l = logits.flatten_from(1)?; // (B, V)
-        let x = match self.quantity {
-            Quantity::Logit => l,
-            Quantity::LogProb => log_softmax(&l)?,
-            Quantity::Prob => log_softmax(&l)?.exp()?,
-        };
-        let pick = |id: u32| -> Result<Tensor> { Ok(x.narrow(1, id as usize, 1)?.squeeze(1)?) };
-        Ok(match self.wrong {
-            Some(w) => (pick(answer)? - pick(w)?)?,
-            None => pick(answer)?,
-        })
-    }
-}
-
-/// `l - logsumexp(l)` over the last axis of `(…, V)`; the shift by the row's maximum is a
-/// constant (it cancels in the value and in the gradient).
-pub(super) fn log_softmax(l: &Tensor) -> Result<Tensor> {
-    let max = l.max_keepdim(D::Minus1)?.detach(); // (…, 1)
-    let shifted = l.broadcast_sub(&max)?;
-    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?; // (…, 1)
-    Ok(shifted.broadcast_sub(&lse)?)
-}
 
 /// Adds a zero variable at each hook it wants and keeps the activation: after the backward
 /// pass, [`Probe::split`] gives each hook's value and gradient.
@@ -147,20 +74,6 @@ fn gradient(
     }
 }
 
-/// What one backward pass gives.
-#[derive(Debug)]
-pub struct Gradients {
-    /// The metric with its answer decided.
-    pub metric: Metric,
-    /// The metric of each row of the batch.
-    pub values_of_metric: Vec<f32>,
-    /// ∂metric/∂(token embeddings) `(B, T, C)`, when the run was given embeddings.
-    pub embeds: Option<Tensor>,
-    /// The probed hooks' activations and their gradients.
-    pub values: Activations,
-    pub grads: Activations,
-}
-
 /// The gradients are computed in f32 on the CPU, where every op of the forward pass has
 /// its backward rule.
 pub fn check_differentiable(model: &Gpt2) -> Result<()> {
@@ -171,35 +84,29 @@ pub fn check_differentiable(model: &Gpt2) -> Result<()> {
 }
 
 /// Runs `ids` `(B, T)` (with `embeds` `(B, T, C)` as their token embeddings, if given),
-/// takes `metric` at the last position of each row (an undecided answer: the first row's
-/// top prediction) and differentiates their sum: each row's gradients are its own metric's
-/// (rows do not meet in the model).
+/// takes `metric` at the last positions of each row and differentiates their sum: each
+/// row's gradients are its own metric's (rows do not meet in the model).
 pub fn gradients(
     model: &Gpt2,
     ids: &Tensor,
     embeds: Option<&Tensor>,
-    metric: &Metric,
+    metric: &Bound,
     hooks: &[Hook],
-) -> Result<Gradients> {
-    let mut decided = *metric;
-    let b = backward(model, (ids, embeds), 1, hooks, |logits| {
-        decided = metric.answered(logits)?;
-        decided.of(logits)
-    })?;
-    Ok(Gradients {
-        metric: decided,
-        values_of_metric: b.values_of_metric,
-        embeds: b.embeds,
-        values: b.values,
-        grads: b.grads,
+) -> Result<Backward> {
+    let tail = metric.measure.positions();
+    backward(model, (ids, embeds), tail, hooks, |logits| {
+        metric.tensor(logits)
     })
 }
 
-/// What [`backward`] gives: [`Gradients`] without a [`Metric`] of its own.
+/// What one backward pass gives.
 #[derive(Debug)]
 pub struct Backward {
+    /// The metric of each row of the batch.
     pub values_of_metric: Vec<f32>,
+    /// ∂metric/∂(token embeddings) `(B, T, C)`, when the run was given embeddings.
     pub embeds: Option<Tensor>,
+    /// The probed hooks' activations and their gradients.
     pub values: Activations,
     pub grads: Activations,
 }

@@ -8,7 +8,48 @@
 use anyhow::{bail, Result};
 use candle_core::{DType, Tensor, D};
 
-use crate::analysis::grad::{log_softmax, Quantity};
+use crate::model::gpt2::{Gpt2, Inputs, LastLogits, Request};
+use crate::model::hooks::CaptureSpec;
+
+/// What the metric measures of the answer token at its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantity {
+    Logit,
+    LogProb,
+    Prob,
+}
+
+impl Quantity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quantity::Logit => "logit",
+            Quantity::LogProb => "logprob",
+            Quantity::Prob => "prob",
+        }
+    }
+}
+
+/// `l - logsumexp(l)` over the last axis of `(…, V)`; the shift by the row's maximum is a
+/// constant (it cancels in the value and in the gradient).
+pub fn log_softmax(l: &Tensor) -> Result<Tensor> {
+    let max = l.max_keepdim(D::Minus1)?.detach(); // (…, 1)
+    let shifted = l.broadcast_sub(&max)?;
+    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?; // (…, 1)
+    Ok(shifted.broadcast_sub(&lse)?)
+}
+
+/// The model's top prediction after `ids` (ties to the lower id, as `next` ranks): the
+/// answer a metric explains when none is given, decided before any backward pass.
+pub fn top_answer(model: &Gpt2, ids: &[u32]) -> Result<u32> {
+    let row = Tensor::new(ids, model.device())?.unsqueeze(0)?; // (1, T)
+    let req = Request {
+        capture: CaptureSpec::default(),
+        logits: LastLogits,
+    };
+    let logits = model.run(Inputs::new(&row), &req, &mut crate::model::tap::Identity)?;
+    let row: Vec<f32> = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+    Ok(crate::dist::top_k(&row, 1)[0] as u32)
+}
 
 /// What the metric measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +112,17 @@ impl Measure {
     /// The tokens the run's input ends with: all of the answer but its last.
     pub fn forced(&self) -> &[u32] {
         &self.answer[..self.answer.len().saturating_sub(1)]
+    }
+
+    /// The metric of the answer's quantity, which needs no reference run (an error for KL).
+    pub fn bound(&self) -> Result<Bound> {
+        match self.kind {
+            Kind::Of(_) => Ok(Bound {
+                measure: self.clone(),
+                reference: None,
+            }),
+            Kind::Kl => bail!("the KL divergence needs a reference run"),
+        }
     }
 
     /// The metric, its reference the run whose logits `(1, n, V)` are given (the clean

@@ -5,7 +5,8 @@
 use anyhow::{bail, Result};
 use candle_core::Tensor;
 
-use crate::analysis::grad::{gradients, Metric};
+use crate::analysis::grad::gradients;
+use crate::analysis::metric::Bound;
 use crate::model::gpt2::{Gpt2, Inputs, LastLogits, Request};
 use crate::model::hooks::{BlockHook, CaptureSpec, Hook};
 use crate::model::tap::collect;
@@ -65,15 +66,14 @@ pub struct Completeness {
 pub struct Saliency {
     /// One per input token.
     pub scores: Vec<f32>,
-    /// The metric explained, its answer decided.
-    pub metric: Metric,
     /// Its value at the input itself.
     pub value: f32,
     pub completeness: Option<Completeness>,
 }
 
-/// The scores of `ids` (the metric is taken at its last position) by `method`.
-pub fn saliency(model: &Gpt2, ids: &[u32], metric: &Metric, method: Method) -> Result<Saliency> {
+/// The scores of `ids` by `method` for `metric` (of a one-token answer, taken at the last
+/// position).
+pub fn saliency(model: &Gpt2, ids: &[u32], metric: &Bound, method: Method) -> Result<Saliency> {
     if ids.is_empty() {
         bail!("no tokens to attribute");
     }
@@ -82,14 +82,13 @@ pub fn saliency(model: &Gpt2, ids: &[u32], metric: &Metric, method: Method) -> R
         Method::Gradient | Method::InputXGradient => {
             let e = token_embeddings(model, &row)?; // (1, T, C)
             let g = gradients(model, &row, Some(&e), metric, &[])?;
-            let grad = g.embeds.expect("embeddings were given"); // (1, T, C)
+            let grad = given_embeddings(g.embeds)?; // (1, T, C)
             let scores = match method {
                 Method::Gradient => grad.sqr()?.sum(2)?.sqrt()?,
                 _ => (grad * e)?.sum(2)?,
             }; // (1, T)
             Ok(Saliency {
                 scores: scores.squeeze(0)?.to_vec1()?,
-                metric: g.metric,
                 value: g.values_of_metric[0],
                 completeness: None,
             })
@@ -99,6 +98,11 @@ pub fn saliency(model: &Gpt2, ids: &[u32], metric: &Metric, method: Method) -> R
         }
         Method::Rollout => rollout(model, &row, metric),
     }
+}
+
+/// The embeddings' gradient of a backward pass that was given embeddings.
+fn given_embeddings(grad: Option<Tensor>) -> Result<Tensor> {
+    grad.ok_or_else(|| anyhow::anyhow!("the backward pass was given no token embeddings"))
 }
 
 /// `wte[ids]` `(B, T, C)`.
@@ -131,7 +135,7 @@ const BUDGET: usize = 512 << 20;
 fn integrated_gradients(
     model: &Gpt2,
     row: &Tensor,
-    metric: &Metric,
+    metric: &Bound,
     steps: usize,
     baseline: Baseline,
 ) -> Result<Saliency> {
@@ -146,8 +150,7 @@ fn integrated_gradients(
         }
     };
     let diff = (&e - &b)?; // (1, T, C)
-                           // The ends first: they decide the answer (the input's top prediction).
-    let (metric, ends) = metric_of(
+    let ends = metric_of(
         model,
         &row.repeat((2, 1))?,
         &Tensor::cat(&[&e, &b], 0)?,
@@ -163,15 +166,14 @@ fn integrated_gradients(
         let weights = Tensor::from_vec(weights, (n, 1, 1), e.device())?;
         let scaled = b.broadcast_add(&diff.broadcast_mul(&alphas)?)?; // (n, T, C)
         let ids = row.repeat((n, 1))?; // (n, T)
-        let g = gradients(model, &ids, Some(&scaled), &metric, &[])?;
-        let grad = g.embeds.expect("embeddings were given"); // (n, T, C)
+        let g = gradients(model, &ids, Some(&scaled), metric, &[])?;
+        let grad = given_embeddings(g.embeds)?; // (n, T, C)
         total = (total + grad.broadcast_mul(&weights)?.sum_keepdim(0)?)?;
     }
     let scores: Vec<f32> = (total * &diff)?.sum(2)?.squeeze(0)?.to_vec1()?;
     let sum: f64 = scores.iter().map(|&s| s as f64).sum();
     Ok(Saliency {
         scores,
-        metric,
         value: ends[0],
         completeness: Some(Completeness {
             baseline_metric: ends[1],
@@ -180,14 +182,8 @@ fn integrated_gradients(
     })
 }
 
-/// The metric (its answer decided by the first row) of each row of `ids` `(B, T)` with
-/// token embeddings `embeds`, no gradient.
-fn metric_of(
-    model: &Gpt2,
-    ids: &Tensor,
-    embeds: &Tensor,
-    metric: &Metric,
-) -> Result<(Metric, Vec<f32>)> {
+/// The metric of each row of `ids` `(B, T)` with token embeddings `embeds`, no gradient.
+fn metric_of(model: &Gpt2, ids: &Tensor, embeds: &Tensor, metric: &Bound) -> Result<Vec<f32>> {
     let req = Request {
         capture: CaptureSpec::default(),
         logits: LastLogits,
@@ -201,8 +197,7 @@ fn metric_of(
         &req,
         &mut collect(&req.capture, &mut Default::default()),
     )?;
-    let metric = metric.answered(&logits)?;
-    Ok((metric, metric.of(&logits)?.detach().to_vec1()?))
+    Ok(metric.tensor(&logits)?.detach().to_vec1()?)
 }
 
 /// The `n`-point Gauss–Legendre rule on [0, 1]: (point, weight) by increasing point, as
@@ -246,7 +241,7 @@ fn legendre(n: usize, x: f64) -> (f64, f64) {
 
 /// Attention rollout: per layer Â = ½·mean over heads of the pattern + ½·I, rows
 /// renormalised to sum 1; R = Â_{L−1}⋯Â_0; the scores are R's last row.
-fn rollout(model: &Gpt2, row: &Tensor, metric: &Metric) -> Result<Saliency> {
+fn rollout(model: &Gpt2, row: &Tensor, metric: &Bound) -> Result<Saliency> {
     let cfg = model.config();
     let (_, t) = row.dims2()?;
     let hooks = (0..cfg.n_layer).map(|l| Hook::Block(l, BlockHook::Pattern));
@@ -274,11 +269,9 @@ fn rollout(model: &Gpt2, row: &Tensor, metric: &Metric) -> Result<Saliency> {
         }
         r = matmul(&a, &r);
     }
-    let metric = metric.answered(&logits)?;
     Ok(Saliency {
         scores: r[t - 1].iter().map(|&v| v as f32).collect(),
-        value: metric.of(&logits)?.to_vec1::<f32>()?[0],
-        metric,
+        value: metric.of(&logits)?[0],
         completeness: None,
     })
 }

@@ -8,7 +8,7 @@ use anyhow::Result;
 use candle_core::{DType, Tensor};
 
 use crate::analysis::ablation::{ablate, ablate_each_head, Ablation, Component};
-use crate::analysis::grad::Quantity;
+use crate::analysis::metric::Quantity;
 use crate::analysis::metric::{Bound, Kind, Measure};
 use crate::cli::{AblateArgs, AblateMode};
 use crate::dist;

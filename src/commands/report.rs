@@ -5,7 +5,8 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use crate::analysis::grad::{check_differentiable, Metric, Quantity};
+use crate::analysis::grad::check_differentiable;
+use crate::analysis::metric::{top_answer, Kind, Measure, Quantity};
 use crate::analysis::saliency::{saliency, Method};
 use crate::atomic;
 use crate::cli::{NeuronData as When, ReportArgs};
@@ -115,14 +116,10 @@ fn strip(model: &Gpt2, tokenizer: &Tokenizer, ids: &[u32]) -> Result<Option<Page
     if check_differentiable(model).is_err() {
         return Ok(None);
     }
-    let metric = Metric {
-        answer: None,
-        wrong: None,
-        quantity: Quantity::Logit,
-    };
+    let id = top_answer(model, ids)?;
+    let metric = Measure::new(Kind::Of(Quantity::Logit), vec![id], None)?;
     let method = Method::InputXGradient;
-    let s = saliency(model, ids, &metric, method)?;
-    let id = s.metric.answer.expect("decided");
+    let s = saliency(model, ids, &metric.bound()?, method)?;
     Ok(Some(PageSaliency {
         method: SaliencyMethod {
             method: method.name(),

@@ -9,7 +9,8 @@ use anyhow::Result;
 use candle_core::Tensor;
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 
-use crate::analysis::grad::{check_differentiable, Metric, Quantity};
+use crate::analysis::grad::check_differentiable;
+use crate::analysis::metric::{top_answer, Kind, Measure, Quantity};
 use crate::analysis::saliency::{saliency, Baseline, Method, Saliency};
 use crate::cli::{BaselineArg, MetricArg, SaliencyArgs, SaliencyMethod as MethodArg};
 use crate::error::usage;
@@ -139,13 +140,18 @@ fn single(
             .transpose()
     };
     let (answer, wrong) = (token("answer", &args.answer)?, token("wrong", &args.wrong)?);
-    let metric = Metric {
-        answer: answer.map(|a| a.id),
-        wrong: wrong.as_ref().map(|w| w.id),
-        quantity: plan.quantity,
-    };
     let prefix = &ids[..=position];
-    let s = saliency(model, prefix, &metric, method)?;
+    // No --answer: the model's own top prediction there, decided before any gradient.
+    let answer = match answer {
+        Some(a) => a,
+        None => crate::session::named(tokenizer, top_answer(model, prefix)?)?,
+    };
+    let metric = Measure::new(
+        Kind::Of(plan.quantity),
+        vec![answer.id],
+        wrong.as_ref().map(|w| w.id),
+    )?;
+    let s = saliency(model, prefix, &metric.bound()?, method)?;
     warn_incomplete(&s, None);
     let problem = finite(model, prefix, &s)?;
     let report = SaliencyReport {
@@ -154,7 +160,7 @@ fn single(
         input_ids: prefix.to_vec(),
         method: plan.describe(args, &method),
         position,
-        answer: crate::session::named(tokenizer, s.metric.answer.expect("decided"))?,
+        answer,
         wrong,
         metric: s.value,
         scores: s.scores,
@@ -249,12 +255,8 @@ fn matrix(
     let (mut answers, mut metrics, mut matrix, mut deltas) = (vec![], vec![], vec![], vec![]);
     let mut problem = None;
     for p in n0..t {
-        let metric = Metric {
-            answer: Some(all[p]),
-            wrong: None,
-            quantity: plan.quantity,
-        };
-        let s = saliency(model, &all[..p], &metric, method)?;
+        let metric = Measure::new(Kind::Of(plan.quantity), vec![all[p]], None)?;
+        let s = saliency(model, &all[..p], &metric.bound()?, method)?;
         warn_incomplete(&s, Some(p - n0));
         problem = problem.or(finite(model, &all[..p], &s)?);
         answers.push(crate::session::named(tokenizer, all[p])?);

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use crate::analysis::grad::Quantity;
+use crate::analysis::metric::Quantity;
 use crate::analysis::metric::{Kind, Measure};
 use crate::cli::CausalMetric;
 use crate::error::usage;

@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
-use gpt2_inspect::analysis::grad::{gradients, Metric, Quantity};
+use gpt2_inspect::analysis::grad::gradients;
+use gpt2_inspect::analysis::metric::{top_answer, Bound, Kind, Measure, Quantity};
 use gpt2_inspect::analysis::saliency::{saliency, Baseline, Method};
 use gpt2_inspect::load::checkpoint::{Checkpoint, Weights};
 use gpt2_inspect::model::{Config, Gpt2, Hook};
@@ -69,17 +70,26 @@ impl Grads {
         crate::common::one_token(&self.tok, text)
     }
 
-    /// Case k's metric, its answer left to the model when the case gives none.
-    fn metric(&self, case: &Case) -> Metric {
-        Metric {
-            answer: case.1.as_deref().map(|a| self.one(a)),
-            wrong: case.2.as_deref().map(|w| self.one(w)),
-            quantity: match case.4.as_str() {
-                "logit" => Quantity::Logit,
-                "logprob" => Quantity::LogProb,
-                _ => Quantity::Prob,
-            },
+    /// Case k's answer: as the case gives it, or the model's top prediction after `ids`.
+    fn answer(&self, case: &Case, ids: &[u32]) -> u32 {
+        match case.1.as_deref() {
+            Some(a) => self.one(a),
+            None => top_answer(&self.model, ids).unwrap(),
         }
+    }
+
+    /// Case k's metric after `ids`.
+    fn metric(&self, case: &Case, ids: &[u32]) -> Bound {
+        let quantity = match case.4.as_str() {
+            "logit" => Quantity::Logit,
+            "logprob" => Quantity::LogProb,
+            _ => Quantity::Prob,
+        };
+        let wrong = case.2.as_deref().map(|w| self.one(w));
+        let answer = vec![self.answer(case, ids)];
+        (Measure::new(Kind::Of(quantity), answer, wrong).unwrap())
+            .bound()
+            .unwrap()
     }
 }
 
@@ -130,12 +140,13 @@ fn hook_gradients_match(g: &Grads) {
             .embedding(&Tensor::new(ids.as_slice(), &Device::Cpu).unwrap())
             .unwrap();
         let embeds = embeds.unsqueeze(0).unwrap();
-        let out = gradients(&g.model, &row(&ids), Some(&embeds), &g.metric(case), &hooks).unwrap();
         assert_eq!(
-            out.metric.answer,
-            Some(g.ids(&format!("{p}answer"))[0]),
+            g.answer(case, &ids),
+            g.ids(&format!("{p}answer"))[0],
             "case {k}: answer"
         );
+        let metric = g.metric(case, &ids);
+        let out = gradients(&g.model, &row(&ids), Some(&embeds), &metric, &hooks).unwrap();
         assert_near(
             &format!("{p}metric"),
             &out.values_of_metric,
@@ -169,7 +180,7 @@ fn gradient_input_x_gradient_and_rollout_match_captum_and_numpy() {
             (Method::InputXGradient, "input_x_gradient"),
             (Method::Rollout, "rollout"),
         ] {
-            let s = saliency(&g.model, &ids, &g.metric(case), method).unwrap();
+            let s = saliency(&g.model, &ids, &g.metric(case, &ids), method).unwrap();
             assert_near(
                 &format!("{p}{name}"),
                 &s.scores,
@@ -200,7 +211,7 @@ fn integrated_gradients_match_captums_with_their_delta() {
             steps: *steps,
             baseline,
         };
-        let s = saliency(&g.model, &ids, &g.metric(&cases[*case]), method).unwrap();
+        let s = saliency(&g.model, &ids, &g.metric(&cases[*case], &ids), method).unwrap();
         assert_near(
             &format!("{p}scores"),
             &s.scores,

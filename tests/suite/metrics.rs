@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use candle_core::{Device, Tensor};
 use gpt2_inspect::analysis::ablation::{ablate, ablate_each_head, Ablation};
 use gpt2_inspect::analysis::edges::{path_patch, Qkv};
-use gpt2_inspect::analysis::grad::Quantity;
+use gpt2_inspect::analysis::metric::Quantity;
 use gpt2_inspect::analysis::metric::{Kind, Measure};
 use gpt2_inspect::analysis::patching::{attribution_patch, patch, Site};
 use gpt2_inspect::model::Gpt2;

@@ -1,0 +1,137 @@
+//! The attention family's flags: `attention`, `lens` and the `report` page.
+
+use super::{head_of_layer, parse_window, CmapArg, FigureArgs, TextArgs, TopKArgs, Window};
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub input: TextArgs,
+
+    /// Output file (.html); replaced atomically if it exists; `-`: standard output
+    #[arg(long, short = 'o', value_name = "FILE", default_value = "report.html")]
+    pub output: PathBuf,
+
+    /// Whether the page holds every head's q and k for its neuron view (BertViz's q·k view,
+    /// not MLP neurons): `auto` when they take at most 16 MB (gpt2: texts up to 170
+    /// tokens), `always` (a 256-token gpt2 page then grows from 13 to 38 MB and opens
+    /// about twice as slowly), `never`. Was --neuron, which still works
+    #[arg(long = "neuron-view", alias = "neuron", value_enum, value_name = "WHEN",
+          default_value_t = NeuronData::Auto)]
+    pub neuron: NeuronData,
+
+    #[command(flatten)]
+    pub top_k: TopKArgs,
+}
+
+/// `report --neuron-view`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NeuronData {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct LensArgs {
+    #[command(flatten)]
+    pub input: TextArgs,
+
+    #[command(flatten)]
+    pub top_k: TopKArgs,
+
+    /// Token position to read (0-based); omitted: the last
+    #[arg(long, conflicts_with = "all_positions")]
+    pub position: Option<usize>,
+
+    /// Every position at once: a depth × position heatmap of the top token (its
+    /// probability as colour, the token as label); with --svg, also as a figure
+    #[arg(long, conflicts_with = "top_k")]
+    pub all_positions: bool,
+
+    /// With --all-positions: also write the heatmap as an SVG figure
+    #[arg(long, value_name = "FILE", requires = "all_positions")]
+    pub svg: Option<PathBuf>,
+
+    /// Title of the --svg figure
+    #[arg(long, value_name = "TEXT", requires = "svg")]
+    pub title: Option<String>,
+
+    /// With --all-positions: the colour map of the probabilities (blues, viridis, or rdbu
+    /// from white to red)
+    #[arg(long, value_enum, value_name = "MAP", default_value_t = CmapArg::Blues,
+          requires = "all_positions")]
+    pub cmap: CmapArg,
+}
+
+#[derive(Debug, Args)]
+pub struct AttentionArgs {
+    #[command(flatten)]
+    pub input: TextArgs,
+
+    /// Layer: block L, from 0 (TransformerLens's blocks.L); omitted: every layer
+    #[arg(long, short = 'l', value_name = "L")]
+    pub layer: Option<usize>,
+
+    /// Head H of --layer L (0-based; ablate, patch --path and circuit write a head as
+    /// L.H; given L.H here, the error says to write --layer L --head H); omitted: every
+    /// head of the layer(s)
+    #[arg(long, value_name = "H", value_parser = head_of_layer)]
+    pub head: Option<usize>,
+
+    /// Also show the scaled pre-softmax scores QKᵀ/√d_head (masked positions blank / null)
+    #[arg(long)]
+    pub scores: bool,
+
+    /// Also show the head's query, key and value vectors
+    #[arg(long)]
+    pub qkv: bool,
+
+    /// Output layout: `table` (a heatmap in a colour terminal), or `bertviz` for
+    /// {"tokens", "all": [L][H][T][T]} JSON as BertViz's head_view loaders take it
+    #[arg(long, value_enum, default_value_t = AttentionFormat::Table)]
+    pub format: AttentionFormat,
+
+    /// Every head of the layer (or of every layer) as a grid of small maps
+    #[arg(long, conflicts_with = "head")]
+    pub all_heads: bool,
+
+    /// Write each probability in its heatmap cell (terminal and --svg)
+    #[arg(long)]
+    pub annot: bool,
+
+    /// Show positions START..END only (0-based, END excluded, on both axes; either may be
+    /// left out: `10:`, `:20`). Probabilities stay those of the whole text
+    #[arg(long, value_name = "START:END", value_parser = parse_window)]
+    pub window: Option<Window>,
+
+    /// Also write the heatmap (a grid for several heads) as a standalone SVG figure
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+
+    /// The neuron view (BertViz's third view) of query position Q: q and every key's k
+    /// element by element, their product q×k, q·k, q·k/√d_head and the softmax weight
+    /// (needs --layer and --head). Was --neuron, which still works: "neuron" here is
+    /// BertViz's word, not an MLP neuron
+    #[arg(long = "query", alias = "neuron", value_name = "Q", requires_all = ["layer", "head"],
+          conflicts_with_all = ["all_heads", "window", "svg"])]
+    pub neuron: Option<usize>,
+
+    /// The four stages of one head side by side: its input x (ln_1's output, T × d_model),
+    /// the scores QKᵀ/√d_head (T × T, masked cells hatched), the softmax weights (T × T)
+    /// and its output z (T × d_head); with --svg, one figure of four panels (needs --layer
+    /// and --head)
+    #[arg(long, requires_all = ["layer", "head"],
+          conflicts_with_all = ["all_heads", "window", "neuron"])]
+    pub stages: bool,
+
+    #[command(flatten)]
+    pub figure: FigureArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AttentionFormat {
+    Table,
+    Bertviz,
+}

@@ -1,0 +1,128 @@
+//! The features family's flags: `features`, `feature`, the SAE options and steering.
+
+use super::{at_least_one, TextArgs};
+use clap::Args;
+use std::path::PathBuf;
+
+/// A sparse autoencoder that a command may use (its own flags say what for).
+#[derive(Debug, Args)]
+pub struct SaeOption {
+    /// A sparse autoencoder: a directory with SAELens's cfg.json and sae_weights.safetensors,
+    /// or a hub repository's folder ORG/NAME/FOLDER
+    #[arg(long, value_name = "DIR|ORG/NAME/FOLDER")]
+    pub sae: Option<String>,
+    /// Revision (branch, tag or commit) of a hub SAE
+    #[arg(long, value_name = "REVISION", requires = "sae")]
+    pub sae_revision: Option<String>,
+    /// The SAE reads the residual stream centred over d_model (see `features --help`)
+    #[arg(long, requires = "sae")]
+    pub sae_centered: bool,
+}
+
+/// Steering with a sparse autoencoder's features, at the SAE's hook, at every position.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Steering")]
+pub struct SteerArgs {
+    // The SAE whose features --steer, --clamp and --ablate-feature name.
+    #[command(flatten)]
+    pub sae: SaeOption,
+    /// Add α · W_dec[F] at the SAE's hook (repeatable)
+    #[arg(help_heading = "Steering", long, value_name = "F=α", requires = "sae",
+          value_parser = feature_value)]
+    pub steer: Vec<(usize, f64)>,
+    /// Set feature F to v: add (v − F's activation) · W_dec[F], the SAE's error kept
+    /// (repeatable)
+    #[arg(help_heading = "Steering", long, value_name = "F=v", requires = "sae",
+          value_parser = feature_value)]
+    pub clamp: Vec<(usize, f64)>,
+    /// Clamp feature F to 0 (repeatable)
+    #[arg(help_heading = "Steering", long, value_name = "F", requires = "sae")]
+    pub ablate_feature: Vec<usize>,
+}
+
+/// A count that must be 1 or more: says so, rather than clap's `1..=4294967295`.
+/// Feature ids as `feature` takes them: `12,99,3001`.
+#[derive(Debug, Clone)]
+pub struct FeatureIds(pub Vec<usize>);
+
+pub(super) fn feature_ids(s: &str) -> Result<FeatureIds, String> {
+    let ids = (s.split(','))
+        .map(|f| {
+            f.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("`{f}` is not a feature id"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(FeatureIds(ids))
+}
+
+/// `F=x`: a feature id and a finite number.
+pub(super) fn feature_value(s: &str) -> Result<(usize, f64), String> {
+    let (f, x) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not F=value (a feature id, =, a number)"))?;
+    let f = f
+        .trim()
+        .parse::<usize>()
+        .map_err(|_| format!("`{f}` is not a feature id"))?;
+    match x.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok((f, x)),
+        Ok(_) => Err(format!("`{x}` must be finite")),
+        Err(_) => Err(format!("`{x}` is not a number")),
+    }
+}
+
+/// The sparse autoencoder a feature command reads.
+#[derive(Debug, Args)]
+pub struct SaeArgs {
+    /// The sparse autoencoder: a directory with SAELens's cfg.json and
+    /// sae_weights.safetensors, or a hub repository's folder (ORG/NAME/FOLDER, e.g.
+    /// jbloom/GPT2-Small-SAEs-Reformatted/blocks.8.hook_resid_pre)
+    #[arg(long, value_name = "DIR|ORG/NAME/FOLDER")]
+    pub sae: String,
+    /// Revision (branch, tag or commit) of a hub SAE
+    #[arg(long, value_name = "REVISION")]
+    pub sae_revision: Option<String>,
+    /// The SAE reads the residual stream centred over d_model, as one trained on a
+    /// TransformerLens model loaded with center_writing_weights (gpt2-small-res-jb); without
+    /// it, what the SAE's cfg.json says (model_from_pretrained_kwargs), else not centred
+    #[arg(long)]
+    pub sae_centered: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    #[command(flatten)]
+    pub input: TextArgs,
+    #[command(flatten)]
+    pub sae: SaeArgs,
+    /// Features listed per token, the most active first
+    #[arg(short = 'k', long = "top-k", value_name = "K", default_value_t = 5,
+          value_parser = at_least_one)]
+    pub top_k: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct FeatureArgs {
+    /// Feature ids, comma-separated (one pass over the corpus serves them all)
+    #[arg(value_name = "IDS", value_parser = feature_ids)]
+    pub ids: FeatureIds,
+    #[command(flatten)]
+    pub input: TextArgs,
+    #[command(flatten)]
+    pub sae: SaeArgs,
+    /// Tokens listed in each logit table
+    #[arg(short = 'k', long = "top-k", value_name = "K", default_value_t = 10,
+          value_parser = at_least_one)]
+    pub top_k: u32,
+    /// Top-activating contexts kept per feature
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = at_least_one)]
+    pub contexts: u32,
+    /// Tokens shown either side of a context's peak
+    #[arg(long, value_name = "W", default_value_t = 8)]
+    pub window: u32,
+    /// Also write a dashboard page for the features (self-contained HTML, offline): how
+    /// often each fires, its histogram, logit tables and top contexts
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
