@@ -15,7 +15,7 @@ use crate::dist;
 use crate::dist::kl;
 use crate::error::usage;
 use crate::model::{CaptureSpec, Config, Gpt2, LastLogits, Request};
-use crate::render::circuits as printer;
+use crate::render::causal::grids as printer;
 use crate::reports::{AblateReport, Header, MetricSpec, SweepReport};
 use crate::session::metric::{answer_tokens, measure, wrong_token};
 use crate::session::texts::{Computed, Texts};

@@ -10,9 +10,11 @@ use crate::cli::{AttentionArgs, AttentionFormat, FigureArgs, ScaleArg, Window};
 use crate::error::usage;
 use crate::input::which_text;
 use crate::model::{Activations, BlockHook, CaptureSpec, Config, Gpt2, Hook, NoLogits, Request};
+use crate::render::attention::{figure, table};
+use crate::render::attention::{heatmap, neuron, stages};
 use crate::render::color::{ColourScale, Scale};
-use crate::render::printer::Format;
-use crate::render::{heatmap, json, neuron, stages, svg, table};
+use crate::render::format::json;
+use crate::render::format::printer::Format;
 use crate::reports::{
     AttentionReport, BertvizReport, HeadStages, MaskedMatrix, Matrix, NeuronView, PerHead,
 };
@@ -37,7 +39,7 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
         return bertviz(session, out, &prepared, &model, &req, &plan.layers);
     }
     let Texts { cfg, tokenizer, .. } = &prepared;
-    let figure = svg::Figure {
+    let figure = figure::Figure {
         title: args.figure.title.clone(),
         colours: plan.colours,
         annot: args.annot,
@@ -236,9 +238,9 @@ fn write_svg(
     args: &AttentionArgs,
     path: &std::path::Path,
     report: &AttentionReport,
-    figure: &svg::Figure,
+    figure: &figure::Figure,
 ) -> Result<()> {
-    if args.annot && report.stages.is_none() && !svg::annot_fits(report) {
+    if args.annot && report.stages.is_none() && !figure::annot_fits(report) {
         let several = report.weights.maps(report.layer, report.head).len() > 1;
         eprintln!(
             "--annot: the figure's cells are too small for values ({} tokens{}; values are \
@@ -248,8 +250,8 @@ fn write_svg(
         );
     }
     crate::session::write_svg(session, Some(path), |w| match &report.stages {
-        Some(s) => svg::stages(w, report, s, args.figure.title.as_deref()),
-        None => svg::attention(w, report, figure),
+        Some(s) => figure::stages(w, report, s, args.figure.title.as_deref()),
+        None => figure::attention(w, report, figure),
     })
 }
 

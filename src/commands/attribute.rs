@@ -12,7 +12,7 @@ use crate::analysis::attribution::attribute;
 use crate::cli::AttributeArgs;
 use crate::error::usage;
 use crate::model::{CaptureSpec, NoLogits, Request};
-use crate::render::circuits as printer;
+use crate::render::causal::grids as printer;
 use crate::reports::{AttributeReport, ComponentValue};
 use crate::session::texts::{Computed, Texts};
 use crate::session::{check_finite, check_index, emit, one_token, write_svg, Session};

@@ -16,7 +16,7 @@ use crate::analysis::metric::Measure;
 use crate::cli::CircuitArgs;
 use crate::error::usage;
 use crate::model::{Config, Gpt2};
-use crate::render::edges as printer;
+use crate::render::causal::edges as printer;
 use crate::reports::{CircuitReport, EdgeScore, Faithfulness, NodeScore};
 use crate::session::{answers, pair};
 use crate::session::{check_finite, decoded, emit, write_file, write_svg, Session};

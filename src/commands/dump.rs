@@ -15,7 +15,7 @@ use crate::cli::{DumpArgs, SaeOption};
 use crate::error::usage;
 use crate::model::tap::Recorder;
 use crate::model::{CaptureSpec, Config, Gpt2, Hook, Inputs, Logits, Request};
-use crate::render::table;
+use crate::render::tokens::table;
 use crate::reports::{DumpReport, HookRow, Padding};
 use crate::session::texts::{padded, Texts};
 use crate::session::Session;

@@ -9,7 +9,7 @@ use candle_core::{DType, Tensor, D};
 use crate::cli::EmbedArgs;
 use crate::dist;
 use crate::model::{Activations, BlockHook, CaptureSpec, Gpt2, Hook, NoLogits, Request};
-use crate::render::table;
+use crate::render::tokens::table;
 use crate::reports::{EmbedReport, EmbedToken, Neighbour};
 use crate::session::texts::{Computed, Texts};
 use crate::session::{decoded, matrix, Session};

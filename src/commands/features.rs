@@ -10,7 +10,8 @@ use candle_core::Tensor;
 use crate::analysis::sae::{self};
 use crate::cli::FeaturesArgs;
 use crate::dist;
-use crate::render::{features, table};
+use crate::render::features::heatmap;
+use crate::render::features::table;
 use crate::reports::{FeatureValue, FeaturesReport, MostActive};
 use crate::session::texts::Texts;
 use crate::session::{decoded, Session};
@@ -68,7 +69,7 @@ pub fn run(session: &Session, args: &FeaturesArgs, out: &mut dyn Write) -> Resul
     let palette = (session.palette, session.width);
     prepared.emit(session, out, reports, |out, r| {
         table::features(out, r)?;
-        features::heatmap(out, r, palette.0, palette.1)
+        heatmap::heatmap(out, r, palette.0, palette.1)
     })
 }
 

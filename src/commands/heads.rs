@@ -9,7 +9,7 @@ use candle_core::Tensor;
 use crate::analysis::heads::head_scores;
 use crate::cli::{HeadsArgs, Truncate};
 use crate::input;
-use crate::render::circuits as printer;
+use crate::render::causal::grids as printer;
 use crate::reports::{HeadScoresReport, HeadsReport};
 use crate::session::{check_finite, emit, write_svg, Session};
 

@@ -11,7 +11,7 @@ use candle_core::Tensor;
 use crate::cli::{Depth, HiddenArgs};
 use crate::dist;
 use crate::model::{BlockHook, CaptureSpec, Config, Hook, NoLogits, Request};
-use crate::render::table;
+use crate::render::tokens::table;
 use crate::reports::{DepthShown, HiddenReport};
 use crate::session::texts::{Computed, Texts};
 use crate::session::{check_index, decoded, matrix, Session};

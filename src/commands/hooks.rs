@@ -7,7 +7,7 @@ use anyhow::Result;
 use crate::cli::HooksArgs;
 use crate::model::hooks::Dim;
 use crate::model::{Config, Hook};
-use crate::render::table;
+use crate::render::tokens::table;
 use crate::reports::{HookRow, HooksReport};
 use crate::session::{emit, Session};
 

@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use crate::cli::InfoArgs;
 use crate::load::checkpoint::{Checkpoint, KeyLayout};
-use crate::render::table;
+use crate::render::tokens::table;
 use crate::reports::{InfoReport, TensorRow};
 use crate::session::{emit, Session};
 

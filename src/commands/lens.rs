@@ -10,7 +10,7 @@ use candle_core::DType;
 use crate::cli::LensArgs;
 use crate::dist;
 use crate::model::{Activations, BlockHook, CaptureSpec, Gpt2, Hook, NoLogits, Request};
-use crate::render::table;
+use crate::render::attention::table;
 use crate::reports::{Guess, LensGridReport};
 use crate::session::parts::lens_report;
 use crate::session::texts::{Computed, Texts};
@@ -50,12 +50,17 @@ pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()
                      }| {
             let report = grid(session, &model, tokenizer, (text, ids), &output.activations)?;
             write_svg(session, args.svg.as_deref(), |w| {
-                crate::render::svg::lens_grid(w, &report, args.title.as_deref(), colours)
+                crate::render::attention::figure::lens_grid(
+                    w,
+                    &report,
+                    args.title.as_deref(),
+                    colours,
+                )
             })?;
             Ok(report)
         };
         return prepared.run(session, out, &model, &req, build, |out, r| {
-            crate::render::lens::grid(out, r, session.palette, session.width, colours)
+            crate::render::attention::lens::grid(out, r, session.palette, session.width, colours)
         });
     }
     let build = |Computed {

@@ -7,7 +7,7 @@ use candle_core::DType;
 
 use crate::cli::NextArgs;
 use crate::model::{BlockHook, CaptureSpec, Config, Hook, LastLogits, Request};
-use crate::render::table;
+use crate::render::tokens::table;
 use crate::reports::{NextReport, ShapeStep, Steered};
 use crate::session::steer::Steering;
 use crate::session::texts::{Computed, Texts};

@@ -17,8 +17,8 @@ use crate::dist::pearson;
 use crate::error::usage;
 use crate::model::Config;
 use crate::model::Gpt2;
-use crate::render::circuits as printer;
-use crate::render::printer::Format;
+use crate::render::causal::grids as printer;
+use crate::render::format::printer::Format;
 use crate::reports::{Grid, MetricSpec, PatchReport, PatchSitesReport};
 use crate::session::metric::{answer_tokens, measure, wrong_token};
 use crate::session::{

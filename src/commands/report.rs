@@ -12,7 +12,8 @@ use crate::atomic;
 use crate::cli::{NeuronData as When, ReportArgs};
 use crate::error::usage;
 use crate::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, NoLogits, Request};
-use crate::render::{html, table};
+use crate::render::attention::page as report_page;
+use crate::render::table;
 use crate::reports::{NeuronData, PageReport, PageSaliency, SaliencyMethod, WrittenReport};
 use crate::session::parts::{lens_report, per_layer, tokenize_report};
 use crate::session::texts::{token_limit, Texts};
@@ -77,7 +78,7 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
         saliency: strip(&model, tokenizer, &ids[0])?,
     };
     let path = &args.output;
-    atomic::write(path, "-o", &session.temps, |w| html::page(w, &page))?;
+    atomic::write(path, "-o", &session.temps, |w| report_page::page(w, &page))?;
     if atomic::is_stdout(path) {
         // Standard output is the page: no summary after it.
         return row.non_finite_error(&prepared).map_or(Ok(()), Err);
@@ -98,7 +99,7 @@ fn written(page: &PageReport, path: &std::path::Path, top_k: usize) -> WrittenRe
         Some(_) => ", saliency",
         None => "",
     };
-    let (l, h, d) = (page.n_layer, page.n_head, html::DECIMALS);
+    let (l, h, d) = (page.n_layer, page.n_head, report_page::DECIMALS);
     WrittenReport {
         header: page.header.clone(),
         path: path.display().to_string(),

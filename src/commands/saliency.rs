@@ -17,7 +17,7 @@ use crate::error::usage;
 use crate::model::generate::{generate, Settings};
 use crate::model::tap::Identity;
 use crate::model::{Config, Gpt2};
-use crate::render::saliency as printer;
+use crate::render::gradients::saliency as printer;
 use crate::reports::{NamedToken, SaliencyMatrixReport, SaliencyMethod, SaliencyReport};
 use crate::session::texts::Texts;
 use crate::session::{check_finite, check_index, decoded, emit, one_token, write_svg, Session};

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use crate::cli::{ScoreArgs, TopKArgs};
 use crate::dist;
 use crate::model::{AllLogits, CaptureSpec, Request};
-use crate::render::table;
+use crate::render::tokens::table;
 use crate::reports::{Guess, ScoreReport, ScoredToken};
 use crate::session::steer::Steering;
 use crate::session::texts::{Computed, Texts};

@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Result;
 
 use crate::cli::TokenizeArgs;
-use crate::render::table;
+use crate::render::tokens::table;
 use crate::session::parts::tokenize_report;
 use crate::session::texts::{emit_texts, pad_id, padded, token_limit, Encoded};
 use crate::session::Session;

@@ -8,7 +8,7 @@ use candle_core::DType;
 
 use crate::cli::TraceArgs;
 use crate::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, LastLogits, Request};
-use crate::render::table;
+use crate::render::tokens::table;
 use crate::reports::{ShapeStep, TraceReport};
 use crate::session::texts::{Computed, Texts};
 use crate::session::{check_top_k, decoded, predictions, Session};

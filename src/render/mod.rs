@@ -1,22 +1,14 @@
 //! Renderers: each writes a report to any `io::Write` and computes no model values.
 
-pub mod circuits;
+pub mod attention;
+pub mod causal;
 pub mod color;
-pub mod dashboard;
-pub mod delimited;
-pub mod edges;
 pub mod features;
-pub mod heatmap;
-pub mod html;
-pub mod json;
-pub mod lens;
-pub mod neuron;
-pub mod printer;
-pub mod saliency;
-pub mod stages;
+pub mod format;
+pub mod gradients;
 pub mod svg;
 pub mod table;
-mod tidy;
+pub mod tokens;
 
 use crate::reports::{AttentionReport, HeadMap, Matrix};
 

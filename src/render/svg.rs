@@ -1,34 +1,35 @@
-//! `attention --svg`: a standalone SVG figure in the manner of
-//! `sns.heatmap(attn, annot=True, cmap="Blues")`: Query rows, Key columns, token labels,
-//! a colour bar, a title with model, layer and head; several heads as a grid of panels.
-//! Masked (future) cells are hatched. Every piece of text is escaped.
+//! The figures' primitives, shared by every family: SVG documents with escaped text, grids of
+//! heatmap panels (`GridPanel`, `grids`) with their colour bars, tick labels and axis titles,
+//! and `Style` (`--title`, `--cmap`). Masked (future) cells are hatched.
 
+use crate::render::color::{hex, needs_light_text, Ramp};
+use crate::render::{display_width, escape, label, largest};
+use crate::reports::{HeadMap, Matrix};
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use super::color::{hex, needs_light_text, ColourScale, Ramp};
-use super::{
-    display_width, escape, label, largest, largest_visible, model_name, sentence, window_note,
-};
-use crate::reports::{AttentionReport, HeadMap, HeadStages, LensGridReport, Matrix};
+pub(super) const FONT: &str = "DejaVu Sans, Helvetica, Arial, sans-serif";
 
-const FONT: &str = "DejaVu Sans, Helvetica, Arial, sans-serif";
 /// Rough advance of a 12 px sans-serif character, for laying out labels.
 pub(super) const CHAR_PX: f64 = 7.0;
+
 /// Characters of a token label at most.
-const LABEL_CHARS: usize = 16;
+pub(super) const LABEL_CHARS: usize = 16;
+
 /// Characters of the quoted text under the title at most (with the `…` of a cut).
-const SUBTITLE_CHARS: usize = 91;
+pub(super) const SUBTITLE_CHARS: usize = 91;
+
 /// Tokens up to which every cell carries a tooltip; beyond, the file would grow by
 /// megabytes for hovers nobody makes.
-const TOOLTIP_TOKENS: usize = 64;
+pub(super) const TOOLTIP_TOKENS: usize = 64;
+
 /// The hatching of masked (future) cells, `fill="url(#masked)"`.
-const MASKED: &str = r##"<pattern id="masked" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">
+pub(super) const MASKED: &str = r##"<pattern id="masked" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">
 <rect width="6" height="6" fill="#f2f2f2"/><line x1="0" y1="0" x2="0" y2="6" stroke="#b0b0b0" stroke-width="2"/>
 </pattern>"##;
 
 /// `s` in at most `max` characters, the last one `…` when it was cut.
-fn shorten(s: &str, max: usize) -> String {
+pub(super) fn shorten(s: &str, max: usize) -> String {
     if s.chars().count() > max {
         s.chars().take(max - 1).chain(['…']).collect()
     } else {
@@ -37,12 +38,12 @@ fn shorten(s: &str, max: usize) -> String {
 }
 
 /// A token as a label of at most [`LABEL_CHARS`] characters (not yet escaped).
-fn token_label(token: &str) -> String {
+pub(super) fn token_label(token: &str) -> String {
     shorten(&label(token), LABEL_CHARS)
 }
 
 /// The SVG name of the text colour that reads on `c`.
-fn ink_name(c: [u8; 3]) -> &'static str {
+pub(super) fn ink_name(c: [u8; 3]) -> &'static str {
     if needs_light_text(c) {
         "white"
     } else {
@@ -51,141 +52,63 @@ fn ink_name(c: [u8; 3]) -> &'static str {
 }
 
 /// One panel: a map's cells, placed at (x, y) with square cells of `cell` px.
-struct Panel<'a> {
-    map: HeadMap<'a, Matrix>,
-    x: f64,
-    y: f64,
-    cell: f64,
+pub(super) struct Panel<'a> {
+    pub(super) map: HeadMap<'a, Matrix>,
+    pub(super) x: f64,
+    pub(super) y: f64,
+    pub(super) cell: f64,
     /// Position of the first row and column in the text (`--window`).
-    start: usize,
+    pub(super) start: usize,
 }
 
 /// Side of a cell of a one-head figure of `t` tokens, in px.
-fn single_cell(t: usize) -> f64 {
+pub(super) fn single_cell(t: usize) -> f64 {
     (480.0 / t as f64).clamp(6.0, 44.0).floor()
 }
 
 /// Side of a cell of a grid of `per_row` maps of `t` tokens: 160 px a map, at most
 /// [`GRID_WIDTH`] px a row.
-fn grid_cell(t: usize, per_row: usize) -> f64 {
+pub(super) fn grid_cell(t: usize, per_row: usize) -> f64 {
     let fit = (GRID_WIDTH / per_row as f64 - GRID_GAP) / t as f64;
     (160.0 / t as f64).min(fit).clamp(1.0, 16.0).floor()
 }
 
 /// Widest row of maps of a grid, in px.
-const GRID_WIDTH: f64 = 2400.0;
+pub(super) const GRID_WIDTH: f64 = 2400.0;
+
 /// Space between the maps of a grid.
-const GRID_GAP: f64 = 20.0;
+pub(super) const GRID_GAP: f64 = 20.0;
 
 /// The smallest cell that has room for its value (`--annot`).
-const ANNOT_CELL: f64 = 18.0;
-
-/// Whether `--annot` values fit the figure of `r`: one head, cells of at least
-/// [`ANNOT_CELL`] px (26 tokens at most). Where they do not, each value is still the cell's
-/// tooltip, and the command says so.
-pub fn annot_fits(r: &AttentionReport) -> bool {
-    r.weights.maps(r.layer, r.head).len() == 1 && single_cell(r.tokens.len()) >= ANNOT_CELL
-}
-
-/// What a figure looks like beyond its data: `--title`, the colours, `--annot`.
-#[derive(Debug, Clone, Default)]
-pub struct Figure {
-    /// Replaces the title (default: model, layer, head).
-    pub title: Option<String>,
-    pub colours: ColourScale,
-    /// Each value written in its cell (one head only).
-    pub annot: bool,
-}
+pub(super) const ANNOT_CELL: f64 = 18.0;
 
 /// Advance of a 16 px bold title character, for the figure's width.
-const TITLE_CHAR_PX: f64 = 9.5;
-/// Advance of an 11 px colour-bar tick character.
-const TICK_CHAR_PX: f64 = 6.5;
+pub(super) const TITLE_CHAR_PX: f64 = 9.5;
 
-pub fn attention(out: &mut dyn Write, r: &AttentionReport, fig: &Figure) -> io::Result<()> {
-    let maps = r.weights.maps(r.layer, r.head);
-    let shown: Vec<String> = r.tokens.iter().map(|s| token_label(s)).collect();
-    // Measured as shown, before escaping (`&amp;` is one character on screen).
-    let label_px = shown.iter().map(|l| display_width(l)).max().unwrap_or(1) as f64 * CHAR_PX;
-    let labels: Vec<String> = shown.iter().map(|l| escape(l)).collect();
-    let text = r.header.text.as_deref().unwrap_or_default();
-    // Spaces stay spaces in a sentence; newlines and controls still show.
-    let subtitle = format!("“{}”", shorten(&sentence(text), SUBTITLE_CHARS));
-    let note = window_note(r);
-    let single = maps.len() == 1;
-    // A grid has one layer a row.
-    let per_row = if single {
-        1
-    } else {
-        r.weights.heads_per_layer()
-    };
-    let (t, n) = (r.tokens.len(), maps.len());
-    let g = Grid::new(t, n, per_row, label_px, note.is_some());
-    let ramp = fig.colours.probabilities(largest_visible(&maps));
-    let ticks = ramp.ticks();
-    let tick_px = ticks.iter().map(|(_, l)| l.len()).max().unwrap_or(1) as f64 * TICK_CHAR_PX;
-    let bar_x = g.left + g.grid_w + 20.0;
-    let height = g.top + g.title_h + g.grid_h + g.label_space + 30.0;
-    let title = fig
-        .title
-        .clone()
-        .unwrap_or_else(|| attention_title(r, &maps));
-    // The colour bar's ticks, and under it the key to the hatching ("masked").
-    let width = (bar_x + 21.0 + tick_px.max(6.0 * TICK_CHAR_PX) + 8.0)
-        .max(g.left + display_width(&title) as f64 * TITLE_CHAR_PX + 8.0)
-        .max(g.left + display_width(&subtitle) as f64 * CHAR_PX + 8.0)
-        .max(g.left + note.as_ref().map_or(0, |n| display_width(n)) as f64 * 6.5 + 8.0)
-        .ceil();
-    let mut body = String::new();
-    let left = g.left;
-    let _ = writeln!(
-        body,
-        r#"<text x="{left}" y="22" font-size="16" font-weight="bold">{}</text>"#,
-        escape(&title)
-    );
-    let _ = writeln!(
-        body,
-        r##"<text x="{left}" y="42" font-size="12" fill="#444">{}</text>"##,
-        escape(&subtitle)
-    );
-    let start = r.window.map_or(0, |w| w[0]);
-    attention_panels(
-        &mut body,
-        &g,
-        maps,
-        start,
-        &labels,
-        &ramp,
-        fig.annot && single,
-    );
-    axis_titles(&mut body, &g, note.as_deref());
-    let bar_h = (g.cell * t as f64).clamp(120.0, 400.0);
-    colour_bar(&mut body, bar_x, g.top + g.title_h, bar_h, true, &ramp);
-    let defs = format!("{MASKED}\n{}", gradient(&ramp));
-    document(out, width, height, &defs, None, &body)
-}
+/// Advance of an 11 px colour-bar tick character.
+pub(super) const TICK_CHAR_PX: f64 = 6.5;
 
 /// Where an attention figure's maps go: one map, or a grid of `per_row` a row.
-struct Grid {
-    per_row: usize,
-    rows: usize,
-    cell: f64,
+pub(super) struct Grid {
+    pub(super) per_row: usize,
+    pub(super) rows: usize,
+    pub(super) cell: f64,
     /// One map's side.
-    size: f64,
-    gap: f64,
+    pub(super) size: f64,
+    pub(super) gap: f64,
     /// Label every `step`-th token.
-    step: usize,
-    label_space: f64,
-    left: f64,
-    top: f64,
+    pub(super) step: usize,
+    pub(super) label_space: f64,
+    pub(super) left: f64,
+    pub(super) top: f64,
     /// A panel title's height above each map of a grid.
-    title_h: f64,
-    grid_w: f64,
-    grid_h: f64,
+    pub(super) title_h: f64,
+    pub(super) grid_w: f64,
+    pub(super) grid_h: f64,
 }
 
 impl Grid {
-    fn new(t: usize, maps: usize, per_row: usize, label_px: f64, note: bool) -> Grid {
+    pub(super) fn new(t: usize, maps: usize, per_row: usize, label_px: f64, note: bool) -> Grid {
         let single = maps == 1;
         let cell = if single {
             single_cell(t)
@@ -217,62 +140,8 @@ impl Grid {
     }
 }
 
-/// The default title: the model, and which layer and head.
-fn attention_title(r: &AttentionReport, maps: &[HeadMap<Matrix>]) -> String {
-    let model = model_name(&r.header.model);
-    match (r.layer, maps.len() == 1) {
-        (_, true) => format!(
-            "{model} · layer {} · head {} · attention",
-            maps[0].layer, maps[0].head
-        ),
-        (Some(l), false) => format!("{model} · layer {l} · every head · attention"),
-        (None, false) => format!("{model} · every layer · attention"),
-    }
-}
-
-/// Each map with its cells, its panel title in a grid, and token labels on the outer axes.
-fn attention_panels(
-    body: &mut String,
-    g: &Grid,
-    maps: Vec<HeadMap<Matrix>>,
-    start: usize,
-    labels: &[String],
-    ramp: &Ramp,
-    annot: bool,
-) {
-    let single = maps.len() == 1;
-    let last_row_start = (g.rows - 1) * g.per_row;
-    for (k, map) in maps.into_iter().enumerate() {
-        let (row, col) = (k / g.per_row, k % g.per_row);
-        let p = Panel {
-            map,
-            x: g.left + col as f64 * (g.size + g.gap),
-            y: g.top + g.title_h + row as f64 * (g.size + g.gap + g.title_h),
-            cell: g.cell,
-            start,
-        };
-        if !single {
-            let _ = writeln!(
-                body,
-                r#"<text class="panel-title" x="{}" y="{}" font-size="11">L{} H{}</text>"#,
-                p.x,
-                p.y - 4.0,
-                p.map.layer,
-                p.map.head
-            );
-        }
-        cells(body, &p, labels, ramp, annot);
-        if k % g.per_row == 0 {
-            row_labels(body, &p, labels, g.step);
-        }
-        if k >= last_row_start {
-            column_labels(body, &p, labels, g.step);
-        }
-    }
-}
-
 /// "Query" down the left, "Key" under the grid, and the window's note under the subtitle.
-fn axis_titles(body: &mut String, g: &Grid, note: Option<&str>) {
+pub(super) fn axis_titles(body: &mut String, g: &Grid, note: Option<&str>) {
     let mid_y = g.top + g.title_h + g.grid_h / 2.0;
     let _ = writeln!(
         body,
@@ -327,7 +196,7 @@ pub(super) fn document(
 }
 
 /// A ramp as the `#scale` gradient the colour bars fill with (its low end at the bottom).
-fn gradient(ramp: &Ramp) -> String {
+pub(super) fn gradient(ramp: &Ramp) -> String {
     const STOPS: usize = 16;
     let stops: String = (0..=STOPS)
         .map(|i| {
@@ -346,7 +215,7 @@ fn gradient(ramp: &Ramp) -> String {
 
 /// The cells of one panel: a rect per visible cell (with a tooltip on small maps), the masked
 /// upper triangle as one hatched path, values written when asked.
-fn cells(body: &mut String, p: &Panel, labels: &[String], ramp: &Ramp, annot: bool) {
+pub(super) fn cells(body: &mut String, p: &Panel, labels: &[String], ramp: &Ramp, annot: bool) {
     let c = p.cell;
     let t = p.map.matrix.len();
     let tooltips = t <= TOOLTIP_TOKENS;
@@ -398,7 +267,7 @@ fn cells(body: &mut String, p: &Panel, labels: &[String], ramp: &Ramp, annot: bo
 }
 
 /// Each visible cell's value written in it, in the ink its colour needs.
-fn annotations(body: &mut String, p: &Panel, ramp: &Ramp) {
+pub(super) fn annotations(body: &mut String, p: &Panel, ramp: &Ramp) {
     let c = p.cell;
     let size = (c * 0.3).clamp(6.0, 12.0);
     let _ = writeln!(
@@ -421,12 +290,12 @@ fn annotations(body: &mut String, p: &Panel, ramp: &Ramp) {
 }
 
 /// Font size of token labels beside cells of `cell` px shown every `step` cells.
-fn label_size(cell: f64, step: usize) -> f64 {
+pub(super) fn label_size(cell: f64, step: usize) -> f64 {
     (cell * step as f64 * 0.8).clamp(7.0, 12.0)
 }
 
 /// Query labels left of a panel: each token, or every `step`-th where cells are small.
-fn row_labels(body: &mut String, p: &Panel, labels: &[String], step: usize) {
+pub(super) fn row_labels(body: &mut String, p: &Panel, labels: &[String], step: usize) {
     let _ = writeln!(
         body,
         r#"<g class="query-labels" font-size="{}" text-anchor="end">"#,
@@ -444,7 +313,7 @@ fn row_labels(body: &mut String, p: &Panel, labels: &[String], step: usize) {
 }
 
 /// Key labels under a panel, turned to read upwards.
-fn column_labels(body: &mut String, p: &Panel, labels: &[String], step: usize) {
+pub(super) fn column_labels(body: &mut String, p: &Panel, labels: &[String], step: usize) {
     let y = p.y + p.map.matrix.len() as f64 * p.cell + 5.0;
     let _ = writeln!(
         body,
@@ -462,7 +331,7 @@ fn column_labels(body: &mut String, p: &Panel, labels: &[String], step: usize) {
 }
 
 /// Vertical colour bar of a ramp with its ticks, and the key to the hatching.
-fn colour_bar(body: &mut String, x: f64, y: f64, h: f64, masked_key: bool, ramp: &Ramp) {
+pub(super) fn colour_bar(body: &mut String, x: f64, y: f64, h: f64, masked_key: bool, ramp: &Ramp) {
     let _ = writeln!(
         body,
         r##"<g class="colour-bar"><rect x="{x}" y="{y}" width="14" height="{h}" fill="url(#scale)" stroke="#888" stroke-width="0.5"/>"##
@@ -589,7 +458,7 @@ pub fn grids_wrapped(
 }
 
 /// A number as a colour bar's tick names it: at most 3 decimals, no trailing zeros.
-fn tick(v: f32) -> String {
+pub(super) fn tick(v: f32) -> String {
     let s = match v.abs() >= 100.0 {
         true => format!("{v:.0}"),
         false => format!("{v:.3}"),
@@ -606,7 +475,7 @@ fn tick(v: f32) -> String {
 
 /// A [`grids`] panel's colour bar at (`x`, `top`): its colour map from `range`'s high end
 /// (top) to its low end, ticked at both ends and the middle; its width and height.
-fn panel_bar(body: &mut String, p: &GridPanel, x: f64, top: f64) -> (f64, f64) {
+pub(super) fn panel_bar(body: &mut String, p: &GridPanel, x: f64, top: f64) -> (f64, f64) {
     const STEPS: usize = 32;
     const W: f64 = 12.0;
     let rows = p.values.len() as f64;
@@ -644,11 +513,11 @@ fn panel_bar(body: &mut String, p: &GridPanel, x: f64, top: f64) -> (f64, f64) {
 }
 
 /// A cell of a [`grids`] panel.
-const GRID_PANEL_CELL: f64 = 28.0;
+pub(super) const GRID_PANEL_CELL: f64 = 28.0;
 
 /// One panel of [`grids`] at (`left`, `top`): column labels turned above it, row labels
 /// left of it, and its cells.
-fn grid_panel(body: &mut String, p: &GridPanel, left: f64, top: f64) {
+pub(super) fn grid_panel(body: &mut String, p: &GridPanel, left: f64, top: f64) {
     const CELL: f64 = GRID_PANEL_CELL;
     for (j, l) in p.col_labels.iter().enumerate() {
         let cx = left + j as f64 * CELL + CELL / 2.0 + 4.0;
@@ -692,274 +561,4 @@ fn grid_panel(body: &mut String, p: &GridPanel, left: f64, top: f64) {
             );
         }
     }
-}
-
-/// `attention --stages --svg`: one head from input to output as four panels side by side,
-/// titled "x (ln_1 output)", "QKᵀ/√d", "softmax" and "output z", each with its own colour
-/// bar; token labels on the outer axes (rows left of the first panel, keys under the two
-/// T × T panels); masked cells hatched. Every cell's value is its tooltip.
-pub fn stages(
-    out: &mut dyn Write,
-    r: &AttentionReport,
-    s: &HeadStages,
-    title: Option<&str>,
-) -> io::Result<()> {
-    let panels = super::stages::panels(s);
-    let t = r.tokens.len();
-    let shown: Vec<String> = r.tokens.iter().map(|s| token_label(s)).collect();
-    let label_px = shown.iter().map(|l| display_width(l)).max().unwrap_or(1) as f64 * CHAR_PX;
-    let ch = (240.0 / t as f64).clamp(3.0, 28.0).floor(); // row height, and T × T cell size
-    let show_labels = ch >= 8.0;
-    let row = StageRow {
-        shown: &shown,
-        ch,
-        label_px: show_labels.then_some(label_px),
-        top: 76.0,
-        height: t as f64 * ch,
-    };
-    let left = 12.0 + if show_labels { label_px + 10.0 } else { 0.0 };
-    let mut body = String::new();
-    let mut x = left;
-    for (n, p) in panels.iter().enumerate() {
-        x += row.panel(&mut body, n, p, x) + 28.0;
-    }
-    let text = r.header.text.as_deref().unwrap_or_default();
-    let title = title.map_or_else(
-        || {
-            format!(
-                "{} · layer {} head {} · input to output",
-                model_name(&r.header.model),
-                r.layer.unwrap_or(0),
-                r.head.unwrap_or(0)
-            )
-        },
-        str::to_string,
-    );
-    let subtitle = format!("“{}”", shorten(&sentence(text), SUBTITLE_CHARS));
-    let width = (x - 16.0)
-        .max(12.0 + display_width(&subtitle) as f64 * CHAR_PX + 12.0)
-        .ceil();
-    let labels_h = row.label_px.map_or(0.0, |l| l + 4.0);
-    let height = (row.top + row.height + 8.0 + labels_h + 40.0).ceil();
-    document(out, width, height, MASKED, Some((&title, &subtitle)), &body)
-}
-
-/// The row of a head's four stage panels: what each panel is drawn with.
-struct StageRow<'a> {
-    /// Token labels as shown.
-    shown: &'a [String],
-    /// Row height, and the T × T cell size.
-    ch: f64,
-    /// The labels' width, when cells are large enough to label.
-    label_px: Option<f64>,
-    top: f64,
-    /// All rows' height.
-    height: f64,
-}
-
-impl StageRow<'_> {
-    /// Panel `n` at `x`: its title, cells, token labels and colour bar. Returns its width.
-    fn panel(&self, body: &mut String, n: usize, p: &super::stages::StagePanel, x: f64) -> f64 {
-        let (ch, top, shown) = (self.ch, self.top, self.shown);
-        let cols = p.cells.first().map_or(0, Vec::len);
-        // T × T panels are square; x and z fit a fixed width.
-        let (cw, pw) = match n {
-            1 | 2 => (ch, ch * cols as f64),
-            _ => {
-                let w = if n == 0 { 240.0 } else { 160.0 };
-                (w / cols as f64, w)
-            }
-        };
-        let _ = writeln!(
-            body,
-            r#"<g class="panel"><text class="panel-title" x="{x}" y="{}" font-size="13" font-weight="bold">{}</text>"#,
-            top - 8.0,
-            escape(p.title)
-        );
-        for (i, row) in p.cells.iter().enumerate() {
-            let y = top + i as f64 * ch;
-            for (j, v) in row.iter().enumerate() {
-                let cx = x + j as f64 * cw;
-                let what = format!("{} · {j}", shown[i]);
-                let _ = match v {
-                    Some(v) => writeln!(
-                        body,
-                        r#"<rect x="{cx:.2}" y="{y}" width="{cw:.2}" height="{ch}" fill="{}"><title>{}: {v:.4}</title></rect>"#,
-                        hex(p.ramp.colour(*v, 1.0)),
-                        escape(&what)
-                    ),
-                    None => writeln!(
-                        body,
-                        r#"<rect x="{cx:.2}" y="{y}" width="{cw:.2}" height="{ch}" fill="url(#masked)"><title>{}: masked</title></rect>"#,
-                        escape(&what)
-                    ),
-                };
-            }
-        }
-        let below = self.labels(body, n, x) + top + self.height + 8.0;
-        let bw = pw.max(96.0);
-        stage_bar(body, p, x, below, bw);
-        bw.max(pw)
-    }
-
-    /// Token labels beside the first panel's rows and under the T × T panels' columns;
-    /// returns the height they take under the panels.
-    fn labels(&self, body: &mut String, n: usize, x: f64) -> f64 {
-        let Some(label_px) = self.label_px else {
-            return 0.0;
-        };
-        let (ch, top) = (self.ch, self.top);
-        if n == 0 {
-            for (i, l) in self.shown.iter().enumerate() {
-                let _ = writeln!(
-                    body,
-                    r#"<text x="{}" y="{}" font-size="11" text-anchor="end" dominant-baseline="central">{}</text>"#,
-                    x - 6.0,
-                    top + (i as f64 + 0.5) * ch,
-                    escape(l)
-                );
-            }
-        }
-        if n == 1 || n == 2 {
-            let below = top + self.height + 8.0;
-            for (j, l) in self.shown.iter().enumerate() {
-                let lx = x + (j as f64 + 0.5) * ch;
-                let _ = writeln!(
-                    body,
-                    r#"<text x="{lx}" y="{below}" font-size="11" text-anchor="end" dominant-baseline="central" transform="rotate(-90 {lx} {below})">{}</text>"#,
-                    escape(l)
-                );
-            }
-        }
-        label_px + 4.0
-    }
-}
-
-/// A stage panel's colour bar at (`x`, `y`), `width` wide: 24 steps from the low end to the
-/// high end, the ends named; it closes the panel's group.
-fn stage_bar(body: &mut String, p: &super::stages::StagePanel, x: f64, y: f64, width: f64) {
-    let (lo, hi) = (p.ramp.lo, p.ramp.hi);
-    for k in 0..24 {
-        let v = lo + (hi - lo) * (k as f32 + 0.5) / 24.0;
-        let _ = writeln!(
-            body,
-            r#"<rect class="colour-bar" x="{:.2}" y="{y}" width="{:.2}" height="10" fill="{}"/>"#,
-            x + width * k as f64 / 24.0,
-            width / 24.0 + 0.3,
-            hex(p.ramp.colour(v, 1.0))
-        );
-    }
-    let ty = y + 22.0;
-    let _ = writeln!(
-        body,
-        r##"<text x="{x}" y="{ty}" font-size="10">{lo:.2}</text><text x="{}" y="{ty}" font-size="10" text-anchor="end">{hi:.2}</text></g>"##,
-        x + width
-    );
-}
-
-/// `lens --all-positions --svg`: depth rows × position columns, each cell the top token read
-/// there on a Blues background by its probability (the value in the tooltip), positions
-/// labelled on the top axis, depths on the left, and a colour bar 0..1.
-/// Cell size of the lens grid.
-const LENS_CW: f64 = 64.0;
-const LENS_CH: f64 = 22.0;
-
-/// One depth's row of the lens grid at (`left`, `y`): its label, then a cell per position,
-/// the top token written on its probability's colour.
-fn lens_row(
-    body: &mut String,
-    (left, y): (f64, f64),
-    label: &str,
-    row: &[crate::reports::Guess],
-    cols: &[String],
-    probabilities: &Ramp,
-) {
-    const CW: f64 = LENS_CW;
-    const CH: f64 = LENS_CH;
-    let _ = writeln!(
-        body,
-        r#"<text x="{}" y="{}" font-size="11" text-anchor="end" dominant-baseline="central">{}</text>"#,
-        left - 6.0,
-        y + CH / 2.0,
-        escape(label)
-    );
-    for (j, g) in row.iter().enumerate() {
-        let x = left + j as f64 * CW;
-        let c = probabilities.colour(g.prob, 1.0);
-        let ink = ink_name(c);
-        let _ = writeln!(
-            body,
-            r#"<g class="cell"><rect x="{x}" y="{y}" width="{CW}" height="{CH}" fill="{}"><title>{} at {}: {} {:.4}</title></rect><text x="{}" y="{}" font-size="10" text-anchor="middle" dominant-baseline="central" fill="{ink}">{}</text></g>"#,
-            hex(c),
-            escape(label),
-            escape(&cols[j]),
-            escape(&token_label(&g.token)),
-            g.prob,
-            x + CW / 2.0,
-            y + CH / 2.0,
-            escape(&shorten(&token_label(&g.token), 9))
-        );
-    }
-}
-
-pub fn lens_grid(
-    out: &mut dyn Write,
-    r: &LensGridReport,
-    title: Option<&str>,
-    probabilities: Ramp,
-) -> io::Result<()> {
-    const CW: f64 = LENS_CW;
-    const CH: f64 = LENS_CH;
-    let rows: Vec<String> = (0..r.top.len()).map(super::depth_label).collect();
-    let cols: Vec<String> = r
-        .tokens
-        .iter()
-        .enumerate()
-        .map(|(j, t)| format!("{j} {}", token_label(t)))
-        .collect();
-    let left =
-        12.0 + rows.iter().map(|l| display_width(l)).max().unwrap_or(1) as f64 * CHAR_PX + 10.0;
-    // Position labels turned 60°: their height is sin 60° of their length.
-    let top = 56.0
-        + cols
-            .iter()
-            .map(|l| display_width(l).min(LABEL_CHARS))
-            .max()
-            .unwrap_or(1) as f64
-            * CHAR_PX
-            * 0.87
-        + 8.0;
-    let mut body = String::new();
-    for (j, l) in cols.iter().enumerate() {
-        let x = left + (j as f64 + 0.5) * CW;
-        let y = top - 6.0;
-        let _ = writeln!(
-            body,
-            r#"<text x="{x}" y="{y}" font-size="11" transform="rotate(-60 {x} {y})">{}</text>"#,
-            escape(&shorten(l, LABEL_CHARS))
-        );
-    }
-    for (d, row) in r.top.iter().enumerate() {
-        let y = top + d as f64 * CH;
-        lens_row(&mut body, (left, y), &rows[d], row, &cols, &probabilities);
-    }
-    let bar_x = left + r.tokens.len() as f64 * CW + 16.0;
-    let bar_h = (r.top.len() as f64 * CH).max(120.0);
-    colour_bar(&mut body, bar_x, top, bar_h, false, &probabilities);
-    let text = r.header.text.as_deref().unwrap_or_default();
-    let title = title.unwrap_or("logit lens · the top next token at every depth and position");
-    let subtitle = format!("“{}”", shorten(&sentence(text), SUBTITLE_CHARS));
-    let width = (bar_x + 60.0)
-        .max(12.0 + display_width(title) as f64 * 10.0 + 20.0)
-        .max(12.0 + display_width(&subtitle) as f64 * CHAR_PX + 20.0)
-        .ceil();
-    let height = (top + bar_h + 16.0).ceil();
-    document(
-        out,
-        width,
-        height,
-        &gradient(&probabilities),
-        Some((title, &subtitle)),
-        &body,
-    )
 }

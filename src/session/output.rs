@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use anyhow::Result;
 use candle_core::Tensor;
 
-use crate::render::delimited::Tabular;
+use crate::render::format::delimited::Tabular;
 use crate::session::Session;
 
 /// Writes a report of its own (not one per text) through the session's printer.

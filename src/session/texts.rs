@@ -11,7 +11,7 @@ use crate::cli::{TextArgs, Truncate};
 use crate::error::usage;
 use crate::input::{text_name, Lines};
 use crate::model::{Config, Gpt2, Hook, Logits, Output, Request, WantLogits};
-use crate::render::delimited::Tabular;
+use crate::render::format::delimited::Tabular;
 use crate::reports::{Headed, NotRun, Padding, Truncated};
 use crate::session::Session;
 use crate::tokenizer::{Token, Tokenizer};

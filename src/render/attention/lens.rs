@@ -4,10 +4,10 @@
 
 use std::io::{self, Write};
 
-use super::color::{ink, Ramp};
-use super::heatmap::{bg, fg, fit, RESET};
-use super::table::quoted;
-use super::{depth_label, display_width, label, Palette};
+use crate::render::attention::heatmap::{bg, fg, fit, RESET};
+use crate::render::color::{ink, Ramp};
+use crate::render::table::quoted;
+use crate::render::{depth_label, display_width, label, Palette};
 use crate::reports::{Guess, LensGridReport};
 
 /// Characters of a cell's token at most.

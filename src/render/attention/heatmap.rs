@@ -7,8 +7,9 @@ use std::io::{self, Write};
 
 use unicode_width::UnicodeWidthChar;
 
-use super::color::{ansi256, ink, ColourScale, Ramp, Scale};
-use super::{label, largest, largest_visible, table, window_note, Palette};
+use crate::render::attention::table;
+use crate::render::color::{ansi256, ink, ColourScale, Ramp, Scale};
+use crate::render::{label, largest, largest_visible, window_note, Palette};
 use crate::reports::{AttentionReport, HeadMap};
 
 /// How to draw, decided from the terminal and the flags.

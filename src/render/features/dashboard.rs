@@ -8,11 +8,11 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use super::color::{blues, hex, ink};
-use super::{corpus_density, escape, label, training_density};
+use crate::render::color::{blues, hex, ink};
+use crate::render::{corpus_density, escape, label, training_density};
 use crate::reports::{FeatureContext, FeatureCorpus, FeatureReport, FeatureRow, TokenValue};
 
-const CSS: &str = include_str!("assets/dashboard.css");
+const CSS: &str = include_str!("../assets/dashboard.css");
 /// The histogram's drawing area, in pixels.
 const HIST_W: f32 = 360.0;
 const HIST_H: f32 = 140.0;
@@ -32,7 +32,7 @@ pub fn page(out: &mut dyn Write, r: &FeatureReport) -> io::Result<()> {
 <nav>features {nav}</nav>
 </header>
 "#,
-        head = super::html::head(
+        head = crate::render::attention::page::head(
             &format!("feature {title}"),
             "default-src 'none'; style-src 'unsafe-inline'",
             CSS

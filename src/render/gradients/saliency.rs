@@ -3,11 +3,11 @@
 
 use std::io::{self, Write};
 
-use super::color::{blues, diverging, ink};
-use super::heatmap::{bg, fg, RESET};
-use super::svg::{grids, GridPanel};
-use super::table::{columns, quoted, Align};
-use super::{label, max_abs, sentence, terminal_text, Palette};
+use crate::render::attention::heatmap::{bg, fg, RESET};
+use crate::render::color::{blues, diverging, ink};
+use crate::render::svg::{grids, GridPanel};
+use crate::render::table::{columns, quoted, Align};
+use crate::render::{label, max_abs, sentence, terminal_text, Palette};
 use crate::reports::{SaliencyMatrixReport, SaliencyMethod, SaliencyReport};
 
 /// Whether the method's scores have a sign, as the report says.
@@ -143,7 +143,7 @@ pub fn matrix(
     writeln!(
         out,
         "saliency of each of {} after the text, by {}: the {} of each token at the position before it",
-        super::counted(r.answers.len(), "token"),
+        crate::render::counted(r.answers.len(), "token"),
         method_line(&r.method),
         r.method.quantity
     )?;

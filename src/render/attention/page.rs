@@ -12,16 +12,16 @@ use std::io::{self, Write};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
-use super::color::{blues, hex, ink, BLUES, RDBU};
-use super::saliency::colour as saliency_colour;
-use super::{depth_label, escape, label, max_abs};
+use crate::render::color::{blues, hex, ink, BLUES, RDBU};
+use crate::render::gradients::saliency::colour as saliency_colour;
+use crate::render::{depth_label, escape, label, max_abs};
 use crate::reports::{Matrix, PageReport};
 
 /// Decimals kept of each attention probability in the page.
 pub const DECIMALS: usize = 4;
 
-const CSS: &str = include_str!("assets/report.css");
-const SCRIPT: &str = include_str!("assets/report.js");
+const CSS: &str = include_str!("../assets/report.css");
+const SCRIPT: &str = include_str!("../assets/report.js");
 
 // Over 60 lines because it is the page's HTML template, in document order: its lines are
 // markup, the sections' contents come from the functions below.
@@ -47,7 +47,7 @@ pub fn page(out: &mut dyn Write, r: &PageReport) -> io::Result<()> {
             CSS
         ),
         model = escape(&r.header.model),
-        t = super::counted(r.tokens.len(), "token"),
+        t = crate::render::counted(r.tokens.len(), "token"),
         l = r.n_layer,
         h = r.n_head,
         text = escape(text),
@@ -55,7 +55,7 @@ pub fn page(out: &mut dyn Write, r: &PageReport) -> io::Result<()> {
             Some(c) => format!(
                 "\n<p class=\"cut\">The page covers the text above: --truncate {} cut {} from the {} of the input.</p>",
                 c.side,
-                super::counted(c.cut_tokens, "token"),
+                crate::render::counted(c.cut_tokens, "token"),
                 if c.side == "left" { "start" } else { "end" },
             ),
             None => String::new(),

@@ -2,14 +2,14 @@
 //! through a head: x (ln_1's output), the scores QKᵀ/√d_head, the softmax weights and the
 //! output z. In a terminal one after another (a cell per value, columns averaged in bins
 //! when they do not fit); as an SVG figure, four labelled panels side by side, each with
-//! its own colour bar (`svg::stages`).
+//! its own colour bar (`figure::stages`).
 
 use std::io::{self, Write};
 
-use super::color::{Cmap, ColourScale, Ramp};
-use super::heatmap::{bg, causal, RESET};
-use super::table::{columns, quoted, Align};
-use super::{display_width, max_abs, Palette};
+use crate::render::attention::heatmap::{bg, causal, RESET};
+use crate::render::color::{Cmap, ColourScale, Ramp};
+use crate::render::table::{columns, quoted, Align};
+use crate::render::{display_width, max_abs, Palette};
 use crate::reports::{AttentionReport, HeadStages};
 
 /// One of the four panels: its title, cells (`None`: masked) and how values become colour.

@@ -4,12 +4,12 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use super::circuits::{fixed3, formula, heading};
-use super::color::{diverging, hex, ink};
-use super::heatmap::{bg, fg, RESET};
-use super::svg::{document, CHAR_PX};
-use super::table::{columns, quoted, Align};
-use super::{escape, label, sentence, Palette};
+use crate::render::attention::heatmap::{bg, fg, RESET};
+use crate::render::causal::grids::{fixed3, formula, heading};
+use crate::render::color::{diverging, hex, ink};
+use crate::render::svg::{document, CHAR_PX};
+use crate::render::table::{columns, quoted, Align};
+use crate::render::{escape, label, sentence, Palette};
 use crate::reports::{CircuitReport, MetricSpec};
 
 fn method(r: &CircuitReport) -> String {

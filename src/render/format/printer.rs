@@ -9,8 +9,9 @@ use anyhow::Result;
 use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 
-use super::delimited::{merged, Cell, Separator, Tabular};
-use super::{json, table};
+use crate::render::format::delimited::{merged, Cell, Separator, Tabular};
+use crate::render::format::json;
+use crate::render::table;
 use crate::reports::{Header, NotRun};
 
 /// What `--json`, `--jsonl`, `--csv` or `--tsv` chose, once.
@@ -22,7 +23,7 @@ pub enum Format {
     Json,
     /// One JSON object per text, each on its own line (no envelope).
     Jsonl,
-    /// Each report as one tidy table, comma-separated (see [`super::delimited`]).
+    /// Each report as one tidy table, comma-separated (see [`crate::render::format::delimited`]).
     Csv,
     /// The same, tab-separated.
     Tsv,

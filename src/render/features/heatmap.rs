@@ -4,10 +4,10 @@
 
 use std::io::{self, Write};
 
-use super::color::{blues, ink};
-use super::heatmap::{bg, fg, fit, RESET};
-use super::table::quoted;
-use super::{display_width, Palette};
+use crate::render::attention::heatmap::{bg, fg, fit, RESET};
+use crate::render::color::{blues, ink};
+use crate::render::table::quoted;
+use crate::render::{display_width, Palette};
 use crate::reports::FeaturesReport;
 
 /// Characters of a cell.

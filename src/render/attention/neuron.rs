@@ -5,10 +5,10 @@
 
 use std::io::{self, Write};
 
-use super::color::diverging;
-use super::heatmap::{bg, RESET};
-use super::table::quoted;
-use super::{max_abs, Palette};
+use crate::render::attention::heatmap::{bg, RESET};
+use crate::render::color::diverging;
+use crate::render::table::quoted;
+use crate::render::{max_abs, Palette};
 use crate::reports::{AttentionReport, NeuronView};
 
 pub fn neuron(

@@ -2,11 +2,11 @@
 
 use std::io::{self, Write};
 
-use super::color::{blues, diverging, ink};
-use super::heatmap::{bg, fg, RESET};
-use super::svg::{grids, grids_wrapped, GridPanel, Style};
-use super::table::{columns, predictions, quoted, Align};
-use super::{display_width, label, sentence, Palette};
+use crate::render::attention::heatmap::{bg, fg, RESET};
+use crate::render::color::{blues, diverging, ink};
+use crate::render::svg::{grids, grids_wrapped, GridPanel, Style};
+use crate::render::table::{columns, predictions, quoted, Align};
+use crate::render::{display_width, label, sentence, Palette};
 use crate::reports::{
     AblateReport, AttributeReport, Grid, HeadsReport, MetricSpec, PatchReport, SweepReport,
 };
@@ -160,7 +160,7 @@ fn signed_grid(
 
 /// The largest |v|, for scaling signed values to -1..=1 (1 when all are 0).
 fn max_abs(values: &[Vec<f32>]) -> f32 {
-    let m = super::max_abs(values.iter().flatten());
+    let m = crate::render::max_abs(values.iter().flatten());
     if m > 0.0 {
         m
     } else {

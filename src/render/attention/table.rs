@@ -1,0 +1,129 @@
+//! The attention family's tables: each head's pattern as numbers, q/k/v and scores, and the
+//! logit lens at one position.
+
+use crate::render::table::{columns, quoted, vectors, Align};
+use crate::render::{depth_label, window_note};
+use crate::reports::HeadMap;
+use crate::reports::{AttentionReport, LensReport};
+use std::io::{self, Write};
+
+/// One T×T map per head, rows = queries, columns = keys; `cell(query, key, value)`.
+fn head_maps<C>(
+    out: &mut dyn Write,
+    tokens: &[String],
+    start: usize,
+    what: &str,
+    maps: &[HeadMap<'_, Vec<Vec<C>>>],
+    cell: impl Fn(usize, usize, &C) -> String,
+) -> io::Result<()> {
+    use Align::*;
+    let t = tokens.len();
+    let mut header: Vec<String> = vec!["query \\ key".to_string()];
+    header.extend((start..start + t).map(|j| j.to_string()));
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let mut align = vec![Left];
+    align.extend(std::iter::repeat_n(Right, t));
+    for map in maps {
+        writeln!(out, "layer {} head {}  {what}", map.layer, map.head)?;
+        let rows: Vec<Vec<String>> = map
+            .matrix
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let mut cells = vec![format!("{} {}", start + i, quoted(&tokens[i]))];
+                cells.extend(row.iter().enumerate().map(|(j, c)| cell(i, j, c)));
+                cells
+            })
+            .collect();
+        columns(out, &header, &align, &rows)?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+pub fn attention(out: &mut dyn Write, r: &AttentionReport) -> io::Result<()> {
+    let start = r.window.map_or(0, |w| w[0]);
+    if let Some(note) = window_note(r) {
+        writeln!(out, "{note}\n")?;
+    }
+    head_maps(
+        out,
+        &r.tokens,
+        start,
+        "probabilities (rows: queries, columns: keys; - : future position, weight exactly 0)",
+        &r.weights.maps(r.layer, r.head),
+        |i, j, w| if j > i { "-".into() } else { format!("{w:.3}") },
+    )?;
+    if let Some(scores) = &r.scores {
+        head_maps(
+            out,
+            &r.tokens,
+            start,
+            "scores QKᵀ/√d_head before softmax (blank: masked)",
+            &scores.maps(r.layer, r.head),
+            |_, _, s| s.map(|s| format!("{s:.3}")).unwrap_or_default(),
+        )?;
+    }
+    qkv(out, r)
+}
+
+/// The q, k and v vectors of an attention report (with `--qkv`).
+pub fn qkv(out: &mut dyn Write, r: &AttentionReport) -> io::Result<()> {
+    for (name, per_head) in [("q", &r.q), ("k", &r.k), ("v", &r.v)] {
+        if let Some(per_head) = per_head {
+            for map in per_head.maps(r.layer, r.head) {
+                writeln!(
+                    out,
+                    "layer {} head {}  {name} vectors (first components; --json for all)",
+                    map.layer, map.head
+                )?;
+                vectors(out, &r.tokens, map.matrix, None)?;
+                writeln!(out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn lens(out: &mut dyn Write, r: &LensReport) -> io::Result<()> {
+    use Align::*;
+    writeln!(
+        out,
+        "logit lens at position {} {}: ln_f and the unembedding applied after each block",
+        r.position,
+        quoted(&r.tokens[r.position])
+    )?;
+    writeln!(
+        out,
+        "final prediction: {} (id {})",
+        quoted(&r.final_token),
+        r.final_id
+    )?;
+    writeln!(out)?;
+    let k = r.depths.first().map_or(0, |l| l.predictions.len());
+    let mut header = vec![
+        "depth".to_string(),
+        format!("p({})", quoted(&r.final_token)),
+    ];
+    header.extend((1..=k).map(|i| format!("top {i}")));
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let mut align = vec![Left, Right];
+    align.extend(std::iter::repeat_n(Left, k));
+    let rows: Vec<Vec<String>> = r
+        .depths
+        .iter()
+        .map(|row| {
+            let mut cells = vec![
+                depth_label(row.depth),
+                format!("{:.4}", row.final_token_prob),
+            ];
+            cells.extend(
+                row.predictions
+                    .iter()
+                    .map(|p| format!("{} {:.3}", quoted(&p.token), p.prob)),
+            );
+            cells
+        })
+        .collect();
+    columns(out, &header, &align, &rows)
+}

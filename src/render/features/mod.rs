@@ -1,0 +1,6 @@
+//! The features family's renderers: an SAE's tokens × features heatmap and a feature's
+//! dashboard page.
+
+pub mod dashboard;
+pub mod heatmap;
+pub mod table;

@@ -1,0 +1,63 @@
+//! The attention family's reports as tidy tables.
+
+use super::{one, predictions};
+use crate::render::format::delimited::{Cell, Table, Tabular};
+use crate::reports::{AttentionReport, LensGridReport, LensReport, Prediction};
+
+impl Tabular for AttentionReport {
+    fn tables(&self) -> Vec<(&'static str, Table)> {
+        let offset = self.window.map_or(0, |[a, _]| a);
+        let columns: &[&'static str] = match self.scores {
+            Some(_) => &["layer", "head", "query", "key", "weight", "score"],
+            None => &["layer", "head", "query", "key", "weight"],
+        };
+        let mut t = Table::new(columns);
+        let scores = self.scores.as_ref().map(|s| s.maps(self.layer, self.head));
+        for (i, m) in self.weights.maps(self.layer, self.head).iter().enumerate() {
+            for (q, row) in m.matrix.iter().enumerate() {
+                for (k, &w) in row.iter().enumerate() {
+                    let mut cells = vec![m.layer.into(), m.head.into(), (q + offset).into()];
+                    cells.extend([(k + offset).into(), w.into()]);
+                    if let Some(s) = &scores {
+                        cells.push(s[i].matrix[q][k].into());
+                    }
+                    t.push(cells);
+                }
+            }
+        }
+        one("weights", t)
+    }
+}
+
+impl Tabular for LensReport {
+    fn tables(&self) -> Vec<(&'static str, Table)> {
+        let rows: Vec<(Vec<Cell>, &[Prediction])> = (self.depths.iter())
+            .map(|r| {
+                (
+                    vec![r.depth.into(), r.final_token_prob.into()],
+                    &r.predictions[..],
+                )
+            })
+            .collect();
+        one("depths", predictions(&["depth", "final_token_prob"], &rows))
+    }
+}
+
+impl Tabular for LensGridReport {
+    fn tables(&self) -> Vec<(&'static str, Table)> {
+        let mut t = Table::new(&["depth", "position", "input", "id", "token", "prob"]);
+        for (d, row) in self.top.iter().enumerate() {
+            for (p, g) in row.iter().enumerate() {
+                let lead = [d.into(), p.into(), self.tokens[p].as_str().into()];
+                t.push(
+                    [
+                        lead.to_vec(),
+                        vec![g.id.into(), g.token.as_str().into(), g.prob.into()],
+                    ]
+                    .concat(),
+                );
+            }
+        }
+        one("top", t)
+    }
+}

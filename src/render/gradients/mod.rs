@@ -1,0 +1,3 @@
+//! The gradients family's renderers: `saliency` as bars, a strip and a matrix.
+
+pub mod saliency;
