@@ -93,6 +93,15 @@ cases=(
     'trace "The cat sat" --csv'
     'info --csv'
     'hooks --csv'
+    'attention "The cat sat" --format bertviz'
+    'attention "The cat sat" "A dog" --format bertviz --jsonl'
+    'attention "The cat sat" "A dog" --format bertviz --json'
+    'patch --clean "The cat sat on the" --corrupt "The dog sat on the" --answer " mat" --wrong " rug" --site resid_pre,head'
+    'patch --clean "The cat sat on the" --corrupt "The dog sat on the" --answer " mat" --wrong " rug" --site resid_pre,head --json'
+    'patch --clean "The cat sat on the" --corrupt "The dog sat on the" --answer " mat" --wrong " rug" --site resid_pre,head --jsonl'
+    'patch --clean "The cat sat on the" --corrupt "The dog sat on the" --answer " mat" --wrong " rug" --site resid_pre,head --csv'
+    'generate "The cat" "A dog" -n 3 --csv'
+    'generate "The cat" "A dog" -n 3 --jsonl'
 )
 
 # Commands that write a file (OUT): the files are compared too.

@@ -8,6 +8,7 @@ pub mod edges;
 pub mod grad;
 pub mod heads;
 pub mod interventions;
+pub mod lens;
 pub mod metric;
 pub mod patching;
 pub mod sae;

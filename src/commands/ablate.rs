@@ -20,11 +20,28 @@ use crate::reports::{AblateReport, Header, MetricSpec, SweepReport};
 use crate::session::metric::{answer_tokens, measure, wrong_token};
 use crate::session::texts::{Computed, Texts};
 use crate::session::{
-    check_finite, check_index, check_top_k, emit, layer_head, predictions, write_svg, Session,
+    check_finite, check_index, check_top_k, emit, layer_head, predictions, write_svg, Built,
+    Session,
 };
 use crate::tokenizer::Tokenizer;
 
+/// What `ablate` reports: the components removed together, or `--sweep`'s every head.
+pub enum AblateOutput {
+    Single(AblateReport),
+    Sweep(SweepReport),
+}
+
 pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<()> {
+    let built = build(session, args)?;
+    match &built.report {
+        AblateOutput::Single(report) => emit(session, out, report, printer::ablate)?,
+        AblateOutput::Sweep(report) => print_sweep(session, args, out, report)?,
+    }
+    built.finish()
+}
+
+/// The report `ablate` prints.
+pub fn build(session: &Session, args: &AblateArgs) -> Result<Built<AblateOutput>> {
     let (cfg, _) = session.config()?;
     let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
     let components = what_to_remove(args, &cfg, &session.model_name)?;
@@ -61,8 +78,10 @@ pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<
             (header, ids, spec),
             mode,
         )?;
-        print_sweep(session, args, out, &report)?;
-        return problem.map_or(Ok(()), Err);
+        return Ok(Built {
+            report: AblateOutput::Sweep(report),
+            problem,
+        });
     }
     let names = components.iter().map(name).collect();
     let report = single(&runs, (&before, &after), (header, ids, spec), names, mode)?;
@@ -71,8 +90,10 @@ pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<
         after: predictions(tokenizer, &next(&after)?, top_k)?,
         ..report
     };
-    emit(session, out, &report, printer::ablate)?;
-    problem.map_or(Ok(()), Err)
+    Ok(Built {
+        report: AblateOutput::Single(report),
+        problem,
+    })
 }
 
 /// `--metric` of `--answer` (default: the top token of `logits` `(1, 1, V)`, the unablated

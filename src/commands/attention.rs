@@ -16,11 +16,11 @@ use crate::render::color::{ColourScale, Scale};
 use crate::render::format::json;
 use crate::render::format::printer::Format;
 use crate::reports::{
-    AttentionReport, BertvizReport, HeadStages, MaskedMatrix, Matrix, NeuronView, PerHead,
+    AttentionReport, Bertviz, BertvizReport, HeadStages, MaskedMatrix, Matrix, NeuronView, PerHead,
 };
 use crate::session::parts::per_layer;
 use crate::session::texts::{Computed, Texts};
-use crate::session::{check_index, decoded, matrix, Session};
+use crate::session::{check_index, decoded, emit_parts, matrix, Built, Session};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Result<()> {
@@ -36,7 +36,13 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
     let windows = plan.check_texts(session, args, &prepared)?;
     let req = request(args, &plan.layers);
     if plan.bertviz {
-        return bertviz(session, out, &prepared, &model, &req, &plan.layers);
+        let Built { report, problem } = bertviz(session, &prepared, &model, &req, &plan.layers)?;
+        let whole = |mut all: Vec<BertvizReport>| match all.len() {
+            1 => Bertviz::One(all.remove(0)),
+            _ => Bertviz::Many(all),
+        };
+        emit_parts(session, out, report, whole, |out, r| json::write(out, r))?;
+        return problem.map_or(Ok(()), Err);
     }
     let Texts { cfg, tokenizer, .. } = &prepared;
     let figure = figure::Figure {
@@ -200,14 +206,14 @@ fn request(args: &AttentionArgs, layers: &[usize]) -> Request<NoLogits> {
 }
 
 /// `--format bertviz`: every layer's pattern, one object per text as BertViz reads it.
+/// The reports of `--format bertviz`, one per text.
 fn bertviz(
     session: &Session,
-    out: &mut dyn Write,
     prepared: &Texts,
     model: &Gpt2,
     req: &Request<NoLogits>,
     layers: &[usize],
-) -> Result<()> {
+) -> Result<Built<Vec<BertvizReport>>> {
     let rows = prepared.forward(model, req)?;
     let reports = rows
         .iter()
@@ -219,17 +225,10 @@ fn bertviz(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    // BertViz reads one object per text: a batch is a JSON array of them, or lines.
-    match reports.as_slice() {
-        [one] => json::write(out, one)?,
-        _ if session.format == Format::Jsonl => {
-            for r in &reports {
-                json::write(out, r)?;
-            }
-        }
-        _ => json::write(out, &reports)?,
-    }
-    (rows.iter().find_map(|r| r.non_finite_error(prepared))).map_or(Ok(()), Err)
+    Ok(Built {
+        report: reports,
+        problem: rows.iter().find_map(|r| r.non_finite_error(prepared)),
+    })
 }
 
 /// `--svg FILE`: the figure of `report` (its four stages with `--stages`).

@@ -15,9 +15,21 @@ use crate::model::{CaptureSpec, NoLogits, Request};
 use crate::render::causal::grids as printer;
 use crate::reports::{AttributeReport, ComponentValue};
 use crate::session::texts::{Computed, Texts};
-use crate::session::{check_finite, check_index, emit, one_token, write_svg, Session};
+use crate::session::{check_finite, check_index, emit, one_token, write_svg, Built, Session};
 
 pub fn run(session: &Session, args: &AttributeArgs, out: &mut dyn Write) -> Result<()> {
+    let built = build(session, args)?;
+    write_svg(session, args.svg.as_deref(), |w| {
+        printer::attribute_svg(w, &built.report, crate::session::grid_style(&args.figure))
+    })?;
+    emit(session, out, &built.report, |out, r| {
+        printer::attribute(out, r, session.palette)
+    })?;
+    built.finish()
+}
+
+/// The report `attribute` prints.
+pub fn build(session: &Session, args: &AttributeArgs) -> Result<Built<AttributeReport>> {
     let (cfg, _) = session.config()?;
     let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
     if prepared.texts.len() > 1 {
@@ -72,11 +84,5 @@ pub fn run(session: &Session, args: &AttributeArgs, out: &mut dyn Write) -> Resu
         total,
         logit: a.logit,
     };
-    write_svg(session, args.svg.as_deref(), |w| {
-        printer::attribute_svg(w, &report, crate::session::grid_style(&args.figure))
-    })?;
-    emit(session, out, &report, |out, r| {
-        printer::attribute(out, r, session.palette)
-    })?;
-    problem.map_or(Ok(()), Err)
+    Ok(Built { report, problem })
 }

@@ -19,7 +19,7 @@ use crate::model::{Config, Gpt2};
 use crate::render::causal::edges as printer;
 use crate::reports::{CircuitReport, EdgeScore, Faithfulness, NodeScore};
 use crate::session::{answers, pair};
-use crate::session::{check_finite, decoded, emit, write_file, write_svg, Session};
+use crate::session::{check_finite, decoded, emit, write_file, write_svg, Built, Session};
 
 /// How many edges a model of `cfg`'s shape has.
 fn edge_count(cfg: &Config) -> usize {
@@ -54,6 +54,20 @@ fn check_args(args: &CircuitArgs, edges: usize) -> Result<()> {
 }
 
 pub fn run(session: &Session, args: &CircuitArgs, out: &mut dyn Write) -> Result<()> {
+    let built = build(session, args)?;
+    let report = &built.report;
+    write_file(session, "--dot", args.dot.as_deref(), |w| {
+        printer::dot(w, report)
+    })?;
+    write_svg(session, args.svg.as_deref(), |w| printer::svg(w, report))?;
+    emit(session, out, report, |out, r| {
+        printer::table(out, r, session.palette)
+    })?;
+    built.finish()
+}
+
+/// The report `circuit` prints and draws.
+pub fn build(session: &Session, args: &CircuitArgs) -> Result<Built<CircuitReport>> {
     let (cfg, _) = session.config()?;
     let tokenizer = session.tokenizer()?;
     let (clean, corrupt) = pair(session, &tokenizer, &args.pair, (&cfg, &[]))?;
@@ -91,14 +105,7 @@ pub fn run(session: &Session, args: &CircuitArgs, out: &mut dyn Write) -> Result
         .chain(report.faithfulness.iter().map(|f| f.logit_diff))
         .chain([scores.clean, scores.corrupt]);
     let problem = check_finite(&model, &clean_ids, values.map(|v| v as f64))?;
-    write_file(session, "--dot", args.dot.as_deref(), |w| {
-        printer::dot(w, &report)
-    })?;
-    write_svg(session, args.svg.as_deref(), |w| printer::svg(w, &report))?;
-    emit(session, out, &report, |out, r| {
-        printer::table(out, r, session.palette)
-    })?;
-    problem.map_or(Ok(()), Err)
+    Ok(Built { report, problem })
 }
 
 /// Each of `edges` (the top ones, in order) with the metric's change when it alone is

@@ -69,12 +69,12 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
         return Ok(());
     }
 
-    let reports = summary(session, args, (texts, ids), &entries, layout.bytes)?;
+    let reports = build(session, args, (texts, ids), &entries, layout.bytes)?;
     prepared.emit(session, out, reports, table::dump)
 }
 
 /// What `dump` says it wrote, one report per text: the file, its size and its tensors.
-fn summary(
+fn build(
     session: &Session,
     args: &DumpArgs,
     (texts, ids): (&[String], &[Vec<u32>]),

@@ -14,10 +14,21 @@ use crate::render::features::dashboard;
 use crate::render::features::table;
 use crate::reports::{FeatureContext, FeatureCorpus, FeatureReport, FeatureRow, TokenValue};
 use crate::session::texts::Texts;
-use crate::session::{decoded, Session};
+use crate::session::{decoded, Built, Session};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &FeatureArgs, out: &mut dyn Write) -> Result<()> {
+    let built = build(session, args)?;
+    crate::session::write_file(session, "--html", args.html.as_deref(), |w| {
+        dashboard::page(w, &built.report)
+    })?;
+    crate::session::emit(session, out, &built.report, table::feature)?;
+    built.finish()
+}
+
+/// The report `feature` prints; texts of a `--lines` corpus that could not run are its
+/// problem.
+pub fn build(session: &Session, args: &FeatureArgs) -> Result<Built<FeatureReport>> {
     let (cfg, _) = session.config()?;
     let a = &args.sae;
     let (sae, hook, centered) =
@@ -66,11 +77,10 @@ pub fn run(session: &Session, args: &FeatureArgs, out: &mut dyn Write) -> Result
         hook: hook.to_string(),
         features: rows,
     };
-    crate::session::write_file(session, "--html", args.html.as_deref(), |w| {
-        dashboard::page(w, &report)
-    })?;
-    crate::session::emit(session, out, &report, table::feature)?;
-    not_run
+    Ok(Built {
+        report,
+        problem: not_run.err(),
+    })
 }
 
 /// One pass over the texts in padded batches, every feature's statistics gathered from

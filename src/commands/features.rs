@@ -7,14 +7,16 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::Tensor;
 
-use crate::analysis::sae::{self};
+use crate::analysis::sae::{self, Sae};
 use crate::cli::FeaturesArgs;
 use crate::dist;
+use crate::model::{Gpt2, Hook};
 use crate::render::features::heatmap;
 use crate::render::features::table;
 use crate::reports::{FeatureValue, FeaturesReport, MostActive};
 use crate::session::texts::Texts;
 use crate::session::{decoded, Session};
+use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &FeaturesArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
@@ -35,41 +37,59 @@ pub fn run(session: &Session, args: &FeaturesArgs, out: &mut dyn Write) -> Resul
         tokenizer,
         ..
     } = &prepared;
-    let mut reports = Vec::with_capacity(texts.len());
-    for (text, ids) in texts.iter().zip(ids) {
-        let input = Tensor::new(ids.as_slice(), model.device())?.unsqueeze(0)?;
-        let r = sae::run(&model, &sae, hook, &input, centered)?;
-        let acts = r.acts.to_vec2::<f32>()?;
-        reports.push(FeaturesReport {
-            header: session.header(Some(text))?,
-            sae: a.sae.clone(),
-            hook: hook.to_string(),
-            architecture: sae.cfg.architecture.name().into(),
-            k: sae.cfg.architecture.k(),
-            d_sae: sae.cfg.d_sae,
-            centered,
-            input_ids: ids.clone(),
-            tokens: decoded(tokenizer, ids)?,
-            features: acts
-                .iter()
-                .map(|row| top(row, args.top_k as usize))
-                .collect(),
-            l0: acts
-                .iter()
-                .map(|row| row.iter().filter(|&&a| a != 0.0).count())
-                .collect(),
-            most_active: most_active(&acts, MOST_ACTIVE),
-            mse: r.mse,
-            fve: r.fve,
-            ce_clean: r.ce_clean,
-            ce_spliced: r.ce_spliced,
-            kl_spliced: r.kl_spliced,
-        });
-    }
+    let reports = (texts.iter().zip(ids))
+        .map(|text| {
+            build(
+                session,
+                args,
+                (&model, tokenizer),
+                (&sae, hook, centered),
+                text,
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
     let palette = (session.palette, session.width);
     prepared.emit(session, out, reports, |out, r| {
         table::features(out, r)?;
         heatmap::heatmap(out, r, palette.0, palette.1)
+    })
+}
+
+/// The report `features` prints for one text.
+pub fn build(
+    session: &Session,
+    args: &FeaturesArgs,
+    (model, tokenizer): (&Gpt2, &Tokenizer),
+    (sae, hook, centered): (&Sae, Hook, bool),
+    (text, ids): (&String, &Vec<u32>),
+) -> Result<FeaturesReport> {
+    let input = Tensor::new(ids.as_slice(), model.device())?.unsqueeze(0)?;
+    let r = sae::run(model, sae, hook, &input, centered)?;
+    let acts = r.acts.to_vec2::<f32>()?;
+    Ok(FeaturesReport {
+        header: session.header(Some(text))?,
+        sae: args.sae.sae.clone(),
+        hook: hook.to_string(),
+        architecture: sae.cfg.architecture.name().into(),
+        k: sae.cfg.architecture.k(),
+        d_sae: sae.cfg.d_sae,
+        centered,
+        input_ids: ids.clone(),
+        tokens: decoded(tokenizer, ids)?,
+        features: acts
+            .iter()
+            .map(|row| top(row, args.top_k as usize))
+            .collect(),
+        l0: acts
+            .iter()
+            .map(|row| row.iter().filter(|&&a| a != 0.0).count())
+            .collect(),
+        most_active: most_active(&acts, MOST_ACTIVE),
+        mse: r.mse,
+        fve: r.fve,
+        ce_clean: r.ce_clean,
+        ce_spliced: r.ce_spliced,
+        kl_spliced: r.kl_spliced,
     })
 }
 

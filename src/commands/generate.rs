@@ -12,7 +12,6 @@ use crate::error::usage;
 use crate::model::generate::{self, generate, Settings};
 use crate::model::tap::{Identity, Tap};
 use crate::model::{Config, Gpt2};
-use crate::render::table;
 use crate::render::tokens::table::GenerateStream;
 use crate::reports::{GenerateReport, GeneratedToken, Prediction, SamplingReport, StreamedToken};
 use crate::session::steer::Steering;
@@ -38,8 +37,7 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
     } = &prepared;
     let settings = settings(args, &cfg, tokenizer, watch);
     announce(session, (steering.as_ref(), &settings, texts.len()), out)?;
-    let json = !session.format.is_table();
-    // Tables stream as tokens come (below); other formats go through the printer.
+    // Tables stream as tokens come; other formats print each report when it is done.
     let mut printer = session.printer(texts, ids, *pad, &|_, _| Ok(()))?;
     let one = One {
         model: &model,
@@ -50,26 +48,22 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
     };
     // Several texts are generated one after another, each as if alone (same seed).
     for (i, (text, ids)) in texts.iter().zip(ids).enumerate() {
-        let mut stream =
-            (!json).then(|| GenerateStream::new(args.show_probs, watch, session.terminal));
-        if stream.is_some() && texts.len() > 1 {
-            if i > 0 {
-                writeln!(out)?;
-            }
-            table::batch_heading(out, i, texts.len(), text)?;
-        }
         if let Some(why) = prepared.why_not(i) {
-            let not_run = prepared.failure(i, why);
-            match json {
-                true => printer.fail(out, &not_run)?,
-                false => writeln!(out, "not run: {why}")?,
-            }
+            printer.fail(out, &prepared.failure(i, why))?;
             continue;
         }
+        let mut stream = match printer.live(out)? {
+            true => Some(GenerateStream::new(
+                args.show_probs,
+                watch,
+                session.terminal,
+            )),
+            false => None,
+        };
         if let Some(s) = stream.as_mut() {
             s.start(out, text, &decoded(tokenizer, ids)?)?;
         }
-        let mut report = one.generate(session, args, text, ids, stream.as_mut(), out)?;
+        let mut report = one.build(session, args, text, ids, stream.as_mut(), out)?;
         report.header.truncated = prepared.truncated[i];
         if let Some(s) = stream.as_mut() {
             s.finish(out, &report)?;
@@ -141,7 +135,7 @@ struct One<'a> {
 impl One<'_> {
     /// Generates after `ids` (the tokens of `text`), handing each token to `stream` as it
     /// is chosen; returns the report.
-    fn generate(
+    fn build(
         &self,
         session: &Session,
         args: &GenerateArgs,

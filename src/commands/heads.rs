@@ -11,7 +11,7 @@ use crate::cli::{HeadsArgs, Truncate};
 use crate::input;
 use crate::render::causal::grids as printer;
 use crate::reports::{HeadScoresReport, HeadsReport};
-use crate::session::{check_finite, emit, write_svg, Session};
+use crate::session::{check_finite, emit, write_svg, Built, Session};
 
 /// `--truncate`: a sequence over `half` the positions keeps its last (`left`) or first
 /// (`right`) `half` tokens, said on stderr; without it, it is left for the length check.
@@ -68,6 +68,18 @@ fn sequence(
 }
 
 pub fn run(session: &Session, args: &HeadsArgs, out: &mut dyn Write) -> Result<()> {
+    let built = build(session, args)?;
+    write_svg(session, args.svg.as_deref(), |w| {
+        printer::heads_svg(w, &built.report, crate::session::grid_style(&args.figure))
+    })?;
+    emit(session, out, &built.report, |out, r| {
+        printer::heads(out, r, session.palette)
+    })?;
+    built.finish()
+}
+
+/// The report `heads` prints.
+pub fn build(session: &Session, args: &HeadsArgs) -> Result<Built<HeadsReport>> {
     let (cfg, _) = session.config()?;
     let (text, mut s) = sequence(session, args, &cfg)?;
     truncate(&mut s, args.truncate, cfg.n_positions / 2);
@@ -110,13 +122,7 @@ pub fn run(session: &Session, args: &HeadsArgs, out: &mut dyn Write) -> Result<(
             duplicate_token: scores.duplicate_token,
         },
     };
-    write_svg(session, args.svg.as_deref(), |w| {
-        printer::heads_svg(w, &report, crate::session::grid_style(&args.figure))
-    })?;
-    emit(session, out, &report, |out, r| {
-        printer::heads(out, r, session.palette)
-    })?;
-    problem.map_or(Ok(()), Err)
+    Ok(Built { report, problem })
 }
 
 /// `n` token ids from a seed (splitmix64): the same on every machine.

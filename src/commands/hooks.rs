@@ -31,15 +31,19 @@ pub fn hook_row(hook: Hook, cfg: &Config, b: usize, t: Option<usize>) -> HookRow
 }
 
 pub fn run(session: &Session, args: &HooksArgs, out: &mut dyn Write) -> Result<()> {
+    emit(session, out, &build(session, args)?, table::hooks)
+}
+
+/// The report `hooks` prints.
+pub fn build(session: &Session, args: &HooksArgs) -> Result<HooksReport> {
     let (cfg, _) = session.config()?;
     let t = args.seq_len.map(|t| t as usize);
-    let report = HooksReport {
+    Ok(HooksReport {
         header: session.header(None)?,
         seq_len: t,
         hooks: Hook::all(&cfg)
             .into_iter()
             .map(|h| hook_row(h, &cfg, 1, t))
             .collect(),
-    };
-    emit(session, out, &report, table::hooks)
+    })
 }

@@ -11,7 +11,12 @@ use crate::render::tokens::table;
 use crate::reports::{InfoReport, TensorRow};
 use crate::session::{emit, Session};
 
-pub fn run(session: &Session, _: &InfoArgs, out: &mut dyn Write) -> Result<()> {
+pub fn run(session: &Session, args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
+    emit(session, out, &build(session, args)?, table::info)
+}
+
+/// The report `info` prints.
+pub fn build(session: &Session, _: &InfoArgs) -> Result<InfoReport> {
     let (cfg, raw_config) = session.config()?;
     let ckpt = session.checkpoint()?;
     let path = ckpt.path();
@@ -33,7 +38,7 @@ pub fn run(session: &Session, _: &InfoArgs, out: &mut dyn Write) -> Result<()> {
         .filter(|t| !t.buffer && (!cfg.tie_word_embeddings || !t.name.ends_with("lm_head.weight")))
         .map(|t| t.shape.iter().product::<usize>())
         .sum();
-    let report = InfoReport {
+    Ok(InfoReport {
         header: session.header(None)?,
         config: raw_config,
         parameters,
@@ -46,6 +51,5 @@ pub fn run(session: &Session, _: &InfoArgs, out: &mut dyn Write) -> Result<()> {
         checkpoint_bytes: ckpt.files().map(|(_, len)| len).sum(),
         files: ckpt.files().map(|(p, _)| p.display().to_string()).collect(),
         tensors,
-    };
-    emit(session, out, &report, table::info)
+    })
 }

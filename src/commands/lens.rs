@@ -7,11 +7,12 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::DType;
 
+use crate::analysis::lens::{self, Lens};
 use crate::cli::LensArgs;
 use crate::dist;
-use crate::model::{Activations, BlockHook, CaptureSpec, Gpt2, Hook, NoLogits, Request};
+use crate::model::{Activations, CaptureSpec, Gpt2, NoLogits, Request};
 use crate::render::attention::table;
-use crate::reports::{Guess, LensGridReport};
+use crate::reports::{Guess, LensGridReport, LensReport};
 use crate::session::parts::lens_report;
 use crate::session::texts::{Computed, Texts};
 use crate::session::{check_index, check_top_k, decoded, write_svg, Session};
@@ -27,57 +28,71 @@ pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()
     }
     let Texts { tokenizer, .. } = &prepared;
     let req = Request {
-        capture: CaptureSpec::new(
-            (0..cfg.n_layer)
-                .map(|l| Hook::Block(l, BlockHook::ResidPre))
-                .chain([Hook::LnFinalOut]),
-        ),
+        capture: CaptureSpec::new(lens::hooks(&cfg)),
         logits: NoLogits,
     };
     if args.all_positions {
-        let colours = crate::render::color::ColourScale {
-            cmap: crate::session::cmap(args.cmap),
-            ..Default::default()
-        }
-        .probabilities(1.0);
-        if args.svg.is_some() && prepared.texts.len() > 1 {
-            return Err(crate::error::usage(
-                "--svg draws the lens of one text; give one TEXT (or run once per text)",
-            ));
-        }
-        let build = |Computed {
-                         text, ids, output, ..
-                     }| {
-            let report = grid(session, &model, tokenizer, (text, ids), &output.activations)?;
-            write_svg(session, args.svg.as_deref(), |w| {
-                crate::render::attention::figure::lens_grid(
-                    w,
-                    &report,
-                    args.title.as_deref(),
-                    colours,
-                )
-            })?;
-            Ok(report)
-        };
-        return prepared.run(session, out, &model, &req, build, |out, r| {
-            crate::render::attention::lens::grid(out, r, session.palette, session.width, colours)
-        });
+        return all_positions(session, args, out, (&prepared, &model), &req);
     }
+    let build = |row| build(session, args, (&model, tokenizer), row, top_k);
+    prepared.run(session, out, &model, &req, build, table::lens)
+}
+
+/// `--all-positions`: the top prediction at every depth and position, as a grid.
+fn all_positions(
+    session: &Session,
+    args: &LensArgs,
+    out: &mut dyn Write,
+    (prepared, model): (&Texts, &Gpt2),
+    req: &Request<NoLogits>,
+) -> Result<()> {
+    let colours = crate::render::color::ColourScale {
+        cmap: crate::session::cmap(args.cmap),
+        ..Default::default()
+    }
+    .probabilities(1.0);
+    if args.svg.is_some() && prepared.texts.len() > 1 {
+        return Err(crate::error::usage(
+            "--svg draws the lens of one text; give one TEXT (or run once per text)",
+        ));
+    }
+    let tokenizer = &prepared.tokenizer;
     let build = |Computed {
                      text, ids, output, ..
                  }| {
-        let position = args.position.unwrap_or(ids.len() - 1);
-        lens_report(
-            session,
-            &model,
-            tokenizer,
-            (text, ids),
-            &output.activations,
-            position,
-            top_k,
-        )
+        let report = grid(session, model, tokenizer, (text, ids), &output.activations)?;
+        write_svg(session, args.svg.as_deref(), |w| {
+            crate::render::attention::figure::lens_grid(w, &report, args.title.as_deref(), colours)
+        })?;
+        Ok(report)
     };
-    prepared.run(session, out, &model, &req, build, table::lens)
+    prepared.run(session, out, model, req, build, |out, r| {
+        crate::render::attention::lens::grid(out, r, session.palette, session.width, colours)
+    })
+}
+
+/// The report `lens` prints for one text: every depth's top-k at `--position`.
+pub fn build(
+    session: &Session,
+    args: &LensArgs,
+    (model, tokenizer): (&Gpt2, &Tokenizer),
+    row: Computed<NoLogits>,
+    top_k: usize,
+) -> Result<LensReport> {
+    let Computed {
+        text, ids, output, ..
+    } = row;
+    let position = args.position.unwrap_or(ids.len() - 1);
+    let acts = &output.activations;
+    lens_report(
+        session,
+        model,
+        tokenizer,
+        (text, ids),
+        acts,
+        position,
+        top_k,
+    )
 }
 
 /// The top prediction at every depth and position: ln_f (once) and the unembedding on the
@@ -92,14 +107,7 @@ fn grid(
     let cfg = model.config();
     let mut top = Vec::with_capacity(cfg.n_layer + 1);
     for depth in 0..=cfg.n_layer {
-        let x = match depth {
-            d if d < cfg.n_layer => {
-                model.final_norm(acts.get(Hook::Block(d, BlockHook::ResidPre))?)?
-            }
-            _ => acts.get(Hook::LnFinalOut)?.clone(),
-        };
-        let logits: Vec<Vec<f32>> = model
-            .unembed(&x)?
+        let logits: Vec<Vec<f32>> = lens::read(model, acts, Lens::Logit, depth, None)?
             .squeeze(0)?
             .to_dtype(DType::F32)?
             .to_vec2()?; // (T, V)

@@ -18,11 +18,11 @@ use crate::error::usage;
 use crate::model::Config;
 use crate::model::Gpt2;
 use crate::render::causal::grids as printer;
-use crate::render::format::printer::Format;
 use crate::reports::{Grid, MetricSpec, PatchReport, PatchSitesReport};
 use crate::session::metric::{answer_tokens, measure, wrong_token};
 use crate::session::{
-    check_finite, decoded, emit, layer_head, pair, pair_texts, write_svg, Session,
+    check_finite, decoded, emit, emit_parts, layer_head, pair, pair_texts, write_svg, Built,
+    Session,
 };
 use crate::tokenizer::Tokenizer;
 
@@ -131,6 +131,19 @@ fn shared(
 }
 
 pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<()> {
+    let built = build(session, args)?;
+    if let [report] = built.report.as_slice() {
+        write_svg(session, args.svg.as_deref(), |w| {
+            printer::patch_svg(w, report, crate::session::grid_style(&args.figure))
+        })?;
+    }
+    let Built { report, problem } = built;
+    print(session, out, report)?;
+    problem.map_or(Ok(()), Err)
+}
+
+/// The reports `patch` prints: one per site, or the path patch's one.
+pub fn build(session: &Session, args: &PatchArgs) -> Result<Built<Vec<PatchReport>>> {
     let (cfg, _) = session.config()?;
     let tokenizer = session.tokenizer()?;
     let (measure, spec) = metric(&tokenizer, args)?;
@@ -176,13 +189,10 @@ pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<(
             .chain(grids.flat_map(|g| g.values.iter().copied().filter(|v| !v.is_nan())))
     });
     let problem = check_finite(&model, ids.0, cells.map(|v| v as f64))?;
-    if let [report] = reports.as_slice() {
-        write_svg(session, args.svg.as_deref(), |w| {
-            printer::patch_svg(w, report, crate::session::grid_style(&args.figure))
-        })?;
-    }
-    print(session, out, reports)?;
-    problem.map_or(Ok(()), Err)
+    Ok(Built {
+        report: reports,
+        problem,
+    })
 }
 
 /// `--path L.H` as (layer, head), checked against the model and `--to`.
@@ -281,26 +291,18 @@ fn method_name(method: PatchMethod) -> &'static str {
     }
 }
 
-/// One site: its report as every command prints one. Several: tables one after another,
-/// JSON Lines one report a line, and `--json` one object whose `sites` holds the reports.
-fn print(session: &Session, out: &mut dyn Write, reports: Vec<PatchReport>) -> Result<()> {
-    let table = |out: &mut dyn Write, r: &PatchReport| printer::patch(out, r, session.palette);
+/// One site: its report as every command prints one. Several: one report whose `sites`
+/// holds theirs (`--jsonl`: one a line).
+fn print(session: &Session, out: &mut dyn Write, mut reports: Vec<PatchReport>) -> Result<()> {
     if reports.len() == 1 {
-        return emit(session, out, &reports[0], table);
+        let table = |out: &mut dyn Write, r: &PatchReport| printer::patch(out, r, session.palette);
+        return emit(session, out, &reports.remove(0), table);
     }
-    if session.format == Format::Json {
-        let report = PatchSitesReport {
-            header: reports[0].header.clone(),
-            sites: reports,
-        };
-        return emit(session, out, &report, |_, _| Ok(()));
-    }
-    let mut printer = session.printer(&[], &[], 0, &table)?;
-    for (i, report) in reports.iter().enumerate() {
-        if i > 0 && session.format == Format::Table {
-            writeln!(out)?;
-        }
-        printer.print(out, report)?;
-    }
-    printer.finish(out)
+    let whole = |sites: Vec<PatchReport>| PatchSitesReport {
+        header: sites[0].header.clone(),
+        sites,
+    };
+    emit_parts(session, out, reports, whole, |out, r| {
+        printer::patch_sites(out, r, session.palette)
+    })
 }

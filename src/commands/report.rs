@@ -18,7 +18,7 @@ use crate::reports::{NeuronData, PageReport, PageSaliency, SaliencyMethod, Writt
 use crate::session::parts::{lens_report, per_layer, tokenize_report};
 use crate::session::texts::{token_limit, Texts};
 use crate::session::Each;
-use crate::session::{check_top_k, emit, Session};
+use crate::session::{check_top_k, emit, Built, Session};
 use crate::tokenizer::Tokenizer;
 
 /// Tokens a page holds at most: gpt2's 144 heads at 256 tokens are 4.7 M probabilities, 13 MB
@@ -30,6 +30,26 @@ const MAX_TOKENS: usize = 256;
 const NEURON_BYTES: usize = 12 << 20;
 
 pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<()> {
+    let top_k = check_top_k(&args.top_k, &session.config()?.0, &session.model_name)?;
+    let built = build(session, args)?;
+    let path = &args.output;
+    atomic::write(path, "-o", &session.temps, |w| {
+        report_page::page(w, &built.report)
+    })?;
+    if !atomic::is_stdout(path) {
+        // Standard output is the page, else a summary after it.
+        emit(
+            session,
+            out,
+            &written(&built.report, path, top_k),
+            table::written,
+        )?;
+    }
+    built.finish()
+}
+
+/// The page `report` writes.
+pub fn build(session: &Session, args: &ReportArgs) -> Result<Built<PageReport>> {
     let (cfg, _) = session.config()?;
     let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
     // The page's own limit, named once by the message that refuses a longer text (with
@@ -77,14 +97,10 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
         lens: lens_report(session, &model, tokenizer, text, acts, t - 1, top_k)?,
         saliency: strip(&model, tokenizer, &ids[0])?,
     };
-    let path = &args.output;
-    atomic::write(path, "-o", &session.temps, |w| report_page::page(w, &page))?;
-    if atomic::is_stdout(path) {
-        // Standard output is the page: no summary after it.
-        return row.non_finite_error(&prepared).map_or(Ok(()), Err);
-    }
-    emit(session, out, &written(&page, path, top_k), table::written)?;
-    row.non_finite_error(&prepared).map_or(Ok(()), Err)
+    Ok(Built {
+        report: page,
+        problem: row.non_finite_error(&prepared),
+    })
 }
 
 /// What `report` says it wrote: the file, its size and what the page holds.

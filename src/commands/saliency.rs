@@ -20,7 +20,9 @@ use crate::model::{Config, Gpt2};
 use crate::render::gradients::saliency as printer;
 use crate::reports::{NamedToken, SaliencyMatrixReport, SaliencyMethod, SaliencyReport};
 use crate::session::texts::Texts;
-use crate::session::{check_finite, check_index, decoded, emit, one_token, write_svg, Session};
+use crate::session::{
+    check_finite, check_index, decoded, emit, one_token, write_svg, Built, Session,
+};
 use crate::tokenizer::Tokenizer;
 
 /// The flags as checked values, before any work.
@@ -98,7 +100,35 @@ impl Plan {
     }
 }
 
+/// What `saliency` reports: one position's scores, or a row of them for each explained
+/// token (`--generate`, `--continuation`).
+pub enum SaliencyOutput {
+    Position(SaliencyReport),
+    Matrix(SaliencyMatrixReport),
+}
+
 pub fn run(session: &Session, args: &SaliencyArgs, out: &mut dyn Write) -> Result<()> {
+    let built = build(session, args)?;
+    let svg = args.svg.as_deref();
+    match &built.report {
+        SaliencyOutput::Position(report) => {
+            write_svg(session, svg, |w| printer::strip_svg(w, report))?;
+            emit(session, out, report, |out, r| {
+                printer::scores(out, r, session.palette)
+            })?;
+        }
+        SaliencyOutput::Matrix(report) => {
+            write_svg(session, svg, |w| printer::matrix_svg(w, report))?;
+            emit(session, out, report, |out, r| {
+                printer::matrix(out, r, session.palette)
+            })?;
+        }
+    }
+    built.finish()
+}
+
+/// The report `saliency` prints and draws.
+pub fn build(session: &Session, args: &SaliencyArgs) -> Result<Built<SaliencyOutput>> {
     let plan = Plan::check(args)?;
     let (cfg, _) = session.config()?;
     let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
@@ -110,8 +140,8 @@ pub fn run(session: &Session, args: &SaliencyArgs, out: &mut dyn Write) -> Resul
     }
     let method = plan.method(args, &prepared.tokenizer)?;
     match &plan.rows {
-        None => single(session, args, &plan, method, &prepared, &model, out),
-        Some(rows) => matrix(session, args, &plan, method, rows, &prepared, &model, out),
+        None => single(session, args, &plan, method, &prepared, &model),
+        Some(rows) => matrix(session, args, &plan, method, rows, &prepared, &model),
     }
 }
 
@@ -123,8 +153,7 @@ fn single(
     method: Method,
     prepared: &Texts,
     model: &Gpt2,
-    out: &mut dyn Write,
-) -> Result<()> {
+) -> Result<Built<SaliencyOutput>> {
     let (tokenizer, ids, text) = (&prepared.tokenizer, &prepared.ids[0], &prepared.texts[0]);
     let position = args.position.unwrap_or(ids.len() - 1);
     check_index(
@@ -167,13 +196,10 @@ fn single(
         delta: s.completeness.map(|c| c.delta),
         baseline_metric: s.completeness.map(|c| c.baseline_metric),
     };
-    write_svg(session, args.svg.as_deref(), |w| {
-        printer::strip_svg(w, &report)
-    })?;
-    emit(session, out, &report, |out, r| {
-        printer::scores(out, r, session.palette)
-    })?;
-    problem.map_or(Ok(()), Err)
+    Ok(Built {
+        report: SaliencyOutput::Position(report),
+        problem,
+    })
 }
 
 /// Integrated gradients' scores should add up to the metric's change: say so when they
@@ -238,7 +264,6 @@ fn continued(rows: &Rows, prompt: &[u32], tokenizer: &Tokenizer, model: &Gpt2) -
 }
 
 /// Every explained token's row: its scores of the tokens before it.
-#[allow(clippy::too_many_arguments)]
 fn matrix(
     session: &Session,
     args: &SaliencyArgs,
@@ -247,8 +272,7 @@ fn matrix(
     rows: &Rows,
     prepared: &Texts,
     model: &Gpt2,
-    out: &mut dyn Write,
-) -> Result<()> {
+) -> Result<Built<SaliencyOutput>> {
     let (tokenizer, prompt, text) = (&prepared.tokenizer, &prepared.ids[0], &prepared.texts[0]);
     let all = continued(rows, prompt, tokenizer, model)?;
     let (n0, t) = (prompt.len(), all.len());
@@ -277,11 +301,8 @@ fn matrix(
         matrix,
         deltas: (!deltas.is_empty()).then_some(deltas),
     };
-    write_svg(session, args.svg.as_deref(), |w| {
-        printer::matrix_svg(w, &report)
-    })?;
-    emit(session, out, &report, |out, r| {
-        printer::matrix(out, r, session.palette)
-    })?;
-    problem.map_or(Ok(()), Err)
+    Ok(Built {
+        report: SaliencyOutput::Matrix(report),
+        problem,
+    })
 }

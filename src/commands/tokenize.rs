@@ -6,6 +6,7 @@ use anyhow::Result;
 
 use crate::cli::TokenizeArgs;
 use crate::render::tokens::table;
+use crate::reports::TokenizeReport;
 use crate::session::parts::tokenize_report;
 use crate::session::texts::{emit_texts, pad_id, padded, token_limit, Encoded};
 use crate::session::Session;
@@ -24,15 +25,7 @@ pub fn run(session: &Session, args: &TokenizeArgs, out: &mut dyn Write) -> Resul
         .map(|e| e.tokens.iter().map(|t| t.id).collect())
         .collect();
     let reports = (texts.iter_mut().zip(encoded))
-        .map(|(text, Encoded { tokens, cut })| {
-            let truncated = cut.map(|(kept, truncated)| {
-                *text = kept;
-                truncated
-            });
-            let mut report = tokenize_report(session, text, tokens)?;
-            report.header.truncated = truncated;
-            Ok(report)
-        })
+        .map(|(text, encoded)| build(session, text, encoded))
         .collect::<Result<Vec<_>>>()?;
     let pad = pad_id(&tokenizer, None);
     emit_texts(session, out, &texts, &ids, pad, reports, table::tokenize)?;
@@ -41,4 +34,16 @@ pub fn run(session: &Session, args: &TokenizeArgs, out: &mut dyn Write) -> Resul
         table::padding(out, &padded(&ids, pad))?;
     }
     Ok(())
+}
+
+/// The report `tokenize` prints for one text (`text` becomes what `--truncate` kept).
+pub fn build(session: &Session, text: &mut String, encoded: Encoded) -> Result<TokenizeReport> {
+    let Encoded { tokens, cut } = encoded;
+    let truncated = cut.map(|(kept, truncated)| {
+        *text = kept;
+        truncated
+    });
+    let mut report = tokenize_report(session, text, tokens)?;
+    report.header.truncated = truncated;
+    Ok(report)
 }

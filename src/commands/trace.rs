@@ -12,6 +12,7 @@ use crate::render::tokens::table;
 use crate::reports::{ShapeStep, TraceReport};
 use crate::session::texts::{Computed, Texts};
 use crate::session::{check_top_k, decoded, predictions, Session};
+use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &TraceArgs, out: &mut dyn Write) -> Result<()> {
     let (cfg, _) = session.config()?;
@@ -22,21 +23,29 @@ pub fn run(session: &Session, args: &TraceArgs, out: &mut dyn Write) -> Result<(
         capture: CaptureSpec::default(),
         logits: LastLogits,
     };
-    let build = |row: Computed<LastLogits>| -> Result<TraceReport> {
-        let Computed {
-            text, ids, output, ..
-        } = row;
-        let logits = output.logits; // (1, 1, V)
-        let dtype = logits.dtype().as_str().to_string();
-        Ok(TraceReport {
-            header: session.header(Some(text))?,
-            tokens: decoded(tokenizer, ids)?,
-            input_ids: ids.to_vec(),
-            stages: shapes(cfg, &model, ids.len(), &dtype)?,
-            predictions: predictions(tokenizer, &logits.flatten_all()?, top_k)?,
-        })
-    };
+    let build = |row| build(session, (cfg, &model, tokenizer), row, top_k);
     prepared.run(session, out, &model, &req, build, table::trace)
+}
+
+/// The report `trace` prints for one text.
+pub fn build(
+    session: &Session,
+    (cfg, model, tokenizer): (&Config, &Gpt2, &Tokenizer),
+    row: Computed<LastLogits>,
+    top_k: usize,
+) -> Result<TraceReport> {
+    let Computed {
+        text, ids, output, ..
+    } = row;
+    let logits = output.logits; // (1, 1, V)
+    let dtype = logits.dtype().as_str().to_string();
+    Ok(TraceReport {
+        header: session.header(Some(text))?,
+        tokens: decoded(tokenizer, ids)?,
+        input_ids: ids.to_vec(),
+        stages: shapes(cfg, model, ids.len(), &dtype)?,
+        predictions: predictions(tokenizer, &logits.flatten_all()?, top_k)?,
+    })
 }
 
 /// Every step of the data flow for a text of `t` tokens, with its shape and dtype.

@@ -159,6 +159,15 @@ pub struct BertvizReport {
     pub all: Vec<Vec<Matrix>>,
 }
 
+/// `attention --format bertviz`: one text's object, or several texts' in an array (BertViz
+/// reads one object per text; `--jsonl` writes them one a line).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Bertviz {
+    One(BertvizReport),
+    Many(Vec<BertvizReport>),
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct LensRow {
     /// Blocks the residual stream has been through (0: the embeddings).

@@ -8,6 +8,7 @@ use anyhow::Result;
 use candle_core::Tensor;
 
 use crate::render::format::delimited::Tabular;
+use crate::render::format::printer::Format;
 use crate::session::Session;
 
 /// Writes a report of its own (not one per text) through the session's printer.
@@ -20,6 +21,35 @@ pub fn emit<R: serde::Serialize + Tabular>(
     let mut printer = session.printer(&[], &[], 0, &table)?;
     printer.print(out, report)?;
     printer.finish(out)
+}
+
+/// Several reports of one run (`patch`'s sites) and the one report `whole` makes of them,
+/// which `--json`, the tables and CSV/TSV print (its table: the parts' one after another);
+/// `--jsonl` writes the parts, one a line.
+pub fn emit_parts<R, W>(
+    session: &Session,
+    out: &mut dyn Write,
+    parts: Vec<R>,
+    whole: impl FnOnce(Vec<R>) -> W,
+    table: impl Fn(&mut dyn Write, &W) -> io::Result<()>,
+) -> Result<()>
+where
+    R: serde::Serialize + Tabular,
+    W: serde::Serialize + Tabular,
+{
+    match session.format {
+        Format::Jsonl => {
+            let none = |_: &mut dyn Write, _: &R| Ok(());
+            let mut printer = session.printer(&[], &[], 0, &none)?;
+            for part in &parts {
+                printer.print(out, part)?;
+            }
+            printer.finish(out)
+        }
+        Format::Table | Format::Json | Format::Csv | Format::Tsv => {
+            emit(session, out, &whole(parts), table)
+        }
+    }
 }
 
 /// `--svg FILE`, when given: the figure `draw` writes, atomically, and a line saying so.
@@ -48,6 +78,21 @@ pub fn write_file(
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// A command's report, and what went wrong that the report still shows: values that stopped
+/// being finite numbers (see [`check_finite`]). The report is printed, then the problem is the
+/// command's error (exit 1); a server answers both.
+pub struct Built<R> {
+    pub report: R,
+    pub problem: Option<anyhow::Error>,
+}
+
+impl<R> Built<R> {
+    /// After the report is printed: the command's result.
+    pub fn finish(self) -> Result<()> {
+        self.problem.map_or(Ok(()), Err)
+    }
 }
 
 /// What is said when values stopped being finite numbers: where first (`hook`), and for

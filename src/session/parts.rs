@@ -5,6 +5,7 @@
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 
+use crate::analysis::lens::{self, Lens};
 use crate::dist;
 use crate::model::{Activations, BlockHook, Gpt2, Hook};
 use crate::reports::{LensReport, LensRow, TokenRow, TokenizeReport};
@@ -75,19 +76,10 @@ pub fn lens_report(
     top_k: usize,
 ) -> Result<LensReport> {
     let cfg = model.config();
-
-    // (L + 1) residual streams at `position`, each (1, 1, C), the last already normalized.
-    let at = |t: &Tensor| t.narrow(1, position, 1);
-    let mut logits = Vec::with_capacity(cfg.n_layer + 1);
-    for l in 0..cfg.n_layer {
-        let x = model.final_norm(&at(acts.get(Hook::Block(l, BlockHook::ResidPre))?)?)?;
-        logits.push(model.unembed(&x)?.flatten_all()?); // (V,)
-    }
-    logits.push(
-        model
-            .unembed(&at(acts.get(Hook::LnFinalOut)?)?)?
-            .flatten_all()?,
-    );
+    // (L + 1) depths' logits at `position`, each (V,).
+    let logits = (0..=cfg.n_layer)
+        .map(|d| Ok(lens::read(model, acts, Lens::Logit, d, Some(position))?.flatten_all()?))
+        .collect::<Result<Vec<Tensor>>>()?;
 
     let final_preds = predictions(tokenizer, &logits[cfg.n_layer], 1)?;
     let final_id = final_preds[0].id;

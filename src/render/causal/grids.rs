@@ -8,7 +8,8 @@ use crate::render::svg::{grids, grids_wrapped, GridPanel, Style};
 use crate::render::table::{columns, predictions, quoted, Align};
 use crate::render::{display_width, label, sentence, Palette};
 use crate::reports::{
-    AblateReport, AttributeReport, Grid, HeadsReport, MetricSpec, PatchReport, SweepReport,
+    AblateReport, AttributeReport, Grid, HeadsReport, MetricSpec, PatchReport, PatchSitesReport,
+    SweepReport,
 };
 
 /// How a grid's cells are coloured: the colour of each cell, and the palette of the
@@ -262,6 +263,21 @@ fn patched_what(r: &PatchReport) -> String {
         ),
         None => format!("patching {} from", r.site),
     }
+}
+
+/// Several sites' reports, one after another.
+pub fn patch_sites(
+    out: &mut dyn Write,
+    r: &PatchSitesReport,
+    palette: Option<Palette>,
+) -> io::Result<()> {
+    for (i, site) in r.sites.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        patch(out, site, palette)?;
+    }
+    Ok(())
 }
 
 pub fn patch(out: &mut dyn Write, r: &PatchReport, palette: Option<Palette>) -> io::Result<()> {

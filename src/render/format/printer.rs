@@ -108,6 +108,10 @@ pub trait Printer<R> {
     fn fail(&mut self, out: &mut dyn Write, not_run: &NotRun) -> Result<()>;
     /// After the last report.
     fn finish(&mut self, out: &mut dyn Write) -> Result<()>;
+    /// Before the next text is computed: whether this format shows it as it is computed
+    /// (tables: its heading is written now, and the command writes the rest itself, as
+    /// `generate` streams tokens); then nothing is printed for it here.
+    fn live(&mut self, out: &mut dyn Write) -> Result<bool>;
 }
 
 /// Tables: one after another, under a heading when there are several.
@@ -147,6 +151,11 @@ impl<R> Printer<R> for Tables<'_, R> {
 
     fn finish(&mut self, _: &mut dyn Write) -> Result<()> {
         Ok(())
+    }
+
+    fn live(&mut self, out: &mut dyn Write) -> Result<bool> {
+        self.heading(out)?;
+        Ok(true)
     }
 }
 
@@ -192,6 +201,10 @@ impl<R: Tabular> Printer<R> for Delimited {
     fn finish(&mut self, _: &mut dyn Write) -> Result<()> {
         Ok(())
     }
+
+    fn live(&mut self, _: &mut dyn Write) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// `--jsonl`: an object a line.
@@ -208,6 +221,10 @@ impl<R: Serialize> Printer<R> for Lines {
 
     fn finish(&mut self, _: &mut dyn Write) -> Result<()> {
         Ok(())
+    }
+
+    fn live(&mut self, _: &mut dyn Write) -> Result<bool> {
+        Ok(false)
     }
 }
 
@@ -271,6 +288,10 @@ impl<R: Serialize> Printer<R> for Envelope<'_> {
         out.write_all(&tail[1..])?;
         writeln!(out)?;
         Ok(())
+    }
+
+    fn live(&mut self, _: &mut dyn Write) -> Result<bool> {
+        Ok(false)
     }
 }
 

@@ -2,7 +2,9 @@
 
 use super::{one, predictions};
 use crate::render::format::delimited::{Cell, Table, Tabular};
-use crate::reports::{AttentionReport, LensGridReport, LensReport, Prediction};
+use crate::reports::{
+    AttentionReport, Bertviz, BertvizReport, LensGridReport, LensReport, Prediction,
+};
 
 impl Tabular for AttentionReport {
     fn tables(&self) -> Vec<(&'static str, Table)> {
@@ -26,6 +28,41 @@ impl Tabular for AttentionReport {
             }
         }
         one("weights", t)
+    }
+}
+
+impl Tabular for BertvizReport {
+    fn tables(&self) -> Vec<(&'static str, Table)> {
+        let mut t = Table::new(&["layer", "head", "query", "key", "weight"]);
+        for (l, heads) in self.all.iter().enumerate() {
+            for (h, m) in heads.iter().enumerate() {
+                for (q, row) in m.iter().enumerate() {
+                    for (k, &w) in row.iter().enumerate() {
+                        t.push(vec![l.into(), h.into(), q.into(), k.into(), w.into()]);
+                    }
+                }
+            }
+        }
+        one("weights", t)
+    }
+}
+
+impl Tabular for Bertviz {
+    fn tables(&self) -> Vec<(&'static str, Table)> {
+        match self {
+            Bertviz::One(r) => r.tables(),
+            Bertviz::Many(rs) => {
+                let mut all = Table::new(&["text", "layer", "head", "query", "key", "weight"]);
+                for (i, r) in rs.iter().enumerate() {
+                    for (_, t) in r.tables() {
+                        for row in t.rows {
+                            all.push([vec![i.into()], row].concat());
+                        }
+                    }
+                }
+                one("weights", all)
+            }
+        }
     }
 }
 

@@ -1,0 +1,50 @@
+//! Lenses: how the residual stream at a depth is read as next-token logits. Depth d is the
+//! stream after d blocks (block d's input); depth L, after ln_f, is the model's own output,
+//! read by every lens alike. A new lens (the Jacobian lens, the tuned lens) is a variant of
+//! [`Lens`]: the compiler then asks for its arm in [`read`].
+
+use anyhow::Result;
+use candle_core::Tensor;
+
+use crate::model::{Activations, BlockHook, Config, Gpt2, Hook};
+
+/// How a depth is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lens {
+    /// The logit lens: ln_f and the unembedding, as if the stream were the last layer's.
+    Logit,
+}
+
+/// The hooks a lens reads: each block's input, and ln_f's output.
+pub fn hooks(cfg: &Config) -> Vec<Hook> {
+    (0..cfg.n_layer)
+        .map(|l| Hook::Block(l, BlockHook::ResidPre))
+        .chain([Hook::LnFinalOut])
+        .collect()
+}
+
+/// The logits `(1, T, V)` that depth `depth` (0 to L) gives through `lens`, at position
+/// `at` alone (`(1, 1, V)`) when given. `acts` holds [`hooks`].
+pub fn read(
+    model: &Gpt2,
+    acts: &Activations,
+    lens: Lens,
+    depth: usize,
+    at: Option<usize>,
+) -> Result<Tensor> {
+    let narrow = |t: &Tensor| -> Result<Tensor> {
+        Ok(match at {
+            Some(p) => t.narrow(1, p, 1)?,
+            None => t.clone(),
+        })
+    };
+    let n_layer = model.config().n_layer;
+    if depth == n_layer {
+        // Already through ln_f: the model's own logits.
+        return model.unembed(&narrow(acts.get(Hook::LnFinalOut)?)?);
+    }
+    let x = narrow(acts.get(Hook::Block(depth, BlockHook::ResidPre))?)?;
+    match lens {
+        Lens::Logit => model.unembed(&model.final_norm(&x)?),
+    }
+}
