@@ -18,8 +18,8 @@ pub struct ReportArgs {
     /// tokens), `always` (a 256-token gpt2 page then grows from 13 to 38 MB and opens
     /// about twice as slowly), `never`. Was --neuron, which still works
     #[arg(long = "neuron-view", alias = "neuron", value_enum, value_name = "WHEN",
-          default_value_t = NeuronData::Auto)]
-    pub neuron: NeuronData,
+          default_value_t = NeuronWhen::Auto)]
+    pub neuron: NeuronWhen,
 
     #[command(flatten)]
     pub top_k: TopKArgs,
@@ -27,7 +27,7 @@ pub struct ReportArgs {
 
 /// `report --neuron-view`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum NeuronData {
+pub enum NeuronWhen {
     Auto,
     Always,
     Never,

@@ -22,8 +22,8 @@ pub struct SaliencyArgs {
     /// What of the answer token to explain
     #[arg(long, value_enum, default_value_t = MetricArg::Logit)]
     pub metric: MetricArg,
-    #[arg(long, value_enum, default_value_t = SaliencyMethod::Gradient)]
-    pub method: SaliencyMethod,
+    #[arg(long, value_enum, default_value_t = MethodArg::Gradient)]
+    pub method: MethodArg,
     /// Integrated gradients: points of the Gauss–Legendre rule (Captum's default, 50)
     #[arg(long, value_name = "N", default_value_t = 50,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -56,7 +56,7 @@ pub enum MetricArg {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SaliencyMethod {
+pub enum MethodArg {
     /// The L2 norm of the metric's gradient with respect to the token's embedding
     Gradient,
     /// The embedding times that gradient, summed over the embedding (signed)

@@ -10,7 +10,7 @@ use candle_core::{DType, Tensor};
 use crate::analysis::ablation::{ablate, ablate_each_head, Ablation, Component};
 use crate::analysis::metric::Quantity;
 use crate::analysis::metric::{Bound, Kind, Measure};
-use crate::cli::{AblateArgs, AblateMode};
+use crate::cli::AblateArgs;
 use crate::dist;
 use crate::dist::kl;
 use crate::error::usage;
@@ -59,10 +59,7 @@ pub fn build(session: &Session, args: &AblateArgs) -> Result<Built<AblateOutput>
     } = prepared.forward(&model, &req)?.remove(0);
     let (measure, spec) = metric(tokenizer, args, &output.logits)?;
     let input = forced_input(&model, ids, measure.forced(), &cfg)?;
-    let mode = match args.mode {
-        AblateMode::Zero => Ablation::Zero,
-        AblateMode::Mean => Ablation::Mean,
-    };
+    let mode = crate::session::flags::ablation(args.mode);
     let tail = measure.positions();
     let (before, after) = ablate(&model, &input, &components, mode, tail)?; // (1, n, V)
     let runs = Runs::of(&measure, &before)?;

@@ -12,7 +12,7 @@ use crate::input::which_text;
 use crate::model::{Activations, BlockHook, CaptureSpec, Config, Gpt2, Hook, NoLogits, Request};
 use crate::render::attention::{figure, table};
 use crate::render::attention::{heatmap, neuron, stages};
-use crate::render::color::{ColourScale, Scale};
+use crate::render::color::ColourScale;
 use crate::render::format::json;
 use crate::render::format::printer::Format;
 use crate::reports::{
@@ -283,12 +283,7 @@ fn colours(f: &FigureArgs) -> Result<ColourScale> {
     }
     Ok(ColourScale {
         cmap: crate::session::cmap(f.cmap),
-        scale: match f.scale {
-            ScaleArg::Absolute => Scale::Absolute,
-            ScaleArg::Global => Scale::Global,
-            ScaleArg::Row => Scale::Row,
-            ScaleArg::Log => Scale::Log,
-        },
+        scale: crate::session::flags::scale(f.scale),
         vmin: f.vmin,
         vmax: f.vmax,
     })

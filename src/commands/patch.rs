@@ -8,17 +8,18 @@ use std::io::Write;
 use anyhow::Result;
 use candle_core::Tensor;
 
-use crate::analysis::edges::{path_patch, Qkv};
+use crate::analysis::edges::path_patch;
 use crate::analysis::grad::check_differentiable;
 use crate::analysis::metric::Measure;
 use crate::analysis::patching::{attribution_patch, patch, Patching, Site};
-use crate::cli::{PatchArgs, PatchMethod, PatchSite, PathTo};
+use crate::cli::{PatchArgs, PatchMethod, PathTo};
 use crate::dist::pearson;
 use crate::error::usage;
 use crate::model::Config;
 use crate::model::Gpt2;
 use crate::render::causal::grids as printer;
 use crate::reports::{Grid, MetricSpec, PatchReport, PatchSitesReport};
+use crate::session::flags;
 use crate::session::metric::{answer_tokens, measure, wrong_token};
 use crate::session::{
     check_finite, decoded, emit, emit_parts, layer_head, pair, pair_texts, write_svg, Built,
@@ -30,18 +31,7 @@ use crate::tokenizer::Tokenizer;
 fn sites(args: &PatchArgs) -> Result<Vec<Site>> {
     let mut sites = Vec::new();
     for site in &args.site {
-        let site = match site {
-            PatchSite::ResidPre => Site::ResidPre,
-            PatchSite::ResidMid => Site::ResidMid,
-            PatchSite::AttnOut => Site::AttnOut,
-            PatchSite::MlpOut => Site::MlpOut,
-            PatchSite::Head => Site::Head,
-            PatchSite::Q => Site::Q,
-            PatchSite::K => Site::K,
-            PatchSite::V => Site::V,
-            PatchSite::Pattern => Site::Pattern,
-            PatchSite::PatternDestSrc => Site::PatternDestSrc,
-        };
+        let site = flags::site(*site);
         if !sites.contains(&site) {
             sites.push(site);
         }
@@ -115,7 +105,7 @@ fn shared(
         wrong: metric.wrong.clone(),
         metric,
         site: String::new(),
-        method: method_name(args.method),
+        method: flags::patch_method(args.method),
         path: None,
         clean_metric: f32::NAN,
         corrupt_metric: f32::NAN,
@@ -164,12 +154,7 @@ pub fn build(session: &Session, args: &PatchArgs) -> Result<Built<Vec<PatchRepor
     let ids = (&row(&clean)?, &row(&corrupt)?);
     let reports = match sender {
         Some(sender) => {
-            let to = match args.to {
-                PathTo::Q => Some(Qkv::Q),
-                PathTo::K => Some(Qkv::K),
-                PathTo::V => Some(Qkv::V),
-                PathTo::Logits => None,
-            };
+            let (to, _) = flags::path_to(args.to);
             let p = path_patch(&model, ids.0, ids.1, &shared.measure, sender, to)?;
             vec![path_report(&shared.report, sender, args.to, p)]
         }
@@ -214,12 +199,7 @@ fn path_report(
     p: Patching,
 ) -> PatchReport {
     let (clean, corrupt) = (p.clean, p.corrupt);
-    let to = match to {
-        PathTo::Q => "q",
-        PathTo::K => "k",
-        PathTo::V => "v",
-        PathTo::Logits => "logits",
-    };
+    let (_, to) = flags::path_to(to);
     PatchReport {
         site: "path".into(),
         method: "exact",
@@ -281,14 +261,6 @@ fn site_report(
         ..shared.clone()
     }
     .with_metric(clean, corrupt)
-}
-
-fn method_name(method: PatchMethod) -> &'static str {
-    match method {
-        PatchMethod::Exact => "exact",
-        PatchMethod::Attribution => "attribution",
-        PatchMethod::Both => "both",
-    }
 }
 
 /// One site: its report as every command prints one. Several: one report whose `sites`

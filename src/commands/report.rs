@@ -9,7 +9,7 @@ use crate::analysis::grad::check_differentiable;
 use crate::analysis::metric::{top_answer, Kind, Measure, Quantity};
 use crate::analysis::saliency::{saliency, Method};
 use crate::atomic;
-use crate::cli::{NeuronData as When, ReportArgs};
+use crate::cli::{NeuronWhen as When, ReportArgs};
 use crate::error::usage;
 use crate::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, NoLogits, Request};
 use crate::render::attention::page as report_page;

@@ -11,14 +11,15 @@ use candle_transformers::generation::{LogitsProcessor, Sampling};
 
 use crate::analysis::grad::check_differentiable;
 use crate::analysis::metric::{top_answer, Kind, Measure, Quantity};
-use crate::analysis::saliency::{saliency, Baseline, Method, Saliency};
-use crate::cli::{BaselineArg, MetricArg, SaliencyArgs, SaliencyMethod as MethodArg};
+use crate::analysis::saliency::{saliency, Method, Saliency};
+use crate::cli::{BaselineArg, MethodArg, SaliencyArgs};
 use crate::error::usage;
 use crate::model::generate::{generate, Settings};
 use crate::model::tap::Identity;
 use crate::model::{Config, Gpt2};
 use crate::render::gradients::saliency as printer;
 use crate::reports::{NamedToken, SaliencyMatrixReport, SaliencyMethod, SaliencyReport};
+use crate::session::flags;
 use crate::session::texts::Texts;
 use crate::session::{
     check_finite, check_index, decoded, emit, one_token, write_svg, Built, Session,
@@ -40,11 +41,7 @@ enum Rows {
 
 impl Plan {
     fn check(args: &SaliencyArgs) -> Result<Self> {
-        let quantity = match args.metric {
-            MetricArg::Logit => Quantity::Logit,
-            MetricArg::Logprob => Quantity::LogProb,
-            MetricArg::Prob => Quantity::Prob,
-        };
+        let quantity = flags::quantity(args.metric);
         let ig = args.method == MethodArg::IntegratedGradients;
         if !ig && (args.steps != 50 || args.baseline != BaselineArg::Zero) {
             return Err(usage(
@@ -66,25 +63,6 @@ impl Plan {
         })
     }
 
-    fn method(&self, args: &SaliencyArgs, tokenizer: &Tokenizer) -> Result<Method> {
-        Ok(match self.method {
-            MethodArg::Gradient => Method::Gradient,
-            MethodArg::InputXGradient => Method::InputXGradient,
-            MethodArg::Rollout => Method::Rollout,
-            MethodArg::IntegratedGradients => Method::IntegratedGradients {
-                steps: args.steps as usize,
-                baseline: match args.baseline {
-                    BaselineArg::Zero => Baseline::Zero,
-                    BaselineArg::Eos => {
-                        Baseline::Token(tokenizer.endoftext().ok_or_else(|| {
-                            usage("--baseline eos: the vocabulary has no <|endoftext|>")
-                        })?)
-                    }
-                },
-            },
-        })
-    }
-
     fn describe(&self, args: &SaliencyArgs, method: &Method) -> SaliencyMethod {
         let ig = matches!(method, Method::IntegratedGradients { .. });
         SaliencyMethod {
@@ -92,10 +70,7 @@ impl Plan {
             signed: method.signed(),
             quantity: self.quantity.as_str(),
             steps: ig.then_some(args.steps),
-            baseline: ig.then_some(match args.baseline {
-                BaselineArg::Zero => "zero",
-                BaselineArg::Eos => "eos",
-            }),
+            baseline: ig.then_some(flags::baseline_name(args.baseline)),
         }
     }
 }
@@ -138,7 +113,7 @@ pub fn build(session: &Session, args: &SaliencyArgs) -> Result<Built<SaliencyOut
     if plan.method != MethodArg::Rollout {
         check_differentiable(&model).map_err(|e| usage(e.to_string()))?;
     }
-    let method = plan.method(args, &prepared.tokenizer)?;
+    let method = flags::saliency_method(args, &prepared.tokenizer)?;
     match &plan.rows {
         None => single(session, args, &plan, method, &prepared, &model),
         Some(rows) => matrix(session, args, &plan, method, rows, &prepared, &model),

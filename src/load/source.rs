@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use crate::load::checkpoint::Format;
+use crate::load::checkpoint::FileFormat;
 use crate::load::hub::Hub;
 
 /// Short names for the GPT-2 repositories, mapped to where they live now.
@@ -81,13 +81,13 @@ impl ModelSource {
         }
     }
 
-    /// The checkpoint file, the first of [`Format::ORDER`] the model holds (as
+    /// The checkpoint file, the first of [`FileFormat::ORDER`] the model holds (as
     /// transformers chooses), fetched when it is on the hub.
-    pub fn checkpoint_file(&self) -> Result<(Format, PathBuf)> {
-        let names = Format::ORDER.map(Format::file_name);
+    pub fn checkpoint_file(&self) -> Result<(FileFormat, PathBuf)> {
+        let names = FileFormat::ORDER.map(FileFormat::file_name);
         match self {
             ModelSource::Local(dir) => {
-                for format in Format::ORDER {
+                for format in FileFormat::ORDER {
                     let p = dir.join(format.file_name());
                     if p.is_file() {
                         return Ok((format, p));
@@ -105,7 +105,7 @@ impl ModelSource {
                 hub,
             } => {
                 let (i, p) = hub.first_of(repo_id, revision, &names)?;
-                Ok((Format::ORDER[i], p))
+                Ok((FileFormat::ORDER[i], p))
             }
         }
     }

@@ -3,7 +3,6 @@
 
 use anyhow::Result;
 
-use crate::analysis::metric::Quantity;
 use crate::analysis::metric::{Kind, Measure};
 use crate::cli::CausalMetric;
 use crate::error::usage;
@@ -35,12 +34,7 @@ pub(crate) fn measure(
     wrong: Option<NamedToken>,
     reference: &'static str,
 ) -> Result<(Measure, MetricSpec)> {
-    let kind = match metric {
-        CausalMetric::Logit => Kind::Of(Quantity::Logit),
-        CausalMetric::Logprob => Kind::Of(Quantity::LogProb),
-        CausalMetric::Prob => Kind::Of(Quantity::Prob),
-        CausalMetric::Kl => Kind::Kl,
-    };
+    let kind = crate::session::flags::causal_metric(metric);
     match (kind, answer.len(), &wrong) {
         (Kind::Of(q), 0, _) => {
             return Err(usage(format!("--metric {} needs --answer", q.as_str())));

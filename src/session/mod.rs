@@ -1,7 +1,7 @@
 //! The session: the model the user named, how to compute with it, and how stdout is shown.
 
 pub mod checks;
-pub mod figures;
+pub mod flags;
 pub mod metric;
 pub mod output;
 pub mod pairs;
@@ -14,8 +14,8 @@ pub use checks::check_index;
 pub use checks::check_top_k;
 pub use checks::layer_head;
 pub use checks::one_token;
-pub use figures::cmap;
-pub use figures::grid_style;
+pub use flags::cmap;
+pub use flags::grid_style;
 pub use output::check_finite;
 pub use output::emit;
 pub use output::emit_parts;
@@ -39,7 +39,7 @@ use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 
 use crate::analysis::sae::Sae;
-use crate::cli::{ColorChoice, DTypeArg, DeviceArg, GlobalArgs, TextArgs};
+use crate::cli::{ColorChoice, DeviceArg, GlobalArgs, TextArgs};
 use crate::error::usage;
 use crate::input::{read, text_name, which_text, Input, Lines};
 use crate::load::checkpoint::{Checkpoint, Weights};
@@ -97,11 +97,7 @@ impl Session {
                 )));
             }
         };
-        let dtype = match g.dtype {
-            DTypeArg::F32 => DType::F32,
-            DTypeArg::F16 => DType::F16,
-            DTypeArg::Bf16 => DType::BF16,
-        };
+        let dtype = flags::dtype(g.dtype);
         Ok(Session {
             model_name: g.model.clone(),
             source: ModelSource::resolve(&g.model, g.revision.as_deref(), Hub::from_env())

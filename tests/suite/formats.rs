@@ -9,22 +9,22 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use gpt2_inspect::load::checkpoint::{Checkpoint, Format};
+use gpt2_inspect::load::checkpoint::{Checkpoint, FileFormat};
 use gpt2_inspect::model::{Config, Gpt2, Logits, Request};
 
 use crate::common::{fails, fixtures, flat, json_on, max_abs_diff, page_data, Scratch, TOL};
 
 /// The format directories, the file transformers would pick in each, and the reference
 /// logits they must give (`f32` for the f32 files).
-const FORMATS: &[(&str, Format, &str)] = &[
-    ("safetensors", Format::Safetensors, "f32"),
-    ("bin", Format::TorchBin, "f32"),
-    ("bin-bare", Format::TorchBin, "f32"),
-    ("bin-views", Format::TorchBin, "f32"),
-    ("bin-f16", Format::TorchBin, "f16"),
-    ("bin-bf16", Format::TorchBin, "bf16"),
-    ("sharded-safetensors", Format::SafetensorsIndex, "f32"),
-    ("sharded-bin", Format::TorchBinIndex, "f32"),
+const FORMATS: &[(&str, FileFormat, &str)] = &[
+    ("safetensors", FileFormat::Safetensors, "f32"),
+    ("bin", FileFormat::TorchBin, "f32"),
+    ("bin-bare", FileFormat::TorchBin, "f32"),
+    ("bin-views", FileFormat::TorchBin, "f32"),
+    ("bin-f16", FileFormat::TorchBin, "f16"),
+    ("bin-bf16", FileFormat::TorchBin, "bf16"),
+    ("sharded-safetensors", FileFormat::SafetensorsIndex, "f32"),
+    ("sharded-bin", FileFormat::TorchBinIndex, "f32"),
 ];
 
 struct Formats {
@@ -145,13 +145,16 @@ fn every_format_runs_through_the_cli_and_info_names_it() {
 #[test]
 fn the_checkpoint_chosen_follows_transformers_order() {
     let scratch = Scratch::new("formats-order");
-    let cases: &[(&[&str], Format)] = &[
-        (&["bin", "safetensors"], Format::Safetensors),
-        (&["bin", "sharded-safetensors"], Format::SafetensorsIndex),
-        (&["sharded-bin", "bin"], Format::TorchBin),
+    let cases: &[(&[&str], FileFormat)] = &[
+        (&["bin", "safetensors"], FileFormat::Safetensors),
+        (
+            &["bin", "sharded-safetensors"],
+            FileFormat::SafetensorsIndex,
+        ),
+        (&["sharded-bin", "bin"], FileFormat::TorchBin),
         (
             &["sharded-bin", "sharded-safetensors"],
-            Format::SafetensorsIndex,
+            FileFormat::SafetensorsIndex,
         ),
     ];
     for (i, (weights, want)) in cases.iter().enumerate() {

@@ -62,44 +62,47 @@ pub enum Weights {
 /// The file formats a checkpoint may come in, in the order transformers prefers them when a
 /// model holds several.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub enum FileFormat {
     Safetensors,
     SafetensorsIndex,
     TorchBin,
     TorchBinIndex,
 }
 
-impl Format {
+impl FileFormat {
     /// transformers' order (`modeling_utils`): safetensors before torch's pickles, one file
     /// before an index of shards.
-    pub const ORDER: [Format; 4] = [
-        Format::Safetensors,
-        Format::SafetensorsIndex,
-        Format::TorchBin,
-        Format::TorchBinIndex,
+    pub const ORDER: [FileFormat; 4] = [
+        FileFormat::Safetensors,
+        FileFormat::SafetensorsIndex,
+        FileFormat::TorchBin,
+        FileFormat::TorchBinIndex,
     ];
 
     /// The file a model directory or repository holds it in.
     pub fn file_name(self) -> &'static str {
         match self {
-            Format::Safetensors => "model.safetensors",
-            Format::SafetensorsIndex => "model.safetensors.index.json",
-            Format::TorchBin => "pytorch_model.bin",
-            Format::TorchBinIndex => "pytorch_model.bin.index.json",
+            FileFormat::Safetensors => "model.safetensors",
+            FileFormat::SafetensorsIndex => "model.safetensors.index.json",
+            FileFormat::TorchBin => "pytorch_model.bin",
+            FileFormat::TorchBinIndex => "pytorch_model.bin.index.json",
         }
     }
 
     pub fn is_index(self) -> bool {
-        matches!(self, Format::SafetensorsIndex | Format::TorchBinIndex)
+        matches!(
+            self,
+            FileFormat::SafetensorsIndex | FileFormat::TorchBinIndex
+        )
     }
 
     /// How `info` names it.
     pub fn describe(self) -> &'static str {
         match self {
-            Format::Safetensors => "safetensors",
-            Format::SafetensorsIndex => "sharded safetensors",
-            Format::TorchBin => "torch zip (torch.save)",
-            Format::TorchBinIndex => "sharded torch zip (torch.save)",
+            FileFormat::Safetensors => "safetensors",
+            FileFormat::SafetensorsIndex => "sharded safetensors",
+            FileFormat::TorchBin => "torch zip (torch.save)",
+            FileFormat::TorchBinIndex => "sharded torch zip (torch.save)",
         }
     }
 }
@@ -111,7 +114,7 @@ impl Format {
 pub struct Checkpoint {
     /// The file chosen: the checkpoint, or the index of its shards.
     path: PathBuf,
-    format: Format,
+    format: FileFormat,
     parts: Vec<Part>,
     entries: HashMap<String, Entry>,
     layout: KeyLayout,
@@ -179,15 +182,15 @@ impl Checkpoint {
             }
             let torch = files.iter().any(|(n, _)| !n.ends_with(".safetensors"));
             let format = match torch {
-                true => Format::TorchBinIndex,
-                false => Format::SafetensorsIndex,
+                true => FileFormat::TorchBinIndex,
+                false => FileFormat::SafetensorsIndex,
             };
             (format, parts, index.merge(path, files)?)
         } else {
             let (part, stored) = open_file(path, weights)?;
             let format = match part.torch {
-                true => Format::TorchBin,
-                false => Format::Safetensors,
+                true => FileFormat::TorchBin,
+                false => FileFormat::Safetensors,
             };
             let entries = (stored.into_iter())
                 .map(|s| (s.name.clone(), (s, 0)))
@@ -199,7 +202,7 @@ impl Checkpoint {
 
     fn new(
         path: &Path,
-        format: Format,
+        format: FileFormat,
         parts: Vec<OpenPart>,
         entries: HashMap<String, (Stored, usize)>,
     ) -> Self {
@@ -231,7 +234,7 @@ impl Checkpoint {
         &self.path
     }
 
-    pub fn format(&self) -> Format {
+    pub fn format(&self) -> FileFormat {
         self.format
     }
 
