@@ -227,6 +227,19 @@ pub(super) fn same_length(clean: &Tensor, corrupt: &Tensor) -> Result<usize> {
     Ok(t)
 }
 
+/// Each patched run's share of the clean run restored, `(v − corrupt) / (clean − corrupt)`:
+/// 1 restores the clean metric, 0 leaves the corrupt one. NaN for every cell when the two
+/// runs' metrics are equal (the share is undefined), and where a cell is not a run.
+pub fn restored(values: &[f32], clean: f32, corrupt: f32) -> Vec<f32> {
+    let span = clean - corrupt;
+    (values.iter())
+        .map(|&v| match span != 0.0 {
+            true => (v - corrupt) / span,
+            false => f32::NAN,
+        })
+        .collect()
+}
+
 /// Activation patching from `clean` into `corrupt` (both `(1, T)`, the same length) at
 /// every cell of `site` in every layer (by position too, for the head sites, when
 /// `by_position`). Each layer's cells are rows of batched passes that start at that layer

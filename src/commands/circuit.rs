@@ -13,6 +13,7 @@ use crate::analysis::edges::{
 };
 use crate::analysis::grad::check_differentiable;
 use crate::analysis::metric::Measure;
+use crate::analysis::patching::restored;
 use crate::cli::CircuitArgs;
 use crate::error::usage;
 use crate::model::{Config, Gpt2};
@@ -132,11 +133,12 @@ fn add_exact(
 
 /// Each `--faithfulness` circuit's metric as a share of clean − corrupt.
 fn recovered(ks: &[usize], metrics: Vec<f32>, s: &EdgeScores) -> Vec<Faithfulness> {
-    (ks.iter().zip(metrics))
-        .map(|(&edges, m)| Faithfulness {
+    let shares = restored(&metrics, s.clean, s.corrupt);
+    (ks.iter().zip(metrics).zip(shares))
+        .map(|((&edges, m), recovered)| Faithfulness {
             edges,
             logit_diff: m,
-            recovered: (m - s.corrupt) / (s.clean - s.corrupt),
+            recovered,
         })
         .collect()
 }

@@ -11,7 +11,7 @@ use candle_core::Tensor;
 use crate::analysis::edges::path_patch;
 use crate::analysis::grad::check_differentiable;
 use crate::analysis::metric::Measure;
-use crate::analysis::patching::{attribution_patch, patch, Patching, Site};
+use crate::analysis::patching::{attribution_patch, patch, restored, Patching, Site};
 use crate::cli::{PatchArgs, PatchMethod, PathTo};
 use crate::dist::pearson;
 use crate::error::usage;
@@ -116,6 +116,8 @@ fn shared(
         shape: vec![],
         values: None,
         estimates: None,
+        restored: None,
+        restored_estimates: None,
     };
     Ok(Shared { report, measure })
 }
@@ -200,22 +202,24 @@ fn path_report(
 ) -> PatchReport {
     let (clean, corrupt) = (p.clean, p.corrupt);
     let (_, to) = flags::path_to(to);
-    PatchReport {
-        site: "path".into(),
-        method: "exact",
-        path: Some(crate::reports::PathSpec {
-            sender: format!("L{}H{}", sender.0, sender.1),
-            to,
-        }),
-        axes: match to {
-            "logits" => vec![],
-            _ => vec!["layer", "head"],
-        },
-        shape: p.shape.clone(),
-        values: Some(grid(p)),
-        ..shared.clone()
-    }
-    .with_metric(clean, corrupt)
+    with_shares(
+        PatchReport {
+            site: "path".into(),
+            method: "exact",
+            path: Some(crate::reports::PathSpec {
+                sender: format!("L{}H{}", sender.0, sender.1),
+                to,
+            }),
+            axes: match to {
+                "logits" => vec![],
+                _ => vec!["layer", "head"],
+            },
+            shape: p.shape.clone(),
+            values: Some(grid(p)),
+            ..shared.clone()
+        }
+        .with_metric(clean, corrupt),
+    )
 }
 
 fn grid(p: Patching) -> Grid {
@@ -251,16 +255,33 @@ fn site_report(
     };
     let mut axes = vec!["layer"];
     axes.extend(site.axes(by_position));
+    with_shares(
+        PatchReport {
+            site: site.as_str().to_string(),
+            correlation,
+            axes,
+            shape: first.shape.clone(),
+            values: exact.map(grid),
+            estimates: estimate.map(grid),
+            ..shared.clone()
+        }
+        .with_metric(clean, corrupt),
+    )
+}
+
+/// `r` with each grid's share of the clean run restored.
+fn with_shares(r: PatchReport) -> PatchReport {
+    let of = |g: &Option<Grid>| {
+        g.as_ref().map(|g| Grid {
+            shape: g.shape.clone(),
+            values: restored(&g.values, r.clean_metric, r.corrupt_metric),
+        })
+    };
     PatchReport {
-        site: site.as_str().to_string(),
-        correlation,
-        axes,
-        shape: first.shape.clone(),
-        values: exact.map(grid),
-        estimates: estimate.map(grid),
-        ..shared.clone()
+        restored: of(&r.values),
+        restored_estimates: of(&r.estimates),
+        ..r
     }
-    .with_metric(clean, corrupt)
 }
 
 /// One site: its report as every command prints one. Several: one report whose `sites`

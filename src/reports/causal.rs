@@ -79,6 +79,14 @@ pub struct PatchReport {
     /// The same cells estimated by attribution patching (first order), when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub estimates: Option<Grid>,
+    /// Each cell's share of the clean run restored, `(v − corrupt) / (clean − corrupt)`: 1
+    /// restores the clean metric, 0 leaves the corrupt one; `null` where a cell is not a
+    /// run, and everywhere when the two runs' metrics are equal (the share is undefined).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored: Option<Grid>,
+    /// The same of `estimates`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored_estimates: Option<Grid>,
     /// Pearson's r of `values` and `estimates` over every cell (`--method both`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation: Option<f64>,

@@ -448,3 +448,57 @@ fn svg_figures_hold_the_references() {
     let d = max_abs_diff(&svg_values(&path), &want);
     assert!(d <= 5e-5 + 1e-6, "attribute SVG vs HF: {d}");
 }
+
+/// `patch`'s `restored` grid is each cell's share of the clean run restored, computed from
+/// Hugging Face's runs; the CSV's `restored` column holds the same numbers; with the clean
+/// and corrupt runs equal the share is undefined everywhere (null), not 0/0.
+#[test]
+fn patch_reports_the_share_restored() {
+    let s = setup();
+    let pairs: Vec<(String, String, String, String)> =
+        serde_json::from_str(&s.meta["patch_pairs"]).unwrap();
+    let args = [patch_args(&pairs[1]).as_slice(), &["--site", "resid_pre"]].concat();
+    let v = crate::common::json(&args);
+    let clean = s.scalar("circuits.patch1.clean_logit_diff");
+    let corrupt = s.scalar("circuits.patch1.corrupt_logit_diff");
+    let span = clean - corrupt;
+    let want: Vec<f32> = flat(s.reference.get("circuits.patch1.resid_pre"))
+        .iter()
+        .map(|&x| (x - corrupt) / span)
+        .collect();
+    let got = crate::common::floats(&v["restored"]);
+    // Each share divides two differences of values within TOL of HF's.
+    let d = max_abs_diff(&got, &want) * span.abs();
+    assert!(d <= 2.0 * TOL, "restored: {d}");
+
+    let out = crate::common::cmd()
+        .args([&args[..], &["--csv"]].concat())
+        .output()
+        .unwrap();
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = header.iter().position(|c| *c == "restored").unwrap();
+    let column: Vec<f32> = lines
+        .map(|l| l.split(',').nth(col).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(column, got);
+
+    let (clean_text, answer, wrong) = (&pairs[1].0, &pairs[1].2, &pairs[1].3);
+    let same = crate::common::json(&[
+        "patch",
+        "--clean",
+        clean_text,
+        "--corrupt",
+        clean_text,
+        "--answer",
+        answer,
+        "--wrong",
+        wrong,
+    ]);
+    let restored = same["restored"].as_array().unwrap();
+    assert!(restored
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .all(|x| x.is_null()));
+}

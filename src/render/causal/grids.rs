@@ -171,25 +171,13 @@ fn max_abs(values: &[Vec<f32>]) -> f32 {
 
 /// The grids a patch report holds: exact values and attribution estimates, each with its
 /// name, in that order.
-fn patch_grids(r: &PatchReport) -> Vec<(&'static str, &Grid)> {
-    let exact = r.values.as_ref().map(|v| ("exact", v));
-    let estimates = r.estimates.as_ref().map(|v| ("attribution estimate", v));
+/// The report's grids, each named, as its metric and as the share of the clean run
+/// restored.
+fn patch_grids(r: &PatchReport) -> Vec<(&'static str, &Grid, &Grid)> {
+    let exact = (r.values.as_ref().zip(r.restored.as_ref())).map(|(v, s)| ("exact", v, s));
+    let estimates = (r.estimates.as_ref().zip(r.restored_estimates.as_ref()))
+        .map(|(v, s)| ("attribution estimate", v, s));
     exact.into_iter().chain(estimates).collect()
-}
-
-/// `(v − corrupt) / (clean − corrupt)` of every cell: 1 restores the clean answer.
-pub fn normalized(r: &PatchReport, grid: &Grid) -> Grid {
-    let span = r.clean_metric - r.corrupt_metric;
-    let values = (grid.values.iter())
-        .map(|&v| match span != 0.0 {
-            true => (v - r.corrupt_metric) / span,
-            false => f32::NAN,
-        })
-        .collect();
-    Grid {
-        shape: grid.shape.clone(),
-        values,
-    }
 }
 
 /// One 2-D slice of a patching grid, along its last two axes.
@@ -297,7 +285,7 @@ pub fn patch(out: &mut dyn Write, r: &PatchReport, palette: Option<Palette>) -> 
         colour: &|v| diverging(v),
     };
     let grids = patch_grids(r);
-    for (name, grid) in &grids {
+    for (name, grid, restored) in &grids {
         writeln!(out)?;
         if grids.len() > 1 || *name != "exact" {
             writeln!(
@@ -309,7 +297,7 @@ pub fn patch(out: &mut dyn Write, r: &PatchReport, palette: Option<Palette>) -> 
                 }
             )?;
         }
-        patch_grid(out, r, grid, &paint)?;
+        patch_grid(out, r, (grid, restored), &paint)?;
     }
     if let Some(c) = r.correlation {
         writeln!(out)?;
@@ -337,20 +325,24 @@ fn undefined_note(r: &PatchReport) -> Option<String> {
     })
 }
 
-/// One grid of a patch report, normalized: the direct effect's one value, or each 2-D
-/// slice under its title.
-fn patch_grid(out: &mut dyn Write, r: &PatchReport, grid: &Grid, paint: &Paint) -> io::Result<()> {
+/// One grid of a patch report as the share restored: the direct effect's one value, or
+/// each 2-D slice under its title.
+fn patch_grid(
+    out: &mut dyn Write,
+    r: &PatchReport,
+    (grid, normal): (&Grid, &Grid),
+    paint: &Paint,
+) -> io::Result<()> {
     let text = |v: f32| match v.is_nan() {
         true => "-".into(),
         false => fixed3(v),
     };
-    let normal = normalized(r, grid);
     if r.axes.is_empty() {
         let v = normal.values.first().copied().unwrap_or(f32::NAN);
         let raw = grid.values.first().copied().unwrap_or(f32::NAN);
         writeln!(out, "patched {raw:.4}: {}", text(v))?;
     }
-    for (i, s) in slices(r, &normal, &|t| quoted(t)).iter().enumerate() {
+    for (i, s) in slices(r, normal, &|t| quoted(t)).iter().enumerate() {
         if !s.title.is_empty() {
             if i > 0 {
                 writeln!(out)?;
@@ -611,8 +603,8 @@ fn panel_title(what: &str, grid: &str, grids: usize, slice: &str) -> String {
 
 pub fn patch_svg(out: &mut dyn Write, r: &PatchReport, style: Style) -> io::Result<()> {
     let paint = style.paint([-1.0, 1.0], diverging);
-    let grids_of: Vec<(&str, Grid)> = (patch_grids(r).into_iter())
-        .map(|(name, g)| (name, normalized(r, g)))
+    let grids_of: Vec<(&str, &Grid)> = (patch_grids(r).into_iter())
+        .map(|(name, _, restored)| (name, restored))
         .collect();
     let what = match &r.path {
         Some(p) => format!("{} → {}", p.sender, p.to),

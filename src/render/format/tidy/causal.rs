@@ -32,12 +32,22 @@ fn patch_cells(r: &PatchReport, t: &mut Table) {
         let mut row = vec![site.as_str().into()];
         row.extend(at);
         row.extend([value(&r.values), value(&r.estimates)]);
+        row.extend([value(&r.restored), value(&r.restored_estimates)]);
         t.push(row);
     }
 }
 
-const PATCH_COLUMNS: [&str; 8] = [
-    "site", "layer", "pos", "head", "dest", "src", "value", "estimate",
+const PATCH_COLUMNS: [&str; 10] = [
+    "site",
+    "layer",
+    "pos",
+    "head",
+    "dest",
+    "src",
+    "value",
+    "estimate",
+    "restored",
+    "restored_estimate",
 ];
 
 impl Tabular for PatchReport {
