@@ -158,26 +158,7 @@ impl One<'_> {
                 |step| {
                     let token = generated_token(tokenizer, step)?;
                     if let Some(s) = stream.as_mut() {
-                        let mut so_far: Vec<u32> = tokens.iter().map(|t| t.id).collect();
-                        so_far.push(step.id);
-                        let text = tokenizer.decode(&so_far)?;
-                        // A token may end inside a multi-byte character; hold its bytes back until
-                        // it is whole.
-                        let piece =
-                            match text.ends_with('\u{FFFD}') || !text.is_char_boundary(shown) {
-                                true => "",
-                                false => &text[shown..],
-                            };
-                        let index = tokens.len();
-                        s.step(
-                            out,
-                            StreamedToken {
-                                index,
-                                token: &token,
-                                text: piece,
-                            },
-                        )?;
-                        shown += piece.len();
+                        show(tokenizer, (&tokens, &token), &mut shown, s, out)?;
                     }
                     tokens.push(token);
                     Ok(())
@@ -348,4 +329,33 @@ fn describe(s: &Sampling, seed: u64) -> SamplingReport {
         top_p,
         seed: Some(seed),
     }
+}
+
+/// Hands `token`, the next after `tokens`, to `stream` with the text it adds; `shown` counts
+/// the bytes of the generated text handed out so far.
+fn show(
+    tokenizer: &Tokenizer,
+    (tokens, token): (&[GeneratedToken], &GeneratedToken),
+    shown: &mut usize,
+    stream: &mut GenerateStream,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut so_far: Vec<u32> = tokens.iter().map(|t| t.id).collect();
+    so_far.push(token.id);
+    let text = tokenizer.decode(&so_far)?;
+    // A token may end inside a multi-byte character; hold its bytes back until it is whole.
+    let piece = match text.ends_with('\u{FFFD}') || !text.is_char_boundary(*shown) {
+        true => "",
+        false => &text[*shown..],
+    };
+    stream.step(
+        out,
+        StreamedToken {
+            index: tokens.len(),
+            token,
+            text: piece,
+        },
+    )?;
+    *shown += piece.len();
+    Ok(())
 }

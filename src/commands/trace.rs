@@ -52,12 +52,6 @@ pub fn build(
 /// Activation shapes come from the hook table, which the parity tests hold to the tensors
 /// the forward pass records; nothing is kept just to be measured.
 fn shapes(cfg: &Config, model: &Gpt2, t: usize, dtype: &str) -> Result<Vec<ShapeStep>> {
-    let stage = |name: String, shape: Vec<usize>, dtype: &str, note: &str| ShapeStep {
-        name,
-        shape,
-        dtype: dtype.to_string(),
-        note: note.to_string(),
-    };
     let hook = |h: Hook, note: &str| stage(h.to_string(), h.shape(cfg, 1, t), dtype, note);
     let mut stages = vec![
         stage(
@@ -90,6 +84,15 @@ fn shapes(cfg: &Config, model: &Gpt2, t: usize, dtype: &str) -> Result<Vec<Shape
             "hook_embed + hook_pos_embed = hidden_states[0], the input of block 0",
         ),
     ];
+    stages.extend(after_embeddings(cfg, t, dtype));
+    Ok(stages)
+}
+
+/// The steps from the first block to the probabilities, each with its shape for a text of
+/// `t` tokens.
+fn after_embeddings(cfg: &Config, t: usize, dtype: &str) -> Vec<ShapeStep> {
+    let hook = |h: Hook, note: &str| stage(h.to_string(), h.shape(cfg, 1, t), dtype, note);
+    let mut stages = Vec::new();
     for l in 0..cfg.n_layer {
         stages.push(hook(
             Hook::Block(l, BlockHook::Pattern),
@@ -117,5 +120,15 @@ fn shapes(cfg: &Config, model: &Gpt2, t: usize, dtype: &str) -> Result<Vec<Shape
         "f32",
         "softmax of the last position's logits: the next-token distribution",
     ));
-    Ok(stages)
+    stages
+}
+
+/// One step of the data flow.
+fn stage(name: String, shape: Vec<usize>, dtype: &str, note: &str) -> ShapeStep {
+    ShapeStep {
+        name,
+        shape,
+        dtype: dtype.to_string(),
+        note: note.to_string(),
+    }
 }

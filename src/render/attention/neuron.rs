@@ -43,6 +43,20 @@ pub fn neuron(
     };
     strip(out, "q", &n.q, kq_scale)?;
     writeln!(out)?;
+    keys(out, n, &token, &|out, j| {
+        strip(out, "k", &n.k[j], kq_scale)?;
+        strip(out, "q×k", &n.qk[j], qk_scale)
+    })
+}
+
+/// A row per key: q · k, the score and the weight (or why it is masked), each followed by
+/// what `strips` draws of it.
+fn keys(
+    out: &mut dyn Write,
+    n: &NeuronView,
+    token: &dyn Fn(usize) -> String,
+    strips: &dyn Fn(&mut dyn Write, usize) -> io::Result<()>,
+) -> io::Result<()> {
     let width = (0..n.k.len())
         .map(|j| token(j).chars().count())
         .max()
@@ -70,8 +84,7 @@ pub fn neuron(
                 continue;
             }
         }
-        strip(out, "k", &n.k[j], kq_scale)?;
-        strip(out, "q×k", &n.qk[j], qk_scale)?;
+        strips(out, j)?;
     }
     Ok(())
 }
