@@ -19,6 +19,7 @@ use crate::render::causal::grids as printer;
 use crate::reports::{AblateReport, Header, MetricSpec, SweepReport};
 use crate::session::metric::{answer_tokens, measure, wrong_token};
 use crate::session::texts::{Computed, Texts};
+use crate::session::Take;
 use crate::session::{
     check_finite, check_index, check_top_k, emit, layer_head, predictions, write_svg, Built,
     Session,
@@ -42,10 +43,11 @@ pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<
 
 /// The report `ablate` prints.
 pub fn build(session: &Session, args: &AblateArgs) -> Result<Built<AblateOutput>> {
-    let (cfg, _) = session.config()?;
-    let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
-    let components = what_to_remove(args, &cfg, &session.model_name)?;
-    let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
+    let cfg = session.config()?;
+    let top_k = check_top_k(&args.top_k, cfg, &session.model_name)?;
+    let components = what_to_remove(args, cfg, &session.model_name)?;
+    let (prepared, model) =
+        session.prepare_and_load(&args.input, cfg, cfg.n_layer, Take::STRICT)?;
     if prepared.texts.len() > 1 {
         return Err(usage("ablate runs one text; give one TEXT"));
     }
@@ -58,7 +60,7 @@ pub fn build(session: &Session, args: &AblateArgs) -> Result<Built<AblateOutput>
         text, ids, output, ..
     } = prepared.forward(&model, &req)?.remove(0);
     let (measure, spec) = metric(tokenizer, args, &output.logits)?;
-    let input = forced_input(&model, ids, measure.forced(), &cfg)?;
+    let input = forced_input(&model, ids, measure.forced(), cfg)?;
     let mode = crate::session::flags::ablation(args.mode);
     let tail = measure.positions();
     let (before, after) = ablate(&model, &input, &components, mode, tail)?; // (1, n, V)

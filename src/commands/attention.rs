@@ -20,19 +20,20 @@ use crate::reports::{
 };
 use crate::session::parts::per_layer;
 use crate::session::texts::{Computed, Texts};
+use crate::session::Take;
 use crate::session::{check_index, decoded, emit_parts, matrix, Built, Session};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Result<()> {
-    let (cfg, _) = session.config()?;
-    let plan = Plan::check(args, &cfg, &session.model_name)?;
+    let cfg = session.config()?;
+    let plan = Plan::check(args, cfg, &session.model_name)?;
     if plan.bertviz && matches!(session.format, Format::Csv | Format::Tsv) {
         return Err(usage(
             "--format bertviz is BertViz's JSON; drop --csv and --tsv (or --format bertviz)",
         ));
     }
     let blocks = plan.layers.last().map_or(0, |l| l + 1);
-    let (prepared, model) = session.prepare_and_load(&args.input, &cfg, blocks)?;
+    let (prepared, model) = session.prepare_and_load(&args.input, cfg, blocks, Take::STRICT)?;
     let windows = plan.check_texts(session, args, &prepared)?;
     let req = request(args, &plan.layers);
     if plan.bertviz {

@@ -15,6 +15,7 @@ use crate::model::{CaptureSpec, NoLogits, Request};
 use crate::render::causal::grids as printer;
 use crate::reports::{AttributeReport, ComponentValue};
 use crate::session::texts::{Computed, Texts};
+use crate::session::Take;
 use crate::session::{check_finite, check_index, emit, one_token, write_svg, Built, Session};
 
 pub fn run(session: &Session, args: &AttributeArgs, out: &mut dyn Write) -> Result<()> {
@@ -30,8 +31,9 @@ pub fn run(session: &Session, args: &AttributeArgs, out: &mut dyn Write) -> Resu
 
 /// The report `attribute` prints.
 pub fn build(session: &Session, args: &AttributeArgs) -> Result<Built<AttributeReport>> {
-    let (cfg, _) = session.config()?;
-    let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
+    let cfg = session.config()?;
+    let (prepared, model) =
+        session.prepare_and_load(&args.input, cfg, cfg.n_layer, Take::STRICT)?;
     if prepared.texts.len() > 1 {
         return Err(usage("attribute explains one text; give one TEXT"));
     }

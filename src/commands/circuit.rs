@@ -69,12 +69,12 @@ pub fn run(session: &Session, args: &CircuitArgs, out: &mut dyn Write) -> Result
 
 /// The report `circuit` prints and draws.
 pub fn build(session: &Session, args: &CircuitArgs) -> Result<Built<CircuitReport>> {
-    let (cfg, _) = session.config()?;
+    let cfg = session.config()?;
     let tokenizer = session.tokenizer()?;
-    let (clean, corrupt) = pair(session, &tokenizer, &args.pair, (&cfg, &[]))?;
+    let (clean, corrupt) = pair(session, &tokenizer, &args.pair, (cfg, &[]))?;
     let (answer, wrong, metric) = answers(&tokenizer, &args.pair)?;
-    check_args(args, edge_count(&cfg))?;
-    let model = session.model(&cfg, cfg.n_layer)?;
+    check_args(args, edge_count(cfg))?;
+    let model = session.model(cfg, cfg.n_layer)?;
     check_differentiable(&model).map_err(|e| usage(format!("circuit: {e}")))?;
     let row =
         |ids: &[u32]| -> Result<Tensor> { Ok(Tensor::new(ids, model.device())?.unsqueeze(0)?) };

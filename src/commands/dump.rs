@@ -19,6 +19,7 @@ use crate::render::tokens::table;
 use crate::reports::{DumpReport, HookRow, Padding};
 use crate::session::texts::{padded, Texts};
 use crate::session::Session;
+use crate::session::Take;
 
 pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()> {
     let to_stdout = crate::atomic::is_stdout(&args.output);
@@ -28,8 +29,8 @@ pub fn run(session: &Session, args: &DumpArgs, out: &mut dyn Write) -> Result<()
              redirect it or give a file name",
         ));
     }
-    let (cfg, _) = session.config()?;
-    let prepared = session.prepare(&args.input, &cfg)?;
+    let cfg = session.config()?;
+    let prepared = session.prepare(&args.input, cfg, Take::STRICT)?;
     let Texts {
         texts, cfg, ids, ..
     } = &prepared;

@@ -12,12 +12,13 @@ use crate::model::{Activations, BlockHook, CaptureSpec, Gpt2, Hook, NoLogits, Re
 use crate::render::tokens::table;
 use crate::reports::{EmbedReport, EmbedToken, Neighbour};
 use crate::session::texts::{Computed, Texts};
+use crate::session::Take;
 use crate::session::{decoded, matrix, Session};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &EmbedArgs, out: &mut dyn Write) -> Result<()> {
-    let (cfg, _) = session.config()?;
-    let (prepared, model) = session.prepare_and_load_each(&args.input, &cfg, 0)?;
+    let cfg = session.config()?;
+    let (prepared, model) = session.prepare_and_load(&args.input, cfg, 0, Take::EACH)?;
     let Texts { tokenizer, .. } = &prepared;
     let sum = Hook::Block(0, BlockHook::ResidPre);
     let req = Request {

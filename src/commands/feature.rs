@@ -14,6 +14,7 @@ use crate::render::features::dashboard;
 use crate::render::features::table;
 use crate::reports::{FeatureContext, FeatureCorpus, FeatureReport, FeatureRow, TokenValue};
 use crate::session::texts::Texts;
+use crate::session::Take;
 use crate::session::{decoded, Built, Session};
 use crate::tokenizer::Tokenizer;
 
@@ -29,10 +30,10 @@ pub fn run(session: &Session, args: &FeatureArgs, out: &mut dyn Write) -> Result
 /// The report `feature` prints; texts of a `--lines` corpus that could not run are its
 /// problem.
 pub fn build(session: &Session, args: &FeatureArgs) -> Result<Built<FeatureReport>> {
-    let (cfg, _) = session.config()?;
+    let cfg = session.config()?;
     let a = &args.sae;
     let (sae, hook, centered) =
-        session.sae(&a.sae, a.sae_revision.as_deref(), a.sae_centered, &cfg)?;
+        session.sae(&a.sae, a.sae_revision.as_deref(), a.sae_centered, cfg)?;
     session.check_features(&a.sae, &sae, args.ids.0.iter().copied())?;
     let corpus = !args.input.texts.is_empty() || args.input.file.is_some();
     // With --lines, texts that cannot be run are left out of the pass and end the run as
@@ -40,7 +41,7 @@ pub fn build(session: &Session, args: &FeatureArgs) -> Result<Built<FeatureRepor
     let (model, tokenizer, stats, texts, not_run) = match corpus {
         true => {
             let (prepared, model) =
-                session.prepare_and_load_each(&args.input, &cfg, cfg.n_layer)?;
+                session.prepare_and_load(&args.input, cfg, cfg.n_layer, Take::EACH)?;
             let keep = (args.contexts as usize, args.window as usize);
             let stats = pass(&prepared, &model, &sae, hook, centered, &args.ids.0, keep)?;
             let not_run = prepared.not_run();
@@ -48,7 +49,7 @@ pub fn build(session: &Session, args: &FeatureArgs) -> Result<Built<FeatureRepor
             (model, tokenizer, Some(stats), ids, not_run)
         }
         false => (
-            session.model(&cfg, cfg.n_layer)?,
+            session.model(cfg, cfg.n_layer)?,
             session.tokenizer()?,
             None,
             Vec::new(),

@@ -15,14 +15,15 @@ use crate::render::features::heatmap;
 use crate::render::features::table;
 use crate::reports::{FeatureValue, FeaturesReport, MostActive};
 use crate::session::texts::Texts;
+use crate::session::Take;
 use crate::session::{decoded, Session};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &FeaturesArgs, out: &mut dyn Write) -> Result<()> {
-    let (cfg, _) = session.config()?;
+    let cfg = session.config()?;
     let a = &args.sae;
     let (sae, hook, centered) =
-        session.sae(&a.sae, a.sae_revision.as_deref(), a.sae_centered, &cfg)?;
+        session.sae(&a.sae, a.sae_revision.as_deref(), a.sae_centered, cfg)?;
     if sae.cfg.prepend_bos && !session.prepend_bos {
         eprintln!(
             "warning: this SAE was trained with a BOS before every text; without --prepend-bos \
@@ -30,7 +31,8 @@ pub fn run(session: &Session, args: &FeaturesArgs, out: &mut dyn Write) -> Resul
         );
     }
     // The whole model: the spliced run needs the logits.
-    let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
+    let (prepared, model) =
+        session.prepare_and_load(&args.input, cfg, cfg.n_layer, Take::STRICT)?;
     let Texts {
         texts,
         ids,

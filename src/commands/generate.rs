@@ -16,18 +16,25 @@ use crate::render::tokens::table::GenerateStream;
 use crate::reports::{GenerateReport, GeneratedToken, Prediction, SamplingReport, StreamedToken};
 use crate::session::steer::Steering;
 use crate::session::texts::{token_limit, Limit, Texts};
-use crate::session::Each;
 use crate::session::{check_index, decoded, Session};
+use crate::session::{Each, Take};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Result<()> {
-    let (cfg, _) = session.config()?;
+    let cfg = session.config()?;
     let sampling = sampling(args)?;
-    let watch = watched_head(session, args, &cfg)?;
-    let steering = Steering::from_args(session, &args.steer, &cfg)?;
-    let limit = prompt_limit(args, &cfg)?;
-    let (prepared, model) =
-        session.prepare_and_load_within(&args.input, &cfg, limit, cfg.n_layer, Each::Lines)?;
+    let watch = watched_head(session, args, cfg)?;
+    let steering = Steering::from_args(session, &args.steer, cfg)?;
+    let limit = prompt_limit(args, cfg)?;
+    let (prepared, model) = session.prepare_and_load(
+        &args.input,
+        cfg,
+        cfg.n_layer,
+        Take {
+            limit: Some(limit),
+            each: Each::Lines,
+        },
+    )?;
     let Texts {
         texts,
         tokenizer,
@@ -35,7 +42,7 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
         pad,
         ..
     } = &prepared;
-    let settings = settings(args, &cfg, tokenizer, watch);
+    let settings = settings(args, cfg, tokenizer, watch);
     announce(session, (steering.as_ref(), &settings, texts.len()), out)?;
     // Tables stream as tokens come; other formats print each report when it is done.
     let mut printer = session.printer(texts, ids, *pad, &|_, _| Ok(()))?;

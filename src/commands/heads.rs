@@ -80,8 +80,8 @@ pub fn run(session: &Session, args: &HeadsArgs, out: &mut dyn Write) -> Result<(
 
 /// The report `heads` prints.
 pub fn build(session: &Session, args: &HeadsArgs) -> Result<Built<HeadsReport>> {
-    let (cfg, _) = session.config()?;
-    let (text, mut s) = sequence(session, args, &cfg)?;
+    let cfg = session.config()?;
+    let (text, mut s) = sequence(session, args, cfg)?;
     truncate(&mut s, args.truncate, cfg.n_positions / 2);
     // Exit 1, as a text too long is in every command.
     if s.len() < 2 || 2 * s.len() > cfg.n_positions {
@@ -93,7 +93,7 @@ pub fn build(session: &Session, args: &HeadsArgs) -> Result<Built<HeadsReport>> 
             cfg.n_positions / 2
         );
     }
-    let model = session.model(&cfg, cfg.n_layer)?;
+    let model = session.model(cfg, cfg.n_layer)?;
     let x: Vec<u32> = [s.clone(), s.clone()].concat();
     let input = Tensor::new(x.as_slice(), model.device())?.unsqueeze(0)?;
     let scores = head_scores(&model, &input, s.len())?;

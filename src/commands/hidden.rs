@@ -14,6 +14,7 @@ use crate::model::{BlockHook, CaptureSpec, Config, Hook, NoLogits, Request};
 use crate::render::tokens::table;
 use crate::reports::{DepthShown, HiddenReport};
 use crate::session::texts::{Computed, Texts};
+use crate::session::Take;
 use crate::session::{check_index, decoded, matrix, Session};
 use crate::tokenizer::Tokenizer;
 
@@ -28,7 +29,7 @@ fn hidden_hook(d: Depth, cfg: &Config) -> Hook {
 }
 
 pub fn run(session: &Session, args: &HiddenArgs, out: &mut dyn Write) -> Result<()> {
-    let (cfg, _) = session.config()?;
+    let cfg = session.config()?;
     if let Some(Depth::Blocks(d)) = args.depth {
         check_index("depth", d, cfg.n_layer + 1, "depths", &session.model_name)?;
     }
@@ -40,9 +41,13 @@ pub fn run(session: &Session, args: &HiddenArgs, out: &mut dyn Write) -> Result<
             .chain([Depth::LnF])
             .collect(),
     };
-    let capture = CaptureSpec::new(depths.iter().map(|&d| hidden_hook(d, &cfg)));
-    let (prepared, model) =
-        session.prepare_and_load_each(&args.input, &cfg, capture.blocks_needed(cfg.n_layer))?;
+    let capture = CaptureSpec::new(depths.iter().map(|&d| hidden_hook(d, cfg)));
+    let (prepared, model) = session.prepare_and_load(
+        &args.input,
+        cfg,
+        capture.blocks_needed(cfg.n_layer),
+        Take::EACH,
+    )?;
     let Texts { cfg, tokenizer, .. } = &prepared;
     let req = Request {
         capture,

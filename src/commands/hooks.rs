@@ -36,14 +36,14 @@ pub fn run(session: &Session, args: &HooksArgs, out: &mut dyn Write) -> Result<(
 
 /// The report `hooks` prints.
 pub fn build(session: &Session, args: &HooksArgs) -> Result<HooksReport> {
-    let (cfg, _) = session.config()?;
+    let cfg = session.config()?;
     let t = args.seq_len.map(|t| t as usize);
     Ok(HooksReport {
         header: session.header(None)?,
         seq_len: t,
-        hooks: Hook::all(&cfg)
+        hooks: Hook::all(cfg)
             .into_iter()
-            .map(|h| hook_row(h, &cfg, 1, t))
+            .map(|h| hook_row(h, cfg, 1, t))
             .collect(),
     })
 }

@@ -17,7 +17,7 @@ pub fn run(session: &Session, args: &InfoArgs, out: &mut dyn Write) -> Result<()
 
 /// The report `info` prints.
 pub fn build(session: &Session, _: &InfoArgs) -> Result<InfoReport> {
-    let (cfg, raw_config) = session.config()?;
+    let (cfg, raw_config) = (session.config()?, session.raw_config()?);
     let ckpt = session.checkpoint()?;
     let path = ckpt.path();
     let tensors: Vec<TensorRow> = ckpt

@@ -15,20 +15,22 @@ use crate::render::attention::table;
 use crate::reports::{Guess, LensGridReport, LensReport};
 use crate::session::parts::lens_report;
 use crate::session::texts::{Computed, Texts};
+use crate::session::Take;
 use crate::session::{check_index, check_top_k, decoded, write_svg, Session};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()> {
-    let (cfg, _) = session.config()?;
-    let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
-    let (mut prepared, model) = session.prepare_and_load_each(&args.input, &cfg, cfg.n_layer)?;
+    let cfg = session.config()?;
+    let top_k = check_top_k(&args.top_k, cfg, &session.model_name)?;
+    let (mut prepared, model) =
+        session.prepare_and_load(&args.input, cfg, cfg.n_layer, Take::EACH)?;
     if let Some(p) = args.position {
         prepared
             .reject(|which, ids| check_index("position", p, ids.len(), "token positions", which))?;
     }
     let Texts { tokenizer, .. } = &prepared;
     let req = Request {
-        capture: CaptureSpec::new(lens::hooks(&cfg)),
+        capture: CaptureSpec::new(lens::hooks(cfg)),
         logits: NoLogits,
     };
     if args.all_positions {

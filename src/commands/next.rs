@@ -11,14 +11,15 @@ use crate::render::tokens::table;
 use crate::reports::{NextReport, ShapeStep, Steered};
 use crate::session::steer::Steering;
 use crate::session::texts::{Computed, Texts};
+use crate::session::Take;
 use crate::session::{check_top_k, predictions, Session};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &NextArgs, out: &mut dyn Write) -> Result<()> {
-    let (cfg, _) = session.config()?;
-    let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
-    let steering = Steering::from_args(session, &args.steer, &cfg)?;
-    let (prepared, model) = session.prepare_and_load_each(&args.input, &cfg, cfg.n_layer)?;
+    let cfg = session.config()?;
+    let top_k = check_top_k(&args.top_k, cfg, &session.model_name)?;
+    let steering = Steering::from_args(session, &args.steer, cfg)?;
+    let (prepared, model) = session.prepare_and_load(&args.input, cfg, cfg.n_layer, Take::EACH)?;
     let Texts { cfg, tokenizer, .. } = &prepared;
     let req = Request {
         // The shapes are the model's to say: nothing is recorded just to be measured.

@@ -136,18 +136,18 @@ pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<(
 
 /// The reports `patch` prints: one per site, or the path patch's one.
 pub fn build(session: &Session, args: &PatchArgs) -> Result<Built<Vec<PatchReport>>> {
-    let (cfg, _) = session.config()?;
+    let cfg = session.config()?;
     let tokenizer = session.tokenizer()?;
     let (measure, spec) = metric(&tokenizer, args)?;
-    let (clean, corrupt) = pair(session, &tokenizer, &args.pair, (&cfg, measure.forced()))?;
+    let (clean, corrupt) = pair(session, &tokenizer, &args.pair, (cfg, measure.forced()))?;
     let shared = shared(session, &tokenizer, args, (&clean, measure, spec))?;
     let sender = args
         .path
         .as_deref()
-        .map(|p| sender(p, &cfg, args.to, session))
+        .map(|p| sender(p, cfg, args.to, session))
         .transpose()?;
     let sites = sites(args)?;
-    let model = session.model(&cfg, cfg.n_layer)?;
+    let model = session.model(cfg, cfg.n_layer)?;
     if args.method != PatchMethod::Exact {
         check_differentiable(&model).map_err(|e| usage(format!("--method: {e}")))?;
     }

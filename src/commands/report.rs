@@ -17,8 +17,8 @@ use crate::render::table;
 use crate::reports::{NeuronData, PageReport, PageSaliency, SaliencyMethod, WrittenReport};
 use crate::session::parts::{lens_report, per_layer, tokenize_report};
 use crate::session::texts::{token_limit, Texts};
-use crate::session::Each;
 use crate::session::{check_top_k, emit, Built, Session};
+use crate::session::{Each, Take};
 use crate::tokenizer::Tokenizer;
 
 /// Tokens a page holds at most: gpt2's 144 heads at 256 tokens are 4.7 M probabilities, 13 MB
@@ -30,7 +30,7 @@ const MAX_TOKENS: usize = 256;
 const NEURON_BYTES: usize = 12 << 20;
 
 pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<()> {
-    let top_k = check_top_k(&args.top_k, &session.config()?.0, &session.model_name)?;
+    let top_k = check_top_k(&args.top_k, session.config()?, &session.model_name)?;
     let built = build(session, args)?;
     let path = &args.output;
     atomic::write(path, "-o", &session.temps, |w| {
@@ -50,13 +50,20 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
 
 /// The page `report` writes.
 pub fn build(session: &Session, args: &ReportArgs) -> Result<Built<PageReport>> {
-    let (cfg, _) = session.config()?;
-    let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
+    let cfg = session.config()?;
+    let top_k = check_top_k(&args.top_k, cfg, &session.model_name)?;
     // The page's own limit, named once by the message that refuses a longer text (with
     // --truncate, the last MAX_TOKENS tokens are kept).
-    let limit = token_limit(&args.input, &cfg)?.at_most(MAX_TOKENS, "a report page holds");
-    let (prepared, model) =
-        session.prepare_and_load_within(&args.input, &cfg, limit, cfg.n_layer, Each::Strict)?;
+    let limit = token_limit(&args.input, cfg)?.at_most(MAX_TOKENS, "a report page holds");
+    let (prepared, model) = session.prepare_and_load(
+        &args.input,
+        cfg,
+        cfg.n_layer,
+        Take {
+            limit: Some(limit),
+            each: Each::Strict,
+        },
+    )?;
     let Texts {
         texts,
         cfg,

@@ -21,6 +21,7 @@ use crate::render::gradients::saliency as printer;
 use crate::reports::{NamedToken, SaliencyMatrixReport, SaliencyMethod, SaliencyReport};
 use crate::session::flags;
 use crate::session::texts::Texts;
+use crate::session::Take;
 use crate::session::{
     check_finite, check_index, decoded, emit, one_token, write_svg, Built, Session,
 };
@@ -105,8 +106,9 @@ pub fn run(session: &Session, args: &SaliencyArgs, out: &mut dyn Write) -> Resul
 /// The report `saliency` prints and draws.
 pub fn build(session: &Session, args: &SaliencyArgs) -> Result<Built<SaliencyOutput>> {
     let plan = Plan::check(args)?;
-    let (cfg, _) = session.config()?;
-    let (prepared, model) = session.prepare_and_load(&args.input, &cfg, cfg.n_layer)?;
+    let cfg = session.config()?;
+    let (prepared, model) =
+        session.prepare_and_load(&args.input, cfg, cfg.n_layer, Take::STRICT)?;
     if prepared.texts.len() > 1 {
         return Err(usage("saliency explains one text; give one TEXT"));
     }

@@ -15,15 +15,17 @@ use crate::reports::{Guess, ScoreReport, ScoredToken};
 use crate::session::steer::Steering;
 use crate::session::texts::{Computed, Texts};
 use crate::session::Session;
+use crate::session::Take;
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<()> {
-    let (cfg, _) = session.config()?;
-    let steering = Steering::from_args(session, &args.steer, &cfg)?;
+    let cfg = session.config()?;
+    let steering = Steering::from_args(session, &args.steer, cfg)?;
     let top_k = (args.top_k)
-        .map(|top_k| crate::session::check_top_k(&TopKArgs { top_k }, &cfg, &session.model_name))
+        .map(|top_k| crate::session::check_top_k(&TopKArgs { top_k }, cfg, &session.model_name))
         .transpose()?;
-    let (mut prepared, model) = session.prepare_and_load_each(&args.input, &cfg, cfg.n_layer)?;
+    let (mut prepared, model) =
+        session.prepare_and_load(&args.input, cfg, cfg.n_layer, Take::EACH)?;
     prepared.reject(|which, ids| match ids.len() {
         0 | 1 => bail!(
             "score needs at least two tokens: the first is only context; {which} has {}",

@@ -17,7 +17,7 @@ pub fn run(session: &Session, args: &TokenizeArgs, out: &mut dyn Write) -> Resul
     // Tokenizing needs no limit; the model's applies only when the user asks to cut.
     let limit = match (input.truncate, input.max_length) {
         (None, None) => None,
-        _ => Some(token_limit(input, &session.config()?.0)?),
+        _ => Some(token_limit(input, session.config()?)?),
     };
     let (mut texts, _, encoded) = session.encode(&tokenizer, input, limit)?;
     let encoded = encoded.into_iter().collect::<Result<Vec<_>>>()?;

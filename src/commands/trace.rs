@@ -11,13 +11,14 @@ use crate::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, LastLogits, Reque
 use crate::render::tokens::table;
 use crate::reports::{ShapeStep, TraceReport};
 use crate::session::texts::{Computed, Texts};
+use crate::session::Take;
 use crate::session::{check_top_k, decoded, predictions, Session};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &TraceArgs, out: &mut dyn Write) -> Result<()> {
-    let (cfg, _) = session.config()?;
-    let top_k = check_top_k(&args.top_k, &cfg, &session.model_name)?;
-    let (prepared, model) = session.prepare_and_load_each(&args.input, &cfg, cfg.n_layer)?;
+    let cfg = session.config()?;
+    let top_k = check_top_k(&args.top_k, cfg, &session.model_name)?;
+    let (prepared, model) = session.prepare_and_load(&args.input, cfg, cfg.n_layer, Take::EACH)?;
     let Texts { cfg, tokenizer, .. } = &prepared;
     let req = Request {
         capture: CaptureSpec::default(),

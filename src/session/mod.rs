@@ -78,6 +78,8 @@ pub struct Session {
     /// The commit the model resolved to, looked up in the cache at the first report's
     /// header and reused by every later one (a batch has thousands).
     commit: OnceLock<Option<String>>,
+    /// config.json, read at the first [`Session::config`] and kept.
+    config: OnceLock<(Config, serde_json::Value)>,
 }
 
 impl Session {
@@ -113,6 +115,7 @@ impl Session {
             temps,
             prepend_bos: g.prepend_bos,
             commit: OnceLock::new(),
+            config: OnceLock::new(),
         })
     }
 
@@ -192,9 +195,22 @@ impl Session {
             .with_context(|| format!("--model {}", self.model_name))
     }
 
-    pub fn config(&self) -> Result<(Config, serde_json::Value)> {
-        let path = self.file("config.json")?;
-        Config::from_file(&path)
+    /// The model's config.json, read once.
+    pub fn config(&self) -> Result<&Config> {
+        Ok(&self.config_json()?.0)
+    }
+
+    /// config.json as it is written (`info` shows it).
+    pub fn raw_config(&self) -> Result<serde_json::Value> {
+        Ok(self.config_json()?.1.clone())
+    }
+
+    fn config_json(&self) -> Result<&(Config, serde_json::Value)> {
+        if let Some(c) = self.config.get() {
+            return Ok(c);
+        }
+        let read = Config::from_file(&self.file("config.json")?)?;
+        Ok(self.config.get_or_init(|| read))
     }
 
     /// The checkpoint: the first of model.safetensors, its index, pytorch_model.bin and
@@ -303,20 +319,36 @@ pub(crate) enum Each {
     Lines,
 }
 
-impl Session {
-    pub(crate) fn prepare(&self, input: &TextArgs, cfg: &Config) -> Result<Texts> {
-        self.prepare_within(input, cfg, token_limit(input, cfg)?, Each::Strict)
-    }
+/// How a command takes its texts: within which limit, and what a text that cannot be run
+/// does to the run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Take {
+    /// `None`: the model's (`--max-length`, else n_positions).
+    pub limit: Option<Limit>,
+    pub each: Each,
+}
 
-    /// [`prepare`](Self::prepare) for a command whose own limit may be lower than the
-    /// model's.
-    fn prepare_within(
-        &self,
-        input: &TextArgs,
-        cfg: &Config,
-        limit: Limit,
-        each: Each,
-    ) -> Result<Texts> {
+impl Take {
+    /// Within the model's limit; the first text that cannot run is the error.
+    pub const STRICT: Take = Take {
+        limit: None,
+        each: Each::Strict,
+    };
+    /// Within the model's limit; with `--lines`, every text that can run does.
+    pub const EACH: Take = Take {
+        limit: None,
+        each: Each::Lines,
+    };
+}
+
+impl Session {
+    /// The texts of `input`, encoded and checked against `cfg` as `take` says.
+    pub(crate) fn prepare(&self, input: &TextArgs, cfg: &Config, take: Take) -> Result<Texts> {
+        let Take { limit, each } = take;
+        let limit = match limit {
+            Some(limit) => limit,
+            None => token_limit(input, cfg)?,
+        };
         let tokenizer = self.tokenizer()?;
         let (mut texts, lines, encoded) = self.encode(&tokenizer, input, Some(limit))?;
         let lenient = each == Each::Lines && lines.is_some() && !input.fail_fast;
@@ -392,32 +424,10 @@ impl Session {
         input: &TextArgs,
         cfg: &Config,
         n_blocks: usize,
-    ) -> Result<(Texts, Gpt2)> {
-        self.prepare_and_load_within(input, cfg, token_limit(input, cfg)?, n_blocks, Each::Strict)
-    }
-
-    /// [`prepare_and_load`](Self::prepare_and_load) for a command that runs every text it
-    /// can ([`Each::Lines`]).
-    pub(crate) fn prepare_and_load_each(
-        &self,
-        input: &TextArgs,
-        cfg: &Config,
-        n_blocks: usize,
-    ) -> Result<(Texts, Gpt2)> {
-        self.prepare_and_load_within(input, cfg, token_limit(input, cfg)?, n_blocks, Each::Lines)
-    }
-
-    /// [`prepare_and_load`](Self::prepare_and_load) with a command's own token limit.
-    pub(crate) fn prepare_and_load_within(
-        &self,
-        input: &TextArgs,
-        cfg: &Config,
-        limit: Limit,
-        n_blocks: usize,
-        each: Each,
+        take: Take,
     ) -> Result<(Texts, Gpt2)> {
         std::thread::scope(|s| {
-            let text = s.spawn(|| self.prepare_within(input, cfg, limit, each));
+            let text = s.spawn(|| self.prepare(input, cfg, take));
             let model = self.model(cfg, n_blocks);
             let prepared = text
                 .join()
