@@ -257,7 +257,7 @@ fn print_sweep(
         printer::sweep_svg(w, report, crate::session::grid_style(&args.figure))
     })?;
     emit(session, out, report, |out, r| {
-        printer::sweep(out, r, session.palette)
+        printer::sweep(out, r, session.output.palette)
     })
 }
 

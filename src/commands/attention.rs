@@ -27,7 +27,7 @@ use crate::tokenizer::Tokenizer;
 pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Result<()> {
     let cfg = session.config()?;
     let plan = Plan::check(args, cfg, &session.model_name)?;
-    if plan.bertviz && matches!(session.format, Format::Csv | Format::Tsv) {
+    if plan.bertviz && matches!(session.output.format, Format::Csv | Format::Tsv) {
         return Err(usage(
             "--format bertviz is BertViz's JSON; drop --csv and --tsv (or --format bertviz)",
         ));
@@ -60,17 +60,19 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
         }
         Ok(report)
     };
-    let style = session.palette.map(|palette| heatmap::Style {
+    let style = session.output.palette.map(|palette| heatmap::Style {
         palette,
-        width: session.width,
+        width: session.output.width,
         annot: args.annot,
         grid: args.all_heads,
         colours: plan.colours,
     });
     prepared.run(session, out, &model, &req, build, |out, r| {
         match (&r.neuron, &r.stages, &style) {
-            (Some(n), _, _) => neuron::neuron(out, r, n, session.palette, args.annot),
-            (None, Some(s), _) => stages::stages(out, r, s, session.palette, session.width),
+            (Some(n), _, _) => neuron::neuron(out, r, n, session.output.palette, args.annot),
+            (None, Some(s), _) => {
+                stages::stages(out, r, s, session.output.palette, session.output.width)
+            }
             (None, None, Some(style)) => heatmap::attention(out, r, style),
             (None, None, None) => table::attention(out, r),
         }
@@ -131,10 +133,14 @@ impl Plan {
         let lengths: Vec<usize> = (windows.iter().zip(&prepared.ids))
             .map(|(w, ids)| w.map_or(ids.len(), |[a, b]| b - a))
             .collect();
-        if session.format.is_table() && !self.bertviz && !args.all_heads && args.layer.is_none() {
+        if session.output.format.is_table()
+            && !self.bertviz
+            && !args.all_heads
+            && args.layer.is_none()
+        {
             self.refuse_long_tables(heads, lengths.iter().copied().max().unwrap_or(0), prepared)?;
         }
-        if session.format.is_json() {
+        if session.output.format.is_json() {
             announce_json_size(args, &prepared.cfg, heads, &lengths);
         }
         Ok(windows)

@@ -24,7 +24,7 @@ pub fn run(session: &Session, args: &AttributeArgs, out: &mut dyn Write) -> Resu
         printer::attribute_svg(w, &built.report, crate::session::grid_style(&args.figure))
     })?;
     emit(session, out, &built.report, |out, r| {
-        printer::attribute(out, r, session.palette)
+        printer::attribute(out, r, session.output.palette)
     })?;
     built.finish()
 }

@@ -62,7 +62,7 @@ pub fn run(session: &Session, args: &CircuitArgs, out: &mut dyn Write) -> Result
     })?;
     write_svg(session, args.svg.as_deref(), |w| printer::svg(w, report))?;
     emit(session, out, report, |out, r| {
-        printer::table(out, r, session.palette)
+        printer::table(out, r, session.output.palette)
     })?;
     built.finish()
 }

@@ -50,7 +50,7 @@ pub fn run(session: &Session, args: &FeaturesArgs, out: &mut dyn Write) -> Resul
             )
         })
         .collect::<Result<Vec<_>>>()?;
-    let palette = (session.palette, session.width);
+    let palette = (session.output.palette, session.output.width);
     prepared.emit(session, out, reports, |out, r| {
         table::features(out, r)?;
         heatmap::heatmap(out, r, palette.0, palette.1)

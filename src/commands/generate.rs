@@ -63,7 +63,7 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
             true => Some(GenerateStream::new(
                 args.show_probs,
                 watch,
-                session.terminal,
+                session.output.terminal,
             )),
             false => None,
         };
@@ -223,7 +223,7 @@ fn announce(
     (steering, settings, texts): (Option<&Steering>, &Settings, usize),
     out: &mut dyn Write,
 ) -> Result<()> {
-    let json = !session.format.is_table();
+    let json = !session.output.format.is_table();
     if let Some(s) = steering.filter(|_| !json) {
         writeln!(out, "steered: {} at {}", s.describe().join(", "), s.hook)?;
     }

@@ -54,7 +54,7 @@ fn sequence(
     };
     let tokenizer = || session.tokenizer();
     match (text, &args.ids) {
-        (Some(text), _) => Ok((Some(text.clone()), session.ids(&tokenizer()?, &text)?)),
+        (Some(text), _) => Ok((Some(text.clone()), session.ids(&*tokenizer()?, &text)?)),
         (None, Some(ids)) => {
             let tokenizer = tokenizer()?;
             let ids = session.given_ids(&tokenizer, &ids.0, "--ids")?;
@@ -73,7 +73,7 @@ pub fn run(session: &Session, args: &HeadsArgs, out: &mut dyn Write) -> Result<(
         printer::heads_svg(w, &built.report, crate::session::grid_style(&args.figure))
     })?;
     emit(session, out, &built.report, |out, r| {
-        printer::heads(out, r, session.palette)
+        printer::heads(out, r, session.output.palette)
     })?;
     built.finish()
 }

@@ -69,7 +69,13 @@ fn all_positions(
         Ok(report)
     };
     prepared.run(session, out, model, req, build, |out, r| {
-        crate::render::attention::lens::grid(out, r, session.palette, session.width, colours)
+        crate::render::attention::lens::grid(
+            out,
+            r,
+            session.output.palette,
+            session.output.width,
+            colours,
+        )
     })
 }
 

@@ -41,10 +41,14 @@ use crate::signals::TempFiles;
 /// renderer.
 macro_rules! commands {
     ($($variant:ident => $module:ident),* $(,)?) => {
-        fn dispatch(session: &Session, command: &Command, out: &mut dyn Write) -> Result<()> {
+        /// Runs `command` with `session`, printing to `out` as `session.output` says: the
+        /// command line's path, and a server's, which keeps one session and hands each
+        /// request a clone with its own output.
+        pub fn dispatch(session: &Session, command: &Command, out: &mut dyn Write) -> Result<()> {
             match command {
                 $(Command::$variant(args) => $module::run(session, args, out),)*
-                Command::Completions(_) | Command::Man(_) => unreachable!("run() handles these"),
+                Command::Completions(args) => completions::run(args, out),
+                Command::Man(args) => man::run(args, &session.temps, out),
             }
         }
     };

@@ -288,7 +288,8 @@ fn with_shares(r: PatchReport) -> PatchReport {
 /// holds theirs (`--jsonl`: one a line).
 fn print(session: &Session, out: &mut dyn Write, mut reports: Vec<PatchReport>) -> Result<()> {
     if reports.len() == 1 {
-        let table = |out: &mut dyn Write, r: &PatchReport| printer::patch(out, r, session.palette);
+        let table =
+            |out: &mut dyn Write, r: &PatchReport| printer::patch(out, r, session.output.palette);
         return emit(session, out, &reports.remove(0), table);
     }
     let whole = |sites: Vec<PatchReport>| PatchSitesReport {
@@ -296,6 +297,6 @@ fn print(session: &Session, out: &mut dyn Write, mut reports: Vec<PatchReport>) 
         sites,
     };
     emit_parts(session, out, reports, whole, |out, r| {
-        printer::patch_sites(out, r, session.palette)
+        printer::patch_sites(out, r, session.output.palette)
     })
 }

@@ -90,13 +90,13 @@ pub fn run(session: &Session, args: &SaliencyArgs, out: &mut dyn Write) -> Resul
         SaliencyOutput::Position(report) => {
             write_svg(session, svg, |w| printer::strip_svg(w, report))?;
             emit(session, out, report, |out, r| {
-                printer::scores(out, r, session.palette)
+                printer::scores(out, r, session.output.palette)
             })?;
         }
         SaliencyOutput::Matrix(report) => {
             write_svg(session, svg, |w| printer::matrix_svg(w, report))?;
             emit(session, out, report, |out, r| {
-                printer::matrix(out, r, session.palette)
+                printer::matrix(out, r, session.output.palette)
             })?;
         }
     }

@@ -29,7 +29,7 @@ pub fn run(session: &Session, args: &TokenizeArgs, out: &mut dyn Write) -> Resul
         .collect::<Result<Vec<_>>>()?;
     let pad = pad_id(&tokenizer, None);
     emit_texts(session, out, &texts, &ids, pad, reports, table::tokenize)?;
-    if texts.len() > 1 && session.format.is_table() {
+    if texts.len() > 1 && session.output.format.is_table() {
         writeln!(out)?;
         table::padding(out, &padded(&ids, pad))?;
     }

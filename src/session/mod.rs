@@ -33,7 +33,7 @@ pub use tokens::predictions;
 pub use tokens::ranked;
 
 use std::io::{self, IsTerminal};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
@@ -56,30 +56,70 @@ use crate::session::texts::{encode_each, encode_ids, pad_id, token_limit, Encode
 use crate::signals::TempFiles;
 use crate::tokenizer::Tokenizer;
 
+/// How reports are shown: the format, and for tables the terminal's colours and width. The
+/// command line takes it from its flags and standard output; a server answers JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Output {
+    /// `--json`, `--jsonl`, `--csv`, `--tsv` or tables: how every report is printed.
+    pub format: Format,
+    /// Colours of heatmaps; `None`: plain text.
+    pub palette: Option<Palette>,
+    /// Width of the terminal (or COLUMNS); `None`: not a terminal.
+    pub width: Option<usize>,
+    /// Whether the output is a terminal: text shown there gets its control characters
+    /// escaped.
+    pub terminal: bool,
+}
+
+impl Output {
+    /// As the flags ask, for standard output.
+    pub fn of_stdout(g: &GlobalArgs) -> Output {
+        let terminal = io::stdout().is_terminal();
+        Output {
+            format: Format::from_flags(g.json, g.jsonl, g.csv, g.tsv),
+            palette: palette(g.color, terminal, |k| std::env::var(k).ok()),
+            width: terminal_width(),
+            terminal,
+        }
+    }
+
+    /// One JSON object (several texts: the batch envelope), as `--json` prints it.
+    pub fn json() -> Output {
+        Output {
+            format: Format::Json,
+            palette: None,
+            width: None,
+            terminal: false,
+        }
+    }
+}
+
 /// The model the user named, and how to compute with it. Files are fetched lazily, so
-/// `tokenize` never touches the weights.
+/// `tokenize` never touches the weights. What is read once (config.json, the tokenizer, a
+/// kept model) is shared by its clones: a server keeps one session and answers each request
+/// with a clone of its own [`Output`].
+#[derive(Clone)]
 pub struct Session {
     pub model_name: String,
     pub source: ModelSource,
     pub device: Device,
     pub dtype: DType,
-    /// `--json`, `--jsonl` or tables: how every report is printed.
-    pub format: Format,
-    /// Colours of heatmaps on stdout; `None`: plain text.
-    pub palette: Option<Palette>,
-    /// Width of the terminal on stdout (or COLUMNS); `None`: not a terminal.
-    pub width: Option<usize>,
-    /// Whether stdout is a terminal: text shown there gets its control characters escaped.
-    pub terminal: bool,
+    /// How reports are shown: per call (the command line's from its flags and stdout).
+    pub output: Output,
     /// Output files being written, removed on SIGINT/SIGTERM.
     pub temps: TempFiles,
     /// `--prepend-bos`: `<|endoftext|>` before every text, as TransformerLens does.
     pub prepend_bos: bool,
     /// The commit the model resolved to, looked up in the cache at the first report's
     /// header and reused by every later one (a batch has thousands).
-    commit: OnceLock<Option<String>>,
+    commit: Arc<OnceLock<Option<String>>>,
     /// config.json, read at the first [`Session::config`] and kept.
-    config: OnceLock<(Config, serde_json::Value)>,
+    config: Arc<OnceLock<(Config, serde_json::Value)>>,
+    /// The tokenizer, built at the first [`Session::tokenizer`] and kept.
+    tokenizer: Arc<OnceLock<Arc<Tokenizer>>>,
+    /// The whole model, once [`Session::keep_model`] has loaded it: every later call uses
+    /// it instead of loading the blocks it needs.
+    kept: Arc<OnceLock<Arc<Gpt2>>>,
 }
 
 impl Session {
@@ -106,16 +146,13 @@ impl Session {
                 .map_err(|e| anyhow::anyhow!("--model {e:#}"))?,
             device,
             dtype,
-            format: Format::from_flags(g.json, g.jsonl, g.csv, g.tsv),
-            palette: palette(g.color, io::stdout().is_terminal(), |k| {
-                std::env::var(k).ok()
-            }),
-            width: terminal_width(),
-            terminal: io::stdout().is_terminal(),
+            output: Output::of_stdout(g),
             temps,
             prepend_bos: g.prepend_bos,
-            commit: OnceLock::new(),
-            config: OnceLock::new(),
+            commit: Default::default(),
+            config: Default::default(),
+            tokenizer: Default::default(),
+            kept: Default::default(),
         })
     }
 
@@ -128,7 +165,7 @@ impl Session {
         pad: u32,
         table: &'a dyn Fn(&mut dyn std::io::Write, &R) -> std::io::Result<()>,
     ) -> Result<Box<dyn Printer<R> + 'a>> {
-        let header = match Run::needs_header(self.format, texts.len()) {
+        let header = match Run::needs_header(self.output.format, texts.len()) {
             true => Some(self.header(None)?),
             false => None,
         };
@@ -138,7 +175,7 @@ impl Session {
             pad,
             header,
         };
-        Ok(self.format.printer(run, table))
+        Ok(self.output.format.printer(run, table))
     }
 
     /// What every JSON object starts with: schema, version, model and its resolved commit.
@@ -156,8 +193,14 @@ impl Session {
         Ok(Header::new(&self.model_name, commit, text))
     }
 
-    pub fn tokenizer(&self) -> Result<Tokenizer> {
-        Tokenizer::load(&self.source).with_context(|| format!("--model {}", self.model_name))
+    /// The model's tokenizer, built once.
+    pub fn tokenizer(&self) -> Result<Arc<Tokenizer>> {
+        if let Some(t) = self.tokenizer.get() {
+            return Ok(t.clone());
+        }
+        let built = Tokenizer::load(&self.source)
+            .with_context(|| format!("--model {}", self.model_name))?;
+        Ok(self.tokenizer.get_or_init(|| Arc::new(built)).clone())
     }
 
     /// The id to put before every text with `--prepend-bos`: `<|endoftext|>`.
@@ -268,10 +311,36 @@ impl Session {
         }
     }
 
-    /// Loads the embeddings and the first `n_blocks` blocks (see [`Gpt2::load`]).
-    pub fn model(&self, cfg: &Config, n_blocks: usize) -> Result<Gpt2> {
+    /// The embeddings and at least the first `n_blocks` blocks (see [`Gpt2::load`]): the
+    /// kept model, else loaded for this call.
+    pub fn model(&self, cfg: &Config, n_blocks: usize) -> Result<Arc<Gpt2>> {
+        if let Some(m) = self.kept.get() {
+            return Ok(m.clone());
+        }
         let ckpt = self.checkpoint()?;
-        Gpt2::load(&ckpt, cfg, n_blocks, &self.device, self.dtype)
+        Ok(Arc::new(Gpt2::load(
+            &ckpt,
+            cfg,
+            n_blocks,
+            &self.device,
+            self.dtype,
+        )?))
+    }
+
+    /// A session sharing this one's model, tokenizer and config, printing as `output` says.
+    pub fn with_output(&self, output: Output) -> Session {
+        Session {
+            output,
+            ..self.clone()
+        }
+    }
+
+    /// Loads the whole model once and keeps it for every later call (a server's).
+    pub fn keep_model(&self) -> Result<()> {
+        let cfg = self.config()?;
+        let model = self.model(cfg, cfg.n_layer)?;
+        self.kept.get_or_init(|| model);
+        Ok(())
     }
 }
 
@@ -425,7 +494,7 @@ impl Session {
         cfg: &Config,
         n_blocks: usize,
         take: Take,
-    ) -> Result<(Texts, Gpt2)> {
+    ) -> Result<(Texts, Arc<Gpt2>)> {
         std::thread::scope(|s| {
             let text = s.spawn(|| self.prepare(input, cfg, take));
             let model = self.model(cfg, n_blocks);

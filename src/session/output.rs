@@ -37,7 +37,7 @@ where
     R: serde::Serialize + Tabular,
     W: serde::Serialize + Tabular,
 {
-    match session.format {
+    match session.output.format {
         Format::Jsonl => {
             let none = |_: &mut dyn Write, _: &R| Ok(());
             let mut printer = session.printer(&[], &[], 0, &none)?;

@@ -22,7 +22,7 @@ use crate::tokenizer::{Token, Tokenizer};
 pub(crate) struct Texts {
     pub(crate) texts: Vec<String>,
     pub(crate) cfg: Config,
-    pub(crate) tokenizer: Tokenizer,
+    pub(crate) tokenizer: std::sync::Arc<Tokenizer>,
     pub(crate) tokens: Vec<Vec<Token>>,
     pub(crate) ids: Vec<Vec<u32>>,
     /// The id padding a batch.

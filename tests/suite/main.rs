@@ -27,4 +27,5 @@ mod readme;
 mod render;
 mod saes;
 mod score;
+mod session;
 mod tokenizer;
