@@ -30,15 +30,15 @@ use std::io::{self, Write};
 
 use anyhow::Result;
 
-use crate::session::Session;
-
 use crate::cli::{Cli, Command};
+use crate::session::output::Stdout;
+use crate::session::Session;
 use crate::signals::TempFiles;
 
 /// Every subcommand: its [`Command`] variant and its module, whose `run(session, args,
 /// out)` does the work. Adding a command is a file in this directory, its `mod` line above
-/// (outside the macro, where rustfmt sees it), a line here, a variant in cli.rs and a
-/// renderer.
+/// (outside the macro, where rustfmt sees it), a line here, a variant in `cli/` and a
+/// renderer (docs/ARCHITECTURE.md, "Where to add").
 macro_rules! commands {
     ($($variant:ident => $module:ident),* $(,)?) => {
         /// Runs `command` with `session`, printing to `out` as `session.output` says: the
@@ -88,22 +88,4 @@ pub fn run(cli: Cli, temps: TempFiles) -> Result<()> {
     }
     out.flush()?;
     Ok(())
-}
-
-/// Standard output whose write errors say that they are about standard output (a full
-/// disk behind a redirection); the error kind is kept, so a closed pipe is still quiet.
-struct Stdout<W>(W);
-
-impl<W: Write> Write for Stdout<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf).map_err(on_stdout)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush().map_err(on_stdout)
-    }
-}
-
-fn on_stdout(e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("cannot write to standard output: {e}"))
 }

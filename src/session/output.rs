@@ -122,3 +122,21 @@ pub fn check_finite(
         .unwrap_or(crate::model::Hook::Logits);
     Ok(Some(non_finite_error(hook, None)))
 }
+
+/// Standard output whose write errors say that they are about standard output (a full
+/// disk behind a redirection); the error kind is kept, so a closed pipe is still quiet.
+pub struct Stdout<W>(pub W);
+
+impl<W: Write> Write for Stdout<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf).map_err(on_stdout)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush().map_err(on_stdout)
+    }
+}
+
+fn on_stdout(e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("cannot write to standard output: {e}"))
+}
