@@ -1,8 +1,10 @@
 //! The attention family's flags: `attention`, `lens` and the `report` page.
 
-use super::{head_of_layer, parse_window, CmapArg, FigureArgs, TextArgs, TopKArgs, Window};
-use clap::{Args, ValueEnum};
 use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::{head_of_layer, parse_window, CmapArg, FigureArgs, TextArgs, TopKArgs, Window};
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {

@@ -1,9 +1,11 @@
 //! The causal family's flags: `patch`, `ablate`, `attribute`, `heads`, `circuit`, and the
 //! metric they measure.
 
-use super::{token_ids, GridFigureArgs, TextArgs, TokenIds, TopKArgs, Truncate};
-use clap::{Args, ValueEnum};
 use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::{token_ids, GridFigureArgs, TextArgs, TokenIds, TopKArgs, Truncate};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PatchSite {

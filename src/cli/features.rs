@@ -1,8 +1,10 @@
 //! The features family's flags: `features`, `feature`, the SAE options and steering.
 
-use super::{at_least_one, TextArgs};
-use clap::Args;
 use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{at_least_one, TextArgs};
 
 /// A sparse autoencoder that a command may use (its own flags say what for).
 #[derive(Debug, Args)]

@@ -1,8 +1,10 @@
 //! The gradients family's flags: `saliency`, its methods, metric and baseline.
 
-use super::{at_least_one, TextArgs};
-use clap::{Args, ValueEnum};
 use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::{at_least_one, TextArgs};
 
 #[derive(Debug, Args)]
 pub struct SaliencyArgs {

@@ -13,8 +13,9 @@ pub use gradients::*;
 pub use texts::*;
 pub use tokens::*;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Open up GPT-2 and see what happens inside: tokens, embeddings, attention, next-token
 /// probabilities. Numbers match Hugging Face transformers' GPT2LMHeadModel.

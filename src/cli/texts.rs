@@ -1,8 +1,9 @@
 //! What every family's commands share: the texts (`TEXT`, `--file`, `--lines`, `--ids`,
 //! `--truncate`), `--top-k`, token ids, windows, and the figure flags.
 
-use clap::{Args, ValueEnum};
 use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
 
 /// TEXT's help for the commands that explain one text (report, ablate, attribute, saliency).
 pub(super) const ONE_TEXT: &str =

@@ -1,9 +1,11 @@
 //! The tokens family's flags: what the model reads and predicts (`tokenize`, `next`,
 //! `trace`, `embed`, `hidden`, `hooks`, `dump`, `info`, `score`, `generate`).
 
-use super::{at_least_one, depth, Depth, SaeOption, SteerArgs, TextArgs, TopKArgs};
-use clap::Args;
 use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{at_least_one, depth, Depth, SaeOption, SteerArgs, TextArgs, TopKArgs};
 
 /// `info` takes no options of its own.
 #[derive(Debug, Args)]

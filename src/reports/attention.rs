@@ -1,8 +1,9 @@
 //! The attention family's reports: `attention` (patterns, stages, the neuron view, BertViz's
 //! data), `lens`, and the `report` page.
 
-use super::{Guess, Header, NamedToken, Prediction, SaliencyMethod, TokenRow};
 use serde::Serialize;
+
+use super::{Guess, Header, NamedToken, Prediction, SaliencyMethod, TokenRow};
 
 /// A `[T][T]` (or `[T][d_head]`) matrix of one head.
 pub type Matrix = Vec<Vec<f32>>;

@@ -1,8 +1,9 @@
 //! The causal family's reports: `patch`, `circuit`, `ablate`, `attribute`, `heads`, and the
 //! metric they measure.
 
-use super::{Header, NamedToken, Prediction};
 use serde::Serialize;
+
+use super::{Header, NamedToken, Prediction};
 
 /// What a causal command measured of each run: TransformerLens's metrics of the answer at
 /// the last position (an answer of several tokens teacher-forced, summed over its tokens).

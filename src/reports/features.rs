@@ -1,8 +1,9 @@
 //! The features family's reports: `features` (an SAE's features at each token) and
 //! `feature` (what features write and where they fire over a corpus).
 
-use super::Header;
 use serde::Serialize;
+
+use super::Header;
 
 /// One feature's activation at a token.
 #[derive(Debug, Clone, Serialize)]

@@ -1,7 +1,8 @@
 //! The gradients family's reports: `saliency`, one position's or a matrix of them.
 
-use super::{Header, NamedToken};
 use serde::Serialize;
+
+use super::{Header, NamedToken};
 
 /// How `saliency` scored: the method and, for integrated gradients, its rule.
 #[derive(Debug, Clone, Serialize)]

@@ -1,8 +1,9 @@
 //! The tokens family's reports: what the model reads and predicts (`tokenize`, `next`,
 //! `trace`, `embed`, `hidden`, `hooks`, `dump`, `info`, `score`, `generate`).
 
-use super::{Header, Matrix, Prediction};
 use serde::Serialize;
+
+use super::{Header, Matrix, Prediction};
 
 /// A batch as the model gets it: right-padded ids and the attention mask (1 = real token,
 /// 0 = padding), as Hugging Face's `tokenizer(texts, padding=True)` returns them.

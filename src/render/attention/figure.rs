@@ -1,6 +1,9 @@
 //! The attention family's figures: a head's pattern or a layer's heads as heatmaps, a head's
 //! four stages, and the logit lens grid.
 
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
 use crate::render::color::{hex, ColourScale, Ramp};
 use crate::render::svg::{
     axis_titles, cells, colour_bar, column_labels, document, gradient, ink_name, row_labels,
@@ -9,8 +12,6 @@ use crate::render::svg::{
 };
 use crate::render::{display_width, escape, largest_visible, model_name, sentence, window_note};
 use crate::reports::{AttentionReport, HeadMap, HeadStages, LensGridReport, Matrix};
-use std::fmt::Write as _;
-use std::io::{self, Write};
 
 /// Whether `--annot` values fit the figure of `r`: one head, cells of at least
 /// [`ANNOT_CELL`] px (26 tokens at most). Where they do not, each value is still the cell's

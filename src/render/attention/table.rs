@@ -1,11 +1,12 @@
 //! The attention family's tables: each head's pattern as numbers, q/k/v and scores, and the
 //! logit lens at one position.
 
+use std::io::{self, Write};
+
 use crate::render::table::{columns, quoted, vectors, Align};
 use crate::render::{depth_label, window_note};
 use crate::reports::HeadMap;
 use crate::reports::{AttentionReport, LensReport};
-use std::io::{self, Write};
 
 /// One T×T map per head, rows = queries, columns = keys; `cell(query, key, value)`.
 fn head_maps<C>(

@@ -1,10 +1,11 @@
 //! The features family's tables: an SAE's features at each token, and what features write
 //! and where they fire.
 
+use std::io::{self, Write};
+
 use crate::render::table::{columns, quoted, Align};
 use crate::render::terminal_text;
 use crate::reports::{FeatureCorpus, FeatureReport, FeaturesReport, TokenValue};
-use std::io::{self, Write};
 
 pub fn features(out: &mut dyn Write, r: &FeaturesReport) -> io::Result<()> {
     use Align::*;

@@ -1,6 +1,8 @@
 //! The tokens family's tables: `tokenize`, `next`, `trace`, `embed`, `hidden`, `hooks`,
 //! `dump`, `info`, `score`, and `generate`'s stream.
 
+use std::io::{self, Write};
+
 use crate::render::depth_label;
 use crate::render::table::{columns, predictions, quoted, vectors, Align};
 use crate::reports::{
@@ -8,7 +10,6 @@ use crate::reports::{
     NextReport, ShapeStep, TokenizeReport, TraceReport,
 };
 use crate::reports::{GenerateReport, Padding, ScoreReport, StreamedToken};
-use std::io::{self, Write};
 
 fn shape(dims: &[usize]) -> String {
     let inner: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
