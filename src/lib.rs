@@ -19,6 +19,7 @@ pub mod load;
 pub mod model;
 pub mod render;
 pub mod reports;
+pub mod serve;
 pub mod session;
 pub mod signals;
 pub mod threads;

@@ -21,8 +21,12 @@ fn main() -> ExitCode {
         Ok(t) => t,
         Err(err) => return gpt2_inspect::error::report(&err),
     };
-    // On a worker of rayon's pool: the model's parallel operations stay on its threads.
-    let result = gpt2_inspect::threads::on_the_pool(|| gpt2_inspect::commands::run(cli, temps));
+    // On a worker of rayon's pool: the model's parallel operations stay on its threads. The
+    // server waits for requests on its own threads and leaves the pool's to them.
+    let result = match cli.command {
+        gpt2_inspect::cli::Command::Serve(_) => gpt2_inspect::commands::run(cli, temps),
+        _ => gpt2_inspect::threads::on_the_pool(|| gpt2_inspect::commands::run(cli, temps)),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => gpt2_inspect::error::report(&err),

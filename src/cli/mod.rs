@@ -130,6 +130,8 @@ impl Command {
             Command::Tokenize(_) => NOT_RUN,
             Command::Info(_) | Command::Hooks(_) => &[Dtype, Device, Color, PrependBos],
             Command::Completions(_) | Command::Man(_) => NO_MODEL,
+            // Each request answers JSON with its own --prepend-bos.
+            Command::Serve(_) => &[Color, PrependBos],
             Command::Attention(_)
             | Command::Patch(_)
             | Command::Circuit(_)
@@ -358,10 +360,31 @@ pub enum Command {
         after_help = "Examples:\n  gpt2-inspect heads\n  gpt2-inspect heads --seq-len 100 --seed 7 --svg heads.svg"
     )]
     Heads(HeadsArgs),
+    /// Serve the explorer: every view and analysis on one local page, and the API it uses
+    /// (POST /api/COMMAND answers what `COMMAND … --json` prints)
+    #[command(
+        after_help = "Examples:\n  gpt2-inspect serve\n  gpt2-inspect --model tests/fixtures/tiny-gpt2 serve --port 0"
+    )]
+    Serve(ServeArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     Completions(CompletionsArgs),
     /// Print the man page (roff), or write one page per subcommand into a directory
     Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on: loopback unless you say otherwise (another address requires
+    /// the access token printed in the URL)
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    pub host: std::net::IpAddr,
+    /// Port to listen on; 0 takes a free one (the URL printed says which)
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Requests computed at once; more wait in a queue of 16, then get 503
+    #[arg(long, default_value_t = 2, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub workers: u32,
 }
 
 #[derive(Debug, Args)]

@@ -23,6 +23,7 @@ mod patch;
 mod report;
 mod saliency;
 mod score;
+mod serve;
 mod tokenize;
 mod trace;
 
@@ -76,6 +77,7 @@ commands! {
     Feature => feature,
     Saliency => saliency,
     Heads => heads,
+    Serve => serve,
 }
 
 pub fn run(cli: Cli, temps: TempFiles) -> Result<()> {

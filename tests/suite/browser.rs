@@ -224,3 +224,34 @@ fn feature_dashboard_works_in_headless_chromium() {
     run_checks(root, "dashboard.mjs", &config, &out, &chromium);
     assert!(out.join("dashboard.png").exists(), "no screenshot");
 }
+
+#[test]
+fn the_explorer_works_in_headless_chromium() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let Some(chromium) = chromium_or_skip(root, "the_explorer_works_in_headless_chromium") else {
+        return;
+    };
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-explorer");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let mut server = Command::new(assert_cmd::cargo::cargo_bin("gpt2-inspect"))
+        .arg("--model")
+        .arg(root.join("tests/fixtures/tiny-gpt2"))
+        .args(["serve", "--port", "0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let stdout = server.stdout.take().unwrap();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    let url = line.trim().strip_prefix("serving ").unwrap().to_string();
+    let config = serde_json::json!({ "url": url, "prompt": CAT, "out": out });
+    let checked =
+        std::panic::catch_unwind(|| run_checks(root, "explorer.mjs", &config, &out, &chromium));
+    let _ = server.kill();
+    let _ = server.wait();
+    if let Err(panic) = checked {
+        std::panic::resume_unwind(panic);
+    }
+}

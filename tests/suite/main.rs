@@ -27,5 +27,6 @@ mod readme;
 mod render;
 mod saes;
 mod score;
+mod serve;
 mod session;
 mod tokenizer;

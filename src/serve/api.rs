@@ -1,0 +1,255 @@
+//! The API's requests as the command line's arguments: `POST /api/COMMAND` with a JSON
+//! object of the command's options (long flags with `-` as `_`; positionals by their name,
+//! `text` for TEXT) becomes `gpt2-inspect COMMAND … --json`'s argument list, parsed by the
+//! same clap definition, so the API and the command line cannot drift. `GET /api` lists the
+//! commands and their options from that definition too.
+
+use clap::CommandFactory;
+use serde_json::{json, Map, Value};
+
+use crate::cli::Cli;
+
+/// The commands the API answers: every command that prints a JSON report and writes no
+/// file of its own (`dump` and `report` write files; `completions` and `man` are not about
+/// a model; `serve` is this).
+pub const COMMANDS: &[&str] = &[
+    "tokenize",
+    "next",
+    "attention",
+    "info",
+    "trace",
+    "embed",
+    "hidden",
+    "lens",
+    "hooks",
+    "score",
+    "generate",
+    "patch",
+    "circuit",
+    "ablate",
+    "attribute",
+    "saliency",
+    "heads",
+];
+
+/// Options the API refuses, with why: the model is the server's, the answer is JSON, and a
+/// request names no file on the server's disk.
+const REFUSED: &[(&str, &str)] = &[
+    ("model", "the model is chosen when the server starts"),
+    ("revision", "the model is chosen when the server starts"),
+    ("device", "the device is chosen when the server starts"),
+    ("dtype", "the dtype is chosen when the server starts"),
+    ("json", "the API always answers JSON"),
+    ("jsonl", "the API always answers JSON"),
+    ("csv", "the API answers JSON"),
+    ("tsv", "the API answers JSON"),
+    ("color", "the API answers JSON"),
+    ("svg", "the API writes no file: draw from the JSON"),
+    ("dot", "the API writes no file: draw from the JSON"),
+    ("html", "the API writes no file: draw from the JSON"),
+    ("output", "the API writes no file"),
+    (
+        "file",
+        "the API reads no file on the server: give the texts in \"text\"",
+    ),
+    (
+        "lines",
+        "the API reads no file on the server: give the texts in \"text\"",
+    ),
+    ("sae", "SAEs are not served yet"),
+    (
+        "format",
+        "BertViz's data is the command line's (--format bertviz)",
+    ),
+];
+
+/// Global options a request may set.
+const GLOBALS: &[&str] = &["prepend_bos"];
+
+/// Why a request cannot become a command line.
+#[derive(Debug)]
+pub enum Refused {
+    /// No such command: 404.
+    NotFound(String),
+    /// A malformed request: 400.
+    BadRequest(String),
+}
+
+/// The argument list of `command` with the options of `body` (a JSON object; empty: none),
+/// as the command line would spell it with `--json`.
+pub fn argv(command: &str, body: &[u8]) -> Result<Vec<String>, Refused> {
+    if !COMMANDS.contains(&command) {
+        return Err(Refused::NotFound(format!(
+            "unknown command {command:?}: GET /api lists the commands"
+        )));
+    }
+    let options = match body.iter().all(u8::is_ascii_whitespace) {
+        true => Map::new(),
+        false => match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => {
+                return Err(bad(
+                    "the body must be a JSON object of the command's options",
+                ))
+            }
+            Err(e) => return Err(bad(format!("the body is not valid JSON: {e}"))),
+        },
+    };
+    let cmd = subcommand(command);
+    let mut flags = vec!["gpt2-inspect".to_string(), command.to_string()];
+    let mut positionals: Vec<(usize, Vec<String>)> = Vec::new();
+    for (key, value) in &options {
+        if let Some((_, why)) = REFUSED.iter().find(|(k, _)| k == key) {
+            return Err(bad(format!("{key}: {why}")));
+        }
+        let arg = (cmd.get_arguments())
+            .find(|a| api_name(a) == *key && !a.is_hide_set() && !a.is_global_set())
+            .cloned();
+        let Some(arg) = arg.or_else(|| global(key)) else {
+            return Err(bad(format!(
+                "unknown option {key:?} for {command}: GET /api lists its options"
+            )));
+        };
+        let values = values(key, value)?;
+        match arg.get_long() {
+            Some(long) if !arg.get_action().takes_values() => {
+                if value
+                    .as_bool()
+                    .ok_or_else(|| bad(format!("{key}: give true or false")))?
+                {
+                    flags.push(format!("--{long}"));
+                }
+            }
+            Some(long) => {
+                for v in values {
+                    flags.push(format!("--{long}={v}"));
+                }
+            }
+            None => {
+                let index = arg.get_index().unwrap_or(usize::MAX);
+                positionals.push((index, values));
+            }
+        }
+    }
+    needs_text(command, &cmd, &options)?;
+    if positionals.iter().flat_map(|(_, v)| v).any(|t| t == "-") {
+        return Err(bad(
+            "text \"-\" would read the server's standard input: give the text itself",
+        ));
+    }
+    positionals.sort_by_key(|(i, _)| *i);
+    flags.push("--json".into());
+    flags.push("--".into());
+    flags.extend(positionals.into_iter().flat_map(|(_, v)| v));
+    Ok(flags)
+}
+
+/// A command that reads its texts from standard input when given none is given some: the
+/// server's standard input is not the request's.
+fn needs_text(
+    command: &str,
+    cmd: &clap::Command,
+    options: &Map<String, Value>,
+) -> Result<(), Refused> {
+    let has = |k: &str| options.get(k).is_some_and(|v| !v.is_null());
+    if command == "heads" && !["text", "ids", "seq_len", "seed"].iter().any(|k| has(k)) {
+        return Err(bad(
+            "give text, ids, seq_len or seed: heads has no standard input here",
+        ));
+    }
+    let takes_texts = cmd.get_arguments().any(|a| a.get_id() == "texts");
+    if takes_texts && !has("text") && !has("ids") {
+        return Err(bad(format!(
+            "{command} needs \"text\" (a string or a list of strings) or \"ids\""
+        )));
+    }
+    Ok(())
+}
+
+/// The JSON name of an option: its long flag with `-` as `_`, or a positional's name
+/// (`text` for TEXT).
+fn api_name(arg: &clap::Arg) -> String {
+    match arg.get_long() {
+        Some(long) => long.replace('-', "_"),
+        None => arg.get_id().as_str().replace("texts", "text"),
+    }
+}
+
+/// A global option a request may set.
+fn global(key: &str) -> Option<clap::Arg> {
+    GLOBALS.contains(&key).then_some(())?;
+    let cli = Cli::command();
+    let arg = cli.get_arguments().find(|a| api_name(a) == key)?.clone();
+    Some(arg)
+}
+
+/// A JSON value as the command line's values: a string or number as itself, a list of
+/// numbers as one comma-separated value (`--ids 464,3797`), a list of strings or of lists
+/// as the flag repeated; `null` as nothing.
+fn values(key: &str, value: &Value) -> Result<Vec<String>, Refused> {
+    let one = |v: &Value| -> Result<String, Refused> {
+        match v {
+            Value::String(s) => Ok(s.clone()),
+            Value::Number(n) => Ok(n.to_string()),
+            Value::Bool(b) => Ok(b.to_string()),
+            Value::Array(a) if a.iter().all(Value::is_number) => {
+                Ok(a.iter().map(Value::to_string).collect::<Vec<_>>().join(","))
+            }
+            _ => Err(bad(format!(
+                "{key}: give a string, a number, or a list of them"
+            ))),
+        }
+    };
+    match value {
+        Value::Null => Ok(vec![]),
+        Value::Array(a) if !a.iter().all(Value::is_number) => a.iter().map(one).collect(),
+        v => Ok(vec![one(v)?]),
+    }
+}
+
+fn bad(msg: impl Into<String>) -> Refused {
+    Refused::BadRequest(msg.into())
+}
+
+/// The clap definition of `command`, built (so its global options are listed).
+fn subcommand(command: &str) -> clap::Command {
+    let mut cli = Cli::command();
+    cli.build();
+    cli.find_subcommand(command)
+        .cloned()
+        .expect("a listed command")
+}
+
+/// `GET /api`: every command the API answers, with its options as requests name them.
+pub fn index() -> Value {
+    let commands: Vec<Value> = COMMANDS
+        .iter()
+        .map(|&name| {
+            let cmd = subcommand(name);
+            let options: Vec<Value> = cmd
+                .get_arguments()
+                .filter(|a| !a.is_hide_set() && !a.is_global_set())
+                .filter(|a| !REFUSED.iter().any(|(k, _)| *k == api_name(a)))
+                .filter(|a| a.get_id() != "help")
+                .map(|a| {
+                    json!({
+                        "name": api_name(a),
+                        "positional": a.get_long().is_none(),
+                        "takes_value": a.get_action().takes_values(),
+                        "help": a.get_help().map(|h| h.to_string()),
+                        "default": a.get_default_values().iter()
+                            .map(|v| v.to_string_lossy().into_owned()).collect::<Vec<_>>(),
+                        "values": a.get_possible_values().iter()
+                            .map(|v| v.get_name().to_string()).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            json!({
+                "name": name,
+                "about": cmd.get_about().map(|h| h.to_string()),
+                "options": options,
+            })
+        })
+        .collect();
+    json!({ "commands": commands, "globals": GLOBALS })
+}
