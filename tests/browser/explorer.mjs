@@ -47,6 +47,25 @@ try {
   check("the lens grid is the API's", cells.length === lens.top.length && cells.every((r, d) =>
     r.every((t, p) => t.includes(`id ${lens.top[d][p].id},`))));
 
+  // Saliency at the last token, as the API explains it.
+  await page.waitForFunction(() => document.querySelectorAll("#saliency .tok").length > 0, null, { timeout: 30000 });
+  const last = tokens.tokens.length - 1;
+  const sal = await api("saliency", { text: config.prompt, position: last, method: "gradient" });
+  const scores = await page.$$eval("#saliency .tok", (ts) => ts.map((t) => Number(t.dataset.score)));
+  check("the saliency strip is the API's", scores.length === sal.scores.length && scores.every((v, i) => v === sal.scores[i]),
+    JSON.stringify(scores));
+  await page.selectOption("#method", "integrated-gradients");
+  await page.waitForFunction(() => document.querySelector("#saliency-cmd").textContent.includes("integrated-gradients"), null, { timeout: 60000 });
+  const ig = await api("saliency", { text: config.prompt, position: last, method: "integrated-gradients", steps: 16 });
+  const igShown = await page.$$eval("#saliency .tok", (ts) => ts.map((t) => Number(t.dataset.score)));
+  check("integrated gradients are the API's", igShown.every((v, i) => v === ig.scores[i]));
+  await page.fill("#n", "4");
+  await page.click("#continue");
+  await page.waitForFunction(() => document.querySelectorAll("#generated b").length > 0, null, { timeout: 30000 });
+  const gen = await api("generate", { text: config.prompt, max_new_tokens: 4 });
+  const genShown = await page.$$eval("#generated b", (bs) => bs.map((b) => b.textContent));
+  check("generation is the API's", JSON.stringify(genShown) === JSON.stringify(gen.steps.map((s) => s.token)), JSON.stringify(genShown));
+
   await page.click("#tokens .tok >> nth=1");
   check("a click selects the token", await page.$eval("#tokens .tok >> nth=1", (b) => b.classList.contains("sel")));
   check("the URL keeps the selection", (await page.evaluate(() => location.hash)).includes("pos=1"));
