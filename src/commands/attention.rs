@@ -362,7 +362,7 @@ fn build(
         neuron: match (args.neuron, args.layer, args.head) {
             (Some(query), Some(l), Some(_)) => {
                 let positions = row.ids.len();
-                check_index("neuron", query, positions, "token positions", "the text")?;
+                check_index("query", query, positions, "token positions", "the text")?;
                 Some(neuron(acts, l, query)?)
             }
             _ => None,

@@ -186,6 +186,13 @@ fn selected(patterns: &[String], cfg: &Config) -> Result<Vec<Hook>> {
         return Ok(all);
     }
     for p in patterns {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "._*?".contains(c);
+        if let Some(c) = p.chars().find(|&c| !allowed(c)) {
+            return Err(usage(format!(
+                "--hook {p}: {c:?} is not in a hook pattern, which has letters, digits, '.', '_' \
+                 and the wildcards * and ?"
+            )));
+        }
         if !all.iter().any(|h| glob(p, &h.to_string())) {
             return Err(usage(format!(
                 "--hook {p} matches no activation; `gpt2-inspect hooks` lists the names"

@@ -18,6 +18,16 @@ use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &EmbedArgs, out: &mut dyn Write) -> Result<()> {
     let cfg = session.config()?;
+    if let Some(n) = args.nearest {
+        // Every other row of wte at most: a token is not its own neighbour.
+        let others = cfg.vocab_size - 1;
+        if n as usize > others {
+            return Err(crate::error::usage(format!(
+                "--nearest {n} is out of range: {} has {} other tokens, so 1 to {others}",
+                session.model_name, others
+            )));
+        }
+    }
     let (prepared, model) = session.prepare_and_load(&args.input, cfg, 0, Take::EACH)?;
     let Texts { tokenizer, .. } = &prepared;
     let sum = Hook::Block(0, BlockHook::ResidPre);

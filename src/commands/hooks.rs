@@ -38,6 +38,12 @@ pub fn run(session: &Session, args: &HooksArgs, out: &mut dyn Write) -> Result<(
 pub fn build(session: &Session, args: &HooksArgs) -> Result<HooksReport> {
     let cfg = session.config()?;
     let t = args.seq_len.map(|t| t as usize);
+    if let Some(t) = t.filter(|&t| t > cfg.n_positions) {
+        return Err(crate::error::usage(format!(
+            "--seq-len {t} is out of range: {} sees 1 to {} positions",
+            session.model_name, cfg.n_positions
+        )));
+    }
     Ok(HooksReport {
         header: session.header(None)?,
         seq_len: t,

@@ -19,7 +19,10 @@ pub fn run(args: &ManArgs, temps: &TempFiles, out: &mut dyn Write) -> Result<()>
         return Ok(());
     };
     if !dir.is_dir() {
-        anyhow::bail!("--dir {}: no such directory", dir.display());
+        match dir.exists() {
+            true => anyhow::bail!("--dir {}: not a directory", dir.display()),
+            false => anyhow::bail!("--dir {}: no such directory", dir.display()),
+        }
     }
     // One page for the tool and one per subcommand, named as `man gpt2-inspect-next` finds them.
     let mut pages = vec![("gpt2-inspect".to_string(), cmd.clone())];

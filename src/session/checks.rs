@@ -20,8 +20,18 @@ pub fn layer_head(flag: &str, spec: &str, cfg: &Config, model: &str) -> Result<(
             "--{flag} {spec}: give LAYER.HEAD, such as 1.2"
         )));
     };
-    check_index(flag, l, cfg.n_layer, "layers", model)?;
-    check_index(flag, h, cfg.n_head, "heads per layer", model)?;
+    let out_of_range = |what: &str, v: usize, count: usize, of: &str| {
+        usage(format!(
+            "--{flag} {spec}: {what} {v} is out of range: {model} has {of} 0 to {}",
+            count - 1
+        ))
+    };
+    if l >= cfg.n_layer {
+        return Err(out_of_range("layer", l, cfg.n_layer, "layers"));
+    }
+    if h >= cfg.n_head {
+        return Err(out_of_range("head", h, cfg.n_head, "heads per layer"));
+    }
     Ok((l, h))
 }
 

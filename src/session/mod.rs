@@ -252,7 +252,8 @@ impl Session {
         if let Some(c) = self.config.get() {
             return Ok(c);
         }
-        let read = Config::from_file(&self.file("config.json")?)?;
+        let read = Config::from_file(&self.file("config.json")?)
+            .with_context(|| format!("--model {}", self.model_name))?;
         Ok(self.config.get_or_init(|| read))
     }
 

@@ -399,7 +399,11 @@ fn completions_and_man_pages() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr_of(&out).contains("--dir /nonexistent/man1"));
+    assert!(stderr_of(&out).contains("--dir /nonexistent/man1: no such directory"));
+    // A file where a directory should be is not "no such directory".
+    let out = cmd().args(["man", "--dir", "/dev/null"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr_of(&out).contains("--dir /dev/null: not a directory"));
 }
 
 #[test]

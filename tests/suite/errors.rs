@@ -78,6 +78,51 @@ fn numbers_out_of_range_or_not_numbers_are_misuse() {
         (vec!["next", "hi", "--dtype", "f64"], vec!["--dtype", "f64"]),
         (vec!["next", "hi", "--device", "tpu"], vec!["--device"]),
         (vec!["frobnicate"], vec!["frobnicate"]),
+        // Each names the flag the user gave, and the bound the model sets.
+        (
+            vec![
+                "attention",
+                "hi there",
+                "--layer",
+                "0",
+                "--head",
+                "0",
+                "--query",
+                "9",
+            ],
+            vec!["--query 9 is out of range", "positions 0 to 1"],
+        ),
+        (
+            vec![
+                "patch",
+                "--clean",
+                "a b",
+                "--corrupt",
+                "c d",
+                "--answer",
+                " e",
+                "--wrong",
+                " f",
+                "--path",
+                "0.9",
+            ],
+            vec![
+                "--path 0.9: head 9 is out of range",
+                "heads per layer 0 to 3",
+            ],
+        ),
+        (
+            vec!["embed", "hi", "--nearest", "50258"],
+            vec!["--nearest 50258 is out of range", "1 to 50256"],
+        ),
+        (
+            vec!["hooks", "--seq-len", "2000"],
+            vec!["--seq-len 2000 is out of range", "1 to 1024 positions"],
+        ),
+        (
+            vec!["dump", "hi", "--hook", "[", "-o", "/dev/null"],
+            vec!["--hook [: '[' is not in a hook pattern"],
+        ),
     ] {
         fails(cmd().args(&args), 2, &needles);
     }
@@ -173,7 +218,7 @@ fn broken_model_directories_are_named() {
     fails(
         on(&dir).args(["next", "hi"]),
         1,
-        &["model_type", "llama", "gpt2"],
+        &["--model", "model_type", "llama", "gpt2"],
     );
     let dir = with_config("wide", &|c| c["n_embd"] = 64.into());
     fails(
