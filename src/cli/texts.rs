@@ -11,7 +11,7 @@ pub(super) const ONE_TEXT: &str =
 input. Omitted: standard input when it is not a terminal, else a sample sentence";
 
 /// Where the text comes from, and what to do with texts longer than the model's context.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct TextArgs {
     /// The text; several texts run as one right-padded batch, each reported as if run
     /// alone. `-` reads standard input. Omitted: standard input when it is not a terminal,

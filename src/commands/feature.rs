@@ -1,13 +1,13 @@
 //! `feature IDS --sae DIR [TEXT… | --file F --lines]`: what SAE features write (their
 //! decoder directions through the unembedding) and, over a corpus, where they fire.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use anyhow::Result;
 use candle_core::Tensor;
 
 use crate::analysis::sae::{self, FeatureStats, Sae};
-use crate::cli::FeatureArgs;
+use crate::cli::{FeatureArgs, TextArgs};
 use crate::dist;
 use crate::model::{CaptureSpec, NoLogits, Request};
 use crate::render::features::dashboard;
@@ -35,20 +35,20 @@ pub fn build(session: &Session, args: &FeatureArgs) -> Result<Built<FeatureRepor
     let (sae, hook, centered) =
         session.sae(&a.sae, a.sae_revision.as_deref(), a.sae_centered, cfg)?;
     session.check_features(&a.sae, &sae, args.ids.0.iter().copied())?;
-    let corpus = !args.input.texts.is_empty() || args.input.file.is_some();
+    let input = corpus(&args.input)?;
     // With --lines, texts that cannot be run are left out of the pass and end the run as
     // its error once the rest is written.
-    let (model, tokenizer, stats, texts, not_run) = match corpus {
-        true => {
+    let (model, tokenizer, stats, texts, not_run) = match &input {
+        Some(input) => {
             let (prepared, model) =
-                session.prepare_and_load(&args.input, cfg, cfg.n_layer, Take::EACH)?;
+                session.prepare_and_load(input, cfg, cfg.n_layer, Take::EACH)?;
             let keep = (args.contexts as usize, args.window as usize);
             let stats = pass(&prepared, &model, &sae, hook, centered, &args.ids.0, keep)?;
             let not_run = prepared.not_run();
             let Texts { tokenizer, ids, .. } = prepared;
             (model, tokenizer, Some(stats), ids, not_run)
         }
-        false => (
+        None => (
             session.model(cfg, cfg.n_layer)?,
             session.tokenizer()?,
             None,
@@ -161,4 +161,23 @@ fn corpus_row(
         histogram: s.bins.clone(),
         contexts,
     })
+}
+
+/// The texts a feature's statistics are gathered over, if any: TEXT, `--file`, or standard
+/// input when something is piped in (with `--lines`, its lines), as `features` reads them.
+/// Nothing: the feature's logit tables alone.
+fn corpus(input: &TextArgs) -> Result<Option<TextArgs>> {
+    if !input.texts.is_empty() || input.file.is_some() {
+        return Ok(Some(input.clone()));
+    }
+    if std::io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    if input.lines {
+        return Ok(Some(input.clone()));
+    }
+    Ok(crate::input::read_piped()?.map(|text| TextArgs {
+        texts: vec![text],
+        ..input.clone()
+    }))
 }

@@ -837,3 +837,34 @@ fn sae_commands_run_in_half_precision() {
         }
     }
 }
+
+/// Text piped into `feature` is its corpus, as `features` reads it (and with `--lines`, its
+/// lines): the same statistics as the text given as an argument, never silently dropped.
+#[test]
+fn feature_reads_piped_text_as_its_corpus() {
+    let dir = fixtures().join("saes/topk");
+    let sae = dir.to_str().unwrap();
+    let text = "The cat sat on the mat";
+    let given = crate::common::json(&["feature", "40", "--sae", sae, text]);
+    let piped = crate::common::cmd()
+        .args(["feature", "40", "--sae", sae, "--json"])
+        .write_stdin(text)
+        .output()
+        .unwrap();
+    assert!(piped.status.success());
+    let piped: serde_json::Value = serde_json::from_slice(&piped.stdout).unwrap();
+    assert!(!given["features"][0]["corpus"].is_null());
+    assert_eq!(piped["features"], given["features"]);
+    let lines = crate::common::cmd()
+        .args(["feature", "40", "--sae", sae, "--json", "--lines"])
+        .write_stdin(format!("{text}\nA dog barked\n"))
+        .output()
+        .unwrap();
+    assert!(lines.status.success());
+    let lines: serde_json::Value = serde_json::from_slice(&lines.stdout).unwrap();
+    let two = crate::common::json(&["feature", "40", "--sae", sae, text, "A dog barked"]);
+    assert_eq!(
+        lines["features"][0]["corpus"]["tokens"],
+        two["features"][0]["corpus"]["tokens"]
+    );
+}
