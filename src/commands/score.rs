@@ -47,7 +47,7 @@ pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<(
                 session,
                 tokenizer,
                 (text, ids),
-                &s.logits(&model, ids, AllLogits)?,
+                &s.all_logits(&model, ids)?,
                 top_k,
             )?,
         };

@@ -8,7 +8,7 @@ use crate::analysis::sae::{self, Change, Sae};
 use crate::cli::SteerArgs;
 use crate::error::usage;
 use crate::model::tap::Edit;
-use crate::model::{Config, Gpt2, Hook, Inputs, LastLogits, Request, WantLogits};
+use crate::model::{AllLogits, Config, Gpt2, Hook, Inputs, LastLogits, Request, WantLogits};
 use crate::session::Session;
 
 pub(crate) struct Steering {
@@ -65,7 +65,25 @@ impl Steering {
 
     /// The last position's logits `(V,)` of `ids` with the changes applied.
     pub fn last_logits(&self, model: &Gpt2, ids: &[u32]) -> Result<Tensor> {
-        Ok(self.logits(model, ids, LastLogits)?.flatten_all()?)
+        self.finite(self.logits(model, ids, LastLogits)?.flatten_all()?)
+    }
+
+    /// Every position's logits `(1, T, V)` of `ids` with the changes applied.
+    pub fn all_logits(&self, model: &Gpt2, ids: &[u32]) -> Result<Tensor> {
+        self.finite(self.logits(model, ids, AllLogits)?)
+    }
+
+    /// `logits`, or the error that says the steering made them NaN or infinite (exit 1).
+    fn finite(&self, logits: Tensor) -> Result<Tensor> {
+        if crate::model::tap::all_finite(&logits)? {
+            return Ok(logits);
+        }
+        anyhow::bail!(
+            "steering ({}) at {} made the values non-finite (NaN or infinity) from there on; \
+             the steered logits are not numbers: choose smaller values",
+            self.describe().join(", "),
+            self.hook
+        )
     }
 
     /// The logits `want` asks for of `ids` with the changes applied.

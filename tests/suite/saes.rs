@@ -868,3 +868,26 @@ fn feature_reads_piped_text_as_its_corpus() {
         two["features"][0]["corpus"]["tokens"]
     );
 }
+
+/// Steering that makes the values NaN or infinite is an error naming the steering and its
+/// hook (exit 1), in `next` and in `score`, not tables of NaN and exit 0.
+#[test]
+fn steering_into_non_finite_values_is_an_error() {
+    let dir = fixtures().join("saes/topk");
+    let sae = dir.to_str().unwrap();
+    for args in [
+        vec!["next", "The cat", "--sae", sae, "--steer", "40=1e30"],
+        vec!["score", "The cat sat", "--sae", sae, "--steer", "40=1e30"],
+        vec!["next", "The cat", "--sae", sae, "--clamp", "40=1e30"],
+    ] {
+        crate::common::fails(
+            crate::common::cmd().args(&args),
+            1,
+            &[
+                "made the values non-finite",
+                "blocks.1.hook_resid_pre",
+                "40",
+            ],
+        );
+    }
+}
