@@ -325,7 +325,7 @@ fn circuit_misuse_is_named() {
     crate::common::fails(
         crate::common::cmd().args(["ablate", "The cat", "--head", "3.0"]),
         2,
-        &["--head 3 is out of range"],
+        &["--head 3.0: layer 3 is out of range", "layers 0 to 2"],
     );
     crate::common::fails(
         crate::common::cmd().args(["ablate", "The cat", "--head", "x"]),

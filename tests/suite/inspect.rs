@@ -467,7 +467,8 @@ fn neuron_view_matches_hf() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--neuron 99 is out of range"));
+    // --neuron is --query's older name: the message names the flag as it is now.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--query 99 is out of range"));
 }
 
 /// `--stages`: x, the scores, the weights and z of one head, against HF's ln_1 output,
