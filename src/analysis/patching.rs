@@ -227,16 +227,28 @@ pub(super) fn same_length(clean: &Tensor, corrupt: &Tensor) -> Result<usize> {
     Ok(t)
 }
 
+/// How far apart the clean and corrupt metrics must be for a share of their difference to
+/// be a measurement: the tool's parity tolerance (1e-4), relative to the metrics' size
+/// when they are larger than 1. Closer than that, `(v − corrupt) / (clean − corrupt)` is
+/// float noise over float noise.
+const SHARE_TOLERANCE: f32 = 1e-4;
+
+/// `clean − corrupt` when a share of it is defined (see [`SHARE_TOLERANCE`]), the one rule
+/// `patch` and `circuit` share.
+pub fn share_span(clean: f32, corrupt: f32) -> Option<f32> {
+    let span = clean - corrupt;
+    let scale = clean.abs().max(corrupt.abs()).max(1.0);
+    (span.abs() > SHARE_TOLERANCE * scale).then_some(span)
+}
+
 /// Each patched run's share of the clean run restored, `(v − corrupt) / (clean − corrupt)`:
 /// 1 restores the clean metric, 0 leaves the corrupt one. NaN for every cell when the two
-/// runs' metrics are equal (the share is undefined), and where a cell is not a run.
+/// runs' metrics are equal up to float noise (the share is undefined: [`share_span`]),
+/// and where a cell is not a run.
 pub fn restored(values: &[f32], clean: f32, corrupt: f32) -> Vec<f32> {
-    let span = clean - corrupt;
+    let span = share_span(clean, corrupt);
     (values.iter())
-        .map(|&v| match span != 0.0 {
-            true => (v - corrupt) / span,
-            false => f32::NAN,
-        })
+        .map(|&v| span.map_or(f32::NAN, |s| (v - corrupt) / s))
         .collect()
 }
 

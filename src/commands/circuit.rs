@@ -13,7 +13,7 @@ use crate::analysis::edges::{
 };
 use crate::analysis::grad::check_differentiable;
 use crate::analysis::metric::Measure;
-use crate::analysis::patching::restored;
+use crate::analysis::patching::share_span;
 use crate::cli::CircuitArgs;
 use crate::error::usage;
 use crate::model::{Config, Gpt2};
@@ -96,6 +96,7 @@ pub fn build(session: &Session, args: &CircuitArgs) -> Result<Built<CircuitRepor
         ig_steps: args.ig_steps,
         clean_logit_diff: scores.clean,
         corrupt_logit_diff: scores.corrupt,
+        shares_defined: share_span(scores.clean, scores.corrupt).is_some(),
         top: args.top,
         edges,
         nodes: nodes(&scores),
@@ -133,22 +134,24 @@ fn add_exact(
 
 /// Each `--faithfulness` circuit's metric as a share of clean − corrupt.
 fn recovered(ks: &[usize], metrics: Vec<f32>, s: &EdgeScores) -> Vec<Faithfulness> {
-    let shares = restored(&metrics, s.clean, s.corrupt);
-    (ks.iter().zip(metrics).zip(shares))
-        .map(|((&edges, m), recovered)| Faithfulness {
+    let span = share_span(s.clean, s.corrupt);
+    (ks.iter().zip(metrics))
+        .map(|(&edges, m)| Faithfulness {
             edges,
             logit_diff: m,
-            recovered,
+            recovered: span.map(|span| (m - s.corrupt) / span),
         })
         .collect()
 }
 
 fn edges(s: &EdgeScores) -> Vec<EdgeScore> {
+    let span = share_span(s.clean, s.corrupt);
     (s.edges.iter())
         .map(|&(w, r, score)| EdgeScore {
             writer: s.writers[w].name(),
             reader: s.readers[r].name(),
             score,
+            share: span.map(|span| score / span),
             exact: None,
         })
         .collect()

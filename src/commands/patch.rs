@@ -11,7 +11,7 @@ use candle_core::Tensor;
 use crate::analysis::edges::path_patch;
 use crate::analysis::grad::check_differentiable;
 use crate::analysis::metric::Measure;
-use crate::analysis::patching::{attribution_patch, patch, restored, Patching, Site};
+use crate::analysis::patching::{attribution_patch, patch, restored, share_span, Patching, Site};
 use crate::cli::{PatchArgs, PatchMethod, PathTo};
 use crate::dist::pearson;
 use crate::error::usage;
@@ -111,6 +111,7 @@ fn shared(
         corrupt_metric: f32::NAN,
         clean_logit_diff: None,
         corrupt_logit_diff: None,
+        shares_defined: false,
         correlation: None,
         axes: vec![],
         shape: vec![],
@@ -280,6 +281,7 @@ fn with_shares(r: PatchReport) -> PatchReport {
     PatchReport {
         restored: of(&r.values),
         restored_estimates: of(&r.estimates),
+        shares_defined: share_span(r.clean_metric, r.corrupt_metric).is_some(),
         ..r
     }
 }

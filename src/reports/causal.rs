@@ -70,6 +70,9 @@ pub struct PatchReport {
     pub clean_logit_diff: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub corrupt_logit_diff: Option<f32>,
+    /// Whether a share of clean − corrupt is defined: false when the two metrics are
+    /// equal up to float noise, and every share (`restored`) is 0/0.
+    pub shares_defined: bool,
     /// The grid's axes: `layer`, then `pos`, `head`, `dest`, `src` as the site has them
     /// (TransformerLens's order).
     pub axes: Vec<&'static str>,
@@ -203,6 +206,9 @@ pub struct CircuitReport {
     pub ig_steps: usize,
     pub clean_logit_diff: f32,
     pub corrupt_logit_diff: f32,
+    /// Whether a share of clean − corrupt is defined: false when the two logit differences
+    /// are equal up to float noise, and every `share` and `recovered` is 0/0 (`null`).
+    pub shares_defined: bool,
     /// How many edges the table and the graphs show.
     pub top: usize,
     /// Every edge, by |score| descending.
@@ -223,6 +229,9 @@ pub struct EdgeScore {
     /// Its estimated effect on the metric: (writer_clean − writer_corrupt) ·
     /// ∂metric/∂(reader's input).
     pub score: f32,
+    /// `score` as a share of clean − corrupt: the part of the metric's change the edge
+    /// carries (`null` when undefined).
+    pub share: Option<f32>,
     /// With `--exact N`, for the top N edges: the metric's change when the edge alone is
     /// patched (the reader's input given the writer's clean value), exactly.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -241,8 +250,8 @@ pub struct Faithfulness {
     pub edges: usize,
     /// The metric with every other edge corrupted.
     pub logit_diff: f32,
-    /// (logit_diff − corrupt) / (clean − corrupt).
-    pub recovered: f32,
+    /// (logit_diff − corrupt) / (clean − corrupt), `null` when undefined.
+    pub recovered: Option<f32>,
 }
 
 /// `ablate`: predictions before and after removing components.

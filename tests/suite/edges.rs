@@ -326,10 +326,26 @@ fn circuit_writes_dot_and_svg() {
     cmd().args(&args).assert().success();
     let dot = std::fs::read_to_string(&dot).unwrap();
     assert!(dot.starts_with("// gpt2-inspect circuit") && dot.contains("digraph circuit {"));
-    assert_eq!(dot.matches(" -> ").count(), 6, "{dot}");
+    let edge_lines = dot
+        .lines()
+        .filter(|l| l.contains(" -> ") && !l.contains("row 0"));
+    assert_eq!(edge_lines.count(), 6, "{dot}");
     let svg = std::fs::read_to_string(&svg).unwrap();
     assert!(svg.contains("<svg") && svg.contains("faithfulness"));
     assert_eq!(svg.matches("<path ").count(), 6);
+    // The curve reads on its own: 0 and 1 ticked, both axes titled, edges kept on a log
+    // scale (5 and 50 a decade apart); the graph has a legend for colour and width.
+    for needed in [
+        ">0</text>",
+        ">1</text>",
+        "edges kept (log scale)",
+        "recovered share",
+        "edge raises the metric",
+        "width and depth of colour: |score|",
+        "box: the writer's node score",
+    ] {
+        assert!(svg.contains(needed), "no {needed:?} in the SVG:\n{svg}");
+    }
 }
 
 #[test]
@@ -422,4 +438,134 @@ fn patch_json_and_svg_nest_every_grid_along_its_axes() {
     // bars' steps have none).
     assert_eq!(svg.matches("\"><title>").count(), nl * t * nh, "cells");
     assert!(svg.contains("k · layer 0") && svg.contains(&format!("k · layer {}", nl - 1)));
+}
+
+/// A node's row in residual-stream order: embed, then each layer's heads above its MLP,
+/// the logits last.
+fn residual_order(node: &str, n_layer: usize) -> usize {
+    let num = |s: &str| s.parse::<usize>().unwrap();
+    match node {
+        "embed" => 0,
+        "logits" => 2 * n_layer + 1,
+        n if n.starts_with("mlp") => 2 * num(&n[3..]) + 2,
+        n => 2 * num(&n[1..n.find('H').unwrap()]) + 1,
+    }
+}
+
+/// Graphviz itself lays `--dot` out with the layers in residual-stream order (every row
+/// strictly below the one before), and colours each writer as `--svg` does. Needs `dot`
+/// (Debian's graphviz); skips without it unless GPT2_INSPECT_REQUIRE_GRAPHVIZ=1.
+#[test]
+fn circuit_dot_keeps_the_layers_in_order_under_graphviz() {
+    let have = std::process::Command::new("dot").arg("-V").output().is_ok();
+    if !have {
+        let required = std::env::var("GPT2_INSPECT_REQUIRE_GRAPHVIZ").as_deref() == Ok("1");
+        assert!(
+            !required,
+            "GPT2_INSPECT_REQUIRE_GRAPHVIZ=1 but no `dot` on PATH"
+        );
+        eprintln!("skipped: no Graphviz `dot` on PATH");
+        return;
+    }
+    let e = load();
+    let dir = crate::common::Scratch::new("circuit-dot-order");
+    for top in ["4", "8", "12", "60"] {
+        dot_layout_in_order(&e, &dir.0.join(format!("c{top}.dot")), top);
+    }
+}
+
+/// `circuit --top top --dot file` laid out by Graphviz: every row below the one before,
+/// each writer coloured, a legend.
+fn dot_layout_in_order(e: &Edges, file: &std::path::Path, top: &str) {
+    let mut args: Vec<String> = (patch_args(&e.pairs()[1]).iter())
+        .map(|s| s.to_string())
+        .collect();
+    args[0] = "circuit".into();
+    args.extend(["--top", top, "--dot"].map(String::from));
+    args.push(file.display().to_string());
+    cmd().args(&args).assert().success();
+    let text = std::fs::read_to_string(file).unwrap();
+    let plain = std::process::Command::new("dot")
+        .args(["-Tplain", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        plain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    let mut rows: std::collections::BTreeMap<usize, Vec<(String, f64)>> = Default::default();
+    for line in String::from_utf8(plain.stdout).unwrap().lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f[0] == "node" && !f[1].starts_with('"') {
+            let y: f64 = f[3].parse().unwrap();
+            let row = residual_order(f[1], e.cfg.n_layer);
+            rows.entry(row).or_default().push((f[1].into(), y));
+        }
+    }
+    assert!(rows.len() >= 3, "--top {top}: {rows:?}");
+    let rows: Vec<_> = rows.into_values().collect();
+    for pair in rows.windows(2) {
+        let lowest = pair[0].iter().map(|n| n.1).fold(f64::INFINITY, f64::min);
+        let highest = pair[1]
+            .iter()
+            .map(|n| n.1)
+            .fold(f64::NEG_INFINITY, f64::max);
+        assert!(
+            highest < lowest,
+            "--top {top}: {:?} is not below {:?}",
+            pair[1],
+            pair[0]
+        );
+    }
+    for writer in rows.iter().flatten().filter(|n| n.0 != "logits") {
+        let coloured = format!("\"{}\" [fillcolor=\"#", writer.0);
+        assert!(
+            text.contains(&coloured),
+            "{} has no colour:\n{text}",
+            writer.0
+        );
+    }
+    assert!(
+        text.contains("label=\"edge colour and width"),
+        "no legend:\n{text}"
+    );
+}
+
+/// clean and corrupt the same text: circuit's shares and recovered fractions are 0/0, and
+/// it says so (`null`, `undefined`) as patch does, rather than printing float noise over
+/// float noise.
+#[test]
+fn circuit_and_patch_call_a_share_of_nothing_undefined() {
+    let e = load();
+    let pairs = e.pairs();
+    let mut args = patch_args(&pairs[0]);
+    let clean = args[2];
+    args[4] = clean;
+    args[0] = "circuit";
+    args.extend(["--faithfulness", "1,5"]);
+    let v = json(&args);
+    assert_eq!(v["shares_defined"], false, "{v}");
+    assert!(v["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["share"].is_null()));
+    assert!(v["faithfulness"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["recovered"].is_null()));
+    let out = cmd().args(&args).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("every share is 0/0, undefined"), "{text}");
+    let first = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("1 "))
+        .unwrap();
+    assert!(first.ends_with("undefined"), "{text}");
+    args[0] = "patch";
+    args.truncate(args.len() - 2);
+    let v = json(&args);
+    assert_eq!(v["shares_defined"], false, "{v}");
 }

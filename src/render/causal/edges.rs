@@ -19,9 +19,9 @@ fn method(r: &CircuitReport) -> String {
     }
 }
 
-/// `x` as a share of clean − corrupt: the part of the metric's change it carries.
-fn share(r: &CircuitReport, x: f32) -> f32 {
-    x / (r.clean_logit_diff - r.corrupt_logit_diff)
+/// A share of clean − corrupt, or `undefined` (0/0) when the two runs agree.
+fn share(v: Option<f32>) -> String {
+    v.map_or("undefined".into(), |v| format!("{v:+.3}"))
 }
 
 pub fn table(out: &mut dyn Write, r: &CircuitReport, palette: Option<Palette>) -> io::Result<()> {
@@ -47,6 +47,14 @@ pub fn table(out: &mut dyn Write, r: &CircuitReport, palette: Option<Palette>) -
         r.edges.len(),
         method(r)
     )?;
+    if !r.shares_defined {
+        writeln!(
+            out,
+            "clean and corrupt give the same logit difference ({:.4}): every share is 0/0, \
+             undefined, and so is what a circuit recovers",
+            r.clean_logit_diff
+        )?;
+    }
     writeln!(out)?;
     top_edges(out, r)?;
     writeln!(out)?;
@@ -78,7 +86,7 @@ fn top_edges(out: &mut dyn Write, r: &CircuitReport) -> io::Result<()> {
                 e.writer.clone(),
                 e.reader.clone(),
                 format!("{:+.4}", e.score),
-                format!("{:+.3}", share(r, e.score)),
+                share(e.share),
             ];
             if exact {
                 row.push(e.exact.map_or("".into(), |x| format!("{x:+.4}")));
@@ -124,11 +132,12 @@ fn faithfulness(
     )?;
     let rows: Vec<Vec<String>> = (r.faithfulness.iter())
         .map(|f| {
-            let n = (f.recovered.clamp(0.0, 1.5) * 20.0).round() as usize;
+            let recovered = f.recovered.unwrap_or(0.0);
+            let n = (recovered.clamp(0.0, 1.5) * 20.0).round() as usize;
             let bar = "█".repeat(n);
             let bar = match palette {
                 Some(p) => {
-                    let c = diverging(f.recovered);
+                    let c = diverging(recovered);
                     format!("{}{}{bar}{RESET}", bg(p, [255, 255, 255]), fg(p, c))
                 }
                 None => bar,
@@ -136,7 +145,7 @@ fn faithfulness(
             vec![
                 f.edges.to_string(),
                 format!("{:.4}", f.logit_diff),
-                fixed3(f.recovered),
+                f.recovered.map_or("undefined".into(), fixed3),
                 bar,
             ]
         })
@@ -224,16 +233,17 @@ pub fn dot(out: &mut dyn Write, r: &CircuitReport) -> io::Result<()> {
         r.clean, r.corrupt, r.answer.token, r.wrong.token
     )?;
     writeln!(out, "digraph circuit {{")?;
-    writeln!(out, "  rankdir=TB;")?;
+    writeln!(out, "  rankdir=TB; newrank=true;")?;
+    writeln!(
+        out,
+        "  label=\"{LEGEND}\"; labelloc=b; fontname=\"Helvetica\"; fontsize=10;"
+    )?;
     writeln!(
         out,
         "  node [shape=box, style=\"rounded,filled\", fillcolor=\"#f4f4f4\", fontname=\"Helvetica\"];"
     )?;
     writeln!(out, "  edge [fontname=\"Helvetica\", fontsize=10];")?;
-    for row in &rows {
-        let names: Vec<String> = row.iter().map(|n| format!("\"{n}\";")).collect();
-        writeln!(out, "  {{ rank=same; {} }}", names.join(" "))?;
-    }
+    dot_rows(out, r, &rows, m)?;
     for (w, node, qkv, score) in &edges {
         writeln!(
             out,
@@ -244,6 +254,39 @@ pub fn dot(out: &mut dyn Write, r: &CircuitReport) -> io::Result<()> {
         )?;
     }
     writeln!(out, "}}")
+}
+
+/// What the colours and widths of the graphs mean.
+const LEGEND: &str = "edge colour and width: the edge's score, red raises the metric and blue \
+                      lowers it; box colour: the writer's node score (the sum of its edges)";
+
+/// Each row of the graph as one rank, coloured as `--svg` colours it, and the ranks held in
+/// residual-stream order by a chain of invisible nodes (`rank=same` alone groups a row but
+/// lets Graphviz put the groups in any order).
+fn dot_rows(out: &mut dyn Write, r: &CircuitReport, rows: &[Vec<&str>], m: f32) -> io::Result<()> {
+    for name in rows.iter().flatten() {
+        if let Some(s) = r.nodes.iter().find(|n| n.name == *name).map(|n| n.score) {
+            let fill = diverging(s / m / 2.0);
+            writeln!(
+                out,
+                "  \"{name}\" [fillcolor=\"{}\", fontcolor=\"{}\", tooltip=\"node score {s:+.4}\"];",
+                hex(fill),
+                hex(ink(fill))
+            )?;
+        }
+    }
+    let anchors: Vec<String> = (0..rows.len()).map(|i| format!("\"row {i}\"")).collect();
+    writeln!(
+        out,
+        "  subgraph order {{ node [style=invis, shape=point, width=0, label=\"\"]; \
+         edge [style=invis, weight=100]; {}; }}",
+        anchors.join(" -> ")
+    )?;
+    for (row, anchor) in rows.iter().zip(&anchors) {
+        let names: Vec<String> = row.iter().map(|n| format!("\"{n}\";")).collect();
+        writeln!(out, "  {{ rank=same; {anchor}; {} }}", names.join(" "))?;
+    }
+    Ok(())
 }
 
 const NODE_W: f64 = 76.0;
@@ -355,7 +398,8 @@ pub fn svg(out: &mut dyn Write, r: &CircuitReport) -> io::Result<()> {
     let mut body = String::new();
     draw_edges(&mut body, &edges, &layout, m);
     draw_nodes(&mut body, r, &layout, m);
-    let mut height = layout.top + rows.len() as f64 * ROW_H;
+    let mut height = layout.top + rows.len() as f64 * ROW_H - 30.0;
+    height = legend(&mut body, (40.0, height), m);
     if !r.faithfulness.is_empty() {
         height = curve(&mut body, r, (40.0, height), layout.width - 80.0);
     }
@@ -401,53 +445,187 @@ fn curve_points(body: &mut String, points: &[(f64, f64, usize, f32)], bottom: f6
     }
 }
 
+/// What colour and width mean, under the graph at (`x`, `y`); `m` is the largest |score|.
+/// Returns the new bottom.
+fn legend(body: &mut String, (x, y): (f64, f64), m: f32) -> f64 {
+    let sample = |body: &mut String, (x, y): (f64, f64), v: f32, words: &str| {
+        let _ = writeln!(
+            body,
+            r##"<line x1="{x}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{}" stroke-width="{:.2}"/><text x="{:.1}" y="{:.1}" font-size="11" fill="#333">{}</text>"##,
+            x + 28.0,
+            hex(diverging(v)),
+            1.0 + 5.0 * v.abs(),
+            x + 34.0,
+            y + 4.0,
+            escape(words)
+        );
+    };
+    sample(
+        body,
+        (x, y),
+        1.0,
+        &format!("edge raises the metric ({m:+.3})"),
+    );
+    sample(
+        body,
+        (x + 240.0, y),
+        -1.0,
+        &format!("edge lowers it ({:+.3})", -m),
+    );
+    sample(
+        body,
+        (x, y + 20.0),
+        0.25,
+        "width and depth of colour: |score|",
+    );
+    let fill = diverging(0.5);
+    let _ = writeln!(
+        body,
+        r##"<rect x="{:.1}" y="{:.1}" width="28" height="14" rx="4" fill="{}" stroke="#333"/><text x="{:.1}" y="{:.1}" font-size="11" fill="#333">box: the writer's node score</text>"##,
+        x + 240.0,
+        y + 13.0,
+        hex(fill),
+        x + 274.0,
+        y + 24.0
+    );
+    y + 44.0
+}
+
+/// Where the curve's points go: edges kept along x (on a log scale of k + 1 when they span
+/// a decade or more), the recovered share along y from below 0 and 1 to above both.
+struct CurveAxes {
+    x: f64,
+    w: f64,
+    bottom: f64,
+    h: f64,
+    log: bool,
+    k: (f64, f64),
+    v: (f64, f64),
+}
+
+impl CurveAxes {
+    fn of(points: &[(usize, f32)], (x, bottom): (f64, f64), (w, h): (f64, f64)) -> CurveAxes {
+        let ks = points.iter().map(|p| p.0 as f64);
+        let (k0, k1) = (
+            ks.clone().fold(f64::INFINITY, f64::min),
+            ks.fold(0.0, f64::max),
+        );
+        let log = k1 >= 10.0 * k0.max(1.0);
+        let vs = points.iter().map(|p| p.1 as f64);
+        let v = (vs.clone().fold(0.0, f64::min), vs.fold(1.0, f64::max));
+        let k = match log {
+            true => ((k0 + 1.0).log10(), (k1 + 1.0).log10()),
+            false => (0.0, k1.max(1.0)),
+        };
+        CurveAxes {
+            x,
+            w,
+            bottom,
+            h,
+            log,
+            k,
+            v,
+        }
+    }
+
+    fn px(&self, k: usize) -> f64 {
+        let k = match self.log {
+            true => (k as f64 + 1.0).log10(),
+            false => k as f64,
+        };
+        self.x + (k - self.k.0) / (self.k.1 - self.k.0).max(1e-9) * self.w
+    }
+
+    fn py(&self, v: f64) -> f64 {
+        self.bottom - (v - self.v.0) / (self.v.1 - self.v.0).max(1e-9) * self.h
+    }
+
+    /// The y ticks: 0 and 1 always, the lowest and highest value when they lie outside.
+    fn ticks(&self) -> Vec<f64> {
+        let room = 0.08 * (self.v.1 - self.v.0);
+        let mut t = vec![0.0, 1.0];
+        t.extend([self.v.0].into_iter().filter(|&lo| lo < -room));
+        t.extend([self.v.1].into_iter().filter(|&hi| hi > 1.0 + room));
+        t
+    }
+}
+
+/// The y axis's ticks (1 dashed across: the clean run) and both axes' titles.
+fn curve_axes(body: &mut String, a: &CurveAxes) {
+    for t in a.ticks() {
+        let y = a.py(t);
+        let dash = if t == 1.0 {
+            r#" stroke-dasharray="4 3""#
+        } else {
+            ""
+        };
+        let (x0, x1) = (a.x, a.x + a.w);
+        let _ = writeln!(
+            body,
+            r##"<line x1="{x0}" y1="{y:.1}" x2="{x1:.1}" y2="{y:.1}" stroke="#bbb"{dash}/><text x="{:.1}" y="{:.1}" font-size="10" fill="#444" text-anchor="end">{}</text>"##,
+            a.x - 5.0,
+            y + 3.0,
+            fixed_tick(t)
+        );
+    }
+    let _ = writeln!(
+        body,
+        r##"<line x1="{x}" y1="{b:.1}" x2="{:.1}" y2="{b:.1}" stroke="#333"/><line x1="{x}" y1="{:.1}" x2="{x}" y2="{b:.1}" stroke="#333"/>
+<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle">edges kept{}</text>
+<text transform="translate({:.1},{:.1}) rotate(-90)" font-size="11" text-anchor="middle">recovered share</text>"##,
+        a.x + a.w,
+        a.bottom - a.h,
+        a.x + a.w / 2.0,
+        a.bottom + 30.0,
+        if a.log { " (log scale)" } else { "" },
+        a.x - 30.0,
+        a.bottom - a.h / 2.0,
+        x = a.x,
+        b = a.bottom,
+    );
+}
+
+/// A tick's label: whole numbers bare, others to two places.
+fn fixed_tick(v: f64) -> String {
+    match v.fract() == 0.0 {
+        true => format!("{v:.0}"),
+        false => format!("{v:.2}"),
+    }
+}
+
 /// The faithfulness curve under the graph at (`x`, `y`), `w` wide: recovered share
 /// against edges kept. Returns the figure's new bottom.
 fn curve(body: &mut String, r: &CircuitReport, (x, y): (f64, f64), w: f64) -> f64 {
-    let h = 120.0;
-    let (top, bottom) = (y + 24.0, y + 24.0 + h);
-    let recovered = r.faithfulness.iter().map(|f| f.recovered);
-    let hi = recovered.clone().fold(1.0f32, f32::max) as f64;
-    let lo = recovered.fold(0.0f32, f32::min) as f64;
-    let max_k = r
-        .faithfulness
-        .iter()
-        .map(|f| f.edges)
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
-    let px = |k: usize| x + k as f64 / max_k * w;
-    let py = |v: f32| bottom - (v as f64 - lo) / (hi - lo).max(1e-9) * h;
     let _ = writeln!(
         body,
-        r##"<text x="{x}" y="{:.1}" font-size="13" font-weight="bold">faithfulness: share of clean − corrupt recovered by the top edges</text>
-<line x1="{x}" y1="{bottom:.1}" x2="{:.1}" y2="{bottom:.1}" stroke="#333"/><line x1="{x}" y1="{top:.1}" x2="{x}" y2="{bottom:.1}" stroke="#333"/>
-<line x1="{x}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#999" stroke-dasharray="4 3"/><text x="{:.1}" y="{:.1}" font-size="10" fill="#666">1</text>"##,
+        r##"<text x="{x}" y="{:.1}" font-size="13" font-weight="bold">faithfulness: share of clean − corrupt recovered by the top edges</text>"##,
         y + 12.0,
-        x + w,
-        py(1.0),
-        x + w,
-        py(1.0),
-        x - 12.0,
-        py(1.0) + 3.0
     );
-    let mut points: Vec<(usize, f32)> = r
-        .faithfulness
-        .iter()
-        .map(|f| (f.edges, f.recovered))
+    let mut points: Vec<(usize, f32)> = (r.faithfulness.iter())
+        .filter_map(|f| f.recovered.map(|v| (f.edges, v)))
         .collect();
+    if points.is_empty() {
+        let _ = writeln!(
+            body,
+            r##"<text x="{x}" y="{:.1}" font-size="12" fill="#444">clean and corrupt give the same logit difference: every share is 0/0, undefined</text>"##,
+            y + 34.0
+        );
+        return y + 50.0;
+    }
     points.sort_by_key(|p| p.0);
-    let path: Vec<String> = points
-        .iter()
-        .map(|&(k, v)| format!("{:.1},{:.1}", px(k), py(v)))
+    let a = CurveAxes::of(&points, (x + 20.0, y + 30.0 + 130.0), (w - 20.0, 130.0));
+    curve_axes(body, &a);
+    let path: Vec<String> = (points.iter())
+        .map(|&(k, v)| format!("{:.1},{:.1}", a.px(k), a.py(v as f64)))
         .collect();
     let _ = writeln!(
         body,
         r##"<polyline points="{}" fill="none" stroke="#2166ac" stroke-width="2"/>"##,
         path.join(" ")
     );
-    let at: Vec<(f64, f64, usize, f32)> =
-        points.iter().map(|&(k, v)| (px(k), py(v), k, v)).collect();
-    curve_points(body, &at, bottom);
-    bottom + 30.0
+    let at: Vec<(f64, f64, usize, f32)> = (points.iter())
+        .map(|&(k, v)| (a.px(k), a.py(v as f64), k, v))
+        .collect();
+    curve_points(body, &at, a.bottom);
+    a.bottom + 44.0
 }

@@ -312,7 +312,7 @@ pub fn patch(out: &mut dyn Write, r: &PatchReport, palette: Option<Palette>) -> 
 /// When clean and corrupt give the same metric, every restored share is 0/0: not a value,
 /// and not to be read as a masked cell. What to say instead of the grid.
 fn undefined_note(r: &PatchReport) -> Option<String> {
-    (r.clean_metric == r.corrupt_metric).then(|| {
+    (!r.shares_defined).then(|| {
         format!(
             "clean and corrupt give the same {} ({:.4}): every cell's share is 0/0, \
              undefined, so no grid is drawn; --json has each patched run's raw value",

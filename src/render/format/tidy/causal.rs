@@ -70,14 +70,20 @@ impl Tabular for PatchSitesReport {
 
 impl Tabular for CircuitReport {
     fn tables(&self) -> Vec<(&'static str, Table)> {
-        let mut edges = Table::new(&["rank", "writer", "reader", "score", "exact"]);
+        let mut edges = Table::new(&["rank", "writer", "reader", "score", "share", "exact"]);
         for (i, e) in self.edges.iter().enumerate() {
             let row = [
                 (i + 1).into(),
                 e.writer.as_str().into(),
                 e.reader.as_str().into(),
             ];
-            edges.push([row.to_vec(), vec![e.score.into(), e.exact.into()]].concat());
+            edges.push(
+                [
+                    row.to_vec(),
+                    vec![e.score.into(), e.share.into(), e.exact.into()],
+                ]
+                .concat(),
+            );
         }
         let mut nodes = Table::new(&["name", "score"]);
         for n in &self.nodes {
