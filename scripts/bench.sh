@@ -160,6 +160,7 @@ CIRCUITS=(
   "path_16|$BIN --model $MODEL patch $PAIR --path 0.0 --to q|10"
   "path_logits_16|$BIN --model $MODEL patch $PAIR --path 0.0 --to logits|10"
   "circuit_ig5_16|$BIN --model $MODEL circuit $PAIR --ig-steps 5 --faithfulness 10,100,1000|5"
+  "circuit_ig40_16|$BIN --model $MODEL circuit $PAIR --ig-steps 40|3"
   "pattern_dest_src_8|$BIN --model $MODEL patch --clean '$CLEAN8' --corrupt '$CORRUPT8' --answer ' Mary' --wrong ' John' --site pattern-dest-src|3"
 )
 bench_circuits() {

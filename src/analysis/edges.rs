@@ -10,10 +10,11 @@
 use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 
-use crate::analysis::grad::backward;
+use crate::analysis::grad::{backward, rows_per_pass};
 use crate::analysis::interventions::record_tail;
 use crate::analysis::metric::Measure;
 use crate::analysis::patching::{same_length, Patching};
+use crate::analysis::progress::Progress;
 use crate::model::gpt2::{Gpt2, Inputs, Request, TailLogits};
 use crate::model::hooks::{Activations, BlockHook, CaptureSpec, Hook};
 use crate::model::tap::Tap;
@@ -214,6 +215,7 @@ pub fn edge_patch(
     corrupt: &Tensor,
     measure: &Measure,
     edges: &[(Writer, Reader)],
+    progress: &mut dyn Progress,
 ) -> Result<EdgePatches> {
     let t = same_length(clean, corrupt)?;
     let cfg = model.config();
@@ -236,6 +238,7 @@ pub fn edge_patch(
         logits: TailLogits(tail),
     };
     let mut values = vec![f32::NAN; edges.len()];
+    progress.start(edges.len() as u64, "edge patches");
     for l in 0..n_layer {
         let rows: Vec<usize> = (0..edges.len())
             .filter(|&i| edges[i].1.layer(n_layer) == l)
@@ -255,6 +258,7 @@ pub fn edge_patch(
             for (&i, v) in chunk.iter().zip(metric.of(&logits)?) {
                 values[i] = v;
             }
+            progress.advance(chunk.len() as u64);
         }
     }
     Ok(EdgePatches {
@@ -274,6 +278,7 @@ pub fn path_patch(
     measure: &Measure,
     sender: (usize, usize),
     to: Option<Qkv>,
+    progress: &mut dyn Progress,
 ) -> Result<Patching> {
     let cfg = model.config();
     let (n_layer, nh) = (cfg.n_layer, cfg.n_head);
@@ -288,7 +293,7 @@ pub fn path_patch(
         ),
     };
     let edges: Vec<(Writer, Reader)> = cells.iter().map(|&(_, r)| (w, r)).collect();
-    let p = edge_patch(model, clean, corrupt, measure, &edges)?;
+    let p = edge_patch(model, clean, corrupt, measure, &edges, progress)?;
     let size = shape.iter().product();
     let (mut values, mut is_run) = (vec![f32::NAN; size], vec![false; size]);
     for (&(i, _), v) in cells.iter().zip(p.values) {
@@ -372,14 +377,32 @@ pub struct EdgeScores {
 /// gradient taken at the corrupt run through every layer norm. With `ig_steps` = N > 1
 /// (EAP-IG, Hanna et al. 2024, as their `eap` library computes it): the gradient averaged
 /// over the N runs whose token embeddings are corrupt + k/N · (clean − corrupt), k = 0 …
-/// N − 1 (k = 0 is the corrupt run: N = 1 is plain EAP). One clean forward pass and one
-/// batched forward and backward pass of N rows.
+/// N − 1 (k = 0 is the corrupt run: N = 1 is plain EAP). One clean forward pass and
+/// batched forward and backward passes of the N rows, as many rows a pass as hold about
+/// [`crate::analysis::grad::PASS_BUDGET`].
 pub fn edge_attribution(
     model: &Gpt2,
     clean: &Tensor,
     corrupt: &Tensor,
     measure: &Measure,
     ig_steps: usize,
+    progress: &mut dyn Progress,
+) -> Result<EdgeScores> {
+    // Probed per layer: each head's q, k and v inputs (d_model vectors each) and the
+    // writers (z and the MLP's output), three vectors each (value, variable, gradient).
+    let probed = 3 * (3 * model.config().n_head + 2);
+    let per_pass = rows_per_pass(model, clean.dim(1)?, ig_steps.max(1), probed);
+    let runs = (clean, corrupt);
+    edge_attribution_in_passes(model, runs, measure, (ig_steps, per_pass), progress)
+}
+
+/// [`edge_attribution`] with the N rows run `per_pass` at a time.
+pub fn edge_attribution_in_passes(
+    model: &Gpt2,
+    (clean, corrupt): (&Tensor, &Tensor),
+    measure: &Measure,
+    (ig_steps, per_pass): (usize, usize),
+    progress: &mut dyn Progress,
 ) -> Result<EdgeScores> {
     same_length(clean, corrupt)?;
     let cfg = model.config();
@@ -390,24 +413,20 @@ pub fn edge_attribution(
     let tail = measure.positions();
     let (clean_acts, clean_logits) = record_tail(model, clean, w_hooks.clone(), tail)?;
     let metric = measure.against(&clean_logits)?;
-    let n = ig_steps.max(1);
-    let ids = corrupt.repeat((n, 1))?; // (N, T)
-    let embeds = interpolated_embeds(model, clean, corrupt, n)?; // (N, T, C)
     let mut hooks = w_hooks;
     hooks.extend(readers.iter().map(|r| r.hook(n_layer)));
     hooks.sort();
     hooks.dedup();
-    let g = backward(model, (&ids, Some(&embeds)), tail, &hooks, |l| {
-        metric.tensor(l)
-    })?;
-    // Δ (W, T·C): clean − corrupt (row 0 of the batch is the corrupt run).
-    let first = |t: Tensor| -> Result<Tensor> { Ok(t.narrow(0, 0, 1)?) };
-    let delta = writers
-        .iter()
-        .map(|w| Ok((w.value(&clean_acts)? - first(w.value(&g.values)?)?)?.flatten_all()?))
-        .collect::<Result<Vec<_>>>()?;
-    let delta = Tensor::stack(&delta, 0)?; // (W, T·C)
-    let grads = reader_grads(&readers, &g.grads, n_layer)?; // (R, T·C)
+    let runs = (clean, corrupt);
+    let (delta, corrupt_metric, grads) = ig_passes(
+        model,
+        runs,
+        &metric,
+        (&hooks, tail),
+        (ig_steps, per_pass),
+        progress,
+        (&writers, &readers, &clean_acts),
+    )?;
     let scores: Vec<Vec<f32>> = delta.matmul(&grads.t()?)?.to_dtype(DType::F32)?.to_vec2()?; // (W, R)
     let mut edges = Vec::new();
     for (ri, r) in readers.iter().enumerate() {
@@ -420,19 +439,63 @@ pub fn edge_attribution(
     edges.sort_by(|a, b| b.2.abs().total_cmp(&a.2.abs()));
     Ok(EdgeScores {
         clean: metric.of(&clean_logits)?[0],
-        corrupt: g.values_of_metric[0],
+        corrupt: corrupt_metric,
         writers,
         readers,
         edges,
     })
 }
 
-/// Each reader's gradient, averaged over the batch's rows: `(R, T·C)`.
-fn reader_grads(readers: &[Reader], grads: &Activations, n_layer: usize) -> Result<Tensor> {
+/// EAP-IG's N runs (N = `ig_steps`, 1 for EAP) in passes of `per` rows (a bounded size:
+/// [`rows_per_pass`]): the reader gradients are summed pass by pass, so memory does not
+/// grow with N. Returns Δ (W, T·C) = clean − corrupt of each writer (row 0 of the first pass
+/// is the corrupt run), the corrupt run's metric, and each reader's mean gradient (R, T·C).
+fn ig_passes(
+    model: &Gpt2,
+    (clean, corrupt): (&Tensor, &Tensor),
+    metric: &crate::analysis::metric::Bound,
+    (hooks, tail): (&[Hook], usize),
+    (ig_steps, per): (usize, usize),
+    progress: &mut dyn Progress,
+    (writers, readers, clean_acts): (&[Writer], &[Reader], &Activations),
+) -> Result<(Tensor, f32, Tensor)> {
+    let n_layer = model.config().n_layer;
+    let n = ig_steps.max(1);
+    let per = per.max(1);
+    let (mut first, mut sums) = (None, None);
+    progress.start(n as u64, "gradient runs (forward and backward)");
+    for start in (0..n).step_by(per) {
+        let rows = start..(start + per).min(n);
+        let ids = corrupt.repeat((rows.len(), 1))?; // (rows, T)
+        let embeds = interpolated_embeds(model, clean, corrupt, rows, n)?; // (rows, T, C)
+        let g = backward(model, (&ids, Some(&embeds)), tail, hooks, |l| {
+            metric.tensor(l)
+        })?;
+        if first.is_none() {
+            let row0 = |t: Tensor| -> Result<Tensor> { Ok(t.narrow(0, 0, 1)?) };
+            let d = (writers.iter())
+                .map(|w| Ok((w.value(clean_acts)? - row0(w.value(&g.values)?)?)?.flatten_all()?))
+                .collect::<Result<Vec<_>>>()?;
+            first = Some((Tensor::stack(&d, 0)?, g.values_of_metric[0]));
+        }
+        let s = reader_grad_sums(readers, &g.grads, n_layer)?; // (R, T·C)
+        sums = Some(match sums {
+            Some(total) => (total + s)?,
+            None => s,
+        });
+        progress.advance(per.min(n - start) as u64);
+    }
+    let (delta, corrupt_metric) = first.expect("at least one pass");
+    let grads = (sums.expect("at least one pass") / n as f64)?;
+    Ok((delta, corrupt_metric, grads))
+}
+
+/// Each reader's gradient, summed over the batch's rows: `(R, T·C)`.
+fn reader_grad_sums(readers: &[Reader], grads: &Activations, n_layer: usize) -> Result<Tensor> {
     let rows = readers
         .iter()
         .map(|&r| {
-            let g = grads.get(r.hook(n_layer))?.mean(0)?; // (T, nh, C) or (T, C)
+            let g = grads.get(r.hook(n_layer))?.sum(0)?; // (T, nh, C) or (T, C)
             let g = match r {
                 Reader::Head(_, h, _) => g.narrow(1, h, 1)?.squeeze(1)?,
                 Reader::Mlp(_) | Reader::Logits => g,
@@ -443,12 +506,19 @@ fn reader_grads(readers: &[Reader], grads: &Activations, n_layer: usize) -> Resu
     Ok(Tensor::stack(&rows, 0)?)
 }
 
-/// Token embeddings `(N, T, C)`: row k is corrupt + k/N · (clean − corrupt).
-fn interpolated_embeds(model: &Gpt2, clean: &Tensor, corrupt: &Tensor, n: usize) -> Result<Tensor> {
+/// Token embeddings `(rows, T, C)`: row k is corrupt + k/N · (clean − corrupt), for k in
+/// `rows` of 0 … N − 1.
+fn interpolated_embeds(
+    model: &Gpt2,
+    clean: &Tensor,
+    corrupt: &Tensor,
+    rows: std::ops::Range<usize>,
+    n: usize,
+) -> Result<Tensor> {
     let embed = |ids: &Tensor| -> Result<Tensor> { model.wte().embedding(&ids.flatten_all()?) };
     let (from, to) = (embed(corrupt)?, embed(clean)?); // (T, C)
     let step = (to - &from)?;
-    let rows = (0..n)
+    let rows = rows
         .map(|k| Ok((&from + (&step * (k as f64 / n as f64))?)?))
         .collect::<Result<Vec<_>>>()?;
     Ok(Tensor::stack(&rows, 0)?)
@@ -458,19 +528,21 @@ fn interpolated_embeds(model: &Gpt2, clean: &Tensor, corrupt: &Tensor, n: usize)
 /// which only the first `k` of `scores.edges` carry their writer's value from this run;
 /// every other edge carries the writer's corrupt value (each reader's input rebuilt as the
 /// sum of its writers: this run's input minus, for each edge left out, the writer's value
-/// here minus its corrupt value). One batched forward pass, a row per `k`.
+/// here minus its corrupt value). Batched forward passes, a row per `k`, as many rows a
+/// pass as hold about [`crate::analysis::grad::PASS_BUDGET`] (every writer's difference is
+/// kept for every row).
 pub fn faithfulness(
     model: &Gpt2,
     (clean, corrupt): (&Tensor, &Tensor),
     measure: &Measure,
-    scores: &EdgeScores,
-    ks: &[usize],
+    (scores, ks): (&EdgeScores, &[usize]),
+    progress: &mut dyn Progress,
 ) -> Result<Vec<f32>> {
-    same_length(clean, corrupt)?;
+    let t = same_length(clean, corrupt)?;
     if ks.is_empty() {
         return Ok(vec![]);
     }
-    let n_layer = model.config().n_layer;
+    let cfg = model.config();
     let hooks = writer_hooks(&scores.writers);
     let tail = measure.positions();
     let (corrupt_acts, _) = record_tail(model, corrupt, hooks, tail)?;
@@ -480,33 +552,40 @@ pub fn faithfulness(
         .map(|w| w.value(&corrupt_acts))
         .collect::<Result<Vec<_>>>()?; // each (1, T, C)
     let (nw, nr) = (scores.writers.len(), scores.readers.len());
-    // kept[b][w·R + r]: whether row b's circuit keeps edge (w, r).
-    let kept: Vec<Vec<bool>> = ks
-        .iter()
-        .map(|&k| {
-            let mut keep = vec![false; nw * nr];
-            for &(w, r, _) in scores.edges.iter().take(k) {
-                keep[w * nr + r] = true;
-            }
-            keep
-        })
-        .collect();
-    let mut tap = Circuit {
-        writers: &scores.writers,
-        readers: &scores.readers,
-        n_layer,
-        corrupt: corrupt_values,
-        kept,
-        seen: Vec::new(),
-        embed: None,
-    };
-    let batch = clean.repeat((ks.len(), 1))?;
+    let row_bytes = 3 * nw * t * cfg.n_embd * 4;
+    let per = (crate::analysis::grad::PASS_BUDGET / row_bytes.max(1)).max(1);
     let req = Request {
         capture: CaptureSpec::default(),
         logits: TailLogits(tail),
     };
-    let logits = model.run(Inputs::new(&batch), &req, &mut tap)?;
-    metric.of(&logits)
+    let mut values = Vec::with_capacity(ks.len());
+    progress.start(ks.len() as u64, "circuits run for --faithfulness");
+    for chunk in ks.chunks(per) {
+        // kept[b][w·R + r]: whether row b's circuit keeps edge (w, r).
+        let kept: Vec<Vec<bool>> = (chunk.iter())
+            .map(|&k| {
+                let mut keep = vec![false; nw * nr];
+                for &(w, r, _) in scores.edges.iter().take(k) {
+                    keep[w * nr + r] = true;
+                }
+                keep
+            })
+            .collect();
+        let mut tap = Circuit {
+            writers: &scores.writers,
+            readers: &scores.readers,
+            n_layer: cfg.n_layer,
+            corrupt: corrupt_values.clone(),
+            kept,
+            seen: Vec::new(),
+            embed: None,
+        };
+        let batch = clean.repeat((chunk.len(), 1))?;
+        let logits = model.run(Inputs::new(&batch), &req, &mut tap)?;
+        values.extend(metric.of(&logits)?);
+        progress.advance(chunk.len() as u64);
+    }
+    Ok(values)
 }
 
 /// Rebuilds each reader's input from its writers, as [`faithfulness`] describes: it sees

@@ -83,6 +83,24 @@ pub fn check_differentiable(model: &Gpt2) -> Result<()> {
     Ok(())
 }
 
+/// How many rows of `T` tokens one backward pass takes, for `rows` rows in all, so that a
+/// pass holds about [`PASS_BUDGET`] whatever `rows` is: what a pass holds for its backward
+/// grows with T² per head per layer (scores, pattern and their gradients) and T·C per op,
+/// about 40 d_model vectors per token per layer, and `probed` more for the hooks a caller
+/// probes (each holds its value, a zero variable and its gradient). The passes are of
+/// equal size, so the first (which faults in fresh memory) is no larger than it needs to
+/// be. Integrated gradients and EAP-IG batch their steps by it.
+pub fn rows_per_pass(model: &Gpt2, t: usize, rows: usize, probed: usize) -> usize {
+    let cfg = model.config();
+    let per_layer = 4 * cfg.n_head * t * t + (40 + probed) * t * cfg.n_embd;
+    let bytes = 4 * (cfg.n_layer * per_layer + cfg.vocab_size * 4);
+    let most = (PASS_BUDGET / bytes.max(1)).max(1);
+    rows.div_ceil(rows.div_ceil(most).max(1)).max(1)
+}
+
+/// What one batched backward pass may hold, in bytes.
+pub const PASS_BUDGET: usize = 512 << 20;
+
 /// Runs `ids` `(B, T)` (with `embeds` `(B, T, C)` as their token embeddings, if given),
 /// takes `metric` at the last positions of each row and differentiates their sum: each
 /// row's gradients are its own metric's (rows do not meet in the model).

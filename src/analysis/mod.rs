@@ -11,5 +11,6 @@ pub mod interventions;
 pub mod lens;
 pub mod metric;
 pub mod patching;
+pub mod progress;
 pub mod sae;
 pub mod saliency;

@@ -8,6 +8,7 @@ use candle_core::{DType, Tensor};
 use crate::analysis::grad::backward;
 use crate::analysis::interventions::{mask, record_tail, Splice};
 use crate::analysis::metric::Measure;
+use crate::analysis::progress::Progress;
 use crate::model::gpt2::{Gpt2, Inputs, Request, TailLogits};
 use crate::model::hooks::{BlockHook, CaptureSpec, Hook};
 
@@ -263,6 +264,7 @@ pub fn patch(
     measure: &Measure,
     site: Site,
     by_position: bool,
+    progress: &mut dyn Progress,
 ) -> Result<Patching> {
     let t = same_length(clean, corrupt)?;
     let cfg = model.config();
@@ -272,10 +274,8 @@ pub fn patch(
     let hooks: Vec<Hook> = (0..n_layer).map(|l| site.hook(l)).collect();
     let (clean_acts, clean_logits) = record_tail(model, clean, hooks, tail)?;
     let metric = measure.against(&clean_logits)?;
-    let resid: Vec<Hook> = (0..n_layer)
-        .map(|l| Hook::Block(l, BlockHook::ResidPre))
-        .collect();
-    let (corrupt_acts, corrupt_logits) = record_tail(model, corrupt, resid, tail)?;
+    let resid = (0..n_layer).map(|l| Hook::Block(l, BlockHook::ResidPre));
+    let (corrupt_acts, corrupt_logits) = record_tail(model, corrupt, resid.collect(), tail)?;
     let req = Request {
         capture: CaptureSpec::default(),
         logits: TailLogits(tail),
@@ -283,6 +283,7 @@ pub fn patch(
     let per = cells.size();
     let mut values = vec![f32::NAN; n_layer * per];
     let runs = cells.runs();
+    progress.start((n_layer * runs.len()) as u64, "patched runs");
     for l in 0..n_layer {
         let source = clean_acts.get(site.hook(l))?; // (1, …) as the hook records
         let x = corrupt_acts.get(Hook::Block(l, BlockHook::ResidPre))?; // (1, T, C)
@@ -303,6 +304,7 @@ pub fn patch(
             for (&cell, v) in chunk.iter().zip(metric.of(&logits)?) {
                 values[l * per + cell] = v;
             }
+            progress.advance(rows as u64);
         }
     }
     let mut shape = vec![n_layer];

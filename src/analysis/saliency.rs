@@ -5,8 +5,9 @@
 use anyhow::{bail, Result};
 use candle_core::Tensor;
 
-use crate::analysis::grad::gradients;
+use crate::analysis::grad::{gradients, rows_per_pass};
 use crate::analysis::metric::Bound;
+use crate::analysis::progress::Progress;
 use crate::model::gpt2::{Gpt2, Inputs, LastLogits, Request};
 use crate::model::hooks::{BlockHook, CaptureSpec, Hook};
 use crate::model::tap::collect;
@@ -44,6 +45,15 @@ impl Method {
         }
     }
 
+    /// Whether its scores explain an answer (a metric's gradient): rollout follows the
+    /// attention alone.
+    pub fn explains_answer(&self) -> bool {
+        match self {
+            Method::Gradient | Method::InputXGradient | Method::IntegratedGradients { .. } => true,
+            Method::Rollout => false,
+        }
+    }
+
     /// Whether its scores have a sign (gradient norms and rollout weights do not).
     pub fn signed(&self) -> bool {
         match self {
@@ -73,7 +83,14 @@ pub struct Saliency {
 
 /// The scores of `ids` by `method` for `metric` (of a one-token answer, taken at the last
 /// position).
-pub fn saliency(model: &Gpt2, ids: &[u32], metric: &Bound, method: Method) -> Result<Saliency> {
+/// Integrated gradients report their steps to `progress`.
+pub fn saliency(
+    model: &Gpt2,
+    ids: &[u32],
+    metric: &Bound,
+    method: Method,
+    progress: &mut dyn Progress,
+) -> Result<Saliency> {
     if ids.is_empty() {
         bail!("no tokens to attribute");
     }
@@ -94,7 +111,7 @@ pub fn saliency(model: &Gpt2, ids: &[u32], metric: &Bound, method: Method) -> Re
             })
         }
         Method::IntegratedGradients { steps, baseline } => {
-            integrated_gradients(model, &row, metric, steps, baseline)
+            integrated_gradients(model, &row, metric, (steps, baseline), progress)
         }
         Method::Rollout => rollout(model, &row, metric),
     }
@@ -115,29 +132,14 @@ fn token_embeddings(model: &Gpt2, ids: &Tensor) -> Result<Tensor> {
         .reshape((b, t, c))?)
 }
 
-/// Rows of integrated gradients run in one pass, for `steps` rows in all: what a pass holds
-/// for its backward grows with T² per head per layer (scores, pattern and their gradients)
-/// and T·C per op. The passes are of equal size, so the first (which faults in fresh
-/// memory) is no larger than it needs to be.
-fn rows_per_pass(model: &Gpt2, t: usize, steps: usize) -> usize {
-    let cfg = model.config();
-    let per_layer = 4 * cfg.n_head * t * t + 40 * t * cfg.n_embd;
-    let bytes = 4 * (cfg.n_layer * per_layer + cfg.vocab_size * 4);
-    let most = (BUDGET / bytes.max(1)).max(1);
-    steps.div_ceil(steps.div_ceil(most).max(1)).max(1)
-}
-
-/// What one pass of integrated gradients may hold, in bytes.
-const BUDGET: usize = 512 << 20;
-
 /// Σ_c (e − b)_t,c · Σ_i w_i ∂metric/∂e_t,c at b + α_i (e − b), with (α_i, w_i) the
 /// Gauss–Legendre points and weights on [0, 1] (Captum's default `gausslegendre`).
 fn integrated_gradients(
     model: &Gpt2,
     row: &Tensor,
     metric: &Bound,
-    steps: usize,
-    baseline: Baseline,
+    (steps, baseline): (usize, Baseline),
+    progress: &mut dyn Progress,
 ) -> Result<Saliency> {
     let e = token_embeddings(model, row)?; // (1, T, C)
     let (_, t, _) = e.dims3()?;
@@ -158,7 +160,11 @@ fn integrated_gradients(
     )?;
     let points = gauss_legendre(steps);
     let mut total = e.zeros_like()?; // Σ_i w_i g_i, (1, T, C)
-    for chunk in points.chunks(rows_per_pass(model, t, steps)) {
+    progress.start(
+        steps as u64,
+        "integrated-gradients steps (forward and backward)",
+    );
+    for chunk in points.chunks(rows_per_pass(model, t, steps, 0)) {
         let n = chunk.len();
         let alphas: Vec<f32> = chunk.iter().map(|&(a, _)| a as f32).collect();
         let weights: Vec<f32> = chunk.iter().map(|&(_, w)| w as f32).collect();
@@ -169,6 +175,7 @@ fn integrated_gradients(
         let g = gradients(model, &ids, Some(&scaled), metric, &[])?;
         let grad = given_embeddings(g.embeds)?; // (n, T, C)
         total = (total + grad.broadcast_mul(&weights)?.sum_keepdim(0)?)?;
+        progress.advance(n as u64);
     }
     let scores: Vec<f32> = (total * &diff)?.sum(2)?.squeeze(0)?.to_vec1()?;
     let sum: f64 = scores.iter().map(|&s| s as f64).sum();

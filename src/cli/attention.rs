@@ -120,10 +120,11 @@ pub struct AttentionArgs {
           conflicts_with_all = ["all_heads", "window", "svg"])]
     pub neuron: Option<usize>,
 
-    /// The four stages of one head side by side: its input x (ln_1's output, T × d_model),
-    /// the scores QKᵀ/√d_head (T × T, masked cells hatched), the softmax weights (T × T)
-    /// and its output z (T × d_head); with --svg, one figure of four panels (needs --layer
-    /// and --head)
+    /// One head from input to output, stage by stage: its input x (ln_1's output, T ×
+    /// d_model), the queries, keys and values (T × d_head each), the scores QKᵀ/√d_head (T ×
+    /// T, masked cells hatched), the softmax weights (T × T), z, the weighted values (T ×
+    /// d_head), and z·W_O, what the head adds to the residual stream (T × d_model); with
+    /// --svg, one figure of eight panels in two rows (needs --layer and --head)
     #[arg(long, requires_all = ["layer", "head"],
           conflicts_with_all = ["all_heads", "window", "neuron"])]
     pub stages: bool,

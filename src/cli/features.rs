@@ -99,9 +99,12 @@ pub struct FeaturesArgs {
     #[command(flatten)]
     pub sae: SaeArgs,
     /// Features listed per token, the most active first
-    #[arg(short = 'k', long = "top-k", value_name = "K", default_value_t = 5,
-          value_parser = at_least_one)]
-    pub top_k: u32,
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = at_least_one)]
+    pub per_token: u32,
+    /// Not features' flag: -k counts candidate tokens in every command (features per token
+    /// is --per-token)
+    #[arg(short = 'k', long = "top-k", value_name = "K", hide = true)]
+    pub top_k: Option<u32>,
 }
 
 #[derive(Debug, Args)]

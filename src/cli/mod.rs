@@ -337,7 +337,7 @@ pub enum Command {
     /// token, how well they reconstruct the activation, and what the model loses when the
     /// reconstruction stands in for it
     #[command(
-        after_help = "Examples:\n  gpt2-inspect features \"The cat sat on the mat\" --sae DIR\n  gpt2-inspect features \"The cat sat on the mat\" --sae DIR -k 10 --json\n\nDIR holds SAELens's cfg.json and sae_weights.safetensors (what SAE.save_model writes)."
+        after_help = "Examples:\n  gpt2-inspect features \"The cat sat on the mat\" --sae DIR\n  gpt2-inspect features \"The cat sat on the mat\" --sae DIR --per-token 10 --json\n\nDIR holds SAELens's cfg.json and sae_weights.safetensors (what SAE.save_model writes)."
     )]
     Features(FeaturesArgs),
     /// One or more SAE features: the tokens each one's decoder direction promotes and

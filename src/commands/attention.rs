@@ -69,9 +69,13 @@ pub fn run(session: &Session, args: &AttentionArgs, out: &mut dyn Write) -> Resu
     });
     prepared.run(session, out, &model, &req, build, |out, r| {
         match (&r.neuron, &r.stages, &style) {
-            (Some(n), _, _) => neuron::neuron(out, r, n, session.output.palette, args.annot),
+            (Some(n), _, _) => {
+                neuron::neuron(out, r, n, session.output.palette, args.annot)?;
+                table::scores_and_qkv(out, r)
+            }
             (None, Some(s), _) => {
-                stages::stages(out, r, s, session.output.palette, session.output.width)
+                stages::stages(out, r, s, session.output.palette, session.output.width)?;
+                table::scores_and_qkv(out, r)
             }
             (None, None, Some(style)) => heatmap::attention(out, r, style),
             (None, None, None) => table::attention(out, r),
@@ -196,7 +200,15 @@ fn request(args: &AttentionArgs, layers: &[usize]) -> Request<NoLogits> {
     let view: &[BlockHook] = if args.neuron.is_some() {
         &[BlockHook::Q, BlockHook::K, BlockHook::AttnScores]
     } else if args.stages {
-        &[BlockHook::Ln1Out, BlockHook::AttnScores, BlockHook::Z]
+        &[
+            BlockHook::Ln1Out,
+            BlockHook::Q,
+            BlockHook::K,
+            BlockHook::V,
+            BlockHook::AttnScores,
+            BlockHook::Z,
+            BlockHook::AttnResult,
+        ]
     } else {
         &[]
     };
@@ -238,7 +250,7 @@ fn bertviz(
     })
 }
 
-/// `--svg FILE`: the figure of `report` (its four stages with `--stages`).
+/// `--svg FILE`: the figure of `report` (its stages with `--stages`).
 fn write_svg(
     session: &Session,
     args: &AttentionArgs,
@@ -374,16 +386,20 @@ fn build(
     })
 }
 
-/// The four stages of the one head recorded of layer `l`: ln_1's output, the masked scores,
-/// the pattern and z.
+/// The stages of the one head recorded of layer `l`: ln_1's output, q, k and v, the masked
+/// scores, the pattern, z and z·W_O.
 fn stages(acts: &Activations, l: usize) -> Result<HeadStages> {
     let one =
         |kind| -> Result<Matrix> { Ok(per_layer(acts, &[l], kind, None)?.remove(0).remove(0)) };
     Ok(HeadStages {
         x: matrix(&acts.get(Hook::Block(l, BlockHook::Ln1Out))?.get(0)?)?,
+        q: one(BlockHook::Q)?,
+        k: one(BlockHook::K)?,
+        v: one(BlockHook::V)?,
         scores: masked(one(BlockHook::AttnScores)?),
         weights: one(BlockHook::Pattern)?,
         z: one(BlockHook::Z)?,
+        result: one(BlockHook::AttnResult)?,
     })
 }
 

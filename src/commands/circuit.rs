@@ -19,6 +19,7 @@ use crate::error::usage;
 use crate::model::{Config, Gpt2};
 use crate::render::causal::edges as printer;
 use crate::reports::{CircuitReport, EdgeScore, Faithfulness, NodeScore};
+use crate::session::progress::Bar;
 use crate::session::{answers, pair};
 use crate::session::{check_finite, decoded, emit, write_file, write_svg, Built, Session};
 
@@ -30,6 +31,9 @@ fn edge_count(cfg: &Config) -> usize {
         .sum()
 }
 
+/// The most `--ig-steps` a run takes, as `saliency --steps`.
+const MAX_IG_STEPS: usize = 1000;
+
 /// `--top`, `--ig-steps` and `--faithfulness` checked against the model's edge count.
 fn check_args(args: &CircuitArgs, edges: usize) -> Result<()> {
     if args.top == 0 {
@@ -39,6 +43,13 @@ fn check_args(args: &CircuitArgs, edges: usize) -> Result<()> {
         return Err(usage(
             "--ig-steps 0 takes no gradient: give 1 (plain EAP) or more",
         ));
+    }
+    if args.ig_steps > MAX_IG_STEPS {
+        return Err(usage(format!(
+            "--ig-steps {} is more than EAP-IG needs: give at most {MAX_IG_STEPS} \
+             (the runs are batched, so memory stays bounded, but time grows with the count)",
+            args.ig_steps
+        )));
     }
     if args.exact > edges {
         return Err(usage(format!(
@@ -79,11 +90,18 @@ pub fn build(session: &Session, args: &CircuitArgs) -> Result<Built<CircuitRepor
     let row =
         |ids: &[u32]| -> Result<Tensor> { Ok(Tensor::new(ids, model.device())?.unsqueeze(0)?) };
     let (clean_ids, corrupt_ids) = (row(&clean)?, row(&corrupt)?);
-    let scores = edge_attribution(&model, &clean_ids, &corrupt_ids, &metric, args.ig_steps)?;
+    let bar = &mut Bar::new(session, "circuit");
     let ids = (&clean_ids, &corrupt_ids);
-    let circuits = faithfulness(&model, ids, &metric, &scores, &args.faithfulness)?;
+    let scores = edge_attribution(&model, ids.0, ids.1, &metric, args.ig_steps, bar)?;
+    let circuits = faithfulness(&model, ids, &metric, (&scores, &args.faithfulness), bar)?;
     let mut edges = edges(&scores);
-    add_exact(&model, ids, &metric, &scores, &mut edges[..args.exact])?;
+    add_exact(
+        &model,
+        ids,
+        (&metric, &scores),
+        &mut edges[..args.exact],
+        bar,
+    )?;
     let (clean_text, corrupt_text) = crate::session::pair_texts(&tokenizer, &args.pair)?;
     let report = CircuitReport {
         header: session.header(Some(&clean_text))?,
@@ -115,9 +133,9 @@ pub fn build(session: &Session, args: &CircuitArgs) -> Result<Built<CircuitRepor
 fn add_exact(
     model: &Gpt2,
     (clean, corrupt): (&Tensor, &Tensor),
-    metric: &Measure,
-    s: &EdgeScores,
+    (metric, s): (&Measure, &EdgeScores),
     edges: &mut [EdgeScore],
+    progress: &mut Bar,
 ) -> Result<()> {
     if edges.is_empty() {
         return Ok(());
@@ -125,7 +143,7 @@ fn add_exact(
     let top: Vec<_> = (s.edges.iter().take(edges.len()))
         .map(|&(w, r, _)| (s.writers[w], s.readers[r]))
         .collect();
-    let p = edge_patch(model, clean, corrupt, metric, &top)?;
+    let p = edge_patch(model, clean, corrupt, metric, &top, progress)?;
     for (e, v) in edges.iter_mut().zip(p.values) {
         e.exact = Some(v - p.corrupt);
     }

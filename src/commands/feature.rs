@@ -9,6 +9,7 @@ use candle_core::Tensor;
 use crate::analysis::sae::{self, FeatureStats, Sae};
 use crate::cli::{FeatureArgs, TextArgs};
 use crate::dist;
+use crate::input::{text_name, Lines};
 use crate::model::{CaptureSpec, NoLogits, Request};
 use crate::render::features::dashboard;
 use crate::render::features::table;
@@ -45,14 +46,19 @@ pub fn build(session: &Session, args: &FeatureArgs) -> Result<Built<FeatureRepor
             let keep = (args.contexts as usize, args.window as usize);
             let stats = pass(&prepared, &model, &sae, hook, centered, &args.ids.0, keep)?;
             let not_run = prepared.not_run();
-            let Texts { tokenizer, ids, .. } = prepared;
-            (model, tokenizer, Some(stats), ids, not_run)
+            let Texts {
+                tokenizer,
+                ids,
+                lines,
+                ..
+            } = prepared;
+            (model, tokenizer, Some(stats), (ids, lines), not_run)
         }
         None => (
             session.model(cfg, cfg.n_layer)?,
             session.tokenizer()?,
             None,
-            Vec::new(),
+            (Vec::new(), None),
             Ok(()),
         ),
     };
@@ -67,7 +73,7 @@ pub fn build(session: &Session, args: &FeatureArgs) -> Result<Built<FeatureRepor
             bottom_logits: token_values(&tokenizer, &logits, &dist::top_k(&negated, k))?,
             log10_training_density: sae.log_sparsity.as_ref().map(|s| s[f]),
             corpus: match &stats {
-                Some(s) => Some(corpus_row(&tokenizer, &s[i], &texts)?),
+                Some(s) => Some(corpus_row(&tokenizer, &s[i], (&texts.0, texts.1.as_ref()))?),
                 None => None,
             },
         });
@@ -134,16 +140,19 @@ fn token_values(tokenizer: &Tokenizer, logits: &[f32], ids: &[usize]) -> Result<
         .collect()
 }
 
+/// A feature's corpus statistics and top contexts, each context named as messages name
+/// its text ("line 4 of --file f" with --lines).
 fn corpus_row(
     tokenizer: &Tokenizer,
     s: &FeatureStats,
-    texts: &[Vec<u32>],
+    (texts, lines): (&[Vec<u32>], Option<&Lines>),
 ) -> Result<FeatureCorpus> {
     let contexts = (s.peaks.iter())
         .map(|p| {
             let ids = &texts[p.text][p.start..p.start + p.acts.len()];
             Ok(FeatureContext {
                 text: p.text,
+                source: text_name(p.text, texts.len(), lines),
                 peak: p.value,
                 peak_position: p.position,
                 start: p.start,

@@ -10,6 +10,7 @@ use candle_core::Tensor;
 use crate::analysis::sae::{self, Sae};
 use crate::cli::FeaturesArgs;
 use crate::dist;
+use crate::error::usage;
 use crate::model::{Gpt2, Hook};
 use crate::render::features::heatmap;
 use crate::render::features::table;
@@ -20,6 +21,12 @@ use crate::session::{decoded, Session};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &FeaturesArgs, out: &mut dyn Write) -> Result<()> {
+    if let Some(k) = args.top_k {
+        return Err(usage(format!(
+            "-k {k}: in every command -k counts candidate tokens; features listed per token is \
+             --per-token {k}"
+        )));
+    }
     let cfg = session.config()?;
     let a = &args.sae;
     let (sae, hook, centered) =
@@ -80,7 +87,7 @@ pub fn build(
         tokens: decoded(tokenizer, ids)?,
         features: acts
             .iter()
-            .map(|row| top(row, args.top_k as usize))
+            .map(|row| top(row, args.per_token as usize))
             .collect(),
         l0: acts
             .iter()

@@ -9,7 +9,7 @@ use candle_transformers::generation::{LogitsProcessor, Sampling};
 use crate::cli::GenerateArgs;
 use crate::dist;
 use crate::error::usage;
-use crate::model::generate::{self, generate, Settings};
+use crate::model::generate::{self, generate, NonFiniteLogits, Settings};
 use crate::model::tap::{Identity, Tap};
 use crate::model::{Config, Gpt2};
 use crate::render::tokens::table::GenerateStream;
@@ -43,7 +43,7 @@ pub fn run(session: &Session, args: &GenerateArgs, out: &mut dyn Write) -> Resul
         ..
     } = &prepared;
     let settings = settings(args, cfg, tokenizer, watch);
-    announce(session, (steering.as_ref(), &settings, texts.len()), out)?;
+    announce(session, (steering.as_ref(), &settings, texts.len()))?;
     // Tables stream as tokens come; other formats print each report when it is done.
     let mut printer = session.printer(texts, ids, *pad, &|_, _| Ok(()))?;
     let one = One {
@@ -171,7 +171,8 @@ impl One<'_> {
                     Ok(())
                 },
             )
-        })?;
+        })
+        .map_err(|e| blame_steering(e, self.steering))?;
         let generated_ids = generation.ids();
         if generation.stop == generate::Stop::NPositions {
             self.say_why_stopped(args, ids.len(), generated_ids.len());
@@ -207,6 +208,21 @@ impl One<'_> {
     }
 }
 
+/// A generation that ran out of numbers under steering names the steering, the likelier
+/// cause than the checkpoint's weights.
+fn blame_steering(e: anyhow::Error, steering: Option<&Steering>) -> anyhow::Error {
+    match (e.downcast_ref::<NonFiniteLogits>(), steering) {
+        (Some(stop), Some(s)) => anyhow::anyhow!(
+            "steering ({}) at {} made the values non-finite (NaN or infinity) by generated \
+             token {}; the steered logits are not numbers: choose smaller values",
+            s.describe().join(", "),
+            s.hook,
+            stop.token
+        ),
+        _ => e,
+    }
+}
+
 /// The steering's tap (none: [`Identity`]) handed to `f`.
 fn with_edit<R>(steering: Option<&Steering>, f: impl FnOnce(&mut dyn Tap) -> R) -> R {
     match steering {
@@ -215,17 +231,16 @@ fn with_edit<R>(steering: Option<&Steering>, f: impl FnOnce(&mut dyn Tap) -> R) 
     }
 }
 
-/// Says in the table what the steering changes (JSON says it in the report).
-/// What the run will do before it does it: the steering (tables), or that JSON comes at the
+/// What the run will do before it does it, on standard error (standard output is the text
+/// as it is): the steering (tables; JSON says it in the report), or that JSON comes at the
 /// end of a long run.
 fn announce(
     session: &Session,
     (steering, settings, texts): (Option<&Steering>, &Settings, usize),
-    out: &mut dyn Write,
 ) -> Result<()> {
     let json = !session.output.format.is_table();
     if let Some(s) = steering.filter(|_| !json) {
-        writeln!(out, "steered: {} at {}", s.describe().join(", "), s.hook)?;
+        eprintln!("steered: {} at {}", s.describe().join(", "), s.hook);
     }
     if json && texts == 1 && settings.max_new_tokens >= 64 {
         eprintln!(

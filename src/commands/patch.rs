@@ -21,6 +21,7 @@ use crate::render::causal::grids as printer;
 use crate::reports::{Grid, MetricSpec, PatchReport, PatchSitesReport};
 use crate::session::flags;
 use crate::session::metric::{answer_tokens, measure, wrong_token};
+use crate::session::progress::Bar;
 use crate::session::{
     check_finite, decoded, emit, emit_parts, layer_head, pair, pair_texts, write_svg, Built,
     Session,
@@ -53,14 +54,15 @@ fn grids(
     (clean, corrupt): (&Tensor, &Tensor),
     metric: &Measure,
     sites: &[Site],
-    args: &PatchArgs,
+    (args, progress): (&PatchArgs, &mut Bar),
 ) -> Result<Grids> {
     let by_position = args.by_position;
     let exact = match args.method {
         PatchMethod::Attribution => sites.iter().map(|_| None).collect(),
-        _ => sites
-            .iter()
-            .map(|&site| patch(model, clean, corrupt, metric, site, by_position).map(Some))
+        _ => (sites.iter())
+            .map(|&site| {
+                patch(model, clean, corrupt, metric, site, by_position, progress).map(Some)
+            })
             .collect::<Result<_>>()?,
     };
     let estimates = match args.method {
@@ -155,14 +157,17 @@ pub fn build(session: &Session, args: &PatchArgs) -> Result<Built<Vec<PatchRepor
     let row =
         |ids: &[u32]| -> Result<Tensor> { Ok(Tensor::new(ids, model.device())?.unsqueeze(0)?) };
     let ids = (&row(&clean)?, &row(&corrupt)?);
+    let mut progress = Bar::new(session, "patch");
     let reports = match sender {
         Some(sender) => {
             let (to, _) = flags::path_to(args.to);
-            let p = path_patch(&model, ids.0, ids.1, &shared.measure, sender, to)?;
+            let (m, bar) = (&shared.measure, &mut progress);
+            let p = path_patch(&model, ids.0, ids.1, m, sender, to, bar)?;
             vec![path_report(&shared.report, sender, args.to, p)]
         }
         None => {
-            let (exact, estimates) = grids(&model, ids, &shared.measure, &sites, args)?;
+            let with = (args, &mut progress);
+            let (exact, estimates) = grids(&model, ids, &shared.measure, &sites, with)?;
             (sites.iter().zip(exact).zip(estimates))
                 .map(|((&site, exact), estimate)| {
                     site_report(&shared.report, site, args.by_position, exact, estimate)

@@ -7,6 +7,7 @@ use anyhow::Result;
 
 use crate::analysis::grad::check_differentiable;
 use crate::analysis::metric::{top_answer, Kind, Measure, Quantity};
+use crate::analysis::progress::Silent;
 use crate::analysis::saliency::{saliency, Method};
 use crate::atomic;
 use crate::cli::{NeuronWhen as When, ReportArgs};
@@ -143,11 +144,12 @@ fn strip(model: &Gpt2, tokenizer: &Tokenizer, ids: &[u32]) -> Result<Option<Page
     let id = top_answer(model, ids)?;
     let metric = Measure::new(Kind::Of(Quantity::Logit), vec![id], None)?;
     let method = Method::InputXGradient;
-    let s = saliency(model, ids, &metric.bound()?, method)?;
+    let s = saliency(model, ids, &metric.bound()?, method, &mut Silent)?;
     Ok(Some(PageSaliency {
         method: SaliencyMethod {
             method: method.name(),
             signed: method.signed(),
+            explains_answer: method.explains_answer(),
             quantity: Quantity::Logit.as_str(),
             steps: None,
             baseline: None,

@@ -11,8 +11,9 @@ use candle_transformers::generation::{LogitsProcessor, Sampling};
 
 use crate::analysis::grad::check_differentiable;
 use crate::analysis::metric::{top_answer, Kind, Measure, Quantity};
+use crate::analysis::progress::{Progress, Silent};
 use crate::analysis::saliency::{saliency, Method, Saliency};
-use crate::cli::{BaselineArg, MethodArg, SaliencyArgs};
+use crate::cli::{BaselineArg, MethodArg, MetricArg, SaliencyArgs};
 use crate::error::usage;
 use crate::model::generate::{generate, Settings};
 use crate::model::tap::Identity;
@@ -20,6 +21,7 @@ use crate::model::{Config, Gpt2};
 use crate::render::gradients::saliency as printer;
 use crate::reports::{NamedToken, SaliencyMatrixReport, SaliencyMethod, SaliencyReport};
 use crate::session::flags;
+use crate::session::progress::Bar;
 use crate::session::texts::Texts;
 use crate::session::Take;
 use crate::session::{
@@ -49,6 +51,15 @@ impl Plan {
                 "--steps and --baseline are integrated gradients' options: add --method integrated-gradients",
             ));
         }
+        let asked =
+            args.answer.is_some() || args.wrong.is_some() || args.metric != MetricArg::Logit;
+        if args.method == MethodArg::Rollout && asked {
+            return Err(usage(
+                "--answer, --wrong and --metric choose what a gradient explains; --method rollout \
+                 follows the attention alone and explains no answer: drop them, or choose a \
+                 gradient --method",
+            ));
+        }
         let rows = match (&args.generate, &args.continuation) {
             (Some(n), _) => Some(Rows::Generate(*n as usize)),
             (None, Some(text)) if text.is_empty() => {
@@ -69,6 +80,7 @@ impl Plan {
         SaliencyMethod {
             method: method.name(),
             signed: method.signed(),
+            explains_answer: method.explains_answer(),
             quantity: self.quantity.as_str(),
             steps: ig.then_some(args.steps),
             baseline: ig.then_some(flags::baseline_name(args.baseline)),
@@ -157,7 +169,8 @@ fn single(
         vec![answer.id],
         wrong.as_ref().map(|w| w.id),
     )?;
-    let s = saliency(model, prefix, &metric.bound()?, method)?;
+    let bar = &mut Bar::new(session, "saliency");
+    let s = saliency(model, prefix, &metric.bound()?, method, bar)?;
     warn_incomplete(&s, None);
     let problem = finite(model, prefix, &s)?;
     let report = SaliencyReport {
@@ -255,9 +268,12 @@ fn matrix(
     let (n0, t) = (prompt.len(), all.len());
     let (mut answers, mut metrics, mut matrix, mut deltas) = (vec![], vec![], vec![], vec![]);
     let mut problem = None;
+    let mut bar = Bar::new(session, "saliency");
+    bar.start((t - n0) as u64, "generated tokens explained");
     for p in n0..t {
         let metric = Measure::new(Kind::Of(plan.quantity), vec![all[p]], None)?;
-        let s = saliency(model, &all[..p], &metric.bound()?, method)?;
+        let s = saliency(model, &all[..p], &metric.bound()?, method, &mut Silent)?;
+        bar.advance(1);
         warn_incomplete(&s, Some(p - n0));
         problem = problem.or(finite(model, &all[..p], &s)?);
         answers.push(crate::session::named(tokenizer, all[p])?);

@@ -52,6 +52,7 @@ pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<(
             )?,
         };
         report.steered = steering.as_ref().map(Steering::describe);
+        report.steered_at = steering.as_ref().map(|s| s.hook.to_string());
         Ok(report)
     };
     prepared.run(session, out, &model, &req, build, table::score)
@@ -111,5 +112,6 @@ fn build(
         mean_surprisal_bits: mean_nll / std::f64::consts::LN_2,
         perplexity: mean_nll.exp(),
         steered: None,
+        steered_at: None,
     })
 }

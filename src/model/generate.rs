@@ -164,6 +164,24 @@ impl Step {
     }
 }
 
+/// Generation stopped because the logits of a step were not numbers: the message names
+/// where they first stopped being numbers; a caller that edited the run (steering) can
+/// say so instead of blaming the weights.
+#[derive(Debug)]
+pub struct NonFiniteLogits {
+    /// The generated token whose logits were not numbers (1-based).
+    pub token: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for NonFiniteLogits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for NonFiniteLogits {}
+
 /// The error when the logits for generated token `done + 1` of `seq` hold `bad`, naming
 /// where the values first stopped being numbers.
 fn not_finite(model: &Gpt2, seq: &[u32], done: usize, bad: f32) -> anyhow::Error {
@@ -174,11 +192,15 @@ fn not_finite(model: &Gpt2, seq: &[u32], done: usize, bad: f32) -> anyhow::Error
         .map_or(String::new(), |hook| {
             format!("; non-finite values first appear in {hook}")
         });
-    anyhow::anyhow!(
-        "the model's logits for generated token {} include {bad}{at}: there are no \
-         numbers to choose from (are the checkpoint's weights finite?)",
-        done + 1
-    )
+    NonFiniteLogits {
+        token: done + 1,
+        message: format!(
+            "the model's logits for generated token {} include {bad}{at}: there are no \
+             numbers to choose from (are the checkpoint's weights finite?)",
+            done + 1
+        ),
+    }
+    .into()
 }
 
 /// `(1, T)` u32 input for the model.

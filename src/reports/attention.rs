@@ -110,22 +110,31 @@ pub struct AttentionReport {
     /// The neuron view of one query (with `--query`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub neuron: Option<NeuronView>,
-    /// The head's four stages (with `--stages`).
+    /// The head's stages, input to output (with `--stages`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stages: Option<HeadStages>,
 }
 
-/// One head from input to output: what `--stages` draws.
+/// One head from input to output, in data-flow order: what `--stages` draws.
 #[derive(Debug, Clone, Serialize)]
 pub struct HeadStages {
     /// `[T][d_model]`: ln_1's output, the input of every head of the layer.
     pub x: Matrix,
+    /// `[T][d_head]`: the queries, x·W_Q + b_Q (TransformerLens's `hook_q`).
+    pub q: Matrix,
+    /// `[T][d_head]`: the keys, x·W_K + b_K.
+    pub k: Matrix,
+    /// `[T][d_head]`: the values, x·W_V + b_V.
+    pub v: Matrix,
     /// `[T][T]`: QKᵀ/√d_head, masked keys `null`.
     pub scores: MaskedMatrix,
     /// `[T][T]`: the softmax of the scores.
     pub weights: Matrix,
-    /// `[T][d_head]`: the weighted sum of the values, the head's output.
+    /// `[T][d_head]`: the weighted sum of the values.
     pub z: Matrix,
+    /// `[T][d_model]`: z·W_O, what the head adds to the residual stream (TransformerLens's
+    /// `hook_result`: before the sum over heads and b_O).
+    pub result: Matrix,
 }
 
 /// How one query attends, element by element (BertViz's neuron view), for the head of an

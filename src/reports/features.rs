@@ -71,6 +71,9 @@ pub struct TokenValue {
 pub struct FeatureContext {
     /// The text's index in the corpus (0-based; with --lines, among non-empty lines).
     pub text: usize,
+    /// The text as messages name it: `line 4 of --file f` with --lines, `text 2 of 3`,
+    /// or `the text`.
+    pub source: String,
     pub peak: f32,
     pub peak_position: usize,
     /// The position of `tokens[0]` in the text.

@@ -12,6 +12,9 @@ pub struct SaliencyMethod {
     /// Whether the scores have a sign (drawn on a diverging scale).
     #[serde(skip)]
     pub signed: bool,
+    /// Whether the scores explain the answer (every method but `rollout`, which follows the
+    /// attention alone: its `answer` is only the top prediction there).
+    pub explains_answer: bool,
     /// What of the answer is explained: `logit`, `logprob` or `prob`.
     pub quantity: &'static str,
     /// Integrated gradients: the Gauss–Legendre points.

@@ -243,6 +243,9 @@ pub struct ScoreReport {
     /// With steering flags: what was changed (the scores are the steered model's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub steered: Option<Vec<String>>,
+    /// With steering flags: the hook the SAE's reconstruction is changed at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steered_at: Option<String>,
 }
 
 /// One generated token.

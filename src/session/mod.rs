@@ -6,6 +6,7 @@ pub mod metric;
 pub mod output;
 pub mod pairs;
 pub mod parts;
+pub mod progress;
 pub mod steer;
 pub mod texts;
 pub mod tokens;
@@ -69,6 +70,9 @@ pub struct Output {
     /// Whether the output is a terminal: text shown there gets its control characters
     /// escaped.
     pub terminal: bool,
+    /// Whether long work draws its progress on standard error (a terminal there, and not a
+    /// server's call).
+    pub progress: bool,
 }
 
 impl Output {
@@ -80,6 +84,7 @@ impl Output {
             palette: palette(g.color, terminal, |k| std::env::var(k).ok()),
             width: terminal_width(),
             terminal,
+            progress: io::stderr().is_terminal(),
         }
     }
 
@@ -90,6 +95,7 @@ impl Output {
             palette: None,
             width: None,
             terminal: false,
+            progress: false,
         }
     }
 }

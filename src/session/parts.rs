@@ -24,14 +24,29 @@ pub fn per_layer(
         .iter()
         .map(|&l| {
             let t: &Tensor = acts.get(Hook::Block(l, kind))?;
-            // q/k/v are (1, T, nh, hs); scores and pattern are (1, nh, T, T).
+            // q/k/v/z are (1, T, nh, hs), the result (1, T, nh, C); scores and pattern are
+            // (1, nh, T, T).
             let mut t = match kind {
-                BlockHook::Q | BlockHook::K | BlockHook::V | BlockHook::Z => t.transpose(1, 2)?, // (1, nh, T, hs)
+                BlockHook::Q
+                | BlockHook::K
+                | BlockHook::V
+                | BlockHook::Z
+                | BlockHook::AttnResult => {
+                    t.transpose(1, 2)? // (1, nh, T, ·)
+                }
                 _ => t.clone(),
             };
             if let Some([start, end]) = window {
                 t = t.narrow(2, start, end - start)?; // (1, nh, t, ·)
-                if !matches!(kind, BlockHook::Q | BlockHook::K | BlockHook::V) {
+                let per_token = matches!(
+                    kind,
+                    BlockHook::Q
+                        | BlockHook::K
+                        | BlockHook::V
+                        | BlockHook::Z
+                        | BlockHook::AttnResult
+                );
+                if !per_token {
                     t = t.narrow(3, start, end - start)?; // (1, nh, t, t)
                 }
             }

@@ -8,6 +8,7 @@ use gpt2_inspect::analysis::attribution::attribute;
 use gpt2_inspect::analysis::heads::head_scores;
 use gpt2_inspect::analysis::metric::Measure;
 use gpt2_inspect::analysis::patching::{patch, Site};
+use gpt2_inspect::analysis::progress::Silent;
 use gpt2_inspect::dist::kl;
 use gpt2_inspect::load::checkpoint::Checkpoint;
 use gpt2_inspect::model::{Config, Gpt2};
@@ -87,6 +88,7 @@ fn patching_matches_hf_at_every_site() {
                 &metric,
                 site,
                 false,
+                &mut Silent,
             )
             .unwrap();
             let pre = format!("circuits.patch{k}.");

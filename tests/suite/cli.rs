@@ -530,3 +530,55 @@ fn global_options_a_command_does_not_use_are_said_to_be_ignored() {
     assert!(out.status.success());
     assert_eq!(stderr_of(&out), "");
 }
+
+/// Long work shows its size and progress on a terminal's stderr (here a pseudo-terminal
+/// from util-linux's `script`), and nothing on a pipe: `patch --site pattern-dest-src` on
+/// the fixture announces its 3 × 4 × 21 patched runs, `circuit` each of its stages.
+#[test]
+fn long_runs_show_progress_on_a_terminal() {
+    let Ok(bin) = std::env::var("CARGO_BIN_EXE_gpt2-inspect") else {
+        panic!("cargo sets CARGO_BIN_EXE_gpt2-inspect for integration tests");
+    };
+    let model = crate::common::model_dir();
+    let pair = "--clean 'The cat sat on the mat' --corrupt 'The dog sat on the mat' \
+                --answer ' the' --wrong ' a'";
+    let cases = [
+        (
+            "patch",
+            "--site pattern-dest-src",
+            vec!["patch: 252 patched runs ["],
+        ),
+        (
+            "circuit",
+            "--ig-steps 4 --exact 3 --faithfulness 1,2",
+            vec![
+                "circuit: 4 gradient runs (forward and backward) [",
+                "circuit: 2 circuits run for --faithfulness [",
+                "circuit: 3 edge patches [",
+            ],
+        ),
+    ];
+    for (command, extra, needles) in cases {
+        let line = format!(
+            "{bin} --model {} {command} {pair} {extra} --json > /dev/null",
+            model.display()
+        );
+        let shown = std::process::Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .output()
+            .expect("util-linux's script (Debian's bsdutils) makes the pseudo-terminal");
+        assert!(shown.status.success(), "{line}");
+        let shown = String::from_utf8_lossy(&shown.stdout);
+        for n in needles {
+            assert!(shown.contains(n), "{command}: no {n:?} in {shown:?}");
+        }
+        let piped = std::process::Command::new("sh")
+            .args(["-c", &line])
+            .output()
+            .unwrap();
+        assert!(
+            piped.status.success() && piped.stderr.is_empty(),
+            "{command} on a pipe"
+        );
+    }
+}

@@ -6,10 +6,12 @@ use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
 use gpt2_inspect::analysis::edges::{
-    edge_attribution, edge_patch, faithfulness, path_patch, Qkv, Reader, Writer,
+    edge_attribution, edge_attribution_in_passes, edge_patch, faithfulness, path_patch, Qkv,
+    Reader, Writer,
 };
 use gpt2_inspect::analysis::metric::Measure;
 use gpt2_inspect::analysis::patching::{attribution_patch, patch, Site};
+use gpt2_inspect::analysis::progress::Silent;
 use gpt2_inspect::model::{Config, Gpt2};
 use gpt2_inspect::tokenizer::Tokenizer;
 
@@ -94,7 +96,7 @@ fn every_site_matches_hf_hooks() {
     let mut worst = 0f32;
     for (k, (clean, corrupt, metric)) in e.runs().iter().enumerate() {
         for (site, by_pos, name) in SITES {
-            let p = patch(&e.model, clean, corrupt, metric, site, by_pos).unwrap();
+            let p = patch(&e.model, clean, corrupt, metric, site, by_pos, &mut Silent).unwrap();
             let want = e.get(&format!("pair{k}.site.{name}"));
             let dims = e.tensors[&format!("pair{k}.site.{name}")].dims().to_vec();
             assert_eq!(p.shape, dims, "pair {k} {name}: shape");
@@ -153,7 +155,7 @@ fn every_edge_patched_alone_matches_hf_hooks() {
     }
     let mut worst = 0f32;
     for (k, (clean, corrupt, metric)) in e.runs().iter().enumerate() {
-        let got = edge_patch(&e.model, clean, corrupt, metric, &edges).unwrap();
+        let got = edge_patch(&e.model, clean, corrupt, metric, &edges, &mut Silent).unwrap();
         let want = e.get(&format!("pair{k}.edges.exact"));
         let mut full = vec![f32::NAN; writers.len() * readers.len()];
         for (&(w, r), v) in edges.iter().zip(&got.values) {
@@ -182,7 +184,16 @@ fn path_patching_is_the_senders_edges_to_every_later_head() {
     for (k, (clean, corrupt, metric)) in e.runs().iter().enumerate() {
         for (l, h) in [(0, 1), (1, 3)] {
             for qkv in [Qkv::Q, Qkv::K, Qkv::V] {
-                let p = path_patch(&e.model, clean, corrupt, metric, (l, h), Some(qkv)).unwrap();
+                let p = path_patch(
+                    &e.model,
+                    clean,
+                    corrupt,
+                    metric,
+                    (l, h),
+                    Some(qkv),
+                    &mut Silent,
+                )
+                .unwrap();
                 assert_eq!(p.shape, [n, nh]);
                 let want: Vec<f32> = (0..n)
                     .flat_map(|rl| (0..nh).map(move |rh| (rl, rh)))
@@ -193,7 +204,8 @@ fn path_patching_is_the_senders_edges_to_every_later_head() {
                     .collect();
                 near(&format!("pair {k} path {l}.{h} {qkv:?}"), &p.values, &want);
             }
-            let p = path_patch(&e.model, clean, corrupt, metric, (l, h), None).unwrap();
+            let p =
+                path_patch(&e.model, clean, corrupt, metric, (l, h), None, &mut Silent).unwrap();
             let want = want_of(k, Writer::Head(l, h), Reader::Logits);
             near(&format!("pair {k} path {l}.{h} logits"), &p.values, &[want]);
         }
@@ -207,7 +219,7 @@ fn edge_scores_match_torch_autograd_at_the_readers_inputs() {
     let steps: usize = e.meta["ig_steps"].parse().unwrap();
     for (k, (clean, corrupt, metric)) in e.runs().iter().enumerate() {
         for n in [1, steps] {
-            let s = edge_attribution(&e.model, clean, corrupt, metric, n).unwrap();
+            let s = edge_attribution(&e.model, clean, corrupt, metric, n, &mut Silent).unwrap();
             let mut full = vec![f32::NAN; writers.len() * readers.len()];
             for &(w, r, score) in &s.edges {
                 full[w * readers.len() + r] = score;
@@ -219,6 +231,25 @@ fn edge_scores_match_torch_autograd_at_the_readers_inputs() {
             );
             let corrupt_metric = e.get(&format!("pair{k}.eap{n}.corrupt"));
             near("corrupt metric", &[s.corrupt], &corrupt_metric);
+            // The same N rows in passes of 1, 2 and 3 rows (memory bounded whatever N):
+            // the sum over passes equals torch's one batch.
+            for per_pass in [1, 2, 3] {
+                let runs = (clean, corrupt);
+                let p =
+                    edge_attribution_in_passes(&e.model, runs, metric, (n, per_pass), &mut Silent);
+                let p = p.unwrap();
+                let mut got = vec![f32::NAN; writers.len() * readers.len()];
+                for &(w, r, score) in &p.edges {
+                    got[w * readers.len() + r] = score;
+                }
+                let want = e.get(&format!("pair{k}.eap{n}"));
+                near(
+                    &format!("pair {k} eap{n} in passes of {per_pass}"),
+                    &got,
+                    &want,
+                );
+                near("corrupt metric", &[p.corrupt], &corrupt_metric);
+            }
             let sorted = s.edges.windows(2).all(|w| w[0].2.abs() >= w[1].2.abs());
             assert!(sorted, "edges by |score|");
         }
@@ -232,7 +263,7 @@ fn node_scores_are_the_attribution_patching_estimates() {
     let e = load();
     let (n, nh) = (e.cfg.n_layer, e.cfg.n_head);
     for (clean, corrupt, metric) in e.runs() {
-        let s = edge_attribution(&e.model, &clean, &corrupt, &metric, 1).unwrap();
+        let s = edge_attribution(&e.model, &clean, &corrupt, &metric, 1, &mut Silent).unwrap();
         let mut sums = vec![0f32; s.writers.len()];
         for &(w, _, score) in &s.edges {
             sums[w] += score;
@@ -274,16 +305,22 @@ fn faithfulness_matches_hf_hooks_and_spans_corrupt_to_clean() {
     let e = load();
     let ks: Vec<usize> = serde_json::from_str(&e.meta["faithfulness"]).unwrap();
     for (k, (clean, corrupt, metric)) in e.runs().iter().enumerate() {
-        let s = edge_attribution(&e.model, clean, corrupt, metric, 1).unwrap();
-        let got = faithfulness(&e.model, (clean, corrupt), metric, &s, &ks).unwrap();
+        let s = edge_attribution(&e.model, clean, corrupt, metric, 1, &mut Silent).unwrap();
+        let got = faithfulness(&e.model, (clean, corrupt), metric, (&s, &ks), &mut Silent).unwrap();
         near(
             &format!("pair {k} faithfulness"),
             &got,
             &e.get(&format!("pair{k}.faithfulness")),
         );
         // No edge kept: the corrupt run; every edge kept: the clean run.
-        let ends =
-            faithfulness(&e.model, (clean, corrupt), metric, &s, &[0, s.edges.len()]).unwrap();
+        let ends = faithfulness(
+            &e.model,
+            (clean, corrupt),
+            metric,
+            (&s, &[0, s.edges.len()]),
+            &mut Silent,
+        )
+        .unwrap();
         near("no edge", &ends[..1], &[s.corrupt]);
         near("every edge", &ends[1..], &[s.clean]);
     }
@@ -364,6 +401,11 @@ fn bad_circuit_and_path_arguments_are_usage_errors() {
         &mut with(&["--ig-steps", "0"], "circuit"),
         2,
         &["--ig-steps 0"],
+    );
+    fails(
+        &mut with(&["--ig-steps", "100000"], "circuit"),
+        2,
+        &["--ig-steps 100000", "at most 1000"],
     );
     fails(
         &mut with(&["--faithfulness", "100000"], "circuit"),

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use candle_core::{DType, Device, Tensor};
 use gpt2_inspect::analysis::grad::gradients;
 use gpt2_inspect::analysis::metric::{top_answer, Bound, Kind, Measure, Quantity};
+use gpt2_inspect::analysis::progress::Silent;
 use gpt2_inspect::analysis::saliency::{saliency, Baseline, Method};
 use gpt2_inspect::load::checkpoint::{Checkpoint, Weights};
 use gpt2_inspect::model::{Config, Gpt2, Hook};
@@ -180,7 +181,7 @@ fn gradient_input_x_gradient_and_rollout_match_captum_and_numpy() {
             (Method::InputXGradient, "input_x_gradient"),
             (Method::Rollout, "rollout"),
         ] {
-            let s = saliency(&g.model, &ids, &g.metric(case, &ids), method).unwrap();
+            let s = saliency(&g.model, &ids, &g.metric(case, &ids), method, &mut Silent).unwrap();
             assert_near(
                 &format!("{p}{name}"),
                 &s.scores,
@@ -211,7 +212,14 @@ fn integrated_gradients_match_captums_with_their_delta() {
             steps: *steps,
             baseline,
         };
-        let s = saliency(&g.model, &ids, &g.metric(&cases[*case], &ids), method).unwrap();
+        let s = saliency(
+            &g.model,
+            &ids,
+            &g.metric(&cases[*case], &ids),
+            method,
+            &mut Silent,
+        )
+        .unwrap();
         assert_near(
             &format!("{p}scores"),
             &s.scores,
@@ -481,4 +489,38 @@ fn the_report_page_colours_tokens_by_captums_input_x_gradient() {
             "{got} vs {want}"
         );
     }
+}
+
+/// Attention rollout follows the attention alone: it refuses the flags that choose an
+/// answer to explain, and its output says it explains none.
+#[test]
+fn rollout_takes_no_answer_and_claims_none() {
+    for extra in [
+        &["--answer", " mat"][..],
+        &["--wrong", " dog"],
+        &["--metric", "prob"],
+    ] {
+        let mut c = crate::common::cmd();
+        c.args(["saliency", "The cat sat on the", "--method", "rollout"])
+            .args(extra);
+        crate::common::fails(&mut c, 2, &["--method rollout", "explains no answer"]);
+    }
+    let out = crate::common::cmd()
+        .args([
+            "saliency",
+            "The cat sat on the",
+            "--method",
+            "rollout",
+            "--color",
+            "never",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.starts_with("attention rollout into position 4"),
+        "{text}"
+    );
+    assert!(!first.contains("logit["), "{text}");
 }

@@ -471,8 +471,21 @@ fn neuron_view_matches_hf() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--query 99 is out of range"));
 }
 
-/// `--stages`: x, the scores, the weights and z of one head, against HF's ln_1 output,
-/// scores, pattern and z (torch hooks on HF's modules).
+/// The panels of `--stages`, in data-flow order.
+const PANELS: [&str; 8] = [
+    "x (ln_1 output)",
+    "q (queries)",
+    "k (keys)",
+    "v (values)",
+    "QKᵀ/√d",
+    "softmax",
+    "z = softmax · v",
+    "z·W_O (to the residual stream)",
+];
+
+/// `--stages`: x, q, k, v, the scores, the weights, z and z·W_O of one head, against HF's
+/// ln_1 output, q, k, v, scores, pattern, z and per-head result (torch hooks on HF's
+/// modules).
 #[test]
 fn stages_match_hf() {
     let reference = Reference::load();
@@ -515,7 +528,18 @@ fn stages_match_hf() {
         .squeeze(1)
         .unwrap(); // (T, hs)
     assert_json_close("z", &s["z"], &z);
-    // The table names the four panels in data-flow order.
+    // q, k, v and z·W_O of the head (HF's c_attn split into heads, and z times W_O's rows
+    // of the head, as TransformerLens's hook_result).
+    for (name, hook) in [
+        ("q", "attn.hook_q"),
+        ("k", "attn.hook_k"),
+        ("v", "attn.hook_v"),
+        ("result", "attn.hook_result"),
+    ] {
+        let want = get(hook).narrow(1, head, 1).unwrap().squeeze(1).unwrap(); // (T, ·)
+        assert_json_close(name, &s[name], &want);
+    }
+    // The table names the panels in data-flow order.
     let out = cmd()
         .args([
             "attention",
@@ -529,7 +553,7 @@ fn stages_match_hf() {
         .output()
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    let at: Vec<usize> = ["x (ln_1 output)", "QKᵀ/√d", "softmax", "output z"]
+    let at: Vec<usize> = PANELS
         .iter()
         .map(|p| text.find(p).unwrap_or_else(|| panic!("no {p} in {text}")))
         .collect();
@@ -586,4 +610,44 @@ fn lens_at_all_positions_matches_hf() {
         table.contains("3 (after block 2)") && table.contains("logit lens at every position"),
         "{table}"
     );
+}
+
+/// Flags asked for are shown: `--scores` and `--qkv` add their tables to the stages and to
+/// the neuron view in the terminal, as they do to the pattern (the JSON has them too).
+#[test]
+fn stages_and_neuron_view_print_the_scores_and_qkv_asked_for() {
+    let head = [
+        "attention",
+        "The cat sat on the mat",
+        "--layer",
+        "1",
+        "--head",
+        "3",
+    ];
+    for (view, extra, needles) in [
+        (
+            "--stages",
+            "--qkv",
+            ["q vectors", "k vectors", "v vectors"].as_slice(),
+        ),
+        (
+            "--stages",
+            "--scores",
+            ["scores QKᵀ/√d_head before softmax"].as_slice(),
+        ),
+        ("--query", "--qkv", ["q vectors", "v vectors"].as_slice()),
+    ] {
+        let mut args = head.to_vec();
+        args.push(view);
+        if view == "--query" {
+            args.push("2");
+        }
+        args.push(extra);
+        let out = cmd().args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        for n in needles {
+            assert!(text.contains(n), "{args:?}: no {n:?} in\n{text}");
+        }
+    }
 }

@@ -11,6 +11,7 @@ use gpt2_inspect::analysis::edges::{path_patch, Qkv};
 use gpt2_inspect::analysis::metric::Quantity;
 use gpt2_inspect::analysis::metric::{Kind, Measure};
 use gpt2_inspect::analysis::patching::{attribution_patch, patch, Site};
+use gpt2_inspect::analysis::progress::Silent;
 use gpt2_inspect::model::Gpt2;
 use gpt2_inspect::tokenizer::Tokenizer;
 
@@ -85,7 +86,7 @@ fn patching_by_every_metric_matches_hf() {
         let (c, x) = (f.input(clean, &m), f.input(corrupt, &m));
         let sites = [(Site::ResidPre, "resid_pre"), (Site::Head, "head")];
         for (site, name) in sites {
-            let got = patch(&f.model, &c, &x, &m, site, false).unwrap();
+            let got = patch(&f.model, &c, &x, &m, site, false, &mut Silent).unwrap();
             worst = worst.max(near(
                 &(p.clone() + name),
                 &got.values,
@@ -107,13 +108,13 @@ fn patching_by_every_metric_matches_hf() {
             let key = format!("{p}estimate.{name}");
             worst = worst.max(near(&key, &got.values, &f.get(&key)));
         }
-        let direct = path_patch(&f.model, &c, &x, &m, sender, None).unwrap();
+        let direct = path_patch(&f.model, &c, &x, &m, sender, None, &mut Silent).unwrap();
         worst = worst.max(near(
             &(p.clone() + "path.logits"),
             &direct.values,
             &f.get(&(p.clone() + "path.logits")),
         ));
-        let to_v = path_patch(&f.model, &c, &x, &m, sender, Some(Qkv::V)).unwrap();
+        let to_v = path_patch(&f.model, &c, &x, &m, sender, Some(Qkv::V), &mut Silent).unwrap();
         worst = worst.max(near(
             &(p.clone() + "path.v"),
             &to_v.values,

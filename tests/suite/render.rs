@@ -729,11 +729,11 @@ fn plain_tables_align_wide_characters() {
     );
 }
 
-/// `--stages --svg`: one figure, four titled panels in data-flow order, each with a colour
+/// `--stages --svg`: one figure, eight titled panels in data-flow order, each with a colour
 /// bar; masked cells hatched; every cell's value in its tooltip (from the same numbers the
 /// JSON has, which `inspect.rs` checks against HF).
 #[test]
-fn stages_svg_has_four_panels() {
+fn stages_svg_has_eight_panels() {
     let scratch = Scratch::new("svg-stages");
     let file = svg(
         &scratch,
@@ -747,14 +747,26 @@ fn stages_svg_has_four_panels() {
         .filter(|n| n.attribute("class") == Some("panel-title"))
         .filter_map(|n| n.text())
         .collect();
-    assert_eq!(titles, ["x (ln_1 output)", "QKᵀ/√d", "softmax", "output z"]);
+    assert_eq!(
+        titles,
+        [
+            "x (ln_1 output)",
+            "q (queries)",
+            "k (keys)",
+            "v (values)",
+            "QKᵀ/√d",
+            "softmax",
+            "z = softmax · v",
+            "z·W_O (to the residual stream)"
+        ]
+    );
     let panels: Vec<_> = doc
         .descendants()
         .filter(|n| n.attribute("class") == Some("panel"))
         .collect();
-    assert_eq!(panels.len(), 4);
+    assert_eq!(panels.len(), 8);
     let t = 6;
-    for (p, cols) in panels.iter().zip([32, t, t, 8]) {
+    for (p, cols) in panels.iter().zip([32, 8, 8, 8, t, t, 8, 32]) {
         let cells = p
             .children()
             .filter(|n| n.has_tag_name("rect") && n.attribute("class").is_none())

@@ -163,8 +163,14 @@ fn features_reports_what_saelens_computes() {
     for name in &names {
         let dir = fixtures().join("saes").join(name);
         for (k, text) in prompts.iter().enumerate() {
-            let got =
-                crate::common::json(&["features", text, "--sae", dir.to_str().unwrap(), "-k", "4"]);
+            let got = crate::common::json(&[
+                "features",
+                text,
+                "--sae",
+                dir.to_str().unwrap(),
+                "--per-token",
+                "4",
+            ]);
             let acts = r.tensors[&format!("{name}.prompt{k}.acts")]
                 .to_vec2::<f32>()
                 .unwrap();
@@ -890,4 +896,137 @@ fn steering_into_non_finite_values_is_an_error() {
             ],
         );
     }
+}
+
+/// Steered runs say what was steered and where, away from the data: `generate`'s piped
+/// stdout is the text alone (the `steered:` line is on stderr), `score` names the hook and
+/// its CSV marks every row, and a generation steered into non-numbers blames the steering,
+/// not the checkpoint.
+#[test]
+fn steered_runs_say_so_where_it_belongs() {
+    let dir = fixtures().join("saes/topk");
+    let sae = dir.to_str().unwrap();
+    let run = |args: &[&str]| crate::common::cmd().args(args).output().unwrap();
+    let out = run(&[
+        "generate", "The cat", "-n", "3", "--sae", sae, "--steer", "40=5",
+    ]);
+    assert!(out.status.success());
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stdout.starts_with("The cat") && !stdout.contains("steered"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("steered: +5 · W_dec[40] at blocks.1.hook_resid_pre"),
+        "{stderr}"
+    );
+    let out = run(&["score", "The cat sat", "--sae", sae, "--steer", "40=5"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("steered: +5 · W_dec[40] at blocks.1.hook_resid_pre\n"),
+        "{text}"
+    );
+    let out = run(&[
+        "score",
+        "The cat sat",
+        "--sae",
+        sae,
+        "--steer",
+        "40=5",
+        "--csv",
+    ]);
+    let csv = String::from_utf8_lossy(&out.stdout);
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().ends_with(",steered"), "{csv}");
+    let mark = ",\"+5 · W_dec[40] at blocks.1.hook_resid_pre\"";
+    assert!(lines.all(|l| l.ends_with(mark)), "{csv}");
+    let out = run(&[
+        "generate", "The cat", "-n", "3", "--sae", sae, "--steer", "40=1e30",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.trim_end().lines().last().unwrap();
+    assert!(
+        last.contains("steering (") && last.contains("made the values non-finite"),
+        "{err}"
+    );
+    assert!(!err.contains("checkpoint's weights"), "{err}");
+}
+
+/// `-k` counts candidate tokens in every command: `features` lists features per token with
+/// `--per-token`, says so when given `-k`, and names the SAE's own k in words.
+#[test]
+fn features_per_token_is_not_k() {
+    let dir = fixtures().join("saes/topk");
+    let sae = dir.to_str().unwrap();
+    crate::common::fails(
+        crate::common::cmd().args(["features", "The cat", "--sae", sae, "-k", "3"]),
+        2,
+        &["-k 3", "--per-token 3"],
+    );
+    let out = crate::common::cmd()
+        .args(["features", "The cat", "--sae", sae, "--per-token", "3"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("keeping its 8 most active per token"),
+        "{text}"
+    );
+    assert!(!text.contains("k 8"), "{text}");
+}
+
+/// `feature --lines` names each context as every message names a line ("line 4 of
+/// --file F", blank lines counted), and its dashboard says it once, with one heading per
+/// feature and a histogram whose axes are titled.
+#[test]
+fn feature_contexts_are_named_by_their_line() {
+    let scratch = crate::common::Scratch::new("feature-lines");
+    let corpus = scratch.0.join("corpus.txt");
+    std::fs::write(
+        &corpus,
+        "The cat sat on the mat\n\nA bird sang in the tree\n",
+    )
+    .unwrap();
+    let html = scratch.0.join("f.html");
+    let dir = fixtures().join("saes/topk");
+    let out = crate::common::cmd()
+        .args([
+            "feature",
+            "40",
+            "--sae",
+            dir.to_str().unwrap(),
+            "--lines",
+            "--file",
+        ])
+        .arg(&corpus)
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let file = corpus.display().to_string();
+    assert!(
+        text.contains(&format!("line 3 of --file {file}: ")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("line 1 of --file {file}: ")),
+        "{text}"
+    );
+    assert!(!text.contains("text 1"), "{text}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains(&format!("line 3 of --file {file}")),
+        "dashboard"
+    );
+    assert_eq!(
+        page.matches("Feature 40<").count(),
+        1,
+        "one heading for feature 40"
+    );
+    assert!(page.contains(">activation</text>") && page.contains(">tokens</text>"));
 }

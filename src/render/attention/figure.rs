@@ -1,9 +1,10 @@
 //! The attention family's figures: a head's pattern or a layer's heads as heatmaps, a head's
-//! four stages, and the logit lens grid.
+//! stages, and the logit lens grid.
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
+use crate::render::attention::stages::{PanelWidth, StagePanel, FIRST_ROW};
 use crate::render::color::{hex, ColourScale, Ramp};
 use crate::render::svg::{
     axis_titles, cells, colour_bar, column_labels, document, gradient, ink_name, row_labels,
@@ -147,10 +148,11 @@ fn attention_panels(
     }
 }
 
-/// `attention --stages --svg`: one head from input to output as four panels side by side,
-/// titled "x (ln_1 output)", "QKᵀ/√d", "softmax" and "output z", each with its own colour
-/// bar; token labels on the outer axes (rows left of the first panel, keys under the two
-/// T × T panels); masked cells hatched. Every cell's value is its tooltip.
+/// `attention --stages --svg`: one head from input to output as eight panels in two rows
+/// (x, q, k, v; then QKᵀ/√d, softmax, z and z·W_O: [`panels`](crate::render::attention::stages::panels)'s titles),
+/// each with its own colour bar; token labels on the outer axes (rows left of each row's
+/// first panel, keys under the two T × T panels); masked cells hatched. Every cell's value
+/// is its tooltip.
 pub fn stages(
     out: &mut dyn Write,
     r: &AttentionReport,
@@ -172,10 +174,24 @@ pub fn stages(
     };
     let left = 12.0 + if show_labels { label_px + 10.0 } else { 0.0 };
     let mut body = String::new();
-    let mut x = left;
-    for (n, p) in panels.iter().enumerate() {
-        x += row.panel(&mut body, n, p, x) + 28.0;
+    // Two rows: x, q, k and v; then the scores, softmax, z and z·W_O.
+    let labels_h = row.label_px.map_or(0.0, |l| l + 4.0);
+    let second = StageRow {
+        top: row.top + row.height + 8.0 + labels_h + 60.0,
+        ..row
+    };
+    let mut right = left;
+    for (rows, at) in [
+        (&panels[..FIRST_ROW], &row),
+        (&panels[FIRST_ROW..], &second),
+    ] {
+        let mut x = left;
+        for (n, p) in rows.iter().enumerate() {
+            x += at.panel(&mut body, n == 0, p, x) + 28.0;
+        }
+        right = right.max(x);
     }
+    let x = right;
     let text = r.header.text.as_deref().unwrap_or_default();
     let title = title.map_or_else(
         || {
@@ -192,12 +208,12 @@ pub fn stages(
     let width = (x - 16.0)
         .max(12.0 + display_width(&subtitle) as f64 * CHAR_PX + 12.0)
         .ceil();
-    let labels_h = row.label_px.map_or(0.0, |l| l + 4.0);
-    let height = (row.top + row.height + 8.0 + labels_h + 40.0).ceil();
+    let height = (second.top + second.height + 8.0 + labels_h + 40.0).ceil();
     document(out, width, height, MASKED, Some((&title, &subtitle)), &body)
 }
 
-/// The row of a head's four stage panels: what each panel is drawn with.
+/// A row of a head's stage panels: what each panel is drawn with.
+#[derive(Clone, Copy)]
 struct StageRow<'a> {
     /// Token labels as shown.
     shown: &'a [String],
@@ -211,23 +227,15 @@ struct StageRow<'a> {
 }
 
 impl StageRow<'_> {
-    /// Panel `n` at `x`: its title, cells, token labels and colour bar. Returns its width.
-    fn panel(
-        &self,
-        body: &mut String,
-        n: usize,
-        p: &crate::render::attention::stages::StagePanel,
-        x: f64,
-    ) -> f64 {
+    /// A panel at `x` (the row's `first`: with the token labels beside it): its title,
+    /// cells, token labels and colour bar. Returns its width.
+    fn panel(&self, body: &mut String, first: bool, p: &StagePanel, x: f64) -> f64 {
         let (ch, top, shown) = (self.ch, self.top, self.shown);
         let cols = p.cells.first().map_or(0, Vec::len);
-        // T × T panels are square; x and z fit a fixed width.
-        let (cw, pw) = match n {
-            1 | 2 => (ch, ch * cols as f64),
-            _ => {
-                let w = if n == 0 { 240.0 } else { 160.0 };
-                (w / cols as f64, w)
-            }
+        // T × T panels are square; vectors per token fit a fixed width.
+        let (cw, pw) = match p.width {
+            PanelWidth::Square => (ch, ch * cols as f64),
+            PanelWidth::Fixed(w) => (w / cols.max(1) as f64, w),
         };
         let _ = writeln!(
             body,
@@ -255,20 +263,21 @@ impl StageRow<'_> {
                 };
             }
         }
-        let below = self.labels(body, n, x) + top + self.height + 8.0;
+        let below =
+            self.labels(body, (first, p.width == PanelWidth::Square), x) + top + self.height + 8.0;
         let bw = pw.max(96.0);
         stage_bar(body, p, x, below, bw);
         bw.max(pw)
     }
 
-    /// Token labels beside the first panel's rows and under the T × T panels' columns;
-    /// returns the height they take under the panels.
-    fn labels(&self, body: &mut String, n: usize, x: f64) -> f64 {
+    /// Token labels beside the row's first panel's rows and under the T × T panels'
+    /// columns; returns the height they take under the panels.
+    fn labels(&self, body: &mut String, (first, square): (bool, bool), x: f64) -> f64 {
         let Some(label_px) = self.label_px else {
             return 0.0;
         };
         let (ch, top) = (self.ch, self.top);
-        if n == 0 {
+        if first {
             for (i, l) in self.shown.iter().enumerate() {
                 let _ = writeln!(
                     body,
@@ -279,7 +288,7 @@ impl StageRow<'_> {
                 );
             }
         }
-        if n == 1 || n == 2 {
+        if square {
             let below = top + self.height + 8.0;
             for (j, l) in self.shown.iter().enumerate() {
                 let lx = x + (j as f64 + 0.5) * ch;
@@ -296,13 +305,7 @@ impl StageRow<'_> {
 
 /// A stage panel's colour bar at (`x`, `y`), `width` wide: 24 steps from the low end to the
 /// high end, the ends named; it closes the panel's group.
-fn stage_bar(
-    body: &mut String,
-    p: &crate::render::attention::stages::StagePanel,
-    x: f64,
-    y: f64,
-    width: f64,
-) {
+fn stage_bar(body: &mut String, p: &StagePanel, x: f64, y: f64, width: f64) {
     let (lo, hi) = (p.ramp.lo, p.ramp.hi);
     for k in 0..24 {
         let v = lo + (hi - lo) * (k as f32 + 0.5) / 24.0;

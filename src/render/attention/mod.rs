@@ -1,5 +1,5 @@
 //! The attention family's renderers: terminal heatmaps of patterns and scores, the neuron
-//! view, a head's four stages, the logit lens grid, and the `report` page.
+//! view, a head's stages, the logit lens grid, and the `report` page.
 
 pub mod figure;
 pub mod heatmap;

@@ -1,8 +1,9 @@
-//! `attention --stages`: one head from input to output as four heatmaps, the classic walk
-//! through a head: x (ln_1's output), the scores QKᵀ/√d_head, the softmax weights and the
-//! output z. In a terminal one after another (a cell per value, columns averaged in bins
-//! when they do not fit); as an SVG figure, four labelled panels side by side, each with
-//! its own colour bar (`figure::stages`).
+//! `attention --stages`: one head from input to output as heatmaps, the classic walk
+//! through a head: x (ln_1's output), the queries, keys and values, the scores
+//! QKᵀ/√d_head, the softmax weights, z (the weighted values) and z·W_O (what the head adds
+//! to the residual stream). In a terminal one after another (a cell per value, columns
+//! averaged in bins when they do not fit); as an SVG figure, labelled panels in two rows,
+//! each with its own colour bar (`figure::stages`).
 
 use std::io::{self, Write};
 
@@ -12,17 +13,30 @@ use crate::render::table::{columns, quoted, Align};
 use crate::render::{display_width, max_abs, Palette};
 use crate::reports::{AttentionReport, HeadStages};
 
-/// One of the four panels: its title, cells (`None`: masked) and how values become colour.
+/// One of the panels: its title, cells (`None`: masked) and how values become colour.
 pub struct StagePanel {
     pub title: &'static str,
     pub cells: Vec<Vec<Option<f32>>>,
-    /// Signed values on RdBu_r over ±their largest |value| (x, scores, z); probabilities on
-    /// Blues over 0..1.
+    /// Signed values on RdBu_r over ±their largest |value| (x, q, k, v, scores, z and its
+    /// result); probabilities on Blues over 0..1.
     pub ramp: Ramp,
+    /// How wide a figure draws it.
+    pub width: PanelWidth,
 }
 
-/// The four panels, in data-flow order, with the titles every picture of them uses.
-pub fn panels(s: &HeadStages) -> [StagePanel; 4] {
+/// A figure's panel width: T × T panels square, vectors per token a fixed width.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PanelWidth {
+    Square,
+    Fixed(f64),
+}
+
+/// How many of [`panels`] a figure draws in its first row (x, q, k, v); the rest (the
+/// scores, softmax, z and z·W_O) go in the second.
+pub const FIRST_ROW: usize = 4;
+
+/// The panels, in data-flow order, with the titles every picture of them uses.
+pub fn panels(s: &HeadStages) -> [StagePanel; 8] {
     let some = |m: &Vec<Vec<f32>>| -> Vec<Vec<Option<f32>>> {
         m.iter()
             .map(|r| r.iter().map(|&v| Some(v)).collect())
@@ -32,23 +46,30 @@ pub fn panels(s: &HeadStages) -> [StagePanel; 4] {
         cmap: Cmap::RdBu,
         ..Default::default()
     };
-    let signed = |title, cells: Vec<Vec<Option<f32>>>| {
+    let signed = |title, cells: Vec<Vec<Option<f32>>>, width| {
         let m = max_abs(cells.iter().flatten().flatten());
         StagePanel {
             title,
             cells,
             ramp: rdbu.signed(-m, m),
+            width,
         }
     };
+    let (wide, narrow) = (PanelWidth::Fixed(240.0), PanelWidth::Fixed(120.0));
     [
-        signed("x (ln_1 output)", some(&s.x)),
-        signed("QKᵀ/√d", s.scores.clone()),
+        signed("x (ln_1 output)", some(&s.x), wide),
+        signed("q (queries)", some(&s.q), narrow),
+        signed("k (keys)", some(&s.k), narrow),
+        signed("v (values)", some(&s.v), narrow),
+        signed("QKᵀ/√d", s.scores.clone(), PanelWidth::Square),
         StagePanel {
             title: "softmax",
             cells: causal(&s.weights),
             ramp: ColourScale::default().probabilities(1.0),
+            width: PanelWidth::Square,
         },
-        signed("output z", some(&s.z)),
+        signed("z = softmax · v", some(&s.z), narrow),
+        signed("z·W_O (to the residual stream)", some(&s.result), wide),
     ]
 }
 
@@ -64,7 +85,7 @@ pub fn stages(
 ) -> io::Result<()> {
     writeln!(
         out,
-        "layer {} head {}  the head's four stages, input to output",
+        "layer {} head {}  the head's stages, input to output",
         r.layer.unwrap_or(0),
         r.head.unwrap_or(0)
     )?;

@@ -55,11 +55,17 @@ pub fn attention(out: &mut dyn Write, r: &AttentionReport) -> io::Result<()> {
         &r.weights.maps(r.layer, r.head),
         |i, j, w| if j > i { "-".into() } else { format!("{w:.3}") },
     )?;
+    scores_and_qkv(out, r)
+}
+
+/// The scores (with `--scores`) and the q, k and v vectors (with `--qkv`) of a report, as
+/// tables: after the pattern, the neuron view or the stages.
+pub fn scores_and_qkv(out: &mut dyn Write, r: &AttentionReport) -> io::Result<()> {
     if let Some(scores) = &r.scores {
         head_maps(
             out,
             &r.tokens,
-            start,
+            r.window.map_or(0, |w| w[0]),
             "scores QKᵀ/√d_head before softmax (blank: masked)",
             &scores.maps(r.layer, r.head),
             |_, _, s| s.map(|s| format!("{s:.3}")).unwrap_or_default(),

@@ -27,7 +27,7 @@ pub fn page(out: &mut dyn Write, r: &FeatureReport) -> io::Result<()> {
         out,
         r#"{head}<body data-ready="true">
 <header>
-<h1>Feature {title}</h1>
+<h1>SAE feature dashboard</h1>
 <p>SAE <code>{sae}</code> at <code>{hook}</code> · model <code>{model}</code></p>
 <nav>features {nav}</nav>
 </header>
@@ -88,7 +88,7 @@ fn histogram(c: &FeatureCorpus) -> String {
     let mut s = format!(
         "<div><h3>Activations (non-zero)</h3>\n<svg class=\"histogram\" width=\"{}\" height=\"{}\" role=\"img\" aria-label=\"histogram of activations\">\n",
         HIST_W + 60.0,
-        HIST_H + 20.0
+        HIST_H + 36.0
     );
     for (i, &n) in c.histogram.iter().enumerate().filter(|(_, &n)| n > 0) {
         let h = (n as f32 / most * HIST_H).max(1.0);
@@ -114,7 +114,16 @@ fn histogram(c: &FeatureCorpus) -> String {
     }
     let _ = writeln!(
         s,
-        "<text x=\"26\" y=\"10\" text-anchor=\"end\">{most}</text>\n</svg></div>"
+        "<text x=\"26\" y=\"10\" text-anchor=\"end\">{most}</text><text x=\"26\" y=\"{}\" text-anchor=\"end\">0</text>",
+        HIST_H
+    );
+    // The axes' titles: what is counted, and of what.
+    let _ = writeln!(
+        s,
+        "<text class=\"axis-title\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">activation</text>\n<text class=\"axis-title\" transform=\"translate(10 {:.1}) rotate(-90)\" text-anchor=\"middle\">tokens</text>\n</svg></div>",
+        30.0 + HIST_W / 2.0,
+        HIST_H + 32.0,
+        HIST_H / 2.0
     );
     s
 }
@@ -160,13 +169,13 @@ fn contexts(c: &FeatureCorpus) -> String {
     for ctx in &c.contexts {
         let _ = writeln!(
             s,
-            "<li data-text=\"{}\" data-peak=\"{}\" data-peak-position=\"{}\" data-start=\"{}\"><span class=\"peak-value\">{:.3}</span><span class=\"where\">text {}</span><span class=\"ctx\">{}</span></li>",
+            "<li data-text=\"{}\" data-peak=\"{}\" data-peak-position=\"{}\" data-start=\"{}\"><span class=\"peak-value\">{:.3}</span><span class=\"where\">{}</span><span class=\"ctx\">{}</span></li>",
             ctx.text,
             ctx.peak,
             ctx.peak_position,
             ctx.start,
             ctx.peak,
-            ctx.text,
+            escape(&ctx.source),
             tokens(ctx, top)
         );
     }

@@ -14,7 +14,9 @@ pub fn features(out: &mut dyn Write, r: &FeaturesReport) -> io::Result<()> {
     } else {
         ""
     };
-    let k = r.k.map(|k| format!(" k {k},")).unwrap_or_default();
+    let k = (r.k)
+        .map(|k| format!(" keeping its {k} most active per token,"))
+        .unwrap_or_default();
     writeln!(
         out,
         "sae  {} ({},{k} {} features) at {}{centred}",
@@ -117,9 +119,9 @@ fn feature_corpus(out: &mut dyn Write, c: &FeatureCorpus) -> io::Result<()> {
             .collect();
         writeln!(
             out,
-            "  {:>8.3}  text {:<5} {}",
+            "  {:>8.3}  {}: {}",
             ctx.peak,
-            ctx.text,
+            ctx.source,
             words.concat()
         )?;
     }

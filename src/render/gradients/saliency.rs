@@ -36,8 +36,14 @@ fn range(m: &SaliencyMethod, scale: f32) -> [f32; 2] {
 }
 
 /// What is explained: `logit[" Paris"]`, or its difference with the wrong token.
-fn explained(m: &SaliencyMethod, answer: &str, wrong: Option<&str>) -> String {
-    let of = |t: &str| format!("{}[{}]", m.quantity, quoted(t));
+/// What the scores explain, `logit[" and"]` (`logit[␣and]` with `quote` [`label`], as
+/// every figure's title spells a token).
+fn explained(
+    m: &SaliencyMethod,
+    (answer, wrong): (&str, Option<&str>),
+    quote: &dyn Fn(&str) -> String,
+) -> String {
+    let of = |t: &str| format!("{}[{}]", m.quantity, quote(t));
     match wrong {
         Some(w) => format!("{} − {}", of(answer), of(w)),
         None => of(answer),
@@ -71,18 +77,26 @@ fn method_line(m: &SaliencyMethod) -> String {
 }
 
 pub fn scores(out: &mut dyn Write, r: &SaliencyReport, palette: Option<Palette>) -> io::Result<()> {
-    let what = explained(
-        &r.method,
-        &r.answer.token,
-        r.wrong.as_ref().map(|w| w.token.as_str()),
-    );
-    writeln!(
-        out,
-        "saliency of {what} = {:.4} at position {}, by {}",
-        r.metric,
-        r.position,
-        method_line(&r.method)
-    )?;
+    if r.method.explains_answer {
+        let wrong = r.wrong.as_ref().map(|w| w.token.as_str());
+        let what = explained(&r.method, (&r.answer.token, wrong), &|t| quoted(t));
+        writeln!(
+            out,
+            "saliency of {what} = {:.4} at position {}, by {}",
+            r.metric,
+            r.position,
+            method_line(&r.method)
+        )?;
+    } else {
+        writeln!(
+            out,
+            "attention rollout into position {}: how much of each token reaches it through \
+             the attention, averaged over heads (no answer explained; the top prediction \
+             there is {})",
+            r.position,
+            quoted(&r.answer.token)
+        )?;
+    }
     if let (Some(delta), Some(base)) = (r.delta, r.baseline_metric) {
         writeln!(
             out,
@@ -140,13 +154,19 @@ pub fn matrix(
     r: &SaliencyMatrixReport,
     palette: Option<Palette>,
 ) -> io::Result<()> {
-    writeln!(
-        out,
-        "saliency of each of {} after the text, by {}: the {} of each token at the position before it",
-        crate::render::counted(r.answers.len(), "token"),
-        method_line(&r.method),
-        r.method.quantity
-    )?;
+    let tokens = crate::render::counted(r.answers.len(), "token");
+    match r.method.explains_answer {
+        true => writeln!(
+            out,
+            "saliency of each of {tokens} after the text, by {}: the {} of each token at the position before it",
+            method_line(&r.method),
+            r.method.quantity
+        )?,
+        false => writeln!(
+            out,
+            "attention rollout into the position before each of {tokens} after the text: how much of each earlier token reaches it through the attention"
+        )?,
+    }
     writeln!(out)?;
     let all: Vec<f32> = r.matrix.iter().flatten().flatten().copied().collect();
     let m = max_abs(&all);
@@ -203,14 +223,17 @@ pub fn strip_svg(out: &mut dyn Write, r: &SaliencyReport) -> io::Result<()> {
         colour: &paint,
         range: range(&r.method, max_abs(&r.scores)),
     };
-    let what = explained(
-        &r.method,
-        &r.answer.token,
-        r.wrong.as_ref().map(|w| w.token.as_str()),
-    );
+    let wrong = r.wrong.as_ref().map(|w| w.token.as_str());
+    let title = match r.method.explains_answer {
+        true => {
+            let what = explained(&r.method, (&r.answer.token, wrong), &|t| label(t));
+            format!("saliency · {what} at position {}", r.position)
+        }
+        false => format!("attention rollout · into position {}", r.position),
+    };
     grids(
         out,
-        &format!("saliency · {} at position {}", label(&what), r.position),
+        &title,
         &format!(
             "“{}”",
             sentence(r.header.text.as_deref().unwrap_or_default())
@@ -239,10 +262,15 @@ pub fn matrix_svg(out: &mut dyn Write, r: &SaliencyMatrixReport) -> io::Result<(
     };
     grids(
         out,
-        &format!(
-            "saliency · {} of each token after the text",
-            r.method.quantity
-        ),
+        &match r.method.explains_answer {
+            true => format!(
+                "saliency · {} of each token after the text",
+                r.method.quantity
+            ),
+            false => {
+                "attention rollout · into the position before each token after the text".to_string()
+            }
+        },
         &format!(
             "“{}”",
             sentence(r.header.text.as_deref().unwrap_or_default())

@@ -316,7 +316,8 @@ pub fn info(out: &mut dyn Write, r: &InfoReport) -> io::Result<()> {
 pub fn score(out: &mut dyn Write, r: &ScoreReport) -> io::Result<()> {
     use Align::*;
     if let Some(changes) = &r.steered {
-        writeln!(out, "steered: {}", changes.join(", "))?;
+        let at = r.steered_at.as_deref().unwrap_or_default();
+        writeln!(out, "steered: {} at {at}", changes.join(", "))?;
         writeln!(out)?;
     }
     let rows: Vec<Vec<String>> = r

@@ -169,6 +169,17 @@ impl Tabular for ScoreReport {
         if entropy {
             columns.push("entropy_bits");
         }
+        // A steered run says so on every row: the scores are the steered model's.
+        let steered = (self.steered.as_ref()).map(|c| {
+            format!(
+                "{} at {}",
+                c.join(", "),
+                self.steered_at.as_deref().unwrap_or_default()
+            )
+        });
+        if steered.is_some() {
+            columns.push("steered");
+        }
         let mut t = Table::new(&columns);
         let mut alternatives = Vec::new();
         for s in &self.tokens {
@@ -177,6 +188,9 @@ impl Tabular for ScoreReport {
             row.extend([s.top.token.as_str().into(), s.top.prob.into()]);
             if entropy {
                 row.push(s.entropy_bits.into());
+            }
+            if let Some(how) = &steered {
+                row.push(how.as_str().into());
             }
             t.push(row);
             if let Some(a) = &s.alternatives {
