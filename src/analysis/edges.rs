@@ -388,9 +388,12 @@ pub fn edge_attribution(
     ig_steps: usize,
     progress: &mut dyn Progress,
 ) -> Result<EdgeScores> {
-    // Probed per layer: each head's q, k and v inputs (d_model vectors each) and the
-    // writers (z and the MLP's output), three vectors each (value, variable, gradient).
-    let probed = 3 * (3 * model.config().n_head + 2);
+    // What the probes add per token per layer, in d_model vectors: each head's q, k and v
+    // inputs are a d_model vector per head, and each keeps about 18 of them for the
+    // backward (its value, the zero variable, its gradient, and ln_1's and the
+    // projection's intermediates over the split input). Measured: on gpt2 with 16 tokens,
+    // each row of a pass adds about 500 MB (scripts/bench.sh, circuit --ig-steps).
+    let probed = 18 * 3 * model.config().n_head + 6;
     let per_pass = rows_per_pass(model, clean.dim(1)?, ig_steps.max(1), probed);
     let runs = (clean, corrupt);
     edge_attribution_in_passes(model, runs, measure, (ig_steps, per_pass), progress)

@@ -87,9 +87,9 @@ pub struct PairArgs {
     /// --corrupt as token ids
     #[arg(long, value_name = "IDS", value_parser = token_ids, conflicts_with = "corrupt")]
     pub corrupt_ids: Option<TokenIds>,
-    /// The clean run's answer (mind the leading space). patch: one token, or several,
+    /// The clean run's answer (mind the leading space): one token, or several,
     /// teacher-forced (the texts run with all but its last token appended, and the metric
-    /// is summed over its tokens); circuit: one token
+    /// is summed over its tokens)
     #[arg(long, value_name = "TEXT")]
     pub answer: Option<String>,
     /// The corrupt run's answer, one token: the metric is the answer's minus its (with
@@ -123,6 +123,9 @@ pub struct CircuitArgs {
     /// Draw the top edges as an SVG graph, layers top to bottom (written atomically)
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
+    /// What the edges are scored by, at the last position (patch's metrics)
+    #[arg(long, value_enum, default_value_t = CausalMetric::Logit)]
+    pub metric: CausalMetric,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

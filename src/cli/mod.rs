@@ -70,6 +70,17 @@ impl Cli {
                 }
             }
         }
+        // A revision names a version on the hub; a local directory has only the one.
+        let said = warnings.iter().any(|w| w.starts_with("--revision"));
+        if let Some(r) = cli.global.revision.as_ref().filter(|_| !said) {
+            if std::path::Path::new(&cli.global.model).is_dir() {
+                warnings.push(format!(
+                    "--revision {r} picks a hub version; --model {} is a local directory, so it \
+                     is ignored",
+                    cli.global.model
+                ));
+            }
+        }
         (cli, warnings)
     }
 }
@@ -247,9 +258,11 @@ pub enum Command {
         after_help = "Examples:\n  gpt2-inspect next \"The quick brown fox\"\n  gpt2-inspect next \"The capital of France is\" -k 10 --json\n  gpt2-inspect next --file prompts.txt --lines --jsonl"
     )]
     Next(NextArgs),
-    /// Attention probabilities of a head, a layer or every layer
+    /// Attention: the probabilities of a head, a layer or every layer; one query's neuron
+    /// view (--query); a head from input to output, x, q, k, v, scores, softmax, z and z·W_O
+    /// (--stages)
     #[command(
-        after_help = "Examples:\n  gpt2-inspect attention \"When Mary and John went to the store\" --layer 5 --head 1\n  gpt2-inspect attention \"The cat sat on the mat\" --layer 0 --all-heads --svg layer0.svg\n  gpt2-inspect attention \"The cat sat\" --layer 2 --head 3 --scores --annot\n  gpt2-inspect attention \"The cat sat\" --format bertviz > attn.json\n  gpt2-inspect attention \"The cat sat on the mat\" --layer 0 --head 1 --cmap viridis --scale log --title \"Layer 0, head 1\" --svg head.svg\n  gpt2-inspect attention \"The cat sat on the mat\" --all-heads --scale row"
+        after_help = "Examples:\n  gpt2-inspect attention \"When Mary and John went to the store\" --layer 5 --head 1\n  gpt2-inspect attention \"The cat sat on the mat\" --layer 1 --head 3 --stages --svg head.svg\n  gpt2-inspect attention \"The cat sat on the mat\" --layer 1 --head 3 --query 4\n  gpt2-inspect attention \"The cat sat on the mat\" --layer 0 --all-heads --svg layer0.svg\n  gpt2-inspect attention \"The cat sat\" --layer 2 --head 3 --scores --annot\n  gpt2-inspect attention \"The cat sat\" --format bertviz > attn.json\n  gpt2-inspect attention \"The cat sat on the mat\" --layer 0 --head 1 --cmap viridis --scale log --title \"Layer 0, head 1\" --svg head.svg\n  gpt2-inspect attention \"The cat sat on the mat\" --all-heads --scale row"
     )]
     Attention(AttentionArgs),
     /// The model's configuration, parameter count and every weight tensor

@@ -44,7 +44,7 @@ pub fn run(session: &Session, args: &AblateArgs, out: &mut dyn Write) -> Result<
 /// The report `ablate` prints.
 pub fn build(session: &Session, args: &AblateArgs) -> Result<Built<AblateOutput>> {
     let cfg = session.config()?;
-    let top_k = check_top_k(&args.top_k, cfg, &session.model_name)?;
+    let top_k = check_top_k(args.top_k.top_k, cfg, &session.model_name)?;
     let components = what_to_remove(args, cfg, &session.model_name)?;
     let (prepared, model) =
         session.prepare_and_load(&args.input, cfg, cfg.n_layer, Take::STRICT)?;

@@ -18,10 +18,12 @@ use crate::cli::CircuitArgs;
 use crate::error::usage;
 use crate::model::{Config, Gpt2};
 use crate::render::causal::edges as printer;
-use crate::reports::{CircuitReport, EdgeScore, Faithfulness, NodeScore};
+use crate::reports::{CircuitReport, EdgeScore, Faithfulness, MetricSpec, NodeScore};
+use crate::session::metric::{answer_tokens, measure, wrong_token};
+use crate::session::pair;
 use crate::session::progress::Bar;
-use crate::session::{answers, pair};
 use crate::session::{check_finite, decoded, emit, write_file, write_svg, Built, Session};
+use crate::tokenizer::Tokenizer;
 
 /// How many edges a model of `cfg`'s shape has.
 fn edge_count(cfg: &Config) -> usize {
@@ -78,12 +80,22 @@ pub fn run(session: &Session, args: &CircuitArgs, out: &mut dyn Write) -> Result
     built.finish()
 }
 
+/// `--metric`, `--answer` and `--wrong` as patch takes them (`--wrong` optional).
+fn circuit_metric(tokenizer: &Tokenizer, args: &CircuitArgs) -> Result<(Measure, MetricSpec)> {
+    let answer = match &args.pair.answer {
+        Some(a) => answer_tokens(tokenizer, a)?,
+        None => vec![],
+    };
+    let wrong = wrong_token(tokenizer, args.pair.wrong.as_deref())?;
+    measure(args.metric, answer, wrong, "clean")
+}
+
 /// The report `circuit` prints and draws.
 pub fn build(session: &Session, args: &CircuitArgs) -> Result<Built<CircuitReport>> {
     let cfg = session.config()?;
     let tokenizer = session.tokenizer()?;
-    let (clean, corrupt) = pair(session, &tokenizer, &args.pair, (cfg, &[]))?;
-    let (answer, wrong, metric) = answers(&tokenizer, &args.pair)?;
+    let (metric, spec) = circuit_metric(&tokenizer, args)?;
+    let (clean, corrupt) = pair(session, &tokenizer, &args.pair, (cfg, metric.forced()))?;
     check_args(args, edge_count(cfg))?;
     let model = session.model(cfg, cfg.n_layer)?;
     check_differentiable(&model).map_err(|e| usage(format!("circuit: {e}")))?;
@@ -103,26 +115,30 @@ pub fn build(session: &Session, args: &CircuitArgs) -> Result<Built<CircuitRepor
         bar,
     )?;
     let (clean_text, corrupt_text) = crate::session::pair_texts(&tokenizer, &args.pair)?;
+    let diff = spec.is_logit_diff();
     let report = CircuitReport {
         header: session.header(Some(&clean_text))?,
         clean: clean_text,
         corrupt: corrupt_text,
         tokens: decoded(&tokenizer, &clean)?,
-        answer,
-        wrong,
+        answer: spec.one_answer(),
+        wrong: spec.wrong.clone(),
+        metric: spec,
         method: if args.ig_steps > 1 { "eap-ig" } else { "eap" },
         ig_steps: args.ig_steps,
-        clean_logit_diff: scores.clean,
-        corrupt_logit_diff: scores.corrupt,
+        clean_metric: scores.clean,
+        corrupt_metric: scores.corrupt,
+        clean_logit_diff: diff.then_some(scores.clean),
+        corrupt_logit_diff: diff.then_some(scores.corrupt),
         shares_defined: share_span(scores.clean, scores.corrupt).is_some(),
         top: args.top,
         edges,
         nodes: nodes(&scores),
-        faithfulness: recovered(&args.faithfulness, circuits, &scores),
+        faithfulness: recovered(&args.faithfulness, circuits, &scores, diff),
     };
     let values = (report.edges.iter())
         .flat_map(|e| [Some(e.score), e.exact].into_iter().flatten())
-        .chain(report.faithfulness.iter().map(|f| f.logit_diff))
+        .chain(report.faithfulness.iter().map(|f| f.metric))
         .chain([scores.clean, scores.corrupt]);
     let problem = check_finite(&model, &clean_ids, values.map(|v| v as f64))?;
     Ok(Built { report, problem })
@@ -150,13 +166,15 @@ fn add_exact(
     Ok(())
 }
 
-/// Each `--faithfulness` circuit's metric as a share of clean − corrupt.
-fn recovered(ks: &[usize], metrics: Vec<f32>, s: &EdgeScores) -> Vec<Faithfulness> {
+/// Each `--faithfulness` circuit's metric as a share of clean − corrupt (`diff`: the
+/// metric is the logit difference, also under its older name).
+fn recovered(ks: &[usize], metrics: Vec<f32>, s: &EdgeScores, diff: bool) -> Vec<Faithfulness> {
     let span = share_span(s.clean, s.corrupt);
     (ks.iter().zip(metrics))
         .map(|(&edges, m)| Faithfulness {
             edges,
-            logit_diff: m,
+            metric: m,
+            logit_diff: diff.then_some(m),
             recovered: span.map(|span| (m - s.corrupt) / span),
         })
         .collect()

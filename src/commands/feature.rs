@@ -14,6 +14,7 @@ use crate::model::{CaptureSpec, NoLogits, Request};
 use crate::render::features::dashboard;
 use crate::render::features::table;
 use crate::reports::{FeatureContext, FeatureCorpus, FeatureReport, FeatureRow, TokenValue};
+use crate::session::check_top_k;
 use crate::session::texts::Texts;
 use crate::session::Take;
 use crate::session::{decoded, Built, Session};
@@ -36,6 +37,7 @@ pub fn build(session: &Session, args: &FeatureArgs) -> Result<Built<FeatureRepor
     let (sae, hook, centered) =
         session.sae(&a.sae, a.sae_revision.as_deref(), a.sae_centered, cfg)?;
     session.check_features(&a.sae, &sae, args.ids.0.iter().copied())?;
+    check_top_k(args.top_k, cfg, &session.model_name)?;
     let input = corpus(&args.input)?;
     // With --lines, texts that cannot be run are left out of the pass and end the run as
     // its error once the rest is written.

@@ -31,8 +31,8 @@ const MAX_TOKENS: usize = 256;
 const NEURON_BYTES: usize = 12 << 20;
 
 pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<()> {
-    let top_k = check_top_k(&args.top_k, session.config()?, &session.model_name)?;
-    let built = build(session, args)?;
+    let built = build(session, args)?; // checks --top-k
+    let top_k = args.top_k.top_k as usize;
     let path = &args.output;
     atomic::write(path, "-o", &session.temps, |w| {
         report_page::page(w, &built.report)
@@ -52,7 +52,7 @@ pub fn run(session: &Session, args: &ReportArgs, out: &mut dyn Write) -> Result<
 /// The page `report` writes.
 pub fn build(session: &Session, args: &ReportArgs) -> Result<Built<PageReport>> {
     let cfg = session.config()?;
-    let top_k = check_top_k(&args.top_k, cfg, &session.model_name)?;
+    let top_k = check_top_k(args.top_k.top_k, cfg, &session.model_name)?;
     // The page's own limit, named once by the message that refuses a longer text (with
     // --truncate, the last MAX_TOKENS tokens are kept).
     let limit = token_limit(&args.input, cfg)?.at_most(MAX_TOKENS, "a report page holds");

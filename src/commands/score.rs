@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 
-use crate::cli::{ScoreArgs, TopKArgs};
+use crate::cli::ScoreArgs;
 use crate::dist;
 use crate::model::{AllLogits, CaptureSpec, Request};
 use crate::render::tokens::table;
@@ -22,7 +22,7 @@ pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<(
     let cfg = session.config()?;
     let steering = Steering::from_args(session, &args.steer, cfg)?;
     let top_k = (args.top_k)
-        .map(|top_k| crate::session::check_top_k(&TopKArgs { top_k }, cfg, &session.model_name))
+        .map(|top_k| crate::session::check_top_k(top_k, cfg, &session.model_name))
         .transpose()?;
     let (mut prepared, model) =
         session.prepare_and_load(&args.input, cfg, cfg.n_layer, Take::EACH)?;

@@ -17,7 +17,7 @@ use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &TraceArgs, out: &mut dyn Write) -> Result<()> {
     let cfg = session.config()?;
-    let top_k = check_top_k(&args.top_k, cfg, &session.model_name)?;
+    let top_k = check_top_k(args.top_k.top_k, cfg, &session.model_name)?;
     let (prepared, model) = session.prepare_and_load(&args.input, cfg, cfg.n_layer, Take::EACH)?;
     let Texts { cfg, tokenizer, .. } = &prepared;
     let req = Request {

@@ -199,15 +199,26 @@ pub struct CircuitReport {
     pub clean: String,
     pub corrupt: String,
     pub tokens: Vec<String>,
-    pub answer: NamedToken,
-    pub wrong: NamedToken,
+    /// What each edge's effect is measured on (`--metric`, `--answer`, `--wrong`).
+    pub metric: MetricSpec,
+    /// The answer, when it is one token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<NamedToken>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wrong: Option<NamedToken>,
     /// `eap`, or `eap-ig` with `ig_steps` > 1.
     pub method: &'static str,
     pub ig_steps: usize,
-    pub clean_logit_diff: f32,
-    pub corrupt_logit_diff: f32,
-    /// Whether a share of clean − corrupt is defined: false when the two logit differences
-    /// are equal up to float noise, and every `share` and `recovered` is 0/0 (`null`).
+    pub clean_metric: f32,
+    pub corrupt_metric: f32,
+    /// `clean_metric` and `corrupt_metric` under their older names, when the metric is the
+    /// logit difference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clean_logit_diff: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corrupt_logit_diff: Option<f32>,
+    /// Whether a share of clean − corrupt is defined: false when the two metrics are equal
+    /// up to float noise, and every `share` and `recovered` is 0/0 (`null`).
     pub shares_defined: bool,
     /// How many edges the table and the graphs show.
     pub top: usize,
@@ -249,7 +260,10 @@ pub struct Faithfulness {
     /// The top edges kept.
     pub edges: usize,
     /// The metric with every other edge corrupted.
-    pub logit_diff: f32,
+    pub metric: f32,
+    /// `metric` under its older name, when the metric is the logit difference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logit_diff: Option<f32>,
     /// (logit_diff − corrupt) / (clean − corrupt), `null` when undefined.
     pub recovered: Option<f32>,
 }

@@ -3,7 +3,6 @@
 
 use anyhow::Result;
 
-use crate::cli::TopKArgs;
 use crate::error::usage;
 use crate::model::Config;
 use crate::reports::NamedToken;
@@ -47,8 +46,8 @@ pub fn check_index(flag: &str, value: usize, count: usize, what: &str, model: &s
 }
 
 /// `--top-k` may not exceed the vocabulary.
-pub fn check_top_k(top_k: &TopKArgs, cfg: &Config, model: &str) -> Result<usize> {
-    let k = top_k.top_k as usize;
+pub fn check_top_k(top_k: u32, cfg: &Config, model: &str) -> Result<usize> {
+    let k = top_k as usize;
     if k > cfg.vocab_size {
         return Err(usage(format!(
             "--top-k {k} is out of range: {model} has {} tokens, so 1 to {}",

@@ -24,7 +24,6 @@ pub use output::non_finite_error;
 pub use output::write_file;
 pub use output::write_svg;
 pub use output::Built;
-pub use pairs::answers;
 pub use pairs::pair;
 pub use pairs::pair_texts;
 pub use tokens::decoded;

@@ -3,12 +3,10 @@
 
 use anyhow::Result;
 
-use crate::analysis::metric::Measure;
 use crate::cli::{PairArgs, TokenIds};
 use crate::error::usage;
 use crate::model::Config;
-use crate::reports::NamedToken;
-use crate::session::{decoded, one_token, Session};
+use crate::session::{decoded, Session};
 use crate::tokenizer::Tokenizer;
 
 /// `--clean` and `--corrupt` as ids, each followed by `forced` (a teacher-forced answer's
@@ -69,18 +67,4 @@ pub fn pair_texts(tokenizer: &Tokenizer, args: &PairArgs) -> Result<(String, Str
         text(&args.clean, &args.clean_ids)?,
         text(&args.corrupt, &args.corrupt_ids)?,
     ))
-}
-
-/// `--answer` and `--wrong` as one token each, and their logit difference (`circuit`).
-pub fn answers(
-    tokenizer: &Tokenizer,
-    args: &PairArgs,
-) -> Result<(NamedToken, NamedToken, Measure)> {
-    let (Some(answer), Some(wrong)) = (&args.answer, &args.wrong) else {
-        return Err(usage("give --answer and --wrong, one token each"));
-    };
-    let answer = one_token(tokenizer, "answer", answer)?;
-    let wrong = one_token(tokenizer, "wrong", wrong)?;
-    let measure = Measure::logit_diff(answer.id, wrong.id);
-    Ok((answer, wrong, measure))
 }

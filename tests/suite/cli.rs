@@ -582,3 +582,21 @@ fn long_runs_show_progress_on_a_terminal() {
         );
     }
 }
+
+/// `--revision` with a local model directory is ignored, and says so as other ignored
+/// global options do.
+#[test]
+fn a_revision_of_a_local_directory_is_said_to_be_ignored() {
+    let out = crate::common::cmd()
+        .args(["--revision", "abc", "next", "The cat", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("warning: --revision abc picks a hub version; --model ")
+            && err.contains("is a local directory, so it is ignored"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

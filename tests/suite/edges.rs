@@ -611,3 +611,50 @@ fn circuit_and_patch_call_a_share_of_nothing_undefined() {
     let v = json(&args);
     assert_eq!(v["shares_defined"], false, "{v}");
 }
+
+/// `circuit --metric` takes patch's metrics, `--wrong` optional: each edge's exact change
+/// equals path patching's for the same metric (the sender's edge to the logits), and KL's
+/// clean run measures 0.
+#[test]
+fn circuit_takes_patch_metrics() {
+    let e = load();
+    let pairs = e.pairs();
+    let base = &patch_args(&pairs[1])[..7]; // patch --clean … --corrupt … --answer …
+    let edges = edge_count_of(&e).to_string();
+    for metric in ["logprob", "prob", "logit"] {
+        let mut args = base.to_vec();
+        args[0] = "circuit";
+        args.extend(["--metric", metric, "--exact", &edges]);
+        let v = json(&args);
+        assert_eq!(v["metric"]["name"], metric, "{v}");
+        assert!(v["wrong"].is_null() && v["clean_logit_diff"].is_null());
+        let edge = (v["edges"].as_array().unwrap().iter())
+            .find(|x| x["writer"] == "L1H2" && x["reader"] == "logits")
+            .unwrap();
+        let mut path = base.to_vec();
+        path.extend(["--metric", metric, "--path", "1.2", "--to", "logits"]);
+        let p = json(&path);
+        let want = p["values"].as_f64().unwrap() - p["corrupt_metric"].as_f64().unwrap();
+        let got = edge["exact"].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-4, "{metric}: {got} vs {want}");
+        assert!(
+            (v["clean_metric"].as_f64().unwrap() - p["clean_metric"].as_f64().unwrap()).abs()
+                < 1e-4
+        );
+    }
+    let mut kl = base[..5].to_vec();
+    kl[0] = "circuit";
+    kl.extend(["--metric", "kl"]);
+    let v = json(&kl);
+    assert!(v["clean_metric"].as_f64().unwrap().abs() < 1e-6, "{v}");
+    assert!(v["corrupt_metric"].as_f64().unwrap() > 0.0, "{v}");
+}
+
+/// How many edges the fixture's model has.
+fn edge_count_of(e: &Edges) -> usize {
+    let (n, nh) = (e.cfg.n_layer, e.cfg.n_head);
+    let writers = Writer::all(n, nh);
+    (Reader::all(n, nh).iter())
+        .map(|r| writers.iter().filter(|&&w| r.reads(w, n)).count())
+        .sum()
+}

@@ -5,6 +5,7 @@
 mod common;
 
 mod batch;
+mod bounds;
 mod browser;
 mod checkpoints;
 mod circuits;

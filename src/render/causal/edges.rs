@@ -5,12 +5,21 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use crate::render::attention::heatmap::{bg, fg, RESET};
-use crate::render::causal::grids::{fixed3, formula, heading};
+use crate::render::causal::grids::{brief, fixed3, formula, heading};
 use crate::render::color::{diverging, hex, ink};
 use crate::render::svg::{document, CHAR_PX};
 use crate::render::table::{columns, quoted, Align};
 use crate::render::{escape, label, sentence, Palette};
-use crate::reports::{CircuitReport, MetricSpec};
+use crate::reports::CircuitReport;
+
+/// What the metric is called in a column or a sentence: `logit diff` for the logit
+/// difference, else `metric`.
+fn metric_name(r: &CircuitReport) -> &'static str {
+    match r.metric.is_logit_diff() {
+        true => "logit diff",
+        false => "metric",
+    }
+}
 
 fn method(r: &CircuitReport) -> String {
     match r.ig_steps {
@@ -26,21 +35,10 @@ fn share(v: Option<f32>) -> String {
 
 pub fn table(out: &mut dyn Write, r: &CircuitReport, palette: Option<Palette>) -> io::Result<()> {
     let texts = (r.clean.as_str(), r.corrupt.as_str());
-    let metric = (r.clean_logit_diff, r.corrupt_logit_diff);
+    let metric = (r.clean_metric, r.corrupt_metric);
     let what = "edge attribution patching from";
-    let spec = MetricSpec {
-        name: "logit",
-        answer: vec![r.answer.clone()],
-        wrong: Some(r.wrong.clone()),
-        reference: "clean",
-    };
-    heading(
-        out,
-        what,
-        texts,
-        &formula(&spec, &|t| quoted(t), "-"),
-        metric,
-    )?;
+    let formula = formula(&r.metric, &|t| quoted(t), "-");
+    heading(out, what, texts, &formula, metric)?;
     writeln!(
         out,
         "{} edges, each scored (writer clean - writer corrupt) · ∂metric/∂(reader's input); {}",
@@ -50,9 +48,10 @@ pub fn table(out: &mut dyn Write, r: &CircuitReport, palette: Option<Palette>) -
     if !r.shares_defined {
         writeln!(
             out,
-            "clean and corrupt give the same logit difference ({:.4}): every share is 0/0, \
-             undefined, and so is what a circuit recovers",
-            r.clean_logit_diff
+            "clean and corrupt give the same {} ({:.4}): every share is 0/0, undefined, and \
+             so is what a circuit recovers",
+            metric_name(r),
+            r.clean_metric
         )?;
     }
     writeln!(out)?;
@@ -144,7 +143,7 @@ fn faithfulness(
             };
             vec![
                 f.edges.to_string(),
-                format!("{:.4}", f.logit_diff),
+                format!("{:.4}", f.metric),
                 f.recovered.map_or("undefined".into(), fixed3),
                 bar,
             ]
@@ -153,7 +152,7 @@ fn faithfulness(
     let align = [Align::Right, Align::Right, Align::Right, Align::Left];
     columns(
         out,
-        &["edges", "logit diff", "recovered", ""],
+        &["edges", metric_name(r), "recovered", ""],
         &align,
         &rows,
     )
@@ -229,8 +228,10 @@ pub fn dot(out: &mut dyn Write, r: &CircuitReport) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "// clean {:?}, corrupt {:?}; metric logit[{:?}] - logit[{:?}]",
-        r.clean, r.corrupt, r.answer.token, r.wrong.token
+        "// clean {:?}, corrupt {:?}; metric {}",
+        r.clean,
+        r.corrupt,
+        formula(&r.metric, &|t| format!("{t:?}"), "-")
     )?;
     writeln!(out, "digraph circuit {{")?;
     writeln!(out, "  rankdir=TB; newrank=true;")?;
@@ -404,10 +405,9 @@ pub fn svg(out: &mut dyn Write, r: &CircuitReport) -> io::Result<()> {
         height = curve(&mut body, r, (40.0, height), layout.width - 80.0);
     }
     let title = format!(
-        "circuit · top {} edges · logit[{}] − logit[{}]",
+        "circuit · top {} edges · {}",
         edges.len(),
-        label(&r.answer.token),
-        label(&r.wrong.token)
+        brief(&r.metric, &|t| label(t), "−")
     );
     let subtitle = format!(
         "clean “{}” · corrupt “{}” · {}",

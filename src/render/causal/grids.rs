@@ -378,7 +378,7 @@ pub(super) fn formula(m: &MetricSpec, quote: &dyn Fn(&str) -> String, minus: &st
 
 /// [`formula`] without "at the last position" where the metric reads that one position (a
 /// heading or a title that says "change in …").
-fn brief(m: &MetricSpec, quote: &dyn Fn(&str) -> String, minus: &str) -> String {
+pub(super) fn brief(m: &MetricSpec, quote: &dyn Fn(&str) -> String, minus: &str) -> String {
     described(m, (quote, minus), false)
 }
 

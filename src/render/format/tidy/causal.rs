@@ -91,13 +91,9 @@ impl Tabular for CircuitReport {
         }
         let mut parts = vec![("edges", edges), ("nodes", nodes)];
         if !self.faithfulness.is_empty() {
-            let mut f = Table::new(&["kept", "logit_diff", "recovered"]);
+            let mut f = Table::new(&["kept", "metric", "recovered"]);
             for x in &self.faithfulness {
-                f.push(vec![
-                    x.edges.into(),
-                    x.logit_diff.into(),
-                    x.recovered.into(),
-                ]);
+                f.push(vec![x.edges.into(), x.metric.into(), x.recovered.into()]);
             }
             parts.push(("faithfulness", f));
         }
