@@ -65,7 +65,8 @@ pub enum MethodArg {
     InputXGradient,
     /// Integrated gradients from a baseline (signed; the scores add up to the metric's change)
     IntegratedGradients,
-    /// Attention rollout: attention weights through the layers (no gradient)
+    /// Attention rollout: attention weights through the layers (no gradient, and no answer:
+    /// --answer, --wrong and --metric do not apply)
     Rollout,
 }
 

@@ -444,7 +444,10 @@ pub fn grids_wrapped(
             grid_panel(&mut body, p, left, top);
             let right = left + cols as f64 * GRID_PANEL_CELL;
             let (bar_w, bar_h) = panel_bar(&mut body, p, right + 10.0, top);
-            x = right + 10.0 + bar_w + 24.0;
+            // The next panel starts after this one's colour bar and after its title (bold
+            // 13 px: about 8 px a character), so titles never run into each other.
+            let title_end = left + display_width(&p.title) as f64 * 8.0 + 16.0;
+            x = (right + 10.0 + bar_w + 24.0).max(title_end);
             let h = (rows as f64 * GRID_PANEL_CELL).max(bar_h);
             bottom = bottom.max(top + h + 16.0);
         }

@@ -113,6 +113,13 @@ async function catPage(context) {
   const back = await page.$$eval("#head-view .lines [data-head]", (ls) => [...new Set(ls.map((l) => l.dataset.head))]);
   check("a second click takes the head off again", back.join() === "0", back.join());
 
+  // The matrix's rows and columns are labelled with the tokens.
+  const rowsShown = await page.$$eval(".matrix-rows span", (ss) => ss.map((s) => s.textContent));
+  const colsShown = await page.$$eval(".matrix-cols span", (ss) => ss.map((s) => s.textContent));
+  check("the matrix labels its rows and columns with the tokens",
+    rowsShown.join("|") === data.labels.join("|") && colsShown.join("|") === data.labels.join("|"),
+    `${rowsShown.join("|")} / ${colsShown.join("|")}`);
+
   const thumbs = await page.$$eval("#model-view canvas", (cs) => cs.length);
   check("model view has a map per layer and head", thumbs === data.layers * data.heads,
     `${thumbs} maps`);
@@ -265,6 +272,9 @@ async function bigPage(context) {
   await withQk.page.selectOption("#neuron-query", "255");
   check("with q and k the neuron view draws the last query",
     (await withQk.page.$eval("#neuron-view", (c) => c.dataset.query)) === "255");
+  // d_head 64: the view fits the page, so its weight column is in sight without scrolling.
+  const fit = await withQk.page.$eval("#neuron-view", (c) => [c.getBoundingClientRect().right, c.parentElement.getBoundingClientRect().right]);
+  check("a d_head-64 neuron view fits the page, weight column and all", fit[0] <= fit[1] + 1, `canvas ends at ${fit[0]}, its box at ${fit[1]}`);
   check("no console errors or exceptions", withQk.seen.errors.length === 0, withQk.seen.errors.join(" | "));
   await withQk.page.close();
 }

@@ -262,9 +262,10 @@ fn a_metric_the_flags_cannot_mean_is_refused() {
         &["--answer", " on", "--wrong", " in the"],
         &["--wrong", "give one token"],
     );
+    // circuit takes patch's metrics: --wrong optional, --metric kl refuses --wrong.
     let mut c = cmd();
-    c.args(["circuit"]).args(pair).args(["--answer", " on"]);
-    fails(&mut c, 2, &["--answer and --wrong"]);
+    c.args(["circuit"]).args(pair).args(["--metric", "kl", "--wrong", " on"]);
+    fails(&mut c, 2, &["--metric kl", "drop --wrong"]);
     let mut c = cmd();
     c.args([
         "ablate",

@@ -1105,9 +1105,30 @@ fn grid_figures_have_colour_bars_titles_and_every_term() {
     ];
     let (svg, _) = grid_figure(&s, "patch.svg", &pair);
     let doc = roxmltree::Document::parse(&svg).unwrap();
-    assert!(colour_bars(&doc)
+    // ±1, or the largest |share| when one overshoots: no cell is clipped to the bar's end.
+    let mut args = pair.to_vec();
+    args.push("--json");
+    let v: Value = serde_json::from_slice(&run(&args, &[]).stdout).unwrap();
+    let m = crate::common::floats(&v["restored"])
         .iter()
-        .all(|(lo, hi, t)| *lo == -1.0 && *hi == 1.0 && t == &["1", "0", "-1"]));
+        .filter(|x| x.is_finite())
+        .fold(1.0f64, |m, &x| m.max(x.abs() as f64));
+    let bars = colour_bars(&doc);
+    assert!(!bars.is_empty());
+    for (lo, hi, _) in &bars {
+        assert!((lo + m).abs() < 1e-3 && (hi - m).abs() < 1e-3, "±{m}: {bars:?}");
+    }
+    // A pair whose shares overshoot 1: the scale reaches them.
+    let over = ["patch", "--clean", text, "--corrupt", "The dog sat on the", "--answer", " mat"];
+    let (svg, _) = grid_figure(&s, "patch-over.svg", &over);
+    let mut args = over.to_vec();
+    args.push("--json");
+    let v: Value = serde_json::from_slice(&run(&args, &[]).stdout).unwrap();
+    let shares = crate::common::floats(&v["restored"]);
+    let top = shares.iter().filter(|x| x.is_finite()).fold(0f64, |m, &x| m.max(x.abs() as f64));
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let (lo, hi, _) = colour_bars(&doc)[0].clone();
+    assert!(hi >= top - 1e-3 && lo <= -top + 1e-3, "shares up to {top}, bar {lo}..{hi}");
     // --title and --cmap need --svg.
     fails(cmd().args(["heads", "--title", "x"]), 2, &["--svg"]);
 }

@@ -260,7 +260,32 @@
     }
   }
 
+  // Token labels beside the matrix (its rows, the queries) and above it (its columns, the
+  // keys): every token while they are 9 px apart, else every n-th. Text goes in by
+  // textContent only.
+  function labelMatrix() {
+    const S = matrix.height;
+    const step = Math.max(1, Math.ceil((9 * T) / S));
+    const frame = document.createElement("div");
+    frame.className = "matrix-frame";
+    matrix.parentNode.insertBefore(frame, matrix);
+    const rowsBox = document.createElement("div"), colsBox = document.createElement("div");
+    rowsBox.className = "matrix-rows";
+    colsBox.className = "matrix-cols";
+    for (let i = 0; i < T; i += step) {
+      const at = ((i + 0.5) * S) / T + "px";
+      const r = document.createElement("span"), c = document.createElement("span");
+      r.textContent = c.textContent = data.labels[i];
+      r.style.top = at;
+      c.style.left = at;
+      rowsBox.appendChild(r);
+      colsBox.appendChild(c);
+    }
+    frame.append(document.createElement("div"), colsBox, rowsBox, matrix);
+  }
+
   function buildControls() {
+    labelMatrix();
     matrix.addEventListener("mousemove", pointAt);
     matrix.addEventListener("mouseleave", () => {
       info.textContent = "";
@@ -351,7 +376,11 @@
   const neuron = document.getElementById("neuron-view");
   const neuronInfo = document.getElementById("neuron-info");
   const querySelect = document.getElementById("neuron-query");
-  const N = { row: 16, cell: Math.max(4, Math.min(24, Math.floor(384 / D))), label: 120, gap: 18, num: 76 };
+  // Cells as wide as the page allows, so the weight column (the point of the view) is in
+  // sight without scrolling: q and k strips of d_head cells each, then three numbers.
+  const N = { row: 16, label: 120, gap: 18, num: 76 };
+  const room = (neuron && neuron.parentElement.clientWidth) || 1000;
+  N.cell = Math.max(2, Math.min(24, Math.floor((room - N.label - 8 - 2 * N.gap - 3 * N.num) / (2 * D))));
   N.strip = N.cell * D;
   N.kx = N.label + 8;
   N.qkx = N.kx + N.strip + N.gap;

@@ -602,10 +602,15 @@ fn panel_title(what: &str, grid: &str, grids: usize, slice: &str) -> String {
 }
 
 pub fn patch_svg(out: &mut dyn Write, r: &PatchReport, style: Style) -> io::Result<()> {
-    let paint = style.paint([-1.0, 1.0], diverging);
     let grids_of: Vec<(&str, &Grid)> = (patch_grids(r).into_iter())
         .map(|(name, _, restored)| (name, restored))
         .collect();
+    // ±1 (the clean run restored, or its opposite) unless a share overshoots: then the
+    // scale reaches the largest |share|, so no cell is clipped to the bar's end.
+    let m = (grids_of.iter())
+        .flat_map(|(_, g)| g.values.iter().filter(|v| v.is_finite()))
+        .fold(1.0f32, |m, v| m.max(v.abs()));
+    let paint = style.paint([-m, m], move |v| diverging(v / m));
     let what = match &r.path {
         Some(p) => format!("{} → {}", p.sender, p.to),
         None => r.site.clone(),
@@ -630,7 +635,7 @@ pub fn patch_svg(out: &mut dyn Write, r: &PatchReport, style: Style) -> io::Resu
                 col_labels: s.cols.clone(),
                 values: &s.values,
                 colour: &paint,
-                range: [-1.0, 1.0],
+                range: [-m, m],
             });
         }
     }
