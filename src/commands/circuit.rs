@@ -18,12 +18,11 @@ use crate::cli::CircuitArgs;
 use crate::error::usage;
 use crate::model::{Config, Gpt2};
 use crate::render::causal::edges as printer;
-use crate::reports::{CircuitReport, EdgeScore, Faithfulness, MetricSpec, NodeScore};
-use crate::session::metric::{answer_tokens, measure, wrong_token};
+use crate::reports::{CircuitReport, EdgeScore, Faithfulness, NodeScore};
+use crate::session::metric::pair_measure;
 use crate::session::pair;
 use crate::session::progress::Bar;
 use crate::session::{check_finite, decoded, emit, write_file, write_svg, Built, Session};
-use crate::tokenizer::Tokenizer;
 
 /// How many edges a model of `cfg`'s shape has.
 fn edge_count(cfg: &Config) -> usize {
@@ -80,21 +79,11 @@ pub fn run(session: &Session, args: &CircuitArgs, out: &mut dyn Write) -> Result
     built.finish()
 }
 
-/// `--metric`, `--answer` and `--wrong` as patch takes them (`--wrong` optional).
-fn circuit_metric(tokenizer: &Tokenizer, args: &CircuitArgs) -> Result<(Measure, MetricSpec)> {
-    let answer = match &args.pair.answer {
-        Some(a) => answer_tokens(tokenizer, a)?,
-        None => vec![],
-    };
-    let wrong = wrong_token(tokenizer, args.pair.wrong.as_deref())?;
-    measure(args.metric, answer, wrong, "clean")
-}
-
 /// The report `circuit` prints and draws.
 pub fn build(session: &Session, args: &CircuitArgs) -> Result<Built<CircuitReport>> {
     let cfg = session.config()?;
     let tokenizer = session.tokenizer()?;
-    let (metric, spec) = circuit_metric(&tokenizer, args)?;
+    let (metric, spec) = pair_measure(&tokenizer, &args.pair, args.metric)?;
     let (clean, corrupt) = pair(session, &tokenizer, &args.pair, (cfg, metric.forced()))?;
     check_args(args, edge_count(cfg))?;
     let model = session.model(cfg, cfg.n_layer)?;

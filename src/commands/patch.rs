@@ -20,7 +20,7 @@ use crate::model::Gpt2;
 use crate::render::causal::grids as printer;
 use crate::reports::{Grid, MetricSpec, PatchReport, PatchSitesReport};
 use crate::session::flags;
-use crate::session::metric::{answer_tokens, measure, wrong_token};
+use crate::session::metric::pair_measure;
 use crate::session::progress::Bar;
 use crate::session::{
     check_finite, decoded, emit, emit_parts, layer_head, pair, pair_texts, write_svg, Built,
@@ -82,15 +82,6 @@ struct Shared {
 }
 
 /// `--metric` of `--answer` (minus `--wrong`).
-fn metric(tokenizer: &Tokenizer, args: &PatchArgs) -> Result<(Measure, MetricSpec)> {
-    let answer = match &args.pair.answer {
-        Some(a) => answer_tokens(tokenizer, a)?,
-        None => vec![],
-    };
-    let wrong = wrong_token(tokenizer, args.pair.wrong.as_deref())?;
-    measure(args.metric, answer, wrong, "clean")
-}
-
 fn shared(
     session: &Session,
     tokenizer: &Tokenizer,
@@ -141,7 +132,7 @@ pub fn run(session: &Session, args: &PatchArgs, out: &mut dyn Write) -> Result<(
 pub fn build(session: &Session, args: &PatchArgs) -> Result<Built<Vec<PatchReport>>> {
     let cfg = session.config()?;
     let tokenizer = session.tokenizer()?;
-    let (measure, spec) = metric(&tokenizer, args)?;
+    let (measure, spec) = pair_measure(&tokenizer, &args.pair, args.metric)?;
     let (clean, corrupt) = pair(session, &tokenizer, &args.pair, (cfg, measure.forced()))?;
     let shared = shared(session, &tokenizer, args, (&clean, measure, spec))?;
     let sender = args

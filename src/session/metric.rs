@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use crate::analysis::metric::{Kind, Measure};
-use crate::cli::CausalMetric;
+use crate::cli::{CausalMetric, PairArgs};
 use crate::error::usage;
 use crate::reports::{MetricSpec, NamedToken};
 use crate::session::{named, one_token};
@@ -61,4 +61,19 @@ pub(crate) fn measure(
         reference,
     };
     Ok((measure, spec))
+}
+
+/// `--metric`, `--answer` and `--wrong` of the commands that take a pair (`patch`,
+/// `circuit`): the answer one token or several, `--wrong` optional.
+pub(crate) fn pair_measure(
+    tokenizer: &Tokenizer,
+    pair: &PairArgs,
+    metric: CausalMetric,
+) -> Result<(Measure, MetricSpec)> {
+    let answer = match &pair.answer {
+        Some(a) => answer_tokens(tokenizer, a)?,
+        None => vec![],
+    };
+    let wrong = wrong_token(tokenizer, pair.wrong.as_deref())?;
+    measure(metric, answer, wrong, "clean")
 }

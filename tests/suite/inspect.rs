@@ -471,18 +471,6 @@ fn neuron_view_matches_hf() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--query 99 is out of range"));
 }
 
-/// The panels of `--stages`, in data-flow order.
-const PANELS: [&str; 8] = [
-    "x (ln_1 output)",
-    "q (queries)",
-    "k (keys)",
-    "v (values)",
-    "QKᵀ/√d",
-    "softmax",
-    "z = softmax · v",
-    "z·W_O (to the residual stream)",
-];
-
 /// `--stages`: x, q, k, v, the scores, the weights, z and z·W_O of one head, against HF's
 /// ln_1 output, q, k, v, scores, pattern, z and per-head result (torch hooks on HF's
 /// modules).
@@ -553,7 +541,7 @@ fn stages_match_hf() {
         .output()
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    let at: Vec<usize> = PANELS
+    let at: Vec<usize> = crate::common::STAGE_PANELS
         .iter()
         .map(|p| text.find(p).unwrap_or_else(|| panic!("no {p} in {text}")))
         .collect();

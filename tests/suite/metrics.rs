@@ -264,7 +264,9 @@ fn a_metric_the_flags_cannot_mean_is_refused() {
     );
     // circuit takes patch's metrics: --wrong optional, --metric kl refuses --wrong.
     let mut c = cmd();
-    c.args(["circuit"]).args(pair).args(["--metric", "kl", "--wrong", " on"]);
+    c.args(["circuit"])
+        .args(pair)
+        .args(["--metric", "kl", "--wrong", " on"]);
     fails(&mut c, 2, &["--metric kl", "drop --wrong"]);
     let mut c = cmd();
     c.args([

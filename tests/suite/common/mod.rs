@@ -330,3 +330,16 @@ pub fn ablation(
     };
     (components, mode)
 }
+
+/// The panels of `attention --stages`, in data-flow order, as the table and the figure
+/// title them.
+pub const STAGE_PANELS: [&str; 8] = [
+    "x (ln_1 output)",
+    "q (queries)",
+    "k (keys)",
+    "v (values)",
+    "QKᵀ/√d",
+    "softmax",
+    "z = softmax · v",
+    "z·W_O (to the residual stream)",
+];
