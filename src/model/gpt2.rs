@@ -12,7 +12,7 @@ use super::hooks::{Activations, BlockHook, CaptureSpec, Dim, Hook};
 use super::tap::{all_finite, collect, meant_finite, FirstNonFinite, Tap};
 use crate::load::checkpoint::{Checkpoint, Reader};
 use crate::model::kernels::layer_norm::layer_norm;
-use crate::model::kernels::softmax::masked_softmax;
+use crate::model::kernels::softmax::{attention_pattern, masked_softmax};
 use crate::model::weights::{Bias, Weight};
 
 /// Which positions get logits. Computing them costs a (C × V) matmul per position.
@@ -388,8 +388,17 @@ impl Attention {
             ),
             false => (q, k.clone(), mask.clone()),
         };
-        let scores = (qs * self.scale)?.matmul(&ks.t()?)?; // (B, nh, T, Tk)
-        let pattern = self.pattern(&scores, &mask, tap)?.to_dtype(dtype)?; // (B, nh, T, Tk), rows sum to 1
+        // (B, nh, T, Tk), rows summing to 1. A backward pass through the fused op holds no
+        // scores; a tap that wants the scores gets them.
+        let wants_scores = tap.wants(Hook::Block(self.layer, BlockHook::AttnScores));
+        let pattern = match (qs.track_op() || ks.track_op()) && !wants_scores {
+            true => attention_pattern(&qs, &ks, self.scale, &mask)?,
+            false => {
+                let scores = (qs * self.scale)?.matmul(&ks.t()?)?; // (B, nh, T, Tk)
+                self.pattern(&scores, &mask, tap)?
+            }
+        }
+        .to_dtype(dtype)?;
         let pattern = tap.tap(at(BlockHook::Pattern), pattern)?;
         let z = pattern.matmul(&v)?.transpose(1, 2)?; // (B, T, nh, hs)
         let z = tap.tap(at(BlockHook::Z), z)?;

@@ -96,6 +96,79 @@ impl CustomOp2 for MaskedSoftmax {
     }
 }
 
+/// `softmax(q·scale·kᵀ + mask)` for q `(B, nh, T, hs)`, k `(B, nh, Tk, hs)` and the mask
+/// of [`masked_softmax`], as one differentiable op whose backward needs only q, k and the
+/// pattern: the T × Tk scores are made inside and dropped, so a backward pass does not hold
+/// them (at 1,024 tokens, 48 MB per layer on gpt2). The forward is the same arithmetic as
+/// `masked_softmax(&(q * scale)?.matmul(&k.t()?)?, mask)`, which it falls back to off the CPU
+/// or in half precision.
+pub fn attention_pattern(
+    q: &Tensor,
+    k: &Tensor,
+    scale: f64,
+    mask: &Tensor,
+) -> candle_core::Result<Tensor> {
+    match (q.device(), q.dtype(), k.dtype(), mask.dtype()) {
+        (Device::Cpu, DType::F32, DType::F32, DType::F32) => q.contiguous()?.apply_op2(
+            &k.contiguous()?,
+            AttentionPattern {
+                scale,
+                mask: mask.contiguous()?,
+            },
+        ),
+        _ => masked_softmax(&(q * scale)?.matmul(&k.t()?)?, mask),
+    }
+}
+
+struct AttentionPattern {
+    scale: f64,
+    mask: Tensor,
+}
+
+impl CustomOp2 for AttentionPattern {
+    fn name(&self) -> &'static str {
+        "attention-pattern"
+    }
+
+    fn cpu_fwd(
+        &self,
+        q_storage: &CpuStorage,
+        q_layout: &Layout,
+        k_storage: &CpuStorage,
+        k_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let q = Tensor::from_slice(
+            f32_slice(q_storage, q_layout)?,
+            q_layout.shape(),
+            &Device::Cpu,
+        )?;
+        let k = Tensor::from_slice(
+            f32_slice(k_storage, k_layout)?,
+            k_layout.shape(),
+            &Device::Cpu,
+        )?;
+        let p = masked_softmax(&(q * self.scale)?.matmul(&k.t()?)?, &self.mask)?;
+        let shape = p.shape().clone();
+        Ok((CpuStorage::F32(p.flatten_all()?.to_vec1()?), shape))
+    }
+
+    /// With ds = p ⊙ (g − Σ_j g_j p_j) (the softmax's backward) times the scale:
+    /// ∂/∂q = ds·k and ∂/∂k = dsᵀ·q.
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        p: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let dot = (grad * p)?.sum_keepdim(D::Minus1)?; // (B, nh, T, 1)
+        let ds = ((grad.broadcast_sub(&dot)? * p)? * self.scale)?; // (B, nh, T, Tk)
+        let dq = ds.matmul(k)?; // (B, nh, T, hs)
+        let dk = ds.t()?.matmul(q)?; // (B, nh, Tk, hs)
+        Ok((Some(dq), Some(dk)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +228,44 @@ mod tests {
         let (f, p) = (fused.get(&scores).unwrap(), plain.get(&scores).unwrap());
         let diff = (f - p)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
         assert!(diff <= 1e-6, "max |fused - plain| gradient = {diff}");
+        Ok(())
+    }
+
+    /// The fused pattern equals the ops it replaces, forward and backward (q's and k's
+    /// gradients through a weighted sum of the pattern), with cached keys and padding.
+    #[test]
+    fn attention_pattern_equals_the_ops_it_fuses() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let (b, nh, t, tk, hs) = (2, 3, 4, 6, 5);
+        let q = candle_core::Var::randn(0f32, 1.0, (b, nh, t, hs), &dev)?;
+        let k = candle_core::Var::randn(0f32, 1.0, (b, nh, tk, hs), &dev)?;
+        let w = Tensor::randn(0f32, 1.0, (b, nh, t, tk), &dev)?;
+        let mut m = vec![0f32; b * t * tk];
+        for s in 0..b {
+            for i in 0..t {
+                for j in 0..tk {
+                    // Causal after 2 cached keys; the second sequence's first key is padding.
+                    if j > tk - t + i || (s == 1 && j == 0) {
+                        m[(s * t + i) * tk + j] = f32::NEG_INFINITY;
+                    }
+                }
+            }
+        }
+        let mask = Tensor::from_vec(m, (b, 1, t, tk), &dev)?;
+        let scale = 1.0 / (hs as f64).sqrt();
+        let fused = attention_pattern(q.as_tensor(), k.as_tensor(), scale, &mask)?;
+        let scores = (q.as_tensor() * scale)?.matmul(&k.as_tensor().t()?)?;
+        let plain = candle_nn::ops::softmax(&scores.broadcast_add(&mask)?, D::Minus1)?;
+        let diff = |a: &Tensor, b: &Tensor| -> candle_core::Result<f32> {
+            (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()
+        };
+        assert!(diff(&fused, &plain)? < 1e-6);
+        let g1 = (&fused * &w)?.sum_all()?.backward()?;
+        let g2 = (&plain * &w)?.sum_all()?.backward()?;
+        for v in [&q, &k] {
+            let (a, b) = (g1.get(v).unwrap(), g2.get(v).unwrap());
+            assert!(diff(a, b)? < 1e-5, "gradient differs by {}", diff(a, b)?);
+        }
         Ok(())
     }
 }
