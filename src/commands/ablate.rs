@@ -18,6 +18,7 @@ use crate::model::{CaptureSpec, Config, Gpt2, LastLogits, Request};
 use crate::render::causal::grids as printer;
 use crate::reports::{AblateReport, Header, MetricSpec, SweepReport};
 use crate::session::metric::{answer_tokens, measure, wrong_token};
+use crate::session::progress::Bar;
 use crate::session::texts::{Computed, Texts};
 use crate::session::Take;
 use crate::session::{
@@ -69,7 +70,8 @@ pub fn build(session: &Session, args: &AblateArgs) -> Result<Built<AblateOutput>
     let problem = check_finite(&model, &input, logits.iter().map(|&v| v as f64))?;
     let header = session.header(Some(text))?;
     if args.sweep {
-        let each = ablate_each_head(&model, &input, mode, tail)?; // (L·H, n, V)
+        let bar = &mut Bar::new(session, "ablate");
+        let each = ablate_each_head(&model, &input, (mode, tail), bar)?; // (L·H, n, V)
         let report = sweep(
             &runs,
             (&before, &each),

@@ -134,11 +134,12 @@ fn ablation_matches_hf_in_both_modes() {
     // The sweep: every head alone, the change in log-prob of the unablated top token.
     let before = flat(s.reference.get("circuits.ablate.before"));
     let top = gpt2_inspect::dist::top_k(&before, 1)[0];
-    let rows: Vec<Vec<f32>> = (ablate_each_head(&s.model, &ids, Ablation::Zero, 1).unwrap())
-        .squeeze(1)
-        .unwrap()
-        .to_vec2()
-        .unwrap();
+    let rows: Vec<Vec<f32>> = (ablate_each_head(&s.model, &ids, (Ablation::Zero, 1), &mut Silent)
+        .unwrap())
+    .squeeze(1)
+    .unwrap()
+    .to_vec2()
+    .unwrap();
     let cfg = s.model.config();
     let sweep: Vec<f32> = rows
         .iter()
@@ -153,7 +154,7 @@ fn ablation_matches_hf_in_both_modes() {
     assert!(d <= TOL, "sweep off by {d}");
     // The mean-ablation sweep: each row is `ablate` of that head alone by its mean (checked
     // against HF above), computed as one batch.
-    let rows = ablate_each_head(&s.model, &ids, Ablation::Mean, 1).unwrap();
+    let rows = ablate_each_head(&s.model, &ids, (Ablation::Mean, 1), &mut Silent).unwrap();
     for l in 0..cfg.n_layer {
         for h in 0..cfg.n_head {
             let (_, alone) =
@@ -503,4 +504,29 @@ fn patch_reports_the_share_restored() {
         .iter()
         .flat_map(|r| r.as_array().unwrap())
         .all(|x| x.is_null()));
+}
+
+/// `ablate --sweep` on a text long enough that its 12 ablated runs take two batched passes
+/// (about 4,096 tokens a pass): each head's change equals `ablate --head L.H` run alone,
+/// zeroed and mean-ablated.
+#[test]
+fn a_sweep_in_several_passes_equals_each_head_alone() {
+    let text = ["the cat sat on the mat"; 70].join(" "); // 420 tokens: passes of 9 and 3
+    for mode in ["zero", "mean"] {
+        let sweep = crate::common::json(&["ablate", &text, "--sweep", "--mode", mode]);
+        let (layers, heads) = (3, 4);
+        for l in 0..layers {
+            for h in 0..heads {
+                let head = format!("{l}.{h}");
+                let one = crate::common::json(&["ablate", &text, "--head", &head, "--mode", mode]);
+                let want =
+                    one["metric_after"].as_f64().unwrap() - one["metric_before"].as_f64().unwrap();
+                let got = sweep["values"][l][h].as_f64().unwrap();
+                assert!(
+                    (got - want).abs() < 1e-4,
+                    "{mode} {head}: sweep {got}, alone {want}"
+                );
+            }
+        }
+    }
 }

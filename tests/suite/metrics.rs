@@ -153,7 +153,8 @@ fn ablation_by_every_metric_matches_hf() {
         let (before, _) = ablate(&f.model, &ids, &[], Ablation::Zero, m.positions()).unwrap();
         let metric = m.against(&before).unwrap();
         let base = metric.of(&before).unwrap()[0];
-        let each = ablate_each_head(&f.model, &ids, Ablation::Zero, m.positions()).unwrap();
+        let each =
+            ablate_each_head(&f.model, &ids, (Ablation::Zero, m.positions()), &mut Silent).unwrap();
         let sweep: Vec<f32> = metric.of(&each).unwrap().iter().map(|v| v - base).collect();
         worst = worst.max(near(
             &format!("{p}.sweep"),
