@@ -435,6 +435,21 @@ fn help_groups_options_and_teaches() {
     let examples = next.find("Examples:").unwrap();
     assert!(own < input && input < global && global < examples, "{next}");
     assert!(next[global..].contains("--model") && !next[..global].contains("--model"));
+    // Where a learner looks first: the top-level help names the neuron view and the stages,
+    // attention's examples use them, and a shared flag's help speaks of the command it is
+    // shown in (patch's --answer does not describe circuit).
+    assert!(top.contains("--query") && top.contains("--stages"), "{top}");
+    let attention = help(&["attention", "--help"]);
+    let examples = &attention[attention.find("Examples:").unwrap()..];
+    assert!(
+        examples.contains("--stages") && examples.contains("--query"),
+        "{examples}"
+    );
+    for command in ["patch", "circuit"] {
+        let text = help(&[command, "--help"]);
+        assert!(!text.contains("circuit: one token"), "{command}: {text}");
+        assert!(text.contains("--metric"), "{command} takes --metric");
+    }
 }
 
 #[test]

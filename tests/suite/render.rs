@@ -1140,3 +1140,64 @@ fn an_undefined_share_is_not_a_masked_cell() {
     let (svg, _) = grid_figure(&s, "same.svg", &pair);
     assert!(svg.contains("every share is 0/0: undefined, not masked"));
 }
+
+/// Panel titles of a wrapped grid figure never run into the next panel's (patch
+/// --site pattern-dest-src, one panel per layer and head, titles longer than the 3 × 3
+/// panels), and every figure spells a token one way: `logit[␣mat]`, no quotes inside.
+#[test]
+fn panel_titles_keep_apart_and_tokens_read_one_way() {
+    let scratch = Scratch::new("svg-titles");
+    let pair = [
+        "patch",
+        "--clean",
+        "The cat sat",
+        "--corrupt",
+        "The dog sat",
+        "--answer",
+        " and",
+        "--wrong",
+        " with",
+    ];
+    let mut args = pair.to_vec();
+    args.extend(["--site", "pattern-dest-src"]);
+    let (file, _) = grid_figure(&scratch, "pds.svg", &args);
+    let doc = roxmltree::Document::parse(&file).unwrap();
+    // (x, y, width) of each 13 px bold title, about 8 px a character as the figure lays out.
+    let titles: Vec<(f64, f64, f64)> = (doc.descendants())
+        .filter(|n| {
+            n.attribute("font-size") == Some("13") && n.attribute("font-weight") == Some("bold")
+        })
+        .map(|n| {
+            let num = |a| n.attribute(a).unwrap().parse::<f64>().unwrap();
+            let chars = n.text().unwrap().chars().count() as f64;
+            (num("x"), num("y"), chars * 7.5)
+        })
+        .collect();
+    assert!(titles.len() >= 12, "{} titles", titles.len());
+    for a in &titles {
+        for b in &titles {
+            let same_row = (a.1 - b.1).abs() < 1.0;
+            if same_row && b.0 > a.0 {
+                assert!(
+                    a.0 + a.2 <= b.0,
+                    "title at {} runs into the one at {}",
+                    a.0,
+                    b.0
+                );
+            }
+        }
+    }
+    let (patch, _) = grid_figure(&scratch, "patch.svg", &pair);
+    let (saliency, _) = grid_figure(
+        &scratch,
+        "saliency.svg",
+        &["saliency", CAT, "--answer", " and"],
+    );
+    for (name, doc) in [("patch", &patch), ("saliency", &saliency)] {
+        assert!(doc.contains("logit[␣and]"), "{name}: {doc}");
+        assert!(
+            !doc.contains("logit[\"") && !doc.contains("logit[&quot;"),
+            "{name}"
+        );
+    }
+}
