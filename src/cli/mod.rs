@@ -398,6 +398,10 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 2, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub workers: u32,
+    /// Open the page in the default browser once the server listens ($BROWSER if set, as
+    /// Python's webbrowser reads it; else xdg-open, open or start)
+    #[arg(long)]
+    pub open: bool,
 }
 
 #[derive(Debug, Args)]

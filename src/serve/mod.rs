@@ -77,9 +77,46 @@ pub fn serve(session: &Session, args: &ServeArgs, out: &mut dyn Write) -> Result
                 "warning: listening on {addr}, which is not loopback: every request needs the access token in the URL above"
             );
         }
+        if args.open {
+            open_browser(&url);
+        }
         axum::serve(listener, router(served)).await?;
         Ok(())
     })
+}
+
+/// Starts the default browser on `url` and leaves it running: `$BROWSER` when set (its
+/// `%s` replaced by the URL, else the URL appended, as Python's webbrowser reads it), else
+/// the system's opener. A browser that cannot be started is a warning: the server serves on.
+fn open_browser(url: &str) {
+    let (program, args): (String, Vec<String>) = match std::env::var("BROWSER") {
+        Ok(b) if !b.trim().is_empty() => {
+            let mut words = b.split_whitespace().map(str::to_string);
+            let program = words.next().unwrap_or_default();
+            let mut args: Vec<String> = words.collect();
+            match args.iter().any(|a| a.contains("%s")) {
+                true => args.iter_mut().for_each(|a| *a = a.replace("%s", url)),
+                false => args.push(url.to_string()),
+            }
+            (program, args)
+        }
+        _ if cfg!(target_os = "macos") => ("open".into(), vec![url.into()]),
+        _ if cfg!(windows) => (
+            "cmd".into(),
+            vec!["/C".into(), "start".into(), String::new(), url.into()],
+        ),
+        _ => ("xdg-open".into(), vec![url.into()]),
+    };
+    let started = std::process::Command::new(&program)
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn();
+    match started {
+        // Reaped on a thread of its own, so an opener that exits leaves no zombie.
+        Ok(mut child) => drop(std::thread::spawn(move || child.wait())),
+        Err(e) => eprintln!("warning: --open: cannot start {program} ({e}); open {url} yourself"),
+    }
 }
 
 fn served(session: &Session, args: &ServeArgs, addr: SocketAddr) -> Result<Served> {

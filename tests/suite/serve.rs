@@ -18,10 +18,17 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with(&[], &[])
+    }
+
+    /// `serve --port 0` with more `args` and environment `env`.
+    fn start_with(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(assert_cmd::cargo::cargo_bin("gpt2-inspect"))
             .arg("--model")
             .arg(model_dir())
             .args(["serve", "--port", "0"])
+            .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -480,4 +487,30 @@ fn sigterm_stops_the_server_with_143() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(code, Some(143));
+}
+
+/// `serve --open` hands the URL it prints to the browser (`$BROWSER` here, a script that
+/// writes its argument down), and a browser that cannot start leaves the server serving.
+#[test]
+fn open_hands_the_url_to_the_browser() {
+    let scratch = crate::common::Scratch::new("serve-open");
+    let (script, seen) = (scratch.0.join("browser.sh"), scratch.0.join("seen"));
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$1\" > '{}'\n", seen.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let server = Server::start_with(&["--open"], &[("BROWSER", script.to_str().unwrap())]);
+    let start = Instant::now();
+    while !seen.exists() && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let got = std::fs::read_to_string(&seen).expect("the browser was started");
+    assert_eq!(got.trim(), format!("http://{}/", server.addr));
+    let missing = Server::start_with(&["--open"], &[("BROWSER", "/nonexistent/browser")]);
+    let (status, _) = missing.raw("GET", "/", &[], b"");
+    assert_eq!(status, 200, "still serving without a browser");
 }
