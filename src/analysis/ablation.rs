@@ -120,7 +120,7 @@ pub fn ablate_each_head(
         }
         let batch = ids.repeat((n, 1))?;
         out.push(model.run(Inputs::new(&batch), &req, &mut Splices(splices))?);
-        progress.advance(n as u64);
+        progress.advance(n as u64)?;
     }
     Ok(Tensor::cat(&out, 0)?)
 }

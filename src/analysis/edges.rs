@@ -258,7 +258,7 @@ pub fn edge_patch(
             for (&i, v) in chunk.iter().zip(metric.of(&logits)?) {
                 values[i] = v;
             }
-            progress.advance(chunk.len() as u64);
+            progress.advance(chunk.len() as u64)?;
         }
     }
     Ok(EdgePatches {
@@ -486,7 +486,7 @@ fn ig_passes(
             Some(total) => (total + s)?,
             None => s,
         });
-        progress.advance(per.min(n - start) as u64);
+        progress.advance(per.min(n - start) as u64)?;
     }
     let (delta, corrupt_metric) = first.expect("at least one pass");
     let grads = (sums.expect("at least one pass") / n as f64)?;
@@ -586,7 +586,7 @@ pub fn faithfulness(
         let batch = clean.repeat((chunk.len(), 1))?;
         let logits = model.run(Inputs::new(&batch), &req, &mut tap)?;
         values.extend(metric.of(&logits)?);
-        progress.advance(chunk.len() as u64);
+        progress.advance(chunk.len() as u64)?;
     }
     Ok(values)
 }

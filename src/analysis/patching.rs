@@ -304,7 +304,7 @@ pub fn patch(
             for (&cell, v) in chunk.iter().zip(metric.of(&logits)?) {
                 values[l * per + cell] = v;
             }
-            progress.advance(rows as u64);
+            progress.advance(rows as u64)?;
         }
     }
     let mut shape = vec![n_layer];

@@ -175,7 +175,7 @@ fn integrated_gradients(
         let g = gradients(model, &ids, Some(&scaled), metric, &[])?;
         let grad = given_embeddings(g.embeds)?; // (n, T, C)
         total = (total + grad.broadcast_mul(&weights)?.sum_keepdim(0)?)?;
-        progress.advance(n as u64);
+        progress.advance(n as u64)?;
     }
     let scores: Vec<f32> = (total * &diff)?.sum(2)?.squeeze(0)?.to_vec1()?;
     let sum: f64 = scores.iter().map(|&s| s as f64).sum();

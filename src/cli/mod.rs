@@ -376,7 +376,7 @@ pub enum Command {
     /// Serve the explorer: every view and analysis on one local page, and the API it uses
     /// (POST /api/COMMAND answers what `COMMAND … --json` prints)
     #[command(
-        after_help = "Examples:\n  gpt2-inspect serve\n  gpt2-inspect --model tests/fixtures/tiny-gpt2 serve --port 0"
+        after_help = "Examples:\n  gpt2-inspect serve\n  gpt2-inspect serve --open\n  gpt2-inspect --model tests/fixtures/tiny-gpt2 serve --port 0 --sae tests/fixtures/saes/standard"
     )]
     Serve(ServeArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
@@ -402,6 +402,10 @@ pub struct ServeArgs {
     /// Python's webbrowser reads it; else xdg-open, open or start)
     #[arg(long)]
     pub open: bool,
+    /// A sparse autoencoder to serve (repeat for several): loaded once, checked against the
+    /// model, and the only SAEs requests may name (features, feature, steering)
+    #[arg(long, value_name = "DIR|ORG/NAME/FOLDER")]
+    pub sae: Vec<String>,
 }
 
 #[derive(Debug, Args)]

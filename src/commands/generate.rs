@@ -14,6 +14,7 @@ use crate::model::tap::{Identity, Tap};
 use crate::model::{Config, Gpt2};
 use crate::render::tokens::table::GenerateStream;
 use crate::reports::{GenerateReport, GeneratedToken, Prediction, SamplingReport, StreamedToken};
+use crate::session::progress::Bar;
 use crate::session::steer::Steering;
 use crate::session::texts::{token_limit, Limit, Texts};
 use crate::session::{check_index, decoded, Session};
@@ -155,6 +156,8 @@ impl One<'_> {
         let mut processor = LogitsProcessor::from_sampling(args.seed, self.sampling.clone());
         let mut tokens: Vec<GeneratedToken> = Vec::new();
         let mut shown = 0; // bytes of the generated text already handed out
+                           // A server's client hears each token as it comes (and stops the run by leaving).
+        let mut heard = Bar::new(session, "generate");
         let generation = with_edit(self.steering, |edit| {
             generate(
                 self.model,
@@ -167,6 +170,7 @@ impl One<'_> {
                     if let Some(s) = stream.as_mut() {
                         show(tokenizer, (&tokens, &token), &mut shown, s, out)?;
                     }
+                    heard.partial("token", &token)?;
                     tokens.push(token);
                     Ok(())
                 },

@@ -273,7 +273,7 @@ fn matrix(
     for p in n0..t {
         let metric = Measure::new(Kind::Of(plan.quantity), vec![all[p]], None)?;
         let s = saliency(model, &all[..p], &metric.bound()?, method, &mut Silent)?;
-        bar.advance(1);
+        bar.advance(1)?;
         warn_incomplete(&s, Some(p - n0));
         problem = problem.or(finite(model, &all[..p], &s)?);
         answers.push(crate::session::named(tokenizer, all[p])?);

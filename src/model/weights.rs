@@ -13,6 +13,7 @@ use crate::model::kernels::matmul::MatMul;
 /// A bias `(N,)` for [`Weight::matmul`]: the tensor, and for a mapped weight or an f32 one
 /// on the CPU its values as the kernel takes them, read once at load instead of at every
 /// product.
+#[derive(Clone)]
 pub struct Bias {
     pub tensor: Tensor,
     values: Option<Arc<[f32]>>,
@@ -36,6 +37,7 @@ fn frozen_kernel(w: &Tensor) -> bool {
 }
 
 /// A weight matrix `(rows, cols)` as stored: a tensor, or a view of the mapped file.
+#[derive(Clone)]
 pub enum Weight {
     Tensor(Tensor),
     Mapped(MappedMatrix),

@@ -30,6 +30,8 @@ pub const COMMANDS: &[&str] = &[
     "attribute",
     "saliency",
     "heads",
+    "features",
+    "feature",
 ];
 
 /// Options the API refuses, with why: the model is the server's, the answer is JSON, and a
@@ -41,10 +43,10 @@ const REFUSED: &[(&str, &str)] = &[
     ("dtype", "the dtype is chosen when the server starts"),
     ("json", "the API always answers JSON"),
     ("jsonl", "the API always answers JSON"),
-    ("csv", "the API answers JSON"),
-    ("tsv", "the API answers JSON"),
+    ("csv", "ask POST /api/COMMAND?as=csv for the CSV"),
+    ("tsv", "ask POST /api/COMMAND?as=tsv for the TSV"),
     ("color", "the API answers JSON"),
-    ("svg", "the API writes no file: draw from the JSON"),
+    ("svg", "ask POST /api/COMMAND?as=svg for the figure"),
     ("dot", "the API writes no file: draw from the JSON"),
     ("html", "the API writes no file: draw from the JSON"),
     ("output", "the API writes no file"),
@@ -56,7 +58,6 @@ const REFUSED: &[(&str, &str)] = &[
         "lines",
         "the API reads no file on the server: give the texts in \"text\"",
     ),
-    ("sae", "SAEs are not served yet"),
     (
         "format",
         "BertViz's data is the command line's (--format bertviz)",
@@ -65,6 +66,54 @@ const REFUSED: &[(&str, &str)] = &[
 
 /// Global options a request may set.
 const GLOBALS: &[&str] = &["prepend_bos"];
+
+/// The name of the figure an `?as=svg` request has its command write (in a directory of
+/// the request's own).
+pub const SVG_NAME: &str = "view.svg";
+
+/// What a request asks back: the JSON (`--json`), or with `?as=` what `--csv`, `--tsv` or
+/// `--svg FILE` write (the figure into a temporary directory of the request's own).
+#[derive(Debug)]
+pub enum Form {
+    Json,
+    Csv,
+    Tsv,
+    Svg(tempfile::TempDir),
+}
+
+impl Form {
+    /// From the URL's query: `as=json|csv|tsv|svg` (`token=` is the guard's).
+    pub fn from_query(query: Option<&str>) -> Result<Form, Refused> {
+        let asked = (query.unwrap_or("").split('&')).find_map(|kv| kv.strip_prefix("as="));
+        match asked {
+            None | Some("json") => Ok(Form::Json),
+            Some("csv") => Ok(Form::Csv),
+            Some("tsv") => Ok(Form::Tsv),
+            Some("svg") => tempfile::tempdir()
+                .map(Form::Svg)
+                .map_err(|e| bad(format!("cannot make a directory for the figure: {e}"))),
+            Some(other) => Err(bad(format!(
+                "?as={other}: ask as=json, as=csv, as=tsv or as=svg"
+            ))),
+        }
+    }
+
+    /// The command line's flags for this form.
+    fn flags(&self, command: &str, cmd: &clap::Command) -> Result<Vec<String>, Refused> {
+        Ok(match self {
+            Form::Json => vec!["--json".into()],
+            Form::Csv => vec!["--csv".into()],
+            Form::Tsv => vec!["--tsv".into()],
+            Form::Svg(dir) => {
+                if !cmd.get_arguments().any(|a| a.get_long() == Some("svg")) {
+                    return Err(bad(format!("{command} draws no figure: ask JSON")));
+                }
+                let path = dir.path().join(SVG_NAME);
+                vec![format!("--svg={}", path.display()), "--json".into()]
+            }
+        })
+    }
+}
 
 /// Why a request cannot become a command line.
 #[derive(Debug)]
@@ -76,8 +125,8 @@ pub enum Refused {
 }
 
 /// The argument list of `command` with the options of `body` (a JSON object; empty: none),
-/// as the command line would spell it with `--json`.
-pub fn argv(command: &str, body: &[u8]) -> Result<Vec<String>, Refused> {
+/// as the command line would spell it with `--json` (or the flags `form` asks).
+pub fn argv(command: &str, body: &[u8], form: &Form) -> Result<Vec<String>, Refused> {
     if !COMMANDS.contains(&command) {
         return Err(Refused::NotFound(format!(
             "unknown command {command:?}: GET /api lists the commands"
@@ -138,7 +187,7 @@ pub fn argv(command: &str, body: &[u8]) -> Result<Vec<String>, Refused> {
         ));
     }
     positionals.sort_by_key(|(i, _)| *i);
-    flags.push("--json".into());
+    flags.extend(form.flags(command, &cmd)?);
     flags.push("--".into());
     flags.extend(positionals.into_iter().flat_map(|(_, v)| v));
     Ok(flags)
@@ -167,11 +216,13 @@ fn needs_text(
 }
 
 /// The JSON name of an option: its long flag with `-` as `_`, or a positional's name
-/// (`text` for TEXT).
+/// (`text` for TEXT, `features` for `feature`'s IDS: `ids` is `--ids`, the tokens').
 fn api_name(arg: &clap::Arg) -> String {
-    match arg.get_long() {
-        Some(long) => long.replace('-', "_"),
-        None => arg.get_id().as_str().replace("texts", "text"),
+    match (arg.get_long(), arg.get_id().as_str()) {
+        (Some(long), _) => long.replace('-', "_"),
+        (None, "texts") => "text".into(),
+        (None, "ids") => "features".into(),
+        (None, id) => id.into(),
     }
 }
 

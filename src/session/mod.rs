@@ -69,9 +69,6 @@ pub struct Output {
     /// Whether the output is a terminal: text shown there gets its control characters
     /// escaped.
     pub terminal: bool,
-    /// Whether long work draws its progress on standard error (a terminal there, and not a
-    /// server's call).
-    pub progress: bool,
 }
 
 impl Output {
@@ -83,7 +80,6 @@ impl Output {
             palette: palette(g.color, terminal, |k| std::env::var(k).ok()),
             width: terminal_width(),
             terminal,
-            progress: io::stderr().is_terminal(),
         }
     }
 
@@ -94,7 +90,6 @@ impl Output {
             palette: None,
             width: None,
             terminal: false,
-            progress: false,
         }
     }
 }
@@ -115,6 +110,8 @@ pub struct Session {
     pub temps: TempFiles,
     /// `--prepend-bos`: `<|endoftext|>` before every text, as TransformerLens does.
     pub prepend_bos: bool,
+    /// Who hears of long work: a terminal's bars, a server's client, or nobody.
+    pub listener: progress::Listener,
     /// The commit the model resolved to, looked up in the cache at the first report's
     /// header and reused by every later one (a batch has thousands).
     commit: Arc<OnceLock<Option<String>>>,
@@ -125,6 +122,9 @@ pub struct Session {
     /// The whole model, once [`Session::keep_model`] has loaded it: every later call uses
     /// it instead of loading the blocks it needs.
     kept: Arc<OnceLock<Arc<Gpt2>>>,
+    /// SAEs loaded once by [`Session::keep_saes`] (a server's `--sae`), by the spec that
+    /// named them: the only ones such a session's calls may name.
+    kept_saes: Arc<OnceLock<Vec<(String, Sae)>>>,
 }
 
 impl Session {
@@ -154,10 +154,15 @@ impl Session {
             output: Output::of_stdout(g),
             temps,
             prepend_bos: g.prepend_bos,
+            listener: match io::stderr().is_terminal() {
+                true => progress::Listener::Terminal,
+                false => progress::Listener::Nobody,
+            },
             commit: Default::default(),
             config: Default::default(),
             tokenizer: Default::default(),
             kept: Default::default(),
+            kept_saes: Default::default(),
         })
     }
 
@@ -284,6 +289,20 @@ impl Session {
         cfg: &Config,
     ) -> Result<(Sae, Hook, bool)> {
         let named = |e: anyhow::Error| e.context(format!("--sae {spec}"));
+        if let Some(kept) = self.kept_saes.get() {
+            let Some((_, sae)) = kept.iter().find(|(s, _)| s == spec) else {
+                let served: Vec<&str> = kept.iter().map(|(s, _)| s.as_str()).collect();
+                return Err(usage(match served.is_empty() {
+                    true => format!(
+                        "--sae {spec}: this server serves no SAE; start it with serve --sae DIR"
+                    ),
+                    false => format!("--sae {spec}: this server serves {}", served.join(", ")),
+                }));
+            };
+            let hook = sae.hook(cfg).map_err(named)?;
+            let centered = centered || sae.cfg.centered == Some(true);
+            return Ok((sae.clone(), hook, centered));
+        }
         let source = SaeSource::resolve(spec, revision, Hub::from_env()).map_err(named)?;
         let cfg_path = source.file("cfg.json").map_err(named)?;
         let weights = source.file("sae_weights.safetensors").map_err(named)?;
@@ -339,6 +358,19 @@ impl Session {
             output,
             ..self.clone()
         }
+    }
+
+    /// Loads the SAEs `specs` name once (each checked against the model) and keeps them:
+    /// every later call may name only these, and finds them loaded (a server's `--sae`).
+    pub fn keep_saes(&self, specs: &[String]) -> Result<()> {
+        let cfg = self.config()?;
+        let mut kept = Vec::new();
+        for spec in specs {
+            let (sae, _, _) = self.sae(spec, None, false, cfg)?;
+            kept.push((spec.clone(), sae));
+        }
+        let _ = self.kept_saes.set(kept);
+        Ok(())
     }
 
     /// Loads the whole model once and keeps it for every later call (a server's).

@@ -170,6 +170,25 @@ fn pairs() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
             ],
         ),
         ("trace", r#"{"text": "The cat"}"#, vec!["trace", "The cat"]),
+        ("info", "{}", vec!["info"]),
+        (
+            "hooks",
+            r#"{"seq_len": 4}"#,
+            vec!["hooks", "--seq-len", "4"],
+        ),
+        (
+            "attention",
+            r#"{"text": "The cat sat", "layer": 1, "head": 3, "stages": true}"#,
+            vec![
+                "attention",
+                "The cat sat",
+                "--layer",
+                "1",
+                "--head",
+                "3",
+                "--stages",
+            ],
+        ),
         ("embed", r#"{"text": "The cat"}"#, vec!["embed", "The cat"]),
         (
             "hidden",
@@ -259,10 +278,27 @@ fn pairs() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
     ]
 }
 
+/// The fixture SAE, as a path the server and the command line both read.
+fn sae() -> String {
+    crate::common::fixtures()
+        .join("saes/standard")
+        .display()
+        .to_string()
+}
+
 #[test]
 fn the_api_answers_what_the_command_line_prints() {
-    let server = Server::start();
-    for (command, body, args) in pairs() {
+    let sae = sae();
+    let server = Server::start_with(&["--sae", &sae], &[]);
+    let mut pairs: Vec<(&str, String, Vec<String>)> = (pairs().into_iter())
+        .map(|(c, b, a)| (c, b.to_string(), a.iter().map(|s| s.to_string()).collect()))
+        .collect();
+    pairs.extend(sae_pairs(&sae));
+    for (command, body, args) in &pairs {
+        let (body, args) = (
+            body.as_str(),
+            args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
         let (status, answer) = server.post(command, body);
         assert_eq!(status, 200, "{command} {body}: {answer}");
         assert_eq!(answer, printed(&args), "{command} {body}");
@@ -273,7 +309,295 @@ fn the_api_answers_what_the_command_line_prints() {
     let names: Vec<&str> = (index["commands"].as_array().unwrap().iter())
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert!(names.contains(&"next") && names.contains(&"circuit") && !names.contains(&"dump"));
+    assert!(!names.contains(&"dump") && !names.contains(&"serve"));
+    // Every command the API answers is compared above.
+    for name in names {
+        assert!(pairs.iter().any(|(c, _, _)| *c == name), "{name} untested");
+    }
+}
+
+/// The commands a server started with `--sae` answers, against the command line.
+fn sae_pairs(sae: &str) -> Vec<(&'static str, String, Vec<String>)> {
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    vec![
+        (
+            "features",
+            format!(r#"{{"text": "The cat sat", "sae": "{sae}", "per_token": 3}}"#),
+            strings(&["features", "The cat sat", "--sae", sae, "--per-token", "3"]),
+        ),
+        (
+            "feature",
+            format!(r#"{{"features": [3, 5], "text": "The cat sat", "sae": "{sae}", "top_k": 4}}"#),
+            strings(&["feature", "3,5", "The cat sat", "--sae", sae, "-k", "4"]),
+        ),
+        (
+            "next",
+            format!(r#"{{"text": "The cat sat", "sae": "{sae}", "steer": "3=5", "top_k": 3}}"#),
+            strings(&[
+                "next",
+                "The cat sat",
+                "--sae",
+                sae,
+                "--steer",
+                "3=5",
+                "-k",
+                "3",
+            ]),
+        ),
+    ]
+}
+
+#[test]
+fn an_sae_the_server_was_not_started_with_is_refused() {
+    let server = Server::start();
+    let body = format!(r#"{{"text": "The cat", "sae": "{}"}}"#, sae());
+    let (status, answer) = server.post("features", &body);
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.contains("serves no SAE; start it with serve --sae DIR"),
+        "{answer}"
+    );
+    let served = Server::start_with(&["--sae", &sae()], &[]);
+    let (status, answer) = served.post("features", r#"{"text": "The cat", "sae": "/tmp"}"#);
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.contains("this server serves") && answer.contains("saes/standard"),
+        "{answer}"
+    );
+}
+
+#[test]
+fn downloads_are_what_the_command_line_writes() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let clean = "The cat sat on the";
+    let patch = r#"{"clean": "The cat sat on the", "corrupt": "The dog sat on the", "answer": " mat", "site": "head"}"#;
+    let patch_args = [
+        "patch",
+        "--clean",
+        clean,
+        "--corrupt",
+        "The dog sat on the",
+        "--answer",
+        " mat",
+        "--site",
+        "head",
+    ];
+    for (form, flag) in [("csv", "--csv"), ("tsv", "--tsv")] {
+        let (status, answer) = server.raw(
+            "POST",
+            &format!("/api/patch?as={form}"),
+            &[],
+            patch.as_bytes(),
+        );
+        assert_eq!(status, 200, "{answer}");
+        let out = cmd().args(patch_args).arg(flag).output().unwrap();
+        assert_eq!(answer, String::from_utf8(out.stdout).unwrap(), "{form}");
+    }
+    let figures: [(&str, &str, Vec<&str>); 3] = [
+        (
+            "attention",
+            r#"{"text": "The cat sat", "layer": 1, "head": 0}"#,
+            vec!["attention", "The cat sat", "--layer", "1", "--head", "0"],
+        ),
+        (
+            "lens",
+            r#"{"text": "The cat sat", "all_positions": true}"#,
+            vec!["lens", "The cat sat", "--all-positions"],
+        ),
+        ("patch", patch, patch_args.to_vec()),
+    ];
+    for (command, body, args) in figures {
+        let (status, answer) = server.raw(
+            "POST",
+            &format!("/api/{command}?as=svg"),
+            &[],
+            body.as_bytes(),
+        );
+        assert_eq!(status, 200, "{command}: {answer}");
+        let file = dir.path().join(format!("{command}.svg"));
+        let out = cmd()
+            .args(&args)
+            .arg("--svg")
+            .arg(&file)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert_eq!(answer, std::fs::read_to_string(&file).unwrap(), "{command}");
+        assert!(
+            answer.starts_with("<svg") || answer.starts_with("<?xml"),
+            "{command}"
+        );
+    }
+    let refused = [
+        (
+            "/api/tokenize?as=svg",
+            r#"{"text": "a"}"#,
+            "tokenize draws no figure",
+        ),
+        (
+            "/api/next?as=xml",
+            r#"{"text": "a"}"#,
+            "?as=xml: ask as=json",
+        ),
+        (
+            "/api/lens?as=svg",
+            r#"{"text": "a"}"#,
+            "required arguments were not provided: --all-positions",
+        ),
+    ];
+    for (path, body, words) in refused {
+        let (status, answer) = server.raw("POST", path, &[], body.as_bytes());
+        assert_eq!(status, 400, "{path}: {answer}");
+        assert!(answer.contains(words), "{path}: {answer}");
+    }
+}
+
+/// The events of a `text/event-stream` answer: (event, data), in order.
+fn events(body: &str) -> Vec<(String, String)> {
+    body.split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let mut kind = String::new();
+            let mut data = Vec::new();
+            for line in e.lines() {
+                if let Some(k) = line.strip_prefix("event: ") {
+                    kind = k.to_string();
+                } else if let Some(d) = line.strip_prefix("data: ").or(line.strip_prefix("data:")) {
+                    data.push(d);
+                }
+            }
+            (kind, data.join("\n"))
+        })
+        .collect()
+}
+
+#[test]
+fn events_stream_progress_and_tokens_then_the_result() {
+    let server = Server::start();
+    let stream = [("accept", "text/event-stream")];
+    let body = br#"{"text": "The cat sat", "max_new_tokens": 6}"#;
+    let (status, answer) = server.raw("POST", "/api/generate", &stream, body);
+    assert_eq!(status, 200, "{answer}");
+    let got = events(&answer);
+    let generated = printed(&["generate", "The cat sat", "-n", "6"]);
+    let report: serde_json::Value = serde_json::from_str(&generated).unwrap();
+    let steps = report["steps"].as_array().unwrap();
+    let tokens: Vec<serde_json::Value> = (got.iter())
+        .filter(|(k, _)| k == "token")
+        .map(|(_, d)| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(&tokens, steps, "each token as the report has it, in order");
+    assert_eq!(
+        got.last().unwrap(),
+        &("result".to_string(), generated.trim_end().to_string())
+    );
+    // Long work: its size first, then each pass done, then the result.
+    let patch = br#"{"clean": "The cat sat on the", "corrupt": "The dog sat on the", "answer": " mat", "site": "pattern-dest-src"}"#;
+    let (status, answer) = server.raw("POST", "/api/patch", &stream, patch);
+    assert_eq!(status, 200, "{answer}");
+    let got = events(&answer);
+    assert_eq!(got[0].0, "start");
+    let start: serde_json::Value = serde_json::from_str(&got[0].1).unwrap();
+    let units = start["units"].as_u64().unwrap();
+    assert!(units > 0 && start["what"] == "patched runs", "{start}");
+    let last_progress = (got.iter().rev()).find(|(k, _)| k == "progress").unwrap();
+    let last: serde_json::Value = serde_json::from_str(&last_progress.1).unwrap();
+    assert_eq!(
+        (last["done"].as_u64(), last["units"].as_u64()),
+        (Some(units), Some(units))
+    );
+    let (kind, result) = got.last().unwrap();
+    assert_eq!(kind, "result");
+    let args = [
+        "patch",
+        "--clean",
+        "The cat sat on the",
+        "--corrupt",
+        "The dog sat on the",
+        "--answer",
+        " mat",
+        "--site",
+        "pattern-dest-src",
+    ];
+    assert_eq!(result, printed(&args).trim_end());
+    // A failure is an event too, with the status the whole answer would have had.
+    let (_, answer) = server.raw(
+        "POST",
+        "/api/attention",
+        &stream,
+        br#"{"text": "a", "layer": 9}"#,
+    );
+    let got = events(&answer);
+    assert_eq!(got.len(), 1, "{answer}");
+    let e: serde_json::Value = serde_json::from_str(&got[0].1).unwrap();
+    assert_eq!(
+        (got[0].0.as_str(), e["status"].as_u64()),
+        ("error", Some(400))
+    );
+    assert!(e["error"].as_str().unwrap().contains("0 to"), "{e}");
+}
+
+/// A patch of every head's pattern entry on a 72-token pair: about 20 s of work.
+fn long_patch() -> String {
+    let clean = ["the cat sat on the mat"; 12].join(" ");
+    let corrupt = ["the dog sat on the mat"; 12].join(" ");
+    format!(
+        r#"{{"clean": "{clean}", "corrupt": "{corrupt}", "site": "pattern-dest-src", "metric": "kl"}}"#
+    )
+}
+
+#[test]
+fn a_client_that_goes_away_stops_its_computation() {
+    // One worker: the next request is answered only once the abandoned work has stopped.
+    let server = Server::start_with(&["--workers", "1"], &[]);
+    let body = long_patch();
+    for accept in ["application/json", "text/event-stream"] {
+        let mut s = TcpStream::connect(&server.addr).unwrap();
+        let head = format!(
+            "POST /api/patch HTTP/1.1\r\nHost: {}\r\nAccept: {accept}\r\nContent-Length: {}\r\n\r\n",
+            server.addr,
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(800));
+        drop(s);
+        let t = Instant::now();
+        let (status, _) = server.post("tokenize", r#"{"text": "a"}"#);
+        assert_eq!(status, 200);
+        // The whole patch takes about 20 s; one of its passes well under a second.
+        assert!(
+            t.elapsed() < Duration::from_secs(8),
+            "{accept}: waited {:?}",
+            t.elapsed()
+        );
+    }
+}
+
+#[test]
+fn slow_headers_are_cut_off_and_block_no_one() {
+    let server = Server::start();
+    let mut slow = TcpStream::connect(&server.addr).unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: ").unwrap();
+    let t = Instant::now();
+    // Others are served meanwhile.
+    let (status, _) = server.post("tokenize", r#"{"text": "a"}"#);
+    assert_eq!(status, 200);
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = slow.read_to_end(&mut buf);
+    let waited = t.elapsed();
+    assert!(
+        read.is_ok(),
+        "the connection is closed, not left open: {read:?}"
+    );
+    assert!(
+        waited >= Duration::from_secs(4) && waited < Duration::from_secs(15),
+        "closed after {waited:?}"
+    );
 }
 
 /// A request: method, path, headers and body.
@@ -334,7 +658,7 @@ fn hostile_requests_are_refused_in_the_command_lines_words_and_serving_goes_on()
                 vec![],
                 br#"{"text": "a", "svg": "/tmp/x.svg"}"#,
             ),
-            "writes no file",
+            "svg: ask POST /api/COMMAND?as=svg",
         ),
         (
             400,

@@ -21,6 +21,7 @@ use crate::model::weights::{Bias, Weight};
 
 /// The encoder of each [`Architecture`], with the tensors that architecture has (`(d_sae,)`
 /// each): what `encode` applies after `W_enc`, and what `decode` undoes before `W_dec`.
+#[derive(Clone)]
 enum Encoder {
     Standard {
         b_enc: Tensor,
@@ -43,6 +44,7 @@ enum Encoder {
 }
 
 /// An SAE's weights, `(d_in, d_sae)` encoder and `(d_sae, d_in)` decoder, in f32.
+#[derive(Clone)]
 pub struct Sae {
     pub cfg: SaeConfig,
     pub dir: PathBuf,
