@@ -271,8 +271,9 @@ fn subcommand(command: &str) -> clap::Command {
         .expect("a listed command")
 }
 
-/// `GET /api`: every command the API answers, with its options as requests name them.
-pub fn index() -> Value {
+/// `GET /api`: every command the API answers, with its options as requests name them, and
+/// the SAEs the server serves.
+pub fn index(saes: &[String]) -> Value {
     let commands: Vec<Value> = COMMANDS
         .iter()
         .map(|&name| {
@@ -302,5 +303,5 @@ pub fn index() -> Value {
             })
         })
         .collect();
-    json!({ "commands": commands, "globals": GLOBALS })
+    json!({ "commands": commands, "globals": GLOBALS, "saes": saes })
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -54,6 +55,8 @@ struct Served {
     /// Requests computing now, and requests admitted (computing or waiting).
     workers: Arc<Semaphore>,
     admitted: Arc<Semaphore>,
+    /// The SAEs requests may name (`serve --sae`), loaded once.
+    saes: Vec<String>,
 }
 
 /// Serves until the process is stopped (Ctrl-C or SIGTERM end it as any command).
@@ -160,6 +163,7 @@ fn served(session: &Session, args: &ServeArgs, addr: SocketAddr) -> Result<Serve
         },
         workers: Arc::new(Semaphore::new(workers)),
         admitted: Arc::new(Semaphore::new(workers + QUEUE)),
+        saes: args.sae.clone(),
     })
 }
 
@@ -187,8 +191,8 @@ async fn page() -> Response {
     r
 }
 
-async fn index() -> Response {
-    axum::Json(api::index()).into_response()
+async fn index(State(s): State<Arc<Served>>) -> Response {
+    axum::Json(api::index(&s.saes)).into_response()
 }
 
 async fn wrong_method(method: Method) -> Response {

@@ -16,10 +16,11 @@ function check(what, ok, detail = "") {
   console.log(`${ok ? "ok  " : "FAIL"} ${what}${detail ? ": " + detail : ""}`);
   if (!ok) failures.push(what);
 }
-async function api(command, options) {
-  const r = await fetch(config.url + "api/" + command, { method: "POST", body: JSON.stringify(options) });
-  return r.json();
+async function api(command, options, as) {
+  const r = await fetch(config.url + "api/" + command + (as ? "?as=" + as : ""), { method: "POST", body: JSON.stringify(options) });
+  return as ? r.text() : r.json();
 }
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM, args: FLAGS });
 try {
@@ -66,6 +67,83 @@ try {
   const genShown = await page.$$eval("#generated b", (bs) => bs.map((b) => b.textContent));
   check("generation is the API's", JSON.stringify(genShown) === JSON.stringify(gen.steps.map((s) => s.token)), JSON.stringify(genShown));
 
+  // A download is what the API's ?as= answers, which is what the command line writes.
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#next-dl button[data-as=csv]")]);
+  const csv = await readFile(await download.path(), "utf8");
+  check("the CSV download is the API's", csv === await api("next", { text: config.prompt, top_k: 10 }, "csv"), csv.slice(0, 80));
+  check("the download names its command line", (await page.$eval("#next-dl button[data-as=csv]", (b) => b.title)).endsWith("--top-k 10 " + "'" + config.prompt + "' --csv"));
+
+  // The lens: a cell's top 10.
+  await page.click("#lens td[data-depth='1'][data-position='2']");
+  await page.waitForFunction(() => document.querySelectorAll("#lens-topk tr").length > 1, null, { timeout: 30000 });
+  const cellApi = await api("lens", { text: config.prompt, top_k: 10, position: 2 });
+  const cellIds = await page.$$eval("#lens-topk tr", (trs) => trs.slice(1).map((tr) => Number(tr.cells[2].textContent)));
+  check("a lens cell's top 10 are the API's", same(cellIds, cellApi.depths[1].predictions.map((p) => p.id)), JSON.stringify(cellIds));
+
+  // Saliency of a given answer.
+  await page.fill("#answer", config.answer); await page.dispatchEvent("#answer", "change");
+  await page.selectOption("#method", "gradient");
+  await page.waitForFunction((a) => document.querySelector("#saliency-cmd").textContent.includes("--answer"), null, { timeout: 30000 });
+  const salAns = await api("saliency", { text: config.prompt, position: last, method: "gradient", answer: config.answer });
+  const ansShown = await page.$$eval("#saliency .tok", (ts) => ts.map((t) => Number(t.dataset.score)));
+  check("saliency of the given answer is the API's", same(ansShown, salAns.scores), JSON.stringify(ansShown));
+
+  // Patching and a circuit with a corrupt prompt.
+  await page.fill("#corrupt", config.corrupt); await page.dispatchEvent("#corrupt", "change");
+  await page.click("#run-patch");
+  await page.waitForFunction(() => document.querySelectorAll("#patch-head td[data-value]").length > 0, null, { timeout: 60000 });
+  const pair = { clean: config.prompt, corrupt: config.corrupt, answer: config.answer };
+  for (const site of ["resid_pre", "head"]) {
+    const r = await api("patch", { ...pair, site });
+    const id = site === "head" ? "#patch-head" : "#patch-resid";
+    const shownValues = await page.$$eval(id + " tr", (trs) => trs.slice(1).map((tr) => [...tr.cells].slice(1).map((c) => Number(c.dataset.value))));
+    check(`patch ${site}'s grid is the API's`, same(shownValues, r.restored), JSON.stringify(shownValues).slice(0, 120));
+  }
+  await page.click("#run-circuit");
+  await page.waitForFunction(() => document.querySelectorAll("#circuit-graph line").length > 0, null, { timeout: 60000 });
+  const edgesShown = await page.$$eval("#circuit-graph line title", (ts) => ts.map((t) => t.textContent));
+  const circ = await api("circuit", { ...pair, top: 20, faithfulness: [1, 2, 5, 10, 20, 50] });
+  const strongest = circ.edges.slice().sort((a, b) => Math.abs(b.score) - Math.abs(a.score)).slice(0, 10);
+  check("the circuit graph draws the API's 10 strongest edges", same(edgesShown, strongest.map((e) => `${e.writer} → ${e.reader}: ${e.score.toFixed(4)}`)), edgesShown[0]);
+  await page.fill("#edges", "3");
+  check("the slider keeps that many edges", (await page.$$eval("#circuit-graph line", (l) => l.length)) === 3);
+  check("the faithfulness curve has a point per size", (await page.$$eval("#faith circle", (c) => c.length)) === circ.faithfulness.length);
+
+  // Features of the selected token, a feature's logits, and steering.
+  await page.waitForFunction(() => document.querySelectorAll("#features tr").length > 1, null, { timeout: 30000 });
+  const feats = await api("features", { text: config.prompt, sae: config.sae, per_token: 10 });
+  const featShown = await page.$$eval("#features tr", (trs) => trs.slice(1).map((tr) => Number(tr.dataset.feature)));
+  check("the features at the selected token are the API's", same(featShown, feats.features[last].map((f) => f.id)), JSON.stringify(featShown));
+  await page.click("#features tr >> nth=1");
+  await page.waitForFunction(() => document.querySelectorAll("#steer-after tr").length > 1, null, { timeout: 30000 });
+  const f = featShown[0];
+  const steered = await api("next", { text: config.prompt, sae: config.sae, steer: `${f}=10`, top_k: 5 });
+  const after = await page.$$eval("#steer-after tr", (trs) => trs.slice(1).map((tr) => Number(tr.cells[2].textContent)));
+  check("steering's next tokens are the API's", same(after, steered.predictions.map((p) => p.id)), JSON.stringify(after));
+  const logits = await api("feature", { features: [f], text: config.prompt, sae: config.sae, top_k: 10 });
+  const promoted = await page.$$eval("#feature-logits tr", (trs) => trs.slice(1).map((tr) => JSON.parse(tr.cells[0].textContent)));
+  check("a feature's logit table is the API's", same(promoted, logits.features[0].top_logits.map((p) => p.token)), JSON.stringify(promoted));
+
+  // The attention views.
+  await page.click("#attn-tabs button[data-view=neuron]");
+  await page.waitForFunction(() => document.querySelectorAll("#neuron td[data-weight]").length > 0, null, { timeout: 30000 });
+  const neuron = await api("attention", { text: config.prompt, layer: 0, head: 0, query: last });
+  const weightsShown = await page.$$eval("#neuron td[data-weight]", (ts) => ts.map((t) => Number(t.dataset.weight)));
+  check("the neuron view's weights are the API's", same(weightsShown, neuron.neuron.weights), JSON.stringify(weightsShown));
+  await page.click("#attn-tabs button[data-view=stages]");
+  await page.waitForFunction(() => document.querySelectorAll("#stages canvas").length === 8, null, { timeout: 30000 });
+  check("the stages view draws eight stages", true);
+  await page.click("#attn-tabs button[data-view=headview]");
+  await page.waitForFunction(() => document.querySelectorAll("#headview line").length > 0, null, { timeout: 30000 });
+  check("the head view draws lines", true);
+  await page.click("#attn-tabs button[data-view=modelview]");
+  await page.waitForFunction((n) => document.querySelectorAll("#modelview canvas").length === n, config.layers * config.heads, { timeout: 30000 });
+  check("the model view has a thumbnail per head", true);
+  await page.click("#modelview canvas[data-layer='1'][data-head='2']");
+  await page.waitForFunction(() => document.querySelector("#attention-cmd").textContent.includes("--layer 1 --head 2"), null, { timeout: 30000 });
+  check("a thumbnail opens its head", (await page.inputValue("#head")) === "2");
+  await page.selectOption("#layer", "0");
+
   await page.click("#tokens .tok >> nth=1");
   check("a click selects the token", await page.$eval("#tokens .tok >> nth=1", (b) => b.classList.contains("sel")));
   check("the URL keeps the selection", (await page.evaluate(() => location.hash)).includes("pos=1"));
@@ -81,6 +159,7 @@ try {
   await page.waitForFunction(() => document.querySelectorAll("#lens tr").length > 1, null, { timeout: 30000 });
   check("a reload restores the prompt", (await page.inputValue("#prompt")) === config.prompt);
   check("a reload restores the head", (await page.inputValue("#head")) === "1");
+  check("a reload restores the corrupt prompt", (await page.inputValue("#corrupt")) === config.corrupt);
   check("no console errors", seen.errors.length === 0, seen.errors.join(" | "));
   check("nothing fetched from another host", seen.elsewhere.length === 0, seen.elsewhere.join(" "));
 } finally {

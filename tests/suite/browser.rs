@@ -16,6 +16,8 @@ use std::process::Command;
 use crate::common::{flat, Reference};
 
 const CAT: &str = "The cat sat on the mat";
+/// The corrupt prompt of the explorer's patch: as many tokens as CAT.
+const DOG: &str = "The dog sat on the mat";
 const INJECTION: &str = "<script>alert(1)</script><img src=x onerror=alert(2)>";
 
 /// What is missing to run the browser, if anything.
@@ -232,12 +234,14 @@ fn the_explorer_works_in_headless_chromium() {
         return;
     };
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-explorer");
+    let sae = root.join("tests/fixtures/saes/standard");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
     let mut server = Command::new(assert_cmd::cargo::cargo_bin("gpt2-inspect"))
         .arg("--model")
         .arg(root.join("tests/fixtures/tiny-gpt2"))
-        .args(["serve", "--port", "0"])
+        .args(["serve", "--port", "0", "--sae"])
+        .arg(&sae)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -246,7 +250,11 @@ fn the_explorer_works_in_headless_chromium() {
     let stdout = server.stdout.take().unwrap();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
     let url = line.trim().strip_prefix("serving ").unwrap().to_string();
-    let config = serde_json::json!({ "url": url, "prompt": CAT, "out": out });
+    // The fixture has 3 layers of 4 heads.
+    let config = serde_json::json!({
+        "url": url, "prompt": CAT, "corrupt": DOG, "answer": " mat", "sae": sae,
+        "layers": 3, "heads": 4, "out": out,
+    });
     let checked =
         std::panic::catch_unwind(|| run_checks(root, "explorer.mjs", &config, &out, &chromium));
     let _ = server.kill();
