@@ -4,7 +4,7 @@
 # checkpoint.
 #
 #   scripts/bench.sh [--with-hf] [--with-llama]
-#   scripts/bench.sh --only-circuits | --only-features | --only-corpus | --only-dtypes
+#   scripts/bench.sh --only-circuits | --only-features | --only-corpus | --only-dtypes | --only-serve
 #   scripts/bench.sh --only-profiles [--with-llama]
 #
 # --only-circuits (--only-features) runs the circuit (SAE feature) rows alone, gpt2-inspect
@@ -31,7 +31,8 @@ for arg in "$@"; do
     --only-corpus) ONLY=corpus ;;
     --only-dtypes) ONLY=dtypes ;;
     --only-profiles) ONLY=profiles ;;
-    *) echo "usage: scripts/bench.sh [--with-hf] [--with-llama] | --only-circuits | --only-features | --only-corpus | --only-dtypes | --only-profiles" >&2; exit 2 ;;
+    --only-serve) ONLY=serve ;;
+    *) echo "usage: scripts/bench.sh [--with-hf] [--with-llama] | --only-circuits | --only-features | --only-corpus | --only-dtypes | --only-profiles | --only-serve" >&2; exit 2 ;;
   esac
 done
 
@@ -273,6 +274,12 @@ PYEOF
   done
   rm -f "$OUT/perf.data" "$OUT/perf.data.old"
 }
+# The explorer's server (scripts/bench_serve.py): start, a prompt's first view against the
+# same commands one-shot, latency from 1 and 4 clients, memory at rest and after load.
+bench_serve() {
+  echo "== serve"
+  python3 scripts/bench_serve.py "$BIN" "$MODEL" "$WORK/long.txt" "$OUT/serve.json" >/dev/null
+}
 # Replaces the section <!-- $1 --> … <!-- /$1 --> of bench/results.md with this run's.
 replace_section() {
   python3 scripts/bench_report.py "$OUT" "$1" > "$OUT/$1.md"
@@ -356,6 +363,7 @@ bench_features
 bench_corpus
 bench_dtypes
 bench_profiles
+bench_serve
 
 rm -f "$OUT"/*.flags; [ "$WITH_HF" = 1 ] && touch "$OUT/hf.flags"; [ "$WITH_LLAMA" = 1 ] && touch "$OUT/llama.flags"
 python3 scripts/bench_report.py "$OUT" > bench/results.md

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 out = sys.argv[1]
-# "circuits", "features" or "corpus": print only that section (scripts/bench.sh --only-…).
+# "circuits", "features", "corpus" or "serve": print only that section (scripts/bench.sh --only-…).
 only = sys.argv[2] if len(sys.argv) > 2 else None
 
 
@@ -431,8 +431,39 @@ MISSES = """Why the rows that miss their targets miss them, from these profiles:
   break the 1e-4 parity) or less arithmetic than the log-probabilities need."""
 
 
+def serve_section():
+    p = os.path.join(out, "serve.json")
+    if not os.path.exists(p):
+        return
+    r = json.load(open(p))
+    print(f"The explorer's server (`serve`, 2 workers; commit {commit}, {datetime.date.today()}, "
+          f"{os.cpu_count()} cores ({cpu}); made by `scripts/bench.sh --only-serve` or with the full run; "
+          "`scripts/bench_serve.py`). A page's first view is what it asks for a new prompt: tokenize, then "
+          "`next`, one head's attention and the logit lens at once, each drawn when it comes; against it, "
+          "`next`, `attention` and `lens` run one-shot with the same options, each a new process loading "
+          "the model.\n")
+    print("| what | server | one-shot commands | ratio |")
+    print("| --- | --- | --- | --- |")
+    print(f"| start: the URL printed | {fmt_s(r['listening'])} | | |")
+    print(f"| start: the first answer | {fmt_s(r['first_answer'])} | | |")
+    print(f"| {r['tokens32']}-token prompt: the next-token table (median of 10) | {fmt_s(r['next32'])} | | |")
+    print(f"| {r['tokens32']}-token prompt: every view of the first screen (median of 10; one-shot: of 5) | "
+          f"{fmt_s(r['view32'])} | {fmt_s(r['oneshot32'])} | {r['oneshot32'] / r['view32']:.1f}× faster |")
+    print(f"| 1,024-token prompt: the next-token table (median of 3) | {fmt_s(r['next1024'])} | | |")
+    print(f"| 1,024-token prompt: every view (median of 3) | {fmt_s(r['view1024'])} | {fmt_s(r['oneshot1024'])} | "
+          f"{r['oneshot1024'] / r['view1024']:.1f}× faster |")
+    a, f = r["alone"], r["four"]
+    print(f"| a mix of next, attention, lens, tokenize and saliency: 1 client, {a['requests']} requests | "
+          f"p50 {fmt_s(a['p50'])}, p95 {fmt_s(a['p95'])} | | |")
+    print(f"| the same mix from 4 clients at once, {f['requests']} requests | p50 {fmt_s(f['p50'])}, "
+          f"p95 {fmt_s(f['p95'])}; {f['requests'] / f['wall']:.1f} requests/s (1 client: "
+          f"{a['requests'] / a['wall']:.1f}) | | |")
+    print(f"| resident memory at rest, after the load, and its peak | {r['rss_rest']:.0f} MiB, "
+          f"{r['rss_after']:.0f} MiB, {r['rss_peak']:.0f} MiB | | |")
+
+
 SECTIONS = {"corpus": corpus_section, "dtypes": dtypes_section, "profiles": profiles_section,
-            "circuits": circuits_section, "features": features_section}
+            "circuits": circuits_section, "features": features_section, "serve": serve_section}
 if only:
     SECTIONS[only]()
     sys.exit(0)
@@ -552,7 +583,7 @@ for k, label in [("generate_cache", "generate 64 tokens after 8, key/value cache
 
 pairs_table()
 # The sections --only may replace alone, each between its markers.
-for name in ("dtypes", "profiles", "circuits", "features", "corpus"):
+for name in ("dtypes", "profiles", "circuits", "features", "corpus", "serve"):
     print()
     print(f"<!-- {name} -->")
     SECTIONS[name]()

@@ -3,6 +3,8 @@
 //! read by every lens alike. A new lens (the Jacobian lens, the tuned lens) is a variant of
 //! [`Lens`]: the compiler then asks for its arm in [`read`].
 
+use std::ops::Range;
+
 use anyhow::Result;
 use candle_core::Tensor;
 
@@ -23,28 +25,35 @@ pub fn hooks(cfg: &Config) -> Vec<Hook> {
         .collect()
 }
 
-/// The logits `(1, T, V)` that depth `depth` (0 to L) gives through `lens`, at position
-/// `at` alone (`(1, 1, V)`) when given. `acts` holds [`hooks`].
+/// The logits `(1, P, V)` that depth `depth` (0 to L) gives through `lens` at the
+/// positions `at`. `acts` holds [`hooks`].
 pub fn read(
     model: &Gpt2,
     acts: &Activations,
     lens: Lens,
     depth: usize,
-    at: Option<usize>,
+    at: Range<usize>,
 ) -> Result<Tensor> {
-    let narrow = |t: &Tensor| -> Result<Tensor> {
-        Ok(match at {
-            Some(p) => t.narrow(1, p, 1)?,
-            None => t.clone(),
-        })
-    };
-    let n_layer = model.config().n_layer;
-    if depth == n_layer {
-        // Already through ln_f: the model's own logits.
-        return model.unembed(&narrow(acts.get(Hook::LnFinalOut)?)?);
+    model.unembed(&stream(model, acts, lens, depth, at)?)
+}
+
+/// What the unembedding reads at depth `depth` through `lens`, `(1, P, C)` at the positions
+/// `at`: the stream after ln_f (depth L: the model's own). Several depths' streams can be
+/// unembedded as one product.
+pub fn stream(
+    model: &Gpt2,
+    acts: &Activations,
+    lens: Lens,
+    depth: usize,
+    at: Range<usize>,
+) -> Result<Tensor> {
+    let narrow = |t: &Tensor| -> Result<Tensor> { Ok(t.narrow(1, at.start, at.len())?) };
+    if depth == model.config().n_layer {
+        // Already through ln_f.
+        return narrow(acts.get(Hook::LnFinalOut)?);
     }
     let x = narrow(acts.get(Hook::Block(depth, BlockHook::ResidPre))?)?;
     match lens {
-        Lens::Logit => model.unembed(&model.final_norm(&x)?),
+        Lens::Logit => model.final_norm(&x),
     }
 }

@@ -6,6 +6,7 @@ use std::io::{IsTerminal, Write};
 use anyhow::Result;
 use candle_core::Tensor;
 
+use crate::analysis::progress::Progress;
 use crate::analysis::sae::{self, FeatureStats, Sae};
 use crate::cli::{FeatureArgs, TextArgs};
 use crate::dist;
@@ -15,6 +16,7 @@ use crate::render::features::dashboard;
 use crate::render::features::table;
 use crate::reports::{FeatureContext, FeatureCorpus, FeatureReport, FeatureRow, TokenValue};
 use crate::session::check_top_k;
+use crate::session::progress::Bar;
 use crate::session::texts::Texts;
 use crate::session::Take;
 use crate::session::{decoded, Built, Session};
@@ -46,7 +48,16 @@ pub fn build(session: &Session, args: &FeatureArgs) -> Result<Built<FeatureRepor
             let (prepared, model) =
                 session.prepare_and_load(input, cfg, cfg.n_layer, Take::EACH)?;
             let keep = (args.contexts as usize, args.window as usize);
-            let stats = pass(&prepared, &model, &sae, hook, centered, &args.ids.0, keep)?;
+            let bar = &mut Bar::new(session, "feature");
+            let stats = pass(
+                &prepared,
+                (&model, bar),
+                &sae,
+                hook,
+                centered,
+                &args.ids.0,
+                keep,
+            )?;
             let not_run = prepared.not_run();
             let Texts {
                 tokenizer,
@@ -97,7 +108,7 @@ pub fn build(session: &Session, args: &FeatureArgs) -> Result<Built<FeatureRepor
 /// `(N, d_in)` matrix.
 fn pass(
     prepared: &Texts,
-    model: &crate::model::Gpt2,
+    (model, progress): (&crate::model::Gpt2, &mut dyn Progress),
     sae: &Sae,
     hook: crate::model::Hook,
     centered: bool,
@@ -112,7 +123,7 @@ fn pass(
         capture: CaptureSpec::new([hook]),
         logits: NoLogits,
     };
-    prepared.fold(model, &req, |batch| {
+    prepared.fold(model, &req, progress, |batch| {
         let rows = (batch.iter())
             .map(|c| Ok(c.output.activations.get(hook)?.squeeze(0)?))
             .collect::<Result<Vec<_>>>()?;

@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use candle_core::DType;
+use candle_core::{DType, Tensor};
 
 use crate::analysis::lens::{self, Lens};
 use crate::cli::LensArgs;
@@ -103,8 +103,13 @@ pub fn build(
     )
 }
 
-/// The top prediction at every depth and position: ln_f (once) and the unembedding on the
-/// whole residual stream of each depth, `(1, T, C)` → `(1, T, V)`, one depth at a time.
+/// Rows (depth, position) unembedded at once by the grid: their logits, `(rows, V)` in
+/// f32, stay near 100 MB on gpt2's vocabulary however long the text.
+const GRID_ROWS: usize = 512;
+
+/// The top prediction at every depth and position: each depth's stream through ln_f, and
+/// the streams of every depth at a few positions unembedded as one product (one pass over
+/// the unembedding for all depths).
 fn grid(
     session: &Session,
     model: &Gpt2,
@@ -112,25 +117,32 @@ fn grid(
     (text, ids): (&str, &[u32]),
     acts: &Activations,
 ) -> Result<LensGridReport> {
-    let cfg = model.config();
-    let mut top = Vec::with_capacity(cfg.n_layer + 1);
-    for depth in 0..=cfg.n_layer {
-        let logits: Vec<Vec<f32>> = lens::read(model, acts, Lens::Logit, depth, None)?
-            .squeeze(0)?
-            .to_dtype(DType::F32)?
-            .to_vec2()?; // (T, V)
-        let row = logits
-            .iter()
-            .map(|l| {
-                let id = dist::top_k(l, 1).first().copied().unwrap_or(0);
-                Ok(Guess {
-                    id: id as u32,
-                    token: tokenizer.token_text(id as u32)?,
-                    prob: dist::log_prob(l, id).exp() as f32,
-                })
-            })
+    let depths = model.config().n_layer + 1;
+    let per = (GRID_ROWS / depths).max(1);
+    let mut top: Vec<Vec<Guess>> = (0..depths).map(|_| Vec::with_capacity(ids.len())).collect();
+    for start in (0..ids.len()).step_by(per) {
+        let at = start..(start + per).min(ids.len());
+        let streams = (0..depths)
+            .map(|d| lens::stream(model, acts, Lens::Logit, d, at.clone()))
             .collect::<Result<Vec<_>>>()?;
-        top.push(row);
+        let logits = model
+            .unembed(&Tensor::cat(&streams, 1)?)? // (1, depths · P, V)
+            .squeeze(0)?
+            .to_dtype(DType::F32)?;
+        let v = logits.dim(1)?;
+        for (r, l) in logits
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .chunks(v)
+            .enumerate()
+        {
+            let (id, logprob) = dist::top_guess(l);
+            top[r / at.len()].push(Guess {
+                id: id as u32,
+                token: tokenizer.token_text(id as u32)?,
+                prob: logprob.exp() as f32,
+            });
+        }
     }
     Ok(LensGridReport {
         header: session.header(Some(text))?,

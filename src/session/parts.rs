@@ -93,7 +93,9 @@ pub fn lens_report(
     let cfg = model.config();
     // (L + 1) depths' logits at `position`, each (V,).
     let logits = (0..=cfg.n_layer)
-        .map(|d| Ok(lens::read(model, acts, Lens::Logit, d, Some(position))?.flatten_all()?))
+        .map(|d| {
+            Ok(lens::read(model, acts, Lens::Logit, d, position..position + 1)?.flatten_all()?)
+        })
         .collect::<Result<Vec<Tensor>>>()?;
 
     let final_preds = predictions(tokenizer, &logits[cfg.n_layer], 1)?;

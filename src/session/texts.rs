@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use anyhow::{bail, Result};
 use candle_core::Tensor;
 
+use crate::analysis::progress::Progress;
 use crate::cli::{TextArgs, Truncate};
 use crate::error::usage;
 use crate::input::{text_name, Lines};
@@ -329,22 +330,16 @@ impl Texts {
 
     /// Runs the texts in the padded batches [`Self::run`] uses and hands each batch's texts
     /// to `each`, in no particular order: for passes that fold a corpus into statistics.
-    /// A terminal's stderr shows the texts done so far. Texts that cannot be run are named
-    /// on stderr and left out; [`Self::not_run`] is then the caller's error.
+    /// `progress` hears of the texts done (a terminal's bar, a server's client, who may
+    /// stop the pass by leaving). Texts that cannot be run are named on stderr and left
+    /// out; [`Self::not_run`] is then the caller's error.
     pub(crate) fn fold<W: WantLogits>(
         &self,
         model: &Gpt2,
         req: &Request<W>,
+        progress: &mut dyn Progress,
         mut each: impl FnMut(Vec<Computed<'_, W>>) -> Result<()>,
     ) -> Result<()> {
-        let bar = indicatif::ProgressBar::new(self.texts.len() as u64)
-            .with_finish(indicatif::ProgressFinish::AndClear);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "texts [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
-            )?
-            .progress_chars("=> "),
-        );
         for (_, why) in &self.failed {
             eprintln!("not run: {why}");
         }
@@ -352,10 +347,11 @@ impl Texts {
             .filter(|&i| self.why_not(i).is_none())
             .collect();
         order.sort_by_key(|&i| self.ids[i].len());
+        progress.start(order.len() as u64, "texts");
         let limits = (self.batch_size, token_budget(req.logits.which()));
         for chunk in chunks(&order, &self.ids, limits) {
             each(self.forward_some(model, req, chunk)?)?;
-            bar.inc(chunk.len() as u64);
+            progress.advance(chunk.len() as u64)?;
         }
         Ok(())
     }

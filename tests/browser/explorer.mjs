@@ -160,6 +160,18 @@ try {
   check("a reload restores the prompt", (await page.inputValue("#prompt")) === config.prompt);
   check("a reload restores the head", (await page.inputValue("#head")) === "1");
   check("a reload restores the corrupt prompt", (await page.inputValue("#corrupt")) === config.corrupt);
+  // A long prompt: one head's pattern is drawn, the all-heads views say why they are not.
+  const long = Array(150).fill("the cat sat").join(" ");
+  await page.fill("#prompt", long);
+  await page.press("#prompt", "Enter");
+  await page.waitForFunction(() => document.querySelectorAll("#tokens .tok").length > 256, null, { timeout: 60000 });
+  await page.waitForFunction(() => document.querySelectorAll("#lens tr td").length > 256, null, { timeout: 60000 });
+  await page.click("#attn-tabs button[data-view=modelview]");
+  await page.waitForFunction(() => document.querySelector("#modelview").textContent.includes("up to 256 tokens"), null, { timeout: 30000 });
+  check("the model view says it draws up to 256 tokens", (await page.$$eval("#modelview canvas", (c) => c.length)) === 0);
+  await page.click("#attn-tabs button[data-view=head]");
+  await page.waitForFunction(() => document.querySelector("#attention-cmd").textContent.includes("--head"), null, { timeout: 30000 });
+  check("one head's pattern is drawn for a long prompt", (await page.$eval("#pattern", (c) => c.width)) > 400);
   check("no console errors", seen.errors.length === 0, seen.errors.join(" | "));
   check("nothing fetched from another host", seen.elsewhere.length === 0, seen.elsewhere.join(" "));
 } finally {

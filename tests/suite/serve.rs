@@ -522,6 +522,20 @@ fn events_stream_progress_and_tokens_then_the_result() {
         "pattern-dest-src",
     ];
     assert_eq!(result, printed(&args).trim_end());
+    // A feature's pass over texts: the texts counted as they are done.
+    let sae = sae();
+    let served = Server::start_with(&["--sae", &sae], &[]);
+    let body =
+        format!(r#"{{"features": [3], "text": ["The cat", "A dog sat", "Hi"], "sae": "{sae}"}}"#);
+    let (status, answer) = served.raw("POST", "/api/feature", &stream, body.as_bytes());
+    assert_eq!(status, 200, "{answer}");
+    let got = events(&answer);
+    assert_eq!(
+        got[0],
+        ("start".into(), r#"{"units":3,"what":"texts"}"#.into())
+    );
+    let args = ["feature", "3", "The cat", "A dog sat", "Hi", "--sae", &sae];
+    assert_eq!(got.last().unwrap().1, printed(&args).trim_end());
     // A failure is an event too, with the status the whole answer would have had.
     let (_, answer) = server.raw(
         "POST",
