@@ -71,6 +71,87 @@ pub fn top_guess(values: &[f32]) -> (usize, f64) {
     )
 }
 
+/// The model's own distribution at a position, as a lens's statistics compare with it.
+pub struct Final {
+    /// softmax of the final logits, in f32.
+    pub probs: Vec<f32>,
+    /// Σ p log p (minus the entropy).
+    pub neg_entropy: f64,
+    /// The model's top token.
+    pub top: usize,
+}
+
+impl Final {
+    pub fn of(logits: &[f32]) -> Final {
+        let Some(max_key) = finite_max_key(logits) else {
+            // NaN or infinities: the exact loops, which let them through.
+            let log_z = log_normalizer(logits);
+            let log_p = |l: f32| l as f64 - log_z;
+            return Final {
+                probs: logits.iter().map(|&l| log_p(l).exp() as f32).collect(),
+                neg_entropy: logits.iter().map(|&l| log_p(l).exp() * log_p(l)).sum(),
+                top: top_k(logits, 1).first().copied().unwrap_or(0),
+            };
+        };
+        let max = from_key(max_key);
+        let log_z = finite_log_normalizer(logits, max_key);
+        // p = e^(l − max) · e^(max − log_z), vectorized; Σ p log p = Σ p l − log_z.
+        let scale = (max as f64 - log_z).exp() as f32;
+        let probs: Vec<f32> = (logits.iter())
+            .map(|&l| exp_nonpositive(l - max) * scale)
+            .collect();
+        let mut pl = [0f64; LANES];
+        let chunks = probs.chunks_exact(LANES).zip(logits.chunks_exact(LANES));
+        for (p, l) in chunks {
+            for i in 0..LANES {
+                pl[i] += (p[i] * l[i]) as f64;
+            }
+        }
+        let done = logits.len() / LANES * LANES;
+        let tail: f64 = (probs[done..].iter().zip(&logits[done..]))
+            .map(|(&p, &l)| (p * l) as f64)
+            .sum();
+        Final {
+            neg_entropy: pl.iter().sum::<f64>() + tail - log_z,
+            top: logits.iter().position(|&v| key(v) == max_key).unwrap_or(0),
+            probs,
+        }
+    }
+}
+
+/// A lens's row against the model's final distribution at the same position: the entropy
+/// of softmax(`values`) and the forward KL, KL(final ‖ lens) = Σ p_final (log p_final −
+/// log p_lens), as tuned-lens's `entropy` and `forward_kl` define them. `log_z` is the
+/// row's [`log_normalizer`]. One vectorized pass on a finite row, the exact loops else.
+pub fn entropy_and_kl(values: &[f32], log_z: f64, fin: &Final) -> (f64, f64) {
+    let Some(max_key) = finite_max_key(values) else {
+        let kl_terms: f64 = (values.iter().zip(&fin.probs))
+            .map(|(&l, &q)| q as f64 * (l as f64 - log_z))
+            .sum();
+        return (entropy(values), fin.neg_entropy - kl_terms);
+    };
+    let max = from_key(max_key);
+    let (mut pl, mut ql) = ([0f64; LANES], [0f64; LANES]);
+    let chunks = values
+        .chunks_exact(LANES)
+        .zip(fin.probs.chunks_exact(LANES));
+    for (v, q) in chunks {
+        for l in 0..LANES {
+            pl[l] += (exp_nonpositive(v[l] - max) * v[l]) as f64;
+            ql[l] += (q[l] * v[l]) as f64;
+        }
+    }
+    let done = values.len() / LANES * LANES;
+    let (mut pl_sum, mut ql_sum) = (pl.iter().sum::<f64>(), ql.iter().sum::<f64>());
+    for (&v, &q) in values[done..].iter().zip(&fin.probs[done..]) {
+        pl_sum += (exp_nonpositive(v - max) * v) as f64;
+        ql_sum += (q * v) as f64;
+    }
+    // Σ p l = e^(max − log_z) Σ e^(l − max) l; Σ q = 1.
+    let mean_logit = (max as f64 - log_z).exp() * pl_sum;
+    (log_z - mean_logit, fin.neg_entropy - (ql_sum - log_z))
+}
+
 /// Lanes a pass keeps apart, so that its loop vectorizes without reassociating sums.
 const LANES: usize = 16;
 
@@ -348,6 +429,34 @@ mod tests {
         let s = scored(&broken, 1);
         assert!(s.log_z.is_nan());
         assert_eq!((s.top, s.rank), (2, 3));
+    }
+
+    #[test]
+    fn lens_statistics_agree_with_the_exact_loops() {
+        let mut seed = 11u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let fin: Vec<f32> = (0..50_257).map(|_| 12.0 * next() - 6.0).collect();
+        let row: Vec<f32> = (0..50_257).map(|_| 20.0 * next() - 9.0).collect();
+        let f = Final::of(&fin);
+        let (h, kl_value) = entropy_and_kl(&row, log_normalizer(&row), &f);
+        assert!(
+            (h - entropy(&row)).abs() < 1e-6 * h,
+            "{h} vs {}",
+            entropy(&row)
+        );
+        assert!(
+            (kl_value - kl(&fin, &row)).abs() < 1e-5,
+            "{kl_value} vs {}",
+            kl(&fin, &row)
+        );
+        let (_, self_kl) = entropy_and_kl(&fin, log_normalizer(&fin), &f);
+        assert!(self_kl.abs() < 1e-5, "{self_kl}");
+        let short = [1.0f32, 2.0, f32::NAN];
+        let (h, _) = entropy_and_kl(&short, log_normalizer(&short), &Final::of(&[0.0, 0.0, 0.0]));
+        assert!(h.is_nan() || h.is_finite());
     }
 
     #[test]

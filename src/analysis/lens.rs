@@ -4,6 +4,7 @@
 //! [`Lens`]: the compiler then asks for its arm in [`read`].
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use anyhow::Result;
 use candle_core::Tensor;
@@ -11,10 +12,43 @@ use candle_core::Tensor;
 use crate::model::{Activations, BlockHook, Config, Gpt2, Hook};
 
 /// How a depth is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Lens {
     /// The logit lens: ln_f and the unembedding, as if the stream were the last layer's.
     Logit,
+    /// The tuned lens (tuned-lens's `TunedLens`): depth d's stream moved by its affine
+    /// translator, h + (h Wᵀ + b), then ln_f and the unembedding.
+    Tuned(Arc<Translators>),
+}
+
+impl Lens {
+    /// Its name in reports and titles.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Lens::Logit => "logit",
+            Lens::Tuned(_) => "tuned",
+        }
+    }
+}
+
+/// A tuned lens's translators, one per layer: `weight` `(C, C)` as `nn.Linear` stores it
+/// (out × in), `bias` `(C,)` when the lens has one.
+#[derive(Debug, Default)]
+pub struct Translators {
+    pub weight: Vec<Tensor>,
+    pub bias: Vec<Option<Tensor>>,
+}
+
+impl Translators {
+    /// tuned-lens's `transform_hidden`: `x + (x Wᵀ + b)` for `x` `(1, P, C)`.
+    fn apply(&self, depth: usize, x: &Tensor) -> Result<Tensor> {
+        let moved = x.broadcast_matmul(&self.weight[depth].t()?)?;
+        let moved = match &self.bias[depth] {
+            Some(b) => moved.broadcast_add(b)?,
+            None => moved,
+        };
+        Ok((x + moved)?)
+    }
 }
 
 /// The hooks a lens reads: each block's input, and ln_f's output.
@@ -30,7 +64,7 @@ pub fn hooks(cfg: &Config) -> Vec<Hook> {
 pub fn read(
     model: &Gpt2,
     acts: &Activations,
-    lens: Lens,
+    lens: &Lens,
     depth: usize,
     at: Range<usize>,
 ) -> Result<Tensor> {
@@ -43,7 +77,7 @@ pub fn read(
 pub fn stream(
     model: &Gpt2,
     acts: &Activations,
-    lens: Lens,
+    lens: &Lens,
     depth: usize,
     at: Range<usize>,
 ) -> Result<Tensor> {
@@ -55,5 +89,6 @@ pub fn stream(
     let x = narrow(acts.get(Hook::Block(depth, BlockHook::ResidPre))?)?;
     match lens {
         Lens::Logit => model.final_norm(&x),
+        Lens::Tuned(t) => model.final_norm(&t.apply(depth, &x)?),
     }
 }

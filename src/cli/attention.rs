@@ -47,6 +47,16 @@ pub struct LensArgs {
     #[arg(long, conflicts_with = "all_positions")]
     pub position: Option<usize>,
 
+    /// How each depth is read: logit (ln_f and the unembedding, as if the stream were the
+    /// last layer's), or tuned:DIR, a tuned lens as tuned-lens saves it (config.json and
+    /// params.pt: an affine translator per layer before ln_f)
+    #[arg(long, value_name = "LENS", default_value = "logit", value_parser = lens_arg)]
+    pub lens: LensArg,
+
+    /// Also rank this token (one token) at every depth
+    #[arg(long, value_name = "TOKEN")]
+    pub answer: Option<String>,
+
     /// Every position at once: a depth × position heatmap of the top token (its
     /// probability as colour, the token as label); with --svg, also as a figure
     #[arg(long, conflicts_with = "top_k")]
@@ -137,4 +147,22 @@ pub struct AttentionArgs {
 pub enum AttentionFormat {
     Table,
     Bertviz,
+}
+
+/// `--lens`: which lens reads each depth.
+#[derive(Debug, Clone)]
+pub enum LensArg {
+    Logit,
+    /// A tuned lens's directory.
+    Tuned(PathBuf),
+}
+
+fn lens_arg(s: &str) -> Result<LensArg, String> {
+    match s.split_once(':') {
+        None if s == "logit" => Ok(LensArg::Logit),
+        Some(("tuned", dir)) if !dir.is_empty() => Ok(LensArg::Tuned(PathBuf::from(dir))),
+        _ => Err(format!(
+            "{s:?}: give logit, or tuned:DIR (a tuned lens's directory)"
+        )),
+    }
 }

@@ -49,15 +49,8 @@ pub fn build(session: &Session, args: &FeatureArgs) -> Result<Built<FeatureRepor
                 session.prepare_and_load(input, cfg, cfg.n_layer, Take::EACH)?;
             let keep = (args.contexts as usize, args.window as usize);
             let bar = &mut Bar::new(session, "feature");
-            let stats = pass(
-                &prepared,
-                (&model, bar),
-                &sae,
-                hook,
-                centered,
-                &args.ids.0,
-                keep,
-            )?;
+            let read = (&sae, hook, centered);
+            let stats = pass(&prepared, (&model, bar), read, &args.ids.0, keep)?;
             let not_run = prepared.not_run();
             let Texts {
                 tokenizer,
@@ -109,9 +102,7 @@ pub fn build(session: &Session, args: &FeatureArgs) -> Result<Built<FeatureRepor
 fn pass(
     prepared: &Texts,
     (model, progress): (&crate::model::Gpt2, &mut dyn Progress),
-    sae: &Sae,
-    hook: crate::model::Hook,
-    centered: bool,
+    (sae, hook, centered): (&Sae, crate::model::Hook, bool),
     ids: &[usize],
     (keep, window): (usize, usize),
 ) -> Result<Vec<FeatureStats>> {

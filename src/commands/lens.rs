@@ -6,14 +6,16 @@ use std::io::Write;
 
 use anyhow::Result;
 use candle_core::{DType, Tensor};
+use rayon::prelude::*;
 
-use crate::analysis::lens::{self, Lens};
+use crate::analysis::lens;
 use crate::cli::LensArgs;
 use crate::dist;
 use crate::model::{Activations, CaptureSpec, Gpt2, NoLogits, Request};
 use crate::render::attention::table;
 use crate::reports::{Guess, LensGridReport, LensReport};
-use crate::session::parts::lens_report;
+use crate::session::checks::one_token;
+use crate::session::parts::{depth_statistics, lens_report, DepthStatistics, Reading};
 use crate::session::texts::{Computed, Texts};
 use crate::session::Take;
 use crate::session::{check_index, check_top_k, decoded, write_svg, Session};
@@ -29,14 +31,20 @@ pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()
             .reject(|which, ids| check_index("position", p, ids.len(), "token positions", which))?;
     }
     let Texts { tokenizer, .. } = &prepared;
+    let reading = Reading {
+        lens: session.lens(&args.lens, cfg)?,
+        answer: (args.answer.as_deref())
+            .map(|a| one_token(tokenizer, "answer", a))
+            .transpose()?,
+    };
     let req = Request {
         capture: CaptureSpec::new(lens::hooks(cfg)),
         logits: NoLogits,
     };
     if args.all_positions {
-        return all_positions(session, args, out, (&prepared, &model), &req);
+        return all_positions(session, args, out, (&prepared, &model), (&req, &reading));
     }
-    let build = |row| build(session, args, (&model, tokenizer), row, top_k);
+    let build = |row| build(session, args, (&model, tokenizer), row, (top_k, &reading));
     prepared.run(session, out, &model, &req, build, table::lens)
 }
 
@@ -46,7 +54,7 @@ fn all_positions(
     args: &LensArgs,
     out: &mut dyn Write,
     (prepared, model): (&Texts, &Gpt2),
-    req: &Request<NoLogits>,
+    (req, reading): (&Request<NoLogits>, &Reading),
 ) -> Result<()> {
     let colours = crate::render::color::ColourScale {
         cmap: crate::session::cmap(args.cmap),
@@ -62,7 +70,13 @@ fn all_positions(
     let build = |Computed {
                      text, ids, output, ..
                  }| {
-        let report = grid(session, model, tokenizer, (text, ids), &output.activations)?;
+        let report = grid(
+            session,
+            (model, tokenizer),
+            (text, ids),
+            &output.activations,
+            reading,
+        )?;
         write_svg(session, args.svg.as_deref(), |w| {
             crate::render::attention::figure::lens_grid(w, &report, args.title.as_deref(), colours)
         })?;
@@ -85,7 +99,7 @@ pub fn build(
     args: &LensArgs,
     (model, tokenizer): (&Gpt2, &Tokenizer),
     row: Computed<NoLogits>,
-    top_k: usize,
+    (top_k, reading): (usize, &Reading),
 ) -> Result<LensReport> {
     let Computed {
         text, ids, output, ..
@@ -94,12 +108,11 @@ pub fn build(
     let acts = &output.activations;
     lens_report(
         session,
-        model,
-        tokenizer,
+        (model, tokenizer),
         (text, ids),
         acts,
-        position,
-        top_k,
+        (position, top_k),
+        reading,
     )
 }
 
@@ -107,46 +120,73 @@ pub fn build(
 /// f32, stay near 100 MB on gpt2's vocabulary however long the text.
 const GRID_ROWS: usize = 512;
 
-/// The top prediction at every depth and position: each depth's stream through ln_f, and
-/// the streams of every depth at a few positions unembedded as one product (one pass over
-/// the unembedding for all depths).
+/// The top prediction and the statistics at every depth and position: each depth's stream
+/// through the lens, and the streams of every depth at a few positions unembedded as one
+/// product (one pass over the unembedding for all depths).
 fn grid(
     session: &Session,
-    model: &Gpt2,
-    tokenizer: &Tokenizer,
+    (model, tokenizer): (&Gpt2, &Tokenizer),
     (text, ids): (&str, &[u32]),
     acts: &Activations,
+    reading: &Reading,
 ) -> Result<LensGridReport> {
     let depths = model.config().n_layer + 1;
     let per = (GRID_ROWS / depths).max(1);
-    let mut top: Vec<Vec<Guess>> = (0..depths).map(|_| Vec::with_capacity(ids.len())).collect();
+    let mut cells: Vec<Vec<DepthStatistics>> = (0..depths).map(|_| Vec::new()).collect();
     for start in (0..ids.len()).step_by(per) {
         let at = start..(start + per).min(ids.len());
         let streams = (0..depths)
-            .map(|d| lens::stream(model, acts, Lens::Logit, d, at.clone()))
+            .map(|d| lens::stream(model, acts, &reading.lens, d, at.clone()))
             .collect::<Result<Vec<_>>>()?;
         let logits = model
             .unembed(&Tensor::cat(&streams, 1)?)? // (1, depths · P, V)
             .squeeze(0)?
             .to_dtype(DType::F32)?;
         let v = logits.dim(1)?;
-        for (r, l) in logits
-            .flatten_all()?
-            .to_vec1::<f32>()?
-            .chunks(v)
-            .enumerate()
-        {
-            let (id, logprob) = dist::top_guess(l);
-            top[r / at.len()].push(Guess {
-                id: id as u32,
-                token: tokenizer.token_text(id as u32)?,
-                prob: logprob.exp() as f32,
-            });
+        let values = logits.flatten_all()?.to_vec1::<f32>()?;
+        let rows: Vec<&[f32]> = values.chunks(v).collect();
+        // The last depth's rows: the model's own distribution at each position. Rows are
+        // read on every thread (the product did; a row's passes are the rest of the work).
+        let finals: Vec<dist::Final> = (0..at.len())
+            .into_par_iter()
+            .map(|p| dist::Final::of(rows[(depths - 1) * at.len() + p]))
+            .collect();
+        let stats: Vec<DepthStatistics> = (rows.par_iter().enumerate())
+            .map(|(r, row)| depth_statistics(row, &finals[r % at.len()], reading.answer.as_ref()))
+            .collect();
+        for (r, s) in stats.into_iter().enumerate() {
+            cells[r / at.len()].push(s);
         }
     }
+    let each = |f: &dyn Fn(&DepthStatistics) -> f32| -> Vec<Vec<f32>> {
+        cells.iter().map(|d| d.iter().map(f).collect()).collect()
+    };
     Ok(LensGridReport {
         header: session.header(Some(text))?,
         tokens: decoded(tokenizer, ids)?,
-        top,
+        top: (cells.iter())
+            .map(|d| d.iter().map(|s| guess(tokenizer, s)).collect())
+            .collect::<Result<_>>()?,
+        lens: reading.lens.name(),
+        kl: each(&|s| s.kl),
+        entropy: each(&|s| s.entropy),
+        final_rank: cells
+            .iter()
+            .map(|d| d.iter().map(|s| s.final_rank).collect())
+            .collect(),
+        answer: reading.answer.clone(),
+        answer_rank: (reading.answer.as_ref()).map(|_| {
+            (cells.iter())
+                .map(|d| d.iter().map(|s| s.answer_rank.unwrap_or(0)).collect())
+                .collect()
+        }),
+    })
+}
+
+fn guess(tokenizer: &Tokenizer, s: &DepthStatistics) -> Result<Guess> {
+    Ok(Guess {
+        id: s.top as u32,
+        token: tokenizer.token_text(s.top as u32)?,
+        prob: s.top_prob,
     })
 }

@@ -16,7 +16,7 @@ use crate::model::{BlockHook, CaptureSpec, Config, Gpt2, Hook, NoLogits, Request
 use crate::render::attention::page as report_page;
 use crate::render::table;
 use crate::reports::{NeuronData, PageReport, PageSaliency, SaliencyMethod, WrittenReport};
-use crate::session::parts::{lens_report, per_layer, tokenize_report};
+use crate::session::parts::{lens_report, per_layer, tokenize_report, Reading};
 use crate::session::texts::{token_limit, Texts};
 use crate::session::{check_top_k, emit, Built, Session};
 use crate::session::{Each, Take};
@@ -87,6 +87,8 @@ pub fn build(session: &Session, args: &ReportArgs) -> Result<Built<PageReport>> 
     let text = (texts[0].as_str(), ids[0].as_slice());
     let mut header = session.header(Some(&texts[0]))?;
     header.truncated = prepared.truncated[0];
+    let (at, logit) = ((t - 1, top_k), Reading::logit());
+    let lens = lens_report(session, (&model, tokenizer), text, acts, at, &logit)?;
     let page = PageReport {
         header,
         tokens: tokenize_report(session, &texts[0], shown(tokenizer, &tokens[0])?)?.tokens,
@@ -102,7 +104,7 @@ pub fn build(session: &Session, args: &ReportArgs) -> Result<Built<PageReport>> 
             false => None,
         },
         neuron_bytes: qk_bytes,
-        lens: lens_report(session, &model, tokenizer, text, acts, t - 1, top_k)?,
+        lens,
         saliency: strip(&model, tokenizer, &ids[0])?,
     };
     Ok(Built {

@@ -7,3 +7,4 @@ pub mod checkpoint;
 pub mod hub;
 pub mod mapped;
 pub mod source;
+pub mod tuned_lens;

@@ -185,6 +185,16 @@ pub struct LensRow {
     pub predictions: Vec<Prediction>,
     /// Probability this layer gives the model's final top token.
     pub final_token_prob: f32,
+    /// Its rank here (1: this depth's top token).
+    pub final_token_rank: usize,
+    /// KL(final ‖ this depth), in nats: how far this depth's distribution is from the
+    /// model's (tuned-lens's forward KL; 0 at the last depth).
+    pub kl: f32,
+    /// Entropy of this depth's distribution, in nats.
+    pub entropy: f32,
+    /// `--answer`'s rank here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer_rank: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -196,6 +206,11 @@ pub struct LensReport {
     /// The model's own top token at `position` (the last row's first prediction).
     pub final_id: u32,
     pub final_token: String,
+    /// The lens each depth is read through: `logit` or `tuned`.
+    pub lens: &'static str,
+    /// `--answer`, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<NamedToken>,
     pub depths: Vec<LensRow>,
 }
 
@@ -208,6 +223,18 @@ pub struct LensGridReport {
     /// `[depth][position]`: the most likely next token read from the residual stream there
     /// (depth 0: the embeddings; the last depth is the model's output).
     pub top: Vec<Vec<Guess>>,
+    /// The lens each depth is read through: `logit` or `tuned`.
+    pub lens: &'static str,
+    /// `[depth][position]`: KL(final ‖ this depth) in nats, the entropy in nats, and the
+    /// rank of the model's final top token at that position.
+    pub kl: Vec<Vec<f32>>,
+    pub entropy: Vec<Vec<f32>>,
+    pub final_rank: Vec<Vec<usize>>,
+    /// `--answer` and its rank at every depth and position, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<NamedToken>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer_rank: Option<Vec<Vec<usize>>>,
 }
 
 /// `report`: everything the HTML page shows, for one text.

@@ -38,6 +38,7 @@ use std::sync::{Arc, OnceLock};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 
+use crate::analysis::lens::Lens;
 use crate::analysis::sae::Sae;
 use crate::cli::{ColorChoice, DeviceArg, GlobalArgs, TextArgs};
 use crate::error::usage;
@@ -317,6 +318,17 @@ impl Session {
         let hook = sae.hook(cfg).map_err(named)?;
         let centered = centered || sae.cfg.centered == Some(true);
         Ok((sae, hook, centered))
+    }
+
+    /// The lens `--lens` names, a tuned lens read from its directory and checked against
+    /// the model (`cfg`).
+    pub fn lens(&self, arg: &crate::cli::LensArg, cfg: &Config) -> Result<Lens> {
+        match arg {
+            crate::cli::LensArg::Logit => Ok(Lens::Logit),
+            crate::cli::LensArg::Tuned(dir) => crate::load::tuned_lens::read(dir, cfg)
+                .map(|t| Lens::Tuned(Arc::new(t)))
+                .map_err(|e| e.context(format!("--lens tuned:{}", dir.display()))),
+        }
     }
 
     /// Feature ids named by flags, each checked to be one of `sae`'s (a usage error).

@@ -8,7 +8,7 @@ use candle_core::{DType, Tensor};
 use crate::analysis::lens::{self, Lens};
 use crate::dist;
 use crate::model::{Activations, BlockHook, Gpt2, Hook};
-use crate::reports::{LensReport, LensRow, TokenRow, TokenizeReport};
+use crate::reports::{LensReport, LensRow, NamedToken, TokenRow, TokenizeReport};
 use crate::session::{decoded, predictions, Session};
 use crate::tokenizer::{Token, Tokenizer};
 
@@ -79,36 +79,57 @@ pub fn tokenize_report(
     })
 }
 
-/// The logit lens at `position`: every depth's top-k next tokens and the model's final
-/// top token's probability there.
+/// How `lens` reads the depths: through which lens, and which token it also ranks.
+pub struct Reading {
+    pub lens: Lens,
+    pub answer: Option<NamedToken>,
+}
+
+impl Reading {
+    /// The logit lens, ranking no answer.
+    pub fn logit() -> Reading {
+        Reading {
+            lens: Lens::Logit,
+            answer: None,
+        }
+    }
+}
+
+/// A lens at `position`: every depth's top-k next tokens, and how far each depth is from
+/// the model's own distribution there (KL, entropy, the final top token's probability and
+/// rank, `answer`'s rank).
 pub fn lens_report(
     session: &Session,
-    model: &Gpt2,
-    tokenizer: &Tokenizer,
+    (model, tokenizer): (&Gpt2, &Tokenizer),
     (text, ids): (&str, &[u32]),
     acts: &Activations,
-    position: usize,
-    top_k: usize,
+    (position, top_k): (usize, usize),
+    reading: &Reading,
 ) -> Result<LensReport> {
     let cfg = model.config();
     // (L + 1) depths' logits at `position`, each (V,).
     let logits = (0..=cfg.n_layer)
         .map(|d| {
-            Ok(lens::read(model, acts, Lens::Logit, d, position..position + 1)?.flatten_all()?)
+            let at = position..position + 1;
+            Ok(lens::read(model, acts, &reading.lens, d, at)?.flatten_all()?)
         })
         .collect::<Result<Vec<Tensor>>>()?;
-
-    let final_preds = predictions(tokenizer, &logits[cfg.n_layer], 1)?;
-    let final_id = final_preds[0].id;
-    let depths = logits
-        .iter()
-        .enumerate()
-        .map(|(depth, l)| {
-            let row: Vec<f32> = l.to_dtype(DType::F32)?.to_vec1()?;
+    let rows = (logits.iter())
+        .map(|l| Ok(l.to_dtype(DType::F32)?.to_vec1::<f32>()?))
+        .collect::<Result<Vec<Vec<f32>>>>()?;
+    let fin = dist::Final::of(&rows[cfg.n_layer]);
+    let final_id = fin.top as u32;
+    let depths = (logits.iter().zip(&rows).enumerate())
+        .map(|(depth, (l, row))| {
+            let s = depth_statistics(row, &fin, reading.answer.as_ref());
             Ok(LensRow {
                 depth,
                 predictions: predictions(tokenizer, l, top_k)?,
-                final_token_prob: dist::log_prob(&row, final_id as usize).exp() as f32,
+                final_token_prob: s.final_prob,
+                final_token_rank: s.final_rank,
+                kl: s.kl,
+                entropy: s.entropy,
+                answer_rank: s.answer_rank,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -117,7 +138,42 @@ pub fn lens_report(
         tokens: decoded(tokenizer, ids)?,
         position,
         final_id,
-        final_token: final_preds[0].token.clone(),
+        final_token: tokenizer.token_text(final_id)?,
+        lens: reading.lens.name(),
+        answer: reading.answer.clone(),
         depths,
     })
+}
+
+/// One depth's row at one position against the model's final distribution `fin` there.
+pub struct DepthStatistics {
+    /// The depth's top guess and its probability.
+    pub top: usize,
+    pub top_prob: f32,
+    pub final_prob: f32,
+    pub final_rank: usize,
+    pub kl: f32,
+    pub entropy: f32,
+    pub answer_rank: Option<usize>,
+}
+
+/// [`DepthStatistics`] of `row`: a few vectorized passes over the vocabulary.
+pub fn depth_statistics(
+    row: &[f32],
+    fin: &dist::Final,
+    answer: Option<&NamedToken>,
+) -> DepthStatistics {
+    let s = dist::scored(row, fin.top);
+    let (entropy, kl) = dist::entropy_and_kl(row, s.log_z, fin);
+    let prob = |id: usize| (row[id] as f64 - s.log_z).exp() as f32;
+    DepthStatistics {
+        top: s.top,
+        top_prob: prob(s.top),
+        final_prob: prob(fin.top),
+        final_rank: s.rank,
+        // KL ≥ 0: rounding can leave about −1e-7 where the lens reads the model itself.
+        kl: kl.max(0.0) as f32,
+        entropy: entropy as f32,
+        answer_rank: answer.map(|a| dist::scored(row, a.id as usize).rank),
+    }
 }

@@ -22,6 +22,7 @@ mod hardening;
 mod hostile;
 mod hub;
 mod inspect;
+mod lenses;
 mod metrics;
 mod parity;
 mod readme;

@@ -94,40 +94,51 @@ pub fn qkv(out: &mut dyn Write, r: &AttentionReport) -> io::Result<()> {
 
 pub fn lens(out: &mut dyn Write, r: &LensReport) -> io::Result<()> {
     use Align::*;
+    let how = match r.lens {
+        "tuned" => {
+            "the stream at each depth through its tuned-lens translator, ln_f and the unembedding"
+        }
+        _ => "ln_f and the unembedding applied after each block",
+    };
+    let (position, token) = (r.position, quoted(&r.tokens[r.position]));
+    writeln!(out, "{} lens at position {position} {token}: {how}", r.lens)?;
     writeln!(
         out,
-        "logit lens at position {} {}: ln_f and the unembedding applied after each block",
-        r.position,
-        quoted(&r.tokens[r.position])
-    )?;
-    writeln!(
-        out,
-        "final prediction: {} (id {})",
+        "final prediction: {} (id {}); KL: from the final distribution, in nats",
         quoted(&r.final_token),
         r.final_id
     )?;
     writeln!(out)?;
     let k = r.depths.first().map_or(0, |l| l.predictions.len());
+    let answer = r
+        .answer
+        .as_ref()
+        .map(|a| format!("rank {}", quoted(&a.token)));
     let mut header = vec![
         "depth".to_string(),
         format!("p({})", quoted(&r.final_token)),
+        "rank".into(),
+        "KL".into(),
+        "entropy".into(),
     ];
+    header.extend(answer.clone());
     header.extend((1..=k).map(|i| format!("top {i}")));
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
-    let mut align = vec![Left, Right];
+    let mut align = vec![Left, Right, Right, Right, Right];
+    align.extend(answer.iter().map(|_| Right));
     align.extend(std::iter::repeat_n(Left, k));
-    let rows: Vec<Vec<String>> = r
-        .depths
-        .iter()
+    let rows: Vec<Vec<String>> = (r.depths.iter())
         .map(|row| {
             let mut cells = vec![
                 depth_label(row.depth),
                 format!("{:.4}", row.final_token_prob),
+                row.final_token_rank.to_string(),
+                format!("{:.3}", row.kl),
+                format!("{:.3}", row.entropy),
             ];
+            cells.extend(row.answer_rank.map(|a| a.to_string()));
             cells.extend(
-                row.predictions
-                    .iter()
-                    .map(|p| format!("{} {:.3}", quoted(&p.token), p.prob)),
+                (row.predictions.iter()).map(|p| format!("{} {:.3}", quoted(&p.token), p.prob)),
             );
             cells
         })
