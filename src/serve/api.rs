@@ -148,36 +148,16 @@ pub fn argv(command: &str, body: &[u8], form: &Form) -> Result<Vec<String>, Refu
     let mut flags = vec!["gpt2-inspect".to_string(), command.to_string()];
     let mut positionals: Vec<(usize, Vec<String>)> = Vec::new();
     for (key, value) in &options {
-        if let Some((_, why)) = REFUSED.iter().find(|(k, _)| k == key) {
-            return Err(bad(format!("{key}: {why}")));
-        }
-        let arg = (cmd.get_arguments())
-            .find(|a| api_name(a) == *key && !a.is_hide_set() && !a.is_global_set())
-            .cloned();
-        let Some(arg) = arg.or_else(|| global(key)) else {
-            return Err(bad(format!(
-                "unknown option {key:?} for {command}: GET /api lists its options"
-            )));
-        };
+        let arg = allowed(command, &cmd, key, value)?;
         let values = values(key, value)?;
         match arg.get_long() {
             Some(long) if !arg.get_action().takes_values() => {
-                if value
-                    .as_bool()
-                    .ok_or_else(|| bad(format!("{key}: give true or false")))?
-                {
-                    flags.push(format!("--{long}"));
-                }
+                let on =
+                    (value.as_bool()).ok_or_else(|| bad(format!("{key}: give true or false")))?;
+                flags.extend(on.then(|| format!("--{long}")));
             }
-            Some(long) => {
-                for v in values {
-                    flags.push(format!("--{long}={v}"));
-                }
-            }
-            None => {
-                let index = arg.get_index().unwrap_or(usize::MAX);
-                positionals.push((index, values));
-            }
+            Some(long) => flags.extend(values.iter().map(|v| format!("--{long}={v}"))),
+            None => positionals.push((arg.get_index().unwrap_or(usize::MAX), values)),
         }
     }
     needs_text(command, &cmd, &options)?;
@@ -191,6 +171,31 @@ pub fn argv(command: &str, body: &[u8], form: &Form) -> Result<Vec<String>, Refu
     flags.push("--".into());
     flags.extend(positionals.into_iter().flat_map(|(_, v)| v));
     Ok(flags)
+}
+
+/// The option `key` of `command`, when a request may set it to `value`.
+fn allowed(
+    command: &str,
+    cmd: &clap::Command,
+    key: &str,
+    value: &Value,
+) -> Result<clap::Arg, Refused> {
+    if let Some((_, why)) = REFUSED.iter().find(|(k, _)| *k == key) {
+        return Err(bad(format!("{key}: {why}")));
+    }
+    if key == "lens" && value.as_str() != Some("logit") {
+        return Err(bad(
+            "lens: the API reads no file a request names: give \"logit\"",
+        ));
+    }
+    let arg = (cmd.get_arguments())
+        .find(|a| api_name(a) == key && !a.is_hide_set() && !a.is_global_set())
+        .cloned();
+    arg.or_else(|| global(key)).ok_or_else(|| {
+        bad(format!(
+            "unknown option {key:?} for {command}: GET /api lists its options"
+        ))
+    })
 }
 
 /// A command that reads its texts from standard input when given none is given some: the

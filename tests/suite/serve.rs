@@ -676,6 +676,16 @@ fn hostile_requests_are_refused_in_the_command_lines_words_and_serving_goes_on()
         ),
         (
             400,
+            (
+                "POST",
+                "/api/lens",
+                vec![],
+                br#"{"text": "a", "lens": "tuned:/etc"}"#,
+            ),
+            "lens: the API reads no file a request names",
+        ),
+        (
+            400,
             ("POST", "/api/score", vec![], br#"{"file": "/etc/passwd"}"#),
             "reads no file",
         ),
