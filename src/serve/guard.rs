@@ -61,12 +61,78 @@ fn has_token(request: &Request, token: &str) -> bool {
     header == Some(token) || query.split('&').any(|kv| kv == format!("token={token}"))
 }
 
+/// The access token every request must carry when the server listens on `addr`: none on
+/// loopback, a fresh one on any other address.
+pub(super) fn token_for(addr: std::net::SocketAddr) -> Result<Option<String>> {
+    match addr.ip().is_loopback() {
+        true => Ok(None),
+        false => token().map(Some),
+    }
+}
+
 /// 32 hex digits from the system's random source.
-pub(super) fn token() -> Result<String> {
+fn token() -> Result<String> {
     use std::io::Read;
     let mut bytes = [0u8; 16];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
         .context("cannot read /dev/urandom for the access token")?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn off_loopback_every_request_needs_a_fresh_token() {
+        let loopback = "127.0.0.1:8080".parse().unwrap();
+        assert_eq!(token_for(loopback).unwrap(), None);
+        let ipv6 = "[::1]:8080".parse().unwrap();
+        assert_eq!(token_for(ipv6).unwrap(), None);
+        let lan = "192.168.1.5:8080".parse().unwrap();
+        let (a, b) = (
+            token_for(lan).unwrap().unwrap(),
+            token_for(lan).unwrap().unwrap(),
+        );
+        assert!(
+            a.len() == 32 && a.chars().all(|c| c.is_ascii_hexdigit()),
+            "{a}"
+        );
+        assert_ne!(a, b, "each server its own token");
+        let asked = |uri: &str, header: Option<&str>| {
+            let mut r = axum::http::Request::builder().uri(uri);
+            if let Some(h) = header {
+                r = r.header("x-token", h);
+            }
+            has_token(&r.body(axum::body::Body::empty()).unwrap(), &a)
+        };
+        assert!(asked(&format!("/?token={a}"), None));
+        assert!(asked(&format!("/api?x=1&token={a}"), None));
+        assert!(asked("/", Some(&a)));
+        assert!(!asked("/", None));
+        assert!(!asked(&format!("/?token={b}"), None));
+        assert!(
+            !asked(&format!("/?token={a}x"), None),
+            "the whole token, nothing more"
+        );
+    }
+
+    #[test]
+    fn a_post_from_another_origin_is_not_the_same_origin() {
+        let hosts = vec!["127.0.0.1:8080".to_string(), "localhost:8080".to_string()];
+        let with = |origin: Option<&str>| {
+            let mut h = HeaderMap::new();
+            if let Some(o) = origin {
+                h.insert(header::ORIGIN, o.parse().unwrap());
+            }
+            same_origin(&h, &hosts)
+        };
+        assert!(with(None), "a script sends no Origin");
+        assert!(with(Some("http://127.0.0.1:8080")));
+        assert!(with(Some("http://localhost:8080")));
+        assert!(!with(Some("http://127.0.0.1:8081")));
+        assert!(!with(Some("http://evil.example")));
+        assert!(!with(Some("null")));
+    }
 }

@@ -157,10 +157,7 @@ fn served(session: &Session, args: &ServeArgs, addr: SocketAddr) -> Result<Serve
     Ok(Served {
         session: session.with_output(Output::json()),
         hosts,
-        token: match loopback {
-            true => None,
-            false => Some(guard::token()?),
-        },
+        token: guard::token_for(addr)?,
         workers: Arc::new(Semaphore::new(workers)),
         admitted: Arc::new(Semaphore::new(workers + QUEUE)),
         saes: args.sae.clone(),

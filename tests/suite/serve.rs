@@ -864,3 +864,66 @@ fn open_hands_the_url_to_the_browser() {
     let (status, _) = missing.raw("GET", "/", &[], b"");
     assert_eq!(status, 200, "still serving without a browser");
 }
+
+/// The status line and headers of `GET path`, lower-cased.
+fn headers_of(server: &Server, path: &str, origin: Option<&str>) -> String {
+    let mut s = TcpStream::connect(&server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let origin = origin
+        .map(|o| format!("Origin: {o}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\n{origin}Connection: close\r\n\r\n",
+        server.addr
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    let _ = s.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).to_ascii_lowercase();
+    text.split("\r\n\r\n").next().unwrap().to_string()
+}
+
+#[test]
+fn the_page_allows_nothing_from_elsewhere_and_shares_with_no_site() {
+    let server = Server::start();
+    let page = headers_of(&server, "/", Some("http://evil.example"));
+    assert!(page.starts_with("http/1.1 200"), "{page}");
+    let csp = (page.lines())
+        .find_map(|l| l.strip_prefix("content-security-policy: "))
+        .expect("a Content-Security-Policy");
+    for rule in [
+        "default-src 'none'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(rule), "{csp}");
+    }
+    assert!(!csp.contains("http"), "no other host allowed: {csp}");
+    for path in ["/", "/api"] {
+        let h = headers_of(&server, path, Some("http://evil.example"));
+        assert!(!h.contains("access-control-allow-origin"), "{path}: {h}");
+        assert!(h.contains("x-content-type-options: nosniff"), "{path}: {h}");
+    }
+}
+
+#[test]
+fn a_body_that_never_finishes_is_answered_408_and_blocks_no_one() {
+    let server = Server::start();
+    let mut slow = TcpStream::connect(&server.addr).unwrap();
+    let head = format!(
+        "POST /api/next HTTP/1.1\r\nHost: {}\r\nContent-Length: 100\r\n\r\n{{\"text\": ",
+        server.addr
+    );
+    slow.write_all(head.as_bytes()).unwrap();
+    let t = Instant::now();
+    let (status, _) = server.post("tokenize", r#"{"text": "a"}"#);
+    assert_eq!(status, 200, "others are served meanwhile");
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut response = Vec::new();
+    let _ = slow.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("the request body took too long"), "{text}");
+    assert!(t.elapsed() < Duration::from_secs(25), "{:?}", t.elapsed());
+}
