@@ -57,20 +57,6 @@ pub fn scored(values: &[f32], id: usize) -> Scored {
     }
 }
 
-/// The top guess of a row and its log-probability: [`top_k`]`(values, 1)` and
-/// [`log_prob`] of it, in two vectorized passes on a finite row.
-pub fn top_guess(values: &[f32]) -> (usize, f64) {
-    let Some(max_key) = finite_max_key(values) else {
-        let top = top_k(values, 1).first().copied().unwrap_or(0);
-        return (top, log_prob(values, top));
-    };
-    let top = values.iter().position(|&v| key(v) == max_key).unwrap_or(0);
-    (
-        top,
-        values[top] as f64 - finite_log_normalizer(values, max_key),
-    )
-}
-
 /// The model's own distribution at a position, as a lens's statistics compare with it.
 pub struct Final {
     /// softmax of the final logits, in f32.
@@ -415,13 +401,6 @@ mod tests {
             assert!((s.log_z - want).abs() < 1e-6, "{} vs {want}", s.log_z);
             assert_eq!((s.top, s.rank), (top_k(&v, 1)[0], rank(&v, id)), "{id}");
         }
-        // The top guess, as the exact order has it, and its log-probability.
-        let (top, logprob) = top_guess(&v);
-        assert_eq!(top, top_k(&v, 1)[0]);
-        assert!((logprob - (v[top] as f64 - want)).abs() < 1e-6, "{logprob}");
-        let tied = [9.5f32, 1.0, 9.5];
-        assert_eq!(top_guess(&tied).0, 0, "ties: the lower index");
-        assert_eq!(top_guess(&[1.0, f32::NAN, 2.0]).0, 2);
         // Short rows take the scalar tail alone; a NaN takes the exact path.
         let short = [1.0f32, -3.0, 2.0];
         assert!((log_normalizer(&short) - exact_log_normalizer(&short)).abs() < 1e-6);
