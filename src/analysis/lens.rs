@@ -1,7 +1,7 @@
 //! Lenses: how the residual stream at a depth is read as next-token logits. Depth d is the
 //! stream after d blocks (block d's input); depth L, after ln_f, is the model's own output,
-//! read by every lens alike. A new lens (the Jacobian lens, the tuned lens) is a variant of
-//! [`Lens`]: the compiler then asks for its arm in [`read`].
+//! read by every lens alike. A new lens is a variant of [`Lens`]: the compiler then asks for
+//! its arm in [`stream`] and [`Lens::depths`].
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use anyhow::Result;
 use candle_core::Tensor;
 
 use crate::model::{Activations, BlockHook, Config, Gpt2, Hook};
+use crate::reports::LensKind;
 
 /// How a depth is read.
 #[derive(Debug, Clone)]
@@ -19,14 +20,58 @@ pub enum Lens {
     /// The tuned lens (tuned-lens's `TunedLens`): depth d's stream moved by its affine
     /// translator, h + (h Wᵀ + b), then ln_f and the unembedding.
     Tuned(Arc<Translators>),
+    /// The Jacobian lens (TransformerLens's `JacobianLens`): block l's output moved by J_l
+    /// into the last block's output basis, J_l h, then ln_f and the unembedding. Reads only
+    /// the depths after a block it has a matrix for, and the last.
+    Jacobian(Arc<Jacobians>),
 }
 
 impl Lens {
-    /// Its name in reports and titles.
-    pub fn name(&self) -> &'static str {
+    /// Which lens this is, as reports name it.
+    pub fn kind(&self) -> LensKind {
         match self {
-            Lens::Logit => "logit",
-            Lens::Tuned(_) => "tuned",
+            Lens::Logit => LensKind::Logit,
+            Lens::Tuned(_) => LensKind::Tuned,
+            Lens::Jacobian(_) => LensKind::Jacobian,
+        }
+    }
+
+    /// The depths (0 to `n_layer`) this lens reads, in order; the last is the model's own.
+    pub fn depths(&self, n_layer: usize) -> Vec<usize> {
+        match self {
+            Lens::Logit | Lens::Tuned(_) => (0..=n_layer).collect(),
+            Lens::Jacobian(j) => (j.layers.iter().map(|l| l + 1))
+                .filter(|&d| d < n_layer)
+                .chain([n_layer])
+                .collect(),
+        }
+    }
+}
+
+/// A Jacobian lens's transport matrices: `j[i]` `(C, C)` f32 maps block `layers[i]`'s output
+/// (TransformerLens's `blocks.{l}.hook_out`; our depth l + 1) to the last block's output,
+/// row = output dimension. `layers` ascending.
+#[derive(Debug, Default)]
+pub struct Jacobians {
+    pub layers: Vec<usize>,
+    pub j: Vec<Tensor>,
+    /// Prompts averaged into the matrices.
+    pub n_prompts: usize,
+}
+
+impl Jacobians {
+    /// J_l for block `layer`'s output, if the lens has it.
+    pub fn matrix(&self, layer: usize) -> Option<&Tensor> {
+        let i = self.layers.iter().position(|&l| l == layer)?;
+        Some(&self.j[i])
+    }
+
+    /// TransformerLens's `transport`: `x J_lᵀ` for `x` `(1, P, C)`.
+    fn transport(&self, depth: usize, x: &Tensor) -> Result<Tensor> {
+        let layer = depth.checked_sub(1);
+        match layer.and_then(|l| self.matrix(l)) {
+            Some(j) => Ok(x.to_dtype(j.dtype())?.broadcast_matmul(&j.t()?)?),
+            None => anyhow::bail!("the Jacobian lens has no matrix for depth {depth}"),
         }
     }
 }
@@ -90,5 +135,6 @@ pub fn stream(
     match lens {
         Lens::Logit => model.final_norm(&x),
         Lens::Tuned(t) => model.final_norm(&t.apply(depth, &x)?),
+        Lens::Jacobian(j) => model.final_norm(&j.transport(depth, &x)?.to_dtype(x.dtype())?),
     }
 }

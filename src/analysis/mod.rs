@@ -9,6 +9,7 @@ pub mod grad;
 pub mod heads;
 pub mod interventions;
 pub mod lens;
+pub mod lens_fit;
 pub mod metric;
 pub mod patching;
 pub mod progress;

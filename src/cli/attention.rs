@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 
 use super::{head_of_layer, parse_window, CmapArg, FigureArgs, TextArgs, TopKArgs, Window};
 
@@ -37,6 +37,10 @@ pub enum NeuronWhen {
 
 #[derive(Debug, Args)]
 pub struct LensArgs {
+    /// `lens fit`: fit a Jacobian lens instead of reading one
+    #[command(subcommand)]
+    pub action: Option<LensAction>,
+
     #[command(flatten)]
     pub input: TextArgs,
 
@@ -48,8 +52,10 @@ pub struct LensArgs {
     pub position: Option<usize>,
 
     /// How each depth is read: logit (ln_f and the unembedding, as if the stream were the
-    /// last layer's), or tuned:DIR, a tuned lens as tuned-lens saves it (config.json and
-    /// params.pt: an affine translator per layer before ln_f)
+    /// last layer's); tuned:DIR, a tuned lens as tuned-lens saves it (config.json and
+    /// params.pt: an affine translator per layer before ln_f); or jlens:FILE, a Jacobian lens
+    /// as TransformerLens saves it (a matrix per block moving its output to the last block's,
+    /// before ln_f). DIR and FILE may be on the hub: ORG/NAME/FOLDER, ORG/NAME/PATH
     #[arg(long, value_name = "LENS", default_value = "logit", value_parser = lens_arg)]
     pub lens: LensArg,
 
@@ -149,20 +155,59 @@ pub enum AttentionFormat {
     Bertviz,
 }
 
-/// `--lens`: which lens reads each depth.
-#[derive(Debug, Clone)]
-pub enum LensArg {
-    Logit,
-    /// A tuned lens's directory.
-    Tuned(PathBuf),
+/// What `lens` does besides reading a text.
+#[derive(Debug, Subcommand)]
+pub enum LensAction {
+    /// Fit a Jacobian lens on a corpus, one prompt per line, with TransformerLens's estimator
+    /// (JacobianLens.fit), and write it as TransformerLens saves it (J in float32)
+    #[command(
+        after_help = "Example:\n  gpt2-inspect --prepend-bos lens fit --file corpus.txt --lines -o lens.pt\n\nWith --prepend-bos each prompt starts with <|endoftext|>, as TransformerLens's to_tokens does."
+    )]
+    Fit(LensFitArgs),
 }
 
-fn lens_arg(s: &str) -> Result<LensArg, String> {
+#[derive(Debug, Args)]
+pub struct LensFitArgs {
+    /// The corpus: one prompt per line (empty lines skipped)
+    #[arg(long, value_name = "PATH")]
+    pub file: PathBuf,
+    /// One prompt per line (the only way `lens fit` reads its corpus; say it to be sure)
+    #[arg(long, required = true)]
+    pub lines: bool,
+    /// The lens file to write (a torch.save'd dict JacobianLens.load reads); replaced
+    /// atomically
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+    /// Prompts are cut to this many tokens (after the BOS)
+    #[arg(long, value_name = "N", default_value_t = 128, value_parser = super::at_least_one)]
+    pub max_seq_len: u32,
+    /// Leading positions left out of the average (attention sinks); a prompt of at most
+    /// K + 1 tokens is skipped
+    #[arg(long, value_name = "K", default_value_t = 16)]
+    pub skip_first: u32,
+    /// Source blocks, comma-separated (`0,5,10`); omitted: every block but the last
+    #[arg(long, value_name = "L,…", value_delimiter = ',')]
+    pub layers: Vec<usize>,
+}
+
+/// `--lens`: which lens reads each depth.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LensArg {
+    Logit,
+    /// A tuned lens: a local directory, or a hub repository's folder ORG/NAME/FOLDER.
+    Tuned(String),
+    /// A Jacobian lens: a local `.pt` file, or a hub repository's file ORG/NAME/PATH.
+    Jacobian(String),
+}
+
+pub(super) fn lens_arg(s: &str) -> Result<LensArg, String> {
     match s.split_once(':') {
         None if s == "logit" => Ok(LensArg::Logit),
-        Some(("tuned", dir)) if !dir.is_empty() => Ok(LensArg::Tuned(PathBuf::from(dir))),
+        Some(("tuned", dir)) if !dir.is_empty() => Ok(LensArg::Tuned(dir.into())),
+        Some(("jlens", file)) if !file.is_empty() => Ok(LensArg::Jacobian(file.into())),
         _ => Err(format!(
-            "{s:?}: give logit, or tuned:DIR (a tuned lens's directory)"
+            "{s:?}: give logit, tuned:DIR (a tuned lens's directory) or jlens:FILE (a Jacobian \
+             lens's .pt file); a hub lens as tuned:ORG/NAME/FOLDER or jlens:ORG/NAME/FILE"
         )),
     }
 }

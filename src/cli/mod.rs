@@ -286,9 +286,11 @@ pub enum Command {
         after_help = "Examples:\n  gpt2-inspect hidden \"The quick brown fox\"\n  gpt2-inspect hidden \"The quick brown fox\" --depth 12 --json\n  gpt2-inspect hidden \"The quick brown fox\" --depth ln_f --json"
     )]
     Hidden(HiddenArgs),
-    /// The logit lens: what the residual stream predicts after each layer
+    /// The logit lens (or a tuned or Jacobian lens): what the residual stream predicts after
+    /// each layer; `lens fit` fits a Jacobian lens on a corpus
     #[command(
-        after_help = "Examples:\n  gpt2-inspect lens \"The Eiffel Tower is in the city of\"\n  gpt2-inspect lens \"The Eiffel Tower is in the city of\" --position 3 -k 3"
+        args_conflicts_with_subcommands = true,
+        after_help = "Examples:\n  gpt2-inspect lens \"The Eiffel Tower is in the city of\"\n  gpt2-inspect lens \"The Eiffel Tower is in the city of\" --position 3 -k 3\n  gpt2-inspect lens \"The Eiffel Tower is in the city of\" --lens jlens:lens.pt\n  gpt2-inspect --prepend-bos lens fit --file corpus.txt --lines -o lens.pt\n\nA text that is the word fit alone: gpt2-inspect lens -- fit"
     )]
     Lens(LensArgs),
     /// Every activation name (TransformerLens scheme) with its shape

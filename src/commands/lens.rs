@@ -9,11 +9,11 @@ use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 
 use crate::analysis::lens;
-use crate::cli::LensArgs;
+use crate::cli::{LensAction, LensArgs};
 use crate::dist;
 use crate::model::{Activations, CaptureSpec, Gpt2, NoLogits, Request};
 use crate::render::attention::table;
-use crate::reports::{Guess, LensGridReport, LensReport};
+use crate::reports::{Guess, LensGridReport, LensReport, LensStats};
 use crate::session::checks::one_token;
 use crate::session::parts::{depth_statistics, lens_report, DepthStatistics, Reading};
 use crate::session::texts::{Computed, Texts};
@@ -22,6 +22,9 @@ use crate::session::{check_index, check_top_k, decoded, write_svg, Session};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()> {
+    if let Some(LensAction::Fit(fit)) = &args.action {
+        return super::lens_fit::run(session, fit, out);
+    }
     let cfg = session.config()?;
     let top_k = check_top_k(args.top_k.top_k, cfg, &session.model_name)?;
     let (mut prepared, model) =
@@ -130,13 +133,14 @@ fn grid(
     acts: &Activations,
     reading: &Reading,
 ) -> Result<LensGridReport> {
-    let depths = model.config().n_layer + 1;
+    let depth_list = reading.lens.depths(model.config().n_layer);
+    let depths = depth_list.len();
     let per = (GRID_ROWS / depths).max(1);
     let mut cells: Vec<Vec<DepthStatistics>> = (0..depths).map(|_| Vec::new()).collect();
     for start in (0..ids.len()).step_by(per) {
         let at = start..(start + per).min(ids.len());
-        let streams = (0..depths)
-            .map(|d| lens::stream(model, acts, &reading.lens, d, at.clone()))
+        let streams = (depth_list.iter())
+            .map(|&d| lens::stream(model, acts, &reading.lens, d, at.clone()))
             .collect::<Result<Vec<_>>>()?;
         let logits = model
             .unembed(&Tensor::cat(&streams, 1)?)? // (1, depths · P, V)
@@ -161,25 +165,24 @@ fn grid(
     let each = |f: &dyn Fn(&DepthStatistics) -> f32| -> Vec<Vec<f32>> {
         cells.iter().map(|d| d.iter().map(f).collect()).collect()
     };
+    let ranks = |f: &dyn Fn(&DepthStatistics) -> usize| -> Vec<Vec<usize>> {
+        cells.iter().map(|d| d.iter().map(f).collect()).collect()
+    };
     Ok(LensGridReport {
         header: session.header(Some(text))?,
         tokens: decoded(tokenizer, ids)?,
         top: (cells.iter())
             .map(|d| d.iter().map(|s| guess(tokenizer, s)).collect())
             .collect::<Result<_>>()?,
-        lens: reading.lens.name(),
-        kl: each(&|s| s.kl),
-        entropy: each(&|s| s.entropy),
-        final_rank: cells
-            .iter()
-            .map(|d| d.iter().map(|s| s.final_rank).collect())
-            .collect(),
+        depths: reading.lens.depths(model.config().n_layer),
+        lens: reading.lens.kind(),
+        stats: LensStats {
+            kl_to_final: each(&|s| s.kl),
+            entropy: each(&|s| s.entropy),
+            final_token_rank: ranks(&|s| s.final_rank),
+            answer_rank: (reading.answer.as_ref()).map(|_| ranks(&|s| s.answer_rank.unwrap_or(0))),
+        },
         answer: reading.answer.clone(),
-        answer_rank: (reading.answer.as_ref()).map(|_| {
-            (cells.iter())
-                .map(|d| d.iter().map(|s| s.answer_rank.unwrap_or(0)).collect())
-                .collect()
-        }),
     })
 }
 

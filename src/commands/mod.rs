@@ -17,6 +17,7 @@ mod hidden;
 mod hooks;
 mod info;
 mod lens;
+mod lens_fit;
 mod man;
 mod next;
 mod patch;

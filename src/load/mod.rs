@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 pub mod hub;
+pub mod jacobian_lens;
 pub mod mapped;
 pub mod source;
 pub mod tuned_lens;

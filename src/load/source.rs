@@ -166,7 +166,7 @@ impl SaeSource {
             |p: &&str| !p.is_empty() && *p != "." && *p != ".." && !p.contains(['\\', '\0']);
         if spec.starts_with(['.', '/', '~']) || parts.len() < 3 || !parts.iter().all(plain) {
             bail!(
-                "{spec}: no such directory (an SAE is a local directory, or a hub repository's \
+                "{spec}: no such directory (give a local directory, or a hub repository's \
                  folder: ORG/NAME/FOLDER)"
             );
         }
@@ -204,5 +204,25 @@ impl SaeSource {
                 hub,
             } => hub.optional(repo_id, revision, &format!("{folder}/{name}")),
         }
+    }
+}
+
+/// A file named by `spec`: an existing local file, else a hub repository's file
+/// `ORG/NAME/PATH` (main), fetched into the hub cache when needed.
+pub fn file(spec: &str, hub: Hub) -> Result<PathBuf> {
+    let path = Path::new(spec);
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    match spec.rsplit_once('/') {
+        Some((folder, name)) if !name.is_empty() && !path.exists() => {
+            match SaeSource::resolve(folder, None, hub) {
+                Ok(source @ SaeSource::Hub { .. }) => source.file(name),
+                _ => bail!("{spec}: no such file (give a local file, or a hub repository's file: ORG/NAME/PATH)"),
+            }
+        }
+        _ => bail!(
+            "{spec}: no such file (give a local file, or a hub repository's file: ORG/NAME/PATH)"
+        ),
     }
 }

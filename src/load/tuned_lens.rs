@@ -27,10 +27,11 @@ fn yes() -> bool {
     true
 }
 
-/// The translators of the tuned lens in `dir`, checked against the model's `cfg`.
-pub fn read(dir: &Path, cfg: &Config) -> Result<Translators> {
-    let config_path = dir.join("config.json");
-    let text = std::fs::read_to_string(&config_path)
+/// The translators of the tuned lens whose `config.json` and `params.pt` these are, checked
+/// against the model's `cfg`.
+pub fn read(config_path: &Path, params: &Path, cfg: &Config) -> Result<Translators> {
+    let dir = config_path.parent().unwrap_or(Path::new("."));
+    let text = std::fs::read_to_string(config_path)
         .with_context(|| format!("cannot read {}", config_path.display()))?;
     let lens: TunedLensConfig = serde_json::from_str(&text).with_context(|| {
         format!(
@@ -49,8 +50,7 @@ pub fn read(dir: &Path, cfg: &Config) -> Result<Translators> {
             cfg.n_embd
         );
     }
-    let params = dir.join("params.pt");
-    let ckpt = Checkpoint::open(&params)?;
+    let ckpt = Checkpoint::open(params)?;
     let reader = ckpt.reader(&Device::Cpu, DType::F32)?;
     let d = cfg.n_embd;
     let mut translators = Translators::default();

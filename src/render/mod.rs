@@ -108,6 +108,21 @@ pub fn depth_label(depth: usize) -> String {
     }
 }
 
+/// How a lens reads each depth, in a table's or figure's words.
+pub fn lens_reading(kind: crate::reports::LensKind) -> &'static str {
+    use crate::reports::LensKind::*;
+    match kind {
+        Logit => "ln_f and the unembedding applied after each block",
+        Tuned => {
+            "the stream at each depth through its tuned-lens translator, ln_f and the unembedding"
+        }
+        Jacobian => {
+            "the stream after each block moved by its Jacobian J (into the last block's \
+             output), ln_f and the unembedding"
+        }
+    }
+}
+
 /// A model as a figure names it: the last part of a hub id or a path (`openai-community/gpt2`
 /// and `./models/gpt2/` are both `gpt2`).
 pub fn model_name(model: &str) -> &str {

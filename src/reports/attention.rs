@@ -185,16 +185,23 @@ pub struct LensRow {
     pub predictions: Vec<Prediction>,
     /// Probability this layer gives the model's final top token.
     pub final_token_prob: f32,
-    /// Its rank here (1: this depth's top token).
-    pub final_token_rank: usize,
+    pub stats: LensStats<f32, usize>,
+}
+
+/// What tuned-lens's prediction trajectories say of a depth, at one position (`LensStats<f32,
+/// usize>`) or at every position (`[depth][position]` grids).
+#[derive(Debug, Clone, Serialize)]
+pub struct LensStats<F, R> {
     /// KL(final ‖ this depth), in nats: how far this depth's distribution is from the
-    /// model's (tuned-lens's forward KL; 0 at the last depth).
-    pub kl: f32,
+    /// model's (tuned-lens's `forward_kl`; 0 at the last depth).
+    pub kl_to_final: F,
     /// Entropy of this depth's distribution, in nats.
-    pub entropy: f32,
+    pub entropy: F,
+    /// The rank of the model's final top token here (1: this depth's top token).
+    pub final_token_rank: R,
     /// `--answer`'s rank here.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub answer_rank: Option<usize>,
+    pub answer_rank: Option<R>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -206,12 +213,60 @@ pub struct LensReport {
     /// The model's own top token at `position` (the last row's first prediction).
     pub final_id: u32,
     pub final_token: String,
-    /// The lens each depth is read through: `logit` or `tuned`.
-    pub lens: &'static str,
+    /// The lens each depth is read through.
+    pub lens: LensKind,
     /// `--answer`, when given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answer: Option<NamedToken>,
     pub depths: Vec<LensRow>,
+}
+
+/// `lens fit`: what was fitted, on what, and where it was written.
+#[derive(Debug, Clone, Serialize)]
+pub struct LensFitReport {
+    #[serde(flatten)]
+    pub header: Header,
+    /// `--file`, as given.
+    pub corpus: String,
+    pub output: String,
+    /// Prompts averaged into the lens.
+    pub n_prompts: usize,
+    /// Lines too short to fit on (at most `skip_first + 1` tokens after the cut): their
+    /// line numbers and token counts.
+    pub skipped: Vec<SkippedLine>,
+    pub source_layers: Vec<usize>,
+    pub target_layer: usize,
+    pub d_model: usize,
+    pub max_seq_len: usize,
+    pub skip_first_positions: usize,
+    pub prepend_bos: bool,
+    /// Tokens the fitted prompts held, in all (after the cut).
+    pub tokens: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SkippedLine {
+    pub line: usize,
+    pub tokens: usize,
+}
+
+/// Which lens read the depths (`logit`, `tuned`, `jacobian` in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LensKind {
+    Logit,
+    Tuned,
+    Jacobian,
+}
+
+impl LensKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            LensKind::Logit => "logit",
+            LensKind::Tuned => "tuned",
+            LensKind::Jacobian => "jacobian",
+        }
+    }
 }
 
 /// `lens --all-positions`: the top prediction at every depth and position.
@@ -223,18 +278,16 @@ pub struct LensGridReport {
     /// `[depth][position]`: the most likely next token read from the residual stream there
     /// (depth 0: the embeddings; the last depth is the model's output).
     pub top: Vec<Vec<Guess>>,
-    /// The lens each depth is read through: `logit` or `tuned`.
-    pub lens: &'static str,
-    /// `[depth][position]`: KL(final ‖ this depth) in nats, the entropy in nats, and the
-    /// rank of the model's final top token at that position.
-    pub kl: Vec<Vec<f32>>,
-    pub entropy: Vec<Vec<f32>>,
-    pub final_rank: Vec<Vec<usize>>,
-    /// `--answer` and its rank at every depth and position, when given.
+    /// The depth of each row of `top` (and of the statistics): every depth, or those the
+    /// lens reads.
+    pub depths: Vec<usize>,
+    /// The lens each depth is read through.
+    pub lens: LensKind,
+    /// `[depth][position]` grids of the statistics.
+    pub stats: LensStats<Vec<Vec<f32>>, Vec<Vec<usize>>>,
+    /// `--answer`, when given (its ranks are in `stats`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answer: Option<NamedToken>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub answer_rank: Option<Vec<Vec<usize>>>,
 }
 
 /// `report`: everything the HTML page shows, for one text.

@@ -325,9 +325,24 @@ impl Session {
     pub fn lens(&self, arg: &crate::cli::LensArg, cfg: &Config) -> Result<Lens> {
         match arg {
             crate::cli::LensArg::Logit => Ok(Lens::Logit),
-            crate::cli::LensArg::Tuned(dir) => crate::load::tuned_lens::read(dir, cfg)
-                .map(|t| Lens::Tuned(Arc::new(t)))
-                .map_err(|e| e.context(format!("--lens tuned:{}", dir.display()))),
+            crate::cli::LensArg::Tuned(spec) => {
+                let read = || -> Result<Lens> {
+                    let source = SaeSource::resolve(spec, None, Hub::from_env())?;
+                    let config = source.file("config.json")?;
+                    let params = source.file("params.pt")?;
+                    let t = crate::load::tuned_lens::read(&config, &params, cfg)?;
+                    Ok(Lens::Tuned(Arc::new(t)))
+                };
+                read().map_err(|e| e.context(format!("--lens tuned:{spec}")))
+            }
+            crate::cli::LensArg::Jacobian(spec) => {
+                let read = || -> Result<Lens> {
+                    let path = crate::load::source::file(spec, Hub::from_env())?;
+                    let j = crate::load::jacobian_lens::read(&path, cfg)?;
+                    Ok(Lens::Jacobian(Arc::new(j)))
+                };
+                read().map_err(|e| e.context(format!("--lens jlens:{spec}")))
+            }
         }
     }
 

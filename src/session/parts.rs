@@ -8,7 +8,7 @@ use candle_core::{DType, Tensor};
 use crate::analysis::lens::{self, Lens};
 use crate::dist;
 use crate::model::{Activations, BlockHook, Gpt2, Hook};
-use crate::reports::{LensReport, LensRow, NamedToken, TokenRow, TokenizeReport};
+use crate::reports::{LensReport, LensRow, LensStats, NamedToken, TokenRow, TokenizeReport};
 use crate::session::{decoded, predictions, Session};
 use crate::tokenizer::{Token, Tokenizer};
 
@@ -107,9 +107,10 @@ pub fn lens_report(
     reading: &Reading,
 ) -> Result<LensReport> {
     let cfg = model.config();
-    // (L + 1) depths' logits at `position`, each (V,).
-    let logits = (0..=cfg.n_layer)
-        .map(|d| {
+    // The lens's depths' logits at `position`, each (V,); the last is the model's own.
+    let depth_list = reading.lens.depths(cfg.n_layer);
+    let logits = (depth_list.iter())
+        .map(|&d| {
             let at = position..position + 1;
             Ok(lens::read(model, acts, &reading.lens, d, at)?.flatten_all()?)
         })
@@ -117,19 +118,21 @@ pub fn lens_report(
     let rows = (logits.iter())
         .map(|l| Ok(l.to_dtype(DType::F32)?.to_vec1::<f32>()?))
         .collect::<Result<Vec<Vec<f32>>>>()?;
-    let fin = dist::Final::of(&rows[cfg.n_layer]);
+    let fin = dist::Final::of(rows.last().expect("the last depth is always read"));
     let final_id = fin.top as u32;
-    let depths = (logits.iter().zip(&rows).enumerate())
-        .map(|(depth, (l, row))| {
+    let depths = (logits.iter().zip(&rows).zip(depth_list))
+        .map(|((l, row), depth)| {
             let s = depth_statistics(row, &fin, reading.answer.as_ref());
             Ok(LensRow {
                 depth,
                 predictions: predictions(tokenizer, l, top_k)?,
                 final_token_prob: s.final_prob,
-                final_token_rank: s.final_rank,
-                kl: s.kl,
-                entropy: s.entropy,
-                answer_rank: s.answer_rank,
+                stats: LensStats {
+                    kl_to_final: s.kl,
+                    entropy: s.entropy,
+                    final_token_rank: s.final_rank,
+                    answer_rank: s.answer_rank,
+                },
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -139,7 +142,7 @@ pub fn lens_report(
         position,
         final_id,
         final_token: tokenizer.token_text(final_id)?,
-        lens: reading.lens.name(),
+        lens: reading.lens.kind(),
         answer: reading.answer.clone(),
         depths,
     })

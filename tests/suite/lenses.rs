@@ -75,16 +75,19 @@ fn every_depth_and_position_equals_tuned_lens() {
             let p = format!("p{i}.{name}");
             let top = r.cube(&format!("{p}.top_ids"));
             let top_lp = r.cube(&format!("{p}.top_logprobs"));
-            let stats = [("kl", "forward_kl"), ("entropy", "entropy")];
+            let stats = [("kl_to_final", "forward_kl"), ("entropy", "entropy")];
             for (ours, theirs) in stats {
                 for (d, row) in r.grid(&format!("{p}.{theirs}")).iter().enumerate() {
                     for (t, want) in row.iter().enumerate() {
                         let what = format!("{p} {ours} at depth {d}, position {t}");
-                        close(&what, got[ours][d][t].as_f64().unwrap(), *want);
+                        close(&what, got["stats"][ours][d][t].as_f64().unwrap(), *want);
                     }
                 }
             }
-            let ranks = [("final_rank", "final_rank"), ("answer_rank", "answer_rank")];
+            let ranks = [
+                ("final_token_rank", "final_rank"),
+                ("answer_rank", "answer_rank"),
+            ];
             for (ours, theirs) in ranks {
                 let ties = r.grid(&format!("{p}.{theirs}_ties"));
                 for (d, row) in r.grid(&format!("{p}.{theirs}")).iter().enumerate() {
@@ -92,7 +95,7 @@ fn every_depth_and_position_equals_tuned_lens() {
                         // tuned-lens ranks by f32 log-probabilities, where a token 2e-7 above
                         // the target can round to a tie it orders either way: its rank is
                         // defined up to those ties (recorded by the script).
-                        let got = got[ours][d][t].as_f64().unwrap();
+                        let got = got["stats"][ours][d][t].as_f64().unwrap();
                         assert!(
                             (got - want).abs() <= ties[d][t],
                             "{p} {ours} [{d}][{t}]: {got} vs tuned-lens's {want} ({} ties)",
@@ -166,12 +169,12 @@ fn one_position_lists_tuned_lens_top_5_and_statistics() {
             }
             close(
                 &format!("{p} depth {d} KL"),
-                row["kl"].as_f64().unwrap(),
+                row["stats"]["kl_to_final"].as_f64().unwrap(),
                 kl[d][position],
             );
             close(
                 &format!("{p} depth {d} entropy"),
-                row["entropy"].as_f64().unwrap(),
+                row["stats"]["entropy"].as_f64().unwrap(),
                 entropy[d][position],
             );
             let ties = |n: &str| r.grid(&format!("{p}.{n}_ties"))[d][position];
@@ -179,12 +182,12 @@ fn one_position_lists_tuned_lens_top_5_and_statistics() {
                 (got.as_f64().unwrap() - want).abs() <= ties
             };
             assert!(within(
-                &row["final_token_rank"],
+                &row["stats"]["final_token_rank"],
                 rank[d][position],
                 ties("final_rank")
             ));
             assert!(within(
-                &row["answer_rank"],
+                &row["stats"]["answer_rank"],
                 answer[d][position],
                 ties("answer_rank")
             ));
@@ -216,8 +219,8 @@ fn a_tuned_lens_for_another_model_is_refused_in_one_line() {
         &["cannot read", "config.json"],
     );
     fails(
-        crate::common::cmd().args(["lens", "The cat", "--lens", "jlens:x"]),
+        crate::common::cmd().args(["lens", "The cat", "--lens", "lens:x"]),
         2,
-        &["give logit, or tuned:DIR"],
+        &["give logit, tuned:DIR", "jlens:FILE"],
     );
 }

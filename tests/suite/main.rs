@@ -22,6 +22,7 @@ mod hardening;
 mod hostile;
 mod hub;
 mod inspect;
+mod jacobian_lens;
 mod lenses;
 mod metrics;
 mod parity;

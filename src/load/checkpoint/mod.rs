@@ -4,6 +4,9 @@
 mod pickle;
 mod shards;
 mod torch_bin;
+pub mod torch_save;
+
+pub use torch_bin::values as torch_values;
 
 use std::collections::HashMap;
 use std::fs::File;

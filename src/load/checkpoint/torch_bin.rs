@@ -71,13 +71,32 @@ pub fn tensors(path: &Path, file: &File, file_len: u64) -> Result<Vec<Stored>> {
     Ok(out)
 }
 
-/// The named tensors of the archive's `data.pkl`, once its byte order is checked.
+/// The named tensors of the archive's `data.pkl`, once its byte order is checked: a state
+/// dict's entries, or, in a nested dict (a lens's `{"J": {0: tensor}}`), their dotted paths
+/// (`J.0`). Plain values beside them are [`values`]' business.
 fn state_dict(
     path: &Path,
     file: &File,
     members: &HashMap<String, Member>,
     pkl: &str,
 ) -> Result<Vec<(String, TensorRef)>> {
+    let mut tensors = Vec::new();
+    flatten(
+        path,
+        String::new(),
+        pickled(path, file, members, pkl)?,
+        &mut tensors,
+    )?;
+    Ok(tensors)
+}
+
+/// Runs the archive's `data.pkl` through the restricted unpickler.
+fn pickled(
+    path: &Path,
+    file: &File,
+    members: &HashMap<String, Member>,
+    pkl: &str,
+) -> Result<Value> {
     let prefix = pkl
         .strip_suffix("data.pkl")
         .expect("members() finds data.pkl");
@@ -103,25 +122,97 @@ fn state_dict(
             path.display()
         );
     }
-    let not_tensors = |why: String| {
-        anyhow!(
-            "{} is not a tensor checkpoint: {why}; gpt2-inspect reads only tensors and runs \
-             nothing a pickle names",
-            path.display()
-        )
+    let state = pickle::load(&bytes).map_err(|e| not_tensors(path, format!("{e:#}")))?;
+    match state {
+        Value::Dict(_) => Ok(state),
+        _ => Err(not_tensors(path, "it holds no state dict".into())),
+    }
+}
+
+fn not_tensors(path: &Path, why: String) -> anyhow::Error {
+    anyhow!(
+        "{} is not a tensor checkpoint: {why}; gpt2-inspect reads only tensors and runs \
+         nothing a pickle names",
+        path.display()
+    )
+}
+
+/// Collects the tensors of `value` under `name`: a dict's entries (string or integer keys)
+/// under `name.key`; plain values are passed over.
+fn flatten(
+    path: &Path,
+    name: String,
+    value: Value,
+    out: &mut Vec<(String, TensorRef)>,
+) -> Result<()> {
+    match value {
+        Value::Tensor(t) => out.push((name, t)),
+        Value::Dict(items) => {
+            for (k, v) in items {
+                let key = match k {
+                    Value::Str(s) => s,
+                    Value::Int(i) => i.to_string(),
+                    _ => return Err(not_tensors(path, "a dict key is not a name".into())),
+                };
+                let full = match name.is_empty() {
+                    true => key,
+                    false => format!("{name}.{key}"),
+                };
+                flatten(path, full, v, out)?;
+            }
+        }
+        _ if plain(&value).is_some() => {}
+        _ => {
+            return Err(not_tensors(
+                path,
+                "it holds something other than tensors and plain values".into(),
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// A plain value (number, string, bool, none, or a list or tuple or string-keyed dict of
+/// them) as JSON; `None` for anything holding a tensor or a storage.
+fn plain(value: &Value) -> Option<serde_json::Value> {
+    use serde_json::Value as J;
+    Some(match value {
+        Value::None => J::Null,
+        Value::Bool(b) => J::Bool(*b),
+        Value::Int(i) => J::from(*i),
+        Value::Float(f) => J::from(*f),
+        Value::Str(s) => J::String(s.clone()),
+        Value::List(v) | Value::Tuple(v) => J::Array(v.iter().map(plain).collect::<Option<_>>()?),
+        Value::Dict(items) => J::Object(
+            (items.iter())
+                .map(|(k, v)| match k {
+                    Value::Str(s) => Some((s.clone(), plain(v)?)),
+                    Value::Int(i) => Some((i.to_string(), plain(v)?)),
+                    _ => None,
+                })
+                .collect::<Option<_>>()?,
+        ),
+        Value::Bytes(_) | Value::Global(_) | Value::Storage(_) | Value::Tensor(_) => return None,
+    })
+}
+
+/// The plain values at the top of a torch zip's dict (tensors, and dicts holding them, left
+/// out): a lens artifact's `n_prompts`, `d_model`, `source_layers`, `metadata`.
+pub fn values(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let invalid =
+        |why: String| anyhow!("{} is not a valid torch checkpoint: {why}", path.display());
+    let (members, pkl) = members(&file).map_err(|e| invalid(format!("{e:#}")))?;
+    let Value::Dict(items) = pickled(path, &file, &members, &pkl)? else {
+        unreachable!("pickled() returns a dict");
     };
-    let state = pickle::load(&bytes).map_err(|e| not_tensors(format!("{e:#}")))?;
-    let Value::Dict(items) = state else {
-        return Err(not_tensors("it holds no state dict".into()));
-    };
-    (items.into_iter())
-        .map(|(k, v)| match (k, v) {
-            (Value::Str(name), Value::Tensor(t)) => Ok((name, t)),
-            _ => Err(not_tensors(
-                "its state dict holds something other than named tensors".into(),
-            )),
-        })
-        .collect()
+    let mut out = serde_json::Map::new();
+    for (k, v) in items {
+        if let (Value::Str(key), Some(v)) = (k, plain(&v)) {
+            out.insert(key, v);
+        }
+    }
+    Ok(out)
 }
 
 /// The archive's stored members by name, and the name of its one `data.pkl`.

@@ -379,7 +379,11 @@ pub fn lens_grid(
 ) -> io::Result<()> {
     const CW: f64 = LENS_CW;
     const CH: f64 = LENS_CH;
-    let rows: Vec<String> = (0..r.top.len()).map(crate::render::depth_label).collect();
+    let rows: Vec<String> = r
+        .depths
+        .iter()
+        .map(|&d| crate::render::depth_label(d))
+        .collect();
     let cols: Vec<String> = r
         .tokens
         .iter()
@@ -416,7 +420,11 @@ pub fn lens_grid(
     let bar_h = (r.top.len() as f64 * CH).max(120.0);
     colour_bar(&mut body, bar_x, top, bar_h, false, &probabilities);
     let text = r.header.text.as_deref().unwrap_or_default();
-    let title = title.unwrap_or("logit lens · the top next token at every depth and position");
+    let default_title = format!(
+        "{} lens · the top next token at every depth and position",
+        r.lens.name()
+    );
+    let title = title.unwrap_or(&default_title);
     let subtitle = format!("“{}”", shorten(&sentence(text), SUBTITLE_CHARS));
     let width = (bar_x + 60.0)
         .max(12.0 + display_width(title) as f64 * 10.0 + 20.0)

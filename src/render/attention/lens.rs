@@ -20,10 +20,10 @@ pub fn grid(
     width: Option<usize>,
     ramp: Ramp,
 ) -> io::Result<()> {
-    let depths = r.top.len();
     writeln!(
         out,
-        "logit lens at every position: the top next token read after each block (rows: depth, columns: position){}",
+        "{} lens at every position: the top next token read after each block (rows: depth, columns: position){}",
+        r.lens.name(),
         if palette.is_some() {
             format!("; colour: its probability from 0 to 1 on {}", ramp.cmap.name())
         } else {
@@ -31,7 +31,7 @@ pub fn grid(
         }
     )?;
     // The last depth reads the model's output (ln_f applied once, as `lens`).
-    let row_labels: Vec<String> = (0..depths).map(depth_label).collect();
+    let row_labels: Vec<String> = r.depths.iter().map(|&d| depth_label(d)).collect();
     let label_w = row_labels
         .iter()
         .map(|l| display_width(l))

@@ -92,16 +92,56 @@ pub fn qkv(out: &mut dyn Write, r: &AttentionReport) -> io::Result<()> {
     Ok(())
 }
 
+pub fn lens_fit(out: &mut dyn Write, r: &crate::reports::LensFitReport) -> io::Result<()> {
+    writeln!(
+        out,
+        "Jacobian lens fitted on {} prompts of {} ({} tokens), blocks {} to block {}'s output",
+        r.n_prompts,
+        r.corpus,
+        r.tokens,
+        join_numbers(&r.source_layers),
+        r.target_layer
+    )?;
+    writeln!(
+        out,
+        "max_seq_len {}, skip_first_positions {}, BOS {}; wrote {} (J in float32)",
+        r.max_seq_len,
+        r.skip_first_positions,
+        if r.prepend_bos {
+            "prepended"
+        } else {
+            "not prepended"
+        },
+        r.output
+    )?;
+    for s in &r.skipped {
+        writeln!(
+            out,
+            "skipped line {}: {} tokens, too short (a prompt needs more than {})",
+            s.line,
+            s.tokens,
+            r.skip_first_positions + 1
+        )?;
+    }
+    Ok(())
+}
+
+fn join_numbers(v: &[usize]) -> String {
+    v.iter()
+        .map(|l| l.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn lens(out: &mut dyn Write, r: &LensReport) -> io::Result<()> {
     use Align::*;
-    let how = match r.lens {
-        "tuned" => {
-            "the stream at each depth through its tuned-lens translator, ln_f and the unembedding"
-        }
-        _ => "ln_f and the unembedding applied after each block",
-    };
     let (position, token) = (r.position, quoted(&r.tokens[r.position]));
-    writeln!(out, "{} lens at position {position} {token}: {how}", r.lens)?;
+    writeln!(
+        out,
+        "{} lens at position {position} {token}: {}",
+        r.lens.name(),
+        crate::render::lens_reading(r.lens)
+    )?;
     writeln!(
         out,
         "final prediction: {} (id {}); KL: from the final distribution, in nats",
@@ -132,11 +172,11 @@ pub fn lens(out: &mut dyn Write, r: &LensReport) -> io::Result<()> {
             let mut cells = vec![
                 depth_label(row.depth),
                 format!("{:.4}", row.final_token_prob),
-                row.final_token_rank.to_string(),
-                format!("{:.3}", row.kl),
-                format!("{:.3}", row.entropy),
+                row.stats.final_token_rank.to_string(),
+                format!("{:.3}", row.stats.kl_to_final),
+                format!("{:.3}", row.stats.entropy),
             ];
-            cells.extend(row.answer_rank.map(|a| a.to_string()));
+            cells.extend(row.stats.answer_rank.map(|a| a.to_string()));
             cells.extend(
                 (row.predictions.iter()).map(|p| format!("{} {:.3}", quoted(&p.token), p.prob)),
             );

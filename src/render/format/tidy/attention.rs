@@ -70,29 +70,64 @@ impl Tabular for LensReport {
     fn tables(&self) -> Vec<(&'static str, Table)> {
         let rows: Vec<(Vec<Cell>, &[Prediction])> = (self.depths.iter())
             .map(|r| {
-                (
-                    vec![r.depth.into(), r.final_token_prob.into()],
-                    &r.predictions[..],
-                )
+                let st = &r.stats;
+                let stats = [
+                    st.kl_to_final.into(),
+                    st.entropy.into(),
+                    st.final_token_rank.into(),
+                ];
+                let lead = [r.depth.into(), r.final_token_prob.into()];
+                ([lead.to_vec(), stats.to_vec()].concat(), &r.predictions[..])
             })
             .collect();
-        one("depths", predictions(&["depth", "final_token_prob"], &rows))
+        let lead = [
+            "depth",
+            "final_token_prob",
+            "kl_to_final",
+            "entropy",
+            "final_token_rank",
+        ];
+        one("depths", predictions(&lead, &rows))
+    }
+}
+
+impl Tabular for crate::reports::LensFitReport {
+    fn tables(&self) -> Vec<(&'static str, Table)> {
+        let mut t = Table::new(&["line", "tokens"]);
+        for s in &self.skipped {
+            t.push(vec![s.line.into(), s.tokens.into()]);
+        }
+        one("skipped", t)
     }
 }
 
 impl Tabular for LensGridReport {
     fn tables(&self) -> Vec<(&'static str, Table)> {
-        let mut t = Table::new(&["depth", "position", "input", "id", "token", "prob"]);
+        let mut t = Table::new(&[
+            "depth",
+            "position",
+            "input",
+            "id",
+            "token",
+            "prob",
+            "kl_to_final",
+            "entropy",
+            "final_token_rank",
+        ]);
         for (d, row) in self.top.iter().enumerate() {
             for (p, g) in row.iter().enumerate() {
-                let lead = [d.into(), p.into(), self.tokens[p].as_str().into()];
-                t.push(
-                    [
-                        lead.to_vec(),
-                        vec![g.id.into(), g.token.as_str().into(), g.prob.into()],
-                    ]
-                    .concat(),
-                );
+                let lead = [
+                    self.depths[d].into(),
+                    p.into(),
+                    self.tokens[p].as_str().into(),
+                ];
+                let guess = [g.id.into(), g.token.as_str().into(), g.prob.into()];
+                let stats = [
+                    self.stats.kl_to_final[d][p].into(),
+                    self.stats.entropy[d][p].into(),
+                    self.stats.final_token_rank[d][p].into(),
+                ];
+                t.push([lead.to_vec(), guess.to_vec(), stats.to_vec()].concat());
             }
         }
         one("top", t)
