@@ -40,6 +40,46 @@ pub struct SteerArgs {
     /// Clamp feature F to 0 (repeatable)
     #[arg(help_heading = "Steering", long, value_name = "F", requires = "sae")]
     pub ablate_feature: Vec<usize>,
+    /// A Jacobian lens whose token vectors --steer-token adds: a .pt file as
+    /// TransformerLens saves it, or a hub file ORG/NAME/PATH
+    #[arg(
+        help_heading = "Steering",
+        long,
+        value_name = "FILE",
+        requires = "steer_token",
+        conflicts_with = "sae"
+    )]
+    pub jlens: Option<String>,
+    /// Add α times TOKEN's J-lens vector at --at's block output, at every position: row TOKEN
+    /// of W_U J_L (TransformerLens's lens_vectors), unnormalised (repeatable; TOKEN one token,
+    /// e.g. " Paris=4")
+    #[arg(help_heading = "Steering", long, value_name = "TOKEN=α",
+          requires_all = ["jlens", "at"], value_parser = token_value)]
+    pub steer_token: Vec<(String, f64)>,
+    /// The block L whose output --steer-token changes (TransformerLens's blocks.L.hook_out;
+    /// the lens must have J_L)
+    #[arg(
+        help_heading = "Steering",
+        long,
+        value_name = "L",
+        requires = "steer_token"
+    )]
+    pub at: Option<usize>,
+}
+
+/// `TOKEN=α`: a token's text (up to the last `=`) and a finite number.
+pub(super) fn token_value(s: &str) -> Result<(String, f64), String> {
+    let (t, x) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("`{s}` is not TOKEN=α (a token, =, a number)"))?;
+    if t.is_empty() {
+        return Err(format!("`{s}`: the token before = is empty"));
+    }
+    match x.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok((t.to_string(), x)),
+        Ok(_) => Err(format!("`{x}` must be finite")),
+        Err(_) => Err(format!("`{x}` is not a number")),
+    }
 }
 
 /// A count that must be 1 or more: says so, rather than clap's `1..=4294967295`.

@@ -36,7 +36,7 @@ pub fn run(session: &Session, args: &NextArgs, out: &mut dyn Write) -> Result<()
             let mut report = build(session, cfg, tokenizer, row, top_k)?;
             if let Some(s) = &steering {
                 report.steered = Some(Steered {
-                    sae: s.sae.dir.display().to_string(),
+                    with: s.with(),
                     hook: s.hook.to_string(),
                     changes: s.describe(),
                     predictions: predictions(tokenizer, &s.last_logits(&model, &ids)?, top_k)?,

@@ -62,11 +62,20 @@ pub struct NextReport {
 /// A run with an SAE's features steered, clamped or ablated at its hook.
 #[derive(Debug, Clone, Serialize)]
 pub struct Steered {
-    pub sae: String,
+    #[serde(flatten)]
+    pub with: SteeredWith,
     pub hook: String,
     /// What was done, one line each: `+3 · W_dec[5]`, `feature 7 clamped to 2`, …
     pub changes: Vec<String>,
     pub predictions: Vec<Prediction>,
+}
+
+/// What steered: `"sae": DIR` or `"jlens": FILE` in JSON.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SteeredWith {
+    Sae(String),
+    Jlens(String),
 }
 
 /// Every stage of the data flow, text to next token.

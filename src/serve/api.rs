@@ -48,6 +48,10 @@ const REFUSED: &[(&str, &str)] = &[
     ("color", "the API answers JSON"),
     ("svg", "ask POST /api/COMMAND?as=svg for the figure"),
     ("dot", "the API writes no file: draw from the JSON"),
+    (
+        "jlens",
+        "the API reads no file a request names: steer with an SAE the server was started with",
+    ),
     ("html", "the API writes no file: draw from the JSON"),
     ("output", "the API writes no file"),
     (

@@ -301,3 +301,99 @@ fn lens_fit_refuses_bad_layers_and_an_all_short_corpus_in_one_line() {
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["tokens"], serde_json::json!(["fit"]));
 }
+
+/// `--jlens F --steer-token " Paris=3" --at 1` on next, score and generate equals
+/// TransformerLens's run with 3 · lens_vectors(" Paris", 1) added at blocks.1.hook_out.
+#[test]
+fn steering_with_a_lens_vector_equals_transformer_lens() {
+    let r = JlensReference::load();
+    let j = tl_artifact();
+    let (token, alpha, layer) = (
+        &r.meta["steer_token"],
+        &r.meta["steer_alpha"],
+        &r.meta["steer_layer"],
+    );
+    let spec = format!("{token}={alpha}");
+    let steer = [
+        "--jlens",
+        j.as_str(),
+        "--steer-token",
+        spec.as_str(),
+        "--at",
+        layer.as_str(),
+    ];
+    for (i, text) in r.prompts().iter().enumerate() {
+        let got = json(&[&["next", text, "-k", "10"][..], &steer].concat());
+        let s = &got["steered"];
+        assert_eq!(s["jlens"], j.as_str());
+        assert_eq!(s["hook"], format!("blocks.{layer}.hook_resid_post"));
+        let (ids, probs) = (
+            r.f64s(&format!("steer.p{i}.top_ids")),
+            r.f64s(&format!("steer.p{i}.top_probs")),
+        );
+        for (k, p) in s["predictions"].as_array().unwrap().iter().enumerate() {
+            assert_eq!(p["id"], ids[k] as u64, "prompt {i} steered top {k}");
+            close(
+                &format!("prompt {i} steered prob {k}"),
+                p["prob"].as_f64().unwrap(),
+                probs[k],
+            );
+        }
+        // Unsteered, the predictions are the model's own.
+        assert_ne!(got["predictions"], s["predictions"]);
+    }
+    let score = json(&[&["score", &r.meta["score"]][..], &steer].concat());
+    for (k, want) in r.f64s("steer.score.logprobs").iter().enumerate() {
+        let got = score["tokens"][k]["logprob"].as_f64().unwrap();
+        close(&format!("steered score logprob {k}"), got, *want);
+    }
+    let n = r.meta["generate"].clone();
+    let text = &r.prompts()[0];
+    let generated = json(&[&["generate", text, "-n", &n][..], &steer].concat());
+    let want = r.f64s("steer.generated");
+    let prompt_len = generated["input_ids"].as_array().unwrap().len();
+    for (k, id) in generated["generated_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(
+            id.as_u64().unwrap(),
+            want[prompt_len + k] as u64,
+            "generated token {k}"
+        );
+    }
+}
+
+#[test]
+fn lens_steering_is_refused_in_one_line_where_it_cannot_be_done() {
+    let j = tl_artifact();
+    let mut c = cmd();
+    c.args([
+        "next",
+        "The cat",
+        "--jlens",
+        &j,
+        "--steer-token",
+        " Paris=3",
+        "--at",
+        "2",
+    ]);
+    fails(&mut c, 2, &["--at 2", "blocks 0, 1"]);
+    let mut c = cmd();
+    c.args([
+        "next",
+        "The cat",
+        "--jlens",
+        &j,
+        "--steer-token",
+        " Parisian cat=3",
+        "--at",
+        "1",
+    ]);
+    fails(&mut c, 2, &["--steer-token", "give one token"]);
+    let mut c = cmd();
+    c.args(["next", "The cat", "--steer-token", " Paris=3", "--at", "1"]);
+    fails(&mut c, 2, &["--jlens"]);
+}

@@ -686,6 +686,16 @@ fn hostile_requests_are_refused_in_the_command_lines_words_and_serving_goes_on()
         ),
         (
             400,
+            (
+                "POST",
+                "/api/next",
+                vec![],
+                br#"{"text": "a", "jlens": "/etc/passwd", "steer_token": " Paris=3", "at": 1}"#,
+            ),
+            "jlens: the API reads no file a request names",
+        ),
+        (
+            400,
             ("POST", "/api/score", vec![], br#"{"file": "/etc/passwd"}"#),
             "reads no file",
         ),

@@ -9,7 +9,7 @@ use crate::reports::{
     DepthShown, DumpReport, EmbedReport, HiddenReport, HookRow, HooksReport, InfoReport,
     NextReport, ShapeStep, TokenizeReport, TraceReport,
 };
-use crate::reports::{GenerateReport, Padding, ScoreReport, StreamedToken};
+use crate::reports::{GenerateReport, Padding, ScoreReport, SteeredWith, StreamedToken};
 
 fn shape(dims: &[usize]) -> String {
     let inner: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
@@ -113,13 +113,11 @@ pub fn next(out: &mut dyn Write, r: &NextReport) -> io::Result<()> {
     writeln!(out, "before")?;
     predictions(out, &r.predictions)?;
     writeln!(out)?;
-    writeln!(
-        out,
-        "after {} at {} (SAE {})",
-        s.changes.join(", "),
-        s.hook,
-        s.sae
-    )?;
+    let with = match &s.with {
+        SteeredWith::Sae(dir) => format!("SAE {dir}"),
+        SteeredWith::Jlens(file) => format!("Jacobian lens {file}"),
+    };
+    writeln!(out, "after {} at {} ({with})", s.changes.join(", "), s.hook)?;
     predictions(out, &s.predictions)
 }
 
