@@ -56,8 +56,10 @@ pub struct LensArgs {
     /// params.pt: an affine translator per layer before ln_f); or jlens:FILE, a Jacobian lens
     /// as TransformerLens saves it (a matrix per block moving its output to the last block's,
     /// before ln_f). DIR and FILE may be on the hub: ORG/NAME/FOLDER, ORG/NAME/PATH
-    #[arg(long, value_name = "LENS", default_value = "logit", value_parser = lens_arg)]
-    pub lens: LensArg,
+    /// Several, comma-separated (logit,jlens:FILE), are read side by side at one position
+    #[arg(long, value_name = "LENS", default_value = "logit", value_parser = lens_arg,
+          value_delimiter = ',')]
+    pub lens: Vec<LensArg>,
 
     /// Also rank this token (one token) at every depth
     #[arg(long, value_name = "TOKEN")]

@@ -13,7 +13,7 @@ use crate::cli::{LensAction, LensArgs};
 use crate::dist;
 use crate::model::{Activations, CaptureSpec, Gpt2, NoLogits, Request};
 use crate::render::attention::table;
-use crate::reports::{Guess, LensGridReport, LensReport, LensStats};
+use crate::reports::{Guess, LensGridReport, LensReading, LensReport, LensStats};
 use crate::session::checks::one_token;
 use crate::session::parts::{depth_statistics, lens_report, DepthStatistics, Reading};
 use crate::session::texts::{Computed, Texts};
@@ -34,20 +34,37 @@ pub fn run(session: &Session, args: &LensArgs, out: &mut dyn Write) -> Result<()
             .reject(|which, ids| check_index("position", p, ids.len(), "token positions", which))?;
     }
     let Texts { tokenizer, .. } = &prepared;
-    let reading = Reading {
-        lens: session.lens(&args.lens, cfg)?,
-        answer: (args.answer.as_deref())
-            .map(|a| one_token(tokenizer, "answer", a))
-            .transpose()?,
-    };
+    if args.lens.len() > 1 && args.all_positions {
+        return Err(crate::error::usage(
+            "--all-positions reads one lens; --lens a,b compares lenses at one position",
+        ));
+    }
+    let lenses = (args.lens.iter())
+        .map(|l| session.lens(l, cfg))
+        .collect::<Result<Vec<_>>>()?;
+    let answer = (args.answer.as_deref())
+        .map(|a| one_token(tokenizer, "answer", a))
+        .transpose()?;
+    let readings: Vec<Reading> = (lenses.into_iter())
+        .map(|lens| Reading {
+            lens,
+            answer: answer.clone(),
+        })
+        .collect();
     let req = Request {
         capture: CaptureSpec::new(lens::hooks(cfg)),
         logits: NoLogits,
     };
     if args.all_positions {
-        return all_positions(session, args, out, (&prepared, &model), (&req, &reading));
+        return all_positions(
+            session,
+            args,
+            out,
+            (&prepared, &model),
+            (&req, &readings[0]),
+        );
     }
-    let build = |row| build(session, args, (&model, tokenizer), row, (top_k, &reading));
+    let build = |row| build(session, args, (&model, tokenizer), row, (top_k, &readings));
     prepared.run(session, out, &model, &req, build, table::lens)
 }
 
@@ -102,21 +119,32 @@ pub fn build(
     args: &LensArgs,
     (model, tokenizer): (&Gpt2, &Tokenizer),
     row: Computed<NoLogits>,
-    (top_k, reading): (usize, &Reading),
+    (top_k, readings): (usize, &[Reading]),
 ) -> Result<LensReport> {
     let Computed {
         text, ids, output, ..
     } = row;
     let position = args.position.unwrap_or(ids.len() - 1);
     let acts = &output.activations;
-    lens_report(
-        session,
-        (model, tokenizer),
-        (text, ids),
-        acts,
-        (position, top_k),
-        reading,
-    )
+    let report = |reading| {
+        lens_report(
+            session,
+            (model, tokenizer),
+            (text, ids),
+            acts,
+            (position, top_k),
+            reading,
+        )
+    };
+    let mut first = report(&readings[0])?;
+    for reading in &readings[1..] {
+        let other = report(reading)?;
+        first.compared.push(LensReading {
+            lens: other.lens,
+            depths: other.depths,
+        });
+    }
+    Ok(first)
 }
 
 /// Rows (depth, position) unembedded at once by the grid: their logits, `(rows, V)` in

@@ -219,6 +219,16 @@ pub struct LensReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answer: Option<NamedToken>,
     pub depths: Vec<LensRow>,
+    /// `--lens a,b,…`: the other lenses' readings at the same position, side by side.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub compared: Vec<LensReading>,
+}
+
+/// One lens's depths at a position, beside another's.
+#[derive(Debug, Clone, Serialize)]
+pub struct LensReading {
+    pub lens: LensKind,
+    pub depths: Vec<LensRow>,
 }
 
 /// `lens fit`: what was fitted, on what, and where it was written.

@@ -145,6 +145,7 @@ pub fn lens_report(
         lens: reading.lens.kind(),
         answer: reading.answer.clone(),
         depths,
+        compared: Vec::new(),
     })
 }
 

@@ -397,3 +397,60 @@ fn lens_steering_is_refused_in_one_line_where_it_cannot_be_done() {
     c.args(["next", "The cat", "--steer-token", " Paris=3", "--at", "1"]);
     fails(&mut c, 2, &["--jlens"]);
 }
+
+/// `--lens logit,jlens:F` reads both at one position: the second is what `--lens jlens:F`
+/// alone prints, under `compared`.
+#[test]
+fn several_lenses_read_side_by_side() {
+    let text = "When Mary and John went to the store";
+    let j = format!("jlens:{}", tl_artifact());
+    let both = json(&["lens", text, "--lens", &format!("logit,{j}"), "-k", "3"]);
+    let logit = json(&["lens", text, "-k", "3"]);
+    let alone = json(&["lens", text, "--lens", &j, "-k", "3"]);
+    assert_eq!(both["depths"], logit["depths"]);
+    assert_eq!(both["compared"][0]["lens"], "jacobian");
+    assert_eq!(both["compared"][0]["depths"], alone["depths"]);
+    assert!(logit.get("compared").is_none());
+    let mut c = cmd();
+    c.args([
+        "lens",
+        text,
+        "--all-positions",
+        "--lens",
+        &format!("logit,{j}"),
+    ]);
+    fails(&mut c, 2, &["--all-positions reads one lens"]);
+}
+
+/// `--all-positions --svg` draws the statistics under the grid: one cell per depth and
+/// position, each with the JSON's KL, entropy and rank.
+#[test]
+fn the_lens_figure_draws_the_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("lens.svg");
+    let text = "The cat sat on the mat";
+    let j = format!("jlens:{}", tl_artifact());
+    let s = svg.display().to_string();
+    let got = json(&["lens", text, "--all-positions", "--lens", &j, "--svg", &s]);
+    let figure = std::fs::read_to_string(&svg).unwrap();
+    assert!(figure.contains("jacobian lens · the top next token"));
+    let cells: Vec<&str> = figure.split(r#"<g class="stat">"#).skip(1).collect();
+    let depths = got["depths"].as_array().unwrap().len();
+    let positions = got["tokens"].as_array().unwrap().len();
+    assert_eq!(cells.len(), depths * positions);
+    for d in 0..depths {
+        for p in 0..positions {
+            let st = &got["stats"];
+            let want = format!(
+                "KL {:.4}, entropy {:.4}, final token's rank {}",
+                st["kl_to_final"][d][p].as_f64().unwrap(),
+                st["entropy"][d][p].as_f64().unwrap(),
+                st["final_token_rank"][d][p]
+            );
+            assert!(
+                cells[d * positions + p].contains(&want),
+                "cell [{d}][{p}] lacks {want}"
+            );
+        }
+    }
+}

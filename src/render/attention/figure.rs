@@ -371,6 +371,60 @@ fn lens_row(
     }
 }
 
+/// The lens grid's statistics below it, at (`left`, `y`): KL(final ‖ depth) at every depth
+/// and position, written in its cell and shaded from 0 to the largest KL shown; each cell's
+/// tooltip adds the entropy and the final token's rank. Returns the panel's height and the
+/// width its caption needs.
+fn lens_stats_panel(
+    body: &mut String,
+    (left, y): (f64, f64),
+    r: &LensGridReport,
+    rows: &[String],
+    probabilities: &Ramp,
+) -> (f64, f64) {
+    const CW: f64 = LENS_CW;
+    const CH: f64 = LENS_CH;
+    let st = &r.stats;
+    let most = (st.kl_to_final.iter().flatten()).fold(0f32, |m, &v| m.max(v));
+    let caption = format!(
+        "KL from the final distribution, nats (0 to {most:.3}); hover: entropy, final token's rank"
+    );
+    let _ = writeln!(
+        body,
+        r#"<text x="{left}" y="{}" font-size="12">{}</text>"#,
+        y - 8.0,
+        escape(&caption)
+    );
+    for (d, label) in rows.iter().enumerate() {
+        let cy = y + d as f64 * CH;
+        let _ = writeln!(
+            body,
+            r#"<text x="{}" y="{}" font-size="11" text-anchor="end" dominant-baseline="central">{}</text>"#,
+            left - 6.0,
+            cy + CH / 2.0,
+            escape(label)
+        );
+        for (j, &kl) in st.kl_to_final[d].iter().enumerate() {
+            let x = left + j as f64 * CW;
+            let c = probabilities
+                .cmap
+                .at(if most > 0.0 { kl / most } else { 0.0 });
+            let _ = writeln!(
+                body,
+                r#"<g class="stat"><rect x="{x}" y="{cy}" width="{CW}" height="{CH}" fill="{}"><title>{label}, position {j}: KL {kl:.4}, entropy {:.4}, final token's rank {}</title></rect><text x="{}" y="{}" font-size="10" text-anchor="middle" dominant-baseline="central" fill="{}">{kl:.2}</text></g>"#,
+                hex(c),
+                st.entropy[d][j],
+                st.final_token_rank[d][j],
+                x + CW / 2.0,
+                cy + CH / 2.0,
+                ink_name(c)
+            );
+        }
+    }
+    let width = left + display_width(&caption) as f64 * CHAR_PX + 20.0;
+    (rows.len() as f64 * CH, width)
+}
+
 pub fn lens_grid(
     out: &mut dyn Write,
     r: &LensGridReport,
@@ -419,6 +473,13 @@ pub fn lens_grid(
     let bar_x = left + r.tokens.len() as f64 * CW + 16.0;
     let bar_h = (r.top.len() as f64 * CH).max(120.0);
     colour_bar(&mut body, bar_x, top, bar_h, false, &probabilities);
+    let (stats_h, stats_w) = lens_stats_panel(
+        &mut body,
+        (left, top + bar_h + 28.0),
+        r,
+        &rows,
+        &probabilities,
+    );
     let text = r.header.text.as_deref().unwrap_or_default();
     let default_title = format!(
         "{} lens · the top next token at every depth and position",
@@ -427,10 +488,11 @@ pub fn lens_grid(
     let title = title.unwrap_or(&default_title);
     let subtitle = format!("“{}”", shorten(&sentence(text), SUBTITLE_CHARS));
     let width = (bar_x + 60.0)
+        .max(stats_w)
         .max(12.0 + display_width(title) as f64 * 10.0 + 20.0)
         .max(12.0 + display_width(&subtitle) as f64 * CHAR_PX + 20.0)
         .ceil();
-    let height = (top + bar_h + 16.0).ceil();
+    let height = (top + bar_h + 28.0 + stats_h + 16.0).ceil();
     document(
         out,
         width,

@@ -183,5 +183,57 @@ pub fn lens(out: &mut dyn Write, r: &LensReport) -> io::Result<()> {
             cells
         })
         .collect();
+    columns(out, &header, &align, &rows)?;
+    if r.compared.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    side_by_side(out, r)
+}
+
+/// `--lens a,b`: each lens's top token and KL at every depth any of them reads.
+fn side_by_side(out: &mut dyn Write, r: &LensReport) -> io::Result<()> {
+    use Align::*;
+    let readings: Vec<(crate::reports::LensKind, &[crate::reports::LensRow])> =
+        std::iter::once((r.lens, &r.depths[..]))
+            .chain(r.compared.iter().map(|c| (c.lens, &c.depths[..])))
+            .collect();
+    writeln!(
+        out,
+        "side by side: each lens's top token, its probability and the KL from the final \
+         distribution (nats)"
+    )?;
+    let mut depths: Vec<usize> = (readings.iter())
+        .flat_map(|(_, rows)| rows.iter().map(|row| row.depth))
+        .collect();
+    depths.sort_unstable();
+    depths.dedup();
+    let header: Vec<String> = std::iter::once("depth".to_string())
+        .chain(readings.iter().map(|(kind, _)| kind.name().to_string()))
+        .collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let align: Vec<Align> = std::iter::once(Left)
+        .chain(readings.iter().map(|_| Left))
+        .collect();
+    let rows: Vec<Vec<String>> = (depths.iter())
+        .map(|&d| {
+            let cells =
+                readings
+                    .iter()
+                    .map(|(_, rows)| match rows.iter().find(|row| row.depth == d) {
+                        Some(row) => match row.predictions.first() {
+                            Some(p) => format!(
+                                "{} {:.3}  KL {:.3}",
+                                quoted(&p.token),
+                                p.prob,
+                                row.stats.kl_to_final
+                            ),
+                            None => format!("KL {:.3}", row.stats.kl_to_final),
+                        },
+                        None => "—".to_string(),
+                    });
+            std::iter::once(depth_label(d)).chain(cells).collect()
+        })
+        .collect();
     columns(out, &header, &align, &rows)
 }
