@@ -202,6 +202,17 @@ pub enum LensArg {
     Jacobian(String),
 }
 
+impl LensArg {
+    /// As `--lens` spells it.
+    pub fn spec(&self) -> String {
+        match self {
+            LensArg::Logit => "logit".into(),
+            LensArg::Tuned(d) => format!("tuned:{d}"),
+            LensArg::Jacobian(f) => format!("jlens:{f}"),
+        }
+    }
+}
+
 pub(super) fn lens_arg(s: &str) -> Result<LensArg, String> {
     match s.split_once(':') {
         None if s == "logit" => Ok(LensArg::Logit),

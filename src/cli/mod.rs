@@ -408,6 +408,11 @@ pub struct ServeArgs {
     /// model, and the only SAEs requests may name (features, feature, steering)
     #[arg(long, value_name = "DIR|ORG/NAME/FOLDER")]
     pub sae: Vec<String>,
+    /// A lens to serve besides the logit lens (repeat for several): tuned:DIR or jlens:FILE
+    /// as `lens --lens` takes them; loaded once, checked against the model, and the only
+    /// lenses requests may name (lens, and a Jacobian lens's vectors for steering)
+    #[arg(long, value_name = "LENS", value_parser = attention::lens_arg)]
+    pub lens: Vec<LensArg>,
 }
 
 #[derive(Debug, Args)]

@@ -11,5 +11,6 @@ use crate::session::Session;
 pub fn run(session: &Session, args: &ServeArgs, out: &mut dyn Write) -> Result<()> {
     session.keep_model()?;
     session.keep_saes(&args.sae)?;
+    session.keep_lenses(&args.lens)?;
     crate::serve::serve(session, args, out)
 }

@@ -48,10 +48,6 @@ const REFUSED: &[(&str, &str)] = &[
     ("color", "the API answers JSON"),
     ("svg", "ask POST /api/COMMAND?as=svg for the figure"),
     ("dot", "the API writes no file: draw from the JSON"),
-    (
-        "jlens",
-        "the API reads no file a request names: steer with an SAE the server was started with",
-    ),
     ("html", "the API writes no file: draw from the JSON"),
     ("output", "the API writes no file"),
     (
@@ -152,7 +148,7 @@ pub fn argv(command: &str, body: &[u8], form: &Form) -> Result<Vec<String>, Refu
     let mut flags = vec!["gpt2-inspect".to_string(), command.to_string()];
     let mut positionals: Vec<(usize, Vec<String>)> = Vec::new();
     for (key, value) in &options {
-        let arg = allowed(command, &cmd, key, value)?;
+        let arg = allowed(command, &cmd, key)?;
         let values = values(key, value)?;
         match arg.get_long() {
             Some(long) if !arg.get_action().takes_values() => {
@@ -178,19 +174,9 @@ pub fn argv(command: &str, body: &[u8], form: &Form) -> Result<Vec<String>, Refu
 }
 
 /// The option `key` of `command`, when a request may set it to `value`.
-fn allowed(
-    command: &str,
-    cmd: &clap::Command,
-    key: &str,
-    value: &Value,
-) -> Result<clap::Arg, Refused> {
+fn allowed(command: &str, cmd: &clap::Command, key: &str) -> Result<clap::Arg, Refused> {
     if let Some((_, why)) = REFUSED.iter().find(|(k, _)| *k == key) {
         return Err(bad(format!("{key}: {why}")));
-    }
-    if key == "lens" && value.as_str() != Some("logit") {
-        return Err(bad(
-            "lens: the API reads no file a request names: give \"logit\"",
-        ));
     }
     let arg = (cmd.get_arguments())
         .find(|a| api_name(a) == key && !a.is_hide_set() && !a.is_global_set())
@@ -282,7 +268,7 @@ fn subcommand(command: &str) -> clap::Command {
 
 /// `GET /api`: every command the API answers, with its options as requests name them, and
 /// the SAEs the server serves.
-pub fn index(saes: &[String]) -> Value {
+pub fn index(saes: &[String], lenses: &[String]) -> Value {
     let commands: Vec<Value> = COMMANDS
         .iter()
         .map(|&name| {
@@ -312,5 +298,5 @@ pub fn index(saes: &[String]) -> Value {
             })
         })
         .collect();
-    json!({ "commands": commands, "globals": GLOBALS, "saes": saes })
+    json!({ "commands": commands, "globals": GLOBALS, "saes": saes, "lenses": lenses })
 }

@@ -57,6 +57,8 @@ struct Served {
     admitted: Arc<Semaphore>,
     /// The SAEs requests may name (`serve --sae`), loaded once.
     saes: Vec<String>,
+    /// The lenses requests may name besides logit (`serve --lens`), as spelled.
+    lenses: Vec<String>,
 }
 
 /// Serves until the process is stopped (Ctrl-C or SIGTERM end it as any command).
@@ -161,6 +163,7 @@ fn served(session: &Session, args: &ServeArgs, addr: SocketAddr) -> Result<Serve
         workers: Arc::new(Semaphore::new(workers)),
         admitted: Arc::new(Semaphore::new(workers + QUEUE)),
         saes: args.sae.clone(),
+        lenses: args.lens.iter().map(|l| l.spec()).collect(),
     })
 }
 
@@ -189,7 +192,7 @@ async fn page() -> Response {
 }
 
 async fn index(State(s): State<Arc<Served>>) -> Response {
-    axum::Json(api::index(&s.saes)).into_response()
+    axum::Json(api::index(&s.saes, &s.lenses)).into_response()
 }
 
 async fn wrong_method(method: Method) -> Response {

@@ -126,6 +126,9 @@ pub struct Session {
     /// SAEs loaded once by [`Session::keep_saes`] (a server's `--sae`), by the spec that
     /// named them: the only ones such a session's calls may name.
     kept_saes: Arc<OnceLock<Vec<(String, Sae)>>>,
+    /// A server's lenses (`serve --lens`): once set, the only ones besides the logit lens
+    /// that [`Session::lens`] gives.
+    kept_lenses: Arc<OnceLock<Vec<(crate::cli::LensArg, Lens)>>>,
 }
 
 impl Session {
@@ -164,6 +167,7 @@ impl Session {
             tokenizer: Default::default(),
             kept: Default::default(),
             kept_saes: Default::default(),
+            kept_lenses: Default::default(),
         })
     }
 
@@ -323,6 +327,19 @@ impl Session {
     /// The lens `--lens` names, a tuned lens read from its directory and checked against
     /// the model (`cfg`).
     pub fn lens(&self, arg: &crate::cli::LensArg, cfg: &Config) -> Result<Lens> {
+        if let (Some(kept), false) = (self.kept_lenses.get(), *arg == crate::cli::LensArg::Logit) {
+            return match kept.iter().find(|(a, _)| a == arg) {
+                Some((_, lens)) => Ok(lens.clone()),
+                None => Err(usage(format!(
+                    "--lens {}: this server serves {}",
+                    arg.spec(),
+                    (std::iter::once("logit".to_string()))
+                        .chain(kept.iter().map(|(a, _)| a.spec()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))),
+            };
+        }
         match arg {
             crate::cli::LensArg::Logit => Ok(Lens::Logit),
             crate::cli::LensArg::Tuned(spec) => {
@@ -397,6 +414,17 @@ impl Session {
             kept.push((spec.clone(), sae));
         }
         let _ = self.kept_saes.set(kept);
+        Ok(())
+    }
+
+    /// Loads `lenses` once, checked against the model; from then on they (and the logit
+    /// lens) are the only lenses this session (a server's) reads.
+    pub fn keep_lenses(&self, lenses: &[crate::cli::LensArg]) -> Result<()> {
+        let cfg = self.config()?;
+        let kept = (lenses.iter())
+            .map(|a| Ok((a.clone(), self.lens(a, cfg)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let _ = self.kept_lenses.set(kept);
         Ok(())
     }
 

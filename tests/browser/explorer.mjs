@@ -79,6 +79,21 @@ try {
   const cellApi = await api("lens", { text: config.prompt, top_k: 10, position: 2 });
   const cellIds = await page.$$eval("#lens-topk tr", (trs) => trs.slice(1).map((tr) => Number(tr.cells[2].textContent)));
   check("a lens cell's top 10 are the API's", same(cellIds, cellApi.depths[1].predictions.map((p) => p.id)), JSON.stringify(cellIds));
+  // The lens chooser: the served Jacobian lens reads the depths it has, with the statistics.
+  await page.selectOption("#lens-choice", config.lens);
+  await page.waitForFunction(() => document.querySelectorAll("#lens tr").length === 4, null, { timeout: 30000 });
+  const jl = await api("lens", { text: config.prompt, all_positions: true, lens: config.lens });
+  const jCells = await page.$$eval("#lens tr", (trs) => trs.slice(1).map((tr) => [...tr.cells].slice(1).map((c) => c.title)));
+  check("the chosen lens's grid and statistics are the API's", jl.lens === "jacobian" && jCells.length === jl.top.length && jCells.every((r, d) =>
+    r.every((t, p) => t.includes(`id ${jl.top[d][p].id},`) && t.includes(`KL ${jl.stats.kl_to_final[d][p].toFixed(3)},`))));
+  check("the chosen lens is in the URL", decodeURIComponent(page.url()).includes("lens=" + config.lens));
+  await page.click("#lens td[data-depth='2'][data-position='1']");
+  await page.waitForFunction(() => document.querySelector("#lens-cell-title").textContent.includes("jacobian"), null, { timeout: 30000 });
+  const jCell = await api("lens", { text: config.prompt, top_k: 10, position: 1, lens: config.lens });
+  const jIds = await page.$$eval("#lens-topk tr", (trs) => trs.slice(1).map((tr) => Number(tr.cells[2].textContent)));
+  check("the chosen lens's cell top 10 are the API's", same(jIds, jCell.depths[1].predictions.map((p) => p.id)), JSON.stringify(jIds));
+  await page.selectOption("#lens-choice", "logit");
+  await page.waitForFunction(() => document.querySelectorAll("#lens tr").length === 5, null, { timeout: 30000 });
 
   // Saliency of a given answer.
   await page.fill("#answer", config.answer); await page.dispatchEvent("#answer", "change");

@@ -235,6 +235,11 @@ fn the_explorer_works_in_headless_chromium() {
     };
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-explorer");
     let sae = root.join("tests/fixtures/saes/standard");
+    let jlens = format!(
+        "jlens:{}",
+        root.join("tests/fixtures/lenses/jlens/tl-default.pt")
+            .display()
+    );
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
     let mut server = Command::new(assert_cmd::cargo::cargo_bin("gpt2-inspect"))
@@ -242,6 +247,8 @@ fn the_explorer_works_in_headless_chromium() {
         .arg(root.join("tests/fixtures/tiny-gpt2"))
         .args(["serve", "--port", "0", "--sae"])
         .arg(&sae)
+        .arg("--lens")
+        .arg(&jlens)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -252,7 +259,7 @@ fn the_explorer_works_in_headless_chromium() {
     let url = line.trim().strip_prefix("serving ").unwrap().to_string();
     // The fixture has 3 layers of 4 heads.
     let config = serde_json::json!({
-        "url": url, "prompt": CAT, "corrupt": DOG, "answer": " mat", "sae": sae,
+        "url": url, "prompt": CAT, "corrupt": DOG, "answer": " mat", "sae": sae, "lens": jlens,
         "layers": 3, "heads": 4, "out": out,
     });
     let checked =

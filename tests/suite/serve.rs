@@ -682,7 +682,7 @@ fn hostile_requests_are_refused_in_the_command_lines_words_and_serving_goes_on()
                 vec![],
                 br#"{"text": "a", "lens": "tuned:/etc"}"#,
             ),
-            "lens: the API reads no file a request names",
+            "--lens tuned:/etc: this server serves logit",
         ),
         (
             400,
@@ -692,7 +692,7 @@ fn hostile_requests_are_refused_in_the_command_lines_words_and_serving_goes_on()
                 vec![],
                 br#"{"text": "a", "jlens": "/etc/passwd", "steer_token": " Paris=3", "at": 1}"#,
             ),
-            "jlens: the API reads no file a request names",
+            "--lens jlens:/etc/passwd: this server serves logit",
         ),
         (
             400,
