@@ -5,6 +5,7 @@
 #
 #   scripts/bench.sh [--with-hf] [--with-llama]
 #   scripts/bench.sh --only-circuits | --only-features | --only-corpus | --only-dtypes | --only-serve
+#   scripts/bench.sh --only-lenses
 #   scripts/bench.sh --only-profiles [--with-llama]
 #
 # --only-circuits (--only-features) runs the circuit (SAE feature) rows alone, gpt2-inspect
@@ -32,7 +33,8 @@ for arg in "$@"; do
     --only-dtypes) ONLY=dtypes ;;
     --only-profiles) ONLY=profiles ;;
     --only-serve) ONLY=serve ;;
-    *) echo "usage: scripts/bench.sh [--with-hf] [--with-llama] | --only-circuits | --only-features | --only-corpus | --only-dtypes | --only-profiles | --only-serve" >&2; exit 2 ;;
+    --only-lenses) ONLY=lenses ;;
+    *) echo "usage: scripts/bench.sh [--with-hf] [--with-llama] | --only-circuits | --only-features | --only-corpus | --only-dtypes | --only-profiles | --only-serve | --only-lenses" >&2; exit 2 ;;
   esac
 done
 
@@ -274,6 +276,34 @@ PYEOF
   done
   rm -f "$OUT/perf.data" "$OUT/perf.data.old"
 }
+# Lenses: `lens fit` (a Jacobian lens, every block, 128-token prompts with BOS) against
+# TransformerLens 4.3.0's JacobianLens.fit on the same prompts (in $WORK/venv-tl, made here
+# when missing, or $TL_PYTHON), time per prompt and peak RSS; then reading that lens on a
+# 32-token prompt against the logit lens, alternating.
+bench_lenses() {
+  echo "== lenses"
+  local corpus="$WORK/lens_corpus.txt"
+  python3 - "$WORK/prose.txt" "$corpus" <<'PYEOF'
+import sys
+words = open(sys.argv[1]).read().split()
+# Two lines of 160 words: more than 128 tokens each, cut to 128 (with the BOS).
+open(sys.argv[2], "w").write("\n".join(" ".join(words[i * 160:(i + 1) * 160]) for i in range(2)) + "\n")
+PYEOF
+  /usr/bin/time -f '%e %M' -o "$OUT/lens_fit_ours.time" \
+    $BIN --model "$MODEL" --prepend-bos lens fit --file "$corpus" --lines -o "$OUT/jlens.pt" >/dev/null 2>&1
+  local tl="${TL_PYTHON:-$WORK/venv-tl/bin/python}"
+  if [ ! -x "$tl" ]; then
+    python3 -m venv "$WORK/venv-tl" && "$WORK/venv-tl/bin/pip" install -q transformer-lens==4.3.0
+    tl="$WORK/venv-tl/bin/python"
+  fi
+  head -n 1 "$corpus" > "$WORK/lens_corpus_1.txt"
+  /usr/bin/time -f '%e %M' -o "$OUT/lens_fit_tl.time" \
+    "$tl" scripts/bench_jlens_tl.py "$MODEL" "$WORK/lens_corpus_1.txt" > "$OUT/lens_fit_tl.json"
+  local p32
+  p32=$(printf 'Hello %.0s' $(seq 32) | sed 's/ $//')
+  python3 scripts/bench_pair.py 10 2 "$OUT/lens_read_jlens.json" "$OUT/lens_read_logit.json" \
+    "$BIN --model $MODEL lens '$p32' --lens jlens:$OUT/jlens.pt" "$BIN --model $MODEL lens '$p32'"
+}
 # The explorer's server (scripts/bench_serve.py): start, a prompt's first view against the
 # same commands one-shot, latency from 1 and 4 clients, memory at rest and after load.
 bench_serve() {
@@ -364,6 +394,7 @@ bench_corpus
 bench_dtypes
 bench_profiles
 bench_serve
+bench_lenses
 
 rm -f "$OUT"/*.flags; [ "$WITH_HF" = 1 ] && touch "$OUT/hf.flags"; [ "$WITH_LLAMA" = 1 ] && touch "$OUT/llama.flags"
 python3 scripts/bench_report.py "$OUT" > bench/results.md

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 out = sys.argv[1]
-# "circuits", "features", "corpus" or "serve": print only that section (scripts/bench.sh --only-…).
+# "circuits", "features", "corpus", "serve" or "lenses": print only that section (scripts/bench.sh --only-…).
 only = sys.argv[2] if len(sys.argv) > 2 else None
 
 
@@ -462,7 +462,50 @@ def serve_section():
           f"{r['rss_after']:.0f} MiB, {r['rss_peak']:.0f} MiB | | |")
 
 
-SECTIONS = {"corpus": corpus_section, "dtypes": dtypes_section, "profiles": profiles_section,
+def timed(name):
+    """(seconds, peak MiB) of a `/usr/bin/time -f '%e %M'` file."""
+    p = os.path.join(out, name + ".time")
+    if not os.path.exists(p):
+        return None, None
+    e, m = open(p).read().split()[-2:]
+    return float(e), int(m) / 1024
+
+
+def lenses_section():
+    ours_s, ours_m = timed("lens_fit_ours")
+    if ours_s is None:
+        return
+    tl_s, tl_m = timed("lens_fit_tl")
+    tl = json.load(open(os.path.join(out, "lens_fit_tl.json"))) if tl_s is not None else None
+    weights = os.path.getsize(os.path.join("bench/work/gpt2-random/model.safetensors")) / 2**20
+    print(f"Lenses (commit {commit}, {datetime.date.today()}, {os.cpu_count()} cores ({cpu}); "
+          "`scripts/bench.sh --only-lenses` or the full run). `lens fit` fits a Jacobian lens on "
+          "every block of gpt2-size weights, 128-token prompts with the BOS (2 prompts, load "
+          "included), against TransformerLens 4.3.0's `JacobianLens.fit` (1 prompt, its "
+          "default dim_batch 8, model boot excluded) on this CPU; then reading the fitted lens "
+          "on a 32-token prompt against the logit lens (alternating, median of 10).\n")
+    print("| what | gpt2-inspect | TransformerLens | ratio | target |")
+    print("| --- | --- | --- | --- | --- |")
+    ours_per = ours_s / 2
+    tl_per = tl["seconds"] / tl["prompts"] if tl else None
+    ratio_s = "–"
+    if tl_per:
+        ratio_s = (f"{tl_per / ours_per:.2f}× faster" if tl_per >= ours_per
+                   else f"{ours_per / tl_per:.2f}× slower")
+    print(f"| `lens fit`: seconds per 128-token prompt | {ours_per:.1f} s | "
+          f"{f'{tl_per:.1f} s' if tl_per else '–'} | {ratio_s} | ≥ 3× faster: "
+          f"{'met' if tl_per and tl_per / ours_per >= 3 else 'missed'} |")
+    print(f"| `lens fit`: peak memory | {ours_m:.0f} MiB ({weights:.0f} MiB of weights) | "
+          f"{f'{tl_m:.0f} MiB' if tl_m else '–'} | | ≤ weights + 1.5 GB: "
+          f"{'met' if ours_m <= weights + 1536 else 'missed'} |")
+    j, _ = seconds("lens_read_jlens")
+    l, _ = seconds("lens_read_logit")
+    if j and l:
+        print(f"| `lens` on 32 tokens: Jacobian lens against the logit lens | {fmt_s(j)} | {fmt_s(l)} "
+              f"(logit lens) | {j / l:.2f}× its time | ≤ 1.5×: {'met' if j / l <= 1.5 else 'missed'} |")
+
+
+SECTIONS = {"lenses": lenses_section, "corpus": corpus_section, "dtypes": dtypes_section, "profiles": profiles_section,
             "circuits": circuits_section, "features": features_section, "serve": serve_section}
 if only:
     SECTIONS[only]()
@@ -583,7 +626,7 @@ for k, label in [("generate_cache", "generate 64 tokens after 8, key/value cache
 
 pairs_table()
 # The sections --only may replace alone, each between its markers.
-for name in ("dtypes", "profiles", "circuits", "features", "corpus", "serve"):
+for name in ("dtypes", "profiles", "circuits", "features", "corpus", "serve", "lenses"):
     print()
     print(f"<!-- {name} -->")
     SECTIONS[name]()

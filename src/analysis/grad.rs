@@ -91,10 +91,15 @@ pub fn check_differentiable(model: &Gpt2) -> Result<()> {
 /// equal size, so the first (which faults in fresh memory) is no larger than it needs to
 /// be. Integrated gradients and EAP-IG batch their steps by it.
 pub fn rows_per_pass(model: &Gpt2, t: usize, rows: usize, probed: usize) -> usize {
+    rows_within(model, (t, rows, probed), PASS_BUDGET)
+}
+
+/// [`rows_per_pass`] for passes that may hold `budget` bytes.
+pub fn rows_within(model: &Gpt2, (t, rows, probed): (usize, usize, usize), budget: usize) -> usize {
     let cfg = model.config();
     let per_layer = 4 * cfg.n_head * t * t + (40 + probed) * t * cfg.n_embd;
     let bytes = 4 * (cfg.n_layer * per_layer + cfg.vocab_size * 4);
-    let most = (PASS_BUDGET / bytes.max(1)).max(1);
+    let most = (budget / bytes.max(1)).max(1);
     rows.div_ceil(rows.div_ceil(most).max(1)).max(1)
 }
 

@@ -177,9 +177,15 @@ pub struct LensFitArgs {
     #[arg(long, required = true)]
     pub lines: bool,
     /// The lens file to write (a torch.save'd dict JacobianLens.load reads); replaced
-    /// atomically
-    #[arg(long, short = 'o', value_name = "FILE")]
-    pub output: PathBuf,
+    /// atomically. With --partial, `merge -o` writes it
+    #[arg(
+        long,
+        short = 'o',
+        value_name = "FILE",
+        required_unless_present = "partial",
+        conflicts_with = "partial"
+    )]
+    pub output: Option<PathBuf>,
     /// Prompts are cut to this many tokens (after the BOS)
     #[arg(long, value_name = "N", default_value_t = 128, value_parser = super::at_least_one)]
     pub max_seq_len: u32,
@@ -190,6 +196,8 @@ pub struct LensFitArgs {
     /// Source blocks, comma-separated (`0,5,10`); omitted: every block but the last
     #[arg(long, value_name = "L,…", value_delimiter = ',')]
     pub layers: Vec<usize>,
+    #[command(flatten)]
+    pub shards: super::ShardArgs,
 }
 
 /// `--lens`: which lens reads each depth.

@@ -4,12 +4,14 @@ mod attention;
 mod causal;
 mod features;
 mod gradients;
+mod shards;
 mod texts;
 mod tokens;
 pub use attention::*;
 pub use causal::*;
 pub use features::*;
 pub use gradients::*;
+pub use shards::*;
 pub use texts::*;
 pub use tokens::*;
 
@@ -143,6 +145,8 @@ impl Command {
             Command::Completions(_) | Command::Man(_) => NO_MODEL,
             // Each request answers JSON with its own --prepend-bos.
             Command::Serve(_) => &[Color, PrependBos],
+            // The partials say the model and settings.
+            Command::Merge(_) => &[Model, Revision, Dtype, Device, PrependBos, Color],
             Command::Attention(_)
             | Command::Patch(_)
             | Command::Circuit(_)
@@ -375,6 +379,12 @@ pub enum Command {
         after_help = "Examples:\n  gpt2-inspect heads\n  gpt2-inspect heads --seq-len 100 --seed 7 --svg heads.svg"
     )]
     Heads(HeadsArgs),
+    /// Merge the partial files of a corpus pass run in shards (--shard K/N --partial FILE)
+    /// into what one run over the whole corpus prints and writes
+    #[command(
+        after_help = "Example:\n  for k in 0 1 2; do gpt2-inspect --prepend-bos lens fit --file corpus.txt --lines --shard $k/3 --partial part-$k.st; done\n  gpt2-inspect merge part-*.st -o lens.pt"
+    )]
+    Merge(MergeArgs),
     /// Serve the explorer: every view and analysis on one local page, and the API it uses
     /// (POST /api/COMMAND answers what `COMMAND … --json` prints)
     #[command(

@@ -1,69 +1,269 @@
 //! `lens fit --file CORPUS --lines -o LENS.pt`: a Jacobian lens fitted with TransformerLens's
 //! estimator ([`crate::analysis::lens_fit`]), written as TransformerLens saves it. The corpus
 //! is read a line at a time (memory does not grow with it); a line too short to fit on is
-//! skipped, as TransformerLens skips it, and listed in the report.
+//! skipped, as TransformerLens skips it, and listed in the report. With `--shard K/N
+//! --partial FILE` it fits one shard of the lines and writes its sums for `merge`, which
+//! writes the lens one run over every line would have written ([`merge`]).
 
-use std::io::{BufRead, BufReader, Write};
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
 
 use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 use crate::analysis::lens_fit::{FitSettings, JacobianSums};
 use crate::analysis::progress::Progress;
-use crate::cli::LensFitArgs;
+use crate::cli::{LensFitArgs, MergeArgs, Shard};
 use crate::error::usage;
-use crate::reports::{LensFitReport, SkippedLine};
+use crate::load::partial::{self, Partial, PartialInfo, PassKind};
+use crate::model::Gpt2;
+use crate::reports::{Header, LensFitReport, SkippedLine};
 use crate::session::progress::Bar;
 use crate::session::Session;
 
 pub fn run(session: &Session, args: &LensFitArgs, out: &mut dyn Write) -> Result<()> {
     let report = build(session, args)?;
-    crate::session::emit(
-        session,
-        out,
-        &report,
-        crate::render::attention::table::lens_fit,
-    )
+    emit(session, out, &report)
 }
 
-/// Fits the lens, writes it, and reports what was done.
+fn emit(session: &Session, out: &mut dyn Write, report: &LensFitReport) -> Result<()> {
+    let table = crate::render::attention::table::lens_fit;
+    crate::session::emit(session, out, report, table)
+}
+
+/// What one prompt's passes may hold, in bytes: more rows a pass than other backward passes
+/// take (gpt2, 128 tokens: 6), which the products need to be efficient (at 2 rows gemm
+/// spends a quarter of its time packing the weights); the rows do not change the numbers.
+const FIT_BUDGET: usize = 1280 << 20;
+
+/// What a fit's result depends on besides the lines' texts: partials must agree on all of
+/// it to merge, and the lens's metadata records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Agreement {
+    version: String,
+    model: String,
+    revision: Option<String>,
+    d_model: usize,
+    n_layer: usize,
+    source_layers: Vec<usize>,
+    max_seq_len: usize,
+    skip_first_positions: usize,
+    prepend_bos: bool,
+    /// `--file` as given, and its contents' SHA-256.
+    corpus: String,
+    corpus_sha256: String,
+}
+
+/// A fit's counts, summed or joined by a merge.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Counts {
+    n_prompts: usize,
+    tokens: usize,
+    skipped: Vec<SkippedLine>,
+}
+
+/// Fits the lens (or the shard's partial), writes it, and reports what was done.
 pub fn build(session: &Session, args: &LensFitArgs) -> Result<LensFitReport> {
     let cfg = session.config()?;
     let settings = settings(args, cfg.n_layer)?;
+    let shard = args.shards.shard.unwrap_or(Shard::ALL);
+    let (lines, sha256) = scan_corpus(args, shard)?;
+    let agreement = Agreement {
+        version: env!("CARGO_PKG_VERSION").into(),
+        model: session.model_name.clone(),
+        revision: session.header(None)?.revision,
+        d_model: cfg.n_embd,
+        n_layer: cfg.n_layer,
+        source_layers: settings.source_layers.clone(),
+        max_seq_len: settings.max_seq_len,
+        skip_first_positions: settings.skip_first,
+        prepend_bos: session.prepend_bos,
+        corpus: args.file.display().to_string(),
+        corpus_sha256: sha256,
+    };
+    if let Some(path) = &args.shards.partial {
+        if let Some(done) = finished(path, &agreement, shard) {
+            eprintln!(
+                "{}: shard {shard} already fitted with these settings; kept",
+                path.display()
+            );
+            return Ok(report(
+                &agreement,
+                &done,
+                path,
+                shards_of(&[shard.k].into(), shard.n),
+            ));
+        }
+    }
     let model = session.model(cfg, cfg.n_layer)?;
     crate::analysis::grad::check_differentiable(&model)?;
+    let (sums, counts) = fit_corpus(session, args, (&model, &settings), (shard, lines))?;
+    if let Some(path) = &args.shards.partial {
+        let info = info(&agreement, shard.n, [shard.k].into(), &counts)?;
+        let partial = Partial {
+            info,
+            sums: to_sums(&sums),
+        };
+        let bytes = partial.to_bytes()?;
+        crate::session::write_file(session, "--partial", Some(path), |w| w.write_all(&bytes))?;
+        let of = shards_of(&[shard.k].into(), shard.n);
+        return Ok(report(&agreement, &counts, path, of));
+    }
+    let output = args
+        .output
+        .as_deref()
+        .expect("clap requires -o without --partial");
+    write_lens(session, (&agreement, &counts), &sums, output)?;
+    Ok(report(&agreement, &counts, output, None))
+}
+
+/// The partial at `path` when it holds exactly `shard` fitted with `agreement`'s settings.
+fn finished(path: &Path, agreement: &Agreement, shard: Shard) -> Option<Counts> {
+    let p = Partial::read(path).ok()?;
+    let same = p.info.kind == PassKind::LensFit
+        && p.info.n == shard.n
+        && p.info.shards == BTreeSet::from([shard.k])
+        && serde_json::from_value::<Agreement>(p.info.agree).ok()? == *agreement;
+    same.then(|| serde_json::from_value(p.info.counts).ok())?
+}
+
+fn info(a: &Agreement, n: usize, shards: BTreeSet<usize>, c: &Counts) -> Result<PartialInfo> {
+    Ok(PartialInfo {
+        kind: PassKind::LensFit,
+        agree: serde_json::to_value(a)?,
+        n,
+        shards,
+        counts: serde_json::to_value(c)?,
+    })
+}
+
+fn to_sums(sums: &JacobianSums) -> Vec<partial::Sum> {
+    let d = sums.d_model;
+    (sums.layers.iter().zip(&sums.sums))
+        .map(|(l, s)| (format!("sum.{l:04}"), vec![d, d], s.clone()))
+        .collect()
+}
+
+/// The lens of `sums` written to `output`, its metadata from the agreement.
+fn write_lens(
+    session: &Session,
+    (a, counts): (&Agreement, &Counts),
+    sums: &JacobianSums,
+    output: &Path,
+) -> Result<()> {
+    let lens = sums.mean()?;
+    let bytes = crate::load::jacobian_lens::to_bytes(&lens, &metadata(a, counts.n_prompts))?;
+    crate::session::write_file(session, "-o", Some(output), |w| w.write_all(&bytes))
+}
+
+/// The report one run prints, from what it agreed on and counted (`partial_of`: the shards
+/// of a partial written, `None` for a lens).
+fn report(a: &Agreement, c: &Counts, output: &Path, partial_of: Option<String>) -> LensFitReport {
+    let mut skipped = c.skipped.clone();
+    skipped.sort_by_key(|s| s.line);
+    LensFitReport {
+        header: Header::new(&a.model, a.revision.clone(), None),
+        corpus: a.corpus.clone(),
+        output: output.display().to_string(),
+        n_prompts: c.n_prompts,
+        skipped,
+        source_layers: a.source_layers.clone(),
+        target_layer: a.n_layer - 1,
+        d_model: a.d_model,
+        max_seq_len: a.max_seq_len,
+        skip_first_positions: a.skip_first_positions,
+        prepend_bos: a.prepend_bos,
+        tokens: c.tokens,
+        partial_of,
+    }
+}
+
+/// `shards` of `n` as a report says them: `1 of 3`, `0, 2 of 3`.
+fn shards_of(shards: &BTreeSet<usize>, n: usize) -> Option<String> {
+    let ks: Vec<String> = shards.iter().map(|k| k.to_string()).collect();
+    Some(format!("{} of {n}", ks.join(", ")))
+}
+
+/// `merge` of `lens fit` partials: the lens (`-o`) or the merged partial (`--partial`),
+/// and the report one run over their lines prints.
+pub fn merge(
+    session: &Session,
+    args: &MergeArgs,
+    partials: Vec<Partial>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let first = &partials[0].info;
+    let agreement: Agreement = serde_json::from_value(first.agree.clone())
+        .context("the partials' settings are not a lens fit's")?;
+    let mut counts = Counts::default();
+    for p in &partials {
+        let c: Counts = serde_json::from_value(p.info.counts.clone())?;
+        counts.n_prompts += c.n_prompts;
+        counts.tokens += c.tokens;
+        counts.skipped.extend(c.skipped);
+    }
+    counts.skipped.sort_by_key(|s| s.line);
+    let summed = partial::summed(&partials)?;
+    if let Some(path) = &args.partial {
+        let shards: BTreeSet<usize> = (partials.iter())
+            .flat_map(|p| p.info.shards.iter().copied())
+            .collect();
+        let of = shards_of(&shards, first.n);
+        let info = info(&agreement, first.n, shards, &counts)?;
+        let bytes = Partial { info, sums: summed }.to_bytes()?;
+        crate::session::write_file(session, "--partial", Some(path), |w| w.write_all(&bytes))?;
+        return emit(session, out, &report(&agreement, &counts, path, of));
+    }
+    let Some(output) = &args.output else {
+        return Err(usage(
+            "merge of lens fit partials: give -o LENS.pt (or --partial FILE)",
+        ));
+    };
+    let mut sums = JacobianSums::new(&agreement.source_layers, agreement.d_model);
+    sums.n_prompts = counts.n_prompts;
+    for (s, (_, _, v)) in sums.sums.iter_mut().zip(summed) {
+        *s = v;
+    }
+    write_lens(session, (&agreement, &counts), &sums, output)?;
+    emit(session, out, &report(&agreement, &counts, output, None))
+}
+
+/// One prompt per line of the shard, a line at a time, each pass reported to the session's
+/// listener.
+fn fit_corpus(
+    session: &Session,
+    args: &LensFitArgs,
+    (model, settings): (&Gpt2, &FitSettings),
+    (shard, lines): (Shard, usize),
+) -> Result<(JacobianSums, Counts)> {
+    let c = model.config().n_embd;
     let tokenizer = session.tokenizer()?;
-    let lines = count_lines(args)?;
-    let mut sums = JacobianSums::new(&settings.source_layers, cfg.n_embd);
-    let (mut skipped, mut tokens) = (Vec::new(), 0);
+    let mut sums = JacobianSums::new(&settings.source_layers, c);
+    let mut counts = Counts::default();
     let mut bar = Bar::new(session, "lens fit");
-    bar.start(
-        lines as u64 * cfg.n_embd as u64,
-        "output dimensions of the prompts",
-    );
-    for_each_line(args, |line, text| {
+    bar.start(lines as u64 * c as u64, "output dimensions of the prompts");
+    for_each_line(args, shard, |line, text| {
         let mut ids = session.ids(&tokenizer, text)?;
         ids.truncate(settings.max_seq_len);
         if !settings.fits(ids.len()) {
-            skipped.push(SkippedLine {
-                line,
-                tokens: ids.len(),
-            });
-            return bar.advance(cfg.n_embd as u64);
+            let tokens = ids.len();
+            counts.skipped.push(SkippedLine { line, tokens });
+            return bar.advance(c as u64);
         }
-        let rows = crate::analysis::grad::rows_per_pass(&model, ids.len(), cfg.n_embd, 1);
-        let mut done = |n: u64| bar.advance(n);
-        let per_pass = rows.min(cfg.n_embd);
-        let mut left = cfg.n_embd;
-        sums.add_prompt(&model, &ids, (&settings, rows), &mut || {
-            let n = per_pass.min(left);
+        let rows = crate::analysis::grad::rows_within(model, (ids.len(), c, 1), FIT_BUDGET);
+        let mut left = c;
+        sums.add_prompt(model, &ids, (settings, rows), &mut || {
+            let n = rows.min(left);
             left -= n;
-            done(n as u64)
+            bar.advance(n as u64)
         })?;
-        tokens += ids.len();
+        counts.tokens += ids.len();
         Ok(())
     })?;
-    drop(bar);
-    if sums.n_prompts == 0 {
+    counts.n_prompts = sums.n_prompts;
+    if counts.n_prompts == 0 && args.shards.partial.is_none() {
         return Err(usage(format!(
             "lens fit: every line of --file {} is too short to fit on (a prompt needs more \
              than --skip-first + 1 = {} tokens)",
@@ -71,24 +271,7 @@ pub fn build(session: &Session, args: &LensFitArgs) -> Result<LensFitReport> {
             settings.skip_first + 1
         )));
     }
-    let lens = sums.mean()?;
-    let metadata = metadata(session, args, &settings, (sums.n_prompts, cfg.n_layer));
-    let bytes = crate::load::jacobian_lens::to_bytes(&lens, &metadata)?;
-    crate::session::write_file(session, "-o", Some(&args.output), |w| w.write_all(&bytes))?;
-    Ok(LensFitReport {
-        header: session.header(None)?,
-        corpus: args.file.display().to_string(),
-        output: args.output.display().to_string(),
-        n_prompts: sums.n_prompts,
-        skipped,
-        source_layers: settings.source_layers,
-        target_layer: cfg.n_layer - 1,
-        d_model: cfg.n_embd,
-        max_seq_len: settings.max_seq_len,
-        skip_first_positions: settings.skip_first,
-        prepend_bos: session.prepend_bos,
-        tokens,
-    })
+    Ok((sums, counts))
 }
 
 /// The flags, checked: source blocks below the last (default all of them).
@@ -121,53 +304,59 @@ fn settings(args: &LensFitArgs, n_layer: usize) -> Result<FitSettings> {
 /// What the artifact records of its fit: TransformerLens's provenance keys where they mean
 /// the same (`estimator`, `corpus`, `n_prompts`, `target_layer`, `max_seq_len`,
 /// `skip_first_positions`, `fit_dtype`), and ours.
-fn metadata(
-    session: &Session,
-    args: &LensFitArgs,
-    settings: &FitSettings,
-    (n_prompts, n_layer): (usize, usize),
-) -> serde_json::Value {
-    let corpus = args.file.file_name().map_or_else(
-        || args.file.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+fn metadata(a: &Agreement, n_prompts: usize) -> serde_json::Value {
+    let corpus = Path::new(&a.corpus)
+        .file_name()
+        .map_or_else(|| a.corpus.clone(), |n| n.to_string_lossy().into_owned());
     serde_json::json!({
         "estimator": "jacobian_lens",
         "corpus": corpus,
         "n_prompts": n_prompts,
-        "target_layer": n_layer - 1,
-        "max_seq_len": settings.max_seq_len,
-        "skip_first_positions": settings.skip_first,
+        "target_layer": a.n_layer - 1,
+        "max_seq_len": a.max_seq_len,
+        "skip_first_positions": a.skip_first_positions,
         "fit_dtype": "float32",
-        "prepend_bos": session.prepend_bos,
-        "fitted_by": format!("gpt2-inspect {}", env!("CARGO_PKG_VERSION")),
-        "fitted_model": session.model_name,
+        "prepend_bos": a.prepend_bos,
+        "fitted_by": format!("gpt2-inspect {}", a.version),
+        "fitted_model": a.model,
     })
 }
 
-/// Non-empty lines of the corpus (a first, cheap pass: the progress bar's total).
-fn count_lines(args: &LensFitArgs) -> Result<usize> {
-    let mut n = 0;
-    for_each_raw_line(args, |_, text| {
-        n += usize::from(!text.trim().is_empty());
+/// The shard's non-empty lines (the progress bar's total) and the whole file's SHA-256, in
+/// one streaming pass.
+fn scan_corpus(args: &LensFitArgs, shard: Shard) -> Result<(usize, String)> {
+    let mut hasher = sha2::Sha256::new();
+    let file = std::fs::File::open(&args.file)
+        .with_context(|| format!("--file {}: cannot open", args.file.display()))?;
+    let mut reader = BufReader::new(file);
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .with_context(|| format!("cannot read {}", args.file.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let mut lines = 0;
+    for_each_line(args, shard, |_, _| {
+        lines += 1;
         Ok(())
     })?;
-    Ok(n)
+    let hex: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((lines, hex))
 }
 
-/// Runs `each` on every non-empty line with its number (from 1), reading one at a time.
+/// Runs `each` on every non-empty line of `shard` with its number (from 1), reading one at
+/// a time. Line n is shard (n − 1) mod N's, empty or not.
 fn for_each_line(
     args: &LensFitArgs,
-    mut each: impl FnMut(usize, &str) -> Result<()>,
-) -> Result<()> {
-    for_each_raw_line(args, |n, text| match text.trim().is_empty() {
-        true => Ok(()),
-        false => each(n, text),
-    })
-}
-
-fn for_each_raw_line(
-    args: &LensFitArgs,
+    shard: Shard,
     mut each: impl FnMut(usize, &str) -> Result<()>,
 ) -> Result<()> {
     let what = || format!("--file {}", args.file.display());
@@ -175,8 +364,14 @@ fn for_each_raw_line(
         std::fs::File::open(&args.file).with_context(|| format!("{}: cannot open", what()))?;
     let reader = BufReader::new(file);
     for (i, line) in reader.lines().enumerate() {
+        if !shard.has(i) {
+            continue;
+        }
         let line = line.with_context(|| format!("{}: cannot read line {}", what(), i + 1))?;
-        each(i + 1, line.strip_suffix('\r').unwrap_or(&line))?;
+        let text = line.strip_suffix('\r').unwrap_or(&line);
+        if !text.trim().is_empty() {
+            each(i + 1, text)?;
+        }
     }
     Ok(())
 }

@@ -19,6 +19,7 @@ mod info;
 mod lens;
 mod lens_fit;
 mod man;
+mod merge;
 mod next;
 mod patch;
 mod report;
@@ -78,6 +79,7 @@ commands! {
     Feature => feature,
     Saliency => saliency,
     Heads => heads,
+    Merge => merge,
     Serve => serve,
 }
 

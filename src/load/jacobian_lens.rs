@@ -18,32 +18,9 @@ use crate::model::Config;
 /// The lens in `path`, checked against the model's `cfg`: d_model, source layers below the
 /// last block, the last block as target, every matrix `(C, C)` and finite.
 pub fn read(path: &Path, cfg: &Config) -> Result<Jacobians> {
-    let values = crate::load::checkpoint::torch_values(path)?;
     let whose = || format!("the Jacobian lens in {}", path.display());
-    let d_model = values.get("d_model").and_then(|v| v.as_u64());
-    let Some(d_model) = d_model else {
-        bail!(
-            "{} has no d_model: it is not a Jacobian lens artifact",
-            path.display()
-        );
-    };
-    if d_model as usize != cfg.n_embd {
-        bail!(
-            "{} was fitted for d_model {d_model}; this model has {}",
-            whose(),
-            cfg.n_embd
-        );
-    }
-    let target = (values.get("metadata"))
-        .and_then(|m| m.get("target_layer"))
-        .and_then(|t| t.as_u64());
-    if let Some(t) = target.filter(|&t| t as usize + 1 != cfg.n_layer) {
-        bail!(
-            "{} targets block {t}; only lenses that target the last block ({}) are read",
-            whose(),
-            cfg.n_layer - 1
-        );
-    }
+    let values = crate::load::checkpoint::torch_values(path)?;
+    check_values(path, &values, cfg)?;
     let ckpt = Checkpoint::open(path)?;
     let mut layers: Vec<usize> = Vec::new();
     for t in ckpt.tensors() {
@@ -85,6 +62,40 @@ pub fn read(path: &Path, cfg: &Config) -> Result<Jacobians> {
         j,
         n_prompts: n_prompts as usize,
     })
+}
+
+/// The artifact's plain values against the model: `d_model`, and `metadata.target_layer`
+/// (when recorded) the last block, as TransformerLens's `validate_model` asks.
+fn check_values(
+    path: &Path,
+    values: &serde_json::Map<String, serde_json::Value>,
+    cfg: &Config,
+) -> Result<()> {
+    let whose = || format!("the Jacobian lens in {}", path.display());
+    let Some(d_model) = values.get("d_model").and_then(|v| v.as_u64()) else {
+        bail!(
+            "{} has no d_model: it is not a Jacobian lens artifact",
+            path.display()
+        );
+    };
+    if d_model as usize != cfg.n_embd {
+        bail!(
+            "{} was fitted for d_model {d_model}; this model has {}",
+            whose(),
+            cfg.n_embd
+        );
+    }
+    let target = (values.get("metadata"))
+        .and_then(|m| m.get("target_layer"))
+        .and_then(|t| t.as_u64());
+    if let Some(t) = target.filter(|&t| t as usize + 1 != cfg.n_layer) {
+        bail!(
+            "{} targets block {t}; only lenses that target the last block ({}) are read",
+            whose(),
+            cfg.n_layer - 1
+        );
+    }
+    Ok(())
 }
 
 /// The bytes of `lens` as `JacobianLens.save` would write it, J in float32, with `metadata`

@@ -7,5 +7,6 @@ pub mod checkpoint;
 pub mod hub;
 pub mod jacobian_lens;
 pub mod mapped;
+pub mod partial;
 pub mod source;
 pub mod tuned_lens;

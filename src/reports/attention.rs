@@ -252,9 +252,12 @@ pub struct LensFitReport {
     pub prepend_bos: bool,
     /// Tokens the fitted prompts held, in all (after the cut).
     pub tokens: usize,
+    /// With `--partial`: the shards the partial written holds (`1 of 3`), for `merge`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partial_of: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct SkippedLine {
     pub line: usize,
     pub tokens: usize,

@@ -29,6 +29,7 @@ mod parity;
 mod readme;
 mod render;
 mod saes;
+mod scale;
 mod score;
 mod serve;
 mod session;

@@ -425,6 +425,22 @@ fn lens_stats_panel(
     (rows.len() as f64 * CH, width)
 }
 
+/// The lens grid's row (depth) and column (position) labels, and where its cells start.
+fn lens_grid_axes(r: &LensGridReport) -> (Vec<String>, Vec<String>, (f64, f64)) {
+    let rows: Vec<String> = (r.depths.iter())
+        .map(|&d| crate::render::depth_label(d))
+        .collect();
+    let cols: Vec<String> = (r.tokens.iter().enumerate())
+        .map(|(j, t)| format!("{j} {}", token_label(t)))
+        .collect();
+    let left =
+        12.0 + rows.iter().map(|l| display_width(l)).max().unwrap_or(1) as f64 * CHAR_PX + 10.0;
+    // Position labels turned 60°: their height is sin 60° of their length.
+    let longest = cols.iter().map(|l| display_width(l).min(LABEL_CHARS)).max();
+    let top = 56.0 + longest.unwrap_or(1) as f64 * CHAR_PX * 0.87 + 8.0;
+    (rows, cols, (left, top))
+}
+
 pub fn lens_grid(
     out: &mut dyn Write,
     r: &LensGridReport,
@@ -433,29 +449,7 @@ pub fn lens_grid(
 ) -> io::Result<()> {
     const CW: f64 = LENS_CW;
     const CH: f64 = LENS_CH;
-    let rows: Vec<String> = r
-        .depths
-        .iter()
-        .map(|&d| crate::render::depth_label(d))
-        .collect();
-    let cols: Vec<String> = r
-        .tokens
-        .iter()
-        .enumerate()
-        .map(|(j, t)| format!("{j} {}", token_label(t)))
-        .collect();
-    let left =
-        12.0 + rows.iter().map(|l| display_width(l)).max().unwrap_or(1) as f64 * CHAR_PX + 10.0;
-    // Position labels turned 60°: their height is sin 60° of their length.
-    let top = 56.0
-        + cols
-            .iter()
-            .map(|l| display_width(l).min(LABEL_CHARS))
-            .max()
-            .unwrap_or(1) as f64
-            * CHAR_PX
-            * 0.87
-        + 8.0;
+    let (rows, cols, (left, top)) = lens_grid_axes(r);
     let mut body = String::new();
     for (j, l) in cols.iter().enumerate() {
         let x = left + (j as f64 + 0.5) * CW;

@@ -102,9 +102,13 @@ pub fn lens_fit(out: &mut dyn Write, r: &crate::reports::LensFitReport) -> io::R
         join_numbers(&r.source_layers),
         r.target_layer
     )?;
+    let wrote = match &r.partial_of {
+        Some(of) => format!("the partial of shard {of} (merge writes the lens)"),
+        None => "J in float32".to_string(),
+    };
     writeln!(
         out,
-        "max_seq_len {}, skip_first_positions {}, BOS {}; wrote {} (J in float32)",
+        "max_seq_len {}, skip_first_positions {}, BOS {}; wrote {} ({wrote})",
         r.max_seq_len,
         r.skip_first_positions,
         if r.prepend_bos {

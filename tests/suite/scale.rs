@@ -1,0 +1,274 @@
+//! Corpus passes in shards: `--shard K/N --partial FILE` and `merge` give exactly what one
+//! run over the whole corpus prints and writes (any split, any order, a tree of merges);
+//! partials that disagree, are missing, repeated or truncated are refused in one line; a
+//! finished shard is kept when the job runs again. And the Ray driver
+//! (scripts/ray_corpus.py) on a local Ray cluster, when Ray is installed (.ci/run installs
+//! it and sets GPT2_INSPECT_REQUIRE_RAY=1, so there it cannot skip).
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{fails, fixtures, model_dir};
+
+fn corpus() -> String {
+    fixtures().join("lenses/corpus.txt").display().to_string()
+}
+
+/// The binary on the fixture, run in `dir`.
+fn bin(dir: &Path) -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin("gpt2-inspect").unwrap();
+    c.current_dir(dir).arg("--model").arg(model_dir());
+    c
+}
+
+fn stdout_of(c: &mut assert_cmd::Command) -> String {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{c:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+const FIT: [&str; 5] = ["lens", "fit", "--lines", "--max-seq-len", "20"];
+
+/// One run over the whole corpus in `dir`: its JSON and the lens it wrote.
+fn single(dir: &Path) -> (String, Vec<u8>) {
+    let mut c = bin(dir);
+    c.args(["--prepend-bos", "--json"])
+        .args(FIT)
+        .args(["--skip-first", "3"]);
+    c.args(["--file", &corpus(), "-o", "lens.pt"]);
+    let json = stdout_of(&mut c);
+    (json, std::fs::read(dir.join("lens.pt")).unwrap())
+}
+
+/// Shard k of n's partial, written in `dir` as part-k.st (`--skip-first 3` unless `extra`
+/// says otherwise).
+fn shard(dir: &Path, k: usize, n: usize, extra: &[&str]) -> PathBuf {
+    let part = dir.join(format!("part-{k}.st"));
+    let mut c = bin(dir);
+    let skip: &[&str] = if extra.is_empty() {
+        &["--skip-first", "3"]
+    } else {
+        extra
+    };
+    c.arg("--prepend-bos").args(FIT).args(skip);
+    c.args([
+        "--file",
+        &corpus(),
+        "--shard",
+        &format!("{k}/{n}"),
+        "--partial",
+    ]);
+    c.arg(&part);
+    stdout_of(&mut c);
+    part
+}
+
+fn merge(dir: &Path, parts: &[PathBuf], out: &[&str]) -> String {
+    let mut c = assert_cmd::Command::cargo_bin("gpt2-inspect").unwrap();
+    c.current_dir(dir)
+        .args(["--json", "merge"])
+        .args(parts)
+        .args(out);
+    stdout_of(&mut c)
+}
+
+/// The lens's matrices, as f32 values, from its file.
+fn matrices(path: &Path) -> Vec<f32> {
+    let cfg = gpt2_inspect::model::Config::from_file(&model_dir().join("config.json"))
+        .unwrap()
+        .0;
+    let lens = gpt2_inspect::load::jacobian_lens::read(path, &cfg).unwrap();
+    (lens.j.iter())
+        .flat_map(|m| m.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+        .collect()
+}
+
+fn assert_same_lens(what: &str, got: &Path, want: &[f32]) {
+    let got = matrices(got);
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        // Sums in f64 in another order: equal but for the last bit of an f32 on a rare
+        // rounding boundary.
+        assert!(
+            (g - w).abs() <= f32::EPSILON * w.abs().max(1e-3),
+            "{what}: J entry {i}: {g} vs one run's {w}"
+        );
+    }
+}
+
+#[test]
+fn lens_fit_in_1_3_and_7_shards_merges_to_one_run() {
+    let one = tempfile::tempdir().unwrap();
+    let (want_json, _) = single(one.path());
+    let want = matrices(&one.path().join("lens.pt"));
+    for n in [1, 3, 7] {
+        let dir = tempfile::tempdir().unwrap();
+        let parts: Vec<PathBuf> = (0..n).map(|k| shard(dir.path(), k, n, &[])).collect();
+        let got = merge(dir.path(), &parts, &["-o", "lens.pt"]);
+        assert_eq!(got, want_json, "{n} shards: the merged report is one run's");
+        assert_same_lens(&format!("{n} shards"), &dir.path().join("lens.pt"), &want);
+        // In another order, and as a tree of merges.
+        let mut reversed = parts.clone();
+        reversed.reverse();
+        assert_eq!(merge(dir.path(), &reversed, &["-o", "lens.pt"]), want_json);
+        assert_same_lens("reversed", &dir.path().join("lens.pt"), &want);
+        if n >= 3 {
+            let left = dir.path().join("left.st");
+            let l = left.display().to_string();
+            merge(dir.path(), &parts[..2], &["--partial", &l]);
+            let tree = [vec![left], parts[2..].to_vec()].concat();
+            assert_eq!(merge(dir.path(), &tree, &["-o", "lens.pt"]), want_json);
+            assert_same_lens("a tree of merges", &dir.path().join("lens.pt"), &want);
+        }
+    }
+}
+
+#[test]
+fn partials_that_cannot_merge_are_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let parts: Vec<PathBuf> = (0..3).map(|k| shard(d, k, 3, &[])).collect();
+    let merge_cmd = |parts: &[&PathBuf]| {
+        let mut c = assert_cmd::Command::cargo_bin("gpt2-inspect").unwrap();
+        c.current_dir(d)
+            .arg("merge")
+            .args(parts)
+            .args(["-o", "lens.pt"]);
+        c
+    };
+    fails(
+        &mut merge_cmd(&[&parts[0], &parts[2]]),
+        1,
+        &["shard 1/3 is missing"],
+    );
+    fails(
+        &mut merge_cmd(&[&parts[0], &parts[1], &parts[1]]),
+        1,
+        &["shard 1/3 is in both"],
+    );
+    let other = d.join("other");
+    std::fs::create_dir(&other).unwrap();
+    let skip16 = shard(&other, 1, 3, &["--skip-first", "16"]);
+    fails(
+        &mut merge_cmd(&[&parts[0], &skip16, &parts[2]]),
+        1,
+        &["other settings", "skip_first_positions 3 against 16"],
+    );
+    let of4 = shard(&other, 3, 4, &[]);
+    fails(
+        &mut merge_cmd(&[&parts[0], &of4]),
+        1,
+        &["shards of 4", "of 3"],
+    );
+    // Cut mid-write: never read as a partial.
+    let bytes = std::fs::read(&parts[2]).unwrap();
+    let cut = d.join("cut.st");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    fails(
+        &mut merge_cmd(&[&parts[0], &parts[1], &cut]),
+        1,
+        &["is not a partial"],
+    );
+    assert!(!d.join("lens.pt").exists(), "nothing is written");
+}
+
+#[test]
+fn a_finished_shard_is_kept_when_the_job_runs_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let part = shard(dir.path(), 1, 3, &[]);
+    let before = std::fs::read(&part).unwrap();
+    let mut c = bin(dir.path());
+    c.arg("--prepend-bos").args(FIT).args(["--skip-first", "3"]);
+    c.args(["--file", &corpus(), "--shard", "1/3", "--partial"])
+        .arg(&part);
+    let out = c.output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("already fitted with these settings; kept"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&part).unwrap(), before);
+    // Other settings: fitted again, and the partial replaced.
+    let mut c = bin(dir.path());
+    c.arg("--prepend-bos").args(FIT).args(["--skip-first", "2"]);
+    c.args(["--file", &corpus(), "--shard", "1/3", "--partial"])
+        .arg(&part);
+    let out = c.output().unwrap();
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("kept"));
+    assert_ne!(std::fs::read(&part).unwrap(), before);
+}
+
+/// Python with Ray, when there is one.
+fn ray_python() -> Option<String> {
+    let python = std::env::var("GPT2_INSPECT_RAY_PYTHON").unwrap_or("python3".into());
+    let works = std::process::Command::new(&python)
+        .args(["-c", "import ray"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if works {
+        return Some(python);
+    }
+    assert!(
+        std::env::var_os("GPT2_INSPECT_REQUIRE_RAY").is_none(),
+        "Ray is required here but {python} cannot import it"
+    );
+    eprintln!("skipped: {python} has no ray (pip install ray)");
+    None
+}
+
+/// scripts/ray_corpus.py on a local Ray cluster, 4 shards of the fixture corpus: what it
+/// prints and writes is one run's; run again, every shard is kept.
+#[test]
+fn the_ray_driver_runs_the_shards_and_merges_them() {
+    let Some(python) = ray_python() else { return };
+    let one = tempfile::tempdir().unwrap();
+    let (want_json, _) = single(one.path());
+    let want = matrices(&one.path().join("lens.pt"));
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let binary = assert_cmd::cargo::cargo_bin("gpt2-inspect");
+    let run = || {
+        let model = model_dir().display().to_string();
+        let corpus = corpus();
+        let mut args = vec!["--model", &model, "--prepend-bos", "--json"];
+        args.extend(FIT);
+        args.extend(["--skip-first", "3", "--file", &corpus, "-o", "lens.pt"]);
+        std::process::Command::new(&python)
+            .current_dir(dir.path())
+            .arg(root.join("scripts/ray_corpus.py"))
+            .arg("--binary")
+            .arg(&binary)
+            .args(["--shards", "4", "--"])
+            .args(&args)
+            .env("RAY_USAGE_STATS_ENABLED", "0")
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want_json, "{err}");
+    assert_same_lens("Ray, 4 shards", &dir.path().join("lens.pt"), &want);
+    let part = dir.path().join("ray-partials/part-3-of-4.safetensors");
+    let before = std::fs::read(&part).unwrap();
+    // Run again: every shard is handed its partial back and kept; the same output.
+    let again = run();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&again.stdout), want_json);
+    assert_eq!(std::fs::read(&part).unwrap(), before);
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(
+        said.matches("kept from an earlier run").count(),
+        4,
+        "{said}"
+    );
+}
