@@ -584,3 +584,87 @@ fn saes_come_from_a_hub_repository_folder() {
         &["--sae", "no such directory"],
     );
 }
+
+/// Lenses from the hub, as SAEs are: a Jacobian lens's file at a path in a repository
+/// (`jlens:ORG/NAME/PATH`) and a tuned lens's folder (`tuned:ORG/NAME/FOLDER`), fetched once
+/// into the cache and read as the same files on disk are; a second run asks nothing.
+#[test]
+fn lenses_come_from_the_hub_through_the_cache() {
+    let fixtures = model_dir().parent().unwrap().to_path_buf();
+    let repo = Scratch::new("hub-lens-repo");
+    let jdir = repo.0.join("gpt2-small/jlens");
+    std::fs::create_dir_all(&jdir).unwrap();
+    std::fs::copy(
+        fixtures.join("lenses/jlens/tl-default.pt"),
+        jdir.join("lens.pt"),
+    )
+    .unwrap();
+    let tdir = repo.0.join("lens/tiny");
+    std::fs::create_dir_all(&tdir).unwrap();
+    for f in ["config.json", "params.pt"] {
+        std::fs::copy(fixtures.join("lenses/tuned").join(f), tdir.join(f)).unwrap();
+    }
+    let server = HubServer::start_repos(
+        &[
+            (REPO, "main", COMMIT_MAIN, &model_dir()),
+            ("lenses/jacobian-lens", "main", COMMIT_MAIN, &repo.0),
+        ],
+        Fault::None,
+    );
+    let home = Scratch::new("hub-lens-home");
+    let model = model_dir().display().to_string();
+    let cases = [
+        (
+            "jlens:lenses/jacobian-lens/gpt2-small/jlens/lens.pt",
+            format!(
+                "jlens:{}",
+                fixtures.join("lenses/jlens/tl-default.pt").display()
+            ),
+        ),
+        (
+            "tuned:lenses/jacobian-lens/lens/tiny",
+            format!("tuned:{}", fixtures.join("lenses/tuned").display()),
+        ),
+    ];
+    for (hub, local) in cases {
+        let args = |lens: &str| {
+            let lens = lens.to_string();
+            vec![
+                "--model".to_string(),
+                model.clone(),
+                "--json".into(),
+                "lens".into(),
+                TEXT.into(),
+                "--lens".into(),
+                lens,
+            ]
+        };
+        let from_hub = args(hub);
+        let from_hub: Vec<&str> = from_hub.iter().map(String::as_str).collect();
+        let got = ok(&run(&server.endpoint, &home.0, &from_hub, &[]));
+        let on_disk = args(&local);
+        let on_disk: Vec<&str> = on_disk.iter().map(String::as_str).collect();
+        // json_on adds --model and --json itself.
+        let want = crate::common::json_on(&model_dir(), &on_disk[3..]);
+        assert_eq!(got["depths"], want["depths"], "{hub}");
+        let before = server.requests();
+        ok(&run(&server.endpoint, &home.0, &from_hub, &[]));
+        assert_eq!(
+            server.requests(),
+            before,
+            "{hub}: the second run asks nothing"
+        );
+    }
+    let missing = [
+        "--model",
+        &model,
+        "lens",
+        TEXT,
+        "--lens",
+        "jlens:lenses/jacobian-lens/none.pt",
+    ];
+    failed(
+        &run(&server.endpoint, &home.0, &missing, &[]),
+        &["--lens jlens:lenses/jacobian-lens/none.pt"],
+    );
+}
