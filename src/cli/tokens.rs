@@ -82,6 +82,9 @@ pub struct ScoreArgs {
 
     #[command(flatten)]
     pub steer: SteerArgs,
+
+    #[command(flatten)]
+    pub shards: super::ShardArgs,
 }
 
 #[derive(Debug, Args)]

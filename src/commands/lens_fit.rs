@@ -105,6 +105,7 @@ pub fn build(session: &Session, args: &LensFitArgs) -> Result<LensFitReport> {
         let partial = Partial {
             info,
             sums: to_sums(&sums),
+            payload: None,
         };
         let bytes = partial.to_bytes()?;
         crate::session::write_file(session, "--partial", Some(path), |w| w.write_all(&bytes))?;
@@ -212,7 +213,12 @@ pub fn merge(
             .collect();
         let of = shards_of(&shards, first.n);
         let info = info(&agreement, first.n, shards, &counts)?;
-        let bytes = Partial { info, sums: summed }.to_bytes()?;
+        let bytes = Partial {
+            info,
+            sums: summed,
+            payload: None,
+        }
+        .to_bytes()?;
         crate::session::write_file(session, "--partial", Some(path), |w| w.write_all(&bytes))?;
         return emit(session, out, &report(&agreement, &counts, path, of));
     }

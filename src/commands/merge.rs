@@ -20,5 +20,6 @@ pub fn run(session: &Session, args: &MergeArgs, out: &mut dyn Write) -> Result<(
     partial::check_merge(&paths, &partials, args.partial.is_none())?;
     match partials[0].info.kind {
         PassKind::LensFit => super::lens_fit::merge(session, args, partials, out),
+        PassKind::Score => super::score_shards::merge(session, args, partials, out),
     }
 }

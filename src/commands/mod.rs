@@ -25,6 +25,7 @@ mod patch;
 mod report;
 mod saliency;
 mod score;
+mod score_shards;
 mod serve;
 mod tokenize;
 mod trace;

@@ -7,7 +7,8 @@ use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 
-use crate::cli::ScoreArgs;
+use crate::cli::{ScoreArgs, Shard};
+use crate::commands::score_shards::ShardRun;
 use crate::dist;
 use crate::model::{AllLogits, CaptureSpec, Request};
 use crate::render::tokens::table;
@@ -19,6 +20,49 @@ use crate::session::Take;
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<()> {
+    if let Some(path) = &args.shards.partial {
+        let run = |s: &Session, shard| shard_run(s, args, shard);
+        return super::score_shards::partial(session, args, path, run);
+    }
+    if args.shards.shard.is_some() {
+        return Err(crate::error::usage("--shard needs --partial FILE"));
+    }
+    score(session, args, (None, out), &mut |_| {})
+}
+
+/// One shard's texts scored into `--jsonl` lines, with their line numbers and the lines
+/// that could not be run (whose error ends the run once the others are written).
+fn shard_run(session: &Session, args: &ScoreArgs, shard: Shard) -> Result<ShardRun> {
+    let mut jsonl = Vec::new();
+    let (mut lines, mut not_run) = (Vec::new(), Vec::new());
+    let result = score(session, args, (Some(shard), &mut jsonl), &mut |t| {
+        lines = t
+            .lines
+            .as_ref()
+            .map(|l| l.numbers.clone())
+            .unwrap_or_default();
+        not_run = (t.failed.iter())
+            .map(|(i, why)| (lines[*i], why.clone()))
+            .collect();
+    });
+    match result {
+        Err(e) if not_run.is_empty() => Err(e),
+        _ => Ok(ShardRun {
+            jsonl,
+            lines,
+            not_run,
+        }),
+    }
+}
+
+/// Scores the texts (with `shard`, only its lines), printing to `out`; `seen` is shown the
+/// texts about to run.
+fn score(
+    session: &Session,
+    args: &ScoreArgs,
+    (shard, out): (Option<Shard>, &mut dyn Write),
+    seen: &mut dyn FnMut(&Texts),
+) -> Result<()> {
     let cfg = session.config()?;
     let steering = Steering::from_args(session, &args.steer, cfg)?;
     let top_k = (args.top_k)
@@ -33,6 +77,10 @@ pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<(
         ),
         _ => Ok(()),
     })?;
+    if let Some(shard) = shard {
+        prepared.retain_shard(shard);
+    }
+    seen(&prepared);
     let Texts { tokenizer, .. } = &prepared;
     let req = Request {
         capture: CaptureSpec::default(),

@@ -18,12 +18,15 @@ const KEY: &str = "gpt2-inspect.partial";
 pub enum PassKind {
     #[serde(rename = "lens fit")]
     LensFit,
+    #[serde(rename = "score")]
+    Score,
 }
 
 impl std::fmt::Display for PassKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             PassKind::LensFit => "lens fit",
+            PassKind::Score => "score",
         })
     }
 }
@@ -45,12 +48,17 @@ pub struct PartialInfo {
 /// One named f64 sum of a partial: `(name, shape, values)`.
 pub type Sum = (String, Vec<usize>, Vec<f64>);
 
-/// A partial: its info and its named f64 sums.
+/// A partial: its info, its named f64 sums, and bytes a pass keeps as they are (a
+/// `score` shard's reports, one JSON line each).
 #[derive(Debug, Clone)]
 pub struct Partial {
     pub info: PartialInfo,
     pub sums: Vec<Sum>,
+    pub payload: Option<Vec<u8>>,
 }
+
+/// The name of the payload's U8 tensor.
+const PAYLOAD: &str = "payload";
 
 impl Partial {
     /// The bytes of the partial's safetensors file.
@@ -66,6 +74,15 @@ impl Partial {
                 Ok((name.clone(), view))
             })
             .collect::<Result<Vec<_>>>()?;
+        let mut views = views;
+        if let Some(bytes) = &self.payload {
+            let view = safetensors::tensor::TensorView::new(
+                safetensors::Dtype::U8,
+                vec![bytes.len()],
+                bytes,
+            )?;
+            views.push((PAYLOAD.to_string(), view));
+        }
         let meta = [(KEY.to_string(), serde_json::to_string(&self.info)?)].into();
         Ok(safetensors::serialize(views, Some(meta))?)
     }
@@ -92,8 +109,12 @@ impl Partial {
             info.n.saturating_sub(1)
         );
         let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| not(format!("{e}")))?;
-        let mut sums = Vec::new();
+        let (mut sums, mut payload) = (Vec::new(), None);
         for (name, view) in st.iter() {
+            if name == PAYLOAD && view.dtype() == safetensors::Dtype::U8 {
+                payload = Some(view.data().to_vec());
+                continue;
+            }
             if view.dtype() != safetensors::Dtype::F64 {
                 bail!("{}: tensor {name} is not f64", path.display());
             }
@@ -109,7 +130,11 @@ impl Partial {
             sums.push((name.to_string(), view.shape().to_vec(), values));
         }
         sums.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(Partial { info, sums })
+        Ok(Partial {
+            info,
+            sums,
+            payload,
+        })
     }
 }
 

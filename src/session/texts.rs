@@ -307,6 +307,40 @@ impl Texts {
         Ok(())
     }
 
+    /// Keeps only the texts of `shard` (by their line's index in the file, from 0): one
+    /// shard of a `--lines` corpus pass. Without --lines every text is kept.
+    pub(crate) fn retain_shard(&mut self, shard: crate::cli::Shard) {
+        let Some(lines) = &mut self.lines else {
+            return;
+        };
+        let keep: Vec<bool> = lines.numbers.iter().map(|&n| shard.has(n - 1)).collect();
+        fn kept<T>(v: &mut Vec<T>, keep: &[bool]) {
+            let all = std::mem::take(v);
+            v.extend(
+                all.into_iter()
+                    .zip(keep)
+                    .filter(|(_, k)| **k)
+                    .map(|(x, _)| x),
+            );
+        }
+        kept(&mut lines.numbers, &keep);
+        kept(&mut self.texts, &keep);
+        kept(&mut self.tokens, &keep);
+        kept(&mut self.ids, &keep);
+        kept(&mut self.truncated, &keep);
+        let mut new_index = Vec::with_capacity(keep.len());
+        let mut next = 0;
+        for &k in &keep {
+            new_index.push(next);
+            next += usize::from(k);
+        }
+        let failed = std::mem::take(&mut self.failed);
+        self.failed = (failed.into_iter())
+            .filter(|(i, _)| keep[*i])
+            .map(|(i, why)| (new_index[i], why))
+            .collect();
+    }
+
     /// Marks text `i` as not run, for `why`.
     fn fail(&mut self, i: usize, why: String) {
         self.ids[i].clear();

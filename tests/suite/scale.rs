@@ -271,4 +271,120 @@ fn the_ray_driver_runs_the_shards_and_merges_them() {
         4,
         "{said}"
     );
+
+    // score --jsonl the same way: one run's lines, and its exit code for the line not run.
+    let corpus = score_corpus(dir.path());
+    let score = ["score", "--lines", "--batch-size", "1", "--file"];
+    let mut one = bin(dir.path());
+    one.arg("--jsonl").args(score).arg(&corpus);
+    let (want, code, _) = outcome(&mut one);
+    let model = model_dir().display().to_string();
+    let out = std::process::Command::new(&python)
+        .current_dir(dir.path())
+        .arg(root.join("scripts/ray_corpus.py"))
+        .arg("--binary")
+        .arg(&binary)
+        .args([
+            "--shards",
+            "4",
+            "--workdir",
+            "score-parts",
+            "--",
+            "--model",
+            &model,
+            "--jsonl",
+        ])
+        .args(score)
+        .arg(&corpus)
+        .env("RAY_USAGE_STATS_ENABLED", "0")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    assert_eq!(out.status.code(), code);
+}
+
+/// A corpus with a line `score` cannot run (one token) and an empty line.
+fn score_corpus(dir: &Path) -> PathBuf {
+    let path = dir.join("corpus.txt");
+    let lines = [
+        "The cat sat on the mat",
+        "",
+        "Hi",
+        "A dog ran across the road to the park",
+        "When Mary and John went to the store, John gave a drink to",
+        "The old man and the sea",
+        "She opened the letter slowly",
+        "In the spring the river rose",
+    ];
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+/// What a command printed and its exit code and last stderr line.
+fn outcome(c: &mut assert_cmd::Command) -> (String, Option<i32>, String) {
+    let out = c.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.lines().last().unwrap_or_default().to_string();
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        out.status.code(),
+        last,
+    )
+}
+
+/// `score --jsonl` in 1, 3 and 7 shards merged (in any order, and as a tree) prints what one
+/// run prints, byte for byte (one text a batch in both: batching changes the last digits of
+/// an f32, in one run as in shards), and ends with the same error for the line not run.
+#[test]
+fn score_in_shards_merges_to_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = score_corpus(d);
+    let score = ["score", "--lines", "--batch-size", "1", "--file"];
+    let mut one = bin(d);
+    one.arg("--jsonl").args(score).arg(&corpus);
+    let want = outcome(&mut one);
+    assert_eq!(want.1, Some(1), "the one-token line is not run");
+    assert_eq!(want.0.lines().count(), 7);
+    for n in [1, 3, 7] {
+        let parts: Vec<PathBuf> = (0..n)
+            .map(|k| {
+                let part = d.join(format!("score-{k}-of-{n}.st"));
+                let mut c = bin(d);
+                c.args(score)
+                    .arg(&corpus)
+                    .arg("--shard")
+                    .arg(format!("{k}/{n}"));
+                c.arg("--partial").arg(&part);
+                assert!(c.output().unwrap().status.success());
+                part
+            })
+            .collect();
+        let mut rev = parts.clone();
+        rev.reverse();
+        for order in [&parts, &rev] {
+            let mut m = assert_cmd::Command::cargo_bin("gpt2-inspect").unwrap();
+            m.current_dir(d).args(["--jsonl", "merge"]).args(order);
+            assert_eq!(outcome(&mut m), want, "{n} shards");
+        }
+        if n >= 3 {
+            let left = d.join(format!("left-{n}.st"));
+            let mut m = assert_cmd::Command::cargo_bin("gpt2-inspect").unwrap();
+            m.current_dir(d)
+                .arg("merge")
+                .args(&parts[..2])
+                .arg("--partial")
+                .arg(&left);
+            assert!(m.output().unwrap().status.success());
+            let mut m = assert_cmd::Command::cargo_bin("gpt2-inspect").unwrap();
+            m.current_dir(d)
+                .args(["--jsonl", "merge"])
+                .arg(&left)
+                .args(&parts[2..]);
+            assert_eq!(outcome(&mut m), want, "{n} shards as a tree");
+        }
+    }
+    let mut m = assert_cmd::Command::cargo_bin("gpt2-inspect").unwrap();
+    m.current_dir(d).arg("merge").arg(d.join("score-0-of-1.st"));
+    fails(&mut m, 2, &["give --jsonl"]);
 }
