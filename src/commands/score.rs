@@ -34,8 +34,9 @@ pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<(
 /// that could not be run (whose error ends the run once the others are written).
 fn shard_run(session: &Session, args: &ScoreArgs, shard: Shard) -> Result<ShardRun> {
     let mut jsonl = Vec::new();
-    let (mut lines, mut not_run) = (Vec::new(), Vec::new());
+    let (mut lines, mut not_run, mut pad) = (Vec::new(), Vec::new(), 0);
     let result = score(session, args, (Some(shard), &mut jsonl), &mut |t| {
+        pad = t.pad;
         lines = t
             .lines
             .as_ref()
@@ -51,6 +52,7 @@ fn shard_run(session: &Session, args: &ScoreArgs, shard: Shard) -> Result<ShardR
             jsonl,
             lines,
             not_run,
+            pad,
         }),
     }
 }

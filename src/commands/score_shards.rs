@@ -14,7 +14,8 @@ use sha2::Digest;
 use crate::cli::{MergeArgs, ScoreArgs, Shard};
 use crate::error::usage;
 use crate::load::partial::{Partial, PartialInfo, PassKind};
-use crate::render::format::printer::Format;
+use crate::render::format::printer::{write_envelope, Format};
+use crate::reports::Header;
 use crate::session::Session;
 
 /// What a score's lines depend on besides their texts: partials must agree on all of it.
@@ -33,11 +34,13 @@ struct Agreement {
     corpus_sha256: String,
 }
 
-/// A shard's counts: its texts, and the lines that could not be run (with why).
+/// A shard's counts: its texts, the lines that could not be run (with why), and the id
+/// that pads a batch (for `--json`'s envelope).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Counts {
     texts: usize,
     not_run: Vec<(usize, String)>,
+    pad: u32,
 }
 
 fn agreement(session: &Session, args: &ScoreArgs) -> Result<Agreement> {
@@ -73,6 +76,7 @@ pub struct ShardRun {
     pub jsonl: Vec<u8>,
     pub lines: Vec<usize>,
     pub not_run: Vec<(usize, String)>,
+    pub pad: u32,
 }
 
 /// Runs the shard (`run`, with a session that prints `--jsonl`) and writes its partial; a
@@ -97,9 +101,7 @@ pub fn partial(
         ..crate::session::Output::json()
     };
     let done = run(&session.with_output(jsonl), shard)?;
-    let entries: Vec<&[u8]> = done
-        .jsonl
-        .split(|&b| b == b'\n')
+    let entries: Vec<&[u8]> = (done.jsonl.split(|&b| b == b'\n'))
         .filter(|l| !l.is_empty())
         .collect();
     anyhow::ensure!(
@@ -108,30 +110,16 @@ pub fn partial(
         entries.len(),
         done.lines.len()
     );
-    let mut payload = Vec::with_capacity(done.jsonl.len() + 8 * entries.len());
-    for (line, entry) in done.lines.iter().zip(entries) {
-        payload.extend_from_slice(format!("{line}\t").as_bytes());
-        payload.extend_from_slice(entry);
-        payload.push(b'\n');
-    }
+    let entries: Vec<(usize, Vec<u8>)> = (done.lines.iter().copied())
+        .zip(entries.into_iter().map(<[u8]>::to_vec))
+        .collect();
     let counts = Counts {
         texts: done.lines.len(),
         not_run: done.not_run,
+        pad: done.pad,
     };
-    let info = PartialInfo {
-        kind: PassKind::Score,
-        agree: serde_json::to_value(&agree)?,
-        n: shard.n,
-        shards: [shard.k].into(),
-        counts: serde_json::to_value(&counts)?,
-    };
-    let bytes = Partial {
-        info,
-        sums: Vec::new(),
-        payload: Some(payload),
-    }
-    .to_bytes()?;
-    crate::session::write_file(session, "--partial", Some(path), |w| w.write_all(&bytes))
+    let at = (serde_json::to_value(&agree)?, shard.n, [shard.k].into());
+    write_partial(session, path, at, &counts, &entries)
 }
 
 /// Whether the partial at `path` holds `shard` scored with `agree`'s settings.
@@ -162,6 +150,7 @@ pub fn merge(
         let c: Counts = serde_json::from_value(p.info.counts.clone())?;
         counts.texts += c.texts;
         counts.not_run.extend(c.not_run);
+        counts.pad = c.pad;
         entries.extend(payload_lines(p.payload.as_deref().unwrap_or_default())?);
     }
     entries.sort_by_key(|(line, _)| *line);
@@ -170,40 +159,72 @@ pub fn merge(
         let shards: BTreeSet<usize> = (partials.iter())
             .flat_map(|p| p.info.shards.iter().copied())
             .collect();
-        let mut payload = Vec::new();
-        for (line, entry) in &entries {
-            payload.extend_from_slice(format!("{line}\t").as_bytes());
-            payload.extend_from_slice(entry);
-            payload.push(b'\n');
-        }
-        let info = PartialInfo {
-            kind: PassKind::Score,
-            agree: first.agree.clone(),
-            n: first.n,
-            shards,
-            counts: serde_json::to_value(&counts)?,
-        };
-        let bytes = Partial {
-            info,
-            sums: Vec::new(),
-            payload: Some(payload),
-        }
-        .to_bytes()?;
-        return crate::session::write_file(session, "--partial", Some(path), |w| {
-            w.write_all(&bytes)
-        });
+        let at = (first.agree.clone(), first.n, shards);
+        return write_partial(session, path, at, &counts, &entries);
     }
-    if session.output.format != Format::Jsonl {
-        return Err(usage(
-            "merge of score partials prints what `score --jsonl` prints: give --jsonl",
-        ));
-    }
-    for (_, entry) in &entries {
-        out.write_all(entry)?;
-        out.write_all(b"\n")?;
-    }
-    out.flush()?;
+    print(session, out, &agree, (&entries, &counts))?;
     not_run(&agree, &counts)
+}
+
+/// The entries as one run prints them: `--jsonl` lines, or `--json`'s envelope.
+fn print(
+    session: &Session,
+    out: &mut dyn Write,
+    agree: &Agreement,
+    (entries, counts): (&[(usize, Vec<u8>)], &Counts),
+) -> Result<()> {
+    match session.output.format {
+        Format::Jsonl => {
+            for (_, entry) in entries {
+                out.write_all(entry)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Format::Json => {
+            let header = Header::new(&agree.model, agree.revision.clone(), None);
+            let raw: Vec<&[u8]> = entries.iter().map(|(_, e)| e.as_slice()).collect();
+            let ids = raw.iter().map(|e| input_ids(e)).collect::<Vec<_>>();
+            write_envelope(out, &header, &raw, (&ids, counts.pad))?;
+        }
+        Format::Table | Format::Csv | Format::Tsv => {
+            return Err(usage(
+                "merge of score partials prints what `score --jsonl` or `--json` prints: give \
+                 one of them",
+            ))
+        }
+    }
+    Ok(out.flush()?)
+}
+
+/// A score partial of `entries` (line number, `--jsonl` line) at `path`, with what its
+/// shards agreed on (`agree`, N, the shards it holds) and `counts`.
+fn write_partial(
+    session: &Session,
+    path: &Path,
+    (agree, n, shards): (serde_json::Value, usize, BTreeSet<usize>),
+    counts: &Counts,
+    entries: &[(usize, Vec<u8>)],
+) -> Result<()> {
+    let mut payload = Vec::new();
+    for (line, entry) in entries {
+        payload.extend_from_slice(format!("{line}\t").as_bytes());
+        payload.extend_from_slice(entry);
+        payload.push(b'\n');
+    }
+    let info = PartialInfo {
+        kind: PassKind::Score,
+        agree,
+        n,
+        shards,
+        counts: serde_json::to_value(counts)?,
+    };
+    let bytes = Partial {
+        info,
+        sums: Vec::new(),
+        payload: Some(payload),
+    }
+    .to_bytes()?;
+    crate::session::write_file(session, "--partial", Some(path), |w| w.write_all(&bytes))
 }
 
 /// The error one run over every line ends with when some could not be run (each named on
@@ -222,6 +243,14 @@ fn not_run(agree: &Agreement, counts: &Counts) -> Result<()> {
         _ => format!("{name}, …"),
     };
     anyhow::bail!("{k} of {n} texts were not run ({which}); every other text's output is written")
+}
+
+/// A stored report's `input_ids` (none for a text not run).
+fn input_ids(entry: &[u8]) -> Vec<u32> {
+    let v: serde_json::Value = serde_json::from_slice(entry).unwrap_or_default();
+    (v["input_ids"].as_array().into_iter().flatten())
+        .filter_map(|x| x.as_u64().map(|x| x as u32))
+        .collect()
 }
 
 /// The `line\tjson` lines of a score partial's payload.

@@ -332,8 +332,8 @@ fn outcome(c: &mut assert_cmd::Command) -> (String, Option<i32>, String) {
     )
 }
 
-/// `score --jsonl` in 1, 3 and 7 shards merged (in any order, and as a tree) prints what one
-/// run prints, byte for byte (one text a batch in both: batching changes the last digits of
+/// `score --jsonl` (and `--json`) in 1, 3 and 7 shards merged (in any order, and as a tree)
+/// prints what one run prints, byte for byte (one text a batch in both: batching changes the last digits of
 /// an f32, in one run as in shards), and ends with the same error for the line not run.
 #[test]
 fn score_in_shards_merges_to_one_run() {
@@ -384,7 +384,19 @@ fn score_in_shards_merges_to_one_run() {
             assert_eq!(outcome(&mut m), want, "{n} shards as a tree");
         }
     }
+    // --json: the batch envelope one run prints, padding included.
+    let mut one = bin(d);
+    one.arg("--json").args(score).arg(&corpus);
+    let want = outcome(&mut one);
+    let parts: Vec<PathBuf> = (0..3)
+        .map(|k| d.join(format!("score-{k}-of-3.st")))
+        .collect();
+    let mut m = assert_cmd::Command::cargo_bin("gpt2-inspect").unwrap();
+    m.current_dir(d)
+        .args(["--json", "merge"])
+        .args(parts.iter().rev());
+    assert_eq!(outcome(&mut m), want, "--json");
     let mut m = assert_cmd::Command::cargo_bin("gpt2-inspect").unwrap();
     m.current_dir(d).arg("merge").arg(d.join("score-0-of-1.st"));
-    fails(&mut m, 2, &["give --jsonl"]);
+    fails(&mut m, 2, &["`score --jsonl` or `--json`"]);
 }

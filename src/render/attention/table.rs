@@ -95,7 +95,7 @@ pub fn qkv(out: &mut dyn Write, r: &AttentionReport) -> io::Result<()> {
 pub fn lens_fit(out: &mut dyn Write, r: &crate::reports::LensFitReport) -> io::Result<()> {
     writeln!(
         out,
-        "Jacobian lens fitted on {} prompts of {} ({} tokens), blocks {} to block {}'s output",
+        "Jacobian lens fitted on {} prompts of {} ({} tokens): J from the output of blocks {} to block {}'s",
         r.n_prompts,
         r.corpus,
         r.tokens,

@@ -295,6 +295,35 @@ impl<R: Serialize> Printer<R> for Envelope<'_> {
     }
 }
 
+/// The batch envelope of entries already written as JSON (a merge's stored reports, in
+/// order), byte for byte what [`Envelope`] writes for the same reports: one entry alone, else
+/// the head, the entries, and the padded `ids`.
+pub(crate) fn write_envelope(
+    out: &mut dyn Write,
+    header: &Header,
+    entries: &[&[u8]],
+    (ids, pad): (&[Vec<u32>], u32),
+) -> Result<()> {
+    if let [one] = entries {
+        out.write_all(one)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    write!(out, "{},\"batch\":[", envelope_head(Some(header))?)?;
+    for (i, entry) in entries.iter().enumerate() {
+        if i > 0 {
+            write!(out, ",")?;
+        }
+        out.write_all(entry)?;
+    }
+    let mut tail = Vec::new();
+    json::value(&mut tail, &Padded { ids, pad })?;
+    write!(out, "],")?;
+    out.write_all(&tail[1..])?;
+    writeln!(out)?;
+    Ok(())
+}
+
 /// The header as the envelope opens it: `{"schema":…,"revision":…` without the closing
 /// brace and without `text`.
 fn envelope_head(header: Option<&Header>) -> Result<String> {
