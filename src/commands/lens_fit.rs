@@ -6,12 +6,11 @@
 //! writes the lens one run over every line would have written ([`merge`]).
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use sha2::Digest;
 
 use crate::analysis::lens_fit::{FitSettings, JacobianSums};
 use crate::analysis::progress::Progress;
@@ -122,12 +121,9 @@ pub fn build(session: &Session, args: &LensFitArgs) -> Result<LensFitReport> {
 
 /// The partial at `path` when it holds exactly `shard` fitted with `agreement`'s settings.
 fn finished(path: &Path, agreement: &Agreement, shard: Shard) -> Option<Counts> {
-    let p = Partial::read(path).ok()?;
-    let same = p.info.kind == PassKind::LensFit
-        && p.info.n == shard.n
-        && p.info.shards == BTreeSet::from([shard.k])
-        && serde_json::from_value::<Agreement>(p.info.agree).ok()? == *agreement;
-    same.then(|| serde_json::from_value(p.info.counts).ok())?
+    let agree = serde_json::to_value(agreement).ok()?;
+    let p = partial::holding(path, PassKind::LensFit, (shard.k, shard.n), &agree)?;
+    serde_json::from_value(p.info.counts).ok()
 }
 
 fn info(a: &Agreement, n: usize, shards: BTreeSet<usize>, c: &Counts) -> Result<PartialInfo> {
@@ -331,31 +327,12 @@ fn metadata(a: &Agreement, n_prompts: usize) -> serde_json::Value {
 /// The shard's non-empty lines (the progress bar's total) and the whole file's SHA-256, in
 /// one streaming pass.
 fn scan_corpus(args: &LensFitArgs, shard: Shard) -> Result<(usize, String)> {
-    let mut hasher = sha2::Sha256::new();
-    let file = std::fs::File::open(&args.file)
-        .with_context(|| format!("--file {}: cannot open", args.file.display()))?;
-    let mut reader = BufReader::new(file);
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = reader
-            .read(&mut buf)
-            .with_context(|| format!("cannot read {}", args.file.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
     let mut lines = 0;
     for_each_line(args, shard, |_, _| {
         lines += 1;
         Ok(())
     })?;
-    let hex: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok((lines, hex))
+    Ok((lines, partial::sha256_hex(&args.file)?))
 }
 
 /// Runs `each` on every non-empty line of `shard` with its number (from 1), reading one at

@@ -24,9 +24,6 @@ pub fn run(session: &Session, args: &ScoreArgs, out: &mut dyn Write) -> Result<(
         let run = |s: &Session, shard| shard_run(s, args, shard);
         return super::score_shards::partial(session, args, path, run);
     }
-    if args.shards.shard.is_some() {
-        return Err(crate::error::usage("--shard needs --partial FILE"));
-    }
     score(session, args, (None, out), &mut |_| {})
 }
 

@@ -9,7 +9,6 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use sha2::Digest;
 
 use crate::cli::{MergeArgs, ScoreArgs, Shard};
 use crate::error::usage;
@@ -52,10 +51,6 @@ fn agreement(session: &Session, args: &ScoreArgs) -> Result<Agreement> {
     if args.steer.sae.sae.is_some() || args.steer.jlens.is_some() {
         return Err(usage("--partial: a steered score does not run in shards"));
     }
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let hex: String = (sha2::Sha256::digest(&bytes).iter())
-        .map(|b| format!("{b:02x}"))
-        .collect();
     Ok(Agreement {
         version: env!("CARGO_PKG_VERSION").into(),
         model: session.model_name.clone(),
@@ -66,7 +61,7 @@ fn agreement(session: &Session, args: &ScoreArgs) -> Result<Agreement> {
         truncate: format!("{:?}", args.input.truncate),
         max_length: format!("{:?}", args.input.max_length),
         file: format!("--file {}", file.display()),
-        corpus_sha256: hex,
+        corpus_sha256: crate::load::partial::sha256_hex(file)?,
     })
 }
 
@@ -124,13 +119,10 @@ pub fn partial(
 
 /// Whether the partial at `path` holds `shard` scored with `agree`'s settings.
 fn kept(path: &Path, agree: &Agreement, shard: Shard) -> bool {
-    let Ok(p) = Partial::read(path) else {
+    let Ok(agree) = serde_json::to_value(agree) else {
         return false;
     };
-    p.info.kind == PassKind::Score
-        && p.info.n == shard.n
-        && p.info.shards == BTreeSet::from([shard.k])
-        && serde_json::from_value::<Agreement>(p.info.agree).is_ok_and(|a| a == *agree)
+    crate::load::partial::holding(path, PassKind::Score, (shard.k, shard.n), &agree).is_some()
 }
 
 /// `merge` of score partials: every text's `--jsonl` line in line order (with `--partial`,

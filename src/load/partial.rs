@@ -138,6 +138,42 @@ impl Partial {
     }
 }
 
+/// The partial at `path` when it holds exactly shard `k` of `n` of a `kind` pass run with
+/// the settings `agree`: a shard done before, which a rerun keeps (resume).
+pub fn holding(
+    path: &Path,
+    kind: PassKind,
+    (k, n): (usize, usize),
+    agree: &serde_json::Value,
+) -> Option<Partial> {
+    let p = Partial::read(path).ok()?;
+    let i = &p.info;
+    let same = i.kind == kind && i.n == n && i.shards == BTreeSet::from([k]) && i.agree == *agree;
+    same.then_some(p)
+}
+
+/// The SHA-256 of the file at `path`, in hex, read in blocks (what a partial records of its
+/// corpus).
+pub fn sha256_hex(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let what = || format!("cannot read {}", path.display());
+    let mut file = std::fs::File::open(path).with_context(what)?;
+    let (mut hasher, mut buf) = (sha2::Sha256::new(), vec![0u8; 1 << 16]);
+    loop {
+        let n = file.read(&mut buf).with_context(what)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
 /// Checks that `partials` (read from `paths`) can be merged: one kind, the same settings and
 /// N, no shard twice, and with `complete` every shard of N; returns N and their shards.
 pub fn check_merge(
