@@ -170,4 +170,6 @@ pub struct FeatureArgs {
     /// often each fires, its histogram, logit tables and top contexts
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    #[command(flatten)]
+    pub shards: super::ShardArgs,
 }

@@ -382,7 +382,7 @@ pub enum Command {
     /// Merge the partial files of a corpus pass run in shards (--shard K/N --partial FILE)
     /// into what one run over the whole corpus prints and writes
     #[command(
-        after_help = "Examples:\n  for k in 0 1 2; do gpt2-inspect --prepend-bos lens fit --file corpus.txt --lines --shard $k/3 --partial part-$k.st; done\n  gpt2-inspect merge part-*.st -o lens.pt\n\n  for k in 0 1 2; do gpt2-inspect score --file corpus.txt --lines --shard $k/3 --partial score-$k.st; done\n  gpt2-inspect --jsonl merge score-*.st > scores.jsonl\n\nscripts/ray_corpus.py runs the shards on a Ray cluster and merges them (docs/scale.md)."
+        after_help = "Examples:\n  for k in 0 1 2; do gpt2-inspect --prepend-bos lens fit --file corpus.txt --lines --shard $k/3 --partial part-$k.st; done\n  gpt2-inspect merge part-*.st -o lens.pt\n\n  for k in 0 1 2; do gpt2-inspect score --file corpus.txt --lines --shard $k/3 --partial score-$k.st; done\n  gpt2-inspect --jsonl merge score-*.st > scores.jsonl\n\n  for k in 0 1 2; do gpt2-inspect feature 1,2 --sae SAE --file corpus.txt --lines --shard $k/3 --partial f-$k.st; done\n  gpt2-inspect merge f-*.st --html dashboard.html\n\nscripts/ray_corpus.py runs the shards on a Ray cluster and merges them (docs/scale.md)."
     )]
     Merge(MergeArgs),
     /// Serve the explorer: every view and analysis on one local page, and the API it uses

@@ -61,6 +61,9 @@ pub struct MergeArgs {
     /// What the single run writes with -o (a lens for `lens fit`)
     #[arg(long, short = 'o', value_name = "FILE", conflicts_with = "partial")]
     pub output: Option<PathBuf>,
+    /// What the single run writes with --html (the dashboard page for `feature`)
+    #[arg(long, value_name = "FILE", conflicts_with = "partial")]
+    pub html: Option<PathBuf>,
     /// Write the merged state as a partial instead (a merge of some shards, for a tree of
     /// merges); the shards need not be all of them
     #[arg(long, value_name = "FILE")]

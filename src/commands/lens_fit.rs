@@ -204,9 +204,7 @@ pub fn merge(
     counts.skipped.sort_by_key(|s| s.line);
     let summed = partial::summed(&partials)?;
     if let Some(path) = &args.partial {
-        let shards: BTreeSet<usize> = (partials.iter())
-            .flat_map(|p| p.info.shards.iter().copied())
-            .collect();
+        let shards = crate::load::partial::shards_held(&partials);
         let of = shards_of(&shards, first.n);
         let info = info(&agreement, first.n, shards, &counts)?;
         let bytes = Partial {

@@ -10,6 +10,7 @@ mod completions;
 mod dump;
 mod embed;
 mod feature;
+mod feature_shards;
 mod features;
 mod generate;
 mod heads;

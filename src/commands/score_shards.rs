@@ -12,56 +12,37 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::{MergeArgs, ScoreArgs, Shard};
 use crate::error::usage;
-use crate::load::partial::{Partial, PartialInfo, PassKind};
+use crate::load::partial::{Partial, PassKind};
 use crate::render::format::printer::{write_envelope, Format};
 use crate::reports::Header;
+use crate::session::shards::{self, kept, CorpusSettings, LineCounts};
 use crate::session::Session;
 
 /// What a score's lines depend on besides their texts: partials must agree on all of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Agreement {
-    version: String,
-    model: String,
-    revision: Option<String>,
-    prepend_bos: bool,
-    dtype: String,
+    #[serde(flatten)]
+    corpus: CorpusSettings,
     top_k: Option<u32>,
-    truncate: String,
-    max_length: String,
-    /// `--file` as messages name it, and its contents' SHA-256.
-    file: String,
-    corpus_sha256: String,
 }
 
-/// A shard's counts: its texts, the lines that could not be run (with why), and the id
-/// that pads a batch (for `--json`'s envelope).
+/// A shard's counts: its texts and the lines not run, and the id that pads a batch (for
+/// `--json`'s envelope).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Counts {
-    texts: usize,
-    not_run: Vec<(usize, String)>,
+    #[serde(flatten)]
+    lines: LineCounts,
     pad: u32,
 }
 
 fn agreement(session: &Session, args: &ScoreArgs) -> Result<Agreement> {
-    let Some(file) = args.input.file.as_deref().filter(|_| args.input.lines) else {
-        return Err(usage(
-            "--partial splits a corpus of lines: give --file F --lines",
-        ));
-    };
+    let corpus = session.corpus_settings(&args.input)?;
     if args.steer.sae.sae.is_some() || args.steer.jlens.is_some() {
         return Err(usage("--partial: a steered score does not run in shards"));
     }
     Ok(Agreement {
-        version: env!("CARGO_PKG_VERSION").into(),
-        model: session.model_name.clone(),
-        revision: session.header(None)?.revision,
-        prepend_bos: session.prepend_bos,
-        dtype: format!("{:?}", session.dtype),
+        corpus,
         top_k: args.top_k,
-        truncate: format!("{:?}", args.input.truncate),
-        max_length: format!("{:?}", args.input.max_length),
-        file: format!("--file {}", file.display()),
-        corpus_sha256: crate::load::partial::sha256_hex(file)?,
     })
 }
 
@@ -84,7 +65,7 @@ pub fn partial(
 ) -> Result<()> {
     let shard = args.shards.shard.unwrap_or(Shard::ALL);
     let agree = agreement(session, args)?;
-    if kept(path, &agree, shard) {
+    if kept(path, PassKind::Score, shard, &agree) {
         eprintln!(
             "{}: shard {shard} already scored with these settings; kept",
             path.display()
@@ -109,20 +90,14 @@ pub fn partial(
         .zip(entries.into_iter().map(<[u8]>::to_vec))
         .collect();
     let counts = Counts {
-        texts: done.lines.len(),
-        not_run: done.not_run,
+        lines: LineCounts {
+            texts: done.lines.len(),
+            not_run: done.not_run,
+        },
         pad: done.pad,
     };
     let at = (serde_json::to_value(&agree)?, shard.n, [shard.k].into());
     write_partial(session, path, at, &counts, &entries)
-}
-
-/// Whether the partial at `path` holds `shard` scored with `agree`'s settings.
-fn kept(path: &Path, agree: &Agreement, shard: Shard) -> bool {
-    let Ok(agree) = serde_json::to_value(agree) else {
-        return false;
-    };
-    crate::load::partial::holding(path, PassKind::Score, (shard.k, shard.n), &agree).is_some()
 }
 
 /// `merge` of score partials: every text's `--jsonl` line in line order (with `--partial`,
@@ -140,22 +115,18 @@ pub fn merge(
     let mut entries: Vec<(usize, Vec<u8>)> = Vec::new();
     for p in &partials {
         let c: Counts = serde_json::from_value(p.info.counts.clone())?;
-        counts.texts += c.texts;
-        counts.not_run.extend(c.not_run);
+        counts.lines.add(c.lines);
         counts.pad = c.pad;
         entries.extend(payload_lines(p.payload.as_deref().unwrap_or_default())?);
     }
     entries.sort_by_key(|(line, _)| *line);
-    counts.not_run.sort_by_key(|(line, _)| *line);
     if let Some(path) = &args.partial {
-        let shards: BTreeSet<usize> = (partials.iter())
-            .flat_map(|p| p.info.shards.iter().copied())
-            .collect();
+        let shards = crate::load::partial::shards_held(&partials);
         let at = (first.agree.clone(), first.n, shards);
         return write_partial(session, path, at, &counts, &entries);
     }
     print(session, out, &agree, (&entries, &counts))?;
-    not_run(&agree, &counts)
+    counts.lines.error(&agree.corpus.file)
 }
 
 /// The entries as one run prints them: `--jsonl` lines, or `--json`'s envelope.
@@ -173,7 +144,7 @@ fn print(
             }
         }
         Format::Json => {
-            let header = Header::new(&agree.model, agree.revision.clone(), None);
+            let header = Header::new(&agree.corpus.model, agree.corpus.revision.clone(), None);
             let raw: Vec<&[u8]> = entries.iter().map(|(_, e)| e.as_slice()).collect();
             let ids = raw.iter().map(|e| input_ids(e)).collect::<Vec<_>>();
             write_envelope(out, &header, &raw, (&ids, counts.pad))?;
@@ -193,7 +164,7 @@ fn print(
 fn write_partial(
     session: &Session,
     path: &Path,
-    (agree, n, shards): (serde_json::Value, usize, BTreeSet<usize>),
+    at: (serde_json::Value, usize, BTreeSet<usize>),
     counts: &Counts,
     entries: &[(usize, Vec<u8>)],
 ) -> Result<()> {
@@ -203,38 +174,7 @@ fn write_partial(
         payload.extend_from_slice(entry);
         payload.push(b'\n');
     }
-    let info = PartialInfo {
-        kind: PassKind::Score,
-        agree,
-        n,
-        shards,
-        counts: serde_json::to_value(counts)?,
-    };
-    let bytes = Partial {
-        info,
-        sums: Vec::new(),
-        payload: Some(payload),
-    }
-    .to_bytes()?;
-    crate::session::write_file(session, "--partial", Some(path), |w| w.write_all(&bytes))
-}
-
-/// The error one run over every line ends with when some could not be run (each named on
-/// stderr), as `Texts::not_run` says it.
-fn not_run(agree: &Agreement, counts: &Counts) -> Result<()> {
-    let Some((line, _)) = counts.not_run.first() else {
-        return Ok(());
-    };
-    for (_, why) in &counts.not_run {
-        eprintln!("not run: {why}");
-    }
-    let (n, k) = (counts.texts, counts.not_run.len());
-    let name = format!("line {line} of {}", agree.file);
-    let which = match k {
-        1 => name,
-        _ => format!("{name}, …"),
-    };
-    anyhow::bail!("{k} of {n} texts were not run ({which}); every other text's output is written")
+    shards::write_partial(session, path, PassKind::Score, at, (counts, payload))
 }
 
 /// A stored report's `input_ids` (none for a text not run).

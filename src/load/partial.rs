@@ -20,6 +20,8 @@ pub enum PassKind {
     LensFit,
     #[serde(rename = "score")]
     Score,
+    #[serde(rename = "feature")]
+    Feature,
 }
 
 impl std::fmt::Display for PassKind {
@@ -27,6 +29,7 @@ impl std::fmt::Display for PassKind {
         f.write_str(match self {
             PassKind::LensFit => "lens fit",
             PassKind::Score => "score",
+            PassKind::Feature => "feature",
         })
     }
 }
@@ -249,6 +252,13 @@ fn show(v: Option<&serde_json::Value>) -> String {
     v.map_or("(none)".into(), |v| v.to_string())
 }
 
+/// Every shard the partials hold.
+pub fn shards_held(partials: &[Partial]) -> BTreeSet<usize> {
+    (partials.iter())
+        .flat_map(|p| p.info.shards.iter().copied())
+        .collect()
+}
+
 /// The element-wise sum of the partials' tensors, in the order of their first shard (so any
 /// order of the files gives the same bits).
 pub fn summed(partials: &[Partial]) -> Result<Vec<Sum>> {
@@ -269,4 +279,25 @@ pub fn summed(partials: &[Partial]) -> Result<Vec<Sum>> {
         }
     }
     Ok(out)
+}
+
+/// The error one run over every line of `file` (as messages name it, `--file F`) ends
+/// with when some of its `texts` could not be run (`not_run`: line and why, in line order;
+/// each is named on stderr), as `Texts::not_run` says it.
+pub fn not_run(file: &str, texts: usize, not_run: &[(usize, String)]) -> Result<()> {
+    let Some((line, _)) = not_run.first() else {
+        return Ok(());
+    };
+    for (_, why) in not_run {
+        eprintln!("not run: {why}");
+    }
+    let name = format!("line {line} of {file}");
+    let which = match not_run.len() {
+        1 => name,
+        _ => format!("{name}, …"),
+    };
+    bail!(
+        "{} of {texts} texts were not run ({which}); every other text's output is written",
+        not_run.len()
+    )
 }

@@ -1,7 +1,7 @@
 //! The features family's reports: `features` (an SAE's features at each token) and
 //! `feature` (what features write and where they fire over a corpus).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Header;
 
@@ -58,7 +58,7 @@ pub struct MostActive {
 }
 
 /// A token and a value (a logit a feature adds).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenValue {
     pub id: u32,
     pub token: String,
@@ -67,7 +67,7 @@ pub struct TokenValue {
 
 /// Where a feature peaked in one text: the tokens around the peak and its activation at
 /// each.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FeatureContext {
     /// The text's index in the corpus (0-based; with --lines, among non-empty lines).
     pub text: usize,
@@ -83,7 +83,7 @@ pub struct FeatureContext {
 }
 
 /// A feature's activations over a corpus.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FeatureCorpus {
     pub texts: usize,
     pub tokens: u64,
@@ -95,7 +95,7 @@ pub struct FeatureCorpus {
     pub contexts: Vec<FeatureContext>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FeatureRow {
     pub id: usize,
     /// W_dec[f] · W_Uᵀ: the tokens it promotes most, highest first.

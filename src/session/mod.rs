@@ -7,6 +7,7 @@ pub mod output;
 pub mod pairs;
 pub mod parts;
 pub mod progress;
+pub mod shards;
 pub mod steer;
 pub mod texts;
 pub mod tokens;

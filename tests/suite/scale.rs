@@ -301,6 +301,30 @@ fn the_ray_driver_runs_the_shards_and_merges_them() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), want);
     assert_eq!(out.status.code(), code);
+
+    // feature --json and its page, the same way.
+    let corpus = feature_corpus(dir.path());
+    let mut one = bin(dir.path());
+    one.arg("--json")
+        .args(feature_args(&corpus, "1,5,7"))
+        .args(["--html", "one.html"]);
+    let (want, code, _) = outcome(&mut one);
+    let out = std::process::Command::new(&python)
+        .current_dir(dir.path())
+        .arg(root.join("scripts/ray_corpus.py"))
+        .arg("--binary")
+        .arg(&binary)
+        .args(["--shards", "4", "--workdir", "feature-parts", "--"])
+        .args(["--model", &model, "--json"])
+        .args(feature_args(&corpus, "1,5,7"))
+        .args(["--html", "ray.html"])
+        .env("RAY_USAGE_STATS_ENABLED", "0")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    assert_eq!(out.status.code(), code);
+    let page = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
+    assert_eq!(page("ray.html"), page("one.html"));
 }
 
 /// A corpus with a line `score` cannot run (one token) and an empty line.
@@ -399,4 +423,180 @@ fn score_in_shards_merges_to_one_run() {
     let mut m = assert_cmd::Command::cargo_bin("gpt2-inspect").unwrap();
     m.current_dir(d).arg("merge").arg(d.join("score-0-of-1.st"));
     fails(&mut m, 2, &["`score --jsonl` or `--json`"]);
+}
+
+/// The fixture corpus with a few short lines, an empty one, and a line too long to run
+/// (the model sees 1,024 tokens), which one run leaves out and ends with an error for.
+fn feature_corpus(dir: &Path) -> PathBuf {
+    let path = dir.join("feature-corpus.txt");
+    let mut lines: Vec<String> = std::fs::read_to_string(corpus())
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.insert(3, ["word"; 1100].join(" "));
+    lines.extend(["", "The cat sat on the mat", "Hi"].map(String::from));
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+/// `feature` over a corpus of lines with these features and settings (one text a batch:
+/// batching changes an activation's last digits, in one run as in shards).
+fn feature_args(corpus: &Path, ids: &str) -> Vec<String> {
+    let sae = fixtures().join("saes/jumprelu");
+    let mut args: Vec<String> = ["feature", ids, "--sae"].map(String::from).to_vec();
+    args.push(sae.display().to_string());
+    args.extend(["--file".to_string(), corpus.display().to_string()]);
+    let rest = ["--lines", "--batch-size", "1", "--contexts", "3"];
+    args.extend(
+        rest.map(String::from)
+            .into_iter()
+            .chain(["--window", "2"].map(String::from)),
+    );
+    args
+}
+
+/// Shard k of n of `feature_args` in `dir`, as feature-k-of-n.st.
+fn feature_shard(dir: &Path, corpus: &Path, ids: &str, (k, n): (usize, usize)) -> PathBuf {
+    let part = dir.join(format!("feature-{k}-of-{n}-{}.st", ids.replace(',', "_")));
+    let mut c = bin(dir);
+    c.args(feature_args(corpus, ids))
+        .arg("--shard")
+        .arg(format!("{k}/{n}"))
+        .arg("--partial")
+        .arg(&part);
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    part
+}
+
+fn merged(
+    dir: &Path,
+    format: &[&str],
+    parts: &[PathBuf],
+    extra: &[&str],
+) -> (String, Option<i32>, String) {
+    let mut m = assert_cmd::Command::cargo_bin("gpt2-inspect").unwrap();
+    m.current_dir(dir)
+        .args(format)
+        .arg("merge")
+        .args(parts)
+        .args(extra);
+    outcome(&mut m)
+}
+
+/// `feature` in 1, 3 and 7 shards merged (in any order, and as a tree) prints one run's
+/// JSON byte for byte (counts, density, histogram, top contexts with their line numbers)
+/// and ends with its error for the line not run; its table, CSV and dashboard page too.
+#[test]
+fn feature_in_shards_merges_to_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = feature_corpus(d);
+    let ids = "1,5,7";
+    let mut one = bin(d);
+    one.arg("--json").args(feature_args(&corpus, ids));
+    let want = outcome(&mut one);
+    assert_eq!(want.1, Some(1), "the long line is not run: {}", want.2);
+    assert!(want.2.contains("line 4 of --file"), "{}", want.2);
+    let json: serde_json::Value = serde_json::from_str(&want.0).unwrap();
+    let corpus_of = &json["features"][0]["corpus"];
+    assert_eq!(
+        corpus_of["texts"], 10,
+        "every line but the long and the empty ones"
+    );
+    assert_eq!(corpus_of["contexts"].as_array().unwrap().len(), 3);
+    for n in [1, 3, 7] {
+        let parts: Vec<PathBuf> = (0..n)
+            .map(|k| feature_shard(d, &corpus, ids, (k, n)))
+            .collect();
+        let mut rev = parts.clone();
+        rev.reverse();
+        for order in [&parts, &rev] {
+            assert_eq!(merged(d, &["--json"], order, &[]), want, "{n} shards");
+        }
+        if n >= 3 {
+            let left = d.join(format!("feature-left-{n}.st"));
+            let l = left.display().to_string();
+            let (_, code, _) = merged(d, &[], &parts[1..3], &["--partial", &l]);
+            assert_eq!(code, Some(0));
+            let tree = [vec![left], parts[..1].to_vec(), parts[3..].to_vec()].concat();
+            assert_eq!(
+                merged(d, &["--json"], &tree, &[]),
+                want,
+                "{n} shards as a tree"
+            );
+        }
+    }
+    // The table, CSV and the dashboard page, from 3 shards.
+    let parts: Vec<PathBuf> = (0..3)
+        .map(|k| d.join(format!("feature-{k}-of-3-1_5_7.st")))
+        .collect();
+    for format in [&[][..], &["--csv"][..]] {
+        let mut one = bin(d);
+        one.args(format)
+            .args(feature_args(&corpus, ids))
+            .args(["--html", "one.html"]);
+        let want = outcome(&mut one);
+        assert_eq!(
+            merged(d, format, &parts, &["--html", "merged.html"]),
+            want,
+            "{format:?}"
+        );
+        let page = |name: &str| std::fs::read(d.join(name)).unwrap();
+        assert_eq!(page("merged.html"), page("one.html"), "the dashboard page");
+    }
+}
+
+/// Feature partials of other features are refused in one line; -o is not what `feature`
+/// writes; a finished shard is kept when the job runs again.
+#[test]
+fn feature_partials_are_checked_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = feature_corpus(d);
+    let parts: Vec<PathBuf> = (0..2)
+        .map(|k| feature_shard(d, &corpus, "1,5", (k, 2)))
+        .collect();
+    let other = feature_shard(d, &corpus, "1,7", (1, 2));
+    let mut m = assert_cmd::Command::cargo_bin("gpt2-inspect").unwrap();
+    m.current_dir(d).arg("merge").arg(&parts[0]).arg(&other);
+    fails(&mut m, 1, &["other settings", "ids [1,5] against [1,7]"]);
+    let mut m = assert_cmd::Command::cargo_bin("gpt2-inspect").unwrap();
+    m.current_dir(d)
+        .arg("merge")
+        .args(&parts)
+        .args(["-o", "x.pt"]);
+    fails(
+        &mut m,
+        2,
+        &["merge of feature partials writes a page (--html), not -o"],
+    );
+    let mut c = bin(d);
+    c.args(feature_args(&corpus, "1,5")).args([
+        "--html",
+        "x.html",
+        "--shard",
+        "0/2",
+        "--partial",
+        "y.st",
+    ]);
+    fails(&mut c, 2, &["give --html to the merge"]);
+    let before = std::fs::read(&parts[1]).unwrap();
+    let mut c = bin(d);
+    c.args(feature_args(&corpus, "1,5"))
+        .args(["--shard", "1/2", "--partial"])
+        .arg(&parts[1]);
+    let out = c.output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("already gathered with these settings; kept"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&parts[1]).unwrap(), before);
 }
