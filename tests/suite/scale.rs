@@ -600,3 +600,46 @@ fn feature_partials_are_checked_and_kept() {
     );
     assert_eq!(std::fs::read(&parts[1]).unwrap(), before);
 }
+
+/// Score partials with another `-k` are refused in one line, and a finished score shard is
+/// kept when the job runs again.
+#[test]
+fn score_partials_are_checked_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = score_corpus(d);
+    let shard = |k: usize, extra: &[&str]| {
+        let part = d.join(format!("s-{k}{}.st", extra.join("")));
+        let mut c = bin(d);
+        c.args(["score", "--lines", "--file"])
+            .arg(&corpus)
+            .args(extra);
+        c.arg("--shard")
+            .arg(format!("{k}/2"))
+            .arg("--partial")
+            .arg(&part);
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (part, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (p0, _) = shard(0, &[]);
+    let (p1, _) = shard(1, &["-k", "3"]);
+    let mut m = assert_cmd::Command::cargo_bin("gpt2-inspect").unwrap();
+    m.current_dir(d)
+        .args(["--jsonl", "merge"])
+        .arg(&p0)
+        .arg(&p1);
+    fails(&mut m, 1, &["other settings", "top_k null against 3"]);
+    let before = std::fs::read(&p0).unwrap();
+    let (again, err) = shard(0, &[]);
+    assert_eq!(again, p0);
+    assert!(
+        err.contains("already scored with these settings; kept"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&p0).unwrap(), before);
+}
