@@ -28,6 +28,8 @@ fi
   --fixtures "$root/tests/fixtures"
 "$work/venv/bin/python" "$root/scripts/make_family_fixture.py" \
   --fixtures "$root/tests/fixtures"
+"$work/venv/bin/python" "$root/scripts/make_dtype_fixtures.py" \
+  --fixtures "$root/tests/fixtures"
 # SAEs need sae-lens, which pins its own transformer-lens: a venv of their own.
 if [ ! -x "$work/sae-venv/bin/python" ]; then
   python3 -m venv "$work/sae-venv"

@@ -12,7 +12,7 @@ use super::hooks::{Activations, BlockHook, CaptureSpec, Dim, Hook};
 use super::tap::{all_finite, collect, meant_finite, FirstNonFinite, Tap};
 use crate::load::checkpoint::{Checkpoint, Reader};
 use crate::model::kernels::layer_norm::layer_norm;
-use crate::model::kernels::softmax::{attention_pattern, masked_softmax};
+use crate::model::kernels::softmax::{attention_pattern, masked_softmax, scaled_scores};
 use crate::model::weights::{Bias, Weight};
 
 /// Which positions get logits. Computing them costs a (C × V) matmul per position.
@@ -377,8 +377,7 @@ impl Attention {
             None => (k, v),
         };
 
-        // Scaling q (T·C values) rather than the scores (T·Tk per head) does the same sum;
-        // for GPT-2's 1/√64 = 1/8 it is exact.
+        // The scores as `scaled_scores` makes them (q scaled first in f32).
         let dtype = v.dtype();
         let (qs, ks, mask) = match self.upcast && dtype != DType::F32 {
             true => (
@@ -394,7 +393,7 @@ impl Attention {
         let pattern = match (qs.track_op() || ks.track_op()) && !wants_scores {
             true => attention_pattern(&qs, &ks, self.scale, &mask)?,
             false => {
-                let scores = (qs * self.scale)?.matmul(&ks.t()?)?; // (B, nh, T, Tk)
+                let scores = scaled_scores(&qs, &ks, self.scale)?; // (B, nh, T, Tk)
                 self.pattern(&scores, &mask, tap)?
             }
         }

@@ -75,7 +75,19 @@ impl Weight {
                 bias: Some(values.clone()),
             }
             .apply(x),
-            (Weight::Tensor(w), None) => Ok(x.matmul(w)?.broadcast_add(&bias.tensor)?),
+            (Weight::Tensor(w), None) => match w.dtype() {
+                // Half precision: the product and the bias added in f32 and rounded once,
+                // as torch's addmm does (rounding the product before adding the bias
+                // rounds twice).
+                dtype @ (DType::BF16 | DType::F16) => {
+                    let f32 = |t: &Tensor| t.to_dtype(DType::F32);
+                    let y = f32(x)?
+                        .matmul(&f32(w)?)?
+                        .broadcast_add(&f32(&bias.tensor)?)?;
+                    Ok(y.to_dtype(dtype)?)
+                }
+                _ => Ok(x.matmul(w)?.broadcast_add(&bias.tensor)?),
+            },
         }
     }
 

@@ -12,6 +12,7 @@ mod circuits;
 mod cli;
 mod delimited;
 mod docs;
+mod dtypes;
 mod edges;
 mod errors;
 mod family;

@@ -14,8 +14,56 @@ use rayon::prelude::*;
 pub fn gelu_tanh(x: &Tensor) -> candle_core::Result<Tensor> {
     match (x.device(), x.dtype()) {
         (Device::Cpu, DType::F32) => x.contiguous()?.apply_op1(GeluTanh),
+        (Device::Cpu, DType::BF16) => gelu_half(x, Half::Bf16),
+        (Device::Cpu, DType::F16) => gelu_half(x, Half::F16),
         _ => x.gelu(),
     }
+}
+
+/// A half-precision dtype, for arithmetic that rounds to it.
+#[derive(Clone, Copy)]
+enum Half {
+    Bf16,
+    F16,
+}
+
+impl Half {
+    /// `v` rounded to the dtype (to nearest, ties to even), as an f32.
+    fn round(self, v: f32) -> f32 {
+        match self {
+            Half::Bf16 => half::bf16::from_f32(v).to_f32(),
+            Half::F16 => half::f16::from_f32(v).to_f32(),
+        }
+    }
+
+    /// `torch.pow(x, 3.0)` on a tensor of the dtype: bf16 rounds the square first, f16
+    /// takes the cube in f32.
+    fn cube(self, x: f32) -> f32 {
+        match self {
+            Half::Bf16 => self.round(self.round(x * x) * x),
+            Half::F16 => self.round(x * x * x),
+        }
+    }
+}
+
+/// `gelu_new` in half precision as transformers' `NewGELUActivation` computes it with
+/// torch, `0.5 * x * (1 + tanh(√(2/π) * (x + 0.044715 * x³)))`: each of its operations in
+/// f32 (torch's arithmetic type for half tensors) and its result rounded to the dtype.
+/// Rounding once at the end would be more exact but another number than the peer's.
+fn gelu_half(x: &Tensor, dtype: Half) -> candle_core::Result<Tensor> {
+    const C: f32 = 0.797_884_6; // √(2/π), as torch takes the Python scalar
+    const A: f32 = 0.044_715;
+    let r = |v: f32| dtype.round(v);
+    let step = |x: f32| {
+        let inner = r(C * r(x + r(A * dtype.cube(x))));
+        r(r(0.5 * x) * r(1.0 + r(inner.tanh())))
+    };
+    let values = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    let mut y = vec![0f32; values.len()];
+    y.par_chunks_mut(CHUNK)
+        .zip(values.par_chunks(CHUNK))
+        .for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y = step(x)));
+    Tensor::from_vec(y, x.shape(), x.device())?.to_dtype(x.dtype())
 }
 
 struct GeluTanh;

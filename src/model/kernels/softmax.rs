@@ -18,6 +18,12 @@ pub fn masked_softmax(scores: &Tensor, mask: &Tensor) -> candle_core::Result<Ten
         (Device::Cpu, DType::F32, DType::F32) => scores
             .contiguous()?
             .apply_op2(&mask.contiguous()?, MaskedSoftmax),
+        // Half precision widened, computed as in f32 and rounded once (as torch's CPU
+        // softmax does with its f32 accumulator): candle's sums the row in bf16.
+        (Device::Cpu, dtype @ (DType::BF16 | DType::F16), _) => {
+            let (scores, mask) = (scores.to_dtype(DType::F32)?, mask.to_dtype(DType::F32)?);
+            masked_softmax(&scores, &mask)?.to_dtype(dtype)
+        }
         _ => candle_nn::ops::softmax_last_dim(&scores.broadcast_add(mask)?),
     }
 }
@@ -116,7 +122,22 @@ pub fn attention_pattern(
                 mask: mask.contiguous()?,
             },
         ),
-        _ => masked_softmax(&(q * scale)?.matmul(&k.t()?)?, mask),
+        _ => masked_softmax(&scaled_scores(q, k, scale)?, mask),
+    }
+}
+
+/// The attention scores `q kᵀ · scale` `(B, nh, T, Tk)` for q `(B, nh, T, hs)` and k
+/// `(B, nh, Tk, hs)`. In f32 q is scaled first: T·C products rather than T·Tk per head,
+/// the same sum (for GPT-2's 1/√64 = 1/8, exactly). In half precision as torch computes
+/// it: the product rounded, then scaled in f32 and rounded again (scaling q first would
+/// round the other way where the scale is not a power of two).
+pub fn scaled_scores(q: &Tensor, k: &Tensor, scale: f64) -> candle_core::Result<Tensor> {
+    match q.dtype() {
+        dtype @ (DType::BF16 | DType::F16) => {
+            let scores = q.matmul(&k.t()?)?.to_dtype(DType::F32)?;
+            (scores * scale)?.to_dtype(dtype)
+        }
+        _ => (q * scale)?.matmul(&k.t()?),
     }
 }
 
