@@ -122,6 +122,22 @@ if [ "$WITH_LLAMA" = 1 ]; then
     curl -fsSL -o "$WORK/llama/$SDIST.tar.gz" "$url"
     echo "$SHA  $WORK/llama/$SDIST.tar.gz" | sha256sum -c --quiet
     tar xzf "$WORK/llama/$SDIST.tar.gz" -C "$WORK/llama"
+    # Upstream llama-simple has no thread flag and starts GGML_DEFAULT_N_THREADS (4)
+    # threads, which fight for this machine's 2 cores: give it -t N (the threads of both
+    # the prompt and the generated tokens), as llama-cli has.
+    python3 - "$LDIR/examples/simple/simple.cpp" <<'PYEOF'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+flag = """            } else if (strcmp(argv[i], "-ngl") == 0) {"""
+assert flag in s and "n_threads" not in s
+s = s.replace(flag, """            } else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
+                n_threads = std::stoi(argv[++i]);
+""" + flag, 1)
+s = s.replace("    int n_predict = 32;\n", "    int n_predict = 32;\n    // threads (-t); 0: llama.cpp's default\n    int n_threads = 0;\n", 1)
+s = s.replace("    ctx_params.no_perf = false;\n", "    ctx_params.no_perf = false;\n    if (n_threads > 0) {\n        ctx_params.n_threads = n_threads;\n        ctx_params.n_threads_batch = n_threads;\n    }\n", 1)
+open(p, "w").write(s)
+PYEOF
     cmake -S "$LDIR" -B "$LDIR/build" -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
       -DCMAKE_BUILD_TYPE=Release >/dev/null
     cmake --build "$LDIR/build" -j "$(nproc)" --target llama-simple llama-bench >/dev/null
@@ -144,7 +160,8 @@ PYEOF
     PYTHONPATH="$LDIR/gguf-py" "$WORK/venv/bin/python" "$LDIR/convert_hf_to_gguf.py" "$MODEL" \
       --outtype f32 --outfile "$GGUF" >/dev/null 2>&1
   fi
-  LLAMA="$LDIR/build/bin/llama-simple -m $GGUF"
+  # As many threads as cores, as llama-bench below is given.
+  LLAMA="$LDIR/build/bin/llama-simple -t $(nproc) -m $GGUF"
 fi
 
 # A 16-token pair for activation patching (12 layers × 16 positions = 192 patched runs).
