@@ -8,11 +8,12 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::load::mapped::MappedMatrix;
 use crate::model::kernels::frozen::FrozenMatMul;
+use crate::model::kernels::half::HalfMatMul;
 use crate::model::kernels::matmul::MatMul;
 
-/// A bias `(N,)` for [`Weight::matmul`]: the tensor, and for a mapped weight or an f32 one
-/// on the CPU its values as the kernel takes them, read once at load instead of at every
-/// product.
+/// A bias `(N,)` for [`Weight::matmul`]: the tensor, and for a mapped weight, or an f32 or
+/// half-precision one on the CPU, its values (in f32) as the kernel takes them, read once at
+/// load instead of at every product.
 #[derive(Clone)]
 pub struct Bias {
     pub tensor: Tensor,
@@ -24,6 +25,9 @@ impl Bias {
         let values = match weight {
             Weight::Mapped(_) => Some(tensor.to_vec1::<f32>()?.into()),
             Weight::Tensor(w) if frozen_kernel(w) => Some(tensor.to_vec1::<f32>()?.into()),
+            Weight::Tensor(w) if half_kernel(w) => {
+                Some(tensor.to_dtype(DType::F32)?.to_vec1::<f32>()?.into())
+            }
             Weight::Tensor(_) => None,
         };
         Ok(Bias { tensor, values })
@@ -34,6 +38,11 @@ impl Bias {
 /// gradients are taken (candle's matmul elsewhere).
 fn frozen_kernel(w: &Tensor) -> bool {
     w.device().is_cpu() && w.dtype() == DType::F32
+}
+
+/// Whether products with `w` take [`HalfMatMul`]: the CPU in bf16 or f16.
+fn half_kernel(w: &Tensor) -> bool {
+    w.device().is_cpu() && matches!(w.dtype(), DType::BF16 | DType::F16)
 }
 
 /// A weight matrix `(rows, cols)` as stored: a tensor, or a view of the mapped file.
@@ -69,25 +78,18 @@ impl Weight {
             }
             .apply(x),
             (Weight::Mapped(_), None) => bail!("a mapped weight's bias was read as a tensor only"),
+            (Weight::Tensor(w), Some(values)) if half_kernel(w) => HalfMatMul {
+                transposed: false,
+                bias: Some(values.clone()),
+            }
+            .apply(x, w),
             (Weight::Tensor(w), Some(values)) => FrozenMatMul {
                 weight: w.clone(),
                 transposed: false,
                 bias: Some(values.clone()),
             }
             .apply(x),
-            (Weight::Tensor(w), None) => match w.dtype() {
-                // Half precision: the product and the bias added in f32 and rounded once,
-                // as torch's addmm does (rounding the product before adding the bias
-                // rounds twice).
-                dtype @ (DType::BF16 | DType::F16) => {
-                    let f32 = |t: &Tensor| t.to_dtype(DType::F32);
-                    let y = f32(x)?
-                        .matmul(&f32(w)?)?
-                        .broadcast_add(&f32(&bias.tensor)?)?;
-                    Ok(y.to_dtype(dtype)?)
-                }
-                _ => Ok(x.matmul(w)?.broadcast_add(&bias.tensor)?),
-            },
+            (Weight::Tensor(w), None) => Ok(x.matmul(w)?.broadcast_add(&bias.tensor)?),
         }
     }
 
@@ -100,6 +102,11 @@ impl Weight {
                 bias: None,
             }
             .apply(x),
+            Weight::Tensor(w) if half_kernel(w) => HalfMatMul {
+                transposed: true,
+                bias: None,
+            }
+            .apply(x, w),
             Weight::Tensor(w) => Ok(x.matmul(&w.t()?)?),
             Weight::Mapped(w) => MatMul {
                 weight: w.clone(),

@@ -202,7 +202,7 @@ fn few_rows_times_body(
 /// `dst := dst + x·w` for `dst` `(m, n)` row-major, `x` `(m, k)` row-major and `w` a
 /// `(k, n)` matrix with strides `(rs, cs)` starting at `w[0]`.
 #[allow(clippy::too_many_arguments)]
-fn gemm_into(
+pub(super) fn gemm_into(
     m: usize,
     n: usize,
     k: usize,
