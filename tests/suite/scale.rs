@@ -460,18 +460,21 @@ fn feature_args(corpus: &Path, ids: &str) -> Vec<String> {
 fn feature_shard(dir: &Path, corpus: &Path, ids: &str, (k, n): (usize, usize)) -> PathBuf {
     let part = dir.join(format!("feature-{k}-of-{n}-{}.st", ids.replace(',', "_")));
     let mut c = bin(dir);
-    c.args(feature_args(corpus, ids))
-        .arg("--shard")
+    c.args(feature_args(corpus, ids));
+    as_shard(c, (k, n), &part);
+    part
+}
+
+/// Runs `c` as shard k of n, writing its partial at `part`: what it said on stderr.
+fn as_shard(mut c: assert_cmd::Command, (k, n): (usize, usize), part: &Path) -> String {
+    c.arg("--shard")
         .arg(format!("{k}/{n}"))
         .arg("--partial")
-        .arg(&part);
+        .arg(part);
     let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    part
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    err
 }
 
 fn merged(
@@ -614,17 +617,8 @@ fn score_partials_are_checked_and_kept() {
         c.args(["score", "--lines", "--file"])
             .arg(&corpus)
             .args(extra);
-        c.arg("--shard")
-            .arg(format!("{k}/2"))
-            .arg("--partial")
-            .arg(&part);
-        let out = c.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (part, String::from_utf8_lossy(&out.stderr).into_owned())
+        let err = as_shard(c, (k, 2), &part);
+        (part, err)
     };
     let (p0, _) = shard(0, &[]);
     let (p1, _) = shard(1, &["-k", "3"]);
