@@ -116,6 +116,7 @@ if [ "$WITH_LLAMA" = 1 ]; then
   SHA=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
   LDIR=$WORK/llama/$SDIST/vendor/llama.cpp
   if [ ! -x "$LDIR/build/bin/llama-simple" ]; then
+    command -v cmake >/dev/null || { echo "--with-llama builds llama.cpp with cmake: install it (apt-get install cmake)" >&2; exit 2; }
     echo "== building llama.cpp ($SDIST)"
     mkdir -p "$WORK/llama"
     url=$(curl -fsSL "https://pypi.org/simple/llama-cpp-python/" | grep -o "https://[^\"#]*/$SDIST.tar.gz" | head -1)
