@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::sae::FeatureStats;
@@ -120,13 +120,6 @@ pub fn merge(
     let first = partials[0].info.clone();
     let agree: Agreement = serde_json::from_value(first.agree.clone())
         .context("the partials' settings are not a feature's")?;
-    if agree.corpus.version != env!("CARGO_PKG_VERSION") {
-        bail!(
-            "the partials were written by gpt2-inspect {}; merge them with that version (this is {})",
-            agree.corpus.version,
-            env!("CARGO_PKG_VERSION")
-        );
-    }
     // In shard order, so the merged partial's bytes do not depend on the files' order.
     partials.sort_by_key(|p| p.info.shards.first().copied());
     let mut counts = LineCounts::default();

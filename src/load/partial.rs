@@ -178,7 +178,8 @@ pub fn sha256_hex(path: &Path) -> Result<String> {
 }
 
 /// Checks that `partials` (read from `paths`) can be merged: one kind, the same settings and
-/// N, no shard twice, and with `complete` every shard of N; returns N and their shards.
+/// N, written by this version, no shard twice, and with `complete` every shard of N;
+/// returns N and their shards.
 pub fn check_merge(
     paths: &[&Path],
     partials: &[Partial],
@@ -225,6 +226,15 @@ pub fn check_merge(
             }
             seen.push((k, path));
         }
+    }
+    // Every pass records the tool's version among its settings; what this binary prints or
+    // writes of the merge is what this version computes.
+    let version = first.agree.get("version").and_then(|v| v.as_str());
+    if let Some(v) = version.filter(|v| *v != env!("CARGO_PKG_VERSION")) {
+        bail!(
+            "the partials were written by gpt2-inspect {v}; merge them with that version (this is {})",
+            env!("CARGO_PKG_VERSION")
+        );
     }
     let shards: BTreeSet<usize> = seen.iter().map(|(k, _)| *k).collect();
     if complete {

@@ -579,6 +579,15 @@ fn feature_partials_are_checked_and_kept() {
         2,
         &["merge of feature partials writes a page (--html), not -o"],
     );
+    // Written by another version of the tool: refused (its numbers are another version's).
+    let mut old = gpt2_inspect::load::partial::Partial::read(&parts[1]).unwrap();
+    old.info.agree["version"] = "0.0.0".into();
+    let old_path = d.join("old-version.st");
+    std::fs::write(&old_path, old.to_bytes().unwrap()).unwrap();
+    let mut m = assert_cmd::Command::cargo_bin("gpt2-inspect").unwrap();
+    m.current_dir(d).arg("merge").arg(&old_path);
+    let said = "written by gpt2-inspect 0.0.0; merge them with that version";
+    fails(&mut m, 1, &[said]);
     let mut c = bin(d);
     c.args(feature_args(&corpus, "1,5")).args([
         "--html",
