@@ -106,8 +106,7 @@ pub fn build(session: &Session, args: &LensFitArgs) -> Result<LensFitReport> {
             sums: to_sums(&sums),
             payload: None,
         };
-        let bytes = partial.to_bytes()?;
-        crate::session::write_file(session, "--partial", Some(path), |w| w.write_all(&bytes))?;
+        crate::session::shards::write(session, path, &partial)?;
         let of = shards_of(&[shard.k].into(), shard.n);
         return Ok(report(&agreement, &counts, path, of));
     }
@@ -207,13 +206,12 @@ pub fn merge(
         let shards = crate::load::partial::shards_held(&partials);
         let of = shards_of(&shards, first.n);
         let info = info(&agreement, first.n, shards, &counts)?;
-        let bytes = Partial {
+        let partial = Partial {
             info,
             sums: summed,
             payload: None,
-        }
-        .to_bytes()?;
-        crate::session::write_file(session, "--partial", Some(path), |w| w.write_all(&bytes))?;
+        };
+        crate::session::shards::write(session, path, &partial)?;
         return emit(session, out, &report(&agreement, &counts, path, of));
     }
     let Some(output) = &args.output else {

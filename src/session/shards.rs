@@ -99,11 +99,16 @@ pub fn write_partial(
         shards,
         counts: serde_json::to_value(counts)?,
     };
-    let bytes = partial::Partial {
+    let partial = partial::Partial {
         info,
         sums: Vec::new(),
         payload: Some(payload),
-    }
-    .to_bytes()?;
+    };
+    write(session, path, &partial)
+}
+
+/// Writes `partial` at `path` (`--partial`), atomically.
+pub fn write(session: &Session, path: &Path, partial: &partial::Partial) -> Result<()> {
+    let bytes = partial.to_bytes()?;
     super::write_file(session, "--partial", Some(path), |w| w.write_all(&bytes))
 }
