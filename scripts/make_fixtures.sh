@@ -37,3 +37,10 @@ if [ ! -x "$work/sae-venv/bin/python" ]; then
 fi
 "$work/sae-venv/bin/python" "$root/scripts/make_sae_fixtures.py" \
   --fixtures "$root/tests/fixtures"
+# Attribution graphs: circuit-tracer 0.5.0 pins transformers <= 4.57.3, a venv of its own.
+if [ ! -x "$work/ct-venv/bin/python" ]; then
+  python3 -m venv "$work/ct-venv"
+  "$work/ct-venv/bin/pip" install -q torch==2.15.0 circuit-tracer==0.5.0 transformers==4.57.3
+fi
+HF_HUB_OFFLINE=1 "$work/ct-venv/bin/python" "$root/scripts/make_graph_fixtures.py" \
+  --fixtures "$root/tests/fixtures"

@@ -590,6 +590,13 @@ impl<'a> Inputs<'a> {
     }
 }
 
+/// A block's weights on an attribution graph's linear path ([`Gpt2::frozen_block`]).
+pub struct FrozenBlock {
+    pub ln1_gain: Tensor,
+    pub w_v: Tensor,
+    pub w_o: Tensor,
+}
+
 /// GPT-2 with its LM head (`wte`, or its own `lm_head.weight` when config.json unties
 /// them). Holds the first `h.len()` blocks only: a command that looks at early layers never
 /// loads (or runs) the later ones.
@@ -688,6 +695,27 @@ impl Gpt2 {
             Some(b) => Ok(&b.attn.c_proj.bias.tensor),
             None => bail!("block {l} was not loaded"),
         }
+    }
+
+    /// Block `l`'s weights on the path an attribution graph differentiates, where the
+    /// attention pattern and every layer norm's scale are held at a run's values: ln_1's
+    /// gain `(C,)`, the values' W_V `(C, C)` (c_attn's last C columns) and W_O `(C, C)`.
+    pub fn frozen_block(&self, l: usize) -> Result<FrozenBlock> {
+        let Some(b) = self.h.get(l) else {
+            bail!("block {l} was not loaded")
+        };
+        let c = self.cfg.n_embd;
+        Ok(FrozenBlock {
+            ln1_gain: b.ln_1.weight.clone(),
+            w_v: b
+                .attn
+                .c_attn
+                .weight
+                .tensor()?
+                .narrow(1, 2 * c, c)?
+                .contiguous()?,
+            w_o: b.attn.c_proj.weight.tensor()?,
+        })
     }
 
     /// The position embedding matrix, `(n_positions, C)`.

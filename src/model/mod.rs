@@ -13,8 +13,8 @@ pub mod weights;
 
 pub use config::Config;
 pub use gpt2::{
-    AllLogits, Gpt2, Inputs, KvCache, LastLogits, Logits, NoLogits, Output, Request, TailLogits,
-    WantLogits,
+    AllLogits, FrozenBlock, Gpt2, Inputs, KvCache, LastLogits, Logits, NoLogits, Output, Request,
+    TailLogits, WantLogits,
 };
 pub use hooks::{Activations, BlockHook, CaptureSpec, Hook};
 pub use tap::Tap;

@@ -19,6 +19,7 @@ mod family;
 mod formats;
 mod generate;
 mod gradients;
+mod graphs;
 mod hardening;
 mod hostile;
 mod hub;

@@ -1,0 +1,168 @@
+//! A transcoder set's `config.yaml` as circuit-tracer 0.5.0 reads it (`load_transcoders`):
+//! its kind, the hooks its features read and write, its scan name, and the files of its
+//! layers; checked before any tensor is read.
+
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use yaml_rust2::{Yaml, YamlLoader};
+
+/// The hook every transcoder of a set reads, TransformerLens's name within a block: ln_2's
+/// input centred and divided by its scale, before ln_2's gain and bias.
+pub const INPUT_HOOK: &str = "ln2.hook_normalized";
+
+/// The hook every transcoder of a set writes: the MLP's output.
+pub const OUTPUT_HOOK: &str = "hook_mlp_out";
+
+/// `config.yaml` of a per-layer transcoder set (`model_kind: transcoder_set`).
+#[derive(Debug, Clone)]
+pub struct TranscoderConfig {
+    /// circuit-tracer's `scan`: the name a graph gives its transcoders (Neuronpedia finds
+    /// the features' dashboards by it); the folder's name when the config has none.
+    pub scan: String,
+    /// Each layer's file, in layer order, inside the config's folder.
+    pub files: Vec<PathBuf>,
+}
+
+impl TranscoderConfig {
+    /// Reads `dir/config.yaml`; the set must have `n_layer` layers (one file each: those
+    /// its `transcoders` list names, or `layer_{i}.safetensors`).
+    pub fn read(dir: &Path, n_layer: usize) -> Result<Self> {
+        let path = dir.join("config.yaml");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Self::parse(&text, dir, n_layer)
+            .with_context(|| format!("unsupported transcoder config {}", path.display()))
+    }
+
+    fn parse(text: &str, dir: &Path, n_layer: usize) -> Result<Self> {
+        let docs = YamlLoader::load_from_str(text).map_err(|e| anyhow!("not YAML: {e}"))?;
+        let doc = docs.first().ok_or_else(|| anyhow!("it is empty"))?;
+        let text_of = |k: &str| doc[k].as_str();
+        match text_of("model_kind") {
+            Some("transcoder_set") => {}
+            Some("cross_layer_transcoder") => bail!(
+                "model_kind cross_layer_transcoder: gpt2-inspect reads per-layer transcoder \
+                 sets (transcoder_set) only so far"
+            ),
+            Some(other) => bail!("model_kind {other}: circuit-tracer knows transcoder_set"),
+            None => bail!("no model_kind"),
+        }
+        for (key, want) in [
+            ("feature_input_hook", INPUT_HOOK),
+            ("feature_output_hook", OUTPUT_HOOK),
+        ] {
+            let got = text_of(key).ok_or_else(|| anyhow!("no {key}"))?;
+            ensure!(
+                got == want,
+                "{key} is {got}; gpt2-inspect's graphs take transcoders from {INPUT_HOOK} to \
+                 {OUTPUT_HOOK}"
+            );
+        }
+        if let Some(a) = text_of("activation").filter(|a| *a != "relu") {
+            bail!(
+                "activation {a}: circuit-tracer 0.5.0 reads a per-layer set as ReLU, or JumpReLU \
+                 when its files hold activation_function.threshold"
+            );
+        }
+        let scan = match text_of("scan") {
+            Some(s) => s.to_string(),
+            None => dir.file_name().map_or_else(
+                || dir.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+        };
+        let files = match &doc["transcoders"] {
+            Yaml::BadValue => (0..n_layer)
+                .map(|i| dir.join(format!("layer_{i}.safetensors")))
+                .collect(),
+            Yaml::Array(list) => listed(list, dir)?,
+            _ => bail!("transcoders is not a list of files"),
+        };
+        ensure!(
+            files.len() == n_layer,
+            "it names {} transcoders; the model has {n_layer} layers",
+            files.len()
+        );
+        Ok(TranscoderConfig { scan, files })
+    }
+}
+
+/// The files a `transcoders` list names, each a relative path inside `dir`.
+fn listed(list: &[Yaml], dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::with_capacity(list.len());
+    for item in list {
+        let name = item
+            .as_str()
+            .ok_or_else(|| anyhow!("transcoders holds something other than a file name"))?;
+        ensure!(
+            !name.starts_with("hf://"),
+            "it names {name}: download the hub's files into the folder and list them by name"
+        );
+        let rel = Path::new(name);
+        let inside = rel
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+        ensure!(
+            inside && !name.is_empty(),
+            "it names {name}, which is not a file inside its folder"
+        );
+        files.push(dir.join(rel));
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str =
+        "model_kind: transcoder_set\nfeature_input_hook: ln2.hook_normalized\nfeature_output_hook: hook_mlp_out\n";
+
+    #[test]
+    fn reads_the_layers_files_and_the_scan() {
+        let c = TranscoderConfig::parse(BASE, Path::new("/t/set"), 2).unwrap();
+        assert_eq!(c.scan, "set");
+        assert_eq!(c.files[1], Path::new("/t/set/layer_1.safetensors"));
+        let text = format!(
+            "{BASE}scan: org/name\ntranscoders:\n  - a.safetensors\n  - sub/b.safetensors\n"
+        );
+        let c = TranscoderConfig::parse(&text, Path::new("/t"), 2).unwrap();
+        assert_eq!(c.scan, "org/name");
+        assert_eq!(c.files[1], Path::new("/t/sub/b.safetensors"));
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_read() {
+        let err = |text: &str| {
+            format!(
+                "{:#}",
+                TranscoderConfig::parse(text, Path::new("/t"), 2).unwrap_err()
+            )
+        };
+        for (text, says) in [
+            (
+                format!("{BASE}transcoders: [../x.safetensors, b]\n"),
+                "not a file inside",
+            ),
+            (
+                format!("{BASE}transcoders: [/etc/passwd, b]\n"),
+                "not a file inside",
+            ),
+            (format!("{BASE}transcoders: [hf://o/n/f, b]\n"), "download"),
+            (format!("{BASE}transcoders: [a]\n"), "names 1 transcoders"),
+            (format!("{BASE}activation: topk\n"), "activation topk"),
+            (
+                BASE.replace("ln2.hook_normalized", "hook_resid_mid"),
+                "feature_input_hook",
+            ),
+            (
+                BASE.replace("transcoder_set", "cross_layer_transcoder"),
+                "per-layer",
+            ),
+            ("a: [".to_string(), "not YAML"),
+        ] {
+            assert!(err(&text).contains(says), "{text}: {}", err(&text));
+        }
+    }
+}
