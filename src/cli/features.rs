@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{at_least_one, TextArgs};
+use super::{at_least_one, probability, TextArgs};
 
 /// A sparse autoencoder that a command may use (its own flags say what for).
 #[derive(Debug, Args)]
@@ -172,4 +172,64 @@ pub struct FeatureArgs {
     pub html: Option<PathBuf>,
     #[command(flatten)]
     pub shards: super::ShardArgs,
+}
+
+/// `graph`: an attribution graph over transcoders, as circuit-tracer computes it.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    #[command(flatten)]
+    pub input: TextArgs,
+    /// The transcoders: a folder in circuit-tracer's per-layer format (config.yaml with
+    /// model_kind: transcoder_set, layer_{i}.safetensors)
+    #[arg(long, value_name = "DIR")]
+    pub transcoders: PathBuf,
+    /// Write the pruned graph as circuit-tracer's create_graph_files writes it, the JSON
+    /// Neuronpedia and circuit-tracer's viewer open (atomically)
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Write the unpruned graph under circuit-tracer's Graph field names as safetensors
+    /// (adjacency_matrix, active_features, activation_values, selected_features, …)
+    #[arg(long, value_name = "FILE")]
+    pub raw: Option<PathBuf>,
+    /// The graph file's slug (its name in the viewer); the output file's stem by default
+    #[arg(long, value_name = "NAME", requires = "output")]
+    pub slug: Option<String>,
+    /// Features whose edges in are computed at most (circuit-tracer's max_feature_nodes),
+    /// chosen by their influence on the logits as circuit-tracer chooses them
+    #[arg(long, value_name = "N", default_value_t = 7500, value_parser = at_least_one)]
+    pub max_feature_nodes: u32,
+    /// Pruning keeps the nodes with this cumulative share of the influence on the logits
+    #[arg(long, value_name = "X", default_value_t = 0.8, value_parser = share)]
+    pub node_threshold: f64,
+    /// Pruning keeps the edges with this cumulative share of the influence
+    #[arg(long, value_name = "X", default_value_t = 0.98, value_parser = share)]
+    pub edge_threshold: f64,
+    /// Logit nodes at most: the likeliest tokens until --logit-probability is reached
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = at_least_one)]
+    pub max_logits: u32,
+    /// The logit nodes' cumulative probability to reach
+    #[arg(long, value_name = "P", default_value_t = 0.95, value_parser = probability)]
+    pub logit_probability: f32,
+    /// Rows per backward pass (circuit-tracer's batch_size; its command line's default)
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = at_least_one)]
+    pub backward_batch: u32,
+    /// Backward passes between two rankings of the features left (update_interval)
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = at_least_one)]
+    pub update_interval: u32,
+    /// Leave out GPT-2's position-embedding nodes (gpt2-inspect's own; circuit-tracer has
+    /// none): the graph file is then circuit-tracer's exactly
+    #[arg(long)]
+    pub no_position_nodes: bool,
+    /// Kept features and errors listed, the most influential first
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+}
+
+/// A share from 0 to 1, kept as written (the graph file records it).
+fn share(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        Ok(_) => Err("must be a share of the influence, from 0 to 1".into()),
+        Err(_) => Err(format!("`{s}` is not a number")),
+    }
 }

@@ -157,7 +157,7 @@ impl Command {
             | Command::Features(_) => &[],
             // --all-positions draws a coloured heatmap.
             Command::Lens(a) if a.all_positions => &[],
-            Command::Feature(_) => &[Color],
+            Command::Feature(_) | Command::Graph(_) => &[Color],
             Command::Next(_)
             | Command::Trace(_)
             | Command::Embed(_)
@@ -366,6 +366,15 @@ pub enum Command {
         after_help = "Examples:\n  gpt2-inspect feature 12 --sae DIR\n  gpt2-inspect feature 12,99,3001 --sae DIR --file corpus.txt --lines\n  gpt2-inspect feature 12 --sae DIR --file corpus.txt --lines --html f12.html\n\nWithout TEXT or --file only the logit tables are shown."
     )]
     Feature(FeatureArgs),
+    /// Attribution graph: which transcoder features carry the next-token prediction, and
+    /// through which paths, with every number as circuit-tracer computes it (attention and
+    /// layer norms frozen, each MLP replaced by its transcoder plus an error); writes the
+    /// graph file Neuronpedia and circuit-tracer's viewer open
+    #[command(
+        mut_arg("texts", |a| a.help(ONE_TEXT)),
+        after_help = "Examples:\n  gpt2-inspect graph \"The capital of France is\" --transcoders DIR -o graph.json\n  gpt2-inspect graph \"The capital of France is\" --transcoders DIR --max-feature-nodes 2000 --raw graph.safetensors --json\n\nDIR holds circuit-tracer's per-layer transcoders: config.yaml (model_kind: transcoder_set,\nfeature_input_hook: ln2.hook_normalized, feature_output_hook: hook_mlp_out) and\nlayer_{i}.safetensors. <|endoftext|> is put before the text, as circuit-tracer does."
+    )]
+    Graph(GraphArgs),
     /// Input attribution: how much each input token matters to the prediction (gradient,
     /// input × gradient, integrated gradients as Captum computes them, or attention rollout)
     #[command(

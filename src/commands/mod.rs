@@ -13,6 +13,7 @@ mod feature;
 mod feature_shards;
 mod features;
 mod generate;
+mod graph;
 mod heads;
 mod hidden;
 mod hooks;
@@ -79,6 +80,7 @@ commands! {
     Attribute => attribute,
     Features => features,
     Feature => feature,
+    Graph => graph,
     Saliency => saliency,
     Heads => heads,
     Merge => merge,

@@ -117,3 +117,134 @@ pub struct FeatureReport {
     pub hook: String,
     pub features: Vec<FeatureRow>,
 }
+
+/// `graph`: an attribution graph over transcoders as circuit-tracer computes it, pruned.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphReport {
+    #[serde(flatten)]
+    pub header: Header,
+    /// The transcoders' folder and circuit-tracer's `scan` name for them.
+    pub transcoders: String,
+    pub scan: String,
+    pub d_transcoder: usize,
+    pub skip_connection: bool,
+    /// The tokens attributed: `<|endoftext|>`, then the text's.
+    pub input_ids: Vec<u32>,
+    pub tokens: Vec<String>,
+    pub active_features: usize,
+    /// Features with rows in the graph (all active ones, or the budget's choice).
+    pub selected_features: usize,
+    pub logits: Vec<GraphLogit>,
+    /// circuit-tracer's `compute_graph_scores` on the unpruned graph.
+    pub replacement_score: f64,
+    pub completeness_score: f64,
+    pub node_threshold: f64,
+    pub edge_threshold: f64,
+    /// What pruning kept.
+    pub kept: GraphKept,
+    /// The kept features and errors with the most influence on the logits, most first.
+    pub top_nodes: Vec<GraphNodeInfluence>,
+    /// Each position embedding's influence on the logits in the unpruned graph, measured
+    /// as circuit-tracer measures its nodes' (gpt2-inspect's own nodes); `null` without
+    /// them.
+    pub position_influence: Option<Vec<f32>>,
+    /// The tokens' influence, for comparison.
+    pub token_influence: Vec<f32>,
+}
+
+/// A logit node: its token and probability.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphLogit {
+    pub id: u32,
+    pub token: String,
+    pub probability: f32,
+}
+
+/// How many nodes of each kind, and edges, pruning kept.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphKept {
+    pub features: usize,
+    pub errors: usize,
+    pub tokens: usize,
+    pub positions: usize,
+    pub logits: usize,
+    pub edges: usize,
+}
+
+/// A kept node and its influence on the logits.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphNodeInfluence {
+    /// circuit-tracer's node id.
+    pub node_id: String,
+    /// `feature` or `error`.
+    pub kind: &'static str,
+    pub layer: usize,
+    pub position: usize,
+    pub token: String,
+    /// The transcoder feature, for a feature node.
+    pub feature: Option<usize>,
+    pub activation: Option<f32>,
+    pub influence: f32,
+}
+
+/// The graph file circuit-tracer's `create_graph_files` writes and Neuronpedia opens.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphFile {
+    pub metadata: GraphFileMetadata,
+    #[serde(rename = "qParams")]
+    pub q_params: GraphQParams,
+    pub nodes: Vec<GraphFileNode>,
+    pub links: Vec<GraphLink>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphFileMetadata {
+    pub slug: String,
+    pub scan: String,
+    pub transcoder_list: Vec<String>,
+    pub prompt_tokens: Vec<String>,
+    pub prompt: String,
+    pub node_threshold: f64,
+    pub schema_version: u32,
+    /// circuit-tracer's scores of the unpruned graph (gpt2-inspect adds them here).
+    pub replacement_score: f64,
+    pub completeness_score: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphQParams {
+    pub pinned_ids: Vec<String>,
+    pub supernodes: Vec<Vec<String>>,
+    pub link_type: String,
+    pub clicked_id: String,
+    #[serde(rename = "sg_pos")]
+    pub sg_pos: String,
+}
+
+/// A node as circuit-tracer's `Node` model writes it.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphFileNode {
+    pub node_id: String,
+    pub feature: i64,
+    pub layer: String,
+    pub ctx_idx: usize,
+    pub feature_type: String,
+    pub token_prob: f64,
+    pub is_target_logit: bool,
+    pub run_idx: u32,
+    pub reverse_ctx_idx: u32,
+    #[serde(rename = "jsNodeId")]
+    pub js_node_id: String,
+    pub clerp: String,
+    pub influence: Option<f64>,
+    pub activation: Option<f64>,
+}
+
+/// An edge; circuit-tracer writes its f32 numbers as the f64 they are, and so do we.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphLink {
+    pub source: String,
+    pub target: String,
+    pub weight: f64,
+}

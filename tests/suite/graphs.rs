@@ -161,3 +161,215 @@ fn graphs_equal_circuit_tracers() {
         }
     }
 }
+
+/// The flags that make `graph` run case `name` as circuit-tracer ran it.
+fn case_args(r: &HashMap<String, Tensor>, name: &str, set: &str) -> Vec<String> {
+    let (_, meta) = crate::common::fixture_file("graphs/reference.safetensors");
+    let prompts: HashMap<String, String> = serde_json::from_str(&meta["prompts"]).unwrap();
+    let prompt = &prompts[if name.contains("-a") { "a" } else { "b" }];
+    let s = ints(&r[&format!("{name}.settings")]);
+    let mut args: Vec<String> = ["graph", prompt, "--transcoders"]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    args.push(fixtures().join("graphs").join(set).display().to_string());
+    if s[0] > 0 {
+        for (flag, v) in [
+            ("--max-feature-nodes", s[0]),
+            ("--backward-batch", s[1]),
+            ("--update-interval", s[2]),
+        ] {
+            args.extend([flag.to_string(), v.to_string()]);
+        }
+    }
+    args
+}
+
+/// Equal JSON, numbers within 1e-4 relative (at least absolute).
+fn same_json(got: &serde_json::Value, want: &serde_json::Value, at: &str) {
+    use serde_json::Value::*;
+    match (got, want) {
+        (Object(a), Object(b)) => {
+            let (ka, kb): (Vec<_>, Vec<_>) = (a.keys().collect(), b.keys().collect());
+            assert_eq!(ka, kb, "{at}: keys");
+            for k in b.keys() {
+                same_json(&a[k], &b[k], &format!("{at}.{k}"));
+            }
+        }
+        (Array(a), Array(b)) => {
+            assert_eq!(a.len(), b.len(), "{at}: length");
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                same_json(x, y, &format!("{at}[{i}]"));
+            }
+        }
+        (Number(x), Number(y)) if x.is_f64() || y.is_f64() => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            assert!((x - y).abs() <= 1e-4 * y.abs().max(1.0), "{at}: {x} vs {y}");
+        }
+        (a, b) => assert_eq!(a, b, "{at}"),
+    }
+}
+
+/// `graph -o` writes circuit-tracer's `create_graph_files` JSON: with --no-position-nodes
+/// the same file (nodes, ids, links in order, numbers within 1e-4) but for the two scores
+/// gpt2-inspect adds to the metadata; with position nodes, the same once they and their
+/// links are taken out. `--raw` holds the unpruned graph under circuit-tracer's names.
+#[test]
+fn graph_files_equal_circuit_tracers() {
+    let r = reference();
+    let scratch = crate::common::Scratch::new("graph-files");
+    for (name, set) in CASES {
+        let want: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(fixtures().join("graphs").join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        for positions in [false, true] {
+            let out = scratch.0.join(format!("{name}-{positions}.json"));
+            let raw = scratch.0.join(format!("{name}-{positions}.safetensors"));
+            let mut c = crate::common::cmd();
+            c.args(case_args(&r, name, set))
+                .args(["--slug", name, "-o"])
+                .arg(&out)
+                .arg("--raw")
+                .arg(&raw);
+            if !positions {
+                c.arg("--no-position-nodes");
+            }
+            let o = c.output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let mut got: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+            let meta = got["metadata"].as_object_mut().unwrap();
+            let scores = flat(&r[&format!("{name}.scores")].to_dtype(DType::F32).unwrap());
+            for (k, w) in ["replacement_score", "completeness_score"]
+                .iter()
+                .zip(scores)
+            {
+                let v = meta.remove(*k).unwrap().as_f64().unwrap();
+                assert!((v as f32 - w).abs() < 1e-4, "{name}: {k}");
+            }
+            if positions {
+                let nodes = got["nodes"].as_array_mut().unwrap();
+                let before = nodes.len();
+                nodes.retain(|n| n["feature_type"] != "position embedding");
+                assert_eq!(
+                    before - nodes.len(),
+                    ints(&r[&format!("{name}.input_ids")]).len()
+                );
+                let links = got["links"].as_array_mut().unwrap();
+                let before = links.len();
+                links.retain(|l| !l["source"].as_str().unwrap().starts_with("P_"));
+                assert!(
+                    before > links.len(),
+                    "{name}: position nodes have kept edges"
+                );
+            }
+            same_json(&got, &want, name);
+            let (t, _) = crate::common::fixture_file_at(&raw);
+            let want = flat(&r[&format!("{name}.adjacency_matrix")]);
+            let n = (want.len() as f64).sqrt() as usize;
+            let mut adjacency = flat(&t["adjacency_matrix"]);
+            if positions {
+                let tn = ints(&r[&format!("{name}.input_ids")]).len();
+                let (side, split) = (n + tn, n - ints(&r[&format!("{name}.logit_tokens")]).len());
+                let keep = |i: usize| i < split || i >= split + tn;
+                adjacency = (0..side * side)
+                    .filter(|k| keep(k / side) && keep(k % side))
+                    .map(|k| adjacency[k])
+                    .collect();
+            }
+            assert!(relative(&adjacency, &want) < 1e-4, "{name}: raw adjacency");
+            for k in ["active_features", "selected_features", "logit_tokens"] {
+                assert_eq!(
+                    ints(&t[k]),
+                    ints(&r[&format!("{name}.{k}")]),
+                    "{name}: raw {k}"
+                );
+            }
+        }
+    }
+}
+
+/// A copy of the relu transcoder set with layer 1's file rewritten by `edit` (name → tensor).
+fn hostile_set(
+    scratch: &crate::common::Scratch,
+    name: &str,
+    edit: impl FnOnce(&mut HashMap<String, Tensor>),
+) -> std::path::PathBuf {
+    let src = fixtures().join("graphs/relu");
+    let dir = scratch.0.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in [
+        "config.yaml",
+        "layer_0.safetensors",
+        "layer_1.safetensors",
+        "layer_2.safetensors",
+    ] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let (mut t, _) = crate::common::fixture_file_at(&dir.join("layer_1.safetensors"));
+    edit(&mut t);
+    candle_core::safetensors::save(&t, dir.join("layer_1.safetensors")).unwrap();
+    dir
+}
+
+/// Transcoder files that do not fit the model, or are damaged, are refused with one line
+/// each before anything is computed.
+#[test]
+fn hostile_transcoders_are_refused() {
+    let scratch = crate::common::Scratch::new("graph-hostile");
+    let run = |dir: &std::path::Path, needles: &[&str]| {
+        let mut c = crate::common::cmd();
+        c.args(["graph", "The cat sat", "--transcoders"]).arg(dir);
+        crate::common::fails(&mut c, 1, needles);
+    };
+    let wrong = hostile_set(&scratch, "shape", |t| {
+        t.insert(
+            "W_enc".into(),
+            Tensor::zeros((48, 31), DType::F32, &Device::Cpu).unwrap(),
+        );
+    });
+    run(&wrong, &["W_enc", "shape [48, 31]", "[48, 32]"]);
+    let nan = hostile_set(&scratch, "nan", |t| {
+        let w = t["W_dec"].to_vec2::<f32>().unwrap();
+        let mut flat: Vec<f32> = w.concat();
+        flat[5] = f32::NAN;
+        t.insert(
+            "W_dec".into(),
+            Tensor::from_vec(flat, (48, 32), &Device::Cpu).unwrap(),
+        );
+    });
+    run(&nan, &["W_dec", "NaN"]);
+    let width = hostile_set(&scratch, "width", |t| {
+        for k in ["W_enc", "W_dec"] {
+            t.insert(
+                k.into(),
+                Tensor::zeros((40, 32), DType::F32, &Device::Cpu).unwrap(),
+            );
+        }
+        t.insert(
+            "b_enc".into(),
+            Tensor::zeros(40, DType::F32, &Device::Cpu).unwrap(),
+        );
+    });
+    run(&width, &["layer 1", "40 features", "48"]);
+    let skip = hostile_set(&scratch, "skip", |t| {
+        t.insert(
+            "W_skip".into(),
+            Tensor::zeros((32, 32), DType::F32, &Device::Cpu).unwrap(),
+        );
+    });
+    run(&skip, &["skip connection"]);
+    let truncated = hostile_set(&scratch, "truncated", |_| {});
+    let f = truncated.join("layer_2.safetensors");
+    let bytes = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
+    run(&truncated, &["layer_2.safetensors"]);
+    let outside = hostile_set(&scratch, "outside", |_| {});
+    let cfg = std::fs::read_to_string(outside.join("config.yaml")).unwrap();
+    let listed =
+        "transcoders: [layer_0.safetensors, ../relu/layer_1.safetensors, layer_2.safetensors]\n";
+    std::fs::write(outside.join("config.yaml"), cfg + listed).unwrap();
+    run(&outside, &["not a file inside its folder"]);
+    run(&scratch.0.join("missing"), &["config.yaml"]);
+}

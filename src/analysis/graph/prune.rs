@@ -106,6 +106,13 @@ pub struct Pruned {
     /// `(N, N)`, row = target.
     pub edge_mask: Vec<bool>,
     pub cumulative: Vec<f32>,
+    /// Each node's influence on the logits in the unpruned graph.
+    pub influence: Vec<f32>,
+    /// Of the graph with the dropped nodes' edges zeroed: each row's |A| sum, each node's
+    /// influence plus its logit weight, and the score an edge needed to stay.
+    row_sums: Vec<f32>,
+    through: Vec<f32>,
+    edge_cut: f32,
 }
 
 /// circuit-tracer's `prune_graph`.
@@ -128,14 +135,17 @@ pub fn prune(graph: &Graph, node_threshold: f32, edge_threshold: f32) -> Result<
             }
         }
     }
+    let row_sums: Vec<f32> = (pruned.chunks(n))
+        .map(|r| r.iter().map(|v| v.abs()).sum::<f32>())
+        .collect();
     let normalized = normalize(&pruned, n, 1e-10);
     let mut through = influence(&normalized, n, &weights)?;
     through.iter_mut().zip(&weights).for_each(|(t, w)| *t += w);
     let edge_scores: Vec<f32> = (normalized.chunks(n).zip(&through))
         .flat_map(|(row, &t)| row.iter().map(move |&v| v * t))
         .collect();
-    let cut = find_threshold(&edge_scores, edge_threshold);
-    let mut edge_mask: Vec<bool> = edge_scores.iter().map(|&s| s >= cut).collect();
+    let edge_cut = find_threshold(&edge_scores, edge_threshold);
+    let mut edge_mask: Vec<bool> = edge_scores.iter().map(|&s| s >= edge_cut).collect();
     let ends = n - n_logits - n_tokens;
     let mut before = node_mask.clone();
     need_edges(&mut node_mask, &edge_mask, n, ends, n_features);
@@ -151,6 +161,10 @@ pub fn prune(graph: &Graph, node_threshold: f32, edge_threshold: f32) -> Result<
         node_mask,
         edge_mask,
         cumulative: cumulative_shares(&node_influence),
+        influence: node_influence,
+        row_sums,
+        through,
+        edge_cut,
     })
 }
 
@@ -204,4 +218,39 @@ pub fn scores(graph: &Graph) -> Result<(f64, f64)> {
         total += output;
     }
     Ok((replacement, weighted / total))
+}
+
+/// Our position nodes, measured as circuit-tracer measures a node without changing any of
+/// its numbers: an edge's share is |A[t, p]| over its target's circuit-tracer row sum, and
+/// its score that share times the target's influence plus logit weight. Returns each
+/// position's influence in the unpruned graph, and the edges `(target, position)` that
+/// pruning keeps: their score reaches the cut circuit-tracer's edges needed, into kept nodes.
+/// (Circuit-tracer's numbers are left as they are: nothing here feeds back into them.)
+pub fn positions(graph: &Graph, pruned: &Pruned) -> PositionNodes {
+    let (n, t) = (graph.n_nodes(), graph.n_pos());
+    let weights = logit_weights(graph);
+    let sums: Vec<f32> = (graph.adjacency.chunks(n))
+        .map(|r| r.iter().map(|v| v.abs()).sum::<f32>().max(1e-10))
+        .collect();
+    let mut influence = vec![0f32; t];
+    let mut kept = Vec::new();
+    for (i, row) in graph.position_edges.chunks(t).enumerate() {
+        let whole = pruned.influence[i] + weights[i];
+        let share = pruned.row_sums[i].max(1e-10);
+        for (p, &v) in row.iter().enumerate() {
+            influence[p] += v.abs() / sums[i] * whole;
+            let score = v.abs() / share * pruned.through[i];
+            if pruned.node_mask[i] && v != 0.0 && score >= pruned.edge_cut {
+                kept.push((i, p));
+            }
+        }
+    }
+    PositionNodes { influence, kept }
+}
+
+/// Our position nodes: each one's influence on the logits, and the kept edges
+/// `(target, position)`.
+pub struct PositionNodes {
+    pub influence: Vec<f32>,
+    pub kept: Vec<(usize, usize)>,
 }

@@ -86,6 +86,35 @@ impl TranscoderSet {
     }
 }
 
+/// Every tensor of a transcoder of `d_tc` features on a model `c` wide is there with its
+/// shape (`shape` reads the file's header).
+fn check_shapes(
+    path: &Path,
+    shape: &dyn Fn(&str) -> Option<Vec<usize>>,
+    d_tc: usize,
+    c: usize,
+    threshold: bool,
+    skip: bool,
+) -> Result<()> {
+    let mut want = vec![
+        ("W_enc", vec![d_tc, c]),
+        ("W_dec", vec![d_tc, c]),
+        ("b_dec", vec![c]),
+    ];
+    want.extend(threshold.then(|| ("activation_function.threshold", vec![d_tc])));
+    want.extend(skip.then(|| ("W_skip", vec![c, c])));
+    for (name, s) in &want {
+        let got = shape(name).ok_or_else(|| anyhow!("{} has no tensor {name}", path.display()))?;
+        ensure!(
+            got == *s,
+            "tensor {name} in {} has shape {got:?}; a transcoder of {d_tc} features on this \
+             model ({c} wide) has {s:?}",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 impl Transcoder {
     fn load(path: &Path, c: usize) -> Result<Self> {
         let ckpt = Checkpoint::open_as(path, Weights::Mapped)?;
@@ -105,23 +134,7 @@ impl Transcoder {
         };
         let threshold = shape("activation_function.threshold").is_some();
         let skip = shape("W_skip").is_some();
-        let mut want = vec![
-            ("W_enc", vec![d_tc, c]),
-            ("W_dec", vec![d_tc, c]),
-            ("b_dec", vec![c]),
-        ];
-        want.extend(threshold.then(|| ("activation_function.threshold", vec![d_tc])));
-        want.extend(skip.then(|| ("W_skip", vec![c, c])));
-        for (name, s) in &want {
-            let got =
-                shape(name).ok_or_else(|| anyhow!("{} has no tensor {name}", path.display()))?;
-            ensure!(
-                got == *s,
-                "tensor {name} in {} has shape {got:?}; a transcoder of {d_tc} features on this \
-                 model ({c} wide) has {s:?}",
-                path.display()
-            );
-        }
+        check_shapes(path, &shape, d_tc, c, threshold, skip)?;
         let r = ckpt.reader(&Device::Cpu, DType::F32)?;
         let finite = |name: &str, ok: bool| {
             ensure!(

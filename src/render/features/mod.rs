@@ -2,5 +2,6 @@
 //! dashboard page.
 
 pub mod dashboard;
+pub mod graph;
 pub mod heatmap;
 pub mod table;

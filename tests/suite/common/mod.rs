@@ -267,10 +267,20 @@ pub fn fixture_file(
     std::collections::HashMap<String, Tensor>,
     std::collections::HashMap<String, String>,
 ) {
-    let bytes = std::fs::read(fixtures().join(name)).unwrap();
+    fixture_file_at(&fixtures().join(name))
+}
+
+/// A safetensors file's tensors and metadata.
+pub fn fixture_file_at(
+    path: &std::path::Path,
+) -> (
+    std::collections::HashMap<String, Tensor>,
+    std::collections::HashMap<String, String>,
+) {
+    let bytes = std::fs::read(path).unwrap();
     let (_, m) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     let tensors = candle_core::safetensors::load_buffer(&bytes, &candle_core::Device::Cpu).unwrap();
-    (tensors, m.metadata().clone().unwrap())
+    (tensors, m.metadata().clone().unwrap_or_default())
 }
 
 /// Lower-case hex of `bytes`.

@@ -2,7 +2,7 @@
 
 use super::one;
 use crate::render::format::delimited::{Table, Tabular};
-use crate::reports::{FeatureReport, FeaturesReport};
+use crate::reports::{FeatureReport, FeaturesReport, GraphReport};
 
 impl Tabular for FeaturesReport {
     fn tables(&self) -> Vec<(&'static str, Table)> {
@@ -54,5 +54,33 @@ impl Tabular for FeatureReport {
             true => one("logits", logits),
             false => vec![("logits", logits), ("contexts", contexts)],
         }
+    }
+}
+
+impl Tabular for GraphReport {
+    fn tables(&self) -> Vec<(&'static str, Table)> {
+        let mut t = Table::new(&[
+            "node",
+            "kind",
+            "layer",
+            "position",
+            "token",
+            "feature",
+            "activation",
+            "influence",
+        ]);
+        for n in &self.top_nodes {
+            t.push(vec![
+                n.node_id.as_str().into(),
+                n.kind.into(),
+                n.layer.into(),
+                n.position.into(),
+                n.token.as_str().into(),
+                n.feature.into(),
+                n.activation.into(),
+                n.influence.into(),
+            ]);
+        }
+        one("nodes", t)
     }
 }
