@@ -8,6 +8,18 @@ use crate::analysis::graph::Graph;
 use crate::render::table::{columns, quoted, Align};
 use crate::reports::{GraphFile, GraphReport};
 
+/// The columns of the kept nodes' table (the terminal's and CSV's).
+pub const NODE_COLUMNS: [&str; 8] = [
+    "node",
+    "kind",
+    "layer",
+    "position",
+    "token",
+    "feature",
+    "activation",
+    "influence",
+];
+
 pub fn table(out: &mut dyn Write, r: &GraphReport) -> io::Result<()> {
     let skip = if r.skip_connection {
         ", skip connection"
@@ -72,16 +84,7 @@ fn nodes(out: &mut dyn Write, r: &GraphReport) -> io::Result<()> {
         .collect();
     columns(
         out,
-        &[
-            "node",
-            "kind",
-            "layer",
-            "position",
-            "token",
-            "feature",
-            "activation",
-            "influence",
-        ],
+        &NODE_COLUMNS,
         &[Left, Left, Right, Right, Left, Right, Right, Right],
         &rows,
     )

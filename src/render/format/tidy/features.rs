@@ -59,16 +59,7 @@ impl Tabular for FeatureReport {
 
 impl Tabular for GraphReport {
     fn tables(&self) -> Vec<(&'static str, Table)> {
-        let mut t = Table::new(&[
-            "node",
-            "kind",
-            "layer",
-            "position",
-            "token",
-            "feature",
-            "activation",
-            "influence",
-        ]);
+        let mut t = Table::new(&crate::render::features::graph::NODE_COLUMNS);
         for n in &self.top_nodes {
             t.push(vec![
                 n.node_id.as_str().into(),
