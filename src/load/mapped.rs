@@ -41,6 +41,25 @@ impl Mapping {
         #[cfg(not(target_os = "linux"))]
         let _ = range;
     }
+
+    /// Drops the pages of `range` from this process's memory: they stay in the page cache,
+    /// and a later read faults them in again. What a read of a large matrix that is needed
+    /// only in part calls after it, so that the process does not keep all of it resident.
+    pub fn release(&self, range: Range<usize>) {
+        #[cfg(unix)]
+        // SAFETY: the mapping is private and read-only (`Mmap`, never written), so dropping
+        // its pages discards nothing: every later read sees the file's bytes again, and no
+        // reference into the range is invalidated (the memory stays mapped).
+        let _ = unsafe {
+            self.0.unchecked_advise_range(
+                memmap2::UncheckedAdvice::DontNeed,
+                range.start,
+                range.len(),
+            )
+        };
+        #[cfg(not(unix))]
+        let _ = range;
+    }
 }
 
 /// An f32 row-major matrix `(rows, cols)` inside a [`Mapping`].
@@ -56,14 +75,21 @@ impl MappedMatrix {
     /// The matrix at `bytes` of the mapping, or `None` when those bytes are not 4-byte
     /// aligned (safetensors does not promise alignment; the caller copies instead).
     pub fn new(map: &Arc<Mapping>, bytes: Range<usize>, rows: usize, cols: usize) -> Option<Self> {
+        let m = Self::cold(map, bytes.clone(), rows, cols)?;
+        // Map the pages now, while the tokenizer is being built on the other thread, rather
+        // than fault them in one by one during the first forward pass.
+        map.populate(bytes);
+        Some(m)
+    }
+
+    /// [`new`](Self::new) without mapping the pages ahead: for a matrix read only in part
+    /// (a transcoder's decoder, of which a graph reads the active features' rows).
+    pub fn cold(map: &Arc<Mapping>, bytes: Range<usize>, rows: usize, cols: usize) -> Option<Self> {
         let slice = map.bytes().get(bytes.clone())?;
         let values: &[f32] = bytemuck::try_cast_slice(slice).ok()?;
         if values.len() != rows.checked_mul(cols)? {
             return None;
         }
-        // Map the pages now, while the tokenizer is being built on the other thread, rather
-        // than fault them in one by one during the first forward pass.
-        map.populate(bytes.clone());
         Some(MappedMatrix {
             map: map.clone(),
             start: bytes.start,
@@ -83,6 +109,22 @@ impl MappedMatrix {
         bytemuck::cast_slice(&self.map.bytes()[self.start..self.start + len])
     }
 
+    /// Whether every value is finite, read a slice at a time with each slice's pages
+    /// released after it: the check does not leave the matrix resident.
+    pub fn all_finite_released(&self) -> bool {
+        const SLICE: usize = 1 << 22; // values: 16 MiB
+        let values = self.values();
+        for (i, chunk) in values.chunks(SLICE).enumerate() {
+            let finite = chunk.iter().all(|v| v.is_finite());
+            let start = self.start + i * SLICE * 4;
+            self.map.release(start..start + chunk.len() * 4);
+            if !finite {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Rows `ids` gathered into a new `(ids.len(), cols)` vector, row-major; an error names
     /// an id past the last row.
     pub fn gather(&self, ids: &[u32]) -> Result<Vec<f32>> {
@@ -98,5 +140,49 @@ impl MappedMatrix {
             out.extend_from_slice(&values[id * self.cols..(id + 1) * self.cols]);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROWS: usize = 8200; // 16.02 MiB of values: two slices of the finiteness check
+
+    /// A matrix in a temporary file, mapped.
+    fn mapped() -> (tempfile::NamedTempFile, MappedMatrix) {
+        let (rows, cols) = (ROWS, 512);
+        let values: Vec<f32> = (0..rows * cols).map(|i| i as f32 * 0.5).collect();
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, bytemuck::cast_slice(&values)).unwrap();
+        let map = Mapping::new(file.as_file()).unwrap();
+        let m = MappedMatrix::cold(&map, 0..values.len() * 4, rows, cols).unwrap();
+        (file, m)
+    }
+
+    #[test]
+    fn released_pages_read_the_files_bytes_again() {
+        let (_file, m) = mapped();
+        let before: Vec<f32> = m.values().to_vec();
+        assert!(m.all_finite_released());
+        m.map.release(0..m.values().len() * 4);
+        assert_eq!(m.values(), &before[..]);
+        let last = (ROWS - 1) as u32;
+        assert_eq!(
+            m.gather(&[last]).unwrap(),
+            before[(ROWS - 1) * 512..].to_vec()
+        );
+    }
+
+    #[test]
+    fn a_non_finite_value_is_found_in_any_slice() {
+        let (file, _) = mapped();
+        let mut bytes = std::fs::read(file.path()).unwrap();
+        let at = (ROWS * 512 - 1) * 4; // the last value, in the second slice
+        bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+        std::fs::write(file.path(), &bytes).unwrap();
+        let map = Mapping::new(&std::fs::File::open(file.path()).unwrap()).unwrap();
+        let m = MappedMatrix::cold(&map, 0..bytes.len(), ROWS, 512).unwrap();
+        assert!(!m.all_finite_released());
     }
 }

@@ -8,7 +8,7 @@ mod backward;
 pub mod prune;
 
 use anyhow::{bail, ensure, Result};
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use crate::analysis::progress::Progress;
 use crate::analysis::transcoder::TranscoderSet;
@@ -237,7 +237,10 @@ fn sources(
     for (l, (x, mlp_out)) in inputs.iter().zip(outputs).enumerate() {
         let tc = &tset.layers[l];
         let acts = tc.encode(x)?.to_vec2::<f32>()?; // (T, d_tc)
-        let mut kept = vec![0f32; acts.len() * tset.d_tc];
+        let c = x.dim(1)?;
+        // Σ a_f W_dec[f] from the active rows only, as circuit-tracer's decode_sparse: the
+        // rest of W_dec is never read.
+        let mut sums = vec![Tensor::zeros(c, DType::F32, &Device::Cpu)?];
         decoders.push(None); // position 0: circuit-tracer zeroes its features
         for (p, row) in acts.iter().enumerate().skip(1) {
             let feats: Vec<u32> = (0..row.len())
@@ -246,22 +249,20 @@ fn sources(
                 .collect();
             if feats.is_empty() {
                 decoders.push(None);
+                sums.push(Tensor::zeros(c, DType::F32, &Device::Cpu)?);
                 continue;
             }
             let a: Vec<f32> = feats.iter().map(|&f| row[f as usize]).collect();
-            for (&f, &v) in feats.iter().zip(&a) {
-                kept[p * tset.d_tc + f as usize] = v;
-            }
             let scaled = tc
                 .decoder_rows(&feats)?
                 .broadcast_mul(&Tensor::new(a.as_slice(), &Device::Cpu)?.unsqueeze(1)?)?;
+            sums.push(scaled.sum(0)?);
             decoders.push(Some((active.len(), scaled)));
             active.extend(feats.iter().map(|&f| [l, p, f as usize]));
             values.extend(a);
         }
-        let kept = Tensor::from_vec(kept, (t, tset.d_tc), &Device::Cpu)?;
-        let error = (mlp_out - tc.decode(&kept, x)?)?;
-        let zero = Tensor::zeros((1, error.dim(1)?), error.dtype(), &Device::Cpu)?;
+        let error = (mlp_out - tc.reconstruction(&Tensor::stack(&sums, 0)?, x)?)?;
+        let zero = Tensor::zeros((1, c), error.dtype(), &Device::Cpu)?;
         errors.push(Tensor::cat(&[&zero, &error.narrow(0, 1, t - 1)?], 0)?);
     }
     let id_tensor = Tensor::new(ids, &Device::Cpu)?;
@@ -402,7 +403,7 @@ impl Rows {
     /// circuit-tracer's phase 5: the columns of the selected features and every other
     /// node, the rows sorted by node (features ascending, then the logits), N × N.
     fn into_graph(
-        self,
+        mut self,
         ids: &[u32],
         nodes: &Nodes,
         n_layers: usize,
@@ -418,21 +419,30 @@ impl Rows {
         let n = columns.len();
         let mut order: Vec<usize> = (0..self.n_rows()).collect();
         order.sort_by_key(|&r| self.node_of_row[r]);
-        let mut adjacency = vec![0f32; n * n];
-        let mut position_edges = vec![0f32; n * self.n_pos];
-        let n_sel = selected.len();
-        for (i, &r) in order.iter().enumerate() {
-            // Feature rows first, logit rows last; errors' and tokens' rows stay zero.
-            let at = match i < n_sel {
-                true => i,
-                false => n - self.n_logits + (i - n_sel),
-            };
-            let row = self.row(r);
+        // In the rows' own memory (a second matrix would double the peak): each row's
+        // columns packed to the front, the rows packed to stride n, put in node order, the
+        // errors' and tokens' empty rows inserted before the logits'.
+        for r in 0..self.n_rows() {
+            let (src, dst) = (r * self.width, r * n);
             for (j, &c) in columns.iter().enumerate() {
-                adjacency[at * n + j] = row[c];
+                self.edges[dst + j] = self.edges[src + c];
             }
-            position_edges[at * self.n_pos..(at + 1) * self.n_pos]
-                .copy_from_slice(&self.positions[r * self.n_pos..(r + 1) * self.n_pos]);
+        }
+        let n_sel = selected.len();
+        let mut adjacency = self.edges;
+        adjacency.truncate(order.len() * n);
+        permute_rows(&mut adjacency, n, &order);
+        let mut position_edges = self.positions;
+        permute_rows(&mut position_edges, self.n_pos, &order);
+        let gap = n - order.len();
+        for (m, width) in [(&mut adjacency, n), (&mut position_edges, self.n_pos)] {
+            m.resize(n * width, 0.0);
+            m.copy_within(
+                n_sel * width..(n_sel + self.n_logits) * width,
+                (n - self.n_logits) * width,
+            );
+            m[n_sel * width..(n_sel + gap) * width].fill(0.0);
+            m.shrink_to_fit();
         }
         Graph {
             input_ids: ids.to_vec(),
@@ -443,6 +453,31 @@ impl Rows {
             logits,
             adjacency,
             position_edges,
+        }
+    }
+}
+
+/// Rows of `m` (`width` each) reordered so that row `i` is the old row `order[i]`, in place
+/// (one row of scratch).
+fn permute_rows(m: &mut [f32], width: usize, order: &[usize]) {
+    let mut done = vec![false; order.len()];
+    let mut scratch = vec![0f32; width];
+    for start in 0..order.len() {
+        if done[start] || order[start] == start {
+            continue;
+        }
+        // Follow the cycle: i takes order[i]'s row, the first one's saved in scratch.
+        scratch.copy_from_slice(&m[start * width..(start + 1) * width]);
+        let mut i = start;
+        loop {
+            done[i] = true;
+            let from = order[i];
+            if from == start {
+                m[i * width..(i + 1) * width].copy_from_slice(&scratch);
+                break;
+            }
+            m.copy_within(from * width..(from + 1) * width, i * width);
+            i = from;
         }
     }
 }

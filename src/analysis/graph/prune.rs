@@ -28,19 +28,28 @@ fn times(v: &[f32], a: &[f32], cols: usize) -> Vec<f32> {
 }
 
 /// circuit-tracer's `compute_partial_influences`: every column's influence on the logits
-/// through the rows computed so far.
+/// through the rows computed so far (each row's |A| normalised on the fly, nothing copied).
 pub fn partial_influences(rows: &Rows, probs: &[f32]) -> Result<Vec<f32>> {
     let width = rows.width();
-    let edges: Vec<f32> = (0..rows.n_rows())
-        .flat_map(|r| rows.row(r).to_vec())
+    let sums: Vec<f32> = (0..rows.n_rows())
+        .map(|r| rows.row(r).iter().map(|v| v.abs()).sum::<f32>().max(1e-8))
         .collect();
-    let normalized = normalize(&edges, width, 1e-8);
     let mut influences = vec![0f32; width];
     let mut prod = vec![0f32; width];
     prod[width - probs.len()..].copy_from_slice(probs);
     for _ in 0..128 {
-        let gathered: Vec<f32> = rows.node_of_row().iter().map(|&n| prod[n]).collect();
-        prod = times(&gathered, &normalized, width);
+        let mut next = vec![0f32; width];
+        for (r, &node) in rows.node_of_row().iter().enumerate() {
+            let w = prod[node];
+            if w != 0.0 {
+                let row = rows.row(r);
+                let sum = sums[r];
+                next.iter_mut()
+                    .zip(row)
+                    .for_each(|(o, &x)| *o += w * (x.abs() / sum));
+            }
+        }
+        prod = next;
         if prod.iter().all(|&v| v == 0.0) {
             return Ok(influences);
         }
@@ -127,23 +136,26 @@ pub fn prune(graph: &Graph, node_threshold: f32, edge_threshold: f32) -> Result<
     node_mask[n - n_logits - n_tokens..]
         .iter_mut()
         .for_each(|m| *m = true);
-    let mut pruned = graph.adjacency.clone();
-    for (i, row) in pruned.chunks_mut(n).enumerate() {
+    // |A| of the kept nodes, each row normalised: then, in place, each edge's score.
+    let mut edge_scores = graph.adjacency.clone();
+    let mut row_sums = vec![0f32; n];
+    for (i, row) in edge_scores.chunks_mut(n).enumerate() {
         for (j, v) in row.iter_mut().enumerate() {
-            if !node_mask[i] || !node_mask[j] {
-                *v = 0.0;
-            }
+            *v = if node_mask[i] && node_mask[j] {
+                v.abs()
+            } else {
+                0.0
+            };
         }
+        row_sums[i] = row.iter().sum::<f32>();
+        let sum = row_sums[i].max(1e-10);
+        row.iter_mut().for_each(|v| *v /= sum);
     }
-    let row_sums: Vec<f32> = (pruned.chunks(n))
-        .map(|r| r.iter().map(|v| v.abs()).sum::<f32>())
-        .collect();
-    let normalized = normalize(&pruned, n, 1e-10);
-    let mut through = influence(&normalized, n, &weights)?;
+    let mut through = influence(&edge_scores, n, &weights)?;
     through.iter_mut().zip(&weights).for_each(|(t, w)| *t += w);
-    let edge_scores: Vec<f32> = (normalized.chunks(n).zip(&through))
-        .flat_map(|(row, &t)| row.iter().map(move |&v| v * t))
-        .collect();
+    for (row, &t) in edge_scores.chunks_mut(n).zip(&through) {
+        row.iter_mut().for_each(|v| *v *= t);
+    }
     let edge_cut = find_threshold(&edge_scores, edge_threshold);
     let mut edge_mask: Vec<bool> = edge_scores.iter().map(|&s| s >= edge_cut).collect();
     let ends = n - n_logits - n_tokens;

@@ -86,6 +86,13 @@ impl TranscoderSet {
     }
 }
 
+fn all_finite(w: &Weight) -> Result<bool> {
+    Ok(match w {
+        Weight::Mapped(m) => m.values().iter().all(|v| v.is_finite()),
+        Weight::Tensor(t) => crate::model::tap::all_finite(t)?,
+    })
+}
+
 /// Every tensor of a transcoder of `d_tc` features on a model `c` wide is there with its
 /// shape (`shape` reads the file's header).
 fn check_shapes(
@@ -151,14 +158,17 @@ impl Transcoder {
         };
         let matrix = |name: &str| -> Result<Weight> {
             let w = r.weight(name)?;
-            let ok = match &w {
-                Weight::Mapped(m) => m.values().iter().all(|v| v.is_finite()),
-                Weight::Tensor(t) => crate::model::tap::all_finite(t)?,
-            };
-            finite(name, ok)?;
+            finite(name, all_finite(&w)?)?;
             Ok(w)
         };
-        let w_dec = matrix("W_dec")?;
+        // A graph reads the active features' rows of W_dec only: checked a slice at a time
+        // and left out of memory.
+        let w_dec = r.weight_cold("W_dec")?;
+        let ok = match &w_dec {
+            Weight::Mapped(m) => m.all_finite_released(),
+            Weight::Tensor(t) => crate::model::tap::all_finite(t)?,
+        };
+        finite("W_dec", ok)?;
         Ok(Transcoder {
             w_enc: matrix("W_enc")?,
             b_dec: Bias::new(vector("b_dec")?, &w_dec)?,
@@ -197,6 +207,16 @@ impl Transcoder {
     /// `(T, d_tc)` read from inputs `x` `(T, C)`.
     pub fn decode(&self, acts: &Tensor, x: &Tensor) -> Result<Tensor> {
         let out = self.w_dec.matmul(acts, &self.b_dec)?;
+        match &self.w_skip {
+            Some(_) => Ok((out + self.skip(x)?)?),
+            None => Ok(out),
+        }
+    }
+
+    /// The reconstruction `Σ a W_dec + b_dec (+ x W_skipᵀ)` `(T, C)` from the decoded sum
+    /// `Σ a W_dec` `(T, C)` of inputs `x` `(T, C)` (circuit-tracer's `decode_sparse`).
+    pub fn reconstruction(&self, decoded: &Tensor, x: &Tensor) -> Result<Tensor> {
+        let out = decoded.broadcast_add(&self.b_dec.tensor)?;
         match &self.w_skip {
             Some(_) => Ok((out + self.skip(x)?)?),
             None => Ok(out),

@@ -442,6 +442,16 @@ impl Reader<'_> {
     /// The matrix `name` under this reader's prefix, mapped when the checkpoint is, the model
     /// computes in f32 on the CPU and the stored data is aligned f32; read otherwise.
     pub fn weight(&self, name: &str) -> Result<Weight> {
+        self.weight_as(name, false)
+    }
+
+    /// [`weight`](Self::weight) for a matrix read only in part (a transcoder's decoder): its
+    /// pages are not mapped ahead ([`MappedMatrix::cold`]).
+    pub fn weight_cold(&self, name: &str) -> Result<Weight> {
+        self.weight_as(name, true)
+    }
+
+    fn weight_as(&self, name: &str, cold: bool) -> Result<Weight> {
         let ckpt = self.ckpt;
         let full = ckpt.layout.full_key(&self.pp(name).prefix);
         let mapped = match ckpt.entries.get(&full) {
@@ -454,7 +464,10 @@ impl Reader<'_> {
             {
                 let map = ckpt.parts[*part].mapping.as_ref();
                 let (lo, hi) = (e.start as usize, (e.start + e.span) as usize);
-                map.and_then(|map| MappedMatrix::new(map, lo..hi, e.shape[0], e.shape[1]))
+                map.and_then(|map| match cold {
+                    true => MappedMatrix::cold(map, lo..hi, e.shape[0], e.shape[1]),
+                    false => MappedMatrix::new(map, lo..hi, e.shape[0], e.shape[1]),
+                })
             }
             _ => None,
         };
