@@ -5,7 +5,7 @@
 #
 #   scripts/bench.sh [--with-hf] [--with-llama]
 #   scripts/bench.sh --only-circuits | --only-features | --only-corpus | --only-dtypes | --only-serve
-#   scripts/bench.sh --only-lenses
+#   scripts/bench.sh --only-lenses | --only-graphs
 #   scripts/bench.sh --only-profiles [--with-llama]
 #
 # --only-circuits (--only-features) runs the circuit (SAE feature) rows alone, gpt2-inspect
@@ -34,7 +34,8 @@ for arg in "$@"; do
     --only-profiles) ONLY=profiles ;;
     --only-serve) ONLY=serve ;;
     --only-lenses) ONLY=lenses ;;
-    *) echo "usage: scripts/bench.sh [--with-hf] [--with-llama] | --only-circuits | --only-features | --only-corpus | --only-dtypes | --only-profiles | --only-serve | --only-lenses" >&2; exit 2 ;;
+    --only-graphs) ONLY=graphs ;;
+    *) echo "usage: scripts/bench.sh [--with-hf] [--with-llama] | --only-circuits | --only-features | --only-corpus | --only-dtypes | --only-profiles | --only-serve | --only-lenses | --only-graphs" >&2; exit 2 ;;
   esac
 done
 
@@ -322,6 +323,30 @@ PYEOF
   python3 scripts/bench_pair.py 10 2 "$OUT/lens_read_jlens.json" "$OUT/lens_read_logit.json" \
     "$BIN --model $MODEL lens '$p32' --lens jlens:$OUT/jlens.pt" "$BIN --model $MODEL lens '$p32'"
 }
+# Attribution graphs: gpt2-size weights, 12 random per-layer transcoders of 24,576 features
+# (about 100 active a position), a 16-token prompt with circuit-tracer's defaults (budget
+# 7500, 256 rows a pass); gpt2-inspect three times (load included), circuit-tracer 0.5.0 once
+# (scripts/bench_graph_ct.py, its attribute() timed apart from loading), at most 30 minutes.
+bench_graphs() {
+  echo "== graphs"
+  local ct="${CT_PYTHON:-$WORK/ct-venv/bin/python}"
+  if [ ! -x "$ct" ]; then
+    python3 -m venv "$WORK/ct-venv" \
+      && "$WORK/ct-venv/bin/pip" install -q circuit-tracer==0.5.0 transformers==4.57.3
+    ct="$WORK/ct-venv/bin/python"
+  fi
+  [ -f "$WORK/graph-tc/config.yaml" ] \
+    || "$ct" scripts/bench_graph_ct.py make "$MODEL" "$WORK/graph-tc" 24576
+  du -sb "$WORK/graph-tc" | cut -f1 > "$OUT/graph_tc.bytes"
+  local p16="When Mary and John went to the store, John gave a drink to her"
+  for i in 1 2 3; do
+    /usr/bin/time -f '%e %M' -o "$OUT/graph_ours_$i.time" $BIN --model "$MODEL" graph "$p16" \
+      --transcoders "$WORK/graph-tc" -o "$OUT/graph.json" --json > "$OUT/graph_ours.json" 2>/dev/null
+  done
+  HF_HUB_OFFLINE=1 timeout 1800 /usr/bin/time -f '%e %M' -o "$OUT/graph_ct.time" \
+    "$ct" scripts/bench_graph_ct.py run "$MODEL" "$WORK/graph-tc" "$p16" > "$OUT/graph_ct.json" \
+    || echo '{"timeout": 1800}' > "$OUT/graph_ct.json"
+}
 # The explorer's server (scripts/bench_serve.py): start, a prompt's first view against the
 # same commands one-shot, latency from 1 and 4 clients, memory at rest and after load.
 bench_serve() {
@@ -413,6 +438,7 @@ bench_dtypes
 bench_profiles
 bench_serve
 bench_lenses
+bench_graphs
 
 rm -f "$OUT"/*.flags; [ "$WITH_HF" = 1 ] && touch "$OUT/hf.flags"; [ "$WITH_LLAMA" = 1 ] && touch "$OUT/llama.flags"
 python3 scripts/bench_report.py "$OUT" > bench/results.md

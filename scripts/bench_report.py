@@ -5,11 +5,12 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 
 out = sys.argv[1]
-# "circuits", "features", "corpus", "serve" or "lenses": print only that section (scripts/bench.sh --only-…).
+# "circuits", "features", "corpus", "serve", "lenses" or "graphs": print only that section (scripts/bench.sh --only-…).
 only = sys.argv[2] if len(sys.argv) > 2 else None
 
 
@@ -531,7 +532,42 @@ def lenses_section():
               f"| {j / l:.2f}× its time | ≤ 1.5×: {'met' if j / l <= 1.5 else 'missed'} |")
 
 
-SECTIONS = {"lenses": lenses_section, "corpus": corpus_section, "dtypes": dtypes_section, "profiles": profiles_section,
+def graphs_section():
+    runs = [timed(f"graph_ours_{i}") for i in (1, 2, 3)]
+    runs = [r for r in runs if r[0] is not None]
+    if not runs:
+        return
+    ours_s = statistics.median(r[0] for r in runs)
+    ours_m = max(r[1] for r in runs)
+    tc = int(open(os.path.join(out, "graph_tc.bytes")).read()) / 2**20
+    ct = json.load(open(os.path.join(out, "graph_ct.json")))
+    ct_s, ct_m = timed("graph_ct")
+    print(f"Attribution graphs (commit {commit}, {datetime.date.today()}, {os.cpu_count()} cores "
+          f"({cpu}); `scripts/bench.sh --only-graphs` or the full run). `graph` on a 16-token prompt "
+          "(with the `<|endoftext|>` both put first) over gpt2-size weights with 12 random per-layer "
+          f"transcoders of 24,576 features ({tc:.0f} MiB, about 100 features active a position), "
+          "circuit-tracer's defaults (7500 features with rows, 256 rows a pass, logits to 0.95); "
+          "gpt2-inspect's whole command (load and files included, median of 3) against "
+          "circuit-tracer 0.5.0's `attribute` once (scripts/bench_graph_ct.py: its model built from "
+          "the same weights, lazy decoders as its command line, `torch.set_num_threads(2)`).\n")
+    print("| what | gpt2-inspect | circuit-tracer | ratio | target |")
+    print("| --- | --- | --- | --- | --- |")
+    if "seconds" in ct:
+        r = ct["seconds"] / ours_s
+        print(f"| graph, seconds | {ours_s:.1f} s (whole command) | {ct['seconds']:.1f} s (`attribute`; "
+              f"{ct_s:.0f} s with its load) | {r:.1f}× faster | ≥ 5× faster: {'met' if r >= 5 else 'missed'} |")
+        o = json.load(open(os.path.join(out, "graph_ours.json")))
+        n = o["selected_features"] + 13 * len(o["input_ids"]) + len(o["logits"])
+        print(f"| active features, nodes | {o['active_features']} active, {n} nodes (and "
+              f"{len(o['input_ids'])} position nodes) | {ct['active']} active, {ct['nodes']} nodes | | |")
+    else:
+        print(f"| graph, seconds | {ours_s:.1f} s | did not finish in 30 minutes | | ≥ 5× faster |")
+    ct_mem = f"{ct_m:.0f} MiB" if ct_m else "–"
+    print(f"| peak memory (RSS) | {ours_m:.0f} MiB | {ct_mem} | | ≤ transcoders + 1 GiB = "
+          f"{tc + 1024:.0f} MiB: {'met' if ours_m <= tc + 1024 else 'missed'} |")
+
+
+SECTIONS = {"graphs": graphs_section, "lenses": lenses_section, "corpus": corpus_section, "dtypes": dtypes_section, "profiles": profiles_section,
             "circuits": circuits_section, "features": features_section, "serve": serve_section}
 if only:
     SECTIONS[only]()
@@ -652,7 +688,7 @@ for k, label in [("generate_cache", "generate 64 tokens after 8, key/value cache
 
 pairs_table()
 # The sections --only may replace alone, each between its markers.
-for name in ("dtypes", "profiles", "circuits", "features", "corpus", "serve", "lenses"):
+for name in ("dtypes", "profiles", "circuits", "features", "corpus", "serve", "lenses", "graphs"):
     print()
     print(f"<!-- {name} -->")
     SECTIONS[name]()

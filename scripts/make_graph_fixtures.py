@@ -143,6 +143,25 @@ def logit_vectors(model, graph):
     return (w_u[:, idx] - w_u.mean(dim=1, keepdim=True)).T
 
 
+def interventions(name, model, graph, out):
+    """circuit-tracer's feature_intervention (attention frozen, its default) on two features
+    of the graph: the last position's most active layer-0 feature set to 0, and a layer-1
+    feature at position 5 set to three times its activation; the last position's logits."""
+    feats, acts = graph.active_features, graph.activation_values
+    last = len(graph.input_tokens) - 1
+    at = lambda l, p: [i for i in range(len(feats)) if feats[i, 0] == l and feats[i, 1] == p]
+    a = max(at(0, last), key=lambda i: acts[i])
+    b = max(at(1, 5), key=lambda i: acts[i])
+    chosen = [(int(feats[a, 0]), int(feats[a, 1]), int(feats[a, 2]), 0.0),
+              (int(feats[b, 0]), int(feats[b, 1]), int(feats[b, 2]), 3.0 * float(acts[b]))]
+    logits, _ = model.feature_intervention(graph.input_tokens, chosen)
+    out[f"{name}.intervention.features"] = torch.tensor([c[:3] for c in chosen])
+    out[f"{name}.intervention.values"] = torch.tensor([c[3] for c in chosen])
+    out[f"{name}.intervention.logits"] = logits[0, -1].detach().contiguous()
+    with torch.no_grad():
+        out[f"{name}.clean_logits"] = model(graph.input_tokens.unsqueeze(0))[0, -1].contiguous()
+
+
 def run_case(name, model, tok, prompt, budget, batch, interval, out, json_dir):
     graph = attribute(prompt, model, max_feature_nodes=budget, batch_size=batch,
                       update_interval=interval)
@@ -163,6 +182,8 @@ def run_case(name, model, tok, prompt, budget, batch, interval, out, json_dir):
         out[f"{p}{tname}.edge_mask"] = edge_mask.to(torch.uint8).contiguous()
         out[f"{p}{tname}.cumulative"] = cumulative.contiguous()
     out[p + "position_edges"] = position_edges(model, graph.input_tokens, graph, 64).contiguous()
+    if budget is None:
+        interventions(name, model, graph, out)
     with tempfile.TemporaryDirectory() as d:
         create_graph_files(graph, name, d, scan=model.scan)
         shutil.copy(f"{d}/{name}.json", f"{json_dir}/{name}.json")

@@ -33,6 +33,8 @@ trap 'rm -rf "$work"' EXIT
 # Circuits as edges: the top edges with the faithfulness curve.
 "$bin" "${model[@]}" circuit --clean "$text" --corrupt "The dog sat on the mat" --answer " and" --wrong " with" \
     --top 12 --faithfulness 5,10,20,50,100,262 --svg "$work/circuit.svg" >/dev/null 2>&1
+"$bin" "${model[@]}" graph "The cat sat on the mat because it was" \
+    --transcoders tests/fixtures/graphs/relu --svg "$work/graph.svg" >/dev/null 2>&1
 
 # The terminal heatmap, as a truecolor terminal 100 columns wide shows it.
 {
@@ -83,6 +85,7 @@ node scripts/screenshot.mjs \
     "$work/saliency.svg=docs/saliency.png@svg" \
     "$work/patch-both.svg=docs/patch-both.png@svg" \
     "$work/circuit.svg=docs/circuit.png@svg" \
+    "$work/graph.svg=docs/graph.png@svg" \
     "$work/saliency-terminal.html=docs/saliency-terminal.png@pre" \
     "$work/features.html=docs/features.png@pre" \
     "$work/dashboard.html=docs/dashboard.png"

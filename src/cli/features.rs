@@ -191,6 +191,10 @@ pub struct GraphArgs {
     /// (adjacency_matrix, active_features, activation_values, selected_features, …)
     #[arg(long, value_name = "FILE")]
     pub raw: Option<PathBuf>,
+    /// Also draw the pruned graph as an SVG figure: rows the embeddings, each layer and the
+    /// logits, columns the positions, its strongest edges (written atomically)
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
     /// The graph file's slug (its name in the viewer); the output file's stem by default
     #[arg(long, value_name = "NAME", requires = "output")]
     pub slug: Option<String>,
@@ -223,6 +227,39 @@ pub struct GraphArgs {
     /// Kept features and errors listed, the most influential first
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub top: usize,
+    /// Set a transcoder feature to v at one position with attention frozen, and show the
+    /// next tokens before and after (circuit-tracer's feature_intervention). NODE is a
+    /// feature node's id, LAYER_FEATURE_POSITION as the graph names it (repeatable)
+    #[arg(long, value_name = "NODE=v", value_parser = node_value)]
+    pub clamp: Vec<(usize, usize, usize, f32)>,
+    /// Set a transcoder feature to 0 at one position (NODE: LAYER_FEATURE_POSITION;
+    /// repeatable), as --clamp NODE=0
+    #[arg(long, value_name = "NODE", value_parser = node)]
+    pub ablate: Vec<(usize, usize, usize)>,
+}
+
+/// A feature node's id, `LAYER_FEATURE_POSITION`.
+fn node(s: &str) -> Result<(usize, usize, usize), String> {
+    let parts: Vec<&str> = s.trim().split('_').collect();
+    let nums: Vec<usize> = parts.iter().filter_map(|p| p.parse().ok()).collect();
+    match nums[..] {
+        [l, f, p] if parts.len() == 3 => Ok((l, f, p)),
+        _ => Err(format!(
+            "`{s}` is not a feature node's id: LAYER_FEATURE_POSITION, as in 1_7_14"
+        )),
+    }
+}
+
+/// `NODE=v`: a feature node's id and a finite number.
+fn node_value(s: &str) -> Result<(usize, usize, usize, f32), String> {
+    let (n, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NODE=v (LAYER_FEATURE_POSITION=value)"))?;
+    let (l, f, p) = node(n)?;
+    match v.trim().parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok((l, f, p, v)),
+        _ => Err(format!("`{v}` is not a finite number")),
+    }
 }
 
 /// A share from 0 to 1, kept as written (the graph file records it).

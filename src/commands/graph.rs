@@ -7,19 +7,23 @@ use std::io::Write;
 
 use anyhow::Result;
 
+use crate::analysis::graph::intervene::{intervene, Intervention};
 use crate::analysis::graph::prune::{self, PositionNodes, Pruned};
 use crate::analysis::graph::{self, Graph, Settings};
 use crate::analysis::transcoder::TranscoderSet;
 use crate::cli::GraphArgs;
 use crate::error::usage;
+use crate::model::Gpt2;
 use crate::render::features::graph as printer;
+use crate::render::features::graph_svg;
 use crate::reports::{
-    GraphFile, GraphFileMetadata, GraphFileNode, GraphKept, GraphLink, GraphLogit,
-    GraphNodeInfluence, GraphQParams, GraphReport,
+    DrawnEdge, DrawnNode, GraphChange, GraphDrawing, GraphFile, GraphFileMetadata, GraphFileNode,
+    GraphIntervention, GraphKept, GraphLink, GraphLogit, GraphNodeInfluence, GraphQParams,
+    GraphReport, NodeKind,
 };
 use crate::session::progress::Bar;
 use crate::session::texts::Texts;
-use crate::session::{decoded, emit, write_file, Session, Take};
+use crate::session::{decoded, emit, predictions, write_file, write_svg, Session, Take};
 use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &GraphArgs, out: &mut dyn Write) -> Result<()> {
@@ -56,8 +60,55 @@ pub fn run(session: &Session, args: &GraphArgs, out: &mut dyn Write) -> Result<(
         positions: positions.as_ref(),
     };
     write_files(session, args, &done, &tset, tokenizer)?;
-    let report = report(session, args, &done, &tset, tokenizer, &texts[0])?;
+    let mut report = report(session, args, &done, &tset, tokenizer, &texts[0])?;
+    report.intervention = intervention(args, &model, &tset, tokenizer, &g.input_ids)?;
     emit(session, out, &report, printer::table)
+}
+
+/// `--clamp` and `--ablate`, when given: the next tokens before and after.
+fn intervention(
+    args: &GraphArgs,
+    model: &Gpt2,
+    tset: &TranscoderSet,
+    tokenizer: &Tokenizer,
+    ids: &[u32],
+) -> Result<Option<GraphIntervention>> {
+    let ablated = args.ablate.iter().map(|&(l, f, p)| (l, f, p, 0.0));
+    let changes: Vec<Intervention> = (args.clamp.iter().copied().chain(ablated))
+        .map(|(layer, feature, pos, value)| Intervention {
+            layer,
+            pos,
+            feature,
+            value,
+        })
+        .collect();
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    let (before, after) =
+        intervene(model, tset, ids, &changes).map_err(|e| usage(e.to_string()))?;
+    let k = 10;
+    let top = |l: Vec<f32>| -> Result<_> {
+        let n = l.len();
+        predictions(
+            tokenizer,
+            &candle_core::Tensor::from_vec(l, n, &candle_core::Device::Cpu)?,
+            k,
+        )
+    };
+    Ok(Some(GraphIntervention {
+        changes: (changes.iter())
+            .map(|c| GraphChange {
+                node_id: format!("{}_{}_{}", c.layer, c.feature, c.pos),
+                layer: c.layer,
+                feature: c.feature,
+                position: c.pos,
+                value: c.value,
+            })
+            .collect(),
+        before: top(before)?,
+        after: top(after)?,
+    }))
 }
 
 /// A computed graph: pruned, scored, with our position nodes unless left out.
@@ -77,6 +128,10 @@ fn write_files(
     tokenizer: &Tokenizer,
 ) -> Result<()> {
     let g = d.g;
+    if let Some(path) = &args.svg {
+        let drawing = drawing(d, tokenizer)?;
+        write_svg(session, Some(path), |w| graph_svg::svg(w, &drawing))?;
+    }
     if let Some(path) = &args.raw {
         write_file(session, "--raw", Some(path), |w| {
             printer::raw(w, g, d.positions.is_some())
@@ -142,6 +197,7 @@ fn report(
         top_nodes: top_nodes(g, d.pruned, tokenizer, args.top)?,
         token_influence: d.pruned.influence[token_range(g)].to_vec(),
         position_influence: d.positions.map(|p| p.influence.clone()),
+        intervention: None,
     })
 }
 
@@ -413,4 +469,98 @@ fn links(d: &Done) -> (Vec<GraphLink>, Vec<bool>) {
         }
     }
     (links, used)
+}
+
+/// Edges `--svg` draws at most: the strongest.
+const DRAWN_EDGES: usize = 500;
+
+/// What `--svg` draws: the kept nodes (and position nodes) and the strongest kept edges.
+fn drawing(d: &Done, tokenizer: &Tokenizer) -> Result<GraphDrawing> {
+    let g = d.g;
+    let (nodes, index) = drawn_nodes(d, tokenizer)?;
+    let mut edges: Vec<DrawnEdge> = (d.pruned.edge_mask.iter().enumerate())
+        .filter(|(_, &m)| m)
+        .filter_map(|(k, _)| {
+            let (n, w) = (g.n_nodes(), g.adjacency[k]);
+            let (source, target) = (index[k % n]?, index[k / n]?);
+            Some(DrawnEdge {
+                source,
+                target,
+                weight: w,
+            })
+        })
+        .collect();
+    let first_position = nodes.len() - d.positions.map_or(0, |_| g.n_pos());
+    for &(t, pos) in d.positions.map_or(&[][..], |pn| pn.kept.as_slice()) {
+        if let Some(target) = index[t] {
+            let weight = g.position_edges[t * g.n_pos() + pos];
+            edges.push(DrawnEdge {
+                source: first_position + pos,
+                target,
+                weight,
+            });
+        }
+    }
+    let kept_edges = edges.len();
+    edges.sort_by(|a, b| b.weight.abs().total_cmp(&a.weight.abs()));
+    edges.truncate(DRAWN_EDGES);
+    Ok(GraphDrawing {
+        text: tokenizer.decode(&g.input_ids)?,
+        tokens: decoded(tokenizer, &g.input_ids)?,
+        n_layers: g.n_layers,
+        nodes,
+        edges,
+        kept_edges,
+    })
+}
+
+/// The kept nodes, then the position nodes, and each graph node's index among them.
+fn drawn_nodes(d: &Done, tokenizer: &Tokenizer) -> Result<(Vec<DrawnNode>, Vec<Option<usize>>)> {
+    let (g, p) = (d.g, d.pruned);
+    let n = g.n_nodes();
+    let mut index = vec![None; n];
+    let mut nodes = Vec::new();
+    for i in (0..n).filter(|&i| p.node_mask[i]) {
+        let (kind, row, position) = match node(g, i) {
+            Node::Feature(a) => {
+                let [l, pos, _] = g.active_features[a];
+                (NodeKind::Feature, l + 1, pos)
+            }
+            Node::Error { layer, pos } => (NodeKind::Error, layer + 1, pos),
+            Node::Token(pos) => (NodeKind::Token, 0, pos),
+            Node::Logit(_) => (NodeKind::Logit, g.n_layers + 1, g.n_pos() - 1),
+        };
+        let id = node_id(g, i);
+        let label = match node(g, i) {
+            Node::Logit(j) => format!("{id}: {:?}", tokenizer.token_text(g.logits[j].token)?),
+            Node::Feature(_) | Node::Error { .. } | Node::Token(_) => format!(
+                "{id}: {kind:?} at {:?}",
+                tokenizer.token_text(g.input_ids[position])?
+            ),
+        };
+        index[i] = Some(nodes.len());
+        let influence = p.influence[i];
+        nodes.push(DrawnNode {
+            kind,
+            row,
+            position,
+            label,
+            influence,
+        });
+    }
+    if let Some(pn) = d.positions {
+        nodes.extend(
+            pn.influence
+                .iter()
+                .enumerate()
+                .map(|(pos, &influence)| DrawnNode {
+                    kind: NodeKind::Position,
+                    row: 0,
+                    position: pos,
+                    label: format!("P_{pos}: position {pos}"),
+                    influence,
+                }),
+        );
+    }
+    Ok((nodes, index))
 }

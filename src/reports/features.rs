@@ -150,6 +150,27 @@ pub struct GraphReport {
     pub position_influence: Option<Vec<f32>>,
     /// The tokens' influence, for comparison.
     pub token_influence: Vec<f32>,
+    /// With --clamp or --ablate: the next tokens before and after (attention frozen).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intervention: Option<GraphIntervention>,
+}
+
+/// Features set to values with attention frozen (circuit-tracer's `feature_intervention`).
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphIntervention {
+    pub changes: Vec<GraphChange>,
+    pub before: Vec<super::Prediction>,
+    pub after: Vec<super::Prediction>,
+}
+
+/// One feature set to a value at one position.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphChange {
+    pub node_id: String,
+    pub layer: usize,
+    pub feature: usize,
+    pub position: usize,
+    pub value: f32,
 }
 
 /// A logit node: its token and probability.
@@ -247,4 +268,50 @@ pub struct GraphLink {
     pub source: String,
     pub target: String,
     pub weight: f64,
+}
+
+/// What `graph --svg` draws: the pruned graph's nodes on a grid of rows (the embeddings,
+/// each layer, the logits) and positions, and its strongest edges.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphDrawing {
+    pub text: String,
+    pub tokens: Vec<String>,
+    pub n_layers: usize,
+    pub nodes: Vec<DrawnNode>,
+    /// The strongest kept edges, by |weight|.
+    pub edges: Vec<DrawnEdge>,
+    /// Kept edges in all.
+    pub kept_edges: usize,
+}
+
+/// What a node of an attribution graph is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    Feature,
+    Error,
+    Token,
+    /// A position embedding (gpt2-inspect's own).
+    Position,
+    Logit,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DrawnNode {
+    pub kind: NodeKind,
+    /// 0: the embeddings; 1 + l: layer l; n_layers + 1: the logits.
+    pub row: usize,
+    pub position: usize,
+    /// What a hover says: the node id and what it is.
+    pub label: String,
+    /// Its influence on the logits (position nodes: measured as circuit-tracer's nodes').
+    pub influence: f32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DrawnEdge {
+    /// Indices into `nodes`.
+    pub source: usize,
+    pub target: usize,
+    pub weight: f32,
 }

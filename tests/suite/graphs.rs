@@ -373,3 +373,84 @@ fn hostile_transcoders_are_refused() {
     run(&outside, &["not a file inside its folder"]);
     run(&scratch.0.join("missing"), &["config.yaml"]);
 }
+
+/// circuit-tracer's `feature_intervention` (attention frozen): the last position's logits
+/// after a feature is set to 0 and another to three times its activation, within 1e-4.
+#[test]
+fn interventions_equal_circuit_tracers() {
+    use gpt2_inspect::analysis::graph::intervene::{intervene, Intervention};
+    let r = reference();
+    let (cfg, m) = model();
+    for (name, set) in [("relu-a", "relu"), ("skip-a", "jumprelu-skip")] {
+        let tset = TranscoderSet::load(&fixtures().join("graphs").join(set), &cfg).unwrap();
+        let ids: Vec<u32> = ints(&r[&format!("{name}.input_ids")])
+            .iter()
+            .map(|&i| i as u32)
+            .collect();
+        let feats = ints(&r[&format!("{name}.intervention.features")]);
+        let values = flat(&r[&format!("{name}.intervention.values")]);
+        let changes: Vec<Intervention> = (feats.chunks(3).zip(values))
+            .map(|(f, value)| Intervention {
+                layer: f[0] as usize,
+                pos: f[1] as usize,
+                feature: f[2] as usize,
+                value,
+            })
+            .collect();
+        let (before, after) = intervene(&m, &tset, &ids, &changes).unwrap();
+        let close = |got: &[f32], want: &[f32]| crate::common::max_abs_diff(got, want);
+        let d = close(&before, &flat(&r[&format!("{name}.clean_logits")]));
+        assert!(d < 1e-4, "{name}: clean logits off by {d}");
+        let want = flat(&r[&format!("{name}.intervention.logits")]);
+        let d = close(&after, &want);
+        assert!(d < 1e-4, "{name}: logits after the intervention off by {d}");
+        assert!(
+            close(&before, &want) > 0.1,
+            "{name}: the intervention changes the logits"
+        );
+    }
+}
+
+/// `graph --svg` draws every kept node (features as circles) and at most the 500 strongest
+/// kept edges, as well-formed SVG; `--clamp`/`--ablate` report the next tokens after the
+/// change, circuit-tracer's top tokens in its order.
+#[test]
+fn the_figure_and_the_intervention_flags() {
+    let r = reference();
+    let scratch = crate::common::Scratch::new("graph-svg");
+    let svg = scratch.0.join("g.svg");
+    let feats = ints(&r["relu-a.intervention.features"]);
+    let values = flat(&r["relu-a.intervention.values"]);
+    let clamp = format!("{}_{}_{}={}", feats[3], feats[5], feats[4], values[1]);
+    let ablate = format!("{}_{}_{}", feats[0], feats[2], feats[1]);
+    let mut args = case_args(&r, "relu-a", "relu");
+    args.extend([
+        "--svg".into(),
+        svg.display().to_string(),
+        "--clamp".into(),
+        clamp,
+    ]);
+    args.extend(["--ablate".into(), ablate]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let v = crate::common::json(&refs);
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("well-formed SVG");
+    let count = |tag: &str| doc.descendants().filter(|n| n.has_tag_name(tag)).count();
+    assert_eq!(
+        count("circle") as u64,
+        v["kept"]["features"].as_u64().unwrap()
+    );
+    assert_eq!(
+        count("line"),
+        (v["kept"]["edges"].as_u64().unwrap() as usize).min(500)
+    );
+    let want = flat(&r["relu-a.intervention.logits"]);
+    let top: Vec<u32> = gpt2_inspect::dist::top_k(&want, 10)
+        .iter()
+        .map(|&i| i as u32)
+        .collect();
+    let after: Vec<u32> = (v["intervention"]["after"].as_array().unwrap().iter())
+        .map(|p| p["id"].as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(after, top);
+}

@@ -5,6 +5,7 @@
 //! circuit-tracer number is unchanged by them). `prune.rs` prunes and scores the graph.
 
 mod backward;
+pub mod intervene;
 pub mod prune;
 
 use anyhow::{bail, ensure, Result};

@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 
 use crate::analysis::graph::Graph;
-use crate::render::table::{columns, quoted, Align};
+use crate::render::table::{columns, predictions, quoted, Align};
 use crate::reports::{GraphFile, GraphReport};
 
 /// The columns of the kept nodes' table (the terminal's and CSV's).
@@ -62,7 +62,23 @@ pub fn table(out: &mut dyn Write, r: &GraphReport) -> io::Result<()> {
     writeln!(out)?;
     nodes(out, r)?;
     writeln!(out)?;
-    embeddings(out, r)
+    embeddings(out, r)?;
+    if let Some(i) = &r.intervention {
+        let changes: Vec<String> = (i.changes.iter())
+            .map(|c| format!("{} = {}", c.node_id, c.value))
+            .collect();
+        writeln!(out)?;
+        writeln!(
+            out,
+            "next tokens, attention frozen, with {}",
+            changes.join(", ")
+        )?;
+        writeln!(out, "before")?;
+        predictions(out, &i.before)?;
+        writeln!(out, "after")?;
+        predictions(out, &i.after)?;
+    }
+    Ok(())
 }
 
 /// The most influential kept nodes.

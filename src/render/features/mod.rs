@@ -3,5 +3,6 @@
 
 pub mod dashboard;
 pub mod graph;
+pub mod graph_svg;
 pub mod heatmap;
 pub mod table;

@@ -1,0 +1,146 @@
+//! Feature interventions as circuit-tracer's `feature_intervention` makes them (its default
+//! `freeze_attention=True`): every attention pattern held at the clean run's, the model's
+//! own MLPs and layer norms run as they do, and at each layer with an intervention the
+//! MLP's output moved by `(v − a) · W_dec[f]` at the feature's position, `a` the feature's
+//! activation in the run being changed (its transcoder reading that run's
+//! `ln2.hook_normalized`; 0 at position 0).
+
+use std::collections::BTreeMap;
+
+use anyhow::{ensure, Result};
+use candle_core::{Device, Tensor};
+
+use crate::analysis::transcoder::TranscoderSet;
+use crate::model::{BlockHook, CaptureSpec, Gpt2, Hook, Inputs, LastLogits, Request, Tap};
+
+/// One feature set to a value at one position: circuit-tracer's `(layer, position,
+/// feature_idx, value)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Intervention {
+    pub layer: usize,
+    pub pos: usize,
+    pub feature: usize,
+    pub value: f32,
+}
+
+/// The last position's logits `(V,)` of `ids` before and after `changes`.
+pub fn intervene(
+    model: &Gpt2,
+    tset: &TranscoderSet,
+    ids: &[u32],
+    changes: &[Intervention],
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let n_layers = model.config().n_layer;
+    for c in changes {
+        ensure!(
+            c.layer < n_layers && c.pos < ids.len() && c.feature < tset.d_tc,
+            "feature {} of layer {} at position {}: the transcoders have {} features in {} \
+             layers, the text {} positions",
+            c.feature,
+            c.layer,
+            c.pos,
+            tset.d_tc,
+            n_layers,
+            ids.len()
+        );
+    }
+    let input = Tensor::new(ids, model.device())?.unsqueeze(0)?;
+    let patterns = (0..n_layers).map(|l| Hook::Block(l, BlockHook::Pattern));
+    let req = Request {
+        capture: CaptureSpec::new(patterns),
+        logits: LastLogits,
+    };
+    let clean = model.forward(&input, &req)?;
+    let mut by_layer: BTreeMap<usize, Vec<Intervention>> = BTreeMap::new();
+    for c in changes {
+        by_layer.entry(c.layer).or_default().push(*c);
+    }
+    let mut tap = Frozen {
+        patterns: (0..n_layers)
+            .map(|l| {
+                Ok(clean
+                    .activations
+                    .get(Hook::Block(l, BlockHook::Pattern))?
+                    .clone())
+            })
+            .collect::<Result<_>>()?,
+        tset,
+        by_layer,
+        input: None,
+    };
+    let req = Request {
+        capture: CaptureSpec::default(),
+        logits: LastLogits,
+    };
+    let after = model.run(Inputs::new(&input), &req, &mut tap)?;
+    let last = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
+    Ok((last(&clean.logits)?, last(&after)?))
+}
+
+/// The tap of an intervened run: clean patterns in, each intervened layer's transcoder
+/// input read, and its MLP output moved.
+struct Frozen<'a> {
+    patterns: Vec<Tensor>,
+    tset: &'a TranscoderSet,
+    by_layer: BTreeMap<usize, Vec<Intervention>>,
+    /// This layer's `ln2.hook_normalized` `(1, T, C)`, read before its MLP's output.
+    input: Option<Tensor>,
+}
+
+impl Tap for Frozen<'_> {
+    fn wants(&self, hook: Hook) -> bool {
+        match hook {
+            Hook::Block(_, BlockHook::Pattern) => true,
+            Hook::Block(l, BlockHook::Ln2Normalized | BlockHook::MlpOut) => {
+                self.by_layer.contains_key(&l)
+            }
+            _ => false,
+        }
+    }
+
+    fn tap(&mut self, hook: Hook, x: Tensor) -> Result<Tensor> {
+        match hook {
+            Hook::Block(l, BlockHook::Pattern) => Ok(self.patterns[l].clone()),
+            Hook::Block(_, BlockHook::Ln2Normalized) => {
+                self.input = Some(x.clone());
+                Ok(x)
+            }
+            Hook::Block(l, BlockHook::MlpOut) => match (self.by_layer.get(&l), self.input.take()) {
+                (Some(changes), Some(input)) => self.moved(l, changes, &input, &x),
+                _ => Ok(x),
+            },
+            _ => Ok(x),
+        }
+    }
+}
+
+impl Frozen<'_> {
+    /// `mlp_out` `(1, T, C)` plus `(v − a) · W_dec[f]` at each change's position.
+    fn moved(
+        &self,
+        l: usize,
+        changes: &[Intervention],
+        input: &Tensor,
+        mlp_out: &Tensor,
+    ) -> Result<Tensor> {
+        let tc = &self.tset.layers[l];
+        let acts = tc.encode(&input.squeeze(0)?)?.to_vec2::<f32>()?; // (T, d_tc)
+        let (t, c) = (acts.len(), mlp_out.dim(2)?);
+        let mut delta = vec![0f32; t * c];
+        for ch in changes {
+            // circuit-tracer zeroes position 0's activations.
+            let a = if ch.pos == 0 {
+                0.0
+            } else {
+                acts[ch.pos][ch.feature]
+            };
+            let row = tc.decoder_rows(&[ch.feature as u32])?.flatten_all()?;
+            let row = row.to_vec1::<f32>()?;
+            for (d, w) in delta[ch.pos * c..(ch.pos + 1) * c].iter_mut().zip(row) {
+                *d += (ch.value - a) * w;
+            }
+        }
+        let delta = Tensor::from_vec(delta, (1, t, c), &Device::Cpu)?;
+        Ok((mlp_out + delta)?)
+    }
+}
