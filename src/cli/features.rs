@@ -180,9 +180,13 @@ pub struct GraphArgs {
     #[command(flatten)]
     pub input: TextArgs,
     /// The transcoders: a folder in circuit-tracer's per-layer format (config.yaml with
-    /// model_kind: transcoder_set, layer_{i}.safetensors)
-    #[arg(long, value_name = "DIR")]
-    pub transcoders: PathBuf,
+    /// model_kind: transcoder_set, layer_{i}.safetensors), or a hub repository holding one
+    /// (ORG/NAME, or its folder ORG/NAME/FOLDER)
+    #[arg(long, value_name = "DIR|ORG/NAME[/FOLDER]")]
+    pub transcoders: String,
+    /// Revision (branch, tag or commit) of hub transcoders
+    #[arg(long, value_name = "REVISION")]
+    pub transcoders_revision: Option<String>,
     /// Write the pruned graph as circuit-tracer's create_graph_files writes it, the JSON
     /// Neuronpedia and circuit-tracer's viewer open (atomically)
     #[arg(short = 'o', long, value_name = "FILE")]

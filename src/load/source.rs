@@ -207,6 +207,39 @@ impl SaeSource {
     }
 }
 
+/// A hub repository named with an optional folder, `ORG/NAME[/FOLDER…]` (circuit-tracer's
+/// transcoder sets keep their config.yaml at a repository's root or in a folder).
+pub struct HubFolder {
+    pub repo_id: String,
+    pub folder: Option<String>,
+}
+
+impl HubFolder {
+    pub fn parse(spec: &str) -> Result<Self> {
+        let parts: Vec<&str> = spec.split('/').collect();
+        let plain =
+            |p: &&str| !p.is_empty() && *p != "." && *p != ".." && !p.contains(['\\', '\0']);
+        if spec.starts_with(['.', '/', '~']) || parts.len() < 2 || !parts.iter().all(plain) {
+            bail!(
+                "{spec}: no such directory (give a local directory, or a hub repository or its \
+                 folder: ORG/NAME[/FOLDER])"
+            );
+        }
+        Ok(HubFolder {
+            repo_id: parts[..2].join("/"),
+            folder: (parts.len() > 2).then(|| parts[2..].join("/")),
+        })
+    }
+
+    /// The path in the repository of the folder's file `name`.
+    pub fn path(&self, name: &str) -> String {
+        match &self.folder {
+            Some(f) => format!("{f}/{name}"),
+            None => name.to_string(),
+        }
+    }
+}
+
 /// A file named by `spec`: an existing local file, else a hub repository's file
 /// `ORG/NAME/PATH` (main), fetched into the hub cache when needed.
 pub fn file(spec: &str, hub: Hub) -> Result<PathBuf> {

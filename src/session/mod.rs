@@ -41,13 +41,14 @@ use candle_core::{DType, Device};
 
 use crate::analysis::lens::Lens;
 use crate::analysis::sae::Sae;
+use crate::analysis::transcoder::TranscoderSet;
 use crate::cli::{ColorChoice, DeviceArg, GlobalArgs, TextArgs};
 use crate::error::usage;
 use crate::input::{read, text_name, which_text, Input, Lines};
 use crate::load::checkpoint::{Checkpoint, Weights};
 use crate::load::hub::Hub;
 use crate::load::source::ModelSource;
-use crate::load::source::SaeSource;
+use crate::load::source::{HubFolder, SaeSource};
 use crate::model::Hook;
 use crate::model::{Config, Gpt2};
 use crate::render::format::delimited::Tabular;
@@ -323,6 +324,38 @@ impl Session {
         let hook = sae.hook(cfg).map_err(named)?;
         let centered = centered || sae.cfg.centered == Some(true);
         Ok((sae, hook, centered))
+    }
+
+    /// The transcoder set `--transcoders` names: a local folder, or a hub repository (or its
+    /// folder) fetched into the verified cache; its scan named as circuit-tracer names a
+    /// hub set's (`ORG/NAME`, `ORG/NAME//FOLDER`, `@REVISION` when one is given).
+    pub fn transcoders(
+        &self,
+        spec: &str,
+        revision: Option<&str>,
+        cfg: &Config,
+    ) -> Result<TranscoderSet> {
+        let named = |e: anyhow::Error| e.context(format!("--transcoders {spec}"));
+        let path = std::path::Path::new(spec);
+        if path.is_dir() {
+            return TranscoderSet::load(path, cfg).map_err(named);
+        }
+        let at = HubFolder::parse(spec).map_err(|e| usage(format!("--transcoders {e}")))?;
+        let hub = Hub::from_env();
+        let rev = revision.unwrap_or("main");
+        let config = hub
+            .file(&at.repo_id, rev, &at.path("config.yaml"))
+            .map_err(named)?;
+        let info = match &at.folder {
+            Some(f) => format!("{}//{f}", at.repo_id),
+            None => at.repo_id.clone(),
+        };
+        let scan = match revision {
+            Some(r) => format!("{info}@{r}"),
+            None => info,
+        };
+        let file = |name: &str| hub.file(&at.repo_id, rev, &at.path(name));
+        TranscoderSet::load_from(&config, &scan, &file, path, cfg).map_err(named)
     }
 
     /// The lens `--lens` names, a tuned lens read from its directory and checked against

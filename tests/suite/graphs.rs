@@ -371,7 +371,13 @@ fn hostile_transcoders_are_refused() {
         "transcoders: [layer_0.safetensors, ../relu/layer_1.safetensors, layer_2.safetensors]\n";
     std::fs::write(outside.join("config.yaml"), cfg + listed).unwrap();
     run(&outside, &["not a file inside its folder"]);
-    run(&scratch.0.join("missing"), &["config.yaml"]);
+    let empty = scratch.0.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    run(&empty, &["cannot read", "config.yaml"]);
+    let mut c = crate::common::cmd();
+    c.args(["graph", "The cat sat", "--transcoders"])
+        .arg(scratch.0.join("missing"));
+    crate::common::fails(&mut c, 2, &["no such directory", "ORG/NAME[/FOLDER]"]);
 }
 
 /// circuit-tracer's `feature_intervention` (attention frozen): the last position's logits

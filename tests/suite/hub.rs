@@ -668,3 +668,84 @@ fn lenses_come_from_the_hub_through_the_cache() {
         &["--lens jlens:lenses/jacobian-lens/none.pt"],
     );
 }
+
+/// `graph --transcoders ORG/NAME/FOLDER`: a transcoder set in a hub repository's folder (its
+/// config.yaml, then each layer's file), fetched through the same cache and served from it
+/// the second time; the same graph as from the local folder, its scan named as
+/// circuit-tracer names a hub set's.
+#[test]
+fn transcoders_come_from_a_hub_repository() {
+    let s = Scratch::new("hub-tc");
+    let folder = s.0.join("repo").join("relu");
+    std::fs::create_dir_all(&folder).unwrap();
+    let local = crate::common::fixtures().join("graphs/relu");
+    for f in [
+        "config.yaml",
+        "layer_0.safetensors",
+        "layer_1.safetensors",
+        "layer_2.safetensors",
+    ] {
+        std::fs::copy(local.join(f), folder.join(f)).unwrap();
+    }
+    // No scan in the hub's config: circuit-tracer's name for the set is used.
+    let cfg = std::fs::read_to_string(folder.join("config.yaml")).unwrap();
+    let cfg: String = cfg
+        .lines()
+        .filter(|l| !l.starts_with("scan"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(folder.join("config.yaml"), cfg).unwrap();
+    let server = HubServer::start_repos(
+        &[
+            (REPO, "main", COMMIT_MAIN, &model_dir()),
+            (
+                "someone/tiny-transcoders",
+                "main",
+                COMMIT_MAIN,
+                &s.0.join("repo"),
+            ),
+        ],
+        Fault::None,
+    );
+    let home = Scratch::new("hub-tc-home");
+    let want = crate::common::json(&["graph", TEXT, "--transcoders", local.to_str().unwrap()]);
+    let args = [
+        "--json",
+        "graph",
+        TEXT,
+        "--transcoders",
+        "someone/tiny-transcoders/relu",
+    ];
+    let got = ok(&run(&server.endpoint, &home.0, &args, &[]));
+    for field in [
+        "active_features",
+        "replacement_score",
+        "completeness_score",
+        "top_nodes",
+        "kept",
+    ] {
+        assert_eq!(got[field], want[field], "{field}");
+    }
+    assert_eq!(got["scan"], "someone/tiny-transcoders//relu");
+    let before = server.requests();
+    ok(&run(&server.endpoint, &home.0, &args, &[]));
+    assert_eq!(server.requests(), before, "the second run asks nothing");
+    let log = server.log();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("someone/tiny-transcoders/resolve/main/relu/layer_2.safetensors")),
+        "{log:?}"
+    );
+    let bad = run(
+        &server.endpoint,
+        &home.0,
+        &["graph", TEXT, "--transcoders", "someone/../x"],
+        &[],
+    );
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("no such directory"),
+        "{}",
+        stderr(&bad)
+    );
+}

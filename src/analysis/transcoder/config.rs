@@ -2,7 +2,7 @@
 //! its kind, the hooks its features read and write, its scan name, and the files of its
 //! layers; checked before any tensor is read.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use yaml_rust2::{Yaml, YamlLoader};
@@ -18,24 +18,23 @@ pub const OUTPUT_HOOK: &str = "hook_mlp_out";
 #[derive(Debug, Clone)]
 pub struct TranscoderConfig {
     /// circuit-tracer's `scan`: the name a graph gives its transcoders (Neuronpedia finds
-    /// the features' dashboards by it); the folder's name when the config has none.
+    /// the features' dashboards by it); `default_scan` when the config has none.
     pub scan: String,
-    /// Each layer's file, in layer order, inside the config's folder.
-    pub files: Vec<PathBuf>,
+    /// Each layer's file, in layer order, relative to the config's folder (and inside it).
+    pub files: Vec<String>,
 }
 
 impl TranscoderConfig {
-    /// Reads `dir/config.yaml`; the set must have `n_layer` layers (one file each: those
-    /// its `transcoders` list names, or `layer_{i}.safetensors`).
-    pub fn read(dir: &Path, n_layer: usize) -> Result<Self> {
-        let path = dir.join("config.yaml");
-        let text = std::fs::read_to_string(&path)
+    /// Reads `path` (a `config.yaml`); the set must have `n_layer` layers (one file each:
+    /// those its `transcoders` list names, or `layer_{i}.safetensors`).
+    pub fn read(path: &Path, default_scan: &str, n_layer: usize) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        Self::parse(&text, dir, n_layer)
+        Self::parse(&text, default_scan, n_layer)
             .with_context(|| format!("unsupported transcoder config {}", path.display()))
     }
 
-    fn parse(text: &str, dir: &Path, n_layer: usize) -> Result<Self> {
+    fn parse(text: &str, default_scan: &str, n_layer: usize) -> Result<Self> {
         let docs = YamlLoader::load_from_str(text).map_err(|e| anyhow!("not YAML: {e}"))?;
         let doc = docs.first().ok_or_else(|| anyhow!("it is empty"))?;
         let text_of = |k: &str| doc[k].as_str();
@@ -65,18 +64,12 @@ impl TranscoderConfig {
                  when its files hold activation_function.threshold"
             );
         }
-        let scan = match text_of("scan") {
-            Some(s) => s.to_string(),
-            None => dir.file_name().map_or_else(
-                || dir.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            ),
-        };
+        let scan = text_of("scan").unwrap_or(default_scan).to_string();
         let files = match &doc["transcoders"] {
             Yaml::BadValue => (0..n_layer)
-                .map(|i| dir.join(format!("layer_{i}.safetensors")))
+                .map(|i| format!("layer_{i}.safetensors"))
                 .collect(),
-            Yaml::Array(list) => listed(list, dir)?,
+            Yaml::Array(list) => listed(list)?,
             _ => bail!("transcoders is not a list of files"),
         };
         ensure!(
@@ -88,8 +81,8 @@ impl TranscoderConfig {
     }
 }
 
-/// The files a `transcoders` list names, each a relative path inside `dir`.
-fn listed(list: &[Yaml], dir: &Path) -> Result<Vec<PathBuf>> {
+/// The files a `transcoders` list names, each a relative path inside the config's folder.
+fn listed(list: &[Yaml]) -> Result<Vec<String>> {
     let mut files = Vec::with_capacity(list.len());
     for item in list {
         let name = item
@@ -107,7 +100,7 @@ fn listed(list: &[Yaml], dir: &Path) -> Result<Vec<PathBuf>> {
             inside && !name.is_empty(),
             "it names {name}, which is not a file inside its folder"
         );
-        files.push(dir.join(rel));
+        files.push(name.to_string());
     }
     Ok(files)
 }
@@ -121,25 +114,20 @@ mod tests {
 
     #[test]
     fn reads_the_layers_files_and_the_scan() {
-        let c = TranscoderConfig::parse(BASE, Path::new("/t/set"), 2).unwrap();
+        let c = TranscoderConfig::parse(BASE, "set", 2).unwrap();
         assert_eq!(c.scan, "set");
-        assert_eq!(c.files[1], Path::new("/t/set/layer_1.safetensors"));
+        assert_eq!(c.files[1], "layer_1.safetensors");
         let text = format!(
             "{BASE}scan: org/name\ntranscoders:\n  - a.safetensors\n  - sub/b.safetensors\n"
         );
-        let c = TranscoderConfig::parse(&text, Path::new("/t"), 2).unwrap();
+        let c = TranscoderConfig::parse(&text, "set", 2).unwrap();
         assert_eq!(c.scan, "org/name");
-        assert_eq!(c.files[1], Path::new("/t/sub/b.safetensors"));
+        assert_eq!(c.files[1], "sub/b.safetensors");
     }
 
     #[test]
     fn refuses_what_it_cannot_read() {
-        let err = |text: &str| {
-            format!(
-                "{:#}",
-                TranscoderConfig::parse(text, Path::new("/t"), 2).unwrap_err()
-            )
-        };
+        let err = |text: &str| format!("{:#}", TranscoderConfig::parse(text, "t", 2).unwrap_err());
         for (text, says) in [
             (
                 format!("{BASE}transcoders: [../x.safetensors, b]\n"),

@@ -52,9 +52,32 @@ pub struct TranscoderSet {
 impl TranscoderSet {
     /// Reads `dir/config.yaml` and every layer's file, each checked against `model`.
     pub fn load(dir: &Path, model: &Config) -> Result<Self> {
-        let cfg = TranscoderConfig::read(dir, model.n_layer)?;
+        let scan = dir.file_name().map_or_else(
+            || dir.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        Self::load_from(
+            &dir.join("config.yaml"),
+            &scan,
+            &|f| Ok(dir.join(f)),
+            dir,
+            model,
+        )
+    }
+
+    /// Reads the config at `config` and every layer's file, which `file` finds by the
+    /// name the config gives it (relative to its folder: a local path, or a hub file fetched
+    /// into the cache); `scan` names the set when the config does not, `dir` in messages.
+    pub fn load_from(
+        config: &Path,
+        scan: &str,
+        file: &dyn Fn(&str) -> Result<PathBuf>,
+        dir: &Path,
+        model: &Config,
+    ) -> Result<Self> {
+        let cfg = TranscoderConfig::read(config, scan, model.n_layer)?;
         let layers = (cfg.files.iter())
-            .map(|f| Transcoder::load(f, model.n_embd))
+            .map(|f| Transcoder::load(&file(f)?, model.n_embd))
             .collect::<Result<Vec<_>>>()?;
         let d_tc = layers[0].d_tc()?;
         let skip = layers[0].w_skip.is_some();
