@@ -7,7 +7,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use crate::analysis::graph::intervene::{intervene, Intervention};
+use crate::analysis::graph::intervene::{check, intervene, Intervention};
 use crate::analysis::graph::prune::{self, PositionNodes, Pruned};
 use crate::analysis::graph::{self, Graph, Settings};
 use crate::analysis::transcoder::TranscoderSet;
@@ -42,6 +42,9 @@ pub fn run(session: &Session, args: &GraphArgs, out: &mut dyn Write) -> Result<(
         ..
     } = &prepared;
     let ids = with_endoftext(tokenizer, &ids[0]);
+    // Checked before any work: the features an intervention names exist.
+    let changes = changes(args);
+    check(&changes, &tset, cfg.n_layer, ids.len()).map_err(|e| usage(e.to_string()))?;
     let settings = Settings {
         max_feature_nodes: Some(args.max_feature_nodes as usize),
         batch_size: args.backward_batch as usize,
@@ -62,32 +65,35 @@ pub fn run(session: &Session, args: &GraphArgs, out: &mut dyn Write) -> Result<(
     };
     write_files(session, args, &done, &tset, tokenizer)?;
     let mut report = report(session, args, &done, &tset, tokenizer, &texts[0])?;
-    report.intervention = intervention(args, &model, &tset, tokenizer, &g.input_ids)?;
+    report.intervention = intervention(&changes, &model, &tset, tokenizer, &g.input_ids)?;
     emit(session, out, &report, printer::table)
 }
 
-/// `--clamp` and `--ablate`, when given: the next tokens before and after.
-fn intervention(
-    args: &GraphArgs,
-    model: &Gpt2,
-    tset: &TranscoderSet,
-    tokenizer: &Tokenizer,
-    ids: &[u32],
-) -> Result<Option<GraphIntervention>> {
+/// `--clamp` and `--ablate` as interventions (an ablation sets the feature to 0).
+fn changes(args: &GraphArgs) -> Vec<Intervention> {
     let ablated = args.ablate.iter().map(|&(l, f, p)| (l, f, p, 0.0));
-    let changes: Vec<Intervention> = (args.clamp.iter().copied().chain(ablated))
+    (args.clamp.iter().copied().chain(ablated))
         .map(|(layer, feature, pos, value)| Intervention {
             layer,
             pos,
             feature,
             value,
         })
-        .collect();
+        .collect()
+}
+
+/// `--clamp` and `--ablate`, when given: the next tokens before and after.
+fn intervention(
+    changes: &[Intervention],
+    model: &Gpt2,
+    tset: &TranscoderSet,
+    tokenizer: &Tokenizer,
+    ids: &[u32],
+) -> Result<Option<GraphIntervention>> {
     if changes.is_empty() {
         return Ok(None);
     }
-    let (before, after) =
-        intervene(model, tset, ids, &changes).map_err(|e| usage(e.to_string()))?;
+    let (before, after) = intervene(model, tset, ids, changes)?;
     let k = 10;
     let top = |l: Vec<f32>| -> Result<_> {
         let n = l.len();

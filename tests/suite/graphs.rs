@@ -460,3 +460,25 @@ fn the_figure_and_the_intervention_flags() {
         .collect();
     assert_eq!(after, top);
 }
+
+/// An intervention naming a feature the transcoders or the text do not have is a usage
+/// error, one line, before any graph is computed (nothing is written).
+#[test]
+fn interventions_outside_the_transcoders_are_refused_first() {
+    let scratch = crate::common::Scratch::new("graph-bad-clamp");
+    let out = scratch.0.join("g.json");
+    let t = fixtures().join("graphs/relu");
+    for (flag, node, says) in [
+        ("--clamp", "9_1_1=2", "layer 9"),
+        ("--ablate", "0_48_1", "feature 48"),
+        ("--ablate", "0_1_7", "position 7"),
+    ] {
+        let mut c = crate::common::cmd();
+        c.args(["graph", "The cat sat", "--transcoders"])
+            .arg(&t)
+            .args([flag, node, "-o"])
+            .arg(&out);
+        crate::common::fails(&mut c, 2, &[says, "48 features in 3 layers"]);
+        assert!(!out.exists(), "{flag} {node}: nothing written");
+    }
+}

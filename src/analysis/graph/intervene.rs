@@ -23,6 +23,29 @@ pub struct Intervention {
     pub value: f32,
 }
 
+/// Each change names a layer, a feature and a position that exist.
+pub fn check(
+    changes: &[Intervention],
+    tset: &TranscoderSet,
+    n_layers: usize,
+    n_pos: usize,
+) -> Result<()> {
+    for c in changes {
+        ensure!(
+            c.layer < n_layers && c.pos < n_pos && c.feature < tset.d_tc,
+            "feature {} of layer {} at position {}: the transcoders have {} features in {} \
+             layers, the text {} positions",
+            c.feature,
+            c.layer,
+            c.pos,
+            tset.d_tc,
+            n_layers,
+            n_pos
+        );
+    }
+    Ok(())
+}
+
 /// The last position's logits `(V,)` of `ids` before and after `changes`.
 pub fn intervene(
     model: &Gpt2,
@@ -31,19 +54,7 @@ pub fn intervene(
     changes: &[Intervention],
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     let n_layers = model.config().n_layer;
-    for c in changes {
-        ensure!(
-            c.layer < n_layers && c.pos < ids.len() && c.feature < tset.d_tc,
-            "feature {} of layer {} at position {}: the transcoders have {} features in {} \
-             layers, the text {} positions",
-            c.feature,
-            c.layer,
-            c.pos,
-            tset.d_tc,
-            n_layers,
-            ids.len()
-        );
-    }
+    check(changes, tset, n_layers, ids.len())?;
     let input = Tensor::new(ids, model.device())?.unsqueeze(0)?;
     let patterns = (0..n_layers).map(|l| Hook::Block(l, BlockHook::Pattern));
     let req = Request {
