@@ -55,7 +55,7 @@ pub fn run(session: &Session, args: &GraphArgs, out: &mut dyn Write) -> Result<(
     let bar = &mut Bar::new(session, "graph");
     let g = graph::attribute(&model, &tset, &ids, &settings, bar)?;
     let pruned = prune::prune(&g, args.node_threshold as f32, args.edge_threshold as f32)?;
-    let scores = prune::scores(&g)?;
+    let scores = prune::scores(&g, &pruned);
     let positions = (!args.no_position_nodes).then(|| prune::positions(&g, &pruned));
     let done = Done {
         g: &g,

@@ -46,10 +46,11 @@ impl Mapping {
     /// and a later read faults them in again. What a read of a large matrix that is needed
     /// only in part calls after it, so that the process does not keep all of it resident.
     pub fn release(&self, range: Range<usize>) {
-        #[cfg(unix)]
-        // SAFETY: the mapping is private and read-only (`Mmap`, never written), so dropping
-        // its pages discards nothing: every later read sees the file's bytes again, and no
+        // The mapping is private and read-only (`Mmap`, never written), so dropping its
+        // pages discards nothing: every later read sees the file's bytes again, and no
         // reference into the range is invalidated (the memory stays mapped).
+        #[cfg(unix)]
+        // SAFETY: MADV_DONTNEED on a private read-only file mapping only drops clean pages.
         let _ = unsafe {
             self.0.unchecked_advise_range(
                 memmap2::UncheckedAdvice::DontNeed,

@@ -161,15 +161,13 @@ impl SaeSource {
         if path.is_dir() {
             return Ok(SaeSource::Local(path.to_path_buf()));
         }
-        let parts: Vec<&str> = spec.split('/').collect();
-        let plain =
-            |p: &&str| !p.is_empty() && *p != "." && *p != ".." && !p.contains(['\\', '\0']);
-        if spec.starts_with(['.', '/', '~']) || parts.len() < 3 || !parts.iter().all(plain) {
-            bail!(
+        let parts = match hub_parts(spec) {
+            Some(parts) if parts.len() >= 3 => parts,
+            Some(_) | None => bail!(
                 "{spec}: no such directory (give a local directory, or a hub repository's \
                  folder: ORG/NAME/FOLDER)"
-            );
-        }
+            ),
+        };
         Ok(SaeSource::Hub {
             repo_id: parts[..2].join("/"),
             folder: parts[2..].join("/"),
@@ -207,6 +205,15 @@ impl SaeSource {
     }
 }
 
+/// `spec`'s parts as a hub repository's path `ORG/NAME[/…]`: at least two, each a plain
+/// name (no `.`, `..`, backslash or NUL), not starting like a local path; `None` otherwise.
+fn hub_parts(spec: &str) -> Option<Vec<&str>> {
+    let parts: Vec<&str> = spec.split('/').collect();
+    let plain = |p: &&str| !p.is_empty() && *p != "." && *p != ".." && !p.contains(['\\', '\0']);
+    let ok = !spec.starts_with(['.', '/', '~']) && parts.len() >= 2 && parts.iter().all(plain);
+    ok.then_some(parts)
+}
+
 /// A hub repository named with an optional folder, `ORG/NAME[/FOLDER…]` (circuit-tracer's
 /// transcoder sets keep their config.yaml at a repository's root or in a folder).
 pub struct HubFolder {
@@ -216,15 +223,12 @@ pub struct HubFolder {
 
 impl HubFolder {
     pub fn parse(spec: &str) -> Result<Self> {
-        let parts: Vec<&str> = spec.split('/').collect();
-        let plain =
-            |p: &&str| !p.is_empty() && *p != "." && *p != ".." && !p.contains(['\\', '\0']);
-        if spec.starts_with(['.', '/', '~']) || parts.len() < 2 || !parts.iter().all(plain) {
+        let Some(parts) = hub_parts(spec) else {
             bail!(
                 "{spec}: no such directory (give a local directory, or a hub repository or its \
                  folder: ORG/NAME[/FOLDER])"
             );
-        }
+        };
         Ok(HubFolder {
             repo_id: parts[..2].join("/"),
             folder: (parts.len() > 2).then(|| parts[2..].join("/")),

@@ -6,14 +6,18 @@ use anyhow::{bail, Result};
 
 use super::{Graph, Rows};
 
-/// `|A|` with each row divided by its sum (at least `floor`): `(rows, cols)`.
-fn normalize(a: &[f32], cols: usize, floor: f32) -> Vec<f32> {
-    let mut out: Vec<f32> = a.iter().map(|v| v.abs()).collect();
-    for row in out.chunks_mut(cols.max(1)) {
-        let sum: f32 = row.iter().sum::<f32>().max(floor);
-        row.iter_mut().for_each(|v| *v /= sum);
-    }
-    out
+/// `m` `(rows, cols)` made `|m|` with each row divided by its sum (at least `floor`), in
+/// place; returns each row's |sum| (before the floor).
+fn normalize_in_place(m: &mut [f32], cols: usize, floor: f32) -> Vec<f32> {
+    (m.chunks_mut(cols.max(1)))
+        .map(|row| {
+            row.iter_mut().for_each(|v| *v = v.abs());
+            let sum = row.iter().sum::<f32>();
+            let divisor = sum.max(floor);
+            row.iter_mut().for_each(|v| *v /= divisor);
+            sum
+        })
+        .collect()
 }
 
 /// `v A` for `v` `(rows,)` and `A` `(rows, cols)`.
@@ -117,6 +121,8 @@ pub struct Pruned {
     pub cumulative: Vec<f32>,
     /// Each node's influence on the logits in the unpruned graph.
     pub influence: Vec<f32>,
+    /// Each row's |A| sum in the unpruned graph.
+    sums: Vec<f32>,
     /// Of the graph with the dropped nodes' edges zeroed: each row's |A| sum, each node's
     /// influence plus its logit weight, and the score an edge needed to stay.
     row_sums: Vec<f32>,
@@ -130,27 +136,25 @@ pub fn prune(graph: &Graph, node_threshold: f32, edge_threshold: f32) -> Result<
     let (n_logits, n_tokens) = (graph.logits.len(), graph.n_pos());
     let n_features = graph.selected_features.len();
     let weights = logit_weights(graph);
-    let node_influence = influence(&normalize(&graph.adjacency, n, 1e-10), n, &weights)?;
+    // One matrix: |A| normalised for the nodes' influence, then (the dropped nodes' edges
+    // zeroed) for the edges' scores, made in place.
+    let mut edge_scores = graph.adjacency.clone();
+    let sums = normalize_in_place(&mut edge_scores, n, 1e-10);
+    let node_influence = influence(&edge_scores, n, &weights)?;
     let cut = find_threshold(&node_influence, node_threshold);
     let mut node_mask: Vec<bool> = node_influence.iter().map(|&v| v >= cut).collect();
     node_mask[n - n_logits - n_tokens..]
         .iter_mut()
         .for_each(|m| *m = true);
-    // |A| of the kept nodes, each row normalised: then, in place, each edge's score.
-    let mut edge_scores = graph.adjacency.clone();
-    let mut row_sums = vec![0f32; n];
+    edge_scores.copy_from_slice(&graph.adjacency);
     for (i, row) in edge_scores.chunks_mut(n).enumerate() {
         for (j, v) in row.iter_mut().enumerate() {
-            *v = if node_mask[i] && node_mask[j] {
-                v.abs()
-            } else {
-                0.0
-            };
+            if !node_mask[i] || !node_mask[j] {
+                *v = 0.0;
+            }
         }
-        row_sums[i] = row.iter().sum::<f32>();
-        let sum = row_sums[i].max(1e-10);
-        row.iter_mut().for_each(|v| *v /= sum);
     }
+    let row_sums = normalize_in_place(&mut edge_scores, n, 1e-10);
     let mut through = influence(&edge_scores, n, &weights)?;
     through.iter_mut().zip(&weights).for_each(|(t, w)| *t += w);
     for (row, &t) in edge_scores.chunks_mut(n).zip(&through) {
@@ -174,6 +178,7 @@ pub fn prune(graph: &Graph, node_threshold: f32, edge_threshold: f32) -> Result<
         edge_mask,
         cumulative: cumulative_shares(&node_influence),
         influence: node_influence,
+        sums,
         row_sums,
         through,
         edge_cut,
@@ -210,26 +215,30 @@ fn cumulative_shares(influence: &[f32]) -> Vec<f32> {
 
 /// circuit-tracer's `compute_graph_scores` on the unpruned graph: the replacement score
 /// (the tokens' share of the influence that tokens and errors have) and the completeness
-/// score (the influence-weighted share of each node's input not from errors).
-pub fn scores(graph: &Graph) -> Result<(f64, f64)> {
+/// score (the influence-weighted share of each node's input not from errors). The nodes'
+/// influence and rows' sums are those `prune` computed of the same graph.
+pub fn scores(graph: &Graph, pruned: &Pruned) -> (f64, f64) {
     let n = graph.n_nodes();
     let n_features = graph.selected_features.len();
     let (error_start, error_end) = (n_features, n_features + graph.n_pos() * graph.n_layers);
     let token_end = error_end + graph.n_pos();
     let weights = logit_weights(graph);
-    let normalized = normalize(&graph.adjacency, n, 1e-10);
-    let node_influence = influence(&normalized, n, &weights)?;
+    let node_influence = &pruned.influence;
     let sum = |r: std::ops::Range<usize>| node_influence[r].iter().map(|&v| v as f64).sum::<f64>();
     let (tokens, errors) = (sum(error_end..token_end), sum(error_start..error_end));
     let replacement = tokens / (tokens + errors);
     let (mut weighted, mut total) = (0f64, 0f64);
-    for (i, row) in normalized.chunks(n).enumerate() {
-        let from_errors: f64 = row[error_start..error_end].iter().map(|&v| v as f64).sum();
+    for (i, row) in graph.adjacency.chunks(n).enumerate() {
+        let errors: f64 = row[error_start..error_end]
+            .iter()
+            .map(|v| v.abs() as f64)
+            .sum();
+        let from_errors = errors / pruned.sums[i].max(1e-10) as f64;
         let output = (node_influence[i] + weights[i]) as f64;
         weighted += (1.0 - from_errors) * output;
         total += output;
     }
-    Ok((replacement, weighted / total))
+    (replacement, weighted / total)
 }
 
 /// Our position nodes, measured as circuit-tracer measures a node without changing any of
@@ -239,18 +248,15 @@ pub fn scores(graph: &Graph) -> Result<(f64, f64)> {
 /// pruning keeps: their score reaches the cut circuit-tracer's edges needed, into kept nodes.
 /// (Circuit-tracer's numbers are left as they are: nothing here feeds back into them.)
 pub fn positions(graph: &Graph, pruned: &Pruned) -> PositionNodes {
-    let (n, t) = (graph.n_nodes(), graph.n_pos());
+    let t = graph.n_pos();
     let weights = logit_weights(graph);
-    let sums: Vec<f32> = (graph.adjacency.chunks(n))
-        .map(|r| r.iter().map(|v| v.abs()).sum::<f32>().max(1e-10))
-        .collect();
     let mut influence = vec![0f32; t];
     let mut kept = Vec::new();
     for (i, row) in graph.position_edges.chunks(t).enumerate() {
         let whole = pruned.influence[i] + weights[i];
         let share = pruned.row_sums[i].max(1e-10);
         for (p, &v) in row.iter().enumerate() {
-            influence[p] += v.abs() / sums[i] * whole;
+            influence[p] += v.abs() / pruned.sums[i].max(1e-10) * whole;
             let score = v.abs() / share * pruned.through[i];
             if pruned.node_mask[i] && v != 0.0 && score >= pruned.edge_cut {
                 kept.push((i, p));

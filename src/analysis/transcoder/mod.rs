@@ -1,8 +1,8 @@
 //! Transcoders: a sparse dictionary per layer that reads the MLP's input (`ln2.hook_normalized`)
 //! and writes its output (`hook_mlp_out`), read from circuit-tracer's per-layer format
 //! (`config.yaml` + `layer_{i}.safetensors`) and computed as its `SingleLayerTranscoder`
-//! computes them: `encode` (ReLU, or JumpReLU `x · (x > θ)`), `decode` (`a W_dec + b_dec`,
-//! plus the skip `x W_skipᵀ` when the set has one).
+//! computes them: `encode` (ReLU, or JumpReLU `x · (x > θ)`), `reconstruction` (`Σ a W_dec +
+//! b_dec`, plus the skip `x W_skipᵀ` when the set has one).
 
 mod config;
 pub use config::*;
@@ -209,14 +209,10 @@ impl Transcoder {
         Ok(self.w_enc.dims()?.0)
     }
 
-    /// Pre-activations `x W_encᵀ + b_enc` `(T, d_tc)` of inputs `x` `(T, C)`.
-    pub fn pre_activations(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.w_enc.matmul_t(x)?.broadcast_add(&self.b_enc)?)
-    }
-
-    /// Feature activations `(T, d_tc)` of inputs `x` `(T, C)`.
+    /// Feature activations `(T, d_tc)` of inputs `x` `(T, C)`: the pre-activations
+    /// `x W_encᵀ + b_enc` through the activation.
     pub fn encode(&self, x: &Tensor) -> Result<Tensor> {
-        let pre = self.pre_activations(x)?;
+        let pre = self.w_enc.matmul_t(x)?.broadcast_add(&self.b_enc)?;
         Ok(match &self.activation {
             Activation::Relu => pre.relu()?,
             Activation::JumpRelu(threshold) => {
@@ -226,31 +222,13 @@ impl Transcoder {
         })
     }
 
-    /// The reconstruction `a W_dec + b_dec (+ x W_skipᵀ)` `(T, C)` of activations `a`
-    /// `(T, d_tc)` read from inputs `x` `(T, C)`.
-    pub fn decode(&self, acts: &Tensor, x: &Tensor) -> Result<Tensor> {
-        let out = self.w_dec.matmul(acts, &self.b_dec)?;
-        match &self.w_skip {
-            Some(_) => Ok((out + self.skip(x)?)?),
-            None => Ok(out),
-        }
-    }
-
     /// The reconstruction `Σ a W_dec + b_dec (+ x W_skipᵀ)` `(T, C)` from the decoded sum
     /// `Σ a W_dec` `(T, C)` of inputs `x` `(T, C)` (circuit-tracer's `decode_sparse`).
     pub fn reconstruction(&self, decoded: &Tensor, x: &Tensor) -> Result<Tensor> {
         let out = decoded.broadcast_add(&self.b_dec.tensor)?;
         match &self.w_skip {
-            Some(_) => Ok((out + self.skip(x)?)?),
+            Some(w) => Ok((out + w.matmul_t(x)?)?),
             None => Ok(out),
-        }
-    }
-
-    /// The skip connection's output `x W_skipᵀ` `(T, C)`; zero without one.
-    pub fn skip(&self, x: &Tensor) -> Result<Tensor> {
-        match &self.w_skip {
-            Some(w) => w.matmul_t(x),
-            None => Ok(x.zeros_like()?),
         }
     }
 
