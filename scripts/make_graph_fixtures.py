@@ -17,7 +17,11 @@ unpruned `Graph`; `prune_graph` at two threshold pairs, `compute_graph_scores`, 
 attribution context on the same frozen model: the gradient at `hook_pos_embed` of every
 row's injection, dotted with W_pos[p].
 
-Writes tests/fixtures/graphs/{relu,jumprelu-skip}/ and tests/fixtures/graphs/reference.safetensors
+A third set is a JumpReLU cross-layer transcoder (`model_kind: cross_layer_transcoder`) in the
+files circuit-tracer's `load_clt` reads, each feature writing to its own layer and every later
+one.
+
+Writes tests/fixtures/graphs/{relu,jumprelu-skip,clt}/ and tests/fixtures/graphs/reference.safetensors
 (+ one JSON per case). Run in a venv of its own (circuit-tracer pins transformers <= 4.57.3):
 
     pip install circuit-tracer==0.5.0 'transformers<=4.57.3'
@@ -41,6 +45,7 @@ from circuit_tracer.graph import compute_graph_scores, prune_graph
 from circuit_tracer.replacement_model.replacement_model_transformerlens import (
     TransformerLensReplacementModel,
 )
+from circuit_tracer.transcoder.cross_layer_transcoder import load_clt
 from circuit_tracer.transcoder.single_layer_transcoder import load_transcoder_set
 from circuit_tracer.utils.create_graph_files import create_graph_files
 
@@ -55,6 +60,8 @@ CASES = {
     "relu-b-budget": ("relu", "b", 40, 8, 2),
     "skip-a": ("jumprelu-skip", "a", None, 512, 4),
     "skip-b-budget": ("jumprelu-skip", "b", 60, 16, 1),
+    "clt-a": ("clt", "a", None, 512, 4),
+    "clt-b-budget": ("clt", "b", 50, 8, 2),
 }
 THRESHOLDS = {"default": (0.8, 0.98), "tight": (0.6, 0.9)}
 
@@ -74,6 +81,31 @@ def transcoder_files(folder, n_layers, d_model, gen, jump_skip):
         save_file({k: v.contiguous() for k, v in t.items()}, f"{folder}/layer_{layer}.safetensors")
     cfg = [
         "model_kind: transcoder_set",
+        "feature_input_hook: ln2.hook_normalized",
+        "feature_output_hook: hook_mlp_out",
+        f"scan: tiny-gpt2/{os.path.basename(folder)}",
+    ]
+    with open(f"{folder}/config.yaml", "w") as f:
+        f.write("\n".join(cfg) + "\n")
+
+
+def clt_files(folder, n_layers, d_model, gen):
+    """A JumpReLU cross-layer transcoder as circuit-tracer's `to_safetensors` writes one:
+    W_enc_{i}.safetensors (W_enc_{i} [d_tc, d_model], b_enc_{i}, b_dec_{i}, threshold_{i}) and
+    W_dec_{i}.safetensors (W_dec_{i} [d_tc, n_layers - i, d_model])."""
+    os.makedirs(folder, exist_ok=True)
+    for i in range(n_layers):
+        enc = {
+            f"W_enc_{i}": torch.randn(D_TC, d_model, generator=gen) * 0.4,
+            f"b_enc_{i}": torch.randn(D_TC, generator=gen) * 0.3 - 1.0,
+            f"b_dec_{i}": torch.randn(d_model, generator=gen) * 0.1,
+            f"threshold_{i}": torch.rand(D_TC, generator=gen) * 0.3,
+        }
+        dec = {f"W_dec_{i}": torch.randn(D_TC, n_layers - i, d_model, generator=gen) * 0.2}
+        save_file(enc, f"{folder}/W_enc_{i}.safetensors")
+        save_file(dec, f"{folder}/W_dec_{i}.safetensors")
+    cfg = [
+        "model_kind: cross_layer_transcoder",
         "feature_input_hook: ln2.hook_normalized",
         "feature_output_hook: hook_mlp_out",
         f"scan: tiny-gpt2/{os.path.basename(folder)}",
@@ -213,6 +245,14 @@ def main():
         )
         models[set_name], diff = replacement_model(fixture, tset)
         out[f"{set_name}.hf_logit_diff"] = torch.tensor([diff])
+    # After the per-layer sets, so that their random weights are unchanged by it.
+    clt_files(f"{root}/clt", n_layers, d_model, gen)
+    clt = load_clt(
+        f"{root}/clt", feature_input_hook="ln2.hook_normalized", feature_output_hook="hook_mlp_out",
+        scan="tiny-gpt2/clt", device=torch.device("cpu"), dtype=torch.float32, lazy_decoder=True,
+    )
+    models["clt"], diff = replacement_model(fixture, clt)
+    out["clt.hf_logit_diff"] = torch.tensor([diff])
     for name, (set_name, prompt, budget, batch, interval) in CASES.items():
         g = run_case(name, models[set_name], tok, PROMPTS[prompt], budget, batch, interval, out, root)
         print(name, "active", len(g.active_features), "selected", len(g.selected_features),

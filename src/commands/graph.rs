@@ -191,6 +191,7 @@ fn report(
         scan: tset.scan.clone(),
         d_transcoder: tset.d_tc,
         skip_connection: tset.has_skip(),
+        cross_layer: tset.cross_layer(),
         input_ids: g.input_ids.clone(),
         tokens: decoded(tokenizer, &g.input_ids)?,
         active_features: g.active_features.len(),

@@ -128,6 +128,8 @@ pub struct GraphReport {
     pub scan: String,
     pub d_transcoder: usize,
     pub skip_connection: bool,
+    /// A cross-layer transcoder: each layer's features write to every later layer too.
+    pub cross_layer: bool,
     /// The tokens attributed: `<|endoftext|>`, then the text's.
     pub input_ids: Vec<u32>,
     pub tokens: Vec<String>,

@@ -17,11 +17,13 @@ use gpt2_inspect::model::{Config, Gpt2};
 use crate::common::{fixtures, flat, model_dir};
 
 /// name: transcoder set.
-const CASES: [(&str, &str); 4] = [
+const CASES: [(&str, &str); 6] = [
     ("relu-a", "relu"),
     ("relu-b-budget", "relu"),
     ("skip-a", "jumprelu-skip"),
     ("skip-b-budget", "jumprelu-skip"),
+    ("clt-a", "clt"),
+    ("clt-b-budget", "clt"),
 ];
 
 fn model() -> (Config, Gpt2) {
@@ -297,21 +299,53 @@ fn hostile_set(
     name: &str,
     edit: impl FnOnce(&mut HashMap<String, Tensor>),
 ) -> std::path::PathBuf {
-    let src = fixtures().join("graphs/relu");
+    hostile_copy(scratch, "relu", "layer_1.safetensors", name, edit)
+}
+
+/// A copy of the fixture's transcoder set `set` with its file `file` rewritten by `edit`.
+fn hostile_copy(
+    scratch: &crate::common::Scratch,
+    set: &str,
+    file: &str,
+    name: &str,
+    edit: impl FnOnce(&mut HashMap<String, Tensor>),
+) -> std::path::PathBuf {
+    let src = fixtures().join("graphs").join(set);
     let dir = scratch.0.join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    for f in [
-        "config.yaml",
-        "layer_0.safetensors",
-        "layer_1.safetensors",
-        "layer_2.safetensors",
-    ] {
-        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    for f in std::fs::read_dir(&src).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
     }
-    let (mut t, _) = crate::common::fixture_file_at(&dir.join("layer_1.safetensors"));
+    let (mut t, _) = crate::common::fixture_file_at(&dir.join(file));
     edit(&mut t);
-    candle_core::safetensors::save(&t, dir.join("layer_1.safetensors")).unwrap();
+    candle_core::safetensors::save(&t, dir.join(file)).unwrap();
     dir
+}
+
+/// A cross-layer transcoder whose decoder does not write to every later layer, which holds
+/// skip weights circuit-tracer would leave out, or lacks a layer's file is refused with one
+/// line.
+#[test]
+fn hostile_cross_layer_transcoders_are_refused() {
+    let scratch = crate::common::Scratch::new("graph-hostile-clt");
+    let run = |dir: &std::path::Path, needles: &[&str]| {
+        let mut c = crate::common::cmd();
+        c.args(["graph", "The cat sat", "--transcoders"]).arg(dir);
+        crate::common::fails(&mut c, 1, needles);
+    };
+    let zeros = |shape: &[usize]| Tensor::zeros(shape, DType::F32, &Device::Cpu).unwrap();
+    let slots = hostile_copy(&scratch, "clt", "W_dec_1.safetensors", "slots", |t| {
+        t.insert("W_dec_1".into(), zeros(&[48, 3, 32]));
+    });
+    run(&slots, &["W_dec_1", "shape [48, 3, 32]", "[48, 2, 32]"]);
+    let skip = hostile_copy(&scratch, "clt", "W_enc_1.safetensors", "skip", |t| {
+        t.insert("W_skip_1".into(), zeros(&[32, 32]));
+    });
+    run(&skip, &["skip weights", "cross-layer"]);
+    let missing = hostile_copy(&scratch, "clt", "W_enc_0.safetensors", "missing", |_| {});
+    std::fs::remove_file(missing.join("W_dec_2.safetensors")).unwrap();
+    run(&missing, &["W_dec_2.safetensors"]);
 }
 
 /// Transcoder files that do not fit the model, or are damaged, are refused with one line
@@ -388,7 +422,11 @@ fn interventions_equal_circuit_tracers() {
     use gpt2_inspect::analysis::graph::intervene::{intervene, Intervention};
     let r = reference();
     let (cfg, m) = model();
-    for (name, set) in [("relu-a", "relu"), ("skip-a", "jumprelu-skip")] {
+    for (name, set) in [
+        ("relu-a", "relu"),
+        ("skip-a", "jumprelu-skip"),
+        ("clt-a", "clt"),
+    ] {
         let tset = TranscoderSet::load(&fixtures().join("graphs").join(set), &cfg).unwrap();
         let ids: Vec<u32> = ints(&r[&format!("{name}.input_ids")])
             .iter()

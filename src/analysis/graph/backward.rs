@@ -157,7 +157,8 @@ fn attention_back(g: &Tensor, frozen: &FrozenLayer) -> Result<Tensor> {
 }
 
 /// Layer `l`'s sources read from `g` `(k, T, C)`, the gradient at `resid_post[l]`: each
-/// active feature's `a W_dec` at its position, and each position's error.
+/// active feature's `a W_dec` written to layer `l` at its position, and each position's
+/// error.
 fn scores_at(
     g: &Tensor,
     nodes: &Nodes,
@@ -168,11 +169,12 @@ fn scores_at(
 ) -> Result<()> {
     let t = g.dim(1)?;
     for p in 0..t {
-        let Some((start, decoders)) = nodes.decoders_at(l, p) else {
-            continue;
-        };
-        let s = g.narrow(1, p, 1)?.squeeze(1)?.matmul(&decoders.t()?)?; // (k, n_lp)
-        write(out, rows, width, start, &s.to_vec2::<f32>()?);
+        let at = g.narrow(1, p, 1)?.squeeze(1)?; // (k, C)
+        for (start, decoders) in nodes.decoders_at(l, p) {
+            // A cross-layer feature's effect sums over the layers it writes to.
+            let s = at.matmul(&decoders.t()?)?; // (k, n_lp)
+            add(out, rows, width, *start, &s.to_vec2::<f32>()?);
+        }
     }
     let errors = nodes.errors.narrow(0, l, 1)?; // (1, T, C)
     let e = g.broadcast_mul(&errors)?.sum(D::Minus1)?; // (k, T)
@@ -207,6 +209,14 @@ fn embedding_scores(
         .to_vec2::<f32>()?;
     write(positions, order, pos[0].len(), 0, &pos);
     Ok(())
+}
+
+/// Adds `values[j]` into row `rows[j]` of `out` (`width` columns) from column `start`.
+fn add(out: &mut [f32], rows: &[usize], width: usize, start: usize, values: &[Vec<f32>]) {
+    for (&row, v) in rows.iter().zip(values) {
+        let dst = &mut out[row * width + start..row * width + start + v.len()];
+        dst.iter_mut().zip(v).for_each(|(d, x)| *d += x);
+    }
 }
 
 /// Writes `values[j]` into row `rows[j]` of `out` (`width` columns) from column `start`.

@@ -78,6 +78,7 @@ pub fn intervene(
         tset,
         by_layer,
         input: None,
+        pending: vec![None; n_layers],
     };
     let req = Request {
         capture: CaptureSpec::default(),
@@ -96,15 +97,17 @@ struct Frozen<'a> {
     by_layer: BTreeMap<usize, Vec<Intervention>>,
     /// This layer's `ln2.hook_normalized` `(1, T, C)`, read before its MLP's output.
     input: Option<Tensor>,
+    /// What the changes made so far add to each layer's MLP output `(1, T, C)`: a
+    /// cross-layer feature's change reaches its own layer and every later one.
+    pending: Vec<Option<Tensor>>,
 }
 
 impl Tap for Frozen<'_> {
     fn wants(&self, hook: Hook) -> bool {
         match hook {
             Hook::Block(_, BlockHook::Pattern) => true,
-            Hook::Block(l, BlockHook::Ln2Normalized | BlockHook::MlpOut) => {
-                self.by_layer.contains_key(&l)
-            }
+            Hook::Block(l, BlockHook::Ln2Normalized) => self.by_layer.contains_key(&l),
+            Hook::Block(l, BlockHook::MlpOut) => self.by_layer.range(..=l).next().is_some(),
             _ => false,
         }
     }
@@ -116,28 +119,30 @@ impl Tap for Frozen<'_> {
                 self.input = Some(x.clone());
                 Ok(x)
             }
-            Hook::Block(l, BlockHook::MlpOut) => match (self.by_layer.get(&l), self.input.take()) {
-                (Some(changes), Some(input)) => self.moved(l, changes, &input, &x),
-                _ => Ok(x),
-            },
+            Hook::Block(l, BlockHook::MlpOut) => {
+                if let (Some(changes), Some(input)) =
+                    (self.by_layer.get(&l).cloned(), self.input.take())
+                {
+                    self.change(l, &changes, &input)?;
+                }
+                match self.pending[l].take() {
+                    Some(delta) => Ok((x + delta)?),
+                    None => Ok(x),
+                }
+            }
             _ => Ok(x),
         }
     }
 }
 
 impl Frozen<'_> {
-    /// `mlp_out` `(1, T, C)` plus `(v − a) · W_dec[f]` at each change's position.
-    fn moved(
-        &self,
-        l: usize,
-        changes: &[Intervention],
-        input: &Tensor,
-        mlp_out: &Tensor,
-    ) -> Result<Tensor> {
+    /// Adds `(v − a) · W_dec[f]` at each change's position to what layer `l`'s changes
+    /// write: layer `l`'s MLP output, and in a cross-layer transcoder every later one's.
+    fn change(&mut self, l: usize, changes: &[Intervention], input: &Tensor) -> Result<()> {
         let tc = &self.tset.layers[l];
         let acts = tc.encode(&input.squeeze(0)?)?.to_vec2::<f32>()?; // (T, d_tc)
-        let (t, c) = (acts.len(), mlp_out.dim(2)?);
-        let mut delta = vec![0f32; t * c];
+        let (t, c) = (acts.len(), input.dim(2)?);
+        let mut delta = vec![0f32; tc.writes * t * c]; // (writes, T, C)
         for ch in changes {
             // circuit-tracer zeroes position 0's activations.
             let a = if ch.pos == 0 {
@@ -147,11 +152,21 @@ impl Frozen<'_> {
             };
             let row = tc.decoder_rows(&[ch.feature as u32])?.flatten_all()?;
             let row = row.to_vec1::<f32>()?;
-            for (d, w) in delta[ch.pos * c..(ch.pos + 1) * c].iter_mut().zip(row) {
-                *d += (ch.value - a) * w;
+            for (k, slot) in row.chunks(c).enumerate() {
+                let at = (k * t + ch.pos) * c;
+                for (d, w) in delta[at..at + c].iter_mut().zip(slot) {
+                    *d += (ch.value - a) * w;
+                }
             }
         }
-        let delta = Tensor::from_vec(delta, (1, t, c), &Device::Cpu)?;
-        Ok((mlp_out + delta)?)
+        let delta = Tensor::from_vec(delta, (tc.writes, 1, t, c), &Device::Cpu)?;
+        for k in 0..tc.writes {
+            let add = delta.get(k)?;
+            self.pending[l + k] = Some(match self.pending[l + k].take() {
+                Some(p) => (p + add)?,
+                None => add,
+            });
+        }
+        Ok(())
     }
 }

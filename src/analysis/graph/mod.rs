@@ -9,7 +9,7 @@ pub mod intervene;
 pub mod prune;
 
 use anyhow::{bail, ensure, Result};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 
 use crate::analysis::progress::Progress;
 use crate::analysis::transcoder::TranscoderSet;
@@ -71,9 +71,11 @@ impl Graph {
 pub struct Nodes {
     pub active: Vec<[usize; 3]>,
     pub values: Vec<f32>,
-    /// At `l · T + p`: the first column of that (layer, position)'s features and their
-    /// decoder vectors times activations `(n, C)`.
-    decoders: Vec<Option<(usize, Tensor)>>,
+    /// At `l · T + p`: what writes to that (layer, position), one entry per source layer
+    /// (the layer itself; in a cross-layer transcoder every earlier one too): the first
+    /// column of that layer's features at `p` and their decoder vectors for layer `l` times
+    /// their activations `(n, C)`.
+    decoders: Vec<Vec<(usize, Tensor)>>,
     /// `(L, T, C)`: the MLP's output minus the transcoder's reconstruction (0 at position 0).
     pub errors: Tensor,
     /// `(T, C)`: W_E of each token, W_pos of each position.
@@ -97,9 +99,8 @@ impl Nodes {
         self.active.len() + self.n_layers * self.n_pos + p
     }
 
-    fn decoders_at(&self, l: usize, p: usize) -> Option<(usize, &Tensor)> {
-        let (start, d) = self.decoders[l * self.n_pos + p].as_ref()?;
-        Some((*start, d))
+    fn decoders_at(&self, l: usize, p: usize) -> &[(usize, Tensor)] {
+        &self.decoders[l * self.n_pos + p]
     }
 }
 
@@ -232,37 +233,44 @@ fn sources(
     inputs: &[Tensor],
     outputs: &[Tensor],
 ) -> Result<Nodes> {
-    let t = ids.len();
-    let (mut active, mut values, mut decoders) = (Vec::new(), Vec::new(), Vec::new());
-    let mut errors = Vec::with_capacity(inputs.len());
-    for (l, (x, mlp_out)) in inputs.iter().zip(outputs).enumerate() {
+    let (n_layers, t, c) = (inputs.len(), ids.len(), model.config().n_embd);
+    let (mut active, mut values) = (Vec::new(), Vec::new());
+    let mut decoders = vec![Vec::new(); n_layers * t];
+    // Σ a W_dec written to each (layer, position), from the active rows only, as
+    // circuit-tracer's decode_sparse: the rest of W_dec is never read.
+    let mut sums = vec![0f32; n_layers * t * c];
+    for (l, x) in inputs.iter().enumerate() {
         let tc = &tset.layers[l];
         let acts = tc.encode(x)?.to_vec2::<f32>()?; // (T, d_tc)
-        let c = x.dim(1)?;
-        // Σ a_f W_dec[f] from the active rows only, as circuit-tracer's decode_sparse: the
-        // rest of W_dec is never read.
-        let mut sums = vec![Tensor::zeros(c, DType::F32, &Device::Cpu)?];
-        decoders.push(None); // position 0: circuit-tracer zeroes its features
+                                                    // Position 0 is skipped: circuit-tracer zeroes its features.
         for (p, row) in acts.iter().enumerate().skip(1) {
             let feats: Vec<u32> = (0..row.len())
                 .filter(|&f| row[f] != 0.0)
                 .map(|f| f as u32)
                 .collect();
             if feats.is_empty() {
-                decoders.push(None);
-                sums.push(Tensor::zeros(c, DType::F32, &Device::Cpu)?);
                 continue;
             }
             let a: Vec<f32> = feats.iter().map(|&f| row[f as usize]).collect();
             let scaled = tc
                 .decoder_rows(&feats)?
                 .broadcast_mul(&Tensor::new(a.as_slice(), &Device::Cpu)?.unsqueeze(1)?)?;
-            sums.push(scaled.sum(0)?);
-            decoders.push(Some((active.len(), scaled)));
+            for k in 0..tc.writes {
+                let slot = scaled.narrow(1, k * c, c)?.contiguous()?; // (n, C)
+                let at = (l + k) * t + p;
+                let sum = slot.sum(0)?.to_vec1::<f32>()?;
+                (sums[at * c..(at + 1) * c].iter_mut().zip(sum)).for_each(|(s, v)| *s += v);
+                decoders[at].push((active.len(), slot));
+            }
             active.extend(feats.iter().map(|&f| [l, p, f as usize]));
             values.extend(a);
         }
-        let error = (mlp_out - tc.reconstruction(&Tensor::stack(&sums, 0)?, x)?)?;
+    }
+    let sums = Tensor::from_vec(sums, (n_layers, t, c), &Device::Cpu)?;
+    let mut errors = Vec::with_capacity(n_layers);
+    for (l, (x, mlp_out)) in inputs.iter().zip(outputs).enumerate() {
+        let recon = tset.layers[l].reconstruction(&sums.get(l)?, x)?;
+        let error = (mlp_out - recon)?;
         let zero = Tensor::zeros((1, c), error.dtype(), &Device::Cpu)?;
         errors.push(Tensor::cat(&[&zero, &error.narrow(0, 1, t - 1)?], 0)?);
     }
@@ -274,7 +282,7 @@ fn sources(
         errors: Tensor::stack(&errors, 0)?,
         tokens: model.wte().embedding(&id_tensor)?,
         positions: model.wpe().narrow(0, 0, t)?,
-        n_layers: inputs.len(),
+        n_layers,
         n_pos: t,
     })
 }

@@ -14,19 +14,30 @@ pub const INPUT_HOOK: &str = "ln2.hook_normalized";
 /// The hook every transcoder of a set writes: the MLP's output.
 pub const OUTPUT_HOOK: &str = "hook_mlp_out";
 
-/// `config.yaml` of a per-layer transcoder set (`model_kind: transcoder_set`).
+/// How a set's features are laid out over the layers (circuit-tracer's `model_kind`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Layout {
+    /// `transcoder_set`: one transcoder a layer, each layer's file in layer order, relative
+    /// to the config's folder (and inside it).
+    PerLayer { files: Vec<String> },
+    /// `cross_layer_transcoder`: layer `i`'s features read at layer `i` and write to it and
+    /// every later one, from `W_enc_{i}.safetensors` and `W_dec_{i}.safetensors` beside the
+    /// config (circuit-tracer's `load_clt`).
+    CrossLayer,
+}
+
+/// A transcoder set's `config.yaml`.
 #[derive(Debug, Clone)]
 pub struct TranscoderConfig {
     /// circuit-tracer's `scan`: the name a graph gives its transcoders (Neuronpedia finds
     /// the features' dashboards by it); `default_scan` when the config has none.
     pub scan: String,
-    /// Each layer's file, in layer order, relative to the config's folder (and inside it).
-    pub files: Vec<String>,
+    pub layout: Layout,
 }
 
 impl TranscoderConfig {
-    /// Reads `path` (a `config.yaml`); the set must have `n_layer` layers (one file each:
-    /// those its `transcoders` list names, or `layer_{i}.safetensors`).
+    /// Reads `path` (a `config.yaml`); the set must have `n_layer` layers (a per-layer set one
+    /// file each: those its `transcoders` list names, or `layer_{i}.safetensors`).
     pub fn read(path: &Path, default_scan: &str, n_layer: usize) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
@@ -38,15 +49,15 @@ impl TranscoderConfig {
         let docs = YamlLoader::load_from_str(text).map_err(|e| anyhow!("not YAML: {e}"))?;
         let doc = docs.first().ok_or_else(|| anyhow!("it is empty"))?;
         let text_of = |k: &str| doc[k].as_str();
-        match text_of("model_kind") {
-            Some("transcoder_set") => {}
-            Some("cross_layer_transcoder") => bail!(
-                "model_kind cross_layer_transcoder: gpt2-inspect reads per-layer transcoder \
-                 sets (transcoder_set) only so far"
+        let cross_layer = match text_of("model_kind") {
+            Some("transcoder_set") => false,
+            Some("cross_layer_transcoder") => true,
+            Some(other) => bail!(
+                "model_kind {other}: circuit-tracer knows transcoder_set and \
+                 cross_layer_transcoder"
             ),
-            Some(other) => bail!("model_kind {other}: circuit-tracer knows transcoder_set"),
             None => bail!("no model_kind"),
-        }
+        };
         for (key, want) in [
             ("feature_input_hook", INPUT_HOOK),
             ("feature_output_hook", OUTPUT_HOOK),
@@ -65,6 +76,15 @@ impl TranscoderConfig {
             );
         }
         let scan = text_of("scan").unwrap_or(default_scan).to_string();
+        if cross_layer {
+            ensure!(
+                matches!(doc["transcoders"], Yaml::BadValue),
+                "a cross-layer transcoder lists no files: W_enc_{{i}}.safetensors and \
+                 W_dec_{{i}}.safetensors lie beside its config"
+            );
+            let layout = Layout::CrossLayer;
+            return Ok(TranscoderConfig { scan, layout });
+        }
         let files = match &doc["transcoders"] {
             Yaml::BadValue => (0..n_layer)
                 .map(|i| format!("layer_{i}.safetensors"))
@@ -77,7 +97,8 @@ impl TranscoderConfig {
             "it names {} transcoders; the model has {n_layer} layers",
             files.len()
         );
-        Ok(TranscoderConfig { scan, files })
+        let layout = Layout::PerLayer { files };
+        Ok(TranscoderConfig { scan, layout })
     }
 }
 
@@ -114,15 +135,22 @@ mod tests {
 
     #[test]
     fn reads_the_layers_files_and_the_scan() {
+        let files = |c: TranscoderConfig| match c.layout {
+            Layout::PerLayer { files } => files,
+            Layout::CrossLayer => panic!("a per-layer set"),
+        };
         let c = TranscoderConfig::parse(BASE, "set", 2).unwrap();
         assert_eq!(c.scan, "set");
-        assert_eq!(c.files[1], "layer_1.safetensors");
+        assert_eq!(files(c)[1], "layer_1.safetensors");
         let text = format!(
             "{BASE}scan: org/name\ntranscoders:\n  - a.safetensors\n  - sub/b.safetensors\n"
         );
         let c = TranscoderConfig::parse(&text, "set", 2).unwrap();
         assert_eq!(c.scan, "org/name");
-        assert_eq!(c.files[1], "sub/b.safetensors");
+        assert_eq!(files(c)[1], "sub/b.safetensors");
+        let clt = BASE.replace("transcoder_set", "cross_layer_transcoder");
+        let c = TranscoderConfig::parse(&clt, "set", 2).unwrap();
+        assert_eq!(c.layout, Layout::CrossLayer);
     }
 
     #[test]
@@ -145,9 +173,10 @@ mod tests {
                 "feature_input_hook",
             ),
             (
-                BASE.replace("transcoder_set", "cross_layer_transcoder"),
-                "per-layer",
+                BASE.replace("transcoder_set", "cross_layer_transcoder") + "transcoders: [a]\n",
+                "lists no files",
             ),
+            (BASE.replace("transcoder_set", "sae"), "model_kind sae"),
             ("a: [".to_string(), "not YAML"),
         ] {
             assert!(err(&text).contains(says), "{text}: {}", err(&text));

@@ -28,13 +28,17 @@ enum Activation {
     JumpRelu(Tensor),
 }
 
-/// One layer's transcoder: `W_enc` and `W_dec` `(d_tc, C)` computed from the mapped file.
+/// One layer's transcoder: `W_enc` `(d_tc, C)` and `W_dec` `(d_tc, writes · C)` computed
+/// from the mapped files; a feature's decoder row holds one vector for each layer it writes
+/// to, from its own on (`writes` = 1 in a per-layer set).
 #[derive(Clone)]
 pub struct Transcoder {
     w_enc: Weight,
     w_dec: Weight,
+    /// Layers written: 1, or `L − i` for layer `i` of a cross-layer transcoder.
+    pub writes: usize,
     b_enc: Tensor,
-    b_dec: Bias,
+    b_dec: Tensor,
     activation: Activation,
     /// `W_skip` `(C, C)`: the skip connection adds `x W_skipᵀ` to the reconstruction.
     w_skip: Option<Weight>,
@@ -47,6 +51,7 @@ pub struct TranscoderSet {
     pub d_tc: usize,
     pub scan: String,
     pub dir: PathBuf,
+    cross: bool,
 }
 
 impl TranscoderSet {
@@ -76,9 +81,19 @@ impl TranscoderSet {
         model: &Config,
     ) -> Result<Self> {
         let cfg = TranscoderConfig::read(config, scan, model.n_layer)?;
-        let layers = (cfg.files.iter())
-            .map(|f| Transcoder::load(&file(f)?, model.n_embd))
-            .collect::<Result<Vec<_>>>()?;
+        let c = model.n_embd;
+        let layers = match &cfg.layout {
+            Layout::PerLayer { files } => (files.iter())
+                .map(|f| Transcoder::load(&Files::per_layer(&file(f)?), c))
+                .collect::<Result<Vec<_>>>()?,
+            Layout::CrossLayer => (0..model.n_layer)
+                .map(|i| {
+                    let enc = file(&format!("W_enc_{i}.safetensors"))?;
+                    let dec = file(&format!("W_dec_{i}.safetensors"))?;
+                    Transcoder::load(&Files::cross_layer(&enc, &dec, i, model.n_layer), c)
+                })
+                .collect::<Result<Vec<_>>>()?,
+        };
         let d_tc = layers[0].d_tc()?;
         let skip = layers[0].w_skip.is_some();
         for (l, t) in layers.iter().enumerate() {
@@ -99,14 +114,43 @@ impl TranscoderSet {
         Ok(TranscoderSet {
             layers,
             d_tc,
+            cross: cfg.layout == Layout::CrossLayer,
             scan: cfg.scan,
             dir: dir.to_path_buf(),
         })
     }
 
+    /// Whether layer `i`'s features write to layer `i` only (a per-layer set) or to every
+    /// layer from `i` on (a cross-layer transcoder).
+    pub fn cross_layer(&self) -> bool {
+        self.cross
+    }
+
     pub fn has_skip(&self) -> bool {
         self.layers[0].w_skip.is_some()
     }
+}
+
+/// `Ok` when `ok`, else that tensor `name` in `path` is not finite.
+fn finite(path: &Path, name: &str, ok: bool) -> Result<()> {
+    ensure!(
+        ok,
+        "tensor {name} in {} holds NaN or infinity",
+        path.display()
+    );
+    Ok(())
+}
+
+/// The decoder `name` of `ckpt`, mapped and checked a slice at a time and left out of
+/// memory: a graph reads the active features' rows only.
+fn cold_decoder(ckpt: &Checkpoint, name: &str) -> Result<Weight> {
+    let w = ckpt.reader(&Device::Cpu, DType::F32)?.weight_cold(name)?;
+    let ok = match &w {
+        Weight::Mapped(m) => m.all_finite_released(),
+        Weight::Tensor(t) => crate::model::tap::all_finite(t)?,
+    };
+    finite(ckpt.path(), name, ok)?;
+    Ok(w)
 }
 
 fn all_finite(w: &Weight) -> Result<bool> {
@@ -116,27 +160,79 @@ fn all_finite(w: &Weight) -> Result<bool> {
     })
 }
 
+/// Where one layer's tensors are and what they are called.
+struct Files<'a> {
+    /// The file of the encoder, its biases, threshold and skip.
+    enc: &'a Path,
+    /// The file of the decoder (the same file in a per-layer set).
+    dec: &'a Path,
+    w_enc: String,
+    b_enc: String,
+    b_dec: String,
+    threshold: String,
+    w_dec: String,
+    /// Layers written; `None` in a per-layer set, whose decoder is `(d_tc, C)` rather than
+    /// `(d_tc, writes, C)`.
+    writes: Option<usize>,
+}
+
+impl<'a> Files<'a> {
+    /// circuit-tracer's `layer_{i}.safetensors`.
+    fn per_layer(path: &'a Path) -> Self {
+        Files {
+            enc: path,
+            dec: path,
+            w_enc: "W_enc".into(),
+            b_enc: "b_enc".into(),
+            b_dec: "b_dec".into(),
+            threshold: "activation_function.threshold".into(),
+            w_dec: "W_dec".into(),
+            writes: None,
+        }
+    }
+
+    /// Layer `i` of `n_layer` of circuit-tracer's cross-layer files.
+    fn cross_layer(enc: &'a Path, dec: &'a Path, i: usize, n_layer: usize) -> Self {
+        Files {
+            enc,
+            dec,
+            w_enc: format!("W_enc_{i}"),
+            b_enc: format!("b_enc_{i}"),
+            b_dec: format!("b_dec_{i}"),
+            threshold: format!("threshold_{i}"),
+            w_dec: format!("W_dec_{i}"),
+            writes: Some(n_layer - i),
+        }
+    }
+}
+
+type ShapeOf<'a> = dyn Fn(&str) -> Option<Vec<usize>> + 'a;
+
 /// Every tensor of a transcoder of `d_tc` features on a model `c` wide is there with its
-/// shape (`shape` reads the file's header).
+/// shape (`enc` and `dec` read the files' headers).
 fn check_shapes(
-    path: &Path,
-    shape: &dyn Fn(&str) -> Option<Vec<usize>>,
+    files: &Files,
+    (enc, dec): (&ShapeOf, &ShapeOf),
     d_tc: usize,
     c: usize,
-    threshold: bool,
-    skip: bool,
+    (threshold, skip): (bool, bool),
 ) -> Result<()> {
+    let mut w_dec = vec![d_tc, c];
+    if let Some(k) = files.writes {
+        w_dec.insert(1, k);
+    }
     let mut want = vec![
-        ("W_enc", vec![d_tc, c]),
-        ("W_dec", vec![d_tc, c]),
-        ("b_dec", vec![c]),
+        (&files.w_enc, vec![d_tc, c], files.enc, enc),
+        (&files.w_dec, w_dec, files.dec, dec),
+        (&files.b_dec, vec![c], files.enc, enc),
     ];
-    want.extend(threshold.then(|| ("activation_function.threshold", vec![d_tc])));
-    want.extend(skip.then(|| ("W_skip", vec![c, c])));
-    for (name, s) in &want {
+    want.extend(threshold.then(|| (&files.threshold, vec![d_tc], files.enc, enc)));
+    let w_skip = "W_skip".to_string();
+    want.extend(skip.then(|| (&w_skip, vec![c, c], files.enc, enc)));
+    for (name, s, path, shape) in want {
         let got = shape(name).ok_or_else(|| anyhow!("{} has no tensor {name}", path.display()))?;
         ensure!(
-            got == *s,
+            got == s,
             "tensor {name} in {} has shape {got:?}; a transcoder of {d_tc} features on this \
              model ({c} wide) has {s:?}",
             path.display()
@@ -145,60 +241,64 @@ fn check_shapes(
     Ok(())
 }
 
+/// A tensor's shape from a checkpoint's header.
+fn shapes(ckpt: &Checkpoint) -> impl Fn(&str) -> Option<Vec<usize>> + '_ {
+    |name: &str| {
+        (ckpt.tensors().iter())
+            .find(|t| t.name == name)
+            .map(|t| t.shape.clone())
+    }
+}
+
 impl Transcoder {
-    fn load(path: &Path, c: usize) -> Result<Self> {
-        let ckpt = Checkpoint::open_as(path, Weights::Mapped)?;
-        let shape = |name: &str| {
-            (ckpt.tensors().iter())
-                .find(|t| t.name == name)
-                .map(|t| t.shape.clone())
+    fn load(files: &Files, c: usize) -> Result<Self> {
+        let enc = Checkpoint::open_as(files.enc, Weights::Mapped)?;
+        let dec = match files.dec == files.enc {
+            true => None,
+            false => Some(Checkpoint::open_as(files.dec, Weights::Mapped)?),
         };
-        let b_enc =
-            shape("b_enc").ok_or_else(|| anyhow!("{} has no tensor b_enc", path.display()))?;
+        let dec = dec.as_ref().unwrap_or(&enc);
+        let (enc_shape, dec_shape) = (shapes(&enc), shapes(dec));
+        let path = files.enc.display();
+        let b_enc = enc_shape(&files.b_enc)
+            .ok_or_else(|| anyhow!("{path} has no tensor {}", files.b_enc))?;
         let d_tc = match b_enc[..] {
             [n] if n > 0 && n <= MAX_D_TC => n,
             _ => anyhow::bail!(
-                "tensor b_enc in {} has shape {b_enc:?}; a transcoder has 1 to {MAX_D_TC} features",
-                path.display()
+                "tensor {} in {path} has shape {b_enc:?}; a transcoder has 1 to {MAX_D_TC} \
+                 features",
+                files.b_enc
             ),
         };
-        let threshold = shape("activation_function.threshold").is_some();
-        let skip = shape("W_skip").is_some();
-        check_shapes(path, &shape, d_tc, c, threshold, skip)?;
-        let r = ckpt.reader(&Device::Cpu, DType::F32)?;
-        let finite = |name: &str, ok: bool| {
-            ensure!(
-                ok,
-                "tensor {name} in {} holds NaN or infinity",
-                path.display()
-            );
-            Ok(())
-        };
+        let threshold = enc_shape(&files.threshold).is_some();
+        let skip = enc_shape("W_skip").is_some();
+        let skips = enc.tensors().iter().any(|t| t.name.starts_with("W_skip"));
+        ensure!(
+            files.writes.is_none() || !skips,
+            "{path} holds skip weights, which circuit-tracer 0.5.0 does not read in a \
+             cross-layer transcoder; gpt2-inspect refuses them rather than leave them out"
+        );
+        check_shapes(files, (&enc_shape, &dec_shape), d_tc, c, (threshold, skip))?;
+        let r = enc.reader(&Device::Cpu, DType::F32)?;
+        let w_dec = cold_decoder(dec, &files.w_dec)?;
         let vector = |name: &str| -> Result<Tensor> {
             let t = r.get(name)?;
-            finite(name, crate::model::tap::all_finite(&t)?)?;
+            finite(files.enc, name, crate::model::tap::all_finite(&t)?)?;
             Ok(t)
         };
         let matrix = |name: &str| -> Result<Weight> {
             let w = r.weight(name)?;
-            finite(name, all_finite(&w)?)?;
+            finite(files.enc, name, all_finite(&w)?)?;
             Ok(w)
         };
-        // A graph reads the active features' rows of W_dec only: checked a slice at a time
-        // and left out of memory.
-        let w_dec = r.weight_cold("W_dec")?;
-        let ok = match &w_dec {
-            Weight::Mapped(m) => m.all_finite_released(),
-            Weight::Tensor(t) => crate::model::tap::all_finite(t)?,
-        };
-        finite("W_dec", ok)?;
         Ok(Transcoder {
-            w_enc: matrix("W_enc")?,
-            b_dec: Bias::new(vector("b_dec")?, &w_dec)?,
+            w_enc: matrix(&files.w_enc)?,
+            b_dec: vector(&files.b_dec)?,
             w_dec,
-            b_enc: vector("b_enc")?,
+            writes: files.writes.unwrap_or(1),
+            b_enc: vector(&files.b_enc)?,
             activation: match threshold {
-                true => Activation::JumpRelu(vector("activation_function.threshold")?),
+                true => Activation::JumpRelu(vector(&files.threshold)?),
                 false => Activation::Relu,
             },
             w_skip: skip.then(|| matrix("W_skip")).transpose()?,
@@ -222,10 +322,12 @@ impl Transcoder {
         })
     }
 
-    /// The reconstruction `Σ a W_dec + b_dec (+ x W_skipᵀ)` `(T, C)` from the decoded sum
-    /// `Σ a W_dec` `(T, C)` of inputs `x` `(T, C)` (circuit-tracer's `decode_sparse`).
+    /// The reconstruction `Σ a W_dec + b_dec (+ x W_skipᵀ)` `(T, C)` of this layer's output
+    /// from the decoded sum `Σ a W_dec` `(T, C)` written to it (by this layer's features, and
+    /// in a cross-layer transcoder by every earlier layer's) and this layer's inputs `x`
+    /// `(T, C)` (circuit-tracer's `decode_sparse`, `compute_reconstruction`).
     pub fn reconstruction(&self, decoded: &Tensor, x: &Tensor) -> Result<Tensor> {
-        let out = decoded.broadcast_add(&self.b_dec.tensor)?;
+        let out = decoded.broadcast_add(&self.b_dec)?;
         match &self.w_skip {
             Some(w) => Ok((out + w.matmul_t(x)?)?),
             None => Ok(out),
@@ -251,7 +353,8 @@ impl Transcoder {
         self.w_enc.embedding(&Tensor::new(ids, &Device::Cpu)?)
     }
 
-    /// Decoder rows `W_dec[f]` `(n, C)` of features `ids`.
+    /// Decoder rows `W_dec[f]` `(n, writes · C)` of features `ids`: slot `k` (columns
+    /// `k·C..(k+1)·C`) is written to layer `i + k`.
     pub fn decoder_rows(&self, ids: &[u32]) -> Result<Tensor> {
         self.w_dec.embedding(&Tensor::new(ids, &Device::Cpu)?)
     }

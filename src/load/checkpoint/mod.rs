@@ -445,8 +445,10 @@ impl Reader<'_> {
         self.weight_as(name, false)
     }
 
-    /// [`weight`](Self::weight) for a matrix read only in part (a transcoder's decoder): its
-    /// pages are not mapped ahead ([`MappedMatrix::cold`]).
+    /// [`weight`](Self::weight) for a tensor read a row at a time (a transcoder's decoder),
+    /// its dimensions after the first flattened into one (a cross-layer decoder
+    /// `(d_tc, L − i, C)` is read as `(d_tc, (L − i)·C)`): its pages are not mapped ahead
+    /// ([`MappedMatrix::cold`]).
     pub fn weight_cold(&self, name: &str) -> Result<Weight> {
         self.weight_as(name, true)
     }
@@ -460,19 +462,21 @@ impl Reader<'_> {
                     && self.dtype == DType::F32
                     && e.dtype == "F32"
                     && e.strides.is_none()
-                    && e.shape.len() == 2 =>
+                    && (e.shape.len() == 2 || cold && e.shape.len() > 2) =>
             {
                 let map = ckpt.parts[*part].mapping.as_ref();
                 let (lo, hi) = (e.start as usize, (e.start + e.span) as usize);
+                let cols = e.shape[1..].iter().product();
                 map.and_then(|map| match cold {
-                    true => MappedMatrix::cold(map, lo..hi, e.shape[0], e.shape[1]),
-                    false => MappedMatrix::new(map, lo..hi, e.shape[0], e.shape[1]),
+                    true => MappedMatrix::cold(map, lo..hi, e.shape[0], cols),
+                    false => MappedMatrix::new(map, lo..hi, e.shape[0], cols),
                 })
             }
             _ => None,
         };
         match mapped {
             Some(m) => Ok(Weight::Mapped(m)),
+            None if cold => Ok(Weight::Tensor(self.get(name)?.flatten_from(1)?)),
             None => Ok(Weight::Tensor(self.get(name)?)),
         }
     }

@@ -26,9 +26,10 @@ pub fn table(out: &mut dyn Write, r: &GraphReport) -> io::Result<()> {
     } else {
         ""
     };
+    let kind = if r.cross_layer { "cross-layer, " } else { "" };
     writeln!(
         out,
-        "transcoders  {} ({}, {} features per layer{skip})",
+        "transcoders  {} ({}, {kind}{} features per layer{skip})",
         r.transcoders, r.scan, r.d_transcoder
     )?;
     writeln!(
