@@ -37,10 +37,15 @@ if [ ! -x "$work/sae-venv/bin/python" ]; then
 fi
 "$work/sae-venv/bin/python" "$root/scripts/make_sae_fixtures.py" \
   --fixtures "$root/tests/fixtures"
+# Transcoders in SAELens's and sparsify's formats (after the graph fixtures, whose
+# circuit-tracer sets two of them copy).
+"$work/sae-venv/bin/pip" install -q eai-sparsify==1.3.3
 # Attribution graphs: circuit-tracer 0.5.0 pins transformers <= 4.57.3, a venv of its own.
 if [ ! -x "$work/ct-venv/bin/python" ]; then
   python3 -m venv "$work/ct-venv"
   "$work/ct-venv/bin/pip" install -q torch==2.15.0 circuit-tracer==0.5.0 transformers==4.57.3
 fi
 HF_HUB_OFFLINE=1 "$work/ct-venv/bin/python" "$root/scripts/make_graph_fixtures.py" \
+  --fixtures "$root/tests/fixtures"
+"$work/sae-venv/bin/python" "$root/scripts/make_transcoder_fixtures.py" \
   --fixtures "$root/tests/fixtures"

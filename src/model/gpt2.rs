@@ -593,6 +593,7 @@ impl<'a> Inputs<'a> {
 /// A block's weights on an attribution graph's linear path ([`Gpt2::frozen_block`]).
 pub struct FrozenBlock {
     pub ln1_gain: Tensor,
+    pub ln2_gain: Tensor,
     pub w_v: Tensor,
     pub w_o: Tensor,
 }
@@ -707,6 +708,7 @@ impl Gpt2 {
         let c = self.cfg.n_embd;
         Ok(FrozenBlock {
             ln1_gain: b.ln_1.weight.clone(),
+            ln2_gain: b.ln_2.weight.clone(),
             w_v: b
                 .attn
                 .c_attn

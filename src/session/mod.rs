@@ -343,9 +343,18 @@ impl Session {
         let at = HubFolder::parse(spec).map_err(|e| usage(format!("--transcoders {e}")))?;
         let hub = Hub::from_env();
         let rev = revision.unwrap_or("main");
-        let config = hub
-            .file(&at.repo_id, rev, &at.path("config.yaml"))
-            .map_err(named)?;
+        let config = match hub.file(&at.repo_id, rev, &at.path("config.yaml")) {
+            Ok(config) => config,
+            // No circuit-tracer config: sparsify's folders, whose names are known.
+            Err(e) => match sparsify_from_hub(&hub, &at, rev, cfg.n_layer) {
+                Some(dir) => {
+                    return dir
+                        .and_then(|d| TranscoderSet::load(&d, cfg))
+                        .map_err(named)
+                }
+                None => return Err(named(e)),
+            },
+        };
         let info = match &at.folder {
             Some(f) => format!("{}//{f}", at.repo_id),
             None => at.repo_id.clone(),
@@ -662,6 +671,31 @@ fn terminal_width() -> Option<usize> {
         .map(|(w, _)| w.0 as usize)
         .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
         .filter(|&w| w > 0)
+}
+
+/// sparsify's transcoder folders `h.{i}.mlp/` (`cfg.json`, `sae.safetensors`) of every layer
+/// fetched from the hub folder `at` into the cache: the folder holding them, or `None` when
+/// the hub has no `h.0.mlp/cfg.json` there.
+fn sparsify_from_hub(
+    hub: &Hub,
+    at: &HubFolder,
+    rev: &str,
+    n_layer: usize,
+) -> Option<Result<std::path::PathBuf>> {
+    let first = hub
+        .file(&at.repo_id, rev, &at.path("h.0.mlp/cfg.json"))
+        .ok()?;
+    let fetch = || -> Result<std::path::PathBuf> {
+        for i in 0..n_layer {
+            for f in ["cfg.json", "sae.safetensors"] {
+                hub.file(&at.repo_id, rev, &at.path(&format!("h.{i}.mlp/{f}")))?;
+            }
+        }
+        let dir = first.parent().and_then(|p| p.parent());
+        dir.map(|d| d.to_path_buf())
+            .ok_or_else(|| anyhow::anyhow!("{} lies in no folder", first.display()))
+    };
+    Some(fetch())
 }
 
 #[cfg(test)]

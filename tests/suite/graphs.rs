@@ -41,10 +41,19 @@ fn ints(t: &Tensor) -> Vec<i64> {
     t.flatten_all().unwrap().to_vec1::<i64>().unwrap()
 }
 
+/// A transcoder set of the fixtures: circuit-tracer's `graphs/{set}`, or another path
+/// under the fixtures.
+fn set_dir(set: &str) -> std::path::PathBuf {
+    match set.contains('/') {
+        true => fixtures().join(set),
+        false => fixtures().join("graphs").join(set),
+    }
+}
+
 /// The graph of case `name` with the settings circuit-tracer ran it with.
 fn graph_of(r: &HashMap<String, Tensor>, name: &str, set: &str) -> Graph {
     let (cfg, m) = model();
-    let tset = TranscoderSet::load(&fixtures().join("graphs").join(set), &cfg).unwrap();
+    let tset = TranscoderSet::load(&set_dir(set), &cfg).unwrap();
     let ids: Vec<u32> = ints(&r[&format!("{name}.input_ids")])
         .iter()
         .map(|&i| i as u32)
@@ -75,7 +84,30 @@ fn relative(got: &[f32], want: &[f32]) -> f32 {
 fn graphs_equal_circuit_tracers() {
     let r = reference();
     for (name, set) in CASES {
-        let g = graph_of(&r, name, set);
+        same_graph(&r, name, set);
+    }
+}
+
+/// SAELens's and sparsify's transcoder files holding the same functions as circuit-tracer's
+/// sets (written by those libraries; sparsify's encoder folded through ln_2, whose output it
+/// reads) give circuit-tracer's graphs.
+#[test]
+fn graphs_from_saelens_and_sparsify_files_equal_circuit_tracers() {
+    let r = reference();
+    for (name, set) in [
+        ("relu-a", "transcoders/saelens-relu"),
+        ("skip-b-budget", "transcoders/saelens-skip"),
+        ("relu-a", "transcoders/sparsify-relu"),
+        ("relu-b-budget", "transcoders/sparsify-relu"),
+    ] {
+        same_graph(&r, name, set);
+    }
+}
+
+/// Every number of case `name`'s graph through the set `set` against circuit-tracer's.
+fn same_graph(r: &HashMap<String, Tensor>, name: &str, set: &str) {
+    {
+        let g = graph_of(r, name, set);
         let key = |k: &str| format!("{name}.{k}");
         let active: Vec<i64> = g
             .active_features

@@ -687,6 +687,14 @@ fn transcoders_come_from_a_hub_repository() {
     ] {
         std::fs::copy(local.join(f), folder.join(f)).unwrap();
     }
+    copy_tree(
+        &crate::common::fixtures().join("graphs/clt"),
+        &s.0.join("repo/clt"),
+    );
+    copy_tree(
+        &crate::common::fixtures().join("transcoders/sparsify-relu"),
+        &s.0.join("repo/sparsify"),
+    );
     // No scan in the hub's config: circuit-tracer's name for the set is used.
     let cfg = std::fs::read_to_string(folder.join("config.yaml")).unwrap();
     let cfg: String = cfg
@@ -736,6 +744,25 @@ fn transcoders_come_from_a_hub_repository() {
             .any(|l| l.contains("someone/tiny-transcoders/resolve/main/relu/layer_2.safetensors")),
         "{log:?}"
     );
+    // A cross-layer transcoder and a sparsify set (no config.yaml: h.{i}.mlp/ fetched by
+    // name) give the same graphs as their local folders.
+    for (sub, local) in [
+        ("clt", "graphs/clt"),
+        ("sparsify", "transcoders/sparsify-relu"),
+    ] {
+        let local = crate::common::fixtures().join(local);
+        let want = crate::common::json(&["graph", TEXT, "--transcoders", local.to_str().unwrap()]);
+        let spec = format!("someone/tiny-transcoders/{sub}");
+        let got = ok(&run(
+            &server.endpoint,
+            &home.0,
+            &["--json", "graph", TEXT, "--transcoders", &spec],
+            &[],
+        ));
+        for field in ["active_features", "replacement_score", "top_nodes", "kept"] {
+            assert_eq!(got[field], want[field], "{sub} {field}");
+        }
+    }
     let bad = run(
         &server.endpoint,
         &home.0,
@@ -748,4 +775,17 @@ fn transcoders_come_from_a_hub_repository() {
         "{}",
         stderr(&bad)
     );
+}
+
+/// A copy of the folder `from` (and its folders) at `to`.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dst = to.join(p.file_name().unwrap());
+        match p.is_dir() {
+            true => copy_tree(&p, &dst),
+            false => drop(std::fs::copy(&p, &dst).unwrap()),
+        }
+    }
 }

@@ -36,3 +36,4 @@ mod score;
 mod serve;
 mod session;
 mod tokenizer;
+mod transcoders;

@@ -19,7 +19,7 @@ use anyhow::Result;
 use candle_core::{Tensor, D};
 
 use super::Nodes;
-use crate::analysis::transcoder::TranscoderSet;
+use crate::analysis::transcoder::{Input, TranscoderSet};
 use crate::model::FrozenBlock;
 
 /// What the run froze, per layer: σ of ln_1 and ln_2 `(T, 1)`, the pattern `(nh, T, T)`
@@ -35,11 +35,25 @@ pub struct FrozenLayer {
     pub ln2_scale: Tensor,
     pub pattern_t: Tensor,
     pub weights: FrozenBlock,
+    /// What the transcoders read: ln_2's normalized input, or its output (then a gradient
+    /// there passes ln_2's gain first).
+    pub input: Input,
+}
+
+impl FrozenLayer {
+    /// The gradient `(n, T, C)` at the block's `resid_mid` of a gradient `v` at the
+    /// transcoders' input.
+    fn input_back(&self, v: &Tensor) -> Result<Tensor> {
+        match self.input {
+            Input::Normalized => norm_back(v, &self.ln2_scale),
+            Input::LnOut => norm_back(&v.broadcast_mul(&self.weights.ln2_gain)?, &self.ln2_scale),
+        }
+    }
 }
 
 /// A row of the graph: the node whose input is differentiated. `layer` = n_layers for a
-/// logit (read at ln_f's output), else the transcoder layer whose encoder row reads
-/// `ln2.hook_normalized`; `vector` `(C,)`: the encoder row, or the demeaned unembedding.
+/// logit (read at ln_f's output), else the transcoder layer whose encoder row reads its
+/// input (`ln2.hook_normalized`, or ln_2's output); `vector` `(C,)`: the encoder row, or the demeaned unembedding.
 pub struct Target {
     pub layer: usize,
     pub pos: usize,
@@ -93,10 +107,10 @@ pub fn rows(
         let frozen = &path.blocks[l];
         let mut gl = g.narrow(0, 0, k)?;
         if let Some(s) = tset.layers[l].skip_gradient(&gl.reshape((k * t, c))?)? {
-            gl = (&gl + norm_back(&s.reshape((k, t, c))?, &frozen.ln2_scale)?)?;
+            gl = (&gl + frozen.input_back(&s.reshape((k, t, c))?)?)?;
         }
         if let Some(v) = inject(targets, &order[..k], l, (t, c))? {
-            gl = (gl + norm_back(&v, &frozen.ln2_scale)?)?;
+            gl = (gl + frozen.input_back(&v)?)?;
         }
         let through = attention_back(&gl, frozen)?;
         gl = (gl + through)?;

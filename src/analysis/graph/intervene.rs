@@ -3,7 +3,7 @@
 //! own MLPs and layer norms run as they do, and at each layer with an intervention the
 //! MLP's output moved by `(v − a) · W_dec[f]` at the feature's position, `a` the feature's
 //! activation in the run being changed (its transcoder reading that run's
-//! `ln2.hook_normalized`; 0 at position 0).
+//! input (`ln2.hook_normalized`, or ln_2's output); 0 at position 0).
 
 use std::collections::BTreeMap;
 
@@ -95,7 +95,7 @@ struct Frozen<'a> {
     patterns: Vec<Tensor>,
     tset: &'a TranscoderSet,
     by_layer: BTreeMap<usize, Vec<Intervention>>,
-    /// This layer's `ln2.hook_normalized` `(1, T, C)`, read before its MLP's output.
+    /// This layer's transcoder input `(1, T, C)`, read before its MLP's output.
     input: Option<Tensor>,
     /// What the changes made so far add to each layer's MLP output `(1, T, C)`: a
     /// cross-layer feature's change reaches its own layer and every later one.
@@ -106,7 +106,7 @@ impl Tap for Frozen<'_> {
     fn wants(&self, hook: Hook) -> bool {
         match hook {
             Hook::Block(_, BlockHook::Pattern) => true,
-            Hook::Block(l, BlockHook::Ln2Normalized) => self.by_layer.contains_key(&l),
+            Hook::Block(l, h) if h == self.tset.input.hook() => self.by_layer.contains_key(&l),
             Hook::Block(l, BlockHook::MlpOut) => self.by_layer.range(..=l).next().is_some(),
             _ => false,
         }
@@ -115,7 +115,7 @@ impl Tap for Frozen<'_> {
     fn tap(&mut self, hook: Hook, x: Tensor) -> Result<Tensor> {
         match hook {
             Hook::Block(l, BlockHook::Pattern) => Ok(self.patterns[l].clone()),
-            Hook::Block(_, BlockHook::Ln2Normalized) => {
+            Hook::Block(_, h) if h == self.tset.input.hook() => {
                 self.input = Some(x.clone());
                 Ok(x)
             }

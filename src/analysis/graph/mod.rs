@@ -177,12 +177,12 @@ pub fn attribute(
 /// One forward pass: the transcoders' inputs and the MLPs' outputs, the frozen scales and
 /// patterns, and the last position's logits.
 fn forward(model: &Gpt2, tset: &TranscoderSet, ids: &[u32]) -> Result<Run> {
-    use BlockHook::{Ln1Scale, Ln2Normalized, Ln2Scale, MlpOut, Pattern};
+    use BlockHook::{Ln1Scale, Ln2Scale, MlpOut, Pattern};
     let cfg = model.config();
     let n_layers = cfg.n_layer;
-    let hooks = (0..n_layers).flat_map(|l| {
-        [Ln1Scale, Pattern, Ln2Scale, Ln2Normalized, MlpOut].map(|h| Hook::Block(l, h))
-    });
+    let read = tset.input.hook();
+    let hooks = (0..n_layers)
+        .flat_map(|l| [Ln1Scale, Pattern, Ln2Scale, read, MlpOut].map(|h| Hook::Block(l, h)));
     let req = Request {
         capture: CaptureSpec::new(hooks.chain([Hook::LnFinalScale])),
         logits: LastLogits,
@@ -202,8 +202,9 @@ fn forward(model: &Gpt2, tset: &TranscoderSet, ids: &[u32]) -> Result<Run> {
                 .transpose(1, 2)?
                 .contiguous()?,
             weights: model.frozen_block(l)?,
+            input: tset.input,
         });
-        inputs.push(first(Hook::Block(l, Ln2Normalized))?);
+        inputs.push(first(Hook::Block(l, read))?);
         outputs.push(first(Hook::Block(l, MlpOut))?);
     }
     let (gain, _) = model.final_norm_params()?;
@@ -326,7 +327,7 @@ fn logit_vectors(model: &Gpt2, logits: &[LogitTarget]) -> Result<Vec<Tensor>> {
 }
 
 /// The rows of features `batch` (indices into the active features): each one's encoder
-/// row, read at its layer's `ln2.hook_normalized` and position.
+/// row, read at its layer's transcoder input and position.
 fn feature_targets(tset: &TranscoderSet, nodes: &Nodes, batch: &[usize]) -> Result<Vec<Target>> {
     batch
         .iter()

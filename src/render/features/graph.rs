@@ -21,12 +21,8 @@ pub const NODE_COLUMNS: [&str; 8] = [
 ];
 
 pub fn table(out: &mut dyn Write, r: &GraphReport) -> io::Result<()> {
-    let skip = if r.skip_connection {
-        ", skip connection"
-    } else {
-        ""
-    };
-    let kind = if r.cross_layer { "cross-layer, " } else { "" };
+    let skip = [", skip connection", ""][usize::from(!r.skip_connection)];
+    let kind = ["cross-layer, ", ""][usize::from(!r.cross_layer)];
     writeln!(
         out,
         "transcoders  {} ({}, {kind}{} features per layer{skip})",
