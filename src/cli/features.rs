@@ -179,9 +179,10 @@ pub struct FeatureArgs {
 pub struct GraphArgs {
     #[command(flatten)]
     pub input: TextArgs,
-    /// The transcoders: a folder in circuit-tracer's per-layer format (config.yaml with
-    /// model_kind: transcoder_set, layer_{i}.safetensors), or a hub repository holding one
-    /// (ORG/NAME, or its folder ORG/NAME/FOLDER)
+    /// The transcoders: a folder in circuit-tracer's format (config.yaml of a per-layer set
+    /// or a cross-layer transcoder), SAELens's (a cfg.json + sae_weights.safetensors folder
+    /// a layer) or sparsify's (h.{i}.mlp/), or a hub repository holding one (ORG/NAME, or
+    /// its folder ORG/NAME/FOLDER)
     #[arg(long, value_name = "DIR|ORG/NAME[/FOLDER]")]
     pub transcoders: String,
     /// Revision (branch, tag or commit) of hub transcoders

@@ -432,6 +432,10 @@ pub struct ServeArgs {
     /// lenses requests may name (lens, and a Jacobian lens's vectors for steering)
     #[arg(long, value_name = "LENS", value_parser = attention::lens_arg)]
     pub lens: Vec<LensArg>,
+    /// A transcoder set to serve (repeat for several), as `graph --transcoders` takes it:
+    /// loaded once, checked against the model, and the only sets requests may name (graph)
+    #[arg(long, value_name = "DIR|ORG/NAME[/FOLDER]")]
+    pub transcoders: Vec<String>,
 }
 
 #[derive(Debug, Args)]

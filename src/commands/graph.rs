@@ -19,7 +19,7 @@ use crate::render::features::graph_svg;
 use crate::reports::{
     DrawnEdge, DrawnNode, GraphChange, GraphDrawing, GraphFile, GraphFileMetadata, GraphFileNode,
     GraphIntervention, GraphKept, GraphLink, GraphLogit, GraphNodeInfluence, GraphQParams,
-    GraphReport, NodeKind,
+    GraphReport, NodeKind, TokenValue,
 };
 use crate::session::progress::Bar;
 use crate::session::texts::Texts;
@@ -63,8 +63,9 @@ pub fn run(session: &Session, args: &GraphArgs, out: &mut dyn Write) -> Result<(
         scores,
         positions: positions.as_ref(),
     };
-    write_files(session, args, &done, &tset, tokenizer)?;
-    let mut report = report(session, args, &done, &tset, tokenizer, &texts[0])?;
+    let drawn = drawing(&done, tokenizer, &model, &tset)?;
+    write_files(session, args, &done, &tset, tokenizer, &drawn)?;
+    let mut report = report(session, args, &done, (&tset, tokenizer), &texts[0], drawn)?;
     report.intervention = intervention(&changes, &model, &tset, tokenizer, &g.input_ids)?;
     emit(session, out, &report, printer::table)
 }
@@ -133,11 +134,11 @@ fn write_files(
     d: &Done,
     tset: &TranscoderSet,
     tokenizer: &Tokenizer,
+    drawing: &GraphDrawing,
 ) -> Result<()> {
     let g = d.g;
     if let Some(path) = &args.svg {
-        let drawing = drawing(d, tokenizer)?;
-        write_svg(session, Some(path), |w| graph_svg::svg(w, &drawing))?;
+        write_svg(session, Some(path), |w| graph_svg::svg(w, drawing))?;
     }
     if let Some(path) = &args.raw {
         write_file(session, "--raw", Some(path), |w| {
@@ -171,9 +172,9 @@ fn report(
     session: &Session,
     args: &GraphArgs,
     d: &Done,
-    tset: &TranscoderSet,
-    tokenizer: &Tokenizer,
+    (tset, tokenizer): (&TranscoderSet, &Tokenizer),
     text: &str,
+    graph: GraphDrawing,
 ) -> Result<GraphReport> {
     let g = d.g;
     let logits = (g.logits.iter())
@@ -206,6 +207,7 @@ fn report(
         token_influence: d.pruned.influence[token_range(g)].to_vec(),
         position_influence: d.positions.map(|p| p.influence.clone()),
         intervention: None,
+        graph,
     })
 }
 
@@ -482,10 +484,17 @@ fn links(d: &Done) -> (Vec<GraphLink>, Vec<bool>) {
 /// Edges `--svg` draws at most: the strongest.
 const DRAWN_EDGES: usize = 500;
 
-/// What `--svg` draws: the kept nodes (and position nodes) and the strongest kept edges.
-fn drawing(d: &Done, tokenizer: &Tokenizer) -> Result<GraphDrawing> {
+/// What `--svg` and the explorer draw: the kept nodes (and position nodes), each feature's
+/// activations and top logits, and the strongest kept edges.
+fn drawing(
+    d: &Done,
+    tokenizer: &Tokenizer,
+    model: &Gpt2,
+    tset: &TranscoderSet,
+) -> Result<GraphDrawing> {
     let g = d.g;
-    let (nodes, index) = drawn_nodes(d, tokenizer)?;
+    let (mut nodes, index) = drawn_nodes(d, tokenizer)?;
+    feature_details(&mut nodes, g, model, tset, tokenizer)?;
     let mut edges: Vec<DrawnEdge> = (d.pruned.edge_mask.iter().enumerate())
         .filter(|(_, &m)| m)
         .filter_map(|(k, _)| {
@@ -548,27 +557,92 @@ fn drawn_nodes(d: &Done, tokenizer: &Tokenizer) -> Result<(Vec<DrawnNode>, Vec<O
         };
         index[i] = Some(nodes.len());
         let influence = p.influence[i];
+        let (feature, activation) = match node(g, i) {
+            Node::Feature(a) => (Some(g.active_features[a][2]), Some(g.activation_values[a])),
+            Node::Error { .. } | Node::Token(_) | Node::Logit(_) => (None, None),
+        };
         nodes.push(DrawnNode {
+            node_id: id,
             kind,
             row,
             position,
             label,
             influence,
+            feature,
+            activation,
+            activations: Vec::new(),
+            top_logits: Vec::new(),
         });
     }
-    if let Some(pn) = d.positions {
-        nodes.extend(
-            pn.influence
-                .iter()
-                .enumerate()
-                .map(|(pos, &influence)| DrawnNode {
-                    kind: NodeKind::Position,
-                    row: 0,
-                    position: pos,
-                    label: format!("P_{pos}: position {pos}"),
-                    influence,
-                }),
-        );
-    }
+    nodes.extend(d.positions.map_or_else(Vec::new, position_nodes));
     Ok((nodes, index))
+}
+
+/// Logits listed per feature node.
+const FEATURE_LOGITS: usize = 5;
+
+/// Each feature node's activations over the prompt (from the graph's active features) and
+/// the tokens its decoder vectors promote most through the unembedding.
+fn feature_details(
+    nodes: &mut [DrawnNode],
+    g: &Graph,
+    model: &Gpt2,
+    tset: &TranscoderSet,
+    tokenizer: &Tokenizer,
+) -> Result<()> {
+    let feats: Vec<usize> = (0..nodes.len())
+        .filter(|&i| nodes[i].kind == NodeKind::Feature)
+        .collect();
+    if feats.is_empty() {
+        return Ok(());
+    }
+    let c = model.config().n_embd;
+    let mut directions = Vec::with_capacity(feats.len());
+    for &i in &feats {
+        let (layer, f) = (nodes[i].row - 1, nodes[i].feature.unwrap_or(0));
+        let mut acts = vec![0f32; g.n_pos()];
+        for (a, &[l, p, ff]) in g.active_features.iter().enumerate() {
+            if l == layer && ff == f {
+                acts[p] = g.activation_values[a];
+            }
+        }
+        nodes[i].activations = acts;
+        let row = tset.layers[layer].decoder_rows(&[f as u32])?; // (1, writes · C)
+        let slots = row.reshape((row.dim(1)? / c, c))?;
+        directions.push(slots.sum(0)?);
+    }
+    let logits = model
+        .unembedding()
+        .matmul_t(&candle_core::Tensor::stack(&directions, 0)?)?
+        .to_vec2::<f32>()?; // (n, V)
+    for (&i, l) in feats.iter().zip(&logits) {
+        nodes[i].top_logits = (crate::dist::top_k(l, FEATURE_LOGITS).into_iter())
+            .map(|t| {
+                Ok(TokenValue {
+                    id: t as u32,
+                    token: tokenizer.token_text(t as u32)?,
+                    value: l[t],
+                })
+            })
+            .collect::<Result<_>>()?;
+    }
+    Ok(())
+}
+
+/// Our position-embedding nodes, as drawn.
+fn position_nodes(pn: &PositionNodes) -> Vec<DrawnNode> {
+    (pn.influence.iter().enumerate())
+        .map(|(pos, &influence)| DrawnNode {
+            node_id: format!("P_{pos}"),
+            kind: NodeKind::Position,
+            row: 0,
+            position: pos,
+            label: format!("P_{pos}: position {pos}"),
+            influence,
+            feature: None,
+            activation: None,
+            activations: Vec::new(),
+            top_logits: Vec::new(),
+        })
+        .collect()
 }

@@ -12,5 +12,6 @@ pub fn run(session: &Session, args: &ServeArgs, out: &mut dyn Write) -> Result<(
     session.keep_model()?;
     session.keep_saes(&args.sae)?;
     session.keep_lenses(&args.lens)?;
+    session.keep_transcoders(&args.transcoders)?;
     crate::serve::serve(session, args, out)
 }

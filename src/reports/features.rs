@@ -155,6 +155,8 @@ pub struct GraphReport {
     /// With --clamp or --ablate: the next tokens before and after (attention frozen).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub intervention: Option<GraphIntervention>,
+    /// The pruned graph as `--svg` and the explorer draw it.
+    pub graph: GraphDrawing,
 }
 
 /// Features set to values with attention frozen (circuit-tracer's `feature_intervention`).
@@ -300,6 +302,8 @@ pub enum NodeKind {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DrawnNode {
+    /// circuit-tracer's node id (`P_{pos}` for a position node).
+    pub node_id: String,
     pub kind: NodeKind,
     /// 0: the embeddings; 1 + l: layer l; n_layers + 1: the logits.
     pub row: usize,
@@ -308,6 +312,14 @@ pub struct DrawnNode {
     pub label: String,
     /// Its influence on the logits (position nodes: measured as circuit-tracer's nodes').
     pub influence: f32,
+    /// A feature node's transcoder feature and its activation here.
+    pub feature: Option<usize>,
+    pub activation: Option<f32>,
+    /// A feature's activation at every position of the prompt (empty for other nodes).
+    pub activations: Vec<f32>,
+    /// The tokens a feature's decoder vectors promote most, through the unembedding alone
+    /// (`Σ_k W_dec[f, k] · W_Uᵀ`), highest first (empty for other nodes).
+    pub top_logits: Vec<TokenValue>,
 }
 
 #[derive(Debug, Clone, Serialize)]

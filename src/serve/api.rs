@@ -32,6 +32,7 @@ pub const COMMANDS: &[&str] = &[
     "heads",
     "features",
     "feature",
+    "graph",
 ];
 
 /// Options the API refuses, with why: the model is the server's, the answer is JSON, and a
@@ -50,6 +51,14 @@ const REFUSED: &[(&str, &str)] = &[
     ("dot", "the API writes no file: draw from the JSON"),
     ("html", "the API writes no file: draw from the JSON"),
     ("output", "the API writes no file"),
+    (
+        "raw",
+        "the API writes no file: the unpruned graph is the command line's (--raw)",
+    ),
+    (
+        "transcoders_revision",
+        "the transcoders are chosen when the server starts",
+    ),
     (
         "file",
         "the API reads no file on the server: give the texts in \"text\"",
@@ -268,7 +277,7 @@ fn subcommand(command: &str) -> clap::Command {
 
 /// `GET /api`: every command the API answers, with its options as requests name them, and
 /// the SAEs the server serves.
-pub fn index(saes: &[String], lenses: &[String]) -> Value {
+pub fn index(saes: &[String], lenses: &[String], transcoders: &[String]) -> Value {
     let commands: Vec<Value> = COMMANDS
         .iter()
         .map(|&name| {
@@ -298,5 +307,8 @@ pub fn index(saes: &[String], lenses: &[String]) -> Value {
             })
         })
         .collect();
-    json!({ "commands": commands, "globals": GLOBALS, "saes": saes, "lenses": lenses })
+    json!({
+        "commands": commands, "globals": GLOBALS, "saes": saes, "lenses": lenses,
+        "transcoders": transcoders,
+    })
 }

@@ -59,6 +59,8 @@ struct Served {
     saes: Vec<String>,
     /// The lenses requests may name besides logit (`serve --lens`), as spelled.
     lenses: Vec<String>,
+    /// The transcoder sets requests may name (`serve --transcoders`), loaded once.
+    transcoders: Vec<String>,
 }
 
 /// Serves until the process is stopped (Ctrl-C or SIGTERM end it as any command).
@@ -164,6 +166,7 @@ fn served(session: &Session, args: &ServeArgs, addr: SocketAddr) -> Result<Serve
         admitted: Arc::new(Semaphore::new(workers + QUEUE)),
         saes: args.sae.clone(),
         lenses: args.lens.iter().map(|l| l.spec()).collect(),
+        transcoders: args.transcoders.clone(),
     })
 }
 
@@ -192,7 +195,7 @@ async fn page() -> Response {
 }
 
 async fn index(State(s): State<Arc<Served>>) -> Response {
-    axum::Json(api::index(&s.saes, &s.lenses)).into_response()
+    axum::Json(api::index(&s.saes, &s.lenses, &s.transcoders)).into_response()
 }
 
 async fn wrong_method(method: Method) -> Response {

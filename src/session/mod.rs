@@ -128,6 +128,8 @@ pub struct Session {
     /// SAEs loaded once by [`Session::keep_saes`] (a server's `--sae`), by the spec that
     /// named them: the only ones such a session's calls may name.
     kept_saes: Arc<OnceLock<Vec<(String, Sae)>>>,
+    /// A server's transcoder sets (`serve --transcoders`), by the spec that named them.
+    kept_transcoders: Arc<OnceLock<Vec<(String, TranscoderSet)>>>,
     /// A server's lenses (`serve --lens`): once set, the only ones besides the logit lens
     /// that [`Session::lens`] gives.
     kept_lenses: Arc<OnceLock<Vec<(crate::cli::LensArg, Lens)>>>,
@@ -169,6 +171,7 @@ impl Session {
             tokenizer: Default::default(),
             kept: Default::default(),
             kept_saes: Default::default(),
+            kept_transcoders: Default::default(),
             kept_lenses: Default::default(),
         })
     }
@@ -336,6 +339,23 @@ impl Session {
         cfg: &Config,
     ) -> Result<TranscoderSet> {
         let named = |e: anyhow::Error| e.context(format!("--transcoders {spec}"));
+        if let Some(kept) = self.kept_transcoders.get() {
+            return match kept.iter().find(|(s, _)| s == spec) {
+                Some((_, set)) => Ok(set.clone()),
+                None => Err(usage(match kept.is_empty() {
+                    true => format!(
+                        "--transcoders {spec}: this server serves no transcoders; start it \
+                         with serve --transcoders DIR"
+                    ),
+                    false => format!(
+                        "--transcoders {spec}: this server serves {}",
+                        (kept.iter().map(|(s, _)| s.as_str()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })),
+            };
+        }
         let path = std::path::Path::new(spec);
         if path.is_dir() {
             return TranscoderSet::load(path, cfg).map_err(named);
@@ -457,6 +477,17 @@ impl Session {
             kept.push((spec.clone(), sae));
         }
         let _ = self.kept_saes.set(kept);
+        Ok(())
+    }
+
+    /// Loads the transcoder sets `specs` names once, checked against the model; from then on
+    /// they are the only sets this session (a server's) reads.
+    pub fn keep_transcoders(&self, specs: &[String]) -> Result<()> {
+        let cfg = self.config()?;
+        let kept = (specs.iter())
+            .map(|s| Ok((s.clone(), self.transcoders(s, None, cfg)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let _ = self.kept_transcoders.set(kept);
         Ok(())
     }
 

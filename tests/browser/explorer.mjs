@@ -139,6 +139,34 @@ try {
   const promoted = await page.$$eval("#feature-logits tr", (trs) => trs.slice(1).map((tr) => JSON.parse(tr.cells[0].textContent)));
   check("a feature's logit table is the API's", same(promoted, logits.features[0].top_logits.map((p) => p.token)), JSON.stringify(promoted));
 
+  // The attribution graph: traced on request, every node and drawn edge the API's, and a
+  // clicked feature's activations, logits and strongest edges.
+  await page.click("#trace");
+  await page.waitForFunction(() => document.querySelectorAll("#graph [data-node]").length > 0, null, { timeout: 60000 });
+  const graph = await api("graph", { text: config.prompt, transcoders: config.transcoders });
+  const g = graph.graph;
+  const drawnNodes = await page.$$eval("#graph [data-node]", (ns) => ns.map((n) => n.querySelector("title").textContent));
+  check("the graph draws the API's nodes", same(drawnNodes, g.nodes.map((n) => n.label)), drawnNodes[0]);
+  check("the graph draws the API's strongest edges", (await page.$$eval("#graph line", (l) => l.length)) === g.edges.length);
+  const fi = g.nodes.findIndex((n) => n.kind === "feature");
+  check("the graph has a feature node", fi >= 0);
+  await page.click(`#graph [data-node="${fi}"]`);
+  await page.waitForFunction(() => !document.querySelector("#node-box").hidden, null, { timeout: 30000 });
+  const title = await page.$eval("#node-title", (t) => t.textContent);
+  check("a clicked node is named", title.startsWith(g.nodes[fi].label), title);
+  const promotes = await page.$$eval("#node-logits tr", (trs) => trs.slice(1).map((tr) => JSON.parse(tr.cells[0].textContent)));
+  check("a feature's top logits are the API's", same(promotes, g.nodes[fi].top_logits.map((t) => t.token)), JSON.stringify(promotes));
+  const actsShown = await page.$$eval("#node-acts tr:nth-child(2) td", (ts) => ts.map((t) => t.textContent));
+  check("a feature's activations over the prompt are the API's", same(actsShown, g.nodes[fi].activations.map((a) => a ? a.toFixed(2) : "")), JSON.stringify(actsShown));
+  const inShown = await page.$$eval("#node-in tr", (trs) => trs.slice(1).map((tr) => tr.cells[0].textContent));
+  const inWant = g.edges.filter((e) => e.target === fi).sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight)).slice(0, 8).map((e) => g.nodes[e.source].node_id);
+  check("a node's strongest in-edges are the API's", same(inShown, inWant), JSON.stringify(inShown));
+  const outWant = g.edges.filter((e) => e.source === fi).sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight)).slice(0, 8).map((e) => g.nodes[e.target].node_id);
+  const outShown = await page.$$eval("#node-out tr", (trs) => trs.slice(1).map((tr) => tr.cells[0].textContent));
+  check("a node's strongest out-edges are the API's", same(outShown, outWant) && outWant.length > 0, JSON.stringify(outShown));
+  await page.$eval("#graph-view", (s) => s.scrollIntoView());
+  await (await page.$("#graph-view")).screenshot({ path: join(config.out, "explorer-graph.png") });
+
   // The attention views.
   await page.click("#attn-tabs button[data-view=neuron]");
   await page.waitForFunction(() => document.querySelectorAll("#neuron td[data-weight]").length > 0, null, { timeout: 30000 });

@@ -235,6 +235,7 @@ fn the_explorer_works_in_headless_chromium() {
     };
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-explorer");
     let sae = root.join("tests/fixtures/saes/standard");
+    let transcoders = root.join("tests/fixtures/graphs/relu");
     let jlens = format!(
         "jlens:{}",
         root.join("tests/fixtures/lenses/jlens/tl-default.pt")
@@ -249,6 +250,8 @@ fn the_explorer_works_in_headless_chromium() {
         .arg(&sae)
         .arg("--lens")
         .arg(&jlens)
+        .arg("--transcoders")
+        .arg(&transcoders)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -260,6 +263,7 @@ fn the_explorer_works_in_headless_chromium() {
     // The fixture has 3 layers of 4 heads.
     let config = serde_json::json!({
         "url": url, "prompt": CAT, "corrupt": DOG, "answer": " mat", "sae": sae, "lens": jlens,
+        "transcoders": transcoders,
         "layers": 3, "heads": 4, "out": out,
     });
     let checked =

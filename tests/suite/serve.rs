@@ -289,11 +289,29 @@ fn sae() -> String {
 #[test]
 fn the_api_answers_what_the_command_line_prints() {
     let sae = sae();
-    let server = Server::start_with(&["--sae", &sae], &[]);
+    let tc = crate::common::fixtures()
+        .join("graphs/clt")
+        .display()
+        .to_string();
+    let server = Server::start_with(&["--sae", &sae, "--transcoders", &tc], &[]);
     let mut pairs: Vec<(&str, String, Vec<String>)> = (pairs().into_iter())
         .map(|(c, b, a)| (c, b.to_string(), a.iter().map(|s| s.to_string()).collect()))
         .collect();
     pairs.extend(sae_pairs(&sae));
+    pairs.push((
+        "graph",
+        format!(r#"{{"text": "The cat sat", "transcoders": "{tc}", "max_feature_nodes": 40}}"#),
+        ([
+            "graph",
+            "The cat sat",
+            "--transcoders",
+            &tc,
+            "--max-feature-nodes",
+            "40",
+        ])
+        .map(String::from)
+        .to_vec(),
+    ));
     for (command, body, args) in &pairs {
         let (body, args) = (
             body.as_str(),
@@ -303,9 +321,17 @@ fn the_api_answers_what_the_command_line_prints() {
         assert_eq!(status, 200, "{command} {body}: {answer}");
         assert_eq!(answer, printed(&args), "{command} {body}");
     }
+    // Only the transcoders the server was started with, and no file written.
+    let (status, answer) = server.post("graph", r#"{"text": "The cat", "transcoders": "/tmp"}"#);
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("this server serves"), "{answer}");
+    let body = format!(r#"{{"text": "The cat", "transcoders": "{tc}", "raw": "x.st"}}"#);
+    let (status, answer) = server.post("graph", &body);
+    assert_eq!(status, 400, "{answer}");
     let (status, index) = server.raw("GET", "/api", &[], b"");
     assert_eq!(status, 200);
     let index: serde_json::Value = serde_json::from_str(&index).unwrap();
+    assert_eq!(index["transcoders"][0], tc.as_str());
     let names: Vec<&str> = (index["commands"].as_array().unwrap().iter())
         .map(|c| c["name"].as_str().unwrap())
         .collect();
