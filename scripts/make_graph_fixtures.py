@@ -9,6 +9,9 @@ from a `HookedTransformerConfig` (no hub, as circuit-tracer's own tests build th
 fixture's Hugging Face weights converted by TransformerLens's `convert_gpt2_weights`; its
 logits are checked against Hugging Face's `GPT2LMHeadModel` first.
 
+For each set, `replacement_fit` records the replacement model's fidelity (what `gpt2-inspect
+transcode` reports) with circuit-tracer's own transcoder objects on TransformerLens hooks.
+
 For each case, `attribute` (circuit-tracer's defaults, or a feature budget with a small
 batch size and update interval so that the ranking is refreshed several times) gives the
 unpruned `Graph`; `prune_graph` at two threshold pairs, `compute_graph_scores`, and
@@ -30,6 +33,7 @@ Writes tests/fixtures/graphs/{relu,jumprelu-skip,clt}/ and tests/fixtures/graphs
 
 import argparse
 import json
+from functools import partial
 import os
 import shutil
 import tempfile
@@ -45,7 +49,7 @@ from circuit_tracer.graph import compute_graph_scores, prune_graph
 from circuit_tracer.replacement_model.replacement_model_transformerlens import (
     TransformerLensReplacementModel,
 )
-from circuit_tracer.transcoder.cross_layer_transcoder import load_clt
+from circuit_tracer.transcoder.cross_layer_transcoder import CrossLayerTranscoder, load_clt
 from circuit_tracer.transcoder.single_layer_transcoder import load_transcoder_set
 from circuit_tracer.utils.create_graph_files import create_graph_files
 
@@ -194,6 +198,50 @@ def interventions(name, model, graph, out):
         out[f"{name}.clean_logits"] = model(graph.input_tokens.unsqueeze(0))[0, -1].contiguous()
 
 
+def replacement_fit(set_name, model, ids, out):
+    """The replacement model's fidelity, with circuit-tracer's own transcoder objects on every
+    layer: the clean run's feature activations (every position) and each MLP output's
+    reconstruction error, and the next-token losses of the clean run, of the run with every
+    MLP's output replaced by its transcoder's (each reading that run's ln2.hook_normalized),
+    and of the run with every MLP's output zeroed."""
+    tc, n_layers = model.transcoders, model.cfg.n_layers
+    clt = isinstance(tc, CrossLayerTranscoder)
+    encode = (lambda x, l: tc.encode_layer(x, l)) if clt else (lambda x, l: tc[l].encode(x))
+
+    def decode(l, xs, acts):
+        if not clt:
+            return tc[l].decode(acts[l], xs[l])
+        writes = [acts[i] @ tc._get_decoder_vectors(i)[:, l - i] for i in range(l + 1)]
+        return sum(writes) + tc.b_dec[l]
+
+    ids = ids.unsqueeze(0)
+    loss = lambda logits: torch.nn.functional.cross_entropy(logits[0, :-1], ids[0, 1:], reduction="none")
+    with torch.no_grad():
+        logits, cache = model.run_with_cache(ids)
+        xs = [cache[f"blocks.{l}.ln2.hook_normalized"][0] for l in range(n_layers)]
+        acts = [encode(xs[l], l) for l in range(n_layers)]
+        errors = [cache[f"blocks.{l}.hook_mlp_out"][0] - decode(l, xs, acts) for l in range(n_layers)]
+        run = {"xs": [None] * n_layers, "acts": [None] * n_layers}
+
+        def read(x, hook, l):
+            run["xs"][l] = x[0]
+            run["acts"][l] = encode(x[0], l)
+            return x
+
+        def replace(y, hook, l):
+            return decode(l, run["xs"], run["acts"]).unsqueeze(0)
+
+        hooks = [(f"blocks.{l}.ln2.hook_normalized", partial(read, l=l)) for l in range(n_layers)]
+        hooks += [(f"blocks.{l}.hook_mlp_out", partial(replace, l=l)) for l in range(n_layers)]
+        replaced = model.run_with_hooks(ids, fwd_hooks=hooks)
+        zero = [(f"blocks.{l}.hook_mlp_out", lambda y, hook: torch.zeros_like(y)) for l in range(n_layers)]
+        zeroed = model.run_with_hooks(ids, fwd_hooks=zero)
+    out[f"{set_name}.fit.input_ids"] = ids[0].to(torch.int64)
+    out[f"{set_name}.fit.acts"] = torch.stack(acts).contiguous()
+    out[f"{set_name}.fit.errors"] = torch.stack(errors).contiguous()
+    out[f"{set_name}.fit.losses"] = torch.stack([loss(logits), loss(replaced), loss(zeroed)]).contiguous()
+
+
 def run_case(name, model, tok, prompt, budget, batch, interval, out, json_dir):
     graph = attribute(prompt, model, max_feature_nodes=budget, batch_size=batch,
                       update_interval=interval)
@@ -257,6 +305,8 @@ def main():
         g = run_case(name, models[set_name], tok, PROMPTS[prompt], budget, batch, interval, out, root)
         print(name, "active", len(g.active_features), "selected", len(g.selected_features),
               "logits", len(g.logit_targets), "N", g.adjacency_matrix.shape[0])
+    for set_name, model in models.items():
+        replacement_fit(set_name, model, tok(PROMPTS["a"], return_tensors="pt").input_ids[0], out)
     import circuit_tracer
     meta = {"circuit_tracer": circuit_tracer.__version__, "cases": json.dumps(list(CASES)),
             "prompts": json.dumps(PROMPTS)}

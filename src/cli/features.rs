@@ -275,3 +275,19 @@ fn share(s: &str) -> Result<f64, String> {
         Err(_) => Err(format!("`{s}` is not a number")),
     }
 }
+
+/// `transcode`: a transcoder set in place of the MLPs on a text.
+#[derive(Debug, Args)]
+pub struct TranscodeArgs {
+    #[command(flatten)]
+    pub input: TextArgs,
+    /// The transcoders, as `graph --transcoders` takes them
+    #[arg(long, value_name = "DIR|ORG/NAME[/FOLDER]")]
+    pub transcoders: String,
+    /// Revision (branch, tag or commit) of hub transcoders
+    #[arg(long, value_name = "REVISION")]
+    pub transcoders_revision: Option<String>,
+    /// Features listed per layer and token, the most active first
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = at_least_one)]
+    pub per_token: u32,
+}

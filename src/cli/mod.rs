@@ -157,7 +157,7 @@ impl Command {
             | Command::Features(_) => &[],
             // --all-positions draws a coloured heatmap.
             Command::Lens(a) if a.all_positions => &[],
-            Command::Feature(_) | Command::Graph(_) => &[Color],
+            Command::Feature(_) | Command::Graph(_) | Command::Transcode(_) => &[Color],
             Command::Next(_)
             | Command::Trace(_)
             | Command::Embed(_)
@@ -372,9 +372,17 @@ pub enum Command {
     /// graph file Neuronpedia and circuit-tracer's viewer open
     #[command(
         mut_arg("texts", |a| a.help(ONE_TEXT)),
-        after_help = "Examples:\n  gpt2-inspect graph \"The capital of France is\" --transcoders DIR -o graph.json\n  gpt2-inspect graph \"The capital of France is\" --transcoders DIR --max-feature-nodes 2000 --raw graph.safetensors --json\n\nDIR holds circuit-tracer's per-layer transcoders: config.yaml (model_kind: transcoder_set,\nfeature_input_hook: ln2.hook_normalized, feature_output_hook: hook_mlp_out) and\nlayer_{i}.safetensors. <|endoftext|> is put before the text, as circuit-tracer does."
+        after_help = "Examples:\n  gpt2-inspect graph \"The capital of France is\" --transcoders DIR -o graph.json\n  gpt2-inspect graph \"The capital of France is\" --transcoders DIR --max-feature-nodes 2000 --raw graph.safetensors --json\n\nDIR holds circuit-tracer's transcoders (config.yaml with model_kind transcoder_set or\ncross_layer_transcoder, feature_input_hook: ln2.hook_normalized, feature_output_hook:\nhook_mlp_out, and the layers' files), SAELens's (a folder per layer) or sparsify's\n(h.{i}.mlp/). <|endoftext|> is put before the text, as circuit-tracer does."
     )]
     Graph(GraphArgs),
+    /// Transcoders in place of the MLPs: per layer and token the active features, each MLP
+    /// output's reconstruction error, and the next-token loss with every MLP replaced by its
+    /// transcoder (the replacement model's fidelity)
+    #[command(
+        mut_arg("texts", |a| a.help(ONE_TEXT)),
+        after_help = "Examples:\n  gpt2-inspect transcode \"The capital of France is\" --transcoders DIR\n  gpt2-inspect transcode \"The capital of France is\" --transcoders DIR --per-token 5 --json\n\nDIR is a transcoder set as graph reads it (circuit-tracer's, SAELens's or sparsify's)."
+    )]
+    Transcode(TranscodeArgs),
     /// Input attribution: how much each input token matters to the prediction (gradient,
     /// input × gradient, integrated gradients as Captum computes them, or attention rollout)
     #[command(

@@ -31,6 +31,7 @@ mod score_shards;
 mod serve;
 mod tokenize;
 mod trace;
+mod transcode;
 
 use std::io::{self, Write};
 
@@ -81,6 +82,7 @@ commands! {
     Features => features,
     Feature => feature,
     Graph => graph,
+    Transcode => transcode,
     Saliency => saliency,
     Heads => heads,
     Merge => merge,

@@ -329,3 +329,54 @@ pub struct DrawnEdge {
     pub target: usize,
     pub weight: f32,
 }
+
+/// `transcode`: how a transcoder set stands in for the MLPs on a text.
+#[derive(Debug, Clone, Serialize)]
+pub struct TranscodeReport {
+    #[serde(flatten)]
+    pub header: Header,
+    pub transcoders: String,
+    pub scan: String,
+    pub d_transcoder: usize,
+    pub cross_layer: bool,
+    pub input_ids: Vec<u32>,
+    pub tokens: Vec<String>,
+    /// Mean next-token loss over the text.
+    pub loss: TranscodeLoss,
+    pub layers: Vec<TranscodeLayer>,
+}
+
+/// Mean next-token cross-entropy: the clean run's, with every MLP's output replaced by its
+/// transcoder's, and with every MLP's output zeroed; `recovered` = (zeroed − replaced) /
+/// (zeroed − clean), the share of the MLPs' loss the transcoders recover (`null` when
+/// zeroing the MLPs changes nothing).
+#[derive(Debug, Clone, Serialize)]
+pub struct TranscodeLoss {
+    pub clean: f64,
+    pub replaced: f64,
+    pub zeroed: f64,
+    pub recovered: Option<f64>,
+}
+
+/// One layer on the clean run.
+#[derive(Debug, Clone, Serialize)]
+pub struct TranscodeLayer {
+    pub layer: usize,
+    /// Mean active features per token.
+    pub mean_active: f64,
+    /// Fraction of the MLP output's variance (over the text's tokens) left unexplained:
+    /// Σ ‖y − ŷ‖² / Σ ‖y − ȳ‖².
+    pub fvu: f64,
+    pub positions: Vec<TranscodePosition>,
+}
+
+/// One layer at one token.
+#[derive(Debug, Clone, Serialize)]
+pub struct TranscodePosition {
+    pub active: usize,
+    /// ‖y − ŷ‖ and ‖y‖ of the MLP's output y.
+    pub error_norm: f32,
+    pub output_norm: f32,
+    /// The most active features, most first (at most `--per-token`).
+    pub features: Vec<FeatureValue>,
+}

@@ -33,6 +33,7 @@ pub const COMMANDS: &[&str] = &[
     "features",
     "feature",
     "graph",
+    "transcode",
 ];
 
 /// Options the API refuses, with why: the model is the server's, the answer is JSON, and a

@@ -553,3 +553,95 @@ fn interventions_outside_the_transcoders_are_refused_first() {
         assert!(!out.exists(), "{flag} {node}: nothing written");
     }
 }
+
+/// The replacement model's fidelity (`transcode`) against circuit-tracer's transcoder objects
+/// on TransformerLens hooks: every layer's activations and reconstruction errors on the clean
+/// run, and the next-token losses clean, with every MLP replaced and with every MLP zeroed.
+#[test]
+fn replacement_fits_equal_circuit_tracers_transcoders() {
+    use gpt2_inspect::analysis::transcoder::spliced::fit;
+    let r = reference();
+    let (cfg, m) = model();
+    for set in ["relu", "jumprelu-skip", "clt"] {
+        let tset = TranscoderSet::load(&set_dir(set), &cfg).unwrap();
+        let key = |k: &str| format!("{set}.fit.{k}");
+        let ids: Vec<u32> = ints(&r[&key("input_ids")])
+            .iter()
+            .map(|&i| i as u32)
+            .collect();
+        let f = fit(&m, &tset, &ids).unwrap();
+        let stack = |get: &dyn Fn(usize) -> Tensor| -> Vec<f32> {
+            (0..cfg.n_layer).flat_map(|l| flat(&get(l))).collect()
+        };
+        let acts = stack(&|l| f.layers[l].acts.clone());
+        let d = relative(&acts, &flat(&r[&key("acts")]));
+        assert!(d < 1e-4, "{set}: activations off by {d}");
+        let errors = stack(&|l| f.layers[l].errors.clone());
+        let d = relative(&errors, &flat(&r[&key("errors")]));
+        assert!(d < 1e-4, "{set}: reconstruction errors off by {d}");
+        let want = flat(&r[&key("losses")]);
+        let t = ids.len() - 1;
+        for (i, (name, got)) in [
+            ("clean", &f.clean),
+            ("replaced", &f.replaced),
+            ("zeroed", &f.zeroed),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let d = crate::common::max_abs_diff(got, &want[i * t..(i + 1) * t]);
+            assert!(d < 1e-4, "{set}: {name} losses off by {d}");
+        }
+        assert!(
+            crate::common::max_abs_diff(&f.clean, &f.replaced) > 1e-3,
+            "{set}: replacing the MLPs changes the loss"
+        );
+    }
+}
+
+/// `transcode --json` reports circuit-tracer's fit: the same tokens, the mean losses and each
+/// token's active count at every layer; a one-token text is refused as misuse.
+#[test]
+fn transcode_reports_circuit_tracers_fit() {
+    let r = reference();
+    let (_, meta) = crate::common::fixture_file("graphs/reference.safetensors");
+    let prompts: serde_json::Value = serde_json::from_str(&meta["prompts"]).unwrap();
+    let dir = set_dir("clt");
+    let got = crate::common::json(&[
+        "transcode",
+        prompts["a"].as_str().unwrap(),
+        "--transcoders",
+        dir.to_str().unwrap(),
+    ]);
+    let ids: Vec<i64> = (got["input_ids"].as_array().unwrap().iter())
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, ints(&r["clt.fit.input_ids"]));
+    let losses = flat(&r["clt.fit.losses"]);
+    let t = ids.len() - 1;
+    for (i, name) in ["clean", "replaced", "zeroed"].into_iter().enumerate() {
+        let want = losses[i * t..(i + 1) * t]
+            .iter()
+            .map(|&v| v as f64)
+            .sum::<f64>()
+            / t as f64;
+        let v = got["loss"][name].as_f64().unwrap();
+        assert!((v - want).abs() < 1e-4, "{name}: {v} {want}");
+    }
+    let acts = flat(&r["clt.fit.acts"]);
+    let d_tc = acts.len() / (3 * ids.len());
+    for (l, layer) in got["layers"].as_array().unwrap().iter().enumerate() {
+        for (p, at) in layer["positions"].as_array().unwrap().iter().enumerate() {
+            let row = &acts[(l * ids.len() + p) * d_tc..(l * ids.len() + p + 1) * d_tc];
+            let active = row.iter().filter(|&&a| a != 0.0).count() as u64;
+            assert_eq!(
+                at["active"].as_u64(),
+                Some(active),
+                "layer {l} position {p}"
+            );
+        }
+    }
+    let mut c = crate::common::cmd();
+    c.args(["transcode", "The", "--transcoders"]).arg(&dir);
+    crate::common::fails(&mut c, 2, &["two tokens or more"]);
+}

@@ -312,6 +312,20 @@ fn the_api_answers_what_the_command_line_prints() {
         .map(String::from)
         .to_vec(),
     ));
+    pairs.push((
+        "transcode",
+        format!(r#"{{"text": "The cat sat", "transcoders": "{tc}", "per_token": 2}}"#),
+        ([
+            "transcode",
+            "The cat sat",
+            "--transcoders",
+            &tc,
+            "--per-token",
+            "2",
+        ])
+        .map(String::from)
+        .to_vec(),
+    ));
     for (command, body, args) in &pairs {
         let (body, args) = (
             body.as_str(),

@@ -8,6 +8,7 @@
 
 mod config;
 mod formats;
+pub mod spliced;
 pub use config::*;
 
 use std::path::{Path, PathBuf};
@@ -453,12 +454,10 @@ impl Transcoder {
         }
     }
 
-    /// This layer's own reconstruction `(T, C)` from dense activations `acts` `(T, d_tc)` of
-    /// inputs `x` `(T, C)`: each library's `decode` (with the skip connection), from the
-    /// active features' decoder rows only. In a cross-layer transcoder, the part this
-    /// layer's features write to their own layer, plus its bias.
-    pub fn decode(&self, acts: &Tensor, x: &Tensor) -> Result<Tensor> {
-        let c = x.dim(1)?;
+    /// What dense activations `acts` `(T, d_tc)` write to each layer this one writes to,
+    /// `Σ a W_dec[f, k]` `(T, C)` for slot `k` (layer `i + k`), read from the active
+    /// features' decoder rows only.
+    pub fn decode_slots(&self, acts: &Tensor, c: usize) -> Result<Vec<Tensor>> {
         let rows = acts.to_vec2::<f32>()?;
         let mut sums = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -467,14 +466,26 @@ impl Transcoder {
                 .collect();
             let a: Vec<f32> = feats.iter().map(|&f| row[f as usize]).collect();
             sums.push(match feats.is_empty() {
-                true => Tensor::zeros(c, DType::F32, &Device::Cpu)?,
+                true => Tensor::zeros(self.writes * c, DType::F32, &Device::Cpu)?,
                 false => Tensor::new(a.as_slice(), &Device::Cpu)?
                     .unsqueeze(0)?
-                    .matmul(&self.decoder_rows(&feats)?.narrow(1, 0, c)?)?
+                    .matmul(&self.decoder_rows(&feats)?)?
                     .squeeze(0)?,
             });
         }
-        self.reconstruction(&Tensor::stack(&sums, 0)?, x)
+        let all = Tensor::stack(&sums, 0)?; // (T, writes · C)
+        (0..self.writes)
+            .map(|k| Ok(all.narrow(1, k * c, c)?.contiguous()?))
+            .collect()
+    }
+
+    /// This layer's own reconstruction `(T, C)` from dense activations `acts` `(T, d_tc)` of
+    /// inputs `x` `(T, C)`: each library's `decode` (with the skip connection). In a
+    /// cross-layer transcoder, the part this layer's features write to their own layer,
+    /// plus its bias.
+    pub fn decode(&self, acts: &Tensor, x: &Tensor) -> Result<Tensor> {
+        let own = self.decode_slots(acts, x.dim(1)?)?.swap_remove(0);
+        self.reconstruction(&own, x)
     }
 
     /// The skip connection's input gradient `g W_skip` `(M, C)` of an output gradient `g`

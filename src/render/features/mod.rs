@@ -6,3 +6,4 @@ pub mod graph;
 pub mod graph_svg;
 pub mod heatmap;
 pub mod table;
+pub mod transcode;

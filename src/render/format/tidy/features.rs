@@ -75,3 +75,34 @@ impl Tabular for GraphReport {
         one("nodes", t)
     }
 }
+
+impl Tabular for crate::reports::TranscodeReport {
+    fn tables(&self) -> Vec<(&'static str, Table)> {
+        let mut t = Table::new(&[
+            "layer",
+            "position",
+            "token",
+            "active",
+            "error_norm",
+            "output_norm",
+            "feature",
+            "activation",
+        ]);
+        for layer in &self.layers {
+            for (p, at) in layer.positions.iter().enumerate() {
+                let lead = [
+                    layer.layer.into(),
+                    p.into(),
+                    self.tokens[p].as_str().into(),
+                    at.active.into(),
+                    at.error_norm.into(),
+                    at.output_norm.into(),
+                ];
+                for f in &at.features {
+                    t.push([lead.to_vec(), vec![f.id.into(), f.activation.into()]].concat());
+                }
+            }
+        }
+        one("features", t)
+    }
+}
