@@ -179,15 +179,8 @@ pub struct FeatureArgs {
 pub struct GraphArgs {
     #[command(flatten)]
     pub input: TextArgs,
-    /// The transcoders: a folder in circuit-tracer's format (config.yaml of a per-layer set
-    /// or a cross-layer transcoder), SAELens's (a cfg.json + sae_weights.safetensors folder
-    /// a layer) or sparsify's (h.{i}.mlp/), or a hub repository holding one (ORG/NAME, or
-    /// its folder ORG/NAME/FOLDER)
-    #[arg(long, value_name = "DIR|ORG/NAME[/FOLDER]")]
-    pub transcoders: String,
-    /// Revision (branch, tag or commit) of hub transcoders
-    #[arg(long, value_name = "REVISION")]
-    pub transcoders_revision: Option<String>,
+    #[command(flatten)]
+    pub set: TranscoderArgs,
     /// Write the pruned graph as circuit-tracer's create_graph_files writes it, the JSON
     /// Neuronpedia and circuit-tracer's viewer open (atomically)
     #[arg(short = 'o', long, value_name = "FILE")]
@@ -281,13 +274,23 @@ fn share(s: &str) -> Result<f64, String> {
 pub struct TranscodeArgs {
     #[command(flatten)]
     pub input: TextArgs,
-    /// The transcoders, as `graph --transcoders` takes them
+    #[command(flatten)]
+    pub set: TranscoderArgs,
+    /// Features listed per layer and token, the most active first
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = at_least_one)]
+    pub per_token: u32,
+}
+
+/// A transcoder set, as `graph` and `transcode` take it.
+#[derive(Debug, Args)]
+pub struct TranscoderArgs {
+    /// The transcoders: a folder in circuit-tracer's format (config.yaml of a per-layer set
+    /// or a cross-layer transcoder), SAELens's (a cfg.json + sae_weights.safetensors folder
+    /// a layer) or sparsify's (h.{i}.mlp/), or a hub repository holding one (ORG/NAME, or
+    /// its folder ORG/NAME/FOLDER)
     #[arg(long, value_name = "DIR|ORG/NAME[/FOLDER]")]
     pub transcoders: String,
     /// Revision (branch, tag or commit) of hub transcoders
     #[arg(long, value_name = "REVISION")]
     pub transcoders_revision: Option<String>,
-    /// Features listed per layer and token, the most active first
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = at_least_one)]
-    pub per_token: u32,
 }

@@ -28,8 +28,8 @@ use crate::tokenizer::Tokenizer;
 
 pub fn run(session: &Session, args: &GraphArgs, out: &mut dyn Write) -> Result<()> {
     let cfg = session.config()?;
-    let revision = args.transcoders_revision.as_deref();
-    let tset = session.transcoders(&args.transcoders, revision, cfg)?;
+    let revision = args.set.transcoders_revision.as_deref();
+    let tset = session.transcoders(&args.set.transcoders, revision, cfg)?;
     let (prepared, model) =
         session.prepare_and_load(&args.input, cfg, cfg.n_layer, Take::STRICT)?;
     if prepared.texts.len() > 1 {
@@ -188,7 +188,7 @@ fn report(
         .collect::<Result<_>>()?;
     Ok(GraphReport {
         header: session.header(Some(text))?,
-        transcoders: args.transcoders.clone(),
+        transcoders: args.set.transcoders.clone(),
         scan: tset.scan.clone(),
         d_transcoder: tset.d_tc,
         skip_connection: tset.has_skip(),

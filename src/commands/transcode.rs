@@ -18,8 +18,8 @@ use crate::session::{decoded, emit, Session, Take};
 
 pub fn run(session: &Session, args: &TranscodeArgs, out: &mut dyn Write) -> Result<()> {
     let cfg = session.config()?;
-    let revision = args.transcoders_revision.as_deref();
-    let tset = session.transcoders(&args.transcoders, revision, cfg)?;
+    let revision = args.set.transcoders_revision.as_deref();
+    let tset = session.transcoders(&args.set.transcoders, revision, cfg)?;
     let (prepared, model) =
         session.prepare_and_load(&args.input, cfg, cfg.n_layer, Take::STRICT)?;
     let Texts {
@@ -42,7 +42,7 @@ pub fn run(session: &Session, args: &TranscodeArgs, out: &mut dyn Write) -> Resu
         .collect::<Result<_>>()?;
     let report = TranscodeReport {
         header: session.header(Some(&texts[0]))?,
-        transcoders: args.transcoders.clone(),
+        transcoders: args.set.transcoders.clone(),
         scan: tset.scan.clone(),
         d_transcoder: tset.d_tc,
         cross_layer: tset.cross_layer(),
