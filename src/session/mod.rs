@@ -365,13 +365,9 @@ impl Session {
         let rev = revision.unwrap_or("main");
         let config = match hub.file(&at.repo_id, rev, &at.path("config.yaml")) {
             Ok(config) => config,
-            // No circuit-tracer config: sparsify's folders, whose names are known.
-            Err(e) => match sparsify_from_hub(&hub, &at, rev, cfg.n_layer) {
-                Some(dir) => {
-                    return dir
-                        .and_then(|d| TranscoderSet::load(&d, cfg))
-                        .map_err(named)
-                }
+            // No circuit-tracer config: sparsify's or SAELens's folders, by name.
+            Err(e) => match layers_from_hub(&hub, &at, rev, cfg.n_layer).map_err(named)? {
+                Some(dir) => return TranscoderSet::load(&dir, cfg).map_err(named),
                 None => return Err(named(e)),
             },
         };
@@ -704,29 +700,46 @@ fn terminal_width() -> Option<usize> {
         .filter(|&w| w > 0)
 }
 
-/// sparsify's transcoder folders `h.{i}.mlp/` (`cfg.json`, `sae.safetensors`) of every layer
-/// fetched from the hub folder `at` into the cache: the folder holding them, or `None` when
-/// the hub has no `h.0.mlp/cfg.json` there.
-fn sparsify_from_hub(
+/// Layer `i`'s folder name, and the config and weights in it.
+type LayerFolders = (fn(usize) -> String, [&'static str; 2]);
+
+/// The folder names and files of the transcoder sets kept a folder a layer that a hub
+/// folder is probed for when it has no circuit-tracer config: sparsify's `h.{i}.mlp/`, and
+/// SAELens's named by the hook they read, `blocks.{i}.ln2.hook_normalized/` (as
+/// `save_model` is given them).
+const LAYER_FOLDERS: [LayerFolders; 2] = [
+    (|i| format!("h.{i}.mlp"), ["cfg.json", "sae.safetensors"]),
+    (
+        |i| format!("blocks.{i}.ln2.hook_normalized"),
+        ["cfg.json", "sae_weights.safetensors"],
+    ),
+];
+
+/// A set kept a folder a layer ([`LAYER_FOLDERS`]) fetched from the hub folder `at` into
+/// the cache: the folder holding the layers' folders, or `None` when the hub has neither
+/// kind's first config there.
+fn layers_from_hub(
     hub: &Hub,
     at: &HubFolder,
     rev: &str,
     n_layer: usize,
-) -> Option<Result<std::path::PathBuf>> {
-    let first = hub
-        .file(&at.repo_id, rev, &at.path("h.0.mlp/cfg.json"))
-        .ok()?;
-    let fetch = || -> Result<std::path::PathBuf> {
+) -> Result<Option<std::path::PathBuf>> {
+    for (folder, files) in LAYER_FOLDERS {
+        let probe = format!("{}/{}", folder(0), files[0]);
+        let Some(first) = hub.optional(&at.repo_id, rev, &at.path(&probe))? else {
+            continue;
+        };
         for i in 0..n_layer {
-            for f in ["cfg.json", "sae.safetensors"] {
-                hub.file(&at.repo_id, rev, &at.path(&format!("h.{i}.mlp/{f}")))?;
+            for f in files {
+                hub.file(&at.repo_id, rev, &at.path(&format!("{}/{f}", folder(i))))?;
             }
         }
         let dir = first.parent().and_then(|p| p.parent());
-        dir.map(|d| d.to_path_buf())
-            .ok_or_else(|| anyhow::anyhow!("{} lies in no folder", first.display()))
-    };
-    Some(fetch())
+        return dir
+            .map(|d| Some(d.to_path_buf()))
+            .ok_or_else(|| anyhow::anyhow!("{} lies in no folder", first.display()));
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

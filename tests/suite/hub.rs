@@ -695,6 +695,10 @@ fn transcoders_come_from_a_hub_repository() {
         &crate::common::fixtures().join("transcoders/sparsify-relu"),
         &s.0.join("repo/sparsify"),
     );
+    copy_tree(
+        &crate::common::fixtures().join("transcoders/saelens-skip"),
+        &s.0.join("repo/saelens"),
+    );
     // No scan in the hub's config: circuit-tracer's name for the set is used.
     let cfg = std::fs::read_to_string(folder.join("config.yaml")).unwrap();
     let cfg: String = cfg
@@ -744,11 +748,13 @@ fn transcoders_come_from_a_hub_repository() {
             .any(|l| l.contains("someone/tiny-transcoders/resolve/main/relu/layer_2.safetensors")),
         "{log:?}"
     );
-    // A cross-layer transcoder and a sparsify set (no config.yaml: h.{i}.mlp/ fetched by
-    // name) give the same graphs as their local folders.
+    // A cross-layer transcoder, a sparsify set and a SAELens set (no config.yaml: h.{i}.mlp/
+    // or blocks.{i}.ln2.hook_normalized/ fetched by name) give the same graphs as their local
+    // folders.
     for (sub, local) in [
         ("clt", "graphs/clt"),
         ("sparsify", "transcoders/sparsify-relu"),
+        ("saelens", "transcoders/saelens-skip"),
     ] {
         let local = crate::common::fixtures().join(local);
         let want = crate::common::json(&["graph", TEXT, "--transcoders", local.to_str().unwrap()]);
