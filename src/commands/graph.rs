@@ -611,23 +611,32 @@ fn feature_details(
         let slots = row.reshape((row.dim(1)? / c, c))?;
         directions.push(slots.sum(0)?);
     }
-    let logits = model
-        .unembedding()
-        .matmul_t(&candle_core::Tensor::stack(&directions, 0)?)?
-        .to_vec2::<f32>()?; // (n, V)
-    for (&i, l) in feats.iter().zip(&logits) {
-        nodes[i].top_logits = (crate::dist::top_k(l, FEATURE_LOGITS).into_iter())
-            .map(|t| {
-                Ok(TokenValue {
-                    id: t as u32,
-                    token: tokenizer.token_text(t as u32)?,
-                    value: l[t],
+    // A few features' logits `(n, V)` at a time: memory does not grow with the kept nodes.
+    for (chunk, dirs) in feats
+        .chunks(LOGIT_CHUNK)
+        .zip(directions.chunks(LOGIT_CHUNK))
+    {
+        let logits = model
+            .unembedding()
+            .matmul_t(&candle_core::Tensor::stack(dirs, 0)?)?
+            .to_vec2::<f32>()?;
+        for (&i, l) in chunk.iter().zip(&logits) {
+            nodes[i].top_logits = (crate::dist::top_k(l, FEATURE_LOGITS).into_iter())
+                .map(|t| {
+                    Ok(TokenValue {
+                        id: t as u32,
+                        token: tokenizer.token_text(t as u32)?,
+                        value: l[t],
+                    })
                 })
-            })
-            .collect::<Result<_>>()?;
+                .collect::<Result<_>>()?;
+        }
     }
     Ok(())
 }
+
+/// Features whose logits are computed at once.
+const LOGIT_CHUNK: usize = 32;
 
 /// Our position-embedding nodes, as drawn.
 fn position_nodes(pn: &PositionNodes) -> Vec<DrawnNode> {

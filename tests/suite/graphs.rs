@@ -645,3 +645,50 @@ fn transcode_reports_circuit_tracers_fit() {
     c.args(["transcode", "The", "--transcoders"]).arg(&dir);
     crate::common::fails(&mut c, 2, &["two tokens or more"]);
 }
+
+/// The drawing `graph --json` carries: each kept feature's top logits are its decoder rows
+/// summed over the layers it writes to, times W_Uᵀ (computed here from the files), and its
+/// activation is the graph's at its position; for a per-layer set (more kept features than
+/// one chunk of logits) and a cross-layer set.
+#[test]
+fn the_drawing_carries_each_features_logits_and_activations() {
+    let (model, _) = crate::common::fixture_file_at(&model_dir().join("model.safetensors"));
+    let w_u = model["transformer.wte.weight"].clone(); // (V, C)
+    for set in ["relu", "clt"] {
+        let dir = set_dir(set);
+        let text = "When Mary and John went to the store, John gave a drink to";
+        let got = crate::common::json(&["graph", text, "--transcoders", dir.to_str().unwrap()]);
+        let nodes = got["graph"]["nodes"].as_array().unwrap();
+        let feats: Vec<&serde_json::Value> =
+            nodes.iter().filter(|n| n["kind"] == "feature").collect();
+        // The per-layer set keeps more features than one chunk of logits.
+        let least = if set == "relu" { 33 } else { 1 };
+        assert!(feats.len() >= least, "{set}: {} kept features", feats.len());
+        for n in feats {
+            let l = n["row"].as_u64().unwrap() as usize - 1;
+            let f = n["feature"].as_u64().unwrap() as usize;
+            let (file, name) = match set {
+                "clt" => (format!("W_dec_{l}.safetensors"), format!("W_dec_{l}")),
+                _ => (format!("layer_{l}.safetensors"), "W_dec".to_string()),
+            };
+            let (t, _) = crate::common::fixture_file_at(&dir.join(file));
+            let row = t[&name].get(f).unwrap(); // (C,) or (L − l, C)
+            let dir_vec = match row.rank() {
+                1 => row,
+                _ => row.sum(0).unwrap(),
+            };
+            let logits = flat(&w_u.matmul(&dir_vec.unsqueeze(1).unwrap()).unwrap());
+            let mut order: Vec<usize> = (0..logits.len()).collect();
+            order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+            for (k, top) in n["top_logits"].as_array().unwrap().iter().enumerate() {
+                let id = top["id"].as_u64().unwrap() as usize;
+                assert_eq!(id, order[k], "{set} {}: top logit {k}", n["node_id"]);
+                let v = top["value"].as_f64().unwrap() as f32;
+                assert!((v - logits[id]).abs() < 1e-4, "{set}: {v} {}", logits[id]);
+            }
+            let p = n["position"].as_u64().unwrap() as usize;
+            let acts = n["activations"].as_array().unwrap();
+            assert_eq!(acts[p].as_f64(), n["activation"].as_f64(), "{set}");
+        }
+    }
+}
